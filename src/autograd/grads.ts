@@ -1,0 +1,218 @@
+/**
+ * Every backward rule, one per differentiable op, keyed by the op name its forward records.
+ * A rule maps the output gradient `g` to one gradient per input (null where the input needs
+ * none). Rules run with grad mode off and use ordinary tensor ops; broadcasting is undone by
+ * `sumTo`. Composite ops (mean, var, logsumexp, dropout, …) have no rule: they differentiate
+ * through their parts.
+ * @module
+ */
+import type { UnaryOp } from '../backend/backend.js';
+import type { Tensor } from '../tensor/tensor.js';
+import * as ew from '../tensor/ops/elementwise.js';
+import * as nn from '../tensor/ops/nn.js';
+import { sum } from '../tensor/ops/reduce.js';
+import * as sh from '../tensor/ops/shape_ops.js';
+import { defineGrad, type Node } from './tape.js';
+
+const wants = (node: Node, i: number): boolean => node.inputs[i]!.requiresGrad;
+
+// ---- elementwise ---------------------------------------------------------------------------
+
+defineGrad('add', (g, n) => [wants(n, 0) ? sh.sumTo(g, n.inputs[0]!.shape) : null, wants(n, 1) ? sh.sumTo(g, n.inputs[1]!.shape) : null]);
+
+defineGrad('sub', (g, n) => [
+  wants(n, 0) ? sh.sumTo(g, n.inputs[0]!.shape) : null,
+  wants(n, 1) ? sh.sumTo(ew.neg(g), n.inputs[1]!.shape) : null,
+]);
+
+defineGrad('mul', (g, n) => {
+  const [a, b] = n.inputs as [Tensor, Tensor];
+  return [wants(n, 0) ? sh.sumTo(ew.mul(g, b), a.shape) : null, wants(n, 1) ? sh.sumTo(ew.mul(g, a), b.shape) : null];
+});
+
+defineGrad('div', (g, n) => {
+  const [a, b] = n.inputs as [Tensor, Tensor];
+  // d(a/b)/db = −(a/b)/b
+  return [
+    wants(n, 0) ? sh.sumTo(ew.div(g, b), a.shape) : null,
+    wants(n, 1) ? sh.sumTo(ew.neg(ew.div(ew.mul(g, n.output!), b)), b.shape) : null,
+  ];
+});
+
+defineGrad('pow', (g, n) => {
+  const [a, b] = n.inputs as [Tensor, Tensor];
+  // d(aᵇ)/da = b·aᵇ⁻¹, d(aᵇ)/db = aᵇ·ln a
+  return [
+    wants(n, 0) ? sh.sumTo(ew.mul(g, ew.mul(b, ew.pow(a, ew.sub(b, 1)))), a.shape) : null,
+    wants(n, 1) ? sh.sumTo(ew.mul(g, ew.mul(n.output!, ew.log(a))), b.shape) : null,
+  ];
+});
+
+// maximum/minimum: the gradient goes to the winner, split evenly on ties (as PyTorch)
+function extremeRule(g: Tensor, n: Node, greater: boolean): (Tensor | null)[] {
+  const [a, b] = n.inputs as [Tensor, Tensor];
+  const share = (x: Tensor, y: Tensor): Tensor => {
+    const win = greater ? ew.gt(x, y) : ew.lt(x, y);
+    const tie = ew.eq(x, y);
+    const w = ew.add(ew.cast(win, g.dtype), ew.mul(ew.cast(tie, g.dtype), 0.5));
+    return ew.mul(g, w);
+  };
+  return [wants(n, 0) ? sh.sumTo(share(a, b), a.shape) : null, wants(n, 1) ? sh.sumTo(share(b, a), b.shape) : null];
+}
+defineGrad('maximum', (g, n) => extremeRule(g, n, true));
+defineGrad('minimum', (g, n) => extremeRule(g, n, false));
+
+defineGrad('where', (g, n) => {
+  const cond = n.attrs.cond as Tensor;
+  const [a, b] = n.inputs as [Tensor, Tensor];
+  return [
+    wants(n, 0) ? sh.sumTo(ew.where(cond, g, 0), a.shape) : null,
+    wants(n, 1) ? sh.sumTo(ew.where(cond, 0, g), b.shape) : null,
+  ];
+});
+
+const UNARY: UnaryOp[] = ['neg', 'abs', 'sign', 'exp', 'log', 'sqrt', 'rsqrt', 'sin', 'cos', 'tanh', 'sigmoid', 'relu', 'gelu', 'gelu_tanh', 'silu', 'erf', 'floor', 'ceil', 'round'];
+for (const op of UNARY) defineGrad(op, (g, n) => [ew.unaryBackward(op, n.inputs[0]!, g)]);
+
+defineGrad('cast', (g, n) => [ew.cast(g, n.inputs[0]!.dtype)]);
+defineGrad('clone', (g) => [g]);
+
+// ---- reductions ----------------------------------------------------------------------------
+
+// g reshaped to the keepdim shape, so it broadcasts against the input
+function keepShape(g: Tensor, n: Node): Tensor {
+  const x = n.inputs[0]!;
+  const axes = n.attrs.axes as number[];
+  return sh.reshape(g, x.shape.map((d, i) => (axes.includes(i) ? 1 : d)));
+}
+
+defineGrad('sum', (g, n) => [sh.expand(keepShape(g, n), n.inputs[0]!.shape)]);
+
+function extremeReduceRule(g: Tensor, n: Node): Tensor[] {
+  const x = n.inputs[0]!;
+  const axes = n.attrs.axes as number[];
+  const hit = ew.eq(x, keepShape(n.output!, n));
+  const count = sum(hit, axes, true);
+  return [ew.where(hit, ew.div(keepShape(g, n), count), 0)];
+}
+defineGrad('max', extremeReduceRule);
+defineGrad('min', extremeReduceRule);
+
+defineGrad('norm', (g, n) => {
+  const x = n.inputs[0]!;
+  const p = n.attrs.p as number;
+  const nrm = keepShape(n.output!, n);
+  const gk = keepShape(g, n);
+  const zero = ew.eq(nrm, 0);
+  const safe = ew.where(zero, 1, nrm);
+  let dx: Tensor;
+  if (p === Infinity) {
+    // like max: shared among the entries of largest magnitude
+    const hit = ew.eq(ew.abs(x), nrm);
+    const count = sum(hit, n.attrs.axes as number[], true);
+    dx = ew.where(hit, ew.mul(ew.sign(x), ew.div(gk, count)), 0);
+  } else {
+    // d‖x‖_p/dx = sign(x)·|x|^(p−1) / ‖x‖^(p−1)
+    const num = p === 2 ? x : ew.mul(ew.sign(x), ew.pow(ew.abs(x), p - 1));
+    const den = p === 2 ? safe : ew.pow(safe, p - 1);
+    dx = ew.mul(ew.div(num, den), gk);
+  }
+  return [ew.where(zero, 0, dx)];
+});
+
+// ---- shape and indexing --------------------------------------------------------------------
+
+defineGrad('reshape', (g, n) => [sh.reshape(g, n.attrs.shape as number[])]);
+
+defineGrad('permute', (g, n) => {
+  const dims = n.attrs.dims as number[];
+  const inverse = dims.map((_, i) => dims.indexOf(i));
+  return [sh.permute(g, inverse)];
+});
+
+defineGrad('expand', (g, n) => [sh.sumTo(g, n.attrs.shape as number[])]);
+
+defineGrad('slice', (g, n) => [
+  sh.sliceBackward(g, n.attrs.shape as number[], n.attrs.axis as number, n.attrs.start as number, n.attrs.step as number),
+]);
+
+defineGrad('concat', (g, n) => {
+  const axis = n.attrs.axis as number;
+  return sh.split(g, n.attrs.sizes as number[], axis).map((p, i) => (wants(n, i) ? p : null));
+});
+
+defineGrad('indexSelect', (g, n) => [sh.scatterAddInto(n.attrs.shape as number[], n.attrs.axis as number, n.attrs.index as Tensor, g, true)]);
+
+defineGrad('gather', (g, n) => [sh.scatterAddInto(n.attrs.shape as number[], n.attrs.axis as number, n.attrs.index as Tensor, g, false)]);
+
+defineGrad('scatterAdd', (g, n) => [
+  wants(n, 0) ? g : null,
+  wants(n, 1) ? sh.gather(g, n.attrs.axis as number, n.attrs.index as Tensor) : null,
+]);
+
+// ---- nn ------------------------------------------------------------------------------------
+
+defineGrad('matmul', (g, n) => {
+  const [a, b] = n.inputs as [Tensor, Tensor];
+  const tA = n.attrs.transA as boolean;
+  const tB = n.attrs.transB as boolean;
+  // stored operands: A = tA ? aᵀ : a, B = tB ? bᵀ : b, out = A·B
+  const da = !wants(n, 0)
+    ? null
+    : tA
+      ? nn.matmul(b, g, { transA: tB, transB: true }) // (g·Bᵀ)ᵀ = B·gᵀ
+      : nn.matmul(g, b, { transB: !tB }); // g·Bᵀ
+  const db = !wants(n, 1)
+    ? null
+    : tB
+      ? nn.matmul(g, a, { transA: true, transB: tA }) // (Aᵀ·g)ᵀ = gᵀ·A
+      : nn.matmul(a, g, { transA: !tA }); // Aᵀ·g
+  return [da && sh.sumTo(da, a.shape), db && sh.sumTo(db, b.shape)];
+});
+
+defineGrad('linear', (g, n) => {
+  const [x, w] = n.inputs as [Tensor, Tensor];
+  const g2 = sh.reshape(g, [g.size / w.shape[0]! || 0, w.shape[0]!]);
+  const x2 = sh.reshape(x, [g2.shape[0]!, w.shape[1]!]);
+  return [
+    wants(n, 0) ? nn.matmul(g, w) : null,
+    wants(n, 1) ? nn.matmul(g2, x2, { transA: true }) : null,
+    n.inputs.length > 2 && wants(n, 2) ? sum(g2, 0) : null,
+  ];
+});
+
+defineGrad('softmax', (g, n) => {
+  const y = n.output!;
+  // dx = y·(g − Σ g·y)
+  return [ew.mul(y, ew.sub(g, sum(ew.mul(g, y), -1, true)))];
+});
+
+defineGrad('logSoftmax', (g, n) => {
+  const y = n.output!;
+  // dx = g − softmax·Σ g
+  return [ew.sub(g, ew.mul(ew.exp(y), sum(g, -1, true)))];
+});
+
+defineGrad('crossEntropy', (g, n) => [
+  nn.crossEntropyBackward(n.inputs[0]!, n.attrs.targets as Tensor, n.saved[0]!, g, n.attrs.ignoreIndex as number, n.attrs.smoothing as number),
+]);
+
+function normRule(g: Tensor, n: Node, rms: boolean): (Tensor | null)[] {
+  const hasW = n.attrs.hasWeight as boolean;
+  const hasB = n.attrs.hasBias as boolean;
+  const x = n.inputs[0]!;
+  const w = hasW ? n.inputs[1]! : null;
+  const [dx, ...rest] = nn.normBackward(g, x, w, n.saved[0]!, n.saved[1]!, hasB, n.attrs.rows as number, n.attrs.cols as number, rms);
+  const out: (Tensor | null)[] = [dx!];
+  if (hasW) out.push(rest.shift()!);
+  if (hasB) out.push(sh.reshape(rest.shift()!, n.inputs[n.inputs.length - 1]!.shape));
+  return out;
+}
+defineGrad('layerNorm', (g, n) => normRule(g, n, false));
+defineGrad('rmsNorm', (g, n) => normRule(g, n, true));
+
+defineGrad('attention', (g, n) => {
+  const [q, k, v] = n.inputs as [Tensor, Tensor, Tensor];
+  const mask = (n.attrs.hasMask as boolean) ? n.saved[1]! : null;
+  return nn.attentionBackward(q, k, v, n.output!, n.saved[0]!, g, mask, n.attrs as { scale: number; causal: boolean; maskBatchStride: number });
+});

@@ -1,0 +1,167 @@
+/**
+ * Explicit, observable memory: refcounted storage shared by views, `tidy` scopes, `dispose`,
+ * a FinalizationRegistry safety net, and {@link memory} counts per backend.
+ * @module
+ */
+import type { Backend, Storage } from '../backend/backend.js';
+import { itemSize } from '../backend/dtype.js';
+
+/** A backend storage shared by a tensor and its views (reshape), freed when the last one goes. */
+export class StorageRef {
+  refs = 1;
+  readonly bytes: number;
+  constructor(
+    readonly backend: Backend,
+    readonly storage: Storage,
+  ) {
+    this.bytes = storage.size * itemSize(storage.dtype);
+    const c = counter(backend.name);
+    c.bytes += this.bytes;
+    c.storages++;
+  }
+
+  retain(): this {
+    this.refs++;
+    return this;
+  }
+
+  release(): void {
+    if (--this.refs > 0) return;
+    const c = counter(this.backend.name);
+    c.bytes -= this.bytes;
+    c.storages--;
+    this.backend.free(this.storage);
+  }
+}
+
+/** Live tensors and bytes on one backend. */
+export interface BackendMemory {
+  /** Tensors not yet disposed (or collected). */
+  tensors: number;
+  /** Distinct storages alive (views share one). */
+  storages: number;
+  /** Bytes held by those storages. */
+  bytes: number;
+}
+
+const counters = new Map<string, BackendMemory>();
+
+function counter(name: string): BackendMemory {
+  let c = counters.get(name);
+  if (!c) counters.set(name, (c = { tensors: 0, storages: 0, bytes: 0 }));
+  return c;
+}
+
+/** What {@link memory} returns. */
+export interface MemoryInfo {
+  /** Live tensors over all backends. */
+  tensors: number;
+  /** Bytes over all backends. */
+  bytes: number;
+  /** Per backend name. */
+  backends: Record<string, BackendMemory>;
+}
+
+/** Live tensors and bytes, in total and per backend. */
+export function memory(): MemoryInfo {
+  const backends: Record<string, BackendMemory> = {};
+  let tensors = 0;
+  let bytes = 0;
+  for (const [name, c] of counters) {
+    backends[name] = { ...c };
+    tensors += c.tensors;
+    bytes += c.bytes;
+  }
+  return { tensors, bytes, backends };
+}
+
+/** What a tensor shares with the memory system. */
+export interface Tracked {
+  _scope: Set<Tracked> | null;
+  dispose(): void;
+}
+
+// A tensor that is garbage-collected undisposed still releases its storage.
+const finalizer = new FinalizationRegistry<{ buf: StorageRef; backend: string }>((held) => {
+  counter(held.backend).tensors--;
+  held.buf.release();
+});
+
+/** Count a new tensor, put it in the innermost tidy scope, and watch it for collection. */
+export function track(t: Tracked, buf: StorageRef, token: object): void {
+  counter(buf.backend.name).tensors++;
+  finalizer.register(t, { buf, backend: buf.backend.name }, token);
+  const scope = scopes[scopes.length - 1];
+  if (scope) {
+    scope.add(t);
+    t._scope = scope;
+  }
+}
+
+/** Undo {@link track} when a tensor is disposed. */
+export function untrack(t: Tracked, buf: StorageRef, token: object): void {
+  counter(buf.backend.name).tensors--;
+  finalizer.unregister(token);
+  t._scope?.delete(t);
+  t._scope = null;
+  buf.release();
+}
+
+const scopes: Set<Tracked>[] = [];
+
+/** Anything that may hold tensors: a tensor, or arrays and plain objects of them. */
+export type TensorContainer = unknown;
+
+function collect(x: unknown, out: Set<Tracked>, seen = new Set<unknown>()): void {
+  if (x === null || typeof x !== 'object' || seen.has(x)) return;
+  seen.add(x);
+  if ('_scope' in x && typeof (x as Tracked).dispose === 'function') {
+    out.add(x as Tracked);
+    return;
+  }
+  if (Array.isArray(x)) for (const v of x) collect(v, out, seen);
+  else if (x instanceof Map) for (const v of x.values()) collect(v, out, seen);
+  else if (Object.getPrototypeOf(x) === Object.prototype) for (const v of Object.values(x)) collect(v, out, seen);
+}
+
+/**
+ * Run `fn` and dispose every tensor it created, except those it returns (in an array or plain
+ * object too) and those passed to {@link keep}. Returned tensors move to the enclosing scope.
+ *
+ * @example
+ * const loss = tidy(() => model.forward(x).sub(y).pow(2).mean()); // intermediates are freed
+ */
+export function tidy<T>(fn: () => T): T {
+  const scope = new Set<Tracked>();
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    scopes.pop();
+    for (const t of scope) t.dispose();
+    throw e;
+  }
+  scopes.pop();
+  if (result instanceof Promise) {
+    for (const t of scope) t.dispose();
+    throw new Error('tidy: the function returned a Promise; tidy scopes are synchronous (await outside tidy)');
+  }
+  const kept = new Set<Tracked>();
+  collect(result, kept);
+  const parent = scopes[scopes.length - 1] ?? null;
+  for (const t of scope) {
+    if (kept.has(t)) {
+      t._scope = parent;
+      parent?.add(t);
+    } else t.dispose();
+  }
+  return result;
+}
+
+/** Take `t` out of every tidy scope: it lives until disposed. Returns `t`. */
+export function keep<T extends Tracked>(t: T): T {
+  t._scope?.delete(t);
+  t._scope = null;
+  return t;
+}

@@ -1,0 +1,240 @@
+/**
+ * Elementwise ops with NumPy broadcasting and PyTorch's type promotion. Backward rules are in
+ * `src/autograd/grads.ts` under the same op names.
+ * @module
+ */
+import type { BinaryOp, UnaryOp } from '../../backend/backend.js';
+import { isFloat, promoteTypes, type DType } from '../../backend/dtype.js';
+import { record } from '../../autograd/tape.js';
+import { broadcastStrides, fmt, tryBroadcast } from '../shape.js';
+import { Tensor } from '../tensor.js';
+import { computeDtype, desc, fail, inCompute, live, rawCast, scalarDtype, scalarTensor } from './util.js';
+
+type Operand = Tensor | number;
+
+/** Turn two operands into live tensors on one backend, promoted to a common dtype. */
+function operands(op: string, a: Operand, b: Operand): [Tensor, Tensor, DType, Tensor[]] {
+  if (typeof a === 'number' && typeof b === 'number') fail(op, 'expected at least one Tensor, got two numbers');
+  for (const x of [a, b])
+    if (typeof x !== 'number' && !(x instanceof Tensor)) fail(op, `expected a Tensor or a number, got ${typeof x}`);
+  const backend = live(op, a instanceof Tensor ? a : null, b instanceof Tensor ? b : null);
+  const temps: Tensor[] = [];
+  const dtype =
+    a instanceof Tensor && b instanceof Tensor
+      ? promoteTypes(a.dtype, b.dtype)
+      : a instanceof Tensor
+        ? scalarDtype(a.dtype, b as number)
+        : scalarDtype((b as Tensor).dtype, a as number);
+  const asTensor = (x: Operand): Tensor => {
+    if (typeof x === 'number') {
+      const t = scalarTensor(backend, x, dtype);
+      temps.push(t);
+      return t;
+    }
+    return x;
+  };
+  return [asTensor(a), asTensor(b), dtype, temps];
+}
+
+const COMPARISONS = new Set<BinaryOp>(['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'and', 'or']);
+
+function binary(op: BinaryOp, a: Operand, b: Operand): Tensor {
+  const [x, y, promoted, temps] = operands(op, a, b);
+  const shape = tryBroadcast(x.shape, y.shape);
+  if (!shape) fail(op, `shapes do not broadcast: ${fmt(x.shape)} and ${fmt(y.shape)}`);
+  // true division and pow of integers give floats, as in PyTorch
+  const dtype = op === 'div' && !isFloat(promoted) ? 'f32' : promoted;
+  const logical = op === 'and' || op === 'or';
+  const inDtype = logical ? 'bool' : dtype;
+  const outDtype = COMPARISONS.has(op) ? 'bool' : dtype;
+  const backend = x.backend;
+  const cd = computeDtype(backend, 'elementwise', inDtype);
+  const out = inCompute([rawCast(x, inDtype), rawCast(y, inDtype)], cd, outDtype, ([xc, yc]) => {
+    const o = Tensor._empty(backend, shape, COMPARISONS.has(op) ? 'bool' : cd);
+    backend.binary(
+      op,
+      xc!._storage(op),
+      broadcastStrides(xc!.shape, shape),
+      yc!._storage(op),
+      broadcastStrides(yc!.shape, shape),
+      o._storage(op),
+      shape,
+    );
+    return o;
+  });
+  if (COMPARISONS.has(op)) {
+    temps.forEach((t) => t.dispose());
+    return out;
+  }
+  // scalar operands become 0-d tensors owned by the node (the rules of mul, div, pow read them)
+  return record(op, [x, y], out, {}, temps);
+}
+
+/** a + b, broadcasting. */
+export const add = (a: Operand, b: Operand): Tensor => binary('add', a, b);
+/** a − b, broadcasting. */
+export const sub = (a: Operand, b: Operand): Tensor => binary('sub', a, b);
+/** a · b, broadcasting. */
+export const mul = (a: Operand, b: Operand): Tensor => binary('mul', a, b);
+/** a / b, broadcasting; integer operands give f32 (true division). */
+export const div = (a: Operand, b: Operand): Tensor => binary('div', a, b);
+/** a^b, broadcasting. */
+export const pow = (a: Operand, b: Operand): Tensor => binary('pow', a, b);
+/** Elementwise maximum (NaN propagates). */
+export const maximum = (a: Operand, b: Operand): Tensor => binary('maximum', a, b);
+/** Elementwise minimum (NaN propagates). */
+export const minimum = (a: Operand, b: Operand): Tensor => binary('minimum', a, b);
+/** a == b, as bool. */
+export const eq = (a: Operand, b: Operand): Tensor => binary('eq', a, b);
+/** a != b, as bool. */
+export const ne = (a: Operand, b: Operand): Tensor => binary('ne', a, b);
+/** a < b, as bool. */
+export const lt = (a: Operand, b: Operand): Tensor => binary('lt', a, b);
+/** a <= b, as bool. */
+export const le = (a: Operand, b: Operand): Tensor => binary('le', a, b);
+/** a > b, as bool. */
+export const gt = (a: Operand, b: Operand): Tensor => binary('gt', a, b);
+/** a >= b, as bool. */
+export const ge = (a: Operand, b: Operand): Tensor => binary('ge', a, b);
+/** Logical and of truthiness, as bool. */
+export const logicalAnd = (a: Operand, b: Operand): Tensor => binary('and', a, b);
+/** Logical or of truthiness, as bool. */
+export const logicalOr = (a: Operand, b: Operand): Tensor => binary('or', a, b);
+
+// Ops that keep integers integral; the rest compute in floats (f32 for integer inputs).
+const INTEGRAL = new Set<UnaryOp>(['neg', 'abs', 'sign', 'relu', 'floor', 'ceil', 'round']);
+
+function unary(op: UnaryOp, x: Tensor): Tensor {
+  const backend = live(op, x);
+  if (x.dtype === 'bool' && op !== 'isfinite') fail(op, `not defined for bool tensors (got ${desc(x)})`);
+  const dtype: DType = isFloat(x.dtype) || INTEGRAL.has(op) ? x.dtype : 'f32';
+  if (op === 'isfinite' && !isFloat(x.dtype)) {
+    const o = Tensor._empty(backend, x.shape, 'bool');
+    backend.fill(o._storage(op), 1);
+    return o;
+  }
+  if (!isFloat(dtype) && (op === 'floor' || op === 'ceil' || op === 'round')) return rawCopy(x);
+  const cd = computeDtype(backend, 'elementwise', dtype);
+  const out = inCompute([rawCast(x, dtype)], cd, op === 'isfinite' ? 'bool' : dtype, ([xc]) => {
+    const o = Tensor._empty(backend, x.shape, op === 'isfinite' ? 'bool' : cd);
+    backend.unary(op, xc!._storage(op), o._storage(op));
+    return o;
+  });
+  if (op === 'isfinite') return out;
+  return record(op, [x], out);
+}
+
+function rawCopy(x: Tensor): Tensor {
+  const o = Tensor._empty(x.backend, x.shape, x.dtype);
+  x.backend.cast(x._storage('copy'), o._storage('copy'));
+  return o;
+}
+
+export const neg = (x: Tensor): Tensor => unary('neg', x);
+export const abs = (x: Tensor): Tensor => unary('abs', x);
+/** −1, 0 or 1 by the sign of each element. */
+export const sign = (x: Tensor): Tensor => unary('sign', x);
+export const exp = (x: Tensor): Tensor => unary('exp', x);
+/** Natural logarithm. */
+export const log = (x: Tensor): Tensor => unary('log', x);
+export const sqrt = (x: Tensor): Tensor => unary('sqrt', x);
+/** 1/√x. */
+export const rsqrt = (x: Tensor): Tensor => unary('rsqrt', x);
+export const sin = (x: Tensor): Tensor => unary('sin', x);
+export const cos = (x: Tensor): Tensor => unary('cos', x);
+export const tanh = (x: Tensor): Tensor => unary('tanh', x);
+/** 1/(1 + e^−x). */
+export const sigmoid = (x: Tensor): Tensor => unary('sigmoid', x);
+/** max(x, 0). */
+export const relu = (x: Tensor): Tensor => unary('relu', x);
+/** x·σ(x) (swish). */
+export const silu = (x: Tensor): Tensor => unary('silu', x);
+/** The error function. */
+export const erf = (x: Tensor): Tensor => unary('erf', x);
+export const floor = (x: Tensor): Tensor => unary('floor', x);
+export const ceil = (x: Tensor): Tensor => unary('ceil', x);
+/** Round half to even. */
+export const round = (x: Tensor): Tensor => unary('round', x);
+/** Whether each element is finite (not ±∞ or NaN), as bool. */
+export const isfinite = (x: Tensor): Tensor => unary('isfinite', x);
+
+/**
+ * GELU: x·Φ(x) with the exact erf, or its tanh approximation with `{ approximate: 'tanh' }`
+ * (as `torch.nn.functional.gelu`).
+ */
+export function gelu(x: Tensor, opts: { approximate?: 'none' | 'tanh' } = {}): Tensor {
+  const a = opts.approximate ?? 'none';
+  if (a !== 'none' && a !== 'tanh') fail('gelu', `approximate must be 'none' or 'tanh', got '${String(a)}'`);
+  return unary(a === 'tanh' ? 'gelu_tanh' : 'gelu', x);
+}
+
+/** Logical not, as bool. */
+export function logicalNot(x: Tensor): Tensor {
+  return binary('eq', x, 0);
+}
+
+/** `x` converted to `dtype`; differentiable between float dtypes. */
+export function cast(x: Tensor, dtype: DType): Tensor {
+  live('cast', x);
+  if (x.dtype === dtype) return x;
+  return record('cast', [x], rawCast(x, dtype));
+}
+
+/** A copy of `x` with its own storage; differentiable (the gradient passes through). */
+export function clone(x: Tensor): Tensor {
+  live('clone', x);
+  return record('clone', [x], rawCopy(x));
+}
+
+/** `cond ? a : b` elementwise, broadcasting all three; `cond` is bool. */
+export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
+  live('where', cond);
+  if (cond.dtype !== 'bool') fail('where', `condition must be bool, got ${desc(cond)}`);
+  const [x, y, dtype, temps] = operands('where', a, b);
+  live('where', cond, x, y);
+  const shape = tryBroadcast(cond.shape, x.shape, y.shape);
+  if (!shape) fail('where', `shapes do not broadcast: ${fmt(cond.shape)}, ${fmt(x.shape)} and ${fmt(y.shape)}`);
+  const xc = rawCast(x, dtype);
+  const yc = rawCast(y, dtype);
+  const out = Tensor._empty(x.backend, shape, dtype);
+  x.backend.where(
+    cond._storage('where'),
+    broadcastStrides(cond.shape, shape),
+    xc._storage('where'),
+    broadcastStrides(xc.shape, shape),
+    yc._storage('where'),
+    broadcastStrides(yc.shape, shape),
+    out._storage('where'),
+    shape,
+  );
+  if (xc !== x) xc.dispose();
+  if (yc !== y) yc.dispose();
+  return record('where', [x, y], out, { cond }, temps);
+}
+
+/** Clamp into [min, max] (either bound may be omitted). */
+export function clamp(x: Tensor, min?: Operand | null, max?: Operand | null): Tensor {
+  live('clamp', x);
+  if ((min === null || min === undefined) && (max === null || max === undefined))
+    fail('clamp', 'at least one of min and max must be given');
+  let out = x;
+  if (min !== null && min !== undefined) out = maximum(out, min);
+  if (max !== null && max !== undefined) {
+    const lowered = minimum(out, max);
+    if (out !== x && !out.requiresGrad) out.dispose();
+    out = lowered;
+  }
+  return out;
+}
+
+/** @internal `dy · op′(x)` through the backend's unaryGrad kernel (the backward of every unary op). */
+export function unaryBackward(op: UnaryOp, x: Tensor, dy: Tensor): Tensor {
+  const backend = live(op, x, dy);
+  const dtype = dy.dtype;
+  const cd = computeDtype(backend, 'elementwise', dtype);
+  return inCompute([rawCast(x, dtype), dy], cd, dtype, ([xc, gc]) => {
+    const o = Tensor._empty(backend, x.shape, cd);
+    backend.unaryGrad(op, xc!._storage(op), gc!._storage(op), o._storage(op));
+    return o;
+  });
+}

@@ -1,0 +1,104 @@
+/** Helpers shared by the op modules: validation, scalars, casts, compute dtypes. @module */
+import type { Backend, KernelFamily } from '../../backend/backend.js';
+import { encode, isFloat, type DType } from '../../backend/dtype.js';
+import { fmt } from '../shape.js';
+import { Tensor } from '../tensor.js';
+
+/** Throw the error every op throws: `op: message`. */
+export function fail(op: string, message: string): never {
+  throw new Error(`${op}: ${message}`);
+}
+
+/** `[2,3] f32` — how errors name a tensor. */
+export function desc(t: Tensor): string {
+  return `${fmt(t.shape)} ${t.dtype}`;
+}
+
+/** Check that every argument is a live Tensor on one backend; return that backend. */
+export function live(op: string, ...ts: (Tensor | null | undefined)[]): Backend {
+  let backend: Backend | null = null;
+  for (const t of ts) {
+    if (t === null || t === undefined) continue;
+    if (!(t instanceof Tensor)) fail(op, `expected a Tensor, got ${typeof t === 'object' ? String(t) : typeof t}`);
+    t._storage(op);
+    if (backend && t.backend !== backend)
+      fail(op, `tensors are on different backends: '${backend.name}' and '${t.backend.name}' (move one with .to())`);
+    backend = t.backend;
+  }
+  return backend!;
+}
+
+/** A 0-d tensor of `value` on `backend`. */
+export function scalarTensor(backend: Backend, value: number, dtype: DType): Tensor {
+  const s = backend.alloc(dtype, 1);
+  backend.write(s, encode([value], dtype));
+  return Tensor._fromStorage(backend, s, []);
+}
+
+/** The dtype a JS number takes beside a tensor of `dtype`: floats stay, integers widen to f32 for a fraction. */
+export function scalarDtype(dtype: DType, value: number): DType {
+  if (isFloat(dtype)) return dtype;
+  if (!Number.isInteger(value)) return 'f32';
+  return dtype === 'bool' ? 'i32' : dtype;
+}
+
+/** `t` converted to `dtype` without recording a gradient (the same tensor when no change is needed). */
+export function rawCast(t: Tensor, dtype: DType): Tensor {
+  if (t.dtype === dtype) return t;
+  const out = Tensor._empty(t.backend, t.shape, dtype);
+  t.backend.cast(t._storage('cast'), out._storage('cast'));
+  return out;
+}
+
+/** The dtype `family` kernels of `backend` run in for tensors of `dtype`: itself, or f32. */
+export function computeDtype(backend: Backend, family: KernelFamily, dtype: DType): DType {
+  return backend.computes(family, dtype) ? dtype : 'f32';
+}
+
+/**
+ * Run a kernel in the dtype `backend` computes: inputs are cast to `cd` (if needed), `fn`
+ * writes outputs in `cd`, and the first `castBack` outputs in `cd` are cast back to `outDtype`.
+ * Temporaries are disposed.
+ */
+export function inCompute<T extends Tensor | Tensor[]>(
+  inputs: Tensor[],
+  cd: DType,
+  outDtype: DType,
+  fn: (xs: Tensor[]) => T,
+  castBack = 1,
+): T {
+  const xs = inputs.map((t) => rawCast(t, isFloat(t.dtype) ? cd : t.dtype));
+  const result = fn(xs);
+  xs.forEach((x, i) => x !== inputs[i] && x.dispose());
+  if (cd === outDtype) return result;
+  // the first `castBack` outputs return to outDtype; later ones (saved statistics) stay in cd
+  const back = (r: Tensor, i: number): Tensor => {
+    if (r.dtype !== cd || i >= castBack) return r;
+    const c = rawCast(r, outDtype);
+    r.dispose();
+    return c;
+  };
+  return (Array.isArray(result) ? result.map(back) : back(result, 0)) as T;
+}
+
+/** Normalise a possibly negative axis against `rank`, naming `op` when it is out of range. */
+export function normAxis(op: string, axis: number, rank: number): number {
+  if (!Number.isInteger(axis) || axis < -Math.max(rank, 1) || axis >= Math.max(rank, 1))
+    fail(op, `axis ${axis} is out of range for a tensor of rank ${rank}`);
+  return axis < 0 ? axis + Math.max(rank, 1) : axis;
+}
+
+/** Axes list (sorted, unique, non-negative); all axes for null/undefined. */
+export function normAxes(op: string, axis: number | readonly number[] | null | undefined, rank: number): number[] {
+  if (axis === null || axis === undefined) return [...Array(rank).keys()];
+  const list = typeof axis === 'number' ? [axis] : [...axis];
+  const out = [...new Set(list.map((a) => normAxis(op, a, rank)))].sort((a, b) => a - b);
+  if (out.length !== list.length) fail(op, `repeated axis in [${list.join(',')}]`);
+  return out;
+}
+
+/** Read an index tensor's values when the backend can (to validate ranges before a kernel runs). */
+export function peekIndices(t: Tensor): Int32Array | null {
+  const raw = t.backend.readSync?.(t._storage('index'));
+  return raw ? (raw as Int32Array) : null;
+}

@@ -1,0 +1,76 @@
+/**
+ * Seeded, counter-based random numbers. A {@link Generator} is a seed and an offset into the
+ * Philox stream (see `backend/philox.ts`); every backend produces the same numbers from the
+ * same state, and the state is two numbers that a checkpoint can save.
+ * @module
+ */
+import type { Backend, RandomDist } from '../backend/backend.js';
+import type { DType } from '../backend/dtype.js';
+import { sizeOf } from './shape.js';
+import { Tensor } from './tensor.js';
+
+/** The state of a {@link Generator}: its seed and how many Philox counters it has used. */
+export interface GeneratorState {
+  seed: number;
+  offset: number;
+}
+
+/** A stream of random numbers (like `torch.Generator`). */
+export class Generator {
+  private _seed: number;
+  private _offset = 0;
+
+  constructor(seed = 0) {
+    this._seed = checkSeed(seed);
+  }
+
+  /** Restart the stream from `seed`. */
+  manualSeed(seed: number): this {
+    this._seed = checkSeed(seed);
+    this._offset = 0;
+    return this;
+  }
+
+  get seed(): number {
+    return this._seed;
+  }
+
+  /** Save the position in the stream. */
+  getState(): GeneratorState {
+    return { seed: this._seed, offset: this._offset };
+  }
+
+  /** Return to a saved position. */
+  setState(state: GeneratorState): void {
+    if (!Number.isSafeInteger(state.offset) || state.offset < 0) throw new Error(`Generator.setState: bad offset ${state.offset}`);
+    this._seed = checkSeed(state.seed);
+    this._offset = state.offset;
+  }
+
+  /** @internal Fill a new tensor from the stream and advance it. */
+  sample(backend: Backend, shape: readonly number[], dtype: DType, dist: RandomDist): Tensor {
+    const out = Tensor._empty(backend, shape, dtype);
+    const n = sizeOf(shape);
+    if (n > 0) backend.random(out._storage('random'), dist, this._seed, this._offset);
+    this._offset += Math.ceil(n / 4);
+    return out;
+  }
+
+  /** @internal */
+  uniform(backend: Backend, shape: readonly number[], dtype: DType, low: number, high: number): Tensor {
+    return this.sample(backend, shape, dtype, { kind: 'uniform', low, high });
+  }
+}
+
+function checkSeed(seed: number): number {
+  if (!Number.isSafeInteger(seed) || seed < 0) throw new Error(`manualSeed: seed must be a non-negative safe integer, got ${seed}`);
+  return seed;
+}
+
+/** The generator used when none is passed. */
+export const defaultGenerator = new Generator(0);
+
+/** Reseed the default generator (like `torch.manual_seed`). */
+export function manualSeed(seed: number): void {
+  defaultGenerator.manualSeed(seed);
+}
