@@ -40,7 +40,7 @@ export {
 export { RefBackend } from './backend/ref/ref.js';
 export { philox4x32, philoxFill } from './backend/philox.js';
 
-export { tidy, keep, memory, type MemoryInfo, type BackendMemory } from './tensor/memory.js';
+export { tidy, keep, memory, type MemoryInfo, type BackendMemory, type Tracked } from './tensor/memory.js';
 export { Generator, defaultGenerator, manualSeed, type GeneratorState } from './tensor/random.js';
 export {
   tensor,
@@ -59,6 +59,7 @@ export {
   normal,
   uniform,
   type CreateOptions,
+  type TypedData,
   type RandomOptions,
 } from './tensor/ops/creation.js';
 export {
@@ -101,8 +102,9 @@ export {
   clone,
   where,
   clamp,
+  type Operand,
 } from './tensor/ops/elementwise.js';
-export { sum, mean, max, min, argmax, argmin, logsumexp, variance, std, norm, type VarOptions } from './tensor/ops/reduce.js';
+export { sum, mean, max, min, argmax, argmin, logsumexp, variance, std, norm, type VarOptions, type Axes } from './tensor/ops/reduce.js';
 export {
   reshape,
   flatten,

@@ -23,7 +23,8 @@ export interface RandomOptions extends CreateOptions {
   generator?: Generator;
 }
 
-type TypedData = Float32Array | Float64Array | Int32Array | Uint8Array | Uint16Array;
+/** Typed arrays {@link tensor} accepts (Uint8Array and Uint16Array need an explicit dtype). */
+export type TypedData = Float32Array | Float64Array | Int32Array | Uint8Array | Uint16Array;
 
 function resolve(op: string, opts: CreateOptions | undefined, dflt: DType): [Backend, DType] {
   const dtype = opts?.dtype ?? dflt;

@@ -10,7 +10,8 @@ import { broadcastStrides, fmt, tryBroadcast } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { computeDtype, desc, fail, inCompute, live, rawCast, scalarDtype, scalarTensor } from './util.js';
 
-type Operand = Tensor | number;
+/** A tensor, or a JS number that takes the tensor's dtype (PyTorch's scalar promotion). */
+export type Operand = Tensor | number;
 
 /** Turn two operands into live tensors on one backend, promoted to a common dtype. */
 function operands(op: string, a: Operand, b: Operand): [Tensor, Tensor, DType, Tensor[]] {

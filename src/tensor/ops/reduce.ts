@@ -12,7 +12,8 @@ import { Tensor } from '../tensor.js';
 import * as ew from './elementwise.js';
 import { computeDtype, desc, fail, inCompute, live, normAxes, normAxis } from './util.js';
 
-type Axes = number | readonly number[] | null | undefined;
+/** One axis, several, or all (null/undefined). Negative axes count from the end. */
+export type Axes = number | readonly number[] | null | undefined;
 
 /** Reduce `x` with a kernel over `axes` (sorted): consecutive axes are merged into one call. */
 function reduceKernel(op: ReduceOp, x: Tensor, axes: number[], outDtype: DType): Tensor {

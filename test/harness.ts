@@ -1,0 +1,141 @@
+/**
+ * The one test suite, parameterised by backend: `describeBackends` runs a block once per
+ * registered backend; a backend that is unavailable here is skipped, and why is printed.
+ * A new backend gets the whole suite by registering itself.
+ */
+import { describe, expect } from 'vitest';
+import fc from 'fast-check';
+import { backends, type DType, type Tensor } from '../src/index.js';
+
+const announced = new Set<string>();
+
+/** Run `fn(backendName)` inside a describe block for every registered backend. */
+export function describeBackends(title: string, fn: (backend: string) => void): void {
+  for (const b of backends()) {
+    if (!b.available && !announced.has(b.name)) {
+      announced.add(b.name);
+      console.warn(`[kiln tests] backend '${b.name}' skipped: ${b.reason}`);
+    }
+    describe.skipIf(!b.available)(`${title} [${b.name}${b.available ? '' : `: unavailable, ${b.reason}`}]`, () => fn(b.name));
+  }
+}
+
+/** Tolerances by dtype: f64 is near-exact, f32 single rounding, halves their epsilon. */
+export function tol(dtype: DType): { rtol: number; atol: number } {
+  switch (dtype) {
+    case 'f64':
+      return { rtol: 1e-10, atol: 1e-12 };
+    case 'f32':
+      return { rtol: 2e-5, atol: 1e-6 };
+    case 'bf16':
+      return { rtol: 1.6e-2, atol: 1e-2 };
+    case 'f16':
+      return { rtol: 2e-3, atol: 1e-3 };
+    default:
+      return { rtol: 0, atol: 0 };
+  }
+}
+
+/** Assert |a − e| ≤ atol + rtol·|e| elementwise (NaN matches NaN, ±∞ must match exactly). */
+export function expectClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  { rtol = 2e-5, atol = 1e-6 }: { rtol?: number; atol?: number } = {},
+  what = '',
+): void {
+  expect(actual.length, `${what} length`).toBe(expected.length);
+  for (let i = 0; i < expected.length; i++) {
+    const a = actual[i]!;
+    const e = expected[i]!;
+    if (Number.isNaN(e)) {
+      expect(Number.isNaN(a), `${what}[${i}]: expected NaN, got ${a}`).toBe(true);
+      continue;
+    }
+    if (!Number.isFinite(e)) {
+      expect(a, `${what}[${i}]`).toBe(e);
+      continue;
+    }
+    const ok = Math.abs(a - e) <= atol + rtol * Math.abs(e);
+    if (!ok) expect.fail(`${what}[${i}]: got ${a}, expected ${e} (rtol ${rtol}, atol ${atol})`);
+  }
+}
+
+/** Values of a tensor as a plain number array (sync; every backend under test has host reads or this is async-wrapped by the caller). */
+export function values(t: Tensor): number[] {
+  return Array.from(t.dataSync());
+}
+
+/** Round a JS number to f32, as a stored f32 input would be. */
+export const f32 = Math.fround;
+
+/** Shapes of rank 0..maxRank with dims in [0, maxDim] (size-0 and size-1 dims included). */
+export function shapeArb(maxRank = 4, maxDim = 5, minDim = 0): fc.Arbitrary<number[]> {
+  return fc.array(fc.integer({ min: minDim, max: maxDim }), { minLength: 0, maxLength: maxRank });
+}
+
+/** Two shapes that broadcast together, built by setting random dims of a common shape to 1 and dropping leading dims. */
+export function broadcastPairArb(maxRank = 4, maxDim = 4): fc.Arbitrary<[number[], number[]]> {
+  return fc
+    .tuple(
+      fc.array(fc.integer({ min: 0, max: maxDim }), { minLength: 0, maxLength: maxRank }),
+      fc.array(fc.boolean(), { minLength: maxRank, maxLength: maxRank }),
+      fc.array(fc.boolean(), { minLength: maxRank, maxLength: maxRank }),
+      fc.nat(maxRank),
+      fc.nat(maxRank),
+    )
+    .map(([base, ma, mb, da, db]) => {
+      const a = base.map((d, i) => (ma[i] ? 1 : d)).slice(Math.min(da, base.length));
+      const b = base.map((d, i) => (mb[i] ? 1 : d)).slice(Math.min(db, base.length));
+      return [a, b];
+    });
+}
+
+/** n finite floats in [-range, range]. */
+export function floatsArb(n: number, range = 10): fc.Arbitrary<number[]> {
+  return fc.array(fc.double({ min: -range, max: range, noNaN: true, noDefaultInfinity: true }), { minLength: n, maxLength: n });
+}
+
+export function size(shape: readonly number[]): number {
+  return shape.reduce((p, d) => p * d, 1);
+}
+
+/** Row-major strides. */
+export function strides(shape: readonly number[]): number[] {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    s[i] = acc;
+    acc *= shape[i]!;
+  }
+  return s;
+}
+
+/** Read element `idx` (multi-index aligned to the right) of a flat array of `shape`, broadcasting. */
+export function at(data: ArrayLike<number>, shape: readonly number[], idx: readonly number[]): number {
+  const st = strides(shape);
+  let off = 0;
+  for (let i = 0; i < shape.length; i++) {
+    const j = idx[idx.length - shape.length + i]!;
+    off += (shape[i] === 1 ? 0 : j) * st[i]!;
+  }
+  return data[off]!;
+}
+
+/** All multi-indices of `shape`, row-major. */
+export function indices(shape: readonly number[]): number[][] {
+  const out: number[][] = [];
+  const n = size(shape);
+  for (let i = 0; i < n; i++) {
+    const idx: number[] = [];
+    let r = i;
+    for (let d = shape.length - 1; d >= 0; d--) {
+      idx.unshift(r % shape[d]!);
+      r = Math.floor(r / shape[d]!);
+    }
+    out.push(idx);
+  }
+  return out;
+}
+
+/** fast-check settings: enough runs to find edge cases, seeded from the environment when reproducing. */
+export const FC = { numRuns: Number(process.env.KILN_FC_RUNS ?? 60) };
