@@ -76,6 +76,7 @@ for (const op of UNARY) defineGrad(op, (g, n) => [ew.unaryBackward(op, n.inputs[
 
 defineGrad('cast', (g, n) => [ew.cast(g, n.inputs[0]!.dtype)]);
 defineGrad('clone', (g) => [g]);
+defineGrad('to', (g, n) => [g.to(n.attrs.from as string)]);
 
 // ---- reductions ----------------------------------------------------------------------------
 

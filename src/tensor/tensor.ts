@@ -7,7 +7,7 @@
 import type { Backend, Storage } from '../backend/backend.js';
 import { decode, type DataArray, type DType } from '../backend/dtype.js';
 import { getBackend } from '../backend/registry.js';
-import { isGradEnabled, runBackward, type Node } from '../autograd/tape.js';
+import { isGradEnabled, record, runBackward, type Node } from '../autograd/tape.js';
 import { StorageRef, track, untrack, type Tracked } from './memory.js';
 import { fmt, sizeOf, type Shape } from './shape.js';
 import * as ew from './ops/elementwise.js';
@@ -205,7 +205,7 @@ export class Tensor implements Tracked, Disposable {
     return this.dataSync()[0]!;
   }
 
-  /** A copy on backend `name` (this tensor itself when already there). */
+  /** A copy on backend `name` (this tensor itself when already there); gradients flow back. */
   to(name: string): Tensor {
     if (name === this.backend.name) return this;
     const data = this.backend.readSync?.(this._storage('to'));
@@ -323,8 +323,9 @@ function nest(data: DataArray, shape: Shape, dtype: DType): NestedArray {
   return build(0, 0);
 }
 
+// A copy on `target`; differentiable (the gradient moves back to the source backend).
 function moveTo(t: Tensor, target: Backend, data: ReturnType<Backend['readSync'] & {}>): Tensor {
   const s = target.alloc(t.dtype, t.size);
   target.write(s, data);
-  return Tensor._fromStorage(target, s, t.shape);
+  return record('to', [t], Tensor._fromStorage(target, s, t.shape), { from: t.backend.name });
 }
