@@ -45,6 +45,7 @@ function load(name: string): Backend | { unavailable: string } {
     if (!entry) return { unavailable: `no backend named '${name}' is registered` };
     try {
       b = entry.load();
+      if (!('unavailable' in b) && b.name !== name) b = { unavailable: `load() returned a backend named '${b.name}'` };
     } catch (e) {
       b = { unavailable: `failed to load: ${(e as Error).message}` };
     }

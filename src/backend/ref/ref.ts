@@ -51,7 +51,8 @@ function values(s: Storage): ArrayLike<number> {
 }
 
 export class RefBackend implements Backend {
-  readonly name = 'ref';
+  /** @param name Registry name; another name lets a second instance stand in for a backend in tests. */
+  constructor(readonly name: string = 'ref') {}
 
   alloc(dtype: DType, size: number): Storage {
     return new RefStorage(dtype, storageArray(dtype, size));

@@ -8,7 +8,7 @@ import { isFloat, promoteTypes, type DType } from '../../backend/dtype.js';
 import { record } from '../../autograd/tape.js';
 import { broadcastStrides, fmt, tryBroadcast } from '../shape.js';
 import { Tensor } from '../tensor.js';
-import { computeDtype, desc, fail, inCompute, live, rawCast, scalarDtype, scalarTensor } from './util.js';
+import { computeDtype, desc, fail, freeTemps, inCompute, live, rawCast, scalarDtype, scalarTensor } from './util.js';
 
 /** A tensor, or a JS number that takes the tensor's dtype (PyTorch's scalar promotion). */
 export type Operand = Tensor | number;
@@ -222,7 +222,7 @@ export function clamp(x: Tensor, min?: Operand | null, max?: Operand | null): Te
   if (min !== null && min !== undefined) out = maximum(out, min);
   if (max !== null && max !== undefined) {
     const lowered = minimum(out, max);
-    if (out !== x && !out.requiresGrad) out.dispose();
+    if (out !== x) freeTemps(lowered, out);
     out = lowered;
   }
   return out;

@@ -13,7 +13,7 @@ import * as ew from './elementwise.js';
 import { defaultGenerator, type Generator } from '../random.js';
 import { sum } from './reduce.js';
 import { expand, indexSelect, reshape, transpose } from './shape_ops.js';
-import { computeDtype, desc, fail, inCompute, live, normAxis, peekIndices, rawCast } from './util.js';
+import { computeDtype, desc, fail, freeTemps, inCompute, live, normAxis, peekIndices, rawCast } from './util.js';
 
 /** Options of {@link matmul}. */
 export interface MatmulOptions {
@@ -138,8 +138,7 @@ function softmaxImpl(op: 'softmax' | 'logSoftmax', x: Tensor, axis: number): Ten
     const t = transpose(x, a, -1);
     const s = softmaxImpl(op, t, -1);
     const out = transpose(s, a, -1);
-    if (!t.requiresGrad) t.dispose();
-    if (!s.requiresGrad) s.dispose();
+    freeTemps(out, t, s);
     return out;
   }
   const cols = x.rank === 0 ? 1 : x.shape[x.rank - 1]!;
@@ -206,7 +205,9 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   const count = sum(kept);
   const countF = rawCast(count, logits.dtype);
   const out = ew.div(total, countF);
-  for (const t of [kept, count, countF]) t.dispose();
+  kept.dispose();
+  count.dispose();
+  freeTemps(out, countF);
   return out;
 }
 
@@ -284,8 +285,7 @@ export function dropout(x: Tensor, p: number, training = true, generator: Genera
   u.dispose();
   const scaled = ew.mul(x, p === 1 ? 0 : 1 / (1 - p));
   const out = ew.where(keepMask, scaled, 0);
-  keepMask.dispose();
-  if (!scaled.requiresGrad) scaled.dispose();
+  freeTemps(out, keepMask, scaled);
   return out;
 }
 
@@ -296,9 +296,8 @@ export function embedding(ids: Tensor, weight: Tensor): Tensor {
   if (weight.rank !== 2) fail('embedding', `weight must be [vocab, dim], got ${desc(weight)}`);
   const flat = reshape(ids, [ids.size]);
   const rows = indexSelect(weight, 0, flat);
-  flat.dispose();
   const out = reshape(rows, [...ids.shape, weight.shape[1]!]);
-  if (!rows.requiresGrad) rows.dispose();
+  freeTemps(out, flat, rows);
   return out;
 }
 

@@ -10,7 +10,7 @@ import { noGrad, record } from '../../autograd/tape.js';
 import { fmt, sizeOf } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import * as ew from './elementwise.js';
-import { computeDtype, desc, fail, inCompute, live, normAxes, normAxis } from './util.js';
+import { computeDtype, desc, fail, freeTemps, inCompute, live, normAxes, normAxis } from './util.js';
 
 /** One axis, several, or all (null/undefined). Negative axes count from the end. */
 export type Axes = number | readonly number[] | null | undefined;
@@ -81,8 +81,7 @@ export function mean(x: Tensor, axis?: Axes, keepdim = false): Tensor {
   const xf = isFloat(x.dtype) ? x : ew.cast(x, 'f32');
   const s = sum(xf, axes, keepdim);
   const out = ew.div(s, n);
-  if (!s.requiresGrad) s.dispose();
-  if (xf !== x) xf.dispose();
+  freeTemps(out, s, ...(xf !== x ? [xf] : []));
   return out;
 }
 
@@ -137,7 +136,7 @@ export function logsumexp(x: Tensor, axis?: Axes, keepdim = false): Tensor {
   const l = ew.log(s);
   const out0 = ew.add(l, m);
   const out = keepdim ? out0 : reshapeKeep(out0, reducedShape(x.shape, axes, false));
-  for (const t of [m, shifted, e, s, l]) if (!t.requiresGrad) t.dispose();
+  freeTemps(out, m, shifted, e, s, l, out0);
   return out;
 }
 
@@ -166,7 +165,7 @@ export function variance(x: Tensor, axis?: Axes, opts: VarOptions = {}): Tensor 
   const d2 = ew.mul(d, d);
   const s = sum(d2, axes, opts.keepdim ?? false);
   const out = ew.div(s, Math.max(0, n - correction));
-  for (const t of [mu, d, d2, s]) if (!t.requiresGrad) t.dispose();
+  freeTemps(out, mu, d, d2, s);
   return out;
 }
 
@@ -174,7 +173,7 @@ export function variance(x: Tensor, axis?: Axes, opts: VarOptions = {}): Tensor 
 export function std(x: Tensor, axis?: Axes, opts: VarOptions = {}): Tensor {
   const v = variance(x, axis, opts);
   const out = ew.sqrt(v);
-  if (!v.requiresGrad) v.dispose();
+  freeTemps(out, v);
   return out;
 }
 

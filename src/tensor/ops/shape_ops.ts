@@ -10,7 +10,7 @@ import { broadcastStrides, fmt, sizeOf, stridesOf, tryBroadcast } from '../shape
 import { Tensor } from '../tensor.js';
 import * as ew from './elementwise.js';
 import { sum } from './reduce.js';
-import { computeDtype, desc, fail, inCompute, live, normAxis, peekIndices, rawCast, scalarTensor } from './util.js';
+import { computeDtype, desc, fail, freeTemps, inCompute, live, normAxis, peekIndices, rawCast, scalarTensor } from './util.js';
 
 /** Same elements, another shape (one entry may be −1, inferred). Shares storage. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -211,7 +211,7 @@ export function stack(xs: readonly Tensor[], axis = 0): Tensor {
   const a = normAxis('stack', axis, first.rank + 1);
   const parts = xs.map((t) => unsqueeze(t, a));
   const out = concat(parts, a);
-  for (const p of parts) if (!p.requiresGrad) p.dispose();
+  freeTemps(out, ...parts);
   return out;
 }
 
@@ -376,7 +376,7 @@ export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
     fail('maskedFill', `mask ${fmt(mask.shape)} does not broadcast to input ${fmt(x.shape)}`);
   const v = scalarTensor(x.backend, value, x.dtype);
   const out = ew.where(mask, v, x);
-  v.dispose();
+  freeTemps(out, v);
   return out;
 }
 
@@ -399,8 +399,7 @@ function triangle(x: Tensor, op: string, diagonal: number, upper: boolean): Tens
   const mask = triangleMask(x, op, diagonal, upper);
   const zero = scalarTensor(x.backend, 0, x.dtype);
   const out = ew.where(mask, x, zero);
-  mask.dispose();
-  zero.dispose();
+  freeTemps(out, mask, zero);
   return out;
 }
 

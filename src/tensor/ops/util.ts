@@ -97,6 +97,15 @@ export function normAxes(op: string, axis: number | readonly number[] | null | u
   return out;
 }
 
+/**
+ * Dispose temporaries of a composite op, unless its output is part of a graph: then a recorded
+ * node may read them in the backward, and they live until the enclosing tidy (or collection).
+ */
+export function freeTemps(out: Tensor, ...temps: Tensor[]): void {
+  if (out.requiresGrad) return;
+  for (const t of temps) if (t !== out) t.dispose();
+}
+
 /** Read an index tensor's values when the backend can (to validate ranges before a kernel runs). */
 export function peekIndices(t: Tensor): Int32Array | null {
   const raw = t.backend.readSync?.(t._storage('index'));
