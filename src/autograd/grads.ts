@@ -173,8 +173,9 @@ defineGrad('matmul', (g, n) => {
 
 defineGrad('linear', (g, n) => {
   const [x, w] = n.inputs as [Tensor, Tensor];
-  const g2 = sh.reshape(g, [g.size / w.shape[0]! || 0, w.shape[0]!]);
-  const x2 = sh.reshape(x, [g2.shape[0]!, w.shape[1]!]);
+  const rows = x.shape.slice(0, -1).reduce((p, d) => p * d, 1);
+  const g2 = sh.reshape(g, [rows, w.shape[0]!]);
+  const x2 = sh.reshape(x, [rows, w.shape[1]!]);
   return [
     wants(n, 0) ? nn.matmul(g, w) : null,
     wants(n, 1) ? nn.matmul(g2, x2, { transA: true }) : null,

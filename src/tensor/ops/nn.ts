@@ -104,9 +104,9 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     if (o.size === 0) return o;
     if (k === 0) {
       if (bc) {
-        const z = expand(bc, o.shape);
+        const z = noGrad(() => expand(bc, o.shape));
         backend.cast(z._storage('linear'), o._storage('linear'));
-        z.dispose();
+        if (z !== bc) z.dispose();
       } else backend.fill(o._storage('linear'), 0);
       return o;
     }

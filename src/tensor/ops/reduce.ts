@@ -123,6 +123,12 @@ export const argmin = (x: Tensor, axis?: number | null, keepdim = false): Tensor
 export function logsumexp(x: Tensor, axis?: Axes, keepdim = false): Tensor {
   live('logsumexp', x);
   const axes = normAxes('logsumexp', axis, x.rank);
+  if (axes.some((a) => x.shape[a] === 0)) {
+    // log of an empty sum: −∞, as torch.logsumexp
+    const o = Tensor._empty(x.backend, reducedShape(x.shape, axes, keepdim), isFloat(x.dtype) ? x.dtype : 'f32');
+    x.backend.fill(o._storage('logsumexp'), -Infinity);
+    return o;
+  }
   // the shift m is a constant for autograd; infinite maxima shift by 0
   const m = noGrad(() => {
     const mx = max(x, axes, true);

@@ -1,0 +1,474 @@
+/**
+ * Autograd semantics: leaves and graph nodes, accumulation into `.grad`, explicit upstream
+ * gradients, retainGraph, zeroGrad, detach, noGrad/enableGrad, retainGrad, fan-out, dtype
+ * rules, in-place copies on leaves, and that forward + backward inside `tidy` leaks nothing.
+ *
+ * Oracles are plain loops over the inputs (d(Σ w·x²)/dx = 2·w·x and the like), on random shapes.
+ */
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import {
+  bf16Bits,
+  bf16Value,
+  crossEntropy,
+  enableGrad,
+  f16Bits,
+  f16Value,
+  isGradEnabled,
+  layerNorm,
+  matmul,
+  memory,
+  mul,
+  noGrad,
+  softmax,
+  sum,
+  tensor,
+  tidy,
+  type DType,
+  type Tensor,
+} from '../src/index.js';
+import { describeBackends, expectClose, FC, floatsArb, shapeArb, size, tol, values } from './harness.js';
+
+/** A shape (size-0 and size-1 dims included) with f64 values. */
+const caseArb = (maxRank = 4, maxDim = 4): fc.Arbitrary<{ shape: number[]; x: number[]; w: number[] }> =>
+  shapeArb(maxRank, maxDim).chain((shape) =>
+    fc.record({ shape: fc.constant(shape), x: floatsArb(size(shape), 5), w: floatsArb(size(shape), 5) }),
+  );
+
+const RUNS = { numRuns: Math.max(10, Math.round(FC.numRuns / 2)) };
+
+describeBackends('autograd', (backend) => {
+  const f64 = (data: readonly number[], shape: readonly number[], requiresGrad = false): Tensor =>
+    tensor(Float64Array.from(data), shape, { backend, dtype: 'f64', requiresGrad });
+  const live = (): number => memory().backends[backend]?.tensors ?? 0;
+  const { rtol, atol } = tol('f64');
+
+  describe('leaves and graph nodes', () => {
+    it('leaves requiring grad are leaves; op outputs carry a gradFn naming the op and its inputs', () => {
+      fc.assert(
+        fc.property(caseArb(), ({ shape, x }) =>
+          tidy(() => {
+            const leaf = f64(x, shape, true);
+            expect(leaf.requiresGrad).toBe(true);
+            expect(leaf.isLeaf).toBe(true);
+            expect(leaf.gradFn).toBeNull();
+            expect(leaf.grad).toBeNull();
+
+            const c = f64(x, shape);
+            expect(c.requiresGrad).toBe(false);
+            expect(c.isLeaf).toBe(true);
+
+            const y = mul(leaf, c);
+            expect(y.requiresGrad).toBe(true);
+            expect(y.isLeaf).toBe(false);
+            expect(y.gradFn).not.toBeNull();
+            expect(y.gradFn!.op).toBe('mul');
+            expect(y.gradFn!.inputs).toContain(leaf);
+            expect(y.gradFn!.output).toBe(y);
+
+            // an op over tensors that need no grad records nothing
+            const z = mul(c, c);
+            expect(z.requiresGrad).toBe(false);
+            expect(z.isLeaf).toBe(true);
+            expect(z.gradFn).toBeNull();
+
+            // requiresGrad_ turns a plain tensor into a leaf that requires grad
+            expect(c.requiresGrad_()).toBe(c);
+            expect(c.requiresGrad).toBe(true);
+            expect(c.isLeaf).toBe(true);
+            c.requiresGrad = false;
+            expect(c.requiresGrad).toBe(false);
+
+            // a non-leaf cannot stop requiring grad
+            expect(() => {
+              y.requiresGrad = false;
+            }).toThrow(/non-leaf/);
+          }),
+        ),
+        RUNS,
+      );
+    });
+
+    it('requiresGrad on an integer or bool tensor throws', () => {
+      tidy(() => {
+        for (const dtype of ['i32', 'bool'] as DType[]) {
+          expect(() => tensor([1, 0, 1], { backend, dtype, requiresGrad: true })).toThrow(/floating/);
+          const t = tensor([1, 0, 1], { backend, dtype });
+          expect(() => {
+            t.requiresGrad = true;
+          }).toThrow(/floating/);
+          expect(() => t.requiresGrad_()).toThrow(/floating/);
+          expect(t.requiresGrad).toBe(false);
+        }
+      });
+    });
+
+    it('backward on a tensor that does not require grad throws', () => {
+      fc.assert(
+        fc.property(caseArb(), ({ shape, x }) =>
+          tidy(() => {
+            const c = f64(x, shape);
+            expect(() => sum(c).backward()).toThrow(/does not require grad/);
+            expect(() => c.backward(f64(x, shape))).toThrow(/does not require grad/);
+          }),
+        ),
+        RUNS,
+      );
+    });
+  });
+
+  describe('backward', () => {
+    it('a tensor used twice (x·x) gets the summed gradient 2x', () => {
+      fc.assert(
+        fc.property(caseArb(), ({ shape, x }) =>
+          tidy(() => {
+            const leaf = f64(x, shape, true);
+            sum(mul(leaf, leaf)).backward();
+            expectClose(values(leaf.grad!), x.map((v) => 2 * v), { rtol, atol }, 'd Σx²/dx');
+            // fan-out through separate branches too: Σ(x·w) + Σ(x·x) + Σ x
+            const other = f64(x, shape, true);
+            const w = f64(x.map((v) => v + 1), shape);
+            sum(mul(other, w)).add(sum(mul(other, other))).add(sum(other)).backward();
+            expectClose(values(other.grad!), x.map((v) => v + 1 + 2 * v + 1), { rtol, atol }, 'fan-out');
+          }),
+        ),
+        RUNS,
+      );
+    });
+
+    it('backward(grad) takes an explicit upstream gradient for a non-scalar output; without it, it throws', () => {
+      fc.assert(
+        fc.property(caseArb(), ({ shape, x, w }) =>
+          tidy(() => {
+            const leaf = f64(x, shape, true);
+            const y = mul(leaf, leaf);
+            if (size(shape) !== 1) expect(() => y.backward()).toThrow(/pass grad/);
+            // a wrong-shaped upstream gradient is refused
+            expect(() => y.backward(f64([...x, 0], [x.length + 1]), { retainGraph: true })).toThrow(/does not match/);
+            y.backward(f64(w, shape));
+            expectClose(values(leaf.grad!), x.map((v, i) => 2 * v * w[i]!), { rtol, atol }, 'd(x²)·g');
+          }),
+        ),
+        RUNS,
+      );
+    });
+
+    it('.grad never aliases the upstream gradient (leaf.backward(g), or through retainGrad), and a retained root gets ones', () => {
+      fc.assert(
+        fc.property(caseArb(), ({ shape, x, w }) =>
+          tidy(() => {
+            const leaf = f64(x, shape, true);
+            const g = f64(w, shape);
+            leaf.backward(g);
+            const mid = f64(x, shape, true);
+            const y = mul(mid, 1).retainGrad();
+            y.backward(g);
+            noGrad(() => g.copy_(7));
+            expect(values(leaf.grad!)).toEqual(w);
+            expect(values(y.grad!)).toEqual(w);
+            expect(values(mid.grad!)).toEqual(w);
+
+            const root = sum(mul(leaf, leaf)).retainGrad();
+            root.backward();
+            expect(values(root.grad!)).toEqual([1]);
+          }),
+        ),
+        RUNS,
+      );
+    });
+
+    it('a one-element output of any rank needs no explicit gradient (implied 1)', () => {
+      fc.assert(
+        fc.property(fc.integer({ min: 0, max: 3 }), floatsArb(1, 5), (rank, [v]) =>
+          tidy(() => {
+            const leaf = f64([v!], Array(rank).fill(1), true);
+            mul(leaf, leaf).backward();
+            expectClose(values(leaf.grad!), [2 * v!], { rtol, atol });
+          }),
+        ),
+        RUNS,
+      );
+    });
+
+    it('gradients accumulate into .grad across backward calls (retainGraph, or a fresh forward)', () => {
+      fc.assert(
+        fc.property(caseArb(), ({ shape, x, w }) =>
+          tidy(() => {
+            const once = x.map((v, i) => 2 * v * w[i]!);
+            const wt = f64(w, shape);
+            // the same graph twice, kept with retainGraph
+            const a = f64(x, shape, true);
+            const la = sum(mul(mul(a, a), wt));
+            la.backward(undefined, { retainGraph: true });
+            expectClose(values(a.grad!), once, { rtol, atol }, 'first backward');
+            la.backward();
+            expectClose(values(a.grad!), once.map((g) => 2 * g), { rtol, atol }, 'accumulated (retainGraph)');
+            // two fresh forwards
+            const b = f64(x, shape, true);
+            for (let k = 0; k < 3; k++) sum(mul(mul(b, b), wt)).backward();
+            expectClose(values(b.grad!), once.map((g) => 3 * g), { rtol, atol }, 'accumulated (fresh forwards)');
+          }),
+        ),
+        RUNS,
+      );
+    });
+
+    it('backward twice through one graph without retainGraph throws a clear Error; with retainGraph it works', () => {
+      fc.assert(
+        fc.property(caseArb(), ({ shape, x, w }) =>
+          tidy(() => {
+            const leaf = f64(x, shape, true);
+            const loss = sum(mul(mul(leaf, leaf), f64(w, shape)));
+            loss.backward();
+            let err: unknown = null;
+            try {
+              loss.backward();
+            } catch (e) {
+              err = e;
+            }
+            expect(err).toBeInstanceOf(Error);
+            expect((err as Error).message).toMatch(/retainGraph/);
+            // the failed call left the first gradient alone
+            expectClose(values(leaf.grad!), x.map((v, i) => 2 * v * w[i]!), { rtol, atol });
+
+            const l2 = f64(x, shape, true);
+            const loss2 = sum(mul(mul(l2, l2), f64(w, shape)));
+            for (let k = 0; k < 3; k++) loss2.backward(undefined, { retainGraph: true });
+            loss2.backward(); // the last may free the graph
+            expectClose(values(l2.grad!), x.map((v, i) => 8 * v * w[i]!), { rtol, atol });
+          }),
+        ),
+        RUNS,
+      );
+    });
+
+    it('zeroGrad drops the gradient, and the next backward starts afresh', () => {
+      fc.assert(
+        fc.property(caseArb(), ({ shape, x, w }) =>
+          tidy(() => {
+            const leaf = f64(x, shape, true);
+            const wt = f64(w, shape);
+            sum(mul(leaf, wt)).backward();
+            expect(leaf.grad).not.toBeNull();
+            leaf.zeroGrad();
+            expect(leaf.grad).toBeNull();
+            leaf.zeroGrad(); // twice is harmless
+            sum(mul(leaf, wt)).backward();
+            expectClose(values(leaf.grad!), w, { rtol, atol }, 'after zeroGrad');
+          }),
+        ),
+        RUNS,
+      );
+    });
+  });
+
+  describe('cutting and controlling the graph', () => {
+    it('detach cuts the graph (x·detach(x) has gradient x, not 2x) and shares the values', () => {
+      fc.assert(
+        fc.property(caseArb(), ({ shape, x }) =>
+          tidy(() => {
+            const leaf = f64(x, shape, true);
+            const d = leaf.detach();
+            expect(d.requiresGrad).toBe(false);
+            expect(d.isLeaf).toBe(true);
+            expect(d.gradFn).toBeNull();
+            expect(values(d)).toEqual(x);
+            sum(mul(leaf, d)).backward();
+            expectClose(values(leaf.grad!), x, { rtol, atol }, 'd Σ x·detach(x) / dx');
+            // detaching a non-leaf cuts everything above it
+            const y = mul(leaf, leaf);
+            const dy = y.detach();
+            expect(dy.requiresGrad).toBe(false);
+            expect(() => sum(dy).backward()).toThrow(/does not require grad/);
+          }),
+        ),
+        RUNS,
+      );
+    });
+
+    it('noGrad records nothing; enableGrad inside noGrad records again; the mode is restored, also after a throw', () => {
+      fc.assert(
+        fc.property(caseArb(), ({ shape, x }) =>
+          tidy(() => {
+            const leaf = f64(x, shape, true);
+            expect(isGradEnabled()).toBe(true);
+            const [plain, inner] = noGrad(() => {
+              expect(isGradEnabled()).toBe(false);
+              const p = mul(leaf, leaf);
+              const q = enableGrad(() => {
+                expect(isGradEnabled()).toBe(true);
+                return mul(leaf, leaf);
+              });
+              expect(isGradEnabled()).toBe(false);
+              return [p, q];
+            });
+            expect(isGradEnabled()).toBe(true);
+            expect(plain!.requiresGrad).toBe(false);
+            expect(plain!.gradFn).toBeNull();
+            expect(values(plain!)).toEqual(x.map((v) => v * v));
+            expect(inner!.requiresGrad).toBe(true);
+            expect(inner!.gradFn?.op).toBe('mul');
+            sum(inner!).backward();
+            expectClose(values(leaf.grad!), x.map((v) => 2 * v), { rtol, atol }, 'through enableGrad');
+
+            expect(() =>
+              noGrad(() => {
+                throw new Error('boom');
+              }),
+            ).toThrow('boom');
+            expect(isGradEnabled()).toBe(true);
+            expect(() =>
+              noGrad(() =>
+                enableGrad(() => {
+                  throw new Error('boom');
+                }),
+              ),
+            ).toThrow('boom');
+            expect(isGradEnabled()).toBe(true);
+          }),
+        ),
+        RUNS,
+      );
+    });
+
+    it('retainGrad keeps an intermediate gradient; other intermediates keep none', () => {
+      fc.assert(
+        fc.property(caseArb(), ({ shape, x, w }) =>
+          tidy(() => {
+            const leaf = f64(x, shape, true);
+            const h = mul(leaf, 3).retainGrad(); // h = 3x
+            const other = mul(leaf, 2); // not retained
+            const loss = sum(mul(mul(h, h), f64(w, shape))).add(sum(other)); // Σ w·h² + Σ 2x
+            loss.backward();
+            expect(other.grad).toBeNull();
+            expect(loss.grad).toBeNull();
+            expect(h.grad).not.toBeNull();
+            expect(h.grad!.dtype).toBe('f64');
+            expectClose(values(h.grad!), x.map((v, i) => 2 * w[i]! * 3 * v), { rtol, atol }, 'dL/dh = 2wh');
+            expectClose(values(leaf.grad!), x.map((v, i) => 18 * w[i]! * v + 2), { rtol, atol }, 'dL/dx = 18wx + 2');
+          }),
+        ),
+        RUNS,
+      );
+    });
+  });
+
+  describe('dtypes and in-place', () => {
+    for (const [dtype, round] of [
+      ['bf16', (v: number) => bf16Value(bf16Bits(v))],
+      ['f16', (v: number) => f16Value(f16Bits(v))],
+      ['f32', Math.fround],
+    ] as const)
+      it(`gradients of ${dtype} leaves come back in ${dtype}`, () => {
+        fc.assert(
+          fc.property(caseArb(3), ({ shape, x, w }) =>
+            tidy(() => {
+              const leaf = tensor(x, shape, { backend, dtype, requiresGrad: true });
+              const wt = tensor(w, shape, { backend, dtype });
+              sum(mul(mul(leaf, leaf), wt)).backward();
+              expect(leaf.grad!.dtype).toBe(dtype);
+              // oracle: 2·x·w from the stored (rounded) inputs, within the dtype's tolerance
+              const xr = x.map(round);
+              const wr = w.map(round);
+              const { rtol: r, atol: a } = tol(dtype);
+              expectClose(values(leaf.grad!), xr.map((v, i) => 2 * v * wr[i]!), { rtol: 2 * r, atol: 2 * a }, `${dtype} grad`);
+              // an f64 leaf mixed into a half op (promotes to f64): each leaf's grad keeps its own dtype
+              const big = f64(w, shape, true);
+              sum(mul(leaf, big)).backward();
+              expect(leaf.grad!.dtype).toBe(dtype);
+              expect(big.grad!.dtype).toBe('f64');
+              expectClose(values(big.grad!), xr, { rtol, atol }, 'f64 grad of the mixed product');
+            }),
+          ),
+          { numRuns: Math.max(5, Math.round(RUNS.numRuns / 2)) },
+        );
+      });
+
+    it('copy_ into a leaf that requires grad throws outside noGrad and works inside', () => {
+      fc.assert(
+        fc.property(caseArb(), ({ shape, x, w }) =>
+          tidy(() => {
+            const leaf = f64(x, shape, true);
+            const src = f64(w, shape);
+            expect(() => leaf.copy_(src)).toThrow(/noGrad/);
+            expect(() => leaf.copy_(1.5)).toThrow(/noGrad/);
+            expect(values(leaf)).toEqual(x);
+            noGrad(() => leaf.copy_(src));
+            expect(values(leaf)).toEqual(w);
+            expect(leaf.requiresGrad).toBe(true);
+            expect(leaf.isLeaf).toBe(true);
+            // the updated values are used by the next forward/backward
+            sum(mul(leaf, leaf)).backward();
+            expectClose(values(leaf.grad!), w.map((v) => 2 * v), { rtol, atol });
+            // a leaf that does not require grad may be written anywhere
+            const plain = f64(x, shape);
+            plain.copy_(src);
+            expect(values(plain)).toEqual(w);
+          }),
+        ),
+        RUNS,
+      );
+    });
+  });
+
+  describe('memory', () => {
+    it('after tidy(() => { forward; backward }) the live tensors are the baseline plus the grads kept on the leaves', () => {
+      const arb = fc
+        .tuple(fc.integer({ min: 0, max: 4 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 4 }), fc.boolean())
+        .chain(([n, d, c, retain]) =>
+          fc.record({
+            n: fc.constant(n),
+            d: fc.constant(d),
+            c: fc.constant(c),
+            retain: fc.constant(retain),
+            x: floatsArb(n * d, 3),
+            w: floatsArb(d * c, 3),
+            g: floatsArb(d, 3),
+            targets: fc.array(fc.integer({ min: 0, max: c - 1 }), { minLength: n, maxLength: n }),
+          }),
+        );
+      fc.assert(
+        fc.property(arb, ({ n, d, c, retain, x, w, g, targets }) => {
+          const before = live();
+          const xs = f64(x, [n, d], true);
+          const ws = f64(w, [d, c], true);
+          const gamma = f64(g, [d], true);
+          const constant = f64(g, [d]); // a leaf that needs no grad gets none
+          const leaves = [xs, ws, gamma, constant];
+          const baseline = live();
+          expect(baseline - before).toBe(leaves.length);
+
+          const step = (): void =>
+            tidy(() => {
+              const h = layerNorm(mul(xs, constant), [d], gamma);
+              const logits = matmul(softmax(h), ws);
+              const t = tensor(Int32Array.from(targets), [n], { backend, dtype: 'i32' });
+              const loss = crossEntropy(logits, t, { reduction: 'sum' }).add(sum(mul(h, h)));
+              loss.backward(undefined, { retainGraph: retain });
+            });
+
+          step();
+          const withGrads = leaves.filter((l) => l.grad !== null).length;
+          expect(withGrads).toBe(3);
+          expect(constant.grad).toBeNull();
+          expect(live()).toBe(baseline + withGrads);
+          // a second step accumulates into the same grads: no more tensors
+          step();
+          expect(live()).toBe(baseline + withGrads);
+          // a forward alone leaves nothing either
+          tidy(() => {
+            mul(xs, xs);
+          });
+          expect(live()).toBe(baseline + withGrads);
+
+          for (const l of leaves) l.zeroGrad();
+          expect(live()).toBe(baseline);
+          step();
+          for (const l of leaves) l.dispose(); // disposing a leaf frees its grad too
+          expect(live()).toBe(before);
+        }),
+        RUNS,
+      );
+    });
+  });
+});

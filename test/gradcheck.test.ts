@@ -1,0 +1,1011 @@
+/**
+ * Gradient checks: every differentiable op's backward against central finite differences in
+ * f64, on random small shapes (≤ ~30 elements per input) and random values, on every backend.
+ *
+ * The oracle is numerical: for a loss L = Σ out·w with a random upstream weight w, each
+ * input's `.grad` must match (L(x + h·eᵢ) − L(x − h·eᵢ)) / 2h. Values are drawn away from the
+ * kinks of piecewise ops (relu and abs at 0, ties of max/min/maximum/minimum, clamp bounds), so
+ * the finite difference never straddles one.
+ */
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import {
+  abs,
+  add,
+  cast,
+  ceil,
+  chunk,
+  clamp,
+  clone,
+  concat,
+  cos,
+  crossEntropy,
+  div,
+  dropout,
+  embedding,
+  erf,
+  exp,
+  expand,
+  flatten,
+  floor,
+  gather,
+  gelu,
+  indexSelect,
+  layerNorm,
+  linear,
+  log,
+  logSoftmax,
+  logsumexp,
+  manualSeed,
+  maskedFill,
+  matmul,
+  max,
+  maximum,
+  mean,
+  min,
+  minimum,
+  mul,
+  narrow,
+  neg,
+  noGrad,
+  norm,
+  permute,
+  pow,
+  relu,
+  reshape,
+  rmsNorm,
+  round,
+  rsqrt,
+  scaledDotProductAttention,
+  scatterAdd,
+  sigmoid,
+  sign,
+  silu,
+  sin,
+  slice,
+  softmax,
+  split,
+  sqrt,
+  squeeze,
+  stack,
+  std,
+  sub,
+  sum,
+  tanh,
+  tensor,
+  tidy,
+  transpose,
+  tril,
+  triu,
+  unsqueeze,
+  variance,
+  where,
+  type Tensor,
+} from '../src/index.js';
+import { broadcastPairArb, describeBackends, FC, shapeArb, size } from './harness.js';
+
+// ---- the helper --------------------------------------------------------------------------
+
+/** One input of a gradient check: f64 values and a shape. */
+interface GradInput {
+  data: readonly number[];
+  shape: readonly number[];
+}
+
+interface GradCheckOptions {
+  backend: string;
+  /** Seeds the random upstream weight w. */
+  seed: number;
+  /** Finite-difference step (relative to max(1, |xᵢ|)). */
+  h?: number;
+  rtol?: number;
+  atol?: number;
+  /** Run before every evaluation of fn (e.g. re-seed the generator so dropout draws one mask). */
+  before?: () => void;
+  what?: string;
+}
+
+/** A small deterministic PRNG (mulberry32) for the upstream weights. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const asList = (r: Tensor | Tensor[]): Tensor[] => (Array.isArray(r) ? r : [r]);
+
+/**
+ * Check the gradients `fn` gives its inputs against central finite differences of
+ * L = Σₖ Σ outₖ·wₖ, with random weights wₖ of each output's shape.
+ */
+function gradCheck(fn: (...inputs: Tensor[]) => Tensor | Tensor[], inputs: readonly GradInput[], opts: GradCheckOptions): void {
+  const { backend } = opts;
+  const h = opts.h ?? 1e-6;
+  const rtol = opts.rtol ?? 1e-6;
+  const atol = opts.atol ?? 1e-6;
+  const what = opts.what ?? 'gradCheck';
+  const rng = mulberry32(opts.seed);
+  const f64 = (data: ArrayLike<number>, shape: readonly number[], requiresGrad = false): Tensor =>
+    tensor(Float64Array.from(data), shape, { backend, dtype: 'f64', requiresGrad });
+
+  tidy(() => {
+    // analytic: backward of L through the library
+    const leaves = inputs.map((x) => f64(x.data, x.shape, true));
+    opts.before?.();
+    const outs = asList(fn(...leaves));
+    const ws = outs.map((o) => Float64Array.from({ length: o.size }, () => rng() * 2 - 1));
+    let loss: Tensor | null = null;
+    outs.forEach((o, k) => {
+      expect(o.dtype, `${what}: output ${k} dtype`).toBe('f64');
+      const term = sum(mul(o, f64(ws[k]!, o.shape)));
+      loss = loss ? add(loss, term) : term;
+    });
+    expect(loss, `${what}: no outputs`).not.toBeNull();
+    const l = loss as unknown as Tensor;
+    expect(l.requiresGrad, `${what}: the loss does not require grad`).toBe(true);
+    l.backward();
+    const analytic = leaves.map((leaf, i) => {
+      const g = leaf.grad;
+      expect(g, `${what}: input ${i} got no gradient`).not.toBeNull();
+      expect(g!.dtype, `${what}: input ${i} grad dtype`).toBe('f64');
+      expect([...g!.shape], `${what}: input ${i} grad shape`).toEqual([...leaf.shape]);
+      return Array.from(g!.dataSync());
+    });
+
+    // numerical: L at perturbed inputs, in plain JS from the outputs' values
+    const lossAt = (datas: readonly (readonly number[])[]): number =>
+      tidy(() =>
+        noGrad(() => {
+          const xs = datas.map((d, i) => f64(d, inputs[i]!.shape));
+          opts.before?.();
+          let s = 0;
+          asList(fn(...xs)).forEach((o, k) => {
+            const v = o.dataSync();
+            const w = ws[k]!;
+            for (let j = 0; j < v.length; j++) s += v[j]! * w[j]!;
+          });
+          return s;
+        }),
+      );
+    inputs.forEach((x, i) => {
+      for (let j = 0; j < x.data.length; j++) {
+        const step = h * Math.max(1, Math.abs(x.data[j]!));
+        const plus = inputs.map((y) => [...y.data]);
+        const minus = inputs.map((y) => [...y.data]);
+        plus[i]![j]! += step;
+        minus[i]![j]! -= step;
+        // the actual distance between the perturbed points, after rounding
+        const denom = plus[i]![j]! - minus[i]![j]!;
+        const numeric = (lossAt(plus) - lossAt(minus)) / denom;
+        const a = analytic[i]![j]!;
+        if (!(Math.abs(a - numeric) <= atol + rtol * Math.abs(numeric)))
+          expect.fail(
+            `${what}: d/d input${i}[${j}] analytic ${a} vs numeric ${numeric} (input shapes ${inputs.map((y) => `[${y.shape.join(',')}]`).join(' ')})`,
+          );
+      }
+    });
+  });
+}
+
+// ---- arbitraries -------------------------------------------------------------------------
+
+const MAX_ELEMS = 30;
+/** Runs per property: gradient checks do 2 forwards per input element, so fewer than FC. */
+const RUNS = Math.max(4, Math.round(FC.numRuns / 2));
+
+const smallShape = (maxRank = 4, maxDim = 4, minDim = 0): fc.Arbitrary<number[]> =>
+  shapeArb(maxRank, maxDim, minDim).filter((s) => size(s) <= MAX_ELEMS);
+const nonScalarShape = (maxRank = 4, maxDim = 4, minDim = 0): fc.Arbitrary<number[]> =>
+  smallShape(maxRank, maxDim, minDim).filter((s) => s.length >= 1);
+
+const real = (r = 3): fc.Arbitrary<number> => fc.double({ min: -r, max: r, noNaN: true, noDefaultInfinity: true });
+const positive = (lo: number, hi: number): fc.Arbitrary<number> => fc.double({ min: lo, max: hi, noNaN: true, noDefaultInfinity: true });
+const awayFromZero = (lo: number, hi: number): fc.Arbitrary<number> =>
+  fc.tuple(positive(lo, hi), fc.boolean()).map(([m, s]) => (s ? -m : m));
+/** k + offset + noise: two such grids with offsets 0.25 and 0.75 never come within 0.3 of each other. */
+const grid = (offset: number): fc.Arbitrary<number> =>
+  fc.tuple(fc.integer({ min: -3, max: 3 }), fc.double({ min: -0.1, max: 0.1, noNaN: true })).map(([k, e]) => k + offset + e);
+
+const valuesFor = <T = number>(shape: readonly number[], v: fc.Arbitrary<T> = real() as unknown as fc.Arbitrary<T>): fc.Arbitrary<T[]> =>
+  fc.array(v, { minLength: size(shape), maxLength: size(shape) });
+const inputOf = (shape: readonly number[], v: fc.Arbitrary<number> = real()): fc.Arbitrary<GradInput> =>
+  valuesFor(shape, v).map((data) => ({ data, shape }));
+const inputArb = (shapes: fc.Arbitrary<number[]> = smallShape(), v: fc.Arbitrary<number> = real()): fc.Arbitrary<GradInput> =>
+  shapes.chain((s) => inputOf(s, v));
+
+/** Values 0.4 apart at least (no ties), in the same order as `data`. */
+function distinct(data: readonly number[]): number[] {
+  const n = data.length;
+  const order = data.map((v, i) => [v, i] as const).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const out = new Array<number>(n);
+  order.forEach(([v, i], r) => (out[i] = (r - n / 2) * 0.5 + (v - Math.floor(v)) * 0.1));
+  return out;
+}
+
+/** Magnitudes 0.4 apart at least and ≥ 0.5, random signs (for ∞-norm: no ties of |x|). */
+function distinctMagnitudes(data: readonly number[]): number[] {
+  const order = data.map((v, i) => [Math.abs(v), i] as const).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const out = new Array<number>(data.length);
+  order.forEach(([m, i], r) => (out[i] = (data[i]! < 0 ? -1 : 1) * (0.5 + r * 0.5 + (m - Math.floor(m)) * 0.1)));
+  return out;
+}
+
+/** A shape with a random axis selection for reductions: undefined (all), one axis, or a list. */
+function reduceCase(minDim = 0): fc.Arbitrary<{ shape: number[]; axis: number | number[] | undefined; keepdim: boolean }> {
+  return smallShape(4, 4, minDim).chain((shape) => {
+    const r = shape.length;
+    const axisArb: fc.Arbitrary<number | number[] | undefined> =
+      r === 0
+        ? fc.constant(undefined)
+        : fc.oneof(
+            fc.constant(undefined),
+            fc.integer({ min: -r, max: r - 1 }),
+            fc.subarray([...Array(r).keys()]).chain((axes) =>
+              fc.array(fc.boolean(), { minLength: axes.length, maxLength: axes.length }).map((neg) => axes.map((a, i) => (neg[i] ? a - r : a))),
+            ),
+          );
+    return fc.record({ shape: fc.constant(shape), axis: axisArb, keepdim: fc.boolean() });
+  });
+}
+
+/** Number of elements each output reduces over. */
+function reducedCount(shape: readonly number[], axis: number | number[] | undefined): number {
+  const r = shape.length;
+  const axes = axis === undefined ? [...Array(r).keys()] : (typeof axis === 'number' ? [axis] : axis).map((a) => (a < 0 ? a + r : a));
+  return axes.reduce((p, a) => p * shape[a]!, 1);
+}
+
+const permutation = (n: number): fc.Arbitrary<number[]> =>
+  fc.array(fc.nat(), { minLength: n, maxLength: n }).map((keys) => [...Array(n).keys()].sort((i, j) => keys[i]! - keys[j]! || i - j));
+
+const seedArb = fc.nat();
+
+const i32 = (data: readonly number[], shape: readonly number[], backend: string): Tensor =>
+  tensor(Int32Array.from(data), shape, { backend, dtype: 'i32' });
+const boolT = (data: readonly boolean[], shape: readonly number[], backend: string): Tensor =>
+  tensor(
+    data.map((b) => (b ? 1 : 0)),
+    shape,
+    { backend, dtype: 'bool' },
+  );
+
+// ---- the checks --------------------------------------------------------------------------
+
+describeBackends('gradcheck', (backend) => {
+  const check = (
+    fn: (...inputs: Tensor[]) => Tensor | Tensor[],
+    inputs: readonly GradInput[],
+    seed: number,
+    extra: Partial<GradCheckOptions> = {},
+  ): void => tidy(() => gradCheck(fn, inputs, { backend, seed, ...extra }));
+
+  it('the helper itself rejects a wrong gradient (x·detach(x): the analytic grad misses one term)', () => {
+    fc.assert(
+      fc.property(inputArb(smallShape(4, 4, 1), awayFromZero(0.5, 3)), seedArb, (x, seed) => {
+        expect(() => check((t) => mul(t, t.detach()), [x], seed)).toThrow(/analytic/);
+        check((t) => mul(t, t), [x], seed);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  describe('binary elementwise (with broadcasting)', () => {
+    const pairs = broadcastPairArb(3, 3).filter(([a, b]) => size(a) <= MAX_ELEMS && size(b) <= MAX_ELEMS);
+    const binaryCase = (va: fc.Arbitrary<number>, vb: fc.Arbitrary<number>) =>
+      pairs.chain(([sa, sb]) => fc.tuple(inputOf(sa, va), inputOf(sb, vb)));
+    const cases: [string, (a: Tensor, b: Tensor) => Tensor, fc.Arbitrary<number>, fc.Arbitrary<number>][] = [
+      ['add', add, real(), real()],
+      ['sub', sub, real(), real()],
+      ['mul', mul, real(), real()],
+      ['div', div, real(), awayFromZero(0.5, 3)],
+      ['pow (both operands, positive base)', pow, positive(0.5, 3), real(2)],
+      ['maximum (no ties)', maximum, grid(0.25), grid(0.75)],
+      ['minimum (no ties)', minimum, grid(0.25), grid(0.75)],
+    ];
+    for (const [name, op, va, vb] of cases)
+      it(name, () => {
+        fc.assert(
+          fc.property(binaryCase(va, vb), seedArb, ([a, b], seed) => check(op, [a, b], seed, { what: name })),
+          { numRuns: RUNS },
+        );
+      });
+
+    it('scalar operands on either side', () => {
+      fc.assert(
+        fc.property(inputArb(smallShape(), positive(0.5, 3)), fc.double({ min: 0.5, max: 2, noNaN: true }), seedArb, (x, c, seed) =>
+          check(
+            (t) => [add(t, c), sub(c, t), mul(t, c), div(c, t), div(t, c), pow(t, c), pow(c, t), maximum(t, 10), minimum(t, -10)],
+            [x],
+            seed,
+          ),
+        ),
+        { numRuns: RUNS },
+      );
+    });
+
+    it('the same tensor on both sides (x·x, x/x, x^x)', () => {
+      fc.assert(
+        fc.property(inputArb(smallShape(), positive(0.5, 3)), seedArb, (x, seed) =>
+          check((t) => [mul(t, t), div(t, t), pow(t, t), sub(t, t)], [x], seed),
+        ),
+        { numRuns: RUNS },
+      );
+    });
+
+    it('where (gradient to both branches, broadcasting cond and branches)', () => {
+      const arb = pairs.chain(([sa, sb]) => {
+        const full = sa.length >= sb.length ? [...sa] : [...sb];
+        full.forEach((_, i) => {
+          const da = sa[i - (full.length - sa.length)] ?? 1;
+          const db = sb[i - (full.length - sb.length)] ?? 1;
+          full[i] = da === 1 ? db : da;
+        });
+        return fc.tuple(
+          inputOf(sa),
+          inputOf(sb),
+          fc
+            .tuple(fc.array(fc.boolean(), { minLength: full.length, maxLength: full.length }), fc.nat(full.length))
+            .map(([ones, drop]) => full.map((d, i) => (ones[i] ? 1 : d)).slice(drop))
+            .chain((cs) => valuesFor(cs, fc.boolean()).map((c) => ({ c, cs }))),
+        );
+      });
+      fc.assert(
+        fc.property(arb, seedArb, ([a, b, { c, cs }], seed) =>
+          tidy(() => {
+            const cond = boolT(c, cs, backend);
+            check((x, y) => where(cond, x, y), [a, b], seed);
+            check((x) => [where(cond, x, 1.5), where(cond, -2, x)], [a], seed);
+          }),
+        ),
+        { numRuns: RUNS },
+      );
+    });
+  });
+
+  describe('unary elementwise', () => {
+    const cases: [string, (x: Tensor) => Tensor, fc.Arbitrary<number>][] = [
+      ['neg', neg, real()],
+      ['abs (away from 0)', abs, awayFromZero(0.01, 3)],
+      ['exp', exp, real(3)],
+      ['log', log, positive(0.1, 5)],
+      ['sqrt', sqrt, positive(0.1, 5)],
+      ['rsqrt', rsqrt, positive(0.1, 5)],
+      ['sin', sin, real(5)],
+      ['cos', cos, real(5)],
+      ['tanh', tanh, real(3)],
+      ['sigmoid', sigmoid, real(5)],
+      ['relu (away from 0)', relu, awayFromZero(0.01, 3)],
+      ['gelu (erf form)', (x) => gelu(x), real(4)],
+      ["gelu (approximate: 'tanh')", (x) => gelu(x, { approximate: 'tanh' }), real(4)],
+      ['silu', silu, real(4)],
+      ['erf', erf, real(3)],
+      ['clone', clone, real()],
+      // piecewise constant: zero gradient away from the jumps (grid points k + 1/4 ± 0.1)
+      ['sign', sign, grid(0.25)],
+      ['floor', floor, grid(0.25)],
+      ['ceil', ceil, grid(0.25)],
+      ['round', round, grid(0.25)],
+      ['cast f64 → f64', (x) => cast(x, 'f64'), real()],
+    ];
+    for (const [name, op, v] of cases)
+      it(name, () => {
+        fc.assert(
+          fc.property(inputArb(smallShape(), v), seedArb, (x, seed) => check(op, [x], seed, { what: name })),
+          { numRuns: RUNS },
+        );
+      });
+
+    it('clamp with number bounds (values away from the bounds)', () => {
+      // grid points k/2 + 1/4 ± 0.1 stay ≥ 0.15 from ±1
+      const v = fc.tuple(fc.integer({ min: -6, max: 5 }), fc.double({ min: -0.1, max: 0.1, noNaN: true })).map(([k, e]) => k / 2 + 0.25 + e);
+      fc.assert(
+        fc.property(inputArb(smallShape(), v), seedArb, (x, seed) =>
+          check((t) => [clamp(t, -1, 1), clamp(t, -1), clamp(t, null, 1), clamp(t, undefined, -1)], [x], seed),
+        ),
+        { numRuns: RUNS },
+      );
+    });
+
+    it('clamp with tensor bounds (gradient to the bounds too)', () => {
+      const arb = smallShape(3).chain((s) => fc.tuple(inputOf(s, grid(0.5)), inputOf(s, grid(0.25)), inputOf(s, grid(0.75))));
+      fc.assert(
+        fc.property(arb, seedArb, ([x, lo, hi], seed) => check((t, a, b) => clamp(t, a, b), [x, lo, hi], seed)),
+        { numRuns: RUNS },
+      );
+    });
+
+    it('cast f64 → f32 → f64 passes the upstream gradient through, rounded to f32 (oracle: fround(w))', () => {
+      fc.assert(
+        fc.property(inputArb(smallShape()), inputArb(smallShape()), (x, wIn) =>
+          tidy(() => {
+            const leaf = tensor(Float64Array.from(x.data), x.shape, { backend, dtype: 'f64', requiresGrad: true });
+            const back = cast(cast(leaf, 'f32'), 'f64');
+            expect(back.dtype).toBe('f64');
+            const w = Float64Array.from({ length: x.data.length }, (_, i) => wIn.data[i % Math.max(1, wIn.data.length)] ?? 0.5);
+            back.backward(tensor(w, x.shape, { backend, dtype: 'f64' }));
+            expect(leaf.grad!.dtype).toBe('f64');
+            expect(Array.from(leaf.grad!.dataSync())).toEqual(Array.from(w, Math.fround));
+          }),
+        ),
+        { numRuns: RUNS },
+      );
+    });
+  });
+
+  describe('reductions', () => {
+    it('sum', () => {
+      fc.assert(
+        fc.property(reduceCase().chain((c) => fc.tuple(fc.constant(c), inputOf(c.shape))), seedArb, ([c, x], seed) =>
+          check((t) => sum(t, c.axis, c.keepdim), [x], seed),
+        ),
+        { numRuns: RUNS },
+      );
+    });
+
+    it('mean', () => {
+      const arb = reduceCase()
+        .filter((c) => reducedCount(c.shape, c.axis) > 0)
+        .chain((c) => fc.tuple(fc.constant(c), inputOf(c.shape)));
+      fc.assert(
+        fc.property(arb, seedArb, ([c, x], seed) => check((t) => mean(t, c.axis, c.keepdim), [x], seed)),
+        { numRuns: RUNS },
+      );
+    });
+
+    for (const [name, op] of [
+      ['max (no ties)', max],
+      ['min (no ties)', min],
+    ] as const)
+      it(name, () => {
+        const arb = reduceCase(1).chain((c) => fc.tuple(fc.constant(c), inputOf(c.shape).map((x) => ({ ...x, data: distinct(x.data) }))));
+        fc.assert(
+          fc.property(arb, seedArb, ([c, x], seed) => check((t) => op(t, c.axis, c.keepdim), [x], seed)),
+          { numRuns: RUNS },
+        );
+      });
+
+    it('logsumexp', () => {
+      const arb = reduceCase(1).chain((c) => fc.tuple(fc.constant(c), inputOf(c.shape, real(5))));
+      fc.assert(
+        fc.property(arb, seedArb, ([c, x], seed) => check((t) => logsumexp(t, c.axis, c.keepdim), [x], seed)),
+        { numRuns: RUNS },
+      );
+    });
+
+    it('variance and std (correction 0 and 1)', () => {
+      const arb = fc
+        .tuple(reduceCase(1), fc.constantFrom(0, 1))
+        .filter(([c, corr]) => reducedCount(c.shape, c.axis) > Math.max(1, corr))
+        .chain(([c, corr]) => fc.tuple(fc.constant(c), fc.constant(corr), inputOf(c.shape).map((x) => ({ ...x, data: distinct(x.data) }))));
+      fc.assert(
+        fc.property(arb, seedArb, ([c, correction, x], seed) =>
+          check(
+            (t) => [variance(t, c.axis, { correction, keepdim: c.keepdim }), std(t, c.axis, { correction, keepdim: c.keepdim })],
+            [x],
+            seed,
+          ),
+        ),
+        { numRuns: RUNS },
+      );
+    });
+
+    for (const p of [1, 2, 3, Infinity])
+      it(`norm p=${p}`, () => {
+        const values = p === Infinity ? real() : awayFromZero(0.05, 3);
+        const arb = reduceCase(1).chain((c) =>
+          fc.tuple(fc.constant(c), inputOf(c.shape, values).map((x) => (p === Infinity ? { ...x, data: distinctMagnitudes(x.data) } : x))),
+        );
+        fc.assert(
+          fc.property(arb, seedArb, ([c, x], seed) => check((t) => norm(t, p, c.axis, c.keepdim), [x], seed)),
+          { numRuns: RUNS },
+        );
+      });
+  });
+
+  describe('shape ops', () => {
+    it('reshape (shuffled dims, inserted 1s, −1)', () => {
+      const arb = smallShape().chain((shape) =>
+        fc.tuple(
+          inputOf(shape),
+          permutation(shape.length),
+          fc.array(fc.nat(shape.length), { maxLength: 2 }),
+          fc.boolean(),
+          fc.nat(Math.max(0, shape.length - 1)),
+        ),
+      );
+      fc.assert(
+        fc.property(arb, seedArb, ([x, perm, ones, infer, at], seed) => {
+          const target = perm.map((i) => x.shape[i]!);
+          for (const o of ones) target.splice(Math.min(o, target.length), 0, 1);
+          if (infer && target.length > 0 && size(target.filter((_, i) => i !== at % target.length)) > 0) target[at % target.length] = -1;
+          check((t) => [reshape(t, target), reshape(t, [x.data.length])], [x], seed);
+        }),
+        { numRuns: RUNS },
+      );
+    });
+
+    it('flatten', () => {
+      const arb = smallShape().chain((shape) => {
+        const r = Math.max(1, shape.length);
+        return fc.tuple(inputOf(shape), fc.integer({ min: 0, max: r - 1 }), fc.integer({ min: 0, max: r - 1 }));
+      });
+      fc.assert(
+        fc.property(arb, seedArb, ([x, a, b], seed) => check((t) => [flatten(t), flatten(t, Math.min(a, b), Math.max(a, b))], [x], seed)),
+        { numRuns: RUNS },
+      );
+    });
+
+    it('squeeze and unsqueeze', () => {
+      const arb = smallShape(4, 3).chain((shape) =>
+        fc.tuple(
+          inputOf(shape),
+          shape.length ? fc.integer({ min: -shape.length, max: shape.length - 1 }) : fc.constant(undefined),
+          fc.integer({ min: -(shape.length + 1), max: shape.length }),
+        ),
+      );
+      fc.assert(
+        fc.property(arb, seedArb, ([x, axis, ua], seed) =>
+          check((t) => [squeeze(t), squeeze(t, axis), unsqueeze(t, ua)], [x], seed),
+        ),
+        { numRuns: RUNS },
+      );
+    });
+
+    it('transpose and permute', () => {
+      const arb = nonScalarShape().chain((shape) =>
+        fc.tuple(
+          inputOf(shape),
+          fc.integer({ min: -shape.length, max: shape.length - 1 }),
+          fc.integer({ min: -shape.length, max: shape.length - 1 }),
+          permutation(shape.length),
+        ),
+      );
+      fc.assert(
+        fc.property(arb, seedArb, ([x, d0, d1, perm], seed) =>
+          check((t) => [transpose(t, d0, d1), permute(t, perm), ...(t.rank >= 2 ? [transpose(t)] : [])], [x], seed),
+        ),
+        { numRuns: RUNS },
+      );
+    });
+
+    it('expand (size-1 dims widened, new leading dims, −1 kept)', () => {
+      const arb = smallShape(3, 3).chain((shape) =>
+        fc.tuple(
+          inputOf(shape),
+          fc.array(fc.integer({ min: -1, max: 3 }), { minLength: shape.length, maxLength: shape.length }),
+          fc.array(fc.integer({ min: 0, max: 3 }), { maxLength: 2 }),
+        ),
+      );
+      fc.assert(
+        fc.property(arb, seedArb, ([x, grow, lead], seed) => {
+          const target = [...lead, ...x.shape.map((d, i) => (grow[i] === -1 ? -1 : d === 1 ? grow[i]! : d))];
+          check((t) => expand(t, target), [x], seed);
+        }),
+        { numRuns: RUNS },
+      );
+    });
+
+    it('slice (negative bounds, out-of-range bounds, step)', () => {
+      const arb = nonScalarShape().chain((shape) =>
+        fc.tuple(
+          inputOf(shape),
+          fc.integer({ min: -shape.length, max: shape.length - 1 }),
+          fc.integer({ min: -6, max: 6 }),
+          fc.option(fc.integer({ min: -6, max: 6 }), { nil: undefined }),
+          fc.integer({ min: 1, max: 3 }),
+        ),
+      );
+      fc.assert(
+        fc.property(arb, seedArb, ([x, axis, start, end, step], seed) => check((t) => slice(t, axis, start, end, step), [x], seed)),
+        { numRuns: RUNS },
+      );
+    });
+
+    it('narrow', () => {
+      const arb = nonScalarShape()
+        .chain((shape) => fc.tuple(inputOf(shape), fc.integer({ min: 0, max: shape.length - 1 })))
+        .chain(([x, axis]) => {
+          const n = x.shape[axis]!;
+          return fc
+            .integer({ min: 0, max: n })
+            .chain((s) => fc.tuple(fc.constant(x), fc.constant(axis), fc.constant(s), fc.integer({ min: 0, max: n - s }), fc.boolean()));
+        });
+      fc.assert(
+        fc.property(arb, seedArb, ([x, axis, s, len, negStart], seed) => {
+          const n = x.shape[axis]!;
+          const start = negStart && s < n ? s - n : s;
+          check((t) => narrow(t, axis, start, len), [x], seed);
+        }),
+        { numRuns: RUNS },
+      );
+    });
+
+    it('concat', () => {
+      const arb = nonScalarShape(3, 3)
+        .chain((shape) =>
+          fc.tuple(fc.constant(shape), fc.integer({ min: 0, max: shape.length - 1 }), fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 1, maxLength: 3 })),
+        )
+        .chain(([shape, axis, sizes]) =>
+          fc.tuple(fc.constant(axis), fc.tuple(...sizes.map((d) => inputOf(shape.map((s, i) => (i === axis ? d : s)))))),
+        );
+      fc.assert(
+        fc.property(arb, seedArb, ([axis, xs], seed) => check((...ts) => concat(ts, axis), xs, seed)),
+        { numRuns: RUNS },
+      );
+    });
+
+    it('stack', () => {
+      const arb = smallShape(3, 3).chain((shape) =>
+        fc.tuple(
+          fc.integer({ min: -(shape.length + 1), max: shape.length }),
+          fc.integer({ min: 1, max: 3 }).chain((k) => fc.tuple(...Array.from({ length: k }, () => inputOf(shape)))),
+        ),
+      );
+      fc.assert(
+        fc.property(arb, seedArb, ([axis, xs], seed) => check((...ts) => stack(ts, axis), xs, seed)),
+        { numRuns: RUNS },
+      );
+    });
+
+    it('split (by size and by sections) and chunk', () => {
+      const arb = nonScalarShape()
+        .chain((shape) => fc.tuple(inputOf(shape), fc.integer({ min: 0, max: shape.length - 1 })))
+        .chain(([x, axis]) => {
+          const n = x.shape[axis]!;
+          // sections: cut points in [0, n]
+          const sections = fc.array(fc.integer({ min: 0, max: n }), { maxLength: 3 }).map((cuts) => {
+            const pts = [0, ...cuts.sort((a, b) => a - b), n];
+            return pts.slice(1).map((p, i) => p - pts[i]!);
+          });
+          return fc.tuple(fc.constant(x), fc.constant(axis), fc.integer({ min: 1, max: 4 }), sections, fc.integer({ min: 1, max: 4 }));
+        });
+      fc.assert(
+        fc.property(arb, seedArb, ([x, axis, sz, sections, chunks], seed) =>
+          check((t) => [...split(t, sz, axis), ...split(t, sections, axis - t.rank), ...chunk(t, chunks, axis)], [x], seed),
+        ),
+        { numRuns: RUNS },
+      );
+    });
+  });
+
+  describe('indexing', () => {
+    it('indexSelect (repeated indices)', () => {
+      const arb = nonScalarShape()
+        .chain((shape) => fc.tuple(fc.constant(shape), fc.integer({ min: 0, max: shape.length - 1 })))
+        .filter(([shape, axis]) => shape[axis]! >= 1)
+        .chain(([shape, axis]) =>
+          fc.tuple(
+            inputOf(shape),
+            fc.constant(axis),
+            fc.array(fc.integer({ min: 0, max: shape[axis]! - 1 }), { maxLength: 6 }).map((ix) => (ix.length ? [...ix, ix[0]!] : ix)),
+          ),
+        );
+      fc.assert(
+        fc.property(arb, seedArb, ([x, axis, ix], seed) =>
+          tidy(() => {
+            const index = i32(ix, [ix.length], backend);
+            check((t) => indexSelect(t, axis, index), [x], seed);
+          }),
+        ),
+        { numRuns: RUNS },
+      );
+    });
+
+    it('gather', () => {
+      const arb = nonScalarShape(3)
+        .chain((shape) => fc.tuple(fc.constant(shape), fc.integer({ min: 0, max: shape.length - 1 })))
+        .filter(([shape, axis]) => shape[axis]! >= 1)
+        .chain(([shape, axis]) =>
+          fc.integer({ min: 0, max: 4 }).chain((m) => {
+            const ishape = shape.map((d, i) => (i === axis ? m : d));
+            return fc.tuple(inputOf(shape), fc.constant(axis), fc.constant(ishape), valuesFor(ishape, fc.integer({ min: 0, max: shape[axis]! - 1 })));
+          }),
+        );
+      fc.assert(
+        fc.property(arb, seedArb, ([x, axis, ishape, ix], seed) =>
+          tidy(() => {
+            const index = i32(ix, ishape, backend);
+            check((t) => gather(t, axis, index), [x], seed);
+          }),
+        ),
+        { numRuns: RUNS },
+      );
+    });
+
+    it('scatterAdd (gradient to x and to src)', () => {
+      const arb = nonScalarShape(3)
+        .chain((shape) => fc.tuple(fc.constant(shape), fc.integer({ min: 0, max: shape.length - 1 })))
+        .filter(([shape, axis]) => shape[axis]! >= 1)
+        .chain(([shape, axis]) =>
+          fc.integer({ min: 0, max: 4 }).chain((m) => {
+            const ishape = shape.map((d, i) => (i === axis ? m : d));
+            return fc.tuple(
+              inputOf(shape),
+              inputOf(ishape),
+              fc.constant(axis),
+              valuesFor(ishape, fc.integer({ min: 0, max: shape[axis]! - 1 })),
+            );
+          }),
+        );
+      fc.assert(
+        fc.property(arb, seedArb, ([x, src, axis, ix], seed) =>
+          tidy(() => {
+            const index = i32(ix, src.shape, backend);
+            check((t, s) => scatterAdd(t, axis, index, s), [x, src], seed);
+          }),
+        ),
+        { numRuns: RUNS },
+      );
+    });
+
+    it('maskedFill (broadcast mask)', () => {
+      const arb = smallShape().chain((shape) =>
+        fc
+          .tuple(inputOf(shape), fc.array(fc.boolean(), { minLength: shape.length, maxLength: shape.length }), fc.nat(shape.length), real(5))
+          .chain(([x, ones, drop, value]) => {
+            const ms = shape.map((d, i) => (ones[i] ? 1 : d)).slice(drop);
+            return fc.tuple(fc.constant(x), fc.constant(ms), valuesFor(ms, fc.boolean()), fc.constant(value));
+          }),
+      );
+      fc.assert(
+        fc.property(arb, seedArb, ([x, ms, m, value], seed) =>
+          tidy(() => {
+            const mask = boolT(m, ms, backend);
+            check((t) => maskedFill(t, mask, value), [x], seed);
+          }),
+        ),
+        { numRuns: RUNS },
+      );
+    });
+
+    it('triu and tril', () => {
+      const arb = smallShape(4, 4)
+        .filter((s) => s.length >= 2)
+        .chain((shape) => fc.tuple(inputOf(shape), fc.integer({ min: -3, max: 3 })));
+      fc.assert(
+        fc.property(arb, seedArb, ([x, k], seed) => check((t) => [triu(t), tril(t), triu(t, k), tril(t, k)], [x], seed)),
+        { numRuns: RUNS },
+      );
+    });
+  });
+
+  describe('nn', () => {
+    const dim = fc.integer({ min: 0, max: 3 });
+    it('matmul (every transA/transB, broadcast batch dims)', () => {
+      const arb = fc
+        .tuple(broadcastPairArb(2, 2), dim, dim, dim, fc.boolean(), fc.boolean())
+        .map(([[ba, bb], m, k, n, tA, tB]) => ({
+          sa: [...ba, ...(tA ? [k, m] : [m, k])],
+          sb: [...bb, ...(tB ? [n, k] : [k, n])],
+          tA,
+          tB,
+        }))
+        .filter(({ sa, sb }) => size(sa) <= MAX_ELEMS && size(sb) <= MAX_ELEMS)
+        .chain(({ sa, sb, tA, tB }) => fc.tuple(inputOf(sa), inputOf(sb), fc.constant(tA), fc.constant(tB)));
+      fc.assert(
+        fc.property(arb, seedArb, ([a, b, transA, transB], seed) => check((x, y) => matmul(x, y, { transA, transB }), [a, b], seed)),
+        { numRuns: 2 * RUNS },
+      );
+    });
+
+    it('matmul with 1-D operands', () => {
+      const arb = fc
+        .tuple(fc.array(fc.integer({ min: 1, max: 2 }), { maxLength: 2 }), dim, dim, dim, fc.constantFrom('vec-mat', 'mat-vec', 'vec-vec'), fc.boolean())
+        .chain(([batch, m, k, n, kind, tr]) => {
+          const sa = kind === 'mat-vec' ? [...batch, ...(tr ? [k, m] : [m, k])] : [k];
+          const sb = kind === 'vec-mat' ? [...batch, ...(tr ? [n, k] : [k, n])] : [k];
+          return fc.tuple(inputOf(sa), inputOf(sb), fc.constant(kind === 'mat-vec' ? { transA: tr } : kind === 'vec-mat' ? { transB: tr } : {}));
+        });
+      fc.assert(
+        fc.property(arb, seedArb, ([a, b, o], seed) => check((x, y) => matmul(x, y, o), [a, b], seed)),
+        { numRuns: RUNS },
+      );
+    });
+
+    const linearCase = (inDim: fc.Arbitrary<number>, outDim: fc.Arbitrary<number>) =>
+      fc
+        .tuple(fc.array(fc.integer({ min: 0, max: 3 }), { maxLength: 2 }), inDim, outDim)
+        .chain(([lead, inF, outF]) => fc.tuple(inputOf([...lead, inF]), inputOf([outF, inF]), inputOf([outF])));
+    it('linear (with and without bias)', () => {
+      fc.assert(
+        fc.property(linearCase(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 })), seedArb, ([x, w, b], seed) => {
+          check((xt, wt, bt) => linear(xt, wt, bt), [x, w, b], seed);
+          check((xt, wt) => linear(xt, wt), [x, w], seed);
+        }),
+        { numRuns: RUNS },
+      );
+    });
+
+    it('linear with zero input features (output = bias; bias gets the summed upstream gradient)', () => {
+      fc.assert(
+        fc.property(linearCase(fc.constant(0), fc.integer({ min: 1, max: 3 })), seedArb, ([x, w, b], seed) => {
+          check((xt, wt, bt) => linear(xt, wt, bt), [x, w, b], seed);
+          check((xt, wt) => linear(xt, wt), [x, w], seed);
+        }),
+        { numRuns: RUNS },
+      );
+    });
+
+    it('linear with zero output features (empty output, the gradients are zeros)', () => {
+      fc.assert(
+        fc.property(linearCase(dim, fc.constant(0)), seedArb, ([x, w, b], seed) => {
+          check((xt, wt, bt) => linear(xt, wt, bt), [x, w, b], seed);
+          check((xt, wt) => linear(xt, wt), [x, w], seed);
+        }),
+        { numRuns: RUNS },
+      );
+    });
+
+    it('softmax and logSoftmax (any axis)', () => {
+      const arb = smallShape().chain((shape) =>
+        fc.tuple(inputOf(shape, real(5)), fc.integer({ min: -Math.max(1, shape.length), max: Math.max(1, shape.length) - 1 })),
+      );
+      fc.assert(
+        fc.property(arb, seedArb, ([x, axis], seed) => check((t) => [softmax(t, axis), logSoftmax(t, axis), softmax(t)], [x], seed)),
+        { numRuns: RUNS },
+      );
+    });
+
+    it('crossEntropy (mean with ignored entries, label smoothing; sum and none)', () => {
+      const arb = fc
+        .tuple(smallShape(2, 4, 1).filter((s) => size(s) <= 6), fc.integer({ min: 1, max: 5 }), fc.constantFrom(-100, -1, 0), fc.constantFrom(0, 0.1, 0.35))
+        .chain(([tshape, classes, ignoreIndex, labelSmoothing]) =>
+          fc.tuple(
+            inputOf([...tshape, classes], real(4)),
+            fc.constant(tshape),
+            valuesFor(tshape, fc.oneof({ arbitrary: fc.integer({ min: 0, max: classes - 1 }), weight: 3 }, { arbitrary: fc.constant(ignoreIndex), weight: 1 })),
+            fc.constant({ ignoreIndex, labelSmoothing }),
+          ),
+        )
+        .filter(([, , t, o]) => t.some((v) => v !== o.ignoreIndex));
+      fc.assert(
+        fc.property(arb, seedArb, ([logits, tshape, t, o], seed) =>
+          tidy(() => {
+            const targets = i32(t, tshape, backend);
+            check(
+              (x) => [
+                crossEntropy(x, targets, o),
+                crossEntropy(x, targets, { ...o, reduction: 'sum' }),
+                crossEntropy(x, targets, { ...o, reduction: 'none' }),
+              ],
+              [logits],
+              seed,
+            );
+          }),
+        ),
+        { numRuns: 2 * RUNS },
+      );
+    });
+
+    it('layerNorm (weight and bias; and without)', () => {
+      const arb = fc
+        .tuple(fc.array(fc.integer({ min: 0, max: 3 }), { maxLength: 2 }), fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 2 }))
+        .filter(([lead, ns]) => size([...lead, ...ns]) <= MAX_ELEMS)
+        .chain(([lead, ns]) => fc.tuple(inputOf([...lead, ...ns]), inputOf(ns), inputOf(ns), fc.constant(ns)));
+      fc.assert(
+        fc.property(arb, seedArb, ([x, w, b, ns], seed) => {
+          check((xt, wt, bt) => layerNorm(xt, ns, wt, bt), [x, w, b], seed);
+          check((xt) => layerNorm(xt, ns), [x], seed);
+        }),
+        { numRuns: RUNS },
+      );
+    });
+
+    it('rmsNorm (weight; default and explicit eps)', () => {
+      const arb = fc
+        .tuple(fc.array(fc.integer({ min: 0, max: 3 }), { maxLength: 2 }), fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 2 }))
+        .filter(([lead, ns]) => size([...lead, ...ns]) <= MAX_ELEMS)
+        .chain(([lead, ns]) => fc.tuple(inputOf([...lead, ...ns], awayFromZero(0.1, 3)), inputOf(ns), fc.constant(ns)));
+      fc.assert(
+        fc.property(arb, seedArb, ([x, w, ns], seed) => {
+          // default eps is 2⁻⁵² in f64: values stay away from 0 so a finite difference of size h is linear
+          check((xt, wt) => rmsNorm(xt, ns, wt), [x, w], seed);
+          check((xt, wt) => rmsNorm(xt, ns, wt, 1e-3), [x, w], seed);
+        }),
+        { numRuns: RUNS },
+      );
+    });
+
+    it('dropout (re-seeded before each evaluation, so every evaluation draws one mask)', () => {
+      const arb = fc.tuple(inputArb(), fc.constantFrom(0, 0.25, 0.5, 0.9, 1), fc.nat(1000));
+      fc.assert(
+        fc.property(arb, seedArb, ([x, p, s], seed) => {
+          check((t) => dropout(t, p), [x], seed, { before: () => manualSeed(s) });
+          check((t) => dropout(t, p, false), [x], seed);
+        }),
+        { numRuns: RUNS },
+      );
+    });
+
+    it('embedding (repeated ids)', () => {
+      const arb = fc
+        .tuple(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 0, max: 4 }), smallShape(2, 4).filter((s) => size(s) <= 8))
+        .chain(([v, d, ishape]) => fc.tuple(inputOf([v, d]), fc.constant(ishape), valuesFor(ishape, fc.integer({ min: 0, max: v - 1 }))));
+      fc.assert(
+        fc.property(arb, seedArb, ([w, ishape, ids0], seed) =>
+          tidy(() => {
+            // force a repeat when there are two ids or more
+            const idsData = ids0.length >= 2 ? [ids0[ids0.length - 1]!, ...ids0.slice(1)] : ids0;
+            const ids = i32(idsData, ishape, backend);
+            check((wt) => embedding(ids, wt), [w], seed);
+          }),
+        ),
+        { numRuns: RUNS },
+      );
+    });
+
+    describe('scaledDotProductAttention', () => {
+      const small = fc.integer({ min: 1, max: 3 });
+      const attnArb = fc
+        .tuple(fc.array(fc.integer({ min: 1, max: 2 }), { maxLength: 2 }).filter((b) => size(b) <= 2), small, small, small, small)
+        .chain(([batch, tq, tk, d, dv]) =>
+          fc.tuple(
+            inputOf([...batch, tq, d]),
+            inputOf([...batch, tk, d]),
+            inputOf([...batch, tk, dv]),
+            fc.constant({ batch, tq, tk }),
+            fc.option(fc.double({ min: 0.1, max: 2, noNaN: true }), { nil: undefined }),
+          ),
+        );
+
+      it('no mask (default and explicit scale)', () => {
+        fc.assert(
+          fc.property(attnArb, seedArb, ([q, k, v, , scale], seed) =>
+            check((a, b, c) => scaledDotProductAttention(a, b, c, scale === undefined ? {} : { scale }), [q, k, v], seed),
+          ),
+          { numRuns: RUNS },
+        );
+      });
+
+      it('causal', () => {
+        fc.assert(
+          fc.property(attnArb, seedArb, ([q, k, v], seed) => check((a, b, c) => scaledDotProductAttention(a, b, c, { isCausal: true }), [q, k, v], seed)),
+          { numRuns: RUNS },
+        );
+      });
+
+      it('bool mask (shared and per batch)', () => {
+        const arb = attnArb.chain((x) => {
+          const { batch, tq, tk } = x[3];
+          return fc.boolean().chain((shared) => {
+            const ms = shared ? [tq, tk] : [...batch, tq, tk];
+            return fc.tuple(fc.constant(x), fc.constant(ms), valuesFor(ms, fc.boolean()));
+          });
+        });
+        fc.assert(
+          fc.property(arb, seedArb, ([[q, k, v], ms, m], seed) =>
+            tidy(() => {
+              const attnMask = boolT(m, ms, backend);
+              check((a, b, c) => scaledDotProductAttention(a, b, c, { attnMask }), [q, k, v], seed);
+            }),
+          ),
+          { numRuns: RUNS },
+        );
+      });
+
+      it('float mask (additive, with −∞ entries; shared and per batch)', () => {
+        const arb = attnArb.chain((x) => {
+          const { batch, tq, tk } = x[3];
+          return fc.boolean().chain((shared) => {
+            const ms = shared ? [tq, tk] : [...batch, tq, tk];
+            return fc.tuple(fc.constant(x), fc.constant(ms), valuesFor(ms, fc.oneof({ arbitrary: real(2), weight: 4 }, { arbitrary: fc.constant(-Infinity), weight: 1 })));
+          });
+        });
+        fc.assert(
+          fc.property(arb, seedArb, ([[q, k, v], ms, m], seed) =>
+            tidy(() => {
+              const attnMask = tensor(Float64Array.from(m), ms, { backend, dtype: 'f64' });
+              check((a, b, c) => scaledDotProductAttention(a, b, c, { attnMask }), [q, k, v], seed);
+            }),
+          ),
+          { numRuns: RUNS },
+        );
+      });
+    });
+  });
+});
