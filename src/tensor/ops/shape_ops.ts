@@ -61,6 +61,10 @@ export function unsqueeze(x: Tensor, axis: number): Tensor {
   return reshape(x, [...x.shape.slice(0, a), 1, ...x.shape.slice(a)]);
 }
 
+function notScalar(op: string, x: Tensor): void {
+  if (x.rank === 0) fail(op, 'cannot be applied to a 0-d tensor (it has no axis)');
+}
+
 /** Strided copy of `x` into a new contiguous tensor of `shape` (no autograd). */
 function stridedCopy(x: Tensor, shape: readonly number[], srcStrides: readonly number[], srcOffset = 0): Tensor {
   const out = Tensor._empty(x.backend, shape, x.dtype);
@@ -108,7 +112,9 @@ export function expand(x: Tensor, shape: readonly number[]): Tensor {
   live('expand', x);
   if (!Array.isArray(shape) || shape.length < x.rank || shape.some((d) => !Number.isInteger(d) || d < -1))
     fail('expand', `cannot expand ${fmt(x.shape)} to ${JSON.stringify(shape)}`);
-  const target = shape.map((d, i) => (d === -1 ? x.shape[i - (shape.length - x.rank)]! : d));
+  const lead = shape.length - x.rank;
+  if (shape.some((d, i) => d === -1 && i < lead)) fail('expand', `-1 is not allowed for a new leading dimension: ${fmt(x.shape)} to ${fmt(shape)}`);
+  const target = shape.map((d, i) => (d === -1 ? x.shape[i - lead]! : d));
   const b = tryBroadcast(x.shape, target);
   if (!b || b.some((d, i) => d !== target[i])) fail('expand', `cannot expand ${fmt(x.shape)} to ${fmt(target)}`);
   if (b.length === x.rank && b.every((d, i) => d === x.shape[i])) return x;
@@ -118,6 +124,7 @@ export function expand(x: Tensor, shape: readonly number[]): Tensor {
 /** Elements start, start+step, … (< end) along `axis`; negative start/end count from the end. */
 export function slice(x: Tensor, axis: number, start = 0, end?: number, step = 1): Tensor {
   live('slice', x);
+  notScalar('slice', x);
   const a = normAxis('slice', axis, x.rank);
   const n = x.shape[a]!;
   if (!Number.isInteger(step) || step < 1) fail('slice', `step must be a positive integer, got ${step}`);
@@ -139,6 +146,7 @@ export function slice(x: Tensor, axis: number, start = 0, end?: number, step = 1
 /** `length` elements from `start` along `axis` (as `torch.narrow`). */
 export function narrow(x: Tensor, axis: number, start: number, length: number): Tensor {
   live('narrow', x);
+  notScalar('narrow', x);
   const a = normAxis('narrow', axis, x.rank);
   const n = x.shape[a]!;
   const s = start < 0 ? start + n : start;
@@ -172,6 +180,7 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
   if (!Array.isArray(xs as unknown) || xs.length === 0) fail('concat', 'expected a non-empty array of tensors');
   const backend = live('concat', ...xs);
   const first = xs[0]!;
+  notScalar('concat', first);
   const a = normAxis('concat', axis, first.rank);
   const dtype = first.dtype;
   for (const t of xs) {
@@ -218,6 +227,7 @@ export function stack(xs: readonly Tensor[], axis = 0): Tensor {
 /** Split along `axis` into pieces of `size` (the last may be smaller) or of the listed sizes. */
 export function split(x: Tensor, sizeOrSections: number | number[], axis = 0): Tensor[] {
   live('split', x);
+  notScalar('split', x);
   const a = normAxis('split', axis, x.rank);
   const n = x.shape[a]!;
   let sizes: number[];
@@ -244,7 +254,10 @@ export function split(x: Tensor, sizeOrSections: number | number[], axis = 0): T
 export function chunk(x: Tensor, chunks: number, axis = 0): Tensor[] {
   live('chunk', x);
   if (!Number.isInteger(chunks) || chunks < 1) fail('chunk', `chunks must be a positive integer, got ${chunks}`);
+  notScalar('chunk', x);
   const a = normAxis('chunk', axis, x.rank);
+  // an empty axis splits into `chunks` empty pieces, as torch.chunk
+  if (x.shape[a] === 0) return split(x, new Array<number>(chunks).fill(0), a);
   return split(x, Math.max(1, Math.ceil(x.shape[a]! / chunks)), a);
 }
 
