@@ -136,7 +136,7 @@ export function encode(values: ArrayLike<number>, dtype: DType): StorageArray {
   const out = storageArray(dtype, n);
   if (dtype === 'f16') for (let i = 0; i < n; i++) out[i] = f16Bits(values[i]!);
   else if (dtype === 'bf16') for (let i = 0; i < n; i++) out[i] = bf16Bits(values[i]!);
-  else if (dtype === 'bool') for (let i = 0; i < n; i++) out[i] = values[i] ? 1 : 0;
+  else if (dtype === 'bool') for (let i = 0; i < n; i++) out[i] = values[i] !== 0 ? 1 : 0; // NaN is true
   else if (dtype === 'i32') for (let i = 0; i < n; i++) out[i] = Math.trunc(values[i]!);
   else (out as Float32Array | Float64Array).set(values);
   return out;

@@ -4,7 +4,7 @@
  * @module
  */
 import type { BinaryOp, UnaryOp } from '../../backend/backend.js';
-import { isFloat, promoteTypes, type DType } from '../../backend/dtype.js';
+import { isFloat, isHalf, promoteTypes, type DType } from '../../backend/dtype.js';
 import { record } from '../../autograd/tape.js';
 import { broadcastStrides, fmt, tryBroadcast } from '../shape.js';
 import { Tensor } from '../tensor.js';
@@ -13,22 +13,29 @@ import { computeDtype, desc, fail, freeTemps, inCompute, live, rawCast, scalarDt
 /** A tensor, or a JS number that takes the tensor's dtype (PyTorch's scalar promotion). */
 export type Operand = Tensor | number;
 
-/** Turn two operands into live tensors on one backend, promoted to a common dtype. */
-function operands(op: string, a: Operand, b: Operand): [Tensor, Tensor, DType, Tensor[]] {
-  if (typeof a === 'number' && typeof b === 'number') fail(op, 'expected at least one Tensor, got two numbers');
+/**
+ * Turn two operands into live tensors on one backend, and the dtype they promote to. A JS
+ * number becomes a 0-d tensor (returned in `temps`); beside a half tensor it is kept in f32,
+ * so `x_bf16 + 0.1` computes with 0.1 itself, as PyTorch does.
+ */
+function operands(op: string, a: Operand, b: Operand, backendHint?: Tensor): [Tensor, Tensor, DType, Tensor[]] {
   for (const x of [a, b])
     if (typeof x !== 'number' && !(x instanceof Tensor)) fail(op, `expected a Tensor or a number, got ${typeof x}`);
-  const backend = live(op, a instanceof Tensor ? a : null, b instanceof Tensor ? b : null);
+  if (typeof a === 'number' && typeof b === 'number' && !backendHint) fail(op, 'expected at least one Tensor, got two numbers');
+  const backend = live(op, a instanceof Tensor ? a : null, b instanceof Tensor ? b : null) ?? backendHint!.backend;
   const temps: Tensor[] = [];
+  const numDtype = (v: number): DType => (Number.isInteger(v) ? 'i32' : 'f32');
   const dtype =
     a instanceof Tensor && b instanceof Tensor
       ? promoteTypes(a.dtype, b.dtype)
       : a instanceof Tensor
         ? scalarDtype(a.dtype, b as number)
-        : scalarDtype((b as Tensor).dtype, a as number);
+        : b instanceof Tensor
+          ? scalarDtype(b.dtype, a as number)
+          : promoteTypes(numDtype(a), numDtype(b));
   const asTensor = (x: Operand): Tensor => {
     if (typeof x === 'number') {
-      const t = scalarTensor(backend, x, dtype);
+      const t = scalarTensor(backend, x, isHalf(dtype) ? 'f32' : dtype);
       temps.push(t);
       return t;
     }
@@ -43,27 +50,30 @@ function binary(op: BinaryOp, a: Operand, b: Operand): Tensor {
   const [x, y, promoted, temps] = operands(op, a, b);
   const shape = tryBroadcast(x.shape, y.shape);
   if (!shape) fail(op, `shapes do not broadcast: ${fmt(x.shape)} and ${fmt(y.shape)}`);
-  // true division and pow of integers give floats, as in PyTorch
+  if (op === 'sub' && promoted === 'bool') fail(op, 'subtracting bool tensors is not supported; use logicalXor-style ops or cast first');
+  // true division of integers gives floats, as in PyTorch
   const dtype = op === 'div' && !isFloat(promoted) ? 'f32' : promoted;
-  const logical = op === 'and' || op === 'or';
-  const inDtype = logical ? 'bool' : dtype;
-  const outDtype = COMPARISONS.has(op) ? 'bool' : dtype;
+  const comparison = COMPARISONS.has(op);
+  // logical ops read truthiness; arithmetic on bools runs on 0/1 integers and is cast back
+  const inDtype = op === 'and' || op === 'or' ? 'bool' : dtype === 'bool' && !comparison ? 'i32' : dtype;
+  const outDtype = comparison ? 'bool' : dtype;
   const backend = x.backend;
   const cd = computeDtype(backend, 'elementwise', inDtype);
-  const out = inCompute([rawCast(x, inDtype), rawCast(y, inDtype)], cd, outDtype, ([xc, yc]) => {
-    const o = Tensor._empty(backend, shape, COMPARISONS.has(op) ? 'bool' : cd);
-    backend.binary(
-      op,
-      xc!._storage(op),
-      broadcastStrides(xc!.shape, shape),
-      yc!._storage(op),
-      broadcastStrides(yc!.shape, shape),
-      o._storage(op),
-      shape,
-    );
+  const prep = (t: Tensor): Tensor => (temps.includes(t) && isHalf(inDtype) ? t : rawCast(t, inDtype));
+  const [xi, yi] = [prep(x), prep(y)];
+  let out = inCompute([xi, yi], cd, outDtype, ([xc, yc]) => {
+    const o = Tensor._empty(backend, shape, comparison ? 'bool' : cd);
+    backend.binary(op, xc!._storage(op), broadcastStrides(xc!.shape, shape), yc!._storage(op), broadcastStrides(yc!.shape, shape), o._storage(op), shape);
     return o;
   });
-  if (COMPARISONS.has(op)) {
+  if (xi !== x) xi.dispose();
+  if (yi !== y) yi.dispose();
+  if (out.dtype !== outDtype) {
+    const c = rawCast(out, outDtype);
+    out.dispose();
+    out = c;
+  }
+  if (comparison) {
     temps.forEach((t) => t.dispose());
     return out;
   }
@@ -191,7 +201,7 @@ export function clone(x: Tensor): Tensor {
 export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
   live('where', cond);
   if (cond.dtype !== 'bool') fail('where', `condition must be bool, got ${desc(cond)}`);
-  const [x, y, dtype, temps] = operands('where', a, b);
+  const [x, y, dtype, temps] = operands('where', a, b, cond);
   live('where', cond, x, y);
   const shape = tryBroadcast(cond.shape, x.shape, y.shape);
   if (!shape) fail('where', `shapes do not broadcast: ${fmt(cond.shape)}, ${fmt(x.shape)} and ${fmt(y.shape)}`);

@@ -45,7 +45,7 @@ function reduceKernel(op: ReduceOp, x: Tensor, axes: number[], outDtype: DType):
     }
     if (cur === xc) {
       // no axes: a copy, so the result never aliases the input
-      const o = Tensor._empty(backend, shape, cur.dtype);
+      const o = Tensor._empty(backend, shape, cur.dtype === 'bool' ? 'i32' : cur.dtype);
       backend.cast(cur._storage(op), o._storage(op));
       cur = o;
     }
@@ -102,8 +102,8 @@ export const min = (x: Tensor, axis?: Axes, keepdim = false): Tensor => extreme(
 function argExtreme(op: 'argmax' | 'argmin', x: Tensor, axis: number | null | undefined, keepdim: boolean): Tensor {
   live(op, x);
   if (x.dtype === 'bool') fail(op, `not defined for bool tensors (got ${desc(x)})`);
-  if (x.size === 0) fail(op, `cannot reduce an empty tensor (shape ${fmt(x.shape)})`);
   if (axis === null || axis === undefined) {
+    if (x.size === 0) fail(op, `cannot reduce an empty tensor (shape ${fmt(x.shape)})`);
     const flat = x._view([x.size]);
     const r = argExtreme(op, flat, 0, false);
     flat.dispose();
