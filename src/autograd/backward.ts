@@ -67,10 +67,16 @@ function backward(root: Tensor, grad: Tensor | undefined, retainGraph: boolean):
     // every stored gradient is a distinct tensor we own (views share storage, never mutated)
     put(root, grad ? grad._view(grad.shape) : onesLike(root));
 
-    for (const t of topoOrder(root)) {
+    try {
+      for (const t of topoOrder(root)) step(t);
+    } finally {
+      // on success this is what reached no leaf; on an error, everything still pending
+      for (const g of grads.values()) g.dispose();
+    }
+
+    function step(t: Tensor): void {
       const g = grads.get(t);
-      if (!g) continue;
-      grads.delete(t);
+      if (!g) return;
       const node = t.gradFn;
       if (!node || t.retainsGrad) accumulate(t, g);
       if (node) {
@@ -90,9 +96,9 @@ function backward(root: Tensor, grad: Tensor | undefined, retainGraph: boolean):
           node.freed = true;
         }
       }
+      grads.delete(t);
       if (t.grad !== g) g.dispose();
     }
-    for (const g of grads.values()) g.dispose();
   });
 }
 

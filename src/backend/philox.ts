@@ -8,7 +8,7 @@
  * - uniform in [low, high): `low + (high − low)·u` with `u = (w >>> 8)·2⁻²⁴` (24 bits, exact in f32);
  * - normal: Box–Muller on the pair of words (0,1) or (2,3) of the same counter:
  *   `r = √(−2·ln(1 − u₀))`, `z₀ = r·cos(2π·u₁)`, `z₁ = r·sin(2π·u₁)`;
- * - randint in [low, high): `low + ⌊w·(high − low)/2³²⌋`.
+ * - randint in [low, high): `low + ⌊w·(high − low)/2³²⌋` (the high word of the exact 64-bit product; span ≤ 2³¹).
  * A fill of n elements advances the generator's offset by ⌈n/4⌉.
  * @module
  */
@@ -93,7 +93,7 @@ export function philoxFill(
       for (let j = 0; j < end; j++) out[base + j] = dist.low + span * ((w[j]! >>> 8) * TWO_POW_M24);
     } else if (dist.kind === 'randint') {
       const span = dist.high - dist.low;
-      for (let j = 0; j < end; j++) out[base + j] = dist.low + Math.floor((w[j]! * span) / 4294967296);
+      for (let j = 0; j < end; j++) out[base + j] = dist.low + mulhi(w[j]!, span);
     } else {
       for (let p = 0; p < end; p += 2) {
         const u0 = (w[p]! >>> 8) * TWO_POW_M24;

@@ -166,6 +166,7 @@ export class Tensor implements Tracked, Disposable {
 
   /** A tensor sharing this one's storage, cut from the graph. */
   detach(): Tensor {
+    this._storage('detach');
     return this._view(this.shape);
   }
 
@@ -192,31 +193,38 @@ export class Tensor implements Tracked, Disposable {
 
   /** The elements as nested arrays (booleans for bool). */
   async array(): Promise<NestedArray> {
+    this._storage('array');
     return nest(await this.data(), this.shape, this.dtype);
   }
 
   arraySync(): NestedArray {
+    this._storage('arraySync');
     return nest(this.dataSync(), this.shape, this.dtype);
   }
 
   /** The value of a one-element tensor. */
   item(): number {
+    this._storage('item');
     if (this.size !== 1) throw new Error(`item: tensor has ${this.size} elements (shape ${fmt(this.shape)}), expected 1`);
     return this.dataSync()[0]!;
   }
 
   /** A copy on backend `name` (this tensor itself when already there); gradients flow back. */
   to(name: string): Tensor {
+    this._storage('to');
     if (name === this.backend.name) return this;
+    const target = backendFor('to', name);
     const data = this.backend.readSync?.(this._storage('to'));
     if (!data) throw new Error(`to: backend '${this.backend.name}' cannot read synchronously; use await toAsync('${name}')`);
-    return moveTo(this, getBackend(name), data);
+    return moveTo(this, target, data);
   }
 
   /** {@link to}, for backends whose memory can only be read asynchronously. */
   async toAsync(name: string): Promise<Tensor> {
+    this._storage('toAsync');
     if (name === this.backend.name) return this;
-    return moveTo(this, getBackend(name), await this.backend.read(this._storage('to')));
+    const target = backendFor('toAsync', name);
+    return moveTo(this, target, await this.backend.read(this._storage('toAsync')));
   }
 
   /**
@@ -307,6 +315,14 @@ export class Tensor implements Tracked, Disposable {
   matmul(b: Tensor, opts?: nn.MatmulOptions): Tensor { return nn.matmul(this, b, opts); }
   softmax(axis?: number): Tensor { return nn.softmax(this, axis); }
   logSoftmax(axis?: number): Tensor { return nn.logSoftmax(this, axis); }
+}
+
+function backendFor(op: string, name: string): Backend {
+  try {
+    return getBackend(name);
+  } catch (e) {
+    throw new Error(`${op}: ${(e as Error).message}`);
+  }
 }
 
 function nest(data: DataArray, shape: Shape, dtype: DType): NestedArray {

@@ -5,7 +5,7 @@ import { getBackend } from '../../backend/registry.js';
 import { fmt, isValidShape, sizeOf } from '../shape.js';
 import { defaultGenerator, type Generator } from '../random.js';
 import { Tensor, type NestedArray } from '../tensor.js';
-import { fail } from './util.js';
+import { fail, live } from './util.js';
 
 /** Options shared by creation functions. */
 export interface CreateOptions {
@@ -131,27 +131,32 @@ export function tensor(data: NestedArray | TypedData, shapeOrOpts?: readonly num
 
 /** A tensor of `shape` filled with `value`. */
 export function full(shape: readonly number[], value: number, opts?: CreateOptions): Tensor {
-  checkShape('full', shape);
-  const [backend, dtype] = resolve('full', opts, typeof value === 'boolean' ? 'bool' : 'f32');
+  return fill('full', shape, value, opts);
+}
+
+function fill(op: string, shape: readonly number[], value: number, opts?: CreateOptions): Tensor {
+  checkShape(op, shape);
+  const [backend, dtype] = resolve(op, opts, typeof value === 'boolean' ? 'bool' : 'f32');
   const t = Tensor._empty(backend, shape, dtype);
-  backend.fill(t._storage('full'), value);
-  return finish('full', t, opts);
+  backend.fill(t._storage(op), value);
+  return finish(op, t, opts);
 }
 
 /** Zeros of `shape`. */
-export const zeros = (shape: readonly number[], opts?: CreateOptions): Tensor => full(shape, 0, opts);
+export const zeros = (shape: readonly number[], opts?: CreateOptions): Tensor => fill('zeros', shape, 0, opts);
 /** Ones of `shape`. */
-export const ones = (shape: readonly number[], opts?: CreateOptions): Tensor => full(shape, 1, opts);
+export const ones = (shape: readonly number[], opts?: CreateOptions): Tensor => fill('ones', shape, 1, opts);
 
-function likeOpts(t: Tensor, opts?: CreateOptions): CreateOptions {
-  return { dtype: t.dtype, backend: t.backend.name, ...opts };
+function fillLike(op: string, t: Tensor, value: number, opts?: CreateOptions): Tensor {
+  live(op, t);
+  return fill(op, t.shape, value, { dtype: t.dtype, backend: t.backend.name, ...opts });
 }
 /** Zeros with the shape, dtype and backend of `t`. */
-export const zerosLike = (t: Tensor, opts?: CreateOptions): Tensor => full(t.shape, 0, likeOpts(t, opts));
+export const zerosLike = (t: Tensor, opts?: CreateOptions): Tensor => fillLike('zerosLike', t, 0, opts);
 /** Ones with the shape, dtype and backend of `t`. */
-export const onesLike = (t: Tensor, opts?: CreateOptions): Tensor => full(t.shape, 1, likeOpts(t, opts));
+export const onesLike = (t: Tensor, opts?: CreateOptions): Tensor => fillLike('onesLike', t, 1, opts);
 /** `value` with the shape, dtype and backend of `t`. */
-export const fullLike = (t: Tensor, value: number, opts?: CreateOptions): Tensor => full(t.shape, value, likeOpts(t, opts));
+export const fullLike = (t: Tensor, value: number, opts?: CreateOptions): Tensor => fillLike('fullLike', t, value, opts);
 
 /**
  * Values from `start` (inclusive) to `end` (exclusive) by `step`; `arange(n)` counts 0..n−1.

@@ -8,7 +8,7 @@ import { isFloat, isHalf, promoteTypes, type DType } from '../../backend/dtype.j
 import { record } from '../../autograd/tape.js';
 import { broadcastStrides, fmt, tryBroadcast } from '../shape.js';
 import { Tensor } from '../tensor.js';
-import { computeDtype, desc, fail, freeTemps, inCompute, live, rawCast, scalarDtype, scalarTensor } from './util.js';
+import { asOp, checkDType, computeDtype, desc, fail, freeTemps, inCompute, live, rawCast, scalarDtype, scalarTensor } from './util.js';
 
 /** A tensor, or a JS number that takes the tensor's dtype (PyTorch's scalar promotion). */
 export type Operand = Tensor | number;
@@ -49,8 +49,15 @@ const COMPARISONS = new Set<BinaryOp>(['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'and'
 function binary(op: BinaryOp, a: Operand, b: Operand): Tensor {
   const [x, y, promoted, temps] = operands(op, a, b);
   const shape = tryBroadcast(x.shape, y.shape);
-  if (!shape) fail(op, `shapes do not broadcast: ${fmt(x.shape)} and ${fmt(y.shape)}`);
-  if (op === 'sub' && promoted === 'bool') fail(op, 'subtracting bool tensors is not supported; use logicalXor-style ops or cast first');
+  const bad = !shape
+    ? `shapes do not broadcast: ${fmt(x.shape)} and ${fmt(y.shape)}`
+    : op === 'sub' && promoted === 'bool'
+      ? 'subtracting bool tensors is not supported; cast to i32 first'
+      : null;
+  if (bad || !shape) {
+    temps.forEach((t) => t.dispose());
+    fail(op, bad!);
+  }
   // true division of integers gives floats, as in PyTorch
   const dtype = op === 'div' && !isFloat(promoted) ? 'f32' : promoted;
   const comparison = COMPARISONS.has(op);
@@ -108,9 +115,9 @@ export const gt = (a: Operand, b: Operand): Tensor => binary('gt', a, b);
 /** a >= b, as bool. */
 export const ge = (a: Operand, b: Operand): Tensor => binary('ge', a, b);
 /** Logical and of truthiness, as bool. */
-export const logicalAnd = (a: Operand, b: Operand): Tensor => binary('and', a, b);
+export const logicalAnd = (a: Operand, b: Operand): Tensor => asOp('logicalAnd', () => binary('and', a, b));
 /** Logical or of truthiness, as bool. */
-export const logicalOr = (a: Operand, b: Operand): Tensor => binary('or', a, b);
+export const logicalOr = (a: Operand, b: Operand): Tensor => asOp('logicalOr', () => binary('or', a, b));
 
 // Ops that keep integers integral; the rest compute in floats (f32 for integer inputs).
 const INTEGRAL = new Set<UnaryOp>(['neg', 'abs', 'sign', 'relu', 'floor', 'ceil', 'round']);
@@ -176,17 +183,18 @@ export const isfinite = (x: Tensor): Tensor => unary('isfinite', x);
 export function gelu(x: Tensor, opts: { approximate?: 'none' | 'tanh' } = {}): Tensor {
   const a = opts.approximate ?? 'none';
   if (a !== 'none' && a !== 'tanh') fail('gelu', `approximate must be 'none' or 'tanh', got '${String(a)}'`);
-  return unary(a === 'tanh' ? 'gelu_tanh' : 'gelu', x);
+  return asOp('gelu', () => unary(a === 'tanh' ? 'gelu_tanh' : 'gelu', x));
 }
 
 /** Logical not, as bool. */
 export function logicalNot(x: Tensor): Tensor {
-  return binary('eq', x, 0);
+  return asOp('logicalNot', () => binary('eq', x, 0));
 }
 
 /** `x` converted to `dtype`; differentiable between float dtypes. */
 export function cast(x: Tensor, dtype: DType): Tensor {
   live('cast', x);
+  checkDType('cast', dtype);
   if (x.dtype === dtype) return x;
   return record('cast', [x], rawCast(x, dtype));
 }
@@ -204,7 +212,10 @@ export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
   const [x, y, dtype, temps] = operands('where', a, b, cond);
   live('where', cond, x, y);
   const shape = tryBroadcast(cond.shape, x.shape, y.shape);
-  if (!shape) fail('where', `shapes do not broadcast: ${fmt(cond.shape)}, ${fmt(x.shape)} and ${fmt(y.shape)}`);
+  if (!shape) {
+    temps.forEach((t) => t.dispose());
+    fail('where', `shapes do not broadcast: ${fmt(cond.shape)}, ${fmt(x.shape)} and ${fmt(y.shape)}`);
+  }
   const xc = rawCast(x, dtype);
   const yc = rawCast(y, dtype);
   const out = Tensor._empty(x.backend, shape, dtype);
@@ -225,7 +236,15 @@ export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
 
 /** Clamp into [min, max] (either bound may be omitted). */
 export function clamp(x: Tensor, min?: Operand | null, max?: Operand | null): Tensor {
+  return asOp('clamp', () => clampImpl(x, min, max));
+}
+
+function clampImpl(x: Tensor, min?: Operand | null, max?: Operand | null): Tensor {
   live('clamp', x);
+  const bounds = [min, max].filter((b): b is Tensor => b instanceof Tensor);
+  live('clamp', x, ...bounds);
+  if (!tryBroadcast(x.shape, ...bounds.map((b) => b.shape)))
+    fail('clamp', `shapes do not broadcast: ${[x, ...bounds].map((t) => fmt(t.shape)).join(', ')}`);
   if ((min === null || min === undefined) && (max === null || max === undefined))
     fail('clamp', 'at least one of min and max must be given');
   let out = x;

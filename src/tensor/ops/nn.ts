@@ -12,7 +12,7 @@ import { Tensor } from '../tensor.js';
 import * as ew from './elementwise.js';
 import { defaultGenerator, type Generator } from '../random.js';
 import { sum } from './reduce.js';
-import { expand, indexSelect, reshape, transpose } from './shape_ops.js';
+import { checkIndex, expand, indexSelect, reshape, transpose } from './shape_ops.js';
 import { computeDtype, desc, fail, freeTemps, inCompute, live, normAxis, peekIndices, rawCast } from './util.js';
 
 /** Options of {@link matmul}. */
@@ -41,6 +41,10 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const dtype = floatPair('matmul', a, b);
   if (a.rank === 0 || b.rank === 0) fail('matmul', `both operands need at least 1 dimension, got ${fmt(a.shape)} @ ${fmt(b.shape)}`);
   if (a.rank === 1 || b.rank === 1) {
+    // validate against the caller's shapes before any reshape
+    const ka = a.rank === 1 ? a.size : a.shape[a.rank - (opts.transA ? 2 : 1)]!;
+    const kb = b.rank === 1 ? b.size : b.shape[b.rank - (opts.transB ? 1 : 2)]!;
+    if (ka !== kb) fail('matmul', `inner dimensions differ: ${fmt(a.shape)} @ ${fmt(b.shape)}`);
     const a2 = a.rank === 1 ? reshape(a, [1, a.size]) : a;
     const b2 = b.rank === 1 ? reshape(b, [b.size, 1]) : b;
     const r = matmul(a2, b2, { transA: a.rank === 1 ? false : opts.transA, transB: b.rank === 1 ? false : opts.transB });
@@ -294,6 +298,7 @@ export function embedding(ids: Tensor, weight: Tensor): Tensor {
   live('embedding', ids, weight);
   if (ids.dtype !== 'i32') fail('embedding', `ids must be i32, got ${desc(ids)}`);
   if (weight.rank !== 2) fail('embedding', `weight must be [vocab, dim], got ${desc(weight)}`);
+  checkIndex('embedding', ids, weight.shape[0]!);
   const flat = reshape(ids, [ids.size]);
   const rows = indexSelect(weight, 0, flat);
   const out = reshape(rows, [...ids.shape, weight.shape[1]!]);

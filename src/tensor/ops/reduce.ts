@@ -10,7 +10,7 @@ import { noGrad, record } from '../../autograd/tape.js';
 import { fmt, sizeOf } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import * as ew from './elementwise.js';
-import { computeDtype, desc, fail, freeTemps, inCompute, live, normAxes, normAxis } from './util.js';
+import { asOp, computeDtype, desc, fail, freeTemps, inCompute, live, normAxes, normAxis } from './util.js';
 
 /** One axis, several, or all (null/undefined). Negative axes count from the end. */
 export type Axes = number | readonly number[] | null | undefined;
@@ -177,7 +177,7 @@ export function variance(x: Tensor, axis?: Axes, opts: VarOptions = {}): Tensor 
 
 /** Standard deviation: √{@link variance}. */
 export function std(x: Tensor, axis?: Axes, opts: VarOptions = {}): Tensor {
-  const v = variance(x, axis, opts);
+  const v = asOp('std', () => variance(x, axis, opts));
   const out = ew.sqrt(v);
   freeTemps(out, v);
   return out;

@@ -10,7 +10,7 @@ import { broadcastStrides, fmt, sizeOf, stridesOf, tryBroadcast } from '../shape
 import { Tensor } from '../tensor.js';
 import * as ew from './elementwise.js';
 import { sum } from './reduce.js';
-import { computeDtype, desc, fail, freeTemps, inCompute, live, normAxis, peekIndices, rawCast, scalarTensor } from './util.js';
+import { checkDType, computeDtype, desc, fail, freeTemps, inCompute, live, normAxis, peekIndices, rawCast, scalarTensor } from './util.js';
 
 /** Same elements, another shape (one entry may be −1, inferred). Shares storage. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -34,7 +34,12 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
 /** Merge axes startDim..endDim (inclusive) into one. */
 export function flatten(x: Tensor, startDim = 0, endDim = -1): Tensor {
   live('flatten', x);
-  if (x.rank === 0) return reshape(x, [1]);
+  if (x.rank === 0) {
+    // a 0-d tensor flattens to [1]; its only axes are 0 and −1
+    normAxis('flatten', startDim, 0);
+    normAxis('flatten', endDim, 0);
+    return reshape(x, [1]);
+  }
   const s = normAxis('flatten', startDim, x.rank);
   const e = normAxis('flatten', endDim, x.rank);
   if (s > e) fail('flatten', `startDim ${startDim} comes after endDim ${endDim} for rank ${x.rank}`);
@@ -214,9 +219,11 @@ export function stack(xs: readonly Tensor[], axis = 0): Tensor {
   if (!Array.isArray(xs as unknown) || xs.length === 0) fail('stack', 'expected a non-empty array of tensors');
   live('stack', ...xs);
   const first = xs[0]!;
-  for (const t of xs)
+  for (const t of xs) {
     if (t.rank !== first.rank || t.shape.some((d, i) => d !== first.shape[i]))
       fail('stack', `all tensors must have one shape: ${xs.map((t) => fmt(t.shape)).join(', ')}`);
+    if (t.dtype !== first.dtype) fail('stack', `dtypes differ: ${xs.map((t) => t.dtype).join(', ')} (cast them to one first)`);
+  }
   const a = normAxis('stack', axis, first.rank + 1);
   const parts = xs.map((t) => unsqueeze(t, a));
   const out = concat(parts, a);
@@ -261,7 +268,8 @@ export function chunk(x: Tensor, chunks: number, axis = 0): Tensor[] {
   return split(x, Math.max(1, Math.ceil(x.shape[a]! / chunks)), a);
 }
 
-function checkIndex(op: string, index: Tensor, limit: number): void {
+/** @internal Index tensors are i32 with values in [0, limit) (checked where the backend reads synchronously). */
+export function checkIndex(op: string, index: Tensor, limit: number): void {
   if (index.dtype !== 'i32') fail(op, `index must be i32, got ${desc(index)}`);
   const values = peekIndices(index);
   if (!values) return;
@@ -294,6 +302,7 @@ function indexArgs(
 export function indexSelect(x: Tensor, axis: number, index: Tensor): Tensor {
   live('indexSelect', x, index);
   const a = normAxis('indexSelect', axis, x.rank);
+  notScalar('indexSelect', x);
   if (index.rank !== 1) fail('indexSelect', `index must be 1-D, got ${desc(index)}`);
   checkIndex('indexSelect', index, x.shape[a]!);
   const shape = x.shape.map((d, i) => (i === a ? index.size : d));
@@ -307,6 +316,7 @@ export function indexSelect(x: Tensor, axis: number, index: Tensor): Tensor {
 export function gather(x: Tensor, axis: number, index: Tensor): Tensor {
   live('gather', x, index);
   const a = normAxis('gather', axis, x.rank);
+  notScalar('gather', x);
   if (index.rank !== x.rank || index.shape.some((d, i) => i !== a && d !== x.shape[i]))
     fail('gather', `index shape ${fmt(index.shape)} must match input shape ${fmt(x.shape)} except along axis ${axis}`);
   checkIndex('gather', index, x.shape[a]!);
@@ -353,6 +363,7 @@ export function scatterAddInto(
 export function scatterAdd(x: Tensor, axis: number, index: Tensor, src: Tensor): Tensor {
   live('scatterAdd', x, index, src);
   const a = normAxis('scatterAdd', axis, x.rank);
+  notScalar('scatterAdd', x);
   if (src.dtype !== x.dtype) fail('scatterAdd', `src dtype ${src.dtype} differs from input dtype ${x.dtype}`);
   if (index.rank !== x.rank || index.shape.some((d, i) => d !== src.shape[i] || (i !== a && d !== x.shape[i])))
     fail(
@@ -367,6 +378,7 @@ export function scatterAdd(x: Tensor, axis: number, index: Tensor, src: Tensor):
 export function oneHot(index: Tensor, numClasses: number, dtype: 'i32' | 'f32' | 'f64' | 'bool' = 'i32'): Tensor {
   live('oneHot', index);
   if (!Number.isInteger(numClasses) || numClasses < 1) fail('oneHot', `numClasses must be a positive integer, got ${numClasses}`);
+  checkDType('oneHot', dtype);
   checkIndex('oneHot', index, numClasses);
   const classes = Tensor._empty(index.backend, [numClasses], 'i32');
   index.backend.write(classes._storage('oneHot'), Int32Array.from({ length: numClasses }, (_, i) => i));

@@ -1,12 +1,25 @@
 /** Helpers shared by the op modules: validation, scalars, casts, compute dtypes. @module */
 import type { Backend, KernelFamily } from '../../backend/backend.js';
-import { encode, isFloat, type DType } from '../../backend/dtype.js';
+import { encode, isDType, isFloat, type DType } from '../../backend/dtype.js';
 import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';
 
 /** Throw the error every op throws: `op: message`. */
 export function fail(op: string, message: string): never {
   throw new Error(`${op}: ${message}`);
+}
+
+/**
+ * Run `fn` as the public op `op`: an error thrown by an op it delegates to is re-labelled
+ * `op: …`, so the message names the function the caller called.
+ */
+export function asOp<T>(op: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof Error && !e.message.startsWith(`${op}: `)) e.message = `${op}: ${e.message.replace(/^[A-Za-z_]+: /, '')}`;
+    throw e;
+  }
 }
 
 /** `[2,3] f32` — how errors name a tensor. */
@@ -26,6 +39,12 @@ export function live(op: string, ...ts: (Tensor | null | undefined)[]): Backend 
     backend = t.backend;
   }
   return backend!;
+}
+
+/** Check that `dtype` names a kiln dtype. */
+export function checkDType(op: string, dtype: unknown): DType {
+  if (!isDType(dtype)) fail(op, `unknown dtype '${String(dtype)}'`);
+  return dtype;
 }
 
 /** A 0-d tensor of `value` on `backend`. */
