@@ -121,6 +121,8 @@ export async function main(args: string[]): Promise<MatmulRow[]> {
 
   await tf.setBackend('cpu');
   await tf.ready();
+  // tfjs's one-time "install tfjs-node" notice would land in the middle of the table
+  (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
   console.log('# ref-matmul: kiln ref vs TensorFlow.js cpu, f32\n');
   printMachineInfo();
   console.log(`- tfjs-core ${tf.version_core}, backend ${tf.getBackend()}`);

@@ -262,8 +262,10 @@ export function reduceRef(op: ReduceOp, x: Num, outer: number, r: number, inner:
 }
 
 /**
- * Batched matmul on one (a, b, out) triple at offsets: out[m×n] = op(a)[m×k] @ op(b)[k×n].
- * The i-k-j order streams rows of b (or its transpose, read with a stride) into a row of f64 sums.
+ * Batched matmul on one (a, b, out) triple at offsets: out[m×n] = op(a)[m×k] @ op(b)[k×n] (+ bias).
+ * Every output is one f64 sum over p = 0..k−1 in order, rounded once when stored. For speed the
+ * sums are done 2 rows × 4 columns at a time in locals (8 products per 6 loads), reading both
+ * operands in place through their strides, so transposes cost nothing and no scratch is needed.
  */
 export function matmulRef(
   a: Num,
@@ -278,31 +280,51 @@ export function matmulRef(
   transA: boolean,
   transB: boolean,
   bias: Num | null,
-  acc: Float64Array,
 ): void {
-  for (let i = 0; i < m; i++) {
-    if (transB) {
-      // row i of a against rows of b: both contiguous
-      for (let j = 0; j < n; j++) {
-        let s = 0;
-        const bRow = bOff + j * k;
-        if (transA) for (let p = 0; p < k; p++) s += a[aOff + p * m + i]! * b[bRow + p]!;
-        else {
-          const aRow = aOff + i * k;
-          for (let p = 0; p < k; p++) s += a[aRow + p]! * b[bRow + p]!;
-        }
-        acc[j] = s;
-      }
-    } else {
-      acc.fill(0, 0, n);
+  const ars = transA ? 1 : k; // op(a)[i, p] = a[aOff + i·ars + p·acs]
+  const acs = transA ? m : 1;
+  const brs = transB ? 1 : n; // op(b)[p, j] = b[bOff + p·brs + j·bcs]
+  const bcs = transB ? k : 1;
+  for (let i = 0; i < m; i += 2) {
+    const i1 = Math.min(i + 1, m - 1); // odd m: the last row is done twice
+    for (let j = 0; j < n; j += 4) {
+      const w = Math.min(4, n - j); // columns past n repeat the last one and are not stored
+      const c1 = Math.min(1, w - 1) * bcs;
+      const c2 = Math.min(2, w - 1) * bcs;
+      const c3 = Math.min(3, w - 1) * bcs;
+      let s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+      let a0 = aOff + i * ars;
+      let a1 = aOff + i1 * ars;
+      let bp = bOff + j * bcs;
       for (let p = 0; p < k; p++) {
-        const aip = transA ? a[aOff + p * m + i]! : a[aOff + i * k + p]!;
-        const bRow = bOff + p * n;
-        for (let j = 0; j < n; j++) acc[j] += aip * b[bRow + j]!;
+        const x0 = a[a0]!, x1 = a[a1]!;
+        const y0 = b[bp]!, y1 = b[bp + c1]!, y2 = b[bp + c2]!, y3 = b[bp + c3]!;
+        s00 += x0 * y0; s01 += x0 * y1; s02 += x0 * y2; s03 += x0 * y3;
+        s10 += x1 * y0; s11 += x1 * y1; s12 += x1 * y2; s13 += x1 * y3;
+        a0 += acs;
+        a1 += acs;
+        bp += brs;
+      }
+      const o0 = outOff + i * n + j;
+      const o1 = outOff + i1 * n + j;
+      const c0 = bias ? bias[j]! : 0;
+      out[o0] = s00 + c0;
+      out[o1] = s10 + c0;
+      if (w > 1) {
+        const c = bias ? bias[j + 1]! : 0;
+        out[o0 + 1] = s01 + c;
+        out[o1 + 1] = s11 + c;
+      }
+      if (w > 2) {
+        const c = bias ? bias[j + 2]! : 0;
+        out[o0 + 2] = s02 + c;
+        out[o1 + 2] = s12 + c;
+      }
+      if (w > 3) {
+        const c = bias ? bias[j + 3]! : 0;
+        out[o0 + 3] = s03 + c;
+        out[o1 + 3] = s13 + c;
       }
     }
-    const row = outOff + i * n;
-    if (bias) for (let j = 0; j < n; j++) out[row + j] = acc[j]! + bias[j]!;
-    else for (let j = 0; j < n; j++) out[row + j] = acc[j]!;
   }
 }

@@ -165,10 +165,9 @@ export class RefBackend implements Backend {
     const b = arr(p.b);
     const out = arr(p.out);
     const bias = p.bias ? arr(p.bias) : null;
-    const acc = new Float64Array(p.n);
     const zeros = p.batchShape.map(() => 0);
     forEachStrided(p.batchShape, p.aBatchStrides, p.bBatchStrides, zeros, (bi, ao, bo) => {
-      matmulRef(a, ao, b, bo, out, bi * p.m * p.n, p.m, p.n, p.k, p.transA, p.transB, bias, acc);
+      matmulRef(a, ao, b, bo, out, bi * p.m * p.n, p.m, p.n, p.k, p.transA, p.transB, bias);
     });
   }
 
