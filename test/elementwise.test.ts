@@ -53,7 +53,7 @@ import {
   type DType,
   type Tensor,
 } from '../src/index.js';
-import { at, broadcastPairArb, describeBackends, expectClose, FC, indices, shapeArb, size, tol, values } from './harness.js';
+import { at, broadcastPairArb, describeBackends, expectClose, FC, indices, shapeArb, size, tol, values, stored } from './harness.js';
 
 type Operand = Tensor | number;
 
@@ -64,23 +64,6 @@ const ALL: DType[] = ['bool', 'i32', 'bf16', 'f16', 'f32', 'f64'];
 const isFloatT = (d: DType): boolean => d === 'f32' || d === 'f64' || d === 'bf16' || d === 'f16';
 const isHalfT = (d: DType): boolean => d === 'bf16' || d === 'f16';
 
-/** The value a JS number becomes when stored in `dtype`. */
-function stored(dtype: DType): (x: number) => number {
-  switch (dtype) {
-    case 'f64':
-      return (x) => x;
-    case 'f32':
-      return Math.fround;
-    case 'bf16':
-      return (x) => bf16Value(bf16Bits(x));
-    case 'f16':
-      return (x) => f16Value(f16Bits(x));
-    case 'i32':
-      return (x) => Math.trunc(x) | 0;
-    case 'bool':
-      return (x) => (x !== 0 ? 1 : 0);
-  }
-}
 
 /** The value an op computed exactly (in f64) has in `dtype`: halves compute in f32 and round to the half type. */
 function result(dtype: DType): (y: number) => number {

@@ -82,7 +82,7 @@ import {
   where,
   type Tensor,
 } from '../src/index.js';
-import { broadcastPairArb, describeBackends, FC, shapeArb, size } from './harness.js';
+import { broadcastPairArb, describeBackends, FC, shapeArb, size, rng } from './harness.js';
 
 // ---- the helper --------------------------------------------------------------------------
 
@@ -105,17 +105,6 @@ interface GradCheckOptions {
   what?: string;
 }
 
-/** A small deterministic PRNG (mulberry32) for the upstream weights. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const asList = (r: Tensor | Tensor[]): Tensor[] => (Array.isArray(r) ? r : [r]);
 
@@ -129,7 +118,7 @@ function gradCheck(fn: (...inputs: Tensor[]) => Tensor | Tensor[], inputs: reado
   const rtol = opts.rtol ?? 1e-6;
   const atol = opts.atol ?? 1e-6;
   const what = opts.what ?? 'gradCheck';
-  const rng = mulberry32(opts.seed);
+  const random = rng(opts.seed);
   const f64 = (data: ArrayLike<number>, shape: readonly number[], requiresGrad = false): Tensor =>
     tensor(Float64Array.from(data), shape, { backend, dtype: 'f64', requiresGrad });
 
@@ -138,7 +127,7 @@ function gradCheck(fn: (...inputs: Tensor[]) => Tensor | Tensor[], inputs: reado
     const leaves = inputs.map((x) => f64(x.data, x.shape, true));
     opts.before?.();
     const outs = asList(fn(...leaves));
-    const ws = outs.map((o) => Float64Array.from({ length: o.size }, () => rng() * 2 - 1));
+    const ws = outs.map((o) => Float64Array.from({ length: o.size }, () => random() * 2 - 1));
     let loss: Tensor | null = null;
     outs.forEach((o, k) => {
       expect(o.dtype, `${what}: output ${k} dtype`).toBe('f64');

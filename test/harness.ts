@@ -5,7 +5,7 @@
  */
 import { describe, expect } from 'vitest';
 import fc from 'fast-check';
-import { backends, type DType, type Tensor } from '../src/index.js';
+import { backends, bf16Bits, bf16Value, f16Bits, f16Value, type DType, type Tensor } from '../src/index.js';
 
 const announced = new Set<string>();
 
@@ -139,3 +139,33 @@ export function indices(shape: readonly number[]): number[][] {
 
 /** fast-check settings: enough runs to find edge cases, seeded from the environment when reproducing. */
 export const FC = { numRuns: Number(process.env.KILN_FC_RUNS ?? 60) };
+
+/** A small deterministic PRNG in [0, 1) (mulberry32), for test data that fast-check does not draw. */
+export function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The value a JS number becomes when stored in `dtype`. */
+export function stored(dtype: DType): (x: number) => number {
+  switch (dtype) {
+    case 'f64':
+      return (x) => x;
+    case 'f32':
+      return Math.fround;
+    case 'bf16':
+      return (x) => bf16Value(bf16Bits(x));
+    case 'f16':
+      return (x) => f16Value(f16Bits(x));
+    case 'i32':
+      return (x) => Math.trunc(x) | 0;
+    case 'bool':
+      return (x) => (x !== 0 ? 1 : 0);
+  }
+}

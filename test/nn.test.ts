@@ -31,23 +31,12 @@ import {
   type DType,
   type Tensor,
 } from '../src/index.js';
-import { at, broadcastPairArb, describeBackends, expectClose, FC, indices, shapeArb, size, tol, values } from './harness.js';
+import { at, broadcastPairArb, describeBackends, expectClose, FC, indices, shapeArb, size, tol, values, rng } from './harness.js';
 
 const seedArb = fc.integer({ min: 0, max: 0x7fffffff });
 const floatArb = fc.constantFrom<DType>('f32', 'f64');
 const dimArb = (max = 4, min = 0): fc.Arbitrary<number> => fc.integer({ min, max });
 
-/** A small deterministic PRNG in [0, 1) (mulberry32), for tensor contents. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function uniformArr(r: () => number, n: number, lo: number, hi: number): number[] {
   return Array.from({ length: n }, () => lo + (hi - lo) * r());

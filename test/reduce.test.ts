@@ -7,8 +7,6 @@ import fc from 'fast-check';
 import {
   argmax,
   argmin,
-  bf16Bits,
-  bf16Value,
   logsumexp,
   max,
   mean,
@@ -22,29 +20,12 @@ import {
   type DType,
   type Tensor,
 } from '../src/index.js';
-import { describeBackends, expectClose, FC, indices, shapeArb, size, strides, tol, values } from './harness.js';
+import { describeBackends, expectClose, FC, indices, shapeArb, size, strides, tol, values, stored } from './harness.js';
 
 type Axis = number | number[] | undefined;
 
 // ---- oracle helpers ---------------------------------------------------------------------
 
-/** The value a JS number becomes when stored in `dtype`. */
-function stored(dtype: DType): (x: number) => number {
-  switch (dtype) {
-    case 'f64':
-      return (x) => x;
-    case 'f32':
-      return Math.fround;
-    case 'bf16':
-      return (x) => bf16Value(bf16Bits(x));
-    case 'i32':
-      return (x) => Math.trunc(x) | 0;
-    case 'bool':
-      return (x) => (x !== 0 ? 1 : 0);
-    default:
-      throw new Error(`no oracle for ${dtype}`);
-  }
-}
 
 interface Case {
   shape: number[];

@@ -32,7 +32,7 @@ import {
   type DType,
   type Tensor,
 } from '../src/index.js';
-import { at, describeBackends, FC, indices, shapeArb, size, strides, values } from './harness.js';
+import { at, describeBackends, FC, indices, shapeArb, size, strides, values, rng } from './harness.js';
 
 /** Dtypes whose storage holds the integers in [-125, 125] exactly. */
 const DTYPES = ['f32', 'f64', 'i32', 'bf16', 'f16'] as const;
@@ -45,17 +45,6 @@ function seq(n: number, seed: number): number[] {
   return Array.from({ length: n }, (_, i) => ((i * 97 + s) % 251) - 125);
 }
 
-/** A small deterministic PRNG in [0, 1) (mulberry32), for index tensors and masks. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Indices that sort `keys` (a random permutation when keys are random). */
 function argsort(keys: readonly number[]): number[] {
