@@ -38,6 +38,8 @@ export {
   type BackendEntry,
 } from './backend/registry.js';
 export { RefBackend } from './backend/ref/ref.js';
+export { CpuBackend, getNumThreads, setNumThreads, nativeCapabilities } from './backend/cpu/cpu.js';
+export type { NativeCapabilities } from './backend/cpu/addon.js';
 export { philox4x32, philoxFill } from './backend/philox.js';
 
 export { tidy, keep, memory, type MemoryInfo, type BackendMemory, type Tracked } from './tensor/memory.js';

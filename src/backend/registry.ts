@@ -4,6 +4,7 @@
  * @module
  */
 import type { Backend } from './backend.js';
+import { loadCpuBackend } from './cpu/cpu.js';
 import { RefBackend } from './ref/ref.js';
 
 /** What {@link backends} reports for each backend. */
@@ -94,3 +95,4 @@ export function setBackend(name: string): void {
 }
 
 registerBackend({ name: 'ref', priority: PRIORITY.ref, load: () => new RefBackend() });
+registerBackend({ name: 'cpu', priority: PRIORITY.cpu, load: loadCpuBackend });

@@ -1,0 +1,33 @@
+// Assemble this ISA's kernel table from its families.
+#include "isa.h"
+
+#define KILN_STR2(x) #x
+#define KILN_STR(x) KILN_STR2(x)
+
+namespace kiln {
+namespace KILN_ISA {
+
+const Table* table() {
+  static const Table t = [] {
+    Table x{};
+    x.isa = KILN_STR(KILN_ISA);
+    fill_elementwise(x);
+    fill_matmul(x);
+    fill_nn(x);
+    return x;
+  }();
+  return &t;
+}
+
+}  // namespace KILN_ISA
+}  // namespace kiln
+
+// Families not yet written leave their table entries null (the bindings then report the kernel
+// as missing); a written family's strong definition replaces these.
+namespace kiln {
+namespace KILN_ISA {
+__attribute__((weak)) void fill_elementwise(Table&) {}
+__attribute__((weak)) void fill_matmul(Table&) {}
+__attribute__((weak)) void fill_nn(Table&) {}
+}  // namespace KILN_ISA
+}  // namespace kiln

@@ -1,0 +1,128 @@
+// The kiln addon: storage (64-byte-aligned native memory exposed as external ArrayBuffers),
+// threads, the capability report, and every binding registered with KILN_BIND.
+#include <cstdlib>
+#include <mutex>
+#include <new>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "binding.h"
+#include "cuda/cuda.h"
+
+namespace kiln::bind {
+
+static std::vector<std::pair<const char*, Fn>>& registry() {
+  static std::vector<std::pair<const char*, Fn>> r;
+  return r;
+}
+
+Registrar::Registrar(const char* name, Fn fn) { registry().emplace_back(name, fn); }
+
+}  // namespace kiln::bind
+
+namespace {
+
+using namespace kiln;
+
+// Native blocks by data pointer, so `free` can release memory at once (the ArrayBuffer's own
+// finalizer may run much later, or never before the process exits).
+struct Block {
+  void* ptr;
+  bool freed;
+};
+std::mutex blocks_mu;
+std::unordered_map<void*, Block*> blocks;
+
+void finalize_block(Napi::Env, void* data, Block* block) {
+  std::lock_guard<std::mutex> lock(blocks_mu);
+  if (!block->freed) {
+    blocks.erase(data);
+    std::free(block->ptr);
+  }
+  delete block;
+}
+
+// alloc(bytes) → ArrayBuffer over native memory (contents unspecified, as Backend.alloc)
+KILN_BIND(alloc) {
+  double bytes = bind::num(info, 0);
+  if (!(bytes >= 0) || bytes > 1e15) throw bind::error(info, "alloc: bad size " + std::to_string(bytes));
+  size_t n = size_t(bytes);
+  size_t padded = ((n + 63) / 64) * 64;
+  if (padded == 0) padded = 64;
+  void* p = std::aligned_alloc(64, padded);
+  if (!p) throw bind::error(info, "alloc: out of memory allocating " + std::to_string(n) + " bytes");
+  Block* block = new Block{p, false};
+  {
+    std::lock_guard<std::mutex> lock(blocks_mu);
+    blocks[p] = block;
+  }
+  return Napi::ArrayBuffer::New(info.Env(), p, n, finalize_block, block);
+}
+
+// free(buffer): release the memory now and detach the buffer so JS can never touch it again
+KILN_BIND(free) {
+  Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
+  if (ab.IsDetached()) return info.Env().Undefined();
+  void* p = ab.Data();
+  {
+    std::lock_guard<std::mutex> lock(blocks_mu);
+    auto it = blocks.find(p);
+    if (it != blocks.end()) {
+      it->second->freed = true;
+      std::free(p);
+      blocks.erase(it);
+    }
+  }
+  ab.Detach();
+  return info.Env().Undefined();
+}
+
+KILN_BIND(numThreads) { return Napi::Number::New(info.Env(), num_threads()); }
+
+KILN_BIND(setNumThreads) {
+  set_num_threads(int(bind::i64(info, 0)));
+  return info.Env().Undefined();
+}
+
+// capabilities() → { isa, threads, cuda: { compiled, devices, error } }
+KILN_BIND(capabilities) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("isa", kernels().isa);
+  o.Set("threads", num_threads());
+  Napi::Object cuda = Napi::Object::New(env);
+  std::string err;
+  int devices = cuda_device_count(&err);
+  cuda.Set("compiled", Napi::Boolean::New(env, cuda_compiled()));
+  cuda.Set("devices", devices);
+  cuda.Set("error", err);
+  o.Set("cuda", cuda);
+  return o;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  for (auto& [name, fn] : bind::registry()) {
+    bind::Fn f = fn;
+    exports.Set(name, Napi::Function::New(
+                          env,
+                          [f](const Napi::CallbackInfo& info) -> Napi::Value {
+                            try {
+                              return f(info);
+                            } catch (const Napi::Error&) {
+                              throw;
+                            } catch (const std::bad_alloc&) {
+                              throw bind::error(info, "out of memory");
+                            } catch (const std::exception& e) {
+                              throw bind::error(info, e.what());
+                            }
+                          },
+                          name));
+  }
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(kiln, Init)

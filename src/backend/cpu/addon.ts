@@ -1,0 +1,79 @@
+/**
+ * Loading the native addon (`build/Release/kiln.node`, built by `npm install`). Loading never
+ * throws: it returns the addon or the reason it is not there, which `backends()` reports.
+ * @module
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Storage handle the addon hands out: an ArrayBuffer over native memory. */
+export type NativeBuffer = ArrayBuffer;
+
+/** What `capabilities()` reports. */
+export interface NativeCapabilities {
+  /** The kernel table in use: 'avx512', 'avx2' or 'base'. */
+  isa: string;
+  threads: number;
+  cuda: { compiled: boolean; devices: number; error: string };
+}
+
+/** The addon's functions (see native/kernels.cc for each argument order). */
+export interface Addon {
+  alloc(bytes: number): NativeBuffer;
+  free(buf: NativeBuffer): void;
+  capabilities(): NativeCapabilities;
+  numThreads(): number;
+  setNumThreads(n: number): void;
+}
+
+// The package root: the nearest folder above this module with kiln's package.json.
+function packageRoot(): string | null {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pj = join(dir, 'package.json');
+    if (existsSync(pj)) {
+      try {
+        if (JSON.parse(readFileSync(pj, 'utf8')).name === 'kiln') return dir;
+      } catch {
+        // unreadable package.json: keep looking upwards
+      }
+    }
+    const up = dirname(dir);
+    if (up === dir) return null;
+    dir = up;
+  }
+}
+
+let cached: Addon | { unavailable: string } | null = null;
+
+/** The addon, or why it cannot be used. `KILN_DISABLE_NATIVE=1` turns it off. */
+export function loadAddon(): Addon | { unavailable: string } {
+  if (cached) return cached;
+  cached = load();
+  return cached;
+}
+
+function load(): Addon | { unavailable: string } {
+  if (process.env.KILN_DISABLE_NATIVE === '1') return { unavailable: 'disabled by KILN_DISABLE_NATIVE=1' };
+  const root = packageRoot();
+  if (!root) return { unavailable: "kiln's package folder was not found" };
+  const out = join(root, process.env.KILN_NATIVE_BUILD ?? 'build');
+  const file = join(out, 'Release', 'kiln.node');
+  if (!existsSync(file)) {
+    let why = 'the native addon was not built';
+    try {
+      const status = JSON.parse(readFileSync(join(out, 'kiln-status.json'), 'utf8')) as { reason?: string };
+      if (status.reason) why += `: ${status.reason}`;
+    } catch {
+      why += ' (run npm install, or npm run build:native)';
+    }
+    return { unavailable: why };
+  }
+  try {
+    return createRequire(import.meta.url)(file) as Addon;
+  } catch (e) {
+    return { unavailable: `the native addon failed to load: ${(e as Error).message}` };
+  }
+}
