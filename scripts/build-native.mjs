@@ -8,14 +8,14 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync, readdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = new Set(process.argv.slice(2));
 const sanitize = args.has('--sanitize');
 // KILN_NATIVE_BUILD names another output folder (the addon loader reads the same variable)
-const out = join(root, process.env.KILN_NATIVE_BUILD ?? (sanitize ? 'build-sanitize' : 'build'));
+const out = resolve(root, process.env.KILN_NATIVE_BUILD ?? (sanitize ? 'build-sanitize' : 'build'));
 const statusFile = join(out, 'kiln-status.json');
 const log = (msg) => console.log(`kiln: ${msg}`);
 
@@ -75,7 +75,8 @@ const cmakeArgs = [
   '--out', out,
   '--parallel', String(Math.max(2, (await import('node:os')).cpus().length)),
   '--log-level', 'warn',
-  nvcc ? `--CDCMAKE_CUDA_COMPILER=${nvcc}` : '--CDKILN_CUDA=OFF',
+  // the sanitizer build is for the CPU kernels; CUDA stays out of it
+  nvcc && !sanitize ? `--CDCMAKE_CUDA_COMPILER=${nvcc}` : '--CDKILN_CUDA=OFF',
 ];
 if (sanitize) cmakeArgs.push('--CDKILN_SANITIZE=ON', '--config', 'Release');
 log(`building the native addon (${sanitize ? 'AddressSanitizer + UBSan, ' : ''}CUDA ${nvcc ? `with ${nvcc}` : 'not found, CPU only'}) ...`);

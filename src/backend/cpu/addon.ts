@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Storage handle the addon hands out: an ArrayBuffer over native memory. */
@@ -59,7 +59,7 @@ function load(): Addon | { unavailable: string } {
   if (process.env.KILN_DISABLE_NATIVE === '1') return { unavailable: 'disabled by KILN_DISABLE_NATIVE=1' };
   const root = packageRoot();
   if (!root) return { unavailable: "kiln's package folder was not found" };
-  const out = join(root, process.env.KILN_NATIVE_BUILD ?? 'build');
+  const out = resolve(root, process.env.KILN_NATIVE_BUILD ?? 'build');
   const file = join(out, 'Release', 'kiln.node');
   if (!existsSync(file)) {
     let why = 'the native addon was not built';
