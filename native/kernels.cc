@@ -195,4 +195,31 @@ KILN_BIND(attentionBackward) {
   return info.Env().Undefined();
 }
 
+// (param, grad, m, v, n, dt, lr, beta1, beta2, eps, weightDecay, step, decoupled, biasCorrection)
+OptimizerParams optimizer_params(const Napi::CallbackInfo& info) {
+  OptimizerParams p{};
+  p.param = bind::data(info, 0);
+  p.grad = bind::data(info, 1);
+  p.m = bind::data(info, 2);
+  p.v = bind::data(info, 3);
+  p.n = bind::i64(info, 4);
+  p.dtype = bind::dtype(info, 5);
+  p.lr = bind::num(info, 6);
+  p.beta1 = bind::num(info, 7);
+  p.beta2 = bind::num(info, 8);
+  p.eps = bind::num(info, 9);
+  p.weight_decay = bind::num(info, 10);
+  p.step = bind::i64(info, 11);
+  p.decoupled = bind::flag(info, 12);
+  p.bias_correction = bind::flag(info, 13);
+  return p;
+}
+
+KILN_BIND(adamUpdate) {
+  K(adam_update)(optimizer_params(info));
+  return info.Env().Undefined();
+}
+
+KILN_BIND(lambUpdate) { return Napi::Number::New(info.Env(), K(lamb_update)(optimizer_params(info))); }
+
 }  // namespace

@@ -26,6 +26,7 @@ export type {
   MatmulArgs,
   IndexArgs,
   AttentionArgs,
+  OptimizerArgs,
 } from './backend/backend.js';
 export {
   backends,
@@ -145,3 +146,4 @@ export {
   type AttentionOptions,
 } from './tensor/ops/nn.js';
 export { noGrad, enableGrad, isGradEnabled, type Node, type GradRule } from './autograd/tape.js';
+export { adamUpdate, lambUpdate, type OptimizerHyper } from './tensor/ops/optim.js';

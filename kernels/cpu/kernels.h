@@ -91,6 +91,21 @@ struct AttentionParams {
   DType dtype;  // F32 or F64
 };
 
+// Backend.adamUpdate / lambUpdate: in place over n elements. param/grad of dtype (F32 or F64),
+// m/v f32 for F32 params and f64 for F64 params.
+struct OptimizerParams {
+  void* param;
+  const void* grad;
+  void* m;
+  void* v;
+  int64_t n;
+  DType dtype;
+  double lr, beta1, beta2, eps, weight_decay;
+  int64_t step;
+  bool decoupled;        // Adam: AdamW decay (true) or L2 into the gradient
+  bool bias_correction;  // LAMB: divide the moments by 1 − βᵗ
+};
+
 // One instruction set's kernels. Function pointers rather than virtuals: the table is plain data.
 struct Table {
   const char* isa;
@@ -125,6 +140,8 @@ struct Table {
   void (*attention)(const AttentionParams& p, void* out, void* lse);
   void (*attention_backward)(const AttentionParams& p, const void* out, const void* lse, const void* dout,
                              void* dq, void* dk, void* dv);
+  void (*adam_update)(const OptimizerParams& p);
+  double (*lamb_update)(const OptimizerParams& p);  // returns the trust ratio
 };
 
 namespace avx512 { const Table* table(); }

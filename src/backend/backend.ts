@@ -165,6 +165,29 @@ export interface AttentionArgs {
 }
 
 /**
+ * Arguments of the fused optimizer updates {@link Backend.adamUpdate} and {@link Backend.lambUpdate}.
+ * `param` and `grad` share a float dtype (f32 or f64); `m` and `v` are f32 (or f64 for f64 params),
+ * all of `param.size` elements. Updates are in place.
+ */
+export interface OptimizerArgs {
+  param: Storage;
+  grad: Storage;
+  m: Storage;
+  v: Storage;
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** 1-based step count, for the bias corrections 1 − βᵗ. */
+  step: number;
+  /** Adam: weight decay decoupled from the gradient (AdamW, the default) or added to it (L2). */
+  decoupled?: boolean;
+  /** LAMB: divide the moments by 1 − βᵗ (Algorithm 2 of You et al. 2019 does). */
+  biasCorrection?: boolean;
+}
+
+/**
  * A compute backend. Implement storage, the kernels below and {@link Backend.computes}; register
  * it with `registerBackend`, and the whole test suite runs against it.
  */
@@ -304,6 +327,17 @@ export interface Backend {
    * never materialise the `[Tq, Tk]` scores.
    */
   attention(args: AttentionArgs, out: Storage, lse: Storage): void;
+  /**
+   * Adam/AdamW step over one parameter, in one pass:
+   * `g += wd·p` (Adam) or `p −= lr·wd·p` (AdamW); `m = β1·m + (1−β1)·g`; `v = β2·v + (1−β2)·g²`;
+   * `p −= lr · (m/(1−β1ᵗ)) / (√(v/(1−β2ᵗ)) + ε)`.
+   */
+  adamUpdate(args: OptimizerArgs): void;
+  /**
+   * LAMB step over one parameter (You et al. 2019): moments as Adam, `r = m̂/(√v̂ + ε) + wd·p`,
+   * `p −= lr · φ · r` with the trust ratio `φ = ‖p‖/‖r‖` (1 when either norm is 0). Returns φ.
+   */
+  lambUpdate(args: OptimizerArgs): number;
   /** Backward of {@link Backend.attention} from `out`, `lse` and `dout`; writes dq, dk, dv. */
   attentionBackward(
     args: AttentionArgs,

@@ -16,6 +16,7 @@ namespace KILN_ISA {
 void fill_elementwise(Table& t);
 void fill_matmul(Table& t);
 void fill_nn(Table& t);
+void fill_optim(Table& t);
 
 }  // namespace KILN_ISA
 }  // namespace kiln

@@ -14,6 +14,7 @@ const Table* table() {
     fill_elementwise(x);
     fill_matmul(x);
     fill_nn(x);
+    fill_optim(x);
     return x;
   }();
   return &t;

@@ -13,6 +13,7 @@ import type {
   IndexArgs,
   KernelFamily,
   MatmulArgs,
+  OptimizerArgs,
   RandomDist,
   ReduceOp,
   Storage,
@@ -180,6 +181,18 @@ export class CpuBackend implements Backend {
 
   crossEntropyBackward(logits: Storage, targets: Storage, lse: Storage, dloss: Storage, dlogits: Storage, rows: number, classes: number, ignoreIndex: number, smoothing: number): void {
     this.k.crossEntropyBackward!(b(logits), b(targets), b(lse), b(dloss), b(dlogits), code(logits.dtype), rows, classes, ignoreIndex, smoothing);
+  }
+
+  private optimizerArgs(a: OptimizerArgs): unknown[] {
+    return [b(a.param), b(a.grad), b(a.m), b(a.v), a.param.size, code(a.param.dtype), a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.step, a.decoupled ?? true, a.biasCorrection ?? true];
+  }
+
+  adamUpdate(a: OptimizerArgs): void {
+    this.k.adamUpdate!(...this.optimizerArgs(a));
+  }
+
+  lambUpdate(a: OptimizerArgs): number {
+    return (this.k.lambUpdate as unknown as (...args: unknown[]) => number)(...this.optimizerArgs(a));
   }
 
   private attentionArgs(p: AttentionArgs): unknown[] {

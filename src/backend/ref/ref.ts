@@ -12,6 +12,7 @@ import type {
   IndexArgs,
   KernelFamily,
   MatmulArgs,
+  OptimizerArgs,
   RandomDist,
   ReduceOp,
   Storage,
@@ -429,6 +430,53 @@ export class RefBackend implements Backend {
     store(dq, dQ);
     store(dk, dK);
     store(dv, dV);
+  }
+
+  adamUpdate(a: OptimizerArgs): void {
+    const p = arr(a.param);
+    const g = arr(a.grad);
+    const m = arr(a.m);
+    const v = arr(a.v);
+    const bc1 = 1 - a.beta1 ** a.step;
+    const bc2 = 1 - a.beta2 ** a.step;
+    const decoupled = a.decoupled ?? true;
+    for (let i = 0; i < p.length; i++) {
+      let w = p[i]!;
+      let gi = g[i]!;
+      if (decoupled) w -= a.lr * a.weightDecay * w;
+      else gi += a.weightDecay * w;
+      m[i] = a.beta1 * m[i]! + (1 - a.beta1) * gi;
+      v[i] = a.beta2 * v[i]! + (1 - a.beta2) * gi * gi;
+      // read back the stored moments, so f32 state rounds as a native kernel's does
+      p[i] = w - (a.lr * (m[i]! / bc1)) / (Math.sqrt(v[i]! / bc2) + a.eps);
+    }
+  }
+
+  lambUpdate(a: OptimizerArgs): number {
+    const p = arr(a.param);
+    const g = arr(a.grad);
+    const m = arr(a.m);
+    const v = arr(a.v);
+    const bc = a.biasCorrection ?? true;
+    const bc1 = bc ? 1 - a.beta1 ** a.step : 1;
+    const bc2 = bc ? 1 - a.beta2 ** a.step : 1;
+    const r = new Float64Array(p.length);
+    let wNorm = 0;
+    let rNorm = 0;
+    for (let i = 0; i < p.length; i++) {
+      const gi = g[i]!;
+      m[i] = a.beta1 * m[i]! + (1 - a.beta1) * gi;
+      v[i] = a.beta2 * v[i]! + (1 - a.beta2) * gi * gi;
+      const ri = m[i]! / bc1 / (Math.sqrt(v[i]! / bc2) + a.eps) + a.weightDecay * p[i]!;
+      r[i] = ri;
+      wNorm += p[i]! * p[i]!;
+      rNorm += ri * ri;
+    }
+    wNorm = Math.sqrt(wNorm);
+    rNorm = Math.sqrt(rNorm);
+    const trust = wNorm > 0 && rNorm > 0 ? wNorm / rNorm : 1;
+    for (let i = 0; i < p.length; i++) p[i] = p[i]! - a.lr * trust * r[i]!;
+    return trust;
   }
 
   // Scores of query (b, i) against every key, masked entries −∞; returns their log-sum-exp.
