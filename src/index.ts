@@ -40,7 +40,7 @@ export {
 } from './backend/registry.js';
 export { RefBackend } from './backend/ref/ref.js';
 export { CpuBackend, getNumThreads, setNumThreads, nativeCapabilities } from './backend/cpu/cpu.js';
-export type { NativeCapabilities } from './backend/cpu/addon.js';
+export type { NativeCapabilities, Addon, NativeBuffer } from './backend/cpu/addon.js';
 export { philox4x32, philoxFill } from './backend/philox.js';
 
 export { tidy, keep, memory, type MemoryInfo, type BackendMemory, type Tracked } from './tensor/memory.js';
@@ -147,3 +147,4 @@ export {
 } from './tensor/ops/nn.js';
 export { noGrad, enableGrad, isGradEnabled, type Node, type GradRule } from './autograd/tape.js';
 export { adamUpdate, lambUpdate, type OptimizerHyper } from './tensor/ops/optim.js';
+export * from './nn/index.js';

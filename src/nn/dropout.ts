@@ -1,0 +1,27 @@
+/** `Dropout`: the functional dropout, active only in training mode. @module */
+import { dropout } from '../tensor/ops/nn.js';
+import { defaultGenerator, type Generator } from '../tensor/random.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { Module } from './module.js';
+
+/**
+ * Zero each element with probability `p` and scale the rest by 1/(1−p) while
+ * {@link Module.training}; the identity in eval mode (as `torch.nn.Dropout`). Draws from
+ * `generator` (the default generator when omitted).
+ */
+export class Dropout extends Module {
+  readonly p: number;
+  readonly generator: Generator;
+
+  constructor(p = 0.5, opts: { generator?: Generator } = {}) {
+    super();
+    if (!(p >= 0 && p <= 1)) throw new Error(`Dropout: p must be in [0, 1], got ${p}`);
+    this.p = p;
+    this.generator = opts.generator ?? defaultGenerator;
+  }
+
+  /** x → x with dropout applied when training (x itself otherwise). */
+  forward(x: Tensor): Tensor {
+    return dropout(x, this.p, this.training, this.generator);
+  }
+}

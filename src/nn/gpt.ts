@@ -1,0 +1,183 @@
+/**
+ * `GPT`: a GPT-2 style decoder-only language model, named as nanoGPT and Hugging Face GPT-2
+ * (`transformer.wte`, `transformer.wpe`, `transformer.h.N.{ln_1, attn.{c_attn, c_proj}, ln_2,
+ * mlp.{c_fc, c_proj}}`, `transformer.ln_f`, `lm_head`), so PyTorch checkpoints map 1:1.
+ * @module
+ */
+import { arange } from '../tensor/ops/creation.js';
+import { crossEntropy } from '../tensor/ops/nn.js';
+import { narrow } from '../tensor/ops/shape_ops.js';
+import { fmt } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { Block } from './block.js';
+import { Dropout } from './dropout.js';
+import { Embedding } from './embedding.js';
+import { GPT2_INIT_STD, residualStd, type ParamOptions } from './init.js';
+import type { KVCache } from './kv_cache.js';
+import { Linear } from './linear.js';
+import { Module, ModuleList } from './module.js';
+import { LayerNorm } from './norm.js';
+
+/** The shape of a {@link GPT}. */
+export interface GPTConfig {
+  /** Number of tokens V. */
+  vocabSize: number;
+  /** Context length T: the longest sequence the model reads. */
+  blockSize: number;
+  /** Number of transformer layers L. */
+  nLayer: number;
+  /** Attention heads H per layer. */
+  nHead: number;
+  /** Model width C (a multiple of nHead). */
+  nEmbd: number;
+  /** Dropout after the embeddings and on every residual branch (default 0). */
+  dropout?: number;
+  /** Biases in the linear layers and layer norms (default true, as GPT-2). */
+  bias?: boolean;
+  /**
+   * Rotary position embeddings on q and k (GPT-NeoX/LLaMA half-rotation) instead of the
+   * learned `wpe` (default false).
+   */
+  rope?: boolean;
+  /** Rotary θ base (default 10000). */
+  ropeBase?: number;
+  /** `lm_head.weight` is the same tensor as `transformer.wte.weight` (default true, as GPT-2). */
+  tiedHead?: boolean;
+}
+
+/** Options of {@link GPT.forward}. */
+export interface GPTForwardOptions {
+  /** Incremental decoding: `idx` holds only new positions, appended to this cache. */
+  cache?: KVCache;
+  /** Compute logits for the last position only (`[B, 1, V]`), as generation needs. */
+  lastOnly?: boolean;
+}
+
+/** What {@link GPT.forward} returns. */
+export interface GPTOutput {
+  /** `[B, T, V]` (`[B, 1, V]` with `lastOnly`). */
+  logits: Tensor;
+  /** Mean cross-entropy over the targets that are not −100, when targets were given. */
+  loss?: Tensor;
+}
+
+function resolveConfig(c: GPTConfig): Required<GPTConfig> {
+  for (const k of ['vocabSize', 'blockSize', 'nLayer', 'nHead', 'nEmbd'] as const)
+    if (!Number.isInteger(c[k]) || c[k] < 1) throw new Error(`GPT: config.${k} must be a positive integer, got ${c[k]}`);
+  if (c.nEmbd % c.nHead !== 0) throw new Error(`GPT: nEmbd (${c.nEmbd}) must be divisible by nHead (${c.nHead})`);
+  const dropout = c.dropout ?? 0;
+  if (!(dropout >= 0 && dropout < 1)) throw new Error(`GPT: dropout must be in [0, 1), got ${dropout}`);
+  if (c.rope && (c.nEmbd / c.nHead) % 2 !== 0) throw new Error(`GPT: rope needs an even head size, got nEmbd/nHead = ${c.nEmbd / c.nHead}`);
+  return { ...c, dropout, bias: c.bias ?? true, rope: c.rope ?? false, ropeBase: c.ropeBase ?? 10000, tiedHead: c.tiedHead ?? true };
+}
+
+/**
+ * The transformer body of a {@link GPT} (Hugging Face's `GPT2Model`): token (and position)
+ * embeddings, dropout, the blocks `h` and the final norm `ln_f`; idx `[B, T]` → hidden `[B, T, C]`.
+ */
+export class GPTTransformer extends Module {
+  readonly config: Required<GPTConfig>;
+  readonly wte: Embedding;
+  /** Learned position embeddings, or null with `rope`. */
+  readonly wpe: Embedding | null;
+  readonly drop: Dropout;
+  readonly h: ModuleList<Block>;
+  readonly ln_f: LayerNorm;
+
+  constructor(config: GPTConfig, opts: ParamOptions = {}) {
+    super();
+    const c = (this.config = resolveConfig(config));
+    const place = { ...(opts.dtype ? { dtype: opts.dtype } : {}), ...(opts.backend ? { backend: opts.backend } : {}) };
+    const gen = opts.generator ? { generator: opts.generator } : {};
+    this.wte = this.registerModule('wte', new Embedding(c.vocabSize, c.nEmbd, { ...opts, std: GPT2_INIT_STD }));
+    this.wpe = c.rope ? null : this.registerModule('wpe', new Embedding(c.blockSize, c.nEmbd, { ...opts, std: GPT2_INIT_STD }));
+    this.drop = this.registerModule('drop', new Dropout(c.dropout, gen));
+    const blocks: Block[] = [];
+    for (let i = 0; i < c.nLayer; i++)
+      blocks.push(
+        new Block({
+          ...opts,
+          nEmbd: c.nEmbd,
+          nHead: c.nHead,
+          bias: c.bias,
+          dropout: c.dropout,
+          rope: c.rope,
+          blockSize: c.blockSize,
+          ropeBase: c.ropeBase,
+          std: GPT2_INIT_STD,
+          projStd: residualStd(c.nLayer),
+        }),
+      );
+    this.h = this.registerModule('h', new ModuleList(blocks));
+    this.ln_f = this.registerModule('ln_f', new LayerNorm(c.nEmbd, { ...place, bias: c.bias }));
+  }
+
+  /** idx `[B, T]` i32 (only the new positions with a cache) → hidden states `[B, T, C]` after `ln_f`. */
+  forward(idx: Tensor, cache?: KVCache): Tensor {
+    const c = this.config;
+    if (idx.dtype !== 'i32' || idx.rank !== 2)
+      throw new Error(`GPT.forward: idx must be [B, T] i32 token ids, got ${fmt(idx.shape)} ${idx.dtype}`);
+    if (cache && cache.layers.length !== c.nLayer)
+      throw new Error(`GPT.forward: the cache has ${cache.layers.length} layers, the model ${c.nLayer}`);
+    const t = idx.shape[1]!;
+    const past = cache?.length ?? 0;
+    if (t < 1) throw new Error(`GPT.forward: idx ${fmt(idx.shape)} has no positions`);
+    if (past + t > c.blockSize)
+      throw new Error(`GPT.forward: ${t} positions${past ? ` after ${past} cached` : ''} exceed blockSize ${c.blockSize} (crop the input)`);
+    let x = this.wte.forward(idx); // [B, T, C]
+    if (this.wpe) {
+      const pos = arange(past, past + t, 1, { backend: idx.backend.name, dtype: 'i32' });
+      x = x.add(this.wpe.forward(pos)); // + [T, C]
+    }
+    x = this.drop.forward(x);
+    let i = 0;
+    for (const block of this.h) x = block.forward(x, cache?.layers[i++]);
+    return this.ln_f.forward(x);
+  }
+}
+
+/**
+ * A GPT-2 language model (as nanoGPT's `GPT` / Hugging Face's `GPT2LMHeadModel`), initialised
+ * as GPT-2: weights N(0, 0.02), residual projections N(0, 0.02/√(2·nLayer)), biases 0, norms 1.
+ * All random draws (initialisation, then dropout) come from `opts.generator`, so one seed gives
+ * one model on every backend.
+ *
+ * @example
+ * const model = new GPT({ vocabSize: 50257, blockSize: 1024, nLayer: 12, nHead: 12, nEmbd: 768 },
+ *                       { generator: new Generator(1337) });
+ * const { logits, loss } = tidy(() => model.forward(idx, targets)); // idx, targets: [B, T] i32
+ */
+export class GPT extends Module {
+  readonly config: Required<GPTConfig>;
+  readonly transformer: GPTTransformer;
+  readonly lm_head: Linear;
+
+  constructor(config: GPTConfig, opts: ParamOptions = {}) {
+    super();
+    this.transformer = this.registerModule('transformer', new GPTTransformer(config, opts));
+    const c = (this.config = this.transformer.config);
+    this.lm_head = this.registerModule(
+      'lm_head',
+      new Linear(c.nEmbd, c.vocabSize, {
+        ...opts,
+        bias: false,
+        std: GPT2_INIT_STD,
+        ...(c.tiedHead ? { weight: this.transformer.wte.weight } : {}),
+      }),
+    );
+  }
+
+  /**
+   * idx `[B, T]` i32 → `{ logits [B, T, V], loss? }`; with targets `[B, T]` i32 (−100 ignored),
+   * the mean cross-entropy. With `opts.cache`, idx holds only the positions after the cached ones.
+   */
+  forward(idx: Tensor, targets?: Tensor | null, opts: GPTForwardOptions = {}): GPTOutput {
+    if (targets && (targets.rank !== 2 || targets.shape[0] !== idx.shape[0] || targets.shape[1] !== idx.shape[1]))
+      throw new Error(`GPT.forward: targets ${fmt(targets.shape)} must match idx ${fmt(idx.shape)}`);
+    if (targets && opts.lastOnly) throw new Error('GPT.forward: lastOnly computes one position, so it cannot take targets');
+    let x = this.transformer.forward(idx, opts.cache);
+    if (opts.lastOnly) x = narrow(x, 1, x.shape[1]! - 1, 1);
+    const logits = this.lm_head.forward(x);
+    return targets ? { logits, loss: crossEntropy(logits, targets) } : { logits };
+  }
+}

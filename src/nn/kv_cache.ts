@@ -1,0 +1,79 @@
+/**
+ * Key/value caches for incremental decoding: each attention layer keeps the keys and values
+ * of the positions it has seen, so a generation step only computes the new token.
+ * @module
+ */
+import { keep } from '../tensor/memory.js';
+import { concat } from '../tensor/ops/shape_ops.js';
+import { fmt } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+/** The cached keys and values of one attention layer, `[B, H, T, D]` each. */
+export class LayerKVCache {
+  /** Keys so far, or null when empty. */
+  k: Tensor | null = null;
+  /** Values so far, or null when empty. */
+  v: Tensor | null = null;
+
+  /** Positions cached. */
+  get length(): number {
+    return this.k ? this.k.shape[2]! : 0;
+  }
+
+  /**
+   * Append the new positions' keys and values `[B, H, Tnew, D]`; return all of them (past and
+   * new, `[B, H, Tpast+Tnew, D]`). The cache keeps detached copies outside every tidy scope.
+   */
+  append(k: Tensor, v: Tensor): [Tensor, Tensor] {
+    if (k.rank !== 4 || v.rank !== 4 || k.shape[2] !== v.shape[2])
+      throw new Error(`LayerKVCache.append: k and v must be [B, H, T, D] with one T, got ${fmt(k.shape)} and ${fmt(v.shape)}`);
+    if (this.k && this.v) {
+      const [pk, pv] = [this.k, this.v];
+      if ([0, 1, 3].some((i) => pk.shape[i] !== k.shape[i] || pv.shape[i] !== v.shape[i]))
+        throw new Error(`LayerKVCache.append: new k ${fmt(k.shape)}, v ${fmt(v.shape)} do not match the cache's k ${fmt(pk.shape)}, v ${fmt(pv.shape)}`);
+    }
+    const kAll = this.k ? concat([this.k, k], 2) : k;
+    const vAll = this.v ? concat([this.v, v], 2) : v;
+    this.clear();
+    this.k = keep(kAll.detach());
+    this.v = keep(vAll.detach());
+    return [kAll, vAll];
+  }
+
+  /** Empty the cache (disposing its tensors). */
+  clear(): void {
+    this.k?.dispose();
+    this.v?.dispose();
+    this.k = null;
+    this.v = null;
+  }
+}
+
+/** One {@link LayerKVCache} per transformer layer, passed to `GPT.forward({ cache })`. */
+export class KVCache implements Disposable {
+  readonly layers: LayerKVCache[];
+
+  constructor(nLayer: number) {
+    if (!Number.isInteger(nLayer) || nLayer < 1) throw new Error(`KVCache: nLayer must be a positive integer, got ${nLayer}`);
+    this.layers = Array.from({ length: nLayer }, () => new LayerKVCache());
+  }
+
+  /** Positions cached (that of the first layer; all layers advance together). */
+  get length(): number {
+    return this.layers[0]!.length;
+  }
+
+  /** Empty every layer's cache. */
+  clear(): void {
+    for (const l of this.layers) l.clear();
+  }
+
+  /** Same as {@link clear}. */
+  dispose(): void {
+    this.clear();
+  }
+
+  [Symbol.dispose](): void {
+    this.clear();
+  }
+}

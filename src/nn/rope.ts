@@ -1,0 +1,79 @@
+/**
+ * Rotary position embedding (RoPE, as GPT-NeoX and LLaMA): the two halves of each head vector
+ * are rotated by position-dependent angles, so q·k depends only on the distance between the
+ * two positions.
+ * @module
+ */
+import { add, mul, sub } from '../tensor/ops/elementwise.js';
+import { tensor } from '../tensor/ops/creation.js';
+import { concat, narrow } from '../tensor/ops/shape_ops.js';
+import { fmt } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { ParamOptions } from './init.js';
+import { Module } from './module.js';
+
+/** Options of {@link RotaryEmbedding}. */
+export interface RotaryOptions extends Omit<ParamOptions, 'generator'> {
+  /** θ base of the frequencies base^(−2i/D) (default 10000). */
+  base?: number;
+}
+
+/**
+ * Rotate `x` `[..., T, D]` by the angles in `cos`/`sin` `[T, D/2]` (half-rotation, NeoX style):
+ * with x = [x₁, x₂] split in halves, `[x₁·cos − x₂·sin, x₂·cos + x₁·sin]`. Differentiable.
+ */
+export function applyRotary(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
+  const d = x.shape[x.rank - 1]!;
+  const t = x.shape[x.rank - 2]!;
+  if (x.rank < 2 || d % 2 !== 0 || cos.rank !== 2 || cos.shape[0] !== t || cos.shape[1] !== d / 2 || sin.shape.some((s, i) => s !== cos.shape[i]))
+    throw new Error(`applyRotary: x ${fmt(x.shape)} must be [..., T, D] with D even and cos/sin [T, D/2], got cos ${fmt(cos.shape)}, sin ${fmt(sin.shape)}`);
+  const x1 = narrow(x, -1, 0, d / 2);
+  const x2 = narrow(x, -1, d / 2, d / 2);
+  return concat([sub(mul(x1, cos), mul(x2, sin)), add(mul(x2, cos), mul(x1, sin))], -1);
+}
+
+/**
+ * Rotary embedding for heads of size `headDim` at positions `[0, maxPositions)`. The cos/sin
+ * tables are non-persistent buffers (they move with `to()` but are not in the state dict).
+ */
+export class RotaryEmbedding extends Module {
+  readonly headDim: number;
+  readonly maxPositions: number;
+  readonly base: number;
+
+  constructor(headDim: number, maxPositions: number, opts: RotaryOptions = {}) {
+    super();
+    if (!Number.isInteger(headDim) || headDim < 2 || headDim % 2 !== 0)
+      throw new Error(`RotaryEmbedding: headDim must be a positive even integer, got ${headDim}`);
+    if (!Number.isInteger(maxPositions) || maxPositions < 1)
+      throw new Error(`RotaryEmbedding: maxPositions must be a positive integer, got ${maxPositions}`);
+    this.headDim = headDim;
+    this.maxPositions = maxPositions;
+    this.base = opts.base ?? 10000;
+    const half = headDim / 2;
+    const cos = new Float64Array(maxPositions * half);
+    const sin = new Float64Array(maxPositions * half);
+    for (let p = 0; p < maxPositions; p++)
+      for (let i = 0; i < half; i++) {
+        // angle = p·base^(−2i/D)
+        const angle = p * this.base ** ((-2 * i) / headDim);
+        cos[p * half + i] = Math.cos(angle);
+        sin[p * half + i] = Math.sin(angle);
+      }
+    const place = { dtype: opts.dtype ?? 'f32', ...(opts.backend !== undefined ? { backend: opts.backend } : {}) };
+    this.registerBuffer('cos', tensor(cos, [maxPositions, half], place), { persistent: false });
+    this.registerBuffer('sin', tensor(sin, [maxPositions, half], place), { persistent: false });
+  }
+
+  /** x `[..., T, D]` at positions `offset … offset+T−1` → rotated, same shape. */
+  forward(x: Tensor, offset = 0): Tensor {
+    const t = x.shape[x.rank - 2] ?? 0;
+    if (x.rank < 2 || x.shape[x.rank - 1] !== this.headDim)
+      throw new Error(`RotaryEmbedding.forward: expected [..., T, ${this.headDim}], got ${fmt(x.shape)}`);
+    if (!Number.isInteger(offset) || offset < 0 || offset + t > this.maxPositions)
+      throw new Error(`RotaryEmbedding.forward: positions ${offset}..${offset + t - 1} exceed the table of ${this.maxPositions}`);
+    const cos = narrow(this.getBuffer('cos'), 0, offset, t);
+    const sin = narrow(this.getBuffer('sin'), 0, offset, t);
+    return applyRotary(x, cos, sin);
+  }
+}
