@@ -148,3 +148,5 @@ export {
 export { noGrad, enableGrad, isGradEnabled, type Node, type GradRule } from './autograd/tape.js';
 export { adamUpdate, lambUpdate, type OptimizerHyper } from './tensor/ops/optim.js';
 export * from './nn/index.js';
+export * from './optim/index.js';
+export * from './io/index.js';

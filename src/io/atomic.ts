@@ -1,0 +1,102 @@
+/**
+ * Atomic file writes: write a temporary file in the target's directory, fsync it, rename it
+ * over the target, and fsync the directory. A crash at any point leaves either the old file or
+ * the new one, never a mix; a failed write removes its temporary file.
+ * @module
+ */
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+
+/** Writes `data` to an open file; replace it to observe or break writes (tests inject failures). */
+export type AsyncWriter = (file: FileHandle, data: Uint8Array) => Promise<void>;
+/** The synchronous {@link AsyncWriter}, over a file descriptor. */
+export type SyncWriter = (fd: number, data: Uint8Array) => void;
+
+let counter = 0;
+
+/** The temporary name a write to `path` uses: hidden, in the same directory, unique per process and call. */
+export function tempPathFor(path: string): string {
+  const full = resolve(path);
+  return join(dirname(full), `.${basename(full)}.${process.pid}.${++counter}.tmp`);
+}
+
+function writeAllSync(fd: number, data: Uint8Array): void {
+  let done = 0;
+  while (done < data.length) done += writeSync(fd, data, done, data.length - done);
+}
+
+// Directories cannot be fsynced on every platform (Windows); there the rename is what we have.
+const DIR_SYNC_UNSUPPORTED = new Set(['EISDIR', 'EINVAL', 'EPERM', 'EBADF', 'EACCES', 'ENOTSUP']);
+
+function syncDirSync(dir: string): void {
+  let fd: number | null = null;
+  try {
+    fd = openSync(dir, 'r');
+    fsyncSync(fd);
+  } catch (e) {
+    if (!DIR_SYNC_UNSUPPORTED.has((e as NodeJS.ErrnoException).code ?? '')) throw e;
+  } finally {
+    if (fd !== null) closeSync(fd);
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  let fh: FileHandle | null = null;
+  try {
+    fh = await open(dir, 'r');
+    await fh.sync();
+  } catch (e) {
+    if (!DIR_SYNC_UNSUPPORTED.has((e as NodeJS.ErrnoException).code ?? '')) throw e;
+  } finally {
+    await fh?.close();
+  }
+}
+
+/**
+ * Replace `path` with `data` atomically (temporary file, fsync, rename, fsync of the directory).
+ * The directory must exist. On any error the temporary file is removed and `path` is untouched.
+ */
+export async function writeFileAtomic(path: string, data: Uint8Array, opts: { write?: AsyncWriter } = {}): Promise<void> {
+  const tmp = tempPathFor(path);
+  const fh = await open(tmp, 'wx', 0o644);
+  try {
+    if (opts.write) await opts.write(fh, data);
+    else await fh.writeFile(data);
+    await fh.sync();
+  } catch (e) {
+    await fh.close().catch(() => {});
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  await fh.close();
+  try {
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  await syncDir(dirname(resolve(path)));
+}
+
+/** {@link writeFileAtomic}, synchronously. */
+export function writeFileAtomicSync(path: string, data: Uint8Array, opts: { write?: SyncWriter } = {}): void {
+  const tmp = tempPathFor(path);
+  const fd = openSync(tmp, 'wx', 0o644);
+  try {
+    (opts.write ?? writeAllSync)(fd, data);
+    fsyncSync(fd);
+  } catch (e) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  closeSync(fd);
+  try {
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  syncDirSync(dirname(resolve(path)));
+}

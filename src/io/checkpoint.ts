@@ -1,0 +1,276 @@
+/**
+ * Training checkpoints: model weights, optimizer state (moments and step counts), scheduler,
+ * random-generator state, the step and any extra JSON, in one safetensors file written
+ * atomically, so a crash mid-save leaves the previous checkpoint as it was.
+ *
+ * Layout of the file (a valid safetensors file any reader can open):
+ * - tensors `model.<name>` for every entry of `model.stateDict()`;
+ * - tensors `optimizer.<i>.<key>` for the state tensors of the optimizer's parameter i;
+ * - `__metadata__["kiln.checkpoint"]`: a JSON string `{ version, step, extra, generator,
+ *   scheduler, optimizer: { optimizer, paramGroups, state: { i: { step, tensors: [keys] } } } }`;
+ * - `__metadata__["kiln.crc32"]`: the CRC-32 (8 hex digits) of the whole data buffer, so a
+ *   flipped bit is caught as well as a truncated or mangled header.
+ * @module
+ */
+import { stat, readFile, mkdir } from 'node:fs/promises';
+import { dirname, join, resolve, sep } from 'node:path';
+import type { Tensor } from '../tensor/tensor.js';
+import type { OptimizerStateDict, HyperParam, ParamState } from '../optim/optimizer.js';
+import { writeFileAtomic, type AsyncWriter } from './atomic.js';
+import { encodeRaw, loadSafetensors, parseSafetensorsHeader, readRaw } from './safetensors.js';
+
+/** Anything with a state dict of tensors: a Module, or a small wrapper. */
+export interface StateDictModel {
+  stateDict(): Record<string, Tensor>;
+  /** Must copy the values (as PyTorch's `load_state_dict` does): the tensors passed are freed afterwards. */
+  loadStateDict(state: Record<string, Tensor>): void;
+}
+
+/** What a checkpoint needs of an optimizer (every kiln optimizer fits). */
+export interface StateDictOptimizer {
+  stateDict(): OptimizerStateDict;
+  /** Must copy the state tensors: they are freed afterwards. */
+  loadStateDict(state: OptimizerStateDict): void;
+}
+
+/** What a checkpoint needs of a scheduler: JSON state (`LRScheduler` fits). */
+export interface StateDictScheduler {
+  stateDict(): unknown;
+  loadStateDict(state: never): void;
+}
+
+/** What a checkpoint needs of a random generator: JSON state (`Generator` fits). */
+export interface StatefulGenerator {
+  getState(): unknown;
+  setState(state: never): void;
+}
+
+/** What {@link saveCheckpoint} saves. */
+export interface CheckpointContents {
+  model: StateDictModel;
+  optimizer?: StateDictOptimizer;
+  scheduler?: StateDictScheduler;
+  generator?: StatefulGenerator;
+  /** The training step the checkpoint was taken at. */
+  step: number;
+  /** Anything else to keep, as JSON (data-loader position, config, metrics). */
+  extra?: unknown;
+}
+
+/** Options of {@link saveCheckpoint}. */
+export interface SaveCheckpointOptions {
+  /** @internal Replace the file writer (tests use it to fail mid-write). */
+  write?: AsyncWriter;
+}
+
+/** What {@link loadCheckpoint} restores into. */
+export interface CheckpointTargets {
+  model: StateDictModel;
+  /** Restored when given; an error if the checkpoint has no optimizer state. */
+  optimizer?: StateDictOptimizer;
+  scheduler?: StateDictScheduler;
+  generator?: StatefulGenerator;
+  /** Backend the loaded tensors are made on before being copied in (default backend when omitted). */
+  backend?: string;
+}
+
+/** What {@link loadCheckpoint} returns besides restoring the targets. */
+export interface LoadedCheckpoint {
+  step: number;
+  extra: unknown;
+  /** The file read. */
+  path: string;
+}
+
+interface CheckpointInfo {
+  version: 1;
+  step: number;
+  extra: unknown;
+  generator: unknown;
+  scheduler: unknown;
+  optimizer: {
+    optimizer: string;
+    paramGroups: { params: number[]; options: Record<string, HyperParam> }[];
+    state: Record<string, { step: number; tensors: string[] }>;
+  } | null;
+}
+
+const META_KEY = 'kiln.checkpoint';
+const CRC_KEY = 'kiln.crc32';
+const CRC_PLACEHOLDER = '00000000';
+/** The file name used when a checkpoint path names a directory. */
+export const CHECKPOINT_FILE = 'checkpoint.safetensors';
+
+// A directory (existing, or written with a trailing separator) holds checkpoint.safetensors.
+async function resolveFile(path: string): Promise<string> {
+  if (path.endsWith('/') || path.endsWith(sep)) return join(path, CHECKPOINT_FILE);
+  try {
+    if ((await stat(path)).isDirectory()) return join(path, CHECKPOINT_FILE);
+  } catch {
+    // does not exist yet: a file path
+  }
+  return resolve(path);
+}
+
+/**
+ * Save a checkpoint to `path` atomically (temporary file, fsync, rename, directory fsync). A
+ * path that is a directory (or ends with a separator) gets `checkpoint.safetensors` inside it;
+ * missing parent directories are created. Returns the file written.
+ *
+ * @example
+ * await saveCheckpoint('runs/gpt/step-1000.safetensors', { model, optimizer, scheduler, generator, step: 1000 });
+ */
+export async function saveCheckpoint(path: string, c: CheckpointContents, opts: SaveCheckpointOptions = {}): Promise<string> {
+  const op = 'saveCheckpoint';
+  if (!c || typeof c.model?.stateDict !== 'function') throw new Error(`${op}: expected { model, step, ... } with a model that has stateDict()`);
+  if (!Number.isSafeInteger(c.step) || c.step < 0) throw new Error(`${op}: step must be a non-negative integer, got ${c.step}`);
+  const tensors: Record<string, Tensor> = {};
+  for (const [name, t] of Object.entries(c.model.stateDict())) tensors[`model.${name}`] = t;
+  let optimizer: CheckpointInfo['optimizer'] = null;
+  if (c.optimizer) {
+    const sd = c.optimizer.stateDict();
+    const state: Record<string, { step: number; tensors: string[] }> = {};
+    for (const [id, st] of Object.entries(sd.state)) {
+      state[id] = { step: st.step, tensors: Object.keys(st.tensors) };
+      for (const [key, t] of Object.entries(st.tensors)) tensors[`optimizer.${id}.${key}`] = t;
+    }
+    optimizer = { optimizer: sd.optimizer, paramGroups: sd.paramGroups, state };
+  }
+  const raw = await readRaw(op, tensors);
+  const info: CheckpointInfo = {
+    version: 1,
+    step: c.step,
+    extra: c.extra ?? null,
+    generator: c.generator ? c.generator.getState() : null,
+    scheduler: c.scheduler ? c.scheduler.stateDict() : null,
+    optimizer,
+  };
+  let json: string;
+  try {
+    json = JSON.stringify(info);
+  } catch (e) {
+    throw new Error(`${op}: extra, scheduler or generator state is not JSON-serialisable (${(e as Error).message})`);
+  }
+  // the checksum key comes first in the header, so its placeholder is patched in place
+  const bytes = encodeRaw(raw, { [CRC_KEY]: CRC_PLACEHOLDER, [META_KEY]: json });
+  const header = parseSafetensorsHeader(bytes);
+  const at = indexOf(bytes.subarray(0, header.dataStart), new TextEncoder().encode(`"${CRC_KEY}":"${CRC_PLACEHOLDER}"`));
+  bytes.set(new TextEncoder().encode(hex(crc32(bytes.subarray(header.dataStart)))), at + CRC_KEY.length + 4);
+  const file = await resolveFile(path);
+  await mkdir(dirname(file), { recursive: true });
+  await writeFileAtomic(file, bytes, { write: opts.write });
+  return file;
+}
+
+/**
+ * Load a checkpoint written by {@link saveCheckpoint} and restore the model, and the optimizer,
+ * scheduler and generator when given. Everything is validated (format, checksum, presence of
+ * what was asked for) before anything is restored. Returns the step and the extra JSON.
+ *
+ * @example
+ * const { step } = await loadCheckpoint('runs/gpt/step-1000.safetensors', { model, optimizer, scheduler, generator });
+ */
+export async function loadCheckpoint(path: string, targets: CheckpointTargets): Promise<LoadedCheckpoint> {
+  const op = 'loadCheckpoint';
+  if (!targets || typeof targets.model?.loadStateDict !== 'function') throw new Error(`${op}: expected { model, ... } with a model that has loadStateDict()`);
+  const file = await resolveFile(path);
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(file);
+  } catch (e) {
+    throw new Error(`${op}: cannot read '${file}': ${(e as Error).message}`);
+  }
+  const where = `'${file}'`;
+  let info: CheckpointInfo;
+  try {
+    const header = parseSafetensorsHeader(bytes);
+    const json = header.metadata[META_KEY];
+    if (json === undefined) throw new Error(`not a kiln checkpoint (no '${META_KEY}' metadata)`);
+    info = parseInfo(json);
+    const recorded = header.metadata[CRC_KEY];
+    const crc = hex(crc32(bytes.subarray(header.dataStart)));
+    if (crc !== recorded) throw new Error(`checksum mismatch (data crc32 ${crc}, recorded ${String(recorded)}): the file is corrupt`);
+  } catch (e) {
+    throw new Error(`${op}: ${where} is corrupt or not a checkpoint: ${(e as Error).message}`);
+  }
+  if (targets.optimizer && !info.optimizer) throw new Error(`${op}: ${where} has no optimizer state`);
+  if (targets.scheduler && info.scheduler === null) throw new Error(`${op}: ${where} has no scheduler state`);
+  if (targets.generator && info.generator === null) throw new Error(`${op}: ${where} has no generator state`);
+
+  const { tensors } = loadSafetensors(bytes, { backend: targets.backend });
+  try {
+    const model: Record<string, Tensor> = {};
+    for (const [name, t] of Object.entries(tensors)) if (name.startsWith('model.')) model[name.slice(6)] = t;
+    let optimizerState: OptimizerStateDict | null = null;
+    if (targets.optimizer && info.optimizer) {
+      const state: Record<number, ParamState> = {};
+      for (const [id, st] of Object.entries(info.optimizer.state)) {
+        const ts: Record<string, Tensor> = {};
+        for (const key of st.tensors) {
+          const t = tensors[`optimizer.${id}.${key}`];
+          if (!t) throw new Error(`${op}: ${where} lacks the tensor 'optimizer.${id}.${key}' its metadata lists`);
+          ts[key] = t;
+        }
+        state[Number(id)] = { step: st.step, tensors: ts };
+      }
+      optimizerState = { optimizer: info.optimizer.optimizer, paramGroups: info.optimizer.paramGroups, state };
+    }
+    targets.model.loadStateDict(model);
+    if (targets.optimizer && optimizerState) targets.optimizer.loadStateDict(optimizerState);
+    if (targets.scheduler) targets.scheduler.loadStateDict(info.scheduler as never);
+    if (targets.generator) targets.generator.setState(info.generator as never);
+  } finally {
+    for (const t of Object.values(tensors)) t.dispose();
+  }
+  return { step: info.step, extra: info.extra, path: file };
+}
+
+function parseInfo(json: string): CheckpointInfo {
+  let info: unknown;
+  try {
+    info = JSON.parse(json);
+  } catch (e) {
+    throw new Error(`the '${META_KEY}' metadata is not valid JSON (${(e as Error).message})`);
+  }
+  const i = info as CheckpointInfo;
+  if (!i || typeof i !== 'object' || i.version !== 1) throw new Error(`unsupported checkpoint version ${JSON.stringify((i as { version?: unknown })?.version)}`);
+  if (!Number.isSafeInteger(i.step) || i.step < 0) throw new Error(`bad step ${JSON.stringify(i.step)}`);
+  const o = i.optimizer;
+  if (o !== null && (typeof o !== 'object' || typeof o.optimizer !== 'string' || !Array.isArray(o.paramGroups) || typeof o.state !== 'object' || o.state === null))
+    throw new Error('malformed optimizer state');
+  if (o) for (const st of Object.values(o.state)) if (!st || !Array.isArray(st.tensors)) throw new Error('malformed optimizer state');
+  return i;
+}
+
+// ---- CRC-32 (IEEE 802.3, as zlib) --------------------------------------------------------------
+
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+function crcUpdate(crc: number, bytes: Uint8Array): number {
+  let c = crc;
+  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
+  return c;
+}
+
+/** CRC-32 of `bytes` (the checksum zlib and gzip use). */
+export function crc32(bytes: Uint8Array): number {
+  return (crcUpdate(0xffffffff, bytes) ^ 0xffffffff) >>> 0;
+}
+
+function indexOf(hay: Uint8Array, needle: Uint8Array): number {
+  outer: for (let i = 0; i + needle.length <= hay.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  throw new Error('saveCheckpoint: internal error, checksum placeholder not found');
+}
+
+const hex = (n: number): string => n.toString(16).padStart(8, '0');

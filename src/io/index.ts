@@ -1,0 +1,31 @@
+/**
+ * Reading and writing tensors: safetensors files (compatible with Hugging Face and PyTorch
+ * tooling), atomic file writes, and training checkpoints.
+ * @module
+ */
+export {
+  saveSafetensors,
+  saveSafetensorsSync,
+  loadSafetensors,
+  parseSafetensorsHeader,
+  type SafetensorsFile,
+  type SafetensorsMetadata,
+  type SafetensorsEntry,
+  type SafetensorsHeader,
+  type LoadSafetensorsOptions,
+} from './safetensors.js';
+export { writeFileAtomic, writeFileAtomicSync, type AsyncWriter, type SyncWriter } from './atomic.js';
+export {
+  saveCheckpoint,
+  loadCheckpoint,
+  crc32,
+  CHECKPOINT_FILE,
+  type CheckpointContents,
+  type CheckpointTargets,
+  type LoadedCheckpoint,
+  type SaveCheckpointOptions,
+  type StateDictModel,
+  type StateDictOptimizer,
+  type StateDictScheduler,
+  type StatefulGenerator,
+} from './checkpoint.js';

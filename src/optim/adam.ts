@@ -1,0 +1,137 @@
+/** Adam and AdamW (decoupled weight decay), with AMSGrad. @module */
+import type { Tensor } from '../tensor/tensor.js';
+import { add, cast, div, maximum, mul, neg, sqrt, sub } from '../tensor/ops/elementwise.js';
+import { adamUpdate } from '../tensor/ops/optim.js';
+import { checkOption, Optimizer, stateDtype, type OptimizerOptions, type ParamGroup, type Params, type ParamState } from './optimizer.js';
+
+/** Options of {@link Adam} and {@link AdamW}. */
+export interface AdamOptions extends OptimizerOptions {
+  /** Decay rates (β1, β2) of the first and second moment estimates. */
+  betas: readonly [number, number];
+  /** ε added to the denominator for numerical stability. */
+  eps: number;
+  /** Adam: L2 penalty λ added to the gradient. AdamW: decoupled decay, w ← w·(1 − η·λ). */
+  weightDecay: number;
+  /** Use the maximum of past second moments (AMSGrad). */
+  amsgrad: boolean;
+  /** Ascend instead of descend. */
+  maximize: boolean;
+}
+
+/**
+ * One Adam update of `param` composed of tensor ops, as `torch.optim.Adam` (`decoupled = false`)
+ * or `torch.optim.AdamW` (`decoupled = true`) compute it; used for AMSGrad and maximize, which the
+ * backend's fused kernel does not cover. `state.step` is t (already incremented); `expAvg`,
+ * `expAvgSq` (and `maxExpAvgSq` with AMSGrad) are created as zeros on first use.
+ */
+export function adamComposite(
+  param: Tensor,
+  grad: Tensor,
+  state: ParamState,
+  o: AdamOptions,
+  decoupled: boolean,
+  stateTensor: (key: string) => Tensor,
+): void {
+  const [beta1, beta2] = o.betas;
+  const t = state.step;
+  const dt = stateDtype(param);
+  let w = cast(param, dt);
+  let g = cast(grad, dt);
+  if (o.maximize) g = neg(g);
+  // AdamW: w = w·(1 − η·λ);  Adam: g = g + λ·w
+  if (decoupled) w = mul(w, 1 - o.lr * o.weightDecay);
+  else if (o.weightDecay !== 0) g = add(g, mul(w, o.weightDecay));
+  const m = stateTensor('expAvg');
+  const v = stateTensor('expAvgSq');
+  // m_t = β1·m + (1−β1)·g
+  m.copy_(add(mul(m, beta1), mul(g, 1 - beta1)));
+  // v_t = β2·v + (1−β2)·g²
+  v.copy_(add(mul(v, beta2), mul(mul(g, g), 1 - beta2)));
+  let vUsed = v;
+  if (o.amsgrad) {
+    // v̂max_t = max(v̂max, v_t)
+    const vMax = stateTensor('maxExpAvgSq');
+    vMax.copy_(maximum(vMax, v));
+    vUsed = vMax;
+  }
+  const bc1 = 1 - beta1 ** t;
+  const bc2 = 1 - beta2 ** t;
+  // w = w − (η / (1−β1^t)) · m_t / (√v_t / √(1−β2^t) + ε)
+  const denom = add(div(sqrt(vUsed), Math.sqrt(bc2)), o.eps);
+  param.copy_(sub(w, mul(div(m, denom), o.lr / bc1)));
+}
+
+// The backend's fused kernel (one pass over the parameter) where it applies, else the composite.
+function adamStep(
+  param: Tensor,
+  grad: Tensor,
+  state: ParamState,
+  o: AdamOptions,
+  decoupled: boolean,
+  stateTensor: (key: string) => Tensor,
+): void {
+  if (o.amsgrad || o.maximize) return adamComposite(param, grad, state, o, decoupled, stateTensor);
+  adamUpdate(param, grad, stateTensor('expAvg'), stateTensor('expAvgSq'), {
+    lr: o.lr,
+    beta1: o.betas[0],
+    beta2: o.betas[1],
+    eps: o.eps,
+    weightDecay: o.weightDecay,
+    step: state.step,
+    decoupled,
+  });
+}
+
+const ADAM_DEFAULTS = { lr: 1e-3, betas: [0.9, 0.999] as const, eps: 1e-8, amsgrad: false, maximize: false };
+
+function checkAdam(name: string, o: AdamOptions): void {
+  checkOption(name, typeof o.lr === 'number' && o.lr >= 0, `invalid learning rate ${o.lr}`);
+  checkOption(name, o.eps >= 0, `invalid eps ${o.eps}`);
+  checkOption(name, Array.isArray(o.betas) && o.betas.length === 2, `betas must be [beta1, beta2], got ${JSON.stringify(o.betas)}`);
+  checkOption(name, o.betas[0] >= 0 && o.betas[0] < 1, `invalid beta1 ${o.betas[0]} (must be in [0, 1))`);
+  checkOption(name, o.betas[1] >= 0 && o.betas[1] < 1, `invalid beta2 ${o.betas[1]} (must be in [0, 1))`);
+  checkOption(name, o.weightDecay >= 0, `invalid weightDecay ${o.weightDecay}`);
+}
+
+/**
+ * Adam (`torch.optim.Adam`): weight decay is an L2 term added to the gradient.
+ * Defaults: lr 1e-3, betas [0.9, 0.999], eps 1e-8, weightDecay 0.
+ */
+export class Adam extends Optimizer<AdamOptions> {
+  constructor(params: Params<AdamOptions>, options: Partial<AdamOptions> = {}) {
+    super('Adam', params, { ...ADAM_DEFAULTS, weightDecay: 0 }, options);
+  }
+
+  protected checkOptions(o: AdamOptions): void {
+    checkAdam('Adam', o);
+  }
+
+  protected update(param: Tensor, grad: Tensor, state: ParamState, group: ParamGroup<AdamOptions>): void {
+    adamStep(param, grad, state, group, false, (key) => this.stateTensor(param, state, key));
+  }
+}
+
+/**
+ * AdamW (`torch.optim.AdamW`, Loshchilov & Hutter): weight decay is decoupled from the
+ * gradient, w ← w·(1 − η·λ) before the Adam step. Defaults: lr 1e-3, betas [0.9, 0.999],
+ * eps 1e-8, weightDecay 1e-2.
+ *
+ * @example
+ * const opt = new AdamW(
+ *   [{ params: matrices, weightDecay: 0.1 }, { params: biasesAndNorms, weightDecay: 0 }],
+ *   { lr: 3e-4, betas: [0.9, 0.95] },
+ * );
+ */
+export class AdamW extends Optimizer<AdamOptions> {
+  constructor(params: Params<AdamOptions>, options: Partial<AdamOptions> = {}) {
+    super('AdamW', params, { ...ADAM_DEFAULTS, weightDecay: 1e-2 }, options);
+  }
+
+  protected checkOptions(o: AdamOptions): void {
+    checkAdam('AdamW', o);
+  }
+
+  protected update(param: Tensor, grad: Tensor, state: ParamState, group: ParamGroup<AdamOptions>): void {
+    adamStep(param, grad, state, group, true, (key) => this.stateTensor(param, state, key));
+  }
+}

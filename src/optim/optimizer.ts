@@ -1,0 +1,288 @@
+/**
+ * The optimizer base: parameter groups with per-group hyper-parameters, per-parameter state
+ * (step count and f32 moment tensors), `step()` under `noGrad`, `zeroGrad()`, and a state dict
+ * that round-trips exactly. Each concrete optimizer supplies one per-parameter update function
+ * (`sgdUpdate`, `adamUpdate`, `lambUpdate`), written with tensor ops and applied in place with
+ * `copy_`, so a fused backend kernel can replace it without touching anything else.
+ * @module
+ */
+import { noGrad } from '../autograd/tape.js';
+import type { DType } from '../backend/dtype.js';
+import { isFloat } from '../backend/dtype.js';
+import { keep, tidy } from '../tensor/memory.js';
+import { fmt } from '../tensor/shape.js';
+import { Tensor } from '../tensor/tensor.js';
+import { zeros } from '../tensor/ops/creation.js';
+import { cast, clone } from '../tensor/ops/elementwise.js';
+
+/** A hyper-parameter value: a number, a flag, or a short tuple such as Adam's betas. */
+export type HyperParam = number | boolean | readonly number[];
+
+/** Options every optimizer has. */
+export interface OptimizerOptions {
+  /** Learning rate. Schedules write it per group. */
+  lr: number;
+}
+
+/**
+ * A parameter group as the caller writes it: its parameters and any options that differ from
+ * the optimizer's defaults.
+ *
+ * @example
+ * new AdamW([{ params: weights, weightDecay: 0.1 }, { params: biasesAndNorms, weightDecay: 0 }], { lr: 3e-4 });
+ */
+export type ParamGroupSpec<O> = { params: Iterable<Tensor> } & Partial<O>;
+
+/** A parameter group as the optimizer holds it: its parameters and every option, resolved. */
+export type ParamGroup<O> = { params: Tensor[] } & O;
+
+/** What an optimizer's constructor takes: tensors (one group), or a list of group specs. */
+export type Params<O> = Iterable<Tensor> | readonly ParamGroupSpec<O>[];
+
+/** State of one parameter: how many updates it has had, and its named state tensors. */
+export interface ParamState {
+  /** Updates applied to this parameter so far (t in the bias corrections). */
+  step: number;
+  /** State tensors, each the parameter's shape, f32 (f64 for f64 parameters). */
+  tensors: Record<string, Tensor>;
+}
+
+/**
+ * An optimizer's state, ready to save: every group's hyper-parameters, and each parameter's
+ * step count and state tensors. Parameters are named by their index counting over all groups
+ * in order (as PyTorch's `state_dict` does).
+ */
+export interface OptimizerStateDict {
+  /** Which optimizer wrote it: 'SGD', 'Adam', 'AdamW' or 'LAMB'. */
+  optimizer: string;
+  /** Per group: its hyper-parameters (everything but the parameters) and its parameter indices. */
+  paramGroups: { params: number[]; options: Record<string, HyperParam> }[];
+  /** Per parameter index, for parameters that have state. The tensors are the live state, not copies. */
+  state: Record<number, ParamState>;
+}
+
+/** The dtype optimizer state is kept in for a parameter: f64 for f64, f32 for everything else. */
+export function stateDtype(param: Tensor): DType {
+  return param.dtype === 'f64' ? 'f64' : 'f32';
+}
+
+/** Check a hyper-parameter, throwing `name: message` when `ok` is false. */
+export function checkOption(name: string, ok: boolean, message: string): void {
+  if (!ok) throw new Error(`${name}: ${message}`);
+}
+
+/**
+ * Base class of every optimizer. Subclasses give defaults, validate their options and define
+ * {@link Optimizer.update}, the whole per-parameter update.
+ */
+export abstract class Optimizer<O extends OptimizerOptions> {
+  /** Groups of parameters, each with its own options; write `paramGroups[i].lr` to change a rate. */
+  readonly paramGroups: ParamGroup<O>[] = [];
+  /** Options a group gets when its spec leaves them out. */
+  readonly defaults: Readonly<O>;
+  private readonly _state = new Map<Tensor, ParamState>();
+
+  /**
+   * @param name the optimizer's name, used in errors and in {@link stateDict}
+   * @param params the tensors to optimise, or a list of parameter groups
+   * @param defaults every option's default value
+   * @param options the caller's options (unknown names are errors), overriding `defaults`
+   */
+  protected constructor(
+    readonly name: string,
+    params: Params<O>,
+    defaults: O,
+    options: Partial<O> = {},
+  ) {
+    const merged = { ...defaults };
+    for (const [k, v] of Object.entries(options ?? {})) {
+      if (!(k in defaults)) throw new Error(`${name}: unknown option '${k}'`);
+      if (v !== undefined) (merged as Record<string, unknown>)[k] = v;
+    }
+    this.checkOptions(merged);
+    this.defaults = Object.freeze(merged);
+    const list = [...(params as Iterable<Tensor | ParamGroupSpec<O>>)];
+    if (list.length > 0 && !(list[0] instanceof Tensor)) for (const g of list) this.addParamGroup(g as ParamGroupSpec<O>);
+    else this.addParamGroup({ params: list as Tensor[] } as unknown as ParamGroupSpec<O>);
+    if (this.paramGroups.every((g) => g.params.length === 0)) throw new Error(`${name}: got an empty parameter list`);
+  }
+
+  /** Validate a complete set of options; throws `Name: message`. */
+  protected abstract checkOptions(options: O): void;
+
+  /**
+   * The whole update of one parameter, run under `noGrad` inside a `tidy` scope after
+   * `state.step` was incremented. It writes `param` and its state in place (`copy_`), and creates
+   * state it lacks with {@link Optimizer.stateTensor}.
+   */
+  protected abstract update(param: Tensor, grad: Tensor, state: ParamState, group: ParamGroup<O>): void;
+
+  /** Add a group of parameters with options of its own (like `add_param_group`). */
+  addParamGroup(spec: ParamGroupSpec<O>): void {
+    if (spec === null || typeof spec !== 'object' || !('params' in spec))
+      throw new Error(`${this.name}: a parameter group must be an object with 'params'`);
+    const params = spec.params instanceof Tensor ? [spec.params] : [...spec.params];
+    const seen = new Set(this.paramGroups.flatMap((g) => g.params));
+    params.forEach((p, i) => {
+      if (!(p instanceof Tensor)) throw new Error(`${this.name}: parameter ${i} of group ${this.paramGroups.length} is not a Tensor`);
+      if (p.disposed) throw new Error(`${this.name}: parameter ${i} of group ${this.paramGroups.length} was disposed`);
+      if (!isFloat(p.dtype))
+        throw new Error(`${this.name}: parameter ${i} of group ${this.paramGroups.length} must be floating, got ${fmt(p.shape)} ${p.dtype}`);
+      if (seen.has(p)) throw new Error(`${this.name}: parameter ${i} (${fmt(p.shape)}) appears in more than one group`);
+      seen.add(p);
+    });
+    const options = cloneOptions(this.defaults as unknown as Record<string, HyperParam>) as unknown as O;
+    for (const [k, v] of Object.entries(spec)) {
+      if (k === 'params') continue;
+      if (!(k in this.defaults)) throw new Error(`${this.name}: unknown option '${k}' in parameter group ${this.paramGroups.length}`);
+      (options as Record<string, unknown>)[k] = v;
+    }
+    this.checkOptions(options);
+    this.paramGroups.push({ ...options, params } as ParamGroup<O>);
+  }
+
+  /**
+   * Apply one update to every parameter that has a gradient (parameters without one are
+   * skipped). Every gradient is checked before any parameter changes.
+   */
+  step(): void {
+    const work: [Tensor, Tensor, ParamGroup<O>][] = [];
+    for (const group of this.paramGroups)
+      for (const p of group.params) {
+        const g = p.grad;
+        if (!g) continue;
+        if (g.shape.length !== p.shape.length || g.shape.some((d, i) => d !== p.shape[i]))
+          throw new Error(`${this.name}.step: gradient ${fmt(g.shape)} does not match parameter ${fmt(p.shape)}`);
+        if (g.backend !== p.backend)
+          throw new Error(`${this.name}.step: gradient of parameter ${fmt(p.shape)} is on '${g.backend.name}', the parameter on '${p.backend.name}'`);
+        work.push([p, g, group]);
+      }
+    noGrad(() => {
+      for (const [p, g, group] of work) {
+        let st = this._state.get(p);
+        if (!st) this._state.set(p, (st = { step: 0, tensors: {} }));
+        st.step++;
+        const state = st;
+        tidy(() => this.update(p, g, state, group));
+      }
+    });
+  }
+
+  /** Drop every parameter's gradient (PyTorch's `zero_grad(set_to_none=True)`). */
+  zeroGrad(): void {
+    for (const g of this.paramGroups) for (const p of g.params) p.zeroGrad();
+  }
+
+  /** The state of `param` (undefined before its first update). */
+  stateOf(param: Tensor): Readonly<ParamState> | undefined {
+    return this._state.get(param);
+  }
+
+  /**
+   * A state tensor of `param`, created as zeros (kept outside every tidy scope) on first use.
+   * Subclasses call it from {@link Optimizer.update}.
+   */
+  protected stateTensor(param: Tensor, state: ParamState, key: string, init?: Tensor): Tensor {
+    let t = state.tensors[key];
+    if (!t) {
+      const dtype = stateDtype(param);
+      // cast makes a new tensor only when the dtype changes; clone always does
+      t = keep(init ? (init.dtype === dtype ? clone(init) : cast(init, dtype)) : zeros(param.shape, { dtype, backend: param.backend.name }));
+      state.tensors[key] = t;
+    }
+    return t;
+  }
+
+  /** Every group's options and every parameter's state (the tensors are live, not copies). */
+  stateDict(): OptimizerStateDict {
+    const state: Record<number, ParamState> = {};
+    let index = 0;
+    const paramGroups = this.paramGroups.map((g) => {
+      const { params, ...options } = g;
+      const ids = params.map((p) => {
+        const st = this._state.get(p);
+        if (st) state[index] = { step: st.step, tensors: { ...st.tensors } };
+        return index++;
+      });
+      return { params: ids, options: cloneOptions(options as Record<string, HyperParam>) };
+    });
+    return { optimizer: this.name, paramGroups, state };
+  }
+
+  /**
+   * Restore options and state saved by {@link stateDict} of an optimizer of the same kind over
+   * parameters of the same shapes, grouped the same way. State tensors are copied (cast to the
+   * state dtype and moved to each parameter's backend); the dict's tensors stay the caller's.
+   */
+  loadStateDict(sd: OptimizerStateDict): void {
+    const op = `${this.name}.loadStateDict`;
+    if (!sd || typeof sd !== 'object' || !Array.isArray(sd.paramGroups) || typeof sd.state !== 'object' || sd.state === null)
+      throw new Error(`${op}: expected { optimizer, paramGroups, state }`);
+    if (sd.optimizer !== this.name) throw new Error(`${op}: the state dict is from a ${String(sd.optimizer)} optimizer`);
+    if (sd.paramGroups.length !== this.paramGroups.length)
+      throw new Error(`${op}: the state dict has ${sd.paramGroups.length} parameter groups, this optimizer ${this.paramGroups.length}`);
+    const params: Tensor[] = [];
+    const newOptions: O[] = [];
+    sd.paramGroups.forEach((g, i) => {
+      const mine = this.paramGroups[i]!;
+      if (!Array.isArray(g.params) || g.params.length !== mine.params.length)
+        throw new Error(`${op}: group ${i} has ${g.params?.length} parameters in the state dict, ${mine.params.length} here`);
+      g.params.forEach((id, j) => {
+        if (id !== params.length) throw new Error(`${op}: group ${i} parameter ${j} has index ${id}, expected ${params.length}`);
+        params.push(mine.params[j]!);
+      });
+      const options = cloneOptions(this.defaults as unknown as Record<string, HyperParam>) as unknown as O;
+      for (const [k, v] of Object.entries(g.options ?? {})) {
+        if (!(k in this.defaults)) throw new Error(`${op}: unknown option '${k}' in group ${i}`);
+        (options as Record<string, unknown>)[k] = Array.isArray(v) ? [...v] : v;
+      }
+      this.checkOptions(options);
+      newOptions.push(options);
+    });
+    // validate every state entry before changing anything
+    const entries = Object.entries(sd.state).map(([key, st]) => {
+      const id = Number(key);
+      const p = params[id];
+      if (!Number.isInteger(id) || !p) throw new Error(`${op}: state for parameter ${key}, which does not exist (${params.length} parameters)`);
+      if (!st || !Number.isSafeInteger(st.step) || st.step < 0) throw new Error(`${op}: parameter ${id} has a bad step count ${String(st?.step)}`);
+      for (const [name, t] of Object.entries(st.tensors ?? {})) {
+        if (!(t instanceof Tensor) || t.disposed) throw new Error(`${op}: state '${name}' of parameter ${id} is not a live Tensor`);
+        if (t.shape.length !== p.shape.length || t.shape.some((d, k) => d !== p.shape[k]))
+          throw new Error(`${op}: state '${name}' of parameter ${id} is ${fmt(t.shape)}, the parameter ${fmt(p.shape)}`);
+        if (!isFloat(t.dtype)) throw new Error(`${op}: state '${name}' of parameter ${id} must be floating, got ${t.dtype}`);
+      }
+      return [p, st] as const;
+    });
+    const copies = entries.map(([p, st]) => {
+      const tensors: Record<string, Tensor> = {};
+      for (const [name, t] of Object.entries(st.tensors ?? {})) tensors[name] = keep(copyAs(t, p));
+      return [p, { step: st.step, tensors }] as const;
+    });
+    this.disposeState();
+    for (const [p, st] of copies) this._state.set(p, st);
+    this.paramGroups.forEach((g, i) => Object.assign(g, newOptions[i]));
+  }
+
+  /** Free every state tensor and forget all step counts. */
+  disposeState(): void {
+    for (const st of this._state.values()) for (const t of Object.values(st.tensors)) t.dispose();
+    this._state.clear();
+  }
+}
+
+function cloneOptions(o: Record<string, HyperParam>): Record<string, HyperParam> {
+  const out: Record<string, HyperParam> = {};
+  for (const [k, v] of Object.entries(o)) out[k] = Array.isArray(v) ? [...(v as number[])] : v;
+  return out;
+}
+
+// A fresh copy of `t` on `param`'s backend in the state dtype of `param`.
+function copyAs(t: Tensor, param: Tensor): Tensor {
+  return noGrad(() =>
+    tidy(() => {
+      const moved = t.to(param.backend.name);
+      const c = cast(moved, stateDtype(param));
+      return c === t ? clone(c) : c;
+    }),
+  );
+}

@@ -1,0 +1,183 @@
+/**
+ * Learning-rate schedules. A {@link Schedule} is a pure function from the step number t
+ * (0 for the first optimizer step) and a group's base rate to that group's rate at step t;
+ * {@link LRScheduler} applies one to any optimizer's parameter groups.
+ *
+ * Warm-up is linear and never starts at 0: during the first W steps the rate is
+ * base·(t+1)/W, reaching base at t = W−1.
+ * @module
+ */
+
+/** The learning rate at step `t` (0-based) for a group whose base rate is `baseLr`. */
+export type Schedule = (t: number, baseLr: number) => number;
+
+function check(name: string, ok: boolean, message: string): void {
+  if (!ok) throw new Error(`${name}: ${message}`);
+}
+
+const isCount = (n: number): boolean => Number.isSafeInteger(n) && n >= 0;
+
+/** The base rate at every step. */
+export function constantLr(): Schedule {
+  return (_t, base) => base;
+}
+
+/**
+ * Linear warm-up over `warmupSteps`, then `after` (constant by default), which sees the step
+ * count since the end of warm-up: t < W gives base·(t+1)/W, else after(t − W, base).
+ */
+export function linearWarmupLr(warmupSteps: number, after: Schedule = constantLr()): Schedule {
+  check('linearWarmupLr', isCount(warmupSteps), `warmupSteps must be a non-negative integer, got ${warmupSteps}`);
+  return (t, base) => (t < warmupSteps ? (base * (t + 1)) / warmupSteps : after(t - warmupSteps, base));
+}
+
+/** Options of the decaying schedules. */
+export interface DecayOptions {
+  /** Steps of linear warm-up before the decay starts (default 0). */
+  warmupSteps?: number;
+  /** The step at which the decay ends (counted from 0, warm-up included). */
+  totalSteps: number;
+  /** The floor the rate decays to and then stays at (default 0). */
+  minLr?: number;
+}
+
+function decayArgs(name: string, o: DecayOptions): [number, number, number] {
+  const w = o.warmupSteps ?? 0;
+  const minLr = o.minLr ?? 0;
+  check(name, isCount(w), `warmupSteps must be a non-negative integer, got ${w}`);
+  check(name, isCount(o.totalSteps) && o.totalSteps >= w, `totalSteps must be an integer ≥ warmupSteps (${w}), got ${o.totalSteps}`);
+  check(name, Number.isFinite(minLr) && minLr >= 0, `minLr must be a non-negative number, got ${minLr}`);
+  return [w, o.totalSteps - w, minLr];
+}
+
+/**
+ * Linear warm-up, then cosine decay to `minLr` at `totalSteps`, then `minLr`:
+ * with s = t − W and D = totalSteps − W, lr = minLr + (base − minLr)·½(1 + cos(π·s/D)) for s < D.
+ *
+ * @example
+ * const sched = new LRScheduler(opt, cosineLr({ warmupSteps: 100, totalSteps: 5000, minLr: 3e-5 }));
+ */
+export function cosineLr(o: DecayOptions): Schedule {
+  const [w, d, minLr] = decayArgs('cosineLr', o);
+  return linearWarmupLr(w, (s, base) => (s >= d ? minLr : minLr + (base - minLr) * 0.5 * (1 + Math.cos((Math.PI * s) / d))));
+}
+
+/**
+ * Linear warm-up, then linear decay to `minLr` at `totalSteps`, then `minLr`:
+ * lr = minLr + (base − minLr)·(1 − s/D) for s = t − W < D = totalSteps − W.
+ */
+export function linearDecayLr(o: DecayOptions): Schedule {
+  const [w, d, minLr] = decayArgs('linearDecayLr', o);
+  return linearWarmupLr(w, (s, base) => (s >= d ? minLr : minLr + (base - minLr) * (1 - s / d)));
+}
+
+/** Multiply by `gamma` every `stepSize` steps: lr = base·γ^⌊t/stepSize⌋ (PyTorch's StepLR). */
+export function stepLr(stepSize: number, gamma = 0.1): Schedule {
+  check('stepLr', Number.isSafeInteger(stepSize) && stepSize > 0, `stepSize must be a positive integer, got ${stepSize}`);
+  check('stepLr', Number.isFinite(gamma) && gamma >= 0, `gamma must be a non-negative number, got ${gamma}`);
+  return (t, base) => base * gamma ** Math.floor(t / stepSize);
+}
+
+/**
+ * Linear warm-up, then decay with the inverse square root of the step (as in "Attention is all
+ * you need" and fairseq): lr = base·(t+1)/W for t < W, then base·√(W/(t+1)); with W = 0,
+ * base/√(t+1).
+ */
+export function inverseSqrtLr(warmupSteps = 0): Schedule {
+  check('inverseSqrtLr', isCount(warmupSteps), `warmupSteps must be a non-negative integer, got ${warmupSteps}`);
+  const w = Math.max(warmupSteps, 1);
+  return linearWarmupLr(warmupSteps, (s, base) => base * Math.sqrt(w / (s + warmupSteps + 1)));
+}
+
+/** What {@link LRScheduler} needs of an optimizer: groups with a writable `lr`. */
+export interface HasParamGroups {
+  paramGroups: { lr: number }[];
+}
+
+/** What {@link LRScheduler.stateDict} returns: plain JSON. */
+export interface SchedulerStateDict {
+  /** The step number whose rate is applied now. */
+  step: number;
+  /** Each group's base rate. */
+  baseLrs: number[];
+}
+
+/**
+ * Sets every parameter group's learning rate from its base rate and a {@link Schedule}.
+ * The rate of step 0 is applied on construction; call `step()` after each `optimizer.step()`.
+ *
+ * @example
+ * const sched = new LRScheduler(opt, cosineLr({ warmupSteps: 100, totalSteps: 5000 }));
+ * for (...) { loss.backward(); opt.step(); opt.zeroGrad(); sched.step(); }
+ */
+export class LRScheduler {
+  /** Each group's base rate (its `lr` when the scheduler was made, unless given). */
+  readonly baseLrs: number[];
+  private _step = 0;
+
+  /**
+   * @param optimizer any optimizer (anything with `paramGroups[i].lr`)
+   * @param schedule the rate as a function of the step and base rate
+   * @param opts `baseLrs`: base rates instead of the groups' current rates
+   */
+  constructor(
+    readonly optimizer: HasParamGroups,
+    readonly schedule: Schedule,
+    opts: { baseLrs?: number[] } = {},
+  ) {
+    const groups = optimizer?.paramGroups;
+    check('LRScheduler', Array.isArray(groups), 'expected an optimizer with paramGroups');
+    check('LRScheduler', typeof schedule === 'function', 'expected a schedule function');
+    this.baseLrs = [...(opts.baseLrs ?? groups.map((g) => g.lr))];
+    check('LRScheduler', this.baseLrs.length === groups.length, `got ${this.baseLrs.length} base rates for ${groups.length} parameter groups`);
+    this.apply();
+  }
+
+  /** The step number whose rate is applied now (0 before the first `step()`). */
+  get stepCount(): number {
+    return this._step;
+  }
+
+  /** The rate of group `group` at step `t`. */
+  lr(t: number, group = 0): number {
+    check('LRScheduler.lr', Number.isSafeInteger(t) && t >= 0, `step must be a non-negative integer, got ${t}`);
+    const base = this.baseLrs[group];
+    check('LRScheduler.lr', base !== undefined, `no parameter group ${group} (${this.baseLrs.length} groups)`);
+    return this.schedule(t, base!);
+  }
+
+  /** The rates of every group at step `t`. */
+  lrs(t = this._step): number[] {
+    return this.baseLrs.map((_, i) => this.lr(t, i));
+  }
+
+  /** Advance one step and set the groups' rates for it. */
+  step(): void {
+    this._step++;
+    this.apply();
+  }
+
+  /** The step count and base rates (plain JSON). */
+  stateDict(): SchedulerStateDict {
+    return { step: this._step, baseLrs: [...this.baseLrs] };
+  }
+
+  /** Restore a saved step count and base rates, and set the groups' rates for that step. */
+  loadStateDict(s: SchedulerStateDict): void {
+    check('LRScheduler.loadStateDict', !!s && Number.isSafeInteger(s.step) && s.step >= 0, `bad step ${String(s?.step)}`);
+    check(
+      'LRScheduler.loadStateDict',
+      Array.isArray(s.baseLrs) && s.baseLrs.length === this.baseLrs.length && s.baseLrs.every((x) => typeof x === 'number'),
+      `expected ${this.baseLrs.length} base rates, got ${JSON.stringify(s.baseLrs)}`,
+    );
+    this.baseLrs.splice(0, this.baseLrs.length, ...s.baseLrs);
+    this._step = s.step;
+    this.apply();
+  }
+
+  private apply(): void {
+    const groups = this.optimizer.paramGroups;
+    check('LRScheduler', groups.length === this.baseLrs.length, `the optimizer has ${groups.length} groups, the scheduler ${this.baseLrs.length}`);
+    groups.forEach((g, i) => (g.lr = this.lr(this._step, i)));
+  }
+}
