@@ -1,0 +1,120 @@
+/**
+ * One GPT training step (forward, backward, AdamW) on kiln's `cpu` backend against the same
+ * model in PyTorch CPU, at 1 and 2 threads: median step time, tokens/s and peak RSS.
+ * Model: vocab 65, context 64, batch 16, width 128, 4 heads, 4 layers, MLP 4×, tied head.
+ * Each configuration runs in its own process, so peak RSS is that configuration's alone.
+ *
+ *   npm run bench -- gpt [--steps 20] [--threads 1,2] [--backend cpu]
+ */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AdamW, GPT, Generator, backends, crossEntropy, getNumThreads, randint, setNumThreads, tidy } from '../src/index.js';
+import { fmtNum, mdTable, median, parseArgs, printMachineInfo } from './util.js';
+
+export const description = 'GPT training step (fwd+bwd+AdamW), kiln cpu vs PyTorch, 1 and 2 threads';
+
+const V = 65;
+const T = 64;
+const B = 16;
+const C = 128;
+const H = 4;
+const L = 4;
+
+interface Result {
+  median_ms: number;
+  max_rss_mib: number;
+  threads: number;
+}
+
+// The measured run, in a child process: `tsx bench/gpt.ts --worker <backend> <threads> <steps>`.
+function worker(backend: string, threads: number, steps: number): void {
+  if (backend === 'cpu') setNumThreads(threads);
+  const gen = new Generator(0);
+  const model = new GPT({ vocabSize: V, blockSize: T, nLayer: L, nHead: H, nEmbd: C, dropout: 0, bias: true, tiedHead: true }, { backend, generator: gen });
+  const opt = new AdamW(model.parameters(), { lr: 3e-4 });
+  const idx = randint(0, V, [B, T], { backend, generator: gen });
+  const tgt = randint(0, V, [B, T], { backend, generator: gen });
+  const times: number[] = [];
+  let loss = 0;
+  for (let i = 0; i < steps + 3; i++) {
+    const t0 = performance.now();
+    loss = tidy(() => {
+      const { logits } = model.forward(idx, null);
+      const l = crossEntropy(logits, tgt);
+      opt.zeroGrad();
+      l.backward();
+      opt.step();
+      return l.item();
+    });
+    if (i >= 3) times.push(performance.now() - t0);
+  }
+  const result: Result & { loss: number } = {
+    median_ms: median(times),
+    max_rss_mib: process.resourceUsage().maxRSS / 1024,
+    threads: backend === 'cpu' ? getNumThreads() : 1,
+    loss,
+  };
+  console.log(JSON.stringify(result));
+}
+
+function runKiln(backend: string, threads: number, steps: number): Result {
+  const self = fileURLToPath(import.meta.url);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', self, '--worker', backend, String(threads), String(steps)], {
+    encoding: 'utf8',
+    env: { ...process.env, KILN_NUM_THREADS: String(threads) },
+  });
+  if (r.status !== 0) throw new Error(`kiln worker failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as Result;
+}
+
+function runTorch(threads: number, steps: number): Result | string {
+  const env: Record<string, string | undefined> = { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: '1' };
+  // these overrides halve OpenBLAS on this CPU; the baseline runs without them
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  const script = join(fileURLToPath(new URL('.', import.meta.url)), 'gpt_torch.py');
+  const r = spawnSync('/usr/bin/python3', [script, String(threads), String(steps)], { encoding: 'utf8', env });
+  if (r.error || r.status !== 0) return `PyTorch not run: ${r.error?.message ?? r.stderr.trim().split('\n').pop()}`;
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as Result;
+}
+
+export function main(args: string[]): void {
+  const { opts } = parseArgs(args);
+  const steps = Number(opts.steps ?? 20);
+  const threadList = String(opts.threads ?? '1,2').split(',').map(Number);
+  const backend = String(opts.backend ?? 'cpu');
+  const info = backends().find((b) => b.name === backend);
+  if (!info?.available) {
+    console.log(`backend '${backend}' is not available: ${info?.reason ?? 'not registered'}`);
+    return;
+  }
+  printMachineInfo();
+  console.log(`- command: npm run bench -- gpt ${args.join(' ')}`);
+  console.log(`- model: V=${V} T=${T} B=${B} C=${C} H=${H} L=${L}, tied head; ${steps} timed steps after 3 warm-up, median\n`);
+  const rows: (string | number)[][] = [];
+  for (const n of threadList) {
+    const k = runKiln(backend, n, steps);
+    const p = runTorch(n, steps);
+    const tok = (ms: number): string => fmtNum((B * T) / (ms / 1000), 4);
+    if (typeof p === 'string') console.log(p);
+    const pt = typeof p === 'string' ? null : p;
+    rows.push([
+      n,
+      fmtNum(k.median_ms),
+      pt ? fmtNum(pt.median_ms) : '—',
+      tok(k.median_ms),
+      pt ? tok(pt.median_ms) : '—',
+      fmtNum(k.max_rss_mib),
+      pt ? fmtNum(pt.max_rss_mib) : '—',
+      pt ? fmtNum(k.median_ms / pt.median_ms) : '—',
+    ]);
+  }
+  console.log(mdTable(['threads', 'kiln ms/step', 'torch ms/step', 'kiln tok/s', 'torch tok/s', 'kiln peak RSS MiB', 'torch peak RSS MiB', 'kiln/torch time'], rows));
+  console.log('\nkiln/torch time ≤ 1.0 means kiln is at least as fast (the goal).');
+}
+
+if (process.argv.includes('--worker')) {
+  const i = process.argv.indexOf('--worker');
+  worker(process.argv[i + 1]!, Number(process.argv[i + 2]), Number(process.argv[i + 3]));
+}
