@@ -150,3 +150,4 @@ export { adamUpdate, lambUpdate, type OptimizerHyper } from './tensor/ops/optim.
 export * from './nn/index.js';
 export * from './optim/index.js';
 export * from './io/index.js';
+export * from './metrics/index.js';
