@@ -151,3 +151,5 @@ export * from './nn/index.js';
 export * from './optim/index.js';
 export * from './io/index.js';
 export * from './metrics/index.js';
+export * from './data/index.js';
+export { GPT2_PATTERN, pretokenize, splitGPT2, splitByRegExp, compilePattern } from './data/pretokenize.js';

@@ -1,0 +1,244 @@
+/**
+ * Reading tokenised shards: {@link TokenDataset} opens a shard folder (see `shards.ts`) and reads
+ * windows of the token stream straight from the files, a byte range per window, so a corpus far
+ * larger than memory trains with memory bounded by the batch. Random training batches are drawn
+ * from a kiln `Generator`, so one seed gives the same batches on every machine and a saved
+ * generator state resumes them; a sequential iterator covers a split once for evaluation.
+ * @module
+ */
+import { closeSync, openSync, readSync } from 'node:fs';
+import { endianness } from 'node:os';
+import { join } from 'node:path';
+import { randint, tensor } from '../tensor/ops/creation.js';
+import type { Generator as RandomGenerator } from '../tensor/random.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { readShardIndex, tokenBytes, type ShardIndex } from './shards.js';
+
+/** A batch of next-token prediction examples. */
+export interface TokenBatch {
+  /** Token ids, `[B, T]` i32. */
+  input: Tensor;
+  /** The same windows one token later, `[B, T]` i32: `target[b][t] = input[b][t + 1]` within the stream. */
+  target: Tensor;
+  /** Where each window starts in the token stream. */
+  starts: number[];
+}
+
+/** Options of {@link TokenDataset.open}. */
+export interface TokenDatasetOptions {
+  /** Shard files kept open at once (least recently used closed first); 8 by default. */
+  maxOpenFiles?: number;
+}
+
+/** Options of {@link TokenDataset.batch} and {@link TokenDataset.sequential}. */
+export interface BatchOptions {
+  /** Backend of the batch tensors; the default backend when omitted. */
+  backend?: string;
+}
+
+const littleEndian = endianness() === 'LE';
+
+/**
+ * The token stream of a shard folder, read lazily. Holds at most `maxOpenFiles` file descriptors;
+ * call {@link TokenDataset.close} (or `using`) when done.
+ *
+ * @example
+ * const data = TokenDataset.open(shards.dir);
+ * const { input, target } = data.batch(8, 256, new Generator(1)); // [8, 256] i32 each
+ * for (const b of data.sequential(256, { batchSize: 8 })) { ... } // evaluation, each target once
+ */
+export class TokenDataset {
+  /** The folder's index. */
+  readonly index: ShardIndex;
+  /** The shard folder. */
+  readonly dir: string;
+  /** Bytes read from shard files so far (an I/O counter: a window of n tokens reads n × 2 or 4 bytes). */
+  bytesRead = 0;
+
+  private readonly bytes: 2 | 4;
+  private readonly starts: number[]; // starts[i]: stream position of shard i's first token; starts[n] = length
+  private readonly fds = new Map<number, number>(); // shard → fd, in least-recently-used order
+  private readonly maxOpenFiles: number;
+  private scratch = new Uint8Array(0);
+  private isClosed = false;
+
+  private constructor(dir: string, index: ShardIndex, opts: TokenDatasetOptions) {
+    this.dir = dir;
+    this.index = index;
+    this.bytes = tokenBytes(index.dtype);
+    this.starts = [0];
+    for (const s of index.shards) this.starts.push(this.starts[this.starts.length - 1]! + s.tokens);
+    this.maxOpenFiles = opts.maxOpenFiles ?? 8;
+    if (!Number.isInteger(this.maxOpenFiles) || this.maxOpenFiles < 1) throw new Error(`TokenDataset: maxOpenFiles must be a positive integer, got ${opts.maxOpenFiles}`);
+  }
+
+  /** Open a shard folder (or the result of `buildShards`); the index and file sizes are checked, no tokens are read. */
+  static open(dir: string | { dir: string }, opts: TokenDatasetOptions = {}): TokenDataset {
+    const path = typeof dir === 'string' ? dir : dir.dir;
+    return new TokenDataset(path, readShardIndex(path), opts);
+  }
+
+  /** Tokens in the stream. */
+  get length(): number {
+    return this.index.tokens;
+  }
+
+  /** The vocabulary size the shards were written with. */
+  get vocabSize(): number {
+    return this.index.vocabSize;
+  }
+
+  /** Whether {@link TokenDataset.close} was called. */
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  private fd(shard: number): number {
+    let fd = this.fds.get(shard);
+    if (fd !== undefined) {
+      this.fds.delete(shard); // re-insert: most recently used last
+    } else {
+      if (this.fds.size >= this.maxOpenFiles) {
+        const [oldest, oldFd] = this.fds.entries().next().value as [number, number];
+        this.fds.delete(oldest);
+        closeSync(oldFd);
+      }
+      fd = openSync(join(this.dir, this.index.shards[shard]!.file), 'r');
+    }
+    this.fds.set(shard, fd);
+    return fd;
+  }
+
+  // The shard holding stream position `pos` (binary search over the shard starts).
+  private shardOf(pos: number): number {
+    let lo = 0;
+    let hi = this.index.shards.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.starts[mid]! <= pos) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  /** Copy tokens [start, start + length) of the stream into `out` at `at`. */
+  private readInto(out: Int32Array, at: number, start: number, length: number): void {
+    let pos = start;
+    let done = 0;
+    let shard = this.shardOf(pos);
+    while (done < length) {
+      while (this.starts[shard + 1]! <= pos) shard++; // skip empty shards and the one just finished
+      const inShard = pos - this.starts[shard]!;
+      const n = Math.min(length - done, this.starts[shard + 1]! - pos);
+      const nbytes = n * this.bytes;
+      if (this.scratch.length < nbytes) this.scratch = new Uint8Array(Math.max(nbytes, 2 * this.scratch.length));
+      const fd = this.fd(shard);
+      let got = 0;
+      while (got < nbytes) {
+        const r = readSync(fd, this.scratch, got, nbytes - got, inShard * this.bytes + got);
+        if (r === 0) throw new Error(`TokenDataset: ${this.index.shards[shard]!.file} ended early (was it changed after the index was written?)`);
+        got += r;
+      }
+      this.bytesRead += nbytes;
+      if (littleEndian) out.set(this.bytes === 2 ? new Uint16Array(this.scratch.buffer, 0, n) : new Uint32Array(this.scratch.buffer, 0, n), at + done);
+      else {
+        const dv = new DataView(this.scratch.buffer);
+        for (let i = 0; i < n; i++) out[at + done + i] = this.bytes === 2 ? dv.getUint16(2 * i, true) : dv.getUint32(4 * i, true);
+      }
+      done += n;
+      pos += n;
+    }
+  }
+
+  private check(op: string): void {
+    if (this.closed) throw new Error(`TokenDataset.${op}: the dataset was closed`);
+  }
+
+  /** Tokens [start, start + length) of the stream (across shard boundaries), read from disk. */
+  window(start: number, length: number): Int32Array {
+    this.check('window');
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(length) || start < 0 || length < 0 || start + length > this.length)
+      throw new Error(`TokenDataset.window: [${start}, ${start + length}) is outside the stream [0, ${this.length})`);
+    const out = new Int32Array(length);
+    if (length > 0) this.readInto(out, 0, start, length);
+    return out;
+  }
+
+  /** Number of windows of `blockSize` a random batch draws from: every start with `blockSize + 1` tokens after it. */
+  validStarts(blockSize: number): number {
+    return Math.max(0, this.length - blockSize);
+  }
+
+  // windows [B, T + 1] at `starts` → input [B, T] and target [B, T]
+  private assemble(starts: number[], blockSize: number, opts: BatchOptions): TokenBatch {
+    const b = starts.length;
+    const T = blockSize;
+    const rows = new Int32Array(T + 1);
+    const input = new Int32Array(b * T);
+    const target = new Int32Array(b * T);
+    starts.forEach((s, i) => {
+      this.readInto(rows, 0, s, T + 1);
+      input.set(rows.subarray(0, T), i * T);
+      target.set(rows.subarray(1), i * T);
+    });
+    const o = opts.backend === undefined ? {} : { backend: opts.backend };
+    return { input: tensor(input, [b, T], o), target: tensor(target, [b, T], o), starts };
+  }
+
+  /**
+   * A random batch: `batchSize` windows of `blockSize + 1` tokens, their starts uniform over
+   * {@link TokenDataset.validStarts} and drawn exactly as `randint(0, validStarts, [batchSize], { generator })`
+   * would draw them, so one generator state gives one batch on every backend.
+   */
+  batch(batchSize: number, blockSize: number, generator?: RandomGenerator, opts: BatchOptions = {}): TokenBatch {
+    this.check('batch');
+    if (!Number.isInteger(batchSize) || batchSize < 1 || !Number.isInteger(blockSize) || blockSize < 1)
+      throw new Error(`TokenDataset.batch: batchSize and blockSize must be positive integers, got ${batchSize}, ${blockSize}`);
+    const n = this.validStarts(blockSize);
+    if (n < 1) throw new Error(`TokenDataset.batch: blockSize ${blockSize} needs at least ${blockSize + 1} tokens, the stream has ${this.length}`);
+    if (n > 2 ** 31) throw new Error(`TokenDataset.batch: ${n} window starts exceed randint's range of 2^31; split the corpus into several datasets`);
+    // the draw runs on the reference backend: every backend's Philox gives the same integers
+    const draw = randint(0, n, [batchSize], generator ? { generator, backend: 'ref' } : { backend: 'ref' });
+    const starts = Array.from(draw.dataSync());
+    draw.dispose();
+    return this.assemble(starts, blockSize, opts);
+  }
+
+  /** Number of windows {@link TokenDataset.sequential} yields for `blockSize` (the last may be shorter). */
+  sequentialWindows(blockSize: number): number {
+    return this.length < 2 ? 0 : Math.ceil((this.length - 1) / blockSize);
+  }
+
+  /**
+   * Non-overlapping windows in stream order for evaluation: window k has input tokens
+   * [k·T, (k+1)·T) and targets one later, so every token after the first is a target exactly once.
+   * Batches hold `batchSize` windows (the last batch fewer); the final window, when shorter than
+   * `blockSize`, comes alone as a `[1, r]` batch, or is left out with `dropLast`.
+   */
+  *sequential(blockSize: number, opts: BatchOptions & { batchSize?: number; dropLast?: boolean } = {}): IterableIterator<TokenBatch> {
+    this.check('sequential');
+    const batchSize = opts.batchSize ?? 1;
+    if (!Number.isInteger(batchSize) || batchSize < 1 || !Number.isInteger(blockSize) || blockSize < 1)
+      throw new Error(`TokenDataset.sequential: batchSize and blockSize must be positive integers, got ${batchSize}, ${blockSize}`);
+    const predicted = Math.max(0, this.length - 1);
+    const full = Math.floor(predicted / blockSize);
+    for (let k = 0; k < full; k += batchSize) {
+      const starts: number[] = [];
+      for (let j = k; j < Math.min(full, k + batchSize); j++) starts.push(j * blockSize);
+      yield this.assemble(starts, blockSize, opts);
+    }
+    const rest = predicted - full * blockSize;
+    if (rest > 0 && !opts.dropLast) yield this.assemble([full * blockSize], rest, opts);
+  }
+
+  /** Close the open shard files; the dataset cannot read afterwards. */
+  close(): void {
+    for (const fd of this.fds.values()) closeSync(fd);
+    this.fds.clear();
+    this.isClosed = true;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

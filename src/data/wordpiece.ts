@@ -1,0 +1,339 @@
+/**
+ * WordPiece encoding as in BERT (Devlin et al. 2019; the algorithm of Google's
+ * `tokenization.py` and Hugging Face's `BertTokenizer`), from a vocabulary file with one token
+ * per line (the line number, from 0, is the id).
+ *
+ * **Basic tokenisation**, in order:
+ * 1. special tokens (`[CLS]`, `[SEP]`, `[MASK]`, … that are in the vocabulary) are found first
+ *    and kept whole, whatever the other options;
+ * 2. cleaning: U+0000, U+FFFD and every other-category character (`\p{C}`: controls, format
+ *    characters, lone surrogates, private use, unassigned) are dropped, except tab, newline and
+ *    carriage return, which like every separator (`\p{Z}`: spaces, U+2028, U+2029) become
+ *    U+0020;
+ * 3. CJK ideographs (the CJK Unified Ideographs blocks and extensions A–E, and the
+ *    compatibility ideographs) get spaces around them, so each is a word of its own;
+ * 4. the text is split on spaces; with `lowercase`, each word is lower-cased, and with
+ *    `stripAccents` (default: the same as `lowercase`) decomposed (NFD) and stripped of
+ *    non-spacing marks (`\p{Mn}`), so `"Héllo"` becomes `"hello"`;
+ * 5. each word is split around punctuation: every `\p{P}` character, and the ASCII symbols
+ *    `$ + < = > ^ \` | ~` too, becomes a word of its own.
+ *
+ * **WordPiece**: each word longer than `maxInputCharsPerWord` code points (default 100) is
+ * `[UNK]`; otherwise it is covered greedily from the left by the longest vocabulary entry, the
+ * pieces after the first written with the `##` prefix; if some position has no match the whole
+ * word is `[UNK]`. With the vocabulary `un ##aff ##able`, `"unaffable"` is
+ * `["un", "##aff", "##able"]`.
+ *
+ * Decoding joins the tokens with spaces and glues `##` pieces to the token before; it cannot
+ * undo lower-casing, accent stripping or the spacing around punctuation.
+ * @module
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { Tokenizer } from './tokenizer.js';
+
+/** Options of {@link WordPieceTokenizer}. */
+export interface WordPieceOptions {
+  /** Lower-case words before matching (BERT's uncased models; default true). */
+  lowercase?: boolean;
+  /** Strip accents (NFD, drop `\p{Mn}`); default: the value of `lowercase`. */
+  stripAccents?: boolean;
+  /** Words with more code points than this become the unknown token (default 100). */
+  maxInputCharsPerWord?: number;
+  /** The unknown token; it must be in the vocabulary (default `[UNK]`). */
+  unkToken?: string;
+  /** The prefix of a piece that continues a word (default `##`). */
+  continuingSubwordPrefix?: string;
+  /**
+   * Special tokens, matched in the text before anything else (default: those of `[PAD]`,
+   * `[UNK]`, `[CLS]`, `[SEP]`, `[MASK]` that are in the vocabulary). Each must be in the
+   * vocabulary.
+   */
+  specialTokens?: readonly string[];
+}
+
+/** The JSON form of a {@link WordPieceTokenizer}: the vocabulary in id order, and the options. */
+export interface WordPieceTokenizerJSON {
+  type: 'wordpiece';
+  version: 1;
+  vocab: string[];
+  lowercase: boolean;
+  stripAccents: boolean;
+  maxInputCharsPerWord: number;
+  unkToken: string;
+  continuingSubwordPrefix: string;
+  specialTokens: string[];
+}
+
+const BERT_SPECIALS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'];
+
+const OTHER_RE = /\p{C}/u;
+const SEPARATOR_RE = /\p{Z}/u;
+const PUNCT_RE = /\p{P}/u;
+const MARK_RE = /\p{Mn}/gu;
+
+function isCJK(cp: number): boolean {
+  return (
+    (cp >= 0x4e00 && cp <= 0x9fff) ||
+    (cp >= 0x3400 && cp <= 0x4dbf) ||
+    (cp >= 0x20000 && cp <= 0x2a6df) ||
+    (cp >= 0x2a700 && cp <= 0x2b73f) ||
+    (cp >= 0x2b740 && cp <= 0x2b81f) ||
+    (cp >= 0x2b820 && cp <= 0x2ceaf) ||
+    (cp >= 0xf900 && cp <= 0xfaff) ||
+    (cp >= 0x2f800 && cp <= 0x2fa1f)
+  );
+}
+
+function isPunctuation(ch: string, cp: number): boolean {
+  // BERT counts every non-alphanumeric printable ASCII character as punctuation
+  if ((cp >= 33 && cp <= 47) || (cp >= 58 && cp <= 64) || (cp >= 91 && cp <= 96) || (cp >= 123 && cp <= 126)) return true;
+  return cp > 127 && PUNCT_RE.test(ch);
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[\\^$.*+?()[\]{}|/-]/g, '\\$&');
+}
+
+/**
+ * A BERT-style WordPiece tokenizer (see the module comment for the exact algorithm).
+ *
+ * @example
+ * const tok = WordPieceTokenizer.fromVocab(['[UNK]', 'un', '##aff', '##able']);
+ * tok.tokenize('unaffable'); // ['un', '##aff', '##able']
+ * tok.encode('unaffable'); // [1, 2, 3]
+ */
+export class WordPieceTokenizer implements Tokenizer {
+  /** Always `'wordpiece'`. */
+  readonly type = 'wordpiece' as const;
+  /** The number of vocabulary entries (lines). */
+  readonly vocabSize: number;
+  /** Special tokens and their ids. */
+  readonly specialTokens: ReadonlyMap<string, number>;
+  /** Whether words are lower-cased. */
+  readonly lowercase: boolean;
+  /** Whether accents are stripped. */
+  readonly stripAccents: boolean;
+  /** Longer words become the unknown token. */
+  readonly maxInputCharsPerWord: number;
+  /** The unknown token. */
+  readonly unkToken: string;
+  /** The prefix of continuation pieces. */
+  readonly continuingSubwordPrefix: string;
+
+  private readonly vocab: readonly string[];
+  private readonly ids: Map<string, number>;
+  private readonly unkId: number;
+  private readonly specialRe: RegExp | null;
+
+  /** A tokenizer over `vocab` (token of id i at index i). */
+  constructor(vocab: readonly string[], opts: WordPieceOptions = {}) {
+    this.vocab = [...vocab];
+    this.ids = new Map();
+    // a repeated line maps to its last id, as BERT's vocabulary loader does
+    this.vocab.forEach((t, i) => this.ids.set(t, i));
+    this.vocabSize = this.vocab.length;
+    this.lowercase = opts.lowercase ?? true;
+    this.stripAccents = opts.stripAccents ?? this.lowercase;
+    this.maxInputCharsPerWord = opts.maxInputCharsPerWord ?? 100;
+    if (!Number.isInteger(this.maxInputCharsPerWord) || this.maxInputCharsPerWord < 1) {
+      throw new Error(`WordPieceTokenizer: maxInputCharsPerWord must be a positive integer, got ${this.maxInputCharsPerWord}`);
+    }
+    this.unkToken = opts.unkToken ?? '[UNK]';
+    this.continuingSubwordPrefix = opts.continuingSubwordPrefix ?? '##';
+    const unk = this.ids.get(this.unkToken);
+    if (unk === undefined) throw new Error(`WordPieceTokenizer: the unknown token ${JSON.stringify(this.unkToken)} is not in the vocabulary`);
+    this.unkId = unk;
+    const specials = new Map<string, number>();
+    for (const s of opts.specialTokens ?? BERT_SPECIALS.filter((t) => this.ids.has(t))) {
+      const id = this.ids.get(s);
+      if (id === undefined) throw new Error(`WordPieceTokenizer: special token ${JSON.stringify(s)} is not in the vocabulary`);
+      if (s.length === 0) throw new Error('WordPieceTokenizer: a special token must not be empty');
+      specials.set(s, id);
+    }
+    this.specialTokens = specials;
+    this.specialRe =
+      specials.size === 0
+        ? null
+        : new RegExp(
+            [...specials.keys()]
+              .sort((x, y) => y.length - x.length)
+              .map(escapeRegExp)
+              .join('|'),
+            'gu',
+          );
+  }
+
+  /** A tokenizer from the text of a vocabulary file (one token per line) or its lines. */
+  static fromVocab(vocab: string | readonly string[], opts?: WordPieceOptions): WordPieceTokenizer {
+    if (typeof vocab !== 'string') return new WordPieceTokenizer(vocab, opts);
+    const lines = vocab.split(/\r?\n/);
+    if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop(); // the final newline
+    return new WordPieceTokenizer(lines, opts);
+  }
+
+  /** A tokenizer from a vocabulary file (`vocab.txt`: one token per line, the line number is the id). */
+  static fromVocabFile(path: string, opts?: WordPieceOptions): WordPieceTokenizer {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (e) {
+      throw new Error(`WordPieceTokenizer.fromVocabFile: cannot read ${path}: ${(e as Error).message}`);
+    }
+    return WordPieceTokenizer.fromVocab(text, opts);
+  }
+
+  /** The id of a token, or undefined. */
+  tokenToId(token: string): number | undefined {
+    return this.ids.get(token);
+  }
+
+  /** The token of an id; throws when out of range. */
+  idToToken(id: number): string {
+    const t = Number.isInteger(id) ? this.vocab[id] : undefined;
+    if (t === undefined) throw new Error(`WordPieceTokenizer: id ${id} is not in the vocabulary (vocabSize ${this.vocabSize})`);
+    return t;
+  }
+
+  /** The words of `text` after basic tokenisation (steps 2–5 of the module comment), special tokens not treated apart. */
+  basicTokenize(text: string): string[] {
+    // steps 2 and 3: clean, space out CJK
+    let clean = '';
+    for (const ch of text) {
+      const cp = ch.codePointAt(0)!;
+      if (cp === 9 || cp === 10 || cp === 13 || cp === 32 || (cp > 127 && SEPARATOR_RE.test(ch))) clean += ' ';
+      else if (cp === 0 || cp === 0xfffd || OTHER_RE.test(ch)) continue;
+      else if (isCJK(cp)) clean += ` ${ch} `;
+      else clean += ch;
+    }
+    const out: string[] = [];
+    for (let word of clean.split(' ')) {
+      if (word === '') continue;
+      if (this.lowercase) word = word.toLowerCase();
+      if (this.stripAccents) word = word.normalize('NFD').replace(MARK_RE, '');
+      // step 5: punctuation
+      let cur = '';
+      for (const ch of word) {
+        if (isPunctuation(ch, ch.codePointAt(0)!)) {
+          if (cur !== '') out.push(cur);
+          out.push(ch);
+          cur = '';
+        } else cur += ch;
+      }
+      if (cur !== '') out.push(cur);
+    }
+    return out;
+  }
+
+  /** The WordPiece tokens of one word (greedy longest match first; `[UNK]` when it fails). */
+  wordpiece(word: string): string[] {
+    const chars = Array.from(word);
+    if (chars.length > this.maxInputCharsPerWord) return [this.unkToken];
+    const pieces: string[] = [];
+    let start = 0;
+    while (start < chars.length) {
+      let end = chars.length;
+      let found: string | undefined;
+      while (end > start) {
+        let sub = chars.slice(start, end).join('');
+        if (start > 0) sub = this.continuingSubwordPrefix + sub;
+        if (this.ids.has(sub)) {
+          found = sub;
+          break;
+        }
+        end--;
+      }
+      if (found === undefined) return [this.unkToken];
+      pieces.push(found);
+      start = end;
+    }
+    return pieces;
+  }
+
+  /** The tokens of `text`: special tokens whole, every other word through {@link WordPieceTokenizer.wordpiece}. */
+  tokenize(text: string): string[] {
+    const out: string[] = [];
+    const words = (s: string): void => {
+      for (const w of this.basicTokenize(s)) for (const p of this.wordpiece(w)) out.push(p);
+    };
+    const re = this.specialRe;
+    if (re === null) {
+      words(text);
+      return out;
+    }
+    re.lastIndex = 0;
+    let start = 0;
+    let m: RegExpExecArray | null;
+    while ((m = re.exec(text)) !== null) {
+      words(text.slice(start, m.index));
+      out.push(m[0]);
+      start = m.index + m[0].length;
+    }
+    words(text.slice(start));
+    return out;
+  }
+
+  /** The ids of {@link WordPieceTokenizer.tokenize}'s tokens (no `[CLS]`/`[SEP]` added). */
+  encode(text: string): number[] {
+    return this.tokenize(text).map((t) => this.ids.get(t) ?? this.unkId);
+  }
+
+  /** The tokens of `ids` joined by spaces, with `##` pieces glued to the token before. */
+  decode(ids: ArrayLike<number>): string {
+    let s = '';
+    const pre = this.continuingSubwordPrefix;
+    for (let i = 0; i < ids.length; i++) {
+      const t = this.idToToken(ids[i]!);
+      if (pre !== '' && t.startsWith(pre) && s !== '') s += t.slice(pre.length);
+      else s += s === '' ? t : ` ${t}`;
+    }
+    return s;
+  }
+
+  /** The JSON form (see {@link WordPieceTokenizerJSON}). */
+  toJSON(): WordPieceTokenizerJSON {
+    return {
+      type: 'wordpiece',
+      version: 1,
+      vocab: [...this.vocab],
+      lowercase: this.lowercase,
+      stripAccents: this.stripAccents,
+      maxInputCharsPerWord: this.maxInputCharsPerWord,
+      unkToken: this.unkToken,
+      continuingSubwordPrefix: this.continuingSubwordPrefix,
+      specialTokens: [...this.specialTokens.keys()],
+    };
+  }
+
+  /** Write the JSON form to `path`. */
+  save(path: string): void {
+    writeFileSync(path, JSON.stringify(this.toJSON()));
+  }
+
+  /** A tokenizer from its JSON form. */
+  static fromJSON(json: WordPieceTokenizerJSON): WordPieceTokenizer {
+    if (json === null || typeof json !== 'object' || json.type !== 'wordpiece') {
+      throw new Error(`WordPieceTokenizer.fromJSON: not a WordPiece tokenizer (type ${JSON.stringify((json as { type?: unknown } | null)?.type)})`);
+    }
+    if (json.version !== 1) throw new Error(`WordPieceTokenizer.fromJSON: unsupported version ${JSON.stringify(json.version)} (this kiln reads version 1)`);
+    if (!Array.isArray(json.vocab) || !json.vocab.every((t) => typeof t === 'string')) throw new Error('WordPieceTokenizer.fromJSON: vocab must be an array of strings');
+    return new WordPieceTokenizer(json.vocab, {
+      lowercase: json.lowercase,
+      stripAccents: json.stripAccents,
+      maxInputCharsPerWord: json.maxInputCharsPerWord,
+      unkToken: json.unkToken,
+      continuingSubwordPrefix: json.continuingSubwordPrefix,
+      specialTokens: json.specialTokens,
+    });
+  }
+
+  /** Read a tokenizer written by {@link WordPieceTokenizer.save}. */
+  static load(path: string): WordPieceTokenizer {
+    let json: WordPieceTokenizerJSON;
+    try {
+      json = JSON.parse(readFileSync(path, 'utf8')) as WordPieceTokenizerJSON;
+    } catch (e) {
+      throw new Error(`WordPieceTokenizer.load: cannot read ${path}: ${(e as Error).message}`);
+    }
+    return WordPieceTokenizer.fromJSON(json);
+  }
+}
