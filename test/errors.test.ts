@@ -914,7 +914,6 @@ describeBackends('errors', (backend) => {
     ['rmsNorm', (c) => rmsNorm(c.a, [3], c.o3)],
     ['embedding', (c) => embedding(c.i, c.o), (c) => embedding(c.oi, c.a)],
     ['scaledDotProductAttention', (c) => scaledDotProductAttention(c.a, c.o, c.a), (c) => scaledDotProductAttention(c.a, c.a, c.a, { attnMask: c.ob })],
-    ['copy_', (c) => c.a.copy_(c.o)],
   ];
 
   for (const [op, ...calls] of MIXED)
@@ -924,6 +923,16 @@ describeBackends('errors', (backend) => {
         for (const call of calls) expectOpError(op, () => call(c), `'${backend}'`, "'ref2'");
       });
     });
+
+  it('copy_ takes its source from another backend (as torch copy_ across devices)', () => {
+    tidy(() => {
+      const c = other();
+      const src = c.o.add(5);
+      c.a.copy_(src);
+      expect(c.a.backend.name).toBe(backend);
+      expect(Array.from(c.a.dataSync())).toEqual(Array.from(src.dataSync()));
+    });
+  });
 
   it('after to(), the same op works', () => {
     tidy(() => {

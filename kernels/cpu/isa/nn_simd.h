@@ -46,25 +46,16 @@ struct Vec<float> {
   static Vec min(Vec a, Vec b) { return {_mm512_min_ps(a.v, b.v)}; }
   static float hsum(Vec a) { return _mm512_reduce_add_ps(a.v); }
   static float hmax(Vec a) { return _mm512_reduce_max_ps(a.v); }
-  static M lt(Vec a, Vec b) { return _mm512_cmp_ps_mask(a.v, b.v, _CMP_LT_OQ); }
-  static M gt(Vec a, Vec b) { return _mm512_cmp_ps_mask(a.v, b.v, _CMP_GT_OQ); }
-  static M isnan(Vec a) { return _mm512_cmp_ps_mask(a.v, a.v, _CMP_UNORD_Q); }
   static Vec select(M m, Vec a, Vec b) { return {_mm512_mask_blend_ps(m, b.v, a.v)}; }  // m ? a : b
+  static M first_n(int n) { return __mmask16((1u << n) - 1); }  // lanes < n, 0 ≤ n ≤ W
   // lanes whose byte p[i] is nonzero (W bytes are read)
   static M nonzero_bytes(const uint8_t* p) {
     __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
     return _mm_test_epi8_mask(b, b);
   }
-  // p·2ⁿ, where t = x + 1.5·2²³ holds the integer n in its low mantissa bits (see vexp).
-  // Two steps (2^⌊n/2⌋ then 2^(n−⌊n/2⌋)) keep both factors normal for n in [−150, 128].
-  static Vec scale_pow2(Vec p, Vec t) {
-    __m512i n = _mm512_sub_epi32(_mm512_castps_si512(t.v), _mm512_set1_epi32(0x4B400000));
-    __m512i n1 = _mm512_srai_epi32(n, 1);
-    __m512i n2 = _mm512_sub_epi32(n, n1);
-    __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n1, _mm512_set1_epi32(127)), 23));
-    __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n2, _mm512_set1_epi32(127)), 23));
-    return {_mm512_mul_ps(_mm512_mul_ps(p.v, s1), s2)};
-  }
+  static constexpr bool kScalef = true;
+  static Vec round(Vec a) { return {_mm512_roundscale_ps(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)}; }
+  static Vec scalef(Vec p, Vec n) { return {_mm512_scalef_ps(p.v, n.v)}; }  // p·2^⌊n⌋, exact scaling
 };
 
 template <>
@@ -87,23 +78,15 @@ struct Vec<double> {
   static Vec min(Vec a, Vec b) { return {_mm512_min_pd(a.v, b.v)}; }
   static double hsum(Vec a) { return _mm512_reduce_add_pd(a.v); }
   static double hmax(Vec a) { return _mm512_reduce_max_pd(a.v); }
-  static M lt(Vec a, Vec b) { return _mm512_cmp_pd_mask(a.v, b.v, _CMP_LT_OQ); }
-  static M gt(Vec a, Vec b) { return _mm512_cmp_pd_mask(a.v, b.v, _CMP_GT_OQ); }
-  static M isnan(Vec a) { return _mm512_cmp_pd_mask(a.v, a.v, _CMP_UNORD_Q); }
   static Vec select(M m, Vec a, Vec b) { return {_mm512_mask_blend_pd(m, b.v, a.v)}; }
+  static M first_n(int n) { return __mmask8((1u << n) - 1); }
   static M nonzero_bytes(const uint8_t* p) {
     __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
     return __mmask8(_mm_test_epi8_mask(b, b));
   }
-  // t = x + 1.5·2⁵² holds n in its low mantissa bits; n in [−1076, 1024]
-  static Vec scale_pow2(Vec p, Vec t) {
-    __m512i n = _mm512_sub_epi64(_mm512_castpd_si512(t.v), _mm512_set1_epi64(0x4338000000000000LL));
-    __m512i n1 = _mm512_srai_epi64(n, 1);
-    __m512i n2 = _mm512_sub_epi64(n, n1);
-    __m512d s1 = _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_add_epi64(n1, _mm512_set1_epi64(1023)), 52));
-    __m512d s2 = _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_add_epi64(n2, _mm512_set1_epi64(1023)), 52));
-    return {_mm512_mul_pd(_mm512_mul_pd(p.v, s1), s2)};
-  }
+  static constexpr bool kScalef = true;
+  static Vec round(Vec a) { return {_mm512_roundscale_pd(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)}; }
+  static Vec scalef(Vec p, Vec n) { return {_mm512_scalef_pd(p.v, n.v)}; }
 };
 
 #elif KILN_ISA_avx2
@@ -149,15 +132,17 @@ struct Vec<float> {
     x = _mm_max_ss(x, _mm_movehdup_ps(x));
     return _mm_cvtss_f32(x);
   }
-  static M lt(Vec a, Vec b) { return _mm256_cmp_ps(a.v, b.v, _CMP_LT_OQ); }
-  static M gt(Vec a, Vec b) { return _mm256_cmp_ps(a.v, b.v, _CMP_GT_OQ); }
-  static M isnan(Vec a) { return _mm256_cmp_ps(a.v, a.v, _CMP_UNORD_Q); }
   static Vec select(M m, Vec a, Vec b) { return {_mm256_blendv_ps(b.v, a.v, m)}; }
+  static constexpr bool kScalef = false;
+  static M first_n(int n) { return _mm256_castsi256_ps(detail::first_n_32(n)); }
   static M nonzero_bytes(const uint8_t* p) {
     __m256i w = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
     __m256i z = _mm256_cmpeq_epi32(w, _mm256_setzero_si256());
     return _mm256_castsi256_ps(_mm256_xor_si256(z, _mm256_set1_epi32(-1)));
   }
+  // p·2ⁿ, where t = x + 1.5·2²³ holds the integer n in its low mantissa bits (see vexp).
+  // Two steps (2^⌊n/2⌋ then 2^(n−⌊n/2⌋)) keep both factors normal for n in [−150, 128], so
+  // subnormal results are rounded once.
   static Vec scale_pow2(Vec p, Vec t) {
     __m256i n = _mm256_sub_epi32(_mm256_castps_si256(t.v), _mm256_set1_epi32(0x4B400000));
     __m256i n1 = _mm256_srai_epi32(n, 1);
@@ -195,10 +180,9 @@ struct Vec<double> {
     __m128d x = _mm_max_pd(_mm256_castpd256_pd128(a.v), _mm256_extractf128_pd(a.v, 1));
     return _mm_cvtsd_f64(_mm_max_sd(x, _mm_unpackhi_pd(x, x)));
   }
-  static M lt(Vec a, Vec b) { return _mm256_cmp_pd(a.v, b.v, _CMP_LT_OQ); }
-  static M gt(Vec a, Vec b) { return _mm256_cmp_pd(a.v, b.v, _CMP_GT_OQ); }
-  static M isnan(Vec a) { return _mm256_cmp_pd(a.v, a.v, _CMP_UNORD_Q); }
   static Vec select(M m, Vec a, Vec b) { return {_mm256_blendv_pd(b.v, a.v, m)}; }
+  static constexpr bool kScalef = false;
+  static M first_n(int n) { return _mm256_castsi256_pd(detail::first_n_64(n)); }
   static M nonzero_bytes(const uint8_t* p) {
     int32_t w;
     std::memcpy(&w, p, 4);
@@ -242,10 +226,9 @@ struct Vec {
   static Vec min(Vec a, Vec b) { return {a.v < b.v ? a.v : b.v}; }
   static T hsum(Vec a) { return a.v; }
   static T hmax(Vec a) { return a.v; }
-  static M lt(Vec a, Vec b) { return a.v < b.v; }
-  static M gt(Vec a, Vec b) { return a.v > b.v; }
-  static M isnan(Vec a) { return a.v != a.v; }
   static Vec select(M m, Vec a, Vec b) { return m ? a : b; }
+  static constexpr bool kScalef = false;
+  static M first_n(int n) { return n > 0; }
   static M nonzero_bytes(const uint8_t* p) { return *p != 0; }
   static Vec scale_pow2(Vec p, Vec t) {
     if constexpr (sizeof(T) == 4) {
@@ -277,9 +260,11 @@ struct Vec {
 // ---- exp ----------------------------------------------------------------------------------
 // exp(x) = 2ⁿ·exp(r), n = round(x/ln2), r = x − n·ln2 (ln2 split in two so n·ln2_hi is exact:
 // Cody & Waite), |r| ≤ ln2/2. exp(r) is Cephes' expf polynomial for f32 (≈1 ulp) and the
-// degree-13 Taylor polynomial for f64 (truncation < 2⁻⁵⁶ on |r| ≤ 0.347). n comes from adding
-// 1.5·2^(mantissa bits): the sum rounds x/ln2 to an integer held in the low mantissa bits.
-// x is clamped first to where the result is 0 or ∞ anyway; NaN stays NaN.
+// degree-13 Taylor polynomial for f64 (truncation < 2⁻⁵⁶ on |r| ≤ 0.347). x is first clamped to
+// where the result is 0 or ∞ anyway. AVX-512 rounds with roundscale and scales with scalef (which
+// handles subnormal results); elsewhere n comes from adding 1.5·2^(mantissa bits), which rounds
+// x/ln2 to an integer held in the low mantissa bits, and 2ⁿ is built from exponent bits.
+// NaN propagates: x86 max/min return their second operand when either is NaN.
 template <typename T>
 struct ExpConst;
 template <>
@@ -298,14 +283,8 @@ struct ExpConst<double> {
 };
 
 template <typename T>
-inline Vec<T> vexp(Vec<T> x) {
+inline Vec<T> exp_poly(Vec<T> r) {
   using V = Vec<T>;
-  using C = ExpConst<T>;
-  V xc = V::min(V::max(x, V::set1(C::lo)), V::set1(C::hi));
-  V t = V::fma(xc, V::set1(C::log2e), V::set1(C::magic));
-  V n = t - V::set1(C::magic);
-  V r = V::fma(n, V::set1(-C::c1), xc);
-  r = V::fma(n, V::set1(-C::c2), r);
   V p;
   if constexpr (sizeof(T) == 4) {
     p = V::set1(1.9875691500E-4f);
@@ -334,8 +313,26 @@ inline Vec<T> vexp(Vec<T> x) {
     p = V::set1(inv_fact[13]);
     for (int k = 12; k >= 0; k--) p = V::fma(p, r, V::set1(inv_fact[k]));
   }
-  V y = V::scale_pow2(p, t);
-  return V::select(V::isnan(x), x, y);
+  return p;
+}
+
+template <typename T>
+inline Vec<T> vexp(Vec<T> x) {
+  using V = Vec<T>;
+  using C = ExpConst<T>;
+  const V xc = V::min(V::set1(C::hi), V::max(V::set1(C::lo), x));
+  if constexpr (V::kScalef) {
+    const V n = V::round(xc * V::set1(C::log2e));
+    V r = V::fma(n, V::set1(-C::c1), xc);
+    r = V::fma(n, V::set1(-C::c2), r);
+    return V::scalef(exp_poly<T>(r), n);
+  } else {
+    const V t = V::fma(xc, V::set1(C::log2e), V::set1(C::magic));
+    const V n = t - V::set1(C::magic);
+    V r = V::fma(n, V::set1(-C::c1), xc);
+    r = V::fma(n, V::set1(-C::c2), r);
+    return V::scale_pow2(exp_poly<T>(r), t);
+  }
 }
 
 }  // namespace nn

@@ -5,7 +5,7 @@
  * @module
  */
 import type { IndexArgs } from '../../backend/backend.js';
-import { record } from '../../autograd/tape.js';
+import { noGrad, record } from '../../autograd/tape.js';
 import { broadcastStrides, fmt, sizeOf, stridesOf, tryBroadcast } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import * as ew from './elementwise.js';
@@ -447,8 +447,10 @@ export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
 
 /** @internal Write `src` (broadcast and cast) into `dst`'s storage in place. */
 export function copyInto(dst: Tensor, src: Tensor | number): void {
-  live('copy_', dst, src instanceof Tensor ? src : null);
-  const s = src instanceof Tensor ? src : scalarTensor(dst.backend, src, dst.dtype);
+  live('copy_', dst);
+  if (src instanceof Tensor) live('copy_', src);
+  // like torch's copy_, the source may live on another backend: it is moved first
+  const s = src instanceof Tensor ? (src.backend === dst.backend ? src : noGrad(() => src.to(dst.backend.name))) : scalarTensor(dst.backend, src, dst.dtype);
   const b = tryBroadcast(dst.shape, s.shape);
   if (!b || b.length !== dst.rank || b.some((d, i) => d !== dst.shape[i]))
     fail('copy_', `source ${fmt(s.shape)} does not broadcast to destination ${fmt(dst.shape)}`);
