@@ -94,7 +94,9 @@ describeBackends('fused optimizer updates', (backend) => {
               const want = oracle(kind, p0, grads, h, dtype);
               const tolerance = dtype === 'f64' ? { rtol: 1e-12, atol: 1e-14 } : dtype === 'bf16' ? { rtol: 1e-2, atol: 1e-2 } : { rtol: 1e-6, atol: 1e-7 };
               expectClose(Array.from(p.dataSync()), want.p, tolerance, 'param');
-              if (kind === 'lamb') expectClose(trusts, want.trust, { rtol: 1e-5, atol: 0 }, 'trust');
+              // bf16: the kernel rounds f64 → f32 → bf16 (the oracle f64 → bf16), so a parameter may differ by
+              // one bf16 ulp after a step, and the next trust ratio by about that much
+              if (kind === 'lamb') expectClose(trusts, want.trust, { rtol: dtype === 'bf16' ? 2e-2 : 1e-5, atol: 0 }, 'trust');
               [p, m, v].forEach((t) => t.dispose());
             },
           ),
