@@ -153,3 +153,4 @@ export * from './io/index.js';
 export * from './metrics/index.js';
 export * from './data/index.js';
 export { GPT2_PATTERN, pretokenize, splitGPT2, splitByRegExp, compilePattern } from './data/pretokenize.js';
+export * from './train/index.js';

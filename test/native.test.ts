@@ -88,6 +88,21 @@ describe.skipIf(!cpu.available)(`cpu backend${cpu.available ? '' : `: unavailabl
     expect(() => setNumThreads(0)).toThrow(/^setNumThreads: /);
   });
 
+  test('each instruction set exports only its table: no inline or template code is shared across ISAs', () => {
+    const dir = resolve(root, process.env.KILN_NATIVE_BUILD ?? 'build');
+    const nm = spawnSync('nm', ['--version'], { encoding: 'utf8' });
+    if (nm.status !== 0) {
+      console.warn('[kiln tests] nm not found: ISA symbol check skipped');
+      return;
+    }
+    for (const isa of ['avx512', 'avx2', 'base']) {
+      const r = spawnSync('nm', ['-C', '--defined-only', join(dir, `kiln_isa_${isa}_merged.o`)], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      const globals = r.stdout.split('\n').filter((l) => / [A-Z] /.test(l)).map((l) => l.slice(l.indexOf(' ', 17) + 1));
+      expect(globals).toEqual([`kiln::${isa}::table()`]);
+    }
+  });
+
   test('the addon itself throws JS errors for bad arguments, never aborts', () => {
     const file = resolve(root, process.env.KILN_NATIVE_BUILD ?? 'build', 'Release', 'kiln.node');
     const k = loadAddonFile(file);

@@ -19,7 +19,7 @@ inline float bf16_to_f32(uint16_t h) {
 inline uint16_t f32_to_bf16(float f) {
   uint32_t u;
   std::memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);  // NaN stays NaN (quiet)
+  if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fc0;  // every NaN → the canonical quiet NaN, as dtype.ts
   u += 0x7fffu + ((u >> 16) & 1u);
   return uint16_t(u >> 16);
 }
@@ -48,7 +48,7 @@ inline uint16_t f32_to_f16(float f) {
   std::memcpy(&u, &f, 4);
   uint32_t sign = (u >> 16) & 0x8000u;
   uint32_t a = u & 0x7fffffffu;
-  if (a > 0x7f800000u) return uint16_t(sign | 0x7e00u);
+  if (a > 0x7f800000u) return 0x7e00;  // canonical NaN, as dtype.ts
   if (a >= 0x477ff000u) return uint16_t(sign | 0x7c00u);  // ≥ 65520 rounds to inf
   if (a < 0x38800000u) {                                    // below 2^-14: subnormal
     // value / 2^-24, rounded half to even

@@ -122,7 +122,7 @@ struct Table {
   void (*binary)(BinaryOp op, const void* a, const void* b, void* out, const Strides& st, DType dt);
   // out[idx] = cond[Σ idx·st.a] ? x[Σ idx·st.b] : y[Σ idx·st.c]; cond BOOL; x, y, out of dt
   void (*where)(const uint8_t* cond, const void* x, const void* y, void* out, const Strides& st, DType dt);
-  // x [outer, r, inner] → out [outer, inner]; out is I32 for arg*, else dt (I32 for BOOL sums)
+  // x [outer, r, inner] → out [outer, inner]; out is I32 for arg* and for every op on BOOL input, else dt
   void (*reduce)(ReduceOp op, const void* x, DType dt, int64_t outer, int64_t r, int64_t inner, void* out);
   void (*matmul)(const MatmulParams& p);
   void (*gather)(const void* x, void* out, const IndexParams& p);
@@ -144,9 +144,11 @@ struct Table {
   double (*lamb_update)(const OptimizerParams& p);  // returns the trust ratio
 };
 
-namespace avx512 { const Table* table(); }
-namespace avx2 { const Table* table(); }
-namespace base { const Table* table(); }
+// The one symbol each ISA's objects export (everything else in them is made local at link time).
+#define KILN_EXPORT __attribute__((visibility("default")))
+namespace avx512 { KILN_EXPORT const Table* table(); }
+namespace avx2 { KILN_EXPORT const Table* table(); }
+namespace base { KILN_EXPORT const Table* table(); }
 
 // The table for this CPU (AVX-512 > AVX2 > base), or the one named by KILN_CPU_ISA.
 const Table& kernels();

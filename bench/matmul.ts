@@ -1,0 +1,327 @@
+/**
+ * kiln's `cpu` backend f32 matmul against OpenBLAS (through numpy, in a child `/usr/bin/python3`)
+ * and against TensorFlow.js's WebAssembly backend (in a child node per thread count, since tfjs
+ * fixes its thread count once per process), on square products at 1 and 2 threads. Prints
+ * GFLOP/s (2·n³ / median time) of each and the ratios kiln/OpenBLAS and kiln/tfjs-wasm.
+ *
+ *     npm run bench -- matmul [sizes...] [--threads 1,2] [--reps N] [--warmup N] [--min-ms T]
+ *                             [--rounds R] [--transb] [--no-numpy] [--no-wasm]
+ *
+ * Sizes default to 256 1024 2048. Under Node, tfjs-backend-wasm runs single-threaded (it reports no
+ * multithread support there), so its 2-thread column is its 1-thread build; the table says so. kiln's result is checked against an f64 product on a sample of
+ * entries first. Each engine is timed `--rounds` times (default 2), interleaved with the others,
+ * and the faster of its medians is kept: the reference machine's second core is shared and noisy,
+ * and interleaving spreads drifting load over all engines alike.
+ *
+ * The OpenBLAS baseline runs with OPENBLAS_NUM_THREADS = the thread count and with
+ * OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed from that child's environment only, so OpenBLAS
+ * picks its kernel and blocking for this CPU itself.
+ * @module
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { matmul, nativeCapabilities, setNumThreads, getNumThreads, tensor, tidy, type Tensor } from '../src/index.js';
+import { keepAlive, mdTable, median, numOpt, parseArgs, printMachineInfo, randomF32, time, type TimeOptions } from './util.js';
+
+export const description = 'cpu backend f32 matmul vs OpenBLAS (numpy) and tfjs-wasm, 1 and 2 threads (GFLOP/s, ratios)';
+
+const PYTHON = '/usr/bin/python3';
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** One engine's timing of one (size, threads) case: the median ms of its faster round. */
+interface EngineResult {
+  ms: number | null;
+  /** Why there is no number (engine missing or failed). */
+  reason?: string;
+  /** What the engine reported about itself (version, threads actually used). */
+  info?: string;
+}
+
+// ---- kiln ----------------------------------------------------------------------------------
+
+/** Check kiln's product against an f64 oracle on a sample of entries (full rows and columns). */
+function checkKiln(a: Float32Array, b: Float32Array, out: ArrayLike<number>, n: number, transB: boolean): number {
+  let worst = 0;
+  const rows = [0, n >> 1, n - 1];
+  for (const i of rows)
+    for (let j = 0; j < n; j += Math.max(1, n >> 6)) {
+      let s = 0;
+      for (let p = 0; p < n; p++) s += a[i * n + p]! * (transB ? b[j * n + p]! : b[p * n + j]!);
+      const e = Math.abs(out[i * n + j]! - s);
+      if (!(e <= worst)) worst = e;
+    }
+  return worst;
+}
+
+function kilnCase(n: number, transB: boolean, threads: number, topts: TimeOptions): [() => EngineResult, () => void] {
+  const aData = randomF32(n * n, 1);
+  const bData = randomF32(n * n, 2);
+  setNumThreads(threads);
+  const a = tensor(aData, [n, n], { backend: 'cpu', dtype: 'f32' });
+  const b = tensor(bData, [n, n], { backend: 'cpu', dtype: 'f32' });
+  const run = (): Tensor => matmul(a, b, { transB });
+  const r = run();
+  const err = checkKiln(aData, bData, r.dataSync(), n, transB);
+  r.dispose();
+  const atol = 2 ** -23 * n * 4;
+  if (!(err <= atol)) throw new Error(`kiln matmul ${n}³ off by ${err} (tolerance ${atol})`);
+  const bench = (): EngineResult => {
+    setNumThreads(threads);
+    const t = time(() => tidy(() => void run()), topts);
+    return { ms: t.median, info: `${getNumThreads()} threads` };
+  };
+  return [bench, () => (a.dispose(), b.dispose())];
+}
+
+// ---- OpenBLAS through numpy -----------------------------------------------------------------
+
+const NUMPY_SCRIPT = String.raw`
+import json, sys, time
+import numpy as np
+n, trans_b, warmup, reps, min_ms, max_reps = (int(x) for x in sys.argv[1:7])
+rng = np.random.default_rng(1)
+a = (rng.random((n, n), dtype=np.float32) * 2 - 1)
+b = (rng.random((n, n), dtype=np.float32) * 2 - 1)
+bt = b.T if trans_b else b
+for _ in range(warmup):
+    np.matmul(a, bt)
+samples = []
+total = 0.0
+while len(samples) < reps or (total < min_ms and len(samples) < max_reps):
+    t0 = time.perf_counter()
+    np.matmul(a, bt)
+    ms = (time.perf_counter() - t0) * 1e3
+    samples.append(ms)
+    total += ms
+info = ''
+try:
+    cfg = np.show_config(mode='dicts')
+    info = str(cfg.get('Build Dependencies', {}).get('blas', {}).get('name', ''))
+except Exception:
+    pass
+try:
+    import ctypes, glob
+    for lib in glob.glob('/usr/lib/x86_64-linux-gnu/openblas*/libopenblas*.so*') + glob.glob('/usr/lib/*/libopenblas*.so*'):
+        try:
+            h = ctypes.CDLL(lib)
+            h.openblas_get_config.restype = ctypes.c_char_p
+            h.openblas_get_corename.restype = ctypes.c_char_p
+            info = h.openblas_get_config().decode() + ' core ' + h.openblas_get_corename().decode()
+            break
+        except Exception:
+            continue
+except Exception:
+    pass
+print(json.dumps({'samples': samples, 'numpy': np.__version__, 'info': info}))
+`;
+
+function numpyAvailable(): string | null {
+  if (!existsSync(PYTHON)) return `${PYTHON} not found`;
+  const r = spawnSync(PYTHON, ['-c', 'import numpy'], { encoding: 'utf8' });
+  if (r.status !== 0) return `numpy is not importable by ${PYTHON} (install Debian's python3-numpy)`;
+  return null;
+}
+
+function numpyCase(n: number, transB: boolean, threads: number, topts: TimeOptions): () => EngineResult {
+  return () => {
+    const env: NodeJS.ProcessEnv = { ...process.env, OPENBLAS_NUM_THREADS: String(threads) };
+    // let OpenBLAS choose its own core type and cache sizes for the baseline
+    delete env.OPENBLAS_CORETYPE;
+    delete env.OPENBLAS_L2_SIZE;
+    const args = [n, transB ? 1 : 0, topts.warmup ?? 3, topts.reps ?? 10, topts.minTimeMs ?? 0, topts.maxReps ?? 1000].map(String);
+    const r = spawnSync(PYTHON, ['-c', NUMPY_SCRIPT, ...args], { encoding: 'utf8', env, maxBuffer: 1 << 24 });
+    if (r.status !== 0) return { ms: null, reason: `python failed: ${(r.stderr || r.error?.message || '').trim().split('\n').pop()}` };
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { samples: number[]; numpy: string; info: string };
+    return { ms: median(out.samples), info: `numpy ${out.numpy}${out.info ? `, ${out.info}` : ''}` };
+  };
+}
+
+// ---- tfjs-wasm (child node process per thread count) ------------------------------------------
+
+// Plain ESM run by `node --input-type=module` from the repo root, so the packages resolve from
+// its node_modules. tfjs-backend-wasm's thread count is set once, before the backend starts.
+const WASM_SCRIPT = String.raw`
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
+const [n, transB, threads, warmup, reps, minMs, maxReps] = process.argv.slice(-7).map(Number);
+const require = createRequire(process.cwd() + '/package.json');
+const tf = await import('@tensorflow/tfjs-core');
+const wasm = await import('@tensorflow/tfjs-backend-wasm');
+const dist = dirname(require.resolve('@tensorflow/tfjs-backend-wasm'));
+wasm.setWasmPaths(dist + '/');
+if (wasm.setThreadsCount) wasm.setThreadsCount(threads);
+await tf.setBackend('wasm');
+await tf.ready();
+const used = wasm.getThreadsCount ? wasm.getThreadsCount() : -1;
+let s = 1;
+const rnd = () => { s = (s * 1103515245 + 12345) >>> 0; return (s / 4294967296) * 2 - 1; };
+const data = (len) => { const x = new Float32Array(len); for (let i = 0; i < len; i++) x[i] = rnd(); return x; };
+const a = tf.tensor2d(data(n * n), [n, n]);
+const b = tf.tensor2d(data(n * n), [n, n]);
+const run = () => { const r = tf.matMul(a, b, false, transB === 1); r.dataSync(); r.dispose(); };
+for (let i = 0; i < warmup; i++) run();
+const samples = [];
+let total = 0;
+while (samples.length < reps || (total < minMs && samples.length < maxReps)) {
+  const t0 = process.hrtime.bigint();
+  run();
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  samples.push(ms);
+  total += ms;
+}
+console.log(JSON.stringify({ samples, version: tf.version_core, threads: used }));
+`;
+
+function wasmAvailable(): string | null {
+  try {
+    createRequire(join(repoRoot, 'package.json')).resolve('@tensorflow/tfjs-backend-wasm');
+    return null;
+  } catch {
+    return '@tensorflow/tfjs-backend-wasm is not installed (npm install adds it: it is a devDependency)';
+  }
+}
+
+function wasmCase(n: number, transB: boolean, threads: number, topts: TimeOptions): () => EngineResult {
+  return () => {
+    const args = [n, transB ? 1 : 0, threads, topts.warmup ?? 3, topts.reps ?? 10, topts.minTimeMs ?? 0, topts.maxReps ?? 1000].map(String);
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', WASM_SCRIPT, '--', ...args], {
+      encoding: 'utf8',
+      cwd: repoRoot,
+      maxBuffer: 1 << 24,
+    });
+    if (r.status !== 0) return { ms: null, reason: `tfjs-wasm failed: ${(r.stderr || r.error?.message || '').trim().split('\n').slice(-3).join(' ')}` };
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { samples: number[]; version: string; threads: number };
+    // say how many threads it really used: under Node, tfjs-backend-wasm reports no
+    // multithread support (flags_wasm.ts: WASM_HAS_MULTITHREAD_SUPPORT is false when IS_NODE)
+    // and runs its single-threaded SIMD build whatever setThreadsCount asked for
+    const used = out.threads < 0 ? '?' : String(out.threads);
+    return { ms: median(out.samples), info: `tfjs ${out.version}, asked ${threads} thread${threads > 1 ? 's' : ''}, used ${used}` };
+  };
+}
+
+// ---- main -----------------------------------------------------------------------------------
+
+export interface MatmulBenchRow {
+  n: number;
+  threads: number;
+  kilnMs: number;
+  blasMs: number | null;
+  wasmMs: number | null;
+  kilnGflops: number;
+  blasGflops: number | null;
+  wasmGflops: number | null;
+  kilnOverBlas: number | null;
+  kilnOverWasm: number | null;
+}
+
+export async function main(args: string[]): Promise<MatmulBenchRow[]> {
+  const { positional, opts } = parseArgs(args);
+  const sizes = positional.length ? positional.map(Number) : [256, 1024, 2048];
+  if (sizes.some((s) => !Number.isInteger(s) || s < 1)) throw new Error(`sizes must be positive integers, got ${positional.join(' ')}`);
+  const threadList = typeof opts.threads === 'string' ? opts.threads.split(',').map(Number) : [1, 2];
+  if (threadList.some((t) => !Number.isInteger(t) || t < 1)) throw new Error(`--threads needs positive integers, got ${String(opts.threads)}`);
+  const topts: TimeOptions = {
+    warmup: numOpt(opts, 'warmup', 3),
+    reps: numOpt(opts, 'reps', 10),
+    minTimeMs: numOpt(opts, 'min-ms', 1000),
+    maxReps: 500,
+  };
+  const rounds = Math.max(1, numOpt(opts, 'rounds', 2));
+  const transB = opts.transb === true;
+
+  const caps = nativeCapabilities();
+  if ('unavailable' in caps) throw new Error(`the cpu backend is not available: ${caps.unavailable}`);
+  const noNumpy = opts['no-numpy'] ? '--no-numpy' : numpyAvailable();
+  const noWasm = opts['no-wasm'] ? '--no-wasm' : wasmAvailable();
+  const threadsBefore = getNumThreads();
+
+  console.log(`# matmul: kiln cpu vs OpenBLAS (numpy) and tfjs-wasm, f32${transB ? ', a @ bᵀ' : ', a @ b'}\n`);
+  printMachineInfo();
+  console.log(`- kiln native: ${JSON.stringify(caps)}`);
+  console.log(`- command: npm run bench -- matmul ${args.join(' ')}`.trimEnd());
+  console.log(
+    `- timing: ${topts.warmup} warm-up calls, then ≥ ${topts.reps} reps and ≥ ${topts.minTimeMs} ms; ${rounds} interleaved rounds per engine, median of the faster round`,
+  );
+  if (noNumpy) console.log(`- OpenBLAS column skipped: ${noNumpy}`);
+  if (noWasm) console.log(`- tfjs-wasm column skipped: ${noWasm}`);
+
+  const rows: MatmulBenchRow[] = [];
+  const infos = new Set<string>();
+  try {
+    for (const n of sizes)
+      for (const threads of threadList) {
+        const [kiln, disposeKiln] = kilnCase(n, transB, threads, topts);
+        const engines: [string, () => EngineResult][] = [['kiln', kiln]];
+        if (!noNumpy) engines.push(['blas', numpyCase(n, transB, threads, topts)]);
+        if (!noWasm) engines.push(['wasm', wasmCase(n, transB, threads, topts)]);
+        const best = new Map<string, EngineResult>();
+        for (let r = 0; r < rounds; r++)
+          for (const [name, run] of engines) {
+            const res = run();
+            if (res.info) infos.add(`${name}: ${res.info}`);
+            if (res.ms === null) {
+              if (!best.has(name)) best.set(name, res);
+              continue;
+            }
+            const prev = best.get(name);
+            if (!prev || prev.ms === null || res.ms < prev.ms) best.set(name, res);
+          }
+        disposeKiln();
+        for (const [name, res] of best) if (res.ms === null) console.log(`- ${name} ${n}³ ${threads}T: ${res.reason}`);
+        const flops = 2 * n * n * n;
+        const gf = (ms: number | null | undefined): number | null => (ms ? flops / (ms * 1e6) : null);
+        const kilnMs = best.get('kiln')!.ms!;
+        const blasMs = best.get('blas')?.ms ?? null;
+        const wasmMs = best.get('wasm')?.ms ?? null;
+        const row: MatmulBenchRow = {
+          n,
+          threads,
+          kilnMs,
+          blasMs,
+          wasmMs,
+          kilnGflops: gf(kilnMs)!,
+          blasGflops: gf(blasMs),
+          wasmGflops: gf(wasmMs),
+          kilnOverBlas: blasMs ? blasMs / kilnMs : null,
+          kilnOverWasm: wasmMs ? wasmMs / kilnMs : null,
+        };
+        rows.push(row);
+        keepAlive(row);
+      }
+  } finally {
+    setNumThreads(threadsBefore);
+  }
+
+  for (const i of [...infos].sort()) console.log(`- ${i}`);
+  console.log('');
+  const cell = (x: number | null): string | number => (x === null ? '—' : x);
+  console.log(
+    mdTable(
+      ['n (m=n=k)', 'threads', 'kiln ms', 'OpenBLAS ms', 'tfjs-wasm ms', 'kiln GFLOP/s', 'OpenBLAS GFLOP/s', 'tfjs-wasm GFLOP/s', 'kiln/OpenBLAS', 'kiln/tfjs-wasm'],
+      rows.map((r) => [
+        `${r.n}`,
+        r.threads,
+        r.kilnMs,
+        cell(r.blasMs),
+        cell(r.wasmMs),
+        r.kilnGflops,
+        cell(r.blasGflops),
+        cell(r.wasmGflops),
+        cell(r.kilnOverBlas),
+        cell(r.kilnOverWasm),
+      ]),
+    ),
+  );
+  console.log('\nratios = other time / kiln time (GFLOP/s ratio): > 1 means kiln is faster.');
+  const goal = (t: number, want: number): void => {
+    const r = rows.find((x) => x.n === 1024 && x.threads === t);
+    if (r?.kilnOverBlas != null)
+      console.log(`1024³ on ${t} thread${t > 1 ? 's' : ''}: kiln/OpenBLAS = ${r.kilnOverBlas.toFixed(2)} (goal ≥ ${want.toFixed(1)}: ${r.kilnOverBlas >= want ? 'met' : 'NOT met'})`);
+  };
+  goal(1, 1.0);
+  goal(2, 0.9);
+  return rows;
+}

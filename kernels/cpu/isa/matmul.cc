@@ -1,0 +1,678 @@
+// Backend.matmul: out[batch] = op(a[batch]) @ op(b[batch]) (+ bias) (then activation).
+//
+// A BLIS-style GEMM (Goto & van de Geijn, "Anatomy of high-performance matrix multiplication";
+// Van Zee & van de Geijn, "BLIS"). For each product C[m×n] = op(A)[m×k]·op(B)[k×n]:
+//   1. k is cut into blocks of at most KC. A is packed into MR-tall row panels and B into
+//      NR-wide column panels, per k block, zero-padded to whole panels:
+//        Ap[kb][ip][p][0..MR) = op(A)[ip·MR + i, kb·KC + p]
+//        Bp[kb][jp][p][0..NR) = op(B)[kb·KC + p, jp·NR + j]
+//      Packing absorbs trans_a / trans_b, the batch offsets and the bf16 → f32 conversion, so
+//      the microkernel only ever reads unit-stride panels (matmul_pack.h).
+//   2. C is cut into tasks of row panels × up to NC columns. A task takes, per k block, the
+//      panels it needs (packing those no other task has claimed yet, waiting for the rest), then
+//      multiplies each A panel with each B panel of its columns. Tasks are handed out one at a
+//      time to the pool's threads; one product needs a single parallel_for.
+//   3. The microkernel keeps the MR×NR tile of C in registers (MR rows × NV vectors of L lanes,
+//      matmul_simd.h): per step p it loads NV vectors of B and, for each row, broadcasts one A
+//      value into NV fused multiply-adds. The first k block overwrites C, later ones add to it;
+//      the last one adds the bias. Edge tiles use instances with fewer rows / vectors and masked
+//      loads and stores of the last vector, so nothing outside C is read or written.
+//   4. Finished rows get the activation (vecmath.h for f32) and, for bf16, are rounded to bf16
+//      (nearest even) from the f32 accumulator.
+// Register tiles: AVX-512 14×32 f32 / 14×16 f64 (28 zmm accumulators), AVX2 6×16 / 6×8,
+// portable 6×8 / 6×4 (GCC vector extensions). Products with m = 1 or n = 1 (f32/f64) skip
+// packing: dot products or row sums straight from the operands. Many small products (batched
+// attention) run whole on one thread each; small ones (< 128³ multiply-adds) on the caller.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <new>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
+#include "isa.h"
+#include "matmul_pack.h"
+#include "matmul_simd.h"
+#include "vecmath.h"
+
+namespace kiln {
+namespace KILN_ISA {
+namespace {
+
+using mm::VecF32;
+using mm::VecF64;
+using mm::pack_contig;
+using mm::pack_strided;
+using mm::to_compute;
+
+// ---- blocking -----------------------------------------------------------------------------------
+// MR×NR is the register tile: MR·NV accumulators + NV B vectors + 1 broadcast must fit the
+// register file (32 zmm, 16 ymm, 16 xmm). KC bounds the k block and NC a task's width.
+// Measured on Zen 4 (1 MiB L2): long k blocks win — the MR×KC A panel and KC×NR B panel stream
+// from L2/L3 at well under their bandwidth, while every extra k block re-reads and re-writes C —
+// so KC is large (a k of up to 1024 is one block) and C is updated once per product.
+template <class S>
+struct Blocking;
+
+#if KILN_ISA_avx512
+template <>
+struct Blocking<VecF32> {
+  static constexpr int MR = 14, NV = 2, KC = 1024, NC = 512;
+};
+template <>
+struct Blocking<VecF64> {
+  static constexpr int MR = 14, NV = 2, KC = 1024, NC = 256;
+};
+#elif KILN_ISA_avx2
+template <>
+struct Blocking<VecF32> {
+  static constexpr int MR = 6, NV = 2, KC = 1024, NC = 512;
+};
+template <>
+struct Blocking<VecF64> {
+  static constexpr int MR = 6, NV = 2, KC = 1024, NC = 256;
+};
+#else
+template <>
+struct Blocking<VecF32> {
+  static constexpr int MR = 6, NV = 2, KC = 256, NC = 256;
+};
+template <>
+struct Blocking<VecF64> {
+  static constexpr int MR = 6, NV = 2, KC = 256, NC = 256;
+};
+#endif
+
+// ---- microkernel --------------------------------------------------------------------------------
+// C[R×ncols] (+)= A·B over kc steps, where A is a packed panel (row i of step p at A[p·MR + i])
+// and B a packed panel (column j of step p at B[p·NR + j]). R ≤ MR rows and NVC ≤ NV vectors
+// are computed; ncols ∈ ((NVC−1)·L, NVC·L] columns are stored. `accumulate` adds C's old
+// values; `bias` (null, or the ncols bias values of these columns) is added last.
+template <class S, int MR, int NV, int R, int NVC>
+void ukernel(int64_t kc, const typename S::T* __restrict A, const typename S::T* __restrict B,
+             typename S::T* __restrict C, int64_t ldc, int ncols, bool accumulate, const typename S::T* bias) {
+  using V = typename S::V;
+  constexpr int L = S::L;
+  constexpr int NR = NV * L;
+  // C is needed only at the end: start fetching its rows (both ends of each row segment) now
+  for (int i = 0; i < R; i++) {
+    __builtin_prefetch(C + i * ldc, 1, 3);
+    __builtin_prefetch(C + i * ldc + NVC * L - 1, 1, 3);
+  }
+  V c[R][NVC];
+#pragma GCC unroll 16
+  for (int i = 0; i < R; i++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NVC; v++) c[i][v] = S::zero();
+  for (int64_t p = 0; p < kc; p++) {
+    V b[NVC];
+#pragma GCC unroll 4
+    for (int v = 0; v < NVC; v++) b[v] = S::load(B + v * L);
+#pragma GCC unroll 16
+    for (int i = 0; i < R; i++) {
+      V a = S::bcast(A + i);
+#pragma GCC unroll 4
+      for (int v = 0; v < NVC; v++) c[i][v] = S::fma(a, b[v], c[i][v]);
+    }
+    A += MR;
+    B += NR;
+  }
+  const int tail = ncols - (NVC - 1) * L;  // columns in the last vector: 1..L
+#pragma GCC unroll 16
+  for (int i = 0; i < R; i++) {
+    typename S::T* ci = C + i * ldc;
+#pragma GCC unroll 4
+    for (int v = 0; v < NVC; v++) {
+      V x = c[i][v];
+      if (v < NVC - 1 || tail == L) {
+        if (accumulate) x = S::add(x, S::load(ci + v * L));
+        if (bias) x = S::add(x, S::load(bias + v * L));
+        S::store(ci + v * L, x);
+      } else {
+        if (accumulate) x = S::add(x, S::loadn(ci + v * L, tail));
+        if (bias) x = S::add(x, S::loadn(bias + v * L, tail));
+        S::storen(ci + v * L, x, tail);
+      }
+    }
+  }
+}
+
+template <class S>
+using UkernelFn = void (*)(int64_t, const typename S::T*, const typename S::T*, typename S::T*, int64_t, int, bool,
+                           const typename S::T*);
+
+// kernels[r − 1][nv − 1]: the instance for r rows and nv vectors
+template <class S>
+struct Kernels {
+  static constexpr int MR = Blocking<S>::MR, NV = Blocking<S>::NV;
+  UkernelFn<S> fn[MR][NV];
+
+  template <int R, int NVC>
+  void set() {
+    fn[R - 1][NVC - 1] = &ukernel<S, MR, NV, R, NVC>;
+  }
+  template <int R, int... NVs>
+  void set_row(std::integer_sequence<int, NVs...>) {
+    (set<R, NVs + 1>(), ...);
+  }
+  template <int... Rs>
+  void set_all(std::integer_sequence<int, Rs...>) {
+    (set_row<Rs + 1>(std::make_integer_sequence<int, NV>{}), ...);
+  }
+  Kernels() { set_all(std::make_integer_sequence<int, MR>{}); }
+};
+
+template <class S>
+const Kernels<S>& kernels_for() {
+  static const Kernels<S> k;
+  return k;
+}
+
+// ---- activation epilogue ------------------------------------------------------------------------
+// As src/backend/ref/kernels.ts unaryFn. f32 through vecmath.h's branch-free functions (the
+// loops vectorise, and match the elementwise kernels), f64 through <cmath>.
+inline void apply_act(float* x, int n, Activation act) {
+  switch (act) {
+    case ACT_NONE: break;
+    case ACT_RELU:
+      for (int j = 0; j < n; j++) x[j] = x[j] > 0.0f || x[j] != x[j] ? x[j] : 0.0f;  // NaN stays
+      break;
+    case ACT_GELU:
+      for (int j = 0; j < n; j++) x[j] = vm::gelu(x[j]);
+      break;
+    case ACT_GELU_TANH:
+      for (int j = 0; j < n; j++) x[j] = vm::gelu_tanh(x[j]);
+      break;
+    case ACT_SILU:
+      for (int j = 0; j < n; j++) x[j] = vm::silu(x[j]);
+      break;
+  }
+}
+
+inline void apply_act(double* x, int n, Activation act) {
+  switch (act) {
+    case ACT_NONE: break;
+    case ACT_RELU:
+      for (int j = 0; j < n; j++) x[j] = x[j] > 0.0 || std::isnan(x[j]) ? x[j] : 0.0;
+      break;
+    case ACT_GELU:
+      // ½x(1 + erf(x/√2)) = ½x·erfc(−x/√2): no cancellation for negative x
+      for (int j = 0; j < n; j++) x[j] = 0.5 * x[j] * std::erfc(x[j] * -0.70710678118654752440);
+      break;
+    case ACT_GELU_TANH:
+      for (int j = 0; j < n; j++) {
+        const double v = x[j];
+        x[j] = 0.5 * v * (1.0 + std::tanh(0.79788456080286535588 * (v + 0.044715 * v * v * v)));  // √(2/π)
+      }
+      break;
+    case ACT_SILU:
+      for (int j = 0; j < n; j++) {
+        const double v = x[j];
+        if (v >= 0) {
+          x[j] = v / (1.0 + std::exp(-v));
+        } else {
+          const double e = std::exp(v);
+          x[j] = v * e / (1.0 + e);
+        }
+      }
+      break;
+  }
+}
+
+// ---- matrix-vector products (m = 1 or n = 1) ----------------------------------------------------
+// Packing a whole operand to use 1/MR or 1/NR of the register tile would dominate: these walk
+// the matrix once, in place. y has `len` outputs; x has k elements, contiguous.
+
+// y[i] = Σ_p M[i·ld + p]·x[p] for i < len: dot products of contiguous rows, 4 rows at a time
+// (each x vector loaded once for the 4).
+template <class S>
+void gemv_dot(const typename S::T* M, int64_t ld, const typename S::T* x, int64_t k, typename S::T* y, int64_t len) {
+  using T = typename S::T;
+  using V = typename S::V;
+  constexpr int L = S::L;
+  const int64_t kv = k / L * L;
+  alignas(64) T lanes[L];
+  auto hsum = [&](V v) {
+    S::store(lanes, v);
+    T t = 0;
+    for (int l = 0; l < L; l++) t += lanes[l];
+    return t;
+  };
+  int64_t i = 0;
+  for (; i + 4 <= len; i += 4) {
+    const T* r0 = M + i * ld;
+    const T *r1 = r0 + ld, *r2 = r1 + ld, *r3 = r2 + ld;
+    V c0 = S::zero(), c1 = S::zero(), c2 = S::zero(), c3 = S::zero();
+    for (int64_t p = 0; p < kv; p += L) {
+      const V xv = S::load(x + p);
+      c0 = S::fma(S::load(r0 + p), xv, c0);
+      c1 = S::fma(S::load(r1 + p), xv, c1);
+      c2 = S::fma(S::load(r2 + p), xv, c2);
+      c3 = S::fma(S::load(r3 + p), xv, c3);
+    }
+    T t0 = hsum(c0), t1 = hsum(c1), t2 = hsum(c2), t3 = hsum(c3);
+    for (int64_t p = kv; p < k; p++) {
+      t0 += r0[p] * x[p];
+      t1 += r1[p] * x[p];
+      t2 += r2[p] * x[p];
+      t3 += r3[p] * x[p];
+    }
+    y[i] = t0;
+    y[i + 1] = t1;
+    y[i + 2] = t2;
+    y[i + 3] = t3;
+  }
+  for (; i < len; i++) {
+    const T* r = M + i * ld;
+    V c = S::zero();
+    for (int64_t p = 0; p < kv; p += L) c = S::fma(S::load(r + p), S::load(x + p), c);
+    T t = hsum(c);
+    for (int64_t p = kv; p < k; p++) t += r[p] * x[p];
+    y[i] = t;
+  }
+}
+
+// y[j] = Σ_p x[p]·M[p·ld + j] for j < len: rows of M scaled and summed, a strip of up to 8
+// vectors of y kept in registers across all of k.
+template <class S>
+void gemv_axpy(const typename S::T* M, int64_t ld, const typename S::T* x, int64_t k, typename S::T* y, int64_t len) {
+  using T = typename S::T;
+  using V = typename S::V;
+  constexpr int L = S::L, W = 8;
+  int64_t j = 0;
+  for (; j + W * L <= len; j += W * L) {
+    V c[W];
+    for (int v = 0; v < W; v++) c[v] = S::zero();
+    for (int64_t p = 0; p < k; p++) {
+      const V xv = S::bcast(x + p);
+      const T* row = M + p * ld + j;
+      for (int v = 0; v < W; v++) c[v] = S::fma(xv, S::load(row + v * L), c[v]);
+    }
+    for (int v = 0; v < W; v++) S::store(y + j + v * L, c[v]);
+  }
+  for (; j < len; j += L) {  // the last strip, a vector at a time (masked at the very end)
+    const int w = int(std::min<int64_t>(L, len - j));
+    V c = S::zero();
+    for (int64_t p = 0; p < k; p++) {
+      const T* row = M + p * ld + j;
+      c = S::fma(S::bcast(x + p), w == L ? S::load(row) : S::loadn(row, w), c);
+    }
+    if (w == L)
+      S::store(y + j, c);
+    else
+      S::storen(y + j, c, w);
+  }
+}
+
+// ---- scratch memory -----------------------------------------------------------------------------
+// Per-thread, 64-byte aligned, grown on demand and reused across calls (freed when huge).
+struct Scratch {
+  void* ptr = nullptr;
+  size_t cap = 0;
+  ~Scratch() { std::free(ptr); }
+  void* get(size_t bytes) {
+    if (bytes > cap) {
+      std::free(ptr);
+      // big buffers on 2 MiB boundaries, as transparent huge pages where the OS offers them
+      // (packed panels are walked with large strides: fewer TLB misses)
+      const size_t align = bytes >= (size_t(4) << 20) ? (size_t(2) << 20) : 64;
+      cap = (bytes + align - 1) & ~(align - 1);
+      ptr = std::aligned_alloc(align, cap);
+      if (!ptr) {
+        cap = 0;
+      } else if (align > 64) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+        madvise(ptr, cap, MADV_HUGEPAGE);
+#endif
+      }
+    }
+    return ptr;
+  }
+  void trim() {
+    if (cap > (size_t(64) << 20)) {
+      std::free(ptr);
+      ptr = nullptr;
+      cap = 0;
+    }
+  }
+};
+thread_local Scratch tl_scratch;
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+inline size_t round64(size_t bytes) { return (bytes + 63) & ~size_t(63); }
+
+// f(t) for t in [0, ntasks) on up to `threads` threads of the pool, handed out one at a time
+// through a shared counter. (parallel_for's chunks are fixed up front: on a machine whose cores
+// are shared, a thread that loses its core would hold a whole chunk, here only its current task.)
+template <class F>
+void for_each_dynamic(int threads, int64_t ntasks, const F& f) {
+  if (threads <= 1 || ntasks <= 1) {
+    for (int64_t t = 0; t < ntasks; t++) f(t);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  parallel_for(std::min<int64_t>(threads, ntasks), 1, [&](int64_t, int64_t) {
+    for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < ntasks;) f(t);
+  });
+}
+
+// ---- one product ----------------------------------------------------------------------------------
+// C = op(A)·op(B) (+ bias, activation) for one batch item. Out is T (f32/f64) or uint16_t (bf16,
+// with T = float accumulated in scratch).
+template <class S, typename In, typename Out>
+struct Gemm {
+  using T = typename S::T;
+  static constexpr int MR = Blocking<S>::MR, NV = Blocking<S>::NV, L = S::L, NR = NV * L;
+  static constexpr int KCMAX = Blocking<S>::KC, NC = Blocking<S>::NC;
+  static constexpr bool kDirect = std::is_same_v<Out, T>;  // accumulate straight into out
+  static_assert(NC % NR == 0, "NC must be whole panels");
+
+  int64_t m, n, k;
+  bool ta, tb;
+  const T* bias;  // n values in T, or null
+  Activation act;
+
+  // derived
+  int64_t kc, nkb, mp, np;  // k block size, k blocks, A panels, B panels
+
+  Gemm(int64_t m_, int64_t n_, int64_t k_, bool ta_, bool tb_, const T* bias_, Activation act_)
+      : m(m_), n(n_), k(k_), ta(ta_), tb(tb_), bias(bias_), act(act_) {
+    nkb = ceil_div(k, KCMAX);
+    kc = ceil_div(k, nkb);  // equal blocks: the last is never tiny
+    mp = ceil_div(m, MR);
+    np = ceil_div(n, NR);
+  }
+
+  size_t a_pack_elems() const { return size_t(mp) * MR * size_t(k); }
+  size_t b_pack_elems() const { return size_t(np) * NR * size_t(k); }
+  size_t acc_elems() const { return kDirect ? 0 : size_t(m) * size_t(n); }
+  size_t scratch_bytes() const {
+    return round64(a_pack_elems() * sizeof(T)) + round64(b_pack_elems() * sizeof(T)) + round64(acc_elems() * sizeof(T));
+  }
+
+  int64_t kblock(int64_t kb) const { return std::min(kc, k - kb * kc); }
+  // panel offsets inside the packed buffers
+  size_t a_off(int64_t kb, int64_t ip) const { return size_t(kb * kc) * size_t(mp * MR) + size_t(ip * MR * kblock(kb)); }
+  size_t b_off(int64_t kb, int64_t jp) const { return size_t(kb * kc) * size_t(np * NR) + size_t(jp * NR * kblock(kb)); }
+
+  // A panels [ip0, ip1) of k block kb
+  void pack_a(const In* a, int64_t kb, int64_t ip0, int64_t ip1, T* ap) const {
+    const int64_t p0 = kb * kc, kcb = kblock(kb);
+    if (ta) {  // op(A)[i, p] = a[p·m + i]: the panel's rows are adjacent
+      pack_contig<MR>(a + p0 * m + ip0 * MR, m, m - ip0 * MR, ip1 - ip0, kcb, ap + a_off(kb, ip0));
+    } else {  // op(A)[i, p] = a[i·k + p]
+      for (int64_t ip = ip0; ip < ip1; ip++) {
+        const int64_t i0 = ip * MR;
+        pack_strided<MR>(a + i0 * k + p0, k, int(std::min<int64_t>(MR, m - i0)), kcb, ap + a_off(kb, ip));
+      }
+    }
+  }
+
+  // B panels [jp0, jp1) of k block kb
+  void pack_b(const In* b, int64_t kb, int64_t jp0, int64_t jp1, T* bp) const {
+    const int64_t p0 = kb * kc, kcb = kblock(kb);
+    if (tb) {  // op(B)[p, j] = b[j·k + p]
+      for (int64_t jp = jp0; jp < jp1; jp++) {
+        const int64_t j0 = jp * NR;
+        pack_strided<NR>(b + j0 * k + p0, k, int(std::min<int64_t>(NR, n - j0)), kcb, bp + b_off(kb, jp));
+      }
+    } else {  // op(B)[p, j] = b[p·n + j]: the panel's columns are adjacent
+      pack_contig<NR>(b + p0 * n + jp0 * NR, n, n - jp0 * NR, jp1 - jp0, kcb, bp + b_off(kb, jp0));
+    }
+  }
+
+  // Packing state of one panel: 0 untouched, 1 being packed (by the thread that claimed it), 2 ready.
+  using Flag = std::atomic<uint8_t>;
+
+  // Panels [lo, hi) of one k block ready to use: pack those no thread has claimed yet, then wait
+  // for the ones other threads are packing (they never wait while holding a claim).
+  template <class PackOne>
+  static void ensure(Flag* flags, int64_t lo, int64_t hi, const PackOne& pack_one) {
+    bool pending = false;
+    for (int64_t i = lo; i < hi; i++) {
+      uint8_t st = flags[i].load(std::memory_order_acquire);
+      if (st == 0 && flags[i].compare_exchange_strong(st, 1, std::memory_order_acq_rel)) {
+        pack_one(i);
+        flags[i].store(2, std::memory_order_release);
+      } else if (st != 2) {
+        pending = true;
+      }
+    }
+    if (!pending) return;
+    for (int64_t i = lo; i < hi; i++)
+      for (int spins = 0; flags[i].load(std::memory_order_acquire) != 2; spins++) {
+        if (spins < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+          __builtin_ia32_pause();
+#endif
+        } else {
+          std::this_thread::yield();  // the packer may have lost its core
+        }
+      }
+  }
+
+  // Everything one product's tasks share.
+  struct Work {
+    const In* a;
+    const In* b;
+    Out* out;
+    T* ap;           // packed A: [nkb][mp] panels
+    T* bp;           // packed B: [nkb][np] panels
+    T* acc;          // C as accumulated: out itself, or f32 scratch for bf16
+    Flag* a_flags;   // [nkb][mp]
+    Flag* b_flags;   // [nkb][np]
+  };
+
+  // The C block of A panels [ip0, ip1) × B panels [jp0, jp1): for each k block, the panels it
+  // needs are packed (by whichever task gets there first), then every MR×NR tile is updated;
+  // the last k block also applies the epilogue.
+  void task(const Work& w, int64_t ip0, int64_t ip1, int64_t jp0, int64_t jp1) const {
+    const Kernels<S>& K = kernels_for<S>();
+    for (int64_t kb = 0; kb < nkb; kb++) {
+      ensure(w.b_flags + kb * np, jp0, jp1, [&](int64_t jp) { pack_b(w.b, kb, jp, jp + 1, w.bp); });
+      ensure(w.a_flags + kb * mp, ip0, ip1, [&](int64_t ip) { pack_a(w.a, kb, ip, ip + 1, w.ap); });
+      const int64_t kcb = kblock(kb);
+      const bool last = kb == nkb - 1;
+      for (int64_t ip = ip0; ip < ip1; ip++) {
+        const int64_t i0 = ip * MR;
+        const int r = int(std::min<int64_t>(MR, m - i0));
+        const T* a_panel = w.ap + a_off(kb, ip);
+        for (int64_t jp = jp0; jp < jp1; jp++) {
+          const int64_t j0 = jp * NR;
+          const int c = int(std::min<int64_t>(NR, n - j0));
+          T* ct = w.acc + i0 * n + j0;
+          K.fn[r - 1][(c + L - 1) / L - 1](kcb, a_panel, w.bp + b_off(kb, jp), ct, n, c, kb > 0,
+                                            last && bias ? bias + j0 : nullptr);
+        }
+        if (last) finish_rows(w, i0, r, jp0 * NR, std::min(n, jp1 * NR));
+      }
+    }
+  }
+
+  // The epilogue of finished rows [i0, i0 + r) × columns [j0, j1), while they are in cache: the
+  // activation, then (bf16) rounding into out. The bias was added by the microkernel.
+  void finish_rows(const Work& w, int64_t i0, int r, int64_t j0, int64_t j1) const {
+    if (act == ACT_NONE && kDirect) return;
+    for (int i = 0; i < r; i++) {
+      T* row = w.acc + (i0 + i) * n + j0;
+      if (act != ACT_NONE) apply_act(row, int(j1 - j0), act);
+      if constexpr (!kDirect) {
+        Out* o = w.out + (i0 + i) * n + j0;
+        for (int64_t j = 0; j < j1 - j0; j++) o[j] = f32_to_bf16(row[j]);
+      }
+    }
+  }
+
+  // The product, on this thread (threads = 1) or split into C blocks over the pool. Scratch is
+  // the calling thread's; packing happens inside the tasks, so there is one parallel_for.
+  // m = 1 or n = 1 (f32/f64): matrix-vector product in place, then bias and activation.
+  void run_gemv(const In* a, const In* b, Out* out, int threads) const {
+    // out[i] (n = 1) = Σ_p op(A)[i, p]·b[p], or out[j] (m = 1) = Σ_p a[p]·op(B)[p, j]
+    const bool col = n == 1;
+    const int64_t len = col ? m : n;
+    const T* M = col ? a : b;
+    const T* x = col ? b : a;
+    const bool rows_contig = col ? !ta : tb;  // M's outputs are rows along k (dot form)
+    const int64_t ld = col ? (ta ? m : k) : (tb ? k : n);
+    auto part = [&](int64_t lo, int64_t hi) {
+      if (rows_contig)
+        gemv_dot<S>(M + lo * ld, ld, x, k, out + lo, hi - lo);
+      else
+        gemv_axpy<S>(M + lo, ld, x, k, out + lo, hi - lo);
+      for (int64_t i = lo; i < hi; i++) out[i] += bias ? bias[col ? 0 : i] : T(0);
+      if (act != ACT_NONE) apply_act(out + lo, int(hi - lo), act);
+    };
+    // tasks of whole 8-vector strips, each some 2^18 multiply-adds
+    const int64_t strip = 8 * L;
+    const int64_t chunk = ceil_div(std::max<int64_t>(1, (int64_t(1) << 18) / k), strip) * strip;
+    for_each_dynamic(threads, ceil_div(len, chunk), [&](int64_t t) { part(t * chunk, std::min(len, (t + 1) * chunk)); });
+  }
+
+  // out = op(A)·op(B) (+ bias, activation) by plain loops, needing no scratch memory.
+  void run_unpacked(const In* a, const In* b, Out* out) const {
+    for (int64_t i = 0; i < m; i++) {
+      for (int64_t j = 0; j < n; j++) {
+        T sum = bias ? bias[j] : T(0);
+        for (int64_t p = 0; p < k; p++)
+          sum += to_compute<T>(a[ta ? p * m + i : i * k + p]) * to_compute<T>(b[tb ? j * k + p : p * n + j]);
+        T v = sum;
+        apply_act(&v, 1, act);
+        if constexpr (kDirect)
+          out[i * n + j] = v;
+        else
+          out[i * n + j] = f32_to_bf16(v);
+      }
+    }
+  }
+
+  void run(const In* a, const In* b, Out* out, int threads) const {
+    if constexpr (kDirect) {
+      if (m == 1 || n == 1) {
+        run_gemv(a, b, out, threads);
+        return;
+      }
+    }
+    const size_t a_bytes = round64(a_pack_elems() * sizeof(T)), b_bytes = round64(b_pack_elems() * sizeof(T));
+    const size_t acc_bytes = round64(acc_elems() * sizeof(T));
+    const size_t nflags = size_t(nkb * (mp + np));
+    char* s = static_cast<char*>(tl_scratch.get(a_bytes + b_bytes + acc_bytes + nflags));
+    if (!s) {  // no memory for the packed operands: the plain loops still give the result
+      run_unpacked(a, b, out);
+      return;
+    }
+    Flag* flags = reinterpret_cast<Flag*>(s + a_bytes + b_bytes + acc_bytes);
+    for (size_t i = 0; i < nflags; i++) new (flags + i) Flag(0);
+    Work w;
+    w.a = a;
+    w.b = b;
+    w.out = out;
+    w.ap = reinterpret_cast<T*>(s);
+    w.bp = reinterpret_cast<T*>(s + a_bytes);
+    w.acc = kDirect ? reinterpret_cast<T*>(out) : reinterpret_cast<T*>(s + a_bytes + b_bytes);
+    w.a_flags = flags;
+    w.b_flags = flags + nkb * mp;
+
+    // C blocks: NC-wide column blocks (a task's B slice is reused across its row panels) ×
+    // row blocks, several per thread so that one slow thread holds little up. Column-block
+    // major, so the threads work on the same B slice at the same time.
+    const int64_t npc = NC / NR;
+    const int64_t njc = ceil_div(np, npc);
+    const int64_t nic_want = threads > 1 ? ceil_div(8 * threads, njc) : 1;
+    const int64_t mpc = ceil_div(mp, std::min(mp, nic_want));  // A panels per row block
+    const int64_t nic = ceil_div(mp, mpc);
+    for_each_dynamic(threads, nic * njc, [&](int64_t t) {
+      const int64_t jc = t / nic, ic = t % nic;
+      task(w, ic * mpc, std::min(mp, (ic + 1) * mpc), jc * npc, std::min(np, (jc + 1) * npc));
+    });
+  }
+};
+
+// Below this many multiply-adds (128³; about 40 µs on one core) a product stays on one thread:
+// waking the pool costs more than it saves.
+constexpr int64_t kParallelMacs = int64_t(1) << 21;
+
+template <class S, typename In, typename Out>
+void matmul_typed(const MatmulParams& p) {
+  using T = typename S::T;
+  if (p.m <= 0 || p.n <= 0 || p.k <= 0) return;
+  int64_t nb = 1;
+  for (int d = 0; d < p.batch_rank; d++) nb *= p.batch_shape[d];
+  if (nb <= 0) return;
+
+  // bias in the compute type (bf16 → f32 once)
+  std::vector<T> bias_conv;
+  const T* bias = nullptr;
+  if (p.bias) {
+    if constexpr (std::is_same_v<In, T>) {
+      bias = static_cast<const T*>(p.bias);
+    } else {
+      bias_conv.resize(size_t(p.n));
+      const In* bsrc = static_cast<const In*>(p.bias);
+      for (int64_t j = 0; j < p.n; j++) bias_conv[size_t(j)] = to_compute<T>(bsrc[j]);
+      bias = bias_conv.data();
+    }
+  }
+  const Gemm<S, In, Out> g(p.m, p.n, p.k, p.trans_a, p.trans_b, bias, p.act);
+  const In* a = static_cast<const In*>(p.a);
+  const In* b = static_cast<const In*>(p.b);
+  Out* out = static_cast<Out*>(p.out);
+  const int64_t mn = p.m * p.n;
+
+  // batch item t → element offsets of its a and b (row-major over batch_shape)
+  auto item = [&](int64_t t, const In*& ai, const In*& bi) {
+    int64_t ao = 0, bo = 0;
+    for (int d = p.batch_rank - 1; d >= 0; d--) {
+      const int64_t idx = t % p.batch_shape[d];
+      t /= p.batch_shape[d];
+      ao += idx * p.a_batch_strides[d];
+      bo += idx * p.b_batch_strides[d];
+    }
+    ai = a + ao;
+    bi = b + bo;
+  };
+
+  const int threads = num_threads();
+  const int64_t macs = p.m * p.n * p.k;  // per item
+  auto run_item = [&](int64_t t, int th) {
+    const In *ai, *bi;
+    item(t, ai, bi);
+    g.run(ai, bi, out + t * mn, th);
+  };
+  if (threads <= 1 || macs * nb < kParallelMacs) {
+    for (int64_t t = 0; t < nb; t++) run_item(t, 1);
+  } else if (nb == 1 || (nb < 2 * threads && macs >= (int64_t(1) << 22))) {
+    // one or a few big products: each split over the threads
+    for (int64_t t = 0; t < nb; t++) run_item(t, threads);
+  } else {
+    // many products: groups of whole ones per task, no synchronisation inside a product
+    const int64_t per = std::max<int64_t>(1, (int64_t(1) << 18) / macs);
+    for_each_dynamic(threads, ceil_div(nb, per), [&](int64_t q) {
+      for (int64_t t = q * per; t < std::min(nb, (q + 1) * per); t++) run_item(t, 1);
+      tl_scratch.trim();
+    });
+  }
+  tl_scratch.trim();
+}
+
+void matmul(const MatmulParams& p) {
+  switch (p.dtype) {
+    case F32: matmul_typed<VecF32, float, float>(p); break;
+    case F64: matmul_typed<VecF64, double, double>(p); break;
+    case BF16: matmul_typed<VecF32, uint16_t, uint16_t>(p); break;
+    default: break;
+  }
+}
+
+}  // namespace
+
+void fill_matmul(Table& t) { t.matmul = &matmul; }
+
+}  // namespace KILN_ISA
+}  // namespace kiln

@@ -1,0 +1,129 @@
+// Vector types for the matmul microkernels, one set per instruction set (private to matmul.cc).
+//
+// Each `Vec` struct wraps one SIMD register of T with the handful of operations a GEMM
+// microkernel needs: load, broadcast, fused multiply-add, and loads/stores of the first n
+// lanes only (for the right edge of C). The microkernel in matmul.cc is written once against
+// this interface and instantiated per ISA and per element type:
+//   avx512: 16 floats / 8 doubles (zmm), masked edges through k-registers
+//   avx2:    8 floats / 4 doubles (ymm), masked edges through vmaskmov
+//   base:    4 floats / 2 doubles as GCC vector extensions (SSE2 on x86-64, scalar elsewhere)
+#pragma once
+#include <cstdint>
+#include <cstring>
+
+#if KILN_ISA_avx512 || KILN_ISA_avx2
+#include <immintrin.h>
+#endif
+
+#include "isa.h"
+
+namespace kiln {
+namespace KILN_ISA {
+namespace mm {
+
+#if KILN_ISA_avx512
+
+struct VecF32 {
+  using T = float;
+  using V = __m512;
+  static constexpr int L = 16;
+  static V zero() { return _mm512_setzero_ps(); }
+  static V load(const T* p) { return _mm512_loadu_ps(p); }
+  static V bcast(const T* p) { return _mm512_set1_ps(*p); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static V add(V a, V b) { return _mm512_add_ps(a, b); }
+  static void store(T* p, V v) { _mm512_storeu_ps(p, v); }
+  static __mmask16 mask(int n) { return __mmask16((1u << n) - 1u); }  // 0 < n < 16
+  static V loadn(const T* p, int n) { return _mm512_maskz_loadu_ps(mask(n), p); }
+  static void storen(T* p, V v, int n) { _mm512_mask_storeu_ps(p, mask(n), v); }
+};
+
+struct VecF64 {
+  using T = double;
+  using V = __m512d;
+  static constexpr int L = 8;
+  static V zero() { return _mm512_setzero_pd(); }
+  static V load(const T* p) { return _mm512_loadu_pd(p); }
+  static V bcast(const T* p) { return _mm512_set1_pd(*p); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
+  static V add(V a, V b) { return _mm512_add_pd(a, b); }
+  static void store(T* p, V v) { _mm512_storeu_pd(p, v); }
+  static __mmask8 mask(int n) { return __mmask8((1u << n) - 1u); }
+  static V loadn(const T* p, int n) { return _mm512_maskz_loadu_pd(mask(n), p); }
+  static void storen(T* p, V v, int n) { _mm512_mask_storeu_pd(p, mask(n), v); }
+};
+
+#elif KILN_ISA_avx2
+
+// lanes [0, n) of a vmaskmov mask: -1 where lane < n
+inline __m256i lane_mask32(int n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+inline __m256i lane_mask64(int n) {
+  return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
+}
+
+struct VecF32 {
+  using T = float;
+  using V = __m256;
+  static constexpr int L = 8;
+  static V zero() { return _mm256_setzero_ps(); }
+  static V load(const T* p) { return _mm256_loadu_ps(p); }
+  static V bcast(const T* p) { return _mm256_broadcast_ss(p); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  static void store(T* p, V v) { _mm256_storeu_ps(p, v); }
+  static V loadn(const T* p, int n) { return _mm256_maskload_ps(p, lane_mask32(n)); }
+  static void storen(T* p, V v, int n) { _mm256_maskstore_ps(p, lane_mask32(n), v); }
+};
+
+struct VecF64 {
+  using T = double;
+  using V = __m256d;
+  static constexpr int L = 4;
+  static V zero() { return _mm256_setzero_pd(); }
+  static V load(const T* p) { return _mm256_loadu_pd(p); }
+  static V bcast(const T* p) { return _mm256_broadcast_sd(p); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
+  static V add(V a, V b) { return _mm256_add_pd(a, b); }
+  static void store(T* p, V v) { _mm256_storeu_pd(p, v); }
+  static V loadn(const T* p, int n) { return _mm256_maskload_pd(p, lane_mask64(n)); }
+  static void storen(T* p, V v, int n) { _mm256_maskstore_pd(p, lane_mask64(n), v); }
+};
+
+#else
+
+// Portable: GCC/Clang vector extensions, lowered to SSE2 on x86-64 and to scalars where there
+// is no SIMD. a * b + c is written as such (no fused multiply-add is promised).
+template <typename TT, int LL>
+struct VecExt {
+  using T = TT;
+  typedef TT V __attribute__((vector_size(sizeof(TT) * LL)));
+  static constexpr int L = LL;
+  static V zero() { return V{}; }
+  static V load(const T* p) {
+    V v;
+    std::memcpy(&v, p, sizeof(V));
+    return v;
+  }
+  static V bcast(const T* p) { return V{} + *p; }
+  static V fma(V a, V b, V c) { return a * b + c; }
+  static V add(V a, V b) { return a + b; }
+  static void store(T* p, V v) { std::memcpy(p, &v, sizeof(V)); }
+  static V loadn(const T* p, int n) {
+    V v{};
+    for (int i = 0; i < n; i++) v[i] = p[i];
+    return v;
+  }
+  static void storen(T* p, V v, int n) {
+    for (int i = 0; i < n; i++) p[i] = v[i];
+  }
+};
+using VecF32 = VecExt<float, 4>;
+using VecF64 = VecExt<double, 2>;
+
+#endif
+
+}  // namespace mm
+}  // namespace KILN_ISA
+}  // namespace kiln

@@ -1,0 +1,550 @@
+/**
+ * The training loop as a library call: {@link train} runs optimizer steps on random batches of
+ * a {@link TokenDataset} with gradient accumulation and clipping, evaluates on a fixed set of
+ * validation batches every N steps, stops early on the validation loss, writes checkpoints every
+ * N steps and at the end (model, optimizer, scheduler, generator, step, history), resumes from
+ * the latest one, and stops cleanly after the current step when its `AbortSignal` fires.
+ *
+ * A resumed run continues exactly: the batch generator's state is in the checkpoint, so the same
+ * batches follow, and (without dropout) the same losses as an uninterrupted run.
+ * @module
+ */
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { noGrad } from '../autograd/tape.js';
+import type { TokenBatch, TokenDataset } from '../data/batches.js';
+import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
+import { PerplexityMeter, type PerplexityResult } from '../metrics/perplexity.js';
+import { clipGradNorm } from '../optim/clip.js';
+import type { OptimizerStateDict } from '../optim/optimizer.js';
+import type { LRScheduler } from '../optim/schedule.js';
+import { tidy } from '../tensor/memory.js';
+import { tensor } from '../tensor/ops/creation.js';
+import type { Generator } from '../tensor/random.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { callAll, callbackArray, type CallbackList, type CheckpointReason, type StopReason } from './callbacks.js';
+import { EarlyStopping, type EarlyStoppingOptions, type EarlyStoppingState } from './early_stopping.js';
+
+/** What the loop needs of a model: a GPT, or anything shaped like one. */
+export interface TrainableModel {
+  /** idx `[B, T]` i32, targets `[B, T]` i32 → the mean cross-entropy as `loss`. */
+  forward(idx: Tensor, targets: Tensor): { loss?: Tensor };
+  parameters(): Tensor[];
+  /** Training mode on or off (dropout). */
+  train(mode?: boolean): unknown;
+  readonly training: boolean;
+  stateDict(): Record<string, Tensor>;
+  loadStateDict(state: Record<string, Tensor>): unknown;
+}
+
+/** What the loop needs of an optimizer (every kiln optimizer fits). */
+export interface TrainOptimizer {
+  step(): void;
+  zeroGrad(): void;
+  paramGroups: { lr: number }[];
+  stateDict(): OptimizerStateDict;
+  loadStateDict(state: OptimizerStateDict): void;
+}
+
+/** Options of {@link train}. */
+export interface TrainOptions {
+  model: TrainableModel;
+  optimizer: TrainOptimizer;
+  /** Stepped once after every optimizer step; saved in checkpoints. */
+  scheduler?: LRScheduler;
+  /** Training batches are drawn at random from `train`; evaluation reads `val` in order. */
+  data: { train: TokenDataset; val?: TokenDataset | null };
+  /** The step the run ends at (counted from the start of training, so a resumed run does `steps − resumed step`). */
+  steps: number;
+  /** Sequences per micro-batch. */
+  batchSize: number;
+  /** Tokens per sequence (at most the model's context). */
+  blockSize: number;
+  /** Micro-batches whose gradients are summed (each loss divided by this) before one optimizer step; 1 by default. */
+  gradAccum?: number;
+  /** Clip the total gradient norm to this before each step (`clipGradNorm`); off when 0 or omitted. */
+  clip?: number;
+  /** Evaluate every this many steps (and at the end); 0 or omitted: only at the end. Needs `data.val`. */
+  evalEvery?: number;
+  /** Validation batches per evaluation: full windows spread evenly over the validation stream, the same each time (see {@link evaluate}); 8 by default. */
+  evalBatches?: number;
+  /** Sequences per validation batch; `batchSize` by default. */
+  evalBatchSize?: number;
+  /** Write a checkpoint every this many steps; 0 or omitted: only at the end. Needs `checkpointDir`. */
+  checkpointEvery?: number;
+  /** Where checkpoints go (`ckpt-<step>.safetensors`); none are written without it. */
+  checkpointDir?: string;
+  /** Keep only the newest this many checkpoints in `checkpointDir` (all by default). */
+  keepCheckpoints?: number;
+  /**
+   * `true`: continue from the newest checkpoint in `checkpointDir` when there is one (else start
+   * fresh); a path: continue from that checkpoint (it must exist).
+   */
+  resume?: boolean | string;
+  /** The stream training batches are drawn from; saved in checkpoints, so a resumed run draws the same batches. */
+  generator: Generator;
+  /** Stop when the validation loss stops improving (needs `data.val` and `evalEvery`). */
+  earlyStopping?: EarlyStopping | EarlyStoppingOptions;
+  callbacks?: CallbackList;
+  /** When it fires, the loop finishes the current step, writes a checkpoint and returns with reason `'aborted'`. */
+  signal?: AbortSignal;
+  /** Backend of the batch tensors; the backend of the model's first parameter by default. */
+  backend?: string;
+  /** Any JSON to keep in every checkpoint (the run's configuration, say); read back as `extra.user`. */
+  extra?: unknown;
+}
+
+/** One training step in a run's history. */
+export interface HistoryEntry {
+  step: number;
+  loss: number;
+  lr: number;
+}
+
+/** One evaluation in a run's history. */
+export interface EvalRecord {
+  step: number;
+  valLoss: number;
+  perplexity: number;
+}
+
+/** What {@link train} returns. */
+export interface TrainResult {
+  /** The step reached. */
+  step: number;
+  /** The step this process started from (the resumed step, or 0). */
+  startStep: number;
+  reason: StopReason;
+  /** The checkpoint resumed from, or null. */
+  resumedFrom: string | null;
+  /** Mean training loss over the last (up to) 20 steps, or null when no step has run. */
+  loss: number | null;
+  /** The last evaluation's validation loss and perplexity, or null. */
+  valLoss: number | null;
+  perplexity: number | null;
+  /** The best validation loss and its step, or null. */
+  bestValLoss: number | null;
+  bestStep: number | null;
+  /** Every step since the start of training (a resumed run includes the steps before it). */
+  history: HistoryEntry[];
+  /** Every evaluation since the start of training. */
+  evals: EvalRecord[];
+  /** Tokens trained on by this process. */
+  tokens: number;
+  /** Wall time of this process's part of the run. */
+  seconds: number;
+  /** Tokens per second over this process's steps (time spent in steps only). */
+  tokensPerSecond: number;
+  /** Median milliseconds per step in this process (0 when none ran). */
+  msPerStep: number;
+  /** The newest checkpoint written (or resumed from), or null. */
+  checkpoint: string | null;
+}
+
+/** The loop's own part of a checkpoint's `extra`. */
+interface LoopState {
+  version: 1;
+  /** [step, loss, lr] per step. */
+  history: [number, number, number][];
+  /** [step, valLoss] per evaluation. */
+  evals: [number, number][];
+  earlyStopping: EarlyStoppingState | null;
+  bestValLoss: number | null;
+  bestStep: number | null;
+}
+
+const CKPT_RE = /^ckpt-(\d+)\.safetensors$/;
+
+/** The file name of the checkpoint of `step` in `dir`: `ckpt-<step, 8 digits>.safetensors`. */
+export function checkpointPath(dir: string, step: number): string {
+  return join(dir, `ckpt-${String(step).padStart(8, '0')}.safetensors`);
+}
+
+/** The checkpoints {@link train} wrote in `dir`, oldest step first (an empty list when `dir` does not exist). */
+export async function listCheckpoints(dir: string): Promise<{ path: string; step: number }[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw new Error(`listCheckpoints: cannot read '${dir}': ${(e as Error).message}`);
+  }
+  return names
+    .map((n) => [n, CKPT_RE.exec(n)] as const)
+    .filter(([, m]) => m !== null)
+    .map(([n, m]) => ({ path: join(dir, n), step: Number(m![1]) }))
+    .sort((a, b) => a.step - b.step);
+}
+
+/** The newest checkpoint in `dir` (highest step), or null. */
+export async function latestCheckpoint(dir: string): Promise<{ path: string; step: number } | null> {
+  const all = await listCheckpoints(dir);
+  return all.length ? all[all.length - 1]! : null;
+}
+
+/** Options of {@link evaluate}. */
+export interface EvaluateOptions {
+  /** Tokens per window. */
+  blockSize: number;
+  /** Windows per batch; 8 by default. */
+  batchSize?: number;
+  /**
+   * Score at most this many batches: `maxBatches × batchSize` full windows spread evenly over the
+   * stream (window j of n of the N in the stream is window ⌊j·N/n⌋), the same ones every call.
+   * The whole stream by default.
+   */
+  maxBatches?: number;
+  /** Backend of the batch tensors (the default backend when omitted). */
+  backend?: string;
+}
+
+/**
+ * The batches {@link evaluate} scores: every window in order (`TokenDataset.sequential`), or with
+ * `maxBatches`, that many batches of full windows spread evenly over the stream.
+ */
+function* evalBatchesOf(data: TokenDataset, blockSize: number, batchSize: number, maxBatches: number, backend?: string): IterableIterator<TokenBatch> {
+  const place = backend ? { backend } : {};
+  const full = Math.floor((data.length - 1) / blockSize); // windows of blockSize targets
+  const wanted = maxBatches * batchSize;
+  if (wanted >= data.sequentialWindows(blockSize)) {
+    yield* data.sequential(blockSize, { batchSize, ...place });
+    return;
+  }
+  for (let j0 = 0; j0 < wanted; j0 += batchSize) {
+    const n = Math.min(batchSize, wanted - j0);
+    const input = new Int32Array(n * blockSize);
+    const target = new Int32Array(n * blockSize);
+    const starts: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const start = Math.floor(((j0 + i) * full) / wanted) * blockSize;
+      const w = data.window(start, blockSize + 1);
+      input.set(w.subarray(0, blockSize), i * blockSize);
+      target.set(w.subarray(1), i * blockSize);
+      starts.push(start);
+    }
+    yield { input: tensor(input, [n, blockSize], place), target: tensor(target, [n, blockSize], place), starts };
+  }
+}
+
+/**
+ * Perplexity of `model` on a token stream: the token-weighted mean cross-entropy over
+ * non-overlapping windows (all of them in stream order, or with `maxBatches` a fixed subset
+ * spread evenly over the stream), in eval mode without gradients; the model's mode is restored
+ * after. Repeated calls score the same tokens.
+ *
+ * @example
+ * const { perplexity, nll, tokens } = await evaluate(model, TokenDataset.open(valShards), { blockSize: 128 });
+ */
+export async function evaluate(
+  model: Pick<TrainableModel, 'forward' | 'train' | 'training'>,
+  data: TokenDataset,
+  opts: EvaluateOptions,
+): Promise<PerplexityResult & { batches: number; seconds: number }> {
+  const t0 = performance.now();
+  const batchSize = opts.batchSize ?? 8;
+  const maxBatches = opts.maxBatches ?? Infinity;
+  if (!Number.isInteger(opts.blockSize) || opts.blockSize < 1) throw new Error(`evaluate: blockSize must be a positive integer, got ${opts.blockSize}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`evaluate: batchSize must be a positive integer, got ${batchSize}`);
+  if (!(maxBatches === Infinity || (Number.isInteger(maxBatches) && maxBatches >= 1))) throw new Error(`evaluate: maxBatches must be a positive integer, got ${maxBatches}`);
+  if (data.length < 2) throw new Error(`evaluate: the stream has ${data.length} token(s); at least 2 are needed to score one`);
+  const meter = new PerplexityMeter();
+  const wasTraining = model.training;
+  model.train(false);
+  let batches = 0;
+  try {
+    for (const b of evalBatchesOf(data, opts.blockSize, batchSize, maxBatches, opts.backend)) {
+      try {
+        const loss = tidy(() =>
+          noGrad(() => {
+            const l = model.forward(b.input, b.target).loss;
+            if (!l) throw new Error('evaluate: model.forward(input, target) returned no loss');
+            return l;
+          }),
+        );
+        const value = (await loss.data())[0]!;
+        loss.dispose();
+        meter.addMean(value, b.target.size);
+      } finally {
+        b.input.dispose();
+        b.target.dispose();
+      }
+      batches++;
+    }
+  } finally {
+    model.train(wasTraining);
+  }
+  return { ...meter.result(), batches, seconds: (performance.now() - t0) / 1000 };
+}
+
+/**
+ * The entropy in nats of the unigram distribution of `tokens` (−Σ p·ln p over the token
+ * frequencies): the loss of the best model that ignores context, fitted to these very tokens.
+ * A language model has learned something about order only when its loss is below this.
+ *
+ * @example
+ * unigramEntropy([0, 0, 1, 1]); // ln 2
+ */
+export function unigramEntropy(tokens: ArrayLike<number>): number {
+  const n = tokens.length;
+  if (n === 0) throw new Error('unigramEntropy: no tokens');
+  const counts = new Map<number, number>();
+  for (let i = 0; i < n; i++) counts.set(tokens[i]!, (counts.get(tokens[i]!) ?? 0) + 1);
+  let h = 0;
+  for (const c of counts.values()) {
+    const p = c / n;
+    h -= p * Math.log(p);
+  }
+  return h;
+}
+
+/**
+ * Parameter groups for AdamW as nanoGPT makes them: every parameter of rank ≥ 2 (the matrices
+ * of the linear layers and the embeddings) gets `weightDecay`, biases and norm gains get none.
+ * Frozen parameters (`requiresGrad` false) are left out.
+ *
+ * @example
+ * const opt = new AdamW(weightDecayGroups(model, 0.1), { lr: 1e-3, betas: [0.9, 0.95] });
+ */
+export function weightDecayGroups(model: { parameters(): Tensor[] }, weightDecay: number): [{ params: Tensor[]; weightDecay: number }, { params: Tensor[]; weightDecay: number }] {
+  if (!(Number.isFinite(weightDecay) && weightDecay >= 0)) throw new Error(`weightDecayGroups: weightDecay must be a finite number ≥ 0, got ${weightDecay}`);
+  const params = model.parameters().filter((p) => p.requiresGrad);
+  return [
+    { params: params.filter((p) => p.rank >= 2), weightDecay },
+    { params: params.filter((p) => p.rank < 2), weightDecay: 0 },
+  ];
+}
+
+function checkCount(name: string, v: number | undefined, min: number): number {
+  if (v === undefined) return min === 1 ? 1 : 0;
+  if (!Number.isSafeInteger(v) || v < min) throw new Error(`train: ${name} must be an integer ≥ ${min}, got ${v}`);
+  return v;
+}
+
+function readLoopState(extra: unknown): LoopState | null {
+  const s = (extra as { train?: LoopState } | null)?.train;
+  if (!s || s.version !== 1 || !Array.isArray(s.history) || !Array.isArray(s.evals)) return null;
+  return s;
+}
+
+const round = (x: number): number => (Number.isFinite(x) ? Number(x.toPrecision(7)) : x);
+const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+/**
+ * Train a language model. Each step draws `gradAccum` random batches of `batchSize` ×
+ * `blockSize` tokens from `data.train` with `generator`, backpropagates each loss divided by
+ * `gradAccum`, clips the total gradient norm to `clip`, steps the optimizer and the scheduler.
+ * Every step runs in a `tidy` scope and drops its gradients after the update, so memory stays
+ * flat. Between steps the loop yields to the event loop, so signal handlers and timers run.
+ *
+ * @example
+ * const model = new GPT({ vocabSize: 2048, blockSize: 128, nLayer: 4, nHead: 4, nEmbd: 128 }, { generator: new Generator(1) });
+ * const optimizer = new AdamW(weightDecayGroups(model, 0.1), { lr: 1e-3, betas: [0.9, 0.95] });
+ * const scheduler = new LRScheduler(optimizer, cosineLr({ warmupSteps: 100, totalSteps: 2000, minLr: 1e-4 }));
+ * const result = await train({
+ *   model, optimizer, scheduler, data: { train, val }, steps: 2000, batchSize: 16, blockSize: 128,
+ *   clip: 1, evalEvery: 200, evalBatches: 10, checkpointEvery: 500, checkpointDir: 'runs/a', resume: true,
+ *   generator: new Generator(2), earlyStopping: { patience: 3 },
+ *   callbacks: { onStep: ({ step, loss }) => console.log(step, loss) },
+ * });
+ * result.bestValLoss;
+ */
+export async function train(opts: TrainOptions): Promise<TrainResult> {
+  if (!opts || typeof opts !== 'object') throw new Error('train: expected an options object');
+  const { model, optimizer, scheduler, generator, signal } = opts;
+  if (!model || typeof model.forward !== 'function' || typeof model.parameters !== 'function') throw new Error('train: model must have forward(idx, targets) and parameters()');
+  if (!optimizer || typeof optimizer.step !== 'function') throw new Error('train: optimizer must be an optimizer (AdamW, ...)');
+  if (!generator || typeof generator.getState !== 'function') throw new Error('train: generator must be a Generator (it draws the batches)');
+  const trainData = opts.data?.train;
+  const valData = opts.data?.val ?? null;
+  if (!trainData || typeof trainData.batch !== 'function') throw new Error('train: data.train must be a TokenDataset');
+  const steps = checkCount('steps', opts.steps ?? NaN, 0);
+  const batchSize = checkCount('batchSize', opts.batchSize ?? NaN, 1);
+  const blockSize = checkCount('blockSize', opts.blockSize ?? NaN, 1);
+  const gradAccum = checkCount('gradAccum', opts.gradAccum, 1);
+  const evalEvery = checkCount('evalEvery', opts.evalEvery, 0);
+  const evalBatches = checkCount('evalBatches', opts.evalBatches ?? 8, 1);
+  const evalBatchSize = checkCount('evalBatchSize', opts.evalBatchSize ?? batchSize, 1);
+  const checkpointEvery = checkCount('checkpointEvery', opts.checkpointEvery, 0);
+  const keep = opts.keepCheckpoints ?? Infinity;
+  if (!(keep === Infinity || (Number.isSafeInteger(keep) && keep >= 1))) throw new Error(`train: keepCheckpoints must be a positive integer, got ${keep}`);
+  const clip = opts.clip ?? 0;
+  if (!(Number.isFinite(clip) && clip >= 0)) throw new Error(`train: clip must be a finite number ≥ 0, got ${clip}`);
+  const dir = opts.checkpointDir ?? null;
+  if (checkpointEvery > 0 && !dir) throw new Error('train: checkpointEvery needs checkpointDir');
+  if (opts.resume === true && !dir) throw new Error('train: resume: true needs checkpointDir (or pass the checkpoint path)');
+  if (evalEvery > 0 && !valData) throw new Error('train: evalEvery needs data.val');
+  const stopper = opts.earlyStopping === undefined ? null : opts.earlyStopping instanceof EarlyStopping ? opts.earlyStopping : new EarlyStopping(opts.earlyStopping);
+  if (stopper && (!valData || evalEvery === 0)) throw new Error('train: earlyStopping needs data.val and evalEvery > 0');
+  if (trainData.validStarts(blockSize) < 1) throw new Error(`train: the training stream has ${trainData.length} tokens, fewer than blockSize + 1 = ${blockSize + 1}`);
+  if (valData && valData.length < 2) throw new Error(`train: the validation stream has ${valData.length} token(s); at least 2 are needed`);
+  const params = model.parameters();
+  if (params.length === 0) throw new Error('train: the model has no parameters');
+  const backend = opts.backend ?? params[0]!.backend.name;
+  const cbs = callbackArray(opts.callbacks);
+
+  // ---- resume ----
+  let step = 0;
+  let history: [number, number, number][] = [];
+  let evals: [number, number][] = [];
+  let bestValLoss: number | null = null;
+  let bestStep: number | null = null;
+  let resumedFrom: string | null = null;
+  let lastCheckpoint: string | null = null;
+  if (opts.resume) {
+    const found = typeof opts.resume === 'string' ? { path: opts.resume } : await latestCheckpoint(dir!);
+    if (found) {
+      const loaded = await loadCheckpoint(found.path, { model, optimizer, generator, backend, ...(scheduler ? { scheduler } : {}) });
+      step = loaded.step;
+      resumedFrom = lastCheckpoint = loaded.path;
+      const st = readLoopState(loaded.extra);
+      if (st) {
+        history = st.history.filter((h) => h[0] <= step);
+        evals = st.evals.filter((e) => e[0] <= step);
+        bestValLoss = st.bestValLoss;
+        bestStep = st.bestStep;
+        if (stopper && st.earlyStopping) stopper.loadStateDict(st.earlyStopping);
+      }
+    }
+  }
+  const startStep = step;
+
+  const loopState = (): LoopState => ({ version: 1, history, evals, earlyStopping: stopper ? stopper.stateDict() : null, bestValLoss, bestStep });
+  let lastSaved = resumedFrom ? step : -1;
+  const save = async (reason: CheckpointReason): Promise<void> => {
+    if (!dir || lastSaved === step) return;
+    const t0 = performance.now();
+    const path = await saveCheckpoint(checkpointPath(dir, step), {
+      model,
+      optimizer,
+      generator,
+      step,
+      extra: { train: loopState(), user: opts.extra ?? null },
+      ...(scheduler ? { scheduler } : {}),
+    });
+    lastSaved = step;
+    lastCheckpoint = path;
+    if (keep !== Infinity) {
+      const all = await listCheckpoints(dir);
+      for (const old of all.slice(0, Math.max(0, all.length - keep))) await rm(old.path, { force: true });
+    }
+    await callAll(cbs, 'onCheckpoint', { step, path, reason, seconds: (performance.now() - t0) / 1000 });
+  };
+
+  let lastEval = evals.length ? evals[evals.length - 1]![0] : -1;
+  const runEval = async (): Promise<void> => {
+    if (!valData || lastEval === step) return;
+    const r = await evaluate(model, valData, { blockSize, batchSize: evalBatchSize, maxBatches: evalBatches, backend });
+    lastEval = step;
+    evals.push([step, round(r.nll)]);
+    const improved = bestValLoss === null || r.nll < bestValLoss;
+    if (improved) {
+      bestValLoss = r.nll;
+      bestStep = step;
+    }
+    stopper?.update(r.nll, step);
+    await callAll(cbs, 'onEval', { step, valLoss: r.nll, perplexity: r.perplexity, tokens: r.tokens, improved, bestValLoss: bestValLoss!, seconds: r.seconds });
+  };
+
+  // ---- the steps ----
+  const t0 = performance.now();
+  const tokensPerStep = batchSize * blockSize * gradAccum;
+  const stepMs: number[] = [];
+  const wasTraining = model.training;
+  let reason: StopReason = stopper?.stopped ? 'early-stopped' : 'completed';
+  await callAll(cbs, 'onStart', { step, totalSteps: steps, resumedFrom });
+  model.train(true);
+  try {
+    while (step < steps && reason === 'completed') {
+      if (signal?.aborted) {
+        reason = 'aborted';
+        break;
+      }
+      const ts = performance.now();
+      const lr = optimizer.paramGroups[0]?.lr ?? NaN;
+      optimizer.zeroGrad();
+      let lossSum = 0;
+      for (let micro = 0; micro < gradAccum; micro++) {
+        const batch = trainData.batch(batchSize, blockSize, generator, { backend });
+        let loss: Tensor;
+        try {
+          loss = tidy(() => {
+            const l = model.forward(batch.input, batch.target).loss;
+            if (!l) throw new Error('train: model.forward(input, target) returned no loss');
+            (gradAccum > 1 ? l.div(gradAccum) : l).backward();
+            return l;
+          });
+        } finally {
+          batch.input.dispose();
+          batch.target.dispose();
+        }
+        lossSum += (await loss.data())[0]!;
+        loss.dispose();
+      }
+      let gradNorm: number | undefined;
+      if (clip > 0) {
+        const n = clipGradNorm(params, clip);
+        gradNorm = (await n.data())[0]!;
+        n.dispose();
+      }
+      optimizer.step();
+      optimizer.zeroGrad(); // gradients are not needed until the next backward: free them now
+      scheduler?.step();
+      step++;
+      const ms = performance.now() - ts;
+      stepMs.push(ms);
+      const loss = lossSum / gradAccum;
+      history.push([step, round(loss), round(lr)]);
+      const recent = stepMs.slice(-20);
+      const tokensPerSecond = (tokensPerStep * recent.length) / (recent.reduce((a, b) => a + b, 0) / 1000);
+      await callAll(cbs, 'onStep', {
+        step,
+        totalSteps: steps,
+        loss,
+        lr,
+        ...(gradNorm === undefined ? {} : { gradNorm }),
+        tokensPerSecond,
+        ms,
+        tokens: tokensPerStep,
+        elapsed: (performance.now() - t0) / 1000,
+      });
+      await yieldToEventLoop(); // lets a SIGINT handler (or any timer) run between steps
+      if (evalEvery > 0 && step % evalEvery === 0) {
+        await runEval();
+        if (stopper?.stopped) {
+          reason = 'early-stopped';
+          break;
+        }
+      }
+      if (checkpointEvery > 0 && step % checkpointEvery === 0) await save('interval');
+    }
+    if (reason === 'completed' && valData) await runEval();
+    if (reason !== 'aborted' || step > startStep) await save(reason === 'aborted' ? 'abort' : reason === 'early-stopped' ? 'early-stop' : 'end');
+  } finally {
+    model.train(wasTraining);
+  }
+
+  const seconds = (performance.now() - t0) / 1000;
+  await callAll(cbs, 'onEnd', { step, reason, seconds });
+  const tail = history.slice(-20);
+  const sorted = [...stepMs].sort((a, b) => a - b);
+  const stepSeconds = stepMs.reduce((a, b) => a + b, 0) / 1000;
+  const last = evals.length ? evals[evals.length - 1]! : null;
+  return {
+    step,
+    startStep,
+    reason,
+    resumedFrom,
+    loss: tail.length ? tail.reduce((a, h) => a + h[1], 0) / tail.length : null,
+    valLoss: last ? last[1] : null,
+    perplexity: last ? Math.exp(last[1]) : null,
+    bestValLoss,
+    bestStep,
+    history: history.map(([s, l, r]) => ({ step: s, loss: l, lr: r })),
+    evals: evals.map(([s, v]) => ({ step: s, valLoss: v, perplexity: Math.exp(v) })),
+    tokens: stepMs.length * tokensPerStep,
+    seconds,
+    tokensPerSecond: stepSeconds > 0 ? (stepMs.length * tokensPerStep) / stepSeconds : 0,
+    msPerStep: sorted.length ? (sorted[(sorted.length - 1) >> 1]! + sorted[sorted.length >> 1]!) / 2 : 0,
+    checkpoint: lastCheckpoint,
+  };
+}

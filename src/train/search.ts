@@ -1,0 +1,299 @@
+/**
+ * Hyperparameter search: grid search (every combination of the listed values) and random search
+ * (seeded draws from lists and ranges), running one short training per configuration through a
+ * caller's `run(config, context)` and ranking the results. Each trial gets a fresh
+ * {@link EarlyStopping} and an `AbortSignal`; a trial that stops early is kept and ranked by the
+ * value it reached. Random draws come from kiln's Philox {@link Generator}, so a seed gives the
+ * same configurations on every machine.
+ * @module
+ */
+import { rand } from '../tensor/ops/creation.js';
+import { Generator } from '../tensor/random.js';
+import { EarlyStopping, type EarlyStoppingOptions } from './early_stopping.js';
+
+/** A value a hyperparameter can take. */
+export type ParamValue = number | string | boolean | null;
+
+/**
+ * How one hyperparameter varies: a list of values (grid search tries each, random search draws
+ * one uniformly), or for random search a range: `uniform` and `logUniform` over [low, high),
+ * `int` over the integers low..high inclusive.
+ */
+export type ParamSpec =
+  | readonly ParamValue[]
+  | { type: 'uniform'; low: number; high: number }
+  | { type: 'logUniform'; low: number; high: number }
+  | { type: 'int'; low: number; high: number };
+
+/** Hyperparameters by name. */
+export type SearchSpace = Record<string, ParamSpec>;
+
+/** One configuration: a value for every hyperparameter of the space. */
+export type SearchConfig = Record<string, ParamValue>;
+
+/** What a trial's `run` receives besides its configuration. */
+export interface TrialContext {
+  /** The trial's number, from 0. */
+  index: number;
+  /** Fires when the search is aborted: finish quickly (the loop helper saves and returns). */
+  signal: AbortSignal;
+  /** This trial's own early-stopping rule (null when the search has none); pass it to `train({ earlyStopping })`. */
+  earlyStopping: EarlyStopping | null;
+  /**
+   * Record an intermediate value (a validation loss at `step`); returns true when the trial
+   * should stop (its early-stopping rule fired). For `run` functions that do not use {@link train}.
+   */
+  report(value: number, step?: number): boolean;
+}
+
+/**
+ * What `run` returns: the trial's value, or an object with it; a {@link TrainResult}-like
+ * object (`{ bestValLoss, step, reason }`) works as it is. Returning nothing uses the best value
+ * passed to `report`.
+ */
+export type TrialOutcome =
+  | number
+  | void
+  | { value: number; steps?: number; earlyStopped?: boolean }
+  | { bestValLoss: number | null; step: number; reason: string };
+
+/** How a trial ended. */
+export type TrialStatus = 'ok' | 'early-stopped' | 'failed' | 'aborted';
+
+/** One trial of a search. */
+export interface Trial {
+  index: number;
+  config: SearchConfig;
+  /** The trial's value (lower is better in `'min'` mode), or null when it has none. */
+  value: number | null;
+  status: TrialStatus;
+  /** Steps the trial ran, when it said. */
+  steps: number | null;
+  /** Values passed to `report`. */
+  reports: { step: number | null; value: number }[];
+  seconds: number;
+  /** The error message of a failed trial. */
+  error?: string;
+}
+
+/** Options of {@link search}. */
+export interface SearchOptions {
+  space: SearchSpace;
+  /** `'grid'` (default): every combination; `'random'`: `trials` seeded draws. */
+  strategy?: 'grid' | 'random';
+  /** Number of configurations to draw (random search), or the most to try (grid). */
+  trials?: number;
+  /** Seed of the random draws; 0 by default. */
+  seed?: number;
+  /** Runs one trial: a short training of `config`, returning its value (see {@link TrialOutcome}). */
+  run(config: SearchConfig, context: TrialContext): TrialOutcome | Promise<TrialOutcome>;
+  /** Whether lower (`'min'`, default) or higher values are better. */
+  mode?: 'min' | 'max';
+  /** The rule each trial gets (a fresh {@link EarlyStopping} per trial, in the search's `mode`). */
+  earlyStopping?: Omit<EarlyStoppingOptions, 'mode'>;
+  /** Stops the search: the running trial's signal fires, and no further trial starts. */
+  signal?: AbortSignal;
+  /** Called after each trial. */
+  onTrial?(trial: Trial): void | Promise<void>;
+  /** Stop at the first failed trial and throw its error (default false: record it and go on). */
+  failFast?: boolean;
+  /** The value's name in the table; `'value'` by default. */
+  metricName?: string;
+}
+
+/** What {@link search} returns. */
+export interface SearchResult {
+  /** Trials in the order they ran. */
+  trials: Trial[];
+  /** Trials best first: those with a finite value by value (ties by index), then the rest by index. */
+  ranked: Trial[];
+  /** The best trial, or null when none has a finite value. */
+  best: Trial | null;
+  /** The ranked trials as a Markdown table. */
+  table: string;
+  /** Whether the search was aborted before every trial ran. */
+  aborted: boolean;
+}
+
+function checkSpace(space: SearchSpace, strategy: 'grid' | 'random'): [string, ParamSpec][] {
+  if (!space || typeof space !== 'object') throw new Error('search: space must be an object of hyperparameters');
+  const entries = Object.entries(space);
+  if (entries.length === 0) throw new Error('search: the space has no hyperparameters');
+  for (const [name, spec] of entries) {
+    if (Array.isArray(spec)) {
+      if (spec.length === 0) throw new Error(`search: '${name}' lists no values`);
+      continue;
+    }
+    const s = spec as Exclude<ParamSpec, readonly ParamValue[]>;
+    if (!s || typeof s !== 'object' || !['uniform', 'logUniform', 'int'].includes(s.type))
+      throw new Error(`search: '${name}' must be a list of values or { type: 'uniform' | 'logUniform' | 'int', low, high }`);
+    if (strategy === 'grid') throw new Error(`search: grid search needs a list of values for '${name}', got a ${s.type} range (use strategy: 'random')`);
+    if (!(Number.isFinite(s.low) && Number.isFinite(s.high) && s.low <= s.high)) throw new Error(`search: '${name}' needs finite low ≤ high, got ${s.low}, ${s.high}`);
+    if (s.type === 'logUniform' && !(s.low > 0)) throw new Error(`search: '${name}' is logUniform, so low must be > 0, got ${s.low}`);
+    if (s.type === 'int' && !(Number.isInteger(s.low) && Number.isInteger(s.high))) throw new Error(`search: '${name}' is int, so low and high must be integers, got ${s.low}, ${s.high}`);
+  }
+  return entries;
+}
+
+/**
+ * Every combination of the space's values, the last hyperparameter varying fastest (as nested
+ * loops in the order the keys are written).
+ *
+ * @example
+ * gridConfigs({ lr: [1e-3, 3e-3], layers: [2, 4] });
+ * // [{ lr: 1e-3, layers: 2 }, { lr: 1e-3, layers: 4 }, { lr: 3e-3, layers: 2 }, { lr: 3e-3, layers: 4 }]
+ */
+export function gridConfigs(space: SearchSpace): SearchConfig[] {
+  const entries = checkSpace(space, 'grid') as [string, readonly ParamValue[]][];
+  let out: SearchConfig[] = [{}];
+  for (const [name, values] of entries) out = out.flatMap((c) => values.map((v) => ({ ...c, [name]: v })));
+  return out;
+}
+
+/**
+ * `n` configurations drawn independently: a list gives each value with equal probability,
+ * `uniform` is uniform on [low, high), `logUniform` has a uniform logarithm, `int` is uniform on
+ * low..high. Configuration i uses uniforms i·k … i·k + k − 1 (k hyperparameters, in key order) of
+ * the Philox stream of `seed`, so a seed gives the same draws everywhere.
+ */
+export function randomConfigs(space: SearchSpace, n: number, seed = 0): SearchConfig[] {
+  const entries = checkSpace(space, 'random');
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`randomConfigs: n must be a non-negative integer, got ${n}`);
+  if (n === 0) return [];
+  const k = entries.length;
+  const draws = rand([n * k], { generator: new Generator(seed), backend: 'ref', dtype: 'f64' });
+  const u = draws.dataSync();
+  draws.dispose();
+  return Array.from({ length: n }, (_, i) => {
+    const c: SearchConfig = {};
+    entries.forEach(([name, spec], j) => {
+      const x = u[i * k + j]!;
+      if (Array.isArray(spec)) c[name] = spec[Math.min(spec.length - 1, Math.floor(x * spec.length))]!;
+      else {
+        const s = spec as Exclude<ParamSpec, readonly ParamValue[]>;
+        if (s.type === 'uniform') c[name] = s.low + x * (s.high - s.low);
+        else if (s.type === 'logUniform') c[name] = Math.exp(Math.log(s.low) + x * (Math.log(s.high) - Math.log(s.low)));
+        else c[name] = Math.min(s.high, s.low + Math.floor(x * (s.high - s.low + 1)));
+      }
+    });
+    return c;
+  });
+}
+
+function readOutcome(out: TrialOutcome): { value: number | null; steps: number | null; earlyStopped: boolean } {
+  if (out === undefined || out === null) return { value: null, steps: null, earlyStopped: false };
+  if (typeof out === 'number') return { value: out, steps: null, earlyStopped: false };
+  if (typeof out === 'object' && 'value' in out && typeof out.value === 'number')
+    return { value: out.value, steps: out.steps ?? null, earlyStopped: out.earlyStopped ?? false };
+  if (typeof out === 'object' && 'bestValLoss' in out && 'reason' in out)
+    return { value: out.bestValLoss, steps: out.step, earlyStopped: out.reason === 'early-stopped' };
+  throw new Error(`search: run returned ${JSON.stringify(out)}; expected a number, { value }, or a train() result`);
+}
+
+/** Compare two trials for ranking in `mode` (finite values first, better first, then by index). */
+function rankOrder(mode: 'min' | 'max'): (a: Trial, b: Trial) => number {
+  return (a, b) => {
+    const fa = a.value !== null && Number.isFinite(a.value);
+    const fb = b.value !== null && Number.isFinite(b.value);
+    if (fa !== fb) return fa ? -1 : 1;
+    if (fa && fb && a.value !== b.value) return mode === 'min' ? a.value! - b.value! : b.value! - a.value!;
+    return a.index - b.index;
+  };
+}
+
+/** A number in at most 4 significant digits, in exponent form when very small or large. */
+function fmt(v: ParamValue | undefined): string {
+  if (typeof v !== 'number') return v === undefined ? '' : String(v);
+  if (Number.isInteger(v) && Math.abs(v) < 1e6) return String(v);
+  if (v !== 0 && (Math.abs(v) < 1e-3 || Math.abs(v) >= 1e6)) return v.toExponential(3).replace(/\.?0+e/, 'e');
+  return String(Number(v.toPrecision(4)));
+}
+
+/** The ranked trials as a Markdown table: rank, trial, each hyperparameter, the value, status, steps, seconds. */
+export function searchTable(ranked: readonly Trial[], names: readonly string[], metricName = 'value'): string {
+  const header = ['rank', 'trial', ...names, metricName, 'status', 'steps', 'seconds'];
+  const rows = ranked.map((t, i) => [
+    String(i + 1),
+    String(t.index),
+    ...names.map((n) => fmt(t.config[n])),
+    t.value === null ? '—' : fmt(t.value),
+    t.status + (t.error ? ` (${t.error.replace(/\|/g, '\\|').replace(/\s+/g, ' ')})` : ''),
+    t.steps === null ? '—' : String(t.steps),
+    t.seconds.toFixed(1),
+  ]);
+  const line = (cells: string[]): string => `| ${cells.join(' | ')} |`;
+  const right = new Set([0, 1, 2 + names.length, header.length - 2, header.length - 1]); // numeric columns
+  const sep = `|${header.map((_, i) => (right.has(i) ? ' ---: ' : ' --- ')).join('|')}|`;
+  return [line(header), sep, ...rows.map(line)].join('\n');
+}
+
+/**
+ * Run a hyperparameter search: build the configurations (grid or seeded random), run each
+ * through `run` one after another, and rank them.
+ *
+ * @example
+ * const { table, best } = await search({
+ *   space: { lr: { type: 'logUniform', low: 1e-4, high: 1e-2 }, nLayer: [2, 4] },
+ *   strategy: 'random', trials: 8, seed: 1, earlyStopping: { patience: 2 },
+ *   run: (cfg, ctx) => train({ ...common(cfg), earlyStopping: ctx.earlyStopping!, signal: ctx.signal }),
+ * });
+ * console.log(table); // ranked by best validation loss
+ */
+export async function search(opts: SearchOptions): Promise<SearchResult> {
+  if (!opts || typeof opts.run !== 'function') throw new Error('search: expected { space, run(config, context) }');
+  const strategy = opts.strategy ?? 'grid';
+  if (strategy !== 'grid' && strategy !== 'random') throw new Error(`search: strategy must be 'grid' or 'random', got '${String(strategy)}'`);
+  const mode = opts.mode ?? 'min';
+  if (mode !== 'min' && mode !== 'max') throw new Error(`search: mode must be 'min' or 'max', got '${String(mode)}'`);
+  if (opts.trials !== undefined && !(Number.isSafeInteger(opts.trials) && opts.trials >= 1)) throw new Error(`search: trials must be a positive integer, got ${opts.trials}`);
+  if (strategy === 'random' && opts.trials === undefined) throw new Error('search: random search needs trials (how many configurations to draw)');
+  if (opts.earlyStopping) new EarlyStopping({ ...opts.earlyStopping, mode }); // validate before any trial runs
+  const configs = strategy === 'grid' ? gridConfigs(opts.space).slice(0, opts.trials ?? Infinity) : randomConfigs(opts.space, opts.trials!, opts.seed ?? 0);
+  const names = Object.keys(opts.space);
+  const trials: Trial[] = [];
+  let aborted = false;
+  for (let index = 0; index < configs.length; index++) {
+    if (opts.signal?.aborted) {
+      aborted = true;
+      break;
+    }
+    const config = configs[index]!;
+    const controller = new AbortController();
+    const forward = (): void => controller.abort(opts.signal?.reason);
+    opts.signal?.addEventListener('abort', forward, { once: true });
+    const earlyStopping = opts.earlyStopping ? new EarlyStopping({ ...opts.earlyStopping, mode }) : null;
+    const reports: Trial['reports'] = [];
+    const context: TrialContext = {
+      index,
+      signal: controller.signal,
+      earlyStopping,
+      report(value, step) {
+        reports.push({ step: step ?? null, value });
+        return earlyStopping ? earlyStopping.update(value, step ?? null) : false;
+      },
+    };
+    const t0 = performance.now();
+    let trial: Trial;
+    try {
+      const out = readOutcome(await opts.run({ ...config }, context));
+      let value = out.value;
+      if (value === null && reports.length) {
+        const finite = reports.map((r) => r.value).filter(Number.isFinite);
+        value = finite.length ? (mode === 'min' ? Math.min(...finite) : Math.max(...finite)) : null;
+      }
+      const status: TrialStatus = controller.signal.aborted ? 'aborted' : out.earlyStopped || earlyStopping?.stopped ? 'early-stopped' : 'ok';
+      trial = { index, config, value, status, steps: out.steps, reports, seconds: (performance.now() - t0) / 1000 };
+    } catch (e) {
+      if (opts.failFast) throw e;
+      trial = { index, config, value: null, status: 'failed', steps: null, reports, seconds: (performance.now() - t0) / 1000, error: (e as Error)?.message ?? String(e) };
+    } finally {
+      opts.signal?.removeEventListener('abort', forward);
+    }
+    trials.push(trial);
+    await opts.onTrial?.(trial);
+  }
+  if (trials.length < configs.length) aborted = true;
+  const ranked = [...trials].sort(rankOrder(mode));
+  const best = ranked[0] && ranked[0].value !== null && Number.isFinite(ranked[0].value) ? ranked[0] : null;
+  return { trials, ranked, best, table: searchTable(ranked, names, opts.metricName), aborted };
+}
