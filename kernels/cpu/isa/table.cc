@@ -23,12 +23,3 @@ const Table* table() {
 }  // namespace KILN_ISA
 }  // namespace kiln
 
-// Families not yet written leave their table entries null (the bindings then report the kernel
-// as missing); a written family's strong definition replaces these.
-namespace kiln {
-namespace KILN_ISA {
-__attribute__((weak)) void fill_elementwise(Table&) {}
-__attribute__((weak)) void fill_matmul(Table&) {}
-__attribute__((weak)) void fill_nn(Table&) {}
-}  // namespace KILN_ISA
-}  // namespace kiln

@@ -61,12 +61,39 @@ const code = (d: DType): number => DTYPE_CODE[d];
 
 type Kernel = (...args: unknown[]) => void;
 
+/** Bytes of freed storage the cpu backend keeps for reuse (KILN_CPU_CACHE_MB overrides; 0 disables). */
+const CACHE_LIMIT = Number(process.env.KILN_CPU_CACHE_MB ?? 1024) * 2 ** 20;
+
+// Sizes are rounded up so that buffers of nearby sizes can be reused for one another.
+function bucket(bytes: number): number {
+  if (bytes <= 4096) return Math.max(64, Math.ceil(bytes / 64) * 64);
+  if (bytes <= 2 ** 20) return Math.ceil(bytes / 4096) * 4096;
+  return Math.ceil(bytes / 2 ** 16) * 2 ** 16;
+}
+
 export class CpuBackend implements Backend {
   readonly name = 'cpu';
   private readonly k: Record<string, Kernel>;
+  // A caching allocator (as PyTorch's): freed buffers wait here, by size, for the next
+  // allocation of that size. A training step allocates the same sizes every time, so after the
+  // first step no new native memory (and no new ArrayBuffer) is made.
+  private readonly cache = new Map<number, NativeBuffer[]>();
+  private cachedBytes = 0;
 
   constructor(private readonly addon: Addon) {
     this.k = addon as unknown as Record<string, Kernel>;
+  }
+
+  /** Release every cached buffer to the system (like `torch.cuda.empty_cache`). */
+  emptyCache(): void {
+    for (const list of this.cache.values()) for (const buf of list) this.addon.free(buf);
+    this.cache.clear();
+    this.cachedBytes = 0;
+  }
+
+  /** Bytes held in the cache of freed buffers. */
+  get cacheBytes(): number {
+    return this.cachedBytes;
   }
 
   /** What the addon reports: instruction set, threads, CUDA. */
@@ -75,12 +102,24 @@ export class CpuBackend implements Backend {
   }
 
   alloc(dtype: DType, size: number): Storage {
-    const buf = this.addon.alloc(size * itemSize(dtype));
+    const bytes = bucket(size * itemSize(dtype));
+    const reused = this.cache.get(bytes)?.pop();
+    if (reused) this.cachedBytes -= bytes;
+    const buf = reused ?? this.addon.alloc(bytes);
     return new CpuStorage(dtype, size, buf, view(dtype, buf, size));
   }
 
   free(s: Storage): void {
-    this.addon.free((s as CpuStorage).buf);
+    const buf = (s as CpuStorage).buf;
+    const bytes = buf.byteLength;
+    if (this.cachedBytes + bytes > CACHE_LIMIT) {
+      this.addon.free(buf);
+      return;
+    }
+    let list = this.cache.get(bytes);
+    if (!list) this.cache.set(bytes, (list = []));
+    list.push(buf);
+    this.cachedBytes += bytes;
   }
 
   write(s: Storage, data: StorageArray): void {
