@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { backends, getNumThreads, matmul, nativeCapabilities, randn, setNumThreads, tidy } from '../src/index.js';
+import { backends, gelu, getNumThreads, linear, matmul, nativeCapabilities, randn, relu, setNumThreads, silu, tidy, type Tensor } from '../src/index.js';
 import { expectClose } from './harness.js';
 
 const root = join(import.meta.dirname, '..');
@@ -100,6 +100,33 @@ describe.skipIf(!cpu.available)(`cpu backend${cpu.available ? '' : `: unavailabl
       expect(r.status, r.stderr).toBe(0);
       const globals = r.stdout.split('\n').filter((l) => / [A-Z] /.test(l)).map((l) => l.slice(l.indexOf(' ', 17) + 1));
       expect(globals).toEqual([`kiln::${isa}::table()`]);
+    }
+  });
+
+  test('the fused bias + activation epilogue of matmul equals linear then the activation on ref', () => {
+    const k = loadAddonFile(resolve(root, process.env.KILN_NATIVE_BUILD ?? 'build', 'Release', 'kiln.node'));
+    const acts: [number, (t: Tensor) => Tensor][] = [
+      [0, (t) => t],
+      [1, relu],
+      [2, (t) => gelu(t)],
+      [3, (t) => gelu(t, { approximate: 'tanh' })],
+      [4, silu],
+    ];
+    const [m, n, kk] = [37, 53, 29];
+    const a = randn([m, kk], { backend: 'ref' });
+    const w = randn([n, kk], { backend: 'ref' });
+    const bias = randn([n], { backend: 'ref' });
+    const buf = (t: Tensor): ArrayBuffer => {
+      const b = k.alloc!(t.size * 4) as ArrayBuffer;
+      new Float32Array(b).set(t.dataSync() as Float32Array);
+      return b;
+    };
+    for (const [act, f] of acts) {
+      const out = k.alloc!(m * n * 4) as ArrayBuffer;
+      // out = a @ wᵀ + bias, then the activation, in the kernel's epilogue
+      k.matmul!(buf(a), buf(w), out, buf(bias), 0, [], [], [], m, n, kk, false, true, act);
+      const want = f(linear(a, w, bias));
+      expectClose(new Float32Array(out), want.dataSync(), { rtol: 1e-4, atol: 1e-5 }, `act ${act}`);
     }
   });
 
