@@ -331,8 +331,10 @@ describe('train', () => {
         },
       },
     });
-    expect(live[24]).toBe(live[4]);
-    expect(live[16]).toBe(live[4]);
+    // no growth; the count may only fall, since the loop yields to the event loop between steps and
+    // the FinalizationRegistry may then collect tensors that earlier tests left to the GC
+    expect(live[24]).toBeLessThanOrEqual(live[4]!);
+    expect(live[16]).toBeLessThanOrEqual(live[4]!);
     expect(infos.every((i) => i.tps > 0 && i.gradNorm! > 0)).toBe(true);
     expect(r.tokens).toBe(24 * B * T);
     expect(r.tokensPerSecond).toBeGreaterThan(0);
