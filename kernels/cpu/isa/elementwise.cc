@@ -51,16 +51,7 @@ template <class T> class Buffer {
   T* p_;
 };
 
-inline uint32_t f2u(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-}
-inline float u2f(uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
+// f32 bit casts: vm::bits / vm::from_bits (vecmath.h)
 inline uint64_t d2u(double d) {
   uint64_t u;
   std::memcpy(&u, &d, 8);
@@ -105,23 +96,23 @@ inline int32_t to_int32(double v) {
 
 // f32 → bf16 bits, round to nearest even; every NaN becomes 0x7fc0, as dtype.ts's bf16Bits.
 inline uint16_t bf16_bits(float f) {
-  uint32_t u = f2u(f);
+  uint32_t u = vm::bits(f);
   uint16_t r = uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
   return (u & 0x7fffffffu) > 0x7f800000u ? uint16_t(0x7fc0) : r;
 }
-inline float bf16_value(uint16_t h) { return u2f(uint32_t(h) << 16); }
+inline float bf16_value(uint16_t h) { return vm::from_bits(uint32_t(h) << 16); }
 
 // f32 → f16 bits, round to nearest even (subnormals, overflow to ±∞); NaN → 0x7e00 as f16Bits.
 // Every case is computed and one is selected, so that loops over it vectorise.
 inline uint16_t f16_bits(float f) {
-  uint32_t u = f2u(f);
+  uint32_t u = vm::bits(f);
   uint32_t sign = (u >> 16) & 0x8000u;
   uint32_t a = u & 0x7fffffffu;
   // normal: drop 13 mantissa bits rounding to nearest even; rebias the exponent (127 → 15)
   uint32_t normal = (a + 0xfffu + ((a >> 13) & 1u) - 0x38000000u) >> 13;
   // below 2^-14: subnormal, in units of 2^-24. Adding 0.5 (whose ulp is 2^-24) rounds to
   // nearest even at exactly that unit; a carry into 2^-14 gives the smallest normal's bits.
-  uint32_t sub = f2u(u2f(a) + 0.5f) - 0x3f000000u;
+  uint32_t sub = vm::bits(vm::from_bits(a) + 0.5f) - 0x3f000000u;
   uint32_t r = usel(a < 0x38800000u, sub, normal);
   r = usel(a >= 0x477ff000u, 0x7c00u, r);  // ≥ 65520 rounds to ∞
   r |= sign;
@@ -131,10 +122,10 @@ inline float f16_value(uint16_t h) {
   uint32_t sign = uint32_t(h & 0x8000u) << 16;
   uint32_t e = (h >> 10) & 0x1fu;
   uint32_t m = h & 0x3ffu;
-  uint32_t sub = f2u(float(m) * 5.9604644775390625e-8f);  // m·2^-24, exact
+  uint32_t sub = vm::bits(float(m) * 5.9604644775390625e-8f);  // m·2^-24, exact
   uint32_t special = 0x7f800000u | (m << 13);             // ±∞, NaN
   uint32_t normal = ((e + 112u) << 23) | (m << 13);
-  return u2f(sign | usel(e == 0, sub, usel(e == 31, special, normal)));
+  return vm::from_bits(sign | usel(e == 0, sub, usel(e == 31, special, normal)));
 }
 
 // f64 → f32 rounded to odd: truncate, and set the last bit if anything was dropped. Rounding
@@ -143,9 +134,9 @@ inline float f16_value(uint16_t h) {
 inline float round_to_odd_f32(double d) {
   float f = float(d);
   if (double(f) != d && f == f) {
-    uint32_t u = f2u(f);
+    uint32_t u = vm::bits(f);
     if (std::fabs(double(f)) > std::fabs(d)) u -= 1;  // rounded away from zero: step back
-    f = u2f(u | 1u);
+    f = vm::from_bits(u | 1u);
   }
   return f;
 }
@@ -958,7 +949,7 @@ template <int OP> void unary_op(const void* x, void* out, DType dt, int64_t n) {
       const float* xs = static_cast<const float*>(x);
       uint8_t* o = static_cast<uint8_t*>(out);
       parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; i++) o[i] = (f2u(xs[i]) & 0x7f800000u) != 0x7f800000u;
+        for (int64_t i = b; i < e; i++) o[i] = (vm::bits(xs[i]) & 0x7f800000u) != 0x7f800000u;
       });
       return;
     }
