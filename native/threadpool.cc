@@ -43,15 +43,17 @@ class Pool {
     chunk_ = chunk;
     chunks_ = chunks;
     next_.store(0);
-    pending_.store(int(workers_.size()));
+    uint64_t g;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      gen_.fetch_add(1);
+      g = gen_.fetch_add(1) + 1;
     }
     cv_.notify_all();
     drain();
-    // wait for every worker to have left this job
-    while (pending_.load(std::memory_order_acquire) > 0) std::this_thread::yield();
+    // close the job: a worker that has not joined yet must not touch it; wait only for the
+    // workers that did join (they may still run a chunk)
+    closed_.store(g);
+    while (active_.load() > 0) std::this_thread::yield();
   }
 
  private:
@@ -83,8 +85,11 @@ class Pool {
       }
       seen = gen_.load();
       if (stop_) return;
-      drain();
-      pending_.fetch_sub(1, std::memory_order_release);
+      // join the job only while it is open (jobs are numbered in order and closed in order): a
+      // worker that wakes late must not run chunks of a job the caller has already returned from
+      active_.fetch_add(1);
+      if (closed_.load() < seen) drain();
+      active_.fetch_sub(1);
     }
   }
 
@@ -98,7 +103,8 @@ class Pool {
   void* ctx_ = nullptr;
   int64_t n_ = 0, chunk_ = 1, chunks_ = 0;
   std::atomic<int64_t> next_{0};
-  std::atomic<int> pending_{0};
+  std::atomic<int> active_{0};
+  std::atomic<uint64_t> closed_{0};
 };
 
 int default_threads() {

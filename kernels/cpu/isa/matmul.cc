@@ -393,9 +393,6 @@ struct Gemm {
   size_t a_pack_elems() const { return size_t(mp) * MR * size_t(k); }
   size_t b_pack_elems() const { return size_t(np) * NR * size_t(k); }
   size_t acc_elems() const { return kDirect ? 0 : size_t(m) * size_t(n); }
-  size_t scratch_bytes() const {
-    return round64(a_pack_elems() * sizeof(T)) + round64(b_pack_elems() * sizeof(T)) + round64(acc_elems() * sizeof(T));
-  }
 
   int64_t kblock(int64_t kb) const { return std::min(kc, k - kb * kc); }
   // panel offsets inside the packed buffers
@@ -510,8 +507,6 @@ struct Gemm {
     }
   }
 
-  // The product, on this thread (threads = 1) or split into C blocks over the pool. Scratch is
-  // the calling thread's; packing happens inside the tasks, so there is one parallel_for.
   // m = 1 or n = 1 (f32/f64): matrix-vector product in place, then bias and activation.
   void run_gemv(const In* a, const In* b, Out* out, int threads) const {
     // out[i] (n = 1) = Σ_p op(A)[i, p]·b[p], or out[j] (m = 1) = Σ_p a[p]·op(B)[p, j]
@@ -552,6 +547,8 @@ struct Gemm {
     }
   }
 
+  // The product, on this thread (threads = 1) or split into C blocks over the pool. Scratch is
+  // the calling thread's; packing happens inside the tasks, so there is one parallel_for.
   void run(const In* a, const In* b, Out* out, int threads) const {
     if constexpr (kDirect) {
       if (m == 1 || n == 1) {
@@ -639,20 +636,20 @@ void matmul_typed(const MatmulParams& p) {
   };
 
   const int threads = num_threads();
-  const int64_t macs = p.m * p.n * p.k;  // per item
+  const double macs = double(p.m) * double(p.n) * double(p.k);  // per item (double: no overflow)
   auto run_item = [&](int64_t t, int th) {
     const In *ai, *bi;
     item(t, ai, bi);
     g.run(ai, bi, out + t * mn, th);
   };
-  if (threads <= 1 || macs * nb < kParallelMacs) {
+  if (threads <= 1 || macs * double(nb) < double(kParallelMacs)) {
     for (int64_t t = 0; t < nb; t++) run_item(t, 1);
-  } else if (nb == 1 || (nb < 2 * threads && macs >= (int64_t(1) << 22))) {
+  } else if (nb == 1 || (nb < 2 * threads && macs >= double(int64_t(1) << 22))) {
     // one or a few big products: each split over the threads
     for (int64_t t = 0; t < nb; t++) run_item(t, threads);
   } else {
     // many products: groups of whole ones per task, no synchronisation inside a product
-    const int64_t per = std::max<int64_t>(1, (int64_t(1) << 18) / macs);
+    const int64_t per = macs >= double(int64_t(1) << 18) ? 1 : int64_t(double(int64_t(1) << 18) / macs);
     for_each_dynamic(threads, ceil_div(nb, per), [&](int64_t q) {
       for (int64_t t = q * per; t < std::min(nb, (q + 1) * per); t++) run_item(t, 1);
       tl_scratch.trim();
