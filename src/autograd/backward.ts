@@ -84,8 +84,7 @@ function backward(root: Tensor, grad: Tensor | undefined, retainGraph: boolean):
           throw new Error(
             `backward: a tensor saved by '${node.op}' was freed (by dispose, or by a previous backward; pass retainGraph to backward twice)`,
           );
-        const seen = new Set<Tensor>();
-        const inputGrads = tidy(() => gradRule(node.op)(g, node).map((ig) => (ig && (ig === g || seen.has(ig) ? ig._view(ig.shape) : (seen.add(ig), ig)))));
+        const inputGrads = tidy(() => distinct(gradRule(node.op)(g, node), g));
         inputGrads.forEach((ig, i) => {
           const input = node.inputs[i]!;
           if (ig && input.requiresGrad) put(input, ig);
@@ -99,6 +98,19 @@ function backward(root: Tensor, grad: Tensor | undefined, retainGraph: boolean):
       grads.delete(t);
       if (t.grad !== g) g.dispose();
     }
+  });
+}
+
+// A rule may return g itself, or one tensor for two inputs (add of equal shapes); each stored
+// gradient must be a tensor of its own, so repeats become views (views share storage and grads
+// are never written in place).
+function distinct(grads: (Tensor | null)[], g: Tensor): (Tensor | null)[] {
+  const seen = new Set<Tensor>([g]);
+  return grads.map((ig) => {
+    if (!ig) return ig;
+    if (seen.has(ig)) return ig._view(ig.shape);
+    seen.add(ig);
+    return ig;
   });
 }
 

@@ -10,6 +10,7 @@ import { noGrad, record } from '../../autograd/tape.js';
 import { fmt, sizeOf } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import * as ew from './elementwise.js';
+import { reshape } from './shape_ops.js';
 import { asOp, computeDtype, desc, fail, freeTemps, inCompute, live, normAxes, normAxis } from './util.js';
 
 /** One axis, several, or all (null/undefined). Negative axes count from the end. */
@@ -141,15 +142,9 @@ export function logsumexp(x: Tensor, axis?: Axes, keepdim = false): Tensor {
   const s = sum(e, axes, true);
   const l = ew.log(s);
   const out0 = ew.add(l, m);
-  const out = keepdim ? out0 : reshapeKeep(out0, reducedShape(x.shape, axes, false));
+  const out = keepdim ? out0 : reshape(out0, reducedShape(x.shape, axes, false));
   freeTemps(out, m, shifted, e, s, l, out0);
   return out;
-}
-
-// A differentiable reshape without importing shape_ops (which imports this file's users).
-function reshapeKeep(t: Tensor, shape: number[]): Tensor {
-  const v = t._view(shape);
-  return record('reshape', [t], v, { shape: t.shape });
 }
 
 /** Options of {@link variance} and {@link std}. */
