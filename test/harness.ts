@@ -60,9 +60,12 @@ export function expectClose(
   }
 }
 
-/** Values of a tensor as a plain number array (sync; every backend under test has host reads or this is async-wrapped by the caller). */
-export function values(t: Tensor): number[] {
-  return Array.from(t.dataSync());
+/**
+ * Values of a tensor as a plain number array, read asynchronously (as every backend allows:
+ * a GPU backend, and the test-only `async-ref`, have no synchronous read).
+ */
+export async function values(t: Tensor): Promise<number[]> {
+  return Array.from(await t.data());
 }
 
 /** Round a JS number to f32, as a stored f32 input would be. */
