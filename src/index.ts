@@ -10,6 +10,10 @@
  */
 import './autograd/grads.js';
 import './autograd/backward.js';
+import { cpuEntry } from './backend/cpu/cpu.js';
+import { registerBackend } from './backend/registry.js';
+
+registerBackend(cpuEntry());
 
 export { Tensor, type NestedArray } from './tensor/tensor.js';
 export type { DType, DataArray, StorageArray } from './backend/dtype.js';
@@ -17,21 +21,50 @@ export { DTYPES, promoteTypes, isFloat, f16Bits, bf16Bits, f16Value, bf16Value }
 export type {
   Backend,
   Storage,
+  Kernels,
+  KernelName,
+  KernelFamily,
   UnaryOp,
   BinaryOp,
   ReduceOp,
-  KernelFamily,
-  RandomDist,
+  RandomDist as RandomDistName,
+  Activation,
+  FillArgs,
+  RandomArgs,
+  CastArgs,
   CopyArgs,
+  UnaryArgs,
+  UnaryGradArgs,
+  BinaryArgs,
+  WhereArgs,
+  GatherArgs,
+  ScatterAddArgs,
+  CheckArgs,
+  ReduceArgs,
   MatmulArgs,
-  IndexArgs,
+  SoftmaxArgs,
+  LayerNormArgs,
+  LayerNormBackwardArgs,
+  CrossEntropyArgs,
+  CrossEntropyBackwardArgs,
   AttentionArgs,
-  OptimizerArgs,
+  AttentionBackwardArgs,
+  MultiNormArgs,
+  MultiScaleArgs,
+  AdamUpdateArgs,
+  LambUpdateArgs,
 } from './backend/backend.js';
+export { KERNEL_NAMES, KERNEL_FAMILY, RECORDED_OPS, FAULTS, type RecordedOp } from './backend/ops.gen.js';
+export { FaultLatch, faultMessage } from './backend/faults.js';
 export {
   backends,
   getBackend,
+  backendSync,
   setBackend,
+  useBackend,
+  ready,
+  sync,
+  flush,
   defaultBackendName,
   registerBackend,
   PRIORITY,
@@ -39,12 +72,13 @@ export {
   type BackendEntry,
 } from './backend/registry.js';
 export { RefBackend } from './backend/ref/ref.js';
-export { CpuBackend, getNumThreads, setNumThreads, nativeCapabilities } from './backend/cpu/cpu.js';
+export { AsyncRefBackend, asyncRefEntry } from './backend/ref/async_ref.js';
+export { CpuBackend, cpuEntry, getNumThreads, setNumThreads, nativeCapabilities } from './backend/cpu/cpu.js';
 export type { NativeCapabilities, Addon, NativeBuffer } from './backend/cpu/addon.js';
-export { philox4x32, philoxFill } from './backend/philox.js';
+export { philox4x32, philoxFill, PhiloxWords, dropoutThreshold } from './backend/philox.js';
 
 export { tidy, keep, memory, type MemoryInfo, type BackendMemory, type Tracked } from './tensor/memory.js';
-export { Generator, defaultGenerator, manualSeed, type GeneratorState } from './tensor/random.js';
+export { Generator, defaultGenerator, manualSeed, type GeneratorState, type RandomDist } from './tensor/random.js';
 export {
   tensor,
   full,
@@ -140,13 +174,12 @@ export {
   rmsNorm,
   dropout,
   embedding,
-  scaledDotProductAttention,
   type MatmulOptions,
   type CrossEntropyOptions,
-  type AttentionOptions,
 } from './tensor/ops/nn.js';
-export { noGrad, enableGrad, isGradEnabled, type Node, type GradRule } from './autograd/tape.js';
-export { adamUpdate, lambUpdate, type OptimizerHyper } from './tensor/ops/optim.js';
+export { scaledDotProductAttention, packedAttention, type AttentionOptions } from './tensor/ops/attention.js';
+export { noGrad, enableGrad, isGradEnabled, hasGradRule, type Node, type GradRule } from './autograd/tape.js';
+export { adamUpdate, lambUpdate, multiNorm, multiScale, type OptimizerHyper } from './tensor/ops/optim.js';
 export * from './nn/index.js';
 export * from './optim/index.js';
 export * from './io/index.js';

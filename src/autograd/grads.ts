@@ -6,10 +6,11 @@
  * through their parts.
  * @module
  */
-import type { UnaryOp } from '../backend/backend.js';
+import { UNARY_GRAD_OPS } from '../backend/ops.gen.js';
 import type { Tensor } from '../tensor/tensor.js';
 import * as ew from '../tensor/ops/elementwise.js';
 import * as nn from '../tensor/ops/nn.js';
+import { attentionBackward, type AttentionGeometry } from '../tensor/ops/attention.js';
 import { sum } from '../tensor/ops/reduce.js';
 import * as sh from '../tensor/ops/shape_ops.js';
 import { defineGrad, type Node } from './tape.js';
@@ -71,8 +72,7 @@ defineGrad('where', (g, n) => {
   ];
 });
 
-const UNARY: UnaryOp[] = ['neg', 'abs', 'sign', 'exp', 'log', 'sqrt', 'rsqrt', 'sin', 'cos', 'tanh', 'sigmoid', 'relu', 'gelu', 'gelu_tanh', 'silu', 'erf', 'floor', 'ceil', 'round'];
-for (const op of UNARY) defineGrad(op, (g, n) => [ew.unaryBackward(op, n.inputs[0]!, g)]);
+for (const op of UNARY_GRAD_OPS) defineGrad(op, (g, n) => [ew.unaryBackward(op, n.inputs[0]!, g)]);
 
 defineGrad('cast', (g, n) => [ew.cast(g, n.inputs[0]!.dtype)]);
 defineGrad('clone', (g) => [g]);
@@ -142,9 +142,13 @@ defineGrad('concat', (g, n) => {
   return sh.split(g, n.attrs.sizes as number[], axis).map((p, i) => (wants(n, i) ? p : null));
 });
 
-defineGrad('indexSelect', (g, n) => [sh.scatterAddInto(n.attrs.shape as number[], n.attrs.axis as number, n.attrs.index as Tensor, g, true)]);
+defineGrad('indexSelect', (g, n) => [
+  sh.scatterAddInto(n.attrs.shape as number[], n.attrs.axis as number, n.attrs.index as Tensor, g, true, `${n.attrs.op as string} (backward)`),
+]);
 
-defineGrad('gather', (g, n) => [sh.scatterAddInto(n.attrs.shape as number[], n.attrs.axis as number, n.attrs.index as Tensor, g, false)]);
+defineGrad('gather', (g, n) => [
+  sh.scatterAddInto(n.attrs.shape as number[], n.attrs.axis as number, n.attrs.index as Tensor, g, false, 'gather (backward)'),
+]);
 
 defineGrad('scatterAdd', (g, n) => [
   wants(n, 0) ? g : null,
@@ -213,8 +217,8 @@ function normRule(g: Tensor, n: Node, rms: boolean): (Tensor | null)[] {
 defineGrad('layerNorm', (g, n) => normRule(g, n, false));
 defineGrad('rmsNorm', (g, n) => normRule(g, n, true));
 
-defineGrad('attention', (g, n) => {
-  const [q, k, v] = n.inputs as [Tensor, Tensor, Tensor];
-  const mask = (n.attrs.hasMask as boolean) ? n.saved[1]! : null;
-  return nn.attentionBackward(q, k, v, n.output!, n.saved[0]!, g, mask, n.attrs as { scale: number; causal: boolean; maskBatchStride: number });
-});
+// both attention ops save [lse, mask?]; the geometry says where q, k, v live in their inputs
+const attentionRule = (g: Tensor, n: Node): Tensor[] =>
+  attentionBackward(n.inputs, n.output!, n.saved[0]!, g, n.saved[1] ?? null, n.attrs.geometry as AttentionGeometry);
+defineGrad('attention', attentionRule);
+defineGrad('packedAttention', attentionRule);

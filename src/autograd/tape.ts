@@ -4,6 +4,7 @@
  * tensor layer can record onto the tape without depending on the rules above it.
  * @module
  */
+import type { RecordedOp } from '../backend/ops.gen.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 /**
@@ -11,7 +12,7 @@ import type { Tensor } from '../tensor/tensor.js';
  * (such as layer norm's mean and rstd); the node owns them and frees them after the backward.
  */
 export interface Node {
-  readonly op: string;
+  readonly op: RecordedOp;
   readonly inputs: readonly Tensor[];
   readonly attrs: Record<string, unknown>;
   saved: Tensor[];
@@ -27,14 +28,19 @@ export interface Node {
  */
 export type GradRule = (dy: Tensor, node: Node) => (Tensor | null)[];
 
-const rules = new Map<string, GradRule>();
+const rules = new Map<RecordedOp, GradRule>();
 
-/** Register the backward rule of `op`. */
-export function defineGrad(op: string, rule: GradRule): void {
+/** Register the backward rule of `op` (every op in the table's RECORDED_OPS has one). */
+export function defineGrad(op: RecordedOp, rule: GradRule): void {
   rules.set(op, rule);
 }
 
-export function gradRule(op: string): GradRule {
+/** Whether `op` has a backward rule. */
+export function hasGradRule(op: RecordedOp): boolean {
+  return rules.has(op);
+}
+
+export function gradRule(op: RecordedOp): GradRule {
   const r = rules.get(op);
   if (!r) throw new Error(`backward: no gradient rule is registered for op '${op}'`);
   return r;
@@ -77,7 +83,7 @@ export function needsGrad(inputs: readonly (Tensor | null | undefined)[]): boole
  * dispose `saved`. Returns `output`.
  */
 export function record(
-  op: string,
+  op: RecordedOp,
   inputs: readonly Tensor[],
   output: Tensor,
   attrs: Record<string, unknown> = {},

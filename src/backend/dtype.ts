@@ -3,25 +3,16 @@
  * (gradient checks); `bf16` and `f16` are storage types: ops on them compute in f32 and round
  * the result back with round-to-nearest-even. `bool` is the result of comparisons.
  */
-export type DType = 'f32' | 'f64' | 'i32' | 'bf16' | 'f16' | 'bool';
+import { DTYPE_BYTES, type DType } from './ops.gen.js';
+
+export type { DType };
 
 /** Every dtype, in promotion order (a later one wins, except that bf16 with f16 gives f32). */
 export const DTYPES: readonly DType[] = ['bool', 'i32', 'bf16', 'f16', 'f32', 'f64'];
 
 /** Bytes per element. */
 export function itemSize(dtype: DType): number {
-  switch (dtype) {
-    case 'f64':
-      return 8;
-    case 'f32':
-    case 'i32':
-      return 4;
-    case 'bf16':
-    case 'f16':
-      return 2;
-    case 'bool':
-      return 1;
-  }
+  return DTYPE_BYTES[dtype];
 }
 
 export function isFloat(dtype: DType): boolean {

@@ -106,3 +106,41 @@ export function philoxFill(
     }
   }
 }
+
+/**
+ * The Philox word of element `e` of a stream at (seed, offset): word `e mod 4` of the block at
+ * counter `offset + ⌊e/4⌋`. Kernels that draw per element (attention dropout) use it; the last
+ * block is cached, so walking e in order costs one Philox evaluation per four elements.
+ */
+export class PhiloxWords {
+  private readonly k0: number;
+  private readonly k1: number;
+  private block = -1;
+  private readonly w = new Uint32Array(4);
+
+  constructor(
+    seed: number,
+    private readonly offset: number,
+  ) {
+    [this.k0, this.k1] = seedKey(seed);
+  }
+
+  word(e: number): number {
+    const block = Math.floor(e / 4);
+    if (block !== this.block) {
+      const ctr = this.offset + block;
+      philox4x32(ctr >>> 0, Math.floor(ctr / 4294967296) >>> 0, 0, 0, this.k0, this.k1, this.w);
+      this.block = block;
+    }
+    return this.w[e % 4]!;
+  }
+}
+
+/**
+ * The integer threshold of dropout with probability `p`: an element is kept where its Philox word
+ * is ≥ ⌈p·2³²⌉ (so P(keep) = 1 − p up to 2⁻³², and every backend decides alike, with integers).
+ */
+export function dropoutThreshold(p: number): number {
+  if (!(p > 0)) return 0;
+  return Math.min(4294967296, Math.ceil(p * 4294967296));
+}

@@ -1,98 +1,203 @@
 /**
- * The backend registry: every backend kiln knows, whether it works on this machine and why not,
- * and the default one (the most preferred that works).
+ * The backend registry: every backend kiln knows, whether it can run here and why not, and the
+ * default one. Backends are plugins: an entry says how to probe for the backend without creating
+ * it, and how to create it, synchronously (`create`: the reference backend, the CPU addon) or
+ * asynchronously (`load`: a dynamic import, a GPU device request), in which case it must be
+ * awaited once (`await useBackend(name)` or `await getBackend(name)`) before tensors use it.
  * @module
  */
 import type { Backend } from './backend.js';
-import { loadCpuBackend } from './cpu/cpu.js';
 import { RefBackend } from './ref/ref.js';
 
 /** What {@link backends} reports for each backend. */
 export interface BackendInfo {
   name: string;
+  /** Whether it can run here (for a backend not yet created: as far as its probe can tell). */
   available: boolean;
-  /** Why it is unavailable (or, when available, what it runs on). */
+  /** Why it is unavailable ('available' when it is). */
   reason: string;
   /** Higher is preferred as the default. */
   priority: number;
+  /** Whether it has been created (and initialised). */
+  created: boolean;
 }
 
-/** How a backend joins the registry. `load` is called once, on first use, and may fail. */
+/** How a backend joins the registry. Give `create` or `load`. */
 export interface BackendEntry {
   name: string;
   priority: number;
-  /** Return the backend, or a reason it cannot run here. */
-  load(): Backend | { unavailable: string };
+  /** Cheap check whether the backend can exist here, creating nothing: null, or why not. */
+  probe?(): string | null;
+  /** Create the backend at once (it is ready when returned, or after its `init()`). */
+  create?(): Backend;
+  /** Create the backend asynchronously (a dynamic import, a device request). */
+  load?(): Promise<Backend>;
 }
 
 /** Preference order for the default backend (higher wins): cuda > webgpu > cpu > ref. */
 export const PRIORITY = { ref: 0, cpu: 10, webgpu: 20, cuda: 30 } as const;
 
-const entries = new Map<string, BackendEntry>();
-const loaded = new Map<string, Backend | { unavailable: string }>();
-let defaultName: string | null = null;
-
-/** Add a backend to the registry (replacing one of the same name). */
-export function registerBackend(entry: BackendEntry): void {
-  entries.set(entry.name, entry);
-  loaded.delete(entry.name);
-  defaultName = null;
+interface Slot {
+  entry: BackendEntry;
+  backend: Backend | null;
+  failure: string | null;
+  pending: Promise<Backend> | null;
 }
 
-function load(name: string): Backend | { unavailable: string } {
-  let b = loaded.get(name);
-  if (!b) {
-    const entry = entries.get(name);
-    if (!entry) return { unavailable: `no backend named '${name}' is registered` };
-    try {
-      b = entry.load();
-      if (!('unavailable' in b) && b.name !== name) b = { unavailable: `load() returned a backend named '${b.name}'` };
-    } catch (e) {
-      b = { unavailable: `failed to load: ${(e as Error).message}` };
-    }
-    loaded.set(name, b);
+const slots = new Map<string, Slot>();
+let defaultName: string | null = null;
+
+/** Add a backend to the registry (replacing one of the same name, which is forgotten). */
+export function registerBackend(entry: BackendEntry): void {
+  if (!entry.create === !entry.load) throw new Error(`registerBackend: entry '${entry.name}' must give exactly one of create and load`);
+  slots.set(entry.name, { entry, backend: null, failure: null, pending: null });
+  if (defaultName === entry.name) defaultName = null;
+}
+
+function slot(name: string): Slot {
+  const s = slots.get(name);
+  if (!s) throw new Error(`backend '${name}' is not registered (registered: ${[...slots.keys()].join(', ')})`);
+  return s;
+}
+
+function probeReason(s: Slot): string | null {
+  if (s.backend) return null;
+  if (s.failure) return s.failure;
+  try {
+    return s.entry.probe?.() ?? null;
+  } catch (e) {
+    return `probe failed: ${(e as Error).message}`;
   }
+}
+
+function accept(s: Slot, b: Backend): Backend {
+  if (b.name !== s.entry.name) throw new Error(`the entry '${s.entry.name}' created a backend named '${b.name}'`);
+  s.backend = b;
   return b;
 }
 
-/** Every registered backend, most preferred first, with whether it is available and why not. */
+/** Every registered backend, most preferred first, with whether it can run here and why not. Creates nothing. */
 export function backends(): BackendInfo[] {
-  return [...entries.values()]
-    .sort((a, b) => b.priority - a.priority)
-    .map((e) => {
-      const b = load(e.name);
-      const available = !('unavailable' in b);
-      return {
-        name: e.name,
-        available,
-        reason: available ? 'available' : (b as { unavailable: string }).unavailable,
-        priority: e.priority,
-      };
+  return [...slots.values()]
+    .sort((a, b) => b.entry.priority - a.entry.priority)
+    .map((s) => {
+      const reason = probeReason(s);
+      return { name: s.entry.name, available: reason === null, reason: reason ?? 'available', priority: s.entry.priority, created: s.backend !== null };
     });
 }
 
-/** The backend called `name`; throws with the reason when it is not available. */
-export function getBackend(name?: string): Backend {
-  const n = name ?? defaultBackendName();
-  const b = load(n);
-  if ('unavailable' in b) throw new Error(`backend '${n}' is not available: ${b.unavailable}`);
+/**
+ * The backend called `name` (the default when omitted), created and initialised on first use.
+ * Rejects with the reason when it cannot run here.
+ */
+export async function getBackend(name?: string): Promise<Backend> {
+  const s = slot(name ?? defaultBackendName());
+  if (s.backend) return s.backend;
+  const reason = probeReason(s);
+  if (reason !== null) throw new Error(`backend '${s.entry.name}' is not available: ${reason}`);
+  s.pending ??= (async () => {
+    try {
+      const b = s.entry.create ? s.entry.create() : await s.entry.load!();
+      await b.init?.();
+      return accept(s, b);
+    } catch (e) {
+      s.failure = `failed to load: ${(e as Error).message}`;
+      throw new Error(`backend '${s.entry.name}' is not available: ${s.failure}`);
+    } finally {
+      s.pending = null;
+    }
+  })();
+  return s.pending;
+}
+
+/**
+ * The backend called `name` (the default when omitted), without waiting: it is created now when
+ * its entry can do so synchronously, otherwise it must have been loaded before with
+ * `await getBackend(name)` or `await useBackend(name)`. Throws with the reason.
+ */
+export function backendSync(name?: string): Backend {
+  const s = slot(name ?? defaultBackendName());
+  if (s.backend) return s.backend;
+  const reason = probeReason(s);
+  if (reason !== null) throw new Error(`backend '${s.entry.name}' is not available: ${reason}`);
+  const { create } = s.entry;
+  if (!create) throw new Error(`backend '${s.entry.name}' loads asynchronously: await useBackend('${s.entry.name}') (or getBackend) before using it`);
+  let b: Backend;
+  try {
+    b = create();
+  } catch (e) {
+    s.failure = `failed to load: ${(e as Error).message}`;
+    throw new Error(`backend '${s.entry.name}' is not available: ${s.failure}`);
+  }
+  if (b.init) throw new Error(`backend '${s.entry.name}' needs asynchronous set-up: await useBackend('${s.entry.name}') (or getBackend) before using it`);
+  return accept(s, b);
+}
+
+/**
+ * The default backend's name: the one chosen with {@link useBackend}/{@link setBackend}, else the
+ * most preferred that is ready or can be created at once (call {@link ready} to also consider
+ * backends that load asynchronously, such as WebGPU).
+ */
+export function defaultBackendName(): string {
+  if (defaultName !== null) return defaultName;
+  for (const info of backends()) {
+    if (!info.available) continue;
+    const s = slots.get(info.name)!;
+    if (s.backend || s.entry.create) {
+      try {
+        backendSync(info.name);
+        return (defaultName = info.name);
+      } catch {
+        // it failed to load: backends() now says why; try the next
+      }
+    }
+  }
+  return (defaultName = 'ref');
+}
+
+/** Load `name` (awaiting its set-up) and make it the default backend for new tensors. */
+export async function useBackend(name: string): Promise<Backend> {
+  const b = await getBackend(name);
+  defaultName = name;
   return b;
 }
 
-/** The default backend's name: set by {@link setBackend}, else the most preferred available one. */
-export function defaultBackendName(): string {
-  if (defaultName === null) {
-    const first = backends().find((b) => b.available);
-    defaultName = first ? first.name : 'ref';
-  }
-  return defaultName;
-}
-
-/** Make `name` the default backend for new tensors. Throws if it is not available. */
+/** Make `name` the default backend now; it must be creatable synchronously or already loaded (else use {@link useBackend}). */
 export function setBackend(name: string): void {
-  getBackend(name);
+  backendSync(name);
   defaultName = name;
 }
 
-registerBackend({ name: 'ref', priority: PRIORITY.ref, load: () => new RefBackend() });
-registerBackend({ name: 'cpu', priority: PRIORITY.cpu, load: loadCpuBackend });
+/**
+ * Load the most preferred backend that can run here, waiting for asynchronous ones (a GPU), make
+ * it the default, and return its name. Backends that fail to load are skipped (backends() says why).
+ */
+export async function ready(): Promise<string> {
+  for (const info of backends()) {
+    if (!info.available || info.priority < 0) continue;
+    try {
+      await useBackend(info.name);
+      return info.name;
+    } catch {
+      // failed to load: try the next
+    }
+  }
+  return defaultBackendName();
+}
+
+/**
+ * Wait for the queued work of backend `name`, or of every backend in use when omitted (as
+ * `torch.cuda.synchronize()`); rejects with a pending device fault, naming the op that found it.
+ */
+export async function sync(name?: string): Promise<void> {
+  if (name !== undefined) return (await getBackend(name)).sync();
+  for (const s of slots.values()) if (s.backend) await s.backend.sync();
+}
+
+/** Submit the queued work of backend `name` (of every backend in use when omitted) without waiting. */
+export function flush(name?: string): void {
+  if (name !== undefined) return backendSync(name).flush();
+  for (const s of slots.values()) s.backend?.flush();
+}
+
+registerBackend({ name: 'ref', priority: PRIORITY.ref, create: () => new RefBackend() });

@@ -9,8 +9,8 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
-import { randint, tensor } from '../tensor/ops/creation.js';
-import type { Generator as RandomGenerator } from '../tensor/random.js';
+import { tensor } from '../tensor/ops/creation.js';
+import { defaultGenerator, type Generator as RandomGenerator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { readShardIndex, tokenBytes, type ShardIndex } from './shards.js';
 
@@ -197,10 +197,8 @@ export class TokenDataset {
     const n = this.validStarts(blockSize);
     if (n < 1) throw new Error(`TokenDataset.batch: blockSize ${blockSize} needs at least ${blockSize + 1} tokens, the stream has ${this.length}`);
     if (n > 2 ** 31) throw new Error(`TokenDataset.batch: ${n} window starts exceed randint's range of 2^31; split the corpus into several datasets`);
-    // the draw runs on the reference backend: every backend's Philox gives the same integers
-    const draw = randint(0, n, [batchSize], generator ? { generator, backend: 'ref' } : { backend: 'ref' });
-    const starts = Array.from(draw.dataSync());
-    draw.dispose();
+    // drawn on the host (no device work, no sync): the integers a randint tensor would hold
+    const starts = Array.from((generator ?? defaultGenerator).draw(batchSize, { kind: 'randint', low: 0, high: n }));
     return this.assemble(starts, blockSize, opts);
   }
 

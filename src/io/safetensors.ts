@@ -11,7 +11,7 @@
 import { readFileSync } from 'node:fs';
 import type { StorageArray } from '../backend/dtype.js';
 import { itemSize, type DType } from '../backend/dtype.js';
-import { getBackend } from '../backend/registry.js';
+import { backendSync } from '../backend/registry.js';
 import { fmt, sizeOf } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { writeFileAtomic, writeFileAtomicSync } from './atomic.js';
@@ -286,7 +286,7 @@ function decode(bytes: Uint8Array, opts: LoadSafetensorsOptions): SafetensorsFil
   const { entries, metadata, dataStart } = parseSafetensorsHeader(bytes);
   let backend;
   try {
-    backend = getBackend(opts.backend);
+    backend = backendSync(opts.backend);
   } catch (e) {
     fail((e as Error).message);
   }

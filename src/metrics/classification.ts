@@ -12,17 +12,18 @@
  *
  * Labels may be numbers, strings or booleans (one kind per call), or an integer kiln tensor;
  * the classes are the sorted union of the labels seen in `yTrue` and `yPred` unless `labels`
- * names them. Tensors are read with `dataSync()`; on a backend without synchronous reads pass
- * `Array.from(await t.data())` instead.
+ * names them. Tensors are read at once where the backend allows it (`ref`, `cpu`); tensors on
+ * a GPU backend must be read first (`Array.from(await t.data())`), so the sync is the caller's.
  * @module
  */
 import { fmt } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
+import { hostValues } from './read.js';
 
 /** A class label. */
 export type Label = number | string | boolean;
 
-/** A sequence of labels: an array or a kiln tensor (read with `dataSync()`). */
+/** A sequence of labels: an array or a kiln tensor (on a backend the host can read at once). */
 export type Labels = readonly Label[] | Tensor;
 
 /** Class scores per sample: `[N][C]` numbers, or a kiln tensor `[..., C]`. */
@@ -38,7 +39,7 @@ export type Average = 'binary' | 'micro' | 'macro' | 'weighted';
 function readLabels(op: string, what: string, x: Labels): Label[] {
   if (x instanceof Tensor) {
     if (x.rank > 1) throw new Error(`${op}: ${what} must be a 1-d tensor of labels, got shape ${fmt(x.shape)}`);
-    return Array.from(x.dataSync());
+    return Array.from(hostValues(op, what, x));
   }
   if (!Array.isArray(x)) throw new Error(`${op}: ${what} must be an array of labels or a Tensor`);
   return x as Label[];
@@ -143,7 +144,7 @@ export function topKAccuracy(targets: Labels, scores: Scores, opts: TopKAccuracy
       if (targets.rank !== lead.length || targets.shape.some((d, i) => d !== lead[i]))
         throw new Error(`${op}: scores ${fmt(scores.shape)} must be targets ${fmt(targets.shape)} plus a class axis`);
     }
-    flat = scores.dataSync();
+    flat = hostValues(op, 'scores', scores);
   } else {
     if (!Array.isArray(scores)) throw new Error(`${op}: scores must be an array of rows or a Tensor`);
     n = scores.length;
@@ -155,7 +156,7 @@ export function topKAccuracy(targets: Labels, scores: Scores, opts: TopKAccuracy
     });
     flat = f;
   }
-  const y = targets instanceof Tensor ? Array.from(targets.dataSync()) : (targets as Label[]);
+  const y = targets instanceof Tensor ? Array.from(hostValues(op, 'targets', targets)) : (targets as Label[]);
   if (!Array.isArray(y)) throw new Error(`${op}: targets must be an array of class indices or a Tensor`);
   if (y.length !== n) throw new Error(`${op}: ${y.length} targets but ${n} rows of scores`);
   let counted = 0;
@@ -186,7 +187,7 @@ export function argmaxRows(scores: Scores): number[] {
   if (scores instanceof Tensor) {
     const c = scores.shape[scores.rank - 1] ?? 0;
     if (scores.rank < 1 || c === 0) throw new Error(`argmaxRows: scores need a non-empty class axis, got shape ${fmt(scores.shape)}`);
-    const d = scores.dataSync();
+    const d = hostValues('argmaxRows', 'scores', scores);
     rows = [];
     for (let i = 0; i < d.length; i += c) rows.push(Array.from(d.subarray(i, i + c)));
   } else rows = scores as number[][];

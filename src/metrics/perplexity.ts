@@ -5,17 +5,21 @@
  * that hold different numbers of tokens gives a different, wrong number. {@link PerplexityMeter}
  * keeps the sum of token NLLs and the token count across batches for that reason.
  *
- * Tensors are read with `item()` / `dataSync()`; on a backend without synchronous reads pass
- * `(await t.data())[0]` instead.
+ * A {@link PerplexityMeter} given loss tensors adds them up on the device and reads once, in
+ * `await meter.result()`; the one-shot functions read a tensor argument at once where the backend
+ * allows it (`ref`, `cpu`) and otherwise ask for its value (`await t.item()`).
  * @module
  */
 import { noGrad } from '../autograd/tape.js';
-import { tidy } from '../tensor/memory.js';
+import { isFloat } from '../backend/dtype.js';
+import { keep, tidy } from '../tensor/memory.js';
 import { fmt } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
-import { ne } from '../tensor/ops/elementwise.js';
+import { add, clone, mul, ne } from '../tensor/ops/elementwise.js';
 import { crossEntropy } from '../tensor/ops/nn.js';
 import { sum } from '../tensor/ops/reduce.js';
+import { reshape } from '../tensor/ops/shape_ops.js';
+import { hostValues } from './read.js';
 
 /** A plain number or a one-element kiln tensor. */
 export type Scalar = number | Tensor;
@@ -23,7 +27,7 @@ export type Scalar = number | Tensor;
 function scalar(op: string, what: string, x: Scalar): number {
   if (x instanceof Tensor) {
     if (x.size !== 1) throw new Error(`${op}: ${what} must be a one-element tensor, got shape ${fmt(x.shape)}`);
-    return x.item();
+    return hostValues(op, what, x)[0]!;
   }
   if (typeof x !== 'number') throw new Error(`${op}: ${what} must be a number or a one-element Tensor, got ${typeof x}`);
   return x;
@@ -87,27 +91,27 @@ export interface PerplexityResult {
 /**
  * Perplexity of `logits` `[..., V]` against i32 `targets` `[...]`, skipping targets equal to
  * `ignoreIndex` (padding). Computes the summed cross-entropy with kiln's fused kernel, without
- * recording gradients, and reads back two numbers.
+ * recording gradients, and reads back two numbers (the one sync).
  *
  * @example
- * const { perplexity, tokens } = perplexityFromLogits(model.forward(x), y);
+ * const { perplexity, tokens } = await perplexityFromLogits(model.forward(x), y);
  */
-export function perplexityFromLogits(logits: Tensor, targets: Tensor, opts: PerplexityFromLogitsOptions = {}): PerplexityResult {
+export async function perplexityFromLogits(logits: Tensor, targets: Tensor, opts: PerplexityFromLogitsOptions = {}): Promise<PerplexityResult> {
   const ignoreIndex = opts.ignoreIndex ?? -100;
-  const [sumNll, tokens] = noGrad(() =>
-    tidy(() => {
-      const s = crossEntropy(logits, targets, { ignoreIndex, reduction: 'sum' });
-      const n = sum(ne(targets, ignoreIndex));
-      return [s.item(), n.item()];
-    }),
+  const [s, n] = noGrad(() =>
+    tidy(() => [crossEntropy(logits, targets, { ignoreIndex, reduction: 'sum' }), sum(ne(targets, ignoreIndex))]),
   );
+  const [sumNll, tokens] = [await s!.item(), await n!.item()];
+  s!.dispose();
+  n!.dispose();
   if (tokens === 0) throw new Error(`perplexityFromLogits: every target equals ignoreIndex ${ignoreIndex}; nothing to score`);
   return { perplexity: Math.exp(sumNll / tokens), nll: sumNll / tokens, sumNll, tokens };
 }
 
 /**
  * Accumulates token NLLs over batches of different sizes and reports the token-weighted
- * perplexity of all of them.
+ * perplexity of all of them. Loss tensors are summed on the device (no sync per batch); the
+ * values are read once, by {@link PerplexityMeter.result}.
  *
  * @example
  * const meter = new PerplexityMeter();
@@ -115,30 +119,43 @@ export function perplexityFromLogits(logits: Tensor, targets: Tensor, opts: Perp
  *   const loss = crossEntropy(model.forward(x), y); // mean over this batch's tokens
  *   meter.addMean(loss, y.size);
  * }
- * meter.result().perplexity;
+ * (await meter.result()).perplexity;
  */
-export class PerplexityMeter {
+export class PerplexityMeter implements Disposable {
   private sumNll = 0;
   private tokens = 0;
+  // Σ of the tensor batches' NLL sums, on the device (a kept 0-d tensor), and how many were added
+  private deviceSum: Tensor | null = null;
 
   /** Add a batch given the sum of its token NLLs (nats) and its token count. */
   addSum(sumNll: Scalar, tokens: Scalar): this {
-    const s = scalar('PerplexityMeter.addSum', 'sumNll', sumNll);
-    const n = scalar('PerplexityMeter.addSum', 'tokens', tokens);
-    checkNll('PerplexityMeter.addSum', 'sumNll', s);
-    checkCount('PerplexityMeter.addSum', n);
-    this.sumNll += s;
-    this.tokens += n;
-    return this;
+    return this.add('PerplexityMeter.addSum', 'sumNll', sumNll, tokens, 1);
   }
 
   /** Add a batch given its mean token NLL (nats) and its token count. */
   addMean(meanNll: Scalar, tokens: Scalar): this {
-    const m = scalar('PerplexityMeter.addMean', 'meanNll', meanNll);
-    const n = scalar('PerplexityMeter.addMean', 'tokens', tokens);
-    checkNll('PerplexityMeter.addMean', 'meanNll', m);
-    checkCount('PerplexityMeter.addMean', n);
-    this.sumNll += m * n;
+    return this.add('PerplexityMeter.addMean', 'meanNll', meanNll, tokens, 0);
+  }
+
+  private add(op: string, what: string, nll: Scalar, tokens: Scalar, isSum: 0 | 1): this {
+    const n = scalar(op, 'tokens', tokens);
+    checkCount(op, n);
+    if (nll instanceof Tensor) {
+      if (nll.size !== 1) throw new Error(`${op}: ${what} must be a one-element tensor, got shape ${fmt(nll.shape)}`);
+      if (!isFloat(nll.dtype)) throw new Error(`${op}: ${what} must be floating, got ${nll.dtype}`);
+      if (this.deviceSum && this.deviceSum.backend !== nll.backend)
+        throw new Error(`${op}: ${what} is on backend '${nll.backend.name}', earlier batches on '${this.deviceSum.backend.name}'`);
+      const prev = this.deviceSum;
+      this.deviceSum = keep(noGrad(() => tidy(() => {
+        const s = reshape(isSum ? nll : mul(nll, n), []);
+        return prev ? add(prev, s) : clone(s);
+      })));
+      prev?.dispose();
+    } else {
+      const v = scalar(op, what, nll);
+      checkNll(op, what, v);
+      this.sumNll += isSum ? v : v * n;
+    }
     this.tokens += n;
     return this;
   }
@@ -148,16 +165,29 @@ export class PerplexityMeter {
     return this.tokens;
   }
 
-  /** The perplexity of everything added; throws when nothing was. */
-  result(): PerplexityResult {
+  /** The perplexity of everything added (reads the device sum: a sync); throws when nothing was added. */
+  async result(): Promise<PerplexityResult> {
     if (this.tokens === 0) throw new Error('PerplexityMeter.result: no tokens were added');
-    const nll = this.sumNll / this.tokens;
-    return { perplexity: Math.exp(nll), nll, sumNll: this.sumNll, tokens: this.tokens };
+    let sumNll = this.sumNll;
+    if (this.deviceSum) {
+      const d = await this.deviceSum.item();
+      checkNll('PerplexityMeter.result', 'the sum of the NLL tensors added', d);
+      sumNll += d;
+    }
+    const nll = sumNll / this.tokens;
+    return { perplexity: Math.exp(nll), nll, sumNll, tokens: this.tokens };
   }
 
   /** Forget everything added. */
   reset(): void {
     this.sumNll = 0;
     this.tokens = 0;
+    this.deviceSum?.dispose();
+    this.deviceSum = null;
+  }
+
+  /** Same as {@link reset}: frees the device sum. */
+  [Symbol.dispose](): void {
+    this.reset();
   }
 }

@@ -1,12 +1,12 @@
 /**
  * `CausalSelfAttention`: GPT-2's multi-head self-attention. One projection `c_attn` makes q, k
- * and v; heads are split to `[B, H, T, D]` and handed to the fused `scaledDotProductAttention`
- * (so fast backends run their flash kernel); `c_proj` merges the heads back.
+ * and v side by side, `[B, T, 3·C]`; the fused attention kernel reads the heads straight out of
+ * it and writes `[B, T, C]` for `c_proj`, so training runs no split, transpose or merge copies.
+ * With rotary embeddings or a KV cache, q, k and v are split once and kept `[B, T, H, D]`.
  * @module
  */
-import { tensor } from '../tensor/ops/creation.js';
-import { scaledDotProductAttention } from '../tensor/ops/nn.js';
-import { reshape, split, transpose } from '../tensor/ops/shape_ops.js';
+import { packedAttention, scaledDotProductAttention } from '../tensor/ops/attention.js';
+import { reshape, split } from '../tensor/ops/shape_ops.js';
 import { fmt } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Dropout } from './dropout.js';
@@ -24,7 +24,7 @@ export interface AttentionConfig extends ParamOptions {
   nHead: number;
   /** Biases on the projections (default true). */
   bias?: boolean;
-  /** Dropout on the output projection (residual dropout; default 0). */
+  /** Dropout on the attention weights and on the output projection (residual dropout), as nanoGPT (default 0). */
   dropout?: number;
   /** Rotate q and k with rotary position embeddings (default false). */
   rope?: boolean;
@@ -40,7 +40,8 @@ export interface AttentionConfig extends ParamOptions {
 
 /**
  * Causal multi-head self-attention, x `[B, T, C]` → `[B, T, C]`. Children `c_attn`
- * (Linear C → 3C), `c_proj` (Linear C → C), `resid_dropout`, and `rotary` with `rope`.
+ * (Linear C → 3C), `c_proj` (Linear C → C), `resid_dropout`, and `rotary` with `rope`; dropout
+ * on the attention weights (same p) while training.
  *
  * With a {@link LayerKVCache}, x holds only the new positions: their keys and values are
  * appended to the cache and the queries attend to everything cached, giving the same result as
@@ -54,6 +55,8 @@ export class CausalSelfAttention extends Module {
   readonly c_proj: Linear;
   readonly resid_dropout: Dropout;
   readonly rotary: RotaryEmbedding | null;
+  /** Dropout probability of the attention weights (while training). */
+  readonly attnDropout: number;
 
   constructor(config: AttentionConfig) {
     super();
@@ -68,6 +71,7 @@ export class CausalSelfAttention extends Module {
     this.c_proj = this.registerModule('c_proj', new Linear(nEmbd, nEmbd, { ...config, bias, std: config.projStd ?? GPT2_INIT_STD }));
     const gen = config.generator ? { generator: config.generator } : {};
     this.resid_dropout = this.registerModule('resid_dropout', new Dropout(config.dropout ?? 0, gen));
+    this.attnDropout = config.dropout ?? 0;
     this.rotary = null;
     if (config.rope) {
       if (config.blockSize === undefined) throw new Error('CausalSelfAttention: rope needs blockSize (the longest sequence)');
@@ -84,29 +88,20 @@ export class CausalSelfAttention extends Module {
     const [b, t, c] = x.shape as [number, number, number];
     const h = this.nHead;
     const past = cache?.length ?? 0;
-    const [q0, k0, v0] = split(this.c_attn.forward(x), c, -1) as [Tensor, Tensor, Tensor];
-    // [B, T, C] → q, k, v: [B, H, T, D]
-    const heads = (z: Tensor): Tensor => transpose(reshape(z, [b, t, h, this.headDim]), 1, 2);
-    let [q, k, v] = [heads(q0), heads(k0), heads(v0)];
-    if (this.rotary) {
-      q = this.rotary.forward(q, past);
-      k = this.rotary.forward(k, past);
-    }
-    if (cache) [k, v] = cache.append(k, v);
+    const qkv = this.c_attn.forward(x); // [B, T, 3C]
+    const opts = { isCausal: true, dropoutP: this.training ? this.attnDropout : 0, generator: this.resid_dropout.generator };
     let y: Tensor;
-    if (past === 0) y = scaledDotProductAttention(q, k, v, { isCausal: true });
-    else if (t === 1) y = scaledDotProductAttention(q, k, v); // the one new query sees every key
-    else y = scaledDotProductAttention(q, k, v, { attnMask: offsetCausalMask(t, past, x.backend.name) });
-    // [B, H, T, D] → [B, T, C]
-    y = reshape(transpose(y, 1, 2), [b, t, c]);
+    if (!this.rotary && !cache) y = packedAttention(qkv, h, opts);
+    else {
+      // [B, T, C] → [B, T, H, D] (a view)
+      const [q, k, v] = split(qkv, c, -1).map((z) => reshape(z, [b, t, h, this.headDim])) as [Tensor, Tensor, Tensor];
+      let [qr, kr, vr] = [q, k, v];
+      if (this.rotary) [qr, kr] = [this.rotary.forward(q, past, 'bthd'), this.rotary.forward(k, past, 'bthd')];
+      if (cache) [kr, vr] = cache.append(kr, vr);
+      // the new queries follow the cached keys: causal from the bottom right
+      const o = scaledDotProductAttention(qr, kr, vr, { ...opts, causalOffset: past, layout: 'bthd' });
+      y = reshape(o, [b, t, c]);
+    }
     return this.resid_dropout.forward(this.c_proj.forward(y));
   }
-}
-
-// bool [T, past+T]: new query i (at position past+i) attends key j when j ≤ past+i
-function offsetCausalMask(t: number, past: number, backend: string): Tensor {
-  const tk = past + t;
-  const m = new Uint8Array(t * tk);
-  for (let i = 0; i < t; i++) m.fill(1, i * tk, i * tk + past + i + 1);
-  return tensor(m, [t, tk], { dtype: 'bool', backend });
 }

@@ -8,7 +8,7 @@ import { concat } from '../tensor/ops/shape_ops.js';
 import { fmt } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 
-/** The cached keys and values of one attention layer, `[B, H, T, D]` each. */
+/** The cached keys and values of one attention layer, `[B, T, H, D]` each (the layout attention reads without copies). */
 export class LayerKVCache {
   /** Keys so far, or null when empty. */
   k: Tensor | null = null;
@@ -17,23 +17,23 @@ export class LayerKVCache {
 
   /** Positions cached. */
   get length(): number {
-    return this.k ? this.k.shape[2]! : 0;
+    return this.k ? this.k.shape[1]! : 0;
   }
 
   /**
-   * Append the new positions' keys and values `[B, H, Tnew, D]`; return all of them (past and
-   * new, `[B, H, Tpast+Tnew, D]`). The cache keeps detached copies outside every tidy scope.
+   * Append the new positions' keys and values `[B, Tnew, H, D]`; return all of them (past and
+   * new, `[B, Tpast+Tnew, H, D]`). The cache keeps detached copies outside every tidy scope.
    */
   append(k: Tensor, v: Tensor): [Tensor, Tensor] {
-    if (k.rank !== 4 || v.rank !== 4 || k.shape[2] !== v.shape[2])
-      throw new Error(`LayerKVCache.append: k and v must be [B, H, T, D] with one T, got ${fmt(k.shape)} and ${fmt(v.shape)}`);
+    if (k.rank !== 4 || v.rank !== 4 || k.shape[1] !== v.shape[1])
+      throw new Error(`LayerKVCache.append: k and v must be [B, T, H, D] with one T, got ${fmt(k.shape)} and ${fmt(v.shape)}`);
     if (this.k && this.v) {
       const [pk, pv] = [this.k, this.v];
-      if ([0, 1, 3].some((i) => pk.shape[i] !== k.shape[i] || pv.shape[i] !== v.shape[i]))
+      if ([0, 2, 3].some((i) => pk.shape[i] !== k.shape[i] || pv.shape[i] !== v.shape[i]))
         throw new Error(`LayerKVCache.append: new k ${fmt(k.shape)}, v ${fmt(v.shape)} do not match the cache's k ${fmt(pk.shape)}, v ${fmt(pv.shape)}`);
     }
-    const kAll = this.k ? concat([this.k, k], 2) : k;
-    const vAll = this.v ? concat([this.v, v], 2) : v;
+    const kAll = this.k ? concat([this.k, k], 1) : k;
+    const vAll = this.v ? concat([this.v, v], 1) : v;
     this.clear();
     this.k = keep(kAll.detach());
     this.v = keep(vAll.detach());

@@ -6,8 +6,8 @@
  */
 import { add, mul, sub } from '../tensor/ops/elementwise.js';
 import { tensor } from '../tensor/ops/creation.js';
-import { concat, narrow } from '../tensor/ops/shape_ops.js';
-import { fmt } from '../tensor/shape.js';
+import { concat, narrow, reshape } from '../tensor/ops/shape_ops.js';
+import { fmt, tryBroadcast } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { ParamOptions } from './init.js';
 import { Module } from './module.js';
@@ -19,14 +19,20 @@ export interface RotaryOptions extends Omit<ParamOptions, 'generator'> {
 }
 
 /**
- * Rotate `x` `[..., T, D]` by the angles in `cos`/`sin` `[T, D/2]` (half-rotation, NeoX style):
- * with x = [x₁, x₂] split in halves, `[x₁·cos − x₂·sin, x₂·cos + x₁·sin]`. Differentiable.
+ * Rotate `x` `[..., D]` by the angles in `cos`/`sin` (half-rotation, NeoX style): with x = [x₁, x₂]
+ * split in halves, `[x₁·cos − x₂·sin, x₂·cos + x₁·sin]`. cos and sin `[..., D/2]` broadcast
+ * against the halves: `[T, D/2]` for x `[..., T, D]`, `[T, 1, D/2]` for x `[B, T, H, D]`.
+ * Differentiable.
  */
 export function applyRotary(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
-  const d = x.shape[x.rank - 1]!;
-  const t = x.shape[x.rank - 2]!;
-  if (x.rank < 2 || d % 2 !== 0 || cos.rank !== 2 || cos.shape[0] !== t || cos.shape[1] !== d / 2 || sin.shape.some((s, i) => s !== cos.shape[i]))
-    throw new Error(`applyRotary: x ${fmt(x.shape)} must be [..., T, D] with D even and cos/sin [T, D/2], got cos ${fmt(cos.shape)}, sin ${fmt(sin.shape)}`);
+  const d = x.shape[x.rank - 1] ?? 0;
+  const half = [...x.shape.slice(0, -1), d / 2];
+  const fits = (c: Tensor): boolean => {
+    const b = tryBroadcast(half, c.shape);
+    return !!b && b.length === half.length && b.every((s, i) => s === half[i]);
+  };
+  if (x.rank < 2 || d % 2 !== 0 || cos.shape.length !== sin.shape.length || cos.shape.some((s, i) => s !== sin.shape[i]) || !fits(cos))
+    throw new Error(`applyRotary: x ${fmt(x.shape)} must be [..., D] with D even and cos/sin broadcastable to ${fmt(half)}, got cos ${fmt(cos.shape)}, sin ${fmt(sin.shape)}`);
   const x1 = narrow(x, -1, 0, d / 2);
   const x2 = narrow(x, -1, d / 2, d / 2);
   return concat([sub(mul(x1, cos), mul(x2, sin)), add(mul(x2, cos), mul(x1, sin))], -1);
@@ -65,15 +71,21 @@ export class RotaryEmbedding extends Module {
     this.registerBuffer('sin', tensor(sin, [maxPositions, half], place), { persistent: false });
   }
 
-  /** x `[..., T, D]` at positions `offset … offset+T−1` → rotated, same shape. */
-  forward(x: Tensor, offset = 0): Tensor {
-    const t = x.shape[x.rank - 2] ?? 0;
-    if (x.rank < 2 || x.shape[x.rank - 1] !== this.headDim)
-      throw new Error(`RotaryEmbedding.forward: expected [..., T, ${this.headDim}], got ${fmt(x.shape)}`);
+  /**
+   * x at positions `offset … offset+T−1` → rotated, same shape: x `[..., T, D]` (layout 'bhtd',
+   * the default) or `[B, T, H, D]` (layout 'bthd').
+   */
+  forward(x: Tensor, offset = 0, layout: 'bhtd' | 'bthd' = 'bhtd'): Tensor {
+    const bthd = layout === 'bthd';
+    const t = x.shape[x.rank - (bthd ? 3 : 2)] ?? 0;
+    if (x.rank < (bthd ? 4 : 2) || x.shape[x.rank - 1] !== this.headDim)
+      throw new Error(`RotaryEmbedding.forward: expected ${bthd ? '[B, T, H, ' : '[..., T, '}${this.headDim}], got ${fmt(x.shape)}`);
     if (!Number.isInteger(offset) || offset < 0 || offset + t > this.maxPositions)
       throw new Error(`RotaryEmbedding.forward: positions ${offset}..${offset + t - 1} exceed the table of ${this.maxPositions}`);
-    const cos = narrow(this.getBuffer('cos'), 0, offset, t);
-    const sin = narrow(this.getBuffer('sin'), 0, offset, t);
-    return applyRotary(x, cos, sin);
+    const table = (name: string): Tensor => {
+      const rows = narrow(this.getBuffer(name), 0, offset, t);
+      return bthd ? reshape(rows, [t, 1, this.headDim / 2]) : rows;
+    };
+    return applyRotary(x, table('cos'), table('sin'));
   }
 }

@@ -2,7 +2,7 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { add, cast, div, maximum, mul, neg, sqrt, sub } from '../tensor/ops/elementwise.js';
 import { adamUpdate } from '../tensor/ops/optim.js';
-import { checkOption, Optimizer, stateDtype, type OptimizerOptions, type ParamGroup, type Params, type ParamState } from './optimizer.js';
+import { byDtype, checkOption, Optimizer, stateDtype, type GroupItem, type OptimizerOptions, type ParamGroup, type Params, type ParamState } from './optimizer.js';
 
 /** Options of {@link Adam} and {@link AdamW}. */
 export interface AdamOptions extends OptimizerOptions {
@@ -61,27 +61,6 @@ export function adamComposite(
   param.copy_(sub(w, mul(div(m, denom), o.lr / bc1)));
 }
 
-// The backend's fused kernel (one pass over the parameter) where it applies, else the composite.
-function adamStep(
-  param: Tensor,
-  grad: Tensor,
-  state: ParamState,
-  o: AdamOptions,
-  decoupled: boolean,
-  stateTensor: (key: string) => Tensor,
-): void {
-  if (o.amsgrad || o.maximize) return adamComposite(param, grad, state, o, decoupled, stateTensor);
-  adamUpdate(param, grad, stateTensor('expAvg'), stateTensor('expAvgSq'), {
-    lr: o.lr,
-    beta1: o.betas[0],
-    beta2: o.betas[1],
-    eps: o.eps,
-    weightDecay: o.weightDecay,
-    step: state.step,
-    decoupled,
-  });
-}
-
 const ADAM_DEFAULTS = { lr: 1e-3, betas: [0.9, 0.999] as const, eps: 1e-8, amsgrad: false, maximize: false };
 
 function checkAdam(name: string, o: AdamOptions): void {
@@ -93,21 +72,50 @@ function checkAdam(name: string, o: AdamOptions): void {
   checkOption(name, o.weightDecay >= 0, `invalid weightDecay ${o.weightDecay}`);
 }
 
+// Adam and AdamW differ only in how weight decay enters (`decoupled`).
+abstract class AdamFamily extends Optimizer<AdamOptions> {
+  protected abstract readonly decoupled: boolean;
+
+  protected checkOptions(o: AdamOptions): void {
+    checkAdam(this.name, o);
+  }
+
+  protected update(param: Tensor, grad: Tensor, state: ParamState, group: ParamGroup<AdamOptions>): void {
+    adamComposite(param, grad, state, group, this.decoupled, (key) => this.stateTensor(param, state, key));
+  }
+
+  // the backend's fused kernel over the whole group (one call per parameter dtype); the
+  // composite for AMSGrad and maximize, which the kernel does not cover
+  protected override updateGroup(items: readonly GroupItem[], group: ParamGroup<AdamOptions>): void {
+    if (group.amsgrad || group.maximize) return super.updateGroup(items, group);
+    for (const same of byDtype(items))
+      adamUpdate(
+        same.map((i) => i.param),
+        same.map((i) => i.grad),
+        same.map((i) => this.stateTensor(i.param, i.state, 'expAvg')),
+        same.map((i) => this.stateTensor(i.param, i.state, 'expAvgSq')),
+        {
+          lr: group.lr,
+          beta1: group.betas[0],
+          beta2: group.betas[1],
+          eps: group.eps,
+          weightDecay: group.weightDecay,
+          step: same.map((i) => i.state.step),
+          decoupled: this.decoupled,
+        },
+      );
+  }
+}
+
 /**
  * Adam (`torch.optim.Adam`): weight decay is an L2 term added to the gradient.
  * Defaults: lr 1e-3, betas [0.9, 0.999], eps 1e-8, weightDecay 0.
  */
-export class Adam extends Optimizer<AdamOptions> {
+export class Adam extends AdamFamily {
+  protected readonly decoupled = false;
+
   constructor(params: Params<AdamOptions>, options: Partial<AdamOptions> = {}) {
     super('Adam', params, { ...ADAM_DEFAULTS, weightDecay: 0 }, options);
-  }
-
-  protected checkOptions(o: AdamOptions): void {
-    checkAdam('Adam', o);
-  }
-
-  protected update(param: Tensor, grad: Tensor, state: ParamState, group: ParamGroup<AdamOptions>): void {
-    adamStep(param, grad, state, group, false, (key) => this.stateTensor(param, state, key));
   }
 }
 
@@ -122,16 +130,10 @@ export class Adam extends Optimizer<AdamOptions> {
  *   { lr: 3e-4, betas: [0.9, 0.95] },
  * );
  */
-export class AdamW extends Optimizer<AdamOptions> {
+export class AdamW extends AdamFamily {
+  protected readonly decoupled = true;
+
   constructor(params: Params<AdamOptions>, options: Partial<AdamOptions> = {}) {
     super('AdamW', params, { ...ADAM_DEFAULTS, weightDecay: 1e-2 }, options);
-  }
-
-  protected checkOptions(o: AdamOptions): void {
-    checkAdam('AdamW', o);
-  }
-
-  protected update(param: Tensor, grad: Tensor, state: ParamState, group: ParamGroup<AdamOptions>): void {
-    adamStep(param, grad, state, group, true, (key) => this.stateTensor(param, state, key));
   }
 }

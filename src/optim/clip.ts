@@ -3,9 +3,10 @@ import { noGrad } from '../autograd/tape.js';
 import { tidy } from '../tensor/memory.js';
 import { Tensor } from '../tensor/tensor.js';
 import { zeros } from '../tensor/ops/creation.js';
-import { add, cast, clamp, div, minimum, mul } from '../tensor/ops/elementwise.js';
+import { add, cast, clamp, div, isfinite, minimum, where } from '../tensor/ops/elementwise.js';
+import { multiNorm, multiScale } from '../tensor/ops/optim.js';
 import { max, norm } from '../tensor/ops/reduce.js';
-import { stack } from '../tensor/ops/shape_ops.js';
+import { concat } from '../tensor/ops/shape_ops.js';
 
 function gradsOf(op: string, params: Iterable<Tensor> | Tensor): Tensor[] {
   const list = params instanceof Tensor ? [params] : [...params];
@@ -17,7 +18,11 @@ function gradsOf(op: string, params: Iterable<Tensor> | Tensor): Tensor[] {
 
 /** Options of {@link clipGradNorm}. */
 export interface ClipGradNormOptions {
-  /** Throw when the total norm is NaN or infinite (reads the norm back: a sync). */
+  /**
+   * Fail when the total norm is NaN or infinite (as PyTorch's `error_if_nonfinite`). Checked on
+   * the device, without a sync: the gradients are then left unscaled and the next read or sync
+   * (a logged loss, an eval) throws `clipGradNorm: the total norm … is non-finite`.
+   */
   errorIfNonfinite?: boolean;
 }
 
@@ -26,8 +31,10 @@ export interface ClipGradNormOptions {
  * all gradients concatenated) is at most `maxNorm`, as `torch.nn.utils.clip_grad_norm_`:
  * scale = min(1, maxNorm / (total + 1e−6)). Parameters without a gradient are skipped.
  *
- * Returns the total norm before clipping, a 0-d tensor (f32, or f64 when a gradient is f64)
- * that the caller owns; reading it (`.item()`) is the only sync.
+ * It runs on the device in a few kernel calls whatever the number of parameters (the norms of
+ * all gradients in one call, the scaling in another) and never syncs. Returns the total norm
+ * before clipping, a 0-d tensor (f32, or f64 when a gradient is f64) that the caller owns;
+ * reading it (`await norm.item()`) is a sync.
  *
  * @example
  * loss.backward();
@@ -40,20 +47,39 @@ export function clipGradNorm(params: Iterable<Tensor> | Tensor, maxNorm: number,
   const grads = gradsOf('clipGradNorm', params);
   const dtype = grads.some((g) => g.dtype === 'f64') ? 'f64' : 'f32';
   if (grads.length === 0) return zeros([], { dtype });
-  const total = noGrad(() =>
+  const groups = byDtype(grads);
+  return noGrad(() =>
     tidy(() => {
-      // ‖g‖ per tensor, then the norm of those norms (max for ∞)
-      const norms = stack(grads.map((g) => norm(cast(g, dtype), normType)));
-      const t = normType === Infinity ? max(norms) : norm(norms, normType);
-      if (opts.errorIfNonfinite && !Number.isFinite(t.item()))
-        throw new Error(`clipGradNorm: the total norm of order ${normType} is non-finite (${t.item()}); pass errorIfNonfinite: false to clip anyway`);
-      // scale = min(maxNorm / (total + 1e−6), 1)
-      const scale = minimum(div(maxNorm, add(t, 1e-6)), 1);
-      for (const g of grads) g.copy_(mul(cast(g, dtype), scale));
-      return t;
+      // ‖g‖ of every gradient (one call per dtype), then the norm of those norms (max for ∞)
+      const norms = concat(groups.map((gs) => cast(multiNorm(gs, normType), dtype)));
+      const total = normType === Infinity ? max(norms) : norm(norms, normType);
+      // scale = min(maxNorm / (total + 1e−6), 1), or 1 when the norm is not finite and that is an error
+      let scale = minimum(div(maxNorm, add(total, 1e-6)), 1);
+      if (opts.errorIfNonfinite) {
+        const finite = isfinite(total);
+        total.backend.check({
+          cond: finite._storage('clipGradNorm'),
+          values: total._storage('clipGradNorm'),
+          op: 'clipGradNorm',
+          message: `the total norm of order ${normType} is non-finite ({value}); pass errorIfNonfinite: false to clip anyway`,
+        });
+        scale = where(finite, scale, 1);
+      }
+      for (const gs of groups) multiScale(gs, scale);
+      return total;
     }),
   );
-  return total;
+}
+
+// Tensors split by dtype (a many-tensor kernel call takes one dtype).
+function byDtype(ts: readonly Tensor[]): Tensor[][] {
+  const m = new Map<string, Tensor[]>();
+  for (const t of ts) {
+    let g = m.get(t.dtype);
+    if (!g) m.set(t.dtype, (g = []));
+    g.push(t);
+  }
+  return [...m.values()];
 }
 
 /** Clamp every gradient of `params` into [−clip, clip] in place (`clip_grad_value_`). */

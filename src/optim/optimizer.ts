@@ -61,6 +61,24 @@ export interface OptimizerStateDict {
   state: Record<number, ParamState>;
 }
 
+/** A parameter with a gradient, and its state, as {@link Optimizer.updateGroup} receives them. */
+export interface GroupItem {
+  param: Tensor;
+  grad: Tensor;
+  state: ParamState;
+}
+
+/** Items split by parameter dtype (a fused kernel call takes parameters of one dtype). */
+export function byDtype(items: readonly GroupItem[]): GroupItem[][] {
+  const groups = new Map<string, GroupItem[]>();
+  for (const it of items) {
+    let g = groups.get(it.param.dtype);
+    if (!g) groups.set(it.param.dtype, (g = []));
+    g.push(it);
+  }
+  return [...groups.values()];
+}
+
 /** The dtype optimizer state is kept in for a parameter: f64 for f64, f32 for everything else. */
 export function stateDtype(param: Tensor): DType {
   return param.dtype === 'f64' ? 'f64' : 'f32';
@@ -117,6 +135,15 @@ export abstract class Optimizer<O extends OptimizerOptions> {
    */
   protected abstract update(param: Tensor, grad: Tensor, state: ParamState, group: ParamGroup<O>): void;
 
+  /**
+   * Update every parameter of `group` that has a gradient (their `state.step` already
+   * incremented). By default one {@link Optimizer.update} each; optimizers with a fused
+   * many-tensor kernel override it to update the whole group in one backend call.
+   */
+  protected updateGroup(items: readonly GroupItem[], group: ParamGroup<O>): void {
+    for (const { param, grad, state } of items) tidy(() => this.update(param, grad, state, group));
+  }
+
   /** Add a group of parameters with options of its own (like `add_param_group`). */
   addParamGroup(spec: ParamGroupSpec<O>): void {
     if (spec === null || typeof spec !== 'object' || !('params' in spec))
@@ -146,24 +173,31 @@ export abstract class Optimizer<O extends OptimizerOptions> {
    * skipped). Every gradient is checked before any parameter changes.
    */
   step(): void {
-    const work: [Tensor, Tensor, ParamGroup<O>][] = [];
-    for (const group of this.paramGroups)
+    const work: [ParamGroup<O>, [Tensor, Tensor][]][] = [];
+    for (const group of this.paramGroups) {
+      const items: [Tensor, Tensor][] = [];
       for (const p of group.params) {
         const g = p.grad;
         if (!g) continue;
+        if (g.disposed) throw new Error(`${this.name}.step: the gradient of parameter ${fmt(p.shape)} was disposed`);
         if (g.shape.length !== p.shape.length || g.shape.some((d, i) => d !== p.shape[i]))
           throw new Error(`${this.name}.step: gradient ${fmt(g.shape)} does not match parameter ${fmt(p.shape)}`);
         if (g.backend !== p.backend)
           throw new Error(`${this.name}.step: gradient of parameter ${fmt(p.shape)} is on '${g.backend.name}', the parameter on '${p.backend.name}'`);
-        work.push([p, g, group]);
+        items.push([p, g]);
       }
+      work.push([group, items]);
+    }
     noGrad(() => {
-      for (const [p, g, group] of work) {
-        let st = this._state.get(p);
-        if (!st) this._state.set(p, (st = { step: 0, tensors: {} }));
-        st.step++;
-        const state = st;
-        tidy(() => this.update(p, g, state, group));
+      for (const [group, items] of work) {
+        if (items.length === 0) continue;
+        const withState = items.map(([param, grad]) => {
+          let state = this._state.get(param);
+          if (!state) this._state.set(param, (state = { step: 0, tensors: {} }));
+          state.step++;
+          return { param, grad, state };
+        });
+        tidy(() => this.updateGroup(withState, group));
       }
     });
   }
@@ -180,7 +214,7 @@ export abstract class Optimizer<O extends OptimizerOptions> {
 
   /**
    * A state tensor of `param`, created as zeros (kept outside every tidy scope) on first use.
-   * Subclasses call it from {@link Optimizer.update}.
+   * Subclasses call it from {@link Optimizer.update} and {@link Optimizer.updateGroup}.
    */
   protected stateTensor(param: Tensor, state: ParamState, key: string, init?: Tensor): Tensor {
     let t = state.tensors[key];

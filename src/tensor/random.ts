@@ -4,7 +4,14 @@
  * same state, and the state is two numbers that a checkpoint can save.
  * @module
  */
-import type { Backend, RandomDist } from '../backend/backend.js';
+import type { Backend } from '../backend/backend.js';
+import { philoxFill } from '../backend/philox.js';
+
+/** A distribution to sample (see src/backend/philox.ts for how Philox words map to values). */
+export type RandomDist =
+  | { kind: 'uniform'; low: number; high: number }
+  | { kind: 'normal'; mean: number; std: number }
+  | { kind: 'randint'; low: number; high: number };
 import type { DType } from '../backend/dtype.js';
 import { sizeOf } from './shape.js';
 import { Tensor } from './tensor.js';
@@ -47,11 +54,37 @@ export class Generator {
     this._offset = state.offset;
   }
 
+  /**
+   * @internal Reserve `n` elements' worth of the stream (⌈n/4⌉ counters) for a kernel that draws
+   * itself (attention dropout); returns the seed and the first counter.
+   */
+  reserve(n: number): { seed: number; offset: number } {
+    const at = { seed: this._seed, offset: this._offset };
+    this._offset += Math.ceil(n / 4);
+    return at;
+  }
+
+  /**
+   * `n` values of `dist` on the host, exactly the values a tensor draw of n elements would hold
+   * (in f64), advancing the stream alike. For host-side choices (batch starts, search draws) that
+   * must reproduce but need no device and no sync.
+   */
+  draw(n: number, dist: RandomDist): Float64Array {
+    if (!Number.isSafeInteger(n) || n < 0) throw new Error(`Generator.draw: n must be a non-negative integer, got ${n}`);
+    const out = new Float64Array(n);
+    philoxFill(out, dist, this._seed, this._offset);
+    this._offset += Math.ceil(n / 4);
+    return out;
+  }
+
   /** @internal Fill a new tensor from the stream and advance it. */
   sample(backend: Backend, shape: readonly number[], dtype: DType, dist: RandomDist): Tensor {
     const out = Tensor._empty(backend, shape, dtype);
     const n = sizeOf(shape);
-    if (n > 0) backend.random(out._storage('random'), dist, this._seed, this._offset);
+    if (n > 0) {
+      const [p0, p1] = dist.kind === 'normal' ? [dist.mean, dist.std] : [dist.low, dist.high];
+      backend.random({ out: out._storage('random'), dist: dist.kind, p0, p1, seed: this._seed, offset: this._offset });
+    }
     this._offset += Math.ceil(n / 4);
     return out;
   }

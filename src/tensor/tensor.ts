@@ -5,8 +5,8 @@
  * @module
  */
 import type { Backend, Storage } from '../backend/backend.js';
-import { decode, type DataArray, type DType } from '../backend/dtype.js';
-import { getBackend } from '../backend/registry.js';
+import { decode, type DataArray, type DType, type StorageArray } from '../backend/dtype.js';
+import { backendSync } from '../backend/registry.js';
 import { isGradEnabled, record, runBackward, type Node } from '../autograd/tape.js';
 import { StorageRef, track, untrack, type Tracked } from './memory.js';
 import { fmt, sizeOf, type Shape } from './shape.js';
@@ -53,6 +53,7 @@ export class Tensor implements Tracked, Disposable {
 
   /** @internal A new tensor of `shape` and `dtype` with uninitialised contents. */
   static _empty(backend: Backend, shape: Shape, dtype: DType): Tensor {
+    if (!backend.dtypes.includes(dtype)) throw new Error(storableMessage(backend, dtype));
     return Tensor._fromStorage(backend, backend.alloc(dtype, sizeOf(shape)), shape);
   }
 
@@ -178,17 +179,21 @@ export class Tensor implements Tracked, Disposable {
 
   // ---- reading ---------------------------------------------------------------------------
 
-  /** The elements, once all queued work on them has finished (halves widened to Float32Array). */
+  /**
+   * The elements, once all work queued on the backend before this call has finished (halves
+   * widened to Float32Array). Rejects with a pending device fault (an index out of range found
+   * by a kernel) naming the op that found it.
+   */
   async data(): Promise<DataArray> {
     return decode(await this.backend.read(this._storage('data')), this.dtype);
   }
 
-  /** The elements, synchronously; only backends with host-visible memory support it. */
+  /**
+   * The elements, synchronously: only on backends whose memory the host reads at once (`ref`,
+   * `cpu`); GPU backends have no synchronous read (use `await data()`).
+   */
   dataSync(): DataArray {
-    const s = this._storage('dataSync');
-    if (!this.backend.readSync)
-      throw new Error(`dataSync: backend '${this.backend.name}' cannot read synchronously; use await data()`);
-    return decode(this.backend.readSync(s), this.dtype);
+    return decode(readSync('dataSync', this), this.dtype);
   }
 
   /** The elements as nested arrays (booleans for bool). */
@@ -197,29 +202,37 @@ export class Tensor implements Tracked, Disposable {
     return nest(await this.data(), this.shape, this.dtype);
   }
 
+  /** {@link array}, synchronously (see {@link dataSync}). */
   arraySync(): NestedArray {
-    this._storage('arraySync');
-    return nest(this.dataSync(), this.shape, this.dtype);
+    return nest(decode(readSync('arraySync', this), this.dtype), this.shape, this.dtype);
   }
 
-  /** The value of a one-element tensor. */
-  item(): number {
+  /** The value of a one-element tensor, once the work producing it has finished. */
+  async item(): Promise<number> {
     this._storage('item');
     if (this.size !== 1) throw new Error(`item: tensor has ${this.size} elements (shape ${fmt(this.shape)}), expected 1`);
-    return this.dataSync()[0]!;
+    return (await this.data())[0]!;
   }
 
-  /** A copy on backend `name` (this tensor itself when already there); gradients flow back. */
+  /** {@link item}, synchronously (see {@link dataSync}). */
+  itemSync(): number {
+    this._storage('itemSync');
+    if (this.size !== 1) throw new Error(`itemSync: tensor has ${this.size} elements (shape ${fmt(this.shape)}), expected 1`);
+    return decode(readSync('itemSync', this), this.dtype)[0]!;
+  }
+
+  /**
+   * A copy on backend `name` (this tensor itself when already there); gradients flow back. The
+   * source must be readable synchronously (a host backend); from a GPU use `await toAsync(name)`.
+   */
   to(name: string): Tensor {
     this._storage('to');
     if (name === this.backend.name) return this;
     const target = backendFor('to', name);
-    const data = this.backend.readSync?.(this._storage('to'));
-    if (!data) throw new Error(`to: backend '${this.backend.name}' cannot read synchronously; use await toAsync('${name}')`);
-    return moveTo(this, target, data);
+    return moveTo(this, target, readSync('to', this));
   }
 
-  /** {@link to}, for backends whose memory can only be read asynchronously. */
+  /** {@link to}, for any source backend: waits for the source's queued work. */
   async toAsync(name: string): Promise<Tensor> {
     this._storage('toAsync');
     if (name === this.backend.name) return this;
@@ -317,12 +330,28 @@ export class Tensor implements Tracked, Disposable {
   logSoftmax(axis?: number): Tensor { return nn.logSoftmax(this, axis); }
 }
 
+/** @internal Why `backend` cannot hold `dtype`. */
+export function storableMessage(backend: Backend, dtype: DType): string {
+  return `backend '${backend.name}' cannot store ${dtype} tensors (it stores ${backend.dtypes.join(', ')}); cast to one of those first`;
+}
+
 function backendFor(op: string, name: string): Backend {
   try {
-    return getBackend(name);
+    return backendSync(name);
   } catch (e) {
     throw new Error(`${op}: ${(e as Error).message}`);
   }
+}
+
+// The raw elements of `t`, read synchronously, or an Error naming `op` and the async way.
+function readSync(op: string, t: Tensor): StorageArray {
+  const s = t._storage(op);
+  const read = t.backend.readSync;
+  if (!read) {
+    const alt = op === 'to' ? 'await toAsync(name)' : op === 'itemSync' ? 'await item()' : op === 'arraySync' ? 'await array()' : 'await data()';
+    throw new Error(`${op}: backend '${t.backend.name}' cannot read synchronously; use ${alt}`);
+  }
+  return read.call(t.backend, s);
 }
 
 function nest(data: DataArray, shape: Shape, dtype: DType): NestedArray {
@@ -340,7 +369,8 @@ function nest(data: DataArray, shape: Shape, dtype: DType): NestedArray {
 }
 
 // A copy on `target`; differentiable (the gradient moves back to the source backend).
-function moveTo(t: Tensor, target: Backend, data: ReturnType<Backend['readSync'] & {}>): Tensor {
+function moveTo(t: Tensor, target: Backend, data: StorageArray): Tensor {
+  if (!target.dtypes.includes(t.dtype)) throw new Error(`to: ${storableMessage(target, t.dtype)}`);
   const s = target.alloc(t.dtype, t.size);
   target.write(s, data);
   return record('to', [t], Tensor._fromStorage(target, s, t.shape), { from: t.backend.name });

@@ -261,19 +261,20 @@ export async function evaluate(
             return l;
           }),
         );
-        const value = (await loss.data())[0]!;
+        // summed on the device: the one read is meter.result()
+        meter.addMean(loss, b.target.size);
         loss.dispose();
-        meter.addMean(value, b.target.size);
       } finally {
         b.input.dispose();
         b.target.dispose();
       }
       batches++;
     }
+    return { ...(await meter.result()), batches, seconds: (performance.now() - t0) / 1000 };
   } finally {
+    meter.reset();
     model.train(wasTraining);
   }
-  return { ...meter.result(), batches, seconds: (performance.now() - t0) / 1000 };
 }
 
 /**

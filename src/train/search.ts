@@ -7,7 +7,6 @@
  * same configurations on every machine.
  * @module
  */
-import { rand } from '../tensor/ops/creation.js';
 import { Generator } from '../tensor/random.js';
 import { EarlyStopping, type EarlyStoppingOptions } from './early_stopping.js';
 
@@ -161,9 +160,7 @@ export function randomConfigs(space: SearchSpace, n: number, seed = 0): SearchCo
   if (!Number.isSafeInteger(n) || n < 0) throw new Error(`randomConfigs: n must be a non-negative integer, got ${n}`);
   if (n === 0) return [];
   const k = entries.length;
-  const draws = rand([n * k], { generator: new Generator(seed), backend: 'ref', dtype: 'f64' });
-  const u = draws.dataSync();
-  draws.dispose();
+  const u = new Generator(seed).draw(n * k, { kind: 'uniform', low: 0, high: 1 });
   return Array.from({ length: n }, (_, i) => {
     const c: SearchConfig = {};
     entries.forEach(([name, spec], j) => {

@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { NativeKernelFns } from './marshal.gen.js';
 
 /** Storage handle the addon hands out: an ArrayBuffer over native memory. */
 export type NativeBuffer = ArrayBuffer;
@@ -19,8 +20,8 @@ export interface NativeCapabilities {
   cuda: { compiled: boolean; devices: number; error: string };
 }
 
-/** The addon's functions (see native/kernels.cc for each argument order). */
-export interface Addon {
+/** The addon's functions: storage and threads here, and one function per kernel (native/bindings.gen.cc). */
+export interface Addon extends NativeKernelFns {
   alloc(bytes: number): NativeBuffer;
   free(buf: NativeBuffer): void;
   capabilities(): NativeCapabilities;
@@ -55,7 +56,8 @@ export function loadAddon(): Addon | { unavailable: string } {
   return cached;
 }
 
-function load(): Addon | { unavailable: string } {
+/** Where the addon is, or why it is not there, without loading it. */
+export function findAddon(): { file: string } | { unavailable: string } {
   if (process.env.KILN_DISABLE_NATIVE === '1') return { unavailable: 'disabled by KILN_DISABLE_NATIVE=1' };
   const root = packageRoot();
   if (!root) return { unavailable: "kiln's package folder was not found" };
@@ -71,6 +73,13 @@ function load(): Addon | { unavailable: string } {
     }
     return { unavailable: why };
   }
+  return { file };
+}
+
+function load(): Addon | { unavailable: string } {
+  const found = findAddon();
+  if ('unavailable' in found) return found;
+  const { file } = found;
   try {
     return createRequire(import.meta.url)(file) as Addon;
   } catch (e) {

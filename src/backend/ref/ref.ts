@@ -1,25 +1,42 @@
 /**
  * `ref`: the pure-TypeScript reference backend, the specification every other backend is tested
- * against. Storage is a typed array on the JS heap; kernels compute in f64 and f32 (and i32/bool
- * where integers make sense) with plain loops. It is always available.
+ * against. Storage is a typed array on the JS heap; kernels compute in doubles with plain loops
+ * and round once when they store. Work runs at once (so it can read synchronously), but faults
+ * wait for the next read or sync like everywhere else. It is always available.
  * @module
  */
 import type {
+  AdamUpdateArgs,
   AttentionArgs,
+  AttentionBackwardArgs,
   Backend,
-  BinaryOp,
+  BinaryArgs,
+  CastArgs,
+  CheckArgs,
   CopyArgs,
-  IndexArgs,
+  CrossEntropyArgs,
+  CrossEntropyBackwardArgs,
+  FillArgs,
+  GatherArgs,
   KernelFamily,
+  LambUpdateArgs,
+  LayerNormArgs,
+  LayerNormBackwardArgs,
   MatmulArgs,
-  OptimizerArgs,
-  RandomDist,
-  ReduceOp,
+  MultiNormArgs,
+  MultiScaleArgs,
+  RandomArgs,
+  ReduceArgs,
+  ScatterAddArgs,
+  SoftmaxArgs,
   Storage,
-  UnaryOp,
+  UnaryArgs,
+  UnaryGradArgs,
+  WhereArgs,
 } from '../backend.js';
-import { decode, encode, isHalf, storageArray, type DType, type StorageArray } from '../dtype.js';
-import { philoxFill } from '../philox.js';
+import { DTYPES, decode, encode, isHalf, storageArray, type DType, type StorageArray } from '../dtype.js';
+import { FaultLatch } from '../faults.js';
+import { philoxFill, PhiloxWords } from '../philox.js';
 import { binaryFn, forEachStrided, matmulRef, reduceRef, unaryDerivative, unaryFn } from './kernels.js';
 
 type Num = { [i: number]: number; readonly length: number };
@@ -40,10 +57,10 @@ function arr(s: Storage): Num {
 }
 
 // Write computed values into a storage, rounding for halves.
-function store(out: Storage, values: ArrayLike<number>): void {
+function store(out: Storage, values: ArrayLike<number>, offset = 0): void {
   const o = out as RefStorage;
-  if (isHalf(o.dtype) || o.dtype === 'bool') o.data.set(encode(values, o.dtype));
-  else (o.data as Float64Array).set(values);
+  if (isHalf(o.dtype) || o.dtype === 'bool') o.data.set(encode(values, o.dtype), offset);
+  else (o.data as Float64Array).set(values, offset);
 }
 
 function values(s: Storage): ArrayLike<number> {
@@ -51,7 +68,14 @@ function values(s: Storage): ArrayLike<number> {
   return decode(r.data, r.dtype);
 }
 
+// Offset of (b, h, t) in a strided [B, H, T, ·] view.
+const at3 = (offset: number, st: readonly number[], b: number, h: number, t: number): number => offset + b * st[0]! + h * st[1]! + t * st[2]!;
+
 export class RefBackend implements Backend {
+  readonly dtypes: readonly DType[] = DTYPES;
+  /** Faults found by kernels, thrown by the next read or sync. */
+  readonly faults = new FaultLatch();
+
   /** @param name Registry name; another name lets a second instance stand in for a backend in tests. */
   constructor(readonly name: string = 'ref') {}
 
@@ -69,11 +93,27 @@ export class RefBackend implements Backend {
   }
 
   read(s: Storage): Promise<StorageArray> {
-    return Promise.resolve(this.readSync(s));
+    try {
+      return Promise.resolve(this.readSync(s));
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
   }
 
   readSync(s: Storage): StorageArray {
+    this.faults.throwIfAny();
     return (s as RefStorage).data.slice();
+  }
+
+  flush(): void {}
+
+  sync(): Promise<void> {
+    try {
+      this.faults.throwIfAny();
+      return Promise.resolve();
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
   }
 
   computes(family: KernelFamily, dtype: DType): boolean {
@@ -81,20 +121,23 @@ export class RefBackend implements Backend {
     return family === 'elementwise' || family === 'reduce' ? dtype === 'i32' || dtype === 'bool' : false;
   }
 
-  fill(out: Storage, value: number): void {
-    const o = out as RefStorage;
-    const v = encode([value], o.dtype)[0]!;
-    o.data.fill(v);
+  // ---- elementwise ---------------------------------------------------------------------------
+
+  fill(a: FillArgs): void {
+    const o = a.out as RefStorage;
+    o.data.fill(encode([a.value], o.dtype)[0]!);
   }
 
-  random(out: Storage, dist: RandomDist, seed: number, offset: number): void {
-    const tmp = new Float64Array(out.size);
-    philoxFill(tmp, dist, seed, offset);
-    store(out, tmp);
+  random(a: RandomArgs): void {
+    const tmp = new Float64Array(a.out.size);
+    const dist =
+      a.dist === 'normal' ? { kind: a.dist, mean: a.p0, std: a.p1 } : { kind: a.dist, low: a.p0, high: a.p1 };
+    philoxFill(tmp, dist as Parameters<typeof philoxFill>[1], a.seed, a.offset);
+    store(a.out, tmp);
   }
 
-  cast(x: Storage, out: Storage): void {
-    store(out, out.dtype === 'i32' ? Int32Array.from(values(x), Math.trunc) : values(x));
+  cast(a: CastArgs): void {
+    store(a.out, a.out.dtype === 'i32' ? Int32Array.from(values(a.x), Math.trunc) : values(a.x));
   }
 
   copy(a: CopyArgs): void {
@@ -105,60 +148,86 @@ export class RefBackend implements Backend {
     });
   }
 
-  unary(op: UnaryOp, x: Storage, out: Storage): void {
-    const f = unaryFn(op);
-    const xs = arr(x);
-    const o = arr(out);
-    for (let i = 0; i < out.size; i++) o[i] = f(xs[i]!);
+  unary(a: UnaryArgs): void {
+    const f = unaryFn(a.op);
+    const xs = arr(a.x);
+    const o = arr(a.out);
+    for (let i = 0; i < a.out.size; i++) o[i] = f(xs[i]!);
   }
 
-  unaryGrad(op: UnaryOp, x: Storage, dy: Storage, out: Storage): void {
-    const f = unaryDerivative(op);
-    const xs = arr(x);
-    const g = arr(dy);
-    const o = arr(out);
-    for (let i = 0; i < out.size; i++) o[i] = g[i]! * f(xs[i]!);
+  unaryGrad(a: UnaryGradArgs): void {
+    const f = unaryDerivative(a.op);
+    const xs = arr(a.x);
+    const g = arr(a.dy);
+    const o = arr(a.out);
+    for (let i = 0; i < a.out.size; i++) o[i] = g[i]! * f(xs[i]!);
   }
 
-  binary(
-    op: BinaryOp,
-    a: Storage,
-    aStrides: readonly number[],
-    b: Storage,
-    bStrides: readonly number[],
-    out: Storage,
-    shape: readonly number[],
-  ): void {
-    const f = binaryFn(op, a.dtype === 'i32');
-    const as = arr(a);
-    const bs = arr(b);
-    const o = arr(out);
-    forEachStrided(shape, aStrides, bStrides, aStrides, (i, ia, ib) => {
+  binary(a: BinaryArgs): void {
+    const f = binaryFn(a.op, a.a.dtype === 'i32');
+    const as = arr(a.a);
+    const bs = arr(a.b);
+    const o = arr(a.out);
+    forEachStrided(a.shape, a.aStrides, a.bStrides, a.aStrides, (i, ia, ib) => {
       o[i] = f(as[ia]!, bs[ib]!);
     });
   }
 
-  where(
-    cond: Storage,
-    condStrides: readonly number[],
-    a: Storage,
-    aStrides: readonly number[],
-    b: Storage,
-    bStrides: readonly number[],
-    out: Storage,
-    shape: readonly number[],
-  ): void {
-    const c = arr(cond);
-    const as = arr(a);
-    const bs = arr(b);
-    const o = arr(out);
-    forEachStrided(shape, condStrides, aStrides, bStrides, (i, ic, ia, ib) => {
+  where(a: WhereArgs): void {
+    const c = arr(a.cond);
+    const as = arr(a.a);
+    const bs = arr(a.b);
+    const o = arr(a.out);
+    forEachStrided(a.shape, a.condStrides, a.aStrides, a.bStrides, (i, ic, ia, ib) => {
       o[i] = c[ic] ? as[ia]! : bs[ib]!;
     });
   }
 
-  reduce(op: ReduceOp, x: Storage, outer: number, r: number, inner: number, out: Storage): void {
-    reduceRef(op, arr(x), outer, r, inner, arr(out));
+  gather(a: GatherArgs): void {
+    const xs = arr(a.x);
+    const o = arr(a.out);
+    const idx = arr(a.index);
+    const [so, sj, si] = a.indexStrides as [number, number, number];
+    for (let oo = 0; oo < a.outer; oo++)
+      for (let j = 0; j < a.n; j++)
+        for (let i = 0; i < a.inner; i++) {
+          const t = idx[oo * so + j * sj + i * si]!;
+          const dst = (oo * a.n + j) * a.inner + i;
+          if (t >= 0 && t < a.srcDim) o[dst] = xs[(oo * a.srcDim + t) * a.inner + i]!;
+          else {
+            this.faults.record('index', a.op, t, a.srcDim);
+            o[dst] = 0;
+          }
+        }
+  }
+
+  scatterAdd(a: ScatterAddArgs): void {
+    const d = arr(a.dst);
+    const s = arr(a.src);
+    const idx = arr(a.index);
+    const [so, sj, si] = a.indexStrides as [number, number, number];
+    for (let oo = 0; oo < a.outer; oo++)
+      for (let j = 0; j < a.n; j++)
+        for (let i = 0; i < a.inner; i++) {
+          const t = idx[oo * so + j * sj + i * si]!;
+          if (t >= 0 && t < a.srcDim) d[(oo * a.srcDim + t) * a.inner + i] += s[(oo * a.n + j) * a.inner + i]!;
+          else this.faults.record('index', a.op, t, a.srcDim);
+        }
+  }
+
+  check(a: CheckArgs): void {
+    const c = arr(a.cond);
+    for (let i = 0; i < a.cond.size; i++)
+      if (!c[i]) {
+        this.faults.record('check', a.op, a.values ? values(a.values)[i]! : i, 0, a.message);
+        return;
+      }
+  }
+
+  // ---- reduce, matmul ------------------------------------------------------------------------
+
+  reduce(a: ReduceArgs): void {
+    reduceRef(a.op, arr(a.x), a.outer, a.r, a.inner, arr(a.out));
   }
 
   matmul(p: MatmulArgs): void {
@@ -170,65 +239,35 @@ export class RefBackend implements Backend {
     forEachStrided(p.batchShape, p.aBatchStrides, p.bBatchStrides, zeros, (bi, ao, bo) => {
       matmulRef(a, ao, b, bo, out, bi * p.m * p.n, p.m, p.n, p.k, p.transA, p.transB, bias);
     });
+    if (p.activation !== 'none') {
+      const f = unaryFn(p.activation);
+      for (let i = 0; i < p.out.size; i++) out[i] = f(out[i]!);
+    }
   }
 
-  gather(x: Storage, out: Storage, p: IndexArgs): void {
-    const xs = arr(x);
-    const o = arr(out);
-    const idx = arr(p.index);
-    const [so, sj, si] = p.indexStrides;
-    for (let oo = 0; oo < p.outer; oo++)
-      for (let j = 0; j < p.n; j++)
-        for (let i = 0; i < p.inner; i++) {
-          const t = idx[oo * so + j * sj + i * si]!;
-          o[(oo * p.n + j) * p.inner + i] = xs[(oo * p.srcDim + t) * p.inner + i]!;
-        }
-  }
+  // ---- softmax, norm, cross-entropy ----------------------------------------------------------
 
-  scatterAdd(dst: Storage, src: Storage, p: IndexArgs): void {
-    const d = arr(dst);
-    const s = arr(src);
-    const idx = arr(p.index);
-    const [so, sj, si] = p.indexStrides;
-    for (let oo = 0; oo < p.outer; oo++)
-      for (let j = 0; j < p.n; j++)
-        for (let i = 0; i < p.inner; i++) {
-          const t = idx[oo * so + j * sj + i * si]!;
-          d[(oo * p.srcDim + t) * p.inner + i] += s[(oo * p.n + j) * p.inner + i]!;
-        }
-  }
-
-  softmax(x: Storage, out: Storage, rows: number, cols: number, log: boolean): void {
-    const xs = arr(x);
-    const o = arr(out);
-    for (let r = 0; r < rows; r++) {
-      const base = r * cols;
-      const lse = rowLogSumExp(xs, base, cols);
-      for (let c = 0; c < cols; c++) {
+  softmax(a: SoftmaxArgs): void {
+    const xs = arr(a.x);
+    const o = arr(a.out);
+    for (let r = 0; r < a.rows; r++) {
+      const base = r * a.cols;
+      const lse = rowLogSumExp(xs, base, a.cols);
+      for (let c = 0; c < a.cols; c++) {
         const z = xs[base + c]! - lse;
-        o[base + c] = log ? z : Math.exp(z);
+        o[base + c] = a.log ? z : Math.exp(z);
       }
     }
   }
 
-  layerNorm(
-    x: Storage,
-    weight: Storage | null,
-    bias: Storage | null,
-    out: Storage,
-    mean: Storage,
-    rstd: Storage,
-    rows: number,
-    cols: number,
-    eps: number,
-    rms: boolean,
-  ): void {
-    const xs = arr(x);
-    const w = weight ? arr(weight) : null;
-    const b = bias ? arr(bias) : null;
-    const o = arr(out);
-    const mu = arr(mean);
-    const rs = arr(rstd);
+  layerNorm(a: LayerNormArgs): void {
+    const { rows, cols, rms } = a;
+    const xs = arr(a.x);
+    const w = a.weight ? arr(a.weight) : null;
+    const b = a.bias ? arr(a.bias) : null;
+    const o = arr(a.out);
+    const mu = arr(a.mean);
+    const rs = arr(a.rstd);
     for (let r = 0; r < rows; r++) {
       const base = r * cols;
       let m = 0;
@@ -239,7 +278,7 @@ export class RefBackend implements Backend {
       }
       let v = 0;
       for (let c = 0; c < cols; c++) v += (xs[base + c]! - m) ** 2;
-      const s = 1 / Math.sqrt(v / cols + eps);
+      const s = 1 / Math.sqrt(v / cols + a.eps);
       rs[r] = s;
       for (let c = 0; c < cols; c++) {
         let y = (xs[base + c]! - m) * s;
@@ -250,27 +289,16 @@ export class RefBackend implements Backend {
     }
   }
 
-  layerNormBackward(
-    dy: Storage,
-    x: Storage,
-    weight: Storage | null,
-    mean: Storage,
-    rstd: Storage,
-    dx: Storage,
-    dWeight: Storage | null,
-    dBias: Storage | null,
-    rows: number,
-    cols: number,
-    rms: boolean,
-  ): void {
-    const g = arr(dy);
-    const xs = arr(x);
-    const w = weight ? arr(weight) : null;
-    const mu = arr(mean);
-    const rs = arr(rstd);
-    const dxs = arr(dx);
-    const dw = dWeight ? new Float64Array(cols) : null;
-    const db = dBias ? new Float64Array(cols) : null;
+  layerNormBackward(a: LayerNormBackwardArgs): void {
+    const { rows, cols, rms } = a;
+    const g = arr(a.dy);
+    const xs = arr(a.x);
+    const w = a.weight ? arr(a.weight) : null;
+    const mu = arr(a.mean);
+    const rs = arr(a.rstd);
+    const dxs = arr(a.dx);
+    const dw = a.dWeight ? new Float64Array(cols) : null;
+    const db = a.dBias ? new Float64Array(cols) : null;
     for (let r = 0; r < rows; r++) {
       const base = r * cols;
       const m = rms ? 0 : mu[r]!;
@@ -294,210 +322,254 @@ export class RefBackend implements Backend {
         dxs[base + c] = s * (gh - meanG - xh * meanGX);
       }
     }
-    if (dw && dWeight) store(dWeight, dw);
-    if (db && dBias) store(dBias, db);
+    if (dw && a.dWeight) store(a.dWeight, dw);
+    if (db && a.dBias) store(a.dBias, db);
   }
 
-  crossEntropy(
-    logits: Storage,
-    targets: Storage,
-    loss: Storage,
-    lse: Storage,
-    rows: number,
-    classes: number,
-    ignoreIndex: number,
-    smoothing: number,
-  ): void {
-    const x = arr(logits);
-    const t = arr(targets);
-    const l = arr(loss);
-    const ls = arr(lse);
+  // A target is valid when it is ignoreIndex or a class; a bad one is a fault.
+  private badTarget(t: number, classes: number, ignoreIndex: number, op: string): boolean {
+    if (t === ignoreIndex || (t >= 0 && t < classes)) return false;
+    this.faults.record('target', op, t, classes);
+    return true;
+  }
+
+  crossEntropy(a: CrossEntropyArgs): void {
+    const { rows, classes, ignoreIndex, smoothing } = a;
+    const x = arr(a.logits);
+    const t = arr(a.targets);
+    const l = arr(a.loss);
+    const ls = arr(a.lse);
     for (let r = 0; r < rows; r++) {
       const base = r * classes;
       const z = rowLogSumExp(x, base, classes);
       ls[r] = z;
-      if (t[r] === ignoreIndex) {
+      const tr = t[r]!;
+      if (this.badTarget(tr, classes, ignoreIndex, a.op)) {
+        l[r] = NaN;
+        continue;
+      }
+      if (tr === ignoreIndex) {
         l[r] = 0;
         continue;
       }
       let sum = 0;
       if (smoothing > 0) for (let c = 0; c < classes; c++) sum += x[base + c]!;
-      l[r] = z - (1 - smoothing) * x[base + t[r]!]! - (smoothing / classes) * sum;
+      l[r] = z - (1 - smoothing) * x[base + tr]! - (smoothing / classes) * sum;
     }
   }
 
-  crossEntropyBackward(
-    logits: Storage,
-    targets: Storage,
-    lse: Storage,
-    dloss: Storage,
-    dlogits: Storage,
-    rows: number,
-    classes: number,
-    ignoreIndex: number,
-    smoothing: number,
-  ): void {
-    const x = arr(logits);
-    const t = arr(targets);
-    const ls = arr(lse);
-    const g = arr(dloss);
-    const d = arr(dlogits);
+  crossEntropyBackward(a: CrossEntropyBackwardArgs): void {
+    const { rows, classes, ignoreIndex, smoothing } = a;
+    const x = arr(a.logits);
+    const t = arr(a.targets);
+    const ls = arr(a.lse);
+    const g = arr(a.dloss);
+    const d = arr(a.dlogits);
     for (let r = 0; r < rows; r++) {
       const base = r * classes;
-      const ignored = t[r] === ignoreIndex;
+      const tr = t[r]!;
+      const skip = this.badTarget(tr, classes, ignoreIndex, a.op) || tr === ignoreIndex;
       for (let c = 0; c < classes; c++) {
-        if (ignored) {
+        if (skip) {
           d[base + c] = 0;
           continue;
         }
         const p = Math.exp(x[base + c]! - ls[r]!);
-        const target = (c === t[r] ? 1 - smoothing : 0) + smoothing / classes;
+        const target = (c === tr ? 1 - smoothing : 0) + smoothing / classes;
         d[base + c] = g[r]! * (p - target);
       }
     }
   }
 
-  attention(p: AttentionArgs, out: Storage, lse: Storage): void {
-    const q = arr(p.q);
-    const k = arr(p.k);
-    const v = arr(p.v);
-    const o = arr(out);
-    const ls = arr(lse);
-    const scores = new Float64Array(p.tk);
-    const acc = new Float64Array(p.dv);
-    for (let b = 0; b < p.batch; b++)
-      for (let i = 0; i < p.tq; i++) {
-        const z = this.attentionScores(p, b, i, q, k, scores);
-        ls[b * p.tq + i] = z;
-        acc.fill(0);
-        if (z !== -Infinity)
-          for (let j = 0; j < p.tk; j++) {
-            const pj = Math.exp(scores[j]! - z);
-            const vRow = (b * p.tk + j) * p.dv;
-            for (let c = 0; c < p.dv; c++) acc[c]! += pj * v[vRow + c]!;
-          }
-        const oRow = (b * p.tq + i) * p.dv;
-        for (let c = 0; c < p.dv; c++) o[oRow + c] = acc[c]!;
-      }
+  // ---- attention -----------------------------------------------------------------------------
+
+  attention(a: AttentionArgs): void {
+    const q = arr(a.q);
+    const k = arr(a.k);
+    const v = arr(a.v);
+    const ls = arr(a.lse);
+    const scores = new Float64Array(a.tk);
+    const acc = new Float64Array(a.vDim);
+    const keep = this.dropoutMask(a);
+    for (let b = 0; b < a.batch; b++)
+      for (let h = 0; h < a.heads; h++)
+        for (let i = 0; i < a.tq; i++) {
+          const z = this.attentionScores(a, b, h, i, q, k, scores);
+          const row = (b * a.heads + h) * a.tq + i;
+          ls[row] = z;
+          acc.fill(0);
+          if (z !== -Infinity)
+            for (let j = 0; j < a.tk; j++) {
+              const pj = Math.exp(scores[j]! - z) * keep(row, j);
+              if (pj === 0) continue;
+              const vRow = at3(a.vOffset, a.vStrides, b, h, j);
+              for (let c = 0; c < a.vDim; c++) acc[c]! += pj * v[vRow + c]!;
+            }
+          store(a.out, acc, at3(a.outOffset, a.outStrides, b, h, i));
+        }
   }
 
-  attentionBackward(
-    p: AttentionArgs,
-    out: Storage,
-    lse: Storage,
-    dout: Storage,
-    dq: Storage,
-    dk: Storage,
-    dv: Storage,
-  ): void {
-    const q = arr(p.q);
-    const k = arr(p.k);
-    const v = arr(p.v);
-    const o = arr(out);
-    const ls = arr(lse);
-    const g = arr(dout);
-    const dQ = new Float64Array(dq.size);
-    const dK = new Float64Array(dk.size);
-    const dV = new Float64Array(dv.size);
-    const scores = new Float64Array(p.tk);
-    for (let b = 0; b < p.batch; b++)
-      for (let i = 0; i < p.tq; i++) {
-        const z = ls[b * p.tq + i]!;
-        if (z === -Infinity) continue;
-        this.attentionScores(p, b, i, q, k, scores);
-        const qRow = (b * p.tq + i) * p.d;
-        const oRow = (b * p.tq + i) * p.dv;
-        // Dᵢ = dOᵢ·Oᵢ = Σⱼ Pᵢⱼ·dPᵢⱼ
-        let di = 0;
-        for (let c = 0; c < p.dv; c++) di += g[oRow + c]! * o[oRow + c]!;
-        for (let j = 0; j < p.tk; j++) {
-          const pj = Math.exp(scores[j]! - z);
-          if (pj === 0) continue;
-          const vRow = (b * p.tk + j) * p.dv;
-          const kRow = (b * p.tk + j) * p.d;
-          let dp = 0;
-          for (let c = 0; c < p.dv; c++) {
-            dV[vRow + c]! += pj * g[oRow + c]!;
-            dp += g[oRow + c]! * v[vRow + c]!;
-          }
-          const ds = pj * (dp - di) * p.scale;
-          for (let c = 0; c < p.d; c++) {
-            dQ[qRow + c]! += ds * k[kRow + c]!;
-            dK[kRow + c]! += ds * q[qRow + c]!;
+  attentionBackward(a: AttentionBackwardArgs): void {
+    const q = arr(a.q);
+    const k = arr(a.k);
+    const v = arr(a.v);
+    const o = arr(a.out);
+    const ls = arr(a.lse);
+    const g = arr(a.dout);
+    const { batch: B, heads: H, tq, tk, qkDim: d, vDim: dv } = a;
+    // gradients accumulate in doubles, [B, H, T, ·], and are stored into their views at the end
+    const dQ = new Float64Array(B * H * tq * d);
+    const dK = new Float64Array(B * H * tk * d);
+    const dV = new Float64Array(B * H * tk * dv);
+    const scores = new Float64Array(tk);
+    const keep = this.dropoutMask(a);
+    for (let b = 0; b < B; b++)
+      for (let h = 0; h < H; h++)
+        for (let i = 0; i < tq; i++) {
+          const row = (b * H + h) * tq + i;
+          const z = ls[row]!;
+          if (z === -Infinity) continue;
+          this.attentionScores(a, b, h, i, q, k, scores);
+          const qRow = at3(a.qOffset, a.qStrides, b, h, i);
+          const oRow = at3(a.outOffset, a.outStrides, b, h, i);
+          const gRow = at3(a.doutOffset, a.doutStrides, b, h, i);
+          // Dᵢ = dOᵢ·Oᵢ = Σⱼ Pᵢⱼ·dPᵢⱼ (dropout included: O already holds the kept, scaled terms)
+          let di = 0;
+          for (let c = 0; c < dv; c++) di += g[gRow + c]! * o[oRow + c]!;
+          for (let j = 0; j < tk; j++) {
+            const pj = Math.exp(scores[j]! - z);
+            if (pj === 0) continue;
+            const zj = keep(row, j);
+            const vRow = at3(a.vOffset, a.vStrides, b, h, j);
+            const kRow = at3(a.kOffset, a.kStrides, b, h, j);
+            let dp = 0;
+            for (let c = 0; c < dv; c++) {
+              dV[((b * H + h) * tk + j) * dv + c]! += pj * zj * g[gRow + c]!;
+              dp += g[gRow + c]! * v[vRow + c]!;
+            }
+            const ds = pj * (dp * zj - di) * a.scale;
+            for (let c = 0; c < d; c++) {
+              dQ[row * d + c]! += ds * k[kRow + c]!;
+              dK[((b * H + h) * tk + j) * d + c]! += ds * q[qRow + c]!;
+            }
           }
         }
-      }
-    store(dq, dQ);
-    store(dk, dK);
-    store(dv, dV);
+    const put = (dst: Storage, offset: number, st: readonly number[], src: Float64Array, t: number, w: number): void => {
+      for (let b = 0; b < B; b++)
+        for (let h = 0; h < H; h++)
+          for (let r = 0; r < t; r++) {
+            const from = ((b * H + h) * t + r) * w;
+            store(dst, src.subarray(from, from + w), at3(offset, st, b, h, r));
+          }
+    };
+    put(a.dq, a.dqOffset, a.dqStrides, dQ, tq, d);
+    put(a.dk, a.dkOffset, a.dkStrides, dK, tk, d);
+    put(a.dv, a.dvOffset, a.dvStrides, dV, tk, dv);
   }
 
-  adamUpdate(a: OptimizerArgs): void {
-    const p = arr(a.param);
-    const g = arr(a.grad);
-    const m = arr(a.m);
-    const v = arr(a.v);
-    const bc1 = 1 - a.beta1 ** a.step;
-    const bc2 = 1 - a.beta2 ** a.step;
-    const decoupled = a.decoupled ?? true;
-    for (let i = 0; i < p.length; i++) {
-      let w = p[i]!;
-      let gi = g[i]!;
-      if (decoupled) w -= a.lr * a.weightDecay * w;
-      else gi += a.weightDecay * w;
-      m[i] = a.beta1 * m[i]! + (1 - a.beta1) * gi;
-      v[i] = a.beta2 * v[i]! + (1 - a.beta2) * gi * gi;
-      // read back the stored moments, so f32 state rounds as a native kernel's does
-      p[i] = w - (a.lr * (m[i]! / bc1)) / (Math.sqrt(v[i]! / bc2) + a.eps);
-    }
+  // The dropout factor of (row, key): 0 or 1/(1 − p) from the Philox word, or 1 without dropout.
+  private dropoutMask(a: AttentionArgs | AttentionBackwardArgs): (row: number, j: number) => number {
+    if (a.dropoutThreshold === 0) return () => 1;
+    const words = new PhiloxWords(a.seed, a.dropoutOffset);
+    return (row, j) => (words.word(row * a.tk + j) >= a.dropoutThreshold ? a.dropoutScale : 0);
   }
 
-  lambUpdate(a: OptimizerArgs): number {
-    const p = arr(a.param);
-    const g = arr(a.grad);
-    const m = arr(a.m);
-    const v = arr(a.v);
-    const bc = a.biasCorrection ?? true;
-    const bc1 = bc ? 1 - a.beta1 ** a.step : 1;
-    const bc2 = bc ? 1 - a.beta2 ** a.step : 1;
-    const r = new Float64Array(p.length);
-    let wNorm = 0;
-    let rNorm = 0;
-    for (let i = 0; i < p.length; i++) {
-      const gi = g[i]!;
-      m[i] = a.beta1 * m[i]! + (1 - a.beta1) * gi;
-      v[i] = a.beta2 * v[i]! + (1 - a.beta2) * gi * gi;
-      const ri = m[i]! / bc1 / (Math.sqrt(v[i]! / bc2) + a.eps) + a.weightDecay * p[i]!;
-      r[i] = ri;
-      wNorm += p[i]! * p[i]!;
-      rNorm += ri * ri;
-    }
-    wNorm = Math.sqrt(wNorm);
-    rNorm = Math.sqrt(rNorm);
-    const trust = wNorm > 0 && rNorm > 0 ? wNorm / rNorm : 1;
-    for (let i = 0; i < p.length; i++) p[i] = p[i]! - a.lr * trust * r[i]!;
-    return trust;
-  }
-
-  // Scores of query (b, i) against every key, masked entries −∞; returns their log-sum-exp.
-  private attentionScores(p: AttentionArgs, b: number, i: number, q: Num, k: Num, scores: Float64Array): number {
-    const mask = p.mask ? arr(p.mask) : null;
-    const boolMask = p.mask?.dtype === 'bool';
-    const mBase = b * (p.maskBatchStride ?? 0) + i * p.tk;
-    const qRow = (b * p.tq + i) * p.d;
-    for (let j = 0; j < p.tk; j++) {
-      if ((p.causal && j > i) || (boolMask && !mask![mBase + j])) {
+  // Scores of query (b, h, i) against every key, masked entries −∞; returns their log-sum-exp.
+  private attentionScores(a: AttentionArgs | AttentionBackwardArgs, b: number, h: number, i: number, q: Num, k: Num, scores: Float64Array): number {
+    const mask = a.mask ? arr(a.mask) : null;
+    const boolMask = a.mask?.dtype === 'bool';
+    const ms = a.maskStrides;
+    const mBase = mask ? b * ms[0]! + h * ms[1]! + i * ms[2]! : 0;
+    const qRow = at3(a.qOffset, a.qStrides, b, h, i);
+    for (let j = 0; j < a.tk; j++) {
+      if ((a.causal && j > i + a.causalOffset) || (boolMask && !mask![mBase + j * ms[3]!])) {
         scores[j] = -Infinity;
         continue;
       }
-      const kRow = (b * p.tk + j) * p.d;
+      const kRow = at3(a.kOffset, a.kStrides, b, h, j);
       let s = 0;
-      for (let c = 0; c < p.d; c++) s += q[qRow + c]! * k[kRow + c]!;
-      s *= p.scale;
-      if (mask && !boolMask) s += mask[mBase + j]!;
+      for (let c = 0; c < a.qkDim; c++) s += q[qRow + c]! * k[kRow + c]!;
+      s *= a.scale;
+      if (mask && !boolMask) s += mask[mBase + j * ms[3]!]!;
       scores[j] = s;
     }
-    return rowLogSumExp(scores, 0, p.tk);
+    return rowLogSumExp(scores, 0, a.tk);
+  }
+
+  // ---- optimizers ----------------------------------------------------------------------------
+
+  multiNorm(a: MultiNormArgs): void {
+    const norms = a.xs.map((x) => {
+      const xs = arr(x);
+      let acc = 0;
+      for (let i = 0; i < x.size; i++) {
+        const m = Math.abs(xs[i]!);
+        if (a.ord === Infinity) acc = m > acc || m !== m ? m : acc;
+        else acc += a.ord === 1 ? m : a.ord === 2 ? m * m : m ** a.ord;
+      }
+      return a.ord === Infinity || a.ord === 1 ? acc : a.ord === 2 ? Math.sqrt(acc) : acc ** (1 / a.ord);
+    });
+    store(a.out, norms);
+  }
+
+  multiScale(a: MultiScaleArgs): void {
+    const s = arr(a.scale)[0]!;
+    for (const x of a.xs) {
+      const xs = arr(x);
+      for (let i = 0; i < x.size; i++) xs[i] = xs[i]! * s;
+    }
+  }
+
+  adamUpdate(a: AdamUpdateArgs): void {
+    a.params.forEach((param, t) => {
+      const p = arr(param);
+      const g = arr(a.grads[t]!);
+      const m = arr(a.m[t]!);
+      const v = arr(a.v[t]!);
+      const step = a.steps[t]!;
+      const bc1 = 1 - a.beta1 ** step;
+      const bc2 = 1 - a.beta2 ** step;
+      for (let i = 0; i < param.size; i++) {
+        let w = p[i]!;
+        let gi = g[i]!;
+        if (a.decoupled) w -= a.lr * a.weightDecay * w;
+        else gi += a.weightDecay * w;
+        m[i] = a.beta1 * m[i]! + (1 - a.beta1) * gi;
+        v[i] = a.beta2 * v[i]! + (1 - a.beta2) * gi * gi;
+        // read back the stored moments, so f32 state rounds as a native kernel's does
+        p[i] = w - (a.lr * (m[i]! / bc1)) / (Math.sqrt(v[i]! / bc2) + a.eps);
+      }
+    });
+  }
+
+  lambUpdate(a: LambUpdateArgs): void {
+    const trusts = a.params.map((param, t) => {
+      const p = arr(param);
+      const g = arr(a.grads[t]!);
+      const m = arr(a.m[t]!);
+      const v = arr(a.v[t]!);
+      const step = a.steps[t]!;
+      const bc1 = a.biasCorrection ? 1 - a.beta1 ** step : 1;
+      const bc2 = a.biasCorrection ? 1 - a.beta2 ** step : 1;
+      const r = new Float64Array(param.size);
+      let wNorm = 0;
+      let rNorm = 0;
+      for (let i = 0; i < param.size; i++) {
+        const gi = g[i]!;
+        m[i] = a.beta1 * m[i]! + (1 - a.beta1) * gi;
+        v[i] = a.beta2 * v[i]! + (1 - a.beta2) * gi * gi;
+        const ri = m[i]! / bc1 / (Math.sqrt(v[i]! / bc2) + a.eps) + a.weightDecay * p[i]!;
+        r[i] = ri;
+        wNorm += p[i]! * p[i]!;
+        rNorm += ri * ri;
+      }
+      wNorm = Math.sqrt(wNorm);
+      rNorm = Math.sqrt(rNorm);
+      const trust = wNorm > 0 && rNorm > 0 ? wNorm / rNorm : 1;
+      for (let i = 0; i < param.size; i++) p[i] = p[i]! - a.lr * trust * r[i]!;
+      return trust;
+    });
+    if (a.trust) store(a.trust, trusts);
   }
 }
 

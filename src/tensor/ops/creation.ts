@@ -1,11 +1,11 @@
 /** Creating tensors: from data, constants, ranges and random distributions. @module */
 import type { Backend } from '../../backend/backend.js';
 import { encode, isDType, isFloat, type DType } from '../../backend/dtype.js';
-import { getBackend } from '../../backend/registry.js';
+import { backendSync } from '../../backend/registry.js';
 import { fmt, isValidShape, sizeOf } from '../shape.js';
 import { defaultGenerator, type Generator } from '../random.js';
 import { Tensor, type NestedArray } from '../tensor.js';
-import { fail, live } from './util.js';
+import { checkStorable, fail, live } from './util.js';
 
 /** Options shared by creation functions. */
 export interface CreateOptions {
@@ -31,10 +31,11 @@ function resolve(op: string, opts: CreateOptions | undefined, dflt: DType): [Bac
   if (!isDType(dtype)) fail(op, `unknown dtype '${String(dtype)}'`);
   let backend: Backend;
   try {
-    backend = getBackend(opts?.backend);
+    backend = backendSync(opts?.backend);
   } catch (e) {
     fail(op, (e as Error).message);
   }
+  checkStorable(op, backend, dtype);
   return [backend, dtype];
 }
 
@@ -51,9 +52,9 @@ function finish(op: string, t: Tensor, opts: CreateOptions | undefined): Tensor 
 
 function fromValues(op: string, values: ArrayLike<number>, shape: readonly number[], opts: CreateOptions | undefined, dflt: DType): Tensor {
   const [backend, dtype] = resolve(op, opts, dflt);
-  const s = backend.alloc(dtype, sizeOf(shape));
-  backend.write(s, encode(values, dtype));
-  return finish(op, Tensor._fromStorage(backend, s, shape), opts);
+  const t = Tensor._empty(backend, shape, dtype);
+  backend.write(t._storage(op), encode(values, dtype));
+  return finish(op, t, opts);
 }
 
 function checkShape(op: string, shape: unknown): readonly number[] {
@@ -138,7 +139,7 @@ function fill(op: string, shape: readonly number[], value: number, opts?: Create
   checkShape(op, shape);
   const [backend, dtype] = resolve(op, opts, typeof value === 'boolean' ? 'bool' : 'f32');
   const t = Tensor._empty(backend, shape, dtype);
-  backend.fill(t._storage(op), value);
+  backend.fill({ out: t._storage(op), value });
   return finish(op, t, opts);
 }
 

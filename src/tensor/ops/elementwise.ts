@@ -4,11 +4,12 @@
  * @module
  */
 import type { BinaryOp, UnaryOp } from '../../backend/backend.js';
+import { BINARY_BOOL_OPS, UNARY_INTEGRAL_OPS, type RecordedOp } from '../../backend/ops.gen.js';
 import { isFloat, isHalf, promoteTypes, type DType } from '../../backend/dtype.js';
 import { record } from '../../autograd/tape.js';
 import { broadcastStrides, fmt, tryBroadcast } from '../shape.js';
 import { Tensor } from '../tensor.js';
-import { asOp, checkDType, computeDtype, desc, fail, freeTemps, inCompute, live, rawCast, scalarDtype, scalarTensor } from './util.js';
+import { asOp, checkDType, checkStorable, computeDtype, desc, fail, freeTemps, inCompute, live, rawCast, scalarDtype, scalarTensor } from './util.js';
 
 /** A tensor, or a JS number that takes the tensor's dtype (PyTorch's scalar promotion). */
 export type Operand = Tensor | number;
@@ -44,7 +45,7 @@ function operands(op: string, a: Operand, b: Operand, backendHint?: Tensor): [Te
   return [asTensor(a), asTensor(b), dtype, temps];
 }
 
-const COMPARISONS = new Set<BinaryOp>(['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'and', 'or']);
+const COMPARISONS = new Set<BinaryOp>(BINARY_BOOL_OPS);
 
 function binary(op: BinaryOp, a: Operand, b: Operand): Tensor {
   const [x, y, promoted, temps] = operands(op, a, b);
@@ -70,7 +71,15 @@ function binary(op: BinaryOp, a: Operand, b: Operand): Tensor {
   const [xi, yi] = [prep(x), prep(y)];
   let out = inCompute([xi, yi], cd, outDtype, ([xc, yc]) => {
     const o = Tensor._empty(backend, shape, comparison ? 'bool' : cd);
-    backend.binary(op, xc!._storage(op), broadcastStrides(xc!.shape, shape), yc!._storage(op), broadcastStrides(yc!.shape, shape), o._storage(op), shape);
+    backend.binary({
+      op,
+      a: xc!._storage(op),
+      aStrides: broadcastStrides(xc!.shape, shape),
+      b: yc!._storage(op),
+      bStrides: broadcastStrides(yc!.shape, shape),
+      out: o._storage(op),
+      shape,
+    });
     return o;
   });
   if (xi !== x) xi.dispose();
@@ -84,8 +93,9 @@ function binary(op: BinaryOp, a: Operand, b: Operand): Tensor {
     temps.forEach((t) => t.dispose());
     return out;
   }
-  // scalar operands become 0-d tensors owned by the node (the rules of mul, div, pow read them)
-  return record(op, [x, y], out, {}, temps);
+  // scalar operands become 0-d tensors owned by the node (the rules of mul, div, pow read them);
+  // the ops that reach here (not comparisons) are all recorded ops
+  return record(op as RecordedOp, [x, y], out, {}, temps);
 }
 
 /** a + b, broadcasting. */
@@ -120,7 +130,7 @@ export const logicalAnd = (a: Operand, b: Operand): Tensor => asOp('logicalAnd',
 export const logicalOr = (a: Operand, b: Operand): Tensor => asOp('logicalOr', () => binary('or', a, b));
 
 // Ops that keep integers integral; the rest compute in floats (f32 for integer inputs).
-const INTEGRAL = new Set<UnaryOp>(['neg', 'abs', 'sign', 'relu', 'floor', 'ceil', 'round']);
+const INTEGRAL = new Set<UnaryOp>(UNARY_INTEGRAL_OPS);
 
 function unary(op: UnaryOp, x: Tensor): Tensor {
   const backend = live(op, x);
@@ -128,23 +138,23 @@ function unary(op: UnaryOp, x: Tensor): Tensor {
   const dtype: DType = isFloat(x.dtype) || INTEGRAL.has(op) ? x.dtype : 'f32';
   if (op === 'isfinite' && !isFloat(x.dtype)) {
     const o = Tensor._empty(backend, x.shape, 'bool');
-    backend.fill(o._storage(op), 1);
+    backend.fill({ out: o._storage(op), value: 1 });
     return o;
   }
   if (!isFloat(dtype) && (op === 'floor' || op === 'ceil' || op === 'round')) return rawCopy(x);
   const cd = computeDtype(backend, 'elementwise', dtype);
   const out = inCompute([rawCast(x, dtype)], cd, op === 'isfinite' ? 'bool' : dtype, ([xc]) => {
     const o = Tensor._empty(backend, x.shape, op === 'isfinite' ? 'bool' : cd);
-    backend.unary(op, xc!._storage(op), o._storage(op));
+    backend.unary({ op, x: xc!._storage(op), out: o._storage(op) });
     return o;
   });
   if (op === 'isfinite') return out;
-  return record(op, [x], out);
+  return record(op as RecordedOp, [x], out);
 }
 
 function rawCopy(x: Tensor): Tensor {
   const o = Tensor._empty(x.backend, x.shape, x.dtype);
-  x.backend.cast(x._storage('copy'), o._storage('copy'));
+  x.backend.cast({ x: x._storage('copy'), out: o._storage('copy') });
   return o;
 }
 
@@ -195,6 +205,7 @@ export function logicalNot(x: Tensor): Tensor {
 export function cast(x: Tensor, dtype: DType): Tensor {
   live('cast', x);
   checkDType('cast', dtype);
+  checkStorable('cast', x.backend, dtype);
   if (x.dtype === dtype) return x;
   return record('cast', [x], rawCast(x, dtype));
 }
@@ -219,16 +230,16 @@ export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
   const xc = rawCast(x, dtype);
   const yc = rawCast(y, dtype);
   const out = Tensor._empty(x.backend, shape, dtype);
-  x.backend.where(
-    cond._storage('where'),
-    broadcastStrides(cond.shape, shape),
-    xc._storage('where'),
-    broadcastStrides(xc.shape, shape),
-    yc._storage('where'),
-    broadcastStrides(yc.shape, shape),
-    out._storage('where'),
+  x.backend.where({
+    cond: cond._storage('where'),
+    condStrides: broadcastStrides(cond.shape, shape),
+    a: xc._storage('where'),
+    aStrides: broadcastStrides(xc.shape, shape),
+    b: yc._storage('where'),
+    bStrides: broadcastStrides(yc.shape, shape),
+    out: out._storage('where'),
     shape,
-  );
+  });
   if (xc !== x) xc.dispose();
   if (yc !== y) yc.dispose();
   return record('where', [x, y], out, { cond }, temps);
@@ -264,7 +275,7 @@ export function unaryBackward(op: UnaryOp, x: Tensor, dy: Tensor): Tensor {
   const cd = computeDtype(backend, 'elementwise', dtype);
   return inCompute([rawCast(x, dtype), dy], cd, dtype, ([xc, gc]) => {
     const o = Tensor._empty(backend, x.shape, cd);
-    backend.unaryGrad(op, xc!._storage(op), gc!._storage(op), o._storage(op));
+    backend.unaryGrad({ op, x: xc!._storage(op), dy: gc!._storage(op), out: o._storage(op) });
     return o;
   });
 }

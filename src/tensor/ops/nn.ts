@@ -1,10 +1,9 @@
 /**
- * Neural-network ops: matmul and linear, softmax, cross-entropy, layer/RMS norm, dropout,
- * embedding and scaled-dot-product attention. The heavy ones are single fused kernels of the
+ * Neural-network ops: matmul and linear, softmax, cross-entropy, layer/RMS norm, dropout and
+ * embedding (attention is in attention.ts). The heavy ones are single fused kernels of the
  * backend, so fast backends can implement them without materialising intermediates.
  * @module
  */
-import type { AttentionArgs } from '../../backend/backend.js';
 import { isFloat, promoteTypes, type DType } from '../../backend/dtype.js';
 import { noGrad, record } from '../../autograd/tape.js';
 import { broadcastStrides, fmt, sizeOf, tryBroadcast } from '../shape.js';
@@ -12,8 +11,8 @@ import { Tensor } from '../tensor.js';
 import * as ew from './elementwise.js';
 import { defaultGenerator, type Generator } from '../random.js';
 import { sum } from './reduce.js';
-import { checkIndex, expand, indexSelect, reshape, transpose } from './shape_ops.js';
-import { computeDtype, desc, fail, freeTemps, inCompute, live, normAxis, peekIndices, rawCast } from './util.js';
+import { expand, indexSelectAs, reshape, transpose } from './shape_ops.js';
+import { computeDtype, desc, fail, freeTemps, inCompute, live, normAxis, rawCast } from './util.js';
 
 /** Options of {@link matmul}. */
 export interface MatmulOptions {
@@ -67,14 +66,14 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     const o = Tensor._empty(backend, [...batchShape, m, n], cd);
     if (o.size === 0) return o;
     if (ka === 0) {
-      backend.fill(o._storage('matmul'), 0);
+      backend.fill({ out: o._storage('matmul'), value: 0 });
       return o;
     }
     backend.matmul({
       a: ac!._storage('matmul'),
       b: bc!._storage('matmul'),
       out: o._storage('matmul'),
-      dtype: cd,
+      bias: null,
       batchShape,
       aBatchStrides: broadcastStrides(aBatch, batchShape).map((s) => s * m * ka),
       bBatchStrides: broadcastStrides(bBatch, batchShape).map((s) => s * ka * n),
@@ -83,6 +82,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       k: ka,
       transA,
       transB,
+      activation: 'none',
     });
     return o;
   });
@@ -109,16 +109,16 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     if (k === 0) {
       if (bc) {
         const z = noGrad(() => expand(bc, o.shape));
-        backend.cast(z._storage('linear'), o._storage('linear'));
+        backend.cast({ x: z._storage('linear'), out: o._storage('linear') });
         if (z !== bc) z.dispose();
-      } else backend.fill(o._storage('linear'), 0);
+      } else backend.fill({ out: o._storage('linear'), value: 0 });
       return o;
     }
     backend.matmul({
       a: xc!._storage('linear'),
       b: wc!._storage('linear'),
       out: o._storage('linear'),
-      dtype: cd,
+      bias: bc ? bc._storage('linear') : null,
       batchShape: [],
       aBatchStrides: [],
       bBatchStrides: [],
@@ -127,7 +127,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
       k,
       transA: false,
       transB: true,
-      ...(bc ? { bias: bc._storage('linear') } : {}),
+      activation: 'none',
     });
     return o;
   });
@@ -150,7 +150,7 @@ function softmaxImpl(op: 'softmax' | 'logSoftmax', x: Tensor, axis: number): Ten
   const backend = x.backend;
   const out = inCompute([x], computeDtype(backend, 'softmax', x.dtype), x.dtype, ([xc]) => {
     const o = Tensor._empty(backend, x.shape, xc!.dtype);
-    if (o.size > 0) backend.softmax(xc!._storage(op), o._storage(op), rows, cols, op === 'logSoftmax');
+    if (o.size > 0) backend.softmax({ x: xc!._storage(op), out: o._storage(op), rows, cols, log: op === 'logSoftmax' });
     return o;
   });
   return record(op, [x], out);
@@ -188,17 +188,23 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   if (!['mean', 'sum', 'none'].includes(reduction)) fail('crossEntropy', `unknown reduction '${reduction}'`);
   const classes = logits.shape[logits.rank - 1]!;
   const rows = targets.size;
-  const ids = peekIndices(targets);
-  if (ids)
-    for (const t of ids)
-      if (t !== ignoreIndex && (t < 0 || t >= classes))
-        fail('crossEntropy', `target ${t} is out of range [0, ${classes}) (and is not ignoreIndex ${ignoreIndex})`);
+  // target values are checked by the kernel: a bad one is a fault the next read or sync throws
   const backend = logits.backend;
   const [losses, lse] = inCompute([logits], computeDtype(backend, 'crossEntropy', logits.dtype), logits.dtype, ([lc]) => {
     const l = Tensor._empty(backend, targets.shape, lc!.dtype);
     const z = Tensor._empty(backend, targets.shape, lc!.dtype);
     if (rows > 0)
-      backend.crossEntropy(lc!._storage('crossEntropy'), targets._storage('crossEntropy'), l._storage('crossEntropy'), z._storage('crossEntropy'), rows, classes, ignoreIndex, smoothing);
+      backend.crossEntropy({
+        logits: lc!._storage('crossEntropy'),
+        targets: targets._storage('crossEntropy'),
+        loss: l._storage('crossEntropy'),
+        lse: z._storage('crossEntropy'),
+        rows,
+        classes,
+        ignoreIndex,
+        smoothing,
+        op: 'crossEntropy',
+      });
     return [l, z];
   }, 1);
   const perRow = record('crossEntropy', [logits], losses!, { targets, ignoreIndex, smoothing }, [lse!]);
@@ -246,9 +252,20 @@ function normImpl(
     const o = Tensor._empty(backend, x.shape, cd);
     const mu = Tensor._empty(backend, [rows], cd);
     const rs = Tensor._empty(backend, [rows], cd);
-    backend.fill(mu._storage(op), 0);
+    backend.fill({ out: mu._storage(op), value: 0 });
     if (rows > 0)
-      backend.layerNorm(xc._storage(op), wc?._storage(op) ?? null, bc?._storage(op) ?? null, o._storage(op), mu._storage(op), rs._storage(op), rows, cols, eps, rms);
+      backend.layerNorm({
+        x: xc._storage(op),
+        weight: wc?._storage(op) ?? null,
+        bias: bc?._storage(op) ?? null,
+        out: o._storage(op),
+        mean: mu._storage(op),
+        rstd: rs._storage(op),
+        rows,
+        cols,
+        eps,
+        rms,
+      });
     return [o, mu, rs];
   }, 1);
   // mean and rstd stay in the compute dtype for the backward (cast back only if they were cast)
@@ -298,88 +315,11 @@ export function embedding(ids: Tensor, weight: Tensor): Tensor {
   live('embedding', ids, weight);
   if (ids.dtype !== 'i32') fail('embedding', `ids must be i32, got ${desc(ids)}`);
   if (weight.rank !== 2) fail('embedding', `weight must be [vocab, dim], got ${desc(weight)}`);
-  checkIndex('embedding', ids, weight.shape[0]!);
   const flat = reshape(ids, [ids.size]);
-  const rows = indexSelect(weight, 0, flat);
+  const rows = indexSelectAs('embedding', weight, 0, flat);
   const out = reshape(rows, [...ids.shape, weight.shape[1]!]);
   freeTemps(out, flat, rows);
   return out;
-}
-
-/** Options of {@link scaledDotProductAttention}. */
-export interface AttentionOptions {
-  /** bool (true = attend) or float (added to the scores), broadcastable to `[..., Tq, Tk]`. */
-  attnMask?: Tensor | null;
-  /** Query i attends keys j ≤ i (top-left aligned, as PyTorch's `is_causal`). */
-  isCausal?: boolean;
-  /** Score scale; 1/√D by default. */
-  scale?: number;
-}
-
-/**
- * `softmax(q·kᵀ·scale + mask)·v` over q `[..., Tq, D]`, k `[..., Tk, D]`, v `[..., Tk, Dv]`
- * with equal leading dims (as `torch.nn.functional.scaled_dot_product_attention`). One fused
- * kernel: fast backends never materialise the `[Tq, Tk]` scores. A query with nothing to
- * attend gets zeros.
- */
-export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
-  const op = 'scaledDotProductAttention';
-  const mask = opts.attnMask ?? null;
-  live(op, q, k, v, mask);
-  if (q.rank < 2 || k.rank !== q.rank || v.rank !== q.rank)
-    fail(op, `q, k, v must have one rank ≥ 2, got ${fmt(q.shape)}, ${fmt(k.shape)}, ${fmt(v.shape)}`);
-  const batchDims = q.shape.slice(0, -2);
-  const [tq, d] = q.shape.slice(-2) as [number, number];
-  const [tk, dk] = k.shape.slice(-2) as [number, number];
-  const [tv, dv] = v.shape.slice(-2) as [number, number];
-  if (k.shape.slice(0, -2).some((s, i) => s !== batchDims[i]) || v.shape.slice(0, -2).some((s, i) => s !== batchDims[i]) || dk !== d || tv !== tk)
-    fail(op, `shapes do not match: q ${fmt(q.shape)}, k ${fmt(k.shape)}, v ${fmt(v.shape)} (expected [..., Tq, D], [..., Tk, D], [..., Tk, Dv])`);
-  if (q.dtype !== k.dtype || q.dtype !== v.dtype || !isFloat(q.dtype))
-    fail(op, `q, k, v must share a floating dtype, got ${q.dtype}, ${k.dtype}, ${v.dtype}`);
-  const scale = opts.scale ?? 1 / Math.sqrt(d);
-  const batch = sizeOf(batchDims);
-  const backend = q.backend;
-  const cd = computeDtype(backend, 'attention', q.dtype);
-  // the mask as [Bm, Tq, Tk] with Bm = 1 (shared) or B
-  let maskT: Tensor | null = null;
-  let maskBatchStride = 0;
-  if (mask) {
-    if (mask.dtype !== 'bool' && !isFloat(mask.dtype)) fail(op, `attnMask must be bool or floating, got ${desc(mask)}`);
-    const full = [...batchDims, tq, tk];
-    const bshape = tryBroadcast(mask.shape, full);
-    if (!bshape || bshape.length !== full.length || bshape.some((s, i) => s !== full[i]))
-      fail(op, `attnMask ${fmt(mask.shape)} does not broadcast to ${fmt(full)}`);
-    const shared = mask.shape.slice(0, -2).every((s) => s === 1);
-    // an owned copy (or view) of the mask, saved by the node for the backward
-    const mc = mask.dtype === 'bool' ? mask : rawCast(mask, cd);
-    const src = mc._view(shared ? mask.shape.slice(-2) : mask.shape);
-    maskT = noGrad(() => expand(src, shared ? [tq, tk] : full));
-    if (maskT !== src) src.dispose();
-    if (mc !== mask) mc.dispose();
-    maskBatchStride = shared ? 0 : tq * tk;
-  }
-  const [out, lse] = inCompute([q, k, v], cd, q.dtype, ([qc, kc, vc]) => {
-    const args: AttentionArgs = {
-      q: qc!._storage(op),
-      k: kc!._storage(op),
-      v: vc!._storage(op),
-      batch,
-      tq,
-      tk,
-      d,
-      dv,
-      scale,
-      causal: opts.isCausal ?? false,
-      dtype: cd,
-      ...(maskT ? { mask: maskT._storage(op), maskBatchStride } : {}),
-    };
-    const o = Tensor._empty(backend, [...batchDims, tq, dv], cd);
-    const z = Tensor._empty(backend, [batch, tq], cd);
-    if (o.size > 0 || z.size > 0) backend.attention(args, o._storage(op), z._storage(op));
-    return [o, z];
-  }, 1);
-  const saved = [lse!, ...(maskT ? [maskT] : [])];
-  return record('attention', [q, k, v], out!, { scale, causal: opts.isCausal ?? false, maskBatchStride, hasMask: !!maskT }, saved);
 }
 
 /** @internal Backward of {@link crossEntropy}'s per-row losses: dlogits from dloss [...]. */
@@ -397,7 +337,18 @@ export function crossEntropyBackward(
   return inCompute([logits, lse, dloss], cd, logits.dtype, ([lc, zc, gc]) => {
     const d = Tensor._empty(backend, logits.shape, cd);
     if (targets.size > 0)
-      backend.crossEntropyBackward(lc!._storage('crossEntropy'), targets._storage('crossEntropy'), zc!._storage('crossEntropy'), gc!._storage('crossEntropy'), d._storage('crossEntropy'), targets.size, classes, ignoreIndex, smoothing);
+      backend.crossEntropyBackward({
+        logits: lc!._storage('crossEntropy'),
+        targets: targets._storage('crossEntropy'),
+        lse: zc!._storage('crossEntropy'),
+        dloss: gc!._storage('crossEntropy'),
+        dlogits: d._storage('crossEntropy'),
+        rows: targets.size,
+        classes,
+        ignoreIndex,
+        smoothing,
+        op: 'crossEntropy (backward)',
+      });
     return d;
   });
 }
@@ -421,47 +372,21 @@ export function normBackward(
     const dx = Tensor._empty(backend, x.shape, cd);
     const dw = weight ? Tensor._empty(backend, weight.shape, cd) : null;
     const db = wantBias ? Tensor._empty(backend, weight ? weight.shape : [cols], cd) : null;
-    for (const t of [dx, dw, db]) if (t && rows === 0) backend.fill(t._storage('norm'), 0);
+    for (const t of [dx, dw, db]) if (t && rows === 0) backend.fill({ out: t._storage('norm'), value: 0 });
     if (rows > 0)
-      backend.layerNormBackward(gc!._storage('norm'), xc!._storage('norm'), wc?._storage('norm') ?? null, mc!._storage('norm'), rc!._storage('norm'), dx._storage('norm'), dw?._storage('norm') ?? null, db?._storage('norm') ?? null, rows, cols, rms);
+      backend.layerNormBackward({
+        dy: gc!._storage('norm'),
+        x: xc!._storage('norm'),
+        weight: wc?._storage('norm') ?? null,
+        mean: mc!._storage('norm'),
+        rstd: rc!._storage('norm'),
+        dx: dx._storage('norm'),
+        dWeight: dw?._storage('norm') ?? null,
+        dBias: db?._storage('norm') ?? null,
+        rows,
+        cols,
+        rms,
+      });
     return [dx, ...(dw ? [dw] : []), ...(db ? [db] : [])];
-  }, 3);
-}
-
-/** @internal Backward of {@link scaledDotProductAttention}: [dq, dk, dv]. */
-export function attentionBackward(
-  q: Tensor,
-  k: Tensor,
-  v: Tensor,
-  out: Tensor,
-  lse: Tensor,
-  dout: Tensor,
-  mask: Tensor | null,
-  attrs: { scale: number; causal: boolean; maskBatchStride: number },
-): Tensor[] {
-  const op = 'scaledDotProductAttention';
-  const backend = q.backend;
-  const cd = computeDtype(backend, 'attention', q.dtype);
-  const [tq, d] = q.shape.slice(-2) as [number, number];
-  const [tk, dv] = v.shape.slice(-2) as [number, number];
-  return inCompute([q, k, v, out, lse, dout], cd, q.dtype, ([qc, kc, vc, oc, zc, gc]) => {
-    const args: AttentionArgs = {
-      q: qc!._storage(op),
-      k: kc!._storage(op),
-      v: vc!._storage(op),
-      batch: sizeOf(q.shape.slice(0, -2)),
-      tq,
-      tk,
-      d,
-      dv,
-      scale: attrs.scale,
-      causal: attrs.causal,
-      dtype: cd,
-      ...(mask ? { mask: mask._storage(op), maskBatchStride: attrs.maskBatchStride } : {}),
-    };
-    const grads = [q, k, v].map((t) => Tensor._empty(backend, t.shape, cd));
-    for (const t of grads) backend.fill(t._storage(op), 0);
-    if (tq > 0 && tk > 0) backend.attentionBackward(args, oc!._storage(op), zc!._storage(op), gc!._storage(op), grads[0]!._storage(op), grads[1]!._storage(op), grads[2]!._storage(op));
-    return grads;
   }, 3);
 }

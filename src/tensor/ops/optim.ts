@@ -1,11 +1,13 @@
 /**
- * Fused optimizer updates: one backend kernel per parameter and step, in place, outside
- * autograd. Optimizers (src/optim) call these; parameters of half dtypes are updated through an
- * f32 copy (the moments are f32 whatever the parameter's dtype).
+ * Many-tensor optimizer kernels, in place and outside autograd: the Adam/AdamW and LAMB updates of
+ * a whole parameter group in one backend call, the norms of a list of tensors, and scaling a list
+ * by a scalar that stays on the device (so clipping needs no sync). Optimizers and `clipGradNorm`
+ * call these. Parameters of a dtype the backend does not update natively (halves) go through f32
+ * copies; moments are f32 (f64 for f64 parameters).
  * @module
  */
-import type { OptimizerArgs } from '../../backend/backend.js';
-import { isFloat, isHalf } from '../../backend/dtype.js';
+import type { Backend } from '../../backend/backend.js';
+import { isFloat } from '../../backend/dtype.js';
 import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { desc, fail, live, rawCast } from './util.js';
@@ -17,63 +19,144 @@ export interface OptimizerHyper {
   beta2: number;
   eps: number;
   weightDecay: number;
-  /** 1-based step count. */
-  step: number;
+  /** 1-based step count t of every parameter (one number for all, or one per parameter). */
+  step: number | readonly number[];
   /** Adam only: AdamW's decoupled decay (true, the default) or L2 added to the gradient. */
   decoupled?: boolean;
   /** LAMB only: bias-corrected moments (default true). */
   biasCorrection?: boolean;
 }
 
-function check(op: string, param: Tensor, grad: Tensor, m: Tensor, v: Tensor, h: OptimizerHyper): void {
-  live(op, param, grad, m, v);
-  if (!isFloat(param.dtype)) fail(op, `parameter must be floating, got ${desc(param)}`);
-  const stateDtype = param.dtype === 'f64' ? 'f64' : 'f32';
-  for (const [name, t, dtype] of [
-    ['grad', grad, param.dtype],
-    ['m', m, stateDtype],
-    ['v', v, stateDtype],
-  ] as const)
-    if (t.dtype !== dtype || t.size !== param.size)
-      fail(op, `${name} must be ${dtype} with ${param.size} elements like parameter ${fmt(param.shape)}, got ${desc(t)}`);
-  if (!(h.step >= 1) || !Number.isInteger(h.step)) fail(op, `step must be a positive integer, got ${h.step}`);
-  for (const k of ['lr', 'beta1', 'beta2', 'eps', 'weightDecay'] as const)
-    if (!Number.isFinite(h[k])) fail(op, `${k} must be finite, got ${h[k]}`);
-}
+const list = (x: Tensor | readonly Tensor[]): readonly Tensor[] => (x instanceof Tensor ? [x] : x);
 
-function run<T>(op: string, param: Tensor, grad: Tensor, m: Tensor, v: Tensor, h: OptimizerHyper, kernel: (args: OptimizerArgs) => T): T {
-  check(op, param, grad, m, v, h);
-  const half = isHalf(param.dtype);
-  const p = half ? rawCast(param, 'f32') : param;
-  const g = half ? rawCast(grad, 'f32') : grad;
-  const result = kernel({
-    param: p._storage(op),
-    grad: g._storage(op),
-    m: m._storage(op),
-    v: v._storage(op),
-    lr: h.lr,
-    beta1: h.beta1,
-    beta2: h.beta2,
-    eps: h.eps,
-    weightDecay: h.weightDecay,
-    step: h.step,
-    decoupled: h.decoupled ?? true,
-    biasCorrection: h.biasCorrection ?? true,
+// Validate a parameter list and its companions; returns the backend and the step of each.
+function check(op: string, params: readonly Tensor[], grads: readonly Tensor[], m: readonly Tensor[], v: readonly Tensor[], h: OptimizerHyper): [Backend, number[]] {
+  if (params.length === 0) fail(op, 'expected at least one parameter');
+  for (const [name, xs] of [['grads', grads], ['m', m], ['v', v]] as const)
+    if (xs.length !== params.length) fail(op, `got ${params.length} parameters but ${xs.length} ${name}`);
+  const backend = live(op, ...params, ...grads, ...m, ...v);
+  const dtype = params[0]!.dtype;
+  params.forEach((p, i) => {
+    if (!isFloat(p.dtype) || p.dtype !== dtype) fail(op, `parameters must share one floating dtype, got ${desc(params[0]!)} and ${desc(p)}`);
+    const stateDtype = p.dtype === 'f64' ? 'f64' : 'f32';
+    for (const [name, t, dt] of [['grad', grads[i]!, p.dtype], ['m', m[i]!, stateDtype], ['v', v[i]!, stateDtype]] as const)
+      if (t.dtype !== dt || t.size !== p.size)
+        fail(op, `${name} of parameter ${i} must be ${dt} with ${p.size} elements like the parameter ${fmt(p.shape)}, got ${desc(t)}`);
   });
-  if (half) {
-    param.backend.cast(p._storage(op), param._storage(op));
-    p.dispose();
-    g.dispose();
+  const steps = typeof h.step === 'number' ? params.map(() => h.step as number) : [...h.step];
+  if (steps.length !== params.length) fail(op, `got ${params.length} parameters but ${steps.length} step counts`);
+  for (const s of steps) if (!Number.isSafeInteger(s) || s < 1) fail(op, `step must be a positive integer, got ${s}`);
+  for (const k of ['lr', 'beta1', 'beta2', 'eps', 'weightDecay'] as const) if (!Number.isFinite(h[k])) fail(op, `${k} must be finite, got ${h[k]}`);
+  return [backend, steps];
+}
+
+// Run `kernel` on the parameters, through f32 copies when the backend does not update their dtype.
+function inOptimDtype(backend: Backend, params: readonly Tensor[], grads: readonly Tensor[], kernel: (p: readonly Tensor[], g: readonly Tensor[]) => void): void {
+  if (backend.computes('optim', params[0]!.dtype)) return kernel(params, grads);
+  const p32 = params.map((p) => rawCast(p, 'f32'));
+  const g32 = grads.map((g) => rawCast(g, 'f32'));
+  kernel(p32, g32);
+  p32.forEach((c, i) => {
+    backend.cast({ x: c._storage('optim'), out: params[i]!._storage('optim') });
+    c.dispose();
+    g32[i]!.dispose();
+  });
+}
+
+const storages = (op: string, xs: readonly Tensor[]) => xs.map((x) => x._storage(op));
+
+/**
+ * One Adam/AdamW step on every parameter in `params`, in place, in one backend call:
+ * `g += wd·p` (Adam) or `p −= lr·wd·p` (AdamW); `m = β1·m + (1−β1)·g`; `v = β2·v + (1−β2)·g²`;
+ * `p −= lr·(m/(1−β1ᵗ))/(√(v/(1−β2ᵗ)) + ε)`. All tensors on one backend; parameters of one dtype.
+ */
+export function adamUpdate(params: Tensor | readonly Tensor[], grads: Tensor | readonly Tensor[], m: Tensor | readonly Tensor[], v: Tensor | readonly Tensor[], h: OptimizerHyper): void {
+  const op = 'adamUpdate';
+  const [ps, gs, ms, vs] = [list(params), list(grads), list(m), list(v)];
+  const [backend, steps] = check(op, ps, gs, ms, vs, h);
+  inOptimDtype(backend, ps, gs, (p, g) =>
+    backend.adamUpdate({
+      params: storages(op, p),
+      grads: storages(op, g),
+      m: storages(op, ms),
+      v: storages(op, vs),
+      steps,
+      lr: h.lr,
+      beta1: h.beta1,
+      beta2: h.beta2,
+      eps: h.eps,
+      weightDecay: h.weightDecay,
+      decoupled: h.decoupled ?? true,
+    }),
+  );
+}
+
+/**
+ * One LAMB step on every parameter in `params`, in place, in one backend call (see the LAMB
+ * optimizer for the math). Returns the trust ratio ‖p‖/‖r‖ of each parameter as a new f32
+ * tensor `[n]` on the device (the caller owns it; reading it is a sync).
+ */
+export function lambUpdate(params: Tensor | readonly Tensor[], grads: Tensor | readonly Tensor[], m: Tensor | readonly Tensor[], v: Tensor | readonly Tensor[], h: OptimizerHyper): Tensor {
+  const op = 'lambUpdate';
+  const [ps, gs, ms, vs] = [list(params), list(grads), list(m), list(v)];
+  const [backend, steps] = check(op, ps, gs, ms, vs, h);
+  const trust = Tensor._empty(backend, [ps.length], 'f32');
+  inOptimDtype(backend, ps, gs, (p, g) =>
+    backend.lambUpdate({
+      params: storages(op, p),
+      grads: storages(op, g),
+      m: storages(op, ms),
+      v: storages(op, vs),
+      steps,
+      lr: h.lr,
+      beta1: h.beta1,
+      beta2: h.beta2,
+      eps: h.eps,
+      weightDecay: h.weightDecay,
+      biasCorrection: h.biasCorrection ?? true,
+      trust: trust._storage(op),
+    }),
+  );
+  return trust;
+}
+
+/**
+ * The `ord`-norm of every tensor in `xs` (PyTorch's `_foreach_norm`), in one backend call: an f32
+ * tensor `[n]` (f64 when the tensors are f64). ord > 0; Infinity gives the largest magnitude.
+ */
+export function multiNorm(xs: readonly Tensor[], ord = 2): Tensor {
+  const op = 'multiNorm';
+  if (!(ord > 0)) fail(op, `ord must be positive (or Infinity), got ${ord}`);
+  if (xs.length === 0) fail(op, 'expected at least one tensor');
+  const backend = live(op, ...xs);
+  const dtype = xs[0]!.dtype;
+  for (const x of xs) if (!isFloat(x.dtype) || x.dtype !== dtype) fail(op, `tensors must share one floating dtype, got ${desc(xs[0]!)} and ${desc(x)}`);
+  const outDtype = dtype === 'f64' ? 'f64' : 'f32';
+  const out = Tensor._empty(backend, [xs.length], outDtype);
+  const native = backend.computes('optim', dtype);
+  const ins = native ? xs : xs.map((x) => rawCast(x, 'f32'));
+  backend.multiNorm({ xs: storages(op, ins), ord, out: out._storage(op) });
+  if (!native) for (const c of ins) c.dispose();
+  return out;
+}
+
+/** `xs[i] *= scale` in place for every tensor (PyTorch's `_foreach_mul_`), scale a one-element tensor read on the device. */
+export function multiScale(xs: readonly Tensor[], scale: Tensor): void {
+  const op = 'multiScale';
+  if (xs.length === 0) return;
+  const backend = live(op, ...xs, scale);
+  if (scale.size !== 1 || !isFloat(scale.dtype)) fail(op, `scale must be one floating element, got ${desc(scale)}`);
+  const dtype = xs[0]!.dtype;
+  for (const x of xs) if (!isFloat(x.dtype) || x.dtype !== dtype) fail(op, `tensors must share one floating dtype, got ${desc(xs[0]!)} and ${desc(x)}`);
+  const s = rawCast(scale, dtype === 'f64' ? 'f64' : 'f32');
+  if (backend.computes('optim', dtype)) backend.multiScale({ xs: storages(op, xs), scale: s._storage(op) });
+  else {
+    const ys = xs.map((x) => rawCast(x, 'f32'));
+    backend.multiScale({ xs: storages(op, ys), scale: s._storage(op) });
+    ys.forEach((y, i) => {
+      backend.cast({ x: y._storage(op), out: xs[i]!._storage(op) });
+      y.dispose();
+    });
   }
-  return result;
-}
-
-/** One Adam/AdamW step on `param` in place (see Backend.adamUpdate for the formulas). */
-export function adamUpdate(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, h: OptimizerHyper): void {
-  run('adamUpdate', param, grad, m, v, h, (a) => param.backend.adamUpdate(a));
-}
-
-/** One LAMB step on `param` in place; returns the trust ratio ‖p‖/‖r‖. */
-export function lambUpdate(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, h: OptimizerHyper): number {
-  return run('lambUpdate', param, grad, m, v, h, (a) => param.backend.lambUpdate(a));
+  if (s !== scale) s.dispose();
 }

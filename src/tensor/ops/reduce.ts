@@ -38,8 +38,8 @@ function reduceKernel(op: ReduceOp, x: Tensor, axes: number[], outDtype: DType):
       const nextShape = [...shape.slice(0, lo), ...shape.slice(lo, hi).map(() => 1), ...shape.slice(hi)];
       const kernelOut = op === 'argmax' || op === 'argmin' ? 'i32' : cur.dtype === 'bool' ? 'i32' : cur.dtype;
       const o = Tensor._empty(backend, nextShape, kernelOut);
-      if (n === 0) backend.fill(o._storage(op), 0);
-      else backend.reduce(op, cur._storage(op), outer, n, inner, o._storage(op));
+      if (n === 0) backend.fill({ out: o._storage(op), value: 0 });
+      else backend.reduce({ op, x: cur._storage(op), outer, r: n, inner, out: o._storage(op) });
       if (cur !== xc) cur.dispose();
       cur = o;
       shape = nextShape;
@@ -47,7 +47,7 @@ function reduceKernel(op: ReduceOp, x: Tensor, axes: number[], outDtype: DType):
     if (cur === xc) {
       // no axes: a copy, so the result never aliases the input
       const o = Tensor._empty(backend, shape, cur.dtype === 'bool' ? 'i32' : cur.dtype);
-      backend.cast(cur._storage(op), o._storage(op));
+      backend.cast({ x: cur._storage(op), out: o._storage(op) });
       cur = o;
     }
     return cur;
@@ -127,7 +127,7 @@ export function logsumexp(x: Tensor, axis?: Axes, keepdim = false): Tensor {
   if (axes.some((a) => x.shape[a] === 0)) {
     // log of an empty sum: −∞, as torch.logsumexp
     const o = Tensor._empty(x.backend, reducedShape(x.shape, axes, keepdim), isFloat(x.dtype) ? x.dtype : 'f32');
-    x.backend.fill(o._storage('logsumexp'), -Infinity);
+    x.backend.fill({ out: o._storage('logsumexp'), value: -Infinity });
     return o;
   }
   // the shift m is a constant for autograd; infinite maxima shift by 0

@@ -4,13 +4,12 @@
  * `scatterAdd` kernels.
  * @module
  */
-import type { IndexArgs } from '../../backend/backend.js';
 import { noGrad, record } from '../../autograd/tape.js';
 import { broadcastStrides, fmt, sizeOf, stridesOf, tryBroadcast } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import * as ew from './elementwise.js';
 import { sum } from './reduce.js';
-import { checkDType, computeDtype, desc, fail, freeTemps, inCompute, live, normAxis, peekIndices, rawCast, scalarTensor } from './util.js';
+import { checkDType, computeDtype, desc, fail, freeTemps, inCompute, live, normAxis, rawCast, scalarTensor } from './util.js';
 
 /** Same elements, another shape (one entry may be −1, inferred). Shares storage. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -165,7 +164,7 @@ export function narrow(x: Tensor, axis: number, start: number, length: number): 
  */
 export function sliceBackward(g: Tensor, shape: readonly number[], axis: number, start: number, step: number): Tensor {
   const out = Tensor._empty(g.backend, shape, g.dtype);
-  g.backend.fill(out._storage('slice'), 0);
+  g.backend.fill({ out: out._storage('slice'), value: 0 });
   const strides = stridesOf(shape);
   if (g.size > 0)
     g.backend.copy({
@@ -268,48 +267,44 @@ export function chunk(x: Tensor, chunks: number, axis = 0): Tensor[] {
   return split(x, Math.max(1, Math.ceil(x.shape[a]! / chunks)), a);
 }
 
-/** @internal Index tensors are i32 with values in [0, limit) (checked where the backend reads synchronously). */
-export function checkIndex(op: string, index: Tensor, limit: number): void {
+/**
+ * @internal Index tensors are i32. Their values are checked by the kernels, on the device: an
+ * index outside [0, limit) is a fault that the next read or sync throws, naming `op`.
+ */
+export function checkIndex(op: string, index: Tensor): void {
   if (index.dtype !== 'i32') fail(op, `index must be i32, got ${desc(index)}`);
-  const values = peekIndices(index);
-  if (!values) return;
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i]!;
-    if (v < 0 || v >= limit) fail(op, `index ${v} is out of range [0, ${limit}) (index shape ${fmt(index.shape)})`);
-  }
 }
 
-function indexArgs(
-  x: { shape: readonly number[] },
-  a: number,
-  index: Tensor,
-  n: number,
-  strides: [number, number, number],
-  dtype: IndexArgs['dtype'],
-): IndexArgs {
+// The gather/scatterAdd layout of `x` ([outer, srcDim, inner] around axis a) with index strides.
+function indexLayout(shape: readonly number[], a: number, index: Tensor, n: number, strides: [number, number, number], op: string) {
   return {
-    index: index._storage('index'),
+    index: index._storage(op),
     indexStrides: strides,
-    outer: sizeOf(x.shape.slice(0, a)),
-    srcDim: x.shape[a]!,
+    outer: sizeOf(shape.slice(0, a)),
+    srcDim: shape[a]!,
     n,
-    inner: sizeOf(x.shape.slice(a + 1)),
-    dtype,
+    inner: sizeOf(shape.slice(a + 1)),
+    op,
   };
 }
 
-/** Entries `index` (1-D i32) of `x` along `axis` (as `torch.index_select`). */
-export function indexSelect(x: Tensor, axis: number, index: Tensor): Tensor {
-  live('indexSelect', x, index);
-  const a = normAxis('indexSelect', axis, x.rank);
-  notScalar('indexSelect', x);
-  if (index.rank !== 1) fail('indexSelect', `index must be 1-D, got ${desc(index)}`);
-  checkIndex('indexSelect', index, x.shape[a]!);
+/** @internal {@link indexSelect} reporting bad indices as `op` (embedding uses it). */
+export function indexSelectAs(op: string, x: Tensor, axis: number, index: Tensor): Tensor {
+  live(op, x, index);
+  const a = normAxis(op, axis, x.rank);
+  notScalar(op, x);
+  if (index.rank !== 1) fail(op, `index must be 1-D, got ${desc(index)}`);
+  checkIndex(op, index);
   const shape = x.shape.map((d, i) => (i === a ? index.size : d));
   const out = Tensor._empty(x.backend, shape, x.dtype);
   if (out.size > 0)
-    x.backend.gather(x._storage('indexSelect'), out._storage('indexSelect'), indexArgs(x, a, index, index.size, [0, 1, 0], x.dtype));
-  return record('indexSelect', [x], out, { axis: a, index, shape: x.shape });
+    x.backend.gather({ x: x._storage(op), out: out._storage(op), ...indexLayout(x.shape, a, index, index.size, [0, 1, 0], op) });
+  return record('indexSelect', [x], out, { axis: a, index, shape: x.shape, op });
+}
+
+/** Entries `index` (1-D i32) of `x` along `axis` (as `torch.index_select`). An index out of range is reported by the next read or sync. */
+export function indexSelect(x: Tensor, axis: number, index: Tensor): Tensor {
+  return indexSelectAs('indexSelect', x, axis, index);
 }
 
 /** `out[..., j, ...] = x[..., index[..., j, ...], ...]` along `axis` (as `torch.gather`; index has x's shape off the axis). */
@@ -319,13 +314,13 @@ export function gather(x: Tensor, axis: number, index: Tensor): Tensor {
   notScalar('gather', x);
   if (index.rank !== x.rank || index.shape.some((d, i) => i !== a && d !== x.shape[i]))
     fail('gather', `index shape ${fmt(index.shape)} must match input shape ${fmt(x.shape)} except along axis ${axis}`);
-  checkIndex('gather', index, x.shape[a]!);
+  checkIndex('gather', index);
   const n = index.shape[a]!;
   const inner = sizeOf(x.shape.slice(a + 1));
   const out = Tensor._empty(x.backend, index.shape, x.dtype);
   if (out.size > 0)
-    x.backend.gather(x._storage('gather'), out._storage('gather'), indexArgs(x, a, index, n, [n * inner, inner, 1], x.dtype));
-  return record('gather', [x], out, { axis: a, index, shape: x.shape });
+    x.backend.gather({ x: x._storage('gather'), out: out._storage('gather'), ...indexLayout(x.shape, a, index, n, [n * inner, inner, 1], 'gather') });
+  return record('gather', [x], out, { axis: a, index, shape: x.shape, op: 'gather' });
 }
 
 /**
@@ -338,23 +333,24 @@ export function scatterAddInto(
   index: Tensor,
   src: Tensor,
   broadcast: boolean,
+  op = 'scatterAdd',
 ): Tensor {
   const backend = src.backend;
   const shape = base instanceof Tensor ? base.shape : base;
   const cd = computeDtype(backend, 'elementwise', src.dtype);
   return inCompute(base instanceof Tensor ? [base, src] : [src], cd, src.dtype, (xs) => {
     const out = Tensor._empty(backend, shape, cd);
-    if (base instanceof Tensor) backend.cast(xs[0]!._storage('scatterAdd'), out._storage('scatterAdd'));
-    else backend.fill(out._storage('scatterAdd'), 0);
+    if (base instanceof Tensor) backend.cast({ x: xs[0]!._storage(op), out: out._storage(op) });
+    else backend.fill({ out: out._storage(op), value: 0 });
     const s = xs[xs.length - 1]!;
     const n = broadcast ? index.size : index.shape[axis]!;
     const inner = sizeOf(shape.slice(axis + 1));
     if (s.size > 0)
-      backend.scatterAdd(
-        out._storage('scatterAdd'),
-        s._storage('scatterAdd'),
-        indexArgs({ shape }, axis, index, n, broadcast ? [0, 1, 0] : [n * inner, inner, 1], cd),
-      );
+      backend.scatterAdd({
+        dst: out._storage(op),
+        src: s._storage(op),
+        ...indexLayout(shape, axis, index, n, broadcast ? [0, 1, 0] : [n * inner, inner, 1], op),
+      });
     return out;
   });
 }
@@ -370,7 +366,7 @@ export function scatterAdd(x: Tensor, axis: number, index: Tensor, src: Tensor):
       'scatterAdd',
       `index ${fmt(index.shape)} must have src's shape ${fmt(src.shape)} and match input ${fmt(x.shape)} except along axis ${axis}`,
     );
-  checkIndex('scatterAdd', index, x.shape[a]!);
+  checkIndex('scatterAdd', index);
   return record('scatterAdd', [x, src], scatterAddInto(x, a, index, src, false), { axis: a, index });
 }
 
@@ -379,7 +375,12 @@ export function oneHot(index: Tensor, numClasses: number, dtype: 'i32' | 'f32' |
   live('oneHot', index);
   if (!Number.isInteger(numClasses) || numClasses < 1) fail('oneHot', `numClasses must be a positive integer, got ${numClasses}`);
   checkDType('oneHot', dtype);
-  checkIndex('oneHot', index, numClasses);
+  checkIndex('oneHot', index);
+  // indices out of range are a fault the next read or sync reports (as a kernel would)
+  const ok = noGrad(() => ew.logicalAnd(ew.ge(index, 0), ew.lt(index, numClasses)));
+  if (ok.size > 0)
+    index.backend.check({ cond: ok._storage('oneHot'), values: index._storage('oneHot'), op: 'oneHot', message: `index {value} is out of range [0, ${numClasses})` });
+  ok.dispose();
   const classes = Tensor._empty(index.backend, [numClasses], 'i32');
   index.backend.write(classes._storage('oneHot'), Int32Array.from({ length: numClasses }, (_, i) => i));
   const col = unsqueeze(index, -1);

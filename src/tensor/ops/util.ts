@@ -2,7 +2,7 @@
 import type { Backend, KernelFamily } from '../../backend/backend.js';
 import { encode, isDType, isFloat, type DType } from '../../backend/dtype.js';
 import { fmt } from '../shape.js';
-import { Tensor } from '../tensor.js';
+import { storableMessage, Tensor } from '../tensor.js';
 
 /** Throw the error every op throws: `op: message`. */
 export function fail(op: string, message: string): never {
@@ -49,9 +49,14 @@ export function checkDType(op: string, dtype: unknown): DType {
 
 /** A 0-d tensor of `value` on `backend`. */
 export function scalarTensor(backend: Backend, value: number, dtype: DType): Tensor {
-  const s = backend.alloc(dtype, 1);
-  backend.write(s, encode([value], dtype));
-  return Tensor._fromStorage(backend, s, []);
+  const t = Tensor._empty(backend, [], dtype);
+  backend.write(t._storage('scalar'), encode([value], dtype));
+  return t;
+}
+
+/** Throw `op: …` unless `backend` can store `dtype`. */
+export function checkStorable(op: string, backend: Backend, dtype: DType): void {
+  if (!backend.dtypes.includes(dtype)) fail(op, storableMessage(backend, dtype));
 }
 
 /** The dtype a JS number takes beside a tensor of `dtype`: floats stay, integers widen to f32 for a fraction. */
@@ -65,7 +70,7 @@ export function scalarDtype(dtype: DType, value: number): DType {
 export function rawCast(t: Tensor, dtype: DType): Tensor {
   if (t.dtype === dtype) return t;
   const out = Tensor._empty(t.backend, t.shape, dtype);
-  t.backend.cast(t._storage('cast'), out._storage('cast'));
+  t.backend.cast({ x: t._storage('cast'), out: out._storage('cast') });
   return out;
 }
 
@@ -123,10 +128,4 @@ export function normAxes(op: string, axis: number | readonly number[] | null | u
 export function freeTemps(out: Tensor, ...temps: Tensor[]): void {
   if (out.requiresGrad) return;
   for (const t of temps) if (t !== out) t.dispose();
-}
-
-/** Read an index tensor's values when the backend can (to validate ranges before a kernel runs). */
-export function peekIndices(t: Tensor): Int32Array | null {
-  const raw = t.backend.readSync?.(t._storage('index'));
-  return raw ? (raw as Int32Array) : null;
 }

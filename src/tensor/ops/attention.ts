@@ -1,0 +1,336 @@
+/**
+ * Scaled dot-product attention as one fused kernel: `softmax(q·kᵀ·scale + mask)·v` with optional
+ * causal masking (at any alignment), dropout on the weights, and q, k, v, out addressed through
+ * strides, so a transformer needs no split or transpose copies around it:
+ * {@link scaledDotProductAttention} takes PyTorch's `[..., T, D]` layout or flash-attention's
+ * `[B, T, H, D]`, and {@link packedAttention} reads q, k and v straight out of one `[B, T, 3·H·D]`
+ * projection and writes `[B, T, H·D]`.
+ * @module
+ */
+import type { AttentionArgs, Storage } from '../../backend/backend.js';
+import { isFloat, type DType } from '../../backend/dtype.js';
+import { dropoutThreshold } from '../../backend/philox.js';
+import { noGrad, record } from '../../autograd/tape.js';
+import { defaultGenerator, type Generator } from '../random.js';
+import { fmt, sizeOf, stridesOf, tryBroadcast } from '../shape.js';
+import { Tensor } from '../tensor.js';
+import { expand } from './shape_ops.js';
+import { computeDtype, desc, fail, inCompute, live, rawCast } from './util.js';
+
+/** Options of {@link scaledDotProductAttention} and {@link packedAttention}. */
+export interface AttentionOptions {
+  /**
+   * bool (true = attend) or float (added to the scores), broadcastable to `[..., Tq, Tk]` where
+   * `...` are q's batch dims (`[B, H]` for the 'bthd' layout and for packed attention).
+   */
+  attnMask?: Tensor | null;
+  /** Causal masking: query i attends keys j ≤ i + causalOffset. */
+  isCausal?: boolean;
+  /**
+   * Where the causal diagonal starts: 0 (default) aligns it top-left, as PyTorch's `is_causal`;
+   * `Tk − Tq` aligns it bottom-right, for a chunk of new queries after cached keys.
+   */
+  causalOffset?: number;
+  /** Score scale; 1/√D by default. */
+  scale?: number;
+  /** Dropout probability on the attention weights (as PyTorch's `dropout_p`; 0 by default). */
+  dropoutP?: number;
+  /** The stream dropout draws from (the default generator when omitted). */
+  generator?: Generator;
+  /**
+   * Layout of q, k, v and the output: 'bhtd' (default): `[..., T, D]`, heads among the leading
+   * dims, as PyTorch; 'bthd': `[B, T, H, D]`, as flash-attention, so that a `[B, T, H·D]`
+   * projection reshapes to it (and the output back) without copies.
+   */
+  layout?: 'bhtd' | 'bthd';
+}
+
+// A strided [batch, heads, T, width] view of a tensor's storage (the last axis contiguous).
+interface View {
+  offset: number;
+  strides: [number, number, number];
+}
+
+// The kernel's geometry and everything the backward needs besides the tensors.
+interface Geometry {
+  batch: number;
+  heads: number;
+  tq: number;
+  tk: number;
+  qkDim: number;
+  vDim: number;
+  q: View;
+  k: View;
+  v: View;
+  out: View;
+  scale: number;
+  causal: boolean;
+  causalOffset: number;
+  maskStrides: number[];
+  dropoutThreshold: number;
+  dropoutScale: number;
+  seed: number;
+  dropoutOffset: number;
+}
+
+// Leading dims → the kernel's (batch, heads): none → (1, 1), one → (B, 1), more → (Π all but last, last).
+function batchHeads(lead: readonly number[]): [number, number] {
+  if (lead.length === 0) return [1, 1];
+  if (lead.length === 1) return [lead[0]!, 1];
+  return [sizeOf(lead.slice(0, -1)), lead[lead.length - 1]!];
+}
+
+// Strides of a contiguous [...lead, T, W] tensor seen as [batch, heads, T, W].
+function bhtdView(lead: readonly number[], t: number, w: number): View {
+  const heads = batchHeads(lead)[1];
+  return { offset: 0, strides: [heads * t * w, t * w, w] };
+}
+
+// Strides of a contiguous [B, T, H, W] tensor seen as [B, H, T, W].
+function bthdView(t: number, h: number, w: number, offset = 0, rowWidth = h * w): View {
+  return { offset, strides: [t * rowWidth, w, rowWidth] };
+}
+
+function checkOptions(op: string, opts: AttentionOptions, tq: number, tk: number): void {
+  const p = opts.dropoutP ?? 0;
+  if (!(p >= 0 && p <= 1)) fail(op, `dropoutP must be in [0, 1], got ${p}`);
+  const off = opts.causalOffset ?? 0;
+  if (!Number.isInteger(off)) fail(op, `causalOffset must be an integer, got ${off}`);
+  if (opts.scale !== undefined && !Number.isFinite(opts.scale)) fail(op, `scale must be finite, got ${opts.scale}`);
+  if (opts.layout !== undefined && opts.layout !== 'bhtd' && opts.layout !== 'bthd') fail(op, `layout must be 'bhtd' or 'bthd', got '${String(opts.layout)}'`);
+  void tq;
+  void tk;
+}
+
+/**
+ * The mask as the kernel reads it: a tensor (the caller's, or a copy when it must be cast or
+ * materialised) and its strides over (b, h, i, j). `lead` are the batch dims the mask
+ * broadcasts against (kernel batch = Π lead[:-1], heads = lead[-1]).
+ */
+function maskFor(op: string, mask: Tensor, lead: readonly number[], tq: number, tk: number, cd: DType): { t: Tensor; strides: number[] } {
+  if (mask.dtype !== 'bool' && !isFloat(mask.dtype)) fail(op, `attnMask must be bool or floating, got ${desc(mask)}`);
+  const full = [...lead, tq, tk];
+  const b = tryBroadcast(mask.shape, full);
+  if (!b || b.length !== full.length || b.some((s, i) => s !== full[i])) fail(op, `attnMask ${fmt(mask.shape)} does not broadcast to ${fmt(full)}`);
+  let t = mask.dtype === 'bool' ? mask : rawCast(mask, cd);
+  const l = lead.length;
+  // the mask's dims aligned to full, with strides 0 where it broadcasts
+  const stridesOfMask = (m: Tensor): [number[], number[]] => {
+    const shape = [...Array<number>(full.length - m.rank).fill(1), ...m.shape];
+    return [shape, stridesOf(shape).map((s, i) => (shape[i] === 1 ? 0 : s))];
+  };
+  let [shape, st] = stridesOfMask(t);
+  // more than two leading dims fold into one batch index: that works when the mask is
+  // broadcast over all of them or over none; otherwise it is materialised
+  const foldable = (): boolean => l <= 2 || st.slice(0, l - 1).every((s) => s === 0) || shape.slice(0, l - 1).every((d, i) => d === lead[i]);
+  if (!foldable()) {
+    const e = noGrad(() => expand(t, full));
+    if (t !== mask) t.dispose();
+    t = e;
+    [shape, st] = stridesOfMask(t);
+  }
+  const batchStride = l === 0 ? 0 : l === 1 ? st[0]! : st.slice(0, l - 1).every((s) => s === 0) ? 0 : st[l - 2]!;
+  const headStride = l < 2 ? 0 : st[l - 1]!;
+  // keep an owned handle: the node saves it for the backward
+  if (t === mask) t = mask._view(mask.shape);
+  return { t, strides: [batchStride, headStride, st[l]!, st[l + 1]!] };
+}
+
+function dropoutOf(opts: AttentionOptions, n: number): Pick<Geometry, 'dropoutThreshold' | 'dropoutScale' | 'seed' | 'dropoutOffset'> {
+  const p = opts.dropoutP ?? 0;
+  if (p === 0) return { dropoutThreshold: 0, dropoutScale: 1, seed: 0, dropoutOffset: 0 };
+  const { seed, offset } = (opts.generator ?? defaultGenerator).reserve(n);
+  return { dropoutThreshold: dropoutThreshold(p), dropoutScale: p === 1 ? 0 : 1 / (1 - p), seed, dropoutOffset: offset };
+}
+
+function kernelArgs(g: Geometry, q: Storage, k: Storage, v: Storage, mask: Tensor | null, op: string): Omit<AttentionArgs, 'out' | 'outOffset' | 'outStrides' | 'lse'> {
+  return {
+    q,
+    qOffset: g.q.offset,
+    qStrides: g.q.strides,
+    k,
+    kOffset: g.k.offset,
+    kStrides: g.k.strides,
+    v,
+    vOffset: g.v.offset,
+    vStrides: g.v.strides,
+    batch: g.batch,
+    heads: g.heads,
+    tq: g.tq,
+    tk: g.tk,
+    qkDim: g.qkDim,
+    vDim: g.vDim,
+    scale: g.scale,
+    causal: g.causal,
+    causalOffset: g.causalOffset,
+    mask: mask ? mask._storage(op) : null,
+    maskStrides: g.maskStrides,
+    dropoutThreshold: g.dropoutThreshold,
+    dropoutScale: g.dropoutScale,
+    seed: g.seed,
+    dropoutOffset: g.dropoutOffset,
+  };
+}
+
+// Run the forward kernel on inputs (already validated); returns [out, lse] in the input dtype / compute dtype.
+function forward(op: string, inputs: Tensor[], views: Tensor[], g: Geometry, outShape: readonly number[], mask: Tensor | null): [Tensor, Tensor] {
+  const backend = inputs[0]!.backend;
+  const cd = computeDtype(backend, 'attention', inputs[0]!.dtype);
+  const [out, lse] = inCompute(views, cd, inputs[0]!.dtype, (xs) => {
+    const [qc, kc, vc] = xs.length === 1 ? [xs[0]!, xs[0]!, xs[0]!] : (xs as [Tensor, Tensor, Tensor]);
+    const o = Tensor._empty(backend, outShape, cd);
+    const z = Tensor._empty(backend, [g.batch, g.heads, g.tq], cd);
+    if (o.size > 0 && g.tk === 0) backend.fill({ out: o._storage(op), value: 0 });
+    if (z.size > 0 && g.tk === 0) backend.fill({ out: z._storage(op), value: -Infinity });
+    if (o.size > 0 && g.tk > 0)
+      backend.attention({
+        ...kernelArgs(g, qc._storage(op), kc._storage(op), vc._storage(op), mask, op),
+        out: o._storage(op),
+        outOffset: g.out.offset,
+        outStrides: g.out.strides,
+        lse: z._storage(op),
+      });
+    return [o, z];
+  }, 1);
+  return [out!, lse!];
+}
+
+/**
+ * `softmax(q·kᵀ·scale + mask)·v`, fused (as `torch.nn.functional.scaled_dot_product_attention`):
+ * q `[..., Tq, D]`, k `[..., Tk, D]`, v `[..., Tk, Dv]` with equal leading dims → `[..., Tq, Dv]`;
+ * or, with `layout: 'bthd'`, q `[B, Tq, H, D]`, k `[B, Tk, H, D]`, v `[B, Tk, H, Dv]` →
+ * `[B, Tq, H, Dv]`. Fast backends never materialise the `[Tq, Tk]` scores. A query with nothing
+ * to attend gets zeros.
+ *
+ * @example
+ * // a chunk of 4 new queries after 12 cached keys, causal from the bottom right
+ * const y = scaledDotProductAttention(q, k, v, { isCausal: true, causalOffset: 12, layout: 'bthd' });
+ */
+export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
+  const op = 'scaledDotProductAttention';
+  const mask = opts.attnMask ?? null;
+  live(op, q, k, v, mask);
+  const bthd = opts.layout === 'bthd';
+  if (bthd ? q.rank !== 4 || k.rank !== 4 || v.rank !== 4 : q.rank < 2 || k.rank !== q.rank || v.rank !== q.rank)
+    fail(op, `q, k, v must have ${bthd ? 'rank 4 ([B, T, H, D])' : 'one rank ≥ 2'}, got ${fmt(q.shape)}, ${fmt(k.shape)}, ${fmt(v.shape)}`);
+  if (q.dtype !== k.dtype || q.dtype !== v.dtype || !isFloat(q.dtype))
+    fail(op, `q, k, v must share a floating dtype, got ${q.dtype}, ${k.dtype}, ${v.dtype}`);
+  // [lead..., T, W] in both layouts: bthd's lead is [B, H]
+  const dims = (t: Tensor): [number[], number, number] =>
+    bthd ? [[t.shape[0]!, t.shape[2]!], t.shape[1]!, t.shape[3]!] : [t.shape.slice(0, -2), t.shape[t.rank - 2]!, t.shape[t.rank - 1]!];
+  const [lead, tq, d] = dims(q);
+  const [kLead, tk, dk] = dims(k);
+  const [vLead, tv, dv] = dims(v);
+  if (kLead.some((s, i) => s !== lead[i]) || vLead.some((s, i) => s !== lead[i]) || dk !== d || tv !== tk)
+    fail(op, `shapes do not match: q ${fmt(q.shape)}, k ${fmt(k.shape)}, v ${fmt(v.shape)} (expected ${bthd ? '[B, Tq, H, D], [B, Tk, H, D], [B, Tk, H, Dv]' : '[..., Tq, D], [..., Tk, D], [..., Tk, Dv]'})`);
+  checkOptions(op, opts, tq, tk);
+  const [batch, heads] = batchHeads(lead);
+  const cd = computeDtype(q.backend, 'attention', q.dtype);
+  const m = mask ? maskFor(op, mask, lead, tq, tk, cd) : null;
+  const view = (t: number, w: number): View => (bthd ? bthdView(t, heads, w) : bhtdView(lead, t, w));
+  const g: Geometry = {
+    batch,
+    heads,
+    tq,
+    tk,
+    qkDim: d,
+    vDim: dv,
+    q: view(tq, d),
+    k: view(tk, d),
+    v: view(tk, dv),
+    out: view(tq, dv),
+    scale: opts.scale ?? 1 / Math.sqrt(d),
+    causal: opts.isCausal ?? false,
+    causalOffset: opts.causalOffset ?? 0,
+    maskStrides: m?.strides ?? [0, 0, 0, 0],
+    ...dropoutOf(opts, batch * heads * tq * tk),
+  };
+  const outShape = bthd ? [lead[0]!, tq, lead[1]!, dv] : [...lead, tq, dv];
+  const [out, lse] = forward(op, [q, k, v], [q, k, v], g, outShape, m?.t ?? null);
+  return record('attention', [q, k, v], out, { geometry: g }, [lse, ...(m ? [m.t] : [])]);
+}
+
+/**
+ * Multi-head attention over one packed projection, with no copies around it: qkv `[B, T, 3·C]`
+ * holds q, k and v side by side on its last axis (C = heads·D each, head-major: GPT-2's `c_attn`
+ * output), and the result is `[B, T, C]`, heads merged (ready for the output projection). The
+ * gradient is one `[B, T, 3·C]` tensor. Options as {@link scaledDotProductAttention} (the mask
+ * broadcasts to `[B, H, T, T]`; the layout is fixed).
+ */
+export function packedAttention(qkv: Tensor, heads: number, opts: Omit<AttentionOptions, 'layout'> = {}): Tensor {
+  const op = 'packedAttention';
+  const mask = opts.attnMask ?? null;
+  live(op, qkv, mask);
+  if (!isFloat(qkv.dtype)) fail(op, `qkv must be floating, got ${desc(qkv)}`);
+  if (!Number.isInteger(heads) || heads < 1) fail(op, `heads must be a positive integer, got ${heads}`);
+  if (qkv.rank !== 3 || qkv.shape[2]! % (3 * heads) !== 0)
+    fail(op, `qkv must be [B, T, 3·C] with C a multiple of ${heads} heads, got ${fmt(qkv.shape)}`);
+  const [b, t, c3] = qkv.shape as [number, number, number];
+  const c = c3 / 3;
+  const d = c / heads;
+  checkOptions(op, opts, t, t);
+  const cd = computeDtype(qkv.backend, 'attention', qkv.dtype);
+  const m = mask ? maskFor(op, mask, [b, heads], t, t, cd) : null;
+  const g: Geometry = {
+    batch: b,
+    heads,
+    tq: t,
+    tk: t,
+    qkDim: d,
+    vDim: d,
+    q: bthdView(t, heads, d, 0, c3),
+    k: bthdView(t, heads, d, c, c3),
+    v: bthdView(t, heads, d, 2 * c, c3),
+    out: bthdView(t, heads, d),
+    scale: opts.scale ?? 1 / Math.sqrt(d),
+    causal: opts.isCausal ?? false,
+    causalOffset: opts.causalOffset ?? 0,
+    maskStrides: m?.strides ?? [0, 0, 0, 0],
+    ...dropoutOf(opts, b * heads * t * t),
+  };
+  const [out, lse] = forward(op, [qkv], [qkv], g, [b, t, c], m?.t ?? null);
+  return record('packedAttention', [qkv], out, { geometry: g }, [lse, ...(m ? [m.t] : [])]);
+}
+
+/**
+ * @internal Backward of both attention ops: gradients of the inputs (q, k, v; or the packed
+ * qkv) from the output, its lse and the output gradient, by the saved geometry.
+ */
+export function attentionBackward(inputs: readonly Tensor[], out: Tensor, lse: Tensor, dout: Tensor, mask: Tensor | null, g: Geometry): Tensor[] {
+  const op = inputs.length === 1 ? 'packedAttention' : 'scaledDotProductAttention';
+  const backend = out.backend;
+  const cd = computeDtype(backend, 'attention', out.dtype);
+  return inCompute([...inputs, out, lse, dout], cd, out.dtype, (xs) => {
+    const n = inputs.length;
+    const [qc, kc, vc] = n === 1 ? [xs[0]!, xs[0]!, xs[0]!] : (xs.slice(0, 3) as [Tensor, Tensor, Tensor]);
+    const [oc, zc, gc] = xs.slice(n) as [Tensor, Tensor, Tensor];
+    const grads = inputs.map((t) => Tensor._empty(backend, t.shape, cd));
+    const [dq, dk, dv] = n === 1 ? [grads[0]!, grads[0]!, grads[0]!] : (grads as [Tensor, Tensor, Tensor]);
+    if (g.tk === 0 || g.tq === 0) {
+      for (const t of grads) if (t.size > 0) backend.fill({ out: t._storage(op), value: 0 });
+      return grads;
+    }
+    backend.attentionBackward({
+      ...kernelArgs(g, qc._storage(op), kc._storage(op), vc._storage(op), mask, op),
+      out: oc._storage(op),
+      outOffset: g.out.offset,
+      outStrides: g.out.strides,
+      lse: zc._storage(op),
+      dout: gc._storage(op),
+      doutOffset: g.out.offset,
+      doutStrides: g.out.strides,
+      dq: dq._storage(op),
+      dqOffset: g.q.offset,
+      dqStrides: g.q.strides,
+      dk: dk._storage(op),
+      dkOffset: g.k.offset,
+      dkStrides: g.k.strides,
+      dv: dv._storage(op),
+      dvOffset: g.v.offset,
+      dvStrides: g.v.strides,
+    });
+    return grads;
+  }, inputs.length);
+}
+
+export type { Geometry as AttentionGeometry };
