@@ -103,6 +103,27 @@ function broadcastShape(...shapes: number[][]): number[] {
   return out;
 }
 
+/** Dispose every tensor in `x` (a tensor, or arrays and plain objects holding tensors). */
+function disposeAll(x: unknown): void {
+  if (x === null || typeof x !== 'object') return;
+  if (typeof (x as { dispose?: unknown }).dispose === 'function') (x as Tensor).dispose();
+  else if (Array.isArray(x)) for (const v of x) disposeAll(v);
+  else if (Object.getPrototypeOf(x) === Object.prototype) for (const v of Object.values(x)) disposeAll(v);
+}
+
+/**
+ * Build tensors in a tidy scope (synchronous: no reads in it), then `check` what `build` returned,
+ * reading asynchronously, and dispose the returned tensors afterwards.
+ */
+async function tidyRead<R>(build: () => R, check: (r: R) => Promise<void> | void): Promise<void> {
+  const r = tidy(build);
+  try {
+    await check(r);
+  } finally {
+    disposeAll(r);
+  }
+}
+
 /** Exact comparison (NaN equals NaN, 0 equals −0). */
 function expectExact(actual: ArrayLike<number>, expected: ArrayLike<number>, what = ''): void {
   expect(actual.length, `${what} length`).toBe(expected.length);
@@ -115,8 +136,8 @@ function expectExact(actual: ArrayLike<number>, expected: ArrayLike<number>, wha
 }
 
 /** Check float results: halves must be representable in their type, then close to the oracle within `tol`. */
-function expectFloat(out: Tensor, exact: number[], dtype: DType, what: string): void {
-  const got = values(out);
+async function expectFloat(out: Tensor, exact: number[], dtype: DType, what: string): Promise<void> {
+  const got = await values(out);
   if (isHalfT(dtype)) {
     const h = stored(dtype);
     for (let i = 0; i < got.length; i++)
@@ -266,14 +287,14 @@ function outDtypeOf(spec: BinSpec, opDtype: DType): DType {
 }
 
 /** Check a binary result against the oracle, exact for bool/i32 and within tolerance for floats. */
-function checkBinary(out: Tensor, spec: BinSpec, av: number[], sa: number[], da: DType, bv: number[], sb: number[], db: DType, opDtype: DType, what: string): void {
+async function checkBinary(out: Tensor, spec: BinSpec, av: number[], sa: number[], da: DType, bv: number[], sb: number[], db: DType, opDtype: DType, what: string): Promise<void> {
   const shape = broadcastShape(sa, sb);
   const outDtype = outDtypeOf(spec, opDtype);
   expect(out.dtype, `${what} dtype`).toBe(outDtype);
   expect([...out.shape], `${what} shape`).toEqual(shape);
   const exact = broadcastOracle(shape, av.map(stored(da)), sa, bv.map(stored(db)), sb, binaryValue(spec, opDtype));
-  if (isFloatT(outDtype)) expectFloat(out, exact, outDtype, what);
-  else expectExact(values(out), exact, what);
+  if (isFloatT(outDtype)) await expectFloat(out, exact, outDtype, what);
+  else expectExact(await values(out), exact, what);
 }
 
 interface UnSpec {
@@ -386,13 +407,13 @@ describeBackends('elementwise', (backend) => {
 
   describe('binary float ops broadcast and match the oracle in f32, f64, bf16 and f16', () => {
     for (const spec of ARITH) {
-      it(spec.name, () => {
-        fc.assert(
-          fc.property(pairWithValues(spec.arbA, spec.arbB), fc.constantFrom(...FLOATS), ({ sa, sb, av, bv }, dtype) =>
-            tidy(() => {
-              const out = spec.fn(T(av, sa, dtype), T(bv, sb, dtype));
-              checkBinary(out, spec, av, sa, dtype, bv, sb, dtype, dtype, `${spec.name} ${dtype} [${sa}]·[${sb}]`);
-            }),
+      it(spec.name, async () => {
+        await fc.assert(
+          fc.asyncProperty(pairWithValues(spec.arbA, spec.arbB), fc.constantFrom(...FLOATS), async ({ sa, sb, av, bv }, dtype) =>
+            tidyRead(
+              () => spec.fn(T(av, sa, dtype), T(bv, sb, dtype)),
+              (out) => checkBinary(out, spec, av, sa, dtype, bv, sb, dtype, dtype, `${spec.name} ${dtype} [${sa}]·[${sb}]`),
+            ),
           ),
           FC,
         );
@@ -402,156 +423,185 @@ describeBackends('elementwise', (backend) => {
 
   describe('comparisons give bool (NaN compares unequal) for every numeric dtype', () => {
     for (const spec of COMPARE) {
-      it(spec.name, () => {
-        fc.assert(
-          fc.property(pairWithValues(spec.arbA, spec.arbB), fc.constantFrom<DType>('f32', 'f64', 'bf16', 'f16', 'i32'), ({ sa, sb, av, bv }, dtype) =>
-            tidy(() => {
-              // integers cannot hold NaN or ±∞
-              const clean = (v: number[]): number[] => (dtype === 'i32' ? v.map((x) => (Number.isFinite(x) ? x : 7)) : v);
-              const [a, b] = [clean(av), clean(bv)];
-              const out = spec.fn(T(a, sa, dtype), T(b, sb, dtype));
-              checkBinary(out, spec, a, sa, dtype, b, sb, dtype, dtype, `${spec.name} ${dtype}`);
-            }),
-          ),
+      it(spec.name, async () => {
+        await fc.assert(
+          fc.asyncProperty(pairWithValues(spec.arbA, spec.arbB), fc.constantFrom<DType>('f32', 'f64', 'bf16', 'f16', 'i32'), async ({ sa, sb, av, bv }, dtype) => {
+            // integers cannot hold NaN or ±∞
+            const clean = (v: number[]): number[] => (dtype === 'i32' ? v.map((x) => (Number.isFinite(x) ? x : 7)) : v);
+            const [a, b] = [clean(av), clean(bv)];
+            await tidyRead(
+              () => spec.fn(T(a, sa, dtype), T(b, sb, dtype)),
+              (out) => checkBinary(out, spec, a, sa, dtype, b, sb, dtype, dtype, `${spec.name} ${dtype}`),
+            );
+          }),
           FC,
         );
       });
     }
   });
 
-  it('maximum and minimum propagate NaN from either side', () => {
-    tidy(() => {
-      const a = T([NaN, 1, NaN, -Infinity], [4], 'f32');
-      const b = T([1, NaN, NaN, NaN], [4], 'f32');
-      expectExact(values(maximum(a, b)), [NaN, NaN, NaN, NaN], 'maximum');
-      expectExact(values(minimum(a, b)), [NaN, NaN, NaN, NaN], 'minimum');
-      expectExact(values(maximum(a, 0)), [NaN, 1, NaN, 0], 'maximum scalar');
-      expectExact(values(minimum(NaN, b)), [NaN, NaN, NaN, NaN], 'minimum NaN scalar');
-    });
+  it('maximum and minimum propagate NaN from either side', async () => {
+    await tidyRead(
+      () => {
+        const a = T([NaN, 1, NaN, -Infinity], [4], 'f32');
+        const b = T([1, NaN, NaN, NaN], [4], 'f32');
+        return [maximum(a, b), minimum(a, b), maximum(a, 0), minimum(NaN, b)];
+      },
+      async ([mx, mn, mx0, mnNaN]) => {
+        expectExact(await values(mx!), [NaN, NaN, NaN, NaN], 'maximum');
+        expectExact(await values(mn!), [NaN, NaN, NaN, NaN], 'minimum');
+        expectExact(await values(mx0!), [NaN, 1, NaN, 0], 'maximum scalar');
+        expectExact(await values(mnNaN!), [NaN, NaN, NaN, NaN], 'minimum NaN scalar');
+      },
+    );
   });
 
   describe('int32 arithmetic', () => {
-    it('add, sub, mul, maximum and minimum of i32 wrap like int32 and stay i32; div gives f32 true division', () => {
+    it('add, sub, mul, maximum and minimum of i32 wrap like int32 and stay i32; div gives f32 true division', async () => {
       const specs = ARITH.filter((s) => s.name !== 'pow');
-      fc.assert(
-        fc.property(pairWithValues(int32), fc.constantFrom(...specs), ({ sa, sb, av, bv }, spec) =>
-          tidy(() => {
-            const out = spec.fn(T(av, sa, 'i32'), T(bv, sb, 'i32'));
+      await fc.assert(
+        fc.asyncProperty(pairWithValues(int32), fc.constantFrom(...specs), async ({ sa, sb, av, bv }, spec) =>
+          tidyRead(
+            () => spec.fn(T(av, sa, 'i32'), T(bv, sb, 'i32')),
             // integer inputs of div are converted to f32 first, then divided (as torch.div on int tensors)
-            checkBinary(out, spec, av, sa, 'i32', bv, sb, 'i32', 'i32', `${spec.name} i32`);
-          }),
+            (out) => checkBinary(out, spec, av, sa, 'i32', bv, sb, 'i32', 'i32', `${spec.name} i32`),
+          ),
         ),
         FC,
       );
     });
 
-    it('pow of i32 by a non-negative integer exponent wraps like int32', () => {
+    it('pow of i32 by a non-negative integer exponent wraps like int32', async () => {
       const powSpec = ARITH.find((s) => s.name === 'pow')!;
-      fc.assert(
-        fc.property(pairWithValues(int32, fc.integer({ min: 0, max: 5 })), ({ sa, sb, av, bv }) =>
-          tidy(() => {
-            const out = pow(T(av, sa, 'i32'), T(bv, sb, 'i32'));
-            checkBinary(out, powSpec, av, sa, 'i32', bv, sb, 'i32', 'i32', 'pow i32');
-          }),
+      await fc.assert(
+        fc.asyncProperty(pairWithValues(int32, fc.integer({ min: 0, max: 5 })), async ({ sa, sb, av, bv }) =>
+          tidyRead(
+            () => pow(T(av, sa, 'i32'), T(bv, sb, 'i32')),
+            (out) => checkBinary(out, powSpec, av, sa, 'i32', bv, sb, 'i32', 'i32', 'pow i32'),
+          ),
         ),
         FC,
       );
     });
 
-    it('div of integers is true division: 7 / 2 = 3.5, −7 / 2 = −3.5, 1 / 0 = ∞, 0 / 0 = NaN', () => {
-      tidy(() => {
-        const out = div(T([7, -7, 1, 0], [4], 'i32'), T([2, 2, 0, 0], [4], 'i32'));
-        expect(out.dtype).toBe('f32');
-        expectExact(values(out), [3.5, -3.5, Infinity, NaN]);
-      });
+    it('div of integers is true division: 7 / 2 = 3.5, −7 / 2 = −3.5, 1 / 0 = ∞, 0 / 0 = NaN', async () => {
+      await tidyRead(
+        () => {
+          const out = div(T([7, -7, 1, 0], [4], 'i32'), T([2, 2, 0, 0], [4], 'i32'));
+          expect(out.dtype).toBe('f32');
+          return out;
+        },
+        async (out) => expectExact(await values(out), [3.5, -3.5, Infinity, NaN]),
+      );
     });
   });
 
   describe('type promotion (PyTorch rules)', () => {
-    it('examples: f32 + f64 → f64, i32 + 0.5 → f32, bf16 + f16 → f32, i32 + 2 → i32, bool + 2 → i32, bool + 0.5 → f32', () => {
-      tidy(() => {
-        expect(add(T([1], [1], 'f32'), T([1], [1], 'f64')).dtype).toBe('f64');
-        const half = add(T([1, 2], [2], 'i32'), 0.5);
-        expect(half.dtype).toBe('f32');
-        expectExact(values(half), [1.5, 2.5]);
-        expect(add(T([1], [1], 'bf16'), T([1], [1], 'f16')).dtype).toBe('f32');
-        expect(add(T([1], [1], 'i32'), 2).dtype).toBe('i32');
-        expect(add(T([1], [1], 'bool'), 2).dtype).toBe('i32');
-        expect(add(T([1], [1], 'bool'), 0.5).dtype).toBe('f32');
-        expect(add(T([1], [1], 'f16'), 0.5).dtype).toBe('f16');
-        expect(mul(T([1], [1], 'i32'), T([1], [1], 'bf16')).dtype).toBe('bf16');
-      });
+    it('examples: f32 + f64 → f64, i32 + 0.5 → f32, bf16 + f16 → f32, i32 + 2 → i32, bool + 2 → i32, bool + 0.5 → f32', async () => {
+      await tidyRead(
+        () => {
+          expect(add(T([1], [1], 'f32'), T([1], [1], 'f64')).dtype).toBe('f64');
+          const half = add(T([1, 2], [2], 'i32'), 0.5);
+          expect(half.dtype).toBe('f32');
+          expect(add(T([1], [1], 'bf16'), T([1], [1], 'f16')).dtype).toBe('f32');
+          expect(add(T([1], [1], 'i32'), 2).dtype).toBe('i32');
+          expect(add(T([1], [1], 'bool'), 2).dtype).toBe('i32');
+          expect(add(T([1], [1], 'bool'), 0.5).dtype).toBe('f32');
+          expect(add(T([1], [1], 'f16'), 0.5).dtype).toBe('f16');
+          expect(mul(T([1], [1], 'i32'), T([1], [1], 'bf16')).dtype).toBe('bf16');
+          return half;
+        },
+        async (half) => expectExact(await values(half), [1.5, 2.5]),
+      );
     });
 
-    it('tensors of any two dtypes promote by the lattice, and the values are computed in the promoted dtype', () => {
+    it('tensors of any two dtypes promote by the lattice, and the values are computed in the promoted dtype', async () => {
       const specs = [...ARITH.filter((s) => s.name !== 'pow'), ...COMPARE];
       const pairs = ALL.flatMap((a) => ALL.map((b) => [a, b] as [DType, DType])).filter(([a, b]) => !(a === 'bool' && b === 'bool'));
-      fc.assert(
-        fc.property(pairWithValues(exactish), fc.constantFrom(...pairs), fc.constantFrom(...specs), ({ sa, sb, av, bv }, [da, db], spec) =>
-          tidy(() => {
-            const out = spec.fn(T(av, sa, da), T(bv, sb, db));
-            checkBinary(out, spec, av, sa, da, bv, sb, db, promote(da, db), `${spec.name} ${da}·${db}`);
-          }),
+      await fc.assert(
+        fc.asyncProperty(pairWithValues(exactish), fc.constantFrom(...pairs), fc.constantFrom(...specs), async ({ sa, sb, av, bv }, [da, db], spec) =>
+          tidyRead(
+            () => spec.fn(T(av, sa, da), T(bv, sb, db)),
+            (out) => checkBinary(out, spec, av, sa, da, bv, sb, db, promote(da, db), `${spec.name} ${da}·${db}`),
+          ),
         ),
         FC,
       );
     });
 
-    it('bool + bool stays bool and holds 0 or 1 (logical or, as torch.add on bool tensors)', () => {
-      tidy(() => {
-        const a = T([1, 1, 0, 0], [4], 'bool');
-        const b = T([1, 0, 1, 0], [4], 'bool');
-        const s = add(a, b);
-        expect(s.dtype).toBe('bool');
-        expectExact(values(s), [1, 1, 1, 0], 'bool + bool');
-        expectExact(values(eq(s, 1)), [1, 1, 1, 0], '(bool + bool) == 1');
-        const p = mul(a, b);
-        expect(p.dtype).toBe('bool');
-        expectExact(values(p), [1, 0, 0, 0], 'bool * bool');
-      });
+    it('bool + bool stays bool and holds 0 or 1 (logical or, as torch.add on bool tensors)', async () => {
+      await tidyRead(
+        () => {
+          const a = T([1, 1, 0, 0], [4], 'bool');
+          const b = T([1, 0, 1, 0], [4], 'bool');
+          const s = add(a, b);
+          expect(s.dtype).toBe('bool');
+          const p = mul(a, b);
+          expect(p.dtype).toBe('bool');
+          return { s, s1: eq(s, 1), p };
+        },
+        async ({ s, s1, p }) => {
+          expectExact(await values(s), [1, 1, 1, 0], 'bool + bool');
+          expectExact(await values(s1), [1, 1, 1, 0], '(bool + bool) == 1');
+          expectExact(await values(p), [1, 0, 0, 0], 'bool * bool');
+        },
+      );
     });
   });
 
   describe('JS number operands on either side', () => {
     const specs = [...ARITH, ...COMPARE];
-    it('every binary op with a number on the left or right, for float and i32 tensors', () => {
-      fc.assert(
-        fc.property(
+    it('every binary op with a number on the left or right, for float and i32 tensors', async () => {
+      await fc.assert(
+        fc.asyncProperty(
           shapeArb(3, 4).chain((shape) => fc.tuple(fc.constant(shape), arrOf(exactish, size(shape)))),
           fc.constantFrom<DType>('f32', 'f64', 'bf16', 'f16', 'i32', 'bool'),
           fc.constantFrom(...specs),
           fc.oneof(exactish, general),
           fc.boolean(),
-          ([shape, v], dtype, spec, s0, left) =>
-            tidy(() => {
-              // halves get scalars they represent exactly (so the test does not depend on when the scalar is rounded)
-              let s = isHalfT(dtype) ? stored(dtype)(s0) : s0;
-              let vals = dtype === 'bool' ? v.map((x) => (x > 0 ? 1 : 0)) : v;
-              // int pow needs integer exponents ≥ 0 (PyTorch refuses negative ones)
-              if (spec.name === 'pow' && !isFloatT(dtype)) {
-                s = Math.trunc(s);
-                if (left) vals = vals.map((x) => Math.abs(Math.trunc(x)) % 4);
-                else s = Math.abs(s) % 4;
-              }
-              const t = T(vals, shape, dtype);
-              const opDtype = promoteScalar(dtype, s);
-              const out = left ? spec.fn(s, t) : spec.fn(t, s);
-              const what = `${spec.name}(${left ? `${s}, ${dtype}` : `${dtype}, ${s}`})`;
-              if (left) checkBinary(out, spec, [s], [], 'f64', vals, shape, dtype, opDtype, what);
-              else checkBinary(out, spec, vals, shape, dtype, [s], [], 'f64', opDtype, what);
-            }),
+          async ([shape, v], dtype, spec, s0, left) => {
+            // halves get scalars they represent exactly (so the test does not depend on when the scalar is rounded)
+            let s = isHalfT(dtype) ? stored(dtype)(s0) : s0;
+            let vals = dtype === 'bool' ? v.map((x) => (x > 0 ? 1 : 0)) : v;
+            // int pow needs integer exponents ≥ 0 (PyTorch refuses negative ones)
+            if (spec.name === 'pow' && !isFloatT(dtype)) {
+              s = Math.trunc(s);
+              if (left) vals = vals.map((x) => Math.abs(Math.trunc(x)) % 4);
+              else s = Math.abs(s) % 4;
+            }
+            const opDtype = promoteScalar(dtype, s);
+            const what = `${spec.name}(${left ? `${s}, ${dtype}` : `${dtype}, ${s}`})`;
+            await tidyRead(
+              () => {
+                const t = T(vals, shape, dtype);
+                return left ? spec.fn(s, t) : spec.fn(t, s);
+              },
+              async (out) => {
+                if (left) await checkBinary(out, spec, [s], [], 'f64', vals, shape, dtype, opDtype, what);
+                else await checkBinary(out, spec, vals, shape, dtype, [s], [], 'f64', opDtype, what);
+              },
+            );
+          },
         ),
         FC,
       );
     });
 
-    it('a f32 tensor meets a number rounded to f32 (0.1 == f32(0.1)); a f64 tensor keeps it exact', () => {
-      tidy(() => {
-        expectExact(values(eq(T([0.1], [1], 'f32'), 0.1)), [1]);
-        expectExact(values(eq(T([0.1], [1], 'f64'), 0.1)), [1]);
-        expectExact(values(eq(T([Math.fround(0.1)], [1], 'f64'), 0.1)), [0]);
-        expectExact(values(sub(1, T([0.1], [1], 'f64'))), [1 - 0.1]);
-      });
+    it('a f32 tensor meets a number rounded to f32 (0.1 == f32(0.1)); a f64 tensor keeps it exact', async () => {
+      await tidyRead(
+        () => [
+          eq(T([0.1], [1], 'f32'), 0.1),
+          eq(T([0.1], [1], 'f64'), 0.1),
+          eq(T([Math.fround(0.1)], [1], 'f64'), 0.1),
+          sub(1, T([0.1], [1], 'f64')),
+        ],
+        async ([e32, e64, e64r, d]) => {
+          expectExact(await values(e32!), [1]);
+          expectExact(await values(e64!), [1]);
+          expectExact(await values(e64r!), [0]);
+          expectExact(await values(d!), [1 - 0.1]);
+        },
+      );
     });
 
     it('two numbers are refused', () => {
@@ -562,60 +612,74 @@ describeBackends('elementwise', (backend) => {
   describe('logical ops', () => {
     const truth = (x: number): number => (x !== 0 ? 1 : 0);
     const vals = fc.constantFrom(0, -0, 1, -2.5, 0.5, 3);
-    it('logicalAnd, logicalOr and logicalNot of truthiness give bool, broadcasting across dtypes', () => {
-      fc.assert(
-        fc.property(
+    it('logicalAnd, logicalOr and logicalNot of truthiness give bool, broadcasting across dtypes', async () => {
+      await fc.assert(
+        fc.asyncProperty(
           pairWithValues(vals),
           fc.constantFrom<DType>('bool', 'f32', 'i32', 'f64', 'bf16'),
           fc.constantFrom<DType>('bool', 'f32', 'i32', 'f16'),
-          ({ sa, sb, av, bv }, da, db) =>
-            tidy(() => {
-              const a = T(av, sa, da);
-              const b = T(bv, sb, db);
-              const ra = av.map(stored(da));
-              const rb = bv.map(stored(db));
-              const shape = broadcastShape(sa, sb);
-              const and = logicalAnd(a, b);
-              const or = logicalOr(a, b);
-              const not = logicalNot(a);
-              for (const t of [and, or, not]) expect(t.dtype).toBe('bool');
-              expect([...and.shape]).toEqual(shape);
-              expectExact(values(and), broadcastOracle(shape, ra, sa, rb, sb, (x, y) => truth(x) & truth(y)), 'and');
-              expectExact(values(or), broadcastOracle(shape, ra, sa, rb, sb, (x, y) => truth(x) | truth(y)), 'or');
-              expectExact(values(not), ra.map((x) => 1 - truth(x)), 'not');
-              expectExact(values(logicalOr(a, 0)), ra.map(truth), 'or 0');
-              expectExact(values(logicalAnd(1, b)), rb.map(truth), 'and 1');
-            }),
+          async ({ sa, sb, av, bv }, da, db) => {
+            const ra = av.map(stored(da));
+            const rb = bv.map(stored(db));
+            const shape = broadcastShape(sa, sb);
+            await tidyRead(
+              () => {
+                const a = T(av, sa, da);
+                const b = T(bv, sb, db);
+                const and = logicalAnd(a, b);
+                const or = logicalOr(a, b);
+                const not = logicalNot(a);
+                for (const t of [and, or, not]) expect(t.dtype).toBe('bool');
+                expect([...and.shape]).toEqual(shape);
+                return { and, or, not, or0: logicalOr(a, 0), and1: logicalAnd(1, b) };
+              },
+              async ({ and, or, not, or0, and1 }) => {
+                expectExact(await values(and), broadcastOracle(shape, ra, sa, rb, sb, (x, y) => truth(x) & truth(y)), 'and');
+                expectExact(await values(or), broadcastOracle(shape, ra, sa, rb, sb, (x, y) => truth(x) | truth(y)), 'or');
+                expectExact(await values(not), ra.map((x) => 1 - truth(x)), 'not');
+                expectExact(await values(or0), ra.map(truth), 'or 0');
+                expectExact(await values(and1), rb.map(truth), 'and 1');
+              },
+            );
+          },
         ),
         FC,
       );
     });
 
-    it('NaN is truthy, as in PyTorch (NaN != 0), consistently in logicalAnd, logicalOr, logicalNot and cast to bool', () => {
-      tidy(() => {
-        const x = T([NaN, 0, 1], [3], 'f32');
-        expectExact(values(logicalNot(x)), [0, 1, 0], 'not');
-        expectExact(values(logicalAnd(x, 1)), [1, 0, 1], 'and');
-        expectExact(values(logicalOr(x, 0)), [1, 0, 1], 'or');
-        expectExact(values(cast(x, 'bool')), [1, 0, 1], 'cast');
-      });
+    it('NaN is truthy, as in PyTorch (NaN != 0), consistently in logicalAnd, logicalOr, logicalNot and cast to bool', async () => {
+      await tidyRead(
+        () => {
+          const x = T([NaN, 0, 1], [3], 'f32');
+          return [logicalNot(x), logicalAnd(x, 1), logicalOr(x, 0), cast(x, 'bool')];
+        },
+        async ([not, and, or, c]) => {
+          expectExact(await values(not!), [0, 1, 0], 'not');
+          expectExact(await values(and!), [1, 0, 1], 'and');
+          expectExact(await values(or!), [1, 0, 1], 'or');
+          expectExact(await values(c!), [1, 0, 1], 'cast');
+        },
+      );
     });
   });
 
   describe('unary ops match the oracle in f32, f64, bf16 and f16, on any shape', () => {
     for (const spec of UNARY) {
-      it(spec.name, () => {
-        fc.assert(
-          fc.property(
+      it(spec.name, async () => {
+        await fc.assert(
+          fc.asyncProperty(
             shapeArb(3, 4).chain((shape) => fc.tuple(fc.constant(shape), arrOf(spec.arb, size(shape)))),
             fc.constantFrom(...FLOATS),
-            ([shape, v], dtype) =>
-              tidy(() => {
-                const out = spec.fn(T(v, shape, dtype));
-                expect(out.dtype).toBe(dtype);
-                expect([...out.shape]).toEqual(shape);
-                expectFloat(out, v.map(stored(dtype)).map(spec.f), dtype, `${spec.name} ${dtype}`);
-              }),
+            async ([shape, v], dtype) =>
+              tidyRead(
+                () => {
+                  const out = spec.fn(T(v, shape, dtype));
+                  expect(out.dtype).toBe(dtype);
+                  expect([...out.shape]).toEqual(shape);
+                  return out;
+                },
+                (out) => expectFloat(out, v.map(stored(dtype)).map(spec.f), dtype, `${spec.name} ${dtype}`),
+              ),
           ),
           FC,
         );
@@ -623,92 +687,111 @@ describeBackends('elementwise', (backend) => {
     }
   });
 
-  it('unary ops on special values (0, −0, ±∞, NaN, domain edges) in f32 and f64', () => {
+  it('unary ops on special values (0, −0, ±∞, NaN, domain edges) in f32 and f64', async () => {
     for (const spec of UNARY)
       for (const dtype of ['f32', 'f64'] as DType[])
-        tidy(() => {
-          const out = spec.fn(T(spec.specials, [spec.specials.length], dtype));
-          expectFloat(out, spec.specials.map(spec.f), dtype, `${spec.name} ${dtype} specials`);
-        });
+        await tidyRead(
+          () => spec.fn(T(spec.specials, [spec.specials.length], dtype)),
+          (out) => expectFloat(out, spec.specials.map(spec.f), dtype, `${spec.name} ${dtype} specials`),
+        );
   });
 
-  it('round is half to even; floor and ceil go toward −∞ and +∞', () => {
-    tidy(() => {
-      const x = T([0.5, 1.5, 2.5, 3.5, -0.5, -1.5, -2.5, 2.4999, -2.6], [9], 'f32');
-      expectExact(values(round(x)), [0, 2, 2, 4, -0, -2, -2, 2, -3], 'round');
-      expectExact(values(floor(x)), [0, 1, 2, 3, -1, -2, -3, 2, -3], 'floor');
-      expectExact(values(ceil(x)), [1, 2, 3, 4, -0, -1, -2, 3, -2], 'ceil');
-    });
+  it('round is half to even; floor and ceil go toward −∞ and +∞', async () => {
+    await tidyRead(
+      () => {
+        const x = T([0.5, 1.5, 2.5, 3.5, -0.5, -1.5, -2.5, 2.4999, -2.6], [9], 'f32');
+        return [round(x), floor(x), ceil(x)];
+      },
+      async ([r, f, c]) => {
+        expectExact(await values(r!), [0, 2, 2, 4, -0, -2, -2, 2, -3], 'round');
+        expectExact(await values(f!), [0, 1, 2, 3, -1, -2, -3, 2, -3], 'floor');
+        expectExact(await values(c!), [1, 2, 3, 4, -0, -1, -2, 3, -2], 'ceil');
+      },
+    );
   });
 
-  it('unary ops on i32: neg, abs, sign, relu, floor, ceil, round stay i32 (wrapping); the rest give f32', () => {
-    fc.assert(
-      fc.property(
+  it('unary ops on i32: neg, abs, sign, relu, floor, ceil, round stay i32 (wrapping); the rest give f32', async () => {
+    await fc.assert(
+      fc.asyncProperty(
         shapeArb(3, 4).chain((shape) => fc.tuple(fc.constant(shape), arrOf(int32, size(shape)))),
         fc.constantFrom(...UNARY),
-        ([shape, v0], spec) =>
-          tidy(() => {
-            // the float ops get small integers (the domain their float tolerance is meant for)
-            const v = spec.integral ? v0 : v0.map((x) => (x % 64) | 0);
-            const out = spec.fn(T(v, shape, 'i32'));
-            if (spec.integral) {
-              expect(out.dtype).toBe('i32');
-              expectExact(values(out), v.map((x) => spec.f(x) | 0), `${spec.name} i32`);
-            } else {
-              expect(out.dtype).toBe('f32');
-              expectFloat(out, v.map(Math.fround).map(spec.f), 'f32', `${spec.name} i32`);
-            }
-          }),
+        async ([shape, v0], spec) => {
+          // the float ops get small integers (the domain their float tolerance is meant for)
+          const v = spec.integral ? v0 : v0.map((x) => (x % 64) | 0);
+          await tidyRead(
+            () => {
+              const out = spec.fn(T(v, shape, 'i32'));
+              expect(out.dtype).toBe(spec.integral ? 'i32' : 'f32');
+              return out;
+            },
+            async (out) => {
+              if (spec.integral) expectExact(await values(out), v.map((x) => spec.f(x) | 0), `${spec.name} i32`);
+              else await expectFloat(out, v.map(Math.fround).map(spec.f), 'f32', `${spec.name} i32`);
+            },
+          );
+        },
       ),
       FC,
     );
   });
 
-  it('erf and gelu in f64 match published values (A&S Table 7.1; gelu(x) = x·Φ(x) from the normal table)', () => {
-    tidy(() => {
-      const x = T([0.1, 0.5, 1, 2, -1], [5], 'f64');
-      expectClose(values(erf(x)), [0.1124629160182849, 0.5204998778130465, 0.8427007929497149, 0.9953222650189527, -0.8427007929497149], tol('f64'));
-      // Φ(1) = 0.8413447460685429, Φ(2) = 0.9772498680518208
-      const g = values(gelu(T([1, -1, 2, 0], [4], 'f64')));
-      expectClose(g, [0.8413447460685429, -(1 - 0.8413447460685429), 2 * 0.9772498680518208, 0], tol('f64'));
-      // the tanh form agrees with the exact form to about 1e-3
-      const gt = values(gelu(T([1, -1, 2, 0], [4], 'f64'), { approximate: 'tanh' }));
-      expectClose(gt, g, { rtol: 0, atol: 1e-3 });
-    });
+  it('erf and gelu in f64 match published values (A&S Table 7.1; gelu(x) = x·Φ(x) from the normal table)', async () => {
+    await tidyRead(
+      () => {
+        const x = T([0.1, 0.5, 1, 2, -1], [5], 'f64');
+        return [erf(x), gelu(T([1, -1, 2, 0], [4], 'f64')), gelu(T([1, -1, 2, 0], [4], 'f64'), { approximate: 'tanh' })];
+      },
+      async ([e, gExact, gTanh]) => {
+        expectClose(await values(e!), [0.1124629160182849, 0.5204998778130465, 0.8427007929497149, 0.9953222650189527, -0.8427007929497149], tol('f64'));
+        // Φ(1) = 0.8413447460685429, Φ(2) = 0.9772498680518208
+        const g = await values(gExact!);
+        expectClose(g, [0.8413447460685429, -(1 - 0.8413447460685429), 2 * 0.9772498680518208, 0], tol('f64'));
+        // the tanh form agrees with the exact form to about 1e-3
+        const gt = await values(gTanh!);
+        expectClose(gt, g, { rtol: 0, atol: 1e-3 });
+      },
+    );
   });
 
-  it('isfinite gives bool for every dtype (integers are always finite)', () => {
-    fc.assert(
-      fc.property(
+  it('isfinite gives bool for every dtype (integers are always finite)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
         shapeArb(3, 4).chain((shape) => fc.tuple(fc.constant(shape), arrOf(withSpecials, size(shape)))),
         fc.constantFrom<DType>('f32', 'f64', 'bf16', 'f16', 'i32', 'bool'),
-        ([shape, v], dtype) =>
-          tidy(() => {
-            const vals = isFloatT(dtype) ? v : v.map((x) => (Number.isFinite(x) ? x : 3));
-            const out = isfinite(T(vals, shape, dtype));
-            expect(out.dtype).toBe('bool');
-            expect([...out.shape]).toEqual(shape);
-            expectExact(values(out), vals.map(stored(dtype)).map((x) => (Number.isFinite(x) ? 1 : 0)));
-          }),
+        async ([shape, v], dtype) => {
+          const vals = isFloatT(dtype) ? v : v.map((x) => (Number.isFinite(x) ? x : 3));
+          await tidyRead(
+            () => {
+              const out = isfinite(T(vals, shape, dtype));
+              expect(out.dtype).toBe('bool');
+              expect([...out.shape]).toEqual(shape);
+              return out;
+            },
+            async (out) => expectExact(await values(out), vals.map(stored(dtype)).map((x) => (Number.isFinite(x) ? 1 : 0))),
+          );
+        },
       ),
       FC,
     );
   });
 
-  it('half overflow rounds to ∞ (f16 max is 65504) and bf16 keeps the f32 range', () => {
-    tidy(() => {
-      expectExact(values(mul(T([300, -300], [2], 'f16'), 300)), [Infinity, -Infinity], 'f16');
-      const b = values(mul(T([300], [1], 'bf16'), 300));
-      expect(b[0]).toBe(bf16Value(bf16Bits(90000)));
-      expectExact(values(exp(T([12], [1], 'f16'))), [Infinity], 'exp f16');
-    });
+  it('half overflow rounds to ∞ (f16 max is 65504) and bf16 keeps the f32 range', async () => {
+    await tidyRead(
+      () => [mul(T([300, -300], [2], 'f16'), 300), mul(T([300], [1], 'bf16'), 300), exp(T([12], [1], 'f16'))],
+      async ([h, bt, e]) => {
+        expectExact(await values(h!), [Infinity, -Infinity], 'f16');
+        const b = await values(bt!);
+        expect(b[0]).toBe(bf16Value(bf16Bits(90000)));
+        expectExact(await values(e!), [Infinity], 'exp f16');
+      },
+    );
   });
 
   describe('clamp', () => {
     const bound = fc.option(fc.oneof(num(-5, 5), fc.constant(NaN)), { nil: undefined });
-    it('clamp(x, min, max) = min(max(x, lo), hi) with numbers, tensors or one bound omitted; NaN propagates', () => {
-      fc.assert(
-        fc.property(
+    it('clamp(x, min, max) = min(max(x, lo), hi) with numbers, tensors or one bound omitted; NaN propagates', async () => {
+      await fc.assert(
+        fc.asyncProperty(
           broadcastTripleArb().chain(([sx, sl, sh]) =>
             fc.record({
               sx: fc.constant(sx),
@@ -723,55 +806,73 @@ describeBackends('elementwise', (backend) => {
           bound,
           fc.boolean(),
           fc.constantFrom<DType>('f32', 'f64'),
-          ({ sx, sl, sh, xv, lv, hv }, lo, hi, tensors, dtype) =>
-            tidy(() => {
-              const x = T(xv, sx, dtype);
-              const r = stored(dtype);
-              if (tensors) {
-                const out = clamp(x, T(lv, sl, dtype), T(hv, sh, dtype));
-                const shape = broadcastShape(sx, sl, sh);
-                expect([...out.shape]).toEqual(shape);
-                const exp = indices(shape).map((idx) => nanMin(nanMax(r(at(xv, sx, idx)), r(at(lv, sl, idx))), r(at(hv, sh, idx))));
-                expectFloat(out, exp, dtype, 'clamp tensors');
-                return;
-              }
-              if (lo === undefined && hi === undefined) {
+          async ({ sx, sl, sh, xv, lv, hv }, lo, hi, tensors, dtype) => {
+            const r = stored(dtype);
+            if (tensors) {
+              const shape = broadcastShape(sx, sl, sh);
+              await tidyRead(
+                () => {
+                  const out = clamp(T(xv, sx, dtype), T(lv, sl, dtype), T(hv, sh, dtype));
+                  expect([...out.shape]).toEqual(shape);
+                  return out;
+                },
+                (out) => {
+                  const exp = indices(shape).map((idx) => nanMin(nanMax(r(at(xv, sx, idx)), r(at(lv, sl, idx))), r(at(hv, sh, idx))));
+                  return expectFloat(out, exp, dtype, 'clamp tensors');
+                },
+              );
+              return;
+            }
+            if (lo === undefined && hi === undefined) {
+              tidy(() => {
+                const x = T(xv, sx, dtype);
                 expect(() => clamp(x)).toThrow(/clamp/);
                 expect(() => clamp(x, null, null)).toThrow(/clamp/);
-                return;
-              }
-              const out = clamp(x, lo, hi);
-              expect(out.dtype).toBe(dtype);
-              expect([...out.shape]).toEqual(sx);
-              const exp = xv.map((v) => {
-                let y = r(v);
-                if (lo !== undefined) y = nanMax(y, r(lo));
-                if (hi !== undefined) y = nanMin(y, r(hi));
-                return y;
               });
-              expectFloat(out, exp, dtype, `clamp(${lo}, ${hi})`);
-            }),
+              return;
+            }
+            await tidyRead(
+              () => {
+                const out = clamp(T(xv, sx, dtype), lo, hi);
+                expect(out.dtype).toBe(dtype);
+                expect([...out.shape]).toEqual(sx);
+                return out;
+              },
+              (out) => {
+                const exp = xv.map((v) => {
+                  let y = r(v);
+                  if (lo !== undefined) y = nanMax(y, r(lo));
+                  if (hi !== undefined) y = nanMin(y, r(hi));
+                  return y;
+                });
+                return expectFloat(out, exp, dtype, `clamp(${lo}, ${hi})`);
+              },
+            );
+          },
         ),
         FC,
       );
     });
 
-    it('min > max gives max everywhere (as torch.clamp)', () => {
-      tidy(() => {
-        expectExact(values(clamp(T([-3, 0, 3], [3], 'f32'), 2, 1)), [1, 1, 1]);
-        expectExact(values(T([-3, 0, 3], [3], 'i32').clamp(-1, 1)), [-1, 0, 1]);
-      });
+    it('min > max gives max everywhere (as torch.clamp)', async () => {
+      await tidyRead(
+        () => [clamp(T([-3, 0, 3], [3], 'f32'), 2, 1), T([-3, 0, 3], [3], 'i32').clamp(-1, 1)],
+        async ([f, i]) => {
+          expectExact(await values(f!), [1, 1, 1]);
+          expectExact(await values(i!), [-1, 0, 1]);
+        },
+      );
     });
   });
 
   describe('where', () => {
-    it('where(cond, a, b) broadcasts all three, promotes a and b, and accepts numbers', () => {
+    it('where(cond, a, b) broadcasts all three, promotes a and b, and accepts numbers', async () => {
       const operand = fc.oneof(
         fc.constantFrom<DType>('f32', 'f64', 'i32', 'bf16').map((d) => ({ dtype: d as DType | 'number' })),
         fc.constant({ dtype: 'number' as DType | 'number' }),
       );
-      fc.assert(
-        fc.property(
+      await fc.assert(
+        fc.asyncProperty(
           broadcastTripleArb().chain(([sc, sa, sb]) =>
             fc.record({
               sc: fc.constant(sc),
@@ -784,40 +885,49 @@ describeBackends('elementwise', (backend) => {
           ),
           operand,
           operand,
-          ({ sc, sa, sb, cv, av, bv }, oa, ob) =>
-            tidy(() => {
-              if (oa.dtype === 'number' && ob.dtype === 'number') return; // see the test below
-              const cond = T(cv, sc, 'bool');
-              const a: Operand = oa.dtype === 'number' ? av[0] ?? 0.25 : T(av, sa, oa.dtype);
-              const b: Operand = ob.dtype === 'number' ? bv[0] ?? -1 : T(bv, sb, ob.dtype);
-              const dtype =
-                typeof a === 'number' ? promoteScalar((b as Tensor).dtype, a) : typeof b === 'number' ? promoteScalar(a.dtype, b) : promote(a.dtype, b.dtype);
-              const out = where(cond, a, b);
-              expect(out.dtype).toBe(dtype);
-              const shape = broadcastShape(sc, typeof a === 'number' ? [] : sa, typeof b === 'number' ? [] : sb);
-              expect([...out.shape]).toEqual(shape);
-              const ra = typeof a === 'number' ? [a] : av.map(stored(a.dtype));
-              const rb = typeof b === 'number' ? [b] : bv.map(stored(b.dtype));
-              const sA = typeof a === 'number' ? [] : sa;
-              const sB = typeof b === 'number' ? [] : sb;
-              const exp = indices(shape).map((idx) => stored(dtype)(at(cv, sc, idx) ? at(ra, sA, idx) : at(rb, sB, idx)));
-              expectExact(values(out), exp, 'where');
-            }),
+          async ({ sc, sa, sb, cv, av, bv }, oa, ob) => {
+            if (oa.dtype === 'number' && ob.dtype === 'number') return; // see the test below
+            await tidyRead(
+              () => {
+                const cond = T(cv, sc, 'bool');
+                const a: Operand = oa.dtype === 'number' ? av[0] ?? 0.25 : T(av, sa, oa.dtype);
+                const b: Operand = ob.dtype === 'number' ? bv[0] ?? -1 : T(bv, sb, ob.dtype);
+                const dtype =
+                  typeof a === 'number' ? promoteScalar((b as Tensor).dtype, a) : typeof b === 'number' ? promoteScalar(a.dtype, b) : promote(a.dtype, b.dtype);
+                const out = where(cond, a, b);
+                expect(out.dtype).toBe(dtype);
+                const shape = broadcastShape(sc, typeof a === 'number' ? [] : sa, typeof b === 'number' ? [] : sb);
+                expect([...out.shape]).toEqual(shape);
+                const ra = typeof a === 'number' ? [a] : av.map(stored(a.dtype));
+                const rb = typeof b === 'number' ? [b] : bv.map(stored(b.dtype));
+                const sA = typeof a === 'number' ? [] : sa;
+                const sB = typeof b === 'number' ? [] : sb;
+                const exp = indices(shape).map((idx) => stored(dtype)(at(cv, sc, idx) ? at(ra, sA, idx) : at(rb, sB, idx)));
+                return { out, exp };
+              },
+              async ({ out, exp }) => expectExact(await values(out), exp, 'where'),
+            );
+          },
         ),
         FC,
       );
     });
 
-    it('where with two numbers gives f32 (or i32 for two integers), as torch.where', () => {
-      tidy(() => {
-        const cond = T([1, 0, 1], [3], 'bool');
-        const out = where(cond, 1.5, -2);
-        expect(out.dtype).toBe('f32');
-        expectExact(values(out), [1.5, -2, 1.5]);
-        const ints = where(cond, 1, -2);
-        expect(ints.dtype).toBe('i32');
-        expectExact(values(ints), [1, -2, 1]);
-      });
+    it('where with two numbers gives f32 (or i32 for two integers), as torch.where', async () => {
+      await tidyRead(
+        () => {
+          const cond = T([1, 0, 1], [3], 'bool');
+          const out = where(cond, 1.5, -2);
+          expect(out.dtype).toBe('f32');
+          const ints = where(cond, 1, -2);
+          expect(ints.dtype).toBe('i32');
+          return { out, ints };
+        },
+        async ({ out, ints }) => {
+          expectExact(await values(out), [1.5, -2, 1.5]);
+          expectExact(await values(ints), [1, -2, 1]);
+        },
+      );
     });
 
     it('refuses a condition that is not bool', () => {
@@ -833,41 +943,47 @@ describeBackends('elementwise', (backend) => {
       fc.integer({ min: -1000, max: 1000 }),
       fc.constantFrom(0, -0, 0.5, -0.5, 1.5, 2.5, 65504, 65519, 65520, 1e-8, -1e-8, 3.0000001, 1 / 3),
     );
-    it('cast between every pair of dtypes rounds (halves: to nearest even), truncates (i32) or tests ≠ 0 (bool)', () => {
-      fc.assert(
-        fc.property(
+    it('cast between every pair of dtypes rounds (halves: to nearest even), truncates (i32) or tests ≠ 0 (bool)', async () => {
+      await fc.assert(
+        fc.asyncProperty(
           shapeArb(3, 4).chain((shape) => fc.tuple(fc.constant(shape), arrOf(castVals, size(shape)))),
           fc.constantFrom(...ALL),
           fc.constantFrom(...ALL),
-          ([shape, v], from, to) =>
-            tidy(() => {
-              const x = T(v, shape, from);
-              const out = cast(x, to);
-              expect(out.dtype).toBe(to);
-              expect([...out.shape]).toEqual(shape);
-              expectExact(values(out), v.map(stored(from)).map(stored(to)), `cast ${from} → ${to}`);
-              expectExact(values(x.cast(to)), values(out), 'method');
-            }),
+          async ([shape, v], from, to) =>
+            tidyRead(
+              () => {
+                const x = T(v, shape, from);
+                const out = cast(x, to);
+                expect(out.dtype).toBe(to);
+                expect([...out.shape]).toEqual(shape);
+                return { out, method: x.cast(to) };
+              },
+              async ({ out, method }) => {
+                expectExact(await values(out), v.map(stored(from)).map(stored(to)), `cast ${from} → ${to}`);
+                expectExact(await values(method), await values(out), 'method');
+              },
+            ),
         ),
         FC,
       );
     });
 
-    it('f64 → half rounds once, straight from the double (no double rounding through f32)', () => {
-      tidy(() => {
-        // 1 + 2^-11 + 2^-30 is just above the f16 half-way point between 1 and 1 + 2^-10; through f32 it would tie to 1
-        const v = 1 + 2 ** -11 + 2 ** -30;
-        expectExact(values(cast(T([v], [1], 'f64'), 'f16')), [1 + 2 ** -10]);
-        expect(f16Value(f16Bits(Math.fround(v)))).toBe(1);
-      });
+    it('f64 → half rounds once, straight from the double (no double rounding through f32)', async () => {
+      // 1 + 2^-11 + 2^-30 is just above the f16 half-way point between 1 and 1 + 2^-10; through f32 it would tie to 1
+      const v = 1 + 2 ** -11 + 2 ** -30;
+      await tidyRead(
+        () => cast(T([v], [1], 'f64'), 'f16'),
+        async (h) => expectExact(await values(h), [1 + 2 ** -10]),
+      );
+      expect(f16Value(f16Bits(Math.fround(v)))).toBe(1);
     });
 
-    it('clone copies values and dtype into storage of its own', () => {
-      fc.assert(
-        fc.property(
+    it('clone copies values and dtype into storage of its own', async () => {
+      await fc.assert(
+        fc.asyncProperty(
           shapeArb(3, 4).chain((shape) => fc.tuple(fc.constant(shape), arrOf(castVals, size(shape)))),
           fc.constantFrom(...ALL),
-          ([shape, v], dtype) => {
+          async ([shape, v], dtype) => {
             const x = T(v, shape, dtype);
             const c = clone(x);
             const m = x.clone();
@@ -875,8 +991,8 @@ describeBackends('elementwise', (backend) => {
             expect(c.dtype).toBe(dtype);
             expect([...c.shape]).toEqual(shape);
             x.dispose();
-            expectExact(values(c), v.map(stored(dtype)), 'clone');
-            expectExact(values(m), v.map(stored(dtype)), 'method clone');
+            expectExact(await values(c), v.map(stored(dtype)), 'clone');
+            expectExact(await values(m), v.map(stored(dtype)), 'method clone');
             c.dispose();
             m.dispose();
           },
@@ -886,50 +1002,57 @@ describeBackends('elementwise', (backend) => {
     });
   });
 
-  it('method aliases call the same ops', () => {
-    tidy(() => {
-      const a = T([1.5, -2, 0.25, 3, 0, -0.75], [2, 3], 'f32');
-      const b = T([2, 0.5, -1], [3], 'f32');
-      const same = (x: Tensor, y: Tensor, what: string): void => {
-        expect(x.dtype, what).toBe(y.dtype);
-        expect([...x.shape], what).toEqual([...y.shape]);
-        expectExact(values(x), values(y), what);
-      };
-      same(a.add(b), add(a, b), 'add');
-      same(a.sub(2), sub(a, 2), 'sub');
-      same(a.mul(b), mul(a, b), 'mul');
-      same(a.div(b), div(a, b), 'div');
-      same(a.pow(2), pow(a, 2), 'pow');
-      same(a.maximum(b), maximum(a, b), 'maximum');
-      same(a.minimum(0), minimum(a, 0), 'minimum');
-      same(a.eq(b), eq(a, b), 'eq');
-      same(a.ne(b), ne(a, b), 'ne');
-      same(a.lt(b), lt(a, b), 'lt');
-      same(a.le(b), le(a, b), 'le');
-      same(a.gt(b), gt(a, b), 'gt');
-      same(a.ge(b), ge(a, b), 'ge');
-      same(a.neg(), neg(a), 'neg');
-      same(a.abs(), abs(a), 'abs');
-      same(a.sign(), sign(a), 'sign');
-      same(a.exp(), exp(a), 'exp');
-      same(a.abs().log(), log(abs(a)), 'log');
-      same(a.abs().sqrt(), sqrt(abs(a)), 'sqrt');
-      same(a.abs().rsqrt(), rsqrt(abs(a)), 'rsqrt');
-      same(a.square(), mul(a, a), 'square');
-      same(a.sin(), sin(a), 'sin');
-      same(a.cos(), cos(a), 'cos');
-      same(a.tanh(), tanh(a), 'tanh');
-      same(a.sigmoid(), sigmoid(a), 'sigmoid');
-      same(a.relu(), relu(a), 'relu');
-      same(a.gelu(), gelu(a), 'gelu');
-      same(a.gelu({ approximate: 'tanh' }), gelu(a, { approximate: 'tanh' }), 'gelu tanh');
-      same(a.silu(), silu(a), 'silu');
-      same(a.erf(), erf(a), 'erf');
-      same(a.clamp(-1, 1), clamp(a, -1, 1), 'clamp');
-      same(a.isfinite(), isfinite(a), 'isfinite');
-      same(a.logicalNot(), logicalNot(a), 'logicalNot');
-      same(a.cast('f64'), cast(a, 'f64'), 'cast');
-    });
+  it('method aliases call the same ops', async () => {
+    const same = async (x: Tensor, y: Tensor, what: string): Promise<void> => {
+      expect(x.dtype, what).toBe(y.dtype);
+      expect([...x.shape], what).toEqual([...y.shape]);
+      expectExact(await values(x), await values(y), what);
+    };
+    await tidyRead(
+      (): [Tensor, Tensor, string][] => {
+        const a = T([1.5, -2, 0.25, 3, 0, -0.75], [2, 3], 'f32');
+        const b = T([2, 0.5, -1], [3], 'f32');
+        return [
+          [a.add(b), add(a, b), 'add'],
+          [a.sub(2), sub(a, 2), 'sub'],
+          [a.mul(b), mul(a, b), 'mul'],
+          [a.div(b), div(a, b), 'div'],
+          [a.pow(2), pow(a, 2), 'pow'],
+          [a.maximum(b), maximum(a, b), 'maximum'],
+          [a.minimum(0), minimum(a, 0), 'minimum'],
+          [a.eq(b), eq(a, b), 'eq'],
+          [a.ne(b), ne(a, b), 'ne'],
+          [a.lt(b), lt(a, b), 'lt'],
+          [a.le(b), le(a, b), 'le'],
+          [a.gt(b), gt(a, b), 'gt'],
+          [a.ge(b), ge(a, b), 'ge'],
+          [a.neg(), neg(a), 'neg'],
+          [a.abs(), abs(a), 'abs'],
+          [a.sign(), sign(a), 'sign'],
+          [a.exp(), exp(a), 'exp'],
+          [a.abs().log(), log(abs(a)), 'log'],
+          [a.abs().sqrt(), sqrt(abs(a)), 'sqrt'],
+          [a.abs().rsqrt(), rsqrt(abs(a)), 'rsqrt'],
+          [a.square(), mul(a, a), 'square'],
+          [a.sin(), sin(a), 'sin'],
+          [a.cos(), cos(a), 'cos'],
+          [a.tanh(), tanh(a), 'tanh'],
+          [a.sigmoid(), sigmoid(a), 'sigmoid'],
+          [a.relu(), relu(a), 'relu'],
+          [a.gelu(), gelu(a), 'gelu'],
+          [a.gelu({ approximate: 'tanh' }), gelu(a, { approximate: 'tanh' }), 'gelu tanh'],
+          [a.silu(), silu(a), 'silu'],
+          [a.erf(), erf(a), 'erf'],
+          [a.clamp(-1, 1), clamp(a, -1, 1), 'clamp'],
+          [a.isfinite(), isfinite(a), 'isfinite'],
+          [a.logicalNot(), logicalNot(a), 'logicalNot'],
+          [a.cast('f64'), cast(a, 'f64'), 'cast'],
+        ];
+      },
+      async (pairs) => {
+        for (const [x, y, what] of pairs) await same(x, y, what);
+      },
+    );
   });
 
   it('errors name the op: shapes that do not broadcast, unary ops on bool, unknown gelu form', () => {

@@ -112,6 +112,27 @@ function expectScaled(actual: ArrayLike<number>, expected: number[], scales: num
   }
 }
 
+/** Dispose every tensor in `x` (a tensor, or arrays and plain objects holding tensors). */
+function disposeAll(x: unknown): void {
+  if (x === null || typeof x !== 'object') return;
+  if (typeof (x as { dispose?: unknown }).dispose === 'function') (x as Tensor).dispose();
+  else if (Array.isArray(x)) for (const v of x) disposeAll(v);
+  else if (Object.getPrototypeOf(x) === Object.prototype) for (const v of Object.values(x)) disposeAll(v);
+}
+
+/**
+ * Build tensors in a tidy scope (synchronous: no reads in it), then `check` what `build` returned,
+ * reading asynchronously, and dispose the returned tensors afterwards.
+ */
+async function tidyRead<R>(build: () => R, check: (r: R) => Promise<void> | void): Promise<void> {
+  const r = tidy(build);
+  try {
+    await check(r);
+  } finally {
+    disposeAll(r);
+  }
+}
+
 /** Exact comparison (NaN equals NaN). */
 function expectExact(actual: ArrayLike<number>, expected: number[], what = ''): void {
   expect(actual.length, `${what} length`).toBe(expected.length);
@@ -177,36 +198,43 @@ describeBackends('reduce', (backend) => {
     return { out, gs: groups(c.shape, c.axes, c.v.map(stored(dtype))) };
   }
 
-  it('sum matches a plain-loop sum (size-0 groups sum to 0), f32 and f64', () => {
-    fc.assert(
-      fc.property(caseArb(someSpecial), floatDtype, (c, dtype) =>
-        tidy(() => {
-          const what = label(c, dtype, 'sum');
-          const { out, gs } = run(c, dtype, sum, what);
-          expect(out.dtype).toBe(dtype);
-          expectScaled(values(out), gs.map(total).map(stored(dtype)), gs.map(absTotal), tol(dtype), what);
-        }),
-      ),
+  it('sum matches a plain-loop sum (size-0 groups sum to 0), f32 and f64', async () => {
+    await fc.assert(
+      fc.asyncProperty(caseArb(someSpecial), floatDtype, async (c, dtype) => {
+        const what = label(c, dtype, 'sum');
+        await tidyRead(
+          () => {
+            const r = run(c, dtype, sum, what);
+            expect(r.out.dtype).toBe(dtype);
+            return r;
+          },
+          async ({ out, gs }) => expectScaled(await values(out), gs.map(total).map(stored(dtype)), gs.map(absTotal), tol(dtype), what),
+        );
+      }),
       FC,
     );
   });
 
-  it('mean matches Σx / n (NaN for an empty group), f32 and f64', () => {
-    fc.assert(
-      fc.property(caseArb(someSpecial), floatDtype, (c, dtype) =>
-        tidy(() => {
-          const what = label(c, dtype, 'mean');
-          const { out, gs } = run(c, dtype, mean, what);
-          expect(out.dtype).toBe(dtype);
-          expectScaled(
-            values(out),
-            gs.map((g) => total(g) / g.length),
-            gs.map((g) => absTotal(g) / g.length),
-            tol(dtype),
-            what,
-          );
-        }),
-      ),
+  it('mean matches Σx / n (NaN for an empty group), f32 and f64', async () => {
+    await fc.assert(
+      fc.asyncProperty(caseArb(someSpecial), floatDtype, async (c, dtype) => {
+        const what = label(c, dtype, 'mean');
+        await tidyRead(
+          () => {
+            const r = run(c, dtype, mean, what);
+            expect(r.out.dtype).toBe(dtype);
+            return r;
+          },
+          async ({ out, gs }) =>
+            expectScaled(
+              await values(out),
+              gs.map((g) => total(g) / g.length),
+              gs.map((g) => absTotal(g) / g.length),
+              tol(dtype),
+              what,
+            ),
+        );
+      }),
       FC,
     );
   });
@@ -215,25 +243,31 @@ describeBackends('reduce', (backend) => {
     ['max', max, true],
     ['min', min, false],
   ] as const) {
-    it(`${name} is exact, propagates NaN, works for i32, and throws over a size-0 axis`, () => {
-      fc.assert(
-        fc.property(
+    it(`${name} is exact, propagates NaN, works for i32, and throws over a size-0 axis`, async () => {
+      await fc.assert(
+        fc.asyncProperty(
           fc.oneof(
             fc.tuple(caseArb(someSpecial), floatDtype),
             fc.tuple(caseArb(fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 })), fc.constant<DType>('i32')),
           ),
-          ([c, dtype]) =>
-            tidy(() => {
-              const what = label(c, dtype, name);
-              if (c.axes.some((a) => c.shape[a] === 0)) {
+          async ([c, dtype]) => {
+            const what = label(c, dtype, name);
+            if (c.axes.some((a) => c.shape[a] === 0)) {
+              tidy(() => {
                 const x = T(c.v, c.shape, dtype);
                 expect(() => op(x, c.axis, c.keepdim), what).toThrow(new RegExp(name));
-                return;
-              }
-              const { out, gs } = run(c, dtype, op, what);
-              expect(out.dtype).toBe(dtype);
-              expectExact(values(out), gs.map((g) => nanExtreme(g, isMax)), what);
-            }),
+              });
+              return;
+            }
+            await tidyRead(
+              () => {
+                const r = run(c, dtype, op, what);
+                expect(r.out.dtype).toBe(dtype);
+                return r;
+              },
+              async ({ out, gs }) => expectExact(await values(out), gs.map((g) => nanExtreme(g, isMax)), what),
+            );
+          },
         ),
         FC,
       );
@@ -244,171 +278,207 @@ describeBackends('reduce', (backend) => {
     ['argmax', argmax, true],
     ['argmin', argmin, false],
   ] as const) {
-    it(`${name} gives i32 indices along one axis (or of the flattened tensor), the first on ties and NaN`, () => {
+    it(`${name} gives i32 indices along one axis (or of the flattened tensor), the first on ties and NaN`, async () => {
       const withNaN = fc.oneof({ weight: 10, arbitrary: tieful }, { weight: 1, arbitrary: fc.constant(NaN) });
-      fc.assert(
-        fc.property(
+      await fc.assert(
+        fc.asyncProperty(
           shapeArb(4, 4, 1),
           fc.option(fc.integer({ min: -4, max: 3 }), { nil: undefined }),
           fc.boolean(),
           fc.constantFrom<DType>('f32', 'f64', 'i32', 'bf16'),
           fc.infiniteStream(withNaN),
-          (shape, axis0, keepdim, dtype, stream) =>
-            tidy(() => {
-              const rank = shape.length;
-              // an axis in range (negative or not), or none
-              const axis = axis0 === undefined || rank === 0 ? undefined : axis0 < 0 ? -1 - ((-1 - axis0) % rank) : axis0 % rank;
-              const v = [...stream.take(size(shape))].map((x) => (dtype === 'i32' && Number.isNaN(x) ? 0 : x));
-              const x = T(v, shape, dtype);
-              const out = op(x, axis, keepdim);
-              const what = `${name} ${dtype} [${shape}] axis=${axis} keepdim=${keepdim}`;
-              expect(out.dtype, what).toBe('i32');
-              if (axis === undefined) {
-                expect([...out.shape], what).toEqual(keepdim ? shape.map(() => 1) : []);
-                expectExact(values(out), [firstArg(v, isMax)], what);
-                return;
-              }
-              const a = axis < 0 ? axis + rank : axis;
-              expect([...out.shape], what).toEqual(outShape(shape, [a], keepdim));
-              expectExact(values(out), groups(shape, [a], v).map((g) => firstArg(g, isMax)), what);
-            }),
+          async (shape, axis0, keepdim, dtype, stream) => {
+            const rank = shape.length;
+            // an axis in range (negative or not), or none
+            const axis = axis0 === undefined || rank === 0 ? undefined : axis0 < 0 ? -1 - ((-1 - axis0) % rank) : axis0 % rank;
+            const v = [...stream.take(size(shape))].map((x) => (dtype === 'i32' && Number.isNaN(x) ? 0 : x));
+            const what = `${name} ${dtype} [${shape}] axis=${axis} keepdim=${keepdim}`;
+            const a = axis === undefined ? undefined : axis < 0 ? axis + rank : axis;
+            await tidyRead(
+              () => {
+                const x = T(v, shape, dtype);
+                const out = op(x, axis, keepdim);
+                expect(out.dtype, what).toBe('i32');
+                if (a === undefined) expect([...out.shape], what).toEqual(keepdim ? shape.map(() => 1) : []);
+                else expect([...out.shape], what).toEqual(outShape(shape, [a], keepdim));
+                return out;
+              },
+              async (out) => {
+                if (a === undefined) expectExact(await values(out), [firstArg(v, isMax)], what);
+                else expectExact(await values(out), groups(shape, [a], v).map((g) => firstArg(g, isMax)), what);
+              },
+            );
+          },
         ),
         FC,
       );
     });
   }
 
-  it('logsumexp matches m + log Σ exp(x − m), with ±∞ and NaN, f32 and f64', () => {
+  it('logsumexp matches m + log Σ exp(x − m), with ±∞ and NaN, f32 and f64', async () => {
     const vals = fc.oneof({ weight: 10, arbitrary: num(-30, 30) }, { weight: 1, arbitrary: fc.constantFrom(-Infinity, Infinity, NaN) });
-    fc.assert(
-      fc.property(caseArb(vals, true), floatDtype, (c, dtype) =>
-        tidy(() => {
-          const what = label(c, dtype, 'logsumexp');
-          const { out, gs } = run(c, dtype, logsumexp, what);
-          expect(out.dtype).toBe(dtype);
-          const scales = gs.map((g) => Math.abs(Math.max(...g)) + Math.log(g.length) + 1);
-          expectScaled(values(out), gs.map(lseOracle), scales, tol(dtype), what);
-        }),
-      ),
+    await fc.assert(
+      fc.asyncProperty(caseArb(vals, true), floatDtype, async (c, dtype) => {
+        const what = label(c, dtype, 'logsumexp');
+        await tidyRead(
+          () => {
+            const r = run(c, dtype, logsumexp, what);
+            expect(r.out.dtype).toBe(dtype);
+            return r;
+          },
+          async ({ out, gs }) => {
+            const scales = gs.map((g) => Math.abs(Math.max(...g)) + Math.log(g.length) + 1);
+            expectScaled(await values(out), gs.map(lseOracle), scales, tol(dtype), what);
+          },
+        );
+      }),
       FC,
     );
   });
 
-  it('variance and std match the two-pass formula with correction 1 (default) or 0, f32 and f64', () => {
-    fc.assert(
-      fc.property(caseArb(finite), floatDtype, fc.constantFrom<number | undefined>(undefined, 0, 1), (c, dtype, correction) =>
-        tidy(() => {
-          const opts = { keepdim: c.keepdim, ...(correction === undefined ? {} : { correction }) };
-          const what = label(c, dtype, `var(correction ${correction})`);
-          const { out, gs } = run(c, dtype, (x, axis) => variance(x, axis, opts), what);
-          expect(out.dtype).toBe(dtype);
-          const { rtol, atol } = tol(dtype);
-          const ev = gs.map((g) => varOracle(g, correction ?? 1));
-          // cancellation in x − μ is bounded by the data's magnitude: scale by |var| and a small share of Σx²/n
-          const scales = ev.map((e, i) => 4 * Math.abs(e) + (gs[i]!.length ? total(gs[i]!.map((x) => x * x)) / gs[i]!.length : 0) * 1e-3);
-          expectScaled(values(out), ev, scales, { rtol, atol }, what);
+  it('variance and std match the two-pass formula with correction 1 (default) or 0, f32 and f64', async () => {
+    await fc.assert(
+      fc.asyncProperty(caseArb(finite), floatDtype, fc.constantFrom<number | undefined>(undefined, 0, 1), async (c, dtype, correction) => {
+        const opts = { keepdim: c.keepdim, ...(correction === undefined ? {} : { correction }) };
+        const what = label(c, dtype, `var(correction ${correction})`);
+        await tidyRead(
+          () => {
+            const r = run(c, dtype, (x, axis) => variance(x, axis, opts), what);
+            expect(r.out.dtype).toBe(dtype);
+            const sd = std(T(c.v, c.shape, dtype), c.axis, opts);
+            expect([...sd.shape]).toEqual(outShape(c.shape, c.axes, c.keepdim));
+            return { ...r, sd };
+          },
+          async ({ out, gs, sd }) => {
+            const { rtol, atol } = tol(dtype);
+            const ev = gs.map((g) => varOracle(g, correction ?? 1));
+            // cancellation in x − μ is bounded by the data's magnitude: scale by |var| and a small share of Σx²/n
+            const scales = ev.map((e, i) => 4 * Math.abs(e) + (gs[i]!.length ? total(gs[i]!.map((x) => x * x)) / gs[i]!.length : 0) * 1e-3);
+            expectScaled(await values(out), ev, scales, { rtol, atol }, what);
 
-          const sd = std(T(c.v, c.shape, dtype), c.axis, opts);
-          expect([...sd.shape]).toEqual(outShape(c.shape, c.axes, c.keepdim));
-          const got = values(sd);
-          // |√a − √e| ≤ min(√|a − e|, |a − e| / √e)
-          ev.forEach((e, i) => {
-            const a = got[i]!;
-            if (!Number.isFinite(e)) {
-              if (Number.isNaN(e) ? !Number.isNaN(a) : a !== Math.sqrt(e)) expect.fail(`std[${i}]: got ${a}, expected ${Math.sqrt(e)}`);
-              return;
-            }
-            const tv = atol + rtol * scales[i]!;
-            const bound = e > 0 ? Math.min(Math.sqrt(tv), tv / Math.sqrt(e)) : Math.sqrt(tv);
-            if (!(Math.abs(a - Math.sqrt(e)) <= bound)) expect.fail(`std ${what} [${i}]: got ${a}, expected ${Math.sqrt(e)}`);
-          });
-        }),
-      ),
+            const got = await values(sd);
+            // |√a − √e| ≤ min(√|a − e|, |a − e| / √e)
+            ev.forEach((e, i) => {
+              const a = got[i]!;
+              if (!Number.isFinite(e)) {
+                if (Number.isNaN(e) ? !Number.isNaN(a) : a !== Math.sqrt(e)) expect.fail(`std[${i}]: got ${a}, expected ${Math.sqrt(e)}`);
+                return;
+              }
+              const tv = atol + rtol * scales[i]!;
+              const bound = e > 0 ? Math.min(Math.sqrt(tv), tv / Math.sqrt(e)) : Math.sqrt(tv);
+              if (!(Math.abs(a - Math.sqrt(e)) <= bound)) expect.fail(`std ${what} [${i}]: got ${a}, expected ${Math.sqrt(e)}`);
+            });
+          },
+        );
+      }),
       FC,
     );
   });
 
-  it('norm for p = 1, 2, 3 and ∞ matches (Σ|x|^p)^(1/p) and max|x|; empty groups give 0 (∞-norm throws)', () => {
-    fc.assert(
-      fc.property(caseArb(finite), floatDtype, fc.constantFrom(1, 2, 3, Infinity), (c, dtype, p) =>
-        tidy(() => {
-          const what = label(c, dtype, `norm(p=${p})`);
-          if (p === Infinity && c.axes.some((a) => c.shape[a] === 0)) {
+  it('norm for p = 1, 2, 3 and ∞ matches (Σ|x|^p)^(1/p) and max|x|; empty groups give 0 (∞-norm throws)', async () => {
+    await fc.assert(
+      fc.asyncProperty(caseArb(finite), floatDtype, fc.constantFrom(1, 2, 3, Infinity), async (c, dtype, p) => {
+        const what = label(c, dtype, `norm(p=${p})`);
+        if (p === Infinity && c.axes.some((a) => c.shape[a] === 0)) {
+          tidy(() => {
             expect(() => norm(T(c.v, c.shape, dtype), p, c.axis, c.keepdim), what).toThrow();
-            return;
-          }
-          const { out, gs } = run(c, dtype, (x, axis, keepdim) => norm(x, p, axis, keepdim), what);
-          expect(out.dtype).toBe(dtype);
-          const { rtol, atol } = tol(dtype);
-          const e = gs.map((g) => normOracle(g, p));
-          expectScaled(values(out), e, e.map((n) => 2 * n), { rtol, atol }, what);
-        }),
-      ),
+          });
+          return;
+        }
+        await tidyRead(
+          () => {
+            const r = run(c, dtype, (x, axis, keepdim) => norm(x, p, axis, keepdim), what);
+            expect(r.out.dtype).toBe(dtype);
+            return r;
+          },
+          async ({ out, gs }) => {
+            const { rtol, atol } = tol(dtype);
+            const e = gs.map((g) => normOracle(g, p));
+            expectScaled(await values(out), e, e.map((n) => 2 * n), { rtol, atol }, what);
+          },
+        );
+      }),
       FC,
     );
   });
 
-  it('norm defaults to p = 2 over all elements', () => {
-    tidy(() => {
-      const x = T([3, -4, 0, 12], [2, 2]);
-      const n = norm(x);
-      expect(n.shape).toEqual([]);
-      expectClose(values(n), [13]);
-    });
+  it('norm defaults to p = 2 over all elements', async () => {
+    await tidyRead(
+      () => {
+        const x = T([3, -4, 0, 12], [2, 2]);
+        const n = norm(x);
+        expect(n.shape).toEqual([]);
+        return n;
+      },
+      async (n) => expectClose(await values(n), [13]),
+    );
   });
 
   for (const dtype of ['i32', 'bool'] as const) {
-    it(`${dtype} sums to i32 exactly${dtype === 'i32' ? '; i32 mean gives f32' : ''}`, () => {
+    it(`${dtype} sums to i32 exactly${dtype === 'i32' ? '; i32 mean gives f32' : ''}`, async () => {
       const vals = dtype === 'i32' ? fc.integer({ min: -1000, max: 1000 }) : fc.constantFrom(0, 1);
-      fc.assert(
-        fc.property(caseArb(vals), (c) =>
-          tidy(() => {
-            const what = label(c, dtype, 'sum');
-            const { out, gs } = run(c, dtype, sum, what);
-            expect(out.dtype, what).toBe('i32');
-            expectExact(values(out), gs.map(total), what);
-            if (dtype === 'i32') {
+      await fc.assert(
+        fc.asyncProperty(caseArb(vals), async (c) => {
+          const what = label(c, dtype, 'sum');
+          await tidyRead(
+            () => {
+              const r = run(c, dtype, sum, what);
+              expect(r.out.dtype, what).toBe('i32');
+              if (dtype !== 'i32') return { ...r, m: null };
               const m = mean(T(c.v, c.shape, 'i32'), c.axis, c.keepdim);
               expect(m.dtype).toBe('f32');
-              expectScaled(
-                values(m),
-                gs.map((g) => total(g) / g.length),
-                gs.map((g) => absTotal(g) / g.length),
-                tol('f32'),
-                `mean ${what}`,
-              );
-            }
-          }),
-        ),
+              return { ...r, m };
+            },
+            async ({ out, gs, m }) => {
+              expectExact(await values(out), gs.map(total), what);
+              if (m)
+                expectScaled(
+                  await values(m),
+                  gs.map((g) => total(g) / g.length),
+                  gs.map((g) => absTotal(g) / g.length),
+                  tol('f32'),
+                  `mean ${what}`,
+                );
+            },
+          );
+        }),
         FC,
       );
     });
   }
 
   describe('edge cases', () => {
-    it('sum over a size-0 axis is 0 (float, i32 and bool), keeping the other axes', () => {
-      tidy(() => {
-        const x = T([], [2, 0, 3]);
-        const s = sum(x, 1);
-        expect(s.shape).toEqual([2, 3]);
-        expectExact(values(s), [0, 0, 0, 0, 0, 0]);
-        expect(sum(x, 1, true).shape).toEqual([2, 1, 3]);
-        expectExact(values(sum(x)), [0]);
-        expect(sum(x, [0, 2]).shape).toEqual([0]);
-        const b = sum(T([], [0], 'bool'));
-        expect(b.dtype).toBe('i32');
-        expectExact(values(b), [0]);
-        expectExact(values(sum(T([], [0, 2], 'i32'), 0)), [0, 0]);
-      });
+    it('sum over a size-0 axis is 0 (float, i32 and bool), keeping the other axes', async () => {
+      await tidyRead(
+        () => {
+          const x = T([], [2, 0, 3]);
+          const s = sum(x, 1);
+          expect(s.shape).toEqual([2, 3]);
+          expect(sum(x, 1, true).shape).toEqual([2, 1, 3]);
+          expect(sum(x, [0, 2]).shape).toEqual([0]);
+          const b = sum(T([], [0], 'bool'));
+          expect(b.dtype).toBe('i32');
+          return { s, all: sum(x), b, i: sum(T([], [0, 2], 'i32'), 0) };
+        },
+        async ({ s, all, b, i }) => {
+          expectExact(await values(s), [0, 0, 0, 0, 0, 0]);
+          expectExact(await values(all), [0]);
+          expectExact(await values(b), [0]);
+          expectExact(await values(i), [0, 0]);
+        },
+      );
     });
 
-    it('sum of a 0-d bool tensor (no axes left to reduce) is i32 too', () => {
-      tidy(() => {
-        const s = sum(T([1], [], 'bool'));
-        expect(s.dtype).toBe('i32');
-        expectExact(values(s), [1]);
-        expect(sum(T([1, 0], [2], 'bool'), []).dtype).toBe('i32');
-      });
+    it('sum of a 0-d bool tensor (no axes left to reduce) is i32 too', async () => {
+      await tidyRead(
+        () => {
+          const s = sum(T([1], [], 'bool'));
+          expect(s.dtype).toBe('i32');
+          expect(sum(T([1, 0], [2], 'bool'), []).dtype).toBe('i32');
+          return s;
+        },
+        async (s) => expectExact(await values(s), [1]),
+      );
     });
 
     it('max, min, argmax and argmin over a size-0 axis throw; over a non-empty axis the result is empty', () => {
@@ -438,78 +508,108 @@ describeBackends('reduce', (backend) => {
       });
     });
 
-    it('argmax returns the first index on ties, as i32', () => {
-      tidy(() => {
-        const x = T([3, 1, 3, 3, 0, 0], [2, 3]);
-        const a = argmax(x);
-        expect(a.dtype).toBe('i32');
-        expectExact(values(a), [0]);
-        expectExact(values(argmax(x, 1)), [0, 0]);
-        expectExact(values(argmin(x, 1)), [1, 1]);
-        expectExact(values(argmax(x, 0)), [0, 0, 0]);
-        expectExact(values(argmin(x)), [4]);
-        expect(argmax(x, -1, true).shape).toEqual([2, 1]);
-      });
+    it('argmax returns the first index on ties, as i32', async () => {
+      await tidyRead(
+        () => {
+          const x = T([3, 1, 3, 3, 0, 0], [2, 3]);
+          const a = argmax(x);
+          expect(a.dtype).toBe('i32');
+          expect(argmax(x, -1, true).shape).toEqual([2, 1]);
+          return [a, argmax(x, 1), argmin(x, 1), argmax(x, 0), argmin(x)];
+        },
+        async ([a, amax1, amin1, amax0, amin]) => {
+          expectExact(await values(a!), [0]);
+          expectExact(await values(amax1!), [0, 0]);
+          expectExact(await values(amin1!), [1, 1]);
+          expectExact(await values(amax0!), [0, 0, 0]);
+          expectExact(await values(amin!), [4]);
+        },
+      );
     });
 
-    it('NaN propagates in max and min and wins argmax and argmin (first NaN)', () => {
-      tidy(() => {
-        const x = T([1, NaN, 3, 4, 5, -1], [2, 3]);
-        expectExact(values(max(x)), [NaN]);
-        expectExact(values(max(x, 1)), [NaN, 5]);
-        expectExact(values(min(x, 0)), [1, NaN, -1]);
-        expectExact(values(argmax(x)), [1]);
-        expectExact(values(argmin(x, 1)), [1, 2]);
-        expectExact(values(argmax(T([2, NaN, 7, NaN], [4]))), [1]);
-      });
+    it('NaN propagates in max and min and wins argmax and argmin (first NaN)', async () => {
+      await tidyRead(
+        () => {
+          const x = T([1, NaN, 3, 4, 5, -1], [2, 3]);
+          return [max(x), max(x, 1), min(x, 0), argmax(x), argmin(x, 1), argmax(T([2, NaN, 7, NaN], [4]))];
+        },
+        async ([mx, mx1, mn0, amax, amin1, amax2]) => {
+          expectExact(await values(mx!), [NaN]);
+          expectExact(await values(mx1!), [NaN, 5]);
+          expectExact(await values(mn0!), [1, NaN, -1]);
+          expectExact(await values(amax!), [1]);
+          expectExact(await values(amin1!), [1, 2]);
+          expectExact(await values(amax2!), [1]);
+        },
+      );
     });
 
-    it('mean of i32 gives f32 true averages', () => {
-      tidy(() => {
-        const m = mean(T([1, 2, 4, 7], [2, 2], 'i32'), 1);
-        expect(m.dtype).toBe('f32');
-        expectExact(values(m), [1.5, 5.5]);
-        expect(mean(T([1, 0, 1], [3], 'bool')).dtype).toBe('f32');
-      });
+    it('mean of i32 gives f32 true averages', async () => {
+      await tidyRead(
+        () => {
+          const m = mean(T([1, 2, 4, 7], [2, 2], 'i32'), 1);
+          expect(m.dtype).toBe('f32');
+          expect(mean(T([1, 0, 1], [3], 'bool')).dtype).toBe('f32');
+          return m;
+        },
+        async (m) => expectExact(await values(m), [1.5, 5.5]),
+      );
     });
 
-    it('logsumexp of all −∞ is −∞, and it is stable for large magnitudes (±1000)', () => {
-      tidy(() => {
-        const ninf = logsumexp(T([-Infinity, -Infinity, -Infinity], [3]));
-        expectExact(values(ninf), [-Infinity]);
-        expectExact(values(logsumexp(T([-Infinity, -Infinity, 0, 0], [2, 2]), 1)), [-Infinity, Math.fround(Math.LN2)]);
-        const big = values(logsumexp(T([1000, 1000, -1000, -1000, 1000, 0], [3, 2]), 1));
-        expectClose(big, [1000 + Math.LN2, -1000 + Math.LN2, 1000], tol('f32'));
-        expectExact(values(logsumexp(T([1, Infinity], [2]))), [Infinity]);
-        expectExact(values(logsumexp(T([1, NaN], [2]))), [NaN]);
-        const f64 = values(logsumexp(T([1000, 999, 998], [3], 'f64')));
-        expectClose(f64, [1000 + Math.log(1 + Math.exp(-1) + Math.exp(-2))], tol('f64'));
-      });
+    it('logsumexp of all −∞ is −∞, and it is stable for large magnitudes (±1000)', async () => {
+      await tidyRead(
+        () => [
+          logsumexp(T([-Infinity, -Infinity, -Infinity], [3])),
+          logsumexp(T([-Infinity, -Infinity, 0, 0], [2, 2]), 1),
+          logsumexp(T([1000, 1000, -1000, -1000, 1000, 0], [3, 2]), 1),
+          logsumexp(T([1, Infinity], [2])),
+          logsumexp(T([1, NaN], [2])),
+          logsumexp(T([1000, 999, 998], [3], 'f64')),
+        ],
+        async ([ninf, rows, bigT, inf, nan, f64T]) => {
+          expectExact(await values(ninf!), [-Infinity]);
+          expectExact(await values(rows!), [-Infinity, Math.fround(Math.LN2)]);
+          const big = await values(bigT!);
+          expectClose(big, [1000 + Math.LN2, -1000 + Math.LN2, 1000], tol('f32'));
+          expectExact(await values(inf!), [Infinity]);
+          expectExact(await values(nan!), [NaN]);
+          const f64 = await values(f64T!);
+          expectClose(f64, [1000 + Math.log(1 + Math.exp(-1) + Math.exp(-2))], tol('f64'));
+        },
+      );
     });
 
-    it('logsumexp over a size-0 axis is −∞ (the log of an empty sum, as torch.logsumexp)', () => {
-      tidy(() => {
-        const r = logsumexp(T([], [2, 0]), 1);
-        expect(r.shape).toEqual([2]);
-        expectExact(values(r), [-Infinity, -Infinity]);
-      });
+    it('logsumexp over a size-0 axis is −∞ (the log of an empty sum, as torch.logsumexp)', async () => {
+      await tidyRead(
+        () => {
+          const r = logsumexp(T([], [2, 0]), 1);
+          expect(r.shape).toEqual([2]);
+          return r;
+        },
+        async (r) => expectExact(await values(r), [-Infinity, -Infinity]),
+      );
     });
 
-    it('variance of one element is NaN with correction 1 and 0 with correction 0; var, std and norm refuse integers', () => {
-      tidy(() => {
-        const one = T([5], [1]);
-        expectExact(values(variance(one)), [NaN]);
-        expectExact(values(variance(one, 0, { correction: 0 })), [0]);
-        // published example: the sample variance of 2, 4, 4, 4, 5, 5, 7, 9 is 32/7, the population variance 4
-        const x = T([2, 4, 4, 4, 5, 5, 7, 9], [8], 'f64');
-        expectClose(values(variance(x)), [32 / 7], tol('f64'));
-        expectClose(values(std(x, 0, { correction: 0 })), [2], tol('f64'));
-        const i = T([1, 2], [2], 'i32');
-        expect(() => variance(i)).toThrow(/var/);
-        expect(() => std(i)).toThrow(/^std: /);
-        expect(() => norm(i)).toThrow(/norm/);
-        expect(() => norm(T([1], [1]), 0)).toThrow(/norm/);
-      });
+    it('variance of one element is NaN with correction 1 and 0 with correction 0; var, std and norm refuse integers', async () => {
+      await tidyRead(
+        () => {
+          const one = T([5], [1]);
+          // published example: the sample variance of 2, 4, 4, 4, 5, 5, 7, 9 is 32/7, the population variance 4
+          const x = T([2, 4, 4, 4, 5, 5, 7, 9], [8], 'f64');
+          const i = T([1, 2], [2], 'i32');
+          expect(() => variance(i)).toThrow(/var/);
+          expect(() => std(i)).toThrow(/^std: /);
+          expect(() => norm(i)).toThrow(/norm/);
+          expect(() => norm(T([1], [1]), 0)).toThrow(/norm/);
+          return [variance(one), variance(one, 0, { correction: 0 }), variance(x), std(x, 0, { correction: 0 })];
+        },
+        async ([v1, v0, vx, sx]) => {
+          expectExact(await values(v1!), [NaN]);
+          expectExact(await values(v0!), [0]);
+          expectClose(await values(vx!), [32 / 7], tol('f64'));
+          expectClose(await values(sx!), [2], tol('f64'));
+        },
+      );
     });
 
     it('axis errors: out of range and repeated axes are refused', () => {
@@ -523,24 +623,31 @@ describeBackends('reduce', (backend) => {
     });
   });
 
-  it('method aliases call the same reductions', () => {
-    tidy(() => {
-      const x = T([1.5, -2, 0.25, 3, 0, -0.75, 4, 2], [2, 2, 2]);
-      const same = (a: Tensor, b: Tensor, what: string): void => {
-        expect(a.dtype, what).toBe(b.dtype);
-        expect([...a.shape], what).toEqual([...b.shape]);
-        expectExact(values(a), values(b), what);
-      };
-      same(x.sum([0, 2]), sum(x, [0, 2]), 'sum');
-      same(x.mean(1, true), mean(x, 1, true), 'mean');
-      same(x.max(-1), max(x, -1), 'max');
-      same(x.min(), min(x), 'min');
-      same(x.argmax(1), argmax(x, 1), 'argmax');
-      same(x.argmin(null, true), argmin(x, null, true), 'argmin');
-      same(x.logsumexp([0, 2]), logsumexp(x, [0, 2]), 'logsumexp');
-      same(x.var(0, { correction: 0 }), variance(x, 0, { correction: 0 }), 'var');
-      same(x.std(), std(x), 'std');
-      same(x.norm(3, [1, 2], true), norm(x, 3, [1, 2], true), 'norm');
-    });
+  it('method aliases call the same reductions', async () => {
+    const same = async (a: Tensor, b: Tensor, what: string): Promise<void> => {
+      expect(a.dtype, what).toBe(b.dtype);
+      expect([...a.shape], what).toEqual([...b.shape]);
+      expectExact(await values(a), await values(b), what);
+    };
+    await tidyRead(
+      (): [Tensor, Tensor, string][] => {
+        const x = T([1.5, -2, 0.25, 3, 0, -0.75, 4, 2], [2, 2, 2]);
+        return [
+          [x.sum([0, 2]), sum(x, [0, 2]), 'sum'],
+          [x.mean(1, true), mean(x, 1, true), 'mean'],
+          [x.max(-1), max(x, -1), 'max'],
+          [x.min(), min(x), 'min'],
+          [x.argmax(1), argmax(x, 1), 'argmax'],
+          [x.argmin(null, true), argmin(x, null, true), 'argmin'],
+          [x.logsumexp([0, 2]), logsumexp(x, [0, 2]), 'logsumexp'],
+          [x.var(0, { correction: 0 }), variance(x, 0, { correction: 0 }), 'var'],
+          [x.std(), std(x), 'std'],
+          [x.norm(3, [1, 2], true), norm(x, 3, [1, 2], true), 'norm'],
+        ];
+      },
+      async (pairs) => {
+        for (const [a, b, what] of pairs) await same(a, b, what);
+      },
+    );
   });
 });

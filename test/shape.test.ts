@@ -86,10 +86,45 @@ function sliceIdx(n: number, start: number, end: number | undefined, step: numbe
   return out;
 }
 
-function expectTensor(t: Tensor, shape: readonly number[], data: readonly number[], dtype: DType, what = ''): void {
+async function expectTensor(t: Tensor, shape: readonly number[], data: readonly number[], dtype: DType, what = ''): Promise<void> {
   expect([...t.shape], `${what} shape`).toEqual([...shape]);
   expect(t.dtype, `${what} dtype`).toBe(dtype);
-  expect(values(t), `${what} values`).toEqual([...data]);
+  expect(await values(t), `${what} values`).toEqual([...data]);
+}
+
+/** Dispose every tensor in `x` (a tensor, or arrays and plain objects holding tensors). */
+function disposeAll(x: unknown): void {
+  if (x === null || typeof x !== 'object') return;
+  if (typeof (x as { dispose?: unknown }).dispose === 'function') (x as Tensor).dispose();
+  else if (Array.isArray(x)) for (const v of x) disposeAll(v);
+  else if (Object.getPrototypeOf(x) === Object.prototype) for (const v of Object.values(x)) disposeAll(v);
+}
+
+/**
+ * Build tensors in a tidy scope (synchronous: no reads in it), then `check` what `build` returned,
+ * reading asynchronously, and dispose the returned tensors afterwards.
+ */
+async function tidyRead<R>(build: () => R, check: (r: R) => Promise<void> | void): Promise<void> {
+  const r = tidy(build);
+  try {
+    await check(r);
+  } finally {
+    disposeAll(r);
+  }
+}
+
+/** The arguments of one {@link expectTensor} check: a tensor and its expected shape, values, dtype, and a label. */
+type Expected = [t: Tensor, shape: readonly number[], data: readonly number[], dtype: DType, what: string];
+
+/**
+ * `build` makes tensors in a tidy scope (asserting there what needs no read, such as throws) and
+ * returns the {@link expectTensor} checks to run on them; they run after the scope, in order,
+ * reading asynchronously, and the tensors are disposed afterwards.
+ */
+function expectTensors(build: () => Expected[]): Promise<void> {
+  return tidyRead(build, async (checks) => {
+    for (const c of checks) await expectTensor(...c);
+  });
 }
 
 describeBackends('shape ops', (backend) => {
@@ -124,11 +159,12 @@ describeBackends('shape ops', (backend) => {
         return out;
       });
 
-  it('reshape and view keep the row-major element order (with -1 inferred)', () => {
+  it('reshape and view keep the row-major element order (with -1 inferred)', async () => {
     const arb = shapeArb(4, 4).chain((s) => fc.tuple(fc.constant(s), regroupArb(s), fc.option(fc.nat(6)), seedArb, dtypeArb, fc.boolean()));
-    fc.assert(
-      fc.property(arb, ([shape, target, inferAt, seed, dtype, useView]) =>
-        tidy(() => {
+    await fc.assert(
+      fc.asyncProperty(arb, async ([shape, target, inferAt, seed, dtype, useView]) =>
+        expectTensors(() => {
+          const checks: Expected[] = [];
           const [x, data] = make(shape, seed, dtype);
           let arg = target;
           if (inferAt !== null && target.length > 0) {
@@ -137,7 +173,8 @@ describeBackends('shape ops', (backend) => {
             if (known > 0) arg = target.map((d, i) => (i === j ? -1 : d));
           }
           const y = useView ? x.view(arg) : reshape(x, arg);
-          expectTensor(y, target, data, dtype, `reshape ${JSON.stringify(shape)} -> ${JSON.stringify(arg)}`);
+          checks.push([y, target, data, dtype, `reshape ${JSON.stringify(shape)} -> ${JSON.stringify(arg)}`]);
+          return checks;
         }),
       ),
       FC,
@@ -156,64 +193,70 @@ describeBackends('shape ops', (backend) => {
     });
   });
 
-  it('flatten(start, end) merges the axes start..end inclusive', () => {
+  it('flatten(start, end) merges the axes start..end inclusive', async () => {
     const arb = shapeArb(4, 4).chain((s) =>
       fc.tuple(fc.constant(s), fc.integer({ min: -Math.max(s.length, 1), max: Math.max(s.length, 1) - 1 }), fc.integer({ min: -Math.max(s.length, 1), max: Math.max(s.length, 1) - 1 }), seedArb, dtypeArb),
     );
-    fc.assert(
-      fc.property(arb, ([shape, a, b, seed, dtype]) =>
-        tidy(() => {
+    await fc.assert(
+      fc.asyncProperty(arb, async ([shape, a, b, seed, dtype]) =>
+        expectTensors(() => {
+          const checks: Expected[] = [];
           const [x, data] = make(shape, seed, dtype);
           if (shape.length === 0) {
-            expectTensor(flatten(x), [1], data, dtype, 'flatten of a scalar');
-            return;
+            checks.push([flatten(x), [1], data, dtype, 'flatten of a scalar']);
+            return checks;
           }
           const r = shape.length;
           const [s, e] = [a < 0 ? a + r : a, b < 0 ? b + r : b];
           if (s > e) {
             expect(() => flatten(x, a, b)).toThrow(/flatten/);
-            return;
+            return checks;
           }
           let merged = 1;
           for (let i = s; i <= e; i++) merged *= shape[i]!;
           const expected = [...shape.slice(0, s), merged, ...shape.slice(e + 1)];
-          expectTensor(x.flatten(a, b), expected, data, dtype, `flatten(${a}, ${b}) of ${JSON.stringify(shape)}`);
-          if (a === 0 && b === -1) expectTensor(flatten(x), [size(shape)], data, dtype, 'flatten()');
+          checks.push([x.flatten(a, b), expected, data, dtype, `flatten(${a}, ${b}) of ${JSON.stringify(shape)}`]);
+          if (a === 0 && b === -1) checks.push([flatten(x), [size(shape)], data, dtype, 'flatten()']);
+          return checks;
         }),
       ),
       FC,
     );
   });
 
-  it('squeeze removes all size-1 axes, or only the named ones that have size 1', () => {
+  it('squeeze removes all size-1 axes, or only the named ones that have size 1', async () => {
     const arb = shapeArb(4, 3).chain((s) =>
       fc.tuple(fc.constant(s), fc.subarray([...s.keys()]), fc.array(fc.boolean(), { minLength: s.length, maxLength: s.length }), seedArb, dtypeArb),
     );
-    fc.assert(
-      fc.property(arb, ([shape, axes, negate, seed, dtype]) =>
-        tidy(() => {
+    await fc.assert(
+      fc.asyncProperty(arb, async ([shape, axes, negate, seed, dtype]) =>
+        expectTensors(() => {
+          const checks: Expected[] = [];
           const [x, data] = make(shape, seed, dtype);
-          expectTensor(squeeze(x), shape.filter((d) => d !== 1), data, dtype, 'squeeze()');
+          checks.push([squeeze(x), shape.filter((d) => d !== 1), data, dtype, 'squeeze()']);
           const named = axes.map((a) => (negate[a] ? a - shape.length : a));
           const expected = shape.filter((d, i) => !(axes.includes(i) && d === 1));
-          expectTensor(x.squeeze(named), expected, data, dtype, `squeeze(${JSON.stringify(named)})`);
-          if (named.length === 1) expectTensor(squeeze(x, named[0]!), expected, data, dtype, `squeeze(${named[0]})`);
+          checks.push([x.squeeze(named), expected, data, dtype, `squeeze(${JSON.stringify(named)})`]);
+          if (named.length === 1) checks.push([squeeze(x, named[0]!), expected, data, dtype, `squeeze(${named[0]})`]);
+          return checks;
         }),
       ),
       FC,
     );
   });
 
-  it('unsqueeze inserts a size-1 axis at any position, negative positions counting from the end', () => {
+  it('unsqueeze inserts a size-1 axis at any position, negative positions counting from the end', async () => {
     const arb = shapeArb(4, 4).chain((s) => fc.tuple(fc.constant(s), fc.integer({ min: -s.length - 1, max: s.length }), seedArb, dtypeArb));
-    fc.assert(
-      fc.property(arb, ([shape, axis, seed, dtype]) =>
-        tidy(() => {
+    await fc.assert(
+      fc.asyncProperty(arb, async ([shape, axis, seed, dtype]) =>
+        expectTensors(() => {
+          const checks: Expected[] = [];
           const [x, data] = make(shape, seed, dtype);
           const a = axis < 0 ? axis + shape.length + 1 : axis;
           const expected = [...shape.slice(0, a), 1, ...shape.slice(a)];
-          expectTensor(unsqueeze(x, axis), expected, data, dtype, `unsqueeze(${axis}) of ${JSON.stringify(shape)}`);
+          checks.push([unsqueeze(x, axis), expected, data, dtype, `unsqueeze(${axis}) of ${JSON.stringify(shape)}`]);
           expect(() => unsqueeze(x, shape.length + 1)).toThrow(/unsqueeze/);
+          return checks;
         }),
       ),
       FC,
@@ -233,19 +276,21 @@ describeBackends('shape ops', (backend) => {
     return { shape: outShape, data: out };
   }
 
-  it('permute reorders axes (random permutations, negative axes too)', () => {
+  it('permute reorders axes (random permutations, negative axes too)', async () => {
     const arb = shapeArb(4, 4).chain((s) =>
       fc.tuple(fc.constant(s), fc.array(fc.nat(), { minLength: s.length, maxLength: s.length }), fc.array(fc.boolean(), { minLength: s.length, maxLength: s.length }), seedArb, dtypeArb),
     );
-    fc.assert(
-      fc.property(arb, ([shape, keys, neg, seed, dtype]) =>
-        tidy(() => {
+    await fc.assert(
+      fc.asyncProperty(arb, async ([shape, keys, neg, seed, dtype]) =>
+        expectTensors(() => {
+          const checks: Expected[] = [];
           const [x, data] = make(shape, seed, dtype);
           const dims = argsort(keys);
           const e = permuteOracle(data, shape, dims);
           const arg = dims.map((d, i) => (neg[i] ? d - shape.length : d));
-          expectTensor(permute(x, arg), e.shape, e.data, dtype, `permute(${JSON.stringify(arg)}) of ${JSON.stringify(shape)}`);
-          expectTensor(x.permute(dims), e.shape, e.data, dtype, 'method permute');
+          checks.push([permute(x, arg), e.shape, e.data, dtype, `permute(${JSON.stringify(arg)}) of ${JSON.stringify(shape)}`]);
+          checks.push([x.permute(dims), e.shape, e.data, dtype, 'method permute']);
+          return checks;
         }),
       ),
       FC,
@@ -261,27 +306,29 @@ describeBackends('shape ops', (backend) => {
     });
   });
 
-  it('transpose swaps two axes; mT swaps the last two', () => {
+  it('transpose swaps two axes; mT swaps the last two', async () => {
     const arb = shapeArb(4, 4)
       .filter((s) => s.length >= 1)
       .chain((s) => fc.tuple(fc.constant(s), fc.integer({ min: -s.length, max: s.length - 1 }), fc.integer({ min: -s.length, max: s.length - 1 }), seedArb, dtypeArb));
-    fc.assert(
-      fc.property(arb, ([shape, d0, d1, seed, dtype]) =>
-        tidy(() => {
+    await fc.assert(
+      fc.asyncProperty(arb, async ([shape, d0, d1, seed, dtype]) =>
+        expectTensors(() => {
+          const checks: Expected[] = [];
           const [x, data] = make(shape, seed, dtype);
           const r = shape.length;
           const [a, b] = [d0 < 0 ? d0 + r : d0, d1 < 0 ? d1 + r : d1];
           const dims = shape.map((_, i) => (i === a ? b : i === b ? a : i));
           const e = permuteOracle(data, shape, dims);
-          expectTensor(transpose(x, d0, d1), e.shape, e.data, dtype, `transpose(${d0}, ${d1}) of ${JSON.stringify(shape)}`);
+          checks.push([transpose(x, d0, d1), e.shape, e.data, dtype, `transpose(${d0}, ${d1}) of ${JSON.stringify(shape)}`]);
           if (r >= 2) {
             const last = shape.map((_, i) => (i === r - 2 ? r - 1 : i === r - 1 ? r - 2 : i));
             const m = permuteOracle(data, shape, last);
-            expectTensor(x.mT, m.shape, m.data, dtype, 'mT');
-            expectTensor(x.transpose(), m.shape, m.data, dtype, 'transpose()');
+            checks.push([x.mT, m.shape, m.data, dtype, 'mT']);
+            checks.push([x.transpose(), m.shape, m.data, dtype, 'transpose()']);
           } else {
             expect(() => x.mT).toThrow(/transpose/);
           }
+          return checks;
         }),
       ),
       FC,
@@ -290,7 +337,7 @@ describeBackends('shape ops', (backend) => {
 
   // ---- broadcasting ----------------------------------------------------------------------------
 
-  it('expand broadcasts size-1 dims (to any size, 0 included), keeps -1 dims and adds leading dims', () => {
+  it('expand broadcasts size-1 dims (to any size, 0 included), keeps -1 dims and adds leading dims', async () => {
     const arb = shapeArb(3, 3)
       .chain((s) =>
         fc.tuple(
@@ -302,16 +349,18 @@ describeBackends('shape ops', (backend) => {
           dtypeArb,
         ),
       );
-    fc.assert(
-      fc.property(arb, ([shape, lead, sizes, keep, seed, dtype]) =>
-        tidy(() => {
+    await fc.assert(
+      fc.asyncProperty(arb, async ([shape, lead, sizes, keep, seed, dtype]) =>
+        expectTensors(() => {
+          const checks: Expected[] = [];
           const [x, data] = make(shape, seed, dtype);
           const own = shape.map((d, i) => (d === 1 ? sizes[i]! : d));
           const expected = [...lead, ...own];
           const arg = [...lead, ...own.map((d, i) => (keep[i] && d === shape[i] ? -1 : d))];
           const out = indices(expected).map((idx) => at(data, shape, idx));
-          expectTensor(expand(x, arg), expected, out, dtype, `expand ${JSON.stringify(shape)} -> ${JSON.stringify(arg)}`);
-          expectTensor(x.expand(expected), expected, out, dtype, 'method expand');
+          checks.push([expand(x, arg), expected, out, dtype, `expand ${JSON.stringify(shape)} -> ${JSON.stringify(arg)}`]);
+          checks.push([x.expand(expected), expected, out, dtype, 'method expand']);
+          return checks;
         }),
       ),
       FC,
@@ -336,7 +385,7 @@ describeBackends('shape ops', (backend) => {
 
   // ---- slicing ---------------------------------------------------------------------------------
 
-  it('slice(axis, start, end, step) follows Python slicing (negative indices, clamping)', () => {
+  it('slice(axis, start, end, step) follows Python slicing (negative indices, clamping)', async () => {
     const arb = shapeArb(4, 5)
       .filter((s) => s.length >= 1)
       .chain((s) =>
@@ -350,18 +399,20 @@ describeBackends('shape ops', (backend) => {
           dtypeArb,
         ),
       );
-    fc.assert(
-      fc.property(arb, ([shape, axis, start, end, step, seed, dtype]) =>
-        tidy(() => {
+    await fc.assert(
+      fc.asyncProperty(arb, async ([shape, axis, start, end, step, seed, dtype]) =>
+        expectTensors(() => {
+          const checks: Expected[] = [];
           const [x, data] = make(shape, seed, dtype);
           const a = axis < 0 ? axis + shape.length : axis;
           const idxs = sliceIdx(shape[a]!, start, end ?? undefined, step);
           const e = takeAlong(data, shape, a, idxs);
-          expectTensor(slice(x, axis, start, end ?? undefined, step), e.shape, e.data, dtype, `slice(${axis}, ${start}, ${end}, ${step}) of ${JSON.stringify(shape)}`);
+          checks.push([slice(x, axis, start, end ?? undefined, step), e.shape, e.data, dtype, `slice(${axis}, ${start}, ${end}, ${step}) of ${JSON.stringify(shape)}`]);
           if (step === 1 && end === null) {
             const e2 = takeAlong(data, shape, a, sliceIdx(shape[a]!, start, undefined, 1));
-            expectTensor(x.slice(axis, start), e2.shape, e2.data, dtype, 'slice with defaults');
+            checks.push([x.slice(axis, start), e2.shape, e2.data, dtype, 'slice with defaults']);
           }
+          return checks;
         }),
       ),
       FC,
@@ -386,7 +437,7 @@ describeBackends('shape ops', (backend) => {
     });
   });
 
-  it('narrow(axis, start, length) takes length elements from start (negative start counts from the end)', () => {
+  it('narrow(axis, start, length) takes length elements from start (negative start counts from the end)', async () => {
     const arb = shapeArb(4, 5)
       .filter((s) => s.length >= 1)
       .chain((s) => fc.tuple(fc.constant(s), fc.nat(s.length - 1), seedArb, dtypeArb))
@@ -396,14 +447,16 @@ describeBackends('shape ops', (backend) => {
           return fc.tuple(fc.constant(s), fc.constant(axis), fc.constant(start), fc.integer({ min: 0, max: s[axis]! - st }), fc.constant(seed), fc.constant(dtype));
         }),
       );
-    fc.assert(
-      fc.property(arb, ([shape, axis, start, length, seed, dtype]) =>
-        tidy(() => {
+    await fc.assert(
+      fc.asyncProperty(arb, async ([shape, axis, start, length, seed, dtype]) =>
+        expectTensors(() => {
+          const checks: Expected[] = [];
           const [x, data] = make(shape, seed, dtype);
           const s = start < 0 ? start + shape[axis]! : start;
           const e = takeAlong(data, shape, axis, Array.from({ length }, (_, i) => s + i));
-          expectTensor(narrow(x, axis, start, length), e.shape, e.data, dtype, `narrow(${axis}, ${start}, ${length}) of ${JSON.stringify(shape)}`);
+          checks.push([narrow(x, axis, start, length), e.shape, e.data, dtype, `narrow(${axis}, ${start}, ${length}) of ${JSON.stringify(shape)}`]);
           expect(() => narrow(x, axis, s, shape[axis]! - s + 1)).toThrow(/narrow/);
+          return checks;
         }),
       ),
       FC,
@@ -412,7 +465,7 @@ describeBackends('shape ops', (backend) => {
 
   // ---- joining ---------------------------------------------------------------------------------
 
-  it('concat joins along a random axis (size-0 pieces included)', () => {
+  it('concat joins along a random axis (size-0 pieces included)', async () => {
     const arb = shapeArb(4, 3)
       .filter((s) => s.length >= 1)
       .chain((s) =>
@@ -424,9 +477,10 @@ describeBackends('shape ops', (backend) => {
           dtypeArb,
         ),
       );
-    fc.assert(
-      fc.property(arb, ([base, axis, sizes, seed, dtype]) =>
-        tidy(() => {
+    await fc.assert(
+      fc.asyncProperty(arb, async ([base, axis, sizes, seed, dtype]) =>
+        expectTensors(() => {
+          const checks: Expected[] = [];
           const a = axis < 0 ? axis + base.length : axis;
           const parts = sizes.map((n, p) => make(base.map((d, i) => (i === a ? n : d)), seed + 31 * p, dtype));
           const total = sizes.reduce((p, n) => p + n, 0);
@@ -439,7 +493,8 @@ describeBackends('shape ops', (backend) => {
             src[a] = j;
             return parts[p]![1][flatIndex(parts[p]![0].shape, src)]!;
           });
-          expectTensor(concat(parts.map(([t]) => t), axis), outShape, out, dtype, `concat axis ${axis} sizes ${JSON.stringify(sizes)}`);
+          checks.push([concat(parts.map(([t]) => t), axis), outShape, out, dtype, `concat axis ${axis} sizes ${JSON.stringify(sizes)}`]);
+          return checks;
         }),
       ),
       FC,
@@ -457,13 +512,14 @@ describeBackends('shape ops', (backend) => {
     });
   });
 
-  it('stack joins equal shapes along a new axis (negative axis too)', () => {
+  it('stack joins equal shapes along a new axis (negative axis too)', async () => {
     const arb = shapeArb(3, 3).chain((s) =>
       fc.tuple(fc.constant(s), fc.integer({ min: -s.length - 1, max: s.length }), fc.integer({ min: 1, max: 4 }), seedArb, dtypeArb),
     );
-    fc.assert(
-      fc.property(arb, ([shape, axis, count, seed, dtype]) =>
-        tidy(() => {
+    await fc.assert(
+      fc.asyncProperty(arb, async ([shape, axis, count, seed, dtype]) =>
+        expectTensors(() => {
+          const checks: Expected[] = [];
           const a = axis < 0 ? axis + shape.length + 1 : axis;
           const parts = Array.from({ length: count }, (_, p) => make(shape, seed + 17 * p, dtype));
           const outShape = [...shape.slice(0, a), count, ...shape.slice(a)];
@@ -471,7 +527,8 @@ describeBackends('shape ops', (backend) => {
             const src = [...o.slice(0, a), ...o.slice(a + 1)];
             return parts[o[a]!]![1][flatIndex(shape, src)]!;
           });
-          expectTensor(stack(parts.map(([t]) => t), axis), outShape, out, dtype, `stack axis ${axis} of ${count}x${JSON.stringify(shape)}`);
+          checks.push([stack(parts.map(([t]) => t), axis), outShape, out, dtype, `stack axis ${axis} of ${count}x${JSON.stringify(shape)}`]);
+          return checks;
         }),
       ),
       FC,
@@ -480,71 +537,80 @@ describeBackends('shape ops', (backend) => {
 
   // ---- splitting -------------------------------------------------------------------------------
 
-  function expectPieces(pieces: Tensor[], data: readonly number[], shape: readonly number[], axis: number, sizes: readonly number[], dtype: DType, what: string): void {
+  /** Check the piece sizes now; return the {@link expectTensor} checks of the pieces, to run once they can be read. */
+  function expectPieces(pieces: Tensor[], data: readonly number[], shape: readonly number[], axis: number, sizes: readonly number[], dtype: DType, what: string): Expected[] {
     expect(pieces.map((p) => p.shape[axis]), `${what} piece sizes`).toEqual([...sizes]);
+    const checks: Expected[] = [];
     let start = 0;
     sizes.forEach((n, k) => {
       const e = takeAlong(data, shape, axis, Array.from({ length: n }, (_, i) => start + i));
-      expectTensor(pieces[k]!, e.shape, e.data, dtype, `${what} piece ${k}`);
+      checks.push([pieces[k]!, e.shape, e.data, dtype, `${what} piece ${k}`]);
       start += n;
     });
+    return checks;
   }
 
-  it('split by size gives pieces of that size, the last smaller (one empty piece for an empty axis)', () => {
+  it('split by size gives pieces of that size, the last smaller (one empty piece for an empty axis)', async () => {
     const arb = shapeArb(3, 5)
       .filter((s) => s.length >= 1)
       .chain((s) => fc.tuple(fc.constant(s), fc.integer({ min: -s.length, max: s.length - 1 }), fc.integer({ min: 1, max: 6 }), seedArb, dtypeArb));
-    fc.assert(
-      fc.property(arb, ([shape, axis, piece, seed, dtype]) =>
-        tidy(() => {
+    await fc.assert(
+      fc.asyncProperty(arb, async ([shape, axis, piece, seed, dtype]) =>
+        expectTensors(() => {
+          const checks: Expected[] = [];
           const [x, data] = make(shape, seed, dtype);
           const a = axis < 0 ? axis + shape.length : axis;
           const n = shape[a]!;
           // torch.split: ⌈n/size⌉ pieces (at least one), all of `size` but the last
           const count = Math.max(1, Math.ceil(n / piece));
           const sizes = Array.from({ length: count }, (_, k) => Math.min(piece, n - k * piece));
-          expectPieces(split(x, piece, axis), data, shape, a, sizes, dtype, `split(${piece}, ${axis}) of ${JSON.stringify(shape)}`);
+          checks.push(...expectPieces(split(x, piece, axis), data, shape, a, sizes, dtype, `split(${piece}, ${axis}) of ${JSON.stringify(shape)}`));
+          return checks;
         }),
       ),
       FC,
     );
   });
 
-  it('split by sections gives pieces of the listed sizes (zeros included) and rejects a wrong total', () => {
+  it('split by sections gives pieces of the listed sizes (zeros included) and rejects a wrong total', async () => {
     const arb = shapeArb(3, 5)
       .filter((s) => s.length >= 1)
       .chain((s) => fc.tuple(fc.constant(s), fc.nat(s.length - 1), fc.array(fc.nat(), { minLength: 0, maxLength: 4 }), seedArb, dtypeArb));
-    fc.assert(
-      fc.property(arb, ([shape, a, cuts, seed, dtype]) =>
-        tidy(() => {
+    await fc.assert(
+      fc.asyncProperty(arb, async ([shape, a, cuts, seed, dtype]) =>
+        expectTensors(() => {
+          const checks: Expected[] = [];
           const [x, data] = make(shape, seed, dtype);
           const n = shape[a]!;
           const points = [0, ...cuts.map((c) => c % (n + 1)).sort((p, q) => p - q), n];
           const sizes = points.slice(1).map((p, i) => p - points[i]!);
-          expectPieces(x.split(sizes, a), data, shape, a, sizes, dtype, `split(${JSON.stringify(sizes)}, ${a}) of ${JSON.stringify(shape)}`);
+          checks.push(...expectPieces(x.split(sizes, a), data, shape, a, sizes, dtype, `split(${JSON.stringify(sizes)}, ${a}) of ${JSON.stringify(shape)}`));
           expect(() => split(x, [...sizes, 1], a)).toThrow(/split/);
+          return checks;
         }),
       ),
       FC,
     );
   });
 
-  it('chunk follows torch.chunk: pieces of ⌈n/chunks⌉, fewer when n is small', () => {
+  it('chunk follows torch.chunk: pieces of ⌈n/chunks⌉, fewer when n is small', async () => {
     const arb = shapeArb(3, 5)
       .filter((s) => s.length >= 1)
       .chain((s) => fc.tuple(fc.constant(s), fc.integer({ min: -s.length, max: s.length - 1 }), fc.integer({ min: 1, max: 7 }), seedArb, dtypeArb));
-    fc.assert(
-      fc.property(arb, ([shape, axis, chunks, seed, dtype]) =>
-        tidy(() => {
+    await fc.assert(
+      fc.asyncProperty(arb, async ([shape, axis, chunks, seed, dtype]) =>
+        expectTensors(() => {
+          const checks: Expected[] = [];
           const [x, data] = make(shape, seed, dtype);
           const a = axis < 0 ? axis + shape.length : axis;
           const n = shape[a]!;
-          if (n === 0) return; // an empty axis: see the next test
+          if (n === 0) return checks; // an empty axis: see the next test
           const each = Math.ceil(n / chunks);
           const sizes: number[] = [];
           for (let s = 0; s < n; s += each) sizes.push(Math.min(each, n - s));
-          expectPieces(chunk(x, chunks, axis), data, shape, a, sizes, dtype, `chunk(${chunks}, ${axis}) of ${JSON.stringify(shape)}`);
-          expectPieces(x.chunk(chunks, axis), data, shape, a, sizes, dtype, 'method chunk');
+          checks.push(...expectPieces(chunk(x, chunks, axis), data, shape, a, sizes, dtype, `chunk(${chunks}, ${axis}) of ${JSON.stringify(shape)}`));
+          checks.push(...expectPieces(x.chunk(chunks, axis), data, shape, a, sizes, dtype, 'method chunk'));
+          return checks;
         }),
       ),
       FC,
@@ -569,13 +635,14 @@ describeBackends('shape ops', (backend) => {
 
   // ---- indexing --------------------------------------------------------------------------------
 
-  it('indexSelect picks entries of a 1-D i32 index along an axis (repeats and empty index too)', () => {
+  it('indexSelect picks entries of a 1-D i32 index along an axis (repeats and empty index too)', async () => {
     const arb = shapeArb(3, 4)
       .filter((s) => s.length >= 1)
       .chain((s) => fc.tuple(fc.constant(s), fc.integer({ min: -s.length, max: s.length - 1 }), fc.integer({ min: 0, max: 5 }), seedArb, dtypeArb));
-    fc.assert(
-      fc.property(arb, ([shape, axis, len, seed, dtype]) =>
-        tidy(() => {
+    await fc.assert(
+      fc.asyncProperty(arb, async ([shape, axis, len, seed, dtype]) =>
+        expectTensors(() => {
+          const checks: Expected[] = [];
           const [x, data] = make(shape, seed, dtype);
           const a = axis < 0 ? axis + shape.length : axis;
           const n = shape[a]!;
@@ -583,21 +650,23 @@ describeBackends('shape ops', (backend) => {
           const idx = n === 0 ? [] : Array.from({ length: len }, () => Math.floor(r() * n));
           const index = tensor(idx, [idx.length], { backend, dtype: 'i32' });
           const e = takeAlong(data, shape, a, idx);
-          expectTensor(indexSelect(x, axis, index), e.shape, e.data, dtype, `indexSelect(${axis}, ${JSON.stringify(idx)}) of ${JSON.stringify(shape)}`);
+          checks.push([indexSelect(x, axis, index), e.shape, e.data, dtype, `indexSelect(${axis}, ${JSON.stringify(idx)}) of ${JSON.stringify(shape)}`]);
           if (n > 0) expect(() => indexSelect(x, a, tensor([n], [1], { backend, dtype: 'i32' }))).toThrow(/indexSelect/);
+          return checks;
         }),
       ),
       FC,
     );
   });
 
-  it('gather follows torch.gather: out[..j..] = x[..index[..j..]..] along the axis', () => {
+  it('gather follows torch.gather: out[..j..] = x[..index[..j..]..] along the axis', async () => {
     const arb = shapeArb(3, 4)
       .filter((s) => s.length >= 1)
       .chain((s) => fc.tuple(fc.constant(s), fc.integer({ min: -s.length, max: s.length - 1 }), fc.integer({ min: 0, max: 4 }), seedArb, dtypeArb));
-    fc.assert(
-      fc.property(arb, ([shape, axis, m, seed, dtype]) =>
-        tidy(() => {
+    await fc.assert(
+      fc.asyncProperty(arb, async ([shape, axis, m, seed, dtype]) =>
+        expectTensors(() => {
+          const checks: Expected[] = [];
           const a = axis < 0 ? axis + shape.length : axis;
           const [x, data] = make(shape, seed, dtype);
           const n = shape[a]!;
@@ -610,8 +679,9 @@ describeBackends('shape ops', (backend) => {
             src[a] = idx[flatIndex(idxShape, p)]!;
             return data[flatIndex(shape, src)]!;
           });
-          expectTensor(gather(x, axis, index), idxShape, out, dtype, `gather(${axis}) of ${JSON.stringify(shape)} by ${JSON.stringify(idxShape)}`);
-          expectTensor(x.gather(axis, index), idxShape, out, dtype, 'method gather');
+          checks.push([gather(x, axis, index), idxShape, out, dtype, `gather(${axis}) of ${JSON.stringify(shape)} by ${JSON.stringify(idxShape)}`]);
+          checks.push([x.gather(axis, index), idxShape, out, dtype, 'method gather']);
+          return checks;
         }),
       ),
       FC,
@@ -629,54 +699,61 @@ describeBackends('shape ops', (backend) => {
     });
   });
 
-  it('scatterAdd adds src into a copy of x at the indexed positions; duplicates accumulate', () => {
+  it('scatterAdd adds src into a copy of x at the indexed positions; duplicates accumulate', async () => {
     // values in [-20, 20] and at most 5 additions per element: sums stay integers ≤ 120, exact in bf16/f16
     const arb = shapeArb(3, 4)
       .filter((s) => s.length >= 1)
       .chain((s) => fc.tuple(fc.constant(s), fc.integer({ min: -s.length, max: s.length - 1 }), fc.integer({ min: 0, max: 5 }), seedArb, fc.constantFrom<DType>('f32', 'f64', 'bf16', 'f16')));
-    fc.assert(
-      fc.property(arb, ([shape, axis, m, seed, dtype]) =>
-        tidy(() => {
-          const a = axis < 0 ? axis + shape.length : axis;
-          const n = shape[a]!;
-          const idxShape = shape.map((d, i) => (i === a ? (n === 0 ? 0 : m) : d));
-          const r = rng(seed);
-          const xData = Array.from({ length: size(shape) }, () => Math.floor(r() * 41) - 20);
-          const srcData = Array.from({ length: size(idxShape) }, () => Math.floor(r() * 41) - 20);
-          // a small range of targets so that duplicates are common
-          const idx = Array.from({ length: size(idxShape) }, () => Math.floor(r() * Math.min(n, 2)));
-          const x = tensor(xData, shape, { backend, dtype });
-          const src = tensor(srcData, idxShape, { backend, dtype });
-          const index = tensor(idx, idxShape, { backend, dtype: 'i32' });
-          const expected = [...xData];
-          for (const p of indices(idxShape)) {
-            const k = flatIndex(idxShape, p);
-            const dst = [...p];
-            dst[a] = idx[k]!;
-            expected[flatIndex(shape, dst)]! += srcData[k]!;
-          }
-          expectTensor(scatterAdd(x, axis, index, src), shape, expected, dtype, `scatterAdd(${axis}) of ${JSON.stringify(shape)}`);
-          expect(values(x), 'x unchanged').toEqual(xData);
-          expectTensor(x.scatterAdd(axis, index, src), shape, expected, dtype, 'method scatterAdd');
-        }),
-      ),
+    await fc.assert(
+      fc.asyncProperty(arb, async ([shape, axis, m, seed, dtype]) => {
+        const a = axis < 0 ? axis + shape.length : axis;
+        const n = shape[a]!;
+        const idxShape = shape.map((d, i) => (i === a ? (n === 0 ? 0 : m) : d));
+        const r = rng(seed);
+        const xData = Array.from({ length: size(shape) }, () => Math.floor(r() * 41) - 20);
+        const srcData = Array.from({ length: size(idxShape) }, () => Math.floor(r() * 41) - 20);
+        // a small range of targets so that duplicates are common
+        const idx = Array.from({ length: size(idxShape) }, () => Math.floor(r() * Math.min(n, 2)));
+        const expected = [...xData];
+        for (const p of indices(idxShape)) {
+          const k = flatIndex(idxShape, p);
+          const dst = [...p];
+          dst[a] = idx[k]!;
+          expected[flatIndex(shape, dst)]! += srcData[k]!;
+        }
+        await tidyRead(
+          () => {
+            const x = tensor(xData, shape, { backend, dtype });
+            const src = tensor(srcData, idxShape, { backend, dtype });
+            const index = tensor(idx, idxShape, { backend, dtype: 'i32' });
+            return { fn: scatterAdd(x, axis, index, src), x, method: x.scatterAdd(axis, index, src) };
+          },
+          async ({ fn, x, method }) => {
+            await expectTensor(fn, shape, expected, dtype, `scatterAdd(${axis}) of ${JSON.stringify(shape)}`);
+            expect(await values(x), 'x unchanged').toEqual(xData);
+            await expectTensor(method, shape, expected, dtype, 'method scatterAdd');
+          },
+        );
+      }),
       FC,
     );
   });
 
-  it('oneHot encodes i32 classes as [..., numClasses] in the requested dtype', () => {
+  it('oneHot encodes i32 classes as [..., numClasses] in the requested dtype', async () => {
     const arb = fc.tuple(shapeArb(3, 4), fc.integer({ min: 1, max: 5 }), seedArb, fc.constantFrom<'i32' | 'f32' | 'f64' | 'bool' | undefined>(undefined, 'i32', 'f32', 'f64', 'bool'));
-    fc.assert(
-      fc.property(arb, ([shape, classes, seed, dtype]) =>
-        tidy(() => {
+    await fc.assert(
+      fc.asyncProperty(arb, async ([shape, classes, seed, dtype]) =>
+        expectTensors(() => {
+          const checks: Expected[] = [];
           const r = rng(seed);
           const idx = Array.from({ length: size(shape) }, () => Math.floor(r() * classes));
           const index = tensor(idx, shape, { backend, dtype: 'i32' });
           const outShape = [...shape, classes];
           const out = indices(outShape).map((o) => (idx[flatIndex(shape, o.slice(0, -1))] === o[o.length - 1] ? 1 : 0));
           const t = dtype === undefined ? oneHot(index, classes) : oneHot(index, classes, dtype);
-          expectTensor(t, outShape, out, dtype ?? 'i32', `oneHot ${JSON.stringify(shape)} C=${classes}`);
+          checks.push([t, outShape, out, dtype ?? 'i32', `oneHot ${JSON.stringify(shape)} C=${classes}`]);
           if (size(shape) > 0) expect(() => oneHot(index, Math.max(...idx))).toThrow(/oneHot/);
+          return checks;
         }),
       ),
       FC,
@@ -685,20 +762,22 @@ describeBackends('shape ops', (backend) => {
 
   // ---- masking ---------------------------------------------------------------------------------
 
-  it('maskedFill writes value where a broadcast bool mask is true', () => {
+  it('maskedFill writes value where a broadcast bool mask is true', async () => {
     const arb = shapeArb(4, 3)
       .chain((s) => fc.tuple(fc.constant(s), broadcastableTo(s), seedArb, dtypeArb, fc.constantFrom(0, 42, -3, -Infinity)))
       .filter(([, , , dtype, v]) => v !== -Infinity || (dtype !== 'i32'));
-    fc.assert(
-      fc.property(arb, ([shape, maskShape, seed, dtype, value]) =>
-        tidy(() => {
+    await fc.assert(
+      fc.asyncProperty(arb, async ([shape, maskShape, seed, dtype, value]) =>
+        expectTensors(() => {
+          const checks: Expected[] = [];
           const [x, data] = make(shape, seed, dtype);
           const r = rng(seed);
           const m = Array.from({ length: size(maskShape) }, () => (r() < 0.5 ? 1 : 0));
           const mask = tensor(m, maskShape, { backend, dtype: 'bool' });
           const out = indices(shape).map((idx, i) => (at(m, maskShape, idx) ? value : data[i]!));
-          expectTensor(maskedFill(x, mask, value), shape, out, dtype, `maskedFill ${JSON.stringify(shape)} mask ${JSON.stringify(maskShape)}`);
-          expectTensor(x.maskedFill(mask, value), shape, out, dtype, 'method maskedFill');
+          checks.push([maskedFill(x, mask, value), shape, out, dtype, `maskedFill ${JSON.stringify(shape)} mask ${JSON.stringify(maskShape)}`]);
+          checks.push([x.maskedFill(mask, value), shape, out, dtype, 'method maskedFill']);
+          return checks;
         }),
       ),
       FC,
@@ -714,22 +793,24 @@ describeBackends('shape ops', (backend) => {
     });
   });
 
-  it('triu/tril keep entries with col − row ≥ k / ≤ k over the last two axes, zero the rest', () => {
+  it('triu/tril keep entries with col − row ≥ k / ≤ k over the last two axes, zero the rest', async () => {
     const arb = shapeArb(4, 4)
       .filter((s) => s.length >= 2)
       .chain((s) => fc.tuple(fc.constant(s), fc.integer({ min: -5, max: 5 }), seedArb, dtypeArb, fc.boolean()));
-    fc.assert(
-      fc.property(arb, ([shape, k, seed, dtype, useDefault]) =>
-        tidy(() => {
+    await fc.assert(
+      fc.asyncProperty(arb, async ([shape, k, seed, dtype, useDefault]) =>
+        expectTensors(() => {
+          const checks: Expected[] = [];
           const [x, data] = make(shape, seed, dtype);
           const diag = useDefault ? 0 : k;
           const r = shape.length;
           const up = indices(shape).map((idx, i) => (idx[r - 1]! - idx[r - 2]! >= diag ? data[i]! : 0));
           const lo = indices(shape).map((idx, i) => (idx[r - 1]! - idx[r - 2]! <= diag ? data[i]! : 0));
-          expectTensor(useDefault ? triu(x) : triu(x, k), shape, up, dtype, `triu(${diag}) of ${JSON.stringify(shape)}`);
-          expectTensor(useDefault ? tril(x) : tril(x, k), shape, lo, dtype, `tril(${diag}) of ${JSON.stringify(shape)}`);
-          expectTensor(x.triu(diag), shape, up, dtype, 'method triu');
-          expectTensor(x.tril(diag), shape, lo, dtype, 'method tril');
+          checks.push([useDefault ? triu(x) : triu(x, k), shape, up, dtype, `triu(${diag}) of ${JSON.stringify(shape)}`]);
+          checks.push([useDefault ? tril(x) : tril(x, k), shape, lo, dtype, `tril(${diag}) of ${JSON.stringify(shape)}`]);
+          checks.push([x.triu(diag), shape, up, dtype, 'method triu']);
+          checks.push([x.tril(diag), shape, lo, dtype, 'method tril']);
+          return checks;
         }),
       ),
       FC,
@@ -745,29 +826,39 @@ describeBackends('shape ops', (backend) => {
 
   // ---- in-place copy ---------------------------------------------------------------------------
 
-  it('copy_ writes a broadcast (and cast) source in place; views of the destination see it', () => {
+  it('copy_ writes a broadcast (and cast) source in place; views of the destination see it', async () => {
     const arb = shapeArb(4, 3).chain((s) => fc.tuple(fc.constant(s), broadcastableTo(s), seedArb, dtypeArb, dtypeArb));
-    fc.assert(
-      fc.property(arb, ([shape, srcShape, seed, dstType, srcType]) =>
-        tidy(() => {
+    await fc.assert(
+      fc.asyncProperty(arb, async ([shape, srcShape, seed, dstType, srcType]) => {
+        // each in-place write happens in a tidy scope of its own, and the values are read between them
+        const { x, src, srcData, flatView } = tidy(() => {
           const [x] = make(shape, seed, dstType);
           const [src, srcData] = make(srcShape, seed + 7, srcType);
-          const flatView = x.reshape([-1]);
+          return { x, src, srcData, flatView: x.reshape([-1]) };
+        });
+        try {
           const expected = indices(shape).map((idx) => at(srcData, srcShape, idx));
-          const ret = x.copy_(src);
+          const ret = tidy(() => x.copy_(src));
           expect(ret).toBe(x);
-          expectTensor(x, shape, expected, dstType, `copy_ ${JSON.stringify(srcShape)} ${srcType} into ${JSON.stringify(shape)} ${dstType}`);
-          expectTensor(flatView, [size(shape)], expected, dstType, 'view of the destination');
-          expect(values(src), 'source unchanged').toEqual(srcData);
+          await expectTensor(x, shape, expected, dstType, `copy_ ${JSON.stringify(srcShape)} ${srcType} into ${JSON.stringify(shape)} ${dstType}`);
+          await expectTensor(flatView, [size(shape)], expected, dstType, 'view of the destination');
+          expect(await values(src), 'source unchanged').toEqual(srcData);
           // writing through a view changes the base tensor
-          const [other, otherData] = make([size(shape)], seed + 13, dstType);
-          flatView.copy_(other);
-          expectTensor(x, shape, otherData, dstType, 'base after copy_ into its view');
+          const otherData = tidy(() => {
+            const [other, otherData] = make([size(shape)], seed + 13, dstType);
+            flatView.copy_(other);
+            return otherData;
+          });
+          await expectTensor(x, shape, otherData, dstType, 'base after copy_ into its view');
           // a number fills
-          x.copy_(7);
-          expectTensor(flatView, [size(shape)], new Array<number>(size(shape)).fill(7), dstType, 'copy_(7)');
-        }),
-      ),
+          tidy(() => {
+            x.copy_(7);
+          });
+          await expectTensor(flatView, [size(shape)], new Array<number>(size(shape)).fill(7), dstType, 'copy_(7)');
+        } finally {
+          disposeAll([x, src, flatView]);
+        }
+      }),
       FC,
     );
   });
