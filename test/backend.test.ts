@@ -124,17 +124,18 @@ describe('backend registry', () => {
     expect(defaultBackendName()).toBe(before);
   });
 
-  it('setBackend changes the default for new tensors; an explicit backend option still wins', () => {
+  it('setBackend changes the default for new tensors; an explicit backend option still wins', async () => {
     const before = defaultBackendName();
     registerBackend({ name: 'ref2', priority: -1, load: () => new RefBackend('ref2') });
     expect(defaultBackendName()).toBe(before); // lower priority: not the default
     try {
       setBackend('ref2');
       expect(defaultBackendName()).toBe('ref2');
+      const t = tidy(() => tensor([1, 2]));
+      expect(t.backend.name).toBe('ref2');
+      expect(await values(t)).toEqual([1, 2]);
+      t.dispose();
       tidy(() => {
-        const t = tensor([1, 2]);
-        expect(t.backend.name).toBe('ref2');
-        expect(values(t)).toEqual([1, 2]);
         expect(zeros([1], { backend: 'ref' }).backend.name).toBe('ref');
       });
       expect(() => setBackend('nope')).toThrow(/'nope'/);

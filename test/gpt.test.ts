@@ -77,19 +77,19 @@ describeBackends('GPT', (backend) => {
     expect(untied.lm_head.weight).not.toBe(untied.transformer.wte.weight);
   });
 
-  it('loads a state dict without the tied lm_head.weight (as Hugging Face files store it) in strict mode', () => {
+  it('loads a state dict without the tied lm_head.weight (as Hugging Face files store it) in strict mode', async () => {
     const a = model({}, 1);
     const b = model({}, 2);
     const sd = { ...a.stateDict() };
     delete sd['lm_head.weight'];
     expect(b.loadStateDict(sd)).toEqual({ missingKeys: [], unexpectedKeys: [] });
-    expect(values(b.lm_head.weight)).toEqual(values(a.transformer.wte.weight));
+    expect(await values(b.lm_head.weight)).toEqual(await values(a.transformer.wte.weight));
     expect(b.lm_head.weight).toBe(b.transformer.wte.weight);
     const untied = model({ tiedHead: false });
     expect(() => untied.loadStateDict(sd)).toThrow(/GPT.loadStateDict: missing keys: lm_head.weight/);
     const idx = ids([[1, 2]]);
     const out: GPTOutput = b.call(idx);
-    expect(values(out.logits)).toEqual(values(a.forward(idx).logits));
+    expect(await values(out.logits)).toEqual(await values(a.forward(idx).logits));
   });
 
   it('the parameter count follows the GPT-2 formula V·C + T·C + L·(12·C² + 13·C) + 2·C (tied)', () => {
@@ -103,51 +103,51 @@ describeBackends('GPT', (backend) => {
     expect(50257 * 768 + 1024 * 768 + 12 * (12 * 768 * 768 + 13 * 768) + 2 * 768).toBe(124439808);
   });
 
-  it('initialises as GPT-2: N(0, 0.02) weights, residual projections 0.02/√(2L), zero biases, unit norms', () => {
+  it('initialises as GPT-2: N(0, 0.02) weights, residual projections 0.02/√(2L), zero biases, unit norms', async () => {
     const L = 4;
     const m = model({ vocabSize: 512, blockSize: 64, nLayer: L, nHead: 4, nEmbd: 64 }, 7);
-    const near = (name: string, t: Tensor, std: number): void => {
-      const s = stats(values(t));
+    const near = async (name: string, t: Tensor, std: number): Promise<void> => {
+      const s = stats(await values(t));
       expect(Math.abs(s.std / std - 1), `${name} std ${s.std} vs ${std}`).toBeLessThan(0.05);
       expect(Math.abs(s.mean), `${name} mean`).toBeLessThan(std * 0.05);
     };
     const p = Object.fromEntries(m.namedParameters());
-    near('wte', p['transformer.wte.weight']!, 0.02);
-    near('wpe', p['transformer.wpe.weight']!, 0.02);
-    near('c_attn', p['transformer.h.0.attn.c_attn.weight']!, 0.02);
-    near('c_fc', p['transformer.h.3.mlp.c_fc.weight']!, 0.02);
+    await near('wte', p['transformer.wte.weight']!, 0.02);
+    await near('wpe', p['transformer.wpe.weight']!, 0.02);
+    await near('c_attn', p['transformer.h.0.attn.c_attn.weight']!, 0.02);
+    await near('c_fc', p['transformer.h.3.mlp.c_fc.weight']!, 0.02);
     expect(residualStd(L)).toBeCloseTo(0.02 / Math.sqrt(8), 12);
-    near('attn.c_proj', p['transformer.h.1.attn.c_proj.weight']!, residualStd(L));
-    near('mlp.c_proj', p['transformer.h.2.mlp.c_proj.weight']!, residualStd(L));
+    await near('attn.c_proj', p['transformer.h.1.attn.c_proj.weight']!, residualStd(L));
+    await near('mlp.c_proj', p['transformer.h.2.mlp.c_proj.weight']!, residualStd(L));
     for (const [n, t] of m.namedParameters()) {
-      if (n.endsWith('.bias')) expect(values(t).every((v) => v === 0), n).toBe(true);
-      if (n.includes('ln_') && n.endsWith('.weight')) expect(values(t).every((v) => v === 1), n).toBe(true);
+      if (n.endsWith('.bias')) expect((await values(t)).every((v) => v === 0), n).toBe(true);
+      if (n.includes('ln_') && n.endsWith('.weight')) expect((await values(t)).every((v) => v === 1), n).toBe(true);
     }
   });
 
-  it('one seed gives one model; another seed another', () => {
+  it('one seed gives one model; another seed another', async () => {
     const a = model({}, 11).stateDict();
     const b = model({}, 11).stateDict();
     const c = model({}, 12).stateDict();
-    for (const k of Object.keys(a)) expect(values(b[k]!), k).toEqual(values(a[k]!));
-    expect(values(c['transformer.wte.weight']!)).not.toEqual(values(a['transformer.wte.weight']!));
+    for (const k of Object.keys(a)) expect(await values(b[k]!), k).toEqual(await values(a[k]!));
+    expect(await values(c['transformer.wte.weight']!)).not.toEqual(await values(a['transformer.wte.weight']!));
   });
 
-  it('forward gives [B, T, V] logits and the mean cross-entropy, honouring ignoreIndex −100', () => {
+  it('forward gives [B, T, V] logits and the mean cross-entropy, honouring ignoreIndex −100', async () => {
     const m = model();
     const idx = randomIds(3, 5, 13, 1);
     const { logits, loss } = m.forward(idx, idx);
     expect(logits.shape).toEqual([3, 5, 13]);
     expect(loss!.shape).toEqual([]);
-    expect(Math.abs(loss!.item() - Math.log(13))).toBeLessThan(0.3); // near uniform at init
+    expect(Math.abs((await loss!.item()) - Math.log(13))).toBeLessThan(0.3); // near uniform at init
     expect(m.forward(idx).loss).toBeUndefined();
     // ignoring every target but one gives that position's loss
-    const t = values(idx).map((v, i) => (i === 4 ? v : -100));
-    const one = m.forward(idx, tensor(t, [3, 5], { backend, dtype: 'i32' })).loss!.item();
+    const t = (await values(idx)).map((v, i) => (i === 4 ? v : -100));
+    const one = await m.forward(idx, tensor(t, [3, 5], { backend, dtype: 'i32' })).loss!.item();
     const lp = logits.logSoftmax(-1);
-    expect(one).toBeCloseTo(-values(lp)[4 * 13 + values(idx)[4]!]!, 5);
+    expect(one).toBeCloseTo(-(await values(lp))[4 * 13 + (await values(idx))[4]!]!, 5);
     expect(m.forward(idx, null, { lastOnly: true }).logits.shape).toEqual([3, 1, 13]);
-    expectClose(values(m.forward(idx, null, { lastOnly: true }).logits), values(logits.narrow(1, 4, 1)), { rtol: 1e-5, atol: 1e-6 });
+    expectClose(await values(m.forward(idx, null, { lastOnly: true }).logits), await values(logits.narrow(1, 4, 1)), { rtol: 1e-5, atol: 1e-6 });
   });
 
   it('validates its config and inputs', () => {
@@ -167,13 +167,18 @@ describeBackends('GPT', (backend) => {
     cache.dispose();
   });
 
-  it('dropout follows train()/eval()', () => {
+  it('dropout follows train()/eval()', async () => {
     const m = model({ dropout: 0.5 });
     const idx = randomIds(2, 6, 13, 1);
-    const run = (): number[] => values(tidy(() => m.forward(idx).logits));
-    expect(run()).not.toEqual(run());
+    const run = async (): Promise<number[]> => {
+      const logits = tidy(() => m.forward(idx).logits);
+      const v = await values(logits);
+      logits.dispose();
+      return v;
+    };
+    expect(await run()).not.toEqual(await run());
     m.eval();
-    expect(run()).toEqual(run());
+    expect(await run()).toEqual(await run());
     m.train();
     expect(m.transformer.h.at(1).attn.resid_dropout.training).toBe(true);
   });
@@ -188,7 +193,7 @@ describeBackends('GPT', (backend) => {
     expect(m.parameters().every((p) => p.grad === null)).toBe(true);
   });
 
-  it('a tiny GPT overfits a fixed batch in 100 Adam steps, with a constant live tensor count', () => {
+  it('a tiny GPT overfits a fixed batch in 100 Adam steps, with a constant live tensor count', async () => {
     const m = model({ vocabSize: 16, blockSize: 8, nLayer: 2, nHead: 2, nEmbd: 32 }, 3);
     const x = randomIds(4, 8, 16, 10);
     const y = randomIds(4, 8, 16, 11);
@@ -199,25 +204,26 @@ describeBackends('GPT', (backend) => {
     const losses: number[] = [];
     const counts: number[] = [];
     for (let step = 1; step <= 100; step++) {
-      losses.push(
-        tidy(() => {
-          const { loss } = m.forward(x, y);
-          loss!.backward();
-          noGrad(() =>
-            ps.forEach((p, i) => {
-              const g = p.grad!;
-              // m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²; p −= lr·m̂/(√v̂ + ε)
-              mom[i]!.copy_(mom[i]!.mul(b1).add(g.mul(1 - b1)));
-              vel[i]!.copy_(vel[i]!.mul(b2).add(g.mul(g).mul(1 - b2)));
-              const mh = mom[i]!.div(1 - b1 ** step);
-              const vh = vel[i]!.div(1 - b2 ** step);
-              p.copy_(p.sub(mh.mul(lr).div(vh.sqrt().add(eps))));
-            }),
-          );
-          m.zeroGrad();
-          return loss!.item();
-        }),
-      );
+      // the loss leaves the scope to be read outside it, and is disposed before counting
+      const loss = tidy(() => {
+        const { loss } = m.forward(x, y);
+        loss!.backward();
+        noGrad(() =>
+          ps.forEach((p, i) => {
+            const g = p.grad!;
+            // m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²; p −= lr·m̂/(√v̂ + ε)
+            mom[i]!.copy_(mom[i]!.mul(b1).add(g.mul(1 - b1)));
+            vel[i]!.copy_(vel[i]!.mul(b2).add(g.mul(g).mul(1 - b2)));
+            const mh = mom[i]!.div(1 - b1 ** step);
+            const vh = vel[i]!.div(1 - b2 ** step);
+            p.copy_(p.sub(mh.mul(lr).div(vh.sqrt().add(eps))));
+          }),
+        );
+        m.zeroGrad();
+        return loss!;
+      });
+      losses.push(await loss.item());
+      loss.dispose();
       counts.push(memory().tensors);
     }
     expect(losses[0]).toBeGreaterThan(2);
@@ -227,38 +233,47 @@ describeBackends('GPT', (backend) => {
     for (const t of [...mom, ...vel]) t.dispose();
   });
 
-  it('plain SGD (p ← p − lr·g under noGrad) lowers the loss too', () => {
+  it('plain SGD (p ← p − lr·g under noGrad) lowers the loss too', async () => {
     const m = model({}, 4);
     const x = randomIds(2, 8, 13, 1);
-    const step = (): number =>
-      tidy(() => {
+    const step = async (): Promise<number> => {
+      const loss = tidy(() => {
         const { loss } = m.forward(x, x);
         loss!.backward();
         noGrad(() => m.parameters().forEach((p) => p.copy_(p.sub(p.grad!.mul(0.5)))));
         m.zeroGrad();
-        return loss!.item();
+        return loss!;
       });
-    const first = step();
+      const v = await loss.item();
+      loss.dispose();
+      return v;
+    };
+    const first = await step();
     let last = first;
-    for (let i = 0; i < 30; i++) last = step();
+    for (let i = 0; i < 30; i++) last = await step();
     expect(last).toBeLessThan(first - 0.3);
   });
 
   /** Central differences of the loss on random entries of every parameter, against backward. */
-  function gradCheck(config: Partial<GPTConfig>, seed: number): void {
+  async function gradCheck(config: Partial<GPTConfig>, seed: number): Promise<void> {
     const m = model(config, seed, 'f64');
     const v = m.config.vocabSize;
     const idx = randomIds(2, 5, v, seed + 1);
-    const tgt = values(randomIds(2, 5, v, seed + 2)).map((t, i) => (i === 3 ? -100 : t));
+    const tgt = (await values(randomIds(2, 5, v, seed + 2))).map((t, i) => (i === 3 ? -100 : t));
     const targets = tensor(tgt, [2, 5], { backend, dtype: 'i32' });
-    const lossAt = (): number => tidy(() => noGrad(() => m.forward(idx, targets).loss!.item()));
+    const lossAt = async (): Promise<number> => {
+      const loss = tidy(() => noGrad(() => m.forward(idx, targets).loss!));
+      const value = await loss.item();
+      loss.dispose();
+      return value;
+    };
     tidy(() => m.forward(idx, targets).loss!.backward());
     const r = rng(seed);
     const h = 1e-5;
     let checked = 0;
     for (const [name, p] of m.namedParameters()) {
-      const grad = values(p.grad!);
-      const data = Float64Array.from(values(p));
+      const grad = await values(p.grad!);
+      const data = Float64Array.from(await values(p));
       for (let k = 0; k < 3; k++) {
         const i = Math.floor(r() * p.size);
         const set = (x: number): void => {
@@ -267,9 +282,9 @@ describeBackends('GPT', (backend) => {
         };
         const x0 = data[i]!;
         set(x0 + h);
-        const up = lossAt();
+        const up = await lossAt();
         set(x0 - h);
-        const down = lossAt();
+        const down = await lossAt();
         set(x0);
         const numeric = (up - down) / (2 * h);
         expect(Math.abs(numeric - grad[i]!), `${name}[${i}]: numeric ${numeric}, backward ${grad[i]}`).toBeLessThan(1e-8 + 1e-6 * Math.abs(numeric));
@@ -279,40 +294,42 @@ describeBackends('GPT', (backend) => {
     expect(checked).toBe(3 * m.namedParameters().length);
   }
 
-  it('gradient check of a tiny GPT in f64 (learned positions, tied head)', () => {
-    gradCheck({ vocabSize: 7, blockSize: 6, nLayer: 2, nHead: 2, nEmbd: 8 }, 21);
+  it('gradient check of a tiny GPT in f64 (learned positions, tied head)', async () => {
+    await gradCheck({ vocabSize: 7, blockSize: 6, nLayer: 2, nHead: 2, nEmbd: 8 }, 21);
   });
 
-  it('gradient check of a tiny RoPE GPT in f64 (no biases, untied head)', () => {
-    gradCheck({ vocabSize: 7, blockSize: 6, nLayer: 1, nHead: 2, nEmbd: 8, rope: true, bias: false, tiedHead: false }, 22);
+  it('gradient check of a tiny RoPE GPT in f64 (no biases, untied head)', async () => {
+    await gradCheck({ vocabSize: 7, blockSize: 6, nLayer: 1, nHead: 2, nEmbd: 8, rope: true, bias: false, tiedHead: false }, 22);
   });
 
-  it('RoPE: scores q·k depend only on relative positions, and rotation keeps norms', () => {
+  it('RoPE: scores q·k depend only on relative positions, and rotation keeps norms', async () => {
     const rope = new RotaryEmbedding(8, 16, { backend, dtype: 'f64' });
     const q = randn([2, 4, 8], { backend, dtype: 'f64', generator: new Generator(1) });
     const k = randn([2, 4, 8], { backend, dtype: 'f64', generator: new Generator(2) });
-    const scores = (offset: number): number[] => values(matmul(rope.forward(q, offset), rope.forward(k, offset), { transB: true }));
-    const base = scores(0);
-    expectClose(scores(5), base, { rtol: 1e-10, atol: 1e-12 });
-    expectClose(scores(12), base, { rtol: 1e-10, atol: 1e-12 });
+    const scores = (offset: number): Promise<number[]> => values(matmul(rope.forward(q, offset), rope.forward(k, offset), { transB: true }));
+    const base = await scores(0);
+    expectClose(await scores(5), base, { rtol: 1e-10, atol: 1e-12 });
+    expectClose(await scores(12), base, { rtol: 1e-10, atol: 1e-12 });
     // at offset 0 the first position is not rotated; norms are kept at every position
-    expectClose(values(rope.forward(q, 3).pow(2).sum(-1)), values(q.pow(2).sum(-1)), { rtol: 1e-12, atol: 1e-12 });
-    expect(values(rope.forward(q, 0).narrow(1, 0, 1))).toEqual(values(q.narrow(1, 0, 1)));
+    expectClose(await values(rope.forward(q, 3).pow(2).sum(-1)), await values(q.pow(2).sum(-1)), { rtol: 1e-12, atol: 1e-12 });
+    expect(await values(rope.forward(q, 0).narrow(1, 0, 1))).toEqual(await values(q.narrow(1, 0, 1)));
     expect(() => rope.forward(q, 13)).toThrow(/RotaryEmbedding.forward: positions 13..16 exceed the table of 16/);
     expect(() => new RotaryEmbedding(7, 4)).toThrow(/headDim must be a positive even integer/);
   });
 
   for (const variant of [{ name: 'learned positions', cfg: {} }, { name: 'RoPE', cfg: { rope: true } }]) {
-    it(`KV-cache logits equal the uncached forward (${variant.name})`, () => {
+    it(`KV-cache logits equal the uncached forward (${variant.name})`, async () => {
       const m = model({ ...variant.cfg, blockSize: 10 }, 5).eval();
       const idx = randomIds(2, 10, 13, 6);
-      const full = values(noGrad(() => m.forward(idx).logits)); // [2, 10, 13]
+      const full = await values(noGrad(() => m.forward(idx).logits)); // [2, 10, 13]
       const cache = new KVCache(2);
       // a prompt of 3, a chunk of 3 after it (masked), then one token at a time
       const chunks = [3, 3, 1, 1, 1, 1];
       let pos = 0;
       for (const n of chunks) {
-        const got = values(tidy(() => noGrad(() => m.forward(idx.narrow(1, pos, n), null, { cache }).logits)));
+        const logits = tidy(() => noGrad(() => m.forward(idx.narrow(1, pos, n), null, { cache }).logits));
+        const got = await values(logits);
+        logits.dispose();
         const want: number[] = [];
         for (let b = 0; b < 2; b++) want.push(...full.slice((b * 10 + pos) * 13, (b * 10 + pos + n) * 13));
         expectClose(got, want, { rtol: 1e-4, atol: 1e-5 }, `positions ${pos}..${pos + n - 1}`);
@@ -331,26 +348,26 @@ describeBackends('GPT', (backend) => {
     const out = await generate(m, prompt, { maxNewTokens: 4, greedy: true });
     expect(out.shape).toEqual([2, 7]);
     expect(out.dtype).toBe('i32');
-    expect(values(await generate(m, prompt, { maxNewTokens: 4, greedy: true }))).toEqual(values(out));
+    expect(await values(await generate(m, prompt, { maxNewTokens: 4, greedy: true }))).toEqual(await values(out));
     // the same tokens, one uncached forward per step
     let seq = [[1, 2, 3], [4, 5, 6]];
     for (let s = 0; s < 4; s++) {
-      const logits = values(noGrad(() => m.eval().forward(ids(seq), null, { lastOnly: true }).logits));
+      const logits = await values(noGrad(() => m.eval().forward(ids(seq), null, { lastOnly: true }).logits));
       seq = seq.map((r, b) => [...r, sampleLogits(logits.slice(b * 13, (b + 1) * 13), { greedy: true })]);
     }
-    expect(values(out)).toEqual(seq.flat());
-    expect(values(await generate(m, prompt, { maxNewTokens: 4, temperature: 0 }))).toEqual(values(out));
+    expect(await values(out)).toEqual(seq.flat());
+    expect(await values(await generate(m, prompt, { maxNewTokens: 4, temperature: 0 }))).toEqual(await values(out));
   });
 
   it('top-k = 1 equals greedy; the same seed gives the same samples, with or without the cache', async () => {
     const m = model({}, 9);
     const prompt = ids([[1], [2], [3]]);
-    const greedy = values(await generate(m, prompt, { maxNewTokens: 6, greedy: true }));
-    expect(values(await generate(m, prompt, { maxNewTokens: 6, topK: 1, generator: new Generator(1) }))).toEqual(greedy);
-    const a = values(await generate(m, prompt, { maxNewTokens: 6, temperature: 2, generator: new Generator(42) }));
-    const b = values(await generate(m, prompt, { maxNewTokens: 6, temperature: 2, generator: new Generator(42) }));
-    const c = values(await generate(m, prompt, { maxNewTokens: 6, temperature: 2, generator: new Generator(42), useCache: false }));
-    const d = values(await generate(m, prompt, { maxNewTokens: 6, temperature: 2, generator: new Generator(43) }));
+    const greedy = await values(await generate(m, prompt, { maxNewTokens: 6, greedy: true }));
+    expect(await values(await generate(m, prompt, { maxNewTokens: 6, topK: 1, generator: new Generator(1) }))).toEqual(greedy);
+    const a = await values(await generate(m, prompt, { maxNewTokens: 6, temperature: 2, generator: new Generator(42) }));
+    const b = await values(await generate(m, prompt, { maxNewTokens: 6, temperature: 2, generator: new Generator(42) }));
+    const c = await values(await generate(m, prompt, { maxNewTokens: 6, temperature: 2, generator: new Generator(42), useCache: false }));
+    const d = await values(await generate(m, prompt, { maxNewTokens: 6, temperature: 2, generator: new Generator(43) }));
     expect(b).toEqual(a);
     expect(c).toEqual(a);
     expect(d).not.toEqual(a);
@@ -359,25 +376,25 @@ describeBackends('GPT', (backend) => {
   it('generation past blockSize slides the window, the same with and without the cache', async () => {
     const m = model({ blockSize: 4 }, 10);
     const prompt = ids([[1, 2, 3]]);
-    const out = values(await generate(m, prompt, { maxNewTokens: 7, topK: 5, generator: new Generator(3) }));
+    const out = await values(await generate(m, prompt, { maxNewTokens: 7, topK: 5, generator: new Generator(3) }));
     expect(out.length).toBe(10);
-    expect(values(await generate(m, prompt, { maxNewTokens: 7, topK: 5, generator: new Generator(3), useCache: false }))).toEqual(out);
+    expect(await values(await generate(m, prompt, { maxNewTokens: 7, topK: 5, generator: new Generator(3), useCache: false }))).toEqual(out);
     // a prompt longer than blockSize is cropped to its last blockSize tokens
-    const long = values(await generate(m, ids([[0, 0, 1, 2, 3, 4]]), { maxNewTokens: 2, greedy: true }));
-    const short = values(await generate(m, ids([[1, 2, 3, 4]]), { maxNewTokens: 2, greedy: true }));
+    const long = await values(await generate(m, ids([[0, 0, 1, 2, 3, 4]]), { maxNewTokens: 2, greedy: true }));
+    const short = await values(await generate(m, ids([[1, 2, 3, 4]]), { maxNewTokens: 2, greedy: true }));
     expect(long.slice(6)).toEqual(short.slice(4));
   });
 
   it('generate stops at eos, restores the training mode and leaks no tensors', async () => {
     const m = model({}, 12);
     const prompt = ids([[1, 2], [3, 4]]);
-    const free = values(await generate(m, prompt, { maxNewTokens: 6, greedy: true }));
+    const free = await values(await generate(m, prompt, { maxNewTokens: 6, greedy: true }));
     const eos = free[2]!; // row 0's first new token
     const live = memory().tensors;
     const out = await generate(m, prompt, { maxNewTokens: 6, greedy: true, eos });
     expect(memory().tensors).toBe(live + 1);
     expect(m.training).toBe(true);
-    const rows = [values(out).slice(0, out.shape[1]), values(out).slice(out.shape[1])];
+    const rows = [(await values(out)).slice(0, out.shape[1]), (await values(out)).slice(out.shape[1])];
     expect(rows[0]![2]).toBe(eos);
     // finished rows are padded with eos; generation ends once every row has finished
     expect(rows[0]!.slice(2).every((t) => t === eos)).toBe(true);

@@ -44,11 +44,11 @@ interface Meta {
 const META = JSON.parse(readFileSync(path('gpt.json'), 'utf8')) as Meta;
 
 /** The reference values by name (logits, loss, grad.<p>, adamw.<p>, lamb.<p>), read on ref once. */
-const EXPECTED: Map<string, Float32Array> = (() => {
+const EXPECTED: Map<string, Float32Array> = await (async () => {
   const { tensors } = loadSafetensors(path('expected.safetensors'), { backend: 'ref' });
   const out = new Map<string, Float32Array>();
   for (const [name, t] of Object.entries(tensors)) {
-    out.set(name, Float32Array.from(t.dataSync()));
+    out.set(name, Float32Array.from(await t.data()));
     t.dispose();
   }
   return out;
@@ -120,24 +120,27 @@ describeBackends('GPT parity with PyTorch', (backend) => {
   for (const dtype of ['f32', 'f64'] as const) {
     const tol = (kind: keyof typeof TOL.f32): Tol => (dtype === 'f32' ? TOL.f32[kind] : TOL.f64);
 
-    it(`forward [${dtype}]: logits and loss match`, () => {
+    it(`forward [${dtype}]: logits and loss match`, async () => {
       const model = load(dtype);
-      tidy(() => {
+      const { logits, loss } = tidy(() => {
         const { logits, loss } = model.forward(ids(META.idx), ids(META.targets));
-        expect(logits.shape).toEqual([2, 16, META.config.vocabSize]);
-        expect(logits.dtype).toBe(dtype);
-        expectClose(values(logits), expected('logits'), tol('logits'), 'logits');
-        expectClose([loss!.item()], expected('loss'), tol('loss'), 'loss');
+        return { logits, loss: loss! };
       });
+      expect(logits.shape).toEqual([2, 16, META.config.vocabSize]);
+      expect(logits.dtype).toBe(dtype);
+      expectClose(await values(logits), expected('logits'), tol('logits'), 'logits');
+      expectClose([await loss.item()], expected('loss'), tol('loss'), 'loss');
+      logits.dispose();
+      loss.dispose();
       model.dispose();
     });
 
-    it(`backward [${dtype}]: every parameter's gradient matches (the tied wte: embedding + head)`, () => {
+    it(`backward [${dtype}]: every parameter's gradient matches (the tied wte: embedding + head)`, async () => {
       const model = load(dtype);
       tidy(() => model.forward(ids(META.idx), ids(META.targets)).loss!.backward());
       for (const [name, p] of model.namedParameters()) {
         expect(p.grad, name).toBeTruthy();
-        expectClose(values(p.grad!), expected(`grad.${name}`), tol('grads'), `grad ${name}`);
+        expectClose(await values(p.grad!), expected(`grad.${name}`), tol('grads'), `grad ${name}`);
       }
       model.dispose();
     });
@@ -163,7 +166,7 @@ describeBackends('GPT parity with PyTorch', (backend) => {
       ],
     ];
     for (const [title, key, makeOpt, losses] of steps)
-      it(`${META.steps} ${title} steps [${dtype}]: the losses and every parameter match`, () => {
+      it(`${META.steps} ${title} steps [${dtype}]: the losses and every parameter match`, async () => {
         const model = load(dtype);
         const opt = makeOpt(model);
         const lr = opt.paramGroups[0]!.lr;
@@ -171,11 +174,14 @@ describeBackends('GPT parity with PyTorch', (backend) => {
         const counts: number[] = [];
         for (let s = 0; s < META.steps; s++) {
           opt.zeroGrad();
-          const loss = tidy(() => {
+          // the loss leaves the scope to be read outside it, and is disposed before the count
+          const out = tidy(() => {
             const out = model.forward(ids(META.idx), ids(META.targets)).loss!;
             out.backward();
-            return out.item();
+            return out;
           });
+          const loss = await out.item();
+          out.dispose();
           opt.step();
           counts.push(live());
           expectClose([loss], [losses[s]!], tol('loss'), `loss before step ${s + 1}`);
@@ -184,7 +190,7 @@ describeBackends('GPT parity with PyTorch', (backend) => {
         expect(counts[counts.length - 1]).toBe(counts[0]);
 
         for (const [name, p] of model.namedParameters()) {
-          const got = values(p);
+          const got = await values(p);
           const want = expected(`${key}.${name}`);
           if (dtype === 'f64') {
             // f64 noise in the zero gradients (~1e-17) is far below ε: every element is determined

@@ -55,7 +55,7 @@ describeBackends('memory', (backend) => {
     expect(m.bytes).toBe(per.reduce((p, b) => p + b.bytes, 0));
   });
 
-  it('tidy disposes what fn created and keeps what it returns (alone, in arrays, in objects, in maps)', () => {
+  it('tidy disposes what fn created and keeps what it returns (alone, in arrays, in objects, in maps)', async () => {
     const n0 = live();
     const b0 = bytes();
     const outside = ones([4], { backend });
@@ -66,7 +66,7 @@ describeBackends('memory', (backend) => {
       return b.add(outside);
     });
     expect(single.disposed).toBe(false);
-    expect(values(single)).toEqual([3, 3, 3, 3]);
+    expect(await values(single)).toEqual([3, 3, 3, 3]);
     expect(outside.disposed).toBe(false); // created outside the scope: untouched
     expect(live()).toBe(n0 + 2);
 
@@ -75,17 +75,17 @@ describeBackends('memory', (backend) => {
       t.add(1);
       return [t.add(2), t.add(3)];
     });
-    expect(values(x!)).toEqual([2, 2]);
-    expect(values(y!)).toEqual([3, 3]);
+    expect(await values(x!)).toEqual([2, 2]);
+    expect(await values(y!)).toEqual([3, 3]);
     expect(live()).toBe(n0 + 4);
 
     const obj = tidy(() => {
       const t = zeros([2], { backend });
       return { a: t.add(1), nested: { b: [t.add(2)] }, n: 5, s: 'x', m: new Map([['c', t.add(3)]]) };
     });
-    expect(values(obj.a)).toEqual([1, 1]);
-    expect(values(obj.nested.b[0]!)).toEqual([2, 2]);
-    expect(values(obj.m.get('c')!)).toEqual([3, 3]);
+    expect(await values(obj.a)).toEqual([1, 1]);
+    expect(await values(obj.nested.b[0]!)).toEqual([2, 2]);
+    expect(await values(obj.m.get('c')!)).toEqual([3, 3]);
     expect(live()).toBe(n0 + 7);
 
     for (const t of [outside, single, x!, y!, obj.a, obj.nested.b[0]!, obj.m.get('c')!]) t.dispose();
@@ -93,7 +93,7 @@ describeBackends('memory', (backend) => {
     expect(bytes()).toBe(b0);
   });
 
-  it('a tensor returned from a nested tidy moves to the parent scope', () => {
+  it('a tensor returned from a nested tidy moves to the parent scope', async () => {
     const n0 = live();
     let inner: Tensor | null = null;
     const kept = tidy(() => {
@@ -101,18 +101,18 @@ describeBackends('memory', (backend) => {
       expect(inner.disposed).toBe(false);
       const r = tidy(() => inner!.add(1)); // returned from the inner scope, alive in the outer
       expect(r.disposed).toBe(false);
-      expect(values(r)).toEqual([4, 4]);
       return r;
     });
     // the outer scope did not return `inner`: disposed when the outer scope ended
     expect(inner!.disposed).toBe(true);
     expect(kept.disposed).toBe(false);
+    expect(await values(kept)).toEqual([4, 4]); // `r`, read outside the (synchronous) scopes
     expect(live()).toBe(n0 + 1);
     kept.dispose();
     expect(live()).toBe(n0);
   });
 
-  it('keep() takes a tensor out of every scope', () => {
+  it('keep() takes a tensor out of every scope', async () => {
     const n0 = live();
     let k: Tensor | null = null;
     const r = tidy(() =>
@@ -126,7 +126,7 @@ describeBackends('memory', (backend) => {
     );
     expect(r).toBe(7);
     expect(k!.disposed).toBe(false);
-    expect(values(k!)).toEqual([5, 5]);
+    expect(await values(k!)).toEqual([5, 5]);
     expect(live()).toBe(n0 + 1);
     k!.dispose();
     expect(live()).toBe(n0);
@@ -154,9 +154,9 @@ describeBackends('memory', (backend) => {
     expect(live()).toBe(n0);
   });
 
-  it('views share storage: bytes are freed only when the original and the view are both gone', () => {
-    fc.assert(
-      fc.property(shapeArb(4, 4, 1), fc.boolean(), (shape, viewFirst) => {
+  it('views share storage: bytes are freed only when the original and the view are both gone', async () => {
+    await fc.assert(
+      fc.asyncProperty(shapeArb(4, 4, 1), fc.boolean(), async (shape, viewFirst) => {
         const m0 = mine();
         const data = Array.from({ length: size(shape) }, (_, i) => i - 3);
         const t = tensor(data, shape, { backend });
@@ -168,8 +168,8 @@ describeBackends('memory', (backend) => {
         (viewFirst ? v : t).dispose();
         expect(mine().bytes).toBe(afterT.bytes);
         // the survivors still read correctly
-        expect(values(viewFirst ? t : v)).toEqual(data);
-        expect(values(d)).toEqual(data);
+        expect(await values(viewFirst ? t : v)).toEqual(data);
+        expect(await values(d)).toEqual(data);
         (viewFirst ? t : v).dispose();
         expect(mine().bytes).toBe(afterT.bytes);
         expect(mine().storages).toBe(afterT.storages);
@@ -252,13 +252,13 @@ describeBackends('memory', (backend) => {
     );
   });
 
-  it('training an MLP with SGD in tidy holds memory constant from step 1 to step 200, and learns', () => {
+  it('training an MLP with SGD in tidy holds memory constant from step 1 to step 200, and learns', async () => {
     const n0 = live();
     const b0 = bytes();
     const g = new Generator(42);
     // a fixed regression batch: y = sin(x0) + x1·x2 − 0.5·x3
     const x = randn([32, 4], { backend, generator: g });
-    const xs = values(x);
+    const xs = await values(x);
     const ys = Array.from({ length: 32 }, (_, i) => Math.sin(xs[i * 4]!) + xs[i * 4 + 1]! * xs[i * 4 + 2]! - 0.5 * xs[i * 4 + 3]!);
     const y = tensor(ys, [32, 1], { backend });
     const w1 = tidy(() => randn([4, 16], { backend, generator: g }).mul(0.5)).requiresGrad_();
@@ -268,8 +268,9 @@ describeBackends('memory', (backend) => {
     const params = [w1, b1, w2, b2];
     const lr = 0.05;
 
-    const step = (): number =>
-      tidy(() => {
+    // the loss leaves the scope to be read (asynchronously, outside tidy), then is disposed
+    const step = async (): Promise<number> => {
+      const loss = tidy(() => {
         for (const p of params) p.zeroGrad();
         const h = x.matmul(w1).add(b1).tanh();
         const pred = h.matmul(w2).add(b2);
@@ -278,16 +279,20 @@ describeBackends('memory', (backend) => {
         noGrad(() => {
           for (const p of params) p.copy_(p.sub(p.grad!.mul(lr)));
         });
-        return loss.item();
+        return loss;
       });
+      const value = await loss.item();
+      loss.dispose();
+      return value;
+    };
 
-    const first = step();
+    const first = await step();
     const afterFirst = { tensors: live(), bytes: bytes() };
     // the parameters, the batch and one gradient per parameter; nothing else survives a step
     expect(afterFirst.tensors).toBe(n0 + 2 + 2 * params.length);
     let last = first;
     for (let i = 2; i <= 200; i++) {
-      last = step();
+      last = await step();
       if (i % 50 === 0) expect({ step: i, tensors: live(), bytes: bytes() }).toEqual({ step: i, ...afterFirst });
     }
     expect(live()).toBe(afterFirst.tensors);

@@ -63,8 +63,8 @@ function make(kind: string, params: unknown, opts: unknown): AnyOptimizer {
   return MAKERS[kind]!(params as never, opts as never);
 }
 
-const bytesOf = (t: Tensor): Uint8Array => {
-  const d = t.dataSync();
+const bytesOf = async (t: Tensor): Promise<Uint8Array> => {
+  const d = await t.data();
   return new Uint8Array(d.buffer.slice(d.byteOffset, d.byteOffset + d.byteLength));
 };
 
@@ -77,17 +77,17 @@ describeBackends('optimizers', (backend) => {
 
   for (const c of FIXTURE.cases)
     for (const dtype of ['f32', 'f64'] as const)
-      it(`${c.name} matches the fixture over 3 steps in ${dtype} (${c.optimizer})`, () => {
+      it(`${c.name} matches the fixture over 3 steps in ${dtype} (${c.optimizer})`, async () => {
         const params = FIXTURE.init.map((v, i) => leaf(v, FIXTURE.shapes[i]!, dtype));
         const groups = c.groups.map((g) => ({ params: g.params.map((i) => params[i]!), ...g.options }));
         const opt = make(c.optimizer, groups, c.defaults);
         const expected = c[dtype];
         const t = dtype === 'f32' ? { rtol: 1e-6, atol: 1e-9 } : { rtol: 1e-12, atol: 1e-15 };
-        FIXTURE.grads.forEach((step, s) => {
+        for (const [s, step] of FIXTURE.grads.entries()) {
           params.forEach((p, i) => setGrad(p, step[i]!));
           opt.step();
-          params.forEach((p, i) => expectClose(values(p), expected[s]![i]!, t, `${c.name} step ${s + 1} param ${i}`));
-        });
+          for (const [i, p] of params.entries()) expectClose(await values(p), expected[s]![i]!, t, `${c.name} step ${s + 1} param ${i}`);
+        }
         for (const p of params) {
           expect(p.dtype).toBe(dtype);
           expect(p.requiresGrad).toBe(true);
@@ -96,28 +96,28 @@ describeBackends('optimizers', (backend) => {
         opt.disposeState();
       });
 
-  it('SGD without momentum is w − lr·(g + λw) exactly; maximize flips the sign', () => {
+  it('SGD without momentum is w − lr·(g + λw) exactly; maximize flips the sign', async () => {
     const w = leaf([1, -2, 3], [3], 'f64');
     const opt = new SGD([w], { lr: 0.5, weightDecay: 0.1 });
     setGrad(w, [0.25, 1, -4]);
     opt.step();
-    expect(values(w)).toEqual([1 - 0.5 * (0.25 + 0.1), -2 - 0.5 * (1 - 0.2), 3 - 0.5 * (-4 + 0.3)]);
+    expect(await values(w)).toEqual([1 - 0.5 * (0.25 + 0.1), -2 - 0.5 * (1 - 0.2), 3 - 0.5 * (-4 + 0.3)]);
     const v = leaf([1, 2], [2], 'f64');
     const up = new SGD([v], { lr: 0.5, maximize: true });
     setGrad(v, [1, -1]);
     up.step();
-    expect(values(v)).toEqual([1.5, 1.5]);
+    expect(await values(v)).toEqual([1.5, 1.5]);
     expect(opt.stateOf(w)!.step).toBe(1);
     expect(Object.keys(opt.stateOf(w)!.tensors)).toEqual([]); // no buffer without momentum
   });
 
-  it('parameters without a gradient are skipped and keep no state', () => {
+  it('parameters without a gradient are skipped and keep no state', async () => {
     const a = leaf([1, 2], [2]);
     const b = leaf([3, 4], [2]);
     const opt = new Adam([a, b], { lr: 0.1 });
     setGrad(a, [1, 1]);
     opt.step();
-    expect(values(b)).toEqual([3, 4]);
+    expect(await values(b)).toEqual([3, 4]);
     expect(opt.stateOf(b)).toBeUndefined();
     expect(opt.stateOf(a)!.step).toBe(1);
     expect(Object.keys(opt.stateDict().state)).toEqual(['0']);
@@ -134,7 +134,7 @@ describeBackends('optimizers', (backend) => {
     expect(b.grad).toBeNull();
   });
 
-  it('parameter groups: per-group options, defaults for the rest, lr readable and writable per group', () => {
+  it('parameter groups: per-group options, defaults for the rest, lr readable and writable per group', async () => {
     const w = leaf([1, 1], [2]);
     const bias = leaf([1, 1], [2]);
     const opt = new AdamW([{ params: [w], weightDecay: 0.1 }, { params: [bias], weightDecay: 0 }], { lr: 0.01, betas: [0.9, 0.95] });
@@ -146,8 +146,8 @@ describeBackends('optimizers', (backend) => {
     setGrad(bias, [0, 0]);
     opt.step();
     // zero gradient: w only shrinks by the decoupled decay 1 − lr·λ, the bias (lr 0) does not move
-    expectClose(values(w), [1 - 0.01 * 0.1, 1 - 0.01 * 0.1], { rtol: 1e-7, atol: 0 });
-    expect(values(bias)).toEqual([1, 1]);
+    expectClose(await values(w), [1 - 0.01 * 0.1, 1 - 0.01 * 0.1], { rtol: 1e-7, atol: 0 });
+    expect(await values(bias)).toEqual([1, 1]);
   });
 
   it('a plain tensor list, a single group and defaults all work; bad options are errors naming the optimizer', () => {
@@ -173,7 +173,7 @@ describeBackends('optimizers', (backend) => {
   });
 
   for (const kind of ['SGD', 'Adam', 'AdamW', 'LAMB'])
-    it(`${kind}: bf16 parameters keep f32 state and get the f32 update rounded to bf16`, () => {
+    it(`${kind}: bf16 parameters keep f32 state and get the f32 update rounded to bf16`, async () => {
       const r = rng(7);
       const init = Array.from({ length: 6 }, () => bf16Value(bf16Bits(r() * 2 - 1)));
       const grads = [0, 1, 2].map(() => Array.from({ length: 6 }, () => bf16Value(bf16Bits(r() * 2 - 1))));
@@ -192,15 +192,15 @@ describeBackends('optimizers', (backend) => {
       }
       expect(half.dtype).toBe('bf16');
       for (const t of Object.values(optH.stateOf(half)!.tensors)) expect(t.dtype).toBe('f32');
-      expect(values(half)).toEqual(values(full).map((x) => bf16Value(bf16Bits(x))));
+      expect(await values(half)).toEqual((await values(full)).map((x) => bf16Value(bf16Bits(x))));
       // the moments themselves are the f32 ones
       const sH = optH.stateOf(half)!.tensors;
       const sF = optF.stateOf(full)!.tensors;
-      for (const k of Object.keys(sF)) expect(values(sH[k]!)).toEqual(values(sF[k]!));
+      for (const k of Object.keys(sF)) expect(await values(sH[k]!)).toEqual(await values(sF[k]!));
     });
 
   for (const kind of ['SGD', 'Adam', 'AdamW', 'LAMB'])
-    it(`${kind}: stateDict → loadStateDict is exact (state, step counts, hyper-parameters)`, () => {
+    it(`${kind}: stateDict → loadStateDict is exact (state, step counts, hyper-parameters)`, async () => {
       const r = rng(11);
       const data = (n: number): number[] => Array.from({ length: n }, () => r() * 2 - 1);
       const w0 = data(6);
@@ -214,7 +214,8 @@ describeBackends('optimizers', (backend) => {
         optA.step();
       }
       optA.paramGroups[0]!.lr = 0.0123; // a schedule moved it
-      const b = a.map((p) => leaf(values(p), [...p.shape]));
+      const b: Tensor[] = [];
+      for (const p of a) b.push(leaf(await values(p), [...p.shape]));
       const optB = make(kind, [{ params: [b[0]!] }, { params: [b[1]!] }], { lr: 1 });
       optB.loadStateDict(optA.stateDict());
       expect(optB.paramGroups.map(({ params: _, ...o }) => o)).toEqual(optA.paramGroups.map(({ params: _, ...o }) => o));
@@ -225,7 +226,7 @@ describeBackends('optimizers', (backend) => {
         optA.step();
         optB.step();
       }
-      a.forEach((p, i) => expect(bytesOf(b[i]!)).toEqual(bytesOf(p)));
+      for (const [i, p] of a.entries()) expect(await bytesOf(b[i]!)).toEqual(await bytesOf(p));
       // loaded state is a copy: freeing A's state leaves B's intact
       const sd = optA.stateDict();
       optA.disposeState();
@@ -279,7 +280,7 @@ describeBackends('optimizers', (backend) => {
       expect(opt.stateOf(w1)!.step).toBe(51);
     });
 
-  it('LAMB: the trust ratio is ‖w‖/‖r‖, and 1 when the weights are zero', () => {
+  it('LAMB: the trust ratio is ‖w‖/‖r‖, and 1 when the weights are zero', async () => {
     // one step, β1 = β2 = 0 (so m̂ = g, √v̂ = |g|): r = g/(|g|+ε) = sign(g) (ε = 0)
     const w = leaf([3, 4], [2], 'f64');
     const z = leaf([0, 0], [2], 'f64');
@@ -288,8 +289,8 @@ describeBackends('optimizers', (backend) => {
     setGrad(z, [1, -1]);
     opt.step();
     // ‖w‖ = 5, r = [1, −1], ‖r‖ = √2: w − 0.1·(5/√2)·r
-    expectClose(values(w), [3 - 0.5 / Math.SQRT2, 4 + 0.5 / Math.SQRT2], { rtol: 1e-15, atol: 0 });
-    expect(values(z)).toEqual([-0.1, 0.1]);
+    expectClose(await values(w), [3 - 0.5 / Math.SQRT2, 4 + 0.5 / Math.SQRT2], { rtol: 1e-15, atol: 0 });
+    expect(await values(z)).toEqual([-0.1, 0.1]);
   });
 });
 
@@ -300,48 +301,48 @@ describeBackends('gradient clipping', (backend) => {
     return p;
   };
 
-  it('clipGradNorm scales by maxNorm/(total + 1e-6) when over, returns the total norm, and leaves small gradients alone', () => {
+  it('clipGradNorm scales by maxNorm/(total + 1e-6) when over, returns the total norm, and leaves small gradients alone', async () => {
     const a = withGrad([3, 0, 0, 4], [2, 2], 'f64');
     const b = withGrad([12], [1], 'f64');
     const total = clipGradNorm([a, b], 6.5);
-    expect(total.item()).toBe(13); // √(9 + 16 + 144)
+    expect(await total.item()).toBe(13); // √(9 + 16 + 144)
     expect(total.dtype).toBe('f64');
     const s = 6.5 / (13 + 1e-6);
-    expect(values(a.grad!)).toEqual([3 * s, 0, 0, 4 * s]);
-    expect(values(b.grad!)).toEqual([12 * s]);
+    expect(await values(a.grad!)).toEqual([3 * s, 0, 0, 4 * s]);
+    expect(await values(b.grad!)).toEqual([12 * s]);
     const c = withGrad([0.3, -0.4], [2], 'f64');
-    expect(clipGradNorm(c, 1).item()).toBeCloseTo(0.5, 15);
-    expect(values(c.grad!)).toEqual([0.3, -0.4]);
+    expect(await clipGradNorm(c, 1).item()).toBeCloseTo(0.5, 15);
+    expect(await values(c.grad!)).toEqual([0.3, -0.4]);
     total.dispose();
   });
 
-  it('clipGradNorm with normType 1 and Infinity, skipping parameters without grads, on bf16 grads', () => {
+  it('clipGradNorm with normType 1 and Infinity, skipping parameters without grads, on bf16 grads', async () => {
     const a = withGrad([1, -2], [2]);
     const b = withGrad([-3], [1]);
     const none = tensor([1], { backend, requiresGrad: true });
-    expect(clipGradNorm([a, b, none], 100, 1).item()).toBe(6);
-    expect(clipGradNorm([a, b], 100, Infinity).item()).toBe(3);
+    expect(await clipGradNorm([a, b, none], 100, 1).item()).toBe(6);
+    expect(await clipGradNorm([a, b], 100, Infinity).item()).toBe(3);
     clipGradNorm([a, b], 1.5, Infinity);
-    expectClose(values(a.grad!), [0.5, -1], { rtol: 1e-6, atol: 0 });
+    expectClose(await values(a.grad!), [0.5, -1], { rtol: 1e-6, atol: 0 });
     const h = withGrad([30, 40], [2], 'bf16');
-    expect(clipGradNorm(h, 5).item()).toBe(50);
+    expect(await clipGradNorm(h, 5).item()).toBe(50);
     expect(h.grad!.dtype).toBe('bf16');
-    expectClose(values(h.grad!), [3, 4], { rtol: 1e-2, atol: 0 });
-    expect(clipGradNorm([none], 1).item()).toBe(0);
+    expectClose(await values(h.grad!), [3, 4], { rtol: 1e-2, atol: 0 });
+    expect(await clipGradNorm([none], 1).item()).toBe(0);
   });
 
-  it('clipGradNorm errors: bad maxNorm or normType, non-finite norm when asked', () => {
+  it('clipGradNorm errors: bad maxNorm or normType, non-finite norm when asked', async () => {
     const a = withGrad([Infinity, 1], [2]);
     expect(() => clipGradNorm(a, -1)).toThrow(/^clipGradNorm: maxNorm must be a non-negative number, got -1/);
     expect(() => clipGradNorm(a, 1, 0)).toThrow(/^clipGradNorm: normType must be positive/);
     expect(() => clipGradNorm(a, 1, 2, { errorIfNonfinite: true })).toThrow(/^clipGradNorm: the total norm of order 2 is non-finite \(Infinity\)/);
-    expect(values(a.grad!)).toEqual([Infinity, 1]); // untouched
+    expect(await values(a.grad!)).toEqual([Infinity, 1]); // untouched
   });
 
-  it('clipGradValue clamps in place', () => {
+  it('clipGradValue clamps in place', async () => {
     const a = withGrad([-3, 0.5, 2], [3]);
     clipGradValue([a], 1);
-    expect(values(a.grad!)).toEqual([-1, 0.5, 1]);
+    expect(await values(a.grad!)).toEqual([-1, 0.5, 1]);
     expect(() => clipGradValue([a], -1)).toThrow(/^clipGradValue: clip must be a non-negative number, got -1/);
   });
 });
@@ -349,7 +350,7 @@ describeBackends('gradient clipping', (backend) => {
 describeBackends('gradient accumulation', (backend) => {
   // k micro-batches with the loss scaled by 1/k, backward k times, one step = one step on the whole batch
   for (const kind of ['SGD', 'AdamW'])
-    it(`${kind}: 4 micro-batches of 2 give the update of one batch of 8 (f64, within 1e-12)`, () => {
+    it(`${kind}: 4 micro-batches of 2 give the update of one batch of 8 (f64, within 1e-12)`, async () => {
       const r = rng(5);
       const xs = Array.from({ length: 8 * 3 }, () => r() * 2 - 1);
       const ys = Array.from({ length: 8 }, () => r() * 2 - 1);
@@ -371,9 +372,9 @@ describeBackends('gradient accumulation', (backend) => {
       const optMicro = make(kind, micro, opts);
       for (let k = 0; k < 4; k++) loss(micro, k * 2, 2, 1 / 4);
       optMicro.step();
-      micro.forEach((p, i) => expectClose(values(p), values(big[i]!), { rtol: 0, atol: 1e-12 }, `param ${i}`));
+      for (const [i, p] of micro.entries()) expectClose(await values(p), await values(big[i]!), { rtol: 0, atol: 1e-12 }, `param ${i}`);
       // and the parameters did move
-      expect(values(big[0]!)).not.toEqual(w0);
+      expect(await values(big[0]!)).not.toEqual(w0);
     });
 });
 
