@@ -231,8 +231,8 @@ describe('TokenDataset batches', () => {
     expect(target.shape).toEqual([B, T]);
     expect(input.dtype).toBe('i32');
     expect(target.dtype).toBe('i32');
-    const x = Array.from(input.dataSync());
-    const y = Array.from(target.dataSync());
+    const x = Array.from(await input.data());
+    const y = Array.from(await target.data());
     for (let b = 0; b < B; b++) {
       const s = starts[b]!;
       expect(s).toBeGreaterThanOrEqual(0);
@@ -257,9 +257,9 @@ describe('TokenDataset batches', () => {
       const a = data.batch(4, T, g1);
       const b = data.batch(4, T, g2);
       expect(a.starts).toEqual(b.starts);
-      expect(Array.from(a.input.dataSync())).toEqual(Array.from(b.input.dataSync()));
+      expect(Array.from(await a.input.data())).toEqual(Array.from(await b.input.data()));
       const r = randint(0, n, [4], { generator: oracle, backend: 'ref' });
-      expect(a.starts).toEqual(Array.from(r.dataSync()));
+      expect(a.starts).toEqual(Array.from(await r.data()));
       for (const t of [a.input, a.target, b.input, b.target, r]) t.dispose();
     }
     expect(g1.getState()).toEqual(oracle.getState());
@@ -299,8 +299,8 @@ describe('TokenDataset batches', () => {
         expect(input.shape[0]).toBe(starts.length);
         expect(input.shape[0]).toBeLessThanOrEqual(B);
         windows += starts.length;
-        inputs.push(...input.dataSync());
-        targets.push(...target.dataSync());
+        inputs.push(...(await input.data()));
+        targets.push(...(await target.data()));
         input.dispose();
         target.dispose();
       }

@@ -142,6 +142,28 @@ function expectOpError(op: string, fn: () => unknown, ...needles: (string | RegE
   } catch (e) {
     err = e;
   }
+  return judgeOpError(op, before, err, result, needles);
+}
+
+/**
+ * {@link expectOpError} for a read (as `item()`), which may throw at the call or reject: `fn`
+ * must fail with an Error whose message starts with `${op}: ` and contains every needle, without
+ * leaking tensors or bytes. Returns the message.
+ */
+async function expectOpErrorAsync(op: string, fn: () => Promise<unknown>, ...needles: (string | RegExp)[]): Promise<string> {
+  const before = memory();
+  let err: unknown = null;
+  let result: unknown;
+  try {
+    result = await fn();
+  } catch (e) {
+    err = e;
+  }
+  return judgeOpError(op, before, err, result, needles);
+}
+
+/** The checks of {@link expectOpError}, given what the call threw (or null) and returned. */
+function judgeOpError(op: string, before: ReturnType<typeof memory>, err: unknown, result: unknown, needles: (string | RegExp)[]): string {
   if (result instanceof Tensor) result.dispose();
   const after = memory();
   if (err === null) return expect.fail(`${op}: expected an error, but the call returned ${String(result)}`);
@@ -504,17 +526,20 @@ describeBackends('errors', (backend) => {
     ['gather', (x: Tensor) => gather(x, 0, tensor(0, { backend, dtype: 'i32' })), [7]],
     ['scatterAdd', (x: Tensor) => scatterAdd(x, 0, tensor(0, { backend, dtype: 'i32' }), tensor(2, { backend })), [9]],
   ] as [string, (x: Tensor) => Tensor, number[]][])
-    it(`${op} on a 0-d tensor either throws or uses its one element (never garbage)`, () => {
-      tidy(() => {
-        const x = tensor(7, { backend });
-        let out: Tensor | null = null;
-        try {
-          out = call(x);
-        } catch (e) {
-          expect((e as Error).message.startsWith(`${op}: `), (e as Error).message).toBe(true);
-        }
-        if (out) expect(Array.from(out.dataSync())).toEqual(want);
-      });
+    it(`${op} on a 0-d tensor either throws or uses its one element (never garbage)`, async () => {
+      const x = tensor(7, { backend });
+      let out: Tensor | null = null;
+      try {
+        out = tidy(() => call(x));
+      } catch (e) {
+        expect((e as Error).message.startsWith(`${op}: `), (e as Error).message).toBe(true);
+      }
+      try {
+        if (out) expect(Array.from(await out.data())).toEqual(want);
+      } finally {
+        out?.dispose();
+        x.dispose();
+      }
     });
 
   // ---- indices -----------------------------------------------------------------------------
@@ -844,7 +869,6 @@ describeBackends('errors', (backend) => {
     ],
     ['dataSync', (c) => c.d.dataSync()],
     ['arraySync', (c) => c.d.arraySync()],
-    ['item', (c) => c.d1.item()],
     ['to', (c) => c.d.to('ref2')],
     ['copy_', (c) => c.d.copy_(c.a), (c) => c.a.copy_(c.d), (c) => c.d.copy_(1)],
     ['backward', (c) => c.dg.backward()],
@@ -860,6 +884,19 @@ describeBackends('errors', (backend) => {
         const c = ctx();
         for (const call of calls) expectOpError(op, () => call(c), 'disposed');
       });
+    });
+
+  // reads that are (or will be) asynchronous: refused at the call or by rejecting
+  const DISPOSED_READS: [string, ...((c: Ctx) => Promise<unknown>)[]][] = [['item', async (c) => await c.d1.item()]];
+
+  for (const [op, ...calls] of DISPOSED_READS)
+    it(`${op}: a disposed tensor is refused ('disposed' in the message)`, async () => {
+      const c = ctx();
+      try {
+        for (const call of calls) await expectOpErrorAsync(op, () => call(c), 'disposed');
+      } finally {
+        for (const t of Object.values(c)) t.dispose();
+      }
     });
 
   it('data and array: a disposed tensor rejects', async () => {
@@ -924,22 +961,34 @@ describeBackends('errors', (backend) => {
       });
     });
 
-  it('copy_ takes its source from another backend (as torch copy_ across devices)', () => {
-    tidy(() => {
+  it('copy_ takes its source from another backend (as torch copy_ across devices)', async () => {
+    const [a, src] = tidy((): [Tensor, Tensor] => {
       const c = other();
       const src = c.o.add(5);
       c.a.copy_(src);
       expect(c.a.backend.name).toBe(backend);
-      expect(Array.from(c.a.dataSync())).toEqual(Array.from(src.dataSync()));
+      return [c.a, src];
     });
+    try {
+      expect(Array.from(await a.data())).toEqual(Array.from(await src.data()));
+    } finally {
+      a.dispose();
+      src.dispose();
+    }
   });
 
-  it('after to(), the same op works', () => {
-    tidy(() => {
+  it('after to(), the same op works', async () => {
+    const out = tidy(() => {
       const c = other();
-      expect(Array.from(add(c.a, c.o.to(backend)).dataSync())).toEqual([0, 0, 0, 0, 0, 0]);
+      const out = add(c.a, c.o.to(backend));
       expect(add(c.a.to('ref2'), c.o).backend.name).toBe('ref2');
+      return out;
     });
+    try {
+      expect(Array.from(await out.data())).toEqual([0, 0, 0, 0, 0, 0]);
+    } finally {
+      out.dispose();
+    }
   });
 
   // ---- creation ----------------------------------------------------------------------------
@@ -1089,8 +1138,6 @@ describeBackends('errors', (backend) => {
   // ---- other arguments ---------------------------------------------------------------------
 
   const MISC: [string, () => () => unknown, ...(string | RegExp)[]][] = [
-    ['item', () => { const x = T([2, 3]); return () => x.item(); }, '[2,3]', '6'],
-    ['item', () => { const x = T([0]); return () => x.item(); }, '[0]'],
     ['backward', () => { const x = zeros([2], { backend, requiresGrad: true }); const y = x.mul(2); return () => y.backward(); }, '[2]'],
     ['backward', () => { const x = T([]); return () => x.backward(); }, /grad/],
     ['backward', () => { const x = zeros([2], { backend, requiresGrad: true }); const y = x.mul(2); const g = T([3]); return () => y.backward(g); }, '[3]', '[2]'],
@@ -1145,5 +1192,21 @@ describeBackends('errors', (backend) => {
         const call = setup();
         expectOpError(op, call, ...needles);
       });
+    });
+
+  /** [op, setup → (the tensor it made, a read that must fail), needles]: reads may throw or reject. */
+  const MISC_READS: [string, () => [Tensor, () => Promise<unknown>], ...(string | RegExp)[]][] = [
+    ['item', () => { const x = T([2, 3]); return [x, async () => await x.item()]; }, '[2,3]', '6'],
+    ['item', () => { const x = T([0]); return [x, async () => await x.item()]; }, '[0]'],
+  ];
+
+  for (const [op, setup, ...needles] of MISC_READS)
+    it(`${op}: bad arguments are named (${needles.map(String).join(', ') || 'message'})`, async () => {
+      const [x, call] = setup();
+      try {
+        await expectOpErrorAsync(op, call, ...needles);
+      } finally {
+        x.dispose();
+      }
     });
 });

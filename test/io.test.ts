@@ -45,8 +45,8 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 let fileCount = 0;
 const tmpFile = (name = 'f.safetensors'): string => join(mkdtempSync(join(scratch, `t${++fileCount}-`)), name);
 
-const rawBytes = (t: Tensor): Uint8Array => {
-  const raw = t.backend.readSync!(t._storage('test'));
+const rawBytes = async (t: Tensor): Promise<Uint8Array> => {
+  const raw = await t.backend.read(t._storage('test'));
   return new Uint8Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
 };
 
@@ -65,7 +65,7 @@ function craft(header: unknown, data: Uint8Array = new Uint8Array(0), length?: n
 }
 
 describeBackends('safetensors', (backend) => {
-  it('reads the file Python wrote from the format definition: every dtype, metadata, scalars, empty tensors, widened integers', () => {
+  it('reads the file Python wrote from the format definition: every dtype, metadata, scalars, empty tensors, widened integers', async () => {
     const expected = JSON.parse(readFileSync(new URL('sample.expected.json', FIXTURES), 'utf8')) as {
       metadata: Record<string, string>;
       tensors: Record<string, { dtype: DType; shape: number[]; values: (number | string | boolean)[] }>;
@@ -77,7 +77,7 @@ describeBackends('safetensors', (backend) => {
       const t = tensors[name]!;
       expect(t.backend.name).toBe(backend);
       expect([name, t.dtype, t.shape]).toEqual([name, e.dtype, e.shape]);
-      expect(values(t), name).toEqual(e.values.map(fromJson));
+      expect(await values(t), name).toEqual(e.values.map(fromJson));
       t.dispose();
     }
     // the file's order is the data order, not the header's
@@ -114,7 +114,7 @@ describeBackends('safetensors', (backend) => {
           for (const [name, t] of Object.entries(input)) {
             const u = tensors[name]!;
             expect([u.dtype, u.shape]).toEqual([t.dtype, t.shape]);
-            expect(rawBytes(u)).toEqual(rawBytes(t));
+            expect(await rawBytes(u)).toEqual(await rawBytes(t));
           }
           for (const t of [...Object.values(input), ...Object.values(tensors)]) t.dispose();
           expect(memory().tensors).toBe(n0);
@@ -156,11 +156,11 @@ describeBackends('safetensors', (backend) => {
     expect(readFileSync(file)).toEqual(readFileSync(sync));
     const { tensors, metadata } = loadSafetensors(file, { backend });
     expect(metadata).toEqual({ step: '3' });
-    expect(values(tensors.w!)).toEqual([0.5, -1]);
+    expect(await values(tensors.w!)).toEqual([0.5, -1]);
     expect(readdirSync(join(file, '..'))).toEqual(['f.safetensors']);
   });
 
-  it.skipIf(!HAVE_PYTHON)('Python (standard library, independent reader) parses what kiln writes', () => {
+  it.skipIf(!HAVE_PYTHON)('Python (standard library, independent reader) parses what kiln writes', async () => {
     const r = rng(9);
     const pick = (n: number, f: () => number): number[] => Array.from({ length: n }, f);
     const input: Record<string, Tensor> = {
@@ -184,7 +184,7 @@ describeBackends('safetensors', (backend) => {
     for (const [name, t] of Object.entries(input)) {
       const p = parsed.tensors[name]!;
       expect([p.dtype, p.shape]).toEqual([names[name as keyof typeof names], t.shape]);
-      expect(p.values.map(fromJson), name).toEqual(values(t));
+      expect(p.values.map(fromJson), name).toEqual(await values(t));
     }
   });
 
@@ -313,10 +313,11 @@ function trainStep(run: Run, step: number, backend: string): void {
   run.scheduler.step();
 }
 
-const snapshot = (run: Run): Uint8Array[] => [
-  ...Object.values(run.model.stateDict()).map(rawBytes),
-  ...Object.values(run.optimizer.stateDict().state).flatMap((s) => Object.values(s.tensors).map(rawBytes)),
-];
+const snapshot = async (run: Run): Promise<Uint8Array[]> =>
+  Promise.all([
+    ...Object.values(run.model.stateDict()).map(rawBytes),
+    ...Object.values(run.optimizer.stateDict().state).flatMap((s) => Object.values(s.tensors).map(rawBytes)),
+  ]);
 
 describeBackends('checkpoints', (backend) => {
   it('10 steps straight equal 5 steps, save, load into fresh objects, 5 more steps — bit for bit', async () => {
@@ -336,10 +337,10 @@ describeBackends('checkpoints', (backend) => {
     expect(resumed.generator.getState()).toEqual(first.generator.getState());
     expect(resumed.scheduler.stateDict()).toEqual(first.scheduler.stateDict());
     expect(resumed.optimizer.paramGroups.map((g) => g.lr)).toEqual(first.optimizer.paramGroups.map((g) => g.lr));
-    expect(snapshot(resumed)).toEqual(snapshot(first));
+    expect(await snapshot(resumed)).toEqual(await snapshot(first));
     for (let t = 5; t < 10; t++) trainStep(resumed, t, backend);
 
-    expect(snapshot(resumed)).toEqual(snapshot(straight));
+    expect(await snapshot(resumed)).toEqual(await snapshot(straight));
     expect(resumed.optimizer.stateOf(resumed.model.w1)!.step).toBe(10);
     expect(resumed.generator.getState()).toEqual(straight.generator.getState());
   });
@@ -353,10 +354,10 @@ describeBackends('checkpoints', (backend) => {
     const { tensors, metadata } = loadSafetensors(file, { backend });
     expect(Object.keys(tensors).sort()).toEqual(['model.fc1.bias', 'model.fc1.weight', 'model.fc2.weight']);
     expect(Object.keys(metadata).sort()).toEqual(['kiln.checkpoint', 'kiln.crc32']);
-    expect(rawBytes(tensors['model.fc1.weight']!)).toEqual(rawBytes(run.model.w1));
+    expect(await rawBytes(tensors['model.fc1.weight']!)).toEqual(await rawBytes(run.model.w1));
     const fresh = newRun(backend, 4, 1);
     expect((await loadCheckpoint(dir, { model: fresh.model })).step).toBe(1);
-    expect(rawBytes(fresh.model.w2)).toEqual(rawBytes(run.model.w2));
+    expect(await rawBytes(fresh.model.w2)).toEqual(await rawBytes(run.model.w2));
     // asking for what the checkpoint lacks is an error, before anything is restored
     await expect(loadCheckpoint(dir, { model: fresh.model, optimizer: fresh.optimizer })).rejects.toThrow(/^loadCheckpoint: '.*checkpoint.safetensors' has no optimizer state/);
     await expect(loadCheckpoint(dir, { model: fresh.model, generator: fresh.generator })).rejects.toThrow(/has no generator state/);

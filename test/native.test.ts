@@ -70,20 +70,29 @@ describe.skipIf(!cpu.available)(`cpu backend${cpu.available ? '' : `: unavailabl
     if (caps.cuda.devices === 0 && caps.cuda.compiled) expect(caps.cuda.error).toMatch(/cudaGetDeviceCount|no CUDA device/);
   });
 
-  test('setNumThreads resizes the pool, and a matmul gives the same result on 1, 2 and 3 threads', () => {
+  test('setNumThreads resizes the pool, and a matmul gives the same result on 1, 2 and 3 threads', async () => {
     const before = getNumThreads();
     expect(before).toBeGreaterThanOrEqual(1);
-    tidy(() => {
-      const a = randn([200, 150], { backend: 'cpu' });
-      const b = randn([150, 170], { backend: 'cpu' });
-      const runs = [1, 2, 3].map((n) => {
+    const [a, b] = tidy((): [Tensor, Tensor] => [randn([200, 150], { backend: 'cpu' }), randn([150, 170], { backend: 'cpu' })]);
+    try {
+      // each product is read before the thread count changes again
+      const runs: number[][] = [];
+      for (const n of [1, 2, 3]) {
         setNumThreads(n);
         expect(getNumThreads()).toBe(n);
-        return Array.from(matmul(a, b).dataSync());
-      });
+        const c = matmul(a, b);
+        try {
+          runs.push(Array.from(await c.data()));
+        } finally {
+          c.dispose();
+        }
+      }
       expectClose(runs[1]!, runs[0]!, { rtol: 1e-5, atol: 1e-5 });
       expectClose(runs[2]!, runs[0]!, { rtol: 1e-5, atol: 1e-5 });
-    });
+    } finally {
+      a.dispose();
+      b.dispose();
+    }
     setNumThreads(before);
     expect(() => setNumThreads(0)).toThrow(/^setNumThreads: /);
   });
@@ -103,7 +112,7 @@ describe.skipIf(!cpu.available)(`cpu backend${cpu.available ? '' : `: unavailabl
     }
   });
 
-  test('the fused bias + activation epilogue of matmul equals linear then the activation on ref', () => {
+  test('the fused bias + activation epilogue of matmul equals linear then the activation on ref', async () => {
     const k = loadAddonFile(resolve(root, process.env.KILN_NATIVE_BUILD ?? 'build', 'Release', 'kiln.node'));
     const acts: [number, (t: Tensor) => Tensor][] = [
       [0, (t) => t],
@@ -116,17 +125,17 @@ describe.skipIf(!cpu.available)(`cpu backend${cpu.available ? '' : `: unavailabl
     const a = randn([m, kk], { backend: 'ref' });
     const w = randn([n, kk], { backend: 'ref' });
     const bias = randn([n], { backend: 'ref' });
-    const buf = (t: Tensor): ArrayBuffer => {
+    const buf = async (t: Tensor): Promise<ArrayBuffer> => {
       const b = k.alloc!(t.size * 4) as ArrayBuffer;
-      new Float32Array(b).set(t.dataSync() as Float32Array);
+      new Float32Array(b).set((await t.data()) as Float32Array);
       return b;
     };
     for (const [act, f] of acts) {
       const out = k.alloc!(m * n * 4) as ArrayBuffer;
       // out = a @ wᵀ + bias, then the activation, in the kernel's epilogue
-      k.matmul!(buf(a), buf(w), out, buf(bias), 0, [], [], [], m, n, kk, false, true, act);
+      k.matmul!(await buf(a), await buf(w), out, await buf(bias), 0, [], [], [], m, n, kk, false, true, act);
       const want = f(linear(a, w, bias));
-      expectClose(new Float32Array(out), want.dataSync(), { rtol: 1e-4, atol: 1e-5 }, `act ${act}`);
+      expectClose(new Float32Array(out), await want.data(), { rtol: 1e-4, atol: 1e-5 }, `act ${act}`);
     }
   });
 

@@ -98,7 +98,7 @@ function setup(opts: { seed?: number; lr?: number; totalSteps?: number } = {}) {
 
 const common = () => ({ data: { train: trainData, val: valData }, batchSize: B, blockSize: T, clip: 1 });
 
-const paramValues = (m: GPT): number[][] => m.parameters().map((p) => Array.from(p.dataSync()));
+const paramValues = async (m: GPT): Promise<number[][]> => Promise.all(m.parameters().map(async (p) => Array.from(await p.data())));
 
 // ---- early stopping ----------------------------------------------------------------------------
 
@@ -194,16 +194,18 @@ describe('train', () => {
     const N = Math.floor((valData.length - 1) / T);
     expect(N).toBeGreaterThan(4 * 2 * B); // a real subset
     const windows = Array.from({ length: 2 * B }, (_, j) => valData.window(Math.floor((j * N) / (2 * B)) * T, T + 1));
-    const sumNll = noGrad(() =>
+    const nllSum = noGrad(() =>
       tidy(() => {
         const x = tensor(Int32Array.from(windows.flatMap((w) => [...w.subarray(0, T)])), [2 * B, T], { backend: 'ref', dtype: 'i32' });
         const y = tensor(Int32Array.from(windows.flatMap((w) => [...w.subarray(1)])), [2 * B, T], { backend: 'ref', dtype: 'i32' });
         s.model.eval();
         const logits = s.model.forward(x).logits;
         s.model.train();
-        return crossEntropy(logits, y, { reduction: 'sum' }).item();
+        return crossEntropy(logits, y, { reduction: 'sum' });
       }),
     );
+    const sumNll = await nllSum.item();
+    nllSum.dispose();
     expect(r.valLoss!).toBeCloseTo(sumNll / (2 * B * T), 5);
     const direct = await evaluate(s.model, valData, { blockSize: T, batchSize: B, maxBatches: 2, backend: 'ref' });
     expect(direct.tokens).toBe(2 * B * T);
@@ -231,7 +233,7 @@ describe('train', () => {
     const loaded = await loadCheckpoint(r.checkpoint!, { model: fresh.model, optimizer: fresh.optimizer, scheduler: fresh.scheduler, generator: fresh.generator, backend: 'ref' });
     expect(loaded.step).toBe(12);
     expect((loaded.extra as { user: unknown }).user).toEqual({ note: 'hi' });
-    expect(paramValues(fresh.model)).toEqual(paramValues(s.model));
+    expect(await paramValues(fresh.model)).toEqual(await paramValues(s.model));
     expect(fresh.generator.getState()).toEqual(s.generator.getState());
   });
 
@@ -250,7 +252,7 @@ describe('train', () => {
     expect(b2.resumedFrom).toMatch(/ckpt-00000010\.safetensors$/);
     expect(b2.history.map((h) => h.loss)).toEqual(a.history.map((h) => h.loss)); // steps 1–10 from the checkpoint, 11–20 recomputed
     expect(b2.evals).toEqual(a.evals);
-    expect(paramValues(second.model)).toEqual(paramValues(straight.model));
+    expect(await paramValues(second.model)).toEqual(await paramValues(straight.model));
     // resuming a finished run trains nothing and writes nothing new
     const third = setup();
     const b3 = await train({ ...third, ...common(), steps: 20, evalEvery: 5, evalBatches: 1, checkpointDir: dir, resume: true });
@@ -297,11 +299,11 @@ describe('train', () => {
       const generator = new Generator(3);
       const model = new GPT({ vocabSize: V, blockSize: T, nLayer: 2, nHead: 2, nEmbd: 32 }, { backend: 'ref', generator });
       await train({ model, optimizer: new SGD(model.parameters(), { lr: 0.5 }), data: { train: trainData }, steps: 1, batchSize, gradAccum, blockSize: T, generator });
-      return paramValues(model);
+      return await paramValues(model);
     };
     const big = (await run(8, 1)).flat();
     const acc = (await run(4, 2)).flat();
-    const init = paramValues(new GPT({ vocabSize: V, blockSize: T, nLayer: 2, nHead: 2, nEmbd: 32 }, { backend: 'ref', generator: new Generator(3) })).flat();
+    const init = (await paramValues(new GPT({ vocabSize: V, blockSize: T, nLayer: 2, nHead: 2, nEmbd: 32 }, { backend: 'ref', generator: new Generator(3) }))).flat();
     let diff = 0;
     let moved = 0;
     big.forEach((v, i) => {
