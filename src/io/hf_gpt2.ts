@@ -10,9 +10,14 @@
  * `[C, 4C]` and `mlp.c_proj` `[4C, C]` are transposed on the way in and out. Older files also
  * carry the causal-mask buffers `h.N.attn.bias` and `h.N.attn.masked_bias`, which are ignored;
  * `lm_head.weight` is usually absent (tied to `wte.weight`).
+ *
+ * What no tensor size shows (the head count, the GELU variant, the layer-norm epsilon, whether
+ * the head is tied) comes from the `config.json` that Hugging Face keeps beside the weights:
+ * {@link loadHFGPT2} reads it, {@link saveHFGPT2} writes it.
  * @module
  */
 import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { DType } from '../backend/dtype.js';
 import { noGrad } from '../autograd/tape.js';
 import { tidy } from '../tensor/memory.js';
@@ -22,17 +27,23 @@ import type { Generator } from '../tensor/random.js';
 import { fmt } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { GPT, type GPTConfig } from '../nn/gpt.js';
+import type { MLPActivation } from '../nn/mlp.js';
+import { writeFileAtomic } from './atomic.js';
 import { loadSafetensors, parseSafetensorsHeader, saveSafetensors, type SafetensorsEntry, type SafetensorsMetadata } from './safetensors.js';
 
 /** Options of {@link loadHFGPT2}. */
 export interface LoadHFGPT2Options {
   /**
-   * The model's shape, wholly or in part. What is left out is read from the tensor sizes
-   * (vocabSize, blockSize, nEmbd, nLayer), except `nHead`, which no size shows: it defaults to
-   * nEmbd/64, the head size of every released GPT-2 (12 heads for gpt2, 16, 20 and 25 for
-   * medium, large and xl). Given sizes must match the file's. Only `dropout` is free to choose;
-   * `bias` must be true and `rope` false (GPT-2 has biases and learned positions), and
-   * `tiedHead` is read from the file unless given.
+   * The model's shape, wholly or in part. When the weights are a path with a `config.json`
+   * beside them, that file gives `nHead` (`n_head`), `blockSize` (`n_positions`), `nEmbd`,
+   * `nLayer`, `vocabSize`, `layerNormEps` (`layer_norm_epsilon`), `activation`
+   * (`activation_function`) and `tiedHead` (`tie_word_embeddings`), as far as it has them, and
+   * what is given here must agree with it. The sizes are also read from the tensors and must
+   * match. `nHead`, which no tensor size shows, must come from config.json or from here.
+   * Without either, `activation` is `'gelu_tanh'` and `layerNormEps` 1e-5 (GPT-2's) and
+   * `tiedHead` is read from the file (tied when `lm_head.weight` is absent or equal to
+   * `wte.weight`). Only `dropout` is free to choose (config.json's `*_pdrop` are not read;
+   * default 0); `bias` must be true and `rope` false (GPT-2 has biases and learned positions).
    */
   config?: Partial<GPTConfig>;
   /** Backend of the model's parameters (the default backend when omitted). */
@@ -43,7 +54,7 @@ export interface LoadHFGPT2Options {
   generator?: Generator;
 }
 
-/** Options of {@link hfGPT2StateDict} and {@link saveHFGPT2}. */
+/** Options of {@link hfGPT2StateDict}, {@link hfGPT2Gradients} and {@link saveHFGPT2}. */
 export interface HFGPT2StateDictOptions {
   /**
    * Prefix of the transformer's names: '' (default) as `GPT2Model` and the released `gpt2`
@@ -108,6 +119,115 @@ function hfShapes(c: Required<Pick<GPTConfig, 'vocabSize' | 'blockSize' | 'nLaye
   return out;
 }
 
+/**
+ * Hugging Face's `activation_function` values whose math kiln's MLP computes. The tanh ones are
+ * 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) written out differently (`gelu_fast` rounds √(2/π)
+ * to 0.7978845608, a relative 4e-12 off); the others (`gelu_10` clips, `quick_gelu` is
+ * x·σ(1.702·x), relu, silu, …) are not GELUs kiln has, and loading them is an error.
+ */
+const HF_ACTIVATIONS = new Map<string, MLPActivation>([
+  ['gelu_new', 'gelu_tanh'],
+  ['gelu_pytorch_tanh', 'gelu_tanh'],
+  ['gelu_fast', 'gelu_tanh'],
+  ['gelu_accurate', 'gelu_tanh'],
+  ['gelu', 'gelu'],
+  ['gelu_python', 'gelu'],
+]);
+
+type HFField = 'size' | 'eps' | 'activation' | 'boolean';
+/** config.json fields → GPTConfig keys, and what each must hold. */
+const HF_FIELDS = [
+  ['n_head', 'nHead', 'size'],
+  ['n_positions', 'blockSize', 'size'],
+  ['n_embd', 'nEmbd', 'size'],
+  ['n_layer', 'nLayer', 'size'],
+  ['vocab_size', 'vocabSize', 'size'],
+  ['layer_norm_epsilon', 'layerNormEps', 'eps'],
+  ['activation_function', 'activation', 'activation'],
+  ['tie_word_embeddings', 'tiedHead', 'boolean'],
+] as const satisfies readonly (readonly [string, keyof GPTConfig, HFField])[];
+type HFKey = (typeof HF_FIELDS)[number][1];
+
+/** What a config.json beside the weights says. */
+interface HFConfigFile {
+  /** Its path, for errors. */
+  file: string;
+  /** The GPTConfig values it gives. */
+  config: Partial<Pick<GPTConfig, HFKey>>;
+  /** The config.json field (and its value as written) each value came from. */
+  source: Map<HFKey, string>;
+  /** `n_inner`, the MLP width, when set (null and absent mean 4·n_embd). */
+  nInner?: number;
+}
+
+const show = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v) : String(v));
+
+/**
+ * Read and check the `config.json` in the folder of `weights`; null when there is none.
+ * Values of the wrong type, sizes that are not positive integers, and settings kiln's GPT
+ * cannot reproduce are errors naming the file and the field.
+ */
+function readHFConfigFile(op: string, weights: string): HFConfigFile | null {
+  const file = join(dirname(weights), 'config.json');
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new Error(`${op}: cannot read '${file}': ${(e as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${op}: '${file}' is not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    throw new Error(`${op}: '${file}' must hold a JSON object (a Hugging Face GPT2Config), got ${Array.isArray(json) ? 'an array' : show(json)}`);
+  const j = json as Record<string, unknown>;
+  const bad = (field: string, want: string): Error => new Error(`${op}: '${file}': ${field} must be ${want}, got ${JSON.stringify(j[field])}`);
+  const isSize = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 1;
+  const out: HFConfigFile = { file, config: {}, source: new Map() };
+  const set = <K extends HFKey>(key: K, value: Required<GPTConfig>[K], field: string): void => {
+    out.config[key] = value;
+    out.source.set(key, `${field} ${show(j[field])}`);
+  };
+  for (const [field, key, kind] of HF_FIELDS) {
+    const v = j[field];
+    if (v === undefined) continue;
+    if (kind === 'size') {
+      if (!isSize(v)) throw bad(field, 'a positive integer');
+      set(key as Exclude<HFKey, 'layerNormEps' | 'activation' | 'tiedHead'>, v, field);
+    } else if (kind === 'eps') {
+      if (typeof v !== 'number' || !(v > 0 && Number.isFinite(v))) throw bad(field, 'a positive number');
+      set('layerNormEps', v, field);
+    } else if (kind === 'activation') {
+      if (typeof v !== 'string') throw bad(field, 'a string');
+      const a = HF_ACTIVATIONS.get(v);
+      if (a === undefined)
+        throw new Error(
+          `${op}: '${file}': activation_function ${show(v)} is not a GELU kiln's GPT has; expected one of ${[...HF_ACTIVATIONS.keys()].map(show).join(', ')}`,
+        );
+      set('activation', a, field);
+    } else {
+      if (typeof v !== 'boolean') throw bad(field, 'true or false');
+      set('tiedHead', v, field);
+    }
+  }
+  // settings of GPT2Config that change the computation in ways kiln's GPT does not have
+  if (j.n_inner !== undefined && j.n_inner !== null) {
+    if (!isSize(j.n_inner)) throw bad('n_inner', 'null or a positive integer');
+    out.nInner = j.n_inner;
+  }
+  if (j.scale_attn_weights !== undefined && j.scale_attn_weights !== true)
+    throw new Error(`${op}: '${file}': scale_attn_weights is ${JSON.stringify(j.scale_attn_weights)}; kiln's attention always scales by 1/√headSize`);
+  if (j.scale_attn_by_inverse_layer_idx !== undefined && j.scale_attn_by_inverse_layer_idx !== false)
+    throw new Error(
+      `${op}: '${file}': scale_attn_by_inverse_layer_idx is ${JSON.stringify(j.scale_attn_by_inverse_layer_idx)}; kiln's attention has no per-layer scaling`,
+    );
+  return out;
+}
+
 function readSource(op: string, source: string | Uint8Array): Uint8Array {
   if (typeof source === 'string') {
     try {
@@ -126,8 +246,26 @@ interface HFPlan {
   sources: Map<string, string>;
 }
 
-// Read names, shapes and the config from the header alone; every check before any allocation.
-function plan(op: string, bytes: Uint8Array, given: Partial<GPTConfig>): HFPlan {
+/**
+ * The config.json beside `source` (when it is a path and there is one), checked against the
+ * caller's `given` values; every conflict is an error naming both.
+ */
+function hfConfigFile(op: string, source: string | Uint8Array, given: Partial<GPTConfig>): HFConfigFile | null {
+  const json = typeof source === 'string' ? readHFConfigFile(op, source) : null;
+  if (json)
+    for (const [key, from] of json.source) {
+      const g = given[key];
+      const v = json.config[key];
+      // an HF activation name that is not kiln's is followed by the kiln one it maps to
+      const kiln = key === 'activation' && from !== `activation_function ${show(v)}` ? ` (kiln's ${show(v)})` : '';
+      if (g !== undefined && g !== v) throw new Error(`${op}: config.${key} is ${show(g)} but '${json.file}' has ${from}${kiln}`);
+    }
+  return json;
+}
+
+// Read names, shapes and the config from the header (and config.json) alone; every check before
+// any allocation. `noJSON` says why there is no config.json, for the error when nHead is missing.
+function plan(op: string, bytes: Uint8Array, given: Partial<GPTConfig>, json: HFConfigFile | null, noJSON: string): HFPlan {
   const header = parseSafetensorsHeader(bytes);
   // strip the GPT2LMHeadModel prefix; lm_head.weight has none either way
   const byName = new Map<string, SafetensorsEntry>();
@@ -151,18 +289,22 @@ function plan(op: string, bytes: Uint8Array, given: Partial<GPTConfig>): HFPlan 
   if (!wte || wte.shape.length !== 2) throw new Error(`${op}: no 2-D 'wte.weight' (token embeddings) in the file; is it a GPT-2 checkpoint?`);
   if (!wpe || wpe.shape.length !== 2) throw new Error(`${op}: no 2-D 'wpe.weight' (position embeddings) in the file; is it a GPT-2 checkpoint?`);
 
-  // the config: sizes from the file, checked against what the caller gave
+  // the config: sizes from the file, checked against config.json and what the caller gave
   const found = { vocabSize: wte.shape[0]!, nEmbd: wte.shape[1]!, blockSize: wpe.shape[0]!, nLayer: layers };
-  for (const k of ['vocabSize', 'nEmbd', 'blockSize', 'nLayer'] as const)
+  for (const k of ['vocabSize', 'nEmbd', 'blockSize', 'nLayer'] as const) {
+    if (json?.config[k] !== undefined && json.config[k] !== found[k])
+      throw new Error(`${op}: '${json.file}' has ${json.source.get(k)!} but the weights have ${k} ${found[k]}`);
     if (given[k] !== undefined && given[k] !== found[k])
       throw new Error(`${op}: config.${k} is ${given[k]} but the file has ${k} ${found[k]}`);
+  }
+  if (json?.nInner !== undefined && json.nInner !== 4 * found.nEmbd)
+    throw new Error(`${op}: '${json.file}' has n_inner ${json.nInner}; kiln's GPT has an MLP of width 4·n_embd = ${4 * found.nEmbd}`);
   if (given.rope) throw new Error(`${op}: GPT-2 has learned position embeddings (wpe); config.rope must be false`);
   if (given.bias === false) throw new Error(`${op}: GPT-2 has biases in every projection and norm; config.bias must be true`);
-  let nHead = given.nHead;
+  const nHead = given.nHead ?? json?.config.nHead;
   if (nHead === undefined) {
-    if (found.nEmbd % 64 !== 0)
-      throw new Error(`${op}: cannot infer nHead for nEmbd ${found.nEmbd} (not a multiple of GPT-2's head size 64); pass config.nHead`);
-    nHead = found.nEmbd / 64;
+    const why = json ? `'${json.file}' has no n_head` : noJSON;
+    throw new Error(`${op}: the head count cannot be read from the weights (no tensor's size shows it) and ${why}; pass it as { config: { nHead } }`);
   }
 
   // shapes and dtypes of every entry the model needs
@@ -189,15 +331,28 @@ function plan(op: string, bytes: Uint8Array, given: Partial<GPTConfig>): HFPlan 
     if (!FLOAT_FILE_DTYPES.has(head.dtype)) throw new Error(`${op}: 'lm_head.weight' has dtype ${head.dtype}, expected a floating dtype`);
     sameAsWte = head.dtype === wte.dtype && equalBytes(bytes, header.dataStart, head, wte);
   }
-  if (given.tiedHead === true && !sameAsWte)
-    throw new Error(`${op}: config.tiedHead is true but the file's lm_head.weight differs from wte.weight`);
-  const tiedHead = given.tiedHead ?? sameAsWte;
+  const tied = given.tiedHead ?? json?.config.tiedHead;
+  if (tied === true && !sameAsWte)
+    throw new Error(
+      `${op}: ${given.tiedHead !== undefined ? 'config.tiedHead is true' : `'${json!.file}' has tie_word_embeddings true`} but the file's lm_head.weight differs from wte.weight`,
+    );
+  const tiedHead = tied ?? sameAsWte;
 
   const sources = new Map<string, string>();
   for (const name of expected.keys()) sources.set(`transformer.${name}`, byName.get(name)!.name);
   // an untied head starts from the file's head, or from wte when the file has none
   if (!tiedHead) sources.set('lm_head.weight', head ? head.name : wte.name);
-  const config: GPTConfig = { ...given, ...found, nHead, bias: true, rope: false, tiedHead };
+  const config: GPTConfig = {
+    ...json?.config,
+    ...given,
+    ...found,
+    nHead,
+    bias: true,
+    rope: false,
+    tiedHead,
+    activation: given.activation ?? json?.config.activation ?? 'gelu_tanh',
+    layerNormEps: given.layerNormEps ?? json?.config.layerNormEps ?? 1e-5,
+  };
   return { config, sources };
 }
 
@@ -209,14 +364,21 @@ function equalBytes(bytes: Uint8Array, start: number, a: SafetensorsEntry, b: Sa
   return true;
 }
 
+/** Why a source has no config.json, for errors. */
+const noConfigFile = (source: string | Uint8Array): string =>
+  typeof source === 'string' ? `there is no config.json beside '${source}'` : 'weights given as bytes come without a config.json';
+
 /**
  * Read the {@link GPTConfig} of a Hugging Face GPT-2 safetensors file (a path or its bytes)
- * from its header alone, as {@link loadHFGPT2} would build the model: sizes from the tensors,
- * `config` for the rest (see {@link LoadHFGPT2Options.config}). Validates every entry's name,
- * shape and dtype, and throws `hfGPT2Config: …` naming what does not fit.
+ * from its header and the `config.json` beside it, as {@link loadHFGPT2} would build the model:
+ * sizes from the tensors, the rest from config.json and `config` (see
+ * {@link LoadHFGPT2Options.config}). Validates every entry's name, shape and dtype, and throws
+ * `hfGPT2Config: …` naming what does not fit.
  */
 export function hfGPT2Config(source: string | Uint8Array, config: Partial<GPTConfig> = {}): GPTConfig {
-  return plan('hfGPT2Config', readSource('hfGPT2Config', source), config).config;
+  const op = 'hfGPT2Config';
+  const bytes = readSource(op, source);
+  return plan(op, bytes, config, hfConfigFile(op, source, config), noConfigFile(source)).config;
 }
 
 /**
@@ -224,20 +386,24 @@ export function hfGPT2Config(source: string | Uint8Array, config: Partial<GPTCon
  * into a new kiln {@link GPT}: names mapped (with or without the `transformer.` prefix), the
  * Conv1D weights transposed to `[out, in]`, the `attn.bias` / `attn.masked_bias` buffers
  * ignored, `lm_head.weight` tied to `wte.weight` when absent or equal to it (a different head
- * gives an untied model). Everything is checked from the header before anything is allocated;
- * errors read `loadHFGPT2: …` and name the entries. The model is in training mode, as a new
- * GPT; call `eval()` for inference with dropout.
+ * gives an untied model). The head count, GELU variant and layer-norm epsilon come from the
+ * `config.json` beside a weights path, or from `opts.config` (which must agree with it); with
+ * neither, the head count is an error, since no tensor shows it (see
+ * {@link LoadHFGPT2Options.config}). Everything is checked from the header and config.json
+ * before anything is allocated; errors read `loadHFGPT2: …` and name the entries, fields and
+ * values. The model is in training mode, as a new GPT; call `eval()` for inference with dropout.
  *
  * @example
- * const model = loadHFGPT2('gpt2/model.safetensors'); // 124M: nHead 12 from nEmbd 768
- * const tiny = loadHFGPT2(bytes, { config: { nHead: 2 }, backend: 'cpu' });
+ * const model = loadHFGPT2('gpt2/model.safetensors'); // gpt2/config.json: n_head 12, gelu_new, 1e-5
+ * const tiny = loadHFGPT2(bytes, { config: { nHead: 2 }, backend: 'cpu' }); // bytes: no config.json
  */
 export function loadHFGPT2(source: string | Uint8Array, opts: LoadHFGPT2Options = {}): GPT {
   const op = 'loadHFGPT2';
   const bytes = readSource(op, source);
   let p: HFPlan;
   try {
-    p = plan(op, bytes, opts.config ?? {});
+    const given = opts.config ?? {};
+    p = plan(op, bytes, given, hfConfigFile(op, source, given), noConfigFile(source));
   } catch (e) {
     if (typeof source === 'string' && e instanceof Error) e.message = `${e.message} (in '${source}')`;
     throw e;
@@ -282,7 +448,31 @@ export function loadHFGPT2(source: string | Uint8Array, opts: LoadHFGPT2Options 
  * for (const t of Object.values(sd)) t.dispose();
  */
 export function hfGPT2StateDict(model: GPT, opts: HFGPT2StateDictOptions = {}): Record<string, Tensor> {
-  const op = 'hfGPT2StateDict';
+  return hfLayout('hfGPT2StateDict', model, opts, (p) => p);
+}
+
+/**
+ * The gradients of `model`'s parameters (their `.grad`) as Hugging Face GPT-2 names and lays
+ * them out, exactly as {@link hfGPT2StateDict} maps the parameters: the same names and
+ * `prefix`, Conv1D gradients transposed to `[in, out]`, the tied head's gradient (embedding
+ * and head summed) under `wte.weight` alone, as `transformers` accumulates it. Parameters
+ * without a gradient (none computed yet, or `requiresGrad` off) are left out, so the result
+ * may have fewer entries than the state dict. The tensors are new copies that the caller owns.
+ *
+ * @example
+ * tidy(() => model.forward(idx, targets).loss!.backward());
+ * const grads = hfGPT2Gradients(model); // compare with {n: p.grad for n, p in hf.transformer.named_parameters()}
+ * for (const t of Object.values(grads)) t.dispose();
+ */
+export function hfGPT2Gradients(model: GPT, opts: HFGPT2StateDictOptions = {}): Record<string, Tensor> {
+  return hfLayout('hfGPT2Gradients', model, opts, (p) => p.grad);
+}
+
+/**
+ * The one mapping of kiln's parameters to Hugging Face GPT-2's names and layout: for each
+ * parameter whose `pick` is not null, a copy of it under the HF name, transposed for Conv1D.
+ */
+function hfLayout(op: string, model: GPT, opts: HFGPT2StateDictOptions, pick: (param: Tensor) => Tensor | null): Record<string, Tensor> {
   if (!(model instanceof GPT)) throw new Error(`${op}: expected a GPT model`);
   const c = model.config;
   if (c.rope) throw new Error(`${op}: the model uses rotary positions; GPT-2 has learned ones (wpe), so it has no Hugging Face GPT-2 layout`);
@@ -291,20 +481,55 @@ export function hfGPT2StateDict(model: GPT, opts: HFGPT2StateDictOptions = {}): 
   if (prefix !== '' && prefix !== 'transformer.') throw new Error(`${op}: prefix must be '' or 'transformer.', got '${String(prefix)}'`);
   const out: Record<string, Tensor> = {};
   // a copy per entry: [out, in] → [in, out] for Conv1D, else a clone
-  noGrad(() => {
-    for (const [name, t] of model.namedParameters()) {
-      const hf = name === 'lm_head.weight' ? name : prefix + hfName(name);
-      out[hf] = isConv1D(name) ? transpose(t, 0, 1) : clone(t);
-    }
-  });
+  try {
+    noGrad(() => {
+      for (const [name, param] of model.namedParameters()) {
+        const t = pick(param);
+        if (t === null) continue;
+        const hf = name === 'lm_head.weight' ? name : prefix + hfName(name);
+        out[hf] = isConv1D(name) ? transpose(t, 0, 1) : clone(t);
+      }
+    });
+  } catch (e) {
+    for (const t of Object.values(out)) t.dispose();
+    throw e;
+  }
   return out;
 }
 
 /**
+ * The `config.json` Hugging Face keeps beside GPT-2 weights, for a model of config `c`: what
+ * `GPT2LMHeadModel.from_pretrained` and {@link loadHFGPT2} need to rebuild it.
+ */
+function hfConfigJSON(c: Required<GPTConfig>): Record<string, unknown> {
+  return {
+    model_type: 'gpt2',
+    architectures: ['GPT2LMHeadModel'],
+    vocab_size: c.vocabSize,
+    n_positions: c.blockSize,
+    n_ctx: c.blockSize,
+    n_embd: c.nEmbd,
+    n_layer: c.nLayer,
+    n_head: c.nHead,
+    layer_norm_epsilon: c.layerNormEps,
+    activation_function: c.activation === 'gelu_tanh' ? 'gelu_new' : 'gelu',
+    tie_word_embeddings: c.tiedHead,
+  };
+}
+
+/**
  * Write `model` as a Hugging Face GPT-2 safetensors file (metadata `format: pt`), atomically to
- * `path`, or return the bytes without one; waits for device work. See {@link hfGPT2StateDict}
- * for the layout. The file loads with `GPT2LMHeadModel.from_pretrained` beside a `config.json`
- * of the same sizes, and with {@link loadHFGPT2}.
+ * `path`, and beside it (atomically, in the same folder) the `config.json` that
+ * `GPT2LMHeadModel.from_pretrained` and {@link loadHFGPT2} read: `model_type` `gpt2`,
+ * `architectures`, `vocab_size`, `n_positions` and `n_ctx` (blockSize), `n_embd`, `n_layer`,
+ * `n_head`, `layer_norm_epsilon`, `activation_function` (`gelu_new` for the tanh GELU, `gelu`
+ * for the exact one) and `tie_word_embeddings`. A config.json already in the folder is
+ * replaced. Without a path, returns the weights' bytes alone. Waits for device work. See
+ * {@link hfGPT2StateDict} for the layout.
+ *
+ * @example
+ * await saveHFGPT2('out/model.safetensors', model); // writes out/model.safetensors and out/config.json
+ * const again = loadHFGPT2('out/model.safetensors'); // no config needed
  */
 export function saveHFGPT2(path: string, model: GPT, opts?: HFGPT2StateDictOptions): Promise<void>;
 export function saveHFGPT2(model: GPT, opts?: HFGPT2StateDictOptions): Promise<Uint8Array>;
@@ -317,8 +542,11 @@ export async function saveHFGPT2(
   const sd = hfGPT2StateDict(model, opts);
   const metadata: SafetensorsMetadata = { format: 'pt' };
   try {
-    return path === undefined ? await saveSafetensors(sd, metadata) : await saveSafetensors(path, sd, metadata);
+    if (path === undefined) return await saveSafetensors(sd, metadata);
+    await saveSafetensors(path, sd, metadata);
   } finally {
     for (const t of Object.values(sd)) t.dispose();
   }
+  const json = `${JSON.stringify(hfConfigJSON(model.config), null, 2)}\n`;
+  await writeFileAtomic(join(dirname(path), 'config.json'), new TextEncoder().encode(json));
 }

@@ -29,4 +29,12 @@ export {
   type StateDictScheduler,
   type StatefulGenerator,
 } from './checkpoint.js';
-export { loadHFGPT2, hfGPT2Config, hfGPT2StateDict, saveHFGPT2, type LoadHFGPT2Options, type HFGPT2StateDictOptions } from './hf_gpt2.js';
+export {
+  loadHFGPT2,
+  hfGPT2Config,
+  hfGPT2StateDict,
+  hfGPT2Gradients,
+  saveHFGPT2,
+  type LoadHFGPT2Options,
+  type HFGPT2StateDictOptions,
+} from './hf_gpt2.js';

@@ -2,14 +2,18 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { CausalSelfAttention, type AttentionConfig } from './attention.js';
 import type { LayerKVCache } from './kv_cache.js';
-import { MLP } from './mlp.js';
+import { MLP, type MLPActivation } from './mlp.js';
 import { Module } from './module.js';
 import { LayerNorm } from './norm.js';
 
-/** Options of {@link Block}: those of attention, plus the MLP width. */
+/** Options of {@link Block}: those of attention, plus the MLP's width and GELU and the norms' epsilon. */
 export interface BlockConfig extends AttentionConfig {
   /** MLP hidden width (4·nEmbd by default). */
   mlpHidden?: number;
+  /** The MLP's GELU variant (default `'gelu_tanh'`, as GPT-2). */
+  activation?: MLPActivation;
+  /** Epsilon of `ln_1` and `ln_2` (default 1e-5, as GPT-2). */
+  layerNormEps?: number;
 }
 
 /**
@@ -25,7 +29,12 @@ export class Block extends Module {
   constructor(config: BlockConfig) {
     super();
     const bias = config.bias ?? true;
-    const norm = { bias, ...(config.dtype ? { dtype: config.dtype } : {}), ...(config.backend ? { backend: config.backend } : {}) };
+    const norm = {
+      bias,
+      ...(config.layerNormEps !== undefined ? { eps: config.layerNormEps } : {}),
+      ...(config.dtype ? { dtype: config.dtype } : {}),
+      ...(config.backend ? { backend: config.backend } : {}),
+    };
     this.ln_1 = this.registerModule('ln_1', new LayerNorm(config.nEmbd, norm));
     this.attn = this.registerModule('attn', new CausalSelfAttention(config));
     this.ln_2 = this.registerModule('ln_2', new LayerNorm(config.nEmbd, norm));

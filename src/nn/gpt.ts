@@ -15,6 +15,7 @@ import { Embedding } from './embedding.js';
 import { GPT2_INIT_STD, residualStd, type ParamOptions } from './init.js';
 import type { KVCache } from './kv_cache.js';
 import { Linear } from './linear.js';
+import type { MLPActivation } from './mlp.js';
 import { Module, ModuleList } from './module.js';
 import { LayerNorm } from './norm.js';
 
@@ -43,6 +44,13 @@ export interface GPTConfig {
   ropeBase?: number;
   /** `lm_head.weight` is the same tensor as `transformer.wte.weight` (default true, as GPT-2). */
   tiedHead?: boolean;
+  /**
+   * The MLP's GELU: `'gelu_tanh'` (default), the tanh approximation GPT-2 uses (Hugging Face's
+   * `gelu_new`), or `'gelu'`, the exact erf form.
+   */
+  activation?: MLPActivation;
+  /** Epsilon of every layer norm (`ln_1`, `ln_2`, `ln_f`); default 1e-5, as GPT-2. */
+  layerNormEps?: number;
 }
 
 /** Options of {@link GPT.forward}. */
@@ -68,7 +76,22 @@ function resolveConfig(c: GPTConfig): Required<GPTConfig> {
   const dropout = c.dropout ?? 0;
   if (!(dropout >= 0 && dropout < 1)) throw new Error(`GPT: dropout must be in [0, 1), got ${dropout}`);
   if (c.rope && (c.nEmbd / c.nHead) % 2 !== 0) throw new Error(`GPT: rope needs an even head size, got nEmbd/nHead = ${c.nEmbd / c.nHead}`);
-  return { ...c, dropout, bias: c.bias ?? true, rope: c.rope ?? false, ropeBase: c.ropeBase ?? 10000, tiedHead: c.tiedHead ?? true };
+  const activation = c.activation ?? 'gelu_tanh';
+  if (activation !== 'gelu' && activation !== 'gelu_tanh')
+    throw new Error(`GPT: config.activation must be 'gelu' or 'gelu_tanh', got '${String(activation)}'`);
+  const layerNormEps = c.layerNormEps ?? 1e-5;
+  if (typeof layerNormEps !== 'number' || !(layerNormEps > 0 && Number.isFinite(layerNormEps)))
+    throw new Error(`GPT: config.layerNormEps must be a positive finite number, got ${String(layerNormEps)}`);
+  return {
+    ...c,
+    dropout,
+    bias: c.bias ?? true,
+    rope: c.rope ?? false,
+    ropeBase: c.ropeBase ?? 10000,
+    tiedHead: c.tiedHead ?? true,
+    activation,
+    layerNormEps,
+  };
 }
 
 /**
@@ -104,12 +127,14 @@ export class GPTTransformer extends Module {
           rope: c.rope,
           blockSize: c.blockSize,
           ropeBase: c.ropeBase,
+          activation: c.activation,
+          layerNormEps: c.layerNormEps,
           std: GPT2_INIT_STD,
           projStd: residualStd(c.nLayer),
         }),
       );
     this.h = this.registerModule('h', new ModuleList(blocks));
-    this.ln_f = this.registerModule('ln_f', new LayerNorm(c.nEmbd, { ...place, bias: c.bias }));
+    this.ln_f = this.registerModule('ln_f', new LayerNorm(c.nEmbd, { ...place, bias: c.bias, eps: c.layerNormEps }));
   }
 
   /** idx `[B, T]` i32 (only the new positions with a cache) → hidden states `[B, T, C]` after `ln_f`. */

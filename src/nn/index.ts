@@ -29,7 +29,7 @@ export { Embedding, type EmbeddingOptions } from './embedding.js';
 export { LayerNorm, RMSNorm, type LayerNormOptions, type RMSNormOptions } from './norm.js';
 export { Dropout } from './dropout.js';
 export { GELU, SiLU, ReLU } from './activation.js';
-export { MLP, type MLPOptions } from './mlp.js';
+export { MLP, type MLPActivation, type MLPOptions } from './mlp.js';
 export { RotaryEmbedding, applyRotary, type RotaryOptions } from './rope.js';
 export { LayerKVCache, KVCache } from './kv_cache.js';
 export { CausalSelfAttention, type AttentionConfig } from './attention.js';
