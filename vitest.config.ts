@@ -6,6 +6,7 @@ export default defineConfig({
   resolve: { alias: { kiln: fileURLToPath(new URL('./src/index.ts', import.meta.url)) } },
   test: {
     include: ['test/**/*.test.ts'],
+    setupFiles: ['test/setup.ts'],
     testTimeout: 60_000,
     coverage: {
       provider: 'v8',

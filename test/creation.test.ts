@@ -12,7 +12,6 @@ import {
   arange,
   eye,
   full,
-  getBackend,
   fullLike,
   linspace,
   memory,
@@ -26,21 +25,10 @@ import {
   type DType,
   type NestedArray,
 } from '../src/index.js';
-import { FC, describeBackends, expectClose, shapeArb, size, values } from './harness.js';
+import { FC, describeBackends, expectClose, shapeArb, size, values, syncReadable } from './harness.js';
 
 const ALL: DType[] = ['f32', 'f64', 'i32', 'bf16', 'f16', 'bool'];
 
-/**
- * Whether backend `name` can read synchronously (dataSync, arraySync, to()); GPU-style backends
- * cannot. An unavailable backend counts as not (its suite is skipped, but vitest still collects it).
- */
-const syncReadable = (name: string): boolean => {
-  try {
-    return !!getBackend(name).readSync;
-  } catch {
-    return false;
-  }
-};
 
 /** Dispose every tensor in `x` (a tensor, or arrays and plain objects holding tensors). */
 function disposeAll(x: unknown): void {
@@ -96,7 +84,7 @@ const shapeAndValues = (maxRank = 4, maxDim = 4): fc.Arbitrary<{ shape: number[]
 describeBackends('creation', (backend) => {
   beforeAll(() => {
     // A second reference backend under another name, to copy to (priority below ref: never the default).
-    registerBackend({ name: 'ref2', priority: -1, load: () => new RefBackend('ref2') });
+    registerBackend({ name: 'ref2', priority: -1, create: () => new RefBackend('ref2') });
   });
 
   // ---- tensor() ----------------------------------------------------------------------------

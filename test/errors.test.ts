@@ -223,7 +223,7 @@ describeBackends('errors', (backend) => {
   beforeAll(() => {
     // A second reference backend, to hold tensors on a different backend. Registered here (after
     // describeBackends enumerated the backends) with a low priority, so the default is unchanged.
-    registerBackend({ name: 'ref2', priority: -1, load: () => new RefBackend('ref2') });
+    registerBackend({ name: 'ref2', priority: -1, create: () => new RefBackend('ref2') });
   });
 
   const T = (shape: number[], dtype: DType = 'f32'): Tensor => zeros(shape, { backend, dtype });

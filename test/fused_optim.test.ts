@@ -84,13 +84,17 @@ describeBackends('fused optimizer updates', (backend) => {
               const m = tensor(new Array(n).fill(0), [n], { backend, dtype: stateDtype });
               const v = tensor(new Array(n).fill(0), [n], { backend, dtype: stateDtype });
               const trusts: number[] = [];
-              grads.forEach((gv, s) => {
+              for (const [s, gv] of grads.entries()) {
                 const g = tensor(gv, [n], { backend, dtype });
                 const hyper = { ...h, step: s + 1 };
                 if (kind === 'adam') adamUpdate(p, g, m, v, hyper);
-                else trusts.push(lambUpdate(p, g, m, v, hyper));
+                else {
+                  const t = lambUpdate(p, g, m, v, hyper);
+                  trusts.push(...(await t.data()));
+                  t.dispose();
+                }
                 g.dispose();
-              });
+              }
               const want = oracle(kind, p0, grads, h, dtype);
               const tolerance = dtype === 'f64' ? { rtol: 1e-12, atol: 1e-14 } : dtype === 'bf16' ? { rtol: 1e-2, atol: 1e-2 } : { rtol: 1e-6, atol: 1e-7 };
               expectClose(Array.from(await p.data()), want.p, tolerance, 'param');

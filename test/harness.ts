@@ -5,9 +5,24 @@
  */
 import { describe, expect } from 'vitest';
 import fc from 'fast-check';
-import { backends, bf16Bits, bf16Value, f16Bits, f16Value, type DType, type Tensor } from '../src/index.js';
+import { backendSync, backends, bf16Bits, bf16Value, f16Bits, f16Value, type DType, type Tensor } from '../src/index.js';
 
 const announced = new Set<string>();
+
+/**
+ * Backends that must be available (`KILN_REQUIRE_BACKENDS=cpu,async-ref`): a missing one fails
+ * the suite instead of being skipped, so a broken addon build cannot pass as a skipped suite.
+ */
+export const REQUIRED_BACKENDS = (process.env.KILN_REQUIRE_BACKENDS ?? '')
+  .split(',')
+  .map((s) => s.trim())
+  .filter(Boolean);
+
+for (const name of REQUIRED_BACKENDS) {
+  const info = backends().find((b) => b.name === name);
+  if (!info) throw new Error(`[kiln tests] KILN_REQUIRE_BACKENDS names '${name}', which is not registered (registered: ${backends().map((b) => b.name).join(', ')})`);
+  if (!info.available) throw new Error(`[kiln tests] KILN_REQUIRE_BACKENDS names '${name}', which is unavailable: ${info.reason}`);
+}
 
 /** Run `fn(backendName)` inside a describe block for every registered backend. */
 export function describeBackends(title: string, fn: (backend: string) => void): void {
@@ -18,6 +33,31 @@ export function describeBackends(title: string, fn: (backend: string) => void): 
     }
     describe.skipIf(!b.available)(`${title} [${b.name}${b.available ? '' : `: unavailable, ${b.reason}`}]`, () => fn(b.name));
   }
+}
+
+/** Whether backend `name` can read synchronously (for the few tests of dataSync/arraySync/itemSync/to). */
+export function syncReadable(name: string): boolean {
+  try {
+    return !!backendSync(name).readSync;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether backend `name` stores `dtype`; when not, says so once, so a skipped dtype is never silent. */
+export function stores(name: string, dtype: DType): boolean {
+  let ok = false;
+  try {
+    ok = backendSync(name).dtypes.includes(dtype);
+  } catch {
+    ok = false;
+  }
+  const key = `${name}/${dtype}`;
+  if (!ok && !announced.has(key)) {
+    announced.add(key);
+    console.warn(`[kiln tests] ${dtype} tests skipped on backend '${name}': it cannot store ${dtype}`);
+  }
+  return ok;
 }
 
 /** Tolerances by dtype: f64 is near-exact, f32 single rounding, halves their epsilon. */

@@ -10,7 +10,7 @@
  * - random cases in test/fixtures/metrics_oracle.json (test/metrics_oracle.test.ts).
  */
 import { describe, expect, it } from 'vitest';
-import { tensor, tidy, zeros } from '../src/index.js';
+import { memory, tensor, tidy, zeros } from '../src/index.js';
 import {
   PerplexityMeter,
   ThroughputMeter,
@@ -26,7 +26,7 @@ import {
   precisionRecallF1,
   topKAccuracy,
 } from '../src/metrics/index.js';
-import { describeBackends } from './harness.js';
+import { describeBackends, syncReadable } from './harness.js';
 
 const close = (a: number, e: number, digits = 12) => expect(a).toBeCloseTo(e, digits);
 
@@ -39,18 +39,18 @@ describe('perplexity', () => {
     expect(perplexity(Infinity)).toBe(Infinity);
   });
 
-  it('weights batches by tokens, not by batch', () => {
+  it('weights batches by tokens, not by batch', async () => {
     // batch 1: 2 tokens with NLL 1 and 3 (mean 2); batch 2: 6 tokens of NLL 0.5 (mean 0.5)
     // token-weighted mean = (1 + 3 + 6·0.5) / 8 = 7/8; the mean of batch means would be 1.25
     const m = new PerplexityMeter().addMean(2, 2).addSum(3, 6);
-    const r = m.result();
+    const r = await m.result();
     close(r.nll, 7 / 8);
     close(r.perplexity, Math.exp(7 / 8));
     expect(r.tokens).toBe(8);
     close(r.sumNll, 7);
     m.reset();
     expect(m.count).toBe(0);
-    expect(() => m.result()).toThrow(/no tokens/);
+    await expect(m.result()).rejects.toThrow(/no tokens/);
   });
 
   it('rejects what is not an NLL or a count', () => {
@@ -62,26 +62,52 @@ describe('perplexity', () => {
 });
 
 describeBackends('perplexity of kiln tensors', (backend) => {
-  it('reads one-element tensors', () => {
-    tidy(() => {
-      close(perplexity(tensor([Math.log(5)], [1], { backend, dtype: 'f64' })), 5);
-      close(perplexityFromSum(tensor(2 * Math.log(3), [], { backend, dtype: 'f64' }), tensor(2, [], { backend, dtype: 'i32' })), 3);
-      expect(() => perplexity(tensor([1, 2], [2], { backend }))).toThrow(/one-element tensor, got shape \[2\]/);
-    });
+  it('reads one-element tensors where the backend reads at once, and names the way otherwise', async () => {
+    const [a, s, n, two] = tidy(() => [
+      tensor([Math.log(5)], [1], { backend, dtype: 'f64' }),
+      tensor(2 * Math.log(3), [], { backend, dtype: 'f64' }),
+      tensor(2, [], { backend, dtype: 'i32' }),
+      tensor([1, 2], [2], { backend }),
+    ]);
+    if (syncReadable(backend)) {
+      close(perplexity(a!), 5);
+      close(perplexityFromSum(s!, n!), 3);
+    } else expect(() => perplexity(a!)).toThrow(/perplexity: meanNll is on backend '.*', which cannot be read synchronously; pass .*await t\.data\(\)/);
+    expect(() => perplexity(two!)).toThrow(/one-element tensor, got shape \[2\]/);
+    for (const t of [a, s, n, two]) t!.dispose();
   });
 
-  it('of uniform logits equals the vocabulary size, ignoring padded targets', () => {
+  it('of uniform logits equals the vocabulary size, ignoring padded targets', async () => {
     // all-zero logits over V = 11 classes: p = 1/11 per token, so perplexity 11 whatever the targets
-    tidy(() => {
-      const logits = zeros([2, 3, 11], { backend });
-      const targets = tensor([4, 0, -100, 10, -100, 7], [2, 3], { backend, dtype: 'i32' });
-      const r = perplexityFromLogits(logits, targets);
-      expect(r.tokens).toBe(4);
-      expect(r.perplexity).toBeCloseTo(11, 4);
-      expect(() => perplexityFromLogits(logits, tensor(new Int32Array(6).fill(-1), [2, 3], { backend }), { ignoreIndex: -1 })).toThrow(
-        /every target equals ignoreIndex -1/,
-      );
-    });
+    const logits = zeros([2, 3, 11], { backend });
+    const targets = tensor([4, 0, -100, 10, -100, 7], [2, 3], { backend, dtype: 'i32' });
+    const padded = tensor(new Int32Array(6).fill(-1), [2, 3], { backend });
+    const r = await perplexityFromLogits(logits, targets);
+    expect(r.tokens).toBe(4);
+    expect(r.perplexity).toBeCloseTo(11, 4);
+    await expect(perplexityFromLogits(logits, padded, { ignoreIndex: -1 })).rejects.toThrow(/every target equals ignoreIndex -1/);
+    for (const t of [logits, targets, padded]) t.dispose();
+  });
+
+  it('a meter sums loss tensors on the device and reads once, token-weighted', async () => {
+    const m = new PerplexityMeter();
+    const before = memory().tensors;
+    for (const [loss, n] of [[2, 2], [0.5, 6]] as const) {
+      const l = tensor(loss, [], { backend });
+      m.addMean(l, n);
+      l.dispose();
+    }
+    m.addSum(1, 2); // host numbers mix with device sums
+    expect(memory().tensors).toBe(before + 1); // the running sum
+    const r = await m.result();
+    close(r.sumNll, 2 * 2 + 0.5 * 6 + 1);
+    expect(r.tokens).toBe(10);
+    const nan = tensor(NaN, [], { backend });
+    m.addMean(nan, 1);
+    nan.dispose();
+    await expect(m.result()).rejects.toThrow(/PerplexityMeter.result: the sum of the NLL tensors added is NaN/);
+    m.reset();
+    expect(memory().tensors).toBe(before);
   });
 });
 

@@ -8,11 +8,9 @@ import { expect, it } from 'vitest';
 import {
   Generator,
   RefBackend,
-  backends,
   dropout,
   embedding,
   gelu,
-  getBackend,
   layerNorm,
   linear,
   memory,
@@ -47,7 +45,7 @@ import {
   zeros_,
   type StateDict,
 } from '../src/nn/index.js';
-import { describeBackends, expectClose, values, tol } from './harness.js';
+import { describeBackends, expectClose, values, tol, syncReadable } from './harness.js';
 
 /** A two-layer perceptron with a module list, for the machinery tests. */
 class Net extends Module {
@@ -71,12 +69,6 @@ class Net extends Module {
 
 const NET_NAMES = ['layers.0.weight', 'layers.0.bias', 'layers.1.weight', 'norm.weight', 'norm.bias'];
 
-/**
- * Whether `name` can read its memory synchronously, as the synchronous `to()` needs of its source
- * backend. Checked for availability first: describeBackends still collects (skipped) the tests of
- * an unavailable backend, where getBackend would throw.
- */
-const syncReadable = (name: string) => backends().some((b) => b.name === name && b.available) && !!getBackend(name).readSync;
 
 describeBackends('nn modules', (backend) => {
   it('names parameters by dotted paths through children and module lists, in registration order', () => {
@@ -223,7 +215,7 @@ describeBackends('nn modules', (backend) => {
 
   // to() copies synchronously (toAsync() is its asynchronous form, tested below): only from a backend that reads synchronously
   it.skipIf(!syncReadable(backend))('to() moves every parameter to another backend, keeping requiresGrad, grads and values, and frees the old ones', async () => {
-    registerBackend({ name: 'nnmove', priority: -1, load: () => new RefBackend('nnmove') });
+    registerBackend({ name: 'nnmove', priority: -1, create: () => new RefBackend('nnmove') });
     const net = new Net({ backend, seed: 5 }).eval();
     net.freeze('norm');
     const x = randn([3, 4], { backend, generator: new Generator(6) });
@@ -251,7 +243,7 @@ describeBackends('nn modules', (backend) => {
   });
 
   it('toAsync() moves like to()', async () => {
-    registerBackend({ name: 'nnmove2', priority: -1, load: () => new RefBackend('nnmove2') });
+    registerBackend({ name: 'nnmove2', priority: -1, create: () => new RefBackend('nnmove2') });
     const net = new Net({ backend, seed: 5 });
     const vals = await Promise.all(net.parameters().map((p) => values(p)));
     expect(await net.toAsync('nnmove2')).toBe(net);
