@@ -23,9 +23,9 @@ import {
   softmax,
   sum,
   tensor,
+  Tensor,
   tidy,
   type DType,
-  type Tensor,
 } from '../src/index.js';
 import { describeBackends, expectClose, FC, floatsArb, shapeArb, size, tol, values } from './harness.js';
 
@@ -36,6 +36,35 @@ const caseArb = (maxRank = 4, maxDim = 4): fc.Arbitrary<{ shape: number[]; x: nu
   );
 
 const RUNS = { numRuns: Math.max(10, Math.round(FC.numRuns / 2)) };
+
+/** A tidy whose returned tensors (alone, or in arrays and plain objects) outlive it. */
+type Step = <T>(fn: () => T) => T;
+
+function gatherTensors(x: unknown, out: Tensor[]): void {
+  if (x instanceof Tensor) out.push(x);
+  else if (Array.isArray(x)) for (const v of x) gatherTensors(v, out);
+  else if (x !== null && typeof x === 'object' && Object.getPrototypeOf(x) === Object.prototype)
+    for (const v of Object.values(x)) gatherTensors(v, out);
+}
+
+/**
+ * Run an async test body whose tensor work happens in `step`s: each is a (synchronous) tidy,
+ * and the tensors it returns live until the body ends, when they are disposed (their grads with
+ * them), also when it throws. Reads (`await values(t)`) go between steps, never inside one.
+ */
+async function scoped(body: (step: Step) => Promise<void>): Promise<void> {
+  const held: Tensor[] = [];
+  const step: Step = (fn) => {
+    const r = tidy(fn);
+    gatherTensors(r, held);
+    return r;
+  };
+  try {
+    await body(step);
+  } finally {
+    for (const t of held) t.dispose();
+  }
+}
 
 describeBackends('autograd', (backend) => {
   const f64 = (data: readonly number[], shape: readonly number[], requiresGrad = false): Tensor =>
@@ -118,143 +147,176 @@ describeBackends('autograd', (backend) => {
   });
 
   describe('backward', () => {
-    it('a tensor used twice (x·x) gets the summed gradient 2x', () => {
-      fc.assert(
-        fc.property(caseArb(), ({ shape, x }) =>
-          tidy(() => {
-            const leaf = f64(x, shape, true);
-            sum(mul(leaf, leaf)).backward();
-            expectClose(values(leaf.grad!), x.map((v) => 2 * v), { rtol, atol }, 'd Σx²/dx');
+    it('a tensor used twice (x·x) gets the summed gradient 2x', async () => {
+      await fc.assert(
+        fc.asyncProperty(caseArb(), async ({ shape, x }) =>
+          scoped(async (step) => {
+            const leaf = step(() => {
+              const leaf = f64(x, shape, true);
+              sum(mul(leaf, leaf)).backward();
+              return leaf;
+            });
+            expectClose(await values(leaf.grad!), x.map((v) => 2 * v), { rtol, atol }, 'd Σx²/dx');
             // fan-out through separate branches too: Σ(x·w) + Σ(x·x) + Σ x
-            const other = f64(x, shape, true);
-            const w = f64(x.map((v) => v + 1), shape);
-            sum(mul(other, w)).add(sum(mul(other, other))).add(sum(other)).backward();
-            expectClose(values(other.grad!), x.map((v) => v + 1 + 2 * v + 1), { rtol, atol }, 'fan-out');
+            const other = step(() => {
+              const other = f64(x, shape, true);
+              const w = f64(x.map((v) => v + 1), shape);
+              sum(mul(other, w)).add(sum(mul(other, other))).add(sum(other)).backward();
+              return other;
+            });
+            expectClose(await values(other.grad!), x.map((v) => v + 1 + 2 * v + 1), { rtol, atol }, 'fan-out');
           }),
         ),
         RUNS,
       );
     });
 
-    it('backward(grad) takes an explicit upstream gradient for a non-scalar output; without it, it throws', () => {
-      fc.assert(
-        fc.property(caseArb(), ({ shape, x, w }) =>
-          tidy(() => {
-            const leaf = f64(x, shape, true);
-            const y = mul(leaf, leaf);
-            if (size(shape) !== 1) expect(() => y.backward()).toThrow(/pass grad/);
-            // a wrong-shaped upstream gradient is refused
-            expect(() => y.backward(f64([...x, 0], [x.length + 1]), { retainGraph: true })).toThrow(/does not match/);
-            y.backward(f64(w, shape));
-            expectClose(values(leaf.grad!), x.map((v, i) => 2 * v * w[i]!), { rtol, atol }, 'd(x²)·g');
+    it('backward(grad) takes an explicit upstream gradient for a non-scalar output; without it, it throws', async () => {
+      await fc.assert(
+        fc.asyncProperty(caseArb(), async ({ shape, x, w }) =>
+          scoped(async (step) => {
+            const leaf = step(() => {
+              const leaf = f64(x, shape, true);
+              const y = mul(leaf, leaf);
+              if (size(shape) !== 1) expect(() => y.backward()).toThrow(/pass grad/);
+              // a wrong-shaped upstream gradient is refused
+              expect(() => y.backward(f64([...x, 0], [x.length + 1]), { retainGraph: true })).toThrow(/does not match/);
+              y.backward(f64(w, shape));
+              return leaf;
+            });
+            expectClose(await values(leaf.grad!), x.map((v, i) => 2 * v * w[i]!), { rtol, atol }, 'd(x²)·g');
           }),
         ),
         RUNS,
       );
     });
 
-    it('.grad never aliases the upstream gradient (leaf.backward(g), or through retainGrad), and a retained root gets ones', () => {
-      fc.assert(
-        fc.property(caseArb(), ({ shape, x, w }) =>
-          tidy(() => {
-            const leaf = f64(x, shape, true);
-            const g = f64(w, shape);
-            leaf.backward(g);
-            const mid = f64(x, shape, true);
-            const y = mul(mid, 1).retainGrad();
-            y.backward(g);
-            noGrad(() => g.copy_(7));
-            expect(values(leaf.grad!)).toEqual(w);
-            expect(values(y.grad!)).toEqual(w);
-            expect(values(mid.grad!)).toEqual(w);
+    it('.grad never aliases the upstream gradient (leaf.backward(g), or through retainGrad), and a retained root gets ones', async () => {
+      await fc.assert(
+        fc.asyncProperty(caseArb(), async ({ shape, x, w }) =>
+          scoped(async (step) => {
+            const { leaf, mid, y } = step(() => {
+              const leaf = f64(x, shape, true);
+              const g = f64(w, shape);
+              leaf.backward(g);
+              const mid = f64(x, shape, true);
+              const y = mul(mid, 1).retainGrad();
+              y.backward(g);
+              noGrad(() => g.copy_(7));
+              return { leaf, g, mid, y };
+            });
+            expect(await values(leaf.grad!)).toEqual(w);
+            expect(await values(y.grad!)).toEqual(w);
+            expect(await values(mid.grad!)).toEqual(w);
 
-            const root = sum(mul(leaf, leaf)).retainGrad();
-            root.backward();
-            expect(values(root.grad!)).toEqual([1]);
+            const root = step(() => {
+              const root = sum(mul(leaf, leaf)).retainGrad();
+              root.backward();
+              return root;
+            });
+            expect(await values(root.grad!)).toEqual([1]);
           }),
         ),
         RUNS,
       );
     });
 
-    it('a one-element output of any rank needs no explicit gradient (implied 1)', () => {
-      fc.assert(
-        fc.property(fc.integer({ min: 0, max: 3 }), floatsArb(1, 5), (rank, [v]) =>
-          tidy(() => {
-            const leaf = f64([v!], Array(rank).fill(1), true);
-            mul(leaf, leaf).backward();
-            expectClose(values(leaf.grad!), [2 * v!], { rtol, atol });
+    it('a one-element output of any rank needs no explicit gradient (implied 1)', async () => {
+      await fc.assert(
+        fc.asyncProperty(fc.integer({ min: 0, max: 3 }), floatsArb(1, 5), async (rank, [v]) =>
+          scoped(async (step) => {
+            const leaf = step(() => {
+              const leaf = f64([v!], Array(rank).fill(1), true);
+              mul(leaf, leaf).backward();
+              return leaf;
+            });
+            expectClose(await values(leaf.grad!), [2 * v!], { rtol, atol });
           }),
         ),
         RUNS,
       );
     });
 
-    it('gradients accumulate into .grad across backward calls (retainGraph, or a fresh forward)', () => {
-      fc.assert(
-        fc.property(caseArb(), ({ shape, x, w }) =>
-          tidy(() => {
+    it('gradients accumulate into .grad across backward calls (retainGraph, or a fresh forward)', async () => {
+      await fc.assert(
+        fc.asyncProperty(caseArb(), async ({ shape, x, w }) =>
+          scoped(async (step) => {
             const once = x.map((v, i) => 2 * v * w[i]!);
-            const wt = f64(w, shape);
-            // the same graph twice, kept with retainGraph
-            const a = f64(x, shape, true);
-            const la = sum(mul(mul(a, a), wt));
-            la.backward(undefined, { retainGraph: true });
-            expectClose(values(a.grad!), once, { rtol, atol }, 'first backward');
-            la.backward();
-            expectClose(values(a.grad!), once.map((g) => 2 * g), { rtol, atol }, 'accumulated (retainGraph)');
-            // two fresh forwards
-            const b = f64(x, shape, true);
-            for (let k = 0; k < 3; k++) sum(mul(mul(b, b), wt)).backward();
-            expectClose(values(b.grad!), once.map((g) => 3 * g), { rtol, atol }, 'accumulated (fresh forwards)');
+            // the graph lives only inside one tidy, so .grad after the first backward is read
+            // from a copy taken there (the second backward replaces .grad)
+            const { a, first, b } = step(() => {
+              const wt = f64(w, shape);
+              // the same graph twice, kept with retainGraph
+              const a = f64(x, shape, true);
+              const la = sum(mul(mul(a, a), wt));
+              la.backward(undefined, { retainGraph: true });
+              const first = a.grad!.clone();
+              la.backward();
+              // two fresh forwards
+              const b = f64(x, shape, true);
+              for (let k = 0; k < 3; k++) sum(mul(mul(b, b), wt)).backward();
+              return { a, first, b };
+            });
+            expectClose(await values(first), once, { rtol, atol }, 'first backward');
+            expectClose(await values(a.grad!), once.map((g) => 2 * g), { rtol, atol }, 'accumulated (retainGraph)');
+            expectClose(await values(b.grad!), once.map((g) => 3 * g), { rtol, atol }, 'accumulated (fresh forwards)');
           }),
         ),
         RUNS,
       );
     });
 
-    it('backward twice through one graph without retainGraph throws a clear Error; with retainGraph it works', () => {
-      fc.assert(
-        fc.property(caseArb(), ({ shape, x, w }) =>
-          tidy(() => {
-            const leaf = f64(x, shape, true);
-            const loss = sum(mul(mul(leaf, leaf), f64(w, shape)));
-            loss.backward();
-            let err: unknown = null;
-            try {
+    it('backward twice through one graph without retainGraph throws a clear Error; with retainGraph it works', async () => {
+      await fc.assert(
+        fc.asyncProperty(caseArb(), async ({ shape, x, w }) =>
+          scoped(async (step) => {
+            const leaf = step(() => {
+              const leaf = f64(x, shape, true);
+              const loss = sum(mul(mul(leaf, leaf), f64(w, shape)));
               loss.backward();
-            } catch (e) {
-              err = e;
-            }
-            expect(err).toBeInstanceOf(Error);
-            expect((err as Error).message).toMatch(/retainGraph/);
+              let err: unknown = null;
+              try {
+                loss.backward();
+              } catch (e) {
+                err = e;
+              }
+              expect(err).toBeInstanceOf(Error);
+              expect((err as Error).message).toMatch(/retainGraph/);
+              return leaf;
+            });
             // the failed call left the first gradient alone
-            expectClose(values(leaf.grad!), x.map((v, i) => 2 * v * w[i]!), { rtol, atol });
+            expectClose(await values(leaf.grad!), x.map((v, i) => 2 * v * w[i]!), { rtol, atol });
 
-            const l2 = f64(x, shape, true);
-            const loss2 = sum(mul(mul(l2, l2), f64(w, shape)));
-            for (let k = 0; k < 3; k++) loss2.backward(undefined, { retainGraph: true });
-            loss2.backward(); // the last may free the graph
-            expectClose(values(l2.grad!), x.map((v, i) => 8 * v * w[i]!), { rtol, atol });
+            const l2 = step(() => {
+              const l2 = f64(x, shape, true);
+              const loss2 = sum(mul(mul(l2, l2), f64(w, shape)));
+              for (let k = 0; k < 3; k++) loss2.backward(undefined, { retainGraph: true });
+              loss2.backward(); // the last may free the graph
+              return l2;
+            });
+            expectClose(await values(l2.grad!), x.map((v, i) => 8 * v * w[i]!), { rtol, atol });
           }),
         ),
         RUNS,
       );
     });
 
-    it('zeroGrad drops the gradient, and the next backward starts afresh', () => {
-      fc.assert(
-        fc.property(caseArb(), ({ shape, x, w }) =>
-          tidy(() => {
-            const leaf = f64(x, shape, true);
-            const wt = f64(w, shape);
-            sum(mul(leaf, wt)).backward();
-            expect(leaf.grad).not.toBeNull();
-            leaf.zeroGrad();
-            expect(leaf.grad).toBeNull();
-            leaf.zeroGrad(); // twice is harmless
-            sum(mul(leaf, wt)).backward();
-            expectClose(values(leaf.grad!), w, { rtol, atol }, 'after zeroGrad');
+    it('zeroGrad drops the gradient, and the next backward starts afresh', async () => {
+      await fc.assert(
+        fc.asyncProperty(caseArb(), async ({ shape, x, w }) =>
+          scoped(async (step) => {
+            const leaf = step(() => {
+              const leaf = f64(x, shape, true);
+              const wt = f64(w, shape);
+              sum(mul(leaf, wt)).backward();
+              expect(leaf.grad).not.toBeNull();
+              leaf.zeroGrad();
+              expect(leaf.grad).toBeNull();
+              leaf.zeroGrad(); // twice is harmless
+              sum(mul(leaf, wt)).backward();
+              return leaf;
+            });
+            expectClose(await values(leaf.grad!), w, { rtol, atol }, 'after zeroGrad');
           }),
         ),
         RUNS,
@@ -263,53 +325,64 @@ describeBackends('autograd', (backend) => {
   });
 
   describe('cutting and controlling the graph', () => {
-    it('detach cuts the graph (x·detach(x) has gradient x, not 2x) and shares the values', () => {
-      fc.assert(
-        fc.property(caseArb(), ({ shape, x }) =>
-          tidy(() => {
-            const leaf = f64(x, shape, true);
-            const d = leaf.detach();
-            expect(d.requiresGrad).toBe(false);
-            expect(d.isLeaf).toBe(true);
-            expect(d.gradFn).toBeNull();
-            expect(values(d)).toEqual(x);
-            sum(mul(leaf, d)).backward();
-            expectClose(values(leaf.grad!), x, { rtol, atol }, 'd Σ x·detach(x) / dx');
-            // detaching a non-leaf cuts everything above it
-            const y = mul(leaf, leaf);
-            const dy = y.detach();
-            expect(dy.requiresGrad).toBe(false);
-            expect(() => sum(dy).backward()).toThrow(/does not require grad/);
+    it('detach cuts the graph (x·detach(x) has gradient x, not 2x) and shares the values', async () => {
+      await fc.assert(
+        fc.asyncProperty(caseArb(), async ({ shape, x }) =>
+          scoped(async (step) => {
+            const { leaf, d } = step(() => {
+              const leaf = f64(x, shape, true);
+              const d = leaf.detach();
+              expect(d.requiresGrad).toBe(false);
+              expect(d.isLeaf).toBe(true);
+              expect(d.gradFn).toBeNull();
+              return { leaf, d };
+            });
+            expect(await values(d)).toEqual(x);
+            step(() => {
+              sum(mul(leaf, d)).backward();
+            });
+            expectClose(await values(leaf.grad!), x, { rtol, atol }, 'd Σ x·detach(x) / dx');
+            step(() => {
+              // detaching a non-leaf cuts everything above it
+              const y = mul(leaf, leaf);
+              const dy = y.detach();
+              expect(dy.requiresGrad).toBe(false);
+              expect(() => sum(dy).backward()).toThrow(/does not require grad/);
+            });
           }),
         ),
         RUNS,
       );
     });
 
-    it('noGrad records nothing; enableGrad inside noGrad records again; the mode is restored, also after a throw', () => {
-      fc.assert(
-        fc.property(caseArb(), ({ shape, x }) =>
-          tidy(() => {
-            const leaf = f64(x, shape, true);
-            expect(isGradEnabled()).toBe(true);
-            const [plain, inner] = noGrad(() => {
-              expect(isGradEnabled()).toBe(false);
-              const p = mul(leaf, leaf);
-              const q = enableGrad(() => {
-                expect(isGradEnabled()).toBe(true);
-                return mul(leaf, leaf);
+    it('noGrad records nothing; enableGrad inside noGrad records again; the mode is restored, also after a throw', async () => {
+      await fc.assert(
+        fc.asyncProperty(caseArb(), async ({ shape, x }) =>
+          scoped(async (step) => {
+            const { leaf, plain } = step(() => {
+              const leaf = f64(x, shape, true);
+              expect(isGradEnabled()).toBe(true);
+              const [plain, inner] = noGrad(() => {
+                expect(isGradEnabled()).toBe(false);
+                const p = mul(leaf, leaf);
+                const q = enableGrad(() => {
+                  expect(isGradEnabled()).toBe(true);
+                  return mul(leaf, leaf);
+                });
+                expect(isGradEnabled()).toBe(false);
+                return [p, q];
               });
-              expect(isGradEnabled()).toBe(false);
-              return [p, q];
+              expect(isGradEnabled()).toBe(true);
+              expect(plain!.requiresGrad).toBe(false);
+              expect(plain!.gradFn).toBeNull();
+              expect(inner!.requiresGrad).toBe(true);
+              expect(inner!.gradFn?.op).toBe('mul');
+              // the graph of `inner` lives only in this tidy: backward here, read after it
+              sum(inner!).backward();
+              return { leaf, plain: plain! };
             });
-            expect(isGradEnabled()).toBe(true);
-            expect(plain!.requiresGrad).toBe(false);
-            expect(plain!.gradFn).toBeNull();
-            expect(values(plain!)).toEqual(x.map((v) => v * v));
-            expect(inner!.requiresGrad).toBe(true);
-            expect(inner!.gradFn?.op).toBe('mul');
-            sum(inner!).backward();
-            expectClose(values(leaf.grad!), x.map((v) => 2 * v), { rtol, atol }, 'through enableGrad');
+            expect(await values(plain)).toEqual(x.map((v) => v * v));
+            expectClose(await values(leaf.grad!), x.map((v) => 2 * v), { rtol, atol }, 'through enableGrad');
 
             expect(() =>
               noGrad(() => {
@@ -331,21 +404,24 @@ describeBackends('autograd', (backend) => {
       );
     });
 
-    it('retainGrad keeps an intermediate gradient; other intermediates keep none', () => {
-      fc.assert(
-        fc.property(caseArb(), ({ shape, x, w }) =>
-          tidy(() => {
-            const leaf = f64(x, shape, true);
-            const h = mul(leaf, 3).retainGrad(); // h = 3x
-            const other = mul(leaf, 2); // not retained
-            const loss = sum(mul(mul(h, h), f64(w, shape))).add(sum(other)); // Σ w·h² + Σ 2x
-            loss.backward();
-            expect(other.grad).toBeNull();
-            expect(loss.grad).toBeNull();
-            expect(h.grad).not.toBeNull();
-            expect(h.grad!.dtype).toBe('f64');
-            expectClose(values(h.grad!), x.map((v, i) => 2 * w[i]! * 3 * v), { rtol, atol }, 'dL/dh = 2wh');
-            expectClose(values(leaf.grad!), x.map((v, i) => 18 * w[i]! * v + 2), { rtol, atol }, 'dL/dx = 18wx + 2');
+    it('retainGrad keeps an intermediate gradient; other intermediates keep none', async () => {
+      await fc.assert(
+        fc.asyncProperty(caseArb(), async ({ shape, x, w }) =>
+          scoped(async (step) => {
+            const { leaf, h } = step(() => {
+              const leaf = f64(x, shape, true);
+              const h = mul(leaf, 3).retainGrad(); // h = 3x
+              const other = mul(leaf, 2); // not retained
+              const loss = sum(mul(mul(h, h), f64(w, shape))).add(sum(other)); // Σ w·h² + Σ 2x
+              loss.backward();
+              expect(other.grad).toBeNull();
+              expect(loss.grad).toBeNull();
+              expect(h.grad).not.toBeNull();
+              expect(h.grad!.dtype).toBe('f64');
+              return { leaf, h };
+            });
+            expectClose(await values(h.grad!), x.map((v, i) => 2 * w[i]! * 3 * v), { rtol, atol }, 'dL/dh = 2wh');
+            expectClose(await values(leaf.grad!), x.map((v, i) => 18 * w[i]! * v + 2), { rtol, atol }, 'dL/dx = 18wx + 2');
           }),
         ),
         RUNS,
@@ -359,51 +435,65 @@ describeBackends('autograd', (backend) => {
       ['f16', (v: number) => f16Value(f16Bits(v))],
       ['f32', Math.fround],
     ] as const)
-      it(`gradients of ${dtype} leaves come back in ${dtype}`, () => {
-        fc.assert(
-          fc.property(caseArb(3), ({ shape, x, w }) =>
-            tidy(() => {
-              const leaf = tensor(x, shape, { backend, dtype, requiresGrad: true });
-              const wt = tensor(w, shape, { backend, dtype });
-              sum(mul(mul(leaf, leaf), wt)).backward();
-              expect(leaf.grad!.dtype).toBe(dtype);
+      it(`gradients of ${dtype} leaves come back in ${dtype}`, async () => {
+        await fc.assert(
+          fc.asyncProperty(caseArb(3), async ({ shape, x, w }) =>
+            scoped(async (step) => {
+              const leaf = step(() => {
+                const leaf = tensor(x, shape, { backend, dtype, requiresGrad: true });
+                const wt = tensor(w, shape, { backend, dtype });
+                sum(mul(mul(leaf, leaf), wt)).backward();
+                expect(leaf.grad!.dtype).toBe(dtype);
+                return leaf;
+              });
               // oracle: 2·x·w from the stored (rounded) inputs, within the dtype's tolerance
               const xr = x.map(round);
               const wr = w.map(round);
               const { rtol: r, atol: a } = tol(dtype);
-              expectClose(values(leaf.grad!), xr.map((v, i) => 2 * v * wr[i]!), { rtol: 2 * r, atol: 2 * a }, `${dtype} grad`);
+              expectClose(await values(leaf.grad!), xr.map((v, i) => 2 * v * wr[i]!), { rtol: 2 * r, atol: 2 * a }, `${dtype} grad`);
               // an f64 leaf mixed into a half op (promotes to f64): each leaf's grad keeps its own dtype
-              const big = f64(w, shape, true);
-              sum(mul(leaf, big)).backward();
-              expect(leaf.grad!.dtype).toBe(dtype);
-              expect(big.grad!.dtype).toBe('f64');
-              expectClose(values(big.grad!), xr, { rtol, atol }, 'f64 grad of the mixed product');
+              const big = step(() => {
+                const big = f64(w, shape, true);
+                sum(mul(leaf, big)).backward();
+                expect(leaf.grad!.dtype).toBe(dtype);
+                expect(big.grad!.dtype).toBe('f64');
+                return big;
+              });
+              expectClose(await values(big.grad!), xr, { rtol, atol }, 'f64 grad of the mixed product');
             }),
           ),
           { numRuns: Math.max(5, Math.round(RUNS.numRuns / 2)) },
         );
       });
 
-    it('copy_ into a leaf that requires grad throws outside noGrad and works inside', () => {
-      fc.assert(
-        fc.property(caseArb(), ({ shape, x, w }) =>
-          tidy(() => {
-            const leaf = f64(x, shape, true);
-            const src = f64(w, shape);
-            expect(() => leaf.copy_(src)).toThrow(/noGrad/);
-            expect(() => leaf.copy_(1.5)).toThrow(/noGrad/);
-            expect(values(leaf)).toEqual(x);
-            noGrad(() => leaf.copy_(src));
-            expect(values(leaf)).toEqual(w);
+    it('copy_ into a leaf that requires grad throws outside noGrad and works inside', async () => {
+      await fc.assert(
+        fc.asyncProperty(caseArb(), async ({ shape, x, w }) =>
+          scoped(async (step) => {
+            const { leaf, src } = step(() => {
+              const leaf = f64(x, shape, true);
+              const src = f64(w, shape);
+              expect(() => leaf.copy_(src)).toThrow(/noGrad/);
+              expect(() => leaf.copy_(1.5)).toThrow(/noGrad/);
+              return { leaf, src };
+            });
+            expect(await values(leaf)).toEqual(x);
+            step(() => noGrad(() => leaf.copy_(src)));
+            expect(await values(leaf)).toEqual(w);
             expect(leaf.requiresGrad).toBe(true);
             expect(leaf.isLeaf).toBe(true);
             // the updated values are used by the next forward/backward
-            sum(mul(leaf, leaf)).backward();
-            expectClose(values(leaf.grad!), w.map((v) => 2 * v), { rtol, atol });
+            step(() => {
+              sum(mul(leaf, leaf)).backward();
+            });
+            expectClose(await values(leaf.grad!), w.map((v) => 2 * v), { rtol, atol });
             // a leaf that does not require grad may be written anywhere
-            const plain = f64(x, shape);
-            plain.copy_(src);
-            expect(values(plain)).toEqual(w);
+            const plain = step(() => {
+              const plain = f64(x, shape);
+              plain.copy_(src);
+              return plain;
+            });
+            expect(await values(plain)).toEqual(w);
           }),
         ),
         RUNS,

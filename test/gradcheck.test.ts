@@ -111,8 +111,12 @@ const asList = (r: Tensor | Tensor[]): Tensor[] => (Array.isArray(r) ? r : [r]);
 /**
  * Check the gradients `fn` gives its inputs against central finite differences of
  * L = Σₖ Σ outₖ·wₖ, with random weights wₖ of each output's shape.
+ *
+ * Reads are asynchronous (a backend may have no synchronous read) and `tidy` is synchronous, so
+ * every evaluation runs its forward (and backward) in a tidy that returns the tensors to read;
+ * they are read outside it and then disposed.
  */
-function gradCheck(fn: (...inputs: Tensor[]) => Tensor | Tensor[], inputs: readonly GradInput[], opts: GradCheckOptions): void {
+async function gradCheck(fn: (...inputs: Tensor[]) => Tensor | Tensor[], inputs: readonly GradInput[], opts: GradCheckOptions): Promise<void> {
   const { backend } = opts;
   const h = opts.h ?? 1e-6;
   const rtol = opts.rtol ?? 1e-6;
@@ -122,8 +126,8 @@ function gradCheck(fn: (...inputs: Tensor[]) => Tensor | Tensor[], inputs: reado
   const f64 = (data: ArrayLike<number>, shape: readonly number[], requiresGrad = false): Tensor =>
     tensor(Float64Array.from(data), shape, { backend, dtype: 'f64', requiresGrad });
 
-  tidy(() => {
-    // analytic: backward of L through the library
+  // analytic: backward of L through the library; the leaves (and their grads) outlive the tidy
+  const { leaves, ws } = tidy(() => {
     const leaves = inputs.map((x) => f64(x.data, x.shape, true));
     opts.before?.();
     const outs = asList(fn(...leaves));
@@ -138,47 +142,61 @@ function gradCheck(fn: (...inputs: Tensor[]) => Tensor | Tensor[], inputs: reado
     const l = loss as unknown as Tensor;
     expect(l.requiresGrad, `${what}: the loss does not require grad`).toBe(true);
     l.backward();
-    const analytic = leaves.map((leaf, i) => {
+    leaves.forEach((leaf, i) => {
       const g = leaf.grad;
       expect(g, `${what}: input ${i} got no gradient`).not.toBeNull();
       expect(g!.dtype, `${what}: input ${i} grad dtype`).toBe('f64');
       expect([...g!.shape], `${what}: input ${i} grad shape`).toEqual([...leaf.shape]);
-      return Array.from(g!.dataSync());
     });
-
-    // numerical: L at perturbed inputs, in plain JS from the outputs' values
-    const lossAt = (datas: readonly (readonly number[])[]): number =>
-      tidy(() =>
-        noGrad(() => {
-          const xs = datas.map((d, i) => f64(d, inputs[i]!.shape));
-          opts.before?.();
-          let s = 0;
-          asList(fn(...xs)).forEach((o, k) => {
-            const v = o.dataSync();
-            const w = ws[k]!;
-            for (let j = 0; j < v.length; j++) s += v[j]! * w[j]!;
-          });
-          return s;
-        }),
-      );
-    inputs.forEach((x, i) => {
-      for (let j = 0; j < x.data.length; j++) {
-        const step = h * Math.max(1, Math.abs(x.data[j]!));
-        const plus = inputs.map((y) => [...y.data]);
-        const minus = inputs.map((y) => [...y.data]);
-        plus[i]![j]! += step;
-        minus[i]![j]! -= step;
-        // the actual distance between the perturbed points, after rounding
-        const denom = plus[i]![j]! - minus[i]![j]!;
-        const numeric = (lossAt(plus) - lossAt(minus)) / denom;
-        const a = analytic[i]![j]!;
-        if (!(Math.abs(a - numeric) <= atol + rtol * Math.abs(numeric)))
-          expect.fail(
-            `${what}: d/d input${i}[${j}] analytic ${a} vs numeric ${numeric} (input shapes ${inputs.map((y) => `[${y.shape.join(',')}]`).join(' ')})`,
-          );
-      }
-    });
+    return { leaves, ws };
   });
+  let analytic: number[][];
+  try {
+    analytic = await Promise.all(leaves.map(async (leaf) => Array.from(await leaf.grad!.data())));
+  } finally {
+    for (const leaf of leaves) leaf.dispose(); // frees its grad too
+  }
+
+  // numerical: L at perturbed inputs, in plain JS from the outputs' values
+  const lossAt = async (datas: readonly (readonly number[])[]): Promise<number> => {
+    const outs = tidy(() =>
+      noGrad(() => {
+        const xs = datas.map((d, i) => f64(d, inputs[i]!.shape));
+        opts.before?.();
+        return asList(fn(...xs));
+      }),
+    );
+    try {
+      const vs = await Promise.all(outs.map((o) => o.data()));
+      let s = 0;
+      vs.forEach((v, k) => {
+        const w = ws[k]!;
+        for (let j = 0; j < v.length; j++) s += v[j]! * w[j]!;
+      });
+      return s;
+    } finally {
+      for (const o of outs) o.dispose();
+    }
+  };
+  for (const [i, x] of inputs.entries()) {
+    for (let j = 0; j < x.data.length; j++) {
+      const step = h * Math.max(1, Math.abs(x.data[j]!));
+      const plus = inputs.map((y) => [...y.data]);
+      const minus = inputs.map((y) => [...y.data]);
+      plus[i]![j]! += step;
+      minus[i]![j]! -= step;
+      // the actual distance between the perturbed points, after rounding
+      const denom = plus[i]![j]! - minus[i]![j]!;
+      const lPlus = await lossAt(plus);
+      const lMinus = await lossAt(minus);
+      const numeric = (lPlus - lMinus) / denom;
+      const a = analytic[i]![j]!;
+      if (!(Math.abs(a - numeric) <= atol + rtol * Math.abs(numeric)))
+        expect.fail(
+          `${what}: d/d input${i}[${j}] analytic ${a} vs numeric ${numeric} (input shapes ${inputs.map((y) => `[${y.shape.join(',')}]`).join(' ')})`,
+        );
+    }
+  }
 }
 
 // ---- arbitraries -------------------------------------------------------------------------
@@ -271,13 +289,13 @@ describeBackends('gradcheck', (backend) => {
     inputs: readonly GradInput[],
     seed: number,
     extra: Partial<GradCheckOptions> = {},
-  ): void => tidy(() => gradCheck(fn, inputs, { backend, seed, ...extra }));
+  ): Promise<void> => gradCheck(fn, inputs, { backend, seed, ...extra });
 
-  it('the helper itself rejects a wrong gradient (x·detach(x): the analytic grad misses one term)', () => {
-    fc.assert(
-      fc.property(inputArb(smallShape(4, 4, 1), awayFromZero(0.5, 3)), seedArb, (x, seed) => {
-        expect(() => check((t) => mul(t, t.detach()), [x], seed)).toThrow(/analytic/);
-        check((t) => mul(t, t), [x], seed);
+  it('the helper itself rejects a wrong gradient (x·detach(x): the analytic grad misses one term)', async () => {
+    await fc.assert(
+      fc.asyncProperty(inputArb(smallShape(4, 4, 1), awayFromZero(0.5, 3)), seedArb, async (x, seed) => {
+        await expect(check((t) => mul(t, t.detach()), [x], seed)).rejects.toThrow(/analytic/);
+        await check((t) => mul(t, t), [x], seed);
       }),
       { numRuns: RUNS },
     );
@@ -297,16 +315,16 @@ describeBackends('gradcheck', (backend) => {
       ['minimum (no ties)', minimum, grid(0.25), grid(0.75)],
     ];
     for (const [name, op, va, vb] of cases)
-      it(name, () => {
-        fc.assert(
-          fc.property(binaryCase(va, vb), seedArb, ([a, b], seed) => check(op, [a, b], seed, { what: name })),
+      it(name, async () => {
+        await fc.assert(
+          fc.asyncProperty(binaryCase(va, vb), seedArb, async ([a, b], seed) => check(op, [a, b], seed, { what: name })),
           { numRuns: RUNS },
         );
       });
 
-    it('scalar operands on either side', () => {
-      fc.assert(
-        fc.property(inputArb(smallShape(), positive(0.5, 3)), fc.double({ min: 0.5, max: 2, noNaN: true }), seedArb, (x, c, seed) =>
+    it('scalar operands on either side', async () => {
+      await fc.assert(
+        fc.asyncProperty(inputArb(smallShape(), positive(0.5, 3)), fc.double({ min: 0.5, max: 2, noNaN: true }), seedArb, async (x, c, seed) =>
           check(
             (t) => [add(t, c), sub(c, t), mul(t, c), div(c, t), div(t, c), pow(t, c), pow(c, t), maximum(t, 10), minimum(t, -10)],
             [x],
@@ -317,16 +335,16 @@ describeBackends('gradcheck', (backend) => {
       );
     });
 
-    it('the same tensor on both sides (x·x, x/x, x^x)', () => {
-      fc.assert(
-        fc.property(inputArb(smallShape(), positive(0.5, 3)), seedArb, (x, seed) =>
+    it('the same tensor on both sides (x·x, x/x, x^x)', async () => {
+      await fc.assert(
+        fc.asyncProperty(inputArb(smallShape(), positive(0.5, 3)), seedArb, async (x, seed) =>
           check((t) => [mul(t, t), div(t, t), pow(t, t), sub(t, t)], [x], seed),
         ),
         { numRuns: RUNS },
       );
     });
 
-    it('where (gradient to both branches, broadcasting cond and branches)', () => {
+    it('where (gradient to both branches, broadcasting cond and branches)', async () => {
       const arb = pairs.chain(([sa, sb]) => {
         const full = sa.length >= sb.length ? [...sa] : [...sb];
         full.forEach((_, i) => {
@@ -343,14 +361,16 @@ describeBackends('gradcheck', (backend) => {
             .chain((cs) => valuesFor(cs, fc.boolean()).map((c) => ({ c, cs }))),
         );
       });
-      fc.assert(
-        fc.property(arb, seedArb, ([a, b, { c, cs }], seed) =>
-          tidy(() => {
-            const cond = boolT(c, cs, backend);
-            check((x, y) => where(cond, x, y), [a, b], seed);
-            check((x) => [where(cond, x, 1.5), where(cond, -2, x)], [a], seed);
-          }),
-        ),
+      await fc.assert(
+        fc.asyncProperty(arb, seedArb, async ([a, b, { c, cs }], seed) => {
+          const cond = boolT(c, cs, backend);
+          try {
+            await check((x, y) => where(cond, x, y), [a, b], seed);
+            await check((x) => [where(cond, x, 1.5), where(cond, -2, x)], [a], seed);
+          } finally {
+            cond.dispose();
+          }
+        }),
         { numRuns: RUNS },
       );
     });
@@ -382,66 +402,71 @@ describeBackends('gradcheck', (backend) => {
       ['cast f64 → f64', (x) => cast(x, 'f64'), real()],
     ];
     for (const [name, op, v] of cases)
-      it(name, () => {
-        fc.assert(
-          fc.property(inputArb(smallShape(), v), seedArb, (x, seed) => check(op, [x], seed, { what: name })),
+      it(name, async () => {
+        await fc.assert(
+          fc.asyncProperty(inputArb(smallShape(), v), seedArb, async (x, seed) => check(op, [x], seed, { what: name })),
           { numRuns: RUNS },
         );
       });
 
-    it('clamp with number bounds (values away from the bounds)', () => {
+    it('clamp with number bounds (values away from the bounds)', async () => {
       // grid points k/2 + 1/4 ± 0.1 stay ≥ 0.15 from ±1
       const v = fc.tuple(fc.integer({ min: -6, max: 5 }), fc.double({ min: -0.1, max: 0.1, noNaN: true })).map(([k, e]) => k / 2 + 0.25 + e);
-      fc.assert(
-        fc.property(inputArb(smallShape(), v), seedArb, (x, seed) =>
+      await fc.assert(
+        fc.asyncProperty(inputArb(smallShape(), v), seedArb, async (x, seed) =>
           check((t) => [clamp(t, -1, 1), clamp(t, -1), clamp(t, null, 1), clamp(t, undefined, -1)], [x], seed),
         ),
         { numRuns: RUNS },
       );
     });
 
-    it('clamp with tensor bounds (gradient to the bounds too)', () => {
+    it('clamp with tensor bounds (gradient to the bounds too)', async () => {
       const arb = smallShape(3).chain((s) => fc.tuple(inputOf(s, grid(0.5)), inputOf(s, grid(0.25)), inputOf(s, grid(0.75))));
-      fc.assert(
-        fc.property(arb, seedArb, ([x, lo, hi], seed) => check((t, a, b) => clamp(t, a, b), [x, lo, hi], seed)),
+      await fc.assert(
+        fc.asyncProperty(arb, seedArb, async ([x, lo, hi], seed) => check((t, a, b) => clamp(t, a, b), [x, lo, hi], seed)),
         { numRuns: RUNS },
       );
     });
 
-    it('cast f64 → f32 → f64 passes the upstream gradient through, rounded to f32 (oracle: fround(w))', () => {
-      fc.assert(
-        fc.property(inputArb(smallShape()), inputArb(smallShape()), (x, wIn) =>
-          tidy(() => {
+    it('cast f64 → f32 → f64 passes the upstream gradient through, rounded to f32 (oracle: fround(w))', async () => {
+      await fc.assert(
+        fc.asyncProperty(inputArb(smallShape()), inputArb(smallShape()), async (x, wIn) => {
+          const { leaf, w } = tidy(() => {
             const leaf = tensor(Float64Array.from(x.data), x.shape, { backend, dtype: 'f64', requiresGrad: true });
             const back = cast(cast(leaf, 'f32'), 'f64');
             expect(back.dtype).toBe('f64');
             const w = Float64Array.from({ length: x.data.length }, (_, i) => wIn.data[i % Math.max(1, wIn.data.length)] ?? 0.5);
             back.backward(tensor(w, x.shape, { backend, dtype: 'f64' }));
             expect(leaf.grad!.dtype).toBe('f64');
-            expect(Array.from(leaf.grad!.dataSync())).toEqual(Array.from(w, Math.fround));
-          }),
-        ),
+            return { leaf, w };
+          });
+          try {
+            expect(Array.from(await leaf.grad!.data())).toEqual(Array.from(w, Math.fround));
+          } finally {
+            leaf.dispose();
+          }
+        }),
         { numRuns: RUNS },
       );
     });
   });
 
   describe('reductions', () => {
-    it('sum', () => {
-      fc.assert(
-        fc.property(reduceCase().chain((c) => fc.tuple(fc.constant(c), inputOf(c.shape))), seedArb, ([c, x], seed) =>
+    it('sum', async () => {
+      await fc.assert(
+        fc.asyncProperty(reduceCase().chain((c) => fc.tuple(fc.constant(c), inputOf(c.shape))), seedArb, async ([c, x], seed) =>
           check((t) => sum(t, c.axis, c.keepdim), [x], seed),
         ),
         { numRuns: RUNS },
       );
     });
 
-    it('mean', () => {
+    it('mean', async () => {
       const arb = reduceCase()
         .filter((c) => reducedCount(c.shape, c.axis) > 0)
         .chain((c) => fc.tuple(fc.constant(c), inputOf(c.shape)));
-      fc.assert(
-        fc.property(arb, seedArb, ([c, x], seed) => check((t) => mean(t, c.axis, c.keepdim), [x], seed)),
+      await fc.assert(
+        fc.asyncProperty(arb, seedArb, async ([c, x], seed) => check((t) => mean(t, c.axis, c.keepdim), [x], seed)),
         { numRuns: RUNS },
       );
     });
@@ -450,29 +475,29 @@ describeBackends('gradcheck', (backend) => {
       ['max (no ties)', max],
       ['min (no ties)', min],
     ] as const)
-      it(name, () => {
+      it(name, async () => {
         const arb = reduceCase(1).chain((c) => fc.tuple(fc.constant(c), inputOf(c.shape).map((x) => ({ ...x, data: distinct(x.data) }))));
-        fc.assert(
-          fc.property(arb, seedArb, ([c, x], seed) => check((t) => op(t, c.axis, c.keepdim), [x], seed)),
+        await fc.assert(
+          fc.asyncProperty(arb, seedArb, async ([c, x], seed) => check((t) => op(t, c.axis, c.keepdim), [x], seed)),
           { numRuns: RUNS },
         );
       });
 
-    it('logsumexp', () => {
+    it('logsumexp', async () => {
       const arb = reduceCase(1).chain((c) => fc.tuple(fc.constant(c), inputOf(c.shape, real(5))));
-      fc.assert(
-        fc.property(arb, seedArb, ([c, x], seed) => check((t) => logsumexp(t, c.axis, c.keepdim), [x], seed)),
+      await fc.assert(
+        fc.asyncProperty(arb, seedArb, async ([c, x], seed) => check((t) => logsumexp(t, c.axis, c.keepdim), [x], seed)),
         { numRuns: RUNS },
       );
     });
 
-    it('variance and std (correction 0 and 1)', () => {
+    it('variance and std (correction 0 and 1)', async () => {
       const arb = fc
         .tuple(reduceCase(1), fc.constantFrom(0, 1))
         .filter(([c, corr]) => reducedCount(c.shape, c.axis) > Math.max(1, corr))
         .chain(([c, corr]) => fc.tuple(fc.constant(c), fc.constant(corr), inputOf(c.shape).map((x) => ({ ...x, data: distinct(x.data) }))));
-      fc.assert(
-        fc.property(arb, seedArb, ([c, correction, x], seed) =>
+      await fc.assert(
+        fc.asyncProperty(arb, seedArb, async ([c, correction, x], seed) =>
           check(
             (t) => [variance(t, c.axis, { correction, keepdim: c.keepdim }), std(t, c.axis, { correction, keepdim: c.keepdim })],
             [x],
@@ -484,20 +509,20 @@ describeBackends('gradcheck', (backend) => {
     });
 
     for (const p of [1, 2, 3, Infinity])
-      it(`norm p=${p}`, () => {
+      it(`norm p=${p}`, async () => {
         const values = p === Infinity ? real() : awayFromZero(0.05, 3);
         const arb = reduceCase(1).chain((c) =>
           fc.tuple(fc.constant(c), inputOf(c.shape, values).map((x) => (p === Infinity ? { ...x, data: distinctMagnitudes(x.data) } : x))),
         );
-        fc.assert(
-          fc.property(arb, seedArb, ([c, x], seed) => check((t) => norm(t, p, c.axis, c.keepdim), [x], seed)),
+        await fc.assert(
+          fc.asyncProperty(arb, seedArb, async ([c, x], seed) => check((t) => norm(t, p, c.axis, c.keepdim), [x], seed)),
           { numRuns: RUNS },
         );
       });
   });
 
   describe('shape ops', () => {
-    it('reshape (shuffled dims, inserted 1s, −1)', () => {
+    it('reshape (shuffled dims, inserted 1s, −1)', async () => {
       const arb = smallShape().chain((shape) =>
         fc.tuple(
           inputOf(shape),
@@ -507,29 +532,29 @@ describeBackends('gradcheck', (backend) => {
           fc.nat(Math.max(0, shape.length - 1)),
         ),
       );
-      fc.assert(
-        fc.property(arb, seedArb, ([x, perm, ones, infer, at], seed) => {
+      await fc.assert(
+        fc.asyncProperty(arb, seedArb, async ([x, perm, ones, infer, at], seed) => {
           const target = perm.map((i) => x.shape[i]!);
           for (const o of ones) target.splice(Math.min(o, target.length), 0, 1);
           if (infer && target.length > 0 && size(target.filter((_, i) => i !== at % target.length)) > 0) target[at % target.length] = -1;
-          check((t) => [reshape(t, target), reshape(t, [x.data.length])], [x], seed);
+          await check((t) => [reshape(t, target), reshape(t, [x.data.length])], [x], seed);
         }),
         { numRuns: RUNS },
       );
     });
 
-    it('flatten', () => {
+    it('flatten', async () => {
       const arb = smallShape().chain((shape) => {
         const r = Math.max(1, shape.length);
         return fc.tuple(inputOf(shape), fc.integer({ min: 0, max: r - 1 }), fc.integer({ min: 0, max: r - 1 }));
       });
-      fc.assert(
-        fc.property(arb, seedArb, ([x, a, b], seed) => check((t) => [flatten(t), flatten(t, Math.min(a, b), Math.max(a, b))], [x], seed)),
+      await fc.assert(
+        fc.asyncProperty(arb, seedArb, async ([x, a, b], seed) => check((t) => [flatten(t), flatten(t, Math.min(a, b), Math.max(a, b))], [x], seed)),
         { numRuns: RUNS },
       );
     });
 
-    it('squeeze and unsqueeze', () => {
+    it('squeeze and unsqueeze', async () => {
       const arb = smallShape(4, 3).chain((shape) =>
         fc.tuple(
           inputOf(shape),
@@ -537,15 +562,15 @@ describeBackends('gradcheck', (backend) => {
           fc.integer({ min: -(shape.length + 1), max: shape.length }),
         ),
       );
-      fc.assert(
-        fc.property(arb, seedArb, ([x, axis, ua], seed) =>
+      await fc.assert(
+        fc.asyncProperty(arb, seedArb, async ([x, axis, ua], seed) =>
           check((t) => [squeeze(t), squeeze(t, axis), unsqueeze(t, ua)], [x], seed),
         ),
         { numRuns: RUNS },
       );
     });
 
-    it('transpose and permute', () => {
+    it('transpose and permute', async () => {
       const arb = nonScalarShape().chain((shape) =>
         fc.tuple(
           inputOf(shape),
@@ -554,15 +579,15 @@ describeBackends('gradcheck', (backend) => {
           permutation(shape.length),
         ),
       );
-      fc.assert(
-        fc.property(arb, seedArb, ([x, d0, d1, perm], seed) =>
+      await fc.assert(
+        fc.asyncProperty(arb, seedArb, async ([x, d0, d1, perm], seed) =>
           check((t) => [transpose(t, d0, d1), permute(t, perm), ...(t.rank >= 2 ? [transpose(t)] : [])], [x], seed),
         ),
         { numRuns: RUNS },
       );
     });
 
-    it('expand (size-1 dims widened, new leading dims, −1 kept)', () => {
+    it('expand (size-1 dims widened, new leading dims, −1 kept)', async () => {
       const arb = smallShape(3, 3).chain((shape) =>
         fc.tuple(
           inputOf(shape),
@@ -570,16 +595,16 @@ describeBackends('gradcheck', (backend) => {
           fc.array(fc.integer({ min: 0, max: 3 }), { maxLength: 2 }),
         ),
       );
-      fc.assert(
-        fc.property(arb, seedArb, ([x, grow, lead], seed) => {
+      await fc.assert(
+        fc.asyncProperty(arb, seedArb, async ([x, grow, lead], seed) => {
           const target = [...lead, ...x.shape.map((d, i) => (grow[i] === -1 ? -1 : d === 1 ? grow[i]! : d))];
-          check((t) => expand(t, target), [x], seed);
+          await check((t) => expand(t, target), [x], seed);
         }),
         { numRuns: RUNS },
       );
     });
 
-    it('slice (negative bounds, out-of-range bounds, step)', () => {
+    it('slice (negative bounds, out-of-range bounds, step)', async () => {
       const arb = nonScalarShape().chain((shape) =>
         fc.tuple(
           inputOf(shape),
@@ -589,13 +614,13 @@ describeBackends('gradcheck', (backend) => {
           fc.integer({ min: 1, max: 3 }),
         ),
       );
-      fc.assert(
-        fc.property(arb, seedArb, ([x, axis, start, end, step], seed) => check((t) => slice(t, axis, start, end, step), [x], seed)),
+      await fc.assert(
+        fc.asyncProperty(arb, seedArb, async ([x, axis, start, end, step], seed) => check((t) => slice(t, axis, start, end, step), [x], seed)),
         { numRuns: RUNS },
       );
     });
 
-    it('narrow', () => {
+    it('narrow', async () => {
       const arb = nonScalarShape()
         .chain((shape) => fc.tuple(inputOf(shape), fc.integer({ min: 0, max: shape.length - 1 })))
         .chain(([x, axis]) => {
@@ -604,17 +629,17 @@ describeBackends('gradcheck', (backend) => {
             .integer({ min: 0, max: n })
             .chain((s) => fc.tuple(fc.constant(x), fc.constant(axis), fc.constant(s), fc.integer({ min: 0, max: n - s }), fc.boolean()));
         });
-      fc.assert(
-        fc.property(arb, seedArb, ([x, axis, s, len, negStart], seed) => {
+      await fc.assert(
+        fc.asyncProperty(arb, seedArb, async ([x, axis, s, len, negStart], seed) => {
           const n = x.shape[axis]!;
           const start = negStart && s < n ? s - n : s;
-          check((t) => narrow(t, axis, start, len), [x], seed);
+          await check((t) => narrow(t, axis, start, len), [x], seed);
         }),
         { numRuns: RUNS },
       );
     });
 
-    it('concat', () => {
+    it('concat', async () => {
       const arb = nonScalarShape(3, 3)
         .chain((shape) =>
           fc.tuple(fc.constant(shape), fc.integer({ min: 0, max: shape.length - 1 }), fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 1, maxLength: 3 })),
@@ -622,26 +647,26 @@ describeBackends('gradcheck', (backend) => {
         .chain(([shape, axis, sizes]) =>
           fc.tuple(fc.constant(axis), fc.tuple(...sizes.map((d) => inputOf(shape.map((s, i) => (i === axis ? d : s)))))),
         );
-      fc.assert(
-        fc.property(arb, seedArb, ([axis, xs], seed) => check((...ts) => concat(ts, axis), xs, seed)),
+      await fc.assert(
+        fc.asyncProperty(arb, seedArb, async ([axis, xs], seed) => check((...ts) => concat(ts, axis), xs, seed)),
         { numRuns: RUNS },
       );
     });
 
-    it('stack', () => {
+    it('stack', async () => {
       const arb = smallShape(3, 3).chain((shape) =>
         fc.tuple(
           fc.integer({ min: -(shape.length + 1), max: shape.length }),
           fc.integer({ min: 1, max: 3 }).chain((k) => fc.tuple(...Array.from({ length: k }, () => inputOf(shape)))),
         ),
       );
-      fc.assert(
-        fc.property(arb, seedArb, ([axis, xs], seed) => check((...ts) => stack(ts, axis), xs, seed)),
+      await fc.assert(
+        fc.asyncProperty(arb, seedArb, async ([axis, xs], seed) => check((...ts) => stack(ts, axis), xs, seed)),
         { numRuns: RUNS },
       );
     });
 
-    it('split (by size and by sections) and chunk', () => {
+    it('split (by size and by sections) and chunk', async () => {
       const arb = nonScalarShape()
         .chain((shape) => fc.tuple(inputOf(shape), fc.integer({ min: 0, max: shape.length - 1 })))
         .chain(([x, axis]) => {
@@ -653,8 +678,8 @@ describeBackends('gradcheck', (backend) => {
           });
           return fc.tuple(fc.constant(x), fc.constant(axis), fc.integer({ min: 1, max: 4 }), sections, fc.integer({ min: 1, max: 4 }));
         });
-      fc.assert(
-        fc.property(arb, seedArb, ([x, axis, sz, sections, chunks], seed) =>
+      await fc.assert(
+        fc.asyncProperty(arb, seedArb, async ([x, axis, sz, sections, chunks], seed) =>
           check((t) => [...split(t, sz, axis), ...split(t, sections, axis - t.rank), ...chunk(t, chunks, axis)], [x], seed),
         ),
         { numRuns: RUNS },
@@ -663,7 +688,7 @@ describeBackends('gradcheck', (backend) => {
   });
 
   describe('indexing', () => {
-    it('indexSelect (repeated indices)', () => {
+    it('indexSelect (repeated indices)', async () => {
       const arb = nonScalarShape()
         .chain((shape) => fc.tuple(fc.constant(shape), fc.integer({ min: 0, max: shape.length - 1 })))
         .filter(([shape, axis]) => shape[axis]! >= 1)
@@ -674,18 +699,20 @@ describeBackends('gradcheck', (backend) => {
             fc.array(fc.integer({ min: 0, max: shape[axis]! - 1 }), { maxLength: 6 }).map((ix) => (ix.length ? [...ix, ix[0]!] : ix)),
           ),
         );
-      fc.assert(
-        fc.property(arb, seedArb, ([x, axis, ix], seed) =>
-          tidy(() => {
-            const index = i32(ix, [ix.length], backend);
-            check((t) => indexSelect(t, axis, index), [x], seed);
-          }),
-        ),
+      await fc.assert(
+        fc.asyncProperty(arb, seedArb, async ([x, axis, ix], seed) => {
+          const index = i32(ix, [ix.length], backend);
+          try {
+            await check((t) => indexSelect(t, axis, index), [x], seed);
+          } finally {
+            index.dispose();
+          }
+        }),
         { numRuns: RUNS },
       );
     });
 
-    it('gather', () => {
+    it('gather', async () => {
       const arb = nonScalarShape(3)
         .chain((shape) => fc.tuple(fc.constant(shape), fc.integer({ min: 0, max: shape.length - 1 })))
         .filter(([shape, axis]) => shape[axis]! >= 1)
@@ -695,18 +722,20 @@ describeBackends('gradcheck', (backend) => {
             return fc.tuple(inputOf(shape), fc.constant(axis), fc.constant(ishape), valuesFor(ishape, fc.integer({ min: 0, max: shape[axis]! - 1 })));
           }),
         );
-      fc.assert(
-        fc.property(arb, seedArb, ([x, axis, ishape, ix], seed) =>
-          tidy(() => {
-            const index = i32(ix, ishape, backend);
-            check((t) => gather(t, axis, index), [x], seed);
-          }),
-        ),
+      await fc.assert(
+        fc.asyncProperty(arb, seedArb, async ([x, axis, ishape, ix], seed) => {
+          const index = i32(ix, ishape, backend);
+          try {
+            await check((t) => gather(t, axis, index), [x], seed);
+          } finally {
+            index.dispose();
+          }
+        }),
         { numRuns: RUNS },
       );
     });
 
-    it('scatterAdd (gradient to x and to src)', () => {
+    it('scatterAdd (gradient to x and to src)', async () => {
       const arb = nonScalarShape(3)
         .chain((shape) => fc.tuple(fc.constant(shape), fc.integer({ min: 0, max: shape.length - 1 })))
         .filter(([shape, axis]) => shape[axis]! >= 1)
@@ -721,18 +750,20 @@ describeBackends('gradcheck', (backend) => {
             );
           }),
         );
-      fc.assert(
-        fc.property(arb, seedArb, ([x, src, axis, ix], seed) =>
-          tidy(() => {
-            const index = i32(ix, src.shape, backend);
-            check((t, s) => scatterAdd(t, axis, index, s), [x, src], seed);
-          }),
-        ),
+      await fc.assert(
+        fc.asyncProperty(arb, seedArb, async ([x, src, axis, ix], seed) => {
+          const index = i32(ix, src.shape, backend);
+          try {
+            await check((t, s) => scatterAdd(t, axis, index, s), [x, src], seed);
+          } finally {
+            index.dispose();
+          }
+        }),
         { numRuns: RUNS },
       );
     });
 
-    it('maskedFill (broadcast mask)', () => {
+    it('maskedFill (broadcast mask)', async () => {
       const arb = smallShape().chain((shape) =>
         fc
           .tuple(inputOf(shape), fc.array(fc.boolean(), { minLength: shape.length, maxLength: shape.length }), fc.nat(shape.length), real(5))
@@ -741,23 +772,25 @@ describeBackends('gradcheck', (backend) => {
             return fc.tuple(fc.constant(x), fc.constant(ms), valuesFor(ms, fc.boolean()), fc.constant(value));
           }),
       );
-      fc.assert(
-        fc.property(arb, seedArb, ([x, ms, m, value], seed) =>
-          tidy(() => {
-            const mask = boolT(m, ms, backend);
-            check((t) => maskedFill(t, mask, value), [x], seed);
-          }),
-        ),
+      await fc.assert(
+        fc.asyncProperty(arb, seedArb, async ([x, ms, m, value], seed) => {
+          const mask = boolT(m, ms, backend);
+          try {
+            await check((t) => maskedFill(t, mask, value), [x], seed);
+          } finally {
+            mask.dispose();
+          }
+        }),
         { numRuns: RUNS },
       );
     });
 
-    it('triu and tril', () => {
+    it('triu and tril', async () => {
       const arb = smallShape(4, 4)
         .filter((s) => s.length >= 2)
         .chain((shape) => fc.tuple(inputOf(shape), fc.integer({ min: -3, max: 3 })));
-      fc.assert(
-        fc.property(arb, seedArb, ([x, k], seed) => check((t) => [triu(t), tril(t), triu(t, k), tril(t, k)], [x], seed)),
+      await fc.assert(
+        fc.asyncProperty(arb, seedArb, async ([x, k], seed) => check((t) => [triu(t), tril(t), triu(t, k), tril(t, k)], [x], seed)),
         { numRuns: RUNS },
       );
     });
@@ -765,7 +798,7 @@ describeBackends('gradcheck', (backend) => {
 
   describe('nn', () => {
     const dim = fc.integer({ min: 0, max: 3 });
-    it('matmul (every transA/transB, broadcast batch dims)', () => {
+    it('matmul (every transA/transB, broadcast batch dims)', async () => {
       const arb = fc
         .tuple(broadcastPairArb(2, 2), dim, dim, dim, fc.boolean(), fc.boolean())
         .map(([[ba, bb], m, k, n, tA, tB]) => ({
@@ -776,13 +809,13 @@ describeBackends('gradcheck', (backend) => {
         }))
         .filter(({ sa, sb }) => size(sa) <= MAX_ELEMS && size(sb) <= MAX_ELEMS)
         .chain(({ sa, sb, tA, tB }) => fc.tuple(inputOf(sa), inputOf(sb), fc.constant(tA), fc.constant(tB)));
-      fc.assert(
-        fc.property(arb, seedArb, ([a, b, transA, transB], seed) => check((x, y) => matmul(x, y, { transA, transB }), [a, b], seed)),
+      await fc.assert(
+        fc.asyncProperty(arb, seedArb, async ([a, b, transA, transB], seed) => check((x, y) => matmul(x, y, { transA, transB }), [a, b], seed)),
         { numRuns: 2 * RUNS },
       );
     });
 
-    it('matmul with 1-D operands', () => {
+    it('matmul with 1-D operands', async () => {
       const arb = fc
         .tuple(fc.array(fc.integer({ min: 1, max: 2 }), { maxLength: 2 }), dim, dim, dim, fc.constantFrom('vec-mat', 'mat-vec', 'vec-vec'), fc.boolean())
         .chain(([batch, m, k, n, kind, tr]) => {
@@ -790,8 +823,8 @@ describeBackends('gradcheck', (backend) => {
           const sb = kind === 'vec-mat' ? [...batch, ...(tr ? [n, k] : [k, n])] : [k];
           return fc.tuple(inputOf(sa), inputOf(sb), fc.constant(kind === 'mat-vec' ? { transA: tr } : kind === 'vec-mat' ? { transB: tr } : {}));
         });
-      fc.assert(
-        fc.property(arb, seedArb, ([a, b, o], seed) => check((x, y) => matmul(x, y, o), [a, b], seed)),
+      await fc.assert(
+        fc.asyncProperty(arb, seedArb, async ([a, b, o], seed) => check((x, y) => matmul(x, y, o), [a, b], seed)),
         { numRuns: RUNS },
       );
     });
@@ -800,47 +833,47 @@ describeBackends('gradcheck', (backend) => {
       fc
         .tuple(fc.array(fc.integer({ min: 0, max: 3 }), { maxLength: 2 }), inDim, outDim)
         .chain(([lead, inF, outF]) => fc.tuple(inputOf([...lead, inF]), inputOf([outF, inF]), inputOf([outF])));
-    it('linear (with and without bias)', () => {
-      fc.assert(
-        fc.property(linearCase(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 })), seedArb, ([x, w, b], seed) => {
-          check((xt, wt, bt) => linear(xt, wt, bt), [x, w, b], seed);
-          check((xt, wt) => linear(xt, wt), [x, w], seed);
+    it('linear (with and without bias)', async () => {
+      await fc.assert(
+        fc.asyncProperty(linearCase(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 })), seedArb, async ([x, w, b], seed) => {
+          await check((xt, wt, bt) => linear(xt, wt, bt), [x, w, b], seed);
+          await check((xt, wt) => linear(xt, wt), [x, w], seed);
         }),
         { numRuns: RUNS },
       );
     });
 
-    it('linear with zero input features (output = bias; bias gets the summed upstream gradient)', () => {
-      fc.assert(
-        fc.property(linearCase(fc.constant(0), fc.integer({ min: 1, max: 3 })), seedArb, ([x, w, b], seed) => {
-          check((xt, wt, bt) => linear(xt, wt, bt), [x, w, b], seed);
-          check((xt, wt) => linear(xt, wt), [x, w], seed);
+    it('linear with zero input features (output = bias; bias gets the summed upstream gradient)', async () => {
+      await fc.assert(
+        fc.asyncProperty(linearCase(fc.constant(0), fc.integer({ min: 1, max: 3 })), seedArb, async ([x, w, b], seed) => {
+          await check((xt, wt, bt) => linear(xt, wt, bt), [x, w, b], seed);
+          await check((xt, wt) => linear(xt, wt), [x, w], seed);
         }),
         { numRuns: RUNS },
       );
     });
 
-    it('linear with zero output features (empty output, the gradients are zeros)', () => {
-      fc.assert(
-        fc.property(linearCase(dim, fc.constant(0)), seedArb, ([x, w, b], seed) => {
-          check((xt, wt, bt) => linear(xt, wt, bt), [x, w, b], seed);
-          check((xt, wt) => linear(xt, wt), [x, w], seed);
+    it('linear with zero output features (empty output, the gradients are zeros)', async () => {
+      await fc.assert(
+        fc.asyncProperty(linearCase(dim, fc.constant(0)), seedArb, async ([x, w, b], seed) => {
+          await check((xt, wt, bt) => linear(xt, wt, bt), [x, w, b], seed);
+          await check((xt, wt) => linear(xt, wt), [x, w], seed);
         }),
         { numRuns: RUNS },
       );
     });
 
-    it('softmax and logSoftmax (any axis)', () => {
+    it('softmax and logSoftmax (any axis)', async () => {
       const arb = smallShape().chain((shape) =>
         fc.tuple(inputOf(shape, real(5)), fc.integer({ min: -Math.max(1, shape.length), max: Math.max(1, shape.length) - 1 })),
       );
-      fc.assert(
-        fc.property(arb, seedArb, ([x, axis], seed) => check((t) => [softmax(t, axis), logSoftmax(t, axis), softmax(t)], [x], seed)),
+      await fc.assert(
+        fc.asyncProperty(arb, seedArb, async ([x, axis], seed) => check((t) => [softmax(t, axis), logSoftmax(t, axis), softmax(t)], [x], seed)),
         { numRuns: RUNS },
       );
     });
 
-    it('crossEntropy (mean with ignored entries, label smoothing; sum and none)', () => {
+    it('crossEntropy (mean with ignored entries, label smoothing; sum and none)', async () => {
       const arb = fc
         .tuple(smallShape(2, 4, 1).filter((s) => size(s) <= 6), fc.integer({ min: 1, max: 5 }), fc.constantFrom(-100, -1, 0), fc.constantFrom(0, 0.1, 0.35))
         .chain(([tshape, classes, ignoreIndex, labelSmoothing]) =>
@@ -852,11 +885,11 @@ describeBackends('gradcheck', (backend) => {
           ),
         )
         .filter(([, , t, o]) => t.some((v) => v !== o.ignoreIndex));
-      fc.assert(
-        fc.property(arb, seedArb, ([logits, tshape, t, o], seed) =>
-          tidy(() => {
-            const targets = i32(t, tshape, backend);
-            check(
+      await fc.assert(
+        fc.asyncProperty(arb, seedArb, async ([logits, tshape, t, o], seed) => {
+          const targets = i32(t, tshape, backend);
+          try {
+            await check(
               (x) => [
                 crossEntropy(x, targets, o),
                 crossEntropy(x, targets, { ...o, reduction: 'sum' }),
@@ -865,65 +898,69 @@ describeBackends('gradcheck', (backend) => {
               [logits],
               seed,
             );
-          }),
-        ),
+          } finally {
+            targets.dispose();
+          }
+        }),
         { numRuns: 2 * RUNS },
       );
     });
 
-    it('layerNorm (weight and bias; and without)', () => {
+    it('layerNorm (weight and bias; and without)', async () => {
       const arb = fc
         .tuple(fc.array(fc.integer({ min: 0, max: 3 }), { maxLength: 2 }), fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 2 }))
         .filter(([lead, ns]) => size([...lead, ...ns]) <= MAX_ELEMS)
         .chain(([lead, ns]) => fc.tuple(inputOf([...lead, ...ns]), inputOf(ns), inputOf(ns), fc.constant(ns)));
-      fc.assert(
-        fc.property(arb, seedArb, ([x, w, b, ns], seed) => {
-          check((xt, wt, bt) => layerNorm(xt, ns, wt, bt), [x, w, b], seed);
-          check((xt) => layerNorm(xt, ns), [x], seed);
+      await fc.assert(
+        fc.asyncProperty(arb, seedArb, async ([x, w, b, ns], seed) => {
+          await check((xt, wt, bt) => layerNorm(xt, ns, wt, bt), [x, w, b], seed);
+          await check((xt) => layerNorm(xt, ns), [x], seed);
         }),
         { numRuns: RUNS },
       );
     });
 
-    it('rmsNorm (weight; default and explicit eps)', () => {
+    it('rmsNorm (weight; default and explicit eps)', async () => {
       const arb = fc
         .tuple(fc.array(fc.integer({ min: 0, max: 3 }), { maxLength: 2 }), fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 2 }))
         .filter(([lead, ns]) => size([...lead, ...ns]) <= MAX_ELEMS)
         .chain(([lead, ns]) => fc.tuple(inputOf([...lead, ...ns], awayFromZero(0.1, 3)), inputOf(ns), fc.constant(ns)));
-      fc.assert(
-        fc.property(arb, seedArb, ([x, w, ns], seed) => {
+      await fc.assert(
+        fc.asyncProperty(arb, seedArb, async ([x, w, ns], seed) => {
           // default eps is 2⁻⁵² in f64: values stay away from 0 so a finite difference of size h is linear
-          check((xt, wt) => rmsNorm(xt, ns, wt), [x, w], seed);
-          check((xt, wt) => rmsNorm(xt, ns, wt, 1e-3), [x, w], seed);
+          await check((xt, wt) => rmsNorm(xt, ns, wt), [x, w], seed);
+          await check((xt, wt) => rmsNorm(xt, ns, wt, 1e-3), [x, w], seed);
         }),
         { numRuns: RUNS },
       );
     });
 
-    it('dropout (re-seeded before each evaluation, so every evaluation draws one mask)', () => {
+    it('dropout (re-seeded before each evaluation, so every evaluation draws one mask)', async () => {
       const arb = fc.tuple(inputArb(), fc.constantFrom(0, 0.25, 0.5, 0.9, 1), fc.nat(1000));
-      fc.assert(
-        fc.property(arb, seedArb, ([x, p, s], seed) => {
-          check((t) => dropout(t, p), [x], seed, { before: () => manualSeed(s) });
-          check((t) => dropout(t, p, false), [x], seed);
+      await fc.assert(
+        fc.asyncProperty(arb, seedArb, async ([x, p, s], seed) => {
+          await check((t) => dropout(t, p), [x], seed, { before: () => manualSeed(s) });
+          await check((t) => dropout(t, p, false), [x], seed);
         }),
         { numRuns: RUNS },
       );
     });
 
-    it('embedding (repeated ids)', () => {
+    it('embedding (repeated ids)', async () => {
       const arb = fc
         .tuple(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 0, max: 4 }), smallShape(2, 4).filter((s) => size(s) <= 8))
         .chain(([v, d, ishape]) => fc.tuple(inputOf([v, d]), fc.constant(ishape), valuesFor(ishape, fc.integer({ min: 0, max: v - 1 }))));
-      fc.assert(
-        fc.property(arb, seedArb, ([w, ishape, ids0], seed) =>
-          tidy(() => {
-            // force a repeat when there are two ids or more
-            const idsData = ids0.length >= 2 ? [ids0[ids0.length - 1]!, ...ids0.slice(1)] : ids0;
-            const ids = i32(idsData, ishape, backend);
-            check((wt) => embedding(ids, wt), [w], seed);
-          }),
-        ),
+      await fc.assert(
+        fc.asyncProperty(arb, seedArb, async ([w, ishape, ids0], seed) => {
+          // force a repeat when there are two ids or more
+          const idsData = ids0.length >= 2 ? [ids0[ids0.length - 1]!, ...ids0.slice(1)] : ids0;
+          const ids = i32(idsData, ishape, backend);
+          try {
+            await check((wt) => embedding(ids, wt), [w], seed);
+          } finally {
+            ids.dispose();
+          }
+        }),
         { numRuns: RUNS },
       );
     });
@@ -942,23 +979,23 @@ describeBackends('gradcheck', (backend) => {
           ),
         );
 
-      it('no mask (default and explicit scale)', () => {
-        fc.assert(
-          fc.property(attnArb, seedArb, ([q, k, v, , scale], seed) =>
+      it('no mask (default and explicit scale)', async () => {
+        await fc.assert(
+          fc.asyncProperty(attnArb, seedArb, async ([q, k, v, , scale], seed) =>
             check((a, b, c) => scaledDotProductAttention(a, b, c, scale === undefined ? {} : { scale }), [q, k, v], seed),
           ),
           { numRuns: RUNS },
         );
       });
 
-      it('causal', () => {
-        fc.assert(
-          fc.property(attnArb, seedArb, ([q, k, v], seed) => check((a, b, c) => scaledDotProductAttention(a, b, c, { isCausal: true }), [q, k, v], seed)),
+      it('causal', async () => {
+        await fc.assert(
+          fc.asyncProperty(attnArb, seedArb, async ([q, k, v], seed) => check((a, b, c) => scaledDotProductAttention(a, b, c, { isCausal: true }), [q, k, v], seed)),
           { numRuns: RUNS },
         );
       });
 
-      it('bool mask (shared and per batch)', () => {
+      it('bool mask (shared and per batch)', async () => {
         const arb = attnArb.chain((x) => {
           const { batch, tq, tk } = x[3];
           return fc.boolean().chain((shared) => {
@@ -966,18 +1003,20 @@ describeBackends('gradcheck', (backend) => {
             return fc.tuple(fc.constant(x), fc.constant(ms), valuesFor(ms, fc.boolean()));
           });
         });
-        fc.assert(
-          fc.property(arb, seedArb, ([[q, k, v], ms, m], seed) =>
-            tidy(() => {
-              const attnMask = boolT(m, ms, backend);
-              check((a, b, c) => scaledDotProductAttention(a, b, c, { attnMask }), [q, k, v], seed);
-            }),
-          ),
+        await fc.assert(
+          fc.asyncProperty(arb, seedArb, async ([[q, k, v], ms, m], seed) => {
+            const attnMask = boolT(m, ms, backend);
+            try {
+              await check((a, b, c) => scaledDotProductAttention(a, b, c, { attnMask }), [q, k, v], seed);
+            } finally {
+              attnMask.dispose();
+            }
+          }),
           { numRuns: RUNS },
         );
       });
 
-      it('float mask (additive, with −∞ entries; shared and per batch)', () => {
+      it('float mask (additive, with −∞ entries; shared and per batch)', async () => {
         const arb = attnArb.chain((x) => {
           const { batch, tq, tk } = x[3];
           return fc.boolean().chain((shared) => {
@@ -985,13 +1024,15 @@ describeBackends('gradcheck', (backend) => {
             return fc.tuple(fc.constant(x), fc.constant(ms), valuesFor(ms, fc.oneof({ arbitrary: real(2), weight: 4 }, { arbitrary: fc.constant(-Infinity), weight: 1 })));
           });
         });
-        fc.assert(
-          fc.property(arb, seedArb, ([[q, k, v], ms, m], seed) =>
-            tidy(() => {
-              const attnMask = tensor(Float64Array.from(m), ms, { backend, dtype: 'f64' });
-              check((a, b, c) => scaledDotProductAttention(a, b, c, { attnMask }), [q, k, v], seed);
-            }),
-          ),
+        await fc.assert(
+          fc.asyncProperty(arb, seedArb, async ([[q, k, v], ms, m], seed) => {
+            const attnMask = tensor(Float64Array.from(m), ms, { backend, dtype: 'f64' });
+            try {
+              await check((a, b, c) => scaledDotProductAttention(a, b, c, { attnMask }), [q, k, v], seed);
+            } finally {
+              attnMask.dispose();
+            }
+          }),
           { numRuns: RUNS },
         );
       });

@@ -26,10 +26,10 @@ import {
   rmsNorm,
   scaledDotProductAttention,
   softmax,
+  Tensor,
   tensor,
   tidy,
   type DType,
-  type Tensor,
 } from '../src/index.js';
 import { at, broadcastPairArb, describeBackends, expectClose, FC, indices, shapeArb, size, tol, values, rng } from './harness.js';
 
@@ -135,47 +135,77 @@ function alongAxis(data: readonly number[], shape: readonly number[], axis: numb
   return out;
 }
 
+/** A tidy whose returned tensors (alone, or in arrays and plain objects) outlive it. */
+type Step = <T>(fn: () => T) => T;
+
+function gatherTensors(x: unknown, out: Tensor[]): void {
+  if (x instanceof Tensor) out.push(x);
+  else if (Array.isArray(x)) for (const v of x) gatherTensors(v, out);
+  else if (x !== null && typeof x === 'object' && Object.getPrototypeOf(x) === Object.prototype)
+    for (const v of Object.values(x)) gatherTensors(v, out);
+}
+
+/**
+ * Run an async test body whose tensor work happens in `step`s: each is a (synchronous) tidy,
+ * and the tensors it returns live until the body ends, when they are disposed, also when it
+ * throws. Reads (`await values(t)`) go between steps, never inside one.
+ */
+async function scoped(body: (step: Step) => Promise<void>): Promise<void> {
+  const held: Tensor[] = [];
+  const step: Step = (fn) => {
+    const r = tidy(fn);
+    gatherTensors(r, held);
+    return r;
+  };
+  try {
+    await body(step);
+  } finally {
+    for (const t of held) t.dispose();
+  }
+}
+
 describeBackends('nn ops', (backend) => {
-  const make = (data: readonly number[], shape: readonly number[], dtype: DType): [Tensor, number[]] => {
-    const t = tensor([...data], [...shape], { backend, dtype });
-    return [t, values(t)];
+  /** A tensor of `data` (held by `step`'s scope) and its stored values, read back. */
+  const make = async (step: Step, data: readonly number[], shape: readonly number[], dtype: DType): Promise<[Tensor, number[]]> => {
+    const t = step(() => tensor([...data], [...shape], { backend, dtype }));
+    return [t, await values(t)];
   };
 
   // ---- matmul ---------------------------------------------------------------------------------
 
-  it('matmul: batched with broadcast batch dims and transA/transB, vs a naive loop', () => {
+  it('matmul: batched with broadcast batch dims and transA/transB, vs a naive loop', async () => {
     const arb = fc.tuple(broadcastPairArb(2, 3), dimArb(), dimArb(), dimArb(), fc.boolean(), fc.boolean(), floatArb, seedArb);
-    fc.assert(
-      fc.property(arb, ([[ba, bb], m, k, n, transA, transB, dtype, seed]) =>
-        tidy(() => {
+    await fc.assert(
+      fc.asyncProperty(arb, async ([[ba, bb], m, k, n, transA, transB, dtype, seed]) =>
+        scoped(async (step) => {
           const r = rng(seed);
           const aShape = [...ba, ...(transA ? [k, m] : [m, k])];
           const bShape = [...bb, ...(transB ? [n, k] : [k, n])];
-          const [a, av] = make(uniformArr(r, size(aShape), -2, 2), aShape, dtype);
-          const [b, bv] = make(uniformArr(r, size(bShape), -2, 2), bShape, dtype);
+          const [a, av] = await make(step, uniformArr(r, size(aShape), -2, 2), aShape, dtype);
+          const [b, bv] = await make(step, uniformArr(r, size(bShape), -2, 2), bShape, dtype);
           const e = matmulOracle(av, aShape, bv, bShape, transA, transB);
           const opts = { ...(transA ? { transA } : {}), ...(transB ? { transB } : {}) };
-          const out = matmul(a, b, opts);
+          const out = step(() => matmul(a, b, opts));
           const what = `${JSON.stringify(aShape)}${transA ? 'ᵀ' : ''} @ ${JSON.stringify(bShape)}${transB ? 'ᵀ' : ''} ${dtype}`;
           expect([...out.shape], what).toEqual(e.shape);
           expect(out.dtype).toBe(dtype);
-          expectClose(values(out), e.data, dotTol(dtype, k, e.sumAbs), what);
-          expectClose(values(a.matmul(b, opts)), e.data, dotTol(dtype, k, e.sumAbs), `method ${what}`);
+          expectClose(await values(out), e.data, dotTol(dtype, k, e.sumAbs), what);
+          expectClose(await values(step(() => a.matmul(b, opts))), e.data, dotTol(dtype, k, e.sumAbs), `method ${what}`);
         }),
       ),
       FC,
     );
   });
 
-  it('matmul: [2,1,m,k] @ [3,k,n] broadcasts to [2,3,m,n]', () => {
+  it('matmul: [2,1,m,k] @ [3,k,n] broadcasts to [2,3,m,n]', async () => {
     const arb = fc.tuple(dimArb(3, 1), dimArb(3), dimArb(3, 1), floatArb, seedArb);
-    fc.assert(
-      fc.property(arb, ([m, k, n, dtype, seed]) =>
-        tidy(() => {
+    await fc.assert(
+      fc.asyncProperty(arb, async ([m, k, n, dtype, seed]) =>
+        scoped(async (step) => {
           const r = rng(seed);
-          const [a, av] = make(uniformArr(r, 2 * m * k, -2, 2), [2, 1, m, k], dtype);
-          const [b, bv] = make(uniformArr(r, 3 * k * n, -2, 2), [3, k, n], dtype);
-          const out = matmul(a, b);
+          const [a, av] = await make(step, uniformArr(r, 2 * m * k, -2, 2), [2, 1, m, k], dtype);
+          const [b, bv] = await make(step, uniformArr(r, 3 * k * n, -2, 2), [3, k, n], dtype);
+          const out = step(() => matmul(a, b));
           expect([...out.shape]).toEqual([2, 3, m, n]);
           // explicit loops over the broadcast batch: out[i][j] = a[i][0] @ b[j]
           const expected: number[] = [];
@@ -187,18 +217,18 @@ describeBackends('nn ops', (backend) => {
                   for (let p = 0; p < k; p++) s += av[(i * m + r0) * k + p]! * bv[(j * k + p) * n + c]!;
                   expected.push(s);
                 }
-          expectClose(values(out), expected, dotTol(dtype, k, 4 * k), `[2,1,${m},${k}] @ [3,${k},${n}]`);
+          expectClose(await values(out), expected, dotTol(dtype, k, 4 * k), `[2,1,${m},${k}] @ [3,${k},${n}]`);
         }),
       ),
       FC,
     );
   });
 
-  it('matmul: 1-D operands as torch.matmul (vector·vector, vector·matrix, matrix·vector, batched)', () => {
+  it('matmul: 1-D operands as torch.matmul (vector·vector, vector·matrix, matrix·vector, batched)', async () => {
     const arb = fc.tuple(fc.constantFrom('vv', 'vm', 'mv'), shapeArb(2, 3), dimArb(), dimArb(), fc.boolean(), floatArb, seedArb);
-    fc.assert(
-      fc.property(arb, ([kind, batch, k, other, trans, dtype, seed]) =>
-        tidy(() => {
+    await fc.assert(
+      fc.asyncProperty(arb, async ([kind, batch, k, other, trans, dtype, seed]) =>
+        scoped(async (step) => {
           const r = rng(seed);
           let aShape: number[];
           let bShape: number[];
@@ -213,69 +243,73 @@ describeBackends('nn ops', (backend) => {
             bShape = [k];
             opts = { transA: trans };
           }
-          const [a, av] = make(uniformArr(r, size(aShape), -2, 2), aShape, dtype);
-          const [b, bv] = make(uniformArr(r, size(bShape), -2, 2), bShape, dtype);
+          const [a, av] = await make(step, uniformArr(r, size(aShape), -2, 2), aShape, dtype);
+          const [b, bv] = await make(step, uniformArr(r, size(bShape), -2, 2), bShape, dtype);
           // torch.matmul: a 1-D first operand is a row [1, k], a 1-D second a column [k, 1]; the added axis is removed
           const a2 = aShape.length === 1 ? [1, k] : aShape;
           const b2 = bShape.length === 1 ? [k, 1] : bShape;
           const e = matmulOracle(av, a2, bv, b2, opts.transA ?? false, opts.transB ?? false);
           const shape = kind === 'vv' ? [] : kind === 'vm' ? [...e.shape.slice(0, -2), e.shape[e.shape.length - 1]!] : e.shape.slice(0, -1);
-          const out = matmul(a, b, opts);
+          const out = step(() => matmul(a, b, opts));
           const what = `${kind} ${JSON.stringify(aShape)} @ ${JSON.stringify(bShape)} ${JSON.stringify(opts)}`;
           expect([...out.shape], what).toEqual(shape);
-          expectClose(values(out), e.data, dotTol(dtype, k, e.sumAbs), what);
+          expectClose(await values(out), e.data, dotTol(dtype, k, e.sumAbs), what);
         }),
       ),
       FC,
     );
   });
 
-  it('matmul: k = 0 gives zeros of [..., m, n]', () => {
+  it('matmul: k = 0 gives zeros of [..., m, n]', async () => {
     const arb = fc.tuple(broadcastPairArb(2, 3), dimArb(), dimArb(), fc.boolean(), fc.boolean(), floatArb);
-    fc.assert(
-      fc.property(arb, ([[ba, bb], m, n, transA, transB, dtype]) =>
-        tidy(() => {
-          const a = tensor([], [...ba, ...(transA ? [0, m] : [m, 0])], { backend, dtype });
-          const b = tensor([], [...bb, ...(transB ? [n, 0] : [0, n])], { backend, dtype });
-          const out = matmul(a, b, { transA, transB });
+    await fc.assert(
+      fc.asyncProperty(arb, async ([[ba, bb], m, n, transA, transB, dtype]) =>
+        scoped(async (step) => {
+          const out = step(() => {
+            const a = tensor([], [...ba, ...(transA ? [0, m] : [m, 0])], { backend, dtype });
+            const b = tensor([], [...bb, ...(transB ? [n, 0] : [0, n])], { backend, dtype });
+            return matmul(a, b, { transA, transB });
+          });
           const shape = [...broadcastShapes(ba, bb), m, n];
           expect([...out.shape]).toEqual(shape);
-          expect(values(out)).toEqual(new Array<number>(size(shape)).fill(0));
+          expect(await values(out)).toEqual(new Array<number>(size(shape)).fill(0));
         }),
       ),
       { numRuns: 30 },
     );
   });
 
-  it('matmul promotes f32 @ f64 to f64 and rejects bad operands', () => {
-    tidy(() => {
-      const [a, av] = make([1.5, -2, 0.25, 3], [2, 2], 'f32');
-      const [b, bv] = make([0.1, 0.2, 0.3, 0.4], [2, 2], 'f64');
-      const out = matmul(a, b);
+  it('matmul promotes f32 @ f64 to f64 and rejects bad operands', async () => {
+    await scoped(async (step) => {
+      const [a, av] = await make(step, [1.5, -2, 0.25, 3], [2, 2], 'f32');
+      const [b, bv] = await make(step, [0.1, 0.2, 0.3, 0.4], [2, 2], 'f64');
+      const out = step(() => matmul(a, b));
       expect(out.dtype).toBe('f64');
-      expectClose(values(out), matmulOracle(av, [2, 2], bv, [2, 2], false, false).data, tol('f64'));
-      expect(() => matmul(a, tensor([1, 2, 3, 4, 5, 6], [3, 2], { backend }))).toThrow(/matmul/);
-      expect(() => matmul(tensor(new Array(12).fill(1), [2, 2, 3], { backend }), tensor(new Array(18).fill(1), [3, 3, 2], { backend }))).toThrow(/matmul/);
-      expect(() => matmul(tensor(2, { backend }), a)).toThrow(/matmul/);
-      const ints = tensor([1, 2, 3, 4], [2, 2], { backend, dtype: 'i32' });
-      expect(() => matmul(ints, ints)).toThrow(/matmul/);
+      expectClose(await values(out), matmulOracle(av, [2, 2], bv, [2, 2], false, false).data, tol('f64'));
+      step(() => {
+        expect(() => matmul(a, tensor([1, 2, 3, 4, 5, 6], [3, 2], { backend }))).toThrow(/matmul/);
+        expect(() => matmul(tensor(new Array(12).fill(1), [2, 2, 3], { backend }), tensor(new Array(18).fill(1), [3, 3, 2], { backend }))).toThrow(/matmul/);
+        expect(() => matmul(tensor(2, { backend }), a)).toThrow(/matmul/);
+        const ints = tensor([1, 2, 3, 4], [2, 2], { backend, dtype: 'i32' });
+        expect(() => matmul(ints, ints)).toThrow(/matmul/);
+      });
     });
   });
 
   // ---- linear ---------------------------------------------------------------------------------
 
-  it('linear: x @ weightᵀ + bias over leading batch dims (with and without bias, in = 0 too)', () => {
+  it('linear: x @ weightᵀ + bias over leading batch dims (with and without bias, in = 0 too)', async () => {
     const arb = fc.tuple(shapeArb(2, 3), dimArb(), dimArb(), fc.constantFrom<'none' | 'null' | 'bias'>('none', 'null', 'bias'), floatArb, seedArb);
-    fc.assert(
-      fc.property(arb, ([lead, inF, outF, biasKind, dtype, seed]) =>
-        tidy(() => {
+    await fc.assert(
+      fc.asyncProperty(arb, async ([lead, inF, outF, biasKind, dtype, seed]) =>
+        scoped(async (step) => {
           const r = rng(seed);
           const xShape = [...lead, inF];
-          const [x, xv] = make(uniformArr(r, size(xShape), -2, 2), xShape, dtype);
-          const [w, wv] = make(uniformArr(r, outF * inF, -2, 2), [outF, inF], dtype);
-          const [bias, bv] = make(uniformArr(r, outF, -2, 2), [outF], dtype);
+          const [x, xv] = await make(step, uniformArr(r, size(xShape), -2, 2), xShape, dtype);
+          const [w, wv] = await make(step, uniformArr(r, outF * inF, -2, 2), [outF, inF], dtype);
+          const [bias, bv] = await make(step, uniformArr(r, outF, -2, 2), [outF], dtype);
           const hasBias = biasKind === 'bias';
-          const out = biasKind === 'none' ? linear(x, w) : linear(x, w, hasBias ? bias : null);
+          const out = step(() => (biasKind === 'none' ? linear(x, w) : linear(x, w, hasBias ? bias : null)));
           const shape = [...lead, outF];
           const expected = indices(shape).map((idx) => {
             const o = idx[idx.length - 1]!;
@@ -286,7 +320,7 @@ describeBackends('nn ops', (backend) => {
           });
           expect([...out.shape]).toEqual(shape);
           expect(out.dtype).toBe(dtype);
-          expectClose(values(out), expected, dotTol(dtype, inF + 1, 4 * inF + 2), `linear ${JSON.stringify(xShape)} -> ${outF} ${biasKind}`);
+          expectClose(await values(out), expected, dotTol(dtype, inF + 1, 4 * inF + 2), `linear ${JSON.stringify(xShape)} -> ${outF} ${biasKind}`);
         }),
       ),
       FC,
@@ -295,7 +329,7 @@ describeBackends('nn ops', (backend) => {
 
   // ---- softmax --------------------------------------------------------------------------------
 
-  it('softmax / logSoftmax along any axis, stable for ±1000 offsets and −∞ entries (all −∞ gives NaN, as torch)', () => {
+  it('softmax / logSoftmax along any axis, stable for ±1000 offsets and −∞ entries (all −∞ gives NaN, as torch)', async () => {
     const arb = shapeArb(4, 4).chain((s) =>
       fc.tuple(
         fc.constant(s),
@@ -307,43 +341,42 @@ describeBackends('nn ops', (backend) => {
         fc.boolean(),
       ),
     );
-    fc.assert(
-      fc.property(arb, ([shape, axis, shift, pInf, dtype, seed, useDefault]) =>
-        tidy(() => {
+    await fc.assert(
+      fc.asyncProperty(arb, async ([shape, axis, shift, pInf, dtype, seed, useDefault]) =>
+        scoped(async (step) => {
           const r = rng(seed);
           const raw = uniformArr(r, size(shape), -10, 10).map((x) => (r() < pInf ? -Infinity : x + shift));
-          const [x, xv] = make(raw, shape, dtype);
+          const [x, xv] = await make(step, raw, shape, dtype);
           const a = shape.length === 0 ? 0 : axis < 0 ? axis + shape.length : axis;
           const useAxis = useDefault ? -1 : axis;
           const aEff = useDefault ? Math.max(shape.length - 1, 0) : a;
           const what = `${JSON.stringify(shape)} axis ${useAxis} shift ${shift} ${dtype}`;
-          const sm = useDefault ? softmax(x) : softmax(x, axis);
-          const lsm = useDefault ? x.logSoftmax() : logSoftmax(x, axis);
+          const [sm, lsm] = step(() => [useDefault ? softmax(x) : softmax(x, axis), useDefault ? x.logSoftmax() : logSoftmax(x, axis)]);
           expect([...sm.shape]).toEqual(shape);
           expect(sm.dtype).toBe(dtype);
-          expectClose(values(sm), alongAxis(xv, shape, aEff, (row) => softmaxRow(row, false)), tol(dtype), `softmax ${what}`);
+          expectClose(await values(sm), alongAxis(xv, shape, aEff, (row) => softmaxRow(row, false)), tol(dtype), `softmax ${what}`);
           const lt = dtype === 'f64' ? tol('f64') : { rtol: 2e-5, atol: 1e-5 };
-          expectClose(values(lsm), alongAxis(xv, shape, aEff, (row) => softmaxRow(row, true)), lt, `logSoftmax ${what}`);
+          expectClose(await values(lsm), alongAxis(xv, shape, aEff, (row) => softmaxRow(row, true)), lt, `logSoftmax ${what}`);
         }),
       ),
       FC,
     );
   });
 
-  it('softmax of huge equal logits is uniform, not NaN (the max is subtracted)', () => {
-    tidy(() => {
+  it('softmax of huge equal logits is uniform, not NaN (the max is subtracted)', async () => {
+    await scoped(async (step) => {
       for (const dtype of ['f32', 'f64'] as const) {
-        const x = tensor([1000, 1000, 999, -1000], [1, 4], { backend, dtype });
+        const x = step(() => tensor([1000, 1000, 999, -1000], [1, 4], { backend, dtype }));
         const e = softmaxRow([1000, 1000, 999, -1000], false);
-        expectClose(values(softmax(x)), e, tol(dtype), `softmax ${dtype}`);
-        expectClose(values(logSoftmax(x)), softmaxRow([1000, 1000, 999, -1000], true), tol(dtype), `logSoftmax ${dtype}`);
+        expectClose(await values(step(() => softmax(x))), e, tol(dtype), `softmax ${dtype}`);
+        expectClose(await values(step(() => logSoftmax(x))), softmaxRow([1000, 1000, 999, -1000], true), tol(dtype), `logSoftmax ${dtype}`);
       }
     });
   });
 
   // ---- cross-entropy ---------------------------------------------------------------------------
 
-  it('crossEntropy: reductions, ignoreIndex (default −100 and custom), labelSmoothing as PyTorch', () => {
+  it('crossEntropy: reductions, ignoreIndex (default −100 and custom), labelSmoothing as PyTorch', async () => {
     const arb = fc.tuple(
       shapeArb(2, 4),
       dimArb(5, 1),
@@ -354,15 +387,15 @@ describeBackends('nn ops', (backend) => {
       floatArb,
       seedArb,
     );
-    fc.assert(
-      fc.property(arb, ([tShape, classes, ignoreOpt, eps, reduction, shift, dtype, seed]) =>
-        tidy(() => {
+    await fc.assert(
+      fc.asyncProperty(arb, async ([tShape, classes, ignoreOpt, eps, reduction, shift, dtype, seed]) =>
+        scoped(async (step) => {
           const r = rng(seed);
           const ignore = ignoreOpt ?? -100;
           const lShape = [...tShape, classes];
-          const [logits, lv] = make(uniformArr(r, size(lShape), -5, 5).map((x) => x + shift), lShape, dtype);
+          const [logits, lv] = await make(step, uniformArr(r, size(lShape), -5, 5).map((x) => x + shift), lShape, dtype);
           const tv = Array.from({ length: size(tShape) }, () => (r() < 0.25 ? ignore : Math.floor(r() * classes)));
-          const targets = tensor(tv, tShape, { backend, dtype: 'i32' });
+          const targets = step(() => tensor(tv, tShape, { backend, dtype: 'i32' }));
           // per target: (1−ε)·(−log p_t) + ε/C·Σ_c(−log p_c); ignored targets give 0 and are not counted
           const per = tv.map((t, row) => {
             if (t === ignore) return 0;
@@ -374,17 +407,17 @@ describeBackends('nn ops', (backend) => {
           const count = tv.filter((t) => t !== ignore).length;
           const total = per.reduce((p, x) => p + x, 0);
           const opts = { ...(ignoreOpt !== undefined ? { ignoreIndex: ignoreOpt } : {}), ...(eps ? { labelSmoothing: eps } : {}), ...(reduction ? { reduction } : {}) };
-          const out = crossEntropy(logits, targets, opts);
+          const out = step(() => crossEntropy(logits, targets, opts));
           const what = `CE ${JSON.stringify(lShape)} ${JSON.stringify(opts)} shift ${shift} ${dtype}`;
           expect(out.dtype).toBe(dtype);
           const t = loose(dtype, 1 + shift);
           if (reduction === 'none') {
             expect([...out.shape], what).toEqual(tShape);
-            expectClose(values(out), per, t, what);
+            expectClose(await values(out), per, t, what);
           } else {
             expect([...out.shape], what).toEqual([]);
             // mean over zero kept targets is 0/0 = NaN, as torch
-            expectClose(values(out), [reduction === 'sum' ? total : total / count], { rtol: t.rtol, atol: t.atol * Math.max(1, per.length) }, what);
+            expectClose(await values(out), [reduction === 'sum' ? total : total / count], { rtol: t.rtol, atol: t.atol * Math.max(1, per.length) }, what);
           }
         }),
       ),
@@ -404,7 +437,7 @@ describeBackends('nn ops', (backend) => {
 
   // ---- normalisation ---------------------------------------------------------------------------
 
-  it('layerNorm over 1 or 2 trailing dims, biased variance, with/without weight and bias, eps', () => {
+  it('layerNorm over 1 or 2 trailing dims, biased variance, with/without weight and bias, eps', async () => {
     const arb = fc.tuple(
       shapeArb(2, 3),
       fc.array(dimArb(4, 1), { minLength: 1, maxLength: 2 }),
@@ -415,15 +448,15 @@ describeBackends('nn ops', (backend) => {
       floatArb,
       seedArb,
     );
-    fc.assert(
-      fc.property(arb, ([lead, norm, hasW, hasB, eps, offset, dtype, seed]) =>
-        tidy(() => {
+    await fc.assert(
+      fc.asyncProperty(arb, async ([lead, norm, hasW, hasB, eps, offset, dtype, seed]) =>
+        scoped(async (step) => {
           const r = rng(seed);
           const shape = [...lead, ...norm];
           const cols = size(norm);
-          const [x, xv] = make(uniformArr(r, size(shape), -3, 3).map((v) => v + offset), shape, dtype);
-          const [w, wv] = make(uniformArr(r, cols, -2, 2), norm, dtype);
-          const [b, bv] = make(uniformArr(r, cols, -2, 2), norm, dtype);
+          const [x, xv] = await make(step, uniformArr(r, size(shape), -3, 3).map((v) => v + offset), shape, dtype);
+          const [w, wv] = await make(step, uniformArr(r, cols, -2, 2), norm, dtype);
+          const [b, bv] = await make(step, uniformArr(r, cols, -2, 2), norm, dtype);
           const e = eps ?? 1e-5;
           const expected: number[] = [];
           for (let row = 0; row < size(lead); row++) {
@@ -432,10 +465,10 @@ describeBackends('nn ops', (backend) => {
             const variance = xs.reduce((p, v) => p + (v - mean) ** 2, 0) / cols;
             xs.forEach((v, c) => expected.push(((v - mean) / Math.sqrt(variance + e)) * (hasW ? wv[c]! : 1) + (hasB ? bv[c]! : 0)));
           }
-          const out = eps === undefined ? layerNorm(x, norm, hasW ? w : null, hasB ? b : null) : layerNorm(x, norm, hasW ? w : null, hasB ? b : null, eps);
+          const out = step(() => (eps === undefined ? layerNorm(x, norm, hasW ? w : null, hasB ? b : null) : layerNorm(x, norm, hasW ? w : null, hasB ? b : null, eps)));
           expect([...out.shape]).toEqual(shape);
           expect(out.dtype).toBe(dtype);
-          expectClose(values(out), expected, loose(dtype, 10), `layerNorm ${JSON.stringify(shape)} over ${JSON.stringify(norm)} w=${hasW} b=${hasB} eps=${eps}`);
+          expectClose(await values(out), expected, loose(dtype, 10), `layerNorm ${JSON.stringify(shape)} over ${JSON.stringify(norm)} w=${hasW} b=${hasB} eps=${eps}`);
         }),
       ),
       FC,
@@ -452,11 +485,11 @@ describeBackends('nn ops', (backend) => {
     });
   });
 
-  it('rmsNorm: x / √(mean(x²) + eps) · weight, eps defaulting to the dtype epsilon (torch.finfo)', () => {
+  it('rmsNorm: x / √(mean(x²) + eps) · weight, eps defaulting to the dtype epsilon (torch.finfo)', async () => {
     const arb = fc.tuple(shapeArb(2, 3), fc.array(dimArb(4, 1), { minLength: 1, maxLength: 2 }), fc.boolean(), fc.constantFrom<number | undefined>(undefined, 1e-6, 0.5), fc.constantFrom('plain', 'zero', 'tiny'), floatArb, seedArb);
-    fc.assert(
-      fc.property(arb, ([lead, norm, hasW, eps, firstRow, dtype, seed]) =>
-        tidy(() => {
+    await fc.assert(
+      fc.asyncProperty(arb, async ([lead, norm, hasW, eps, firstRow, dtype, seed]) =>
+        scoped(async (step) => {
           const r = rng(seed);
           const shape = [...lead, ...norm];
           const cols = size(norm);
@@ -464,8 +497,8 @@ describeBackends('nn ops', (backend) => {
           // a zero first row, or a tiny one whose mean square is comparable to the default eps
           const tiny = dtype === 'f64' ? 1e-8 : 1e-4;
           for (let c = 0; c < Math.min(cols, raw.length); c++) raw[c] = firstRow === 'zero' ? 0 : firstRow === 'tiny' ? raw[c]! * tiny : raw[c]!;
-          const [x, xv] = make(raw, shape, dtype);
-          const [w, wv] = make(uniformArr(r, cols, -2, 2), norm, dtype);
+          const [x, xv] = await make(step, raw, shape, dtype);
+          const [w, wv] = await make(step, uniformArr(r, cols, -2, 2), norm, dtype);
           // torch.finfo(torch.float32).eps = 2^-23, torch.finfo(torch.float64).eps = 2^-52
           const e = eps ?? (dtype === 'f64' ? 2 ** -52 : 2 ** -23);
           const expected: number[] = [];
@@ -474,10 +507,10 @@ describeBackends('nn ops', (backend) => {
             const ms = xs.reduce((p, v) => p + v * v, 0) / cols;
             xs.forEach((v, c) => expected.push((v / Math.sqrt(ms + e)) * (hasW ? wv[c]! : 1)));
           }
-          const out = rmsNorm(x, norm, hasW ? w : null, eps);
+          const out = step(() => rmsNorm(x, norm, hasW ? w : null, eps));
           expect([...out.shape]).toEqual(shape);
           expect(out.dtype).toBe(dtype);
-          expectClose(values(out), expected, loose(dtype, 10), `rmsNorm ${JSON.stringify(shape)} over ${JSON.stringify(norm)} w=${hasW} eps=${eps}`);
+          expectClose(await values(out), expected, loose(dtype, 10), `rmsNorm ${JSON.stringify(shape)} over ${JSON.stringify(norm)} w=${hasW} eps=${eps}`);
         }),
       ),
       FC,
@@ -486,21 +519,21 @@ describeBackends('nn ops', (backend) => {
 
   // ---- dropout --------------------------------------------------------------------------------
 
-  it('dropout: the same seed gives the same mask; kept values are scaled by 1/(1−p)', () => {
+  it('dropout: the same seed gives the same mask; kept values are scaled by 1/(1−p)', async () => {
     const arb = fc.tuple(shapeArb(3, 5), fc.constantFrom(0.1, 0.5, 0.8), fc.nat(1000), floatArb, seedArb);
-    fc.assert(
-      fc.property(arb, ([shape, p, s, dtype, seed]) =>
-        tidy(() => {
+    await fc.assert(
+      fc.asyncProperty(arb, async ([shape, p, s, dtype, seed]) =>
+        scoped(async (step) => {
           const r = rng(seed);
           // nonzero inputs, so a dropped element (0) is told apart from a kept one
-          const [x, xv] = make(uniformArr(r, size(shape), 0.5, 2).map((v) => (r() < 0.5 ? -v : v)), shape, dtype);
+          const [x, xv] = await make(step, uniformArr(r, size(shape), 0.5, 2).map((v) => (r() < 0.5 ? -v : v)), shape, dtype);
           manualSeed(s);
-          const a = values(dropout(x, p));
+          const a = await values(step(() => dropout(x, p)));
           manualSeed(s);
-          const b = values(dropout(x, p, true));
+          const b = await values(step(() => dropout(x, p, true)));
           expect(b, 'same seed, same mask').toEqual(a);
-          const g1 = values(dropout(x, p, true, new Generator(s + 1)));
-          const g2 = values(dropout(x, p, true, new Generator(s + 1)));
+          const g1 = await values(step(() => dropout(x, p, true, new Generator(s + 1))));
+          const g2 = await values(step(() => dropout(x, p, true, new Generator(s + 1))));
           expect(g2, 'same generator seed, same mask').toEqual(g1);
           for (const out of [a, g1])
             out.forEach((v, i) => {
@@ -512,59 +545,61 @@ describeBackends('nn ops', (backend) => {
     );
   });
 
-  it('dropout: training=false and p=0 are the identity; p=1 gives zeros; shape and dtype are kept', () => {
+  it('dropout: training=false and p=0 are the identity; p=1 gives zeros; shape and dtype are kept', async () => {
     const arb = fc.tuple(shapeArb(3, 4), floatArb, seedArb);
-    fc.assert(
-      fc.property(arb, ([shape, dtype, seed]) =>
-        tidy(() => {
+    await fc.assert(
+      fc.asyncProperty(arb, async ([shape, dtype, seed]) =>
+        scoped(async (step) => {
           const r = rng(seed);
-          const [x, xv] = make(uniformArr(r, size(shape), -2, 2), shape, dtype);
-          expect(values(dropout(x, 0.5, false))).toEqual(xv);
-          expect(values(dropout(x, 0))).toEqual(xv);
-          const z = dropout(x, 1);
+          const [x, xv] = await make(step, uniformArr(r, size(shape), -2, 2), shape, dtype);
+          expect(await values(step(() => dropout(x, 0.5, false)))).toEqual(xv);
+          expect(await values(step(() => dropout(x, 0)))).toEqual(xv);
+          const z = step(() => dropout(x, 1));
           expect([...z.shape]).toEqual(shape);
           expect(z.dtype).toBe(dtype);
-          expect(values(z).map((v) => Math.abs(v))).toEqual(new Array<number>(size(shape)).fill(0));
-          expect(() => dropout(x, 1.5)).toThrow(/dropout/);
-          expect(() => dropout(x, -0.1)).toThrow(/dropout/);
+          expect((await values(z)).map((v) => Math.abs(v))).toEqual(new Array<number>(size(shape)).fill(0));
+          step(() => {
+            expect(() => dropout(x, 1.5)).toThrow(/dropout/);
+            expect(() => dropout(x, -0.1)).toThrow(/dropout/);
+          });
         }),
       ),
       { numRuns: 30 },
     );
   });
 
-  it('dropout keeps about 1−p of a large tensor, and successive calls draw new masks', () => {
-    tidy(() => {
+  it('dropout keeps about 1−p of a large tensor, and successive calls draw new masks', async () => {
+    await scoped(async (step) => {
       const n = 20000;
-      const x = tensor(new Array(n).fill(1), [n], { backend });
+      const x = step(() => tensor(new Array(n).fill(1), [n], { backend }));
       manualSeed(1234);
       for (const p of [0.1, 0.5, 0.9]) {
-        const out = values(dropout(x, p));
+        const out = await values(step(() => dropout(x, p)));
         const kept = out.filter((v) => v !== 0).length / n;
         // binomial std ≤ √(0.25/n) ≈ 0.0035: 0.02 is more than 5σ
         expect(Math.abs(kept - (1 - p)), `p=${p}: kept ${kept}`).toBeLessThan(0.02);
       }
-      const a = values(dropout(x, 0.5));
-      const b = values(dropout(x, 0.5));
+      const a = await values(step(() => dropout(x, 0.5)));
+      const b = await values(step(() => dropout(x, 0.5)));
       expect(a.some((v, i) => v !== b[i]), 'two draws differ').toBe(true);
     });
   });
 
   // ---- embedding ------------------------------------------------------------------------------
 
-  it('embedding gathers rows of weight [V, D] at ids of any shape', () => {
+  it('embedding gathers rows of weight [V, D] at ids of any shape', async () => {
     const arb = fc.tuple(shapeArb(3, 4), dimArb(5, 1), dimArb(4), fc.constantFrom<DType>('f32', 'f64', 'bf16'), seedArb);
-    fc.assert(
-      fc.property(arb, ([idShape, vocab, dim, dtype, seed]) =>
-        tidy(() => {
+    await fc.assert(
+      fc.asyncProperty(arb, async ([idShape, vocab, dim, dtype, seed]) =>
+        scoped(async (step) => {
           const r = rng(seed);
           const ids = Array.from({ length: size(idShape) }, () => Math.floor(r() * vocab));
-          const [w, wv] = make(uniformArr(r, vocab * dim, -2, 2), [vocab, dim], dtype);
-          const out = embedding(tensor(ids, idShape, { backend, dtype: 'i32' }), w);
+          const [w, wv] = await make(step, uniformArr(r, vocab * dim, -2, 2), [vocab, dim], dtype);
+          const out = step(() => embedding(tensor(ids, idShape, { backend, dtype: 'i32' }), w));
           expect([...out.shape]).toEqual([...idShape, dim]);
           expect(out.dtype).toBe(dtype);
-          expect(values(out)).toEqual(ids.flatMap((id) => wv.slice(id * dim, (id + 1) * dim)));
-          if (ids.length > 0) expect(() => embedding(tensor([vocab], [1], { backend, dtype: 'i32' }), w)).toThrow();
+          expect(await values(out)).toEqual(ids.flatMap((id) => wv.slice(id * dim, (id + 1) * dim)));
+          if (ids.length > 0) step(() => expect(() => embedding(tensor([vocab], [1], { backend, dtype: 'i32' }), w)).toThrow());
         }),
       ),
       FC,
@@ -637,14 +672,14 @@ describeBackends('nn ops', (backend) => {
     seedArb,
   );
 
-  it('scaledDotProductAttention vs a naive oracle: no mask, causal, bool/float masks, custom scale, Tq ≠ Tk, Dv ≠ D', () => {
-    fc.assert(
-      fc.property(attnArb, ([batch, tq, tk, d, dv, kind, maskLayout, ones, scaleOpt, dtype, seed]) =>
-        tidy(() => {
+  it('scaledDotProductAttention vs a naive oracle: no mask, causal, bool/float masks, custom scale, Tq ≠ Tk, Dv ≠ D', async () => {
+    await fc.assert(
+      fc.asyncProperty(attnArb, async ([batch, tq, tk, d, dv, kind, maskLayout, ones, scaleOpt, dtype, seed]) =>
+        scoped(async (step) => {
           const r = rng(seed);
-          const [q, qv] = make(uniformArr(r, size(batch) * tq * d, -2, 2), [...batch, tq, d], dtype);
-          const [k, kv] = make(uniformArr(r, size(batch) * tk * d, -2, 2), [...batch, tk, d], dtype);
-          const [v, vv] = make(uniformArr(r, size(batch) * tk * dv, -2, 2), [...batch, tk, dv], dtype);
+          const [q, qv] = await make(step, uniformArr(r, size(batch) * tq * d, -2, 2), [...batch, tq, d], dtype);
+          const [k, kv] = await make(step, uniformArr(r, size(batch) * tk * d, -2, 2), [...batch, tk, d], dtype);
+          const [v, vv] = await make(step, uniformArr(r, size(batch) * tk * dv, -2, 2), [...batch, tk, dv], dtype);
           let mask: MaskSpec | null = null;
           let maskT: Tensor | null = null;
           if (kind === 'bool' || kind === 'float') {
@@ -655,8 +690,8 @@ describeBackends('nn ops', (backend) => {
             const data = Array.from({ length: size(shape) }, () =>
               kind === 'bool' ? (r() < 0.7 ? 1 : 0) : r() < 0.25 ? -Infinity : -2 + 4 * r(),
             );
-            [maskT] = make(data, shape, kind === 'bool' ? 'bool' : dtype);
-            mask = { data: values(maskT), shape, bool: kind === 'bool' };
+            [maskT] = await make(step, data, shape, kind === 'bool' ? 'bool' : dtype);
+            mask = { data: await values(maskT), shape, bool: kind === 'bool' };
           }
           const scale = scaleOpt ?? 1 / Math.sqrt(d);
           const opts = {
@@ -664,40 +699,40 @@ describeBackends('nn ops', (backend) => {
             ...(kind === 'causal' ? { isCausal: true } : {}),
             ...(scaleOpt !== null ? { scale: scaleOpt } : {}),
           };
-          const out = scaledDotProductAttention(q, k, v, opts);
+          const out = step(() => scaledDotProductAttention(q, k, v, opts));
           const what = `sdpa batch ${JSON.stringify(batch)} tq ${tq} tk ${tk} d ${d} dv ${dv} ${kind} ${mask ? JSON.stringify(mask.shape) : ''} scale ${scaleOpt} ${dtype}`;
           expect([...out.shape], what).toEqual([...batch, tq, dv]);
           expect(out.dtype).toBe(dtype);
-          expectClose(values(out), attentionOracle(qv, kv, vv, batch, tq, tk, d, dv, scale, kind === 'causal', mask), loose(dtype), what);
+          expectClose(await values(out), attentionOracle(qv, kv, vv, batch, tq, tk, d, dv, scale, kind === 'causal', mask), loose(dtype), what);
         }),
       ),
       FC,
     );
   });
 
-  it('scaledDotProductAttention: a fully masked query row (bool or −∞ float mask, or Tk = 0) gives zeros', () => {
+  it('scaledDotProductAttention: a fully masked query row (bool or −∞ float mask, or Tk = 0) gives zeros', async () => {
     const arb = fc.tuple(dimArb(3, 1), dimArb(3, 1), dimArb(3, 1), dimArb(3, 1), fc.nat(2), floatArb, seedArb);
-    fc.assert(
-      fc.property(arb, ([tq, tk, d, dv, which, dtype, seed]) =>
-        tidy(() => {
+    await fc.assert(
+      fc.asyncProperty(arb, async ([tq, tk, d, dv, which, dtype, seed]) =>
+        scoped(async (step) => {
           const r = rng(seed);
-          const [q, qv] = make(uniformArr(r, 2 * tq * d, -2, 2), [2, tq, d], dtype);
-          const [k, kv] = make(uniformArr(r, 2 * tk * d, -2, 2), [2, tk, d], dtype);
-          const [v, vv] = make(uniformArr(r, 2 * tk * dv, -2, 2), [2, tk, dv], dtype);
+          const [q, qv] = await make(step, uniformArr(r, 2 * tq * d, -2, 2), [2, tq, d], dtype);
+          const [k, kv] = await make(step, uniformArr(r, 2 * tk * d, -2, 2), [2, tk, d], dtype);
+          const [v, vv] = await make(step, uniformArr(r, 2 * tk * dv, -2, 2), [2, tk, dv], dtype);
           const row = which % tq;
           // query `row` of batch 1 sees nothing; other entries are allowed
           const boolData = indices([2, tq, tk]).map(([b, i]) => (b === 1 && i === row ? 0 : 1));
           const floatData = boolData.map((x, i) => (x ? 0.5 * Math.sin(i) : -Infinity));
           for (const [data, isBool] of [[boolData, true], [floatData, false]] as const) {
-            const [m, mv] = make(data, [2, tq, tk], isBool ? 'bool' : dtype);
-            const out = values(scaledDotProductAttention(q, k, v, { attnMask: m }));
+            const [m, mv] = await make(step, data, [2, tq, tk], isBool ? 'bool' : dtype);
+            const out = await values(step(() => scaledDotProductAttention(q, k, v, { attnMask: m })));
             const expected = attentionOracle(qv, kv, vv, [2], tq, tk, d, dv, 1 / Math.sqrt(d), false, { data: mv, shape: [2, tq, tk], bool: isBool });
             expectClose(out, expected, loose(dtype), `masked row ${row} ${isBool ? 'bool' : 'float'}`);
             expect(out.slice((tq + row) * dv, (tq + row + 1) * dv).map(Math.abs)).toEqual(new Array<number>(dv).fill(0));
           }
-          const empty = scaledDotProductAttention(q, tensor([], [2, 0, d], { backend, dtype }), tensor([], [2, 0, dv], { backend, dtype }));
+          const empty = step(() => scaledDotProductAttention(q, tensor([], [2, 0, d], { backend, dtype }), tensor([], [2, 0, dv], { backend, dtype })));
           expect([...empty.shape]).toEqual([2, tq, dv]);
-          expect(values(empty).map(Math.abs)).toEqual(new Array<number>(2 * tq * dv).fill(0));
+          expect((await values(empty)).map(Math.abs)).toEqual(new Array<number>(2 * tq * dv).fill(0));
         }),
       ),
       { numRuns: 30 },
@@ -721,62 +756,61 @@ describeBackends('nn ops', (backend) => {
 
   const halfArb = fc.constantFrom<DType>('bf16', 'f16');
 
-  it('bf16/f16 matmul computes in f32 and rounds once at the end', () => {
+  it('bf16/f16 matmul computes in f32 and rounds once at the end', async () => {
     const arb = fc.tuple(broadcastPairArb(2, 3), dimArb(), dimArb(), dimArb(), fc.boolean(), fc.boolean(), halfArb, seedArb);
-    fc.assert(
-      fc.property(arb, ([[ba, bb], m, k, n, transA, transB, dtype, seed]) =>
-        tidy(() => {
+    await fc.assert(
+      fc.asyncProperty(arb, async ([[ba, bb], m, k, n, transA, transB, dtype, seed]) =>
+        scoped(async (step) => {
           const r = rng(seed);
           const aShape = [...ba, ...(transA ? [k, m] : [m, k])];
           const bShape = [...bb, ...(transB ? [n, k] : [k, n])];
-          const [a, av] = make(uniformArr(r, size(aShape), -2, 2), aShape, dtype);
-          const [b, bv] = make(uniformArr(r, size(bShape), -2, 2), bShape, dtype);
+          const [a, av] = await make(step, uniformArr(r, size(aShape), -2, 2), aShape, dtype);
+          const [b, bv] = await make(step, uniformArr(r, size(bShape), -2, 2), bShape, dtype);
           const e = matmulOracle(av, aShape, bv, bShape, transA, transB);
-          const out = matmul(a, b, { transA, transB });
+          const out = step(() => matmul(a, b, { transA, transB }));
           expect([...out.shape]).toEqual(e.shape);
           expect(out.dtype).toBe(dtype);
-          expectClose(values(out), e.data.map((x) => roundTo(dtype, x)), tol(dtype), `${dtype} matmul`);
+          expectClose(await values(out), e.data.map((x) => roundTo(dtype, x)), tol(dtype), `${dtype} matmul`);
         }),
       ),
       FC,
     );
   });
 
-  it('bf16/f16 matmul of many ones accumulates past the half range of exact integers', () => {
+  it('bf16/f16 matmul of many ones accumulates past the half range of exact integers', async () => {
     // accumulating in bf16 stalls at 256 (256 + 1 rounds back to 256), in f16 at 2048; f32 accumulation is exact
-    tidy(() => {
+    await scoped(async (step) => {
       for (const [dtype, k] of [['bf16', 300], ['f16', 3000]] as const) {
-        const a = tensor(new Array(2 * k).fill(1), [2, k], { backend, dtype });
-        const b = tensor(new Array(k).fill(1), [k, 1], { backend, dtype });
-        expectClose(values(matmul(a, b)), [roundTo(dtype, k), roundTo(dtype, k)], tol(dtype), `${dtype} sum of ${k} ones`);
-        const x = tensor(new Array(k).fill(1), [1, k], { backend, dtype });
-        expectClose(values(linear(x, b.mT)), [roundTo(dtype, k)], tol(dtype), `${dtype} linear of ${k} ones`);
+        const [a, b] = step(() => [tensor(new Array(2 * k).fill(1), [2, k], { backend, dtype }), tensor(new Array(k).fill(1), [k, 1], { backend, dtype })]);
+        expectClose(await values(step(() => matmul(a, b))), [roundTo(dtype, k), roundTo(dtype, k)], tol(dtype), `${dtype} sum of ${k} ones`);
+        const x = step(() => tensor(new Array(k).fill(1), [1, k], { backend, dtype }));
+        expectClose(await values(step(() => linear(x, b.mT))), [roundTo(dtype, k)], tol(dtype), `${dtype} linear of ${k} ones`);
       }
     });
   });
 
-  it('bf16/f16 softmax and logSoftmax compute in f32 and round at the end', () => {
+  it('bf16/f16 softmax and logSoftmax compute in f32 and round at the end', async () => {
     const arb = fc.tuple(shapeArb(3, 5).filter((s) => s.length >= 1), halfArb, fc.constantFrom(0, 100), seedArb);
-    fc.assert(
-      fc.property(arb, ([shape, dtype, shift, seed]) =>
-        tidy(() => {
+    await fc.assert(
+      fc.asyncProperty(arb, async ([shape, dtype, shift, seed]) =>
+        scoped(async (step) => {
           const r = rng(seed);
-          const [x, xv] = make(uniformArr(r, size(shape), -4, 4).map((v) => v + shift), shape, dtype);
+          const [x, xv] = await make(step, uniformArr(r, size(shape), -4, 4).map((v) => v + shift), shape, dtype);
           const a = shape.length - 1;
-          const sm = softmax(x);
+          const sm = step(() => softmax(x));
           expect(sm.dtype).toBe(dtype);
-          expectClose(values(sm), alongAxis(xv, shape, a, (row) => softmaxRow(row, false)).map((v) => roundTo(dtype, v)), tol(dtype), `${dtype} softmax`);
-          const lsm = logSoftmax(x, 0);
+          expectClose(await values(sm), alongAxis(xv, shape, a, (row) => softmaxRow(row, false)).map((v) => roundTo(dtype, v)), tol(dtype), `${dtype} softmax`);
+          const lsm = step(() => logSoftmax(x, 0));
           expect(lsm.dtype).toBe(dtype);
-          expectClose(values(lsm), alongAxis(xv, shape, 0, (row) => softmaxRow(row, true)).map((v) => roundTo(dtype, v)), tol(dtype), `${dtype} logSoftmax`);
+          expectClose(await values(lsm), alongAxis(xv, shape, 0, (row) => softmaxRow(row, true)).map((v) => roundTo(dtype, v)), tol(dtype), `${dtype} logSoftmax`);
         }),
       ),
       FC,
     );
     // a long row: a sum of exps accumulated in the half dtype would stall (at 256 for bf16, 2048 for f16)
-    tidy(() => {
+    await scoped(async (step) => {
       for (const [dtype, n] of [['bf16', 600], ['f16', 3000]] as const) {
-        const out = values(softmax(tensor(new Array(n).fill(0), [1, n], { backend, dtype })));
+        const out = await values(step(() => softmax(tensor(new Array(n).fill(0), [1, n], { backend, dtype }))));
         expectClose(out, new Array<number>(n).fill(roundTo(dtype, 1 / n)), { rtol: tol(dtype).rtol, atol: 0 }, `${dtype} uniform softmax of ${n}`);
       }
     });

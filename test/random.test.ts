@@ -15,10 +15,10 @@ import {
   rand,
   randint,
   randn,
+  Tensor,
   tidy,
   uniform,
   type DType,
-  type Tensor,
 } from '../src/index.js';
 import { FC, describeBackends, expectClose, values } from './harness.js';
 
@@ -84,6 +84,35 @@ const smallShape = fc.array(fc.integer({ min: 0, max: 5 }), { minLength: 0, maxL
 const seedArb = fc.oneof(fc.nat(1000), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }));
 const size = (s: readonly number[]): number => s.reduce((p, d) => p * d, 1);
 
+/** A tidy whose returned tensors (alone, or in arrays and plain objects) outlive it. */
+type Step = <T>(fn: () => T) => T;
+
+function gatherTensors(x: unknown, out: Tensor[]): void {
+  if (x instanceof Tensor) out.push(x);
+  else if (Array.isArray(x)) for (const v of x) gatherTensors(v, out);
+  else if (x !== null && typeof x === 'object' && Object.getPrototypeOf(x) === Object.prototype)
+    for (const v of Object.values(x)) gatherTensors(v, out);
+}
+
+/**
+ * Run an async test body whose tensor work happens in `step`s: each is a (synchronous) tidy,
+ * and the tensors it returns live until the body ends, when they are disposed, also when it
+ * throws. Reads (`await values(t)`) go between steps, never inside one.
+ */
+async function scoped(body: (step: Step) => Promise<void>): Promise<void> {
+  const held: Tensor[] = [];
+  const step: Step = (fn) => {
+    const r = tidy(fn);
+    gatherTensors(r, held);
+    return r;
+  };
+  try {
+    await body(step);
+  } finally {
+    for (const t of held) t.dispose();
+  }
+}
+
 // ---- Philox block function -----------------------------------------------------------------
 
 describe('philox4x32', () => {
@@ -124,36 +153,40 @@ describe('philox4x32', () => {
 // ---- tensors --------------------------------------------------------------------------------
 
 describeBackends('random tensors', (backend) => {
-  it('rand follows the documented Philox mapping exactly (u = (w >>> 8)·2⁻²⁴), for f32 and f64', () => {
-    fc.assert(
-      fc.property(seedArb, fc.nat(1000), smallShape, fc.constantFrom<DType>('f32', 'f64'), (seed, offset, shape, dtype) => {
-        tidy(() => {
-          const g = new Generator(seed);
-          g.setState({ seed, offset });
-          const t = rand(shape, { backend, dtype, generator: g });
+  it('rand follows the documented Philox mapping exactly (u = (w >>> 8)·2⁻²⁴), for f32 and f64', async () => {
+    await fc.assert(
+      fc.asyncProperty(seedArb, fc.nat(1000), smallShape, fc.constantFrom<DType>('f32', 'f64'), async (seed, offset, shape, dtype) => {
+        await scoped(async (step) => {
+          const t = step(() => {
+            const g = new Generator(seed);
+            g.setState({ seed, offset });
+            return rand(shape, { backend, dtype, generator: g });
+          });
           expect(t.shape).toEqual(shape);
           expect(t.dtype).toBe(dtype);
-          expect(values(t)).toEqual(uniformOracle(seed, offset, size(shape), 0, 1, dtype));
+          expect(await values(t)).toEqual(uniformOracle(seed, offset, size(shape), 0, 1, dtype));
         });
       }),
       FC,
     );
   });
 
-  it('uniform(low, high) is low + (high − low)·u', () => {
-    fc.assert(
-      fc.property(
+  it('uniform(low, high) is low + (high − low)·u', async () => {
+    await fc.assert(
+      fc.asyncProperty(
         fc.nat(10_000),
         fc.nat(100),
         smallShape,
         fc.double({ min: -100, max: 100, noNaN: true }),
         fc.double({ min: 0.001, max: 100, noNaN: true }),
-        (seed, offset, shape, low, span) => {
-          tidy(() => {
-            const g = new Generator(seed);
-            g.setState({ seed, offset });
-            const t = uniform(shape, low, low + span, { backend, generator: g });
-            expectClose(values(t), uniformOracle(seed, offset, size(shape), low, low + span), { rtol: 0, atol: 0 });
+        async (seed, offset, shape, low, span) => {
+          await scoped(async (step) => {
+            const t = step(() => {
+              const g = new Generator(seed);
+              g.setState({ seed, offset });
+              return uniform(shape, low, low + span, { backend, generator: g });
+            });
+            expectClose(await values(t), uniformOracle(seed, offset, size(shape), low, low + span), { rtol: 0, atol: 0 });
           });
         },
       ),
@@ -161,25 +194,25 @@ describeBackends('random tensors', (backend) => {
     );
   });
 
-  it('randn / normal follow Box–Muller on word pairs of one counter', () => {
-    fc.assert(
-      fc.property(
+  it('randn / normal follow Box–Muller on word pairs of one counter', async () => {
+    await fc.assert(
+      fc.asyncProperty(
         fc.nat(10_000),
         fc.nat(100),
         smallShape,
         fc.double({ min: -10, max: 10, noNaN: true }),
         fc.double({ min: 0, max: 10, noNaN: true }),
-        (seed, offset, shape, mean, std) => {
-          tidy(() => {
+        async (seed, offset, shape, mean, std) => {
+          await scoped(async (step) => {
             const n = size(shape);
             const g = new Generator(seed);
             g.setState({ seed, offset });
-            const z = randn(shape, { backend, generator: g });
+            const z = step(() => randn(shape, { backend, generator: g }));
             // transcendental functions may differ in the last bit between implementations
-            expectClose(values(z), normalOracle(seed, offset, n, 0, 1), { rtol: 1e-6, atol: 1e-6 }, 'randn');
+            expectClose(await values(z), normalOracle(seed, offset, n, 0, 1), { rtol: 1e-6, atol: 1e-6 }, 'randn');
             g.setState({ seed, offset });
-            const x = normal(shape, mean, std, { backend, generator: g });
-            expectClose(values(x), normalOracle(seed, offset, n, mean, std), { rtol: 1e-6, atol: 1e-5 }, 'normal');
+            const x = step(() => normal(shape, mean, std, { backend, generator: g }));
+            expectClose(await values(x), normalOracle(seed, offset, n, mean, std), { rtol: 1e-6, atol: 1e-5 }, 'normal');
           });
         },
       ),
@@ -187,21 +220,23 @@ describeBackends('random tensors', (backend) => {
     );
   });
 
-  it('randint(low, high) is low + ⌊w·(high − low)/2³²⌋, i32, on random ranges', () => {
-    fc.assert(
-      fc.property(
+  it('randint(low, high) is low + ⌊w·(high − low)/2³²⌋, i32, on random ranges', async () => {
+    await fc.assert(
+      fc.asyncProperty(
         fc.nat(10_000),
         fc.nat(100),
         smallShape,
         fc.integer({ min: -1000, max: 1000 }),
         fc.oneof(fc.integer({ min: 1, max: 10 }), fc.integer({ min: 1, max: 2 ** 31 })),
-        (seed, offset, shape, low, span) => {
-          tidy(() => {
-            const g = new Generator(seed);
-            g.setState({ seed, offset });
-            const t = randint(low, low + span, shape, { backend, generator: g });
+        async (seed, offset, shape, low, span) => {
+          await scoped(async (step) => {
+            const t = step(() => {
+              const g = new Generator(seed);
+              g.setState({ seed, offset });
+              return randint(low, low + span, shape, { backend, generator: g });
+            });
             expect(t.dtype).toBe('i32');
-            const v = values(t);
+            const v = await values(t);
             expect(v).toEqual(randintOracle(seed, offset, size(shape), low, low + span));
             for (const x of v) expect(x >= low && x < low + span).toBe(true);
           });
@@ -211,83 +246,91 @@ describeBackends('random tensors', (backend) => {
     );
   });
 
-  it('randint is exact where w·(high − low) exceeds 2⁵³ (a word found by search: seed 0, counter 329670)', () => {
+  it('randint is exact where w·(high − low) exceeds 2⁵³ (a word found by search: seed 0, counter 329670)', async () => {
     // w = 3221225441 = word 0 of philox(counter 329670, key 0). With high − low = 2³⁰ + 1 the
     // product needs 62 bits; ⌊w·span/2³²⌋ is 805306360, but a double product rounds up to 805306361.
-    tidy(() => {
+    await scoped(async (step) => {
       const span = 2 ** 30 + 1;
       const g = new Generator(0);
       g.setState({ seed: 0, offset: 329670 });
-      const t = randint(0, span, [4], { backend, generator: g });
+      const t = step(() => randint(0, span, [4], { backend, generator: g }));
       expect(words(0, 329670, 1)[0]).toBe(3221225441);
-      expect(values(t)).toEqual(randintOracle(0, 329670, 4, 0, span));
+      expect(await values(t)).toEqual(randintOracle(0, 329670, 4, 0, span));
     });
   });
 
-  it('the high key word is used: seeds that differ only above 2³² give different streams', () => {
-    tidy(() => {
-      const a = rand([8], { backend, generator: new Generator(5) });
-      const b = rand([8], { backend, generator: new Generator(5 + 2 ** 32) });
-      expect(values(a)).not.toEqual(values(b));
-      expect(values(b)).toEqual(uniformOracle(5 + 2 ** 32, 0, 8, 0, 1));
+  it('the high key word is used: seeds that differ only above 2³² give different streams', async () => {
+    await scoped(async (step) => {
+      const [a, b] = step(() => [
+        rand([8], { backend, generator: new Generator(5) }),
+        rand([8], { backend, generator: new Generator(5 + 2 ** 32) }),
+      ]);
+      expect(await values(a)).not.toEqual(await values(b));
+      expect(await values(b)).toEqual(uniformOracle(5 + 2 ** 32, 0, 8, 0, 1));
     });
   });
 
-  it('manualSeed makes the default generator reproduce', () => {
-    tidy(() => {
+  it('manualSeed makes the default generator reproduce', async () => {
+    await scoped(async (step) => {
       manualSeed(1234);
-      const a1 = values(rand([7], { backend }));
-      const b1 = values(randn([3, 2], { backend }));
-      const c1 = values(randint(0, 10, [5], { backend }));
+      const a1 = await values(step(() => rand([7], { backend })));
+      const b1 = await values(step(() => randn([3, 2], { backend })));
+      const c1 = await values(step(() => randint(0, 10, [5], { backend })));
       manualSeed(1234);
-      expect(values(rand([7], { backend }))).toEqual(a1);
-      expect(values(randn([3, 2], { backend }))).toEqual(b1);
-      expect(values(randint(0, 10, [5], { backend }))).toEqual(c1);
+      expect(await values(step(() => rand([7], { backend })))).toEqual(a1);
+      expect(await values(step(() => randn([3, 2], { backend })))).toEqual(b1);
+      expect(await values(step(() => randint(0, 10, [5], { backend })))).toEqual(c1);
       expect(defaultGenerator.seed).toBe(1234);
       expect(defaultGenerator.getState()).toEqual({ seed: 1234, offset: 2 + 2 + 2 });
       manualSeed(1235);
-      expect(values(rand([7], { backend }))).not.toEqual(a1);
+      expect(await values(step(() => rand([7], { backend })))).not.toEqual(a1);
     });
   });
 
-  it('a Generator instance is independent of the default generator', () => {
-    tidy(() => {
+  it('a Generator instance is independent of the default generator', async () => {
+    await scoped(async (step) => {
       manualSeed(7);
       const g1 = new Generator(99);
-      const a = values(rand([6], { backend, generator: g1 }));
+      const a = await values(step(() => rand([6], { backend, generator: g1 })));
       const before = defaultGenerator.getState();
       const g2 = new Generator(99);
-      rand([3], { backend }); // advances only the default generator
-      expect(values(rand([6], { backend, generator: g2 }))).toEqual(a);
+      step(() => {
+        rand([3], { backend }); // advances only the default generator
+      });
+      expect(await values(step(() => rand([6], { backend, generator: g2 })))).toEqual(a);
       expect(defaultGenerator.getState()).toEqual({ seed: 7, offset: before.offset + 1 });
       expect(g1.getState()).toEqual({ seed: 99, offset: 2 });
       // manualSeed on the instance restarts it
       g1.manualSeed(99);
-      expect(values(rand([6], { backend, generator: g1 }))).toEqual(a);
+      expect(await values(step(() => rand([6], { backend, generator: g1 })))).toEqual(a);
     });
   });
 
-  it('getState/setState resume the stream exactly: n then m draws equal n, save, m after restoring', () => {
-    fc.assert(
-      fc.property(fc.nat(1000), smallShape, smallShape, fc.constantFrom('rand', 'randn', 'randint'), (seed, s1, s2, kind) => {
-        tidy(() => {
+  it('getState/setState resume the stream exactly: n then m draws equal n, save, m after restoring', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.nat(1000), smallShape, smallShape, fc.constantFrom('rand', 'randn', 'randint'), async (seed, s1, s2, kind) => {
+        await scoped(async (step) => {
           const draw = (g: Generator, shape: number[]): Tensor =>
-            kind === 'rand'
-              ? rand(shape, { backend, generator: g })
-              : kind === 'randn'
-                ? randn(shape, { backend, generator: g })
-                : randint(-3, 17, shape, { backend, generator: g });
+            step(() =>
+              kind === 'rand'
+                ? rand(shape, { backend, generator: g })
+                : kind === 'randn'
+                  ? randn(shape, { backend, generator: g })
+                  : randint(-3, 17, shape, { backend, generator: g }),
+            );
           const g = new Generator(seed);
-          const first = values(draw(g, s1));
+          const first = await values(draw(g, s1));
           const saved = g.getState();
-          const second = values(draw(g, s2));
+          const second = await values(draw(g, s2));
           // fresh generator: the same first draw, then resume from the saved state
           const h = new Generator(seed);
-          expect(values(draw(h, s1))).toEqual(first);
+          expect(await values(draw(h, s1))).toEqual(first);
           const other = new Generator(seed + 1);
-          rand([9], { backend, generator: other });
+          step(() => {
+            rand([9], { backend, generator: other });
+          });
           other.setState(saved);
-          expect(values(draw(other, s2))).toEqual(second);
+          expect(await values(draw(other, s2))).toEqual(second);
           // getState returns a snapshot, not a live view
           expect(saved).toEqual({ seed, offset: Math.ceil(size(s1) / 4) });
         });
@@ -315,19 +358,19 @@ describeBackends('random tensors', (backend) => {
     );
   });
 
-  it('consecutive draws continue the stream: two draws of n = 4k equal one draw of 2n', () => {
-    tidy(() => {
+  it('consecutive draws continue the stream: two draws of n = 4k equal one draw of 2n', async () => {
+    await scoped(async (step) => {
       const a = new Generator(11);
-      const x = [...values(rand([8], { backend, generator: a })), ...values(rand([12], { backend, generator: a }))];
-      const y = values(rand([20], { backend, generator: new Generator(11) }));
+      const x = [...(await values(step(() => rand([8], { backend, generator: a })))), ...(await values(step(() => rand([12], { backend, generator: a }))))];
+      const y = await values(step(() => rand([20], { backend, generator: new Generator(11) })));
       expect(x).toEqual(y);
     });
   });
 
-  it('rand is in [0, 1) with mean ≈ 1/2 and variance ≈ 1/12', () => {
-    tidy(() => {
+  it('rand is in [0, 1) with mean ≈ 1/2 and variance ≈ 1/12', async () => {
+    await scoped(async (step) => {
       const n = 40_000;
-      const v = values(rand([n], { backend, generator: new Generator(2024) }));
+      const v = await values(step(() => rand([n], { backend, generator: new Generator(2024) })));
       let s = 0;
       let s2 = 0;
       for (const x of v) {
@@ -343,10 +386,10 @@ describeBackends('random tensors', (backend) => {
     });
   });
 
-  it('randn has mean ≈ 0, variance ≈ 1 and symmetric tails', () => {
-    tidy(() => {
+  it('randn has mean ≈ 0, variance ≈ 1 and symmetric tails', async () => {
+    await scoped(async (step) => {
       const n = 40_000;
-      const v = values(randn([n], { backend, generator: new Generator(77) }));
+      const v = await values(step(() => randn([n], { backend, generator: new Generator(77) })));
       let s = 0;
       let s2 = 0;
       let beyond2 = 0;
@@ -365,12 +408,12 @@ describeBackends('random tensors', (backend) => {
     });
   });
 
-  it('normal(mean, std) and uniform(low, high) have the requested moments', () => {
-    tidy(() => {
+  it('normal(mean, std) and uniform(low, high) have the requested moments', async () => {
+    await scoped(async (step) => {
       const n = 20_000;
       const g = new Generator(5);
-      const x = values(normal([n], 3, 0.5, { backend, generator: g }));
-      const u = values(uniform([n], -2, 6, { backend, generator: g }));
+      const x = await values(step(() => normal([n], 3, 0.5, { backend, generator: g })));
+      const u = await values(step(() => uniform([n], -2, 6, { backend, generator: g })));
       const m = (a: number[]): number => a.reduce((p, q) => p + q, 0) / a.length;
       const v = (a: number[]): number => m(a.map((q) => q * q)) - m(a) ** 2;
       expect(Math.abs(m(x) - 3)).toBeLessThan((6 * 0.5) / Math.sqrt(n));
@@ -381,11 +424,11 @@ describeBackends('random tensors', (backend) => {
     });
   });
 
-  it('randint stays in [low, high) and is roughly uniform (chi-square)', () => {
-    tidy(() => {
+  it('randint stays in [low, high) and is roughly uniform (chi-square)', async () => {
+    await scoped(async (step) => {
       const n = 30_000;
       const k = 12;
-      const v = values(randint(-5, -5 + k, [n], { backend, generator: new Generator(31337) }));
+      const v = await values(step(() => randint(-5, -5 + k, [n], { backend, generator: new Generator(31337) })));
       const counts = new Array<number>(k).fill(0);
       for (const x of v) {
         expect(Number.isInteger(x) && x >= -5 && x < -5 + k).toBe(true);
