@@ -18,8 +18,10 @@ for (let step = 0; step < 300; step++) {
     l.backward();
     noGrad(() => params.forEach((p) => p.copy_(p.sub(p.grad!.mul(0.05)))));
     params.forEach((p) => p.zeroGrad());
-    return l.item();
+    return l; // everything else the step made is freed here
   });
-  if (step % 100 === 0 || step === 299) console.log(`step ${step}: loss ${loss.toFixed(4)}`);
+  // reading a value waits for the device: do it only when logging
+  if (step % 100 === 0 || step === 299) console.log(`step ${step}: loss ${(await loss.item()).toFixed(4)}`);
+  loss.dispose();
 }
 console.log('live tensors:', memory().tensors);

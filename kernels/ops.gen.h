@@ -377,7 +377,7 @@ struct AdamUpdateArgs {
   bool decoupled;
 };
 
-// LAMB step (You et al. 2019) of every parameter of a list: moments as Adam (divided by 1 − βᵗ when biasCorrection), `r = m̂/(√v̂ + ε) + wd·p`, `p −= lr·φ·r` with the trust ratio φ = ‖p‖/‖r‖ (1 when either norm is 0), written to `trust[i]` when trust is given (f32).
+// LAMB step (You et al. 2019) of every parameter of a list: moments as Adam (divided by 1 − βᵗ when biasCorrection), `r = m̂/(√v̂ + ε) + wd·p`, `p −= lr·φ·r` with the trust ratio φ = ‖p‖/‖r‖ (1 when either norm is 0), written to `trust[i]` when trust is given (f32, or f64 for f64 parameters).
 struct LambUpdateArgs {
   Bufs params;
   Bufs grads;

@@ -314,7 +314,7 @@ export const kernels = [
   {
     name: 'lambUpdate',
     family: 'optim',
-    doc: 'LAMB step (You et al. 2019) of every parameter of a list: moments as Adam (divided by 1 − βᵗ when biasCorrection), `r = m̂/(√v̂ + ε) + wd·p`, `p −= lr·φ·r` with the trust ratio φ = ‖p‖/‖r‖ (1 when either norm is 0), written to `trust[i]` when trust is given (f32).',
+    doc: 'LAMB step (You et al. 2019) of every parameter of a list: moments as Adam (divided by 1 − βᵗ when biasCorrection), `r = m̂/(√v̂ + ε) + wd·p`, `p −= lr·φ·r` with the trust ratio φ = ‖p‖/‖r‖ (1 when either norm is 0), written to `trust[i]` when trust is given (f32, or f64 for f64 parameters).',
     args: [['params', 'inouts'], ['grads', 'ins'], ['m', 'inouts'], ['v', 'inouts'], ['steps', 'intlist'], ['lr', 'float'], ['beta1', 'float'], ['beta2', 'float'], ['eps', 'float'], ['weightDecay', 'float'], ['biasCorrection', 'bool'], ['trust', 'out?']],
   },
 ];

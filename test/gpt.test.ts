@@ -228,8 +228,10 @@ describeBackends('GPT', (backend) => {
     }
     expect(losses[0]).toBeGreaterThan(2);
     expect(losses[99]).toBeLessThan(0.2);
-    expect(new Set(counts.slice(1)).size, `live tensors per step: ${counts.slice(0, 5).join(', ')} …`).toBe(1);
-    expect(counts[99]).toBe(counts[0]);
+    // no growth: the count never rises above step 1's (it may fall when the garbage collector
+    // finalizes tensors that earlier tests left undisposed)
+    expect(Math.max(...counts.slice(1)), `live tensors per step: ${counts.join(', ')}`).toBeLessThanOrEqual(counts[1]!);
+    expect(counts[99]).toBeLessThanOrEqual(counts[0]!);
     for (const t of [...mom, ...vel]) t.dispose();
   });
 

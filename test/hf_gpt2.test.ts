@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, expect, it } from 'vitest';
 import { Generator, cast, memory, tensor, tidy, transpose, type Tensor } from '../src/index.js';
-import { loadSafetensors, parseSafetensorsHeader, saveSafetensorsSync } from '../src/io/index.js';
+import { loadSafetensors, parseSafetensorsHeader, saveSafetensors } from '../src/io/index.js';
 import { hfGPT2Config, hfGPT2Gradients, hfGPT2StateDict, loadHFGPT2, saveHFGPT2 } from '../src/io/index.js';
 import { GPT, type GPTConfig } from '../src/nn/index.js';
 import { describeBackends, expectClose, values } from './harness.js';
@@ -73,10 +73,10 @@ describeBackends('Hugging Face GPT-2', (backend) => {
   const live = (): number => memory().backends[backend]?.tensors ?? 0;
   const dispose = (ts: Record<string, Tensor>): void => Object.values(ts).forEach((t) => t.dispose());
   /** The fixture's HF file as tensors, edited by `edit`, re-encoded. */
-  const editedFile = (edit: (ts: Record<string, Tensor>) => Record<string, Tensor>): Uint8Array => {
+  const editedFile = async (edit: (ts: Record<string, Tensor>) => Record<string, Tensor>): Promise<Uint8Array> => {
     const ts = loadSafetensors(HF_FILE, { backend }).tensors;
     const edited = edit(ts);
-    const bytes = saveSafetensorsSync(edited, { format: 'pt' });
+    const bytes = (await saveSafetensors(edited, { format: 'pt' })) as Uint8Array;
     dispose(ts);
     dispose(edited);
     return bytes;
@@ -98,7 +98,7 @@ describeBackends('Hugging Face GPT-2', (backend) => {
     return loss === undefined ? { logits } : { logits, loss };
   };
 
-  it('reads the sizes from the tensors and nHead from the caller; no config.json and no nHead is an error, not a guess', () => {
+  it('reads the sizes from the tensors and nHead from the caller; no config.json and no nHead is an error, not a guess', async () => {
     expect(hfGPT2Config(HF_FILE, { nHead: 2 })).toEqual({
       ...META.config,
       bias: true,
@@ -117,7 +117,7 @@ describeBackends('Hugging Face GPT-2', (backend) => {
     // GPT-2 small's sizes (nEmbd 768) no longer imply 12 heads: bytes have no config.json
     const small = new GPT({ vocabSize: 7, blockSize: 4, nLayer: 1, nHead: 12, nEmbd: 768 }, { backend, generator: new Generator(1) });
     const sd = hfGPT2StateDict(small);
-    const bytes = saveSafetensorsSync(sd);
+    const bytes = (await saveSafetensors(sd)) as Uint8Array;
     dispose(sd);
     small.dispose();
     expect(() => hfGPT2Config(bytes)).toThrow(
@@ -202,12 +202,12 @@ describeBackends('Hugging Face GPT-2', (backend) => {
   });
 
   it('ties lm_head.weight when the file has it equal to wte.weight, unties it when it differs', async () => {
-    const equal = editedFile((ts) => ({ ...clones(ts), 'lm_head.weight': ts['wte.weight']!.clone() }));
+    const equal = await editedFile((ts) => ({ ...clones(ts), 'lm_head.weight': ts['wte.weight']!.clone() }));
     const tied = loadHFGPT2(equal, { backend, config: { nHead: 2 } });
     expect(tied.lm_head.weight).toBe(tied.transformer.wte.weight);
     tied.dispose();
 
-    const head = editedFile((ts) => ({ ...clones(ts), 'lm_head.weight': ts['wte.weight']!.mul(2) }));
+    const head = await editedFile((ts) => ({ ...clones(ts), 'lm_head.weight': ts['wte.weight']!.mul(2) }));
     const untied = loadHFGPT2(head, { backend, config: { nHead: 2 } });
     expect(untied.config.tiedHead).toBe(false);
     expectClose(await values(untied.lm_head.weight), (await values(untied.transformer.wte.weight)).map((x) => 2 * x), { rtol: 0, atol: 0 });
@@ -224,7 +224,7 @@ describeBackends('Hugging Face GPT-2', (backend) => {
   });
 
   it('loads half-precision files, casting to the parameter dtype', async () => {
-    const half = editedFile((ts) => Object.fromEntries(Object.entries(ts).map(([n, t]) => [n, cast(t, t.dtype === 'f32' ? 'f16' : t.dtype)])));
+    const half = await editedFile((ts) => Object.fromEntries(Object.entries(ts).map(([n, t]) => [n, cast(t, t.dtype === 'f32' ? 'f16' : t.dtype)])));
     const m = loadHFGPT2(half, { backend, config: { nHead: 2 } });
     const ref = loadSafetensors(half, { backend }).tensors;
     expect(m.transformer.wte.weight.dtype).toBe('f32');
@@ -236,14 +236,14 @@ describeBackends('Hugging Face GPT-2', (backend) => {
     m.dispose();
   });
 
-  it('fails before allocating anything, naming the entries: missing, unexpected, Linear layout, dtype', () => {
+  it('fails before allocating anything, naming the entries: missing, unexpected, Linear layout, dtype', async () => {
     const before = live();
-    const drop = editedFile((ts) => without(ts, 'h.1.mlp.c_fc.bias'));
-    const extra = editedFile((ts) => ({ ...clones(ts), 'h.0.attn.rotary.inv_freq': tensor([1, 2], { backend }) }));
-    const linear = editedFile((ts) => replaced(ts, 'h.0.attn.c_attn.weight', transpose(ts['h.0.attn.c_attn.weight']!, 0, 1)));
-    const ints = editedFile((ts) => replaced(ts, 'wpe.weight', cast(ts['wpe.weight']!, 'i32')));
-    const mixed = editedFile((ts) => ({ ...clones(ts), 'transformer.wte.weight': ts['wte.weight']!.clone() }));
-    const noWte = editedFile((ts) => without(ts, 'wte.weight'));
+    const drop = await editedFile((ts) => without(ts, 'h.1.mlp.c_fc.bias'));
+    const extra = await editedFile((ts) => ({ ...clones(ts), 'h.0.attn.rotary.inv_freq': tensor([1, 2], { backend }) }));
+    const linear = await editedFile((ts) => replaced(ts, 'h.0.attn.c_attn.weight', transpose(ts['h.0.attn.c_attn.weight']!, 0, 1)));
+    const ints = await editedFile((ts) => replaced(ts, 'wpe.weight', cast(ts['wpe.weight']!, 'i32')));
+    const mixed = await editedFile((ts) => ({ ...clones(ts), 'transformer.wte.weight': ts['wte.weight']!.clone() }));
+    const noWte = await editedFile((ts) => without(ts, 'wte.weight'));
     const count = live();
     const opts = { backend, config: { nHead: 2 } };
     expect(() => loadHFGPT2(drop, opts)).toThrow('loadHFGPT2: missing entries: h.1.mlp.c_fc.bias');

@@ -25,8 +25,10 @@ const ITEM: Record<DType, number> = { f64: 8, f32: 4, i32: 4, bf16: 2, f16: 2, b
 describeBackends('memory', (backend) => {
   const live = (): number => memory().tensors;
   const bytes = (): number => memory().bytes;
-  const mine = (): { tensors: number; storages: number; bytes: number } =>
-    memory().backends[backend] ?? { tensors: 0, storages: 0, bytes: 0 };
+  const mine = (): { tensors: number; storages: number; bytes: number } => {
+    const { tensors, storages, bytes } = memory().backends[backend] ?? { tensors: 0, storages: 0, bytes: 0 };
+    return { tensors, storages, bytes };
+  };
 
   it('memory() counts tensors, storages and bytes per backend (size × item size)', () => {
     fc.assert(

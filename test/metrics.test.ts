@@ -161,6 +161,13 @@ describeBackends('top-k accuracy on language-model tensors', (backend) => {
       // B = 1, T = 3, V = 3; argmax per position: 2, 0, 1; targets 2, 1, −100 → 1 of 2 counted right
       const logits = tensor([0, 1, 5, 9, 2, 3, 0, 4, 1], [1, 3, 3], { backend });
       const targets = tensor([2, 1, -100], [1, 3], { backend, dtype: 'i32' });
+      if (!syncReadable(backend)) {
+        // metrics compute on the host: tensors the host cannot read at once must be read by the caller
+        expect(() => topKAccuracy(targets, logits)).toThrow(/^topKAccuracy: scores is on backend '.*', which cannot be read synchronously; pass Array\.from\(await t\.data\(\)\) instead/);
+        expect(() => argmaxRows(logits)).toThrow(/^argmaxRows: scores is on backend/);
+        expect(() => accuracy(tensor([2, 0, 1], [3], { backend, dtype: 'i32' }), [2, 0, 0])).toThrow(/^accuracy: yTrue is on backend/);
+        return;
+      }
       expect(topKAccuracy(targets, logits, { ignoreIndex: -100 })).toBe(0.5);
       // k = 2 at position 1: scores [9, 2, 3] → top-2 {0, 2}, target 1 still out
       expect(topKAccuracy(targets, logits, { ignoreIndex: -100, k: 2 })).toBe(0.5);

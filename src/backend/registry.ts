@@ -45,13 +45,17 @@ interface Slot {
 }
 
 const slots = new Map<string, Slot>();
-let defaultName: string | null = null;
+// the default chosen with useBackend/setBackend, and the one found when none was chosen (cached
+// until the registry changes: finding it probes every backend)
+let chosen: string | null = null;
+let found: string | null = null;
 
 /** Add a backend to the registry (replacing one of the same name, which is forgotten). */
 export function registerBackend(entry: BackendEntry): void {
+  if (!entry || typeof entry.name !== 'string' || !entry.name) throw new Error('registerBackend: an entry needs a name');
   if (!entry.create === !entry.load) throw new Error(`registerBackend: entry '${entry.name}' must give exactly one of create and load`);
   slots.set(entry.name, { entry, backend: null, failure: null, pending: null });
-  if (defaultName === entry.name) defaultName = null;
+  found = null;
 }
 
 function slot(name: string): Slot {
@@ -125,6 +129,7 @@ export function backendSync(name?: string): Backend {
   let b: Backend;
   try {
     b = create();
+    if (b.name !== s.entry.name) throw new Error(`the entry '${s.entry.name}' created a backend named '${b.name}'`);
   } catch (e) {
     s.failure = `failed to load: ${(e as Error).message}`;
     throw new Error(`backend '${s.entry.name}' is not available: ${s.failure}`);
@@ -139,33 +144,37 @@ export function backendSync(name?: string): Backend {
  * backends that load asynchronously, such as WebGPU).
  */
 export function defaultBackendName(): string {
-  if (defaultName !== null) return defaultName;
+  if (chosen !== null && slots.has(chosen)) return chosen;
+  if (found !== null) return found;
   for (const info of backends()) {
-    if (!info.available) continue;
+    if (!info.available || info.priority < 0) continue;
     const s = slots.get(info.name)!;
     if (s.backend || s.entry.create) {
       try {
         backendSync(info.name);
-        return (defaultName = info.name);
+        return (found = info.name);
       } catch {
         // it failed to load: backends() now says why; try the next
       }
     }
   }
-  return (defaultName = 'ref');
+  return (found = 'ref');
 }
 
 /** Load `name` (awaiting its set-up) and make it the default backend for new tensors. */
 export async function useBackend(name: string): Promise<Backend> {
   const b = await getBackend(name);
-  defaultName = name;
+  chosen = name;
   return b;
 }
 
-/** Make `name` the default backend now; it must be creatable synchronously or already loaded (else use {@link useBackend}). */
-export function setBackend(name: string): void {
-  backendSync(name);
-  defaultName = name;
+/**
+ * Make `name` the default backend now; it must be creatable synchronously or already loaded
+ * (else use {@link useBackend}). `setBackend(null)` returns to the automatic choice.
+ */
+export function setBackend(name: string | null): void {
+  if (name !== null) backendSync(name);
+  chosen = name;
 }
 
 /**

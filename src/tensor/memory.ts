@@ -25,12 +25,14 @@ export class StorageRef {
     return this;
   }
 
-  release(): void {
-    if (--this.refs > 0) return;
+  /** Drop a reference; returns the bytes freed (the storage's, when this was the last reference). */
+  release(): number {
+    if (--this.refs > 0) return 0;
     const c = counter(this.backend.name);
     c.bytes -= this.bytes;
     c.storages--;
     this.backend.free(this.storage);
+    return this.bytes;
   }
 }
 
@@ -42,13 +44,21 @@ export interface BackendMemory {
   storages: number;
   /** Bytes held by those storages. */
   bytes: number;
+  /**
+   * Tensors released by the garbage collector instead of `dispose` (or a tidy scope), since the
+   * start: each was leaked for a while. `tensors + collected` does not change when the collector
+   * runs, so tests compare it across awaits.
+   */
+  collected: number;
+  /** Bytes freed when those collected tensors released the last reference to their storage. */
+  collectedBytes: number;
 }
 
 const counters = new Map<string, BackendMemory>();
 
 function counter(name: string): BackendMemory {
   let c = counters.get(name);
-  if (!c) counters.set(name, (c = { tensors: 0, storages: 0, bytes: 0 }));
+  if (!c) counters.set(name, (c = { tensors: 0, storages: 0, bytes: 0, collected: 0, collectedBytes: 0 }));
   return c;
 }
 
@@ -58,6 +68,10 @@ export interface MemoryInfo {
   tensors: number;
   /** Bytes over all backends. */
   bytes: number;
+  /** Tensors released by the garbage collector instead of dispose, over all backends (see {@link BackendMemory.collected}). */
+  collected: number;
+  /** Bytes those collected tensors freed. */
+  collectedBytes: number;
   /** Per backend name. */
   backends: Record<string, BackendMemory>;
 }
@@ -67,12 +81,16 @@ export function memory(): MemoryInfo {
   const backends: Record<string, BackendMemory> = {};
   let tensors = 0;
   let bytes = 0;
+  let collected = 0;
+  let collectedBytes = 0;
   for (const [name, c] of counters) {
     backends[name] = { ...c };
     tensors += c.tensors;
     bytes += c.bytes;
+    collected += c.collected;
+    collectedBytes += c.collectedBytes;
   }
-  return { tensors, bytes, backends };
+  return { tensors, bytes, collected, collectedBytes, backends };
 }
 
 /** What a tensor shares with the memory system. */
@@ -83,8 +101,10 @@ export interface Tracked {
 
 // A tensor that is garbage-collected undisposed still releases its storage.
 const finalizer = new FinalizationRegistry<{ buf: StorageRef; backend: string }>((held) => {
-  counter(held.backend).tensors--;
-  held.buf.release();
+  const c = counter(held.backend);
+  c.tensors--;
+  c.collected++;
+  c.collectedBytes += held.buf.release();
 });
 
 /** Count a new tensor, put it in the innermost tidy scope, and watch it for collection. */

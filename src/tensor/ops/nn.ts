@@ -210,14 +210,17 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   const perRow = record('crossEntropy', [logits], losses!, { targets, ignoreIndex, smoothing }, [lse!]);
   if (reduction === 'none') return perRow;
   const total = sum(perRow);
-  if (reduction === 'sum') return total;
+  if (reduction === 'sum') {
+    freeTemps(total, perRow);
+    return total;
+  }
   const kept = ew.ne(targets, ignoreIndex);
   const count = sum(kept);
   const countF = rawCast(count, logits.dtype);
   const out = ew.div(total, countF);
   kept.dispose();
   count.dispose();
-  freeTemps(out, countF);
+  freeTemps(out, countF, perRow, total);
   return out;
 }
 

@@ -93,14 +93,14 @@ export function adamUpdate(params: Tensor | readonly Tensor[], grads: Tensor | r
 
 /**
  * One LAMB step on every parameter in `params`, in place, in one backend call (see the LAMB
- * optimizer for the math). Returns the trust ratio ‖p‖/‖r‖ of each parameter as a new f32
- * tensor `[n]` on the device (the caller owns it; reading it is a sync).
+ * optimizer for the math). Returns the trust ratio ‖p‖/‖r‖ of each parameter as a new tensor
+ * `[n]` on the device, f32 (f64 for f64 parameters); the caller owns it; reading it is a sync.
  */
 export function lambUpdate(params: Tensor | readonly Tensor[], grads: Tensor | readonly Tensor[], m: Tensor | readonly Tensor[], v: Tensor | readonly Tensor[], h: OptimizerHyper): Tensor {
   const op = 'lambUpdate';
   const [ps, gs, ms, vs] = [list(params), list(grads), list(m), list(v)];
   const [backend, steps] = check(op, ps, gs, ms, vs, h);
-  const trust = Tensor._empty(backend, [ps.length], 'f32');
+  const trust = Tensor._empty(backend, [ps.length], ps[0]!.dtype === 'f64' ? 'f64' : 'f32');
   inOptimDtype(backend, ps, gs, (p, g) =>
     backend.lambUpdate({
       params: storages(op, p),

@@ -6,6 +6,7 @@
  */
 import { noGrad, record } from '../../autograd/tape.js';
 import { broadcastStrides, fmt, sizeOf, stridesOf, tryBroadcast } from '../shape.js';
+import { tidy } from '../memory.js';
 import { Tensor } from '../tensor.js';
 import * as ew from './elementwise.js';
 import { sum } from './reduce.js';
@@ -275,6 +276,17 @@ export function checkIndex(op: string, index: Tensor): void {
   if (index.dtype !== 'i32') fail(op, `index must be i32, got ${desc(index)}`);
 }
 
+/**
+ * @internal Fault (at the next read or sync, naming `op`) when an element of `index` is outside
+ * [0, limit): for ops whose kernels would not visit every index (an empty output) or that have none.
+ */
+export function checkIndexRange(op: string, index: Tensor, limit: number): void {
+  if (index.size === 0) return;
+  const ok = noGrad(() => tidy(() => ew.logicalAnd(ew.ge(index, 0), ew.lt(index, limit))));
+  index.backend.check({ cond: ok._storage(op), values: index._storage(op), op, message: `index {value} is out of range [0, ${limit})` });
+  ok.dispose();
+}
+
 // The gather/scatterAdd layout of `x` ([outer, srcDim, inner] around axis a) with index strides.
 function indexLayout(shape: readonly number[], a: number, index: Tensor, n: number, strides: [number, number, number], op: string) {
   return {
@@ -299,6 +311,7 @@ export function indexSelectAs(op: string, x: Tensor, axis: number, index: Tensor
   const out = Tensor._empty(x.backend, shape, x.dtype);
   if (out.size > 0)
     x.backend.gather({ x: x._storage(op), out: out._storage(op), ...indexLayout(x.shape, a, index, index.size, [0, 1, 0], op) });
+  else checkIndexRange(op, index, x.shape[a]!); // the kernel visits no index: check them anyway
   return record('indexSelect', [x], out, { axis: a, index, shape: x.shape, op });
 }
 
@@ -320,6 +333,7 @@ export function gather(x: Tensor, axis: number, index: Tensor): Tensor {
   const out = Tensor._empty(x.backend, index.shape, x.dtype);
   if (out.size > 0)
     x.backend.gather({ x: x._storage('gather'), out: out._storage('gather'), ...indexLayout(x.shape, a, index, n, [n * inner, inner, 1], 'gather') });
+  else checkIndexRange('gather', index, x.shape[a]!);
   return record('gather', [x], out, { axis: a, index, shape: x.shape, op: 'gather' });
 }
 
@@ -351,6 +365,7 @@ export function scatterAddInto(
         src: s._storage(op),
         ...indexLayout(shape, axis, index, n, broadcast ? [0, 1, 0] : [n * inner, inner, 1], op),
       });
+    else checkIndexRange(op, index, shape[axis]!);
     return out;
   });
 }
@@ -376,11 +391,7 @@ export function oneHot(index: Tensor, numClasses: number, dtype: 'i32' | 'f32' |
   if (!Number.isInteger(numClasses) || numClasses < 1) fail('oneHot', `numClasses must be a positive integer, got ${numClasses}`);
   checkDType('oneHot', dtype);
   checkIndex('oneHot', index);
-  // indices out of range are a fault the next read or sync reports (as a kernel would)
-  const ok = noGrad(() => ew.logicalAnd(ew.ge(index, 0), ew.lt(index, numClasses)));
-  if (ok.size > 0)
-    index.backend.check({ cond: ok._storage('oneHot'), values: index._storage('oneHot'), op: 'oneHot', message: `index {value} is out of range [0, ${numClasses})` });
-  ok.dispose();
+  checkIndexRange('oneHot', index, numClasses);
   const classes = Tensor._empty(index.backend, [numClasses], 'i32');
   index.backend.write(classes._storage('oneHot'), Int32Array.from({ length: numClasses }, (_, i) => i));
   const col = unsqueeze(index, -1);
