@@ -12,11 +12,23 @@
 namespace kiln {
 namespace KILN_ISA {
 
-// Each family fills its entries of the table (elementwise.cc, matmul.cc, nn.cc).
-void fill_elementwise(Table& t);
-void fill_matmul(Table& t);
-void fill_nn(Table& t);
-void fill_optim(Table& t);
+// Each file adds its kernels to the table (one file per Backend kernel family; table.cc calls
+// these in turn).
+void add_fill_random(Table& t);
+void add_cast_copy(Table& t);
+void add_unary(Table& t);
+void add_binary(Table& t);
+void add_reduce(Table& t);
+void add_index(Table& t);
+void add_matmul(Table& t);
+void add_softmax(Table& t);
+void add_norm(Table& t);
+void add_cross_entropy(Table& t);
+void add_attention(Table& t);
+void add_optim(Table& t);
+
+// The fill kernel (fill_random.cc), which reduce.cc also calls for empty sums.
+void fill(void* out, DType dt, int64_t n, double value);
 
 }  // namespace KILN_ISA
 }  // namespace kiln

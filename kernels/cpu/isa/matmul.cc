@@ -669,7 +669,7 @@ void matmul(const MatmulParams& p) {
 
 }  // namespace
 
-void fill_matmul(Table& t) { t.matmul = &matmul; }
+void add_matmul(Table& t) { t.matmul = &matmul; }
 
 }  // namespace KILN_ISA
 }  // namespace kiln

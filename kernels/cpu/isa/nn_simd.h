@@ -1,5 +1,5 @@
 // A small SIMD vector type for the nn kernels (softmax, norms, cross-entropy, attention), and a
-// vectorised exp built on it. Private to kernels/cpu/isa/nn.cc.
+// vectorised exp built on it. Shared by softmax.cc, norm.cc, cross_entropy.cc and attention.cc.
 //
 // Vec<T> (T = float or double) holds W lanes: a __m512/__m512d in the AVX-512 build, a
 // __m256/__m256d in the AVX2 build, one scalar in the base build (which then gets plain scalar
@@ -336,5 +336,10 @@ inline Vec<T> vexp(Vec<T> x) {
 }
 
 }  // namespace nn
+
+// The nn kernels name these unqualified.
+using nn::Vec;
+using nn::vexp;
+
 }  // namespace KILN_ISA
 }  // namespace kiln

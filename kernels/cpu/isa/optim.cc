@@ -91,7 +91,7 @@ double lamb_update(const OptimizerParams& a) { return a.dtype == F64 ? lamb<doub
 
 }  // namespace
 
-void fill_optim(Table& t) {
+void add_optim(Table& t) {
   t.adam_update = adam_update;
   t.lamb_update = lamb_update;
 }

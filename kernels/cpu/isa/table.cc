@@ -11,10 +11,18 @@ const Table* table() {
   static const Table t = [] {
     Table x{};
     x.isa = KILN_STR(KILN_ISA);
-    fill_elementwise(x);
-    fill_matmul(x);
-    fill_nn(x);
-    fill_optim(x);
+    add_fill_random(x);
+    add_cast_copy(x);
+    add_unary(x);
+    add_binary(x);
+    add_reduce(x);
+    add_index(x);
+    add_matmul(x);
+    add_softmax(x);
+    add_norm(x);
+    add_cross_entropy(x);
+    add_attention(x);
+    add_optim(x);
     return x;
   }();
   return &t;
