@@ -1,7 +1,8 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: { index: 'src/index.ts', 'cli/main': 'src/cli/main.ts' },
+  // index: the Node entry; core: the browser-safe one (no node: imports); the CLI
+  entry: { index: 'src/index.ts', core: 'src/core.ts', 'cli/main': 'src/cli/main.ts' },
   format: ['esm', 'cjs'],
   dts: true,
   sourcemap: true,

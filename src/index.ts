@@ -1,5 +1,7 @@
 /**
- * kiln: tensors, autograd and backends for training language models in TypeScript.
+ * kiln: tensors, autograd and backends for training language models in TypeScript — the Node
+ * entry point: the browser-safe core (`kiln/core`), plus the native `cpu` backend, file access,
+ * data preparation, checkpoints and the training loop.
  *
  * @example
  * import { tensor, randn, tidy } from 'kiln';
@@ -8,182 +10,15 @@
  * loss.backward(); // w.grad
  * @packageDocumentation
  */
-import './autograd/grads.js';
-import './autograd/backward.js';
+import './node_host.js';
 import { cpuEntry } from './backend/cpu/cpu.js';
 import { registerBackend } from './backend/registry.js';
 
 registerBackend(cpuEntry());
 
-export { Tensor, type NestedArray } from './tensor/tensor.js';
-export type { DType, DataArray, StorageArray } from './backend/dtype.js';
-export { DTYPES, promoteTypes, isFloat, f16Bits, bf16Bits, f16Value, bf16Value } from './backend/dtype.js';
-export type {
-  Backend,
-  Storage,
-  Kernels,
-  KernelName,
-  KernelFamily,
-  UnaryOp,
-  BinaryOp,
-  ReduceOp,
-  RandomDist as RandomDistName,
-  Activation,
-  FillArgs,
-  RandomArgs,
-  CastArgs,
-  CopyArgs,
-  UnaryArgs,
-  UnaryGradArgs,
-  BinaryArgs,
-  WhereArgs,
-  GatherArgs,
-  ScatterAddArgs,
-  CheckArgs,
-  ReduceArgs,
-  MatmulArgs,
-  SoftmaxArgs,
-  LayerNormArgs,
-  LayerNormBackwardArgs,
-  CrossEntropyArgs,
-  CrossEntropyBackwardArgs,
-  AttentionArgs,
-  AttentionBackwardArgs,
-  MultiNormArgs,
-  MultiScaleArgs,
-  AdamUpdateArgs,
-  LambUpdateArgs,
-} from './backend/backend.js';
-export { KERNEL_NAMES, KERNEL_FAMILY, RECORDED_OPS, FAULTS, type RecordedOp } from './backend/ops.gen.js';
-export { FaultLatch, faultMessage } from './backend/faults.js';
-export {
-  backends,
-  getBackend,
-  backendSync,
-  setBackend,
-  useBackend,
-  ready,
-  sync,
-  flush,
-  defaultBackendName,
-  registerBackend,
-  PRIORITY,
-  type BackendInfo,
-  type BackendEntry,
-} from './backend/registry.js';
-export { RefBackend } from './backend/ref/ref.js';
-export { AsyncRefBackend, asyncRefEntry } from './backend/ref/async_ref.js';
+export * from './core.js';
 export { CpuBackend, cpuEntry, getNumThreads, setNumThreads, nativeCapabilities } from './backend/cpu/cpu.js';
 export type { NativeCapabilities, Addon, NativeBuffer } from './backend/cpu/addon.js';
-export { philox4x32, philoxFill, PhiloxWords, dropoutThreshold } from './backend/philox.js';
-
-export { tidy, keep, memory, type MemoryInfo, type BackendMemory, type Tracked } from './tensor/memory.js';
-export { Generator, defaultGenerator, manualSeed, type GeneratorState, type RandomDist } from './tensor/random.js';
-export {
-  tensor,
-  full,
-  zeros,
-  ones,
-  zerosLike,
-  onesLike,
-  fullLike,
-  arange,
-  linspace,
-  eye,
-  rand,
-  randn,
-  randint,
-  normal,
-  uniform,
-  type CreateOptions,
-  type TypedData,
-  type RandomOptions,
-} from './tensor/ops/creation.js';
-export {
-  add,
-  sub,
-  mul,
-  div,
-  pow,
-  maximum,
-  minimum,
-  eq,
-  ne,
-  lt,
-  le,
-  gt,
-  ge,
-  logicalAnd,
-  logicalOr,
-  logicalNot,
-  neg,
-  abs,
-  sign,
-  exp,
-  log,
-  sqrt,
-  rsqrt,
-  sin,
-  cos,
-  tanh,
-  sigmoid,
-  relu,
-  gelu,
-  silu,
-  erf,
-  floor,
-  ceil,
-  round,
-  isfinite,
-  cast,
-  clone,
-  where,
-  clamp,
-  type Operand,
-} from './tensor/ops/elementwise.js';
-export { sum, mean, max, min, argmax, argmin, logsumexp, variance, std, norm, type VarOptions, type Axes } from './tensor/ops/reduce.js';
-export {
-  reshape,
-  flatten,
-  squeeze,
-  unsqueeze,
-  permute,
-  transpose,
-  expand,
-  slice,
-  narrow,
-  concat,
-  stack,
-  split,
-  chunk,
-  indexSelect,
-  gather,
-  scatterAdd,
-  oneHot,
-  maskedFill,
-  triu,
-  tril,
-} from './tensor/ops/shape_ops.js';
-export {
-  matmul,
-  linear,
-  softmax,
-  logSoftmax,
-  crossEntropy,
-  layerNorm,
-  rmsNorm,
-  dropout,
-  embedding,
-  type MatmulOptions,
-  type CrossEntropyOptions,
-} from './tensor/ops/nn.js';
-export { scaledDotProductAttention, packedAttention, type AttentionOptions } from './tensor/ops/attention.js';
-export { noGrad, enableGrad, isGradEnabled, hasGradRule, type Node, type GradRule } from './autograd/tape.js';
-export { adamUpdate, lambUpdate, multiNorm, multiScale, type OptimizerHyper } from './tensor/ops/optim.js';
-export * from './nn/index.js';
-export * from './optim/index.js';
-export * from './io/index.js';
-export * from './metrics/index.js';
-export * from './data/index.js';
-export { GPT2_PATTERN, pretokenize, splitGPT2, splitByRegExp, compilePattern } from './data/pretokenize.js';
-export * from './train/index.js';
+export * from './io/node.js';
+export * from './data/node.js';
+export * from './train/node.js';

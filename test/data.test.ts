@@ -24,7 +24,7 @@ import {
   removeControlChars,
   splitDocuments,
   type SourceIssue,
-} from '../src/data/index.js';
+} from '../src/index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kiln-data-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

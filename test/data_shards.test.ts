@@ -23,7 +23,7 @@ import {
   tokenizerFingerprint,
   type ShardIndex,
   type TokenizerLike,
-} from '../src/data/index.js';
+} from '../src/index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kiln-shards-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

@@ -13,14 +13,13 @@ import {
   cast,
   f16Bits,
   f16Value,
-  getBackend,
   isFloat,
   promoteTypes,
   tensor,
   tidy,
   type DType,
 } from '../src/index.js';
-import { describeBackends } from './harness.js';
+import { describeBackends, syncReadable } from './harness.js';
 
 // ---- an independent model of the two 16-bit formats -----------------------------------------
 
@@ -312,8 +311,6 @@ const same = (a: number[], b: number[], what: string): void => {
     if (!Object.is(a[i], b[i]) && !(Number.isNaN(a[i]) && Number.isNaN(b[i]))) expect.fail(`${what}[${i}]: got ${a[i]}, expected ${b[i]}`);
 };
 
-/** Whether backend `name` can read synchronously (`dataSync`); a GPU-style backend cannot. */
-const syncReadable = (name: string): boolean => !!getBackend(name).readSync;
 
 describeBackends('dtypes', (backend) => {
   it('f16 and bf16 tensors store every representable value exactly and widen on read', async () => {

@@ -17,7 +17,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
 import { Generator, memory, tensor, tidy, type Tensor } from '../src/index.js';
-import { loadSafetensors } from '../src/io/index.js';
+import { loadSafetensors } from '../src/index.js';
 import { GPT, type GPTConfig } from '../src/nn/index.js';
 import { AdamW, LAMB, type Optimizer, type OptimizerOptions } from '../src/optim/index.js';
 import { describeBackends, expectClose, values } from './harness.js';

@@ -16,8 +16,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, expect, it } from 'vitest';
 import { Generator, cast, memory, tensor, tidy, transpose, type Tensor } from '../src/index.js';
-import { loadSafetensors, parseSafetensorsHeader, saveSafetensors } from '../src/io/index.js';
-import { hfGPT2Config, hfGPT2Gradients, hfGPT2StateDict, loadHFGPT2, saveHFGPT2 } from '../src/io/index.js';
+import { loadSafetensors, parseSafetensorsHeader, saveSafetensors } from '../src/index.js';
+import { hfGPT2Config, hfGPT2Gradients, hfGPT2StateDict, loadHFGPT2, saveHFGPT2 } from '../src/index.js';
 import { GPT, type GPTConfig } from '../src/nn/index.js';
 import { describeBackends, expectClose, values } from './harness.js';
 

@@ -32,7 +32,7 @@ import {
   saveSafetensorsSync,
   writeFileAtomic,
   writeFileAtomicSync,
-} from '../src/io/index.js';
+} from '../src/index.js';
 import { describeBackends, FC, rng, shapeArb, size, values, syncReadable } from './harness.js';
 
 const FIXTURES = new URL('./fixtures/', import.meta.url);

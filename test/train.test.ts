@@ -28,7 +28,7 @@ import {
   tensor,
   tidy,
 } from '../src/index.js';
-import { TokenDataset, buildShards, type TokenizerLike } from '../src/data/index.js';
+import { TokenDataset, buildShards, type TokenizerLike } from '../src/index.js';
 import {
   EarlyStopping,
   evaluate,
@@ -41,7 +41,7 @@ import {
   weightDecayGroups,
   type CheckpointInfo,
   type TrainCallbacks,
-} from '../src/train/index.js';
+} from '../src/index.js';
 
 // ---- a character-level corpus ----------------------------------------------------------------
 

@@ -27,7 +27,7 @@
  * printable string without spaces: a merge is written `"left right"`.
  * @module
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { hostFiles } from '../host.js';
 import type { Tokenizer } from './tokenizer.js';
 import { GPT2_PATTERN, compilePattern, splitByRegExp, splitGPT2 } from './pretokenize.js';
 
@@ -597,7 +597,7 @@ export class BPETokenizer implements Tokenizer {
 
   /** Write the JSON form to `path`. */
   save(path: string): void {
-    writeFileSync(path, JSON.stringify(this.toJSON()));
+    hostFiles('BPETokenizer.save', 'tokenizer.toJSON()').writeText(path, JSON.stringify(this.toJSON()));
   }
 
   /** A tokenizer from its JSON form; throws naming the first inconsistency. */
@@ -616,7 +616,7 @@ export class BPETokenizer implements Tokenizer {
   static load(path: string): BPETokenizer {
     let json: BPETokenizerJSON;
     try {
-      json = JSON.parse(readFileSync(path, 'utf8')) as BPETokenizerJSON;
+      json = JSON.parse(hostFiles('BPETokenizer.load', 'the JSON to BPETokenizer.fromJSON').readText(path)) as BPETokenizerJSON;
     } catch (e) {
       throw new Error(`BPETokenizer.load: cannot read ${path}: ${(e as Error).message}`);
     }
@@ -649,8 +649,9 @@ export class BPETokenizer implements Tokenizer {
     let encoder: Record<string, number>;
     let bpe: string;
     try {
-      encoder = JSON.parse(readFileSync(encoderJsonPath, 'utf8')) as Record<string, number>;
-      bpe = readFileSync(vocabBpePath, 'utf8');
+      const fs = hostFiles('BPETokenizer.fromGPT2Files', 'the files\' contents to BPETokenizer.fromGPT2');
+      encoder = JSON.parse(fs.readText(encoderJsonPath)) as Record<string, number>;
+      bpe = fs.readText(vocabBpePath);
     } catch (e) {
       throw new Error(`BPETokenizer.fromGPT2Files: cannot read ${encoderJsonPath} / ${vocabBpePath}: ${(e as Error).message}`);
     }

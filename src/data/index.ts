@@ -1,7 +1,6 @@
 /**
- * Data for training language models: reading corpora (text, folders, JSONL), cleaning with a
- * report, a deterministic train/validation split, tokenised shards cached on disk, and seeded
- * batches read lazily from them.
+ * Tokenizers (browser-safe): byte-level BPE (training, GPT-2 files, special tokens) and WordPiece.
+ * Reading corpora, cleaning, splitting, shards and batches are Node-only (`./node.ts`).
  *
  * @example
  * const { documents, report } = await prepare('corpus/', { length: { minChars: 20 } });
@@ -11,12 +10,7 @@
  * const { input, target } = data.batch(8, 256, new Generator(1));
  * @module
  */
-export * from './sources.js';
-export * from './clean.js';
-export * from './prepare.js';
-export * from './split.js';
-export * from './shards.js';
-export * from './batches.js';
 export * from './tokenizer.js';
 export * from './bpe.js';
 export * from './wordpiece.js';
+export { GPT2_PATTERN, pretokenize, splitGPT2, splitByRegExp, compilePattern } from './pretokenize.js';

@@ -3,7 +3,7 @@
  * `wordpiece.ts`), and {@link loadTokenizer}, which reads either kind back from its JSON.
  * @module
  */
-import { readFileSync } from 'node:fs';
+import { hostFiles } from '../host.js';
 import { BPETokenizer, type BPETokenizerJSON } from './bpe.js';
 import { WordPieceTokenizer, type WordPieceTokenizerJSON } from './wordpiece.js';
 
@@ -43,7 +43,7 @@ export function loadTokenizer(source: string | TokenizerJSON): Tokenizer {
   let json: unknown = source;
   if (typeof source === 'string') {
     try {
-      json = JSON.parse(readFileSync(source, 'utf8'));
+      json = JSON.parse(hostFiles('loadTokenizer', 'the tokenizer JSON itself').readText(source));
     } catch (e) {
       throw new Error(`loadTokenizer: cannot read ${source}: ${(e as Error).message}`);
     }

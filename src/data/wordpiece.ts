@@ -28,7 +28,7 @@
  * undo lower-casing, accent stripping or the spacing around punctuation.
  * @module
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { hostFiles } from '../host.js';
 import type { Tokenizer } from './tokenizer.js';
 
 /** Options of {@link WordPieceTokenizer}. */
@@ -175,7 +175,7 @@ export class WordPieceTokenizer implements Tokenizer {
   static fromVocabFile(path: string, opts?: WordPieceOptions): WordPieceTokenizer {
     let text: string;
     try {
-      text = readFileSync(path, 'utf8');
+      text = hostFiles('WordPieceTokenizer.fromVocabFile', 'the text to WordPieceTokenizer.fromVocab').readText(path);
     } catch (e) {
       throw new Error(`WordPieceTokenizer.fromVocabFile: cannot read ${path}: ${(e as Error).message}`);
     }
@@ -306,7 +306,7 @@ export class WordPieceTokenizer implements Tokenizer {
 
   /** Write the JSON form to `path`. */
   save(path: string): void {
-    writeFileSync(path, JSON.stringify(this.toJSON()));
+    hostFiles('WordPieceTokenizer.save', 'tokenizer.toJSON()').writeText(path, JSON.stringify(this.toJSON()));
   }
 
   /** A tokenizer from its JSON form. */
@@ -330,7 +330,7 @@ export class WordPieceTokenizer implements Tokenizer {
   static load(path: string): WordPieceTokenizer {
     let json: WordPieceTokenizerJSON;
     try {
-      json = JSON.parse(readFileSync(path, 'utf8')) as WordPieceTokenizerJSON;
+      json = JSON.parse(hostFiles('WordPieceTokenizer.load', 'the JSON to WordPieceTokenizer.fromJSON').readText(path)) as WordPieceTokenizerJSON;
     } catch (e) {
       throw new Error(`WordPieceTokenizer.load: cannot read ${path}: ${(e as Error).message}`);
     }

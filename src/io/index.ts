@@ -1,6 +1,7 @@
 /**
- * Reading and writing tensors: safetensors files (compatible with Hugging Face and PyTorch
- * tooling), atomic file writes, and training checkpoints.
+ * Reading and writing tensors as safetensors (compatible with Hugging Face and PyTorch tooling),
+ * browser-safe: bytes in and out (paths through the Node entry point). Files, checkpoints and
+ * Hugging Face GPT-2 folders are in `./node.ts`.
  * @module
  */
 export {
@@ -14,27 +15,3 @@ export {
   type SafetensorsHeader,
   type LoadSafetensorsOptions,
 } from './safetensors.js';
-export { writeFileAtomic, writeFileAtomicSync, type AsyncWriter, type SyncWriter } from './atomic.js';
-export {
-  saveCheckpoint,
-  loadCheckpoint,
-  crc32,
-  CHECKPOINT_FILE,
-  type CheckpointContents,
-  type CheckpointTargets,
-  type LoadedCheckpoint,
-  type SaveCheckpointOptions,
-  type StateDictModel,
-  type StateDictOptimizer,
-  type StateDictScheduler,
-  type StatefulGenerator,
-} from './checkpoint.js';
-export {
-  loadHFGPT2,
-  hfGPT2Config,
-  hfGPT2StateDict,
-  hfGPT2Gradients,
-  saveHFGPT2,
-  type LoadHFGPT2Options,
-  type HFGPT2StateDictOptions,
-} from './hf_gpt2.js';

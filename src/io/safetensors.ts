@@ -8,13 +8,12 @@
  * dtype × shape. Errors read `safetensors: <problem>`.
  * @module
  */
-import { readFileSync } from 'node:fs';
+import { hostFiles } from '../host.js';
 import type { StorageArray } from '../backend/dtype.js';
 import { itemSize, type DType } from '../backend/dtype.js';
 import { backendSync } from '../backend/registry.js';
 import { fmt, sizeOf } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
-import { writeFileAtomic, writeFileAtomicSync } from './atomic.js';
 
 /** String metadata stored in the header under `__metadata__`. */
 export type SafetensorsMetadata = Record<string, string>;
@@ -153,7 +152,7 @@ export async function saveSafetensors(
 ): Promise<void | Uint8Array> {
   if (typeof a === 'string') {
     const bytes = encodeRaw(await readRaw('saveSafetensors', b as Record<string, Tensor>, c), c);
-    await writeFileAtomic(a, bytes);
+    await hostFiles('saveSafetensors', 'no path, to get the bytes').writeAtomic(a, bytes);
     return;
   }
   return encodeRaw(await readRaw('saveSafetensors', a, b as SafetensorsMetadata | undefined), b as SafetensorsMetadata | undefined);
@@ -168,7 +167,8 @@ export function saveSafetensorsSync(
   c?: SafetensorsMetadata,
 ): void | Uint8Array {
   if (typeof a === 'string') {
-    writeFileAtomicSync(a, encodeRaw(readRawSync('saveSafetensorsSync', b as Record<string, Tensor>, c), c));
+    const bytes = encodeRaw(readRawSync('saveSafetensorsSync', b as Record<string, Tensor>, c), c);
+    hostFiles('saveSafetensorsSync', 'no path, to get the bytes').writeAtomicSync(a, bytes);
     return;
   }
   const meta = b as SafetensorsMetadata | undefined;
@@ -269,7 +269,7 @@ export function loadSafetensors(source: string | Uint8Array, opts: LoadSafetenso
   let bytes: Uint8Array;
   if (typeof source === 'string') {
     try {
-      bytes = readFileSync(source);
+      bytes = hostFiles('loadSafetensors', 'the file\'s bytes (a Uint8Array)').readBytes(source);
     } catch (e) {
       fail(`cannot read '${source}': ${(e as Error).message}`);
     }

@@ -1,25 +1,8 @@
 /**
- * Training helpers: the training loop ({@link train}) with evaluation, checkpoints, resume,
- * early stopping and callbacks; evaluation and a unigram baseline; weight-decay parameter
- * groups; and hyperparameter search.
+ * Training helpers that run anywhere: early stopping, callbacks and hyperparameter search. The
+ * training loop with its checkpoints is Node-only (`./node.ts`).
  * @module
  */
-export {
-  train,
-  evaluate,
-  unigramEntropy,
-  weightDecayGroups,
-  checkpointPath,
-  listCheckpoints,
-  latestCheckpoint,
-  type TrainOptions,
-  type TrainResult,
-  type TrainableModel,
-  type TrainOptimizer,
-  type HistoryEntry,
-  type EvalRecord,
-  type EvaluateOptions,
-} from './loop.js';
 export { EarlyStopping, type EarlyStoppingOptions, type EarlyStoppingState } from './early_stopping.js';
 export {
   callAll,

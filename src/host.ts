@@ -1,0 +1,31 @@
+/**
+ * File access for the parts of the browser-safe core that take a path as a convenience
+ * (`tokenizer.save(path)`, `loadSafetensors(path)`). The core never imports `node:` modules: the
+ * Node entry point installs these functions, and without it (in a browser) a path is an Error
+ * that names the call and the in-memory alternative.
+ * @module
+ */
+
+/** What the core needs from a file system. */
+export interface HostFiles {
+  readText(path: string): string;
+  readBytes(path: string): Uint8Array;
+  writeText(path: string, text: string): void;
+  /** Replace `path` with `data` atomically (a temporary file, fsync, rename). */
+  writeAtomic(path: string, data: Uint8Array): Promise<void>;
+  /** {@link HostFiles.writeAtomic}, synchronously. */
+  writeAtomicSync(path: string, data: Uint8Array): void;
+}
+
+let files: HostFiles | null = null;
+
+/** @internal Install file access (the Node entry point does). */
+export function installHostFiles(f: HostFiles): void {
+  files = f;
+}
+
+/** File access for `op`, or an Error naming `op` and what to pass instead of a path. */
+export function hostFiles(op: string, instead: string): HostFiles {
+  if (!files) throw new Error(`${op}: reading and writing files needs kiln's Node entry point ('kiln' in Node); here pass ${instead}`);
+  return files;
+}

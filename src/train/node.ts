@@ -1,0 +1,22 @@
+/**
+ * The training loop ({@link train}) with evaluation, checkpoints, resume, early stopping and
+ * callbacks; evaluation and a unigram baseline; weight-decay parameter groups. Node-only: it
+ * reads shards and writes checkpoints.
+ * @module
+ */
+export {
+  train,
+  evaluate,
+  unigramEntropy,
+  weightDecayGroups,
+  checkpointPath,
+  listCheckpoints,
+  latestCheckpoint,
+  type TrainOptions,
+  type TrainResult,
+  type TrainableModel,
+  type TrainOptimizer,
+  type HistoryEntry,
+  type EvalRecord,
+  type EvaluateOptions,
+} from './loop.js';
