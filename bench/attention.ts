@@ -33,7 +33,9 @@ import {
   randn,
   scaledDotProductAttention,
   manualSeed,
+  sync,
   tidy,
+  useBackend,
   type Tensor,
 } from '../src/index.js';
 import { median, mdTable, numOpt, parseArgs, printMachineInfo } from './util.js';
@@ -59,7 +61,7 @@ interface CaseResult {
 const MARK = '@@attention-bench ';
 
 /** Run one implementation at one T in this process and print the result for the parent. */
-function child(impl: Impl, t: number, backend: string, heads: number, d: number, causal: boolean, warmup: number, reps: number): void {
+async function child(impl: Impl, t: number, backend: string, heads: number, d: number, causal: boolean, warmup: number, reps: number): Promise<void> {
   manualSeed(1234);
   const shape = [heads, t, d];
   const q = randn(shape, { backend }).requiresGrad_();
@@ -81,23 +83,22 @@ function child(impl: Impl, t: number, backend: string, heads: number, d: number,
   if (impl !== 'baseline')
     for (let r = 0; r < warmup + reps; r++) {
       for (const x of [q, k, v]) x.zeroGrad();
-      tidy(() => {
-        const before = memory().bytes;
-        const t0 = process.hrtime.bigint();
-        const out = forward();
-        out.dataSync(); // the cpu backend is synchronous; this keeps other backends honest
-        const t1 = process.hrtime.bigint();
-        heldBytes = memory().bytes - before;
-        out.backward(dout);
-        q.grad!.dataSync();
-        const t2 = process.hrtime.bigint();
-        if (r >= warmup) {
-          fwdMs.push(Number(t1 - t0) / 1e6);
-          bwdMs.push(Number(t2 - t1) / 1e6);
-        }
-        const sum = (x: Tensor): number => x.sum().item() as number;
-        sums = [sum(out), sum(q.grad!), sum(k.grad!), sum(v.grad!)];
-      });
+      const before = memory().bytes;
+      const t0 = process.hrtime.bigint();
+      const out = forward();
+      await sync(backend); // waits for queued work on a device backend; immediate on cpu
+      const t1 = process.hrtime.bigint();
+      heldBytes = memory().bytes - before;
+      out.backward(dout);
+      await sync(backend);
+      const t2 = process.hrtime.bigint();
+      if (r >= warmup) {
+        fwdMs.push(Number(t1 - t0) / 1e6);
+        bwdMs.push(Number(t2 - t1) / 1e6);
+      }
+      const totals = tidy(() => [out, q.grad!, k.grad!, v.grad!].map((x) => x.sum()));
+      sums = await Promise.all(totals.map((x) => x.item()));
+      for (const x of [...totals, out]) x.dispose();
     }
   const res: CaseResult = { impl, t, fwdMs, bwdMs, maxRss: process.resourceUsage().maxRSS * 1024, heldBytes, sums };
   console.log(MARK + JSON.stringify(res));
@@ -121,7 +122,7 @@ function spawnCase(args: string[]): CaseResult | null {
 
 const mb = (bytes: number): number => bytes / 2 ** 20;
 
-export function main(args: string[]): void {
+export async function main(args: string[]): Promise<void> {
   const { opts } = parseArgs(args);
   const backend = typeof opts.backend === 'string' ? opts.backend : 'cpu';
   const heads = numOpt(opts, 'heads', 4);
@@ -130,7 +131,8 @@ export function main(args: string[]): void {
   if (typeof opts.child === 'string') {
     // --child <impl> <T> <warmup> <reps>: parseArgs takes <impl> as the value of --child
     const [t, warmup, reps] = parseArgs(args).positional;
-    child(opts.child as Impl, Number(t), backend, heads, d, causal, Number(warmup), Number(reps));
+    await useBackend(backend);
+    await child(opts.child as Impl, Number(t), backend, heads, d, causal, Number(warmup), Number(reps));
     return;
   }
   const ts = (typeof opts.ts === 'string' ? opts.ts : '256,1024,4096').split(',').map(Number);

@@ -12,7 +12,7 @@
  * @module
  */
 import {
-  getBackend,
+  backendSync,
   getNumThreads,
   nativeCapabilities,
   setNumThreads,
@@ -67,7 +67,7 @@ function binaryCase(name: string, op: BinaryOp, rows: number, cols: number, bSha
       const y = input(b, bn, 2);
       const out = b.alloc('f32', n);
       return {
-        run: () => b.binary(op, x, stridesOf(shape), y, bStrides, out, shape),
+        run: () => b.binary({ op, a: x, aStrides: stridesOf(shape), b: y, bStrides, out, shape }),
         out,
         free: () => [x, y, out].forEach((s) => b.free(s)),
       };
@@ -83,7 +83,7 @@ function unaryCase(op: UnaryOp, n: number): Case {
     setup(b) {
       const x = input(b, n, 3, 4);
       const out = b.alloc('f32', n);
-      return { run: () => b.unary(op, x, out), out, free: () => [x, out].forEach((s) => b.free(s)) };
+      return { run: () => b.unary({ op, x, out }), out, free: () => [x, out].forEach((s) => b.free(s)) };
     },
   };
 }
@@ -96,7 +96,7 @@ function sumCase(rows: number, cols: number): Case {
     setup(b) {
       const x = input(b, rows * cols, 4);
       const out = b.alloc('f32', rows);
-      return { run: () => b.reduce('sum', x, rows, cols, 1, out), out, free: () => [x, out].forEach((s) => b.free(s)) };
+      return { run: () => b.reduce({ op: 'sum', x, outer: rows, r: cols, inner: 1, out }), out, free: () => [x, out].forEach((s) => b.free(s)) };
     },
   };
 }
@@ -145,8 +145,8 @@ export function main(args: string[]): Row[] {
   const refTopts: TimeOptions = { ...topts, reps: Math.min(topts.reps ?? 10, 5), minTimeMs: Math.min(topts.minTimeMs ?? 0, 300) };
   const caps = nativeCapabilities();
   if ('unavailable' in caps) throw new Error(`the cpu backend is not available: ${caps.unavailable}`);
-  const cpu = getBackend('cpu');
-  const ref = getBackend('ref');
+  const cpu = backendSync('cpu');
+  const ref = backendSync('ref');
   const threadsBefore = getNumThreads();
   const threadList =
     typeof opts.threads === 'string' ? opts.threads.split(',').map(Number) : [...new Set([1, caps.threads])];

@@ -9,7 +9,7 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AdamW, GPT, Generator, backends, crossEntropy, getNumThreads, randint, setNumThreads, tidy } from '../src/index.js';
+import { AdamW, GPT, Generator, backends, crossEntropy, getNumThreads, randint, setNumThreads, tidy, useBackend } from '../src/index.js';
 import { fmtNum, mdTable, median, parseArgs, printMachineInfo } from './util.js';
 
 export const description = 'GPT training step (fwd+bwd+AdamW), kiln cpu vs PyTorch, 1 and 2 threads';
@@ -28,7 +28,8 @@ interface Result {
 }
 
 // The measured run, in a child process: `tsx bench/gpt.ts --worker <backend> <threads> <steps>`.
-function worker(backend: string, threads: number, steps: number): void {
+async function worker(backend: string, threads: number, steps: number): Promise<void> {
+  await useBackend(backend);
   if (backend === 'cpu') setNumThreads(threads);
   const gen = new Generator(0);
   const model = new GPT({ vocabSize: V, blockSize: T, nLayer: L, nHead: H, nEmbd: C, dropout: 0, bias: true, tiedHead: true }, { backend, generator: gen });
@@ -39,14 +40,16 @@ function worker(backend: string, threads: number, steps: number): void {
   let loss = 0;
   for (let i = 0; i < steps + 3; i++) {
     const t0 = performance.now();
-    loss = tidy(() => {
+    const l = tidy(() => {
       const { logits } = model.forward(idx, null);
       const l = crossEntropy(logits, tgt);
       opt.zeroGrad();
       l.backward();
       opt.step();
-      return l.item();
+      return l;
     });
+    loss = await l.item(); // a sync every step, as PyTorch's loss.item(): the step time is the work's
+    l.dispose();
     if (i >= 3) times.push(performance.now() - t0);
   }
   const result: Result & { loss: number } = {
@@ -116,5 +119,5 @@ export function main(args: string[]): void {
 
 if (process.argv.includes('--worker')) {
   const i = process.argv.indexOf('--worker');
-  worker(process.argv[i + 1]!, Number(process.argv[i + 2]), Number(process.argv[i + 3]));
+  await worker(process.argv[i + 1]!, Number(process.argv[i + 2]), Number(process.argv[i + 3]));
 }

@@ -33,7 +33,7 @@ export const evalSpec: CommandSpec = {
 export async function evalCommand(args: ParsedArgs, io: CommandIO): Promise<number> {
   if (args.ckpt === undefined) throw new UsageError('--ckpt is required (the output folder of kiln train, or a checkpoint file)');
   if (args.data === undefined) throw new UsageError('--data is required (the text to evaluate on)');
-  const backend = selectBackend(args.backend === undefined ? undefined : String(args.backend), args.threads as number | undefined);
+  const backend = await selectBackend(args.backend === undefined ? undefined : String(args.backend), args.threads as number | undefined);
   const { model, tokenizer, config, file, dir, step } = await loadTrained(String(args.ckpt), backend);
   const corpus = await loadCorpus(String(args.data));
   const eos = tokenizer.specialTokens.get(EOT) ?? null;

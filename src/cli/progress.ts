@@ -32,7 +32,8 @@ export interface ProgressOptions {
 /** What {@link ProgressBar.update} shows. */
 export interface ProgressInfo {
   step: number;
-  loss: number;
+  /** The mean loss since the previous logged step (present at logged steps). */
+  loss?: number;
   lr: number;
   tokensPerSecond: number;
 }
@@ -102,11 +103,13 @@ export class ProgressBar {
 
   /** Record a step and redraw (terminal, at most 10 times a second) or print a line (every N steps and the last). */
   update(info: ProgressInfo): void {
-    // a debiased moving average (β = 0.9) keeps the shown loss readable
-    this.ema = 0.9 * this.ema + 0.1 * info.loss;
-    this.emaSteps++;
-    this.windowLoss += info.loss;
-    this.windowSteps++;
+    // a debiased moving average (β = 0.9) keeps the shown loss readable; losses come at logged steps
+    if (info.loss !== undefined) {
+      this.ema = 0.9 * this.ema + 0.1 * info.loss;
+      this.emaSteps++;
+      this.windowLoss += info.loss;
+      this.windowSteps++;
+    }
     const last = info.step >= this.total;
     if (this.tty) {
       const t = this.now();
@@ -115,7 +118,7 @@ export class ProgressBar {
       this.draw(this.ttyLine(info));
       return;
     }
-    if (info.step % this.every !== 0 && !last) return;
+    if ((info.step % this.every !== 0 && !last) || this.windowSteps === 0) return;
     const loss = this.windowLoss / this.windowSteps;
     this.windowLoss = 0;
     this.windowSteps = 0;
@@ -127,7 +130,7 @@ export class ProgressBar {
   }
 
   private ttyLine(info: ProgressInfo): string {
-    const loss = this.ema / (1 - 0.9 ** this.emaSteps);
+    const loss = this.emaSteps > 0 ? this.ema / (1 - 0.9 ** this.emaSteps) : NaN;
     const width = this.total > 0 ? String(this.total).length : 1;
     const text = ` ${String(info.step).padStart(width)}/${this.total} loss ${loss.toFixed(4)} lr ${formatLr(info.lr)} ${formatCount(info.tokensPerSecond)} tok/s ETA ${formatDuration(this.eta(info.step))}`;
     const columns = this.stream.columns || 100; // 0 when the terminal does not say

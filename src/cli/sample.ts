@@ -124,7 +124,7 @@ export async function sampleCommand(args: ParsedArgs, io: CommandIO): Promise<nu
   if (args.ckpt === undefined) throw new UsageError('--ckpt is required (the output folder of kiln train, or a checkpoint file)');
   const topP = args.topP as number | undefined;
   if (topP !== undefined && !(topP > 0 && topP <= 1)) throw new UsageError(`--top-p must be in (0, 1], got ${topP}`);
-  const backend = selectBackend(args.backend === undefined ? undefined : String(args.backend));
+  const backend = await selectBackend(args.backend === undefined ? undefined : String(args.backend));
   const { model, tokenizer, config, file, step } = await loadTrained(String(args.ckpt), backend);
   const prompt = args.prompt === undefined ? '' : String(args.prompt);
   const eos = tokenizer.specialTokens.get(EOT);

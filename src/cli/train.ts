@@ -19,7 +19,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
-import { backends, defaultBackendName, setBackend } from '../backend/registry.js';
+import { backends, defaultBackendName, ready, useBackend } from '../backend/registry.js';
 import { getNumThreads, setNumThreads } from '../backend/cpu/cpu.js';
 import { BPETokenizer } from '../data/bpe.js';
 import { TokenDataset } from '../data/batches.js';
@@ -90,14 +90,17 @@ export const trainSpec: CommandSpec = {
 
 // ---- shared with eval and sample ----------------------------------------------------------------
 
-/** Make `name` the backend (checking it exists and works), or report the default; returns the name. */
-export function selectBackend(name: string | undefined, threads?: number): string {
+/**
+ * Load `name` (awaiting its set-up) and make it the backend, or load the most preferred one that
+ * works here (a GPU before the CPU); returns its name.
+ */
+export async function selectBackend(name: string | undefined, threads?: number): Promise<string> {
   if (name !== undefined) {
     const info = backends().find((b) => b.name === name);
     if (!info) throw new UsageError(`--backend: unknown backend '${name}'; known: ${backends().map((b) => b.name).join(', ')}`);
     if (!info.available) throw new Error(`backend '${name}' is not available: ${info.reason}`);
-    setBackend(name);
-  }
+    await useBackend(name);
+  } else await ready();
   const chosen = defaultBackendName();
   if (threads !== undefined) {
     if (chosen !== 'cpu') throw new UsageError(`--threads applies to the cpu backend; the backend is '${chosen}'`);
@@ -223,7 +226,7 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
   if (!(config.dropout < 1)) throw new UsageError(`--dropout must be below 1, got ${config.dropout}`);
   if (args.lr !== undefined && !resume) config.minLr = config.lr / 10;
   config.warmupSteps = Math.min(config.warmupSteps, config.steps);
-  const backend = selectBackend(args.backend === undefined ? undefined : String(args.backend), args.threads as number | undefined);
+  const backend = await selectBackend(args.backend === undefined ? undefined : String(args.backend), args.threads as number | undefined);
 
   // Ctrl-C: finish the step, save, exit 130; a second Ctrl-C exits at once
   const controller = new AbortController();
@@ -343,6 +346,7 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
       resume,
       generator,
       signal: controller.signal,
+      logEvery: config.logEvery,
       backend,
       extra,
       callbacks: {

@@ -11,11 +11,15 @@ export interface StepInfo {
   step: number;
   /** The step the run ends at. */
   totalSteps: number;
-  /** Mean training loss of this step's micro-batches (nats per token). */
-  loss: number;
+  /**
+   * Mean training loss (nats per token) of the micro-batches of the steps since the previous
+   * logged step, present at logged steps only (every `logEvery` steps, and the last): reading it
+   * is a sync.
+   */
+  loss?: number;
   /** Learning rate this step used (parameter group 0). */
   lr: number;
-  /** Total gradient norm before clipping, when clipping is on. */
+  /** Mean total gradient norm before clipping over the same steps, when clipping is on (logged steps only). */
   gradNorm?: number;
   /** Tokens per second over the recent steps (a window of up to 20). */
   tokensPerSecond: number;

@@ -18,8 +18,9 @@ import { PerplexityMeter, type PerplexityResult } from '../metrics/perplexity.js
 import { clipGradNorm } from '../optim/clip.js';
 import type { OptimizerStateDict } from '../optim/optimizer.js';
 import type { LRScheduler } from '../optim/schedule.js';
-import { tidy } from '../tensor/memory.js';
+import { keep as keepTensor, tidy } from '../tensor/memory.js';
 import { tensor } from '../tensor/ops/creation.js';
+import { add, clone } from '../tensor/ops/elementwise.js';
 import type { Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { callAll, callbackArray, type CallbackList, type CheckpointReason, type StopReason } from './callbacks.js';
@@ -64,6 +65,12 @@ export interface TrainOptions {
   gradAccum?: number;
   /** Clip the total gradient norm to this before each step (`clipGradNorm`); off when 0 or omitted. */
   clip?: number;
+  /**
+   * Read the training loss (and gradient norm) every this many steps, and at the last step: the
+   * losses in between are summed on the device, and `onStep` gets their mean at these steps only.
+   * Reading waits for the device, so a GPU runs ahead between reads. 1 (every step) by default.
+   */
+  logEvery?: number;
   /** Evaluate every this many steps (and at the end); 0 or omitted: only at the end. Needs `data.val`. */
   evalEvery?: number;
   /** Validation batches per evaluation: full windows spread evenly over the validation stream, the same each time (see {@link evaluate}); 8 by default. */
@@ -94,7 +101,7 @@ export interface TrainOptions {
   extra?: unknown;
 }
 
-/** One training step in a run's history. */
+/** One logged step in a run's history: the mean loss since the previous logged step. */
 export interface HistoryEntry {
   step: number;
   loss: number;
@@ -363,6 +370,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const blockSize = checkCount('blockSize', opts.blockSize ?? NaN, 1);
   const gradAccum = checkCount('gradAccum', opts.gradAccum, 1);
   const evalEvery = checkCount('evalEvery', opts.evalEvery, 0);
+  const logEvery = checkCount('logEvery', opts.logEvery, 1);
   const evalBatches = checkCount('evalBatches', opts.evalBatches ?? 8, 1);
   const evalBatchSize = checkCount('evalBatchSize', opts.evalBatchSize ?? batchSize, 1);
   const checkpointEvery = checkCount('checkpointEvery', opts.checkpointEvery, 0);
@@ -452,6 +460,16 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const stepMs: number[] = [];
   const wasTraining = model.training;
   let reason: StopReason = stopper?.stopped ? 'early-stopped' : 'completed';
+  // Σ of the micro-batch losses and of the gradient norms since the last read, on the device
+  let lossSum: Tensor | null = null;
+  let normSum: Tensor | null = null;
+  let sinceLog = 0;
+  const accumulate = (sum: Tensor | null, x: Tensor): Tensor => {
+    const next = keepTensor(noGrad(() => (sum ? add(sum, x) : clone(x))));
+    sum?.dispose();
+    x.dispose();
+    return next;
+  };
   await callAll(cbs, 'onStart', { step, totalSteps: steps, resumedFrom });
   model.train(true);
   try {
@@ -463,7 +481,6 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const ts = performance.now();
       const lr = optimizer.paramGroups[0]?.lr ?? NaN;
       optimizer.zeroGrad();
-      let lossSum = 0;
       for (let micro = 0; micro < gradAccum; micro++) {
         const batch = trainData.batch(batchSize, blockSize, generator, { backend });
         let loss: Tensor;
@@ -472,35 +489,39 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
             const l = model.forward(batch.input, batch.target).loss;
             if (!l) throw new Error('train: model.forward(input, target) returned no loss');
             (gradAccum > 1 ? l.div(gradAccum) : l).backward();
-            return l;
+            return l.detach();
           });
         } finally {
           batch.input.dispose();
           batch.target.dispose();
         }
-        lossSum += (await loss.data())[0]!;
-        loss.dispose();
+        lossSum = accumulate(lossSum, loss);
       }
-      let gradNorm: number | undefined;
-      if (clip > 0) {
-        const n = clipGradNorm(params, clip);
-        gradNorm = (await n.data())[0]!;
-        n.dispose();
-      }
+      if (clip > 0) normSum = accumulate(normSum, clipGradNorm(params, clip));
       optimizer.step();
       optimizer.zeroGrad(); // gradients are not needed until the next backward: free them now
       scheduler?.step();
       step++;
+      sinceLog++;
+      // a read (a sync) only at log steps: the mean of the steps since the last one
+      let loss: number | undefined;
+      let gradNorm: number | undefined;
+      if (step % logEvery === 0 || step === steps || signal?.aborted) {
+        loss = (await lossSum!.item()) / (gradAccum * sinceLog);
+        if (normSum) gradNorm = (await normSum.item()) / sinceLog;
+        lossSum!.dispose();
+        normSum?.dispose();
+        [lossSum, normSum, sinceLog] = [null, null, 0];
+        history.push([step, round(loss), round(lr)]);
+      }
       const ms = performance.now() - ts;
       stepMs.push(ms);
-      const loss = lossSum / gradAccum;
-      history.push([step, round(loss), round(lr)]);
       const recent = stepMs.slice(-20);
       const tokensPerSecond = (tokensPerStep * recent.length) / (recent.reduce((a, b) => a + b, 0) / 1000);
       await callAll(cbs, 'onStep', {
         step,
         totalSteps: steps,
-        loss,
+        ...(loss === undefined ? {} : { loss }),
         lr,
         ...(gradNorm === undefined ? {} : { gradNorm }),
         tokensPerSecond,
@@ -521,6 +542,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     if (reason === 'completed' && valData) await runEval();
     if (reason !== 'aborted' || step > startStep) await save(reason === 'aborted' ? 'abort' : reason === 'early-stopped' ? 'early-stop' : 'end');
   } finally {
+    lossSum?.dispose();
+    normSum?.dispose();
     model.train(wasTraining);
   }
 
