@@ -57,6 +57,8 @@ import {
   round,
   rsqrt,
   scaledDotProductAttention,
+  packedAttention,
+  Generator,
   scatterAdd,
   sigmoid,
   sign,
@@ -1033,6 +1035,46 @@ describeBackends('gradcheck', (backend) => {
               attnMask.dispose();
             }
           }),
+          { numRuns: RUNS },
+        );
+      });
+
+      it("layout 'bthd' with a causal offset (bottom-right, and negative: rows with nothing to attend)", async () => {
+        const arb = fc
+          .tuple(small, small, small, small, small, fc.constantFrom(-1, 0, 'bottom'))
+          .chain(([h, tq, tk, d, dv, off]) =>
+            fc.tuple(inputOf([1, tq, h, d]), inputOf([1, tk, h, d]), inputOf([1, tk, h, dv]), fc.constant(off === 'bottom' ? tk - tq : (off as number))),
+          );
+        await fc.assert(
+          fc.asyncProperty(arb, seedArb, async ([q, k, v, causalOffset], seed) =>
+            check((a, b, c) => scaledDotProductAttention(a, b, c, { layout: 'bthd', isCausal: true, causalOffset }), [q, k, v], seed),
+          ),
+          { numRuns: RUNS },
+        );
+      });
+
+      it('packedAttention over one [B, T, 3·H·D] projection (causal, and with a per-batch bool mask)', async () => {
+        const arb = fc
+          .tuple(fc.integer({ min: 1, max: 2 }), small, fc.integer({ min: 1, max: 2 }), small)
+          .chain(([b, t, h, d]) => fc.tuple(inputOf([b, t, 3 * h * d]), fc.constant({ b, t, h }), valuesFor([b, 1, t, t], fc.boolean())));
+        await fc.assert(
+          fc.asyncProperty(arb, seedArb, fc.boolean(), async ([qkv, { b, t, h }, m], seed, masked) => {
+            const attnMask = masked ? boolT(m, [b, 1, t, t], backend) : null;
+            try {
+              await check((x) => packedAttention(x, h, masked ? { attnMask } : { isCausal: true }), [qkv], seed);
+            } finally {
+              attnMask?.dispose();
+            }
+          }),
+          { numRuns: RUNS },
+        );
+      });
+
+      it('dropout on the weights: with the generator state fixed, the mask is fixed and the gradient exact', async () => {
+        await fc.assert(
+          fc.asyncProperty(attnArb, seedArb, fc.constantFrom(0.2, 0.5), async ([q, k, v], seed, p) =>
+            check((a, b, c) => scaledDotProductAttention(a, b, c, { isCausal: true, dropoutP: p, generator: new Generator(seed) }), [q, k, v], seed),
+          ),
           { numRuns: RUNS },
         );
       });

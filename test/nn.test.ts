@@ -30,6 +30,11 @@ import {
   tensor,
   tidy,
   type DType,
+  concat,
+  eye,
+  packedAttention,
+  philox4x32,
+  randn,
 } from '../src/index.js';
 import { at, broadcastPairArb, describeBackends, expectClose, FC, indices, shapeArb, size, tol, values, rng } from './harness.js';
 
@@ -725,6 +730,77 @@ describeBackends('nn ops', (backend) => {
       ),
       FC,
     );
+  });
+
+  it("attention layouts agree: 'bthd' is 'bhtd' transposed, and packedAttention is split + heads + causal attention + merge", async () => {
+    const arb = fc.tuple(dimArb(2, 1), dimArb(3, 1), dimArb(6, 1), dimArb(5, 1), fc.boolean(), seedArb);
+    await fc.assert(
+      fc.asyncProperty(arb, async ([b, h, t, d, causal, seed]) => {
+        const ts = tidy(() => {
+          const gen = new Generator(seed);
+          const q = randn([b, t, h, d], { backend, generator: gen });
+          const k = randn([b, t, h, d], { backend, generator: gen });
+          const v = randn([b, t, h, d], { backend, generator: gen });
+          const bthd = scaledDotProductAttention(q, k, v, { layout: 'bthd', isCausal: causal });
+          const bhtd = scaledDotProductAttention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), { isCausal: causal }).transpose(1, 2);
+          const qkv = concat([q.reshape([b, t, h * d]), k.reshape([b, t, h * d]), v.reshape([b, t, h * d])], -1);
+          const packed = packedAttention(qkv, h, { isCausal: causal });
+          return [bthd, bhtd, packed, bthd.reshape([b, t, h * d])];
+        });
+        const [x, y, p, xr] = await Promise.all(ts.map((t) => values(t)));
+        ts.forEach((t) => t.dispose());
+        expectClose(x!, y!, { rtol: 1e-5, atol: 1e-6 }, 'bthd vs bhtd');
+        expectClose(p!, xr!, { rtol: 1e-5, atol: 1e-6 }, 'packed vs bthd');
+      }),
+      FC,
+    );
+  });
+
+  it('causalOffset is the mask j ≤ i + offset (bottom-right for a chunk after cached keys; negative leaves early rows empty)', async () => {
+    const arb = fc.tuple(dimArb(5, 1), dimArb(7, 1), dimArb(4, 1), fc.integer({ min: -3, max: 6 }), seedArb);
+    await fc.assert(
+      fc.asyncProperty(arb, async ([tq, tk, d, offset, seed]) => {
+        const ts = tidy(() => {
+          const gen = new Generator(seed);
+          const q = randn([2, tq, d], { backend, generator: gen });
+          const k = randn([2, tk, d], { backend, generator: gen });
+          const v = randn([2, tk, d], { backend, generator: gen });
+          const m = Array.from({ length: tq * tk }, (_, e) => (e % tk <= Math.floor(e / tk) + offset ? 1 : 0));
+          const attnMask = tensor(m, [tq, tk], { backend, dtype: 'bool' });
+          return [scaledDotProductAttention(q, k, v, { isCausal: true, causalOffset: offset }), scaledDotProductAttention(q, k, v, { attnMask })];
+        });
+        const [a, b] = await Promise.all(ts.map((t) => values(t)));
+        ts.forEach((t) => t.dispose());
+        expectClose(a!, b!, { rtol: 1e-5, atol: 1e-6 }, `offset ${offset}`);
+      }),
+      FC,
+    );
+  });
+
+  it('attention dropout: the kept weights are those whose Philox word is ≥ ⌈p·2³²⌉, scaled by 1/(1−p), reproducible from the generator', async () => {
+    // oracle: with v = I (Tk = Dv), the output row i is the dropped-out weight row itself
+    const [tq, tk, p, seed] = [5, 6, 0.4, 77];
+    const ts = tidy(() => {
+      const q = randn([1, tq, 3], { backend, generator: new Generator(1) });
+      const k = randn([1, tk, 3], { backend, generator: new Generator(2) });
+      const v = eye(tk, tk, { backend }).reshape([1, tk, tk]);
+      const plain = scaledDotProductAttention(q, k, v);
+      const gen = new Generator(seed);
+      const dropped = scaledDotProductAttention(q, k, v, { dropoutP: p, generator: gen });
+      const again = scaledDotProductAttention(q, k, v, { dropoutP: p, generator: new Generator(seed) });
+      return [plain, dropped, again];
+    });
+    const [plain, dropped, again] = await Promise.all(ts.map((t) => values(t)));
+    ts.forEach((t) => t.dispose());
+    expect(again).toEqual(dropped);
+    const threshold = Math.ceil(p * 2 ** 32);
+    const words = new Uint32Array(4);
+    const want = plain!.map((w, e) => {
+      philox4x32(Math.floor(e / 4), 0, 0, 0, seed, 0, words); // generator offset 0, counter ⌊e/4⌋
+      return words[e % 4]! >= threshold ? w / (1 - p) : 0;
+    });
+    expectClose(dropped!, want, { rtol: 1e-5, atol: 1e-7 }, 'dropped weights');
+    expect(want.filter((w) => w === 0).length).toBeGreaterThan(0);
   });
 
   it('scaledDotProductAttention: a fully masked query row (bool or −∞ float mask, or Tk = 0) gives zeros', async () => {
