@@ -17,42 +17,8 @@ import './autograd/backward.js';
 export { Tensor, type NestedArray } from './tensor/tensor.js';
 export type { DType, DataArray, StorageArray } from './backend/dtype.js';
 export { DTYPES, promoteTypes, isFloat, f16Bits, bf16Bits, f16Value, bf16Value } from './backend/dtype.js';
-export type {
-  Backend,
-  Storage,
-  Kernels,
-  KernelName,
-  KernelFamily,
-  UnaryOp,
-  BinaryOp,
-  ReduceOp,
-  RandomDist as RandomDistName,
-  Activation,
-  FillArgs,
-  RandomArgs,
-  CastArgs,
-  CopyArgs,
-  UnaryArgs,
-  UnaryGradArgs,
-  BinaryArgs,
-  WhereArgs,
-  GatherArgs,
-  ScatterAddArgs,
-  CheckArgs,
-  ReduceArgs,
-  MatmulArgs,
-  SoftmaxArgs,
-  LayerNormArgs,
-  LayerNormBackwardArgs,
-  CrossEntropyArgs,
-  CrossEntropyBackwardArgs,
-  AttentionArgs,
-  AttentionBackwardArgs,
-  MultiNormArgs,
-  MultiScaleArgs,
-  AdamUpdateArgs,
-  LambUpdateArgs,
-} from './backend/backend.js';
+// every type of the Backend contract (the kernels' Args interfaces too)
+export type * from './backend/backend.js';
 export { KERNEL_NAMES, KERNEL_FAMILY, RECORDED_OPS, FAULTS, type RecordedOp } from './backend/ops.gen.js';
 export { FaultLatch, faultMessage } from './backend/faults.js';
 export {

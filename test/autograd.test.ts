@@ -27,7 +27,7 @@ import {
   tidy,
   type DType,
 } from '../src/index.js';
-import { describeBackends, expectClose, FC, floatsArb, shapeArb, size, tol, values } from './harness.js';
+import { describeBackends, expectClose, FC, floatsArb, shapeArb, size, tol, values, scoped } from './harness.js';
 
 /** A shape (size-0 and size-1 dims included) with f64 values. */
 const caseArb = (maxRank = 4, maxDim = 4): fc.Arbitrary<{ shape: number[]; x: number[]; w: number[] }> =>
@@ -37,34 +37,6 @@ const caseArb = (maxRank = 4, maxDim = 4): fc.Arbitrary<{ shape: number[]; x: nu
 
 const RUNS = { numRuns: Math.max(10, Math.round(FC.numRuns / 2)) };
 
-/** A tidy whose returned tensors (alone, or in arrays and plain objects) outlive it. */
-type Step = <T>(fn: () => T) => T;
-
-function gatherTensors(x: unknown, out: Tensor[]): void {
-  if (x instanceof Tensor) out.push(x);
-  else if (Array.isArray(x)) for (const v of x) gatherTensors(v, out);
-  else if (x !== null && typeof x === 'object' && Object.getPrototypeOf(x) === Object.prototype)
-    for (const v of Object.values(x)) gatherTensors(v, out);
-}
-
-/**
- * Run an async test body whose tensor work happens in `step`s: each is a (synchronous) tidy,
- * and the tensors it returns live until the body ends, when they are disposed (their grads with
- * them), also when it throws. Reads (`await values(t)`) go between steps, never inside one.
- */
-async function scoped(body: (step: Step) => Promise<void>): Promise<void> {
-  const held: Tensor[] = [];
-  const step: Step = (fn) => {
-    const r = tidy(fn);
-    gatherTensors(r, held);
-    return r;
-  };
-  try {
-    await body(step);
-  } finally {
-    for (const t of held) t.dispose();
-  }
-}
 
 describeBackends('autograd', (backend) => {
   const f64 = (data: readonly number[], shape: readonly number[], requiresGrad = false): Tensor =>

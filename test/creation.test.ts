@@ -25,31 +25,11 @@ import {
   type DType,
   type NestedArray,
 } from '../src/index.js';
-import { FC, describeBackends, expectClose, shapeArb, size, values, syncReadable } from './harness.js';
+import { FC, describeBackends, expectClose, shapeArb, size, values, syncReadable, tidyRead } from './harness.js';
 
 const ALL: DType[] = ['f32', 'f64', 'i32', 'bf16', 'f16', 'bool'];
 
 
-/** Dispose every tensor in `x` (a tensor, or arrays and plain objects holding tensors). */
-function disposeAll(x: unknown): void {
-  if (x === null || typeof x !== 'object') return;
-  if (x instanceof Tensor) x.dispose();
-  else if (Array.isArray(x)) for (const v of x) disposeAll(v);
-  else if (Object.getPrototypeOf(x) === Object.prototype) for (const v of Object.values(x)) disposeAll(v);
-}
-
-/**
- * Build tensors in a tidy scope (synchronous: no reads in it), then `check` what `build` returned,
- * reading asynchronously, and dispose the returned tensors afterwards.
- */
-async function tidyRead<R>(build: () => R, check: (r: R) => Promise<void> | void): Promise<void> {
-  const r = tidy(build);
-  try {
-    await check(r);
-  } finally {
-    disposeAll(r);
-  }
-}
 
 /** Nested arrays of `shape` holding `flat` row-major (the specification of the layout). */
 function nest(flat: readonly NestedArray[], shape: readonly number[]): NestedArray {

@@ -1080,4 +1080,4 @@ describeBackends('gradcheck', (backend) => {
       });
     });
   });
-});
+}, { needs: ['f64'] });

@@ -5,7 +5,7 @@
  */
 import { describe, expect } from 'vitest';
 import fc from 'fast-check';
-import { backendSync, backends, bf16Bits, bf16Value, f16Bits, f16Value, type DType, type Tensor } from '../src/index.js';
+import { backendSync, backends, bf16Bits, bf16Value, f16Bits, f16Value, tidy, Tensor, type DType } from '../src/index.js';
 
 const announced = new Set<string>();
 
@@ -24,14 +24,19 @@ for (const name of REQUIRED_BACKENDS) {
   if (!info.available) throw new Error(`[kiln tests] KILN_REQUIRE_BACKENDS names '${name}', which is unavailable: ${info.reason}`);
 }
 
-/** Run `fn(backendName)` inside a describe block for every registered backend. */
-export function describeBackends(title: string, fn: (backend: string) => void): void {
+/**
+ * Run `fn(backendName)` inside a describe block for every registered backend. With `needs`, a
+ * backend that cannot store one of those dtypes (WebGPU has no f64) skips the block, saying so.
+ */
+export function describeBackends(title: string, fn: (backend: string) => void, opts: { needs?: readonly DType[] } = {}): void {
   for (const b of backends()) {
     if (!b.available && !announced.has(b.name)) {
       announced.add(b.name);
       console.warn(`[kiln tests] backend '${b.name}' skipped: ${b.reason}`);
     }
-    describe.skipIf(!b.available)(`${title} [${b.name}${b.available ? '' : `: unavailable, ${b.reason}`}]`, () => fn(b.name));
+    const lacks = b.available ? (opts.needs ?? []).filter((d) => !stores(b.name, d)) : [];
+    const why = !b.available ? `: unavailable, ${b.reason}` : lacks.length ? `: skipped, it cannot store ${lacks.join(', ')}` : '';
+    describe.skipIf(!b.available || lacks.length > 0)(`${title} [${b.name}${why}]`, () => fn(b.name));
   }
 }
 
@@ -210,5 +215,55 @@ export function stored(dtype: DType): (x: number) => number {
       return (x) => Math.trunc(x) | 0;
     case 'bool':
       return (x) => (x !== 0 ? 1 : 0);
+  }
+}
+
+/** Dispose every tensor in `x` (a tensor, or arrays and plain objects holding tensors). */
+export function disposeAll(x: unknown): void {
+  if (x === null || typeof x !== 'object') return;
+  if (x instanceof Tensor) x.dispose();
+  else if (Array.isArray(x)) for (const v of x) disposeAll(v);
+  else if (Object.getPrototypeOf(x) === Object.prototype) for (const v of Object.values(x)) disposeAll(v);
+}
+
+/**
+ * Build tensors in a tidy scope (synchronous: no reads in it), then `check` what `build` returned,
+ * reading asynchronously, and dispose the returned tensors afterwards.
+ */
+export async function tidyRead<R>(build: () => R, check: (r: R) => Promise<void> | void): Promise<void> {
+  const r = tidy(build);
+  try {
+    await check(r);
+  } finally {
+    disposeAll(r);
+  }
+}
+
+/** A tidy whose returned tensors (alone, or in arrays and plain objects) outlive it. */
+export type Step = <T>(fn: () => T) => T;
+
+function gatherTensors(x: unknown, out: Tensor[]): void {
+  if (x instanceof Tensor) out.push(x);
+  else if (Array.isArray(x)) for (const v of x) gatherTensors(v, out);
+  else if (x !== null && typeof x === 'object' && Object.getPrototypeOf(x) === Object.prototype)
+    for (const v of Object.values(x)) gatherTensors(v, out);
+}
+
+/**
+ * Run an async test body whose tensor work happens in `step`s: each is a (synchronous) tidy,
+ * and the tensors it returns live until the body ends, when they are disposed (their grads with
+ * them), also when it throws. Reads (`await values(t)`) go between steps, never inside one.
+ */
+export async function scoped(body: (step: Step) => Promise<void>): Promise<void> {
+  const held: Tensor[] = [];
+  const step: Step = (fn) => {
+    const r = tidy(fn);
+    gatherTensors(r, held);
+    return r;
+  };
+  try {
+    await body(step);
+  } finally {
+    for (const t of held) t.dispose();
   }
 }

@@ -96,7 +96,7 @@ describeBackends('oracle: perplexity of random logits (numpy float64 log-softmax
       expect(Math.abs(r.perplexity - c.perplexity)).toBeLessThan(1e-9 * c.perplexity);
     }
   });
-});
+}, { needs: ['f64'] });
 
 describe('oracle: classification (scikit-learn definitions)', () => {
   it(`top-k agrees with numpy's stable argsort on ${ORACLE.topk.length} score matrices with ties`, () => {

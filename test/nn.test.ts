@@ -36,7 +36,7 @@ import {
   philox4x32,
   randn,
 } from '../src/index.js';
-import { at, broadcastPairArb, describeBackends, expectClose, FC, indices, shapeArb, size, tol, values, rng } from './harness.js';
+import { at, broadcastPairArb, describeBackends, expectClose, FC, indices, shapeArb, size, tol, values, rng, scoped, type Step } from './harness.js';
 
 const seedArb = fc.integer({ min: 0, max: 0x7fffffff });
 const floatArb = fc.constantFrom<DType>('f32', 'f64');
@@ -140,34 +140,6 @@ function alongAxis(data: readonly number[], shape: readonly number[], axis: numb
   return out;
 }
 
-/** A tidy whose returned tensors (alone, or in arrays and plain objects) outlive it. */
-type Step = <T>(fn: () => T) => T;
-
-function gatherTensors(x: unknown, out: Tensor[]): void {
-  if (x instanceof Tensor) out.push(x);
-  else if (Array.isArray(x)) for (const v of x) gatherTensors(v, out);
-  else if (x !== null && typeof x === 'object' && Object.getPrototypeOf(x) === Object.prototype)
-    for (const v of Object.values(x)) gatherTensors(v, out);
-}
-
-/**
- * Run an async test body whose tensor work happens in `step`s: each is a (synchronous) tidy,
- * and the tensors it returns live until the body ends, when they are disposed, also when it
- * throws. Reads (`await values(t)`) go between steps, never inside one.
- */
-async function scoped(body: (step: Step) => Promise<void>): Promise<void> {
-  const held: Tensor[] = [];
-  const step: Step = (fn) => {
-    const r = tidy(fn);
-    gatherTensors(r, held);
-    return r;
-  };
-  try {
-    await body(step);
-  } finally {
-    for (const t of held) t.dispose();
-  }
-}
 
 describeBackends('nn ops', (backend) => {
   /** A tensor of `data` (held by `step`'s scope) and its stored values, read back. */

@@ -20,7 +20,7 @@ import {
   uniform,
   type DType,
 } from '../src/index.js';
-import { FC, describeBackends, expectClose, values } from './harness.js';
+import { FC, describeBackends, expectClose, values, scoped } from './harness.js';
 
 // ---- oracle ---------------------------------------------------------------------------------
 
@@ -84,34 +84,6 @@ const smallShape = fc.array(fc.integer({ min: 0, max: 5 }), { minLength: 0, maxL
 const seedArb = fc.oneof(fc.nat(1000), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }));
 const size = (s: readonly number[]): number => s.reduce((p, d) => p * d, 1);
 
-/** A tidy whose returned tensors (alone, or in arrays and plain objects) outlive it. */
-type Step = <T>(fn: () => T) => T;
-
-function gatherTensors(x: unknown, out: Tensor[]): void {
-  if (x instanceof Tensor) out.push(x);
-  else if (Array.isArray(x)) for (const v of x) gatherTensors(v, out);
-  else if (x !== null && typeof x === 'object' && Object.getPrototypeOf(x) === Object.prototype)
-    for (const v of Object.values(x)) gatherTensors(v, out);
-}
-
-/**
- * Run an async test body whose tensor work happens in `step`s: each is a (synchronous) tidy,
- * and the tensors it returns live until the body ends, when they are disposed, also when it
- * throws. Reads (`await values(t)`) go between steps, never inside one.
- */
-async function scoped(body: (step: Step) => Promise<void>): Promise<void> {
-  const held: Tensor[] = [];
-  const step: Step = (fn) => {
-    const r = tidy(fn);
-    gatherTensors(r, held);
-    return r;
-  };
-  try {
-    await body(step);
-  } finally {
-    for (const t of held) t.dispose();
-  }
-}
 
 // ---- Philox block function -----------------------------------------------------------------
 

@@ -20,7 +20,7 @@ import {
   type DType,
   type Tensor,
 } from '../src/index.js';
-import { describeBackends, expectClose, FC, indices, shapeArb, size, strides, tol, values, stored } from './harness.js';
+import { describeBackends, expectClose, FC, indices, shapeArb, size, strides, tol, values, stored, tidyRead } from './harness.js';
 
 type Axis = number | number[] | undefined;
 
@@ -112,26 +112,6 @@ function expectScaled(actual: ArrayLike<number>, expected: number[], scales: num
   }
 }
 
-/** Dispose every tensor in `x` (a tensor, or arrays and plain objects holding tensors). */
-function disposeAll(x: unknown): void {
-  if (x === null || typeof x !== 'object') return;
-  if (typeof (x as { dispose?: unknown }).dispose === 'function') (x as Tensor).dispose();
-  else if (Array.isArray(x)) for (const v of x) disposeAll(v);
-  else if (Object.getPrototypeOf(x) === Object.prototype) for (const v of Object.values(x)) disposeAll(v);
-}
-
-/**
- * Build tensors in a tidy scope (synchronous: no reads in it), then `check` what `build` returned,
- * reading asynchronously, and dispose the returned tensors afterwards.
- */
-async function tidyRead<R>(build: () => R, check: (r: R) => Promise<void> | void): Promise<void> {
-  const r = tidy(build);
-  try {
-    await check(r);
-  } finally {
-    disposeAll(r);
-  }
-}
 
 /** Exact comparison (NaN equals NaN). */
 function expectExact(actual: ArrayLike<number>, expected: number[], what = ''): void {

@@ -32,7 +32,7 @@ import {
   type DType,
   type Tensor,
 } from '../src/index.js';
-import { at, describeBackends, FC, indices, shapeArb, size, strides, values, rng } from './harness.js';
+import { at, describeBackends, FC, indices, shapeArb, size, strides, values, rng, tidyRead, disposeAll } from './harness.js';
 
 /** Dtypes whose storage holds the integers in [-125, 125] exactly. */
 const DTYPES = ['f32', 'f64', 'i32', 'bf16', 'f16'] as const;
@@ -92,26 +92,6 @@ async function expectTensor(t: Tensor, shape: readonly number[], data: readonly 
   expect(await values(t), `${what} values`).toEqual([...data]);
 }
 
-/** Dispose every tensor in `x` (a tensor, or arrays and plain objects holding tensors). */
-function disposeAll(x: unknown): void {
-  if (x === null || typeof x !== 'object') return;
-  if (typeof (x as { dispose?: unknown }).dispose === 'function') (x as Tensor).dispose();
-  else if (Array.isArray(x)) for (const v of x) disposeAll(v);
-  else if (Object.getPrototypeOf(x) === Object.prototype) for (const v of Object.values(x)) disposeAll(v);
-}
-
-/**
- * Build tensors in a tidy scope (synchronous: no reads in it), then `check` what `build` returned,
- * reading asynchronously, and dispose the returned tensors afterwards.
- */
-async function tidyRead<R>(build: () => R, check: (r: R) => Promise<void> | void): Promise<void> {
-  const r = tidy(build);
-  try {
-    await check(r);
-  } finally {
-    disposeAll(r);
-  }
-}
 
 /** The arguments of one {@link expectTensor} check: a tensor and its expected shape, values, dtype, and a label. */
 type Expected = [t: Tensor, shape: readonly number[], data: readonly number[], dtype: DType, what: string];

@@ -46,3 +46,15 @@ export class FaultLatch {
     throw e;
   }
 }
+
+/**
+ * `fn()` as a promise: resolved with its result or rejected with what it throws. For backends
+ * whose work is done when a call returns (ref, cpu), whose read and sync only take pending faults.
+ */
+export function settled<T>(fn: () => T): Promise<T> {
+  try {
+    return Promise.resolve(fn());
+  } catch (e) {
+    return Promise.reject(e as Error);
+  }
+}

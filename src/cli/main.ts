@@ -5,8 +5,8 @@
  * stack trace.
  * @module
  */
-import '../autograd/grads.js';
-import '../autograd/backward.js';
+// the Node entry point: gradient rules, the cpu backend, file access
+import '../index.js';
 import { readFileSync } from 'node:fs';
 import { backends } from '../backend/registry.js';
 import { UsageError, formatHelp, parseArgs, type CommandSpec, type ParsedArgs } from './args.js';

@@ -2,7 +2,7 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { add, cast, div, maximum, mul, neg, sqrt, sub } from '../tensor/ops/elementwise.js';
 import { adamUpdate } from '../tensor/ops/optim.js';
-import { byDtype, checkOption, Optimizer, stateDtype, type GroupItem, type OptimizerOptions, type ParamGroup, type Params, type ParamState } from './optimizer.js';
+import { checkOption, Optimizer, stateDtype, type GroupItem, type OptimizerOptions, type ParamGroup, type Params, type ParamState } from './optimizer.js';
 
 /** Options of {@link Adam} and {@link AdamW}. */
 export interface AdamOptions extends OptimizerOptions {
@@ -88,22 +88,17 @@ abstract class AdamFamily extends Optimizer<AdamOptions> {
   // composite for AMSGrad and maximize, which the kernel does not cover
   protected override updateGroup(items: readonly GroupItem[], group: ParamGroup<AdamOptions>): void {
     if (group.amsgrad || group.maximize) return super.updateGroup(items, group);
-    for (const same of byDtype(items))
-      adamUpdate(
-        same.map((i) => i.param),
-        same.map((i) => i.grad),
-        same.map((i) => this.stateTensor(i.param, i.state, 'expAvg')),
-        same.map((i) => this.stateTensor(i.param, i.state, 'expAvgSq')),
-        {
-          lr: group.lr,
-          beta1: group.betas[0],
-          beta2: group.betas[1],
-          eps: group.eps,
-          weightDecay: group.weightDecay,
-          step: same.map((i) => i.state.step),
-          decoupled: this.decoupled,
-        },
-      );
+    this.forEachDtype(items, (params, grads, m, v, step) =>
+      adamUpdate(params, grads, m, v, {
+        lr: group.lr,
+        beta1: group.betas[0],
+        beta2: group.betas[1],
+        eps: group.eps,
+        weightDecay: group.weightDecay,
+        step,
+        decoupled: this.decoupled,
+      }),
+    );
   }
 }
 

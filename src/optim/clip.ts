@@ -1,5 +1,6 @@
 /** Gradient clipping by total norm and by value, in place (as `torch.nn.utils`). @module */
 import { noGrad } from '../autograd/tape.js';
+import { byDtype } from './optimizer.js';
 import { tidy } from '../tensor/memory.js';
 import { Tensor } from '../tensor/tensor.js';
 import { zeros } from '../tensor/ops/creation.js';
@@ -47,7 +48,7 @@ export function clipGradNorm(params: Iterable<Tensor> | Tensor, maxNorm: number,
   const grads = gradsOf('clipGradNorm', params);
   const dtype = grads.some((g) => g.dtype === 'f64') ? 'f64' : 'f32';
   if (grads.length === 0) return zeros([], { dtype });
-  const groups = byDtype(grads);
+  const groups = byDtype(grads, (g) => g);
   return noGrad(() =>
     tidy(() => {
       // ‖g‖ of every gradient (one call per dtype), then the norm of those norms (max for ∞)
@@ -71,16 +72,6 @@ export function clipGradNorm(params: Iterable<Tensor> | Tensor, maxNorm: number,
   );
 }
 
-// Tensors split by dtype (a many-tensor kernel call takes one dtype).
-function byDtype(ts: readonly Tensor[]): Tensor[][] {
-  const m = new Map<string, Tensor[]>();
-  for (const t of ts) {
-    let g = m.get(t.dtype);
-    if (!g) m.set(t.dtype, (g = []));
-    g.push(t);
-  }
-  return [...m.values()];
-}
 
 /** Clamp every gradient of `params` into [−clip, clip] in place (`clip_grad_value_`). */
 export function clipGradValue(params: Iterable<Tensor> | Tensor, clip: number): void {

@@ -8,7 +8,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { add, cast, div, gt, logicalAnd, mul, neg, sqrt, sub, where } from '../tensor/ops/elementwise.js';
 import { norm } from '../tensor/ops/reduce.js';
 import { lambUpdate } from '../tensor/ops/optim.js';
-import { byDtype, checkOption, Optimizer, stateDtype, type GroupItem, type OptimizerOptions, type ParamGroup, type Params, type ParamState } from './optimizer.js';
+import { checkOption, Optimizer, stateDtype, type GroupItem, type OptimizerOptions, type ParamGroup, type Params, type ParamState } from './optimizer.js';
 
 /** Options of {@link LAMB}. */
 export interface LAMBOptions extends OptimizerOptions {
@@ -92,21 +92,16 @@ export class LAMB extends Optimizer<LAMBOptions> {
   // composite for maximize
   protected override updateGroup(items: readonly GroupItem[], group: ParamGroup<LAMBOptions>): void {
     if (group.maximize) return super.updateGroup(items, group);
-    for (const same of byDtype(items))
-      lambUpdate(
-        same.map((i) => i.param),
-        same.map((i) => i.grad),
-        same.map((i) => this.stateTensor(i.param, i.state, 'expAvg')),
-        same.map((i) => this.stateTensor(i.param, i.state, 'expAvgSq')),
-        {
-          lr: group.lr,
-          beta1: group.betas[0],
-          beta2: group.betas[1],
-          eps: group.eps,
-          weightDecay: group.weightDecay,
-          step: same.map((i) => i.state.step),
-          biasCorrection: group.biasCorrection,
-        },
-      ).dispose();
+    this.forEachDtype(items, (params, grads, m, v, step) =>
+      lambUpdate(params, grads, m, v, {
+        lr: group.lr,
+        beta1: group.betas[0],
+        beta2: group.betas[1],
+        eps: group.eps,
+        weightDecay: group.weightDecay,
+        step,
+        biasCorrection: group.biasCorrection,
+      }).dispose(),
+    );
   }
 }

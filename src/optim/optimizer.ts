@@ -68,12 +68,13 @@ export interface GroupItem {
   state: ParamState;
 }
 
-/** Items split by parameter dtype (a fused kernel call takes parameters of one dtype). */
-export function byDtype(items: readonly GroupItem[]): GroupItem[][] {
-  const groups = new Map<string, GroupItem[]>();
+/** `items` split by the dtype of their tensor (a fused many-tensor kernel call takes one dtype), in order. */
+export function byDtype<T>(items: readonly T[], tensorOf: (item: T) => Tensor): T[][] {
+  const groups = new Map<string, T[]>();
   for (const it of items) {
-    let g = groups.get(it.param.dtype);
-    if (!g) groups.set(it.param.dtype, (g = []));
+    const dtype = tensorOf(it).dtype;
+    let g = groups.get(dtype);
+    if (!g) groups.set(dtype, (g = []));
     g.push(it);
   }
   return [...groups.values()];
@@ -142,6 +143,25 @@ export abstract class Optimizer<O extends OptimizerOptions> {
    */
   protected updateGroup(items: readonly GroupItem[], group: ParamGroup<O>): void {
     for (const { param, grad, state } of items) tidy(() => this.update(param, grad, state, group));
+  }
+
+  /**
+   * For fused many-tensor updates: call `update` once per parameter dtype of `items` with the
+   * parameters, their gradients, their first and second moment state tensors (`expAvg`,
+   * `expAvgSq`, created as zeros on first use) and their step counts.
+   */
+  protected forEachDtype(
+    items: readonly GroupItem[],
+    update: (params: Tensor[], grads: Tensor[], m: Tensor[], v: Tensor[], steps: number[]) => void,
+  ): void {
+    for (const same of byDtype(items, (i) => i.param))
+      update(
+        same.map((i) => i.param),
+        same.map((i) => i.grad),
+        same.map((i) => this.stateTensor(i.param, i.state, 'expAvg')),
+        same.map((i) => this.stateTensor(i.param, i.state, 'expAvgSq')),
+        same.map((i) => i.state.step),
+      );
   }
 
   /** Add a group of parameters with options of its own (like `add_param_group`). */

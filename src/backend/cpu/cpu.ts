@@ -8,7 +8,7 @@
  */
 import type { Backend, KernelFamily, KernelName, Storage } from '../backend.js';
 import { DTYPES, itemSize, type DType, type StorageArray } from '../dtype.js';
-import { FaultLatch } from '../faults.js';
+import { FaultLatch, settled } from '../faults.js';
 import { PRIORITY, type BackendEntry } from '../registry.js';
 import { findAddon, loadAddon, type Addon, type NativeBuffer, type NativeCapabilities } from './addon.js';
 import { NativeKernels } from './marshal.gen.js';
@@ -114,11 +114,7 @@ export class CpuBackend extends NativeKernels implements Backend {
   }
 
   read(s: Storage): Promise<StorageArray> {
-    try {
-      return Promise.resolve(this.readSync(s));
-    } catch (e) {
-      return Promise.reject(e as Error);
-    }
+    return settled(() => this.readSync(s));
   }
 
   readSync(s: Storage): StorageArray {
@@ -129,12 +125,7 @@ export class CpuBackend extends NativeKernels implements Backend {
   flush(): void {}
 
   sync(): Promise<void> {
-    try {
-      this.faults.throwIfAny();
-      return Promise.resolve();
-    } catch (e) {
-      return Promise.reject(e as Error);
-    }
+    return settled(() => this.faults.throwIfAny());
   }
 
   computes(family: KernelFamily, dtype: DType): boolean {

@@ -35,7 +35,7 @@ import type {
   WhereArgs,
 } from '../backend.js';
 import { DTYPES, decode, encode, isHalf, storageArray, type DType, type StorageArray } from '../dtype.js';
-import { FaultLatch } from '../faults.js';
+import { FaultLatch, settled } from '../faults.js';
 import { philoxFill, PhiloxWords } from '../philox.js';
 import { binaryFn, forEachStrided, matmulRef, reduceRef, unaryDerivative, unaryFn } from './kernels.js';
 
@@ -93,11 +93,7 @@ export class RefBackend implements Backend {
   }
 
   read(s: Storage): Promise<StorageArray> {
-    try {
-      return Promise.resolve(this.readSync(s));
-    } catch (e) {
-      return Promise.reject(e as Error);
-    }
+    return settled(() => this.readSync(s));
   }
 
   readSync(s: Storage): StorageArray {
@@ -108,12 +104,7 @@ export class RefBackend implements Backend {
   flush(): void {}
 
   sync(): Promise<void> {
-    try {
-      this.faults.throwIfAny();
-      return Promise.resolve();
-    } catch (e) {
-      return Promise.reject(e as Error);
-    }
+    return settled(() => this.faults.throwIfAny());
   }
 
   computes(family: KernelFamily, dtype: DType): boolean {

@@ -6,7 +6,7 @@
  * copies; moments are f32 (f64 for f64 parameters).
  * @module
  */
-import type { Backend } from '../../backend/backend.js';
+import type { AdamUpdateArgs, Backend } from '../../backend/backend.js';
 import { isFloat } from '../../backend/dtype.js';
 import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';
@@ -65,17 +65,14 @@ function inOptimDtype(backend: Backend, params: readonly Tensor[], grads: readon
 
 const storages = (op: string, xs: readonly Tensor[]) => xs.map((x) => x._storage(op));
 
-/**
- * One Adam/AdamW step on every parameter in `params`, in place, in one backend call:
- * `g += wd·p` (Adam) or `p −= lr·wd·p` (AdamW); `m = β1·m + (1−β1)·g`; `v = β2·v + (1−β2)·g²`;
- * `p −= lr·(m/(1−β1ᵗ))/(√(v/(1−β2ᵗ)) + ε)`. All tensors on one backend; parameters of one dtype.
- */
-export function adamUpdate(params: Tensor | readonly Tensor[], grads: Tensor | readonly Tensor[], m: Tensor | readonly Tensor[], v: Tensor | readonly Tensor[], h: OptimizerHyper): void {
-  const op = 'adamUpdate';
+type Many = Tensor | readonly Tensor[];
+
+// Validate the lists, then run `kernel` with the arguments every many-tensor update shares.
+function update(op: string, params: Many, grads: Many, m: Many, v: Many, h: OptimizerHyper, kernel: (backend: Backend, a: Omit<AdamUpdateArgs, 'decoupled'>) => void): Backend {
   const [ps, gs, ms, vs] = [list(params), list(grads), list(m), list(v)];
   const [backend, steps] = check(op, ps, gs, ms, vs, h);
   inOptimDtype(backend, ps, gs, (p, g) =>
-    backend.adamUpdate({
+    kernel(backend, {
       params: storages(op, p),
       grads: storages(op, g),
       m: storages(op, ms),
@@ -86,9 +83,18 @@ export function adamUpdate(params: Tensor | readonly Tensor[], grads: Tensor | r
       beta2: h.beta2,
       eps: h.eps,
       weightDecay: h.weightDecay,
-      decoupled: h.decoupled ?? true,
     }),
   );
+  return backend;
+}
+
+/**
+ * One Adam/AdamW step on every parameter in `params`, in place, in one backend call:
+ * `g += wd·p` (Adam) or `p −= lr·wd·p` (AdamW); `m = β1·m + (1−β1)·g`; `v = β2·v + (1−β2)·g²`;
+ * `p −= lr·(m/(1−β1ᵗ))/(√(v/(1−β2ᵗ)) + ε)`. All tensors on one backend; parameters of one dtype.
+ */
+export function adamUpdate(params: Many, grads: Many, m: Many, v: Many, h: OptimizerHyper): void {
+  update('adamUpdate', params, grads, m, v, h, (backend, a) => backend.adamUpdate({ ...a, decoupled: h.decoupled ?? true }));
 }
 
 /**
@@ -96,28 +102,13 @@ export function adamUpdate(params: Tensor | readonly Tensor[], grads: Tensor | r
  * optimizer for the math). Returns the trust ratio ‖p‖/‖r‖ of each parameter as a new tensor
  * `[n]` on the device, f32 (f64 for f64 parameters); the caller owns it; reading it is a sync.
  */
-export function lambUpdate(params: Tensor | readonly Tensor[], grads: Tensor | readonly Tensor[], m: Tensor | readonly Tensor[], v: Tensor | readonly Tensor[], h: OptimizerHyper): Tensor {
-  const op = 'lambUpdate';
-  const [ps, gs, ms, vs] = [list(params), list(grads), list(m), list(v)];
-  const [backend, steps] = check(op, ps, gs, ms, vs, h);
-  const trust = Tensor._empty(backend, [ps.length], ps[0]!.dtype === 'f64' ? 'f64' : 'f32');
-  inOptimDtype(backend, ps, gs, (p, g) =>
-    backend.lambUpdate({
-      params: storages(op, p),
-      grads: storages(op, g),
-      m: storages(op, ms),
-      v: storages(op, vs),
-      steps,
-      lr: h.lr,
-      beta1: h.beta1,
-      beta2: h.beta2,
-      eps: h.eps,
-      weightDecay: h.weightDecay,
-      biasCorrection: h.biasCorrection ?? true,
-      trust: trust._storage(op),
-    }),
-  );
-  return trust;
+export function lambUpdate(params: Many, grads: Many, m: Many, v: Many, h: OptimizerHyper): Tensor {
+  let trust: Tensor | null = null;
+  update('lambUpdate', params, grads, m, v, h, (backend, a) => {
+    trust = Tensor._empty(backend, [a.params.length], a.params[0]!.dtype === 'f64' ? 'f64' : 'f32');
+    backend.lambUpdate({ ...a, biasCorrection: h.biasCorrection ?? true, trust: trust._storage('lambUpdate') });
+  });
+  return trust!;
 }
 
 /**
