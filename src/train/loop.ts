@@ -501,6 +501,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       optimizer.step();
       optimizer.zeroGrad(); // gradients are not needed until the next backward: free them now
       scheduler?.step();
+      params[0]!.backend.flush(); // a GPU backend submits the step's work now, without waiting
       step++;
       sinceLog++;
       // a read (a sync) only at log steps: the mean of the steps since the last one
