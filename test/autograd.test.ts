@@ -19,6 +19,9 @@ import {
   matmul,
   memory,
   mul,
+  add,
+  embedding,
+  SGD,
   noGrad,
   softmax,
   sum,
@@ -532,5 +535,46 @@ describeBackends('autograd', (backend) => {
         RUNS,
       );
     });
+  });
+});
+
+describeBackends('autograd: tensors changed in place after the forward', (backend) => {
+  it('backward refuses to use an operand, an output or an index changed in place, naming the op; unread ones are fine', async () => {
+    const f32 = { backend, requiresGrad: true } as const;
+    // mul reads both operands
+    const a = tensor([1, 2], f32);
+    const b = tensor([3, 4], { backend });
+    const y = mul(a, b).sum();
+    b.copy_(tensor([5, 6], { backend }));
+    expect(() => y.backward()).toThrow(/^backward: 'mul' needs its input 1 \[2\] f32 as it was in the forward, but it was modified in place since \(version 0 → 1\); clone it/);
+    // add reads neither: changing an operand afterwards is fine (as PyTorch)
+    const c = tensor([1, 2], { backend });
+    const z = add(a, c).sum();
+    c.copy_(tensor([7, 7], { backend }));
+    z.backward();
+    expect(await values(a.grad!)).toEqual([1, 1]);
+    // softmax reads its output; a view of it changed in place counts (views share the counter)
+    const s = softmax(tensor([1, 2, 3], f32));
+    const view = s.reshape([3, 1]);
+    view.copy_(tensor([[0], [0], [1]], { backend }));
+    expect(() => s.sum().backward()).toThrow(/^backward: 'softmax' needs its output \[3\] f32 as it was in the forward/);
+    // embedding reads its ids
+    const w = tensor([[1, 2], [3, 4]], f32);
+    const ids = tensor([1, 0], { backend, dtype: 'i32' });
+    const e = embedding(ids, w).sum();
+    ids.copy_(tensor([0, 0], { backend, dtype: 'i32' }));
+    expect(() => e.backward()).toThrow(/^backward: 'indexSelect' needs its index \[2\] i32/);
+    for (const t of [a, b, y, c, z, s, view, w, ids, e]) t.dispose();
+  });
+
+  it('an optimizer step between forward and backward changes the parameters in place, and backward says so', () => {
+    const p = tensor([1, 2], { backend, requiresGrad: true });
+    const x = tensor([3, 4], { backend });
+    const y = mul(p, x).sum();
+    y.backward(undefined, { retainGraph: true });
+    const opt = new SGD([p], { lr: 0.1 });
+    opt.step();
+    expect(() => y.backward()).toThrow(/^backward: 'mul' needs its input 0 \[2\] f32 as it was in the forward, but it was modified in place since/);
+    for (const t of [p, x, y]) t.dispose();
   });
 });

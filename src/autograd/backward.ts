@@ -84,6 +84,11 @@ function backward(root: Tensor, grad: Tensor | undefined, retainGraph: boolean):
           throw new Error(
             `backward: a tensor saved by '${node.op}' was freed (by dispose, or by a previous backward; pass retainGraph to backward twice)`,
           );
+        for (const { what, tensor, version } of node.versions)
+          if (!tensor.disposed && tensor._version !== version)
+            throw new Error(
+              `backward: '${node.op}' needs its ${what} ${fmt(tensor.shape)} ${tensor.dtype} as it was in the forward, but it was modified in place since (version ${version} → ${tensor._version}); clone it before changing it, or run the forward again`,
+            );
         const inputGrads = tidy(() => distinct(gradRule(node.op)(g, node), g));
         inputGrads.forEach((ig, i) => {
           const input = node.inputs[i]!;

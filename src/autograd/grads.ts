@@ -17,14 +17,17 @@ import { defineGrad, type Node } from './tape.js';
 
 const wants = (node: Node, i: number): boolean => node.inputs[i]!.requiresGrad;
 
+// The third argument of defineGrad says what a rule reads of the forward besides the output
+// gradient (every input by default); autograd refuses to run a rule on a tensor changed in place.
+
 // ---- elementwise ---------------------------------------------------------------------------
 
-defineGrad('add', (g, n) => [wants(n, 0) ? sh.sumTo(g, n.inputs[0]!.shape) : null, wants(n, 1) ? sh.sumTo(g, n.inputs[1]!.shape) : null]);
+defineGrad('add', (g, n) => [wants(n, 0) ? sh.sumTo(g, n.inputs[0]!.shape) : null, wants(n, 1) ? sh.sumTo(g, n.inputs[1]!.shape) : null], { inputs: 'none' });
 
 defineGrad('sub', (g, n) => [
   wants(n, 0) ? sh.sumTo(g, n.inputs[0]!.shape) : null,
   wants(n, 1) ? sh.sumTo(ew.neg(g), n.inputs[1]!.shape) : null,
-]);
+], { inputs: 'none' });
 
 defineGrad('mul', (g, n) => {
   const [a, b] = n.inputs as [Tensor, Tensor];
@@ -38,7 +41,7 @@ defineGrad('div', (g, n) => {
     wants(n, 0) ? sh.sumTo(ew.div(g, b), a.shape) : null,
     wants(n, 1) ? sh.sumTo(ew.neg(ew.div(ew.mul(g, n.output!), b)), b.shape) : null,
   ];
-});
+}, { inputs: [1], output: true });
 
 defineGrad('pow', (g, n) => {
   const [a, b] = n.inputs as [Tensor, Tensor];
@@ -47,7 +50,7 @@ defineGrad('pow', (g, n) => {
     wants(n, 0) ? sh.sumTo(ew.mul(g, ew.mul(b, ew.pow(a, ew.sub(b, 1)))), a.shape) : null,
     wants(n, 1) ? sh.sumTo(ew.mul(g, ew.mul(n.output!, ew.log(a))), b.shape) : null,
   ];
-});
+}, { inputs: 'all', output: true });
 
 // maximum/minimum: the gradient goes to the winner, split evenly on ties (as PyTorch)
 function extremeRule(g: Tensor, n: Node, greater: boolean): (Tensor | null)[] {
@@ -70,13 +73,13 @@ defineGrad('where', (g, n) => {
     wants(n, 0) ? sh.sumTo(ew.where(cond, g, 0), a.shape) : null,
     wants(n, 1) ? sh.sumTo(ew.where(cond, 0, g), b.shape) : null,
   ];
-});
+}, { inputs: 'none' });
 
 for (const op of UNARY_GRAD_OPS) defineGrad(op, (g, n) => [ew.unaryBackward(op, n.inputs[0]!, g)]);
 
-defineGrad('cast', (g, n) => [ew.cast(g, n.inputs[0]!.dtype)]);
-defineGrad('clone', (g) => [g]);
-defineGrad('to', (g, n) => [g.to(n.attrs.from as string)]);
+defineGrad('cast', (g, n) => [ew.cast(g, n.inputs[0]!.dtype)], { inputs: 'none' });
+defineGrad('clone', (g) => [g], { inputs: 'none' });
+defineGrad('to', (g, n) => [g.to(n.attrs.from as string)], { inputs: 'none' });
 
 // ---- reductions ----------------------------------------------------------------------------
 
@@ -87,7 +90,7 @@ function keepShape(g: Tensor, n: Node): Tensor {
   return sh.reshape(g, x.shape.map((d, i) => (axes.includes(i) ? 1 : d)));
 }
 
-defineGrad('sum', (g, n) => [sh.expand(keepShape(g, n), n.inputs[0]!.shape)]);
+defineGrad('sum', (g, n) => [sh.expand(keepShape(g, n), n.inputs[0]!.shape)], { inputs: 'none' });
 
 function extremeReduceRule(g: Tensor, n: Node): Tensor[] {
   const x = n.inputs[0]!;
@@ -96,8 +99,8 @@ function extremeReduceRule(g: Tensor, n: Node): Tensor[] {
   const count = sum(hit, axes, true);
   return [ew.where(hit, ew.div(keepShape(g, n), count), 0)];
 }
-defineGrad('max', extremeReduceRule);
-defineGrad('min', extremeReduceRule);
+defineGrad('max', extremeReduceRule, { inputs: 'all', output: true });
+defineGrad('min', extremeReduceRule, { inputs: 'all', output: true });
 
 defineGrad('norm', (g, n) => {
   const x = n.inputs[0]!;
@@ -119,41 +122,41 @@ defineGrad('norm', (g, n) => {
     dx = ew.mul(ew.div(num, den), gk);
   }
   return [ew.where(zero, 0, dx)];
-});
+}, { inputs: 'all', output: true });
 
 // ---- shape and indexing --------------------------------------------------------------------
 
-defineGrad('reshape', (g, n) => [sh.reshape(g, n.attrs.shape as number[])]);
+defineGrad('reshape', (g, n) => [sh.reshape(g, n.attrs.shape as number[])], { inputs: 'none' });
 
 defineGrad('permute', (g, n) => {
   const dims = n.attrs.dims as number[];
   const inverse = dims.map((_, i) => dims.indexOf(i));
   return [sh.permute(g, inverse)];
-});
+}, { inputs: 'none' });
 
-defineGrad('expand', (g, n) => [sh.sumTo(g, n.attrs.shape as number[])]);
+defineGrad('expand', (g, n) => [sh.sumTo(g, n.attrs.shape as number[])], { inputs: 'none' });
 
 defineGrad('slice', (g, n) => [
   sh.sliceBackward(g, n.attrs.shape as number[], n.attrs.axis as number, n.attrs.start as number, n.attrs.step as number),
-]);
+], { inputs: 'none' });
 
 defineGrad('concat', (g, n) => {
   const axis = n.attrs.axis as number;
   return sh.split(g, n.attrs.sizes as number[], axis).map((p, i) => (wants(n, i) ? p : null));
-});
+}, { inputs: 'none' });
 
 defineGrad('indexSelect', (g, n) => [
   sh.scatterAddInto(n.attrs.shape as number[], n.attrs.axis as number, n.attrs.index as Tensor, g, true, `${n.attrs.op as string} (backward)`),
-]);
+], { inputs: 'none' });
 
 defineGrad('gather', (g, n) => [
   sh.scatterAddInto(n.attrs.shape as number[], n.attrs.axis as number, n.attrs.index as Tensor, g, false, 'gather (backward)'),
-]);
+], { inputs: 'none' });
 
 defineGrad('scatterAdd', (g, n) => [
   wants(n, 0) ? g : null,
   wants(n, 1) ? sh.gather(g, n.attrs.axis as number, n.attrs.index as Tensor) : null,
-]);
+], { inputs: 'none' });
 
 // ---- nn ------------------------------------------------------------------------------------
 
@@ -185,19 +188,19 @@ defineGrad('linear', (g, n) => {
     wants(n, 1) ? nn.matmul(g2, x2, { transA: true }) : null,
     n.inputs.length > 2 && wants(n, 2) ? sum(g2, 0) : null,
   ];
-});
+}, { inputs: [0, 1] });
 
 defineGrad('softmax', (g, n) => {
   const y = n.output!;
   // dx = y·(g − Σ g·y)
   return [ew.mul(y, ew.sub(g, sum(ew.mul(g, y), -1, true)))];
-});
+}, { inputs: 'none', output: true });
 
 defineGrad('logSoftmax', (g, n) => {
   const y = n.output!;
   // dx = g − softmax·Σ g
   return [ew.sub(g, ew.mul(ew.exp(y), sum(g, -1, true)))];
-});
+}, { inputs: 'none', output: true });
 
 defineGrad('crossEntropy', (g, n) => [
   nn.crossEntropyBackward(n.inputs[0]!, n.attrs.targets as Tensor, n.saved[0]!, g, n.attrs.ignoreIndex as number, n.attrs.smoothing as number),
@@ -220,5 +223,5 @@ defineGrad('rmsNorm', (g, n) => normRule(g, n, true));
 // both attention ops save [lse, mask?]; the geometry says where q, k, v live in their inputs
 const attentionRule = (g: Tensor, n: Node): Tensor[] =>
   attentionBackward(n.inputs, n.output!, n.saved[0]!, g, n.saved[1] ?? null, n.attrs.geometry as AttentionGeometry);
-defineGrad('attention', attentionRule);
-defineGrad('packedAttention', attentionRule);
+defineGrad('attention', attentionRule, { inputs: 'all', output: true });
+defineGrad('packedAttention', attentionRule, { inputs: 'all', output: true });

@@ -20,6 +20,22 @@ export interface Node {
   output: Tensor | null;
   /** Set once a backward without `retainGraph` has run this node and freed `saved`. */
   freed?: boolean;
+  /**
+   * The tensors the rule will read (as its {@link GradReads} says), each with its version at the
+   * forward: the backward refuses to run the rule on a tensor changed in place since.
+   */
+  versions: { what: string; tensor: Tensor; version: number }[];
+}
+
+/**
+ * Which values a backward rule reads, besides the output gradient: the inputs it reads ('all',
+ * 'none' or their positions) and whether it reads the forward's output. Tensors in the node's
+ * `attrs` (an index, targets, a condition) are always read. Autograd checks these tensors were not
+ * changed in place between the forward and the backward.
+ */
+export interface GradReads {
+  inputs: 'all' | 'none' | readonly number[];
+  output?: boolean;
 }
 
 /**
@@ -29,10 +45,15 @@ export interface Node {
 export type GradRule = (dy: Tensor, node: Node) => (Tensor | null)[];
 
 const rules = new Map<RecordedOp, GradRule>();
+const reads = new Map<RecordedOp, GradReads>();
 
-/** Register the backward rule of `op` (every op in the table's RECORDED_OPS has one). */
-export function defineGrad(op: RecordedOp, rule: GradRule): void {
+/**
+ * Register the backward rule of `op` (every op in the table's RECORDED_OPS has one), and what it
+ * reads of the forward (every input, by default).
+ */
+export function defineGrad(op: RecordedOp, rule: GradRule, readsOfRule: GradReads = { inputs: 'all' }): void {
   rules.set(op, rule);
+  reads.set(op, readsOfRule);
 }
 
 /** Whether `op` has a backward rule. */
@@ -93,9 +114,21 @@ export function record(
     for (const s of saved) s.dispose();
     return output;
   }
-  const node: Node = { op, inputs, attrs, saved, output: null };
+  const r = reads.get(op) ?? { inputs: 'all', output: true };
+  const versions: Node['versions'] = [];
+  const at = (what: string, t: Tensor): void => void versions.push({ what, tensor: t, version: t._version });
+  const which = r.inputs === 'all' ? inputs.map((_, i) => i) : r.inputs === 'none' ? [] : r.inputs;
+  for (const i of which) if (inputs[i]) at(`input ${i}`, inputs[i]!);
+  if (r.output) at('output', output);
+  for (const [name, v] of Object.entries(attrs)) if (isTensor(v)) at(name, v);
+  const node: Node = { op, inputs, attrs, saved, output: null, versions };
   output._setGradFn(node);
   return output;
+}
+
+// A Tensor, known here only by its shape (this file cannot import the class).
+function isTensor(v: unknown): v is Tensor {
+  return typeof v === 'object' && v !== null && '_version' in v && 'shape' in v && 'dispose' in v;
 }
 
 /** The backward engine, installed by `backward.ts` (so the tensor layer need not import it). */

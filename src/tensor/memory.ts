@@ -9,6 +9,12 @@ import { itemSize } from '../backend/dtype.js';
 /** A backend storage shared by a tensor and its views (reshape), freed when the last one goes. */
 export class StorageRef {
   refs = 1;
+  /**
+   * Bumped by every in-place write (`copy_`, optimizer updates): autograd compares it with the
+   * version a node saw in the forward, so a tensor changed in place before backward is an Error
+   * instead of a silently wrong gradient (PyTorch's version counter). Views share it.
+   */
+  version = 0;
   readonly bytes: number;
   constructor(
     readonly backend: Backend,

@@ -62,6 +62,16 @@ export class Tensor implements Tracked, Disposable {
     return new Tensor(this._ref('reshape').retain(), shape, this.dtype);
   }
 
+  /** @internal The version of this tensor's storage: how many in-place writes it has had. */
+  get _version(): number {
+    return this._ref('version').version;
+  }
+
+  /** @internal Record an in-place write to this tensor's storage (and so to every view of it). */
+  _bumpVersion(): void {
+    this._ref('version').version++;
+  }
+
   /** @internal Whether another tensor shares this one's storage. */
   _isShared(): boolean {
     return this._ref('share').refs > 1;

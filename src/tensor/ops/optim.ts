@@ -71,6 +71,7 @@ type Many = Tensor | readonly Tensor[];
 function update(op: string, params: Many, grads: Many, m: Many, v: Many, h: OptimizerHyper, kernel: (backend: Backend, a: Omit<AdamUpdateArgs, 'decoupled'>) => void): Backend {
   const [ps, gs, ms, vs] = [list(params), list(grads), list(m), list(v)];
   const [backend, steps] = check(op, ps, gs, ms, vs, h);
+  for (const t of [...ps, ...ms, ...vs]) t._bumpVersion(); // written in place
   inOptimDtype(backend, ps, gs, (p, g) =>
     kernel(backend, {
       params: storages(op, p),
@@ -140,6 +141,7 @@ export function multiScale(xs: readonly Tensor[], scale: Tensor): void {
   const dtype = xs[0]!.dtype;
   for (const x of xs) if (!isFloat(x.dtype) || x.dtype !== dtype) fail(op, `tensors must share one floating dtype, got ${desc(xs[0]!)} and ${desc(x)}`);
   const s = rawCast(scale, dtype === 'f64' ? 'f64' : 'f32');
+  for (const x of xs) x._bumpVersion();
   if (backend.computes('optim', dtype)) backend.multiScale({ xs: storages(op, xs), scale: s._storage(op) });
   else {
     const ys = xs.map((x) => rawCast(x, 'f32'));

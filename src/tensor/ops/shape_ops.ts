@@ -479,4 +479,5 @@ export function copyInto(dst: Tensor, src: Tensor | number): void {
     });
   if (sc !== s) sc.dispose();
   if (s !== src) s.dispose();
+  dst._bumpVersion();
 }
