@@ -103,6 +103,12 @@ export interface Backend extends Kernels {
 
   // ---- storage -------------------------------------------------------------------------
 
+  /**
+   * The most elements of `dtype` one storage can hold (an addressing limit, such as Node's 4 GiB
+   * ArrayBuffers or a GPU's largest buffer binding). The tensor layer checks every allocation
+   * against it first, so an oversized tensor is an Error naming the op, never a crash.
+   */
+  maxElements(dtype: DType): number;
   /** Allocate `size` elements of `dtype` (one of {@link Backend.dtypes}), contents unspecified. */
   alloc(dtype: DType, size: number): Storage;
   /** Release a storage once the work queued before this call is done. The handle is not used again. */

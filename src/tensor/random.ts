@@ -78,8 +78,8 @@ export class Generator {
   }
 
   /** @internal Fill a new tensor from the stream and advance it. */
-  sample(backend: Backend, shape: readonly number[], dtype: DType, dist: RandomDist): Tensor {
-    const out = Tensor._empty(backend, shape, dtype);
+  sample(backend: Backend, shape: readonly number[], dtype: DType, dist: RandomDist, op = 'random'): Tensor {
+    const out = Tensor._empty(backend, shape, dtype, op);
     const n = sizeOf(shape);
     if (n > 0) {
       const [p0, p1] = dist.kind === 'normal' ? [dist.mean, dist.std] : [dist.low, dist.high];

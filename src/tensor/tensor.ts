@@ -5,7 +5,7 @@
  * @module
  */
 import type { Backend, Storage } from '../backend/backend.js';
-import { decode, type DataArray, type DType, type StorageArray } from '../backend/dtype.js';
+import { decode, itemSize, type DataArray, type DType, type StorageArray } from '../backend/dtype.js';
 import { backendSync } from '../backend/registry.js';
 import { isGradEnabled, record, runBackward, type Node } from '../autograd/tape.js';
 import { StorageRef, track, untrack, type Tracked } from './memory.js';
@@ -51,10 +51,26 @@ export class Tensor implements Tracked, Disposable {
     return new Tensor(new StorageRef(backend, storage), shape, storage.dtype);
   }
 
-  /** @internal A new tensor of `shape` and `dtype` with uninitialised contents. */
-  static _empty(backend: Backend, shape: Shape, dtype: DType): Tensor {
-    if (!backend.dtypes.includes(dtype)) throw new Error(storableMessage(backend, dtype));
-    return Tensor._fromStorage(backend, backend.alloc(dtype, sizeOf(shape)), shape);
+  /**
+   * @internal A new tensor of `shape` and `dtype` with uninitialised contents: the one allocation
+   * path, which checks the size against what the backend can hold before it allocates. `op`
+   * names the public op in the error.
+   */
+  static _empty(backend: Backend, shape: Shape, dtype: DType, op = 'alloc'): Tensor {
+    if (!backend.dtypes.includes(dtype)) throw new Error(`${op}: ${storableMessage(backend, dtype)}`);
+    const n = sizeOf(shape);
+    const max = backend.maxElements(dtype);
+    if (!(n <= max))
+      throw new Error(
+        `${op}: cannot allocate ${fmt(shape)} ${dtype} (${gib(n * itemSize(dtype))}): backend '${backend.name}' holds at most ${max} elements of ${dtype} in one tensor`,
+      );
+    let storage: Storage;
+    try {
+      storage = backend.alloc(dtype, n);
+    } catch (e) {
+      throw new Error(`${op}: cannot allocate ${fmt(shape)} ${dtype} (${gib(n * itemSize(dtype))}): ${(e as Error).message}`);
+    }
+    return Tensor._fromStorage(backend, storage, shape);
   }
 
   /** @internal A view with another shape over the same storage. */
@@ -339,6 +355,8 @@ export class Tensor implements Tracked, Disposable {
   softmax(axis?: number): Tensor { return nn.softmax(this, axis); }
   logSoftmax(axis?: number): Tensor { return nn.logSoftmax(this, axis); }
 }
+
+const gib = (bytes: number): string => (bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toPrecision(3)} GiB` : bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toPrecision(3)} MiB` : `${bytes} bytes`);
 
 /** @internal Why `backend` cannot hold `dtype`. */
 export function storableMessage(backend: Backend, dtype: DType): string {

@@ -6,6 +6,7 @@
  * so reads can be synchronous; faults still wait for the next read or sync.
  * @module
  */
+import { constants } from 'node:buffer';
 import type { Backend, KernelFamily, KernelName, Storage } from '../backend.js';
 import { DTYPES, itemSize, type DType, type StorageArray } from '../dtype.js';
 import { FaultLatch, settled } from '../faults.js';
@@ -38,6 +39,8 @@ function view(dtype: DType, buf: ArrayBuffer, size: number): StorageArray {
       return new Uint8Array(buf, 0, size);
   }
 }
+
+const MAX_LENGTH = constants.MAX_LENGTH;
 
 /** Bytes of freed storage the cpu backend keeps for reuse (KILN_CPU_CACHE_MB overrides; 0 disables). */
 const CACHE_LIMIT = Number(process.env.KILN_CPU_CACHE_MB ?? 1024) * 2 ** 20;
@@ -86,6 +89,11 @@ export class CpuBackend extends NativeKernels implements Backend {
 
   protected fault(_kernel: KernelName, op: string, r: readonly [number, number, number], message?: string): void {
     this.faults.record(r[0], op, r[1], r[2], message);
+  }
+
+  maxElements(dtype: DType): number {
+    // Node's longest ArrayBuffer, less the allocator's size-class rounding
+    return Math.floor((MAX_LENGTH - 2 ** 16) / itemSize(dtype));
   }
 
   alloc(dtype: DType, size: number): Storage {

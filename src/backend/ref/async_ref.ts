@@ -70,6 +70,10 @@ export class AsyncRefBackend implements Backend {
     return new Promise((resolve) => setImmediate(resolve));
   }
 
+  maxElements(dtype: DType): number {
+    return this.ref.maxElements(dtype);
+  }
+
   alloc(dtype: DType, size: number): Storage {
     const s = this.ref.alloc(dtype, size) as RefStorage;
     return new QueuedStorage(dtype, s.data);

@@ -79,6 +79,10 @@ export class RefBackend implements Backend {
   /** @param name Registry name; another name lets a second instance stand in for a backend in tests. */
   constructor(readonly name: string = 'ref') {}
 
+  maxElements(_dtype: DType): number {
+    return 2 ** 32; // V8's longest typed array
+  }
+
   alloc(dtype: DType, size: number): Storage {
     return new RefStorage(dtype, storageArray(dtype, size));
   }

@@ -5,7 +5,7 @@ import { backendSync } from '../../backend/registry.js';
 import { fmt, isValidShape, sizeOf } from '../shape.js';
 import { defaultGenerator, type Generator } from '../random.js';
 import { Tensor, type NestedArray } from '../tensor.js';
-import { checkStorable, fail, live } from './util.js';
+import { checkFits, checkStorable, fail, live } from './util.js';
 
 /** Options shared by creation functions. */
 export interface CreateOptions {
@@ -52,7 +52,8 @@ function finish(op: string, t: Tensor, opts: CreateOptions | undefined): Tensor 
 
 function fromValues(op: string, values: ArrayLike<number>, shape: readonly number[], opts: CreateOptions | undefined, dflt: DType): Tensor {
   const [backend, dtype] = resolve(op, opts, dflt);
-  const t = Tensor._empty(backend, shape, dtype);
+  checkFits(op, values, dtype);
+  const t = Tensor._empty(backend, shape, dtype, op);
   backend.write(t._storage(op), encode(values, dtype));
   return finish(op, t, opts);
 }
@@ -138,7 +139,9 @@ export function full(shape: readonly number[], value: number, opts?: CreateOptio
 function fill(op: string, shape: readonly number[], value: number, opts?: CreateOptions): Tensor {
   checkShape(op, shape);
   const [backend, dtype] = resolve(op, opts, typeof value === 'boolean' ? 'bool' : 'f32');
-  const t = Tensor._empty(backend, shape, dtype);
+  if (typeof value !== 'number' && typeof value !== 'boolean') fail(op, `value must be a number, got ${typeof value}`);
+  checkFits(op, [Number(value)], dtype, 'fill value');
+  const t = Tensor._empty(backend, shape, dtype, op);
   backend.fill({ out: t._storage(op), value });
   return finish(op, t, opts);
 }
@@ -194,7 +197,7 @@ function randomTensor(op: string, shape: readonly number[], opts: RandomOptions 
   checkShape(op, shape);
   const [backend, dtype] = resolve(op, opts, dflt);
   if (op !== 'randint' && !isFloat(dtype)) fail(op, `dtype must be floating, got ${dtype}`);
-  const t = (opts?.generator ?? defaultGenerator).sample(backend, shape, dtype, dist);
+  const t = (opts?.generator ?? defaultGenerator).sample(backend, shape, dtype, dist, op);
   return finish(op, t, opts);
 }
 

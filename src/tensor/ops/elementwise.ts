@@ -6,10 +6,11 @@
 import type { BinaryOp, UnaryOp } from '../../backend/backend.js';
 import { BINARY_BOOL_OPS, UNARY_INTEGRAL_OPS, type RecordedOp } from '../../backend/ops.gen.js';
 import { isFloat, isHalf, promoteTypes, type DType } from '../../backend/dtype.js';
-import { record } from '../../autograd/tape.js';
+import { noGrad, record } from '../../autograd/tape.js';
+import { tidy } from '../memory.js';
 import { broadcastStrides, fmt, tryBroadcast } from '../shape.js';
 import { Tensor } from '../tensor.js';
-import { asOp, checkDType, checkStorable, computeDtype, desc, fail, freeTemps, inCompute, live, rawCast, scalarDtype, scalarTensor } from './util.js';
+import { asOp, checkDType, checkStorable, computeDtype, desc, fail, freeTemps, I32_MAX, I32_MIN, inCompute, live, rawCast, scalarDtype, scalarTensor } from './util.js';
 
 /** A tensor, or a JS number that takes the tensor's dtype (PyTorch's scalar promotion). */
 export type Operand = Tensor | number;
@@ -36,7 +37,7 @@ function operands(op: string, a: Operand, b: Operand, backendHint?: Tensor): [Te
           : promoteTypes(numDtype(a), numDtype(b));
   const asTensor = (x: Operand): Tensor => {
     if (typeof x === 'number') {
-      const t = scalarTensor(backend, x, isHalf(dtype) ? 'f32' : dtype);
+      const t = scalarTensor(backend, x, isHalf(dtype) ? 'f32' : dtype, op);
       temps.push(t);
       return t;
     }
@@ -58,6 +59,19 @@ function binary(op: BinaryOp, a: Operand, b: Operand): Tensor {
   if (bad || !shape) {
     temps.forEach((t) => t.dispose());
     fail(op, bad!);
+  }
+  // integers to negative integer powers have no integer value (PyTorch refuses them too)
+  if (op === 'pow' && !isFloat(promoted)) {
+    if (typeof b === 'number' && b < 0) {
+      temps.forEach((t) => t.dispose());
+      fail(op, `integers to negative integer powers are not allowed (exponent ${b}); use a floating base`);
+    }
+    if (b instanceof Tensor) {
+      // exponent values are on the device: a negative one is a fault at the next read or sync
+      const ok = noGrad(() => ge(b, 0));
+      if (ok.size > 0) b.backend.check({ cond: ok._storage(op), values: b._storage(op), op, message: 'integers to negative integer powers are not allowed (exponent {value}); use a floating base' });
+      ok.dispose();
+    }
   }
   // true division of integers gives floats, as in PyTorch
   const dtype = op === 'div' && !isFloat(promoted) ? 'f32' : promoted;
@@ -201,12 +215,20 @@ export function logicalNot(x: Tensor): Tensor {
   return asOp('logicalNot', () => binary('eq', x, 0));
 }
 
-/** `x` converted to `dtype`; differentiable between float dtypes. */
+/**
+ * `x` converted to `dtype`; differentiable between float dtypes. Floats to i32 truncate toward
+ * zero; a value i32 cannot hold (NaN, ±∞, out of range) is a fault at the next read or sync.
+ */
 export function cast(x: Tensor, dtype: DType): Tensor {
   live('cast', x);
   checkDType('cast', dtype);
   checkStorable('cast', x.backend, dtype);
   if (x.dtype === dtype) return x;
+  if (dtype === 'i32' && isFloat(x.dtype) && x.size > 0) {
+    const ok = noGrad(() => tidy(() => logicalAnd(isfinite(x), logicalAnd(ge(x, I32_MIN), lt(x, I32_MAX + 1)))));
+    x.backend.check({ cond: ok._storage('cast'), values: x._storage('cast'), op: 'cast', message: `value {value} does not fit i32 (range [${I32_MIN}, ${I32_MAX}])` });
+    ok.dispose();
+  }
   return record('cast', [x], rawCast(x, dtype));
 }
 

@@ -47,11 +47,32 @@ export function checkDType(op: string, dtype: unknown): DType {
   return dtype;
 }
 
-/** A 0-d tensor of `value` on `backend`. */
-export function scalarTensor(backend: Backend, value: number, dtype: DType): Tensor {
-  const t = Tensor._empty(backend, [], dtype);
-  backend.write(t._storage('scalar'), encode([value], dtype));
+/** A 0-d tensor of `value` on `backend` (for `op`, which names a value the dtype cannot hold). */
+export function scalarTensor(backend: Backend, value: number, dtype: DType, op = 'scalar'): Tensor {
+  checkFits(op, [value], dtype, 'the scalar');
+  const t = Tensor._empty(backend, [], dtype, op);
+  backend.write(t._storage(op), encode([value], dtype));
   return t;
+}
+
+/** The range of i32, which creation and scalar operands check (PyTorch refuses what overflows). */
+export const I32_MIN = -(2 ** 31);
+export const I32_MAX = 2 ** 31 - 1;
+
+/**
+ * Throw `op: …` when a value cannot be stored in `dtype` without changing meaning: for i32, NaN,
+ * ±∞, and numbers outside its range after truncation toward zero (floats and bool take anything:
+ * floats round, overflowing to ±∞ as IEEE does).
+ */
+export function checkFits(op: string, values: ArrayLike<number>, dtype: DType, what = 'value'): void {
+  if (dtype !== 'i32') return;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (Number.isNaN(v)) fail(op, `${what}${values.length > 1 ? ` at index ${i}` : ''} is NaN, which i32 cannot hold`);
+    const t = Math.trunc(v);
+    if (!(t >= I32_MIN && t <= I32_MAX))
+      fail(op, `${what} ${v}${values.length > 1 ? ` at index ${i}` : ''} does not fit i32 (range [${I32_MIN}, ${I32_MAX}])`);
+  }
 }
 
 /** Throw `op: …` unless `backend` can store `dtype`. */

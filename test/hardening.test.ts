@@ -1,0 +1,54 @@
+/**
+ * Hardening: no crash, no silent wrong answer. Allocations past what a backend can hold are
+ * Errors naming the op (never a native abort); values a dtype cannot hold are refused (as PyTorch
+ * refuses out-of-range Python ints), at the call when they are host numbers, at the next read or
+ * sync when they are on the device.
+ */
+import { expect, it } from 'vitest';
+import { Embedding, cast, full, pow, tensor, tidy, zeros } from '../src/index.js';
+import { describeBackends, values } from './harness.js';
+
+describeBackends('hardening', (backend) => {
+  it('an allocation past what the backend holds is an Error naming the op, the shape, the dtype and the size', () => {
+    // past every backend's limit (V8 typed arrays: 2³² elements; Node's ArrayBuffers: 4 GiB)
+    expect(() => zeros([2 ** 32 + 16], { backend, dtype: 'f64' })).toThrow(/^zeros: cannot allocate \[4294967312\] f64 \(32\.0 GiB\): backend '.*' holds at most \d+ elements of f64 in one tensor/);
+    expect(() => zeros([2 ** 20, 2 ** 20], { backend })).toThrow(/^zeros: cannot allocate \[1048576,1048576\] f32 \(4\.10e\+3 GiB\)/);
+    expect(() => new Embedding(2 ** 22, 1100, { backend })).toThrow(/cannot allocate \[4194304,1100\] f32/);
+    // the cpu backend's storage is one Node ArrayBuffer: 4 GiB at most (this used to abort the process)
+    if (backend === 'cpu') expect(() => zeros([2 ** 29 + 16], { backend, dtype: 'f64' })).toThrow(/^zeros: cannot allocate \[536870928\] f64 \(4\.00 GiB\)/);
+    // nothing was left behind, and the backend still works
+    expect(tidy(() => zeros([2], { backend }).shape)).toEqual([2]);
+  });
+
+  it('creation refuses values i32 cannot hold (NaN, ±∞, out of range); floats truncate toward zero as before', async () => {
+    expect(() => tensor([2 ** 40], { backend, dtype: 'i32' })).toThrow(/^tensor: value 1099511627776 does not fit i32 \(range \[-2147483648, 2147483647\]\)/);
+    expect(() => tensor([1, NaN], { backend, dtype: 'i32' })).toThrow(/^tensor: value at index 1 is NaN, which i32 cannot hold/);
+    expect(() => tensor([-Infinity], { backend, dtype: 'i32' })).toThrow(/^tensor: value -Infinity does not fit i32/);
+    expect(() => full([2], 2 ** 31, { backend, dtype: 'i32' })).toThrow(/^full: fill value 2147483648 does not fit i32/);
+    const t = tensor([2 ** 31 - 1, -(2 ** 31), 2.9, -2.9], { backend, dtype: 'i32' });
+    expect(await values(t)).toEqual([2 ** 31 - 1, -(2 ** 31), 2, -2]);
+    // a scalar operand beside an i32 tensor takes i32: it must fit too
+    expect(() => t.add(2 ** 40)).toThrow(/^add: the scalar 1099511627776 does not fit i32/);
+    t.dispose();
+  });
+
+  it('casting floats i32 cannot hold is a fault named by cast at the next read', async () => {
+    const x = tensor([1.5, 3e9, -2], { backend });
+    const c = cast(x, 'i32');
+    await expect(c.data()).rejects.toThrow(/^cast: value 3000000000 does not fit i32/);
+    const ok = cast(tensor([1.5, -2.5], { backend }), 'i32');
+    expect(await values(ok)).toEqual([1, -2]);
+    for (const t of [x, c, ok]) t.dispose();
+  });
+
+  it('integers to negative integer powers are refused (no integer value), at the call or at the next read', async () => {
+    const b = tensor([2, 3], { backend, dtype: 'i32' });
+    expect(() => pow(b, -1)).toThrow(/^pow: integers to negative integer powers are not allowed \(exponent -1\); use a floating base/);
+    const e = tensor([2, -1], { backend, dtype: 'i32' });
+    const p = pow(b, e);
+    await expect(p.data()).rejects.toThrow(/^pow: integers to negative integer powers are not allowed \(exponent -1\)/);
+    expect(await values(pow(b, 2))).toEqual([4, 9]);
+    expect(await values(pow(b.cast('f32'), -1))).toEqual([0.5, 1 / 3].map(Math.fround));
+    for (const t of [b, e, p]) t.dispose();
+  });
+});
