@@ -425,5 +425,13 @@ describeBackends('GPT', (backend) => {
     expect(sampleLogits(logits, { temperature: 100 }, 0.6)).toBe(2);
     expect(() => sampleLogits(logits, { topK: 0 })).toThrow(/sampleLogits: topK must be a positive integer/);
     expect(() => sampleLogits(logits, { temperature: -1 })).toThrow(/temperature must be a finite number ≥ 0/);
+    // no token from logits that are not a distribution, greedy or not
+    for (const opts of [{}, { greedy: true }]) {
+      expect(() => sampleLogits([NaN, NaN], opts)).toThrow(/^sampleLogits: logit 0 is NaN; the model's output is not a distribution/);
+      expect(() => sampleLogits([1, Infinity], opts)).toThrow(/^sampleLogits: logit 1 is Infinity/);
+      expect(() => sampleLogits([-Infinity, -Infinity], opts)).toThrow(/^sampleLogits: every logit is −∞; no token can be drawn/);
+    }
+    expect(sampleLogits([-Infinity, 0], {}, 0.5)).toBe(1);
+    expect(() => sampleLogits(logits, {}, 1)).toThrow(/^sampleLogits: u must be in \[0, 1\), got 1/);
   });
 });

@@ -5,7 +5,7 @@
  * sync when they are on the device.
  */
 import { expect, it } from 'vitest';
-import { Embedding, cast, full, pow, tensor, tidy, zeros } from '../src/index.js';
+import { BPETokenizer, Embedding, cast, full, loadSafetensors, pow, saveSafetensors, tensor, tidy, zeros, type Tensor } from '../src/index.js';
 import { describeBackends, values } from './harness.js';
 
 describeBackends('hardening', (backend) => {
@@ -51,4 +51,30 @@ describeBackends('hardening', (backend) => {
     expect(await values(pow(b.cast('f32'), -1))).toEqual([0.5, 1 / 3].map(Math.fround));
     for (const t of [b, e, p]) t.dispose();
   });
+});
+
+describeBackends('hardening: names that are not what they seem', (backend) => {
+  it("a safetensors tensor named '__proto__' (or 'constructor') round-trips like any other", async () => {
+    const t = tensor([1, 2], { backend });
+    const u = tensor([3], { backend });
+    const input: Record<string, Tensor> = Object.create(null) as Record<string, Tensor>;
+    input['__proto__'] = t;
+    input['constructor'] = u;
+    const bytes = (await saveSafetensors(input)) as Uint8Array;
+    const { tensors } = loadSafetensors(bytes, { backend });
+    expect(Object.keys(tensors).sort()).toEqual(['__proto__', 'constructor']);
+    expect(await values(tensors['__proto__']!)).toEqual([1, 2]);
+    expect(await values(tensors['constructor']!)).toEqual([3]);
+    for (const x of [t, u, ...Object.values(tensors)]) x.dispose();
+  });
+});
+
+it('special tokens with any characters, regular-expression syntax included, are matched literally', () => {
+  const specials = ['<|end-of-text|>', '[MASK]', 'a.b', '(x)', '$^', '{2}', 'a|b', 'a/b', 'a\\b'];
+  const tok = BPETokenizer.train('hello world ' + specials.join(' hello '), { vocabSize: 300, specialTokens: specials });
+  for (const s of specials) {
+    const ids = tok.encode(`x${s}y`);
+    expect(ids).toContain(tok.specialTokens.get(s));
+    expect(tok.decode(ids)).toBe(`x${s}y`);
+  }
 });

@@ -118,8 +118,10 @@ function utf8Bytes(text: string): Uint8Array {
   return Uint8Array.from(out);
 }
 
+// Escape the syntax characters (and '/'): the only ones a unicode-mode pattern may escape ('-'
+// may not be, outside a class).
 function escapeRegExp(s: string): string {
-  return s.replace(/[\\^$.*+?()[\]{}|/-]/g, '\\$&');
+  return s.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&');
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -110,7 +110,8 @@ function exact(data: StorageArray, n: number): StorageArray {
 
 /** @internal Serialise raw tensors (in the given order) and metadata into safetensors bytes. */
 export function encodeRaw(tensors: readonly RawTensor[], metadata?: SafetensorsMetadata): Uint8Array {
-  const header: Record<string, unknown> = {};
+  // no prototype: a tensor may be named '__proto__'
+  const header: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = metadata;
   let offset = 0;
   for (const t of tensors) {
@@ -296,7 +297,8 @@ function decode(bytes: Uint8Array, opts: LoadSafetensorsOptions): SafetensorsFil
       fail(`tensor '${e.name}' has dtype ${e.dtype}, which kiln cannot load (kiln has F64, F32, F16, BF16, I32, BOOL; I8, U8, I16, U16, U32, I64, U64 widen to i32)`);
     return [e, toStorage(e, bytes.subarray(dataStart + e.begin, dataStart + e.end))] as const;
   });
-  const tensors: Record<string, Tensor> = {};
+  // no prototype: a tensor may be named '__proto__' or 'constructor'
+  const tensors: Record<string, Tensor> = Object.create(null) as Record<string, Tensor>;
   for (const [e, [dtype, data]] of arrays) {
     const s = backend.alloc(dtype, sizeOf(e.shape));
     backend.write(s, data);

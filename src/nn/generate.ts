@@ -52,6 +52,15 @@ export function sampleLogits(logits: ArrayLike<number>, opts: SamplingOptions = 
   checkSampling('sampleLogits', opts);
   const n = logits.length;
   if (n === 0) throw new Error('sampleLogits: no logits');
+  // a distribution needs finite logits (−∞ rules a token out); NaN or +∞ means the model broke
+  let finite = 0;
+  for (let i = 0; i < n; i++) {
+    const l = logits[i]!;
+    if (Number.isNaN(l) || l === Infinity) throw new Error(`sampleLogits: logit ${i} is ${l}; the model's output is not a distribution (did training diverge?)`);
+    if (l !== -Infinity) finite++;
+  }
+  if (finite === 0) throw new Error('sampleLogits: every logit is −∞; no token can be drawn');
+  if (!(u >= 0 && u < 1)) throw new Error(`sampleLogits: u must be in [0, 1), got ${u}`);
   const temperature = opts.temperature ?? 1;
   if (opts.greedy || temperature === 0) {
     let best = 0;

@@ -185,6 +185,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   if (logits.rank < 1 || logits.rank !== targets.rank + 1 || targets.shape.some((d, i) => d !== logits.shape[i]))
     fail('crossEntropy', `logits ${fmt(logits.shape)} must be targets ${fmt(targets.shape)} plus a class axis`);
   if (!(smoothing >= 0 && smoothing <= 1)) fail('crossEntropy', `labelSmoothing must be in [0, 1], got ${smoothing}`);
+  if (!Number.isSafeInteger(ignoreIndex)) fail('crossEntropy', `ignoreIndex must be an integer, got ${ignoreIndex}`);
   if (!['mean', 'sum', 'none'].includes(reduction)) fail('crossEntropy', `unknown reduction '${reduction}'`);
   const classes = logits.shape[logits.rank - 1]!;
   const rows = targets.size;
