@@ -21,7 +21,7 @@ import {
   type DType,
   type Tensor,
 } from '../src/index.js';
-import { AdamW, LRScheduler, clipGradNorm, cosineLr } from '../src/optim/index.js';
+import { AdamW, LRScheduler, SGD, clipGradNorm, cosineLr } from '../src/optim/index.js';
 import {
   crc32,
   loadCheckpoint,
@@ -387,6 +387,32 @@ describeBackends('checkpoints', (backend) => {
     expect((await loadCheckpoint(file, fresh)).step).toBe(1);
   });
 
+  it('a failed load leaves the model, optimizer, scheduler and generator exactly as they were (another optimizer kind, a bad model)', async () => {
+    const file = tmpFile('all-or-nothing.safetensors');
+    const run = newRun(backend, 11, 11);
+    trainStep(run, 0, backend);
+    await saveCheckpoint(file, { ...run, step: 1 });
+    // the targets: trained differently, with an SGD optimizer (the checkpoint holds AdamW state)
+    const target = newRun(backend, 12, 12);
+    trainStep(target, 0, backend);
+    trainStep(target, 1, backend);
+    const sgd = new SGD([target.model.w1, target.model.b1, target.model.w2], { lr: 0.1, momentum: 0.9 });
+    const snapshot = async (): Promise<unknown> => ({
+      model: await Promise.all(Object.entries(target.model.stateDict()).map(async ([k, t]) => [k, Array.from(await t.data())])),
+      adam: await Promise.all(Object.values(target.optimizer.stateDict().state).flatMap((st) => Object.values(st.tensors).map(async (t) => Array.from(await t.data())))),
+      sched: target.scheduler.stateDict(),
+      gen: target.generator.getState(),
+    });
+    const before = await snapshot();
+    await expect(loadCheckpoint(file, { model: target.model, optimizer: sgd, scheduler: target.scheduler, generator: target.generator })).rejects.toThrow(
+      /^loadCheckpoint: '.*all-or-nothing.safetensors' does not fit the targets, which are unchanged: SGD.loadStateDict: the state dict is from a AdamW optimizer/,
+    );
+    expect(await snapshot()).toEqual(before);
+    // a model of other sizes: refused before anything changes
+    await expect(loadCheckpoint(file, { ...target, model: { stateDict: () => ({}), loadStateDict: () => { throw new Error('nope'); } } })).rejects.toThrow(/does not fit the targets, which are unchanged: nope/);
+    expect(await snapshot()).toEqual(before);
+  });
+
   it('corrupt or foreign files give clear errors', async () => {
     const file = tmpFile('c.safetensors');
     const run = newRun(backend, 8, 8);
@@ -398,7 +424,15 @@ describeBackends('checkpoints', (backend) => {
     const flipped = new Uint8Array(good);
     flipped[flipped.length - 3]! ^= 0x10;
     writeFileSync(file, flipped);
-    await expect(loadCheckpoint(file, fresh)).rejects.toThrow(/^loadCheckpoint: '.*c.safetensors' is corrupt or not a checkpoint: checksum mismatch \(data crc32 [0-9a-f]{8}, recorded [0-9a-f]{8}\)/);
+    await expect(loadCheckpoint(file, fresh)).rejects.toThrow(/^loadCheckpoint: '.*c.safetensors' is corrupt or not a checkpoint: checksum mismatch \(header and data crc32 [0-9a-f]{8}, recorded [0-9a-f]{8}\): the file is corrupt or was edited/);
+    // an edited header (the step, a learning rate) is caught too: the checksum covers it
+    const text = new TextDecoder('latin1').decode(good);
+    // the metadata JSON sits inside the header JSON as a string: its quotes are escaped
+    expect(text).toContain('\\"step\\":1,');
+    const edited = Uint8Array.from(text.replace('\\"step\\":1,', '\\"step\\":7,'), (ch) => ch.charCodeAt(0));
+    expect(edited.length).toBe(good.length);
+    writeFileSync(file, edited);
+    await expect(loadCheckpoint(file, fresh)).rejects.toThrow(/checksum mismatch \(header and data crc32/);
     writeFileSync(file, good.subarray(0, good.length - 10));
     await expect(loadCheckpoint(file, fresh)).rejects.toThrow(/is corrupt or not a checkpoint: safetensors: tensor '.*': data_offsets \[\d+, \d+\] run past the \d+-byte data buffer/);
     writeFileSync(file, good.subarray(0, 20));

@@ -8,12 +8,19 @@
  * - tensors `optimizer.<i>.<key>` for the state tensors of the optimizer's parameter i;
  * - `__metadata__["kiln.checkpoint"]`: a JSON string `{ version, step, extra, generator,
  *   scheduler, optimizer: { optimizer, paramGroups, state: { i: { step, tensors: [keys] } } } }`;
- * - `__metadata__["kiln.crc32"]`: the CRC-32 (8 hex digits) of the whole data buffer, so a
- *   flipped bit is caught as well as a truncated or mangled header.
+ * - `__metadata__["kiln.crc32"]`: the CRC-32 (8 hex digits) of the `kiln.checkpoint` JSON followed by
+ *   the whole data buffer, so a flipped bit, a truncated file or an edited step or learning rate is
+ *   caught (version 1 files, whose checksum covers the data only, still load).
+ *
+ * Loading validates the file first, then restores; if restoring any part fails (a model whose
+ * parameters differ, an optimizer of another kind), what was already restored is put back, so a
+ * failed load leaves the model, optimizer, scheduler and generator exactly as they were.
  * @module
  */
 import { stat, readFile, mkdir } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
+import { noGrad } from '../autograd/tape.js';
+import { clone } from '../tensor/ops/elementwise.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { OptimizerStateDict, HyperParam, ParamState } from '../optim/optimizer.js';
 import { writeFileAtomic, type AsyncWriter } from './atomic.js';
@@ -83,7 +90,7 @@ export interface LoadedCheckpoint {
 }
 
 interface CheckpointInfo {
-  version: 1;
+  version: 1 | 2;
   step: number;
   extra: unknown;
   generator: unknown;
@@ -138,7 +145,7 @@ export async function saveCheckpoint(path: string, c: CheckpointContents, opts: 
   }
   const raw = await readRaw(op, tensors);
   const info: CheckpointInfo = {
-    version: 1,
+    version: 2,
     step: c.step,
     extra: c.extra ?? null,
     generator: c.generator ? c.generator.getState() : null,
@@ -155,7 +162,7 @@ export async function saveCheckpoint(path: string, c: CheckpointContents, opts: 
   const bytes = encodeRaw(raw, { [CRC_KEY]: CRC_PLACEHOLDER, [META_KEY]: json });
   const header = parseSafetensorsHeader(bytes);
   const at = indexOf(bytes.subarray(0, header.dataStart), new TextEncoder().encode(`"${CRC_KEY}":"${CRC_PLACEHOLDER}"`));
-  bytes.set(new TextEncoder().encode(hex(crc32(bytes.subarray(header.dataStart)))), at + CRC_KEY.length + 4);
+  bytes.set(new TextEncoder().encode(hex(checksum(json, bytes.subarray(header.dataStart)))), at + CRC_KEY.length + 4);
   const file = await resolveFile(path);
   await mkdir(dirname(file), { recursive: true });
   await writeFileAtomic(file, bytes, { write: opts.write });
@@ -188,8 +195,10 @@ export async function loadCheckpoint(path: string, targets: CheckpointTargets): 
     if (json === undefined) throw new Error(`not a kiln checkpoint (no '${META_KEY}' metadata)`);
     info = parseInfo(json);
     const recorded = header.metadata[CRC_KEY];
-    const crc = hex(crc32(bytes.subarray(header.dataStart)));
-    if (crc !== recorded) throw new Error(`checksum mismatch (data crc32 ${crc}, recorded ${String(recorded)}): the file is corrupt`);
+    const data = bytes.subarray(header.dataStart);
+    const crc = hex(info.version === 1 ? crc32(data) : checksum(json, data));
+    if (crc !== recorded)
+      throw new Error(`checksum mismatch (${info.version === 1 ? 'data' : 'header and data'} crc32 ${crc}, recorded ${String(recorded)}): the file is corrupt or was edited`);
   } catch (e) {
     throw new Error(`${op}: ${where} is corrupt or not a checkpoint: ${(e as Error).message}`);
   }
@@ -215,14 +224,57 @@ export async function loadCheckpoint(path: string, targets: CheckpointTargets): 
       }
       optimizerState = { optimizer: info.optimizer.optimizer, paramGroups: info.optimizer.paramGroups, state };
     }
-    targets.model.loadStateDict(model);
-    if (targets.optimizer && optimizerState) targets.optimizer.loadStateDict(optimizerState);
-    if (targets.scheduler) targets.scheduler.loadStateDict(info.scheduler as never);
-    if (targets.generator) targets.generator.setState(info.generator as never);
+    restoreAll(op, where, targets, model, optimizerState, info);
   } finally {
     for (const t of Object.values(tensors)) t.dispose();
   }
   return { step: info.step, extra: info.extra, path: file };
+}
+
+/**
+ * Restore every target, in order; when one refuses its state, put back what was already
+ * restored (from snapshots taken first) and throw, naming the file: all or nothing.
+ */
+function restoreAll(
+  op: string,
+  where: string,
+  targets: CheckpointTargets,
+  model: Record<string, Tensor>,
+  optimizerState: OptimizerStateDict | null,
+  info: CheckpointInfo,
+): void {
+  const undo: (() => void)[] = [];
+  const snapshot = (sd: Record<string, Tensor>): Record<string, Tensor> =>
+    Object.fromEntries(Object.entries(sd).map(([k, t]) => [k, noGrad(() => clone(t))]));
+  const held: Tensor[] = [];
+  try {
+    const m = snapshot(targets.model.stateDict());
+    held.push(...Object.values(m));
+    targets.model.loadStateDict(model);
+    undo.push(() => targets.model.loadStateDict(m));
+    if (targets.optimizer && optimizerState) {
+      const mine = targets.optimizer.stateDict();
+      const copy: OptimizerStateDict = {
+        ...mine,
+        state: Object.fromEntries(Object.entries(mine.state).map(([id, st]) => [id, { step: st.step, tensors: snapshot(st.tensors) }])),
+      };
+      for (const st of Object.values(copy.state)) held.push(...Object.values(st.tensors));
+      targets.optimizer.loadStateDict(optimizerState);
+      undo.push(() => targets.optimizer!.loadStateDict(copy));
+    }
+    if (targets.scheduler) {
+      const mine = targets.scheduler.stateDict();
+      targets.scheduler.loadStateDict(info.scheduler as never);
+      undo.push(() => targets.scheduler!.loadStateDict(mine as never));
+    }
+    if (targets.generator) targets.generator.setState(info.generator as never);
+  } catch (e) {
+    for (const u of undo.reverse()) u();
+    const msg = (e as Error).message;
+    throw new Error(`${op}: ${where} does not fit the targets, which are unchanged: ${msg}`);
+  } finally {
+    for (const t of held) t.dispose();
+  }
 }
 
 function parseInfo(json: string): CheckpointInfo {
@@ -233,7 +285,8 @@ function parseInfo(json: string): CheckpointInfo {
     throw new Error(`the '${META_KEY}' metadata is not valid JSON (${(e as Error).message})`);
   }
   const i = info as CheckpointInfo;
-  if (!i || typeof i !== 'object' || i.version !== 1) throw new Error(`unsupported checkpoint version ${JSON.stringify((i as { version?: unknown })?.version)}`);
+  if (!i || typeof i !== 'object' || (i.version !== 1 && i.version !== 2))
+    throw new Error(`unsupported checkpoint version ${JSON.stringify((i as { version?: unknown })?.version)}`);
   if (!Number.isSafeInteger(i.step) || i.step < 0) throw new Error(`bad step ${JSON.stringify(i.step)}`);
   const o = i.optimizer;
   if (o !== null && (typeof o !== 'object' || typeof o.optimizer !== 'string' || !Array.isArray(o.paramGroups) || typeof o.state !== 'object' || o.state === null))
@@ -263,6 +316,11 @@ function crcUpdate(crc: number, bytes: Uint8Array): number {
 /** CRC-32 of `bytes` (the checksum zlib and gzip use). */
 export function crc32(bytes: Uint8Array): number {
   return (crcUpdate(0xffffffff, bytes) ^ 0xffffffff) >>> 0;
+}
+
+// CRC-32 of the checkpoint's JSON metadata (UTF-8) followed by its data buffer.
+function checksum(json: string, data: Uint8Array): number {
+  return (crcUpdate(crcUpdate(0xffffffff, new TextEncoder().encode(json)), data) ^ 0xffffffff) >>> 0;
 }
 
 function indexOf(hay: Uint8Array, needle: Uint8Array): number {
