@@ -11,6 +11,20 @@ namespace kiln {
 // Element types, with the codes every language uses.
 enum DType : int { F32 = 0, F64 = 1, I32 = 2, BF16 = 3, F16 = 4, BOOL = 5 };
 
+constexpr int kNumDTypes = 6;
+
+inline const char* dtype_name(DType d) {
+  switch (d) {
+    case F32: return "f32";
+    case F64: return "f64";
+    case I32: return "i32";
+    case BF16: return "bf16";
+    case F16: return "f16";
+    case BOOL: return "bool";
+  }
+  return "?";
+}
+
 inline size_t item_size(DType d) {
   switch (d) {
     case F32: return 4;
@@ -70,9 +84,11 @@ struct IntList {
 };
 
 // What a faulting kernel returns: FAULT_NONE, or the first bad value and the limit it broke.
+// The value is a double, as JavaScript has it: exact for every index and target (i32) and for
+// the float values a `check` reports (a non-finite norm), so the message equals ref's.
 struct Fault {
   FaultCode code;
-  int64_t value;
+  double value;
   int64_t limit;
 };
 

@@ -162,6 +162,8 @@ function cField(name, type) {
 function genHeader() {
   let s = `// ${HEADER}\n//\n// The C++ side of kiln's op table: dtype codes, enums, one Args struct per kernel (fields in the\n// table's order, snake_case), and the Table of kernel function pointers each instruction set fills.\n#pragma once\n#include <cstddef>\n#include <cstdint>\n\nnamespace kiln {\n\n`;
   s += `// Element types, with the codes every language uses.\nenum DType : int { ${dtypes.map((d) => `${d.name.toUpperCase()} = ${d.code}`).join(', ')} };\n\n`;
+  s += `constexpr int kNumDTypes = ${dtypes.length};\n\n`;
+  s += `inline const char* dtype_name(DType d) {\n  switch (d) {\n${dtypes.map((d) => `    case ${d.name.toUpperCase()}: return "${d.name}";`).join('\n')}\n  }\n  return "?";\n}\n\n`;
   s += `inline size_t item_size(DType d) {\n  switch (d) {\n${dtypes.map((d) => `    case ${d.name.toUpperCase()}: return ${d.bytes};`).join('\n')}\n  }\n  return 1;\n}\n\n`;
   for (const [name, e] of Object.entries(enums)) {
     s += `${cComment(e.doc)}\nenum ${name} : int { ${e.values.map((v) => `${e.prefix}${constName(v.name)}`).join(', ')} };\n\n`;
@@ -172,7 +174,7 @@ function genHeader() {
   s += `// A list of storages.\nstruct Bufs {\n  const Buf* items;\n  int64_t count;\n};\n\n`;
   s += `// Up to kMaxRank integers (a shape or strides).\nstruct Ints {\n  int64_t rank;\n  int64_t v[kMaxRank];\n  int64_t operator[](int64_t i) const { return v[i]; }\n};\n\n`;
   s += `// Any number of integers.\nstruct IntList {\n  const int64_t* v;\n  int64_t count;\n};\n\n`;
-  s += `// What a faulting kernel returns: FAULT_NONE, or the first bad value and the limit it broke.\nstruct Fault {\n  FaultCode code;\n  int64_t value;\n  int64_t limit;\n};\n\n`;
+  s += `// What a faulting kernel returns: FAULT_NONE, or the first bad value and the limit it broke.\n// The value is a double, as JavaScript has it: exact for every index and target (i32) and for\n// the float values a \`check\` reports (a non-finite norm), so the message equals ref's.\nstruct Fault {\n  FaultCode code;\n  double value;\n  int64_t limit;\n};\n\n`;
   for (const k of kernels) {
     s += `${cComment(k.doc)}\nstruct ${argsType(k)} {\n`;
     for (const [name, type, doc] of k.args) {
