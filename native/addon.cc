@@ -47,12 +47,12 @@ void finalize_block(Napi::Env, void* data, Block* block) {
 // alloc(bytes) → ArrayBuffer over native memory (contents unspecified, as Backend.alloc)
 KILN_BIND(alloc) {
   double bytes = bind::num(info, 0);
-  if (!(bytes >= 0) || bytes > 1e15) throw bind::error(info, "alloc: bad size " + std::to_string(bytes));
+  if (!(bytes >= 0) || bytes > 1e15) throw bind::error(info, "bad size " + bind::show(bytes));
   size_t n = size_t(bytes);
   size_t padded = ((n + 63) / 64) * 64;
   if (padded == 0) padded = 64;
   void* p = std::aligned_alloc(64, padded);
-  if (!p) throw bind::error(info, "alloc: out of memory allocating " + std::to_string(n) + " bytes");
+  if (!p) throw bind::error(info, "out of memory allocating " + std::to_string(n) + " bytes");
   Block* block = new Block{p, false};
   {
     std::lock_guard<std::mutex> lock(blocks_mu);
@@ -63,6 +63,7 @@ KILN_BIND(alloc) {
 
 // free(buffer): release the memory now and detach the buffer so JS can never touch it again
 KILN_BIND(free) {
+  if (!info[0].IsArrayBuffer()) throw bind::error(info, "argument 0 must be a storage (an ArrayBuffer)");
   Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
   if (ab.IsDetached()) return info.Env().Undefined();
   void* p = ab.Data();
@@ -105,9 +106,11 @@ KILN_BIND(capabilities) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   for (auto& [name, fn] : bind::registry()) {
     bind::Fn f = fn;
+    const char* n = name;
     exports.Set(name, Napi::Function::New(
                           env,
-                          [f](const Napi::CallbackInfo& info) -> Napi::Value {
+                          [f, n](const Napi::CallbackInfo& info) -> Napi::Value {
+                            bind::current = n;  // errors name the binding
                             try {
                               return f(info);
                             } catch (const Napi::Error&) {

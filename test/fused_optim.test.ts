@@ -1,12 +1,14 @@
 /**
  * The fused optimizer kernels (Backend.adamUpdate, lambUpdate) on every backend, against the
  * formulas written out here in plain JS over several steps, f32 and f64 (and bf16 parameters,
- * updated through an f32 copy).
+ * updated through an f32 copy); and the many-tensor kernels (multiNorm, multiScale, and the
+ * updates over lists) on lists of tiny and large tensors, large enough to cross the cpu kernels'
+ * 16384-element blocks.
  */
 import { expect, test } from 'vitest';
 import fc from 'fast-check';
-import { adamUpdate, bf16Bits, bf16Value, lambUpdate, tensor, type DType } from '../src/index.js';
-import { describeBackends, expectClose, FC } from './harness.js';
+import { adamUpdate, bf16Bits, bf16Value, lambUpdate, multiNorm, multiScale, tensor, type DType, type Tensor } from '../src/index.js';
+import { describeBackends, expectClose, FC, rng, stored, tol, values } from './harness.js';
 
 interface Hyper {
   lr: number;
@@ -120,4 +122,111 @@ describeBackends('fused optimizer updates', (backend) => {
     expect(() => lambUpdate(p, p, m, m, { ...h, step: 0 })).toThrow(/^lambUpdate: step must be a positive integer/);
     expect(() => adamUpdate(p, p, tensor([0, 0], { backend, dtype: 'f64' }), m, h)).toThrow(/^adamUpdate: m of parameter 0 must be f32/);
   });
+});
+
+// Sizes around the cpu kernels' blocks of 16384 elements, tiny ones and an empty one.
+const LIST_SIZES = [1, 0, 7, 16384, 16385, 40000, 3, 100];
+
+function listData(seed: number, sizes: readonly number[] = LIST_SIZES): number[][] {
+  const r = rng(seed);
+  return sizes.map((n) => Array.from({ length: n }, () => 4 * r() - 2));
+}
+
+// ‖x‖_ord in f64, as the reference: NaN propagates, ord ∞ is the largest magnitude.
+function normOracle(x: readonly number[], ord: number): number {
+  let acc = 0;
+  for (const v of x) {
+    const m = Math.abs(v);
+    if (ord === Infinity) acc = m > acc || m !== m ? m : acc;
+    else acc += m ** ord;
+  }
+  return ord === Infinity || ord === 1 ? acc : acc ** (1 / ord);
+}
+
+describeBackends('many-tensor kernels', (backend) => {
+  const make = (data: number[][], dtype: DType): Tensor[] => data.map((d) => tensor(Float64Array.from(d), [d.length], { backend, dtype }));
+
+  for (const dtype of ['f32', 'f64'] as const)
+    test(`multiNorm of every tensor of a list, ord 1, 2, 3 and ∞ (${dtype}), NaN and ∞ propagating`, async () => {
+      const data = listData(1).map((d) => d.map(stored(dtype)));
+      const special = data.map((d) => [...d]);
+      special[5]![20000] = NaN;
+      special[3]![5] = -Infinity;
+      for (const d of [data, special]) {
+        const xs = make(d, dtype);
+        for (const ord of [1, 2, 3, Infinity]) {
+          const out = multiNorm(xs, ord);
+          expect(out.dtype).toBe(dtype);
+          expectClose(await values(out), d.map((x) => stored(dtype)(normOracle(x, ord))), tol(dtype), `ord ${ord}`);
+          out.dispose();
+        }
+        xs.forEach((x) => x.dispose());
+      }
+    });
+
+  for (const dtype of ['f32', 'f64'] as const)
+    test(`multiScale multiplies every tensor of a list in place (${dtype})`, async () => {
+      const data = listData(2).map((d) => d.map(stored(dtype)));
+      const xs = make(data, dtype);
+      const scale = tensor(0.37, [], { backend, dtype });
+      multiScale(xs, scale);
+      const s = stored(dtype)(0.37);
+      for (const [i, x] of xs.entries()) expectClose(await values(x), data[i]!.map((v) => stored(dtype)(v * s)), tol(dtype), `tensor ${i}`);
+      [...xs, scale].forEach((t) => t.dispose());
+    });
+
+  for (const dtype of ['f32', 'f64'] as const)
+    for (const kind of ['adam', 'lamb'] as const)
+      test(`${kind} over a list (${dtype}): each parameter as the formulas say, and as its own call, with its own step`, async () => {
+        const h = { lr: 0.01, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.01, decoupled: true };
+        const state = dtype === 'f64' ? 'f64' : 'f32';
+        const p0 = listData(3);
+        const g = listData(4);
+        const zeros = (): Tensor[] => make(p0.map((d) => d.map(() => 0)), state);
+        // one update of the whole list; LAMB's trust ratios (one per parameter) are returned
+        const step = async (ps: Tensor[], ms: Tensor[], vs: Tensor[], steps: number | number[]): Promise<number[]> => {
+          const gs = make(g.slice(0, ps.length), dtype);
+          const hyper = { ...h, step: steps };
+          let trust: number[] = [];
+          if (kind === 'adam') adamUpdate(ps, gs, ms, vs, hyper);
+          else {
+            const t = lambUpdate(ps, gs, ms, vs, hyper);
+            trust = await values(t);
+            t.dispose();
+          }
+          gs.forEach((t) => t.dispose());
+          return trust;
+        };
+        const tolerance = dtype === 'f64' ? { rtol: 1e-12, atol: 1e-14 } : { rtol: 1e-6, atol: 1e-7 };
+        // one step from zero moments: the formulas, parameter by parameter
+        const [ps, ms, vs] = [make(p0, dtype), zeros(), zeros()];
+        const trust1 = await step(ps, ms, vs, 1);
+        for (const [i, p] of ps.entries()) {
+          const want = oracle(kind, p0[i]!, [g[i]!], h, dtype);
+          expectClose(await values(p), want.p, tolerance, `parameter ${i}`);
+          if (kind === 'lamb') expectClose([trust1[i]!], want.trust, { rtol: dtype === 'f64' ? 1e-12 : 1e-6, atol: 0 }, `trust ${i}`);
+        }
+        // a second step with a different step count per parameter equals one call per parameter
+        const steps = p0.map((_, i) => 2 + i);
+        const trust2 = await step(ps, ms, vs, steps);
+        const [qs, ns, ws] = [make(p0, dtype), zeros(), zeros()];
+        await step(qs, ns, ws, 1);
+        for (let i = 0; i < qs.length; i++) {
+          const gs = make([g[i]!], dtype);
+          const hyper = { ...h, step: steps[i]! };
+          if (kind === 'adam') adamUpdate(qs[i]!, gs[0]!, ns[i]!, ws[i]!, hyper);
+          else {
+            const t = lambUpdate(qs[i]!, gs[0]!, ns[i]!, ws[i]!, hyper);
+            expect((await values(t))[0], `trust ${i}`).toBe(trust2[i]);
+            t.dispose();
+          }
+          gs[0]!.dispose();
+        }
+        for (let i = 0; i < ps.length; i++) {
+          expect(await values(ps[i]!), `parameter ${i}`).toEqual(await values(qs[i]!));
+          expect(await values(ms[i]!), `m ${i}`).toEqual(await values(ns[i]!));
+          expect(await values(vs[i]!), `v ${i}`).toEqual(await values(ws[i]!));
+        }
+        [...ps, ...ms, ...vs, ...qs, ...ns, ...ws].forEach((t) => t.dispose());
+      });
 });

@@ -1,7 +1,8 @@
 /**
  * The native addon and the `cpu` backend: the capability report, threads, the clean
- * unavailable path (no addon, no cmake), and that the addon's own argument checks throw
- * JS errors rather than crash.
+ * unavailable path (no addon, no cmake), that the generated bindings check every argument
+ * (storage sizes, freed buffers, dtype and enum codes, arity) and throw JS errors rather than
+ * crash, and that the faulting kernels report faults instead of following bad data.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -132,8 +133,8 @@ describe.skipIf(!cpu.available)(`cpu backend${cpu.available ? '' : `: unavailabl
     };
     for (const [act, f] of acts) {
       const out = k.alloc!(m * n * 4) as ArrayBuffer;
-      // out = a @ wᵀ + bias, then the activation, in the kernel's epilogue
-      k.matmul!(await buf(a), await buf(w), out, await buf(bias), 0, [], [], [], m, n, kk, false, true, act);
+      // out = a @ wᵀ + bias, then the activation, in the kernel's epilogue (storages as handle, size, dtype code)
+      k.matmul!(await buf(a), m * kk, 0, await buf(w), n * kk, 0, out, m * n, 0, await buf(bias), n, 0, [], [], [], m, n, kk, false, true, act);
       const want = f(linear(a, w, bias));
       expectClose(new Float32Array(out), await want.data(), { rtol: 1e-4, atol: 1e-5 }, `act ${act}`);
     }
@@ -142,14 +143,91 @@ describe.skipIf(!cpu.available)(`cpu backend${cpu.available ? '' : `: unavailabl
   test('the addon itself throws JS errors for bad arguments, never aborts', () => {
     const file = resolve(root, process.env.KILN_NATIVE_BUILD ?? 'build', 'Release', 'kiln.node');
     const k = loadAddonFile(file);
-    expect(() => k.fill!('not a buffer', 0, 4, 1)).toThrow(/kiln native: /);
-    expect(() => k.alloc!(-1)).toThrow(/kiln native: alloc: bad size/);
-    const buf = k.alloc!(16) as ArrayBuffer;
-    k.free!(buf);
-    k.free!(buf); // twice is harmless
-    expect(() => k.fill!(buf, 0, 4, 1)).toThrow(/freed storage|not in this build/);
-    expect(() => k.copy!(k.alloc!(16), 0, k.alloc!(16), 0, 0, new Array(17).fill(1), new Array(17).fill(1), new Array(17).fill(1))).toThrow(/exceeds 16/);
-    expect(() => k.binary!(0, k.alloc!(4), k.alloc!(4), k.alloc!(4), 0, [1], [1], [1, 1])).toThrow(/rank/);
+    const F32 = 0;
+    const F64 = 1;
+    expect(() => k.alloc!(-1)).toThrow(/^kiln native: alloc: bad size/);
+    const b16 = k.alloc!(16) as ArrayBuffer; // 4 f32 or 2 f64
+    // storages: (handle, element count, dtype code), checked before any native code runs
+    expect(() => k.fill!('not a buffer', 4, F32, 1)).toThrow(/^kiln native: fill: argument 0 must be a storage/);
+    expect(() => k.fill!(b16, 5, F32, 1)).toThrow(/^kiln native: fill: argument 0: 5 f32 elements do not fit its buffer of 16 bytes/);
+    expect(() => k.fill!(b16, 3, F64, 1)).toThrow(/argument 0: 3 f64 elements do not fit/);
+    expect(() => k.fill!(b16, -1, F32, 1)).toThrow(/argument 0: a storage cannot have -1 elements/);
+    expect(() => k.fill!(b16, 2.5, F32, 1)).toThrow(/argument 0's size must be an integer/);
+    expect(() => k.fill!(null, 4, F32, 1)).toThrow(/argument 0 is null but claims 4 elements/);
+    expect(() => k.fill!(b16, 4, 6, 1)).toThrow(/argument 0's dtype: code 6 is not in \[0, 6\)/);
+    expect(() => k.fill!(b16, 4, -1, 1)).toThrow(/argument 0's dtype: code -1/);
+    k.fill!(b16, 4, F32, 1.5);
+    expect(Array.from(new Float32Array(b16))).toEqual([1.5, 1.5, 1.5, 1.5]);
+    // a freed storage is a detached buffer
+    const freed = k.alloc!(16) as ArrayBuffer;
+    k.free!(freed);
+    k.free!(freed); // twice is harmless
+    expect(() => k.fill!(freed, 4, F32, 1)).toThrow(/argument 0 is a freed storage/);
+    expect(() => k.fill!(freed, 0, F32, 1)).toThrow(/argument 0 is a freed storage/);
+    // arity, enum codes, numbers, flags, shapes
+    expect(() => k.fill!(b16, 4, F32)).toThrow(/^kiln native: fill: expected 4 arguments, got 3/);
+    expect(() => k.fill!(b16, 4, F32, 1, 2)).toThrow(/expected 4 arguments, got 5/);
+    expect(() => k.fill!(b16, 4, F32, '1')).toThrow(/argument 3 must be a number/);
+    expect(() => k.unary!(20, b16, 4, F32, b16, 4, F32)).toThrow(/^kiln native: unary: argument 0: code 20 is not in \[0, 20\)/);
+    expect(() => k.softmax!(b16, 4, F32, b16, 4, F32, 1, 4, 0)).toThrow(/argument 8 must be a boolean/);
+    expect(() => k.random!(b16, 4, F32, 0, 0, 1, 0.5, 0)).toThrow(/argument 6 must be an integer, got 0.5/);
+    const rank17 = new Array(17).fill(1);
+    expect(() => k.copy!(b16, 4, F32, 0, rank17, b16, 4, F32, 0, rank17, rank17)).toThrow(/argument 4: rank 17 exceeds 16/);
+    expect(() => k.copy!(b16, 4, F32, 0, [1], b16, 4, F32, 0, [1], ['x'])).toThrow(/argument 10\[0\] must be a number/);
+    // storage lists: three arrays of one length, every storage checked
+    const out = k.alloc!(8) as ArrayBuffer;
+    expect(() => k.multiNorm!([b16], [4, 4], [F32], 2, out, 2, F32)).toThrow(/argument 0: 1 storages but 2 sizes and 1 dtypes/);
+    expect(() => k.multiNorm!([b16, b16], [4, 8], [F32, F32], 2, out, 2, F32)).toThrow(/argument 0\[1\]: 8 f32 elements do not fit/);
+    expect(() => k.multiNorm!([b16, freed], [4, 4], [F32, F32], 2, out, 2, F32)).toThrow(/argument 0\[1\] is a freed storage/);
+    k.multiNorm!([b16, b16], [4, 1], [F32, F32], 2, out, 2, F32);
+    expect(Array.from(new Float32Array(out))).toEqual([3, 1.5]); // ‖[1.5 ×4]‖ = 3, ‖[1.5]‖ = 1.5
+  });
+
+  test('index kernels never follow a bad index, whatever its value, and report the first as a fault', () => {
+    const k = loadAddonFile(resolve(root, process.env.KILN_NATIVE_BUILD ?? 'build', 'Release', 'kiln.node'));
+    const I32 = 2;
+    const F32 = 0;
+    const n = 6;
+    const x = k.alloc!(3 * 4) as ArrayBuffer; // x [3] f32
+    new Float32Array(x).set([10, 20, 30]);
+    const index = k.alloc!(n * 4) as ArrayBuffer;
+    new Int32Array(index).set([2, 2 ** 31 - 1, 0, -(2 ** 31), 3, 1]);
+    const out = k.alloc!(n * 4) as ArrayBuffer;
+    new Float32Array(out).fill(-1);
+    // gather: out[j] = x[index[j]] over [outer 1, n, inner 1]; bad indices give 0, the first is reported
+    expect(k.gather!(x, 3, F32, out, n, F32, index, n, I32, [0, 1, 0], 1, 3, n, 1)).toEqual([1, 2 ** 31 - 1, 3]);
+    expect(Array.from(new Float32Array(out))).toEqual([30, 0, 10, 0, 0, 20]);
+    // scatterAdd: dst[index[j]] += src[j]; bad indices are skipped
+    const dst = k.alloc!(3 * 4) as ArrayBuffer;
+    new Float32Array(dst).fill(0);
+    const src = k.alloc!(n * 4) as ArrayBuffer;
+    new Float32Array(src).set([1, 2, 3, 4, 5, 6]);
+    expect(k.scatterAdd!(dst, 3, F32, src, n, F32, index, n, I32, [0, 1, 0], 1, 3, n, 1)).toEqual([1, 2 ** 31 - 1, 3]);
+    expect(Array.from(new Float32Array(dst))).toEqual([3, 6, 1]);
+    // no bad index: no fault
+    new Int32Array(index).set([0, 1, 2, 0, 1, 2]);
+    expect(k.gather!(x, 3, F32, out, n, F32, index, n, I32, [0, 1, 0], 1, 3, n, 1)).toBeNull();
+  });
+
+  test('check reports the value of the first failing element exactly, integer or float', () => {
+    const k = loadAddonFile(resolve(root, process.env.KILN_NATIVE_BUILD ?? 'build', 'Release', 'kiln.node'));
+    const [F32, F64, I32, BOOL] = [0, 1, 2, 5];
+    const cond = k.alloc!(4) as ArrayBuffer;
+    new Uint8Array(cond).set([1, 0, 1, 0]);
+    const f32 = k.alloc!(16) as ArrayBuffer;
+    new Float32Array(f32).set([1, 0.1, Infinity, NaN]);
+    expect(k.check!(cond, 4, BOOL, f32, 4, F32)).toEqual([3, Math.fround(0.1), 0]);
+    new Float32Array(f32).set([1, -Infinity, 1, 1]);
+    expect(k.check!(cond, 4, BOOL, f32, 4, F32)).toEqual([3, -Infinity, 0]);
+    const f64 = k.alloc!(32) as ArrayBuffer;
+    new Float64Array(f64).set([1, NaN, 1, 1]);
+    expect(k.check!(cond, 4, BOOL, f64, 4, F64)).toEqual([3, NaN, 0]);
+    const i32 = k.alloc!(16) as ArrayBuffer;
+    new Int32Array(i32).set([0, -7, 0, 0]);
+    expect(k.check!(cond, 4, BOOL, i32, 4, I32)).toEqual([3, -7, 0]);
+    expect(k.check!(cond, 4, BOOL, null, 0, 0)).toEqual([3, 1, 0]); // without values: the position
+    new Uint8Array(cond).fill(1);
+    expect(k.check!(cond, 4, BOOL, i32, 4, I32)).toBeNull();
   });
 });
 

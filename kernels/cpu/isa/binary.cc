@@ -88,13 +88,26 @@ template <class T> struct Square {
   }
 };
 
-// out[idx] = Op::f(a[Σ idx·st.a], b[Σ idx·st.b]) over st.shape, out contiguous.
-template <class Op, class T> void binary_run(const T* a, const T* b, typename Op::Out* out, const Strides& st, int64_t grain) {
-  using O = typename Op::Out;
+// The operands of a binary op: shape and the strides of a and b (out is contiguous).
+struct Operands {
+  const Ints& shape;
+  const Ints& a;
+  const Ints& b;
+};
+
+// The plan of out (contiguous), a and b over the shape.
+Plan plan_of(const Operands& st) {
+  const int rank = int(st.shape.rank);
   int64_t ost[kMaxRank];
-  contiguous_strides(st.rank, st.shape, ost);
-  const int64_t* strides[3] = {ost, st.a, st.b};
-  Plan p = make_plan(st.rank, st.shape, 3, strides);
+  contiguous_strides(rank, st.shape.v, ost);
+  const int64_t* strides[3] = {ost, st.a.v, st.b.v};
+  return make_plan(rank, st.shape.v, 3, strides);
+}
+
+// out[idx] = Op::f(a[Σ idx·st.a], b[Σ idx·st.b]) over st.shape, out contiguous.
+template <class Op, class T> void binary_run(const T* a, const T* b, typename Op::Out* out, const Operands& st, int64_t grain) {
+  using O = typename Op::Out;
+  Plan p = plan_of(st);
   if (p.total <= 0) return;
   const int64_t sa = p.st[1][p.rank - 1], sb = p.st[2][p.rank - 1];
   parallel_for(p.total, grain, [&](int64_t b0, int64_t e0) {
@@ -124,14 +137,14 @@ bool all_zero(const int64_t* s, int rank) {
   return true;
 }
 
-template <int OP, class T> void binary_typed(const void* a, const void* b, void* out, const Strides& st) {
+template <int OP, class T> void binary_typed(const void* a, const void* b, void* out, const Operands& st) {
   const T* pa = static_cast<const T*>(a);
   const T* pb = static_cast<const T*>(b);
   auto* o = static_cast<typename Bin<OP, T>::Out*>(out);
   if constexpr (OP == B_POW) {
     int64_t total = 1;
-    for (int d = 0; d < st.rank; d++) total *= st.shape[d];
-    if (total > 0 && all_zero(st.b, st.rank) && double(*pb) == 2.0) {
+    for (int d = 0; d < st.shape.rank; d++) total *= st.shape[d];
+    if (total > 0 && all_zero(st.b.v, int(st.shape.rank)) && double(*pb) == 2.0) {
       binary_run<Square<T>>(pa, pb, o, st, kGrain);
       return;
     }
@@ -144,14 +157,11 @@ template <int OP, class T> void binary_typed(const void* a, const void* b, void*
 // Ref's semantics for a dtype with no typed path (arithmetic on bool bytes, halves): operands
 // read as numbers, the JS float op, the result stored as the typed array would (ToUint8 for
 // bool storage, nearest-even for halves).
-template <DType D> void binary_any(BinaryOp op, const void* a, const void* b, void* out, const Strides& st) {
+template <DType D> void binary_any(BinaryOp op, const void* a, const void* b, void* out, const Operands& st) {
   using T = St<D>;
   const T* pa = static_cast<const T*>(a);
   const T* pb = static_cast<const T*>(b);
-  int64_t ost[kMaxRank];
-  contiguous_strides(st.rank, st.shape, ost);
-  const int64_t* strides[3] = {ost, st.a, st.b};
-  Plan p = make_plan(st.rank, st.shape, 3, strides);
+  Plan p = plan_of(st);
   if (p.total <= 0) return;
   const int64_t sa = p.st[1][p.rank - 1], sb = p.st[2][p.rank - 1];
   parallel_for(p.total, kGrainHeavy, [&](int64_t b0, int64_t e0) {
@@ -184,7 +194,7 @@ template <DType D> void binary_any(BinaryOp op, const void* a, const void* b, vo
   });
 }
 
-template <class T> void binary_dispatch(BinaryOp op, const void* a, const void* b, void* out, const Strides& st) {
+template <class T> void binary_dispatch(BinaryOp op, const void* a, const void* b, void* out, const Operands& st) {
   switch (op) {
 #define KILN_B(OP) \
   case OP: binary_typed<OP, T>(a, b, out, st); break;
@@ -194,8 +204,14 @@ template <class T> void binary_dispatch(BinaryOp op, const void* a, const void* 
   }
 }
 
-void binary(BinaryOp op, const void* a, const void* b, void* out, const Strides& st, DType dt) {
-  switch (dt) {
+// a and b share a dtype; out has it too, or bool for comparisons and and/or
+void binary(const BinaryArgs& args) {
+  const BinaryOp op = args.op;
+  const void* a = args.a.data;
+  const void* b = args.b.data;
+  void* out = args.out.data;
+  const Operands st{args.shape, args.a_strides, args.b_strides};
+  switch (args.a.dtype) {
     case F32: binary_dispatch<float>(op, a, b, out, st); break;
     case F64: binary_dispatch<double>(op, a, b, out, st); break;
     case I32: binary_dispatch<int32_t>(op, a, b, out, st); break;
@@ -217,11 +233,12 @@ void binary(BinaryOp op, const void* a, const void* b, void* out, const Strides&
 
 // ---- where --------------------------------------------------------------------------------------
 
-template <class T> void where_typed(const uint8_t* cond, const T* x, const T* y, T* out, const Strides& st) {
+template <class T> void where_typed(const uint8_t* cond, const T* x, const T* y, T* out, const WhereArgs& a) {
+  const int rank = int(a.shape.rank);
   int64_t ost[kMaxRank];
-  contiguous_strides(st.rank, st.shape, ost);
-  const int64_t* strides[4] = {ost, st.a, st.b, st.c};
-  Plan p = make_plan(st.rank, st.shape, 4, strides);
+  contiguous_strides(rank, a.shape.v, ost);
+  const int64_t* strides[4] = {ost, a.cond_strides.v, a.a_strides.v, a.b_strides.v};
+  Plan p = make_plan(rank, a.shape.v, 4, strides);
   if (p.total <= 0) return;
   const int R = p.rank - 1;
   const int64_t sc = p.st[1][R], sx = p.st[2][R], sy = p.st[3][R];
@@ -254,15 +271,12 @@ template <class T> void where_typed(const uint8_t* cond, const T* x, const T* y,
   });
 }
 
-// out[idx] = cond ? x : y over broadcast strides: raw elements, any dtype.
-void where(const uint8_t* cond, const void* x, const void* y, void* out, const Strides& st, DType dt) {
-  switch (item_size(dt)) {
-    case 1: where_typed(cond, static_cast<const uint8_t*>(x), static_cast<const uint8_t*>(y), static_cast<uint8_t*>(out), st); break;
-    case 2: where_typed(cond, static_cast<const uint16_t*>(x), static_cast<const uint16_t*>(y), static_cast<uint16_t*>(out), st); break;
-    case 4: where_typed(cond, static_cast<const uint32_t*>(x), static_cast<const uint32_t*>(y), static_cast<uint32_t*>(out), st); break;
-    default: where_typed(cond, static_cast<const uint64_t*>(x), static_cast<const uint64_t*>(y), static_cast<uint64_t*>(out), st); break;
-  }
+// out[idx] = cond ? a : b over broadcast strides: raw elements, any dtype.
+template <class T> void where_as(const WhereArgs& a) {
+  where_typed(static_cast<const uint8_t*>(a.cond.data), static_cast<const T*>(a.a.data), static_cast<const T*>(a.b.data),
+              static_cast<T*>(a.out.data), a);
 }
+void where(const WhereArgs& a) { KILN_DISPATCH_RAW(a.out.dtype, where_as, a) }
 
 }  // namespace
 

@@ -85,7 +85,11 @@ template <DType S> void cast_from(const void* x, DType od, void* out, int64_t n)
 
 // out[i] = x[i] converted as ref's cast: halves round to nearest even straight from the value,
 // floats truncate to i32 (ToInt32 wrap-around), bool is x ≠ 0 (NaN true).
-void cast(const void* x, DType xd, void* out, DType od, int64_t n) {
+void cast(const CastArgs& a) {
+  const void* x = a.x.data;
+  void* out = a.out.data;
+  const DType xd = a.x.dtype, od = a.out.dtype;
+  const int64_t n = a.out.size;
   if (n <= 0) return;
   if (xd == od && (xd == BF16 || xd == F16)) {
     // decode + encode (ref's path) is the identity on halves except that NaNs become canonical
@@ -159,9 +163,9 @@ template <class T> bool copy_tiled(const T* src, T* dst, const Plan& p) {
   return true;
 }
 
-template <class T> void copy_typed(const T* src, T* dst, const Strides& st) {
-  const int64_t* strides[2] = {st.b, st.a};  // operand 0 = dst, 1 = src
-  Plan p = make_plan(st.rank, st.shape, 2, strides);
+template <class T> void copy_typed(const T* src, T* dst, const CopyArgs& a) {
+  const int64_t* strides[2] = {a.dst_strides.v, a.src_strides.v};  // operand 0 = dst, 1 = src
+  Plan p = make_plan(int(a.shape.rank), a.shape.v, 2, strides);
   if (p.total <= 0) return;
   if (copy_tiled(src, dst, p)) return;
   const int64_t sd = p.st[0][p.rank - 1], ss = p.st[1][p.rank - 1];
@@ -176,15 +180,11 @@ template <class T> void copy_typed(const T* src, T* dst, const Strides& st) {
   });
 }
 
-// dst[dst_off + Σ i·st.b] = src[src_off + Σ i·st.a]: raw elements, any dtype.
-void copy(const void* src, int64_t src_off, void* dst, int64_t dst_off, const Strides& st, DType dt) {
-  switch (item_size(dt)) {
-    case 1: copy_typed(static_cast<const uint8_t*>(src) + src_off, static_cast<uint8_t*>(dst) + dst_off, st); break;
-    case 2: copy_typed(static_cast<const uint16_t*>(src) + src_off, static_cast<uint16_t*>(dst) + dst_off, st); break;
-    case 4: copy_typed(static_cast<const uint32_t*>(src) + src_off, static_cast<uint32_t*>(dst) + dst_off, st); break;
-    default: copy_typed(static_cast<const uint64_t*>(src) + src_off, static_cast<uint64_t*>(dst) + dst_off, st); break;
-  }
+// dst[dst_offset + Σ i·dst_strides] = src[src_offset + Σ i·src_strides]: raw elements, any dtype.
+template <class T> void copy_as(const CopyArgs& a) {
+  copy_typed(static_cast<const T*>(a.src.data) + a.src_offset, static_cast<T*>(a.dst.data) + a.dst_offset, a);
 }
+void copy(const CopyArgs& a) { KILN_DISPATCH_RAW(a.dst.dtype, copy_as, a) }
 
 }  // namespace
 

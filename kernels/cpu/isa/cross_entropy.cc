@@ -1,8 +1,11 @@
 // Backend.crossEntropy (with label smoothing and an ignored index) and its backward. Semantics
 // and the shared pieces of the nn kernels: nn_common.h.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 
+#include "faults.h"
 #include "isa.h"
 #include "nn_common.h"
 #include "nn_rows.h"
@@ -13,50 +16,77 @@ namespace KILN_ISA {
 namespace {
 
 // ---- cross-entropy --------------------------------------------------------------------------
+//
+// A target that is neither ignore_index nor in [0, classes) is never used as an index: its row's
+// loss is NaN (forward) or its dlogits are 0 (backward), and the kernel returns the fault of the
+// first such row.
+
+// What a row's target says: ignore the row, a bad target (a fault), or a class.
+enum class Target { kIgnore, kBad, kClass };
+inline Target target_kind(int64_t t, int64_t classes, int64_t ignore_index) {
+  if (t == ignore_index) return Target::kIgnore;
+  return uint64_t(t) < uint64_t(classes) ? Target::kClass : Target::kBad;
+}
+
+Fault target_fault(const FirstBad& first, const int32_t* targets, int64_t classes) {
+  if (!first.any()) return kNoFault;
+  return Fault{FAULT_TARGET, double(targets[first.pos()]), classes};
+}
 
 // loss = lse − (1−ε)·x[t] − ε/C·Σ_c x[c] (0 where t == ignore_index); lse is written for every
 // row. The per-row scalars are combined in f64, as ref.
 template <typename T>
-void cross_entropy_t(const T* logits, const int32_t* targets, T* loss, T* lse, int64_t rows, int64_t classes,
-                     int64_t ignore_index, double smoothing) {
+Fault cross_entropy_t(const T* logits, const int32_t* targets, T* loss, T* lse, int64_t rows, int64_t classes,
+                      int64_t ignore_index, double smoothing) {
+  FirstBad first;
   parallel_for(rows, row_grain(classes), [&](int64_t r0, int64_t r1) {
+    int64_t bad = FirstBad::kNone;
     for (int64_t r = r0; r < r1; r++) {
       const T* x = logits + r * classes;
       const double z = log_sum_exp(x, classes);
       lse[r] = T(z);
       const int64_t t = targets[r];
-      if (t == ignore_index) {
-        loss[r] = 0;
-        continue;
+      switch (target_kind(t, classes, ignore_index)) {
+        case Target::kIgnore: loss[r] = 0; continue;
+        case Target::kBad:
+          loss[r] = std::numeric_limits<T>::quiet_NaN();
+          bad = std::min(bad, r);
+          continue;
+        case Target::kClass: break;
       }
       const double sum = smoothing > 0 ? double(row_sum(x, classes)) : 0.0;
       loss[r] = T(z - (1 - smoothing) * double(x[t]) - (smoothing / double(classes)) * sum);
     }
+    if (bad != FirstBad::kNone) first.note(bad);
   });
+  return target_fault(first, targets, classes);
 }
 
-void cross_entropy(const void* logits, const int32_t* targets, void* loss, void* lse, DType dt, int64_t rows,
-                   int64_t classes, int64_t ignore_index, double smoothing) {
-  if (dt == F64)
-    cross_entropy_t(static_cast<const double*>(logits), targets, static_cast<double*>(loss), static_cast<double*>(lse),
-                    rows, classes, ignore_index, smoothing);
-  else
-    cross_entropy_t(static_cast<const float*>(logits), targets, static_cast<float*>(loss), static_cast<float*>(lse),
-                    rows, classes, ignore_index, smoothing);
+Fault cross_entropy(const CrossEntropyArgs& a) {
+  const int32_t* targets = static_cast<const int32_t*>(a.targets.data);
+  if (a.logits.dtype == F64)
+    return cross_entropy_t(static_cast<const double*>(a.logits.data), targets, static_cast<double*>(a.loss.data),
+                           static_cast<double*>(a.lse.data), a.rows, a.classes, a.ignore_index, a.smoothing);
+  return cross_entropy_t(static_cast<const float*>(a.logits.data), targets, static_cast<float*>(a.loss.data),
+                         static_cast<float*>(a.lse.data), a.rows, a.classes, a.ignore_index, a.smoothing);
 }
 
 // dlogits = dloss[r]·(exp(x − lse) − (1−ε)·[c = t] − ε/C), zero rows where ignored.
 template <typename T>
-void cross_entropy_backward_t(const T* logits, const int32_t* targets, const T* lse, const T* dloss, T* dlogits,
-                              int64_t rows, int64_t classes, int64_t ignore_index, double smoothing) {
+Fault cross_entropy_backward_t(const T* logits, const int32_t* targets, const T* lse, const T* dloss, T* dlogits,
+                               int64_t rows, int64_t classes, int64_t ignore_index, double smoothing) {
   using V = Vec<T>;
   constexpr int W = V::W;
+  FirstBad first;
   parallel_for(rows, row_grain(classes), [&](int64_t r0, int64_t r1) {
+    int64_t bad = FirstBad::kNone;
     for (int64_t r = r0; r < r1; r++) {
       const T* x = logits + r * classes;
       T* d = dlogits + r * classes;
       const int64_t t = targets[r];
-      if (t == ignore_index) {
+      const Target kind = target_kind(t, classes, ignore_index);
+      if (kind != Target::kClass) {
+        if (kind == Target::kBad) bad = std::min(bad, r);
         zero_n(d, classes);
         continue;
       }
@@ -69,20 +99,20 @@ void cross_entropy_backward_t(const T* logits, const int32_t* targets, const T* 
       const T p = T(std::exp(double(x[t]) - double(lse[r])));
       d[t] = dloss[r] * (p - T((1 - smoothing) + smoothing / double(classes)));
     }
+    if (bad != FirstBad::kNone) first.note(bad);
   });
+  return target_fault(first, targets, classes);
 }
 
-void cross_entropy_backward(const void* logits, const int32_t* targets, const void* lse, const void* dloss,
-                            void* dlogits, DType dt, int64_t rows, int64_t classes, int64_t ignore_index,
-                            double smoothing) {
-  if (dt == F64)
-    cross_entropy_backward_t(static_cast<const double*>(logits), targets, static_cast<const double*>(lse),
-                             static_cast<const double*>(dloss), static_cast<double*>(dlogits), rows, classes,
-                             ignore_index, smoothing);
-  else
-    cross_entropy_backward_t(static_cast<const float*>(logits), targets, static_cast<const float*>(lse),
-                             static_cast<const float*>(dloss), static_cast<float*>(dlogits), rows, classes, ignore_index,
-                             smoothing);
+Fault cross_entropy_backward(const CrossEntropyBackwardArgs& a) {
+  const int32_t* targets = static_cast<const int32_t*>(a.targets.data);
+  if (a.logits.dtype == F64)
+    return cross_entropy_backward_t(static_cast<const double*>(a.logits.data), targets, static_cast<const double*>(a.lse.data),
+                                    static_cast<const double*>(a.dloss.data), static_cast<double*>(a.dlogits.data), a.rows,
+                                    a.classes, a.ignore_index, a.smoothing);
+  return cross_entropy_backward_t(static_cast<const float*>(a.logits.data), targets, static_cast<const float*>(a.lse.data),
+                                  static_cast<const float*>(a.dloss.data), static_cast<float*>(a.dlogits.data), a.rows,
+                                  a.classes, a.ignore_index, a.smoothing);
 }
 
 }  // namespace

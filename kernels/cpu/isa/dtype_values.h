@@ -128,6 +128,15 @@ template <DType D> inline St<D> from_f(float v) {
     case BOOL: FN<BOOL>(__VA_ARGS__); break;     \
   }
 
+// FN<U>(args...) with U the unsigned integer of dt's size: for kernels that move raw elements.
+#define KILN_DISPATCH_RAW(dt, FN, ...)            \
+  switch (item_size(dt)) {                        \
+    case 1: FN<uint8_t>(__VA_ARGS__); break;      \
+    case 2: FN<uint16_t>(__VA_ARGS__); break;     \
+    case 4: FN<uint32_t>(__VA_ARGS__); break;     \
+    default: FN<uint64_t>(__VA_ARGS__); break;    \
+  }
+
 }  // namespace
 }  // namespace KILN_ISA
 }  // namespace kiln

@@ -4,7 +4,6 @@
 #include <cstdint>
 
 #include "dtype_values.h"
-#include "fdlibm.h"
 #include "isa.h"
 #include "loops.h"
 
@@ -25,16 +24,18 @@ template <DType D> void fill_typed(void* out, int64_t n, double value) {
 }  // namespace
 
 // out[i] = value (reduce.cc fills empty sums with it too)
-void fill(void* out, DType dt, int64_t n, double value) { KILN_DISPATCH(dt, fill_typed, out, n, value) }
+void fill(const FillArgs& a) { KILN_DISPATCH(a.out.dtype, fill_typed, a.out.data, a.out.size, a.value) }
 
 namespace {
 
 // ---- random -------------------------------------------------------------------------------------
 //
-// The numbers must equal src/backend/philox.ts's bit for bit. The JS side evaluates every
-// expression in doubles with separate roundings, so this section is compiled without
-// floating-point contraction (a·b + c must not become one fused multiply-add), and uses
-// fdlibm.h's ports of the log/sin/cos that V8 runs for Math.log/sin/cos.
+// The Philox words are src/backend/philox.ts's bit for bit, and so are uniform and randint
+// values: they use only the words and exact (or once-rounded, as in JS) double arithmetic, so
+// this section is compiled without floating-point contraction (a·b + c must not become one
+// fused multiply-add). Normal values go through Box–Muller with the C library's log, sin and
+// cos, which agree with the JS engine's to within an ulp or so: the same numbers within the
+// dtype's tolerance, not bit for bit (backends share Philox words, not a libm).
 
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=off")
@@ -59,7 +60,7 @@ inline void philox(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t 
   out[3] = c3;
 }
 
-struct RandomArgs {
+struct Draw {
   void* out;
   int64_t n;
   RandomDist dist;
@@ -70,7 +71,7 @@ struct RandomArgs {
 
 // Elements [4·g0, min(4·g1, n)): group g uses counter offset + g.
 template <DType D>
-__attribute__((noinline)) void random_groups(const RandomArgs& a, int64_t g0, int64_t g1) {
+__attribute__((noinline)) void random_groups(const Draw& a, int64_t g0, int64_t g1) {
   St<D>* o = static_cast<St<D>*>(a.out);
   const double two_pi = 2 * 3.141592653589793;  // 2·Math.PI, exact doubling
   for (int64_t g = g0; g < g1; g++) {
@@ -91,11 +92,11 @@ __attribute__((noinline)) void random_groups(const RandomArgs& a, int64_t g0, in
       for (int p = 0; p < end; p += 2) {
         double u0 = double(w[p] >> 8) * (1.0 / 16777216.0);
         double u1 = double(w[p + 1] >> 8) * (1.0 / 16777216.0);
-        double r = std::sqrt(-2 * fdlibm::log(1 - u0));
+        double r = std::sqrt(-2 * std::log(1 - u0));
         double t = two_pi * u1;
         double sr = a.p1 * r;  // JS: mean + std * r * cos(t) = mean + ((std·r)·cos t)
-        v[p] = a.p0 + sr * fdlibm::cos(t);
-        if (p + 1 < end) v[p + 1] = a.p0 + sr * fdlibm::sin(t);
+        v[p] = a.p0 + sr * std::cos(t);
+        if (p + 1 < end) v[p + 1] = a.p0 + sr * std::sin(t);
       }
     }
     for (int j = 0; j < end; j++) o[base + j] = from_d<D>(v[j]);
@@ -104,17 +105,18 @@ __attribute__((noinline)) void random_groups(const RandomArgs& a, int64_t g0, in
 
 #pragma GCC pop_options
 
-template <DType D> void random_typed(const RandomArgs& a) {
+template <DType D> void random_typed(const Draw& a) {
   int64_t groups = (a.n + 3) / 4;
   parallel_for(groups, a.dist == DIST_NORMAL ? 1024 : 4096, [&](int64_t g0, int64_t g1) { random_groups<D>(a, g0, g1); });
 }
 
 // Element i: word i mod 4 of philox(key = seed, counter = offset + ⌊i/4⌋), mapped per philox.ts;
 // values computed in double and stored as ref's store() does (halves rounded from the double).
-void random(void* out, DType dt, int64_t n, RandomDist dist, double p0, double p1, uint64_t seed, uint64_t offset) {
-  if (n <= 0) return;
-  RandomArgs a{out, n, dist, p0, p1, uint32_t(seed), uint32_t(seed >> 32), offset};
-  KILN_DISPATCH(dt, random_typed, a)
+void random(const RandomArgs& a) {
+  if (a.out.size <= 0) return;
+  const uint64_t seed = uint64_t(a.seed);
+  Draw d{a.out.data, a.out.size, a.dist, a.p0, a.p1, uint32_t(seed), uint32_t(seed >> 32), uint64_t(a.offset)};
+  KILN_DISPATCH(a.out.dtype, random_typed, d)
 }
 
 }  // namespace

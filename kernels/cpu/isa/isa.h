@@ -20,6 +20,7 @@ void add_unary(Table& t);
 void add_binary(Table& t);
 void add_reduce(Table& t);
 void add_index(Table& t);
+void add_check(Table& t);
 void add_matmul(Table& t);
 void add_softmax(Table& t);
 void add_norm(Table& t);
@@ -28,7 +29,7 @@ void add_attention(Table& t);
 void add_optim(Table& t);
 
 // The fill kernel (fill_random.cc), which reduce.cc also calls for empty sums.
-void fill(void* out, DType dt, int64_t n, double value);
+void fill(const FillArgs& a);
 
 }  // namespace KILN_ISA
 }  // namespace kiln

@@ -1,5 +1,6 @@
 // What the loop kernels share (fill_random.cc, cast_copy.cc, unary.cc, binary.cc, reduce.cc,
-// index.cc): task grains for parallel_for, size min/max, and scratch memory.
+// index.cc, check.cc, optim.cc): task grains for parallel_for, size min/max, a vectorisable fold
+// (scratch memory: scratch.h).
 //
 // Semantics of those kernels are those of the reference backend (src/backend/ref/ref.ts and
 // kernels.ts), which computes in JS doubles and rounds once on the store; notes in each file
@@ -15,9 +16,9 @@
 // into pieces that do not depend on the thread count, so results never depend on it either.
 #pragma once
 #include <cstdint>
-#include <new>
 
 #include "isa.h"
+#include "scratch.h"
 
 namespace kiln {
 namespace KILN_ISA {
@@ -26,25 +27,28 @@ namespace {  // internal linkage: each ISA build keeps its own copies
 constexpr int64_t kGrain = 32768;      // elements per task for cheap (memory-bound) loops
 constexpr int64_t kGrainHeavy = 8192;  // for loops with a transcendental per element
 
-// The smaller / larger of two sizes. (Local rather than std::min/max, and Buffer rather than
-// std::vector: a template of std instantiated here is a weak symbol shared by the three ISA
-// builds of these files, and the linker may keep the AVX-512 copy for the base table.)
+// The smaller / larger of two sizes.
 inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
 
-// Scratch memory, uninitialised.
-template <class T> class Buffer {
- public:
-  explicit Buffer(int64_t n) : p_(static_cast<T*>(::operator new(size_t(n > 0 ? n : 1) * sizeof(T)))) {}
-  ~Buffer() { ::operator delete(p_); }
-  Buffer(const Buffer&) = delete;
-  Buffer& operator=(const Buffer&) = delete;
-  T& operator[](int64_t i) { return p_[i]; }
-  T* data() { return p_; }
-
- private:
-  T* p_;
-};
+// fold(… fold(init, map(x[0])) …, map(x[n−1])) for an associative fold, as 16 interleaved
+// accumulators combined pairwise at the end: straight-line code that GCC vectorises under each
+// ISA's flags (a single running accumulator would not be, without reassociating). For a sum the
+// rounding differs from one running sum's by a few ulp of Acc; the order is fixed, so the result
+// never depends on the ISA's vector width or the thread count.
+template <class Acc, class T, class Map, class Fold>
+inline Acc fold_lanes(const T* __restrict x, int64_t n, Acc init, Map map, Fold fold) {
+  constexpr int W = 16;
+  Acc s[W];
+  for (int k = 0; k < W; k++) s[k] = init;
+  int64_t j = 0;
+  for (; j + W <= n; j += W)
+    for (int k = 0; k < W; k++) s[k] = fold(s[k], map(x[j + k]));
+  for (int k = 0; j < n; j++, k++) s[k] = fold(s[k], map(x[j]));
+  for (int w = W / 2; w >= 1; w /= 2)
+    for (int k = 0; k < w; k++) s[k] = fold(s[k], s[k + w]);
+  return s[0];
+}
 
 }  // namespace
 }  // namespace KILN_ISA

@@ -596,36 +596,36 @@ struct Gemm {
 constexpr int64_t kParallelMacs = int64_t(1) << 21;
 
 template <class S, typename In, typename Out>
-void matmul_typed(const MatmulParams& p) {
+void matmul_typed(const MatmulArgs& p) {
   using T = typename S::T;
   if (p.m <= 0 || p.n <= 0 || p.k <= 0) return;
   int64_t nb = 1;
-  for (int d = 0; d < p.batch_rank; d++) nb *= p.batch_shape[d];
+  for (int d = 0; d < p.batch_shape.rank; d++) nb *= p.batch_shape[d];
   if (nb <= 0) return;
 
   // bias in the compute type (bf16 → f32 once)
   std::vector<T> bias_conv;
   const T* bias = nullptr;
-  if (p.bias) {
+  if (p.bias.data) {
     if constexpr (std::is_same_v<In, T>) {
-      bias = static_cast<const T*>(p.bias);
+      bias = static_cast<const T*>(p.bias.data);
     } else {
       bias_conv.resize(size_t(p.n));
-      const In* bsrc = static_cast<const In*>(p.bias);
+      const In* bsrc = static_cast<const In*>(p.bias.data);
       for (int64_t j = 0; j < p.n; j++) bias_conv[size_t(j)] = to_compute<T>(bsrc[j]);
       bias = bias_conv.data();
     }
   }
-  const Gemm<S, In, Out> g(p.m, p.n, p.k, p.trans_a, p.trans_b, bias, p.act);
-  const In* a = static_cast<const In*>(p.a);
-  const In* b = static_cast<const In*>(p.b);
-  Out* out = static_cast<Out*>(p.out);
+  const Gemm<S, In, Out> g(p.m, p.n, p.k, p.trans_a, p.trans_b, bias, p.activation);
+  const In* a = static_cast<const In*>(p.a.data);
+  const In* b = static_cast<const In*>(p.b.data);
+  Out* out = static_cast<Out*>(p.out.data);
   const int64_t mn = p.m * p.n;
 
   // batch item t → element offsets of its a and b (row-major over batch_shape)
   auto item = [&](int64_t t, const In*& ai, const In*& bi) {
     int64_t ao = 0, bo = 0;
-    for (int d = p.batch_rank - 1; d >= 0; d--) {
+    for (int d = int(p.batch_shape.rank) - 1; d >= 0; d--) {
       const int64_t idx = t % p.batch_shape[d];
       t /= p.batch_shape[d];
       ao += idx * p.a_batch_strides[d];
@@ -658,8 +658,9 @@ void matmul_typed(const MatmulParams& p) {
   tl_scratch.trim();
 }
 
-void matmul(const MatmulParams& p) {
-  switch (p.dtype) {
+// a, b, out and bias share a dtype: F32, F64 or BF16 (accumulated in f32)
+void matmul(const MatmulArgs& p) {
+  switch (p.a.dtype) {
     case F32: matmul_typed<VecF32, float, float>(p); break;
     case F64: matmul_typed<VecF64, double, double>(p); break;
     case BF16: matmul_typed<VecF32, uint16_t, uint16_t>(p); break;

@@ -1,5 +1,5 @@
 // What the nn kernels share (softmax.cc, norm.cc, cross_entropy.cc, attention.cc): the row
-// grain, zeroed aligned scratch, and dynamic scheduling of work items over the pool.
+// grain, scratch (scratch.h), and dynamic scheduling of work items over the pool.
 //
 // Semantics of those kernels are those of src/backend/ref/ref.ts (the specification); dtypes
 // are F32 and F64 (cpu.ts casts halves to f32 first). Row kernels are vectorised with nn::Vec
@@ -13,6 +13,7 @@
 #include <new>
 
 #include "isa.h"
+#include "scratch.h"
 
 namespace kiln {
 namespace KILN_ISA {
@@ -25,34 +26,6 @@ constexpr T kInf = std::numeric_limits<T>::infinity();
 constexpr int64_t kRowGrainElems = 32768;
 
 inline int64_t row_grain(int64_t cols) { return std::max<int64_t>(1, kRowGrainElems / std::max<int64_t>(cols, 1)); }
-
-// Zero-initialised, 64-byte aligned scratch that frees itself.
-template <typename T>
-class Buf {
- public:
-  explicit Buf(size_t n = 0) { reset(n); }
-  ~Buf() { release(); }
-  Buf(const Buf&) = delete;
-  Buf& operator=(const Buf&) = delete;
-  Buf(Buf&& o) noexcept : p_(o.p_), n_(o.n_) { o.p_ = nullptr, o.n_ = 0; }
-  void reset(size_t n) {
-    release();
-    n_ = n;
-    p_ = static_cast<T*>(::operator new(std::max<size_t>(n, 1) * sizeof(T), std::align_val_t(64)));
-    std::memset(static_cast<void*>(p_), 0, std::max<size_t>(n, 1) * sizeof(T));
-  }
-  T* data() const { return p_; }
-  T& operator[](size_t i) const { return p_[i]; }
-  void zero() { std::memset(static_cast<void*>(p_), 0, n_ * sizeof(T)); }
-
- private:
-  void release() {
-    if (p_) ::operator delete(p_, std::align_val_t(64));
-    p_ = nullptr;
-  }
-  T* p_ = nullptr;
-  size_t n_ = 0;
-};
 
 inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 

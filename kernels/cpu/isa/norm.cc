@@ -60,15 +60,13 @@ void layer_norm_t(const T* x, const T* w, const T* b, T* out, T* mean, T* rstd, 
   });
 }
 
-void layer_norm(const void* x, const void* w, const void* b, void* out, void* mean, void* rstd, DType dt, int64_t rows,
-                int64_t cols, double eps, bool rms) {
-  if (dt == F64)
-    layer_norm_t(static_cast<const double*>(x), static_cast<const double*>(w), static_cast<const double*>(b),
-                 static_cast<double*>(out), static_cast<double*>(mean), static_cast<double*>(rstd), rows, cols, eps, rms);
-  else
-    layer_norm_t(static_cast<const float*>(x), static_cast<const float*>(w), static_cast<const float*>(b),
-                 static_cast<float*>(out), static_cast<float*>(mean), static_cast<float*>(rstd), rows, cols, eps, rms);
+template <typename T>
+void layer_norm_as(const LayerNormArgs& a) {
+  layer_norm_t(static_cast<const T*>(a.x.data), static_cast<const T*>(a.weight.data), static_cast<const T*>(a.bias.data),
+               static_cast<T*>(a.out.data), static_cast<T*>(a.mean.data), static_cast<T*>(a.rstd.data), a.rows, a.cols,
+               a.eps, a.rms);
 }
+void layer_norm(const LayerNormArgs& a) { a.x.dtype == F64 ? layer_norm_as<double>(a) : layer_norm_as<float>(a); }
 
 // dx = rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)), ĝ = dy·w, x̂ = (x − μ)·rstd (no mean(ĝ) term for RMS);
 // dw = Σ_rows dy·x̂, db = Σ_rows dy. Rows are handed out in chunks of at most 64 to a few
@@ -133,7 +131,7 @@ void layer_norm_backward_t(const T* dy, const T* x, const T* w, const T* mean, c
   const int64_t work_chunks = (rows * cols + kRowGrainElems - 1) / kRowGrainElems;
   const int64_t nslots = std::max<int64_t>(1, std::min<int64_t>({int64_t(num_threads()), nchunks, work_chunks}));
   std::vector<std::vector<double>> tw(nslots), tb(nslots);  // f64 totals per worker
-  std::vector<Buf<T>> pw, pb;                                 // one chunk's sums per worker
+  std::vector<Scratch<T>> pw, pb;                                 // one chunk's sums per worker
   for (int64_t s = 0; s < nslots; s++) {
     if (dw) tw[s].assign(size_t(cols), 0.0), pw.emplace_back(size_t(cols));
     if (db) tb[s].assign(size_t(cols), 0.0), pb.emplace_back(size_t(cols));
@@ -161,16 +159,14 @@ void layer_norm_backward_t(const T* dy, const T* x, const T* w, const T* mean, c
   }
 }
 
-void layer_norm_backward(const void* dy, const void* x, const void* w, const void* mean, const void* rstd, void* dx,
-                         void* dw, void* db, DType dt, int64_t rows, int64_t cols, bool rms) {
-  if (dt == F64)
-    layer_norm_backward_t(static_cast<const double*>(dy), static_cast<const double*>(x), static_cast<const double*>(w),
-                          static_cast<const double*>(mean), static_cast<const double*>(rstd), static_cast<double*>(dx),
-                          static_cast<double*>(dw), static_cast<double*>(db), rows, cols, rms);
-  else
-    layer_norm_backward_t(static_cast<const float*>(dy), static_cast<const float*>(x), static_cast<const float*>(w),
-                          static_cast<const float*>(mean), static_cast<const float*>(rstd), static_cast<float*>(dx),
-                          static_cast<float*>(dw), static_cast<float*>(db), rows, cols, rms);
+template <typename T>
+void layer_norm_backward_as(const LayerNormBackwardArgs& a) {
+  layer_norm_backward_t(static_cast<const T*>(a.dy.data), static_cast<const T*>(a.x.data), static_cast<const T*>(a.weight.data),
+                        static_cast<const T*>(a.mean.data), static_cast<const T*>(a.rstd.data), static_cast<T*>(a.dx.data),
+                        static_cast<T*>(a.d_weight.data), static_cast<T*>(a.d_bias.data), a.rows, a.cols, a.rms);
+}
+void layer_norm_backward(const LayerNormBackwardArgs& a) {
+  a.x.dtype == F64 ? layer_norm_backward_as<double>(a) : layer_norm_backward_as<float>(a);
 }
 
 }  // namespace

@@ -24,15 +24,7 @@ namespace {  // internal linkage: each ISA build keeps its own copies
 constexpr int64_t kRowBlock = 32768;
 
 template <class Acc, class T> inline Acc sum_row(const T* __restrict x, int64_t n) {
-  constexpr int W = 16;
-  Acc s[W] = {};
-  int64_t j = 0;
-  for (; j + W <= n; j += W)
-    for (int k = 0; k < W; k++) s[k] += Acc(x[j + k]);
-  for (int k = 0; j < n; j++, k++) s[k] += Acc(x[j]);
-  for (int w = W / 2; w >= 1; w /= 2)
-    for (int k = 0; k < w; k++) s[k] += s[k + w];
-  return s[0];
+  return fold_lanes(x, n, Acc(0), [](T v) { return Acc(v); }, [](Acc a, Acc b) { return a + b; });
 }
 
 // The stored result of a sum: f32/f64 round, integers wrap to i32.
@@ -51,7 +43,7 @@ template <class T, class Acc, class O> void reduce_sum(const T* x, O* out, int64
     }
     // long rows: block partial sums in parallel, then each row's blocks in order
     const int64_t nb = (r + kRowBlock - 1) / kRowBlock;
-    Buffer<Acc> part(outer * nb);
+    Scratch<Acc> part(outer * nb);
     parallel_for(outer * nb, 1, [&](int64_t b, int64_t e) {
       for (int64_t u = b; u < e; u++) {
         int64_t o = u / nb, k = u % nb;
@@ -93,7 +85,7 @@ template <class T, class Acc, class O> void reduce_sum(const T* x, O* out, int64
     });
     return;
   }
-  Buffer<Acc> part(units * nrb * width);
+  Scratch<Acc> part(units * nrb * width);
   parallel_for(units * nrb, 1, [&](int64_t b, int64_t e) {
     for (int64_t v = b; v < e; v++) {
       int64_t u = v / nrb, k = v % nrb;
@@ -188,7 +180,7 @@ template <bool MAX, bool ARG, class T, class O> void reduce_ext(const T* x, O* o
     }
     // long rows: each block's winner, then the blocks in order by the same rule
     const int64_t nb = (r + kRowBlock - 1) / kRowBlock;
-    Buffer<int64_t> part(outer * nb);
+    Scratch<int64_t> part(outer * nb);
     parallel_for(outer * nb, 1, [&](int64_t b, int64_t e) {
       for (int64_t u = b; u < e; u++) {
         int64_t o = u / nb, j0 = (u % nb) * kRowBlock;
@@ -253,25 +245,30 @@ void reduce_typed(ReduceOp op, const void* xv, void* outv, int64_t outer, int64_
 template <DType D> void reduce_half(ReduceOp op, const void* xv, void* outv, int64_t outer, int64_t r, int64_t inner) {
   const St<D>* x = static_cast<const St<D>*>(xv);
   const int64_t n = outer * r * inner, m = outer * inner;
-  Buffer<float> xf(n);
+  Scratch<float> xf(n);
   for (int64_t i = 0; i < n; i++) xf[i] = to_f<D>(x[i]);
   if (op == R_ARGMAX || op == R_ARGMIN) {
     reduce_typed<float, double, float, float>(op, xf.data(), outv, outer, r, inner);
     return;
   }
-  Buffer<float> of(m);
+  Scratch<float> of(m);
   reduce_typed<float, double, float, float>(op, xf.data(), of.data(), outer, r, inner);
   St<D>* out = static_cast<St<D>*>(outv);
   for (int64_t i = 0; i < m; i++) out[i] = from_f<D>(of[i]);
 }
 
-void reduce(ReduceOp op, const void* x, DType dt, int64_t outer, int64_t r, int64_t inner, void* out) {
+// x [outer, r, inner] → out [outer, inner]; out is i32 for arg* and for every op on bool input
+void reduce(const ReduceArgs& a) {
+  const ReduceOp op = a.op;
+  const void* x = a.x.data;
+  void* out = a.out.data;
+  const int64_t outer = a.outer, r = a.r, inner = a.inner;
   if (outer <= 0 || inner <= 0) return;
   if (r <= 0) {  // an empty sum (the TS layer fills these itself)
-    if (op == R_SUM) fill(out, dt == I32 || dt == BOOL ? I32 : dt, outer * inner, 0);
+    if (op == R_SUM) fill(FillArgs{Buf{out, outer * inner, a.out.dtype}, 0.0});
     return;
   }
-  switch (dt) {
+  switch (a.x.dtype) {
     case F32: reduce_typed<float, double, float, float>(op, x, out, outer, r, inner); break;
     case F64: reduce_typed<double, double, double, double>(op, x, out, outer, r, inner); break;
     case I32: reduce_typed<int32_t, int64_t, int32_t, int32_t>(op, x, out, outer, r, inner); break;

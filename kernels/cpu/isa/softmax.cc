@@ -61,11 +61,11 @@ void softmax_t(const T* x, T* out, int64_t rows, int64_t cols, bool log) {
   });
 }
 
-void softmax(const void* x, void* out, DType dt, int64_t rows, int64_t cols, bool log) {
-  if (dt == F64)
-    softmax_t(static_cast<const double*>(x), static_cast<double*>(out), rows, cols, log);
+void softmax(const SoftmaxArgs& a) {
+  if (a.x.dtype == F64)
+    softmax_t(static_cast<const double*>(a.x.data), static_cast<double*>(a.out.data), a.rows, a.cols, a.log);
   else
-    softmax_t(static_cast<const float*>(x), static_cast<float*>(out), rows, cols, log);
+    softmax_t(static_cast<const float*>(a.x.data), static_cast<float*>(a.out.data), a.rows, a.cols, a.log);
 }
 
 }  // namespace

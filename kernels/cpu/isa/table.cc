@@ -17,6 +17,7 @@ const Table* table() {
     add_binary(x);
     add_reduce(x);
     add_index(x);
+    add_check(x);
     add_matmul(x);
     add_softmax(x);
     add_norm(x);

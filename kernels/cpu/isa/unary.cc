@@ -6,7 +6,6 @@
 
 #include "bits.h"
 #include "dtype_values.h"
-#include "fdlibm.h"
 #include "isa.h"
 #include "loops.h"
 #include "vecmath.h"
@@ -28,11 +27,11 @@ template <int OP> inline double unary_d(double x) {
   else if constexpr (OP == U_ABS) return std::fabs(x);
   else if constexpr (OP == U_SIGN) return x != x ? x : x > 0 ? 1.0 : x < 0 ? -1.0 : 0.0;
   else if constexpr (OP == U_EXP) return std::exp(x);
-  else if constexpr (OP == U_LOG) return fdlibm::log(x);  // Math.log, Math.sin, Math.cos exactly
+  else if constexpr (OP == U_LOG) return std::log(x);
   else if constexpr (OP == U_SQRT) return std::sqrt(x);
   else if constexpr (OP == U_RSQRT) return 1 / std::sqrt(x);
-  else if constexpr (OP == U_SIN) return fdlibm::sin(x);
-  else if constexpr (OP == U_COS) return fdlibm::cos(x);
+  else if constexpr (OP == U_SIN) return std::sin(x);
+  else if constexpr (OP == U_COS) return std::cos(x);
   else if constexpr (OP == U_TANH) return std::tanh(x);
   else if constexpr (OP == U_SIGMOID) return x >= 0 ? 1 / (1 + std::exp(-x)) : std::exp(x) / (1 + std::exp(x));
   else if constexpr (OP == U_RELU) return x > 0 ? x : x != x ? x : 0.0;
@@ -57,8 +56,8 @@ template <int OP> inline double deriv_d(double x) {
   else if constexpr (OP == U_LOG) return 1 / x;
   else if constexpr (OP == U_SQRT) return 0.5 / std::sqrt(x);
   else if constexpr (OP == U_RSQRT) return -0.5 * std::pow(x, -1.5);
-  else if constexpr (OP == U_SIN) return fdlibm::cos(x);
-  else if constexpr (OP == U_COS) return -fdlibm::sin(x);
+  else if constexpr (OP == U_SIN) return std::cos(x);
+  else if constexpr (OP == U_COS) return -std::sin(x);
   else if constexpr (OP == U_TANH) {
     double t = std::tanh(x);
     return 1 - t * t;
@@ -91,8 +90,8 @@ template <int OP> inline float unary_f(float x) {
   else if constexpr (OP == U_LOG) return vm::log(x);
   else if constexpr (OP == U_SQRT) return std::sqrt(x);  // correctly rounded, = f32(√x in f64)
   else if constexpr (OP == U_RSQRT) return float(1.0 / std::sqrt(double(x)));  // exact as ref
-  else if constexpr (OP == U_SIN) return float(fdlibm::sin(double(x)));  // exactly Math.sin
-  else if constexpr (OP == U_COS) return float(fdlibm::cos(double(x)));
+  else if constexpr (OP == U_SIN) return float(std::sin(double(x)));  // f64 libm, rounded once
+  else if constexpr (OP == U_COS) return float(std::cos(double(x)));
   else if constexpr (OP == U_TANH) return vm::tanh(x);
   else if constexpr (OP == U_SIGMOID) return vm::sigmoid(x);
   else if constexpr (OP == U_RELU) return vm::select(x > 0 || x != x, x, 0.0f);
@@ -116,8 +115,8 @@ template <int OP> inline float grad_f(float x, float g) {
     double xd = x;
     double p = sel(xd == -INFINITY, double(INFINITY), xd * std::sqrt(xd));  // x^1.5; (−∞)^1.5 = +∞ as pow
     return float(double(g) * (-0.5 / p));
-  } else if constexpr (OP == U_SIN) return float(double(g) * fdlibm::cos(double(x)));
-  else if constexpr (OP == U_COS) return float(double(g) * -fdlibm::sin(double(x)));
+  } else if constexpr (OP == U_SIN) return float(double(g) * std::cos(double(x)));
+  else if constexpr (OP == U_COS) return float(double(g) * -std::sin(double(x)));
   else if constexpr (OP == U_TANH) {
     float e = vm::exp(-2.0f * vm::abs(x));
     float d = 1.0f + e;
@@ -290,11 +289,12 @@ template <int OP> struct UnaryGradK {
   static void run(const void* x, const void* dy, void* out, DType dt, int64_t n) { unary_grad_op<OP>(x, dy, out, dt, n); }
 };
 
-void unary(UnaryOp op, const void* x, void* out, DType dt, int64_t n) {
-  if (n > 0) dispatch_unary<UnaryK>(op, x, out, dt, n);
+// x and out have one dtype (out is bool for isfinite)
+void unary(const UnaryArgs& a) {
+  if (a.out.size > 0) dispatch_unary<UnaryK>(a.op, a.x.data, a.out.data, a.x.dtype, a.out.size);
 }
-void unary_grad(UnaryOp op, const void* x, const void* dy, void* out, DType dt, int64_t n) {
-  if (n > 0) dispatch_unary<UnaryGradK>(op, x, dy, out, dt, n);
+void unary_grad(const UnaryGradArgs& a) {
+  if (a.out.size > 0) dispatch_unary<UnaryGradK>(a.op, a.x.data, a.dy.data, a.out.data, a.x.dtype, a.out.size);
 }
 
 }  // namespace
