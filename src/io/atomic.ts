@@ -59,9 +59,17 @@ async function syncDir(dir: string): Promise<void> {
  */
 export async function writeFileAtomic(path: string, data: Uint8Array, opts: { write?: AsyncWriter } = {}): Promise<void> {
   const tmp = tempPathFor(path);
+  try {
+    await writeVia(tmp, path, data, opts.write);
+  } catch (e) {
+    throw named(e, tmp, path);
+  }
+}
+
+async function writeVia(tmp: string, path: string, data: Uint8Array, write: AsyncWriter | undefined): Promise<void> {
   const fh = await open(tmp, 'wx', 0o644);
   try {
-    if (opts.write) await opts.write(fh, data);
+    if (write) await write(fh, data);
     else await fh.writeFile(data);
     await fh.sync();
   } catch (e) {
@@ -82,9 +90,25 @@ export async function writeFileAtomic(path: string, data: Uint8Array, opts: { wr
 /** {@link writeFileAtomic}, synchronously. */
 export function writeFileAtomicSync(path: string, data: Uint8Array, opts: { write?: SyncWriter } = {}): void {
   const tmp = tempPathFor(path);
+  try {
+    writeViaSync(tmp, path, data, opts.write ?? writeAllSync);
+  } catch (e) {
+    throw named(e, tmp, path);
+  }
+}
+
+// An error of a write through `tmp` as the caller sees it: about `path`, the file it asked for
+// (the hidden temporary name means nothing to them).
+function named(e: unknown, tmp: string, path: string): Error {
+  const err = e instanceof Error ? e : new Error(String(e));
+  err.message = `cannot write '${path}': ${err.message.split(tmp).join(path)}`;
+  return err;
+}
+
+function writeViaSync(tmp: string, path: string, data: Uint8Array, write: SyncWriter): void {
   const fd = openSync(tmp, 'wx', 0o644);
   try {
-    (opts.write ?? writeAllSync)(fd, data);
+    write(fd, data);
     fsyncSync(fd);
   } catch (e) {
     closeSync(fd);

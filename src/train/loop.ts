@@ -20,7 +20,7 @@ import type { OptimizerStateDict } from '../optim/optimizer.js';
 import type { LRScheduler } from '../optim/schedule.js';
 import { keep as keepTensor, tidy } from '../tensor/memory.js';
 import { tensor } from '../tensor/ops/creation.js';
-import { add, clone } from '../tensor/ops/elementwise.js';
+import { add, clone, isfinite } from '../tensor/ops/elementwise.js';
 import type { Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { callAll, callbackArray, type CallbackList, type CheckpointReason, type StopReason } from './callbacks.js';
@@ -335,6 +335,8 @@ function readLoopState(extra: unknown): LoopState | null {
 }
 
 const round = (x: number): number => (Number.isFinite(x) ? Number(x.toPrecision(7)) : x);
+/** The start of the error a diverged run throws (after `train: `). */
+const DIVERGED = 'the loss diverged at step';
 const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 /**
@@ -472,6 +474,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   };
   await callAll(cbs, 'onStart', { step, totalSteps: steps, resumedFrom });
   model.train(true);
+  let diverged = false;
   try {
     while (step < steps && reason === 'completed') {
       if (signal?.aborted) {
@@ -495,6 +498,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           batch.input.dispose();
           batch.target.dispose();
         }
+        // a non-finite loss is caught on the device (a fault, read at the next sync) naming this step
+        const finite = noGrad(() => isfinite(loss));
+        loss.backend.check({ cond: finite._storage('train'), values: loss._storage('train'), op: 'train', message: `${DIVERGED} ${step + 1} (lr ${lr}): the loss is {value}` });
+        finite.dispose();
         lossSum = accumulate(lossSum, loss);
       }
       if (clip > 0) normSum = accumulate(normSum, clipGradNorm(params, clip));
@@ -542,7 +549,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     }
     if (reason === 'completed' && valData) await runEval();
     if (reason !== 'aborted' || step > startStep) await save(reason === 'aborted' ? 'abort' : reason === 'early-stopped' ? 'early-stop' : 'end');
+  } catch (e) {
+    // the first non-finite loss surfaces at the next read (a log line, an eval, a checkpoint):
+    // stop there, write nothing more, and say where the last good checkpoint is
+    if (!(e instanceof Error) || !e.message.startsWith(`train: ${DIVERGED}`)) throw e;
+    diverged = true;
+    throw new Error(`${e.message}; stopped${lastCheckpoint ? `, the last checkpoint is '${lastCheckpoint}'` : ', no checkpoint was written'} (lower the learning rate, or clip the gradients)`);
   } finally {
+    if (diverged) reason = 'aborted';
     lossSum?.dispose();
     normSum?.dispose();
     model.train(wasTraining);
