@@ -81,14 +81,15 @@ const cmakeArgs = [
 if (sanitize) cmakeArgs.push('--CDKILN_SANITIZE=ON', '--config', 'Release');
 log(`building the native addon (${sanitize ? 'AddressSanitizer + UBSan, ' : ''}CUDA ${nvcc ? `with ${nvcc}` : 'not found, CPU only'}) ...`);
 const started = Date.now();
-const r = spawnSync(process.execPath, cmakeArgs, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+// a full log can run to megabytes of compiler notes: room for it all (the default 1 MB kills the build)
+const r = spawnSync(process.execPath, cmakeArgs, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', maxBuffer: 256 * 2 ** 20 });
 const logFile = join(out, 'build.log');
 mkdirSync(out, { recursive: true });
 writeFileSync(logFile, `${r.stdout ?? ''}\n${r.stderr ?? ''}`);
 if (r.status !== 0 || !existsSync(addon)) {
   const tail = `${r.stdout ?? ''}\n${r.stderr ?? ''}`.trim().split('\n').slice(-15).join('\n');
   console.warn(tail);
-  skip(`the build failed (exit ${r.status}); see ${logFile}`);
+  skip(`the build failed (${r.error ? r.error.message : `exit ${r.status ?? r.signal}`}); see ${logFile}`);
 }
 status(true, 'built', { cuda: nvcc ? 'compiled' : 'not compiled (no nvcc)', seconds: (Date.now() - started) / 1000, sanitize });
 log(`native addon built in ${((Date.now() - started) / 1000).toFixed(1)} s: ${addon}`);
