@@ -10,7 +10,6 @@ import {
   Generator,
   keep,
   matmul,
-  memory,
   noGrad,
   randint,
   randn,
@@ -20,7 +19,7 @@ import {
   type Tensor,
 } from '../src/index.js';
 import { GPT, KVCache, RotaryEmbedding, generate, residualStd, sampleLogits, type GPTConfig, type GPTOutput } from '../src/nn/index.js';
-import { describeBackends, expectClose, rng, values } from './harness.js';
+import { describeBackends, expectClose, rng, values, liveTensors } from './harness.js';
 
 const TINY: GPTConfig = { vocabSize: 13, blockSize: 8, nLayer: 2, nHead: 2, nEmbd: 8 };
 
@@ -224,7 +223,7 @@ describeBackends('GPT', (backend) => {
       });
       losses.push(await loss.item());
       loss.dispose();
-      counts.push(memory().tensors);
+      counts.push(liveTensors());
     }
     expect(losses[0]).toBeGreaterThan(2);
     expect(losses[99]).toBeLessThan(0.2);
@@ -338,9 +337,9 @@ describeBackends('GPT', (backend) => {
         pos += n;
         expect(cache.length).toBe(pos);
       }
-      const live = memory().tensors;
+      const live = liveTensors();
       cache.dispose();
-      expect(memory().tensors).toBe(live - 4);
+      expect(liveTensors()).toBe(live - 4);
     });
   }
 
@@ -392,9 +391,9 @@ describeBackends('GPT', (backend) => {
     const prompt = ids([[1, 2], [3, 4]]);
     const free = await values(await generate(m, prompt, { maxNewTokens: 6, greedy: true }));
     const eos = free[2]!; // row 0's first new token
-    const live = memory().tensors;
+    const live = liveTensors();
     const out = await generate(m, prompt, { maxNewTokens: 6, greedy: true, eos });
-    expect(memory().tensors).toBe(live + 1);
+    expect(liveTensors()).toBe(live + 1);
     expect(m.training).toBe(true);
     const rows = [(await values(out)).slice(0, out.shape[1]), (await values(out)).slice(out.shape[1])];
     expect(rows[0]![2]).toBe(eos);

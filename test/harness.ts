@@ -5,7 +5,7 @@
  */
 import { describe, expect } from 'vitest';
 import fc from 'fast-check';
-import { backendSync, backends, bf16Bits, bf16Value, f16Bits, f16Value, tidy, Tensor, type DType } from '../src/index.js';
+import { backendSync, backends, bf16Bits, bf16Value, f16Bits, f16Value, memory, tidy, Tensor, type DType } from '../src/index.js';
 
 const announced = new Set<string>();
 
@@ -216,6 +216,16 @@ export function stored(dtype: DType): (x: number) => number {
     case 'bool':
       return (x) => (x !== 0 ? 1 : 0);
   }
+}
+
+/**
+ * Live tensors plus those the garbage collector released (memory().collected): unlike the live
+ * count alone, it does not move when the collector finalizes an earlier test's garbage during an
+ * await, so tests compare it before and after.
+ */
+export function liveTensors(): number {
+  const m = memory();
+  return m.tensors + m.collected;
 }
 
 /** Dispose every tensor in `x` (a tensor, or arrays and plain objects holding tensors). */

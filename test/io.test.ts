@@ -14,7 +14,6 @@ import fc from 'fast-check';
 import {
   Generator,
   dropout,
-  memory,
   noGrad,
   tensor,
   tidy,
@@ -33,7 +32,7 @@ import {
   writeFileAtomic,
   writeFileAtomicSync,
 } from '../src/index.js';
-import { describeBackends, FC, rng, shapeArb, size, values, syncReadable } from './harness.js';
+import { describeBackends, FC, rng, shapeArb, size, values, syncReadable, liveTensors } from './harness.js';
 
 const FIXTURES = new URL('./fixtures/', import.meta.url);
 const PYTHON = '/usr/bin/python3';
@@ -101,7 +100,7 @@ describeBackends('safetensors', (backend) => {
         ),
         fc.dictionary(fc.string(), fc.string(), { maxKeys: 3 }),
         async (specs, metadata) => {
-          const n0 = memory().tensors;
+          const n0 = liveTensors();
           const input: Record<string, Tensor> = {};
           specs.forEach(([dtype, shape, vals], i) => (input[`t${i}.${dtype}`] = tensor(vals, shape, { backend, dtype })));
           const bytes = (await saveSafetensors(input, metadata)) as Uint8Array;
@@ -118,7 +117,7 @@ describeBackends('safetensors', (backend) => {
             expect(await rawBytes(u)).toEqual(await rawBytes(t));
           }
           for (const t of [...Object.values(input), ...Object.values(tensors)]) t.dispose();
-          expect(memory().tensors).toBe(n0);
+          expect(liveTensors()).toBe(n0);
         },
       ),
       { numRuns: Math.min(FC.numRuns, 40) },
@@ -219,9 +218,9 @@ describeBackends('safetensors', (backend) => {
   ];
   for (const [what, bytes, message] of cases)
     it(`rejects ${what}, leaking nothing`, () => {
-      const n0 = memory().tensors;
+      const n0 = liveTensors();
       expect(() => loadSafetensors(bytes(), { backend })).toThrow(message);
-      expect(memory().tensors).toBe(n0);
+      expect(liveTensors()).toBe(n0);
     });
 
   it('every truncation and any corrupted byte of a valid file gives a safetensors error or a valid load, never another failure', () => {
@@ -333,9 +332,9 @@ describeBackends('checkpoints', (backend) => {
     expect(await saveCheckpoint(file, { ...first, step: 5, extra: { data: { epoch: 0, cursor: 15 } } })).toBe(file);
 
     const resumed = newRun(backend, 2, 7); // different weights, generator and (fresh) optimizer state
-    const n0 = memory().tensors;
+    const n0 = liveTensors();
     const info = await loadCheckpoint(file, resumed);
-    expect(memory().tensors).toBe(n0 + 6); // the optimizer state of 3 parameters, nothing else
+    expect(liveTensors()).toBe(n0 + 6); // the optimizer state of 3 parameters, nothing else
     expect(info).toEqual({ step: 5, extra: { data: { epoch: 0, cursor: 15 } }, path: file });
     expect(resumed.generator.getState()).toEqual(first.generator.getState());
     expect(resumed.scheduler.stateDict()).toEqual(first.scheduler.stateDict());
@@ -420,7 +419,7 @@ describeBackends('checkpoints', (backend) => {
     await saveCheckpoint(file, { ...run, step: 1 });
     const good = readFileSync(file);
     const fresh = newRun(backend, 9, 9);
-    const n0 = memory().tensors;
+    const n0 = liveTensors();
     const flipped = new Uint8Array(good);
     flipped[flipped.length - 3]! ^= 0x10;
     writeFileSync(file, flipped);
@@ -442,7 +441,7 @@ describeBackends('checkpoints', (backend) => {
     one.dispose();
     await expect(loadCheckpoint(file, fresh)).rejects.toThrow(/is corrupt or not a checkpoint: not a kiln checkpoint \(no 'kiln.checkpoint' metadata\)/);
     await expect(loadCheckpoint(join(scratch, 'nothing-here.safetensors'), fresh)).rejects.toThrow(/^loadCheckpoint: cannot read '.*nothing-here.safetensors'/);
-    expect(memory().tensors).toBe(n0);
+    expect(liveTensors()).toBe(n0);
     // the fresh run was not touched by any failed load
     expect(fresh.optimizer.stateOf(fresh.model.w1)).toBeUndefined();
     await expect(saveCheckpoint(file, { model: run.model, step: -1 })).rejects.toThrow(/^saveCheckpoint: step must be a non-negative integer, got -1/);

@@ -23,8 +23,10 @@ import { FC, describeBackends, shapeArb, size, values } from './harness.js';
 const ITEM: Record<DType, number> = { f64: 8, f32: 4, i32: 4, bf16: 2, f16: 2, bool: 1 };
 
 describeBackends('memory', (backend) => {
-  const live = (): number => memory().tensors;
-  const bytes = (): number => memory().bytes;
+  // live + collected (and bytes + collected bytes): immune to the collector finalizing an earlier
+  // test's garbage during an await
+  const live = (): number => memory().tensors + memory().collected;
+  const bytes = (): number => memory().bytes + memory().collectedBytes;
   const mine = (): { tensors: number; storages: number; bytes: number } => {
     const { tensors, storages, bytes } = memory().backends[backend] ?? { tensors: 0, storages: 0, bytes: 0 };
     return { tensors, storages, bytes };

@@ -10,7 +10,7 @@
  * - random cases in test/fixtures/metrics_oracle.json (test/metrics_oracle.test.ts).
  */
 import { describe, expect, it } from 'vitest';
-import { memory, tensor, tidy, zeros } from '../src/index.js';
+import { tensor, tidy, zeros } from '../src/index.js';
 import {
   PerplexityMeter,
   ThroughputMeter,
@@ -26,7 +26,7 @@ import {
   precisionRecallF1,
   topKAccuracy,
 } from '../src/metrics/index.js';
-import { describeBackends, syncReadable } from './harness.js';
+import { describeBackends, syncReadable, liveTensors } from './harness.js';
 
 const close = (a: number, e: number, digits = 12) => expect(a).toBeCloseTo(e, digits);
 
@@ -91,14 +91,14 @@ describeBackends('perplexity of kiln tensors', (backend) => {
 
   it('a meter sums loss tensors on the device and reads once, token-weighted', async () => {
     const m = new PerplexityMeter();
-    const before = memory().tensors;
+    const before = liveTensors();
     for (const [loss, n] of [[2, 2], [0.5, 6]] as const) {
       const l = tensor(loss, [], { backend });
       m.addMean(l, n);
       l.dispose();
     }
     m.addSum(1, 2); // host numbers mix with device sums
-    expect(memory().tensors).toBe(before + 1); // the running sum
+    expect(liveTensors()).toBe(before + 1); // the running sum
     const r = await m.result();
     close(r.sumNll, 2 * 2 + 0.5 * 6 + 1);
     expect(r.tokens).toBe(10);
@@ -107,7 +107,7 @@ describeBackends('perplexity of kiln tensors', (backend) => {
     nan.dispose();
     await expect(m.result()).rejects.toThrow(/PerplexityMeter.result: the sum of the NLL tensors added is NaN/);
     m.reset();
-    expect(memory().tensors).toBe(before);
+    expect(liveTensors()).toBe(before);
   });
 });
 
