@@ -491,7 +491,7 @@ describeBackends('creation', (backend) => {
   // ---- reading -----------------------------------------------------------------------------
 
   // dataSync() and arraySync() are what this test is about: only backends that read synchronously have them
-  it.skipIf(!syncReadable(backend))('data() and array() resolve to what dataSync() and arraySync() return', async () => {
+  it('data() and array() resolve to what dataSync() and arraySync() return (which a backend without synchronous reads refuses, naming the async call)', async () => {
     await fc.assert(
       fc.asyncProperty(shapeArb(4, 3), fc.constantFrom(...ALL), async (shape, dtype) => {
         const t = tensor(
@@ -505,8 +505,14 @@ describeBackends('creation', (backend) => {
           // halves widen to Float32Array, other dtypes read back in their own array type
           const kind = { f32: Float32Array, f16: Float32Array, bf16: Float32Array, f64: Float64Array, i32: Int32Array, bool: Uint8Array }[dtype];
           expect(d).toBeInstanceOf(kind);
-          expect(t.dataSync()).toBeInstanceOf(kind);
-          expect(await t.array()).toEqual(t.arraySync());
+          if (syncReadable(backend)) {
+            expect(t.dataSync()).toBeInstanceOf(kind);
+            expect(await t.array()).toEqual(t.arraySync());
+          } else {
+            expect(() => t.dataSync()).toThrow(new RegExp(`^dataSync: backend '${backend}' cannot read synchronously; use await data\\(\\)`));
+            expect(() => t.arraySync()).toThrow(/^arraySync: backend '.*' cannot read synchronously; use await array\(\)/);
+            if (t.size === 1) expect(() => t.itemSync()).toThrow(/^itemSync: backend '.*' cannot read synchronously; use await item\(\)/);
+          }
         } finally {
           t.dispose();
         }
@@ -546,14 +552,15 @@ describeBackends('creation', (backend) => {
   });
 
   // to() reads the source synchronously (a backend without synchronous reads refuses it: use toAsync)
-  it.skipIf(!syncReadable(backend))('to() another backend copies values, shape and dtype into independent storage', async () => {
+  it('to() (toAsync from a backend without synchronous reads) copies values, shape and dtype into independent storage', async () => {
     await fc.assert(
       fc.asyncProperty(shapeArb(3, 4), fc.constantFrom(...ALL), async (shape, dtype) => {
         const data = Array.from({ length: size(shape) }, (_, i) => ((i * 7) % 11) / 2 - 2);
         const t = tensor(data, shape, { backend, dtype });
         const want = await values(t);
         const before = memory().backends.ref2?.tensors ?? 0;
-        const c = t.to('ref2');
+        if (!syncReadable(backend)) expect(() => t.to('ref2')).toThrow(/^to: backend '.*' cannot read synchronously; use await toAsync\(name\)/);
+        const c = syncReadable(backend) ? t.to('ref2') : await t.toAsync('ref2');
         const d = await t.toAsync('ref2');
         try {
           expect(c).not.toBe(t);
@@ -565,6 +572,7 @@ describeBackends('creation', (backend) => {
           expect(await values(c)).toEqual(want);
           expect(await values(d)).toEqual(want);
           expect(c.to('ref2')).toBe(c);
+          expect(await c.toAsync('ref2')).toBe(c);
           // and back again
           const back = c.to(backend);
           expect(back.backend.name).toBe(backend);
