@@ -5,7 +5,7 @@
  * sync when they are on the device.
  */
 import { expect, it } from 'vitest';
-import { BPETokenizer, Embedding, cast, full, loadSafetensors, pow, saveSafetensors, tensor, tidy, zeros, type Tensor } from '../src/index.js';
+import { BPETokenizer, Embedding, SGD, WordPieceTokenizer, cast, clipGradNorm, full, loadSafetensors, pow, saveSafetensors, setNumThreads, tensor, tidy, zeros, type Tensor } from '../src/index.js';
 import { describeBackends, values } from './harness.js';
 
 describeBackends('hardening', (backend) => {
@@ -77,4 +77,30 @@ it('special tokens with any characters, regular-expression syntax included, are 
     expect(ids).toContain(tok.specialTokens.get(s));
     expect(tok.decode(ids)).toBe(`x${s}y`);
   }
+});
+
+describeBackends('hardening: errors name the call a user made', (backend) => {
+  it('a disposed gradient is named by the optimizer step or the clipping that met it', () => {
+    const p = tensor([1, 2], { backend, requiresGrad: true });
+    tidy(() => p.mul(p).sum().backward());
+    p.grad!.dispose();
+    expect(() => new SGD([p], { lr: 0.1 }).step()).toThrow(/^SGD.step: the gradient of parameter \[2\] was disposed/);
+    expect(() => clipGradNorm([p], 1)).toThrow(/^clipGradNorm: the gradient of parameter 0 \(\[2\] f32\) was disposed/);
+    p.dispose();
+  });
+});
+
+it('tokenizers given null or the wrong type throw Errors naming the method, not raw TypeErrors', () => {
+  const bpe = BPETokenizer.train('hello world', { vocabSize: 260 });
+  expect(() => bpe.encode(null as unknown as string)).toThrow(/^BPETokenizer.encode: text must be a string, got null/);
+  expect(() => bpe.encodeOrdinary(3 as unknown as string)).toThrow(/^BPETokenizer.encodeOrdinary: text must be a string, got number/);
+  expect(() => bpe.decode(null as unknown as number[])).toThrow(/^BPETokenizer.decode: ids must be an array of token ids, got null/);
+  const wp = WordPieceTokenizer.fromVocab('[UNK]\nhello\nworld\n');
+  expect(() => wp.encode(undefined as unknown as string)).toThrow(/^WordPieceTokenizer.encode: text must be a string, got undefined/);
+  expect(() => wp.decode('abc' as unknown as number[])).toThrow(/^WordPieceTokenizer.decode: ids must be an array of token ids, got string/);
+});
+
+it('setNumThreads refuses counts the pool cannot take instead of wrapping them', () => {
+  expect(() => setNumThreads(2 ** 32 + 1)).toThrow(/^setNumThreads: expected an integer in \[1, 1024\], got 4294967297/);
+  expect(() => setNumThreads(1.5)).toThrow(/^setNumThreads: expected an integer/);
 });

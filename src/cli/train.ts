@@ -95,6 +95,8 @@ export const trainSpec: CommandSpec = {
  * works here (a GPU before the CPU); returns its name.
  */
 export async function selectBackend(name: string | undefined, threads?: number): Promise<string> {
+  const env = process.env.KILN_NUM_THREADS;
+  if (env !== undefined && !/^\s*[1-9]\d{0,3}\s*$/.test(env)) throw new UsageError(`KILN_NUM_THREADS must be a positive integer (threads of the cpu backend), got '${env}'`);
   if (name !== undefined) {
     const info = backends().find((b) => b.name === name);
     if (!info) throw new UsageError(`--backend: unknown backend '${name}'; known: ${backends().map((b) => b.name).join(', ')}`);

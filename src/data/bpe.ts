@@ -28,6 +28,7 @@
  * @module
  */
 import { hostFiles } from '../host.js';
+import { idsArg, textArg } from './args.js';
 import type { Tokenizer } from './tokenizer.js';
 import { GPT2_PATTERN, compilePattern, splitByRegExp, splitGPT2 } from './pretokenize.js';
 
@@ -378,6 +379,7 @@ export class BPETokenizer implements Tokenizer {
 
   /** The ids of `text`, with special tokens recognised (see the module comment). */
   encode(text: string): number[] {
+    textArg('BPETokenizer.encode', text);
     const out: number[] = [];
     const re = this.specialRe;
     if (re === null) {
@@ -398,6 +400,7 @@ export class BPETokenizer implements Tokenizer {
 
   /** The ids of `text` with special tokens treated as ordinary text (`<|endoftext|>` becomes several ordinary tokens). */
   encodeOrdinary(text: string): number[] {
+    textArg('BPETokenizer.encodeOrdinary', text);
     const out: number[] = [];
     this.encodeRange(text, 0, text.length, out);
     return out;
@@ -410,6 +413,7 @@ export class BPETokenizer implements Tokenizer {
 
   /** The bytes of `ids` joined: what {@link BPETokenizer.decode} reads as UTF-8. */
   decodeBytes(ids: ArrayLike<number>): Uint8Array {
+    idsArg('BPETokenizer.decode', ids);
     const byId = this.bytesById;
     const n = ids.length;
     let len = 0;

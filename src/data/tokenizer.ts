@@ -58,3 +58,4 @@ export function loadTokenizer(source: string | TokenizerJSON): Tokenizer {
       throw new Error(`loadTokenizer: unknown tokenizer type ${JSON.stringify(type)} (expected 'bpe' or 'wordpiece')`);
   }
 }
+

@@ -29,6 +29,7 @@
  * @module
  */
 import { hostFiles } from '../host.js';
+import { idsArg, textArg } from './args.js';
 import type { Tokenizer } from './tokenizer.js';
 
 /** Options of {@link WordPieceTokenizer}. */
@@ -251,6 +252,7 @@ export class WordPieceTokenizer implements Tokenizer {
 
   /** The tokens of `text`: special tokens whole, every other word through {@link WordPieceTokenizer.wordpiece}. */
   tokenize(text: string): string[] {
+    textArg('WordPieceTokenizer.tokenize', text);
     const out: string[] = [];
     const words = (s: string): void => {
       for (const w of this.basicTokenize(s)) for (const p of this.wordpiece(w)) out.push(p);
@@ -274,11 +276,13 @@ export class WordPieceTokenizer implements Tokenizer {
 
   /** The ids of {@link WordPieceTokenizer.tokenize}'s tokens (no `[CLS]`/`[SEP]` added). */
   encode(text: string): number[] {
+    textArg('WordPieceTokenizer.encode', text);
     return this.tokenize(text).map((t) => this.ids.get(t) ?? this.unkId);
   }
 
   /** The tokens of `ids` joined by spaces, with `##` pieces glued to the token before. */
   decode(ids: ArrayLike<number>): string {
+    idsArg('WordPieceTokenizer.decode', ids);
     let s = '';
     const pre = this.continuingSubwordPrefix;
     for (let i = 0; i < ids.length; i++) {

@@ -2,6 +2,7 @@
 import { noGrad } from '../autograd/tape.js';
 import { byDtype } from './optimizer.js';
 import { tidy } from '../tensor/memory.js';
+import { fmt } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { zeros } from '../tensor/ops/creation.js';
 import { add, cast, clamp, div, isfinite, minimum, where } from '../tensor/ops/elementwise.js';
@@ -13,6 +14,7 @@ function gradsOf(op: string, params: Iterable<Tensor> | Tensor): Tensor[] {
   const list = params instanceof Tensor ? [params] : [...params];
   return list.flatMap((p, i) => {
     if (!(p instanceof Tensor)) throw new Error(`${op}: parameter ${i} is not a Tensor`);
+    if (p.grad?.disposed) throw new Error(`${op}: the gradient of parameter ${i} (${fmt(p.shape)} ${p.dtype}) was disposed`);
     return p.grad ? [p.grad] : [];
   });
 }

@@ -41,6 +41,8 @@ function view(dtype: DType, buf: ArrayBuffer, size: number): StorageArray {
 }
 
 const MAX_LENGTH = constants.MAX_LENGTH;
+/** The most threads the pool takes (KILN_NUM_THREADS, setNumThreads). */
+const MAX_THREADS = 1024;
 
 /** Bytes of freed storage the cpu backend keeps for reuse (KILN_CPU_CACHE_MB overrides; 0 disables). */
 const CACHE_LIMIT = Number(process.env.KILN_CPU_CACHE_MB ?? 1024) * 2 ** 20;
@@ -153,6 +155,10 @@ export function cpuEntry(): BackendEntry {
       return 'unavailable' in found ? found.unavailable : null;
     },
     create: () => {
+      // the pool reads KILN_NUM_THREADS when it starts: a value it cannot use is an error, not ignored
+      const env = process.env.KILN_NUM_THREADS;
+      if (env !== undefined && !(/^\d+$/.test(env.trim()) && Number(env) >= 1 && Number(env) <= MAX_THREADS))
+        throw new Error(`KILN_NUM_THREADS must be an integer in [1, ${MAX_THREADS}], got '${env}'`);
       const addon = loadAddon();
       if ('unavailable' in addon) throw new Error(addon.unavailable);
       return new CpuBackend(addon);
@@ -168,7 +174,7 @@ export function getNumThreads(): number {
 
 /** Set the `cpu` backend's thread count (default: the cores, or `KILN_NUM_THREADS`). */
 export function setNumThreads(n: number): void {
-  if (!Number.isInteger(n) || n < 1) throw new Error(`setNumThreads: expected a positive integer, got ${n}`);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_THREADS) throw new Error(`setNumThreads: expected an integer in [1, ${MAX_THREADS}], got ${n}`);
   const addon = loadAddon();
   if ('unavailable' in addon) throw new Error(`setNumThreads: the cpu backend is not available: ${addon.unavailable}`);
   addon.setNumThreads(n);
