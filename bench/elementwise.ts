@@ -96,7 +96,7 @@ function sumCase(rows: number, cols: number): Case {
     setup(b) {
       const x = input(b, rows * cols, 4);
       const out = b.alloc('f32', rows);
-      return { run: () => b.reduce({ op: 'sum', x, outer: rows, r: cols, inner: 1, out }), out, free: () => [x, out].forEach((s) => b.free(s)) };
+      return { run: () => b.reduce({ reduceOp: 'sum', x, outer: rows, r: cols, inner: 1, out, op: 'sum' }), out, free: () => [x, out].forEach((s) => b.free(s)) };
     },
   };
 }

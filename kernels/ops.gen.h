@@ -53,7 +53,7 @@ enum RandomDist : int { DIST_UNIFORM, DIST_NORMAL, DIST_RANDINT };
 enum Activation : int { ACT_NONE, ACT_RELU, ACT_GELU, ACT_GELU_TANH, ACT_SILU };
 
 // Fault codes (src/backend/ops.gen.ts FAULTS has the messages).
-enum FaultCode : int { FAULT_NONE = 0, FAULT_INDEX = 1, FAULT_TARGET = 2, FAULT_CHECK = 3 };
+enum FaultCode : int { FAULT_NONE = 0, FAULT_INDEX = 1, FAULT_TARGET = 2, FAULT_CHECK = 3, FAULT_OVERFLOW = 4 };
 
 constexpr int kMaxRank = 16;
 
@@ -193,9 +193,9 @@ struct CheckArgs {
   Buf values;
 };
 
-// Reduce x viewed as `[outer, r, inner]` over the middle axis into out `[outer, inner]`. r ≥ 1 for max/min/arg*. out is i32 for arg* and for sums of bool, else x's dtype.
+// Reduce x viewed as `[outer, r, inner]` over the middle axis into out `[outer, inner]`. r ≥ 1 for max/min/arg*. out is i32 for arg* and for sums of bool, else x's dtype. An integer sum outside i32 faults (its output wraps).
 struct ReduceArgs {
-  ReduceOp op;
+  ReduceOp reduce_op;
   Buf x;
   int64_t outer;
   int64_t r;
@@ -424,7 +424,7 @@ struct Table {
   Fault (*gather)(const GatherArgs& a);
   Fault (*scatter_add)(const ScatterAddArgs& a);
   Fault (*check)(const CheckArgs& a);
-  void (*reduce)(const ReduceArgs& a);
+  Fault (*reduce)(const ReduceArgs& a);
   void (*matmul)(const MatmulArgs& a);
   void (*softmax)(const SoftmaxArgs& a);
   void (*layer_norm)(const LayerNormArgs& a);

@@ -117,6 +117,7 @@ export const faults = [
   { name: 'index', code: 1, message: '{op}: index {value} is out of range [0, {limit})' },
   { name: 'target', code: 2, message: '{op}: target {value} is out of range [0, {limit}) and is not ignoreIndex' },
   { name: 'check', code: 3, message: '{op}: {message}' },
+  { name: 'overflow', code: 4, message: '{op}: the sum {value} does not fit i32 (range [-2147483648, 2147483647]); cast to a floating dtype first' },
 ];
 
 /**
@@ -207,8 +208,9 @@ export const kernels = [
   {
     name: 'reduce',
     family: 'reduce',
-    doc: 'Reduce x viewed as `[outer, r, inner]` over the middle axis into out `[outer, inner]`. r ≥ 1 for max/min/arg*. out is i32 for arg* and for sums of bool, else x\'s dtype.',
-    args: [['op', 'ReduceOp'], ['x', 'in'], ['outer', 'int'], ['r', 'int'], ['inner', 'int'], ['out', 'out']],
+    faults: true,
+    doc: 'Reduce x viewed as `[outer, r, inner]` over the middle axis into out `[outer, inner]`. r ≥ 1 for max/min/arg*. out is i32 for arg* and for sums of bool, else x\'s dtype. An integer sum outside i32 faults (its output wraps).',
+    args: [['reduceOp', 'ReduceOp'], ['x', 'in'], ['outer', 'int'], ['r', 'int'], ['inner', 'int'], ['out', 'out'], ['op', 'label']],
   },
   // ---- matmul ---------------------------------------------------------------------------------
   {

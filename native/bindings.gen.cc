@@ -142,14 +142,13 @@ KILN_BIND(check) {
 KILN_BIND(reduce) {
   bind::arity(info, 10);
   ReduceArgs a{};
-  a.op = ReduceOp(bind::code(info, 0, 5));
+  a.reduce_op = ReduceOp(bind::code(info, 0, 5));
   a.x = bind::buf(info, 1);
   a.outer = bind::i64(info, 4);
   a.r = bind::i64(info, 5);
   a.inner = bind::i64(info, 6);
   a.out = bind::buf(info, 7);
-  bind::kernel(info, kernels().reduce, "reduce")(a);
-  return info.Env().Undefined();
+  return bind::fault(info, bind::kernel(info, kernels().reduce, "reduce")(a));
 }
 
 KILN_BIND(matmul) {

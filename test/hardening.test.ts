@@ -104,3 +104,21 @@ it('setNumThreads refuses counts the pool cannot take instead of wrapping them',
   expect(() => setNumThreads(2 ** 32 + 1)).toThrow(/^setNumThreads: expected an integer in \[1, 1024\], got 4294967297/);
   expect(() => setNumThreads(1.5)).toThrow(/^setNumThreads: expected an integer/);
 });
+
+describeBackends('hardening: integer sums', (backend) => {
+  it('an i32 sum that does not fit i32 is a fault naming the exact sum (as PyTorch, which sums to int64, would not wrap)', async () => {
+    const x = tensor([2 ** 31 - 1, 1, 5, -3], [2, 2], { backend, dtype: 'i32' });
+    const all = x.sum();
+    await expect(all.data()).rejects.toThrow(/^sum: the sum 2147483650 does not fit i32 \(range \[-2147483648, 2147483647\]\); cast to a floating dtype first/);
+    // per axis: the offending column is named, the others were fine
+    const cols = x.sum(0);
+    await expect(cols.data()).rejects.toThrow(/^sum: the sum 2147483652 does not fit i32/);
+    const rows = x.sum(1);
+    await expect(rows.data()).rejects.toThrow(/^sum: the sum 2147483648 does not fit i32/);
+    const ok = tensor([2 ** 31 - 1, -1], { backend, dtype: 'i32' }).sum();
+    expect(await values(ok)).toEqual([2 ** 31 - 2]);
+    // in floats the same sum is fine
+    expect(await values(x.cast('f64').sum())).toEqual([2 ** 31 + 2]);
+    for (const t of [x, all, cols, rows, ok]) t.dispose();
+  });
+});

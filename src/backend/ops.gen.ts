@@ -141,6 +141,7 @@ export const FAULTS = {
   index: { code: 1, message: '{op}: index {value} is out of range [0, {limit})' },
   target: { code: 2, message: '{op}: target {value} is out of range [0, {limit}) and is not ignoreIndex' },
   check: { code: 3, message: '{op}: {message}' },
+  overflow: { code: 4, message: '{op}: the sum {value} does not fit i32 (range [-2147483648, 2147483647]); cast to a floating dtype first' },
 } as const;
 
 /** Arguments of {@link Kernels.fill}. */
@@ -253,12 +254,13 @@ export interface CheckArgs {
 
 /** Arguments of {@link Kernels.reduce}. */
 export interface ReduceArgs {
-  op: ReduceOp;
+  reduceOp: ReduceOp;
   x: Storage;
   outer: number;
   r: number;
   inner: number;
   out: Storage;
+  op: string;
 }
 
 /** Arguments of {@link Kernels.matmul}. */
@@ -507,7 +509,7 @@ export interface Kernels {
    */
   check(a: CheckArgs): void;
   /**
-   * Reduce x viewed as `[outer, r, inner]` over the middle axis into out `[outer, inner]`. r ≥ 1 for max/min/arg*. out is i32 for arg* and for sums of bool, else x's dtype.
+   * Reduce x viewed as `[outer, r, inner]` over the middle axis into out `[outer, inner]`. r ≥ 1 for max/min/arg*. out is i32 for arg* and for sums of bool, else x's dtype. An integer sum outside i32 faults (its output wraps).
    */
   reduce(a: ReduceArgs): void;
   /**
@@ -597,7 +599,7 @@ export const KERNEL_FAMILY: Readonly<Record<KernelName, KernelFamily>> = {
 };
 
 /** Kernels that may fault. */
-export const FAULTING_KERNELS: readonly KernelName[] = ['gather', 'scatterAdd', 'check', 'crossEntropy', 'crossEntropyBackward'];
+export const FAULTING_KERNELS: readonly KernelName[] = ['gather', 'scatterAdd', 'check', 'reduce', 'crossEntropy', 'crossEntropyBackward'];
 
 /** Every op recorded on the autograd tape; each has a backward rule. */
 export type RecordedOp =

@@ -4,6 +4,7 @@
 #include <type_traits>
 
 #include "dtype_values.h"
+#include "faults.h"
 #include "isa.h"
 #include "loops.h"
 
@@ -27,17 +28,23 @@ template <class Acc, class T> inline Acc sum_row(const T* __restrict x, int64_t 
   return fold_lanes(x, n, Acc(0), [](T v) { return Acc(v); }, [](Acc a, Acc b) { return a + b; });
 }
 
-// The stored result of a sum: f32/f64 round, integers wrap to i32.
-template <class O, class Acc> inline O sum_out(Acc s) {
-  if constexpr (std::is_same_v<O, int32_t>) return int32_t(uint32_t(uint64_t(s)));
-  else return O(s);
+// The stored result of the sum at output position `pos`: f32/f64 round; an integer sum outside
+// i32 wraps and is noted in `bad` (the kernel then faults, as ref does).
+template <class O, class Acc> inline O sum_out(Acc s, int64_t pos, FirstBad* bad) {
+  if constexpr (std::is_same_v<O, int32_t>) {
+    if (s > Acc(INT32_MAX) || s < Acc(INT32_MIN)) bad->note(pos);
+    return int32_t(uint32_t(uint64_t(s)));
+  } else {
+    (void)pos, (void)bad;
+    return O(s);
+  }
 }
 
-template <class T, class Acc, class O> void reduce_sum(const T* x, O* out, int64_t outer, int64_t r, int64_t inner) {
+template <class T, class Acc, class O> void reduce_sum(const T* x, O* out, int64_t outer, int64_t r, int64_t inner, FirstBad* bad) {
   if (inner == 1) {
     if (r <= kRowBlock) {
       parallel_for(outer, imax(1, kGrain / r), [&](int64_t b, int64_t e) {
-        for (int64_t o = b; o < e; o++) out[o] = sum_out<O>(sum_row<Acc>(x + o * r, r));
+        for (int64_t o = b; o < e; o++) out[o] = sum_out<O>(sum_row<Acc>(x + o * r, r), o, bad);
       });
       return;
     }
@@ -54,7 +61,7 @@ template <class T, class Acc, class O> void reduce_sum(const T* x, O* out, int64
     for (int64_t o = 0; o < outer; o++) {
       Acc s = 0;
       for (int64_t k = 0; k < nb; k++) s += part[o * nb + k];
-      out[o] = sum_out<O>(s);
+      out[o] = sum_out<O>(s, o, bad);
     }
     return;
   }
@@ -80,7 +87,7 @@ template <class T, class Acc, class O> void reduce_sum(const T* x, O* out, int64
       for (int64_t u = b; u < e; u++) {
         int64_t o = u / nib, i0 = (u % nib) * IB, w = imin(IB, inner - i0);
         column_block(o, i0, w, 0, r, acc);
-        for (int64_t i = 0; i < w; i++) out[o * inner + i0 + i] = sum_out<O>(acc[i]);
+        for (int64_t i = 0; i < w; i++) out[o * inner + i0 + i] = sum_out<O>(acc[i], o * inner + i0 + i, bad);
       }
     });
     return;
@@ -98,7 +105,7 @@ template <class T, class Acc, class O> void reduce_sum(const T* x, O* out, int64
     for (int64_t i = 0; i < w; i++) {
       Acc s = 0;
       for (int64_t k = 0; k < nrb; k++) s += part[(u * nrb + k) * width + i];
-      out[o * inner + i0 + i] = sum_out<O>(s);
+      out[o * inner + i0 + i] = sum_out<O>(s, o * inner + i0 + i, bad);
     }
   }
 }
@@ -230,10 +237,10 @@ template <bool MAX, bool ARG, class T, class O> void reduce_ext(const T* x, O* o
 }
 
 template <class T, class SumAcc, class SumOut, class ExtOut>
-void reduce_typed(ReduceOp op, const void* xv, void* outv, int64_t outer, int64_t r, int64_t inner) {
+void reduce_typed(ReduceOp op, const void* xv, void* outv, int64_t outer, int64_t r, int64_t inner, FirstBad* bad = nullptr) {
   const T* x = static_cast<const T*>(xv);
   switch (op) {
-    case R_SUM: reduce_sum<T, SumAcc>(x, static_cast<SumOut*>(outv), outer, r, inner); break;
+    case R_SUM: reduce_sum<T, SumAcc>(x, static_cast<SumOut*>(outv), outer, r, inner, bad); break;
     case R_MAX: reduce_ext<true, false>(x, static_cast<ExtOut*>(outv), outer, r, inner); break;
     case R_MIN: reduce_ext<false, false>(x, static_cast<ExtOut*>(outv), outer, r, inner); break;
     case R_ARGMAX: reduce_ext<true, true>(x, static_cast<int32_t*>(outv), outer, r, inner); break;
@@ -257,26 +264,39 @@ template <DType D> void reduce_half(ReduceOp op, const void* xv, void* outv, int
   for (int64_t i = 0; i < m; i++) out[i] = from_f<D>(of[i]);
 }
 
+// The exact (64-bit) integer sum at output position pos, for the fault's value.
+template <class T> double column_sum(const T* x, int64_t pos, int64_t r, int64_t inner) {
+  const int64_t o = pos / inner, i = pos % inner;
+  int64_t s = 0;
+  for (int64_t j = 0; j < r; j++) s += int64_t(x[(o * r + j) * inner + i]);
+  return double(s);
+}
+
 // x [outer, r, inner] → out [outer, inner]; out is i32 for arg* and for every op on bool input
-void reduce(const ReduceArgs& a) {
-  const ReduceOp op = a.op;
+Fault reduce(const ReduceArgs& a) {
+  const ReduceOp op = a.reduce_op;
   const void* x = a.x.data;
   void* out = a.out.data;
   const int64_t outer = a.outer, r = a.r, inner = a.inner;
-  if (outer <= 0 || inner <= 0) return;
+  if (outer <= 0 || inner <= 0) return kNoFault;
   if (r <= 0) {  // an empty sum (the TS layer fills these itself)
     if (op == R_SUM) fill(FillArgs{Buf{out, outer * inner, a.out.dtype}, 0.0});
-    return;
+    return kNoFault;
   }
+  FirstBad bad;
   switch (a.x.dtype) {
     case F32: reduce_typed<float, double, float, float>(op, x, out, outer, r, inner); break;
     case F64: reduce_typed<double, double, double, double>(op, x, out, outer, r, inner); break;
-    case I32: reduce_typed<int32_t, int64_t, int32_t, int32_t>(op, x, out, outer, r, inner); break;
+    case I32: reduce_typed<int32_t, int64_t, int32_t, int32_t>(op, x, out, outer, r, inner, &bad); break;
     // bool: every output is i32 (sums count; max/min give 0 or 1), as the TS layer allocates
-    case BOOL: reduce_typed<uint8_t, int64_t, int32_t, int32_t>(op, x, out, outer, r, inner); break;
+    case BOOL: reduce_typed<uint8_t, int64_t, int32_t, int32_t>(op, x, out, outer, r, inner, &bad); break;
     case BF16: reduce_half<BF16>(op, x, out, outer, r, inner); break;
     case F16: reduce_half<F16>(op, x, out, outer, r, inner); break;
   }
+  if (!bad.any()) return kNoFault;
+  const double value = a.x.dtype == I32 ? column_sum(static_cast<const int32_t*>(x), bad.pos(), r, inner)
+                                        : column_sum(static_cast<const uint8_t*>(x), bad.pos(), r, inner);
+  return Fault{FAULT_OVERFLOW, value, 0};
 }
 
 }  // namespace

@@ -112,7 +112,8 @@ export abstract class NativeKernels implements Kernels {
   }
 
   reduce(a: ReduceArgs): void {
-    this.native.reduce(REDUCE_OP_CODE[a.op], this.handle(a.x), a.x.size, DTYPE_CODE[a.x.dtype], a.outer, a.r, a.inner, this.handle(a.out), a.out.size, DTYPE_CODE[a.out.dtype]);
+    const r = this.native.reduce(REDUCE_OP_CODE[a.reduceOp], this.handle(a.x), a.x.size, DTYPE_CODE[a.x.dtype], a.outer, a.r, a.inner, this.handle(a.out), a.out.size, DTYPE_CODE[a.out.dtype]);
+    if (r) this.fault('reduce', a.op, r);
   }
 
   matmul(a: MatmulArgs): void {

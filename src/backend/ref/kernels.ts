@@ -235,13 +235,20 @@ export function forEachStrided(
   }
 }
 
-export function reduceRef(op: ReduceOp, x: Num, outer: number, r: number, inner: number, out: Num): void {
+/**
+ * Reduce `x` `[outer, r, inner]` over r into `out`. Returns the first integer sum that does not
+ * fit `out` when it is an Int32Array (stored wrapped), or null.
+ */
+export function reduceRef(op: ReduceOp, x: Num, outer: number, r: number, inner: number, out: Num): number | null {
+  let overflow: number | null = null;
+  const intOut = out instanceof Int32Array;
   for (let o = 0; o < outer; o++) {
     for (let i = 0; i < inner; i++) {
       const base = o * r * inner + i;
       if (op === 'sum') {
         let s = 0;
         for (let j = 0; j < r; j++) s += x[base + j * inner]!;
+        if (intOut && overflow === null && (s > 2147483647 || s < -2147483648)) overflow = s;
         out[o * inner + i] = s;
         continue;
       }
@@ -259,6 +266,7 @@ export function reduceRef(op: ReduceOp, x: Num, outer: number, r: number, inner:
       out[o * inner + i] = op === 'max' || op === 'min' ? best : arg;
     }
   }
+  return overflow;
 }
 
 /**

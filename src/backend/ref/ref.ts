@@ -222,7 +222,8 @@ export class RefBackend implements Backend {
   // ---- reduce, matmul ------------------------------------------------------------------------
 
   reduce(a: ReduceArgs): void {
-    reduceRef(a.op, arr(a.x), a.outer, a.r, a.inner, arr(a.out));
+    const overflow = reduceRef(a.reduceOp, arr(a.x), a.outer, a.r, a.inner, arr(a.out));
+    if (overflow !== null) this.faults.record('overflow', a.op, overflow, 0);
   }
 
   matmul(p: MatmulArgs): void {

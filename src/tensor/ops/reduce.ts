@@ -39,7 +39,7 @@ function reduceKernel(op: ReduceOp, x: Tensor, axes: number[], outDtype: DType):
       const kernelOut = op === 'argmax' || op === 'argmin' ? 'i32' : cur.dtype === 'bool' ? 'i32' : cur.dtype;
       const o = Tensor._empty(backend, nextShape, kernelOut);
       if (n === 0) backend.fill({ out: o._storage(op), value: 0 });
-      else backend.reduce({ op, x: cur._storage(op), outer, r: n, inner, out: o._storage(op) });
+      else backend.reduce({ reduceOp: op, x: cur._storage(op), outer, r: n, inner, out: o._storage(op), op });
       if (cur !== xc) cur.dispose();
       cur = o;
       shape = nextShape;
