@@ -5,7 +5,7 @@
  * sync when they are on the device.
  */
 import { expect, it } from 'vitest';
-import { BPETokenizer, Embedding, SGD, WordPieceTokenizer, cast, clipGradNorm, full, loadSafetensors, pow, saveSafetensors, setNumThreads, tensor, tidy, zeros, type Tensor } from '../src/index.js';
+import { BPETokenizer, Embedding, SGD, WordPieceTokenizer, cast, clipGradNorm, full, loadSafetensors, pow, saveSafetensors, sentenceBleu, setNumThreads, tensor, tidy, zeros, type Tensor } from '../src/index.js';
 import { describeBackends, values } from './harness.js';
 
 describeBackends('hardening', (backend) => {
@@ -121,4 +121,9 @@ describeBackends('hardening: integer sums', (backend) => {
     expect(await values(x.cast('f64').sum())).toEqual([2 ** 31 + 2]);
     for (const t of [x, all, cols, rows, ok]) t.dispose();
   });
+});
+
+it("sentenceBleu takes sacreBLEU's sentence_bleu() defaults (effective order): a one-word exact match scores 100", () => {
+  expect(sentenceBleu('hello', 'hello').score).toBe(100);
+  expect(sentenceBleu('hello', 'hello', { effectiveOrder: false }).score).toBe(0);
 });

@@ -324,10 +324,10 @@ export function corpusBleu(
 }
 
 /**
- * BLEU of one hypothesis against its reference(s): {@link corpusBleu} on a corpus of one. BLEU
- * is a corpus metric; at sentence level sacreBLEU recommends `effectiveOrder: true` (not the
- * default, to keep sacreBLEU's defaults).
+ * BLEU of one hypothesis against its reference(s): {@link corpusBleu} on a corpus of one, with
+ * sacreBLEU's `sentence_bleu()` defaults: `effectiveOrder: true` (orders with no n-gram in the
+ * hypothesis do not count, so a one-word exact match scores 100, not 0), 'exp' smoothing.
  */
 export function sentenceBleu(hypothesis: string, references: string | readonly string[], opts: BleuOptions = {}): BleuScore {
-  return corpusBleu([hypothesis], [references], opts);
+  return corpusBleu([hypothesis], [references], { effectiveOrder: true, ...opts });
 }
