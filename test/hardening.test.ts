@@ -124,6 +124,6 @@ describeBackends('hardening: integer sums', (backend) => {
 });
 
 it("sentenceBleu takes sacreBLEU's sentence_bleu() defaults (effective order): a one-word exact match scores 100", () => {
-  expect(sentenceBleu('hello', 'hello').score).toBe(100);
+  expect(sentenceBleu('hello', 'hello').score).toBeCloseTo(100, 10);
   expect(sentenceBleu('hello', 'hello', { effectiveOrder: false }).score).toBe(0);
 });
