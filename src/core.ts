@@ -19,7 +19,7 @@ export type { DType, DataArray, StorageArray } from './backend/dtype.js';
 export { DTYPES, promoteTypes, isFloat, f16Bits, bf16Bits, f16Value, bf16Value } from './backend/dtype.js';
 // every type of the Backend contract (the kernels' Args interfaces too)
 export type * from './backend/backend.js';
-export { KERNEL_NAMES, KERNEL_FAMILY, RECORDED_OPS, FAULTS, type RecordedOp } from './backend/ops.gen.js';
+export { KERNEL_NAMES, KERNEL_FAMILY, RECORDED_OPS, FAULTS, type RecordedOp, type RandomDist as RandomDistKind } from './backend/ops.gen.js';
 export { FaultLatch, faultMessage } from './backend/faults.js';
 export {
   backends,
@@ -141,8 +141,8 @@ export {
   type CrossEntropyOptions,
 } from './tensor/ops/nn.js';
 export { scaledDotProductAttention, packedAttention, type AttentionOptions } from './tensor/ops/attention.js';
-export { noGrad, enableGrad, isGradEnabled, hasGradRule, type Node, type GradRule } from './autograd/tape.js';
-export { adamUpdate, lambUpdate, multiNorm, multiScale, type OptimizerHyper } from './tensor/ops/optim.js';
+export { noGrad, enableGrad, isGradEnabled, hasGradRule, type Node, type GradRule, type GradReads } from './autograd/tape.js';
+export { adamUpdate, lambUpdate, multiNorm, multiScale, type OptimizerHyper, type TensorOrList } from './tensor/ops/optim.js';
 export * from './nn/index.js';
 export * from './optim/index.js';
 export * from './io/index.js';

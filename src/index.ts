@@ -19,6 +19,7 @@ registerBackend(cpuEntry());
 export * from './core.js';
 export { CpuBackend, cpuEntry, getNumThreads, setNumThreads, nativeCapabilities } from './backend/cpu/cpu.js';
 export type { NativeCapabilities, Addon, NativeBuffer } from './backend/cpu/addon.js';
+export type { NativeKernelFns, NativeResult } from './backend/cpu/marshal.gen.js';
 export * from './io/node.js';
 export * from './data/node.js';
 export * from './train/node.js';

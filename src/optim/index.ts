@@ -6,6 +6,8 @@
 export {
   Optimizer,
   stateDtype,
+  byDtype,
+  type GroupItem,
   type HyperParam,
   type OptimizerOptions,
   type ParamGroup,

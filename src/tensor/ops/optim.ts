@@ -1,5 +1,5 @@
 /**
- * Many-tensor optimizer kernels, in place and outside autograd: the Adam/AdamW and LAMB updates of
+ * TensorOrList-tensor optimizer kernels, in place and outside autograd: the Adam/AdamW and LAMB updates of
  * a whole parameter group in one backend call, the norms of a list of tensors, and scaling a list
  * by a scalar that stays on the device (so clipping needs no sync). Optimizers and `clipGradNorm`
  * call these. Parameters of a dtype the backend does not update natively (halves) go through f32
@@ -65,10 +65,11 @@ function inOptimDtype(backend: Backend, params: readonly Tensor[], grads: readon
 
 const storages = (op: string, xs: readonly Tensor[]) => xs.map((x) => x._storage(op));
 
-type Many = Tensor | readonly Tensor[];
+/** One tensor, or a list of them (one per parameter). */
+export type TensorOrList = Tensor | readonly Tensor[];
 
 // Validate the lists, then run `kernel` with the arguments every many-tensor update shares.
-function update(op: string, params: Many, grads: Many, m: Many, v: Many, h: OptimizerHyper, kernel: (backend: Backend, a: Omit<AdamUpdateArgs, 'decoupled'>) => void): Backend {
+function update(op: string, params: TensorOrList, grads: TensorOrList, m: TensorOrList, v: TensorOrList, h: OptimizerHyper, kernel: (backend: Backend, a: Omit<AdamUpdateArgs, 'decoupled'>) => void): Backend {
   const [ps, gs, ms, vs] = [list(params), list(grads), list(m), list(v)];
   const [backend, steps] = check(op, ps, gs, ms, vs, h);
   for (const t of [...ps, ...ms, ...vs]) t._bumpVersion(); // written in place
@@ -94,7 +95,7 @@ function update(op: string, params: Many, grads: Many, m: Many, v: Many, h: Opti
  * `g += wd·p` (Adam) or `p −= lr·wd·p` (AdamW); `m = β1·m + (1−β1)·g`; `v = β2·v + (1−β2)·g²`;
  * `p −= lr·(m/(1−β1ᵗ))/(√(v/(1−β2ᵗ)) + ε)`. All tensors on one backend; parameters of one dtype.
  */
-export function adamUpdate(params: Many, grads: Many, m: Many, v: Many, h: OptimizerHyper): void {
+export function adamUpdate(params: TensorOrList, grads: TensorOrList, m: TensorOrList, v: TensorOrList, h: OptimizerHyper): void {
   update('adamUpdate', params, grads, m, v, h, (backend, a) => backend.adamUpdate({ ...a, decoupled: h.decoupled ?? true }));
 }
 
@@ -103,7 +104,7 @@ export function adamUpdate(params: Many, grads: Many, m: Many, v: Many, h: Optim
  * optimizer for the math). Returns the trust ratio ‖p‖/‖r‖ of each parameter as a new tensor
  * `[n]` on the device, f32 (f64 for f64 parameters); the caller owns it; reading it is a sync.
  */
-export function lambUpdate(params: Many, grads: Many, m: Many, v: Many, h: OptimizerHyper): Tensor {
+export function lambUpdate(params: TensorOrList, grads: TensorOrList, m: TensorOrList, v: TensorOrList, h: OptimizerHyper): Tensor {
   let trust: Tensor | null = null;
   update('lambUpdate', params, grads, m, v, h, (backend, a) => {
     trust = Tensor._empty(backend, [a.params.length], a.params[0]!.dtype === 'f64' ? 'f64' : 'f32');
