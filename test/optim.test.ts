@@ -155,11 +155,16 @@ describeBackends('optimizers', (backend) => {
     expect(new Adam([p]).paramGroups[0]!.lr).toBe(1e-3);
     expect(new AdamW([p]).paramGroups[0]!.weightDecay).toBe(1e-2);
     expect(new LAMB([p]).paramGroups[0]!.eps).toBe(1e-6);
-    expect(() => new SGD([p], { lr: -1 })).toThrow(/^SGD: invalid learning rate -1/);
+    expect(() => new SGD([p], { lr: -1 })).toThrow(/^SGD: lr must be a number ≥ 0, got -1/);
     expect(() => new SGD([p], { lr: 0.1, nesterov: true })).toThrow(/^SGD: Nesterov momentum needs momentum > 0/);
-    expect(() => new Adam([p], { betas: [1, 0.999] })).toThrow(/^Adam: invalid beta1 1/);
-    expect(() => new AdamW([p], { betas: [0.9, -0.1] })).toThrow(/^AdamW: invalid beta2 -0.1/);
-    expect(() => new LAMB([p], { weightDecay: -1 })).toThrow(/^LAMB: invalid weightDecay -1/);
+    expect(() => new Adam([p], { betas: [1, 0.999] })).toThrow(/^Adam: beta1 must be a number in \[0, 1\), got 1/);
+    expect(() => new AdamW([p], { betas: [0.9, -0.1] })).toThrow(/^AdamW: beta2 must be a number in \[0, 1\), got -0.1/);
+    expect(() => new LAMB([p], { weightDecay: -1 })).toThrow(/^LAMB: weightDecay must be a number ≥ 0, got -1/);
+    // non-finite and non-numeric hyper-parameters are refused too (Infinity used to pass `lr >= 0`)
+    expect(() => new AdamW([p], { lr: Infinity })).toThrow(/^AdamW: lr must be a number ≥ 0, got Infinity/);
+    expect(() => new SGD([p], { lr: 0.1, momentum: NaN })).toThrow(/^SGD: momentum must be a number ≥ 0, got NaN/);
+    expect(() => new Adam([p], { eps: '1e-8' as unknown as number })).toThrow(/^Adam: eps must be a number ≥ 0, got "1e-8"/);
+    expect(() => new AdamW([p], { amsgrad: 1 as unknown as boolean })).toThrow(/^AdamW: amsgrad must be true or false, got 1/);
     expect(() => new Adam([{ params: [p], momentum: 0.9 } as never])).toThrow(/^Adam: unknown option 'momentum' in parameter group 0/);
     expect(() => new LAMB([p], { amsgrad: true } as never)).toThrow(/^LAMB: unknown option 'amsgrad'/);
     expect(() => new SGD([p], {} as never)).toThrow(/^SGD: lr is required/);
@@ -250,7 +255,7 @@ describeBackends('optimizers', (backend) => {
     expect(() => new Adam([p]).loadStateDict({ ...sd, state: { 5: { step: 1, tensors: {} } } })).toThrow(/state for parameter 5, which does not exist/);
     expect(() =>
       new Adam([p]).loadStateDict({ ...sd, paramGroups: [{ params: [0], options: { ...sd.paramGroups[0]!.options, lr: -2 } }] }),
-    ).toThrow(/^Adam: invalid learning rate -2/);
+    ).toThrow(/^Adam: lr must be a number ≥ 0, got -2/);
   });
 
   for (const kind of ['SGD', 'Adam', 'AdamW', 'LAMB'])
@@ -416,10 +421,11 @@ describeBackends('learning-rate schedules', (backend) => {
   });
 
   it('schedule arguments are validated', () => {
-    expect(() => cosineLr({ warmupSteps: 10, totalSteps: 5 })).toThrow(/^cosineLr: totalSteps must be an integer ≥ warmupSteps \(10\), got 5/);
-    expect(() => linearDecayLr({ totalSteps: 5, minLr: -1 })).toThrow(/^linearDecayLr: minLr must be a non-negative number/);
-    expect(() => stepLr(0)).toThrow(/^stepLr: stepSize must be a positive integer, got 0/);
-    expect(() => linearWarmupLr(1.5)).toThrow(/^linearWarmupLr: warmupSteps must be a non-negative integer/);
+    expect(() => cosineLr({ warmupSteps: 10, totalSteps: 5 })).toThrow(/^cosineLr: totalSteps must be an integer ≥ 10, got 5/);
+    expect(() => linearDecayLr({ totalSteps: 5, minLr: -1 })).toThrow(/^linearDecayLr: minLr must be a number ≥ 0, got -1/);
+    expect(() => stepLr(0)).toThrow(/^stepLr: stepSize must be an integer ≥ 1, got 0/);
+    expect(() => linearWarmupLr(1.5)).toThrow(/^linearWarmupLr: warmupSteps must be an integer ≥ 0, got 1.5/);
+    expect(() => cosineLr({ totalSteps: Infinity })).toThrow(/^cosineLr: totalSteps must be an integer ≥ 0, got Infinity/);
     expect(() => inverseSqrtLr(-1)).toThrow(/^inverseSqrtLr/);
   });
 

@@ -2,7 +2,8 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { add, cast, div, maximum, mul, neg, sqrt, sub } from '../tensor/ops/elementwise.js';
 import { adamUpdate } from '../tensor/ops/optim.js';
-import { checkOption, Optimizer, stateDtype, type GroupItem, type OptimizerOptions, type ParamGroup, type Params, type ParamState } from './optimizer.js';
+import { checkBoolean } from '../tensor/validate.js';
+import { checkAdamLike, Optimizer, stateDtype, type GroupItem, type OptimizerOptions, type ParamGroup, type Params, type ParamState } from './optimizer.js';
 
 /** Options of {@link Adam} and {@link AdamW}. */
 export interface AdamOptions extends OptimizerOptions {
@@ -64,12 +65,9 @@ export function adamComposite(
 const ADAM_DEFAULTS = { lr: 1e-3, betas: [0.9, 0.999] as const, eps: 1e-8, amsgrad: false, maximize: false };
 
 function checkAdam(name: string, o: AdamOptions): void {
-  checkOption(name, typeof o.lr === 'number' && o.lr >= 0, `invalid learning rate ${o.lr}`);
-  checkOption(name, o.eps >= 0, `invalid eps ${o.eps}`);
-  checkOption(name, Array.isArray(o.betas) && o.betas.length === 2, `betas must be [beta1, beta2], got ${JSON.stringify(o.betas)}`);
-  checkOption(name, o.betas[0] >= 0 && o.betas[0] < 1, `invalid beta1 ${o.betas[0]} (must be in [0, 1))`);
-  checkOption(name, o.betas[1] >= 0 && o.betas[1] < 1, `invalid beta2 ${o.betas[1]} (must be in [0, 1))`);
-  checkOption(name, o.weightDecay >= 0, `invalid weightDecay ${o.weightDecay}`);
+  checkAdamLike(name, o);
+  checkBoolean(name, 'amsgrad', o.amsgrad);
+  checkBoolean(name, 'maximize', o.maximize);
 }
 
 // Adam and AdamW differ only in how weight decay enters (`decoupled`).

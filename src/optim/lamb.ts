@@ -8,7 +8,8 @@ import type { Tensor } from '../tensor/tensor.js';
 import { add, cast, div, gt, logicalAnd, mul, neg, sqrt, sub, where } from '../tensor/ops/elementwise.js';
 import { norm } from '../tensor/ops/reduce.js';
 import { lambUpdate } from '../tensor/ops/optim.js';
-import { checkOption, Optimizer, stateDtype, type GroupItem, type OptimizerOptions, type ParamGroup, type Params, type ParamState } from './optimizer.js';
+import { checkBoolean } from '../tensor/validate.js';
+import { checkAdamLike, Optimizer, stateDtype, type GroupItem, type OptimizerOptions, type ParamGroup, type Params, type ParamState } from './optimizer.js';
 
 /** Options of {@link LAMB}. */
 export interface LAMBOptions extends OptimizerOptions {
@@ -76,12 +77,9 @@ export class LAMB extends Optimizer<LAMBOptions> {
   }
 
   protected checkOptions(o: LAMBOptions): void {
-    checkOption('LAMB', typeof o.lr === 'number' && o.lr >= 0, `invalid learning rate ${o.lr}`);
-    checkOption('LAMB', o.eps >= 0, `invalid eps ${o.eps}`);
-    checkOption('LAMB', Array.isArray(o.betas) && o.betas.length === 2, `betas must be [beta1, beta2], got ${JSON.stringify(o.betas)}`);
-    checkOption('LAMB', o.betas[0] >= 0 && o.betas[0] < 1, `invalid beta1 ${o.betas[0]} (must be in [0, 1))`);
-    checkOption('LAMB', o.betas[1] >= 0 && o.betas[1] < 1, `invalid beta2 ${o.betas[1]} (must be in [0, 1))`);
-    checkOption('LAMB', o.weightDecay >= 0, `invalid weightDecay ${o.weightDecay}`);
+    checkAdamLike('LAMB', o);
+    checkBoolean('LAMB', 'biasCorrection', o.biasCorrection);
+    checkBoolean('LAMB', 'maximize', o.maximize);
   }
 
   protected update(param: Tensor, grad: Tensor, state: ParamState, group: ParamGroup<LAMBOptions>): void {

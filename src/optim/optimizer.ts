@@ -13,6 +13,7 @@ import { keep, tidy } from '../tensor/memory.js';
 import { fmt } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { zeros } from '../tensor/ops/creation.js';
+import { checkNumber } from '../tensor/validate.js';
 import { cast, clone } from '../tensor/ops/elementwise.js';
 
 /** A hyper-parameter value: a number, a flag, or a short tuple such as Adam's betas. */
@@ -88,6 +89,16 @@ export function stateDtype(param: Tensor): DType {
 /** Check a hyper-parameter, throwing `name: message` when `ok` is false. */
 export function checkOption(name: string, ok: boolean, message: string): void {
   if (!ok) throw new Error(`${name}: ${message}`);
+}
+
+/** The options Adam, AdamW and LAMB share: lr ≥ 0, eps ≥ 0, betas in [0, 1), weightDecay ≥ 0, all finite. */
+export function checkAdamLike(name: string, o: { lr: number; eps: number; betas: readonly [number, number]; weightDecay: number }): void {
+  checkNumber(name, 'lr', o.lr, { min: 0 });
+  checkNumber(name, 'eps', o.eps, { min: 0 });
+  checkOption(name, Array.isArray(o.betas) && o.betas.length === 2, `betas must be [beta1, beta2], got ${JSON.stringify(o.betas)}`);
+  checkNumber(name, 'beta1', o.betas[0], { min: 0, max: 1, maxExclusive: true });
+  checkNumber(name, 'beta2', o.betas[1], { min: 0, max: 1, maxExclusive: true });
+  checkNumber(name, 'weightDecay', o.weightDecay, { min: 0 });
 }
 
 /**

@@ -8,6 +8,8 @@
  * @module
  */
 
+import { checkNumber } from '../tensor/validate.js';
+
 /** The learning rate at step `t` (0-based) for a group whose base rate is `baseLr`. */
 export type Schedule = (t: number, baseLr: number) => number;
 
@@ -15,7 +17,7 @@ function check(name: string, ok: boolean, message: string): void {
   if (!ok) throw new Error(`${name}: ${message}`);
 }
 
-const isCount = (n: number): boolean => Number.isSafeInteger(n) && n >= 0;
+const COUNT = { integer: true, min: 0 } as const;
 
 /** The base rate at every step. */
 export function constantLr(): Schedule {
@@ -27,7 +29,7 @@ export function constantLr(): Schedule {
  * count since the end of warm-up: t < W gives base·(t+1)/W, else after(t − W, base).
  */
 export function linearWarmupLr(warmupSteps: number, after: Schedule = constantLr()): Schedule {
-  check('linearWarmupLr', isCount(warmupSteps), `warmupSteps must be a non-negative integer, got ${warmupSteps}`);
+  checkNumber('linearWarmupLr', 'warmupSteps', warmupSteps, COUNT);
   return (t, base) => (t < warmupSteps ? (base * (t + 1)) / warmupSteps : after(t - warmupSteps, base));
 }
 
@@ -44,9 +46,9 @@ export interface DecayOptions {
 function decayArgs(name: string, o: DecayOptions): [number, number, number] {
   const w = o.warmupSteps ?? 0;
   const minLr = o.minLr ?? 0;
-  check(name, isCount(w), `warmupSteps must be a non-negative integer, got ${w}`);
-  check(name, isCount(o.totalSteps) && o.totalSteps >= w, `totalSteps must be an integer ≥ warmupSteps (${w}), got ${o.totalSteps}`);
-  check(name, Number.isFinite(minLr) && minLr >= 0, `minLr must be a non-negative number, got ${minLr}`);
+  checkNumber(name, 'warmupSteps', w, COUNT);
+  checkNumber(name, 'totalSteps', o.totalSteps, { integer: true, min: w });
+  checkNumber(name, 'minLr', minLr, { min: 0 });
   return [w, o.totalSteps - w, minLr];
 }
 
@@ -73,8 +75,8 @@ export function linearDecayLr(o: DecayOptions): Schedule {
 
 /** Multiply by `gamma` every `stepSize` steps: lr = base·γ^⌊t/stepSize⌋ (PyTorch's StepLR). */
 export function stepLr(stepSize: number, gamma = 0.1): Schedule {
-  check('stepLr', Number.isSafeInteger(stepSize) && stepSize > 0, `stepSize must be a positive integer, got ${stepSize}`);
-  check('stepLr', Number.isFinite(gamma) && gamma >= 0, `gamma must be a non-negative number, got ${gamma}`);
+  checkNumber('stepLr', 'stepSize', stepSize, { integer: true, min: 1 });
+  checkNumber('stepLr', 'gamma', gamma, { min: 0 });
   return (t, base) => base * gamma ** Math.floor(t / stepSize);
 }
 
@@ -84,7 +86,7 @@ export function stepLr(stepSize: number, gamma = 0.1): Schedule {
  * base/√(t+1).
  */
 export function inverseSqrtLr(warmupSteps = 0): Schedule {
-  check('inverseSqrtLr', isCount(warmupSteps), `warmupSteps must be a non-negative integer, got ${warmupSteps}`);
+  checkNumber('inverseSqrtLr', 'warmupSteps', warmupSteps, COUNT);
   const w = Math.max(warmupSteps, 1);
   return linearWarmupLr(warmupSteps, (s, base) => base * Math.sqrt(w / (s + warmupSteps + 1)));
 }
@@ -140,7 +142,7 @@ export class LRScheduler {
 
   /** The rate of group `group` at step `t`. */
   lr(t: number, group = 0): number {
-    check('LRScheduler.lr', Number.isSafeInteger(t) && t >= 0, `step must be a non-negative integer, got ${t}`);
+    checkNumber('LRScheduler.lr', 'step', t, COUNT);
     const base = this.baseLrs[group];
     check('LRScheduler.lr', base !== undefined, `no parameter group ${group} (${this.baseLrs.length} groups)`);
     return this.schedule(t, base!);

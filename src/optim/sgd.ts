@@ -1,6 +1,7 @@
 /** Stochastic gradient descent with momentum, dampening, Nesterov and weight decay. @module */
 import type { Tensor } from '../tensor/tensor.js';
 import { add, cast, mul, neg, sub } from '../tensor/ops/elementwise.js';
+import { checkBoolean, checkNumber } from '../tensor/validate.js';
 import { checkOption, Optimizer, stateDtype, type OptimizerOptions, type ParamGroup, type Params, type ParamState } from './optimizer.js';
 
 /** Options of {@link SGD} (PyTorch's names in camelCase). */
@@ -61,10 +62,12 @@ export class SGD extends Optimizer<SGDOptions> {
 
   protected checkOptions(o: SGDOptions): void {
     checkOption('SGD', typeof o.lr === 'number' && !Number.isNaN(o.lr), 'lr is required');
-    checkOption('SGD', o.lr >= 0, `invalid learning rate ${o.lr}`);
-    checkOption('SGD', o.momentum >= 0, `invalid momentum ${o.momentum}`);
-    checkOption('SGD', Number.isFinite(o.dampening), `invalid dampening ${o.dampening}`);
-    checkOption('SGD', o.weightDecay >= 0, `invalid weightDecay ${o.weightDecay}`);
+    checkNumber('SGD', 'lr', o.lr, { min: 0 });
+    checkNumber('SGD', 'momentum', o.momentum, { min: 0 });
+    checkNumber('SGD', 'dampening', o.dampening);
+    checkNumber('SGD', 'weightDecay', o.weightDecay, { min: 0 });
+    checkBoolean('SGD', 'nesterov', o.nesterov);
+    checkBoolean('SGD', 'maximize', o.maximize);
     checkOption('SGD', !o.nesterov || (o.momentum > 0 && o.dampening === 0), 'Nesterov momentum needs momentum > 0 and dampening 0');
   }
 
