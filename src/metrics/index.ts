@@ -1,7 +1,8 @@
 /**
  * Evaluation metrics: perplexity, classification (accuracy, top-k, precision / recall / F1,
- * confusion matrix), SQuAD exact match and token F1, sacreBLEU-compatible BLEU, ROUGE, and a
- * latency / throughput meter. Each file names the reference implementation it agrees with.
+ * confusion matrix), SQuAD exact match and token F1, sacreBLEU-compatible BLEU, ROUGE (with
+ * NLTK's Porter stemmer, as rouge-score's `use_stemmer`), and a latency / throughput meter.
+ * Each file names the reference implementation it agrees with.
  * @module
  */
 export {
@@ -48,7 +49,17 @@ export {
   type BleuSmoothing,
   type BleuTokenizer,
 } from './bleu.js';
-export { rouge, corpusRouge, rougeTokenize, lcsLength, type RougeType, type RougeScore, type RougeOptions } from './rouge.js';
+export {
+  rouge,
+  corpusRouge,
+  rougeTokenize,
+  lcsLength,
+  type RougeType,
+  type RougeScore,
+  type RougeOptions,
+  type RougeStemmer,
+} from './rouge.js';
+export { porterStem } from './porter.js';
 export {
   ThroughputMeter,
   percentile,

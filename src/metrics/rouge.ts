@@ -3,8 +3,9 @@
  * ROUGE-1.5.5 run with `-e data -n 2` (no stemming, no stop-word removal):
  *
  * - Tokens: lower-case, turn every run of characters outside [a-z0-9] into a space, split;
- *   optionally stem tokens longer than 3 characters (rouge-score's `use_stemmer` applies NLTK's
- *   Porter stemmer, which kiln does not ship: pass your own `stemmer`); drop empty tokens.
+ *   optionally stem tokens longer than 3 characters; drop empty tokens. rouge-score's
+ *   `use_stemmer=True` is `stemmer: 'porter'` (or `true`): {@link porterStem}, which returns what
+ *   NLTK's `PorterStemmer()` does, so stemmed scores match rouge-score's too.
  * - ROUGE-N: with c = Σ over n-grams g of min(count in prediction, count in reference),
  *   P = c / prediction n-grams, R = c / reference n-grams (denominators floored at 1), F = 2PR/(P+R)
  *   (0 when P + R = 0).
@@ -19,6 +20,7 @@
  * `score(target, prediction)`.
  * @module
  */
+import { porterStem } from './porter.js';
 
 /** A ROUGE type: 'rouge1' … 'rouge9' (n-gram), 'rougeL' (sentence LCS) or 'rougeLsum' (summary LCS). */
 export type RougeType = `rouge${1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9}` | 'rougeL' | 'rougeLsum';
@@ -30,12 +32,21 @@ export interface RougeScore {
   fmeasure: number;
 }
 
+/**
+ * A stemmer for ROUGE tokens: 'porter' or `true` for {@link porterStem} (rouge-score's
+ * `use_stemmer=True`), a function of your own, or `false` for none.
+ */
+export type RougeStemmer = 'porter' | boolean | ((token: string) => string);
+
 /** Options of {@link rouge} and {@link corpusRouge}. */
 export interface RougeOptions {
   /** Which scores to compute. Default ['rouge1', 'rouge2', 'rougeL']. */
   types?: readonly RougeType[];
-  /** Applied to every token longer than 3 characters (e.g. a Porter stemmer). Default none. */
-  stemmer?: (token: string) => string;
+  /**
+   * Applied to every token longer than 3 characters: 'porter' or `true` as rouge-score's
+   * `use_stemmer=True`, or a function. Default none.
+   */
+  stemmer?: RougeStemmer;
   /** Replaces the default tokeniser (the stemmer is then not applied). */
   tokenizer?: (text: string) => string[];
 }
@@ -43,11 +54,27 @@ export interface RougeOptions {
 const NON_ALNUM = /[^a-z0-9]+/g;
 const TOKEN = /^[a-z0-9]+$/;
 
-/** rouge-score's default tokeniser (see the module comment). */
-export function rougeTokenize(text: string, stemmer?: (token: string) => string): string[] {
+function stemmerFn(op: string, stemmer: RougeStemmer | undefined): ((token: string) => string) | undefined {
+  if (stemmer === undefined || stemmer === false) return undefined;
+  if (stemmer === true || stemmer === 'porter') return porterStem;
+  if (typeof stemmer === 'function') return stemmer;
+  throw new Error(`${op}: unknown stemmer ${JSON.stringify(stemmer)}; use 'porter', true, false or a function (token: string) => string`);
+}
+
+/**
+ * rouge-score's default tokeniser (see the module comment), with an optional stemmer.
+ *
+ * @example
+ * rougeTokenize('The cats were running!', 'porter'); // ['the', 'cat', 'were', 'run']
+ */
+export function rougeTokenize(text: string, stemmer?: RougeStemmer): string[] {
   if (typeof text !== 'string') throw new Error(`rougeTokenize: expected a string, got ${typeof text}`);
+  return tokenize(text, stemmerFn('rougeTokenize', stemmer));
+}
+
+function tokenize(text: string, stem: ((token: string) => string) | undefined): string[] {
   let tokens = text.toLowerCase().replace(NON_ALNUM, ' ').split(/\s+/);
-  if (stemmer) tokens = tokens.map((t) => (t.length > 3 ? stemmer(t) : t));
+  if (stem) tokens = tokens.map((t) => (t.length > 3 ? stem(t) : t));
   return tokens.filter((t) => TOKEN.test(t));
 }
 
@@ -152,8 +179,7 @@ function checkTypes(op: string, types: readonly RougeType[]): void {
     if (!/^rouge([1-9]|L|Lsum)$/.test(t)) throw new Error(`${op}: unknown ROUGE type '${String(t)}'; use 'rouge1'…'rouge9', 'rougeL' or 'rougeLsum'`);
 }
 
-function scoreOne(prediction: string, reference: string, types: readonly RougeType[], opts: RougeOptions): Record<string, RougeScore> {
-  const tok = opts.tokenizer ?? ((s: string) => rougeTokenize(s, opts.stemmer));
+function scoreOne(prediction: string, reference: string, types: readonly RougeType[], tok: (text: string) => string[]): Record<string, RougeScore> {
   let p: string[] | null = null;
   let r: string[] | null = null;
   const out: Record<string, RougeScore> = {};
@@ -185,7 +211,9 @@ export function rouge(prediction: string, reference: string | readonly string[],
   const refs = typeof reference === 'string' ? [reference] : reference;
   if (!Array.isArray(refs) || refs.length === 0) throw new Error(`${op}: need at least one reference`);
   for (const r of refs) if (typeof r !== 'string') throw new Error(`${op}: references must be strings, got ${typeof r}`);
-  const all = refs.map((r) => scoreOne(prediction, r, types, opts));
+  const stem = stemmerFn(op, opts.stemmer);
+  const tok = opts.tokenizer ?? ((s: string) => tokenize(s, stem));
+  const all = refs.map((r) => scoreOne(prediction, r, types, tok));
   const best: Record<string, RougeScore> = {};
   for (const t of types) {
     // the first reference wins ties
@@ -213,6 +241,7 @@ export function corpusRouge(
   if (predictions.length === 0) throw new Error(`${op}: no predictions`);
   const types = opts.types ?? DEFAULT_TYPES;
   checkTypes(op, types);
+  stemmerFn(op, opts.stemmer);
   const sum: Record<string, RougeScore> = {};
   for (const t of types) sum[t] = { precision: 0, recall: 0, fmeasure: 0 };
   predictions.forEach((p, i) => {
