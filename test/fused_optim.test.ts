@@ -119,7 +119,7 @@ describeBackends('fused optimizer updates', (backend) => {
     expect(() => adamUpdate(p, g, m, m, h)).toThrow(/^adamUpdate: grad of parameter 0 must be f32 with 2 elements like the parameter \[2\], got \[3\] f32/);
     expect(() => adamUpdate([p, p], [p], [m, m], [m, m], h)).toThrow(/^adamUpdate: got 2 parameters but 1 grads/);
     expect(() => adamUpdate([p, p], [p, p], [m, m], [m, m], { ...h, step: [1] })).toThrow(/^adamUpdate: got 2 parameters but 1 step counts/);
-    expect(() => lambUpdate(p, p, m, m, { ...h, step: 0 })).toThrow(/^lambUpdate: step must be a positive integer/);
+    expect(() => lambUpdate(p, p, m, m, { ...h, step: 0 })).toThrow(/^lambUpdate: step must be an integer ≥ 1, got 0/);
     expect(() => adamUpdate(p, p, tensor([0, 0], { backend, dtype: 'f64' }), m, h)).toThrow(/^adamUpdate: m of parameter 0 must be f32/);
   });
 });

@@ -6,6 +6,7 @@
  */
 import type { RecordedOp } from '../backend/ops.gen.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { show } from '../tensor/validate.js';
 
 /**
  * One recorded op: `output = op(inputs, attrs)`. `saved` are extra tensors the rule needs
@@ -74,7 +75,8 @@ export function isGradEnabled(): boolean {
   return gradEnabled;
 }
 
-function withGradMode<T>(mode: boolean, fn: () => T): T {
+function withGradMode<T>(op: string, mode: boolean, fn: () => T): T {
+  if (typeof fn !== 'function') throw new Error(`${op}: expected a function, got ${show(fn)}`);
   const prev = gradEnabled;
   gradEnabled = mode;
   try {
@@ -86,12 +88,12 @@ function withGradMode<T>(mode: boolean, fn: () => T): T {
 
 /** Run `fn` without recording gradients (like `torch.no_grad()`). */
 export function noGrad<T>(fn: () => T): T {
-  return withGradMode(false, fn);
+  return withGradMode('noGrad', false, fn);
 }
 
 /** Run `fn` with gradient recording on, even inside {@link noGrad}. */
 export function enableGrad<T>(fn: () => T): T {
-  return withGradMode(true, fn);
+  return withGradMode('enableGrad', true, fn);
 }
 
 /** Whether an op over `inputs` must be recorded. */

@@ -5,6 +5,7 @@
  */
 import type { Backend, Storage } from '../backend/backend.js';
 import { itemSize } from '../backend/dtype.js';
+import { show } from './validate.js';
 
 /** A backend storage shared by a tensor and its views (reshape), freed when the last one goes. */
 export class StorageRef {
@@ -158,6 +159,7 @@ function collect(x: unknown, out: Set<Tracked>, seen = new Set<unknown>()): void
  * const loss = tidy(() => model.forward(x).sub(y).pow(2).mean()); // intermediates are freed
  */
 export function tidy<T>(fn: () => T): T {
+  if (typeof fn !== 'function') throw new Error(`tidy: expected a function, got ${show(fn)}`);
   const scope = new Set<Tracked>();
   scopes.push(scope);
   let result: T;
@@ -187,6 +189,8 @@ export function tidy<T>(fn: () => T): T {
 
 /** Take `t` out of every tidy scope: it lives until disposed. Returns `t`. */
 export function keep<T extends Tracked>(t: T): T {
+  if (t === null || typeof t !== 'object' || !('_scope' in t)) throw new Error(`keep: expected a Tensor, got ${show(t)}`);
+  if ((t as { disposed?: boolean }).disposed) throw new Error('keep: the tensor was disposed');
   t._scope?.delete(t);
   t._scope = null;
   return t;

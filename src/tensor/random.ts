@@ -15,6 +15,7 @@ export type RandomDist =
 import type { DType } from '../backend/dtype.js';
 import { sizeOf } from './shape.js';
 import { Tensor } from './tensor.js';
+import { checkChoice, checkNumber, show } from './validate.js';
 
 /** The state of a {@link Generator}: its seed and how many Philox counters it has used. */
 export interface GeneratorState {
@@ -28,12 +29,12 @@ export class Generator {
   private _offset = 0;
 
   constructor(seed = 0) {
-    this._seed = checkSeed(seed);
+    this._seed = checkSeed('Generator', seed);
   }
 
   /** Restart the stream from `seed`. */
   manualSeed(seed: number): this {
-    this._seed = checkSeed(seed);
+    this._seed = checkSeed(this === defaultGenerator ? 'manualSeed' : 'Generator.manualSeed', seed);
     this._offset = 0;
     return this;
   }
@@ -49,8 +50,9 @@ export class Generator {
 
   /** Return to a saved position. */
   setState(state: GeneratorState): void {
-    if (!Number.isSafeInteger(state.offset) || state.offset < 0) throw new Error(`Generator.setState: bad offset ${state.offset}`);
-    this._seed = checkSeed(state.seed);
+    if (state === null || typeof state !== 'object') throw new Error(`Generator.setState: state must be { seed, offset }, got ${show(state)}`);
+    checkNumber('Generator.setState', 'offset', state.offset, { integer: true, min: 0 });
+    this._seed = checkSeed('Generator.setState', state.seed);
     this._offset = state.offset;
   }
 
@@ -70,7 +72,8 @@ export class Generator {
    * must reproduce but need no device and no sync.
    */
   draw(n: number, dist: RandomDist): Float64Array {
-    if (!Number.isSafeInteger(n) || n < 0) throw new Error(`Generator.draw: n must be a non-negative integer, got ${n}`);
+    checkNumber('Generator.draw', 'n', n, { integer: true, min: 0 });
+    checkChoice('Generator.draw', 'dist.kind', dist?.kind, ['uniform', 'normal', 'randint'] as const);
     const out = new Float64Array(n);
     philoxFill(out, dist, this._seed, this._offset);
     this._offset += Math.ceil(n / 4);
@@ -95,9 +98,8 @@ export class Generator {
   }
 }
 
-function checkSeed(seed: number): number {
-  if (!Number.isSafeInteger(seed) || seed < 0) throw new Error(`manualSeed: seed must be a non-negative safe integer, got ${seed}`);
-  return seed;
+function checkSeed(op: string, seed: number): number {
+  return checkNumber(op, 'seed', seed, { integer: true, min: 0 });
 }
 
 /** The generator used when none is passed. */

@@ -34,11 +34,17 @@ export function describeSpec(spec: NumberSpec): string {
   return spec.infinity ? `${kind} (or ±Infinity)` : `a finite ${spec.integer ? 'integer' : 'number'}`;
 }
 
-// How a bad value reads in an error (strings quoted, objects by kind).
-function show(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
+/** How a bad value reads in an error: numbers as written, strings quoted, objects by kind. */
+export function show(value: unknown): string {
+  if (typeof value === 'string') return `'${value}'`;
+  if (typeof value === 'function') return 'a function';
   if (value === null || value === undefined || typeof value !== 'object') return String(value);
-  return Array.isArray(value) ? 'an array' : 'an object';
+  if (Array.isArray(value)) {
+    const inner = value.length <= 8 && value.every((v) => v === null || typeof v !== 'object') ? value.map((v) => (typeof v === 'string' ? `'${v}'` : String(v))).join(',') : null;
+    return inner === null ? `an array of length ${value.length}` : `[${inner}]`;
+  }
+  const name = (value as object).constructor?.name;
+  return name && name !== 'Object' ? `a ${name}` : 'an object';
 }
 
 /** Whether `value` meets `spec`. */

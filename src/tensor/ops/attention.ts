@@ -11,11 +11,12 @@ import type { AttentionArgs, Storage } from '../../backend/backend.js';
 import { isFloat, type DType } from '../../backend/dtype.js';
 import { dropoutThreshold } from '../../backend/philox.js';
 import { noGrad, record } from '../../autograd/tape.js';
-import { defaultGenerator, type Generator } from '../random.js';
+import { defaultGenerator, Generator } from '../random.js';
+import { checkBoolean, checkChoice, checkKeys, checkNumber, show } from '../validate.js';
 import { fmt, sizeOf, stridesOf, tryBroadcast } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { expand } from './shape_ops.js';
-import { computeDtype, desc, fail, inCompute, live, rawCast } from './util.js';
+import { computeDtype, desc, fail, inCompute, live, present, rawCast } from './util.js';
 
 /** Options of {@link scaledDotProductAttention} and {@link packedAttention}. */
 export interface AttentionOptions {
@@ -91,15 +92,17 @@ function bthdView(t: number, h: number, w: number, offset = 0, rowWidth = h * w)
   return { offset, strides: [t * rowWidth, w, rowWidth] };
 }
 
-function checkOptions(op: string, opts: AttentionOptions, tq: number, tk: number): void {
-  const p = opts.dropoutP ?? 0;
-  if (!(p >= 0 && p <= 1)) fail(op, `dropoutP must be in [0, 1], got ${p}`);
-  const off = opts.causalOffset ?? 0;
-  if (!Number.isInteger(off)) fail(op, `causalOffset must be an integer, got ${off}`);
-  if (opts.scale !== undefined && !Number.isFinite(opts.scale)) fail(op, `scale must be finite, got ${opts.scale}`);
-  if (opts.layout !== undefined && opts.layout !== 'bhtd' && opts.layout !== 'bthd') fail(op, `layout must be 'bhtd' or 'bthd', got '${String(opts.layout)}'`);
-  void tq;
-  void tk;
+const OPTION_KEYS = ['attnMask', 'isCausal', 'causalOffset', 'scale', 'dropoutP', 'generator', 'layout'] as const;
+
+function checkOptions(op: string, opts: AttentionOptions, packed: boolean): void {
+  checkKeys(op, opts, packed ? OPTION_KEYS.filter((k) => k !== 'layout') : OPTION_KEYS);
+  if (!opts) return;
+  if (opts.dropoutP !== undefined) checkNumber(op, 'dropoutP', opts.dropoutP, { min: 0, max: 1, maxExclusive: true });
+  if (opts.causalOffset !== undefined) checkNumber(op, 'causalOffset', opts.causalOffset, { integer: true });
+  if (opts.scale !== undefined) checkNumber(op, 'scale', opts.scale);
+  if (opts.isCausal !== undefined) checkBoolean(op, 'isCausal', opts.isCausal);
+  if (opts.layout !== undefined) checkChoice(op, 'layout', opts.layout, ['bhtd', 'bthd'] as const);
+  if (opts.generator !== undefined && !(opts.generator instanceof Generator)) fail(op, `generator must be a Generator, got ${show(opts.generator)}`);
 }
 
 /**
@@ -208,8 +211,9 @@ function forward(op: string, inputs: Tensor[], views: Tensor[], g: Geometry, out
  */
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
   const op = 'scaledDotProductAttention';
-  const mask = opts.attnMask ?? null;
-  live(op, q, k, v, mask);
+  checkOptions(op, opts, false);
+  const mask = opts?.attnMask ?? null;
+  live(op, q, k, v, ...present(mask));
   const bthd = opts.layout === 'bthd';
   if (bthd ? q.rank !== 4 || k.rank !== 4 || v.rank !== 4 : q.rank < 2 || k.rank !== q.rank || v.rank !== q.rank)
     fail(op, `q, k, v must have ${bthd ? 'rank 4 ([B, T, H, D])' : 'one rank ≥ 2'}, got ${fmt(q.shape)}, ${fmt(k.shape)}, ${fmt(v.shape)}`);
@@ -223,7 +227,6 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
   const [vLead, tv, dv] = dims(v);
   if (kLead.some((s, i) => s !== lead[i]) || vLead.some((s, i) => s !== lead[i]) || dk !== d || tv !== tk)
     fail(op, `shapes do not match: q ${fmt(q.shape)}, k ${fmt(k.shape)}, v ${fmt(v.shape)} (expected ${bthd ? '[B, Tq, H, D], [B, Tk, H, D], [B, Tk, H, Dv]' : '[..., Tq, D], [..., Tk, D], [..., Tk, Dv]'})`);
-  checkOptions(op, opts, tq, tk);
   const [batch, heads] = batchHeads(lead);
   const cd = computeDtype(q.backend, 'attention', q.dtype);
   const m = mask ? maskFor(op, mask, lead, tq, tk, cd) : null;
@@ -259,16 +262,16 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
  */
 export function packedAttention(qkv: Tensor, heads: number, opts: Omit<AttentionOptions, 'layout'> = {}): Tensor {
   const op = 'packedAttention';
-  const mask = opts.attnMask ?? null;
-  live(op, qkv, mask);
+  checkOptions(op, opts, true);
+  const mask = opts?.attnMask ?? null;
+  live(op, qkv, ...present(mask));
   if (!isFloat(qkv.dtype)) fail(op, `qkv must be floating, got ${desc(qkv)}`);
-  if (!Number.isInteger(heads) || heads < 1) fail(op, `heads must be a positive integer, got ${heads}`);
+  checkNumber(op, 'heads', heads, { integer: true, min: 1 });
   if (qkv.rank !== 3 || qkv.shape[2]! % (3 * heads) !== 0)
     fail(op, `qkv must be [B, T, 3·C] with C a multiple of ${heads} heads, got ${fmt(qkv.shape)}`);
   const [b, t, c3] = qkv.shape as [number, number, number];
   const c = c3 / 3;
   const d = c / heads;
-  checkOptions(op, opts, t, t);
   const cd = computeDtype(qkv.backend, 'attention', qkv.dtype);
   const m = mask ? maskFor(op, mask, [b, heads], t, t, cd) : null;
   const g: Geometry = {

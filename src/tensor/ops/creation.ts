@@ -1,11 +1,12 @@
 /** Creating tensors: from data, constants, ranges and random distributions. @module */
 import type { Backend } from '../../backend/backend.js';
-import { encode, isDType, isFloat, type DType } from '../../backend/dtype.js';
+import { encode, isFloat, type DType } from '../../backend/dtype.js';
 import { backendSync } from '../../backend/registry.js';
-import { fmt, isValidShape, sizeOf } from '../shape.js';
-import { defaultGenerator, type Generator } from '../random.js';
+import { fmt, sizeOf } from '../shape.js';
+import { defaultGenerator, Generator } from '../random.js';
 import { Tensor, type NestedArray } from '../tensor.js';
-import { checkFits, checkStorable, fail, live } from './util.js';
+import { checkBoolean, checkKeys, checkNumber, show } from '../validate.js';
+import { checkDType, checkFits, checkShape, checkStorable, fail, live } from './util.js';
 
 /** Options shared by creation functions. */
 export interface CreateOptions {
@@ -26,9 +27,14 @@ export interface RandomOptions extends CreateOptions {
 /** Typed arrays {@link tensor} accepts (Uint8Array and Uint16Array need an explicit dtype). */
 export type TypedData = Float32Array | Float64Array | Int32Array | Uint8Array | Uint16Array;
 
-function resolve(op: string, opts: CreateOptions | undefined, dflt: DType): [Backend, DType] {
-  const dtype = opts?.dtype ?? dflt;
-  if (!isDType(dtype)) fail(op, `unknown dtype '${String(dtype)}'`);
+const CREATE_KEYS = ['dtype', 'backend', 'requiresGrad'] as const;
+const RANDOM_KEYS = [...CREATE_KEYS, 'generator'] as const;
+
+function resolve(op: string, opts: CreateOptions | undefined, dflt: DType, keys: readonly string[] = CREATE_KEYS): [Backend, DType] {
+  checkKeys(op, opts, keys);
+  const dtype = checkDType(op, opts?.dtype ?? dflt);
+  if (opts?.requiresGrad !== undefined) checkBoolean(op, 'requiresGrad', opts.requiresGrad);
+  if (opts?.backend !== undefined && typeof opts.backend !== 'string') fail(op, `backend must be a backend's name, got ${show(opts.backend)}`);
   let backend: Backend;
   try {
     backend = backendSync(opts?.backend);
@@ -58,11 +64,6 @@ function fromValues(op: string, values: ArrayLike<number>, shape: readonly numbe
   return finish(op, t, opts);
 }
 
-function checkShape(op: string, shape: unknown): readonly number[] {
-  if (!isValidShape(shape)) fail(op, `shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
-  return shape;
-}
-
 function flattenNested(data: NestedArray): { values: number[]; shape: number[]; bool: boolean } {
   const shape: number[] = [];
   let probe: NestedArray = data;
@@ -74,16 +75,24 @@ function flattenNested(data: NestedArray): { values: number[]; shape: number[]; 
   const values: number[] = [];
   let bool = false;
   let num = false;
+  const index: number[] = [];
+  const at = (): string => `[${index.join('][')}]`;
   const walk = (x: NestedArray, dim: number): void => {
     if (dim === shape.length) {
       if (typeof x === 'boolean') bool = true;
       else if (typeof x === 'number') num = true;
-      else fail('tensor', `ragged or non-numeric data at depth ${dim} (expected shape ${fmt(shape)})`);
+      else if (Array.isArray(x)) fail('tensor', `ragged nested array: data${at()} is an array, expected a number (shape ${fmt(shape)} from the first elements)`);
+      else fail('tensor', `data${at()} is ${show(x)}, expected a number or a boolean`);
       values.push(Number(x));
       return;
     }
-    if (!Array.isArray(x) || x.length !== shape[dim]) fail('tensor', `ragged nested array: expected length ${shape[dim]} at depth ${dim}`);
-    for (const v of x) walk(v, dim + 1);
+    if (!Array.isArray(x) || x.length !== shape[dim])
+      fail('tensor', `ragged nested array: data${at()} is ${Array.isArray(x) ? `of length ${x.length}` : show(x)}, expected an array of length ${shape[dim]}`);
+    for (let i = 0; i < x.length; i++) {
+      index.push(i);
+      walk(x[i] as NestedArray, dim + 1);
+      index.pop();
+    }
   };
   walk(data, 0);
   if (bool && num) fail('tensor', 'data mixes booleans and numbers');
@@ -101,6 +110,8 @@ function flattenNested(data: NestedArray): { values: number[]; shape: number[]; 
  * const w = tensor([0.5, -1], { requiresGrad: true });
  */
 export function tensor(data: NestedArray | TypedData, shapeOrOpts?: readonly number[] | CreateOptions, opts?: CreateOptions): Tensor {
+  if (shapeOrOpts !== undefined && shapeOrOpts !== null && typeof shapeOrOpts !== 'object')
+    fail('tensor', `the second argument must be a shape or options, got ${show(shapeOrOpts)}`);
   const shapeArg = Array.isArray(shapeOrOpts) ? checkShape('tensor', shapeOrOpts) : undefined;
   const options = Array.isArray(shapeOrOpts) ? opts : (shapeOrOpts as CreateOptions | undefined);
   let values: ArrayLike<number>;
@@ -122,7 +133,7 @@ export function tensor(data: NestedArray | TypedData, shapeOrOpts?: readonly num
     values = f.values;
     shape = f.shape;
     if (f.bool) dflt = 'bool';
-  } else fail('tensor', `cannot make a tensor from ${data === null ? 'null' : typeof data}`);
+  } else fail('tensor', `cannot make a tensor from ${show(data)}`);
   if (shapeArg) {
     if (sizeOf(shapeArg) !== values.length)
       fail('tensor', `shape ${fmt(shapeArg)} needs ${sizeOf(shapeArg)} elements, data has ${values.length}`);
@@ -139,7 +150,7 @@ export function full(shape: readonly number[], value: number, opts?: CreateOptio
 function fill(op: string, shape: readonly number[], value: number, opts?: CreateOptions): Tensor {
   checkShape(op, shape);
   const [backend, dtype] = resolve(op, opts, typeof value === 'boolean' ? 'bool' : 'f32');
-  if (typeof value !== 'number' && typeof value !== 'boolean') fail(op, `value must be a number, got ${typeof value}`);
+  if (typeof value !== 'number' && typeof value !== 'boolean') fail(op, `value must be a number, got ${show(value)}`);
   checkFits(op, [Number(value)], dtype, 'fill value');
   const t = Tensor._empty(backend, shape, dtype, op);
   backend.fill({ out: t._storage(op), value });
@@ -153,6 +164,7 @@ export const ones = (shape: readonly number[], opts?: CreateOptions): Tensor => 
 
 function fillLike(op: string, t: Tensor, value: number, opts?: CreateOptions): Tensor {
   live(op, t);
+  checkKeys(op, opts, CREATE_KEYS);
   return fill(op, t.shape, value, { dtype: t.dtype, backend: t.backend.name, ...opts });
 }
 /** Zeros with the shape, dtype and backend of `t`. */
@@ -167,9 +179,10 @@ export const fullLike = (t: Tensor, value: number, opts?: CreateOptions): Tensor
  * i32 when all arguments are integers, else f32 (unless a dtype is given).
  */
 export function arange(start: number, end?: number, step = 1, opts?: CreateOptions): Tensor {
+  checkNumber('arange', end === undefined ? 'end' : 'start', start);
+  if (end !== undefined) checkNumber('arange', 'end', end);
+  if (checkNumber('arange', 'step', step) === 0) fail('arange', 'step must be non-zero, got 0');
   if (end === undefined) [start, end] = [0, start];
-  if (![start, end, step].every(Number.isFinite) || step === 0)
-    fail('arange', `start, end and step must be finite and step non-zero, got ${start}, ${end}, ${step}`);
   const n = Math.max(0, Math.ceil((end - start) / step));
   const values = Array.from({ length: n }, (_, i) => start + i * step);
   const integral = [start, end, step].every(Number.isInteger);
@@ -178,7 +191,9 @@ export function arange(start: number, end?: number, step = 1, opts?: CreateOptio
 
 /** `steps` values evenly spaced from `start` to `end`, both included. */
 export function linspace(start: number, end: number, steps: number, opts?: CreateOptions): Tensor {
-  if (!Number.isInteger(steps) || steps < 0) fail('linspace', `steps must be a non-negative integer, got ${steps}`);
+  checkNumber('linspace', 'start', start);
+  checkNumber('linspace', 'end', end);
+  checkNumber('linspace', 'steps', steps, { integer: true, min: 0 });
   const delta = steps > 1 ? (end - start) / (steps - 1) : 0;
   // the second half counts back from end, so both ends are exact (as torch.linspace)
   const values = Array.from({ length: steps }, (_, i) => (i < steps / 2 ? start + i * delta : end - (steps - 1 - i) * delta));
@@ -187,17 +202,23 @@ export function linspace(start: number, end: number, steps: number, opts?: Creat
 
 /** The n×m identity (m = n by default). */
 export function eye(n: number, m = n, opts?: CreateOptions): Tensor {
-  checkShape('eye', [n, m]);
+  checkNumber('eye', 'n', n, { integer: true, min: 0 });
+  checkNumber('eye', 'm', m, { integer: true, min: 0 });
+  const [backend, dtype] = resolve('eye', opts, 'f32');
+  const t = Tensor._empty(backend, [n, m], dtype, 'eye');
   const values = new Float64Array(n * m);
   for (let i = 0; i < Math.min(n, m); i++) values[i * m + i] = 1;
-  return fromValues('eye', values, [n, m], opts, 'f32');
+  backend.write(t._storage('eye'), encode(values, dtype));
+  return finish('eye', t, opts);
 }
 
 function randomTensor(op: string, shape: readonly number[], opts: RandomOptions | undefined, dflt: DType, dist: Parameters<Generator['sample']>[3]): Tensor {
   checkShape(op, shape);
-  const [backend, dtype] = resolve(op, opts, dflt);
+  const [backend, dtype] = resolve(op, opts, dflt, RANDOM_KEYS);
   if (op !== 'randint' && !isFloat(dtype)) fail(op, `dtype must be floating, got ${dtype}`);
-  const t = (opts?.generator ?? defaultGenerator).sample(backend, shape, dtype, dist, op);
+  const generator = opts?.generator ?? defaultGenerator;
+  if (!(generator instanceof Generator)) fail(op, `generator must be a Generator, got ${show(generator)}`);
+  const t = generator.sample(backend, shape, dtype, dist, op);
   return finish(op, t, opts);
 }
 
@@ -211,17 +232,22 @@ export const randn = (shape: readonly number[], opts?: RandomOptions): Tensor =>
 
 /** Integers uniform in [low, high), i32 by default. */
 export function randint(low: number, high: number, shape: readonly number[], opts?: RandomOptions): Tensor {
-  if (!Number.isInteger(low) || !Number.isInteger(high) || high <= low || high - low > 2 ** 31)
-    fail('randint', `need integers low < high with high − low ≤ 2³¹, got ${low}, ${high}`);
+  checkNumber('randint', 'low', low, { integer: true });
+  checkNumber('randint', 'high', high, { integer: true, min: low, minExclusive: true });
+  if (high - low > 2 ** 31) fail('randint', `high − low must be at most 2³¹, got ${low}, ${high}`);
   return randomTensor('randint', shape, opts, 'i32', { kind: 'randint', low, high });
 }
 
 /** Normal samples of a given mean and standard deviation. */
 export function normal(shape: readonly number[], mean: number, std: number, opts?: RandomOptions): Tensor {
+  checkNumber('normal', 'mean', mean);
+  checkNumber('normal', 'std', std, { min: 0 });
   return randomTensor('normal', shape, opts, 'f32', { kind: 'normal', mean, std });
 }
 
 /** Uniform samples in [low, high). */
 export function uniform(shape: readonly number[], low: number, high: number, opts?: RandomOptions): Tensor {
+  checkNumber('uniform', 'low', low);
+  checkNumber('uniform', 'high', high, { min: low });
   return randomTensor('uniform', shape, opts, 'f32', { kind: 'uniform', low, high });
 }

@@ -10,6 +10,7 @@ import { noGrad, record } from '../../autograd/tape.js';
 import { tidy } from '../memory.js';
 import { broadcastStrides, fmt, tryBroadcast } from '../shape.js';
 import { Tensor } from '../tensor.js';
+import { checkChoice, checkKeys, show } from '../validate.js';
 import { asOp, checkDType, checkStorable, computeDtype, desc, fail, freeTemps, I32_MAX, I32_MIN, inCompute, live, rawCast, scalarDtype, scalarTensor } from './util.js';
 
 /** A tensor, or a JS number that takes the tensor's dtype (PyTorch's scalar promotion). */
@@ -22,9 +23,9 @@ export type Operand = Tensor | number;
  */
 function operands(op: string, a: Operand, b: Operand, backendHint?: Tensor): [Tensor, Tensor, DType, Tensor[]] {
   for (const x of [a, b])
-    if (typeof x !== 'number' && !(x instanceof Tensor)) fail(op, `expected a Tensor or a number, got ${typeof x}`);
+    if (typeof x !== 'number' && !(x instanceof Tensor)) fail(op, `expected a Tensor or a number, got ${show(x)}`);
   if (typeof a === 'number' && typeof b === 'number' && !backendHint) fail(op, 'expected at least one Tensor, got two numbers');
-  const backend = live(op, a instanceof Tensor ? a : null, b instanceof Tensor ? b : null) ?? backendHint!.backend;
+  const backend = live(op, ...[a, b].filter((x) => x instanceof Tensor)) ?? backendHint!.backend;
   const temps: Tensor[] = [];
   const numDtype = (v: number): DType => (Number.isInteger(v) ? 'i32' : 'f32');
   const dtype =
@@ -205,13 +206,14 @@ export const isfinite = (x: Tensor): Tensor => unary('isfinite', x);
  * (as `torch.nn.functional.gelu`).
  */
 export function gelu(x: Tensor, opts: { approximate?: 'none' | 'tanh' } = {}): Tensor {
-  const a = opts.approximate ?? 'none';
-  if (a !== 'none' && a !== 'tanh') fail('gelu', `approximate must be 'none' or 'tanh', got '${String(a)}'`);
+  checkKeys('gelu', opts, ['approximate']);
+  const a = checkChoice('gelu', 'approximate', opts?.approximate ?? 'none', ['none', 'tanh'] as const);
   return asOp('gelu', () => unary(a === 'tanh' ? 'gelu_tanh' : 'gelu', x));
 }
 
 /** Logical not, as bool. */
 export function logicalNot(x: Tensor): Tensor {
+  live('logicalNot', x);
   return asOp('logicalNot', () => binary('eq', x, 0));
 }
 
@@ -274,6 +276,8 @@ export function clamp(x: Tensor, min?: Operand | null, max?: Operand | null): Te
 
 function clampImpl(x: Tensor, min?: Operand | null, max?: Operand | null): Tensor {
   live('clamp', x);
+  for (const [name, b] of [['min', min], ['max', max]] as const)
+    if (b !== null && b !== undefined && !(b instanceof Tensor) && typeof b !== 'number') fail('clamp', `${name} must be a Tensor, a number or null, got ${show(b)}`);
   const bounds = [min, max].filter((b): b is Tensor => b instanceof Tensor);
   live('clamp', x, ...bounds);
   if (!tryBroadcast(x.shape, ...bounds.map((b) => b.shape)))

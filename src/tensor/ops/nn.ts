@@ -9,10 +9,11 @@ import { noGrad, record } from '../../autograd/tape.js';
 import { broadcastStrides, fmt, sizeOf, tryBroadcast } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import * as ew from './elementwise.js';
-import { defaultGenerator, type Generator } from '../random.js';
+import { defaultGenerator, Generator } from '../random.js';
+import { checkBoolean, checkChoice, checkKeys, checkNumber, optionalNumber, show } from '../validate.js';
 import { sum } from './reduce.js';
 import { expand, indexSelectAs, reshape, transpose } from './shape_ops.js';
-import { computeDtype, desc, fail, freeTemps, inCompute, live, normAxis, rawCast } from './util.js';
+import { checkShape, computeDtype, desc, fail, freeTemps, inCompute, live, normAxis, present, rawCast } from './util.js';
 
 /** Options of {@link matmul}. */
 export interface MatmulOptions {
@@ -37,6 +38,9 @@ function floatPair(op: string, a: Tensor, b: Tensor): DType {
  */
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   live('matmul', a, b);
+  checkKeys('matmul', opts, ['transA', 'transB']);
+  if (opts?.transA !== undefined) checkBoolean('matmul', 'transA', opts.transA);
+  if (opts?.transB !== undefined) checkBoolean('matmul', 'transB', opts.transB);
   const dtype = floatPair('matmul', a, b);
   if (a.rank === 0 || b.rank === 0) fail('matmul', `both operands need at least 1 dimension, got ${fmt(a.shape)} @ ${fmt(b.shape)}`);
   if (a.rank === 1 || b.rank === 1) {
@@ -91,7 +95,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
 
 /** `x @ weightᵀ + bias` (as `torch.nn.functional.linear`): x [..., in], weight [out, in], bias [out]. */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
-  live('linear', x, weight, bias);
+  live('linear', x, weight, ...present(bias));
   const dtype = floatPair('linear', x, weight);
   if (weight.rank !== 2 || x.rank < 1 || x.shape[x.rank - 1] !== weight.shape[1])
     fail('linear', `input ${fmt(x.shape)} does not match weight ${fmt(weight.shape)} (expected [..., ${weight.shape[1]}] and [out, in])`);
@@ -177,16 +181,14 @@ export interface CrossEntropyOptions {
  */
 export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropyOptions = {}): Tensor {
   live('crossEntropy', logits, targets);
-  const ignoreIndex = opts.ignoreIndex ?? -100;
-  const smoothing = opts.labelSmoothing ?? 0;
-  const reduction = opts.reduction ?? 'mean';
+  checkKeys('crossEntropy', opts, ['ignoreIndex', 'labelSmoothing', 'reduction']);
+  const ignoreIndex = optionalNumber('crossEntropy', 'ignoreIndex', opts?.ignoreIndex, -100, { integer: true });
+  const smoothing = optionalNumber('crossEntropy', 'labelSmoothing', opts?.labelSmoothing, 0, { min: 0, max: 1 });
+  const reduction = checkChoice('crossEntropy', 'reduction', opts?.reduction ?? 'mean', ['mean', 'sum', 'none'] as const);
   if (!isFloat(logits.dtype)) fail('crossEntropy', `logits must be floating, got ${desc(logits)}`);
   if (targets.dtype !== 'i32') fail('crossEntropy', `targets must be i32 class indices, got ${desc(targets)}`);
   if (logits.rank < 1 || logits.rank !== targets.rank + 1 || targets.shape.some((d, i) => d !== logits.shape[i]))
     fail('crossEntropy', `logits ${fmt(logits.shape)} must be targets ${fmt(targets.shape)} plus a class axis`);
-  if (!(smoothing >= 0 && smoothing <= 1)) fail('crossEntropy', `labelSmoothing must be in [0, 1], got ${smoothing}`);
-  if (!Number.isSafeInteger(ignoreIndex)) fail('crossEntropy', `ignoreIndex must be an integer, got ${ignoreIndex}`);
-  if (!['mean', 'sum', 'none'].includes(reduction)) fail('crossEntropy', `unknown reduction '${reduction}'`);
   const classes = logits.shape[logits.rank - 1]!;
   const rows = targets.size;
   // target values are checked by the kernel: a bad one is a fault the next read or sync throws
@@ -226,6 +228,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
 }
 
 function checkNormShape(op: string, x: Tensor, normalizedShape: readonly number[]): number {
+  checkShape(op, normalizedShape, 'normalizedShape');
   if (!isFloat(x.dtype)) fail(op, `expected a floating tensor, got ${desc(x)}`);
   const k = normalizedShape.length;
   if (k === 0 || k > x.rank || normalizedShape.some((d, i) => d !== x.shape[x.rank - k + i]))
@@ -241,7 +244,8 @@ function normImpl(
   bias: Tensor | null,
   eps: number,
 ): Tensor {
-  live(op, x, weight, bias);
+  live(op, x, ...present(weight, bias));
+  checkNumber(op, 'eps', eps, { min: 0 });
   const cols = checkNormShape(op, x, normalizedShape);
   for (const [name, p] of [['weight', weight], ['bias', bias]] as const)
     if (p && (p.dtype !== x.dtype || p.rank !== normalizedShape.length || p.shape.some((d, i) => d !== normalizedShape[i])))
@@ -292,6 +296,7 @@ export function layerNorm(
 
 /** Root-mean-square normalisation (as `torch.nn.functional.rms_norm`): `x/√(mean(x²) + eps)·weight`. eps defaults to the dtype's machine epsilon. */
 export function rmsNorm(x: Tensor, normalizedShape: readonly number[], weight?: Tensor | null, eps?: number): Tensor {
+  live('rmsNorm', x);
   const machineEps = x.dtype === 'f64' ? 2 ** -52 : x.dtype === 'bf16' ? 2 ** -7 : x.dtype === 'f16' ? 2 ** -10 : 2 ** -23;
   return normImpl('rmsNorm', x, normalizedShape, weight ?? null, null, eps ?? machineEps);
 }
@@ -302,7 +307,9 @@ export function rmsNorm(x: Tensor, normalizedShape: readonly number[], weight?: 
  */
 export function dropout(x: Tensor, p: number, training = true, generator: Generator = defaultGenerator): Tensor {
   live('dropout', x);
-  if (!(p >= 0 && p <= 1)) fail('dropout', `p must be in [0, 1], got ${p}`);
+  checkNumber('dropout', 'p', p, { min: 0, max: 1 });
+  checkBoolean('dropout', 'training', training);
+  if (!(generator instanceof Generator)) fail('dropout', `generator must be a Generator, got ${show(generator)}`);
   if (!isFloat(x.dtype)) fail('dropout', `expected a floating tensor, got ${desc(x)}`);
   if (!training || p === 0) return x;
   const u = generator.uniform(x.backend, x.shape, 'f32', 0, 1);

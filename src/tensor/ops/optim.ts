@@ -10,7 +10,8 @@ import type { AdamUpdateArgs, Backend } from '../../backend/backend.js';
 import { isFloat } from '../../backend/dtype.js';
 import { fmt } from '../shape.js';
 import { Tensor } from '../tensor.js';
-import { desc, fail, live, rawCast } from './util.js';
+import { checkBoolean, checkKeys, checkNumber, show } from '../validate.js';
+import { desc, fail, live, liveList, rawCast } from './util.js';
 
 /** Hyper-parameters of {@link adamUpdate} and {@link lambUpdate}. */
 export interface OptimizerHyper {
@@ -27,14 +28,35 @@ export interface OptimizerHyper {
   biasCorrection?: boolean;
 }
 
-const list = (x: Tensor | readonly Tensor[]): readonly Tensor[] => (x instanceof Tensor ? [x] : x);
+function list(op: string, name: string, x: Tensor | readonly Tensor[]): readonly Tensor[] {
+  if (x instanceof Tensor) return [x];
+  if (!Array.isArray(x)) fail(op, `${name} must be a Tensor or an array of tensors, got ${show(x)}`);
+  return x;
+}
+
+const HYPER_KEYS = ['lr', 'beta1', 'beta2', 'eps', 'weightDecay', 'step', 'decoupled', 'biasCorrection'] as const;
+
+/** Check the hyperparameters of a many-tensor update (ranges as torch.optim's constructors). */
+function checkHyper(op: string, h: OptimizerHyper): void {
+  if (h === null || typeof h !== 'object' || Array.isArray(h)) fail(op, `hyperparameters must be an object, got ${show(h)}`);
+  checkKeys(op, h, HYPER_KEYS);
+  checkNumber(op, 'lr', h.lr, { min: 0 });
+  checkNumber(op, 'beta1', h.beta1, { min: 0, max: 1, maxExclusive: true });
+  checkNumber(op, 'beta2', h.beta2, { min: 0, max: 1, maxExclusive: true });
+  checkNumber(op, 'eps', h.eps, { min: 0 });
+  checkNumber(op, 'weightDecay', h.weightDecay, { min: 0 });
+  if (h.decoupled !== undefined) checkBoolean(op, 'decoupled', h.decoupled);
+  if (h.biasCorrection !== undefined) checkBoolean(op, 'biasCorrection', h.biasCorrection);
+  if (typeof h.step !== 'number' && !Array.isArray(h.step)) fail(op, `step must be a positive integer or a list of them, got ${show(h.step)}`);
+}
 
 // Validate a parameter list and its companions; returns the backend and the step of each.
 function check(op: string, params: readonly Tensor[], grads: readonly Tensor[], m: readonly Tensor[], v: readonly Tensor[], h: OptimizerHyper): [Backend, number[]] {
   if (params.length === 0) fail(op, 'expected at least one parameter');
+  const backend = live(op, ...params, ...grads, ...m, ...v);
+  checkHyper(op, h);
   for (const [name, xs] of [['grads', grads], ['m', m], ['v', v]] as const)
     if (xs.length !== params.length) fail(op, `got ${params.length} parameters but ${xs.length} ${name}`);
-  const backend = live(op, ...params, ...grads, ...m, ...v);
   const dtype = params[0]!.dtype;
   params.forEach((p, i) => {
     if (!isFloat(p.dtype) || p.dtype !== dtype) fail(op, `parameters must share one floating dtype, got ${desc(params[0]!)} and ${desc(p)}`);
@@ -45,8 +67,7 @@ function check(op: string, params: readonly Tensor[], grads: readonly Tensor[], 
   });
   const steps = typeof h.step === 'number' ? params.map(() => h.step as number) : [...h.step];
   if (steps.length !== params.length) fail(op, `got ${params.length} parameters but ${steps.length} step counts`);
-  for (const s of steps) if (!Number.isSafeInteger(s) || s < 1) fail(op, `step must be a positive integer, got ${s}`);
-  for (const k of ['lr', 'beta1', 'beta2', 'eps', 'weightDecay'] as const) if (!Number.isFinite(h[k])) fail(op, `${k} must be finite, got ${h[k]}`);
+  for (const s of steps) checkNumber(op, 'step', s, { integer: true, min: 1 });
   return [backend, steps];
 }
 
@@ -70,7 +91,7 @@ export type TensorOrList = Tensor | readonly Tensor[];
 
 // Validate the lists, then run `kernel` with the arguments every many-tensor update shares.
 function update(op: string, params: TensorOrList, grads: TensorOrList, m: TensorOrList, v: TensorOrList, h: OptimizerHyper, kernel: (backend: Backend, a: Omit<AdamUpdateArgs, 'decoupled'>) => void): Backend {
-  const [ps, gs, ms, vs] = [list(params), list(grads), list(m), list(v)];
+  const [ps, gs, ms, vs] = [list(op, 'params', params), list(op, 'grads', grads), list(op, 'm', m), list(op, 'v', v)];
   const [backend, steps] = check(op, ps, gs, ms, vs, h);
   for (const t of [...ps, ...ms, ...vs]) t._bumpVersion(); // written in place
   inOptimDtype(backend, ps, gs, (p, g) =>
@@ -119,9 +140,8 @@ export function lambUpdate(params: TensorOrList, grads: TensorOrList, m: TensorO
  */
 export function multiNorm(xs: readonly Tensor[], ord = 2): Tensor {
   const op = 'multiNorm';
-  if (!(ord > 0)) fail(op, `ord must be positive (or Infinity), got ${ord}`);
-  if (xs.length === 0) fail(op, 'expected at least one tensor');
-  const backend = live(op, ...xs);
+  const backend = liveList(op, xs);
+  checkNumber(op, 'ord', ord, { min: 0, minExclusive: true, infinity: true });
   const dtype = xs[0]!.dtype;
   for (const x of xs) if (!isFloat(x.dtype) || x.dtype !== dtype) fail(op, `tensors must share one floating dtype, got ${desc(xs[0]!)} and ${desc(x)}`);
   const outDtype = dtype === 'f64' ? 'f64' : 'f32';
@@ -136,6 +156,8 @@ export function multiNorm(xs: readonly Tensor[], ord = 2): Tensor {
 /** `xs[i] *= scale` in place for every tensor (PyTorch's `_foreach_mul_`), scale a one-element tensor read on the device. */
 export function multiScale(xs: readonly Tensor[], scale: Tensor): void {
   const op = 'multiScale';
+  if (!Array.isArray(xs)) fail(op, `expected an array of tensors, got ${show(xs)}`);
+  live(op, scale);
   if (xs.length === 0) return;
   const backend = live(op, ...xs, scale);
   if (scale.size !== 1 || !isFloat(scale.dtype)) fail(op, `scale must be one floating element, got ${desc(scale)}`);

@@ -9,6 +9,7 @@ import { isFloat, type DType } from '../../backend/dtype.js';
 import { noGrad, record } from '../../autograd/tape.js';
 import { fmt, sizeOf } from '../shape.js';
 import { Tensor } from '../tensor.js';
+import { checkBoolean, checkKeys, checkNumber, optionalNumber } from '../validate.js';
 import * as ew from './elementwise.js';
 import { reshape } from './shape_ops.js';
 import { asOp, computeDtype, desc, fail, freeTemps, inCompute, live, normAxes, normAxis } from './util.js';
@@ -68,6 +69,7 @@ function finish(t: Tensor, shape: number[]): Tensor {
 /** Sum over `axis` (all axes when omitted). bool and i32 sum to i32. */
 export function sum(x: Tensor, axis?: Axes, keepdim = false): Tensor {
   live('sum', x);
+  checkBoolean('sum', 'keepdim', keepdim);
   const axes = normAxes('sum', axis, x.rank);
   const dtype: DType = isFloat(x.dtype) ? x.dtype : 'i32';
   const out = finish(reduceKernel('sum', x, axes, dtype), reducedShape(x.shape, axes, keepdim));
@@ -77,6 +79,7 @@ export function sum(x: Tensor, axis?: Axes, keepdim = false): Tensor {
 /** Mean over `axis` (all axes when omitted); integers give f32. */
 export function mean(x: Tensor, axis?: Axes, keepdim = false): Tensor {
   live('mean', x);
+  checkBoolean('mean', 'keepdim', keepdim);
   const axes = normAxes('mean', axis, x.rank);
   const n = axes.reduce((p, a) => p * x.shape[a]!, 1);
   const xf = isFloat(x.dtype) ? x : ew.cast(x, 'f32');
@@ -88,6 +91,7 @@ export function mean(x: Tensor, axis?: Axes, keepdim = false): Tensor {
 
 function extreme(op: 'max' | 'min', x: Tensor, axis: Axes, keepdim: boolean): Tensor {
   live(op, x);
+  checkBoolean(op, 'keepdim', keepdim);
   if (x.dtype === 'bool') fail(op, `not defined for bool tensors (got ${desc(x)})`);
   const axes = normAxes(op, axis, x.rank);
   if (axes.some((a) => x.shape[a] === 0)) fail(op, `cannot reduce over an empty axis (shape ${fmt(x.shape)})`);
@@ -102,6 +106,7 @@ export const min = (x: Tensor, axis?: Axes, keepdim = false): Tensor => extreme(
 
 function argExtreme(op: 'argmax' | 'argmin', x: Tensor, axis: number | null | undefined, keepdim: boolean): Tensor {
   live(op, x);
+  checkBoolean(op, 'keepdim', keepdim);
   if (x.dtype === 'bool') fail(op, `not defined for bool tensors (got ${desc(x)})`);
   if (axis === null || axis === undefined) {
     if (x.size === 0) fail(op, `cannot reduce an empty tensor (shape ${fmt(x.shape)})`);
@@ -123,6 +128,7 @@ export const argmin = (x: Tensor, axis?: number | null, keepdim = false): Tensor
 /** log Σ exp(x) over `axis`, computed stably (shifted by the max). */
 export function logsumexp(x: Tensor, axis?: Axes, keepdim = false): Tensor {
   live('logsumexp', x);
+  checkBoolean('logsumexp', 'keepdim', keepdim);
   const axes = normAxes('logsumexp', axis, x.rank);
   if (axes.some((a) => x.shape[a] === 0)) {
     // log of an empty sum: −∞, as torch.logsumexp
@@ -156,15 +162,17 @@ export interface VarOptions {
 
 /** Variance over `axis` with Bessel's correction by default (as `torch.var`). */
 export function variance(x: Tensor, axis?: Axes, opts: VarOptions = {}): Tensor {
-  live('var', x);
-  if (!isFloat(x.dtype)) fail('var', `expected a floating tensor, got ${desc(x)}`);
-  const axes = normAxes('var', axis, x.rank);
+  live('variance', x);
+  checkKeys('variance', opts, ['correction', 'keepdim']);
+  const correction = optionalNumber('variance', 'correction', opts?.correction, 1, { min: 0 });
+  const keepdim = opts?.keepdim === undefined ? false : checkBoolean('variance', 'keepdim', opts.keepdim);
+  if (!isFloat(x.dtype)) fail('variance', `expected a floating tensor, got ${desc(x)}`);
+  const axes = normAxes('variance', axis, x.rank);
   const n = axes.reduce((p, a) => p * x.shape[a]!, 1);
-  const correction = opts.correction ?? 1;
   const mu = mean(x, axes, true);
   const d = ew.sub(x, mu);
   const d2 = ew.mul(d, d);
-  const s = sum(d2, axes, opts.keepdim ?? false);
+  const s = sum(d2, axes, keepdim);
   const out = ew.div(s, Math.max(0, n - correction));
   freeTemps(out, mu, d, d2, s);
   return out;
@@ -184,8 +192,9 @@ export function std(x: Tensor, axis?: Axes, opts: VarOptions = {}): Tensor {
  */
 export function norm(x: Tensor, p = 2, axis?: Axes, keepdim = false): Tensor {
   live('norm', x);
+  checkNumber('norm', 'p', p, { min: 0, minExclusive: true, infinity: true });
+  checkBoolean('norm', 'keepdim', keepdim);
   if (!isFloat(x.dtype)) fail('norm', `expected a floating tensor, got ${desc(x)}`);
-  if (!(p > 0)) fail('norm', `p must be positive, got ${p}`);
   const axes = normAxes('norm', axis, x.rank);
   const out = noGrad(() => {
     const a = ew.abs(x);

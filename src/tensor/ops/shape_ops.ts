@@ -10,13 +10,14 @@ import { tidy } from '../memory.js';
 import { Tensor } from '../tensor.js';
 import * as ew from './elementwise.js';
 import { sum } from './reduce.js';
-import { checkDType, computeDtype, desc, fail, freeTemps, inCompute, live, normAxis, rawCast, scalarTensor } from './util.js';
+import { checkChoice, checkNumber, show } from '../validate.js';
+import { computeDtype, desc, fail, freeTemps, inCompute, live, liveList, normAxes, normAxis, rawCast, scalarTensor } from './util.js';
 
 /** Same elements, another shape (one entry may be −1, inferred). Shares storage. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   live('reshape', x);
   if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < -1))
-    fail('reshape', `invalid shape ${JSON.stringify(shape)}`);
+    fail('reshape', `shape must be an array of integers ≥ -1, got ${show(shape)}`);
   const infer = shape.filter((d) => d === -1).length;
   if (infer > 1) fail('reshape', `only one dimension can be -1, got ${fmt(shape)}`);
   let target = [...shape];
@@ -49,10 +50,7 @@ export function flatten(x: Tensor, startDim = 0, endDim = -1): Tensor {
 /** Remove axes of size 1 (all of them, or those named). */
 export function squeeze(x: Tensor, axis?: number | number[]): Tensor {
   live('squeeze', x);
-  const axes =
-    axis === undefined
-      ? x.shape.map((_, i) => i)
-      : (typeof axis === 'number' ? [axis] : axis).map((a) => normAxis('squeeze', a, x.rank));
+  const axes = axis === undefined ? x.shape.map((_, i) => i) : normAxes('squeeze', axis, x.rank);
   return reshape(
     x,
     x.shape.filter((d, i) => !(axes.includes(i) && d === 1)),
@@ -90,7 +88,7 @@ function stridedCopy(x: Tensor, shape: readonly number[], srcStrides: readonly n
 export function permute(x: Tensor, dims: readonly number[]): Tensor {
   live('permute', x);
   if (!Array.isArray(dims) || dims.length !== x.rank)
-    fail('permute', `expected ${x.rank} dims for shape ${fmt(x.shape)}, got ${JSON.stringify(dims)}`);
+    fail('permute', `expected ${x.rank} dims for shape ${fmt(x.shape)}, got ${show(dims)}`);
   const d = dims.map((a) => normAxis('permute', a, x.rank));
   if (new Set(d).size !== d.length) fail('permute', `dims ${fmt(dims)} repeat an axis`);
   const strides = stridesOf(x.shape);
@@ -116,7 +114,7 @@ export function transpose(x: Tensor, dim0 = -2, dim1 = -1): Tensor {
 export function expand(x: Tensor, shape: readonly number[]): Tensor {
   live('expand', x);
   if (!Array.isArray(shape) || shape.length < x.rank || shape.some((d) => !Number.isInteger(d) || d < -1))
-    fail('expand', `cannot expand ${fmt(x.shape)} to ${JSON.stringify(shape)}`);
+    fail('expand', `cannot expand ${fmt(x.shape)} to ${show(shape)}`);
   const lead = shape.length - x.rank;
   if (shape.some((d, i) => d === -1 && i < lead)) fail('expand', `-1 is not allowed for a new leading dimension: ${fmt(x.shape)} to ${fmt(shape)}`);
   const target = shape.map((d, i) => (d === -1 ? x.shape[i - lead]! : d));
@@ -132,7 +130,9 @@ export function slice(x: Tensor, axis: number, start = 0, end?: number, step = 1
   notScalar('slice', x);
   const a = normAxis('slice', axis, x.rank);
   const n = x.shape[a]!;
-  if (!Number.isInteger(step) || step < 1) fail('slice', `step must be a positive integer, got ${step}`);
+  checkNumber('slice', 'start', start, { integer: true });
+  if (end !== undefined) checkNumber('slice', 'end', end, { integer: true });
+  checkNumber('slice', 'step', step, { integer: true, min: 1 });
   const clampIdx = (i: number): number => Math.min(n, Math.max(0, i < 0 ? i + n : i));
   const s = clampIdx(start);
   const e = end === undefined ? n : clampIdx(end);
@@ -154,6 +154,8 @@ export function narrow(x: Tensor, axis: number, start: number, length: number): 
   notScalar('narrow', x);
   const a = normAxis('narrow', axis, x.rank);
   const n = x.shape[a]!;
+  checkNumber('narrow', 'start', start, { integer: true });
+  checkNumber('narrow', 'length', length, { integer: true, min: 0 });
   const s = start < 0 ? start + n : start;
   if (!Number.isInteger(start) || !Number.isInteger(length) || s < 0 || length < 0 || s + length > n)
     fail('narrow', `start ${start} and length ${length} are out of range for axis ${axis} of shape ${fmt(x.shape)}`);
@@ -182,8 +184,7 @@ export function sliceBackward(g: Tensor, shape: readonly number[], axis: number,
 
 /** Join tensors along an existing axis (as `torch.cat`). */
 export function concat(xs: readonly Tensor[], axis = 0): Tensor {
-  if (!Array.isArray(xs as unknown) || xs.length === 0) fail('concat', 'expected a non-empty array of tensors');
-  const backend = live('concat', ...xs);
+  const backend = liveList('concat', xs);
   const first = xs[0]!;
   notScalar('concat', first);
   const a = normAxis('concat', axis, first.rank);
@@ -216,8 +217,7 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
 
 /** Join tensors of one shape along a new axis. */
 export function stack(xs: readonly Tensor[], axis = 0): Tensor {
-  if (!Array.isArray(xs as unknown) || xs.length === 0) fail('stack', 'expected a non-empty array of tensors');
-  live('stack', ...xs);
+  liveList('stack', xs);
   const first = xs[0]!;
   for (const t of xs) {
     if (t.rank !== first.rank || t.shape.some((d, i) => d !== first.shape[i]))
@@ -238,15 +238,15 @@ export function split(x: Tensor, sizeOrSections: number | number[], axis = 0): T
   const a = normAxis('split', axis, x.rank);
   const n = x.shape[a]!;
   let sizes: number[];
-  if (typeof sizeOrSections === 'number') {
-    if (!Number.isInteger(sizeOrSections) || sizeOrSections < 1)
-      fail('split', `split size must be a positive integer, got ${sizeOrSections}`);
+  if (!Array.isArray(sizeOrSections)) {
+    checkNumber('split', 'the split size', sizeOrSections, { integer: true, min: 1 });
     sizes = [];
     for (let s = 0; s < n; s += sizeOrSections) sizes.push(Math.min(sizeOrSections, n - s));
     if (n === 0) sizes.push(0);
   } else {
     sizes = sizeOrSections;
-    if (sizes.some((s) => !Number.isInteger(s) || s < 0) || sizes.reduce((p, s) => p + s, 0) !== n)
+    sizes.forEach((s, i) => checkNumber('split', `section ${i}`, s, { integer: true, min: 0 }));
+    if (sizes.reduce((p, s) => p + s, 0) !== n)
       fail('split', `sections ${fmt(sizes)} do not add up to ${n} (axis ${axis} of ${fmt(x.shape)})`);
   }
   let start = 0;
@@ -260,7 +260,7 @@ export function split(x: Tensor, sizeOrSections: number | number[], axis = 0): T
 /** Split into `chunks` pieces of ⌈n/chunks⌉ along `axis` (fewer when n is small, as torch.chunk). */
 export function chunk(x: Tensor, chunks: number, axis = 0): Tensor[] {
   live('chunk', x);
-  if (!Number.isInteger(chunks) || chunks < 1) fail('chunk', `chunks must be a positive integer, got ${chunks}`);
+  checkNumber('chunk', 'chunks', chunks, { integer: true, min: 1 });
   notScalar('chunk', x);
   const a = normAxis('chunk', axis, x.rank);
   // an empty axis splits into `chunks` empty pieces, as torch.chunk
@@ -388,8 +388,8 @@ export function scatterAdd(x: Tensor, axis: number, index: Tensor, src: Tensor):
 /** One-hot encoding of i32 class indices: shape [...index.shape, numClasses], dtype i32 by default. */
 export function oneHot(index: Tensor, numClasses: number, dtype: 'i32' | 'f32' | 'f64' | 'bool' = 'i32'): Tensor {
   live('oneHot', index);
-  if (!Number.isInteger(numClasses) || numClasses < 1) fail('oneHot', `numClasses must be a positive integer, got ${numClasses}`);
-  checkDType('oneHot', dtype);
+  checkNumber('oneHot', 'numClasses', numClasses, { integer: true, min: 1 });
+  checkChoice('oneHot', 'dtype', dtype, ['i32', 'f32', 'f64', 'bool'] as const);
   checkIndex('oneHot', index);
   checkIndexRange('oneHot', index, numClasses);
   const classes = Tensor._empty(index.backend, [numClasses], 'i32');
@@ -408,10 +408,11 @@ export function oneHot(index: Tensor, numClasses: number, dtype: 'i32' | 'f32' |
 export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
   live('maskedFill', x, mask);
   if (mask.dtype !== 'bool') fail('maskedFill', `mask must be bool, got ${desc(mask)}`);
+  if (typeof value !== 'number' && typeof value !== 'boolean') fail('maskedFill', `value must be a number, got ${show(value)}`);
   const b = tryBroadcast(x.shape, mask.shape);
   if (!b || b.length !== x.rank || b.some((d, i) => d !== x.shape[i]))
     fail('maskedFill', `mask ${fmt(mask.shape)} does not broadcast to input ${fmt(x.shape)}`);
-  const v = scalarTensor(x.backend, value, x.dtype);
+  const v = scalarTensor(x.backend, Number(value), x.dtype, 'maskedFill');
   const out = ew.where(mask, v, x);
   freeTemps(out, v);
   return out;
@@ -420,7 +421,7 @@ export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
 // Mask of (col − row ≥ k) over the last two axes, [rows, cols].
 function triangleMask(x: Tensor, op: string, diagonal: number, upper: boolean): Tensor {
   if (x.rank < 2) fail(op, `needs at least 2 dimensions, got shape ${fmt(x.shape)}`);
-  if (!Number.isInteger(diagonal)) fail(op, `diagonal must be an integer, got ${diagonal}`);
+  checkNumber(op, 'diagonal', diagonal, { integer: true });
   const rows = x.shape[x.rank - 2]!;
   const cols = x.shape[x.rank - 1]!;
   const m = new Uint8Array(rows * cols);

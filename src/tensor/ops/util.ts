@@ -1,8 +1,9 @@
 /** Helpers shared by the op modules: validation, scalars, casts, compute dtypes. @module */
 import type { Backend, KernelFamily } from '../../backend/backend.js';
-import { encode, isDType, isFloat, type DType } from '../../backend/dtype.js';
-import { fmt } from '../shape.js';
+import { DTYPES, encode, isDType, isFloat, type DType } from '../../backend/dtype.js';
+import { fmt, isValidShape } from '../shape.js';
 import { storableMessage, Tensor } from '../tensor.js';
+import { show } from '../validate.js';
 
 /** Throw the error every op throws: `op: message`. */
 export function fail(op: string, message: string): never {
@@ -27,12 +28,14 @@ export function desc(t: Tensor): string {
   return `${fmt(t.shape)} ${t.dtype}`;
 }
 
-/** Check that every argument is a live Tensor on one backend; return that backend. */
-export function live(op: string, ...ts: (Tensor | null | undefined)[]): Backend {
+/**
+ * Check that every argument is a live Tensor on one backend; return that backend. Optional
+ * tensors go through {@link present} (`live(op, x, w, ...present(bias))`).
+ */
+export function live(op: string, ...ts: unknown[]): Backend {
   let backend: Backend | null = null;
   for (const t of ts) {
-    if (t === null || t === undefined) continue;
-    if (!(t instanceof Tensor)) fail(op, `expected a Tensor, got ${typeof t === 'object' ? String(t) : typeof t}`);
+    if (!(t instanceof Tensor)) fail(op, `expected a Tensor, got ${show(t)}`);
     t._storage(op);
     if (backend && t.backend !== backend)
       fail(op, `tensors are on different backends: '${backend.name}' and '${t.backend.name}' (move one with .to())`);
@@ -41,9 +44,26 @@ export function live(op: string, ...ts: (Tensor | null | undefined)[]): Backend 
   return backend!;
 }
 
+/** Check that `xs` is a non-empty array of live tensors on one backend; return that backend. */
+export function liveList(op: string, xs: unknown, what = 'tensors'): Backend {
+  if (!Array.isArray(xs) || xs.length === 0) fail(op, `expected a non-empty array of ${what}, got ${show(xs)}`);
+  return live(op, ...xs);
+}
+
+/** The arguments that are not null or undefined (optional tensors, for {@link live}). */
+export function present(...xs: unknown[]): unknown[] {
+  return xs.filter((x) => x !== null && x !== undefined);
+}
+
+/** Check that `shape` is an array of non-negative integers (naming it `name`). */
+export function checkShape(op: string, shape: unknown, name = 'shape'): readonly number[] {
+  if (!isValidShape(shape)) fail(op, `${name} must be an array of non-negative integers, got ${show(shape)}`);
+  return shape;
+}
+
 /** Check that `dtype` names a kiln dtype. */
 export function checkDType(op: string, dtype: unknown): DType {
-  if (!isDType(dtype)) fail(op, `unknown dtype '${String(dtype)}'`);
+  if (!isDType(dtype)) fail(op, `unknown dtype ${show(dtype)} (dtypes: ${DTYPES.join(', ')})`);
   return dtype;
 }
 
@@ -128,14 +148,15 @@ export function inCompute<T extends Tensor | Tensor[]>(
 
 /** Normalise a possibly negative axis against `rank`, naming `op` when it is out of range. */
 export function normAxis(op: string, axis: number, rank: number): number {
-  if (!Number.isInteger(axis) || axis < -Math.max(rank, 1) || axis >= Math.max(rank, 1))
-    fail(op, `axis ${axis} is out of range for a tensor of rank ${rank}`);
+  if (!Number.isSafeInteger(axis)) fail(op, `axis must be an integer, got ${show(axis)}`);
+  if (axis < -Math.max(rank, 1) || axis >= Math.max(rank, 1)) fail(op, `axis ${axis} is out of range for a tensor of rank ${rank}`);
   return axis < 0 ? axis + Math.max(rank, 1) : axis;
 }
 
 /** Axes list (sorted, unique, non-negative); all axes for null/undefined. */
 export function normAxes(op: string, axis: number | readonly number[] | null | undefined, rank: number): number[] {
   if (axis === null || axis === undefined) return [...Array(rank).keys()];
+  if (typeof axis !== 'number' && !Array.isArray(axis)) fail(op, `axis must be an integer or a list of integers, got ${show(axis)}`);
   const list = typeof axis === 'number' ? [axis] : [...axis];
   const out = [...new Set(list.map((a) => normAxis(op, a, rank)))].sort((a, b) => a - b);
   if (out.length !== list.length) fail(op, `repeated axis in [${list.join(',')}]`);
