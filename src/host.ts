@@ -5,6 +5,7 @@
  * that names the call and the in-memory alternative.
  * @module
  */
+import { show } from './tensor/validate.js';
 
 /** What the core needs from a file system. */
 export interface HostFiles {
@@ -19,8 +20,15 @@ export interface HostFiles {
 
 let files: HostFiles | null = null;
 
-/** @internal Install file access (the Node entry point does). */
-export function installHostFiles(f: HostFiles): void {
+/** @internal Install file access (the Node entry point does); `null` removes it, as in a browser. */
+export function installHostFiles(f: HostFiles | null): void {
+  const need = ['readText', 'readBytes', 'writeText', 'writeAtomic', 'writeAtomicSync'] as const;
+  if (f === null) {
+    files = null;
+    return;
+  }
+  if (typeof f !== 'object' || need.some((k) => typeof f[k] !== 'function'))
+    throw new Error(`installHostFiles: expected an object with the functions ${need.join(', ')}, got ${show(f)}${f && typeof f === 'object' ? ` (missing ${need.filter((k) => typeof f[k] !== 'function').join(', ')})` : ''}`);
   files = f;
 }
 

@@ -52,7 +52,7 @@ describe('entry points', () => {
     const { hostFiles } = await import('../src/host.js');
     const { installHostFiles } = core;
     const saved = hostFiles('test', '');
-    installHostFiles(null as never);
+    installHostFiles(null);
     try {
       expect(() => core.BPETokenizer.load('tok.json')).toThrow(/^BPETokenizer.load: cannot read tok.json: BPETokenizer.load: reading and writing files needs kiln's Node entry point/);
       expect(() => core.loadSafetensors('m.safetensors')).toThrow(/cannot read 'm.safetensors': loadSafetensors: reading and writing files needs kiln's Node entry point \('kiln' in Node\); here pass the file's bytes/);

@@ -4,6 +4,7 @@
  * the result back with round-to-nearest-even. `bool` is the result of comparisons.
  */
 import { DTYPE_BYTES, type DType } from './ops.gen.js';
+import { checkNumber, show } from '../tensor/validate.js';
 
 export type { DType };
 
@@ -29,6 +30,7 @@ export function isDType(x: unknown): x is DType {
 
 /** The dtype of an op over `a` and `b`, as PyTorch promotes tensors of different types. */
 export function promoteTypes(a: DType, b: DType): DType {
+  for (const d of [a, b]) if (!isDType(d)) throw new Error(`promoteTypes: unknown dtype ${show(d)} (dtypes: ${DTYPES.join(', ')})`);
   if (a === b) return a;
   if (isHalf(a) && isHalf(b)) return 'f32';
   return DTYPES.indexOf(a) > DTYPES.indexOf(b) ? a : b;
@@ -96,18 +98,25 @@ function roundHalfEven(v: number): number {
 
 /** IEEE half-precision bits of `x`, rounded to nearest even. */
 export function f16Bits(x: number): number {
+  if (typeof x !== 'number') throw new Error(`f16Bits: expected a number, got ${show(x)}`);
   return roundToBits(x, 10, -14, 15, 5);
 }
 
 /** bfloat16 bits of `x`, rounded to nearest even. */
 export function bf16Bits(x: number): number {
+  if (typeof x !== 'number') throw new Error(`bf16Bits: expected a number, got ${show(x)}`);
   return roundToBits(x, 7, -126, 127, 8);
 }
 
 const f32Scratch = new Float32Array(1);
 const u32Scratch = new Uint32Array(f32Scratch.buffer);
 
+/** The number that IEEE half-precision `bits` (an integer in [0, 65535]) encode. */
 export function f16Value(bits: number): number {
+  return halfValue(checkNumber('f16Value', 'bits', bits, { integer: true, min: 0, max: 0xffff }));
+}
+
+function halfValue(bits: number): number {
   const sign = bits & 0x8000 ? -1 : 1;
   const e = (bits >> 10) & 0x1f;
   const m = bits & 0x3ff;
@@ -116,7 +125,12 @@ export function f16Value(bits: number): number {
   return sign * (1 + m / 1024) * 2 ** (e - 15);
 }
 
+/** The number that bfloat16 `bits` (an integer in [0, 65535]) encode. */
 export function bf16Value(bits: number): number {
+  return bfloatValue(checkNumber('bf16Value', 'bits', bits, { integer: true, min: 0, max: 0xffff }));
+}
+
+function bfloatValue(bits: number): number {
   u32Scratch[0] = bits << 16;
   return f32Scratch[0]!;
 }
@@ -137,7 +151,7 @@ export function encode(values: ArrayLike<number>, dtype: DType): StorageArray {
 export function decode(raw: StorageArray, dtype: DType): DataArray {
   if (dtype === 'f16' || dtype === 'bf16') {
     const out = new Float32Array(raw.length);
-    const f = dtype === 'f16' ? f16Value : bf16Value;
+    const f = dtype === 'f16' ? halfValue : bfloatValue;
     for (let i = 0; i < raw.length; i++) out[i] = f(raw[i]!);
     return out;
   }

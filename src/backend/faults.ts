@@ -4,6 +4,7 @@
  * @module
  */
 import { FAULTS } from './ops.gen.js';
+import { show } from '../tensor/validate.js';
 
 type FaultName = keyof typeof FAULTS;
 
@@ -23,6 +24,11 @@ export class FaultLatch {
 
   /** Record a fault; only the first one is kept until {@link FaultLatch.throwIfAny}. */
   record(fault: FaultName | number, op: string, value: number, limit: number, message?: string): void {
+    const known = typeof fault === 'number' ? Object.values(FAULTS).some((f) => f.code === fault) : typeof fault === 'string' && Object.hasOwn(FAULTS, fault);
+    if (!known) throw new Error(`FaultLatch.record: unknown fault ${show(fault)} (faults: ${Object.keys(FAULTS).join(', ')})`);
+    if (typeof op !== 'string') throw new Error(`FaultLatch.record: op must be the public op's name, got ${show(op)}`);
+    if (typeof value !== 'number' || typeof limit !== 'number') throw new Error(`FaultLatch.record: value and limit must be numbers, got ${show(value)} and ${show(limit)}`);
+    if (message !== undefined && typeof message !== 'string') throw new Error(`FaultLatch.record: message must be a string, got ${show(message)}`);
     if (this.first) return;
     const code = typeof fault === 'number' ? fault : FAULTS[fault].code;
     this.first = new Error(faultMessage(code, op, value, limit, message));
@@ -30,6 +36,7 @@ export class FaultLatch {
 
   /** Record an Error of the backend's own (a use of freed memory, a lost device). */
   recordError(e: Error): void {
+    if (!(e instanceof Error)) throw new Error(`FaultLatch.recordError: expected an Error, got ${show(e)}`);
     this.first ??= e;
   }
 

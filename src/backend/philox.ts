@@ -12,6 +12,7 @@
  * A fill of n elements advances the generator's offset by ⌈n/4⌉.
  * @module
  */
+import { checkChoice, checkNumber, show } from '../tensor/validate.js';
 
 const M0 = 0xd2511f53;
 const M1 = 0xcd9e8d57;
@@ -34,15 +35,14 @@ function mulhi(a: number, b: number): number {
 /**
  * Ten rounds of Philox4x32 on counter (c0..c3) with key (k0, k1); writes four u32 words into `out`.
  */
-export function philox4x32(
-  c0: number,
-  c1: number,
-  c2: number,
-  c3: number,
-  k0: number,
-  k1: number,
-  out: Uint32Array,
-): void {
+export function philox4x32(c0: number, c1: number, c2: number, c3: number, k0: number, k1: number, out: Uint32Array): void {
+  [c0, c1, c2, c3, k0, k1].forEach((w, i) => checkNumber('philox4x32', ['c0', 'c1', 'c2', 'c3', 'k0', 'k1'][i]!, w, { integer: true, min: 0, max: 0xffffffff }));
+  if (!(out instanceof Uint32Array) || out.length < 4) throw new Error(`philox4x32: out must be a Uint32Array of at least 4 words, got ${show(out)}`);
+  philox(c0, c1, c2, c3, k0, k1, out);
+}
+
+// philox4x32 without the argument checks, for the loops below
+function philox(c0: number, c1: number, c2: number, c3: number, k0: number, k1: number, out: Uint32Array): void {
   for (let r = 0; r < 10; r++) {
     const hi0 = mulhi(M0, c0);
     const lo0 = Math.imul(M0, c0) >>> 0;
@@ -81,12 +81,19 @@ export function philoxFill(
   seed: number,
   offset: number,
 ): void {
+  const op = 'philoxFill';
+  if (out === null || typeof out !== 'object' || typeof out.length !== 'number') throw new Error(`${op}: out must be an array, got ${show(out)}`);
+  if (dist === null || typeof dist !== 'object' || Array.isArray(dist)) throw new Error(`${op}: dist must be { kind, … }, got ${show(dist)}`);
+  checkChoice(op, 'dist.kind', dist.kind, ['uniform', 'normal', 'randint'] as const);
+  for (const [k, v] of Object.entries(dist)) if (k !== 'kind') checkNumber(op, `dist.${k}`, v);
+  checkNumber(op, 'seed', seed, { integer: true, min: 0 });
+  checkNumber(op, 'offset', offset, { integer: true, min: 0 });
   const [k0, k1] = seedKey(seed);
   const w = new Uint32Array(4);
   const n = out.length;
   for (let base = 0, ctr = offset; base < n; base += 4, ctr++) {
     // 128-bit counter: low word and the next one carry the offset (below 2⁵³).
-    philox4x32(ctr >>> 0, Math.floor(ctr / 4294967296) >>> 0, 0, 0, k0, k1, w);
+    philox(ctr >>> 0, Math.floor(ctr / 4294967296) >>> 0, 0, 0, k0, k1, w);
     const end = Math.min(4, n - base);
     if (dist.kind === 'uniform') {
       const span = dist.high - dist.low;
@@ -122,6 +129,8 @@ export class PhiloxWords {
     seed: number,
     private readonly offset: number,
   ) {
+    checkNumber('PhiloxWords', 'seed', seed, { integer: true, min: 0 });
+    checkNumber('PhiloxWords', 'offset', offset, { integer: true, min: 0 });
     [this.k0, this.k1] = seedKey(seed);
   }
 
@@ -129,7 +138,7 @@ export class PhiloxWords {
     const block = Math.floor(e / 4);
     if (block !== this.block) {
       const ctr = this.offset + block;
-      philox4x32(ctr >>> 0, Math.floor(ctr / 4294967296) >>> 0, 0, 0, this.k0, this.k1, this.w);
+      philox(ctr >>> 0, Math.floor(ctr / 4294967296) >>> 0, 0, 0, this.k0, this.k1, this.w);
       this.block = block;
     }
     return this.w[e % 4]!;
@@ -141,6 +150,7 @@ export class PhiloxWords {
  * is ≥ ⌈p·2³²⌉ (so P(keep) = 1 − p up to 2⁻³², and every backend decides alike, with integers).
  */
 export function dropoutThreshold(p: number): number {
+  checkNumber('dropoutThreshold', 'p', p, { min: 0, max: 1 });
   if (!(p > 0)) return 0;
   return Math.min(4294967296, Math.ceil(p * 4294967296));
 }

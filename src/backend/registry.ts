@@ -8,6 +8,7 @@
  */
 import type { Backend } from './backend.js';
 import { RefBackend } from './ref/ref.js';
+import { checkKeys, checkNumber, show } from '../tensor/validate.js';
 
 /** What {@link backends} reports for each backend. */
 export interface BackendInfo {
@@ -52,15 +53,22 @@ let found: string | null = null;
 
 /** Add a backend to the registry (replacing one of the same name, which is forgotten). */
 export function registerBackend(entry: BackendEntry): void {
-  if (!entry || typeof entry.name !== 'string' || !entry.name) throw new Error('registerBackend: an entry needs a name');
-  if (!entry.create === !entry.load) throw new Error(`registerBackend: entry '${entry.name}' must give exactly one of create and load`);
+  const op = 'registerBackend';
+  if (entry === null || typeof entry !== 'object') throw new Error(`${op}: expected an entry { name, priority, create | load }, got ${show(entry)}`);
+  checkKeys(op, entry, ['name', 'priority', 'probe', 'create', 'load']);
+  if (typeof entry.name !== 'string' || !entry.name) throw new Error(`${op}: an entry needs a name, got ${show(entry.name)}`);
+  checkNumber(op, 'priority', entry.priority);
+  for (const k of ['probe', 'create', 'load'] as const)
+    if (entry[k] !== undefined && typeof entry[k] !== 'function') throw new Error(`${op}: ${k} of entry '${entry.name}' must be a function, got ${show(entry[k])}`);
+  if (!entry.create === !entry.load) throw new Error(`${op}: entry '${entry.name}' must give exactly one of create and load`);
   slots.set(entry.name, { entry, backend: null, failure: null, pending: null });
   found = null;
 }
 
-function slot(name: string): Slot {
+function slot(op: string, name: unknown): Slot {
+  if (typeof name !== 'string') throw new Error(`${op}: expected a backend's name, got ${show(name)}`);
   const s = slots.get(name);
-  if (!s) throw new Error(`backend '${name}' is not registered (registered: ${[...slots.keys()].join(', ')})`);
+  if (!s) throw new Error(`${op}: backend '${name}' is not registered (registered: ${[...slots.keys()].join(', ')})`);
   return s;
 }
 
@@ -95,10 +103,14 @@ export function backends(): BackendInfo[] {
  * Rejects with the reason when it cannot run here.
  */
 export async function getBackend(name?: string): Promise<Backend> {
-  const s = slot(name ?? defaultBackendName());
+  return loadBackend('getBackend', name);
+}
+
+async function loadBackend(op: string, name?: string): Promise<Backend> {
+  const s = slot(op, name ?? defaultBackendName());
   if (s.backend) return s.backend;
   const reason = probeReason(s);
-  if (reason !== null) throw new Error(`backend '${s.entry.name}' is not available: ${reason}`);
+  if (reason !== null) throw new Error(`${op}: backend '${s.entry.name}' is not available: ${reason}`);
   s.pending ??= (async () => {
     try {
       const b = s.entry.create ? s.entry.create() : await s.entry.load!();
@@ -111,7 +123,11 @@ export async function getBackend(name?: string): Promise<Backend> {
       s.pending = null;
     }
   })();
-  return s.pending;
+  try {
+    return await s.pending;
+  } catch (e) {
+    throw new Error(`${op}: ${(e as Error).message}`);
+  }
 }
 
 /**
@@ -120,21 +136,26 @@ export async function getBackend(name?: string): Promise<Backend> {
  * `await getBackend(name)` or `await useBackend(name)`. Throws with the reason.
  */
 export function backendSync(name?: string): Backend {
-  const s = slot(name ?? defaultBackendName());
+  return backendFor('backendSync', name);
+}
+
+/** @internal {@link backendSync} for the public function `op` (its errors start with `op: `). */
+export function backendFor(op: string, name?: string): Backend {
+  const s = slot(op, name ?? defaultBackendName());
   if (s.backend) return s.backend;
   const reason = probeReason(s);
-  if (reason !== null) throw new Error(`backend '${s.entry.name}' is not available: ${reason}`);
+  if (reason !== null) throw new Error(`${op}: backend '${s.entry.name}' is not available: ${reason}`);
   const { create } = s.entry;
-  if (!create) throw new Error(`backend '${s.entry.name}' loads asynchronously: await useBackend('${s.entry.name}') (or getBackend) before using it`);
+  if (!create) throw new Error(`${op}: backend '${s.entry.name}' loads asynchronously: await useBackend('${s.entry.name}') (or getBackend) before using it`);
   let b: Backend;
   try {
     b = create();
     if (b.name !== s.entry.name) throw new Error(`the entry '${s.entry.name}' created a backend named '${b.name}'`);
   } catch (e) {
     s.failure = `failed to load: ${(e as Error).message}`;
-    throw new Error(`backend '${s.entry.name}' is not available: ${s.failure}`);
+    throw new Error(`${op}: backend '${s.entry.name}' is not available: ${s.failure}`);
   }
-  if (b.init) throw new Error(`backend '${s.entry.name}' needs asynchronous set-up: await useBackend('${s.entry.name}') (or getBackend) before using it`);
+  if (b.init) throw new Error(`${op}: backend '${s.entry.name}' needs asynchronous set-up: await useBackend('${s.entry.name}') (or getBackend) before using it`);
   return accept(s, b);
 }
 
@@ -163,7 +184,8 @@ export function defaultBackendName(): string {
 
 /** Load `name` (awaiting its set-up) and make it the default backend for new tensors. */
 export async function useBackend(name: string): Promise<Backend> {
-  const b = await getBackend(name);
+  if (typeof name !== 'string') throw new Error(`useBackend: expected a backend's name, got ${show(name)}`);
+  const b = await loadBackend('useBackend', name);
   chosen = name;
   return b;
 }
@@ -173,7 +195,10 @@ export async function useBackend(name: string): Promise<Backend> {
  * (else use {@link useBackend}). `setBackend(null)` returns to the automatic choice.
  */
 export function setBackend(name: string | null): void {
-  if (name !== null) backendSync(name);
+  if (name !== null) {
+    if (typeof name !== 'string') throw new Error(`setBackend: expected a backend's name or null, got ${show(name)}`);
+    backendFor('setBackend', name);
+  }
   chosen = name;
 }
 
@@ -199,13 +224,13 @@ export async function ready(): Promise<string> {
  * `torch.cuda.synchronize()`); rejects with a pending device fault, naming the op that found it.
  */
 export async function sync(name?: string): Promise<void> {
-  if (name !== undefined) return (await getBackend(name)).sync();
+  if (name !== undefined) return (await loadBackend('sync', name)).sync();
   for (const s of slots.values()) if (s.backend) await s.backend.sync();
 }
 
 /** Submit the queued work of backend `name` (of every backend in use when omitted) without waiting. */
 export function flush(name?: string): void {
-  if (name !== undefined) return backendSync(name).flush();
+  if (name !== undefined) return backendFor('flush', name).flush();
   for (const s of slots.values()) s.backend?.flush();
 }
 

@@ -6,7 +6,7 @@
  */
 import type { Backend, Storage } from '../backend/backend.js';
 import { decode, itemSize, type DataArray, type DType, type StorageArray } from '../backend/dtype.js';
-import { backendSync } from '../backend/registry.js';
+import { backendFor } from '../backend/registry.js';
 import { isGradEnabled, record, runBackward, type Node } from '../autograd/tape.js';
 import { StorageRef, track, untrack, type Tracked } from './memory.js';
 import { fmt, sizeOf, type Shape } from './shape.js';
@@ -15,6 +15,7 @@ import * as red from './ops/reduce.js';
 import * as sh from './ops/shape_ops.js';
 import * as nn from './ops/nn.js';
 import { isFloat } from '../backend/dtype.js';
+import { checkBoolean, checkKeys, show } from './validate.js';
 
 /** Nested arrays of numbers (or booleans), as `arraySync()` returns and `tensor()` accepts. */
 export type NestedArray = number | boolean | NestedArray[];
@@ -143,6 +144,8 @@ export class Tensor implements Tracked, Disposable {
   }
 
   set requiresGrad(v: boolean) {
+    checkBoolean('requiresGrad', 'the value', v);
+    this._storage('requiresGrad');
     if (v && !isFloat(this.dtype))
       throw new Error(`requiresGrad: only floating tensors can require gradients (got ${this.dtype})`);
     if (!v && this._gradFn) throw new Error('requiresGrad: cannot turn off on a non-leaf tensor; use detach()');
@@ -188,7 +191,9 @@ export class Tensor implements Tracked, Disposable {
    * requires grad. A non-scalar tensor needs `grad`, the upstream gradient of its shape.
    */
   backward(grad?: Tensor, opts: { retainGraph?: boolean } = {}): void {
-    runBackward(this, grad, opts.retainGraph ?? false);
+    checkKeys('backward', opts, ['retainGraph']);
+    if (grad !== undefined && grad !== null && !(grad instanceof Tensor)) throw new Error(`backward: grad must be a Tensor, got ${show(grad)}`);
+    runBackward(this, grad ?? undefined, opts?.retainGraph === undefined ? false : checkBoolean('backward', 'retainGraph', opts.retainGraph));
   }
 
   /** A tensor sharing this one's storage, cut from the graph. */
@@ -253,16 +258,18 @@ export class Tensor implements Tracked, Disposable {
    */
   to(name: string): Tensor {
     this._storage('to');
-    if (name === this.backend.name) return this;
+    if (typeof name !== 'string') throw new Error(`to: expected a backend's name, got ${show(name)}`);
     const target = backendFor('to', name);
+    if (target === this.backend) return this;
     return moveTo(this, target, readSync('to', this));
   }
 
   /** {@link to}, for any source backend: waits for the source's queued work. */
   async toAsync(name: string): Promise<Tensor> {
     this._storage('toAsync');
-    if (name === this.backend.name) return this;
+    if (typeof name !== 'string') throw new Error(`toAsync: expected a backend's name, got ${show(name)}`);
     const target = backendFor('toAsync', name);
+    if (target === this.backend) return this;
     return moveTo(this, target, await this.backend.read(this._storage('toAsync')));
   }
 
@@ -361,14 +368,6 @@ const gib = (bytes: number): string => (bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).
 /** @internal Why `backend` cannot hold `dtype`. */
 export function storableMessage(backend: Backend, dtype: DType): string {
   return `backend '${backend.name}' cannot store ${dtype} tensors (it stores ${backend.dtypes.join(', ')}); cast to one of those first`;
-}
-
-function backendFor(op: string, name: string): Backend {
-  try {
-    return backendSync(name);
-  } catch (e) {
-    throw new Error(`${op}: ${(e as Error).message}`);
-  }
 }
 
 // The raw elements of `t`, read synchronously, or an Error naming `op` and the async way.

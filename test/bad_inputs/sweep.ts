@@ -16,7 +16,7 @@
  * `coverage.test.ts` checks that every export has one.
  */
 import fc from 'fast-check';
-import { afterAll, beforeAll, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Tensor, rand, setBackend, tensor, type DType } from '../../src/index.js';
 import { describeBackends, disposeAll } from '../harness.js';
 
@@ -62,13 +62,13 @@ export type Table = Record<string, Spec | Spec[] | Exempt>;
 
 /** The string an error must contain to name `v`. */
 export function needleOf(v: unknown): string | string[] {
-  if (typeof v === 'string') return v === '' ? '""' : v;
+  if (typeof v === 'string') return v === '' ? "''" : v;
   if (v === null || v === undefined || typeof v !== 'object') return String(v);
   if (v instanceof Tensor) return v.disposed ? 'disposed' : v.dtype;
   return [Array.isArray(v) ? 'array' : 'object', JSON.stringify(v)];
 }
 
-const bad = (value: Value, needle?: string): Bad => ({ value, needle: needle ?? needleOf(value) });
+const bad = (value: Value, needle?: string | string[]): Bad => ({ value, needle: needle ?? needleOf(value) });
 const plain = (values: unknown[]): Bad[] => values.map((v) => bad(v));
 
 function disposedTensor(): Tensor {
@@ -255,6 +255,7 @@ function prefixes(name: string, spec: Spec): string[] {
 
 function describeArg(v: unknown): string {
   if (v instanceof Tensor) return v.disposed ? 'a disposed tensor' : `a tensor [${v.shape.join(',')}] ${v.dtype}`;
+  if (typeof v === 'number' || v === undefined) return String(v);
   try {
     return JSON.stringify(v) ?? String(v);
   } catch {
@@ -343,6 +344,7 @@ export function specsOf(entry: Spec | Spec[] | Exempt): Spec[] {
 export function runTable(title: string, table: Table, exports: Record<string, unknown>, runs = 20): void {
   describeBackends(`bad inputs: ${title}`, (backend) => {
     beforeAll(() => setBackend(backend));
+    it('the table has entries', () => expect(Object.keys(table).length).toBeGreaterThan(0));
     afterAll(() => {
       setBackend(null);
       console.log(`[bad inputs] ${title} on ${backend}: ${counts.refused} refused, ${counts.tolerated} tolerated, ${counts.random} random refused calls so far`);

@@ -1,7 +1,7 @@
 /** Bad-input table: tensor creation, elementwise, reduction, shape, index, nn and optimizer ops. */
 import * as k from '../../src/index.js';
 import { Generator, rand, tensor, zeros } from '../../src/index.js';
-import { T, Ts, axis, bool, choice, dtype, generator, ids, int, num, operand, opts, scalar, shape, type Param, type Spec, type Table } from './sweep.js';
+import { T, Ts, axis, bool, choice, dtype, generator, ids, int, num, operand, opts, scalar, shape, str, type Param, type Spec, type Table } from './sweep.js';
 
 const backendName = (): Param => ({ kind: 'backend', good: () => undefined, refuse: [{ value: 'bogus', needle: 'bogus' }, { value: 5, needle: '5' }], tolerate: [undefined] });
 
@@ -176,11 +176,9 @@ export const TENSOR_TABLE: Table = {
       }),
     ],
   },
-  applyRotary: { exempt: 'covered by RotaryEmbedding (nn table)' },
   // multi-tensor optimizer kernels
   adamUpdate: { params: [...fourStates(), optimHyper()] },
   lambUpdate: { params: [...fourStates(), optimHyper()] },
-  sgdUpdate: { exempt: 'see the optim table' },
   multiNorm: { params: [Ts(), num({ min: 0, minExclusive: true, infinity: true, good: 2, optional: true })] },
   multiScale: { params: [Ts(), T(() => tensor(0.5))] },
   // autograd and memory
@@ -194,3 +192,57 @@ export const TENSOR_TABLE: Table = {
 };
 
 export const TENSOR_EXPORTS = k as unknown as Record<string, unknown>;
+
+// ---- Tensor methods -------------------------------------------------------------------------
+// A method that delegates to an op is swept as that op, with the tensor as `this` (which can only
+// be bad by being disposed); the others have their own specs.
+
+/** Methods named differently from the op they call. */
+const ALIASES: Record<string, string> = { var: 'variance', view: 'reshape' };
+/** Methods with no arguments beyond `this`. */
+export const TENSOR_NO_ARGS = ['square', 'detach', 'zeroGrad', 'retainGrad', 'dispose', 'toString', 'data', 'array', 'item', 'dataSync', 'arraySync', 'itemSync'];
+
+function methodSpecs(): Table {
+  const out: Table = {};
+  const proto = k.Tensor.prototype as unknown as Record<string, unknown>;
+  for (const m of Object.getOwnPropertyNames(proto)) {
+    if (m === 'constructor' || m.startsWith('_') || typeof Object.getOwnPropertyDescriptor(proto, m)?.value !== 'function') continue;
+    const op = ALIASES[m] ?? m;
+    const entry = TENSOR_TABLE[op];
+    if (!entry || 'exempt' in entry) continue;
+    const specs = (Array.isArray(entry) ? entry : [entry]).filter((s) => s.params[0]?.kind === 'tensor' || s.params[0]?.kind === 'operand');
+    if (specs.length === 0) continue;
+    out[`Tensor.${m}`] = specs.map((s) => ({
+      ...s,
+      params: [{ ...s.params[0]!, refuse: s.params[0]!.refuse.filter((b) => b.needle === 'disposed'), tolerate: [] }, ...s.params.slice(1)],
+      call: (self: k.Tensor, ...rest: unknown[]) => (self[m as keyof k.Tensor] as (...a: unknown[]) => unknown).call(self, ...rest),
+      prefix: s.prefix ?? op,
+    }));
+  }
+  return out;
+}
+
+const self = (make: () => k.Tensor = () => rand([2, 3])): Param => ({ ...T(make), refuse: T(make).refuse.filter((b) => b.needle === 'disposed'), tolerate: [] });
+const backendArg = (): Param => ({ ...str(() => 'own'), refuse: [...str().refuse, { value: 'bogus', needle: 'bogus' }] });
+const reader = (m: 'data' | 'array' | 'item' | 'dataSync' | 'arraySync' | 'itemSync'): Spec => ({
+  params: [self(() => rand([1]))],
+  call: (t: k.Tensor) => t[m](),
+  prefix: m,
+});
+
+Object.assign(TENSOR_TABLE, methodSpecs(), {
+  Tensor: { exempt: 'the constructor is internal: tensors come from the creation functions, swept above' },
+  'Tensor.data': reader('data'),
+  'Tensor.array': reader('array'),
+  'Tensor.item': { params: [{ ...self(() => rand([1])), refuse: [...self().refuse, { value: () => rand([2, 3]), needle: '[2,3]' }] }], call: (t: k.Tensor) => t.item(), prefix: 'item' },
+  // the valid call moves a tensor to its own backend ('own'), which every backend can do synchronously
+  'Tensor.to': { params: [self(), backendArg()], call: (t: k.Tensor, name: string) => t.to(name === 'own' ? t.backend.name : name), prefix: 'to' },
+  'Tensor.toAsync': { params: [self(), backendArg()], call: (t: k.Tensor, name: string) => t.toAsync(name === 'own' ? t.backend.name : name), prefix: 'toAsync' },
+  'Tensor.copy_': { params: [self(), operand(() => rand([2, 3]))], call: (t: k.Tensor, src: k.Tensor) => t.copy_(src), prefix: 'copy_' },
+  'Tensor.requiresGrad_': { params: [self(), bool({ optional: true })], call: (t: k.Tensor, v: boolean) => t.requiresGrad_(v), prefix: 'requiresGrad' },
+  'Tensor.backward': {
+    params: [self(() => rand([1], { requiresGrad: true })), T(() => rand([1]), { optional: true }), opts({ retainGraph: bool({ optional: true }) })],
+    call: (t: k.Tensor, g: k.Tensor | undefined, o: { retainGraph?: boolean }) => t.mul(2).backward(g, o),
+    prefix: ['backward', 'mul'],
+  },
+});

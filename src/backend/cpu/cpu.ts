@@ -13,6 +13,7 @@ import { FaultLatch, settled } from '../faults.js';
 import { PRIORITY, type BackendEntry } from '../registry.js';
 import { findAddon, loadAddon, type Addon, type NativeBuffer, type NativeCapabilities } from './addon.js';
 import { NativeKernels } from './marshal.gen.js';
+import { checkNumber } from '../../tensor/validate.js';
 
 /** A native storage: the buffer and a typed view of it. */
 export class CpuStorage implements Storage {
@@ -174,7 +175,7 @@ export function getNumThreads(): number {
 
 /** Set the `cpu` backend's thread count (default: the cores, or `KILN_NUM_THREADS`). */
 export function setNumThreads(n: number): void {
-  if (!Number.isInteger(n) || n < 1 || n > MAX_THREADS) throw new Error(`setNumThreads: expected an integer in [1, ${MAX_THREADS}], got ${n}`);
+  checkNumber('setNumThreads', 'n', n, { integer: true, min: 1, max: MAX_THREADS });
   const addon = loadAddon();
   if ('unavailable' in addon) throw new Error(`setNumThreads: the cpu backend is not available: ${addon.unavailable}`);
   addon.setNumThreads(n);

@@ -8,9 +8,10 @@
  */
 import type { Backend, KernelFamily, KernelName, Kernels, Storage } from '../backend.js';
 import type { BackendEntry } from '../registry.js';
-import { DTYPES, type DType, type StorageArray } from '../dtype.js';
+import { DTYPES, isDType, type DType, type StorageArray } from '../dtype.js';
 import { KERNEL_NAMES } from '../ops.gen.js';
 import { RefBackend, RefStorage } from './ref.js';
+import { show } from '../../tensor/validate.js';
 
 /** A storage of the queue; `freed` is set when its free runs (not when free is called). */
 class QueuedStorage extends RefStorage {
@@ -55,6 +56,7 @@ export class AsyncRefBackend implements Backend {
     readonly name = 'async-ref',
     dtypes: readonly DType[] = DTYPES,
   ) {
+    checkBackendArgs('AsyncRefBackend', name, dtypes);
     this.dtypes = dtypes;
     this.ref = new RefBackend(name);
     for (const k of KERNEL_NAMES) (this as unknown as Record<KernelName, (a: object) => void>)[k] = (a) => this.enqueueKernel(k, a);
@@ -160,5 +162,12 @@ export class AsyncRefBackend implements Backend {
 
 /** The registry entry of `async-ref` (tests register it; it is never the default: priority −1). */
 export function asyncRefEntry(name = 'async-ref', dtypes?: readonly DType[]): BackendEntry {
+  checkBackendArgs('asyncRefEntry', name, dtypes ?? DTYPES);
   return { name, priority: -1, load: async () => new AsyncRefBackend(name, dtypes) };
+}
+
+function checkBackendArgs(op: string, name: unknown, dtypes: unknown): void {
+  if (typeof name !== 'string' || !name) throw new Error(`${op}: name must be a non-empty string, got ${show(name)}`);
+  if (!Array.isArray(dtypes) || dtypes.length === 0 || !dtypes.every(isDType))
+    throw new Error(`${op}: dtypes must be a non-empty list of dtypes (${DTYPES.join(', ')}), got ${show(dtypes)}`);
 }

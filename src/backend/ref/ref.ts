@@ -38,6 +38,7 @@ import { DTYPES, decode, encode, isHalf, storageArray, type DType, type StorageA
 import { FaultLatch, settled } from '../faults.js';
 import { philoxFill, PhiloxWords } from '../philox.js';
 import { binaryFn, forEachStrided, matmulRef, reduceRef, unaryDerivative, unaryFn } from './kernels.js';
+import { show } from '../../tensor/validate.js';
 
 type Num = { [i: number]: number; readonly length: number };
 
@@ -77,7 +78,9 @@ export class RefBackend implements Backend {
   readonly faults = new FaultLatch();
 
   /** @param name Registry name; another name lets a second instance stand in for a backend in tests. */
-  constructor(readonly name: string = 'ref') {}
+  constructor(readonly name: string = 'ref') {
+    if (typeof name !== 'string' || !name) throw new Error(`RefBackend: name must be a non-empty string, got ${show(name)}`);
+  }
 
   maxElements(_dtype: DType): number {
     return 2 ** 32; // V8's longest typed array

@@ -1,7 +1,7 @@
 /** Creating tensors: from data, constants, ranges and random distributions. @module */
 import type { Backend } from '../../backend/backend.js';
 import { encode, isFloat, type DType } from '../../backend/dtype.js';
-import { backendSync } from '../../backend/registry.js';
+import { backendFor } from '../../backend/registry.js';
 import { fmt, sizeOf } from '../shape.js';
 import { defaultGenerator, Generator } from '../random.js';
 import { Tensor, type NestedArray } from '../tensor.js';
@@ -35,12 +35,7 @@ function resolve(op: string, opts: CreateOptions | undefined, dflt: DType, keys:
   const dtype = checkDType(op, opts?.dtype ?? dflt);
   if (opts?.requiresGrad !== undefined) checkBoolean(op, 'requiresGrad', opts.requiresGrad);
   if (opts?.backend !== undefined && typeof opts.backend !== 'string') fail(op, `backend must be a backend's name, got ${show(opts.backend)}`);
-  let backend: Backend;
-  try {
-    backend = backendSync(opts?.backend);
-  } catch (e) {
-    fail(op, (e as Error).message);
-  }
+  const backend = backendFor(op, opts?.backend);
   checkStorable(op, backend, dtype);
   return [backend, dtype];
 }

@@ -462,8 +462,9 @@ export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
 export function copyInto(dst: Tensor, src: Tensor | number): void {
   live('copy_', dst);
   if (src instanceof Tensor) live('copy_', src);
+  else if (typeof src !== 'number') fail('copy_', `src must be a Tensor or a number, got ${show(src)}`);
   // like torch's copy_, the source may live on another backend: it is moved first
-  const s = src instanceof Tensor ? (src.backend === dst.backend ? src : noGrad(() => src.to(dst.backend.name))) : scalarTensor(dst.backend, src, dst.dtype);
+  const s = src instanceof Tensor ? (src.backend === dst.backend ? src : noGrad(() => src.to(dst.backend.name))) : scalarTensor(dst.backend, Number(src), dst.dtype, 'copy_');
   const b = tryBroadcast(dst.shape, s.shape);
   if (!b || b.length !== dst.rank || b.some((d, i) => d !== dst.shape[i]))
     fail('copy_', `source ${fmt(s.shape)} does not broadcast to destination ${fmt(dst.shape)}`);

@@ -1,0 +1,21 @@
+/** Every bad-input table, by module (coverage.test.ts checks that together they cover every export). */
+import { BACKEND_TABLE } from './backend.js';
+import { DATA_TABLE } from './data.js';
+import { IO_TABLE } from './io.js';
+import { METRICS_TABLE } from './metrics.js';
+import { NN_TABLE } from './nn.js';
+import { OPTIM_TABLE } from './optim.js';
+import type { Table } from './sweep.js';
+import { TENSOR_TABLE } from './tensor.js';
+import { TRAIN_TABLE } from './train.js';
+
+export const TABLES: Record<string, Table> = {
+  tensor: TENSOR_TABLE,
+  nn: NN_TABLE,
+  optim: OPTIM_TABLE,
+  data: DATA_TABLE,
+  io: IO_TABLE,
+  metrics: METRICS_TABLE,
+  train: TRAIN_TABLE,
+  backend: BACKEND_TABLE,
+};
