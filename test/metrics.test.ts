@@ -150,7 +150,7 @@ describe('accuracy and top-k', () => {
     expect(() => accuracy([0, '1'], [0, 1])).toThrow(/mix numbers and strings/);
     expect(() => topKAccuracy([3], [[1, 2]])).toThrow(/target 3 at sample 0 is not a class index in \[0, 2\)/);
     expect(() => topKAccuracy([0], [[NaN, 1]])).toThrow(/NaN score/);
-    expect(() => topKAccuracy([0], [[1, 2]], { k: 0 })).toThrow(/k must be a positive integer/);
+    expect(() => topKAccuracy([0], [[1, 2]], { k: 0 })).toThrow(/k must be an integer ≥ 1, got 0/);
     expect(() => topKAccuracy([0, 1], [[1, 2]])).toThrow(/2 targets but 1 rows/);
   });
 });
@@ -333,7 +333,7 @@ describe('percentile and the throughput meter', () => {
     expect(percentile([4, 1, 3, 2], 90)).toBeCloseTo(3.7, 14);
     expect(percentile([5], 99)).toBe(5);
     expect(() => percentile([], 50)).toThrow(/no values/);
-    expect(() => percentile([1], 101)).toThrow(/q must be in \[0, 100\]/);
+    expect(() => percentile([1], 101)).toThrow(/q must be a number in \[0, 100\], got 101/);
     expect(() => percentile([1, NaN], 50)).toThrow(/value 1 is NaN/);
   });
 
@@ -387,8 +387,8 @@ describe('percentile and the throughput meter', () => {
     m.reset();
     expect(() => m.stop()).toThrow(/no step is running/);
     expect(() => m.summary()).toThrow(/no steps counted \(0 recorded, warm-up 0\)/);
-    expect(() => m.record(-1)).toThrow(/ms must be a finite non-negative number/);
-    expect(() => new ThroughputMeter({ warmup: 1.5 })).toThrow(/warmup must be a non-negative integer/);
+    expect(() => m.record(-1)).toThrow(/ms must be a number ≥ 0, got -1/);
+    expect(() => new ThroughputMeter({ warmup: 1.5 })).toThrow(/warmup must be an integer ≥ 0, got 1.5/);
   });
 
   it('times real work with the default clock', () => {

@@ -206,12 +206,12 @@ describe('BLEU: rules by hand', () => {
     expect(corpusBleu(['THE CAT'], ['the cat'], { lowercase: true, effectiveOrder: true }).score).toBeCloseTo(100, 10);
     expect(corpusBleu(['the|cat'], ['the cat'], { tokenize: (s) => s.replace('|', ' '), effectiveOrder: true }).score).toBeCloseTo(100, 10);
     expect(() => corpusBleu(['a'], [])).toThrow(/corpusBleu: 1 hypotheses but 0 reference lists/);
-    expect(() => corpusBleu(['a'], [[]])).toThrow(/hypothesis 0 has no reference/);
+    expect(() => corpusBleu(['a'], [[]])).toThrow(/corpusBleu: references\[0\] must be a string or a non-empty array of strings, got \[\]/);
     expect(() => corpusBleu([], [])).toThrow(/corpusBleu: no hypotheses/);
     expect(() => corpusBleu(['a'], ['a'], { smooth: 'bogus' as 'exp' })).toThrow(/unknown smoothing 'bogus'/);
     expect(() => corpusBleu(['a'], ['a'], { tokenize: 'zh' as '13a' })).toThrow(/unknown tokenizer 'zh'/);
-    expect(() => corpusBleu(['a'], ['a'], { maxOrder: 0 })).toThrow(/maxOrder must be a positive integer/);
-    expect(() => computeBleu({ counts: [1], totals: [1, 2], sysLen: 1, refLen: 1 })).toThrow(/must have maxOrder 1 entries/);
+    expect(() => corpusBleu(['a'], ['a'], { maxOrder: 0 })).toThrow(/maxOrder must be an integer ≥ 1, got 0/);
+    expect(() => computeBleu({ counts: [1], totals: [1, 2], sysLen: 1, refLen: 1 })).toThrow(/stats.counts has 1 entries but stats.totals has 2/);
   });
 });
 
@@ -288,7 +288,7 @@ describe('ROUGE: rules by hand', () => {
 
   it('validates input', () => {
     expect(() => rouge('a', 'a', { types: ['rouge0' as 'rouge1'] })).toThrow(/unknown ROUGE type 'rouge0'/);
-    expect(() => rouge('a', [])).toThrow(/need at least one reference/);
+    expect(() => rouge('a', [])).toThrow(/rouge: reference must be a string or a non-empty array of strings, got \[\]/);
     expect(() => corpusRouge(['a'], [])).toThrow(/1 predictions but 0 references/);
   });
 });
@@ -328,7 +328,7 @@ describe('SQuAD exact match and token F1', () => {
     expect(s.exactMatch).toBe(50);
     close(s.f1, 90);
     expect(s.count).toBe(2);
-    expect(() => squadScores(['a'], [[]])).toThrow(/exactMatch: need at least one ground-truth answer/);
+    expect(() => squadScores(['a'], [[]])).toThrow(/squadScores: groundTruths\[0\] must be a string or a non-empty array of strings, got \[\]/);
     expect(() => squadScores(['a'], [])).toThrow(/1 predictions but 0 ground-truth lists/);
     expect(() => squadScores([], [])).toThrow(/no questions/);
   });

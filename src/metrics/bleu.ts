@@ -28,6 +28,9 @@
  * @module
  */
 
+import { checkNumber, show } from '../tensor/validate.js';
+import { checkCorpus, checkOptions, checkReferences, checkString, optionalBoolean } from './check.js';
+
 /** A built-in tokeniser name or a function from a segment to space-separated tokens. */
 export type BleuTokenizer = '13a' | 'none' | 'intl' | 'char' | ((segment: string) => string);
 
@@ -95,6 +98,7 @@ const V13A_DASH_AFTER_DIGIT = /([0-9])(-)/g;
  * tokenize13a("It wasn't surprising."); // "It wasn't surprising ."
  */
 export function tokenize13a(line: string): string {
+  checkString('tokenize13a', 'line', line);
   let s = line
     .split('<skipped>').join('')
     .split('-\n').join('')
@@ -120,6 +124,7 @@ const INTL_SYMBOL = /(\p{S})/gu;
  * a neighbour that is not a number, and every Unicode symbol from both neighbours.
  */
 export function tokenizeIntl(line: string): string {
+  checkString('tokenizeIntl', 'line', line);
   let s = line.replace(INTL_PUNCT_AFTER_NON_NUMBER, '$1 $2 ');
   s = s.replace(INTL_PUNCT_BEFORE_NON_NUMBER, ' $1 $2');
   s = s.replace(INTL_SYMBOL, ' $1 ');
@@ -128,11 +133,17 @@ export function tokenizeIntl(line: string): string {
 
 /** Every character (code point) a token, whitespace dropped (sacreBLEU's 'char'). */
 export function tokenizeChars(line: string): string {
+  checkString('tokenizeChars', 'line', line);
   return pySplit(Array.from(line).join(' ')).join(' ');
 }
 
-function tokenizer(op: string, t: BleuTokenizer): (s: string) => string {
-  if (typeof t === 'function') return t;
+function tokenizer(op: string, t: unknown): (s: string) => string {
+  if (typeof t === 'function')
+    return (s) => {
+      const out: unknown = t(s);
+      if (typeof out !== 'string') throw new Error(`${op}: the tokenize function must return a string, got ${show(out)}`);
+      return out;
+    };
   switch (t) {
     case '13a':
       return tokenize13a;
@@ -143,7 +154,7 @@ function tokenizer(op: string, t: BleuTokenizer): (s: string) => string {
     case 'none':
       return (s) => s;
     default:
-      throw new Error(`${op}: unknown tokenizer '${String(t)}'; use '13a', 'intl', 'char', 'none' or a function`);
+      throw new Error(`${op}: unknown tokenizer ${show(t)}; use '13a', 'intl', 'char', 'none' or a function`);
   }
 }
 
@@ -181,22 +192,23 @@ interface Resolved {
   effectiveOrder: boolean;
 }
 
-function resolve(op: string, opts: BleuOptions): Resolved {
-  const smooth = opts.smooth ?? 'exp';
-  if (!['exp', 'floor', 'add-k', 'none'].includes(smooth))
-    throw new Error(`${op}: unknown smoothing '${String(smooth)}'; use 'exp', 'floor', 'add-k' or 'none'`);
-  const smoothValue = opts.smoothValue ?? (smooth === 'floor' ? 0.1 : smooth === 'add-k' ? 1 : 0);
-  if (!(Number.isFinite(smoothValue) && smoothValue >= 0))
-    throw new Error(`${op}: smoothValue must be a finite non-negative number, got ${smoothValue}`);
-  const maxOrder = opts.maxOrder ?? 4;
-  if (!(Number.isInteger(maxOrder) && maxOrder >= 1)) throw new Error(`${op}: maxOrder must be a positive integer, got ${maxOrder}`);
+const BLEU_OPTIONS = ['tokenize', 'lowercase', 'smooth', 'smoothValue', 'maxOrder', 'effectiveOrder'] as const;
+
+/** Check `opts` (unknown keys refused) and fill in the defaults; `maxOrder` replaces an absent `opts.maxOrder`. */
+function resolve(op: string, opts: BleuOptions | undefined, defaults: { maxOrder?: number; effectiveOrder?: boolean } = {}): Resolved {
+  const o = checkOptions(op, opts, BLEU_OPTIONS);
+  const smooth = o.smooth === undefined ? 'exp' : o.smooth;
+  if (!(['exp', 'floor', 'add-k', 'none'] as unknown[]).includes(smooth))
+    throw new Error(`${op}: unknown smoothing ${show(smooth)}; use 'exp', 'floor', 'add-k' or 'none'`);
+  const smoothValue = o.smoothValue === undefined ? (smooth === 'floor' ? 0.1 : smooth === 'add-k' ? 1 : 0) : checkNumber(op, 'smoothValue', o.smoothValue, { min: 0 });
+  const maxOrder = o.maxOrder === undefined ? (defaults.maxOrder ?? 4) : checkNumber(op, 'maxOrder', o.maxOrder, { integer: true, min: 1 });
   return {
-    tok: tokenizer(op, opts.tokenize ?? '13a'),
-    lowercase: opts.lowercase ?? false,
+    tok: tokenizer(op, o.tokenize === undefined ? '13a' : o.tokenize),
+    lowercase: optionalBoolean(op, 'lowercase', o.lowercase, false),
     smooth,
     smoothValue,
     maxOrder,
-    effectiveOrder: opts.effectiveOrder ?? false,
+    effectiveOrder: optionalBoolean(op, 'effectiveOrder', o.effectiveOrder, defaults.effectiveOrder ?? false),
   };
 }
 
@@ -248,12 +260,35 @@ function segmentStats(r: Resolved, hyp: string, refs: readonly string[]): BleuSt
  */
 export function computeBleu(stats: BleuStats, opts: BleuOptions = {}): BleuScore {
   const op = 'computeBleu';
-  const r = resolve(op, { ...opts, maxOrder: opts.maxOrder ?? stats.counts.length });
+  const st = checkStats(op, stats);
+  return scoreOf(st, resolve(op, opts, { maxOrder: st.counts.length }), op);
+}
+
+/** `stats` when it holds BLEU statistics: equal-length non-empty counts and totals, lengths, all finite and ≥ 0. */
+function checkStats(op: string, stats: unknown): BleuStats {
+  if (stats === null || typeof stats !== 'object' || Array.isArray(stats))
+    throw new Error(`${op}: stats must be an object { counts, totals, sysLen, refLen }, got ${show(stats)}`);
+  const { counts, totals, sysLen, refLen } = stats as Record<string, unknown>;
+  const list = (name: string, v: unknown): number[] => {
+    if (!Array.isArray(v) || v.length === 0) throw new Error(`${op}: stats.${name} must be a non-empty array of counts, got ${show(v)}`);
+    v.forEach((x, i) => checkNumber(op, `stats.${name}[${i}]`, x, { min: 0 }));
+    return v as number[];
+  };
+  const c = list('counts', counts);
+  const t = list('totals', totals);
+  if (c.length !== t.length) throw new Error(`${op}: stats.counts has ${c.length} entries but stats.totals has ${t.length}`);
+  c.forEach((x, i) => {
+    if (x > t[i]!) throw new Error(`${op}: stats.counts[${i}] is ${x}, more than stats.totals[${i}] ${t[i]!}`);
+  });
+  checkNumber(op, 'stats.sysLen', sysLen, { min: 0 });
+  checkNumber(op, 'stats.refLen', refLen, { min: 0 });
+  return stats as BleuStats;
+}
+
+function scoreOf(stats: BleuStats, r: Resolved, op: string): BleuScore {
   const { sysLen, refLen } = stats;
   if (stats.counts.length !== r.maxOrder || stats.totals.length !== r.maxOrder)
     throw new Error(`${op}: counts (${stats.counts.length}) and totals (${stats.totals.length}) must have maxOrder ${r.maxOrder} entries`);
-  for (const x of [...stats.counts, ...stats.totals, sysLen, refLen])
-    if (!(Number.isFinite(x) && x >= 0)) throw new Error(`${op}: statistics must be finite non-negative numbers, got ${x}`);
   const bp = sysLen < refLen ? (sysLen > 0 ? Math.exp(1 - refLen / sysLen) : 0) : 1;
   const ratio = refLen > 0 ? sysLen / refLen : 0;
   const precisions = new Array<number>(r.maxOrder).fill(0);
@@ -300,19 +335,15 @@ export function corpusBleu(
   references: readonly (string | readonly string[])[],
   opts: BleuOptions = {},
 ): BleuScore {
-  const op = 'corpusBleu';
-  const r = resolve(op, opts);
-  if (!Array.isArray(hypotheses) || !Array.isArray(references)) throw new Error(`${op}: hypotheses and references must be arrays`);
-  if (hypotheses.length !== references.length)
-    throw new Error(`${op}: ${hypotheses.length} hypotheses but ${references.length} reference lists`);
-  if (hypotheses.length === 0) throw new Error(`${op}: no hypotheses`);
+  return bleu('corpusBleu', hypotheses, references, resolve('corpusBleu', opts));
+}
+
+function bleu(op: string, hypotheses: unknown, references: unknown, r: Resolved): BleuScore {
+  const c = checkCorpus(op, hypotheses, references, { predictions: 'hypotheses', references: 'references', referencesNoun: 'reference lists' });
+  if (c.predictions.length === 0) throw new Error(`${op}: no hypotheses`);
   const total: BleuStats = { counts: new Array<number>(r.maxOrder).fill(0), totals: new Array<number>(r.maxOrder).fill(0), sysLen: 0, refLen: 0 };
-  hypotheses.forEach((h, i) => {
-    const refs = typeof references[i] === 'string' ? [references[i] as string] : (references[i] as readonly string[]);
-    if (typeof h !== 'string') throw new Error(`${op}: hypothesis ${i} is not a string`);
-    if (!Array.isArray(refs) || refs.length === 0) throw new Error(`${op}: hypothesis ${i} has no reference`);
-    for (const x of refs) if (typeof x !== 'string') throw new Error(`${op}: a reference of hypothesis ${i} is not a string`);
-    const s = segmentStats(r, h, refs);
+  c.predictions.forEach((h, i) => {
+    const s = segmentStats(r, h, c.references[i]!);
     for (let n = 0; n < r.maxOrder; n++) {
       total.counts[n]! += s.counts[n]!;
       total.totals[n]! += s.totals[n]!;
@@ -320,7 +351,7 @@ export function corpusBleu(
     total.sysLen += s.sysLen;
     total.refLen += s.refLen;
   });
-  return computeBleu(total, opts);
+  return scoreOf(total, r, op);
 }
 
 /**
@@ -329,5 +360,8 @@ export function corpusBleu(
  * hypothesis do not count, so a one-word exact match scores 100, not 0), 'exp' smoothing.
  */
 export function sentenceBleu(hypothesis: string, references: string | readonly string[], opts: BleuOptions = {}): BleuScore {
-  return corpusBleu([hypothesis], [references], { effectiveOrder: true, ...opts });
+  const op = 'sentenceBleu';
+  const r = resolve(op, opts, { effectiveOrder: true });
+  checkString(op, 'hypothesis', hypothesis);
+  return bleu(op, [hypothesis], [checkReferences(op, 'references', references)], r);
 }

@@ -18,6 +18,8 @@
  */
 import { fmt } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
+import { checkNumber, show } from '../tensor/validate.js';
+import { checkOptions, optionalBoolean } from './check.js';
 import { hostValues } from './read.js';
 
 /** A class label. */
@@ -36,19 +38,43 @@ export type Scores = readonly (readonly number[])[] | Tensor;
  */
 export type Average = 'binary' | 'micro' | 'macro' | 'weighted';
 
-function readLabels(op: string, what: string, x: Labels): Label[] {
-  if (x instanceof Tensor) {
-    if (x.rank > 1) throw new Error(`${op}: ${what} must be a 1-d tensor of labels, got shape ${fmt(x.shape)}`);
-    return Array.from(hostValues(op, what, x));
-  }
-  if (!Array.isArray(x)) throw new Error(`${op}: ${what} must be an array of labels or a Tensor`);
-  return x as Label[];
+/** Why `l` is not a label (null when it is one). */
+function badLabel(l: unknown): string | null {
+  const k = typeof l;
+  if (k === 'number') return Number.isNaN(l) ? 'NaN' : null;
+  if (k === 'string' || k === 'boolean') return null;
+  return show(l);
 }
 
-function kindOf(l: Label): 'number' | 'string' | 'boolean' {
-  const k = typeof l;
-  if (k === 'number' || k === 'string' || k === 'boolean') return k;
-  throw new Error(`label ${String(l)} is a ${k}, expected a number, string or boolean`);
+/** Check that every element of `xs` is a label (a number that is not NaN, a string or a boolean). */
+function checkLabelList(op: string, what: string, xs: readonly unknown[]): Label[] {
+  for (let i = 0; i < xs.length; i++) {
+    const why = badLabel(xs[i]);
+    if (why !== null) throw new Error(`${op}: ${what}[${i}] must be a number, string or boolean label, got ${why}`);
+  }
+  return xs as Label[];
+}
+
+function readLabels(op: string, what: string, x: unknown): Label[] {
+  if (x instanceof Tensor) {
+    if (x.disposed) throw new Error(`${op}: ${what} is a disposed tensor`);
+    if (x.rank > 1) throw new Error(`${op}: ${what} must be a 1-d tensor of labels, got shape ${fmt(x.shape)}`);
+    return checkLabelList(op, what, Array.from(hostValues(op, what, x)));
+  }
+  if (!Array.isArray(x)) throw new Error(`${op}: ${what} must be an array of labels or a Tensor, got ${show(x)}`);
+  return checkLabelList(op, what, x);
+}
+
+/** The `labels` option: a non-empty array of distinct labels. */
+function readLabelOption(op: string, labels: unknown): Label[] {
+  if (!Array.isArray(labels) || labels.length === 0) throw new Error(`${op}: labels must be a non-empty array of labels, got ${show(labels)}`);
+  const ls = [...checkLabelList(op, 'labels', labels)];
+  const seen = new Set<Label>();
+  for (const l of ls) {
+    if (seen.has(l)) throw new Error(`${op}: labels contains duplicates (${show(l)} twice)`);
+    seen.add(l);
+  }
+  return ls;
 }
 
 /** The sorted distinct labels of the arrays (numbers numerically, strings by code unit, false < true). */
@@ -57,15 +83,9 @@ function uniqueSorted(op: string, ...arrays: Label[][]): Label[] {
   let kind: string | null = null;
   for (const a of arrays)
     for (const l of a) {
-      let k: string;
-      try {
-        k = kindOf(l);
-      } catch (e) {
-        throw new Error(`${op}: ${(e as Error).message}`);
-      }
-      if (k === 'number' && Number.isNaN(l)) throw new Error(`${op}: labels contain NaN`);
+      const k = typeof l;
       if (kind === null) kind = k;
-      else if (kind !== k) throw new Error(`${op}: labels mix ${kind}s and ${k}s; use one kind of label`);
+      else if (kind !== k) throw new Error(`${op}: labels mix ${kind}s and ${k}s (${show(l)}); use one kind of label`);
       seen.add(l);
     }
   const out = [...seen];
@@ -75,7 +95,7 @@ function uniqueSorted(op: string, ...arrays: Label[][]): Label[] {
   return out;
 }
 
-function pair(op: string, yTrue: Labels, yPred: Labels): [Label[], Label[]] {
+function pair(op: string, yTrue: unknown, yPred: unknown): [Label[], Label[]] {
   const t = readLabels(op, 'yTrue', yTrue);
   const p = readLabels(op, 'yPred', yPred);
   if (t.length !== p.length) throw new Error(`${op}: yTrue has ${t.length} labels but yPred has ${p.length}`);
@@ -96,12 +116,14 @@ export interface AccuracyOptions {
  * accuracy([0, 1, 2, 3], [0, 2, 1, 3]); // 0.5
  */
 export function accuracy(yTrue: Labels, yPred: Labels, opts: AccuracyOptions = {}): number {
+  const o = checkOptions('accuracy', opts, ['normalize']);
+  const normalize = optionalBoolean('accuracy', 'normalize', o.normalize, true);
   const [t, p] = pair('accuracy', yTrue, yPred);
   if (t.length === 0) throw new Error('accuracy: no samples');
   uniqueSorted('accuracy', t, p);
   let correct = 0;
   for (let i = 0; i < t.length; i++) if (t[i] === p[i]) correct++;
-  return opts.normalize === false ? correct : correct / t.length;
+  return normalize ? correct / t.length : correct;
 }
 
 /** Options of {@link topKAccuracy}. */
@@ -130,12 +152,16 @@ export interface TopKAccuracyOptions {
  */
 export function topKAccuracy(targets: Labels, scores: Scores, opts: TopKAccuracyOptions = {}): number {
   const op = 'topKAccuracy';
-  const k = opts.k ?? 1;
-  if (!(Number.isInteger(k) && k >= 1)) throw new Error(`${op}: k must be a positive integer, got ${k}`);
-  let flat: ArrayLike<number>;
+  const o = checkOptions(op, opts, ['k', 'ignoreIndex', 'normalize']);
+  const k = o.k === undefined ? 1 : checkNumber(op, 'k', o.k, { integer: true, min: 1 });
+  const ignoreIndex = o.ignoreIndex === undefined ? undefined : checkNumber(op, 'ignoreIndex', o.ignoreIndex, { integer: true });
+  const normalize = optionalBoolean(op, 'normalize', o.normalize, true);
+  // shapes first, values after: a mismatch is reported without reading a tensor
   let n: number;
   let c: number;
+  let rows: (readonly number[])[] | null = null;
   if (scores instanceof Tensor) {
+    if (scores.disposed) throw new Error(`${op}: scores is a disposed tensor`);
     if (scores.rank < 1) throw new Error(`${op}: scores must have a class axis, got shape ${fmt(scores.shape)}`);
     c = scores.shape[scores.rank - 1]!;
     n = scores.size / Math.max(c, 1);
@@ -144,27 +170,37 @@ export function topKAccuracy(targets: Labels, scores: Scores, opts: TopKAccuracy
       if (targets.rank !== lead.length || targets.shape.some((d, i) => d !== lead[i]))
         throw new Error(`${op}: scores ${fmt(scores.shape)} must be targets ${fmt(targets.shape)} plus a class axis`);
     }
-    flat = hostValues(op, 'scores', scores);
   } else {
-    if (!Array.isArray(scores)) throw new Error(`${op}: scores must be an array of rows or a Tensor`);
+    if (!Array.isArray(scores)) throw new Error(`${op}: scores must be an array of rows or a Tensor, got ${show(scores)}`);
     n = scores.length;
-    c = n > 0 ? scores[0]!.length : 0;
+    rows = scores.map((row, i) => checkRow(op, i, row));
+    c = n > 0 ? rows[0]!.length : 0;
+    rows.forEach((row, i) => {
+      if (row.length !== c) throw new Error(`${op}: score row ${i} has ${row.length} classes, row 0 has ${c}`);
+    });
+  }
+  let targetCount: number;
+  if (targets instanceof Tensor) {
+    if (targets.disposed) throw new Error(`${op}: targets is a disposed tensor`);
+    targetCount = targets.size;
+  } else if (Array.isArray(targets)) targetCount = targets.length;
+  else throw new Error(`${op}: targets must be an array of class indices or a Tensor, got ${show(targets)}`);
+  if (targetCount !== n) throw new Error(`${op}: ${targetCount} targets but ${n} rows of scores`);
+  let flat: ArrayLike<number>;
+  if (rows) {
     const f = new Float64Array(n * c);
-    scores.forEach((row, i) => {
-      if (!Array.isArray(row) || row.length !== c) throw new Error(`${op}: score row ${i} has ${row?.length} classes, row 0 has ${c}`);
+    rows.forEach((row, i) => {
       for (let j = 0; j < c; j++) f[i * c + j] = row[j]!;
     });
     flat = f;
-  }
-  const y = targets instanceof Tensor ? Array.from(hostValues(op, 'targets', targets)) : (targets as Label[]);
-  if (!Array.isArray(y)) throw new Error(`${op}: targets must be an array of class indices or a Tensor`);
-  if (y.length !== n) throw new Error(`${op}: ${y.length} targets but ${n} rows of scores`);
+  } else flat = hostValues(op, 'scores', scores as Tensor);
+  const y: readonly unknown[] = targets instanceof Tensor ? Array.from(hostValues(op, 'targets', targets)) : (targets as readonly unknown[]);
   let counted = 0;
   let correct = 0;
   for (let i = 0; i < n; i++) {
     const t = y[i] as number;
-    if (opts.ignoreIndex !== undefined && t === opts.ignoreIndex) continue;
-    if (!(Number.isInteger(t) && t >= 0 && t < c)) throw new Error(`${op}: target ${String(t)} at sample ${i} is not a class index in [0, ${c})`);
+    if (ignoreIndex !== undefined && t === ignoreIndex) continue;
+    if (!(Number.isInteger(t) && t >= 0 && t < c)) throw new Error(`${op}: target ${show(t)} at sample ${i} is not a class index in [0, ${c})`);
     const st = flat[i * c + t]!;
     if (Number.isNaN(st)) throw new Error(`${op}: NaN score at sample ${i}`);
     let above = 0;
@@ -176,23 +212,34 @@ export function topKAccuracy(targets: Labels, scores: Scores, opts: TopKAccuracy
     counted++;
     if (above < k) correct++;
   }
-  if (opts.normalize === false) return correct;
+  if (!normalize) return correct;
   if (counted === 0) throw new Error(`${op}: no samples to score`);
   return correct / counted;
 }
 
+/** Row `i` of array scores: an array of numbers. */
+function checkRow(op: string, i: number, row: unknown): readonly number[] {
+  if (!Array.isArray(row)) throw new Error(`${op}: scores[${i}] must be an array of numbers, got ${show(row)}`);
+  for (let j = 0; j < row.length; j++)
+    if (typeof row[j] !== 'number') throw new Error(`${op}: scores[${i}][${j}] must be a number, got ${show(row[j])}`);
+  return row as readonly number[];
+}
+
 /** The index of the largest score of each row (the first on ties), e.g. predicted classes from logits. */
 export function argmaxRows(scores: Scores): number[] {
-  let rows: number[][];
+  let rows: readonly (readonly number[])[];
   if (scores instanceof Tensor) {
+    if (scores.disposed) throw new Error('argmaxRows: scores is a disposed tensor');
     const c = scores.shape[scores.rank - 1] ?? 0;
     if (scores.rank < 1 || c === 0) throw new Error(`argmaxRows: scores need a non-empty class axis, got shape ${fmt(scores.shape)}`);
     const d = hostValues('argmaxRows', 'scores', scores);
-    rows = [];
-    for (let i = 0; i < d.length; i += c) rows.push(Array.from(d.subarray(i, i + c)));
-  } else rows = scores as number[][];
+    const out: number[][] = [];
+    for (let i = 0; i < d.length; i += c) out.push(Array.from(d.subarray(i, i + c)));
+    rows = out;
+  } else if (Array.isArray(scores)) rows = scores.map((row, i) => checkRow('argmaxRows', i, row));
+  else throw new Error(`argmaxRows: scores must be an array of rows or a Tensor, got ${show(scores)}`);
   return rows.map((r, i) => {
-    if (r.length === 0) throw new Error(`argmaxRows: row ${i} is empty`);
+    if (r.length === 0) throw new Error(`argmaxRows: row ${i} is empty (scores[${i}] is [])`);
     let best = 0;
     for (let j = 1; j < r.length; j++) if (r[j]! > r[best]! || (Number.isNaN(r[j]!) && !Number.isNaN(r[best]!))) best = j;
     return best;
@@ -217,13 +264,11 @@ export interface ConfusionMatrix {
  */
 export function confusionMatrix(yTrue: Labels, yPred: Labels, opts: ConfusionMatrixOptions = {}): ConfusionMatrix {
   const op = 'confusionMatrix';
+  const o = checkOptions(op, opts, ['labels']);
+  const given = o.labels === undefined ? undefined : readLabelOption(op, o.labels);
   const [t, p] = pair(op, yTrue, yPred);
-  const labels = opts.labels ? [...opts.labels] : uniqueSorted(op, t, p);
-  if (opts.labels) {
-    if (labels.length === 0) throw new Error(`${op}: labels is empty`);
-    uniqueSorted(op, labels, t, p);
-    if (new Set(labels).size !== labels.length) throw new Error(`${op}: labels contains duplicates`);
-  }
+  const labels = given ?? uniqueSorted(op, t, p);
+  if (given) uniqueSorted(op, labels, t, p);
   const index = new Map<Label, number>(labels.map((l, i) => [l, i]));
   const matrix = labels.map(() => new Array<number>(labels.length).fill(0));
   for (let i = 0; i < t.length; i++) {
@@ -276,12 +321,28 @@ interface Counts {
   support: number[];
 }
 
-function checkOptions(op: string, opts: PRFOptions): { zd: number; beta2: number } {
-  const zd = opts.zeroDivision ?? 0;
-  if (!(zd === 0 || zd === 1 || Number.isNaN(zd))) throw new Error(`${op}: zeroDivision must be 0, 1 or NaN, got ${zd}`);
-  const beta = opts.beta ?? 1;
-  if (!(beta >= 0 && Number.isFinite(beta))) throw new Error(`${op}: beta must be a finite non-negative number, got ${beta}`);
-  return { zd, beta2: beta * beta };
+const AVERAGES: readonly Average[] = ['binary', 'micro', 'macro', 'weighted'];
+
+interface ResolvedPRF {
+  zd: number;
+  beta2: number;
+  average: Average;
+  posLabel: Label;
+  labels: Label[] | undefined;
+}
+
+function checkPRFOptions(op: string, opts: PRFOptions | undefined): ResolvedPRF {
+  const o = checkOptions(op, opts, ['average', 'posLabel', 'labels', 'zeroDivision', 'beta']);
+  const zd: unknown = o.zeroDivision === undefined ? 0 : o.zeroDivision;
+  if (!(zd === 0 || zd === 1 || Number.isNaN(zd))) throw new Error(`${op}: zeroDivision must be 0, 1 or NaN, got ${show(zd)}`);
+  const beta = o.beta === undefined ? 1 : checkNumber(op, 'beta', o.beta, { min: 0 });
+  const average = o.average === undefined ? 'binary' : o.average;
+  if (!AVERAGES.includes(average)) throw new Error(`${op}: unknown average ${show(average)}; use 'binary', 'micro', 'macro' or 'weighted'`);
+  const posLabel = o.posLabel === undefined ? 1 : o.posLabel;
+  const why = badLabel(posLabel);
+  if (why !== null) throw new Error(`${op}: posLabel must be a number, string or boolean label, got ${why}`);
+  const labels = o.labels === undefined ? undefined : readLabelOption(op, o.labels);
+  return { zd: zd as number, beta2: beta * beta, average, posLabel, labels };
 }
 
 function countsFor(op: string, t: Label[], p: Label[], labels: readonly Label[] | undefined): Counts {
@@ -289,9 +350,7 @@ function countsFor(op: string, t: Label[], p: Label[], labels: readonly Label[] 
   let ls: Label[];
   if (labels) {
     ls = [...labels];
-    if (ls.length === 0) throw new Error(`${op}: labels is empty`);
     uniqueSorted(op, ls, present);
-    if (new Set(ls).size !== ls.length) throw new Error(`${op}: labels contains duplicates`);
   } else ls = present;
   const index = new Map<Label, number>(ls.map((l, i) => [l, i]));
   const z = () => new Array<number>(ls.length).fill(0);
@@ -367,13 +426,14 @@ function averaged(c: Counts, average: Exclude<Average, 'binary'>, zd: number, be
  * precisionRecallF1([0, 1, 1, 0], [0, 1, 0, 1]); // binary, positive class 1
  */
 export function precisionRecallF1(yTrue: Labels, yPred: Labels, opts: PRFOptions = {}): PRF {
-  const op = 'precisionRecallF1';
-  const { zd, beta2 } = checkOptions(op, opts);
-  const average = opts.average ?? 'binary';
+  return prf('precisionRecallF1', yTrue, yPred, opts);
+}
+
+function prf(op: string, yTrue: Labels, yPred: Labels, opts: PRFOptions | undefined): PRF {
+  const { zd, beta2, average, posLabel: pos, labels } = checkPRFOptions(op, opts);
   const [t, p] = pair(op, yTrue, yPred);
   if (average === 'binary') {
     const present = uniqueSorted(op, t, p);
-    const pos = opts.posLabel ?? 1;
     if (present.length > 2)
       throw new Error(`${op}: ${present.length} classes present but average is 'binary'; use 'micro', 'macro' or 'weighted'`);
     if (present.length === 2 && !present.includes(pos))
@@ -382,14 +442,12 @@ export function precisionRecallF1(yTrue: Labels, yPred: Labels, opts: PRFOptions
     const c = countsFor(op, t, p, [pos]);
     return { precision: ratio(c.tp[0]!, c.tp[0]! + c.fp[0]!, zd), recall: ratio(c.tp[0]!, c.tp[0]! + c.fn[0]!, zd), f1: fbeta(c.tp[0]!, c.fp[0]!, c.fn[0]!, beta2, zd) };
   }
-  if (average !== 'micro' && average !== 'macro' && average !== 'weighted')
-    throw new Error(`${op}: unknown average '${String(average)}'; use 'binary', 'micro', 'macro' or 'weighted'`);
-  return averaged(countsFor(op, t, p, opts.labels), average, zd, beta2);
+  return averaged(countsFor(op, t, p, labels), average, zd, beta2);
 }
 
 /** F-beta alone (F1 by default); see {@link precisionRecallF1}. */
 export function f1Score(yTrue: Labels, yPred: Labels, opts: PRFOptions = {}): number {
-  return precisionRecallF1(yTrue, yPred, opts).f1;
+  return prf('f1Score', yTrue, yPred, opts).f1;
 }
 
 /** Everything {@link classificationReport} returns. */
@@ -407,10 +465,10 @@ export interface ClassificationReport extends PerClassPRF {
  */
 export function classificationReport(yTrue: Labels, yPred: Labels, opts: PRFOptions = {}): ClassificationReport {
   const op = 'classificationReport';
-  const { zd, beta2 } = checkOptions(op, opts);
+  const { zd, beta2, labels } = checkPRFOptions(op, opts);
   const [t, p] = pair(op, yTrue, yPred);
   if (t.length === 0) throw new Error(`${op}: no samples`);
-  const c = countsFor(op, t, p, opts.labels);
+  const c = countsFor(op, t, p, labels);
   let correct = 0;
   for (let i = 0; i < t.length; i++) if (t[i] === p[i]) correct++;
   return {

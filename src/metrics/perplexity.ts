@@ -19,29 +19,33 @@ import { add, clone, mul, ne } from '../tensor/ops/elementwise.js';
 import { crossEntropy } from '../tensor/ops/nn.js';
 import { sum } from '../tensor/ops/reduce.js';
 import { reshape } from '../tensor/ops/shape_ops.js';
+import { asOp, live } from '../tensor/ops/util.js';
+import { checkNumber, show } from '../tensor/validate.js';
+import { checkOptions } from './check.js';
 import { hostValues } from './read.js';
 
 /** A plain number or a one-element kiln tensor. */
 export type Scalar = number | Tensor;
 
-function scalar(op: string, what: string, x: Scalar): number {
+function scalar(op: string, what: string, x: unknown): number {
   if (x instanceof Tensor) {
+    if (x.disposed) throw new Error(`${op}: ${what} is a disposed tensor`);
     if (x.size !== 1) throw new Error(`${op}: ${what} must be a one-element tensor, got shape ${fmt(x.shape)}`);
     return hostValues(op, what, x)[0]!;
   }
-  if (typeof x !== 'number') throw new Error(`${op}: ${what} must be a number or a one-element Tensor, got ${typeof x}`);
+  if (typeof x !== 'number') throw new Error(`${op}: ${what} must be a number or a one-element Tensor, got ${show(x)}`);
   return x;
 }
 
 function checkNll(op: string, what: string, nll: number): void {
   // +∞ is a legitimate NLL (a token of probability 0); NaN never is
   if (Number.isNaN(nll)) throw new Error(`${op}: ${what} is NaN`);
-  if (nll === -Infinity) throw new Error(`${op}: ${what} is −∞, not a negative log-likelihood`);
+  if (nll === -Infinity) throw new Error(`${op}: ${what} is -Infinity, not a negative log-likelihood`);
 }
 
 function checkCount(op: string, tokens: number): void {
   if (!(Number.isFinite(tokens) && tokens > 0))
-    throw new Error(`${op}: token count must be a positive finite number, got ${tokens}`);
+    throw new Error(`${op}: token count must be a positive finite number, got ${show(tokens)}`);
 }
 
 /**
@@ -97,13 +101,25 @@ export interface PerplexityResult {
  * const { perplexity, tokens } = await perplexityFromLogits(model.forward(x), y);
  */
 export async function perplexityFromLogits(logits: Tensor, targets: Tensor, opts: PerplexityFromLogitsOptions = {}): Promise<PerplexityResult> {
-  const ignoreIndex = opts.ignoreIndex ?? -100;
-  const [s, n] = noGrad(() =>
-    tidy(() => [crossEntropy(logits, targets, { ignoreIndex, reduction: 'sum' }), sum(ne(targets, ignoreIndex))]),
+  const op = 'perplexityFromLogits';
+  live(op, logits, targets);
+  const o = checkOptions(op, opts, ['ignoreIndex']);
+  const ignoreIndex = o.ignoreIndex === undefined ? -100 : checkNumber(op, 'ignoreIndex', o.ignoreIndex, { integer: true });
+  const [s, n] = asOp(op, () =>
+    noGrad(() => tidy(() => [crossEntropy(logits, targets, { ignoreIndex, reduction: 'sum' }), sum(ne(targets, ignoreIndex))])),
   );
-  const [sumNll, tokens] = [await s!.item(), await n!.item()];
-  s!.dispose();
-  n!.dispose();
+  let sumNll: number;
+  let tokens: number;
+  try {
+    // a bad target (out of range) may surface when the kernel's result is read: name this call
+    [sumNll, tokens] = [await s!.item(), await n!.item()];
+  } catch (e) {
+    if (e instanceof Error && !e.message.startsWith(`${op}: `)) e.message = `${op}: ${e.message.replace(/^[A-Za-z_]+: /, '')}`;
+    throw e;
+  } finally {
+    s!.dispose();
+    n!.dispose();
+  }
   if (tokens === 0) throw new Error(`perplexityFromLogits: every target equals ignoreIndex ${ignoreIndex}; nothing to score`);
   return { perplexity: Math.exp(sumNll / tokens), nll: sumNll / tokens, sumNll, tokens };
 }
@@ -141,6 +157,7 @@ export class PerplexityMeter implements Disposable {
     const n = scalar(op, 'tokens', tokens);
     checkCount(op, n);
     if (nll instanceof Tensor) {
+      if (nll.disposed) throw new Error(`${op}: ${what} is a disposed tensor`);
       if (nll.size !== 1) throw new Error(`${op}: ${what} must be a one-element tensor, got shape ${fmt(nll.shape)}`);
       if (!isFloat(nll.dtype)) throw new Error(`${op}: ${what} must be floating, got ${nll.dtype}`);
       if (this.deviceSum && this.deviceSum.backend !== nll.backend)

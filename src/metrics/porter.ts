@@ -33,6 +33,7 @@
  * on the few letters that only the newer of their two Unicode versions has.
  * @module
  */
+import { checkString } from './check.js';
 
 /** A word as a sequence of code points (Python's indexing of str). */
 type Word = readonly string[];
@@ -218,7 +219,7 @@ const STEP5B: readonly Rule[] = [['ll', 'l', (stem) => mGt1([...stem, 'l'])]];
  * porterStem('Relational');  // 'relat'
  */
 export function porterStem(word: string): string {
-  if (typeof word !== 'string') throw new Error(`porterStem: expected a string, got ${typeof word}`);
+  checkString('porterStem', 'word', word);
   const irregular = IRREGULAR.get(word);
   if (irregular !== undefined) return irregular;
   const lower = word.toLowerCase();

@@ -10,6 +10,8 @@
  * @module
  */
 
+import { checkCorpus, checkReferences, checkString } from './check.js';
+
 /** Python's `string.punctuation`. */
 const PUNCTUATION = /[!-/:-@[-`{-~]/g;
 /** `\b(a|an|the)\b` with Python 3's Unicode word characters ([\p{L}\p{N}_]). */
@@ -28,16 +30,13 @@ function tokens(s: string): string[] {
  * normalizeAnswer('The  Eiffel-Tower!'); // 'eiffeltower'
  */
 export function normalizeAnswer(s: string): string {
-  if (typeof s !== 'string') throw new Error(`normalizeAnswer: expected a string, got ${typeof s}`);
+  checkString('normalizeAnswer', 'answer', s);
   const noPunct = s.toLowerCase().replace(PUNCTUATION, '');
   return tokens(noPunct.replace(ARTICLES, ' ')).join(' ');
 }
 
-function truths(op: string, groundTruths: string | readonly string[]): readonly string[] {
-  const list = typeof groundTruths === 'string' ? [groundTruths] : groundTruths;
-  if (!Array.isArray(list) || list.length === 0) throw new Error(`${op}: need at least one ground-truth answer`);
-  for (const g of list) if (typeof g !== 'string') throw new Error(`${op}: ground truths must be strings, got ${typeof g}`);
-  return list;
+function truths(op: string, groundTruths: unknown): readonly string[] {
+  return checkReferences(op, 'groundTruths', groundTruths);
 }
 
 function em1(prediction: string, truth: string): number {
@@ -66,7 +65,7 @@ function f1One(prediction: string, truth: string): number {
 
 /** 1 when the normalised prediction equals some normalised ground truth, else 0. */
 export function exactMatch(prediction: string, groundTruths: string | readonly string[]): number {
-  if (typeof prediction !== 'string') throw new Error(`exactMatch: prediction must be a string, got ${typeof prediction}`);
+  checkString('exactMatch', 'prediction', prediction);
   return Math.max(...truths('exactMatch', groundTruths).map((g) => em1(prediction, g)));
 }
 
@@ -78,7 +77,7 @@ export function exactMatch(prediction: string, groundTruths: string | readonly s
  * tokenF1('the cat sat', ['a cat sat down']); // P = 2/2, R = 2/3 → 0.8
  */
 export function tokenF1(prediction: string, groundTruths: string | readonly string[]): number {
-  if (typeof prediction !== 'string') throw new Error(`tokenF1: prediction must be a string, got ${typeof prediction}`);
+  checkString('tokenF1', 'prediction', prediction);
   return Math.max(...truths('tokenF1', groundTruths).map((g) => f1One(prediction, g)));
 }
 
@@ -97,15 +96,14 @@ export interface SquadScores {
  * `f1`). `groundTruths[i]` holds the accepted answers of question i.
  */
 export function squadScores(predictions: readonly string[], groundTruths: readonly (string | readonly string[])[]): SquadScores {
-  if (!Array.isArray(predictions) || !Array.isArray(groundTruths)) throw new Error('squadScores: predictions and groundTruths must be arrays');
-  if (predictions.length !== groundTruths.length)
-    throw new Error(`squadScores: ${predictions.length} predictions but ${groundTruths.length} ground-truth lists`);
+  const c = checkCorpus('squadScores', predictions, groundTruths, { predictions: 'predictions', references: 'groundTruths', referencesNoun: 'ground-truth lists' });
   if (predictions.length === 0) throw new Error('squadScores: no questions');
   let em = 0;
   let f1 = 0;
-  predictions.forEach((p, i) => {
-    em += exactMatch(p, groundTruths[i]!);
-    f1 += tokenF1(p, groundTruths[i]!);
+  c.predictions.forEach((p, i) => {
+    const gs = c.references[i]!;
+    em += Math.max(...gs.map((g) => em1(p, g)));
+    f1 += Math.max(...gs.map((g) => f1One(p, g)));
   });
   return { exactMatch: (100 * em) / predictions.length, f1: (100 * f1) / predictions.length, count: predictions.length };
 }

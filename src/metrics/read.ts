@@ -10,6 +10,7 @@ import type { Tensor } from '../tensor/tensor.js';
 
 /** The values of `t` for metric `op`, or an Error naming `what` and the way to pass it. */
 export function hostValues(op: string, what: string, t: Tensor): DataArray {
+  if (t.disposed) throw new Error(`${op}: ${what} is a disposed tensor`);
   if (!t.backend.readSync)
     throw new Error(`${op}: ${what} is on backend '${t.backend.name}', which cannot be read synchronously; pass Array.from(await t.data()) instead`);
   return t.dataSync();

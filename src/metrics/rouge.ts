@@ -20,6 +20,8 @@
  * `score(target, prediction)`.
  * @module
  */
+import { show } from '../tensor/validate.js';
+import { checkCorpus, checkOptions, checkReferences, checkString, checkStrings, optionalFunction } from './check.js';
 import { porterStem } from './porter.js';
 
 /** A ROUGE type: 'rouge1' … 'rouge9' (n-gram), 'rougeL' (sentence LCS) or 'rougeLsum' (summary LCS). */
@@ -54,11 +56,16 @@ export interface RougeOptions {
 const NON_ALNUM = /[^a-z0-9]+/g;
 const TOKEN = /^[a-z0-9]+$/;
 
-function stemmerFn(op: string, stemmer: RougeStemmer | undefined): ((token: string) => string) | undefined {
+function stemmerFn(op: string, stemmer: unknown): ((token: string) => string) | undefined {
   if (stemmer === undefined || stemmer === false) return undefined;
   if (stemmer === true || stemmer === 'porter') return porterStem;
-  if (typeof stemmer === 'function') return stemmer;
-  throw new Error(`${op}: unknown stemmer ${JSON.stringify(stemmer)}; use 'porter', true, false or a function (token: string) => string`);
+  if (typeof stemmer === 'function')
+    return (token) => {
+      const out: unknown = stemmer(token);
+      if (typeof out !== 'string') throw new Error(`${op}: the stemmer must return a string, got ${show(out)} for '${token}'`);
+      return out;
+    };
+  throw new Error(`${op}: stemmer must be 'porter', true, false or a function (token: string) => string, got ${show(stemmer)}`);
 }
 
 /**
@@ -68,7 +75,7 @@ function stemmerFn(op: string, stemmer: RougeStemmer | undefined): ((token: stri
  * rougeTokenize('The cats were running!', 'porter'); // ['the', 'cat', 'were', 'run']
  */
 export function rougeTokenize(text: string, stemmer?: RougeStemmer): string[] {
-  if (typeof text !== 'string') throw new Error(`rougeTokenize: expected a string, got ${typeof text}`);
+  checkString('rougeTokenize', 'text', text);
   return tokenize(text, stemmerFn('rougeTokenize', stemmer));
 }
 
@@ -113,12 +120,21 @@ function lcsTable(a: readonly string[], b: readonly string[]): Int32Array {
 
 /** The length of the longest common subsequence of two token sequences. */
 export function lcsLength(a: readonly string[], b: readonly string[]): number {
+  checkStrings('lcsLength', 'a', a);
+  checkStrings('lcsLength', 'b', b);
+  // the table needs (|a|+1)·(|b|+1) cells; the last row alone would do, but say so plainly first
+  if ((a.length + 1) * (b.length + 1) > 2 ** 30)
+    throw new Error(`lcsLength: a (${a.length} tokens) and b (${b.length} tokens) are too long: the table would need ${(a.length + 1) * (b.length + 1)} cells (at most 2^30)`);
+  return lcs(a, b);
+}
+
+function lcs(a: readonly string[], b: readonly string[]): number {
   return lcsTable(a, b)[(a.length + 1) * (b.length + 1) - 1]!;
 }
 
 function rougeL(pred: string[], ref: string[]): RougeScore {
   if (pred.length === 0 || ref.length === 0) return { precision: 0, recall: 0, fmeasure: 0 };
-  const l = lcsLength(ref, pred);
+  const l = lcs(ref, pred);
   const precision = l / pred.length;
   const recall = l / ref.length;
   return { precision, recall, fmeasure: fmeasure(precision, recall) };
@@ -173,10 +189,33 @@ function rougeLsum(pred: string[][], ref: string[][]): RougeScore {
 
 const DEFAULT_TYPES: readonly RougeType[] = ['rouge1', 'rouge2', 'rougeL'];
 
-function checkTypes(op: string, types: readonly RougeType[]): void {
-  if (!Array.isArray(types) || types.length === 0) throw new Error(`${op}: types must be a non-empty array`);
+function checkTypes(op: string, types: unknown): readonly RougeType[] {
+  if (!Array.isArray(types) || types.length === 0) throw new Error(`${op}: types must be a non-empty array of ROUGE types, got ${show(types)}`);
   for (const t of types)
-    if (!/^rouge([1-9]|L|Lsum)$/.test(t)) throw new Error(`${op}: unknown ROUGE type '${String(t)}'; use 'rouge1'…'rouge9', 'rougeL' or 'rougeLsum'`);
+    if (typeof t !== 'string' || !/^rouge([1-9]|L|Lsum)$/.test(t))
+      throw new Error(`${op}: unknown ROUGE type ${show(t)}; use 'rouge1'…'rouge9', 'rougeL' or 'rougeLsum'`);
+  return types as readonly RougeType[];
+}
+
+interface ResolvedRouge {
+  types: readonly RougeType[];
+  tok: (text: string) => string[];
+}
+
+function resolve(op: string, opts: RougeOptions | undefined): ResolvedRouge {
+  const o = checkOptions(op, opts, ['types', 'stemmer', 'tokenizer']);
+  const types = checkTypes(op, o.types === undefined ? DEFAULT_TYPES : o.types);
+  const stem = stemmerFn(op, o.stemmer);
+  const custom = optionalFunction<(text: string) => string[]>(op, 'tokenizer', o.tokenizer);
+  const tok = custom
+    ? (text: string): string[] => {
+        const out: unknown = custom(text);
+        if (!Array.isArray(out) || out.some((t) => typeof t !== 'string'))
+          throw new Error(`${op}: the tokenizer must return an array of strings, got ${show(out)}`);
+        return out as string[];
+      }
+    : (text: string) => tokenize(text, stem);
+  return { types, tok };
 }
 
 function scoreOne(prediction: string, reference: string, types: readonly RougeType[], tok: (text: string) => string[]): Record<string, RougeScore> {
@@ -205,23 +244,22 @@ function scoreOne(prediction: string, reference: string, types: readonly RougeTy
  */
 export function rouge(prediction: string, reference: string | readonly string[], opts: RougeOptions = {}): Record<RougeType, RougeScore> {
   const op = 'rouge';
-  const types = opts.types ?? DEFAULT_TYPES;
-  checkTypes(op, types);
-  if (typeof prediction !== 'string') throw new Error(`${op}: prediction must be a string, got ${typeof prediction}`);
-  const refs = typeof reference === 'string' ? [reference] : reference;
-  if (!Array.isArray(refs) || refs.length === 0) throw new Error(`${op}: need at least one reference`);
-  for (const r of refs) if (typeof r !== 'string') throw new Error(`${op}: references must be strings, got ${typeof r}`);
-  const stem = stemmerFn(op, opts.stemmer);
-  const tok = opts.tokenizer ?? ((s: string) => tokenize(s, stem));
-  const all = refs.map((r) => scoreOne(prediction, r, types, tok));
-  const best: Record<string, RougeScore> = {};
-  for (const t of types) {
+  const r = resolve(op, opts);
+  checkString(op, 'prediction', prediction);
+  return best(prediction, checkReferences(op, 'reference', reference), r);
+}
+
+/** The scores of `prediction` against the reference with the highest F of each type. */
+function best(prediction: string, refs: readonly string[], r: ResolvedRouge): Record<RougeType, RougeScore> {
+  const all = refs.map((ref) => scoreOne(prediction, ref, r.types, r.tok));
+  const out: Record<string, RougeScore> = {};
+  for (const t of r.types) {
     // the first reference wins ties
     let b = all[0]![t]!;
     for (const s of all) if (s[t]!.fmeasure > b.fmeasure) b = s[t]!;
-    best[t] = b;
+    out[t] = b;
   }
-  return best as Record<RougeType, RougeScore>;
+  return out as Record<RougeType, RougeScore>;
 }
 
 /**
@@ -235,24 +273,20 @@ export function corpusRouge(
   opts: RougeOptions = {},
 ): Record<RougeType, RougeScore> {
   const op = 'corpusRouge';
-  if (!Array.isArray(predictions) || !Array.isArray(references)) throw new Error(`${op}: predictions and references must be arrays`);
-  if (predictions.length !== references.length)
-    throw new Error(`${op}: ${predictions.length} predictions but ${references.length} references`);
-  if (predictions.length === 0) throw new Error(`${op}: no predictions`);
-  const types = opts.types ?? DEFAULT_TYPES;
-  checkTypes(op, types);
-  stemmerFn(op, opts.stemmer);
+  const c = checkCorpus(op, predictions, references, { predictions: 'predictions', references: 'references' });
+  if (c.predictions.length === 0) throw new Error(`${op}: no predictions`);
+  const r = resolve(op, opts);
   const sum: Record<string, RougeScore> = {};
-  for (const t of types) sum[t] = { precision: 0, recall: 0, fmeasure: 0 };
-  predictions.forEach((p, i) => {
-    const s = rouge(p, references[i]!, opts);
-    for (const t of types) {
-      sum[t]!.precision += s[t as RougeType].precision;
-      sum[t]!.recall += s[t as RougeType].recall;
-      sum[t]!.fmeasure += s[t as RougeType].fmeasure;
+  for (const t of r.types) sum[t] = { precision: 0, recall: 0, fmeasure: 0 };
+  c.predictions.forEach((p, i) => {
+    const s = best(p, c.references[i]!, r);
+    for (const t of r.types) {
+      sum[t]!.precision += s[t].precision;
+      sum[t]!.recall += s[t].recall;
+      sum[t]!.fmeasure += s[t].fmeasure;
     }
   });
-  const k = predictions.length;
-  for (const t of types) sum[t] = { precision: sum[t]!.precision / k, recall: sum[t]!.recall / k, fmeasure: sum[t]!.fmeasure / k };
+  const k = c.predictions.length;
+  for (const t of r.types) sum[t] = { precision: sum[t]!.precision / k, recall: sum[t]!.recall / k, fmeasure: sum[t]!.fmeasure / k };
   return sum as Record<RougeType, RougeScore>;
 }

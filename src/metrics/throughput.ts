@@ -11,6 +11,8 @@
  * t.data()`) before `stop()`, or the step time measures the enqueueing, not the work.
  * @module
  */
+import { checkNumber, show } from '../tensor/validate.js';
+import { checkOptions, optionalFunction } from './check.js';
 
 /**
  * The q-th percentile (q in [0, 100]) of `values` with linear interpolation between closest
@@ -20,19 +22,31 @@
  * percentile([1, 2, 3, 4], 50); // 2.5
  */
 export function percentile(values: ArrayLike<number>, q: number): number {
-  const sorted = Float64Array.from(values as ArrayLike<number>);
-  checkValues('percentile', sorted);
+  return percentileOf('percentile', values, q);
+}
+
+function percentileOf(op: string, values: unknown, q: unknown): number {
+  const sorted = readValues(op, values);
+  checkNumber(op, 'q', q, { min: 0, max: 100 });
   sorted.sort();
-  return sortedPercentile('percentile', sorted, q);
+  return sortedPercentile(sorted, q as number);
 }
 
-function checkValues(op: string, v: Float64Array): void {
-  if (v.length === 0) throw new Error(`${op}: no values`);
-  for (let i = 0; i < v.length; i++) if (Number.isNaN(v[i]!)) throw new Error(`${op}: value ${i} is NaN`);
+/** `values` (an array of numbers or a typed array) as a Float64Array, refusing NaN and empty input. */
+function readValues(op: string, values: unknown): Float64Array {
+  const typed = ArrayBuffer.isView(values) && !(values instanceof DataView) && !(values instanceof BigInt64Array) && !(values instanceof BigUint64Array);
+  if (!typed && !Array.isArray(values)) throw new Error(`${op}: values must be an array of numbers or a typed array, got ${show(values)}`);
+  const list = values as ArrayLike<unknown>;
+  if (list.length === 0) throw new Error(`${op}: no values (values is ${show(values)})`);
+  for (let i = 0; i < list.length; i++) {
+    const v = list[i];
+    if (typeof v !== 'number') throw new Error(`${op}: values[${i}] must be a number, got ${show(v)}`);
+    if (Number.isNaN(v)) throw new Error(`${op}: value ${i} is NaN`);
+  }
+  return Float64Array.from(list as ArrayLike<number>);
 }
 
-function sortedPercentile(op: string, sorted: Float64Array, q: number): number {
-  if (!(q >= 0 && q <= 100)) throw new Error(`${op}: q must be in [0, 100], got ${q}`);
+function sortedPercentile(sorted: Float64Array, q: number): number {
   const n = sorted.length;
   // NumPy divides q by 100 first: h = (n − 1)·(q/100), rounded in that order
   const h = (n - 1) * (q / 100);
@@ -105,32 +119,48 @@ export class ThroughputMeter {
   private readonly tokens: number[] = [];
 
   constructor(opts: ThroughputMeterOptions = {}) {
-    const warmup = opts.warmup ?? 0;
-    if (!(Number.isInteger(warmup) && warmup >= 0)) throw new Error(`ThroughputMeter: warmup must be a non-negative integer, got ${warmup}`);
-    this.warmup = warmup;
-    this.now = opts.now ?? (() => performance.now());
+    const op = 'ThroughputMeter';
+    const o = checkOptions(op, opts, ['warmup', 'now']);
+    this.warmup = o.warmup === undefined ? 0 : checkNumber(op, 'warmup', o.warmup, { integer: true, min: 0 });
+    const now = optionalFunction<() => number>(op, 'now', o.now);
+    this.now = now ?? (() => performance.now());
+  }
+
+  /** The clock's reading for `op`, which must be a finite number. */
+  private read(op: string): number {
+    const t: unknown = this.now();
+    if (typeof t !== 'number' || !Number.isFinite(t)) throw new Error(`${op}: the clock (now) must return a finite number, got ${show(t)}`);
+    return t;
   }
 
   /** Start timing a step. */
   start(): void {
     if (this.startedAt !== null) throw new Error('ThroughputMeter.start: a step is already running; call stop() first');
-    this.startedAt = this.now();
+    this.startedAt = this.read('ThroughputMeter.start');
   }
 
   /** End the step begun by `start()`, crediting it `tokens`; returns its duration in ms. */
   stop(tokens = 0): number {
-    if (this.startedAt === null) throw new Error('ThroughputMeter.stop: no step is running; call start() first');
-    const ms = this.now() - this.startedAt;
+    return this.stopAs('ThroughputMeter.stop', tokens);
+  }
+
+  private stopAs(op: string, tokens: number): number {
+    checkNumber(op, 'tokens', tokens, { min: 0 });
+    if (this.startedAt === null) throw new Error(`${op}: no step is running; call start() first`);
+    const ms = this.read(op) - this.startedAt;
     this.startedAt = null;
-    this.record(ms, tokens);
+    this.recordAs(op, ms, tokens);
     return ms;
   }
 
   /** Record a step measured elsewhere: its duration in ms and the tokens it processed. */
   record(ms: number, tokens = 0): void {
-    if (!(Number.isFinite(ms) && ms >= 0)) throw new Error(`ThroughputMeter.record: ms must be a finite non-negative number, got ${ms}`);
-    if (!(Number.isFinite(tokens) && tokens >= 0))
-      throw new Error(`ThroughputMeter.record: tokens must be a finite non-negative number, got ${tokens}`);
+    this.recordAs('ThroughputMeter.record', ms, tokens);
+  }
+
+  private recordAs(op: string, ms: number, tokens: number): void {
+    checkNumber(op, 'ms', ms, { min: 0 });
+    checkNumber(op, 'tokens', tokens, { min: 0 });
     this.seen++;
     if (this.seen <= this.warmup) return;
     this.ms.push(ms);
@@ -144,7 +174,11 @@ export class ThroughputMeter {
   measure<T>(fn: () => T, tokens?: number): T;
   measure<T>(fn: () => Promise<T>, tokens?: number): Promise<T>;
   measure<T>(fn: () => T | Promise<T>, tokens = 0): T | Promise<T> {
-    this.start();
+    const op = 'ThroughputMeter.measure';
+    if (typeof fn !== 'function') throw new Error(`${op}: fn must be a function, got ${show(fn)}`);
+    checkNumber(op, 'tokens', tokens, { min: 0 });
+    if (this.startedAt !== null) throw new Error(`${op}: a step is already running; call stop() first`);
+    this.startedAt = this.read(op);
     let out: T | Promise<T>;
     try {
       out = fn();
@@ -155,7 +189,7 @@ export class ThroughputMeter {
     if (out instanceof Promise)
       return out.then(
         (v) => {
-          this.stop(tokens);
+          this.stopAs(op, tokens);
           return v;
         },
         (e: unknown) => {
@@ -163,7 +197,7 @@ export class ThroughputMeter {
           throw e;
         },
       );
-    this.stop(tokens);
+    this.stopAs(op, tokens);
     return out;
   }
 
@@ -179,7 +213,7 @@ export class ThroughputMeter {
 
   /** The q-th percentile (q in [0, 100]) of the counted step durations, in ms. */
   percentile(q: number): number {
-    return percentile(this.ms, q);
+    return percentileOf('ThroughputMeter.percentile', this.ms, q);
   }
 
   /** Statistics of the counted steps; throws if there are none. */
@@ -190,7 +224,7 @@ export class ThroughputMeter {
     const totalMs = this.ms.reduce((a, b) => a + b, 0);
     const totalTokens = this.tokens.reduce((a, b) => a + b, 0);
     const seconds = totalMs / 1000;
-    const p = (q: number) => sortedPercentile('ThroughputMeter.summary', sorted, q);
+    const p = (q: number) => sortedPercentile(sorted, q);
     return {
       steps: this.ms.length,
       skipped: this.seen - this.ms.length,
