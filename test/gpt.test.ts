@@ -151,8 +151,8 @@ describeBackends('GPT', (backend) => {
 
   it('validates its config and inputs', () => {
     expect(() => model({ nEmbd: 10, nHead: 4 })).toThrow(/GPT: nEmbd \(10\) must be divisible by nHead \(4\)/);
-    expect(() => model({ nLayer: 0 })).toThrow(/GPT: config.nLayer must be a positive integer, got 0/);
-    expect(() => model({ dropout: 1 })).toThrow(/GPT: dropout must be in \[0, 1\)/);
+    expect(() => model({ nLayer: 0 })).toThrow(/^GPT: config.nLayer must be an integer ≥ 1, got 0/);
+    expect(() => model({ dropout: 1 })).toThrow(/^GPT: config.dropout must be a number in \[0, 1\), got 1/);
     expect(() => model({ nEmbd: 6, nHead: 2, rope: true })).toThrow(/rope needs an even head size/);
     const m = model();
     expect(() => m.forward(tensor([[1, 2]], { backend }))).toThrow(/GPT.forward: idx must be \[B, T\] i32 token ids, got \[1,2\] f32/);
@@ -404,7 +404,7 @@ describeBackends('GPT', (backend) => {
     expect(out.shape[1]).toBe(stop >= 0 ? 2 + stop + 1 : 8);
     await expect(generate(m, prompt, { maxNewTokens: 1, eos: 13 })).rejects.toThrow(/generate: eos must be a token id in \[0, 13\), got 13/);
     await expect(generate(m, tensor([[1]], { backend }), { maxNewTokens: 1 })).rejects.toThrow(/generate: idx must be \[B, T\] i32/);
-    await expect(generate(m, prompt, { maxNewTokens: 1, topP: 0 })).rejects.toThrow(/generate: topP must be in \(0, 1\]/);
+    await expect(generate(m, prompt, { maxNewTokens: 1, topP: 0 })).rejects.toThrow(/^generate: topP must be a number in \(0, 1\], got 0/);
   });
 
   it('sampleLogits: temperature, top-k, top-p and the inverse CDF', () => {
@@ -422,8 +422,8 @@ describeBackends('GPT', (backend) => {
     // a low temperature sharpens towards the argmax, a high one flattens
     expect(sampleLogits(logits, { temperature: 0.01 }, 0.999)).toBe(0);
     expect(sampleLogits(logits, { temperature: 100 }, 0.6)).toBe(2);
-    expect(() => sampleLogits(logits, { topK: 0 })).toThrow(/sampleLogits: topK must be a positive integer/);
-    expect(() => sampleLogits(logits, { temperature: -1 })).toThrow(/temperature must be a finite number ≥ 0/);
+    expect(() => sampleLogits(logits, { topK: 0 })).toThrow(/^sampleLogits: topK must be an integer ≥ 1, got 0/);
+    expect(() => sampleLogits(logits, { temperature: -1 })).toThrow(/^sampleLogits: temperature must be a number ≥ 0, got -1/);
     // no token from logits that are not a distribution, greedy or not
     for (const opts of [{}, { greedy: true }]) {
       expect(() => sampleLogits([NaN, NaN], opts)).toThrow(/^sampleLogits: logit 0 is NaN; the model's output is not a distribution/);
@@ -431,6 +431,6 @@ describeBackends('GPT', (backend) => {
       expect(() => sampleLogits([-Infinity, -Infinity], opts)).toThrow(/^sampleLogits: every logit is −∞; no token can be drawn/);
     }
     expect(sampleLogits([-Infinity, 0], {}, 0.5)).toBe(1);
-    expect(() => sampleLogits(logits, {}, 1)).toThrow(/^sampleLogits: u must be in \[0, 1\), got 1/);
+    expect(() => sampleLogits(logits, {}, 1)).toThrow(/^sampleLogits: u must be a number in \[0, 1\), got 1/);
   });
 });

@@ -1,7 +1,9 @@
 /** Activation modules: `GELU`, `SiLU`, `ReLU`. @module */
 import { gelu, relu, silu } from '../tensor/ops/elementwise.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { checkChoice } from '../tensor/validate.js';
 import { Module } from './module.js';
+import { asMethod, options } from './validate.js';
 
 /** GELU (as `torch.nn.GELU`): exact erf form, or GPT-2's tanh approximation with `{ approximate: 'tanh' }`. */
 export class GELU extends Module {
@@ -9,14 +11,13 @@ export class GELU extends Module {
 
   constructor(opts: { approximate?: 'none' | 'tanh' } = {}) {
     super();
-    const a = opts.approximate ?? 'none';
-    if (a !== 'none' && a !== 'tanh') throw new Error(`GELU: approximate must be 'none' or 'tanh', got '${String(a)}'`);
-    this.approximate = a;
+    const o = options('GELU', opts, ['approximate']);
+    this.approximate = o.approximate === undefined ? 'none' : checkChoice('GELU', 'approximate', o.approximate, ['none', 'tanh'] as const);
   }
 
   /** GELU of each element. */
   forward(x: Tensor): Tensor {
-    return gelu(x, { approximate: this.approximate });
+    return asMethod('GELU.forward', () => gelu(x, { approximate: this.approximate }));
   }
 }
 
@@ -24,7 +25,7 @@ export class GELU extends Module {
 export class SiLU extends Module {
   /** SiLU of each element. */
   forward(x: Tensor): Tensor {
-    return silu(x);
+    return asMethod('SiLU.forward', () => silu(x));
   }
 }
 
@@ -32,6 +33,6 @@ export class SiLU extends Module {
 export class ReLU extends Module {
   /** ReLU of each element. */
   forward(x: Tensor): Tensor {
-    return relu(x);
+    return asMethod('ReLU.forward', () => relu(x));
   }
 }

@@ -7,14 +7,68 @@
  */
 import { packedAttention, scaledDotProductAttention } from '../tensor/ops/attention.js';
 import { reshape, split } from '../tensor/ops/shape_ops.js';
+import { live } from '../tensor/ops/util.js';
 import { fmt } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { checkBoolean, checkNumber, show } from '../tensor/validate.js';
 import { Dropout } from './dropout.js';
 import { GPT2_INIT_STD, type ParamOptions } from './init.js';
-import type { LayerKVCache } from './kv_cache.js';
+import { LayerKVCache } from './kv_cache.js';
 import { Linear } from './linear.js';
 import { Module } from './module.js';
 import { RotaryEmbedding } from './rope.js';
+import { asMethod, checkConfig, PARAM_KEYS, paramOptions, relabel, size } from './validate.js';
+
+/** The keys of {@link AttentionConfig}. */
+export const ATTENTION_KEYS = [...PARAM_KEYS, 'nEmbd', 'nHead', 'bias', 'dropout', 'rope', 'blockSize', 'ropeBase', 'std', 'projStd'] as const;
+
+/** An {@link AttentionConfig} with every option checked and resolved (for {@link CausalSelfAttention} and {@link Block}). */
+export interface ResolvedAttention {
+  nEmbd: number;
+  nHead: number;
+  bias: boolean;
+  dropout: number;
+  rope: boolean;
+  blockSize: number | undefined;
+  ropeBase: number;
+  std: number;
+  projStd: number;
+  place: ParamOptions;
+}
+
+/** Check the attention options of `c` (a config already checked for unknown keys) under `op`. */
+export function resolveAttention(op: string, c: AttentionConfig): ResolvedAttention {
+  const nEmbd = size(op, 'nEmbd', c.nEmbd);
+  const nHead = size(op, 'nHead', c.nHead);
+  if (nEmbd % nHead !== 0) throw new Error(`${op}: nEmbd (${nEmbd}) must be a positive multiple of nHead (${nHead})`);
+  const opt = (name: string, v: unknown, spec: Parameters<typeof checkNumber>[3], dflt: number): number => (v === undefined ? dflt : checkNumber(op, name, v, spec));
+  const flag = (name: string, v: unknown, dflt: boolean): boolean => (v === undefined ? dflt : checkBoolean(op, name, v));
+  const r: ResolvedAttention = {
+    nEmbd,
+    nHead,
+    bias: flag('bias', c.bias, true),
+    // the attention weights' dropout, as scaledDotProductAttention's dropoutP, is below 1
+    dropout: opt('dropout', c.dropout, { min: 0, max: 1, maxExclusive: true }, 0),
+    rope: flag('rope', c.rope, false),
+    blockSize: c.blockSize === undefined ? undefined : size(op, 'blockSize', c.blockSize),
+    ropeBase: opt('ropeBase', c.ropeBase, { min: 0, minExclusive: true }, 10000),
+    std: opt('std', c.std, { min: 0 }, GPT2_INIT_STD),
+    projStd: opt('projStd', c.projStd, { min: 0 }, GPT2_INIT_STD),
+    place: paramOptions(op, c),
+  };
+  if (r.rope) {
+    if (r.blockSize === undefined) throw new Error(`${op}: rope needs blockSize (the longest sequence)`);
+    if ((nEmbd / nHead) % 2 !== 0) throw new Error(`${op}: rope needs an even head size, got ${nEmbd / nHead}`);
+  }
+  return r;
+}
+
+/** Check the optional cache argument of a forward. */
+export function checkLayerCache(op: string, cache: unknown): LayerKVCache | undefined {
+  if (cache === undefined || cache === null) return undefined;
+  if (!(cache instanceof LayerKVCache)) throw new Error(`${op}: cache must be a LayerKVCache, got ${show(cache)}`);
+  return cache;
+}
 
 /** Options of {@link CausalSelfAttention}. */
 export interface AttentionConfig extends ParamOptions {
@@ -60,31 +114,38 @@ export class CausalSelfAttention extends Module {
 
   constructor(config: AttentionConfig) {
     super();
-    const { nEmbd, nHead } = config;
-    if (!Number.isInteger(nEmbd) || !Number.isInteger(nHead) || nEmbd < 1 || nHead < 1 || nEmbd % nHead !== 0)
-      throw new Error(`CausalSelfAttention: nEmbd (${nEmbd}) must be a positive multiple of nHead (${nHead})`);
-    this.nEmbd = nEmbd;
-    this.nHead = nHead;
-    this.headDim = nEmbd / nHead;
-    const bias = config.bias ?? true;
-    this.c_attn = this.registerModule('c_attn', new Linear(nEmbd, 3 * nEmbd, { ...config, bias, std: config.std ?? GPT2_INIT_STD }));
-    this.c_proj = this.registerModule('c_proj', new Linear(nEmbd, nEmbd, { ...config, bias, std: config.projStd ?? GPT2_INIT_STD }));
-    const gen = config.generator ? { generator: config.generator } : {};
-    this.resid_dropout = this.registerModule('resid_dropout', new Dropout(config.dropout ?? 0, gen));
-    this.attnDropout = config.dropout ?? 0;
+    const op = 'CausalSelfAttention';
+    const r = resolveAttention(op, checkConfig(op, config, ATTENTION_KEYS));
+    this.nEmbd = r.nEmbd;
+    this.nHead = r.nHead;
+    this.headDim = r.nEmbd / r.nHead;
+    this.attnDropout = r.dropout;
     this.rotary = null;
-    if (config.rope) {
-      if (config.blockSize === undefined) throw new Error('CausalSelfAttention: rope needs blockSize (the longest sequence)');
-      if (this.headDim % 2 !== 0) throw new Error(`CausalSelfAttention: rope needs an even head size, got ${this.headDim}`);
-      const opts = { ...(config.ropeBase !== undefined ? { base: config.ropeBase } : {}), ...(config.dtype ? { dtype: config.dtype } : {}), ...(config.backend ? { backend: config.backend } : {}) };
-      this.rotary = this.registerModule('rotary', new RotaryEmbedding(this.headDim, config.blockSize, opts));
+    try {
+      const { nEmbd, bias, place } = r;
+      this.c_attn = this.registerModule('c_attn', new Linear(nEmbd, 3 * nEmbd, { ...place, bias, std: r.std }));
+      this.c_proj = this.registerModule('c_proj', new Linear(nEmbd, nEmbd, { ...place, bias, std: r.projStd }));
+      this.resid_dropout = this.registerModule('resid_dropout', new Dropout(r.dropout, place.generator ? { generator: place.generator } : {}));
+      if (r.rope) {
+        const opts = { base: r.ropeBase, ...(place.dtype ? { dtype: place.dtype } : {}), ...(place.backend ? { backend: place.backend } : {}) };
+        this.rotary = this.registerModule('rotary', new RotaryEmbedding(this.headDim, r.blockSize!, opts));
+      }
+    } catch (e) {
+      this.dispose();
+      throw relabel(op, e);
     }
   }
 
   /** x `[B, T, C]` (only the new positions when a cache is given) → `[B, T, C]`. */
   forward(x: Tensor, cache?: LayerKVCache): Tensor {
-    if (x.rank !== 3 || x.shape[2] !== this.nEmbd)
-      throw new Error(`CausalSelfAttention.forward: expected x [B, T, ${this.nEmbd}], got ${fmt(x.shape)} ${x.dtype}`);
+    const op = 'CausalSelfAttention.forward';
+    live(op, x);
+    cache = checkLayerCache(op, cache);
+    if (x.rank !== 3 || x.shape[2] !== this.nEmbd) throw new Error(`${op}: expected x [B, T, ${this.nEmbd}], got ${fmt(x.shape)} ${x.dtype}`);
+    return asMethod(op, () => this.attendChecked(x, cache));
+  }
+
+  private attendChecked(x: Tensor, cache: LayerKVCache | undefined): Tensor {
     const [b, t, c] = x.shape as [number, number, number];
     const h = this.nHead;
     const past = cache?.length ?? 0;

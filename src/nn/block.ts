@@ -1,10 +1,16 @@
 /** `Block`: a pre-norm transformer layer, x + attn(ln_1(x)), then + mlp(ln_2(x)). @module */
+import { live } from '../tensor/ops/util.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { CausalSelfAttention, type AttentionConfig } from './attention.js';
+import { checkChoice, checkNumber } from '../tensor/validate.js';
+import { ATTENTION_KEYS, CausalSelfAttention, checkLayerCache, resolveAttention, type AttentionConfig } from './attention.js';
 import type { LayerKVCache } from './kv_cache.js';
 import { MLP, type MLPActivation } from './mlp.js';
 import { Module } from './module.js';
 import { LayerNorm } from './norm.js';
+import { asMethod, checkConfig, relabel, size } from './validate.js';
+
+/** The keys of {@link BlockConfig}. */
+export const BLOCK_KEYS = [...ATTENTION_KEYS, 'mlpHidden', 'activation', 'layerNormEps'] as const;
 
 /** Options of {@link Block}: those of attention, plus the MLP's width and GELU and the norms' epsilon. */
 export interface BlockConfig extends AttentionConfig {
@@ -28,30 +34,62 @@ export class Block extends Module {
 
   constructor(config: BlockConfig) {
     super();
-    const bias = config.bias ?? true;
+    const op = 'Block';
+    const c = checkConfig(op, config, BLOCK_KEYS);
+    const r = resolveAttention(op, c);
+    const mlpHidden = c.mlpHidden === undefined ? undefined : size(op, 'mlpHidden', c.mlpHidden);
+    const activation = c.activation === undefined ? undefined : checkChoice(op, 'activation', c.activation, ['gelu', 'gelu_tanh'] as const);
+    const eps = c.layerNormEps === undefined ? undefined : checkNumber(op, 'layerNormEps', c.layerNormEps, { min: 0 });
+    const { place, bias } = r;
     const norm = {
       bias,
-      ...(config.layerNormEps !== undefined ? { eps: config.layerNormEps } : {}),
-      ...(config.dtype ? { dtype: config.dtype } : {}),
-      ...(config.backend ? { backend: config.backend } : {}),
+      ...(eps !== undefined ? { eps } : {}),
+      ...(place.dtype ? { dtype: place.dtype } : {}),
+      ...(place.backend ? { backend: place.backend } : {}),
     };
-    this.ln_1 = this.registerModule('ln_1', new LayerNorm(config.nEmbd, norm));
-    this.attn = this.registerModule('attn', new CausalSelfAttention(config));
-    this.ln_2 = this.registerModule('ln_2', new LayerNorm(config.nEmbd, norm));
-    this.mlp = this.registerModule(
-      'mlp',
-      new MLP(config.nEmbd, {
-        ...config,
-        bias,
-        dropout: config.dropout ?? 0,
-        ...(config.mlpHidden !== undefined ? { hidden: config.mlpHidden } : {}),
-      }),
-    );
+    const attention: AttentionConfig = {
+      ...place,
+      nEmbd: r.nEmbd,
+      nHead: r.nHead,
+      bias,
+      dropout: r.dropout,
+      rope: r.rope,
+      ropeBase: r.ropeBase,
+      std: r.std,
+      projStd: r.projStd,
+      ...(r.blockSize !== undefined ? { blockSize: r.blockSize } : {}),
+    };
+    // every option is checked: only an allocation can fail below
+    try {
+      this.ln_1 = this.registerModule('ln_1', new LayerNorm(r.nEmbd, norm));
+      this.attn = this.registerModule('attn', new CausalSelfAttention(attention));
+      this.ln_2 = this.registerModule('ln_2', new LayerNorm(r.nEmbd, norm));
+      this.mlp = this.registerModule(
+        'mlp',
+        new MLP(r.nEmbd, {
+          ...place,
+          bias,
+          dropout: r.dropout,
+          std: r.std,
+          projStd: r.projStd,
+          ...(activation !== undefined ? { activation } : {}),
+          ...(mlpHidden !== undefined ? { hidden: mlpHidden } : {}),
+        }),
+      );
+    } catch (e) {
+      this.dispose();
+      throw relabel(op, e);
+    }
   }
 
   /** x `[B, T, C]` (the new positions when a cache is given) → `[B, T, C]`. */
   forward(x: Tensor, cache?: LayerKVCache): Tensor {
-    const a = x.add(this.attn.forward(this.ln_1.forward(x), cache));
-    return a.add(this.mlp.forward(this.ln_2.forward(a)));
+    const op = 'Block.forward';
+    live(op, x);
+    const layer = checkLayerCache(op, cache);
+    return asMethod(op, () => {
+      const a = x.add(this.attn.forward(this.ln_1.forward(x), layer));
+      return a.add(this.mlp.forward(this.ln_2.forward(a)));
+    });
   }
 }

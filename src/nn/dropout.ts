@@ -2,7 +2,9 @@
 import { dropout } from '../tensor/ops/nn.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { optionalNumber } from '../tensor/validate.js';
 import { Module } from './module.js';
+import { asMethod, options, paramOptions } from './validate.js';
 
 /**
  * Zero each element with probability `p` and scale the rest by 1/(1−p) while
@@ -15,13 +17,12 @@ export class Dropout extends Module {
 
   constructor(p = 0.5, opts: { generator?: Generator } = {}) {
     super();
-    if (!(p >= 0 && p <= 1)) throw new Error(`Dropout: p must be in [0, 1], got ${p}`);
-    this.p = p;
-    this.generator = opts.generator ?? defaultGenerator;
+    this.p = optionalNumber('Dropout', 'p', p, 0.5, { min: 0, max: 1 });
+    this.generator = paramOptions('Dropout', options('Dropout', opts, ['generator'])).generator ?? defaultGenerator;
   }
 
   /** x → x with dropout applied when training (x itself otherwise). */
   forward(x: Tensor): Tensor {
-    return dropout(x, this.p, this.training, this.generator);
+    return asMethod('Dropout.forward', () => dropout(x, this.p, this.training, this.generator));
   }
 }

@@ -1,8 +1,10 @@
 /** `Embedding`: a lookup table of learned vectors. @module */
 import { embedding } from '../tensor/ops/nn.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { normalParam, type ParamOptions } from './init.js';
+import { checkNumber } from '../tensor/validate.js';
+import { makeNormal, type ParamOptions } from './init.js';
 import { Module } from './module.js';
+import { asMethod, options, PARAM_KEYS, paramOptions, size } from './validate.js';
 
 /** Options of {@link Embedding}. */
 export interface EmbeddingOptions extends ParamOptions {
@@ -20,11 +22,13 @@ export class Embedding extends Module {
 
   constructor(numEmbeddings: number, embeddingDim: number, opts: EmbeddingOptions = {}) {
     super();
-    for (const [n, v] of [['numEmbeddings', numEmbeddings], ['embeddingDim', embeddingDim]] as const)
-      if (!Number.isInteger(v) || v < 0) throw new Error(`Embedding: ${n} must be a non-negative integer, got ${v}`);
-    this.numEmbeddings = numEmbeddings;
-    this.embeddingDim = embeddingDim;
-    this.registerParameter('weight', normalParam([numEmbeddings, embeddingDim], opts.std ?? 1, opts));
+    const op = 'Embedding';
+    // zero-sized tables are allowed, as in PyTorch
+    this.numEmbeddings = size(op, 'numEmbeddings', numEmbeddings, 0);
+    this.embeddingDim = size(op, 'embeddingDim', embeddingDim, 0);
+    const o = options(op, opts, [...PARAM_KEYS, 'std']);
+    const std = o.std === undefined ? 1 : checkNumber(op, 'std', o.std, { min: 0 });
+    this.registerParameter('weight', makeNormal(op, [numEmbeddings, embeddingDim], std, paramOptions(op, o)));
   }
 
   /** `[num, dim]`. */
@@ -34,6 +38,6 @@ export class Embedding extends Module {
 
   /** i32 ids `[...]` → vectors `[..., dim]`. */
   forward(ids: Tensor): Tensor {
-    return embedding(ids, this.weight);
+    return asMethod('Embedding.forward', () => embedding(ids, this.weight));
   }
 }

@@ -6,11 +6,16 @@
 import { noGrad } from '../autograd/tape.js';
 import { tidy } from '../tensor/memory.js';
 import { rand, tensor } from '../tensor/ops/creation.js';
+import { live } from '../tensor/ops/util.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
 import { fmt } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { GPT } from './gpt.js';
+import { checkBoolean, checkNumber, show } from '../tensor/validate.js';
+import { GPT } from './gpt.js';
 import { KVCache } from './kv_cache.js';
+import { asMethod, options, paramOptions } from './validate.js';
+
+const SAMPLING_KEYS = ['temperature', 'topK', 'topP', 'greedy'] as const;
 
 /** How to pick each next token. */
 export interface SamplingOptions {
@@ -37,11 +42,11 @@ export interface GenerateOptions extends SamplingOptions {
 }
 
 function checkSampling(op: string, o: SamplingOptions): void {
-  const { temperature, topK, topP } = o;
-  if (temperature !== undefined && !(temperature >= 0 && Number.isFinite(temperature)))
-    throw new Error(`${op}: temperature must be a finite number ≥ 0, got ${temperature}`);
-  if (topK !== undefined && (!Number.isInteger(topK) || topK < 1)) throw new Error(`${op}: topK must be a positive integer, got ${topK}`);
-  if (topP !== undefined && !(topP > 0 && topP <= 1)) throw new Error(`${op}: topP must be in (0, 1], got ${topP}`);
+  const { temperature, topK, topP, greedy } = o;
+  if (temperature !== undefined) checkNumber(op, 'temperature', temperature, { min: 0 });
+  if (topK !== undefined) checkNumber(op, 'topK', topK, { integer: true, min: 1 });
+  if (topP !== undefined) checkNumber(op, 'topP', topP, { min: 0, minExclusive: true, max: 1 });
+  if (greedy !== undefined) checkBoolean(op, 'greedy', greedy);
 }
 
 /**
@@ -49,18 +54,22 @@ function checkSampling(op: string, o: SamplingOptions): void {
  * from softmax(logits/temperature) restricted by top-k, then top-p.
  */
 export function sampleLogits(logits: ArrayLike<number>, opts: SamplingOptions = {}, u = 0): number {
+  opts = options('sampleLogits', opts, SAMPLING_KEYS);
   checkSampling('sampleLogits', opts);
+  if (!Array.isArray(logits) && !(ArrayBuffer.isView(logits) && !(logits instanceof DataView)))
+    throw new Error(`sampleLogits: logits must be an array of numbers, got ${show(logits)}`);
   const n = logits.length;
   if (n === 0) throw new Error('sampleLogits: no logits');
   // a distribution needs finite logits (−∞ rules a token out); NaN or +∞ means the model broke
   let finite = 0;
   for (let i = 0; i < n; i++) {
     const l = logits[i]!;
+    if (typeof l !== 'number') throw new Error(`sampleLogits: logit ${i} is ${show(l)}, not a number`);
     if (Number.isNaN(l) || l === Infinity) throw new Error(`sampleLogits: logit ${i} is ${l}; the model's output is not a distribution (did training diverge?)`);
     if (l !== -Infinity) finite++;
   }
   if (finite === 0) throw new Error('sampleLogits: every logit is −∞; no token can be drawn');
-  if (!(u >= 0 && u < 1)) throw new Error(`sampleLogits: u must be in [0, 1), got ${u}`);
+  checkNumber('sampleLogits', 'u', u, { min: 0, max: 1, maxExclusive: true });
   const temperature = opts.temperature ?? 1;
   if (opts.greedy || temperature === 0) {
     let best = 0;
@@ -110,19 +119,31 @@ export function sampleLogits(logits: ArrayLike<number>, opts: SamplingOptions = 
  */
 export async function generate(model: GPT, idx: Tensor, opts: GenerateOptions): Promise<Tensor> {
   const op = 'generate';
+  if (!(model instanceof GPT)) throw new Error(`${op}: model must be a GPT, got ${show(model)}`);
+  live(op, idx);
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) throw new Error(`${op}: options must be an object with maxNewTokens, got ${show(opts)}`);
+  options(op, opts, [...SAMPLING_KEYS, 'maxNewTokens', 'generator', 'eos', 'useCache']);
   checkSampling(op, opts);
   const { maxNewTokens, eos } = opts;
-  if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) throw new Error(`${op}: maxNewTokens must be a non-negative integer, got ${maxNewTokens}`);
+  checkNumber(op, 'maxNewTokens', maxNewTokens, { integer: true, min: 0 });
+  if (opts.useCache !== undefined) checkBoolean(op, 'useCache', opts.useCache);
+  paramOptions(op, { generator: opts.generator });
   if (idx.dtype !== 'i32' || idx.rank !== 2 || idx.shape[1] === 0)
     throw new Error(`${op}: idx must be [B, T] i32 with T ≥ 1, got ${fmt(idx.shape)} ${idx.dtype}`);
   const { blockSize, nLayer, vocabSize } = model.config;
-  if (eos !== undefined && (!Number.isInteger(eos) || eos < 0 || eos >= vocabSize))
-    throw new Error(`${op}: eos must be a token id in [0, ${vocabSize}), got ${eos}`);
+  if (eos !== undefined && !(Number.isInteger(eos) && eos >= 0 && eos < vocabSize))
+    throw new Error(`${op}: eos must be a token id in [0, ${vocabSize}), got ${show(eos)}`);
   const generator = opts.generator ?? defaultGenerator;
-  const sampling = opts.greedy || opts.temperature === 0 ? null : opts;
+  const { temperature, topK, topP } = opts;
+  const sampling: SamplingOptions | null =
+    opts.greedy || temperature === 0
+      ? null
+      : { ...(temperature !== undefined ? { temperature } : {}), ...(topK !== undefined ? { topK } : {}), ...(topP !== undefined ? { topP } : {}) };
   const backend = idx.backend.name;
   const [b, t0] = idx.shape as [number, number];
   const flat = await idx.data();
+  for (let i = 0; i < flat.length; i++)
+    if (!(flat[i]! >= 0 && flat[i]! < vocabSize)) throw new Error(`${op}: idx holds token ${flat[i]}, outside the model's vocabulary [0, ${vocabSize})`);
   const rows = Array.from({ length: b }, (_, r) => Array.from(flat.subarray(r * t0, (r + 1) * t0)));
   const done = new Array<boolean>(b).fill(false);
   let cache = (opts.useCache ?? true) ? new KVCache(nLayer) : null;
@@ -137,11 +158,13 @@ export async function generate(model: GPT, idx: Tensor, opts: GenerateOptions): 
       }
       const start = cache ? cache.length : Math.max(0, len - blockSize);
       const input = rows.flatMap((r) => r.slice(start));
-      const logits = tidy(() =>
-        noGrad(() => {
-          const ids = tensor(Int32Array.from(input), [b, len - start], { backend, dtype: 'i32' });
-          return model.forward(ids, null, { lastOnly: true, ...(cache ? { cache } : {}) }).logits; // [B, 1, V]
-        }),
+      const logits = asMethod(op, () =>
+        tidy(() =>
+          noGrad(() => {
+            const ids = tensor(Int32Array.from(input), [b, len - start], { backend, dtype: 'i32' });
+            return model.forward(ids, null, { lastOnly: true, ...(cache ? { cache } : {}) }).logits; // [B, 1, V]
+          }),
+        ),
       );
       const values = await logits.data();
       logits.dispose();

@@ -7,17 +7,23 @@
 import { arange } from '../tensor/ops/creation.js';
 import { crossEntropy } from '../tensor/ops/nn.js';
 import { narrow } from '../tensor/ops/shape_ops.js';
+import { live } from '../tensor/ops/util.js';
 import { fmt } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { checkBoolean, checkNumber, show } from '../tensor/validate.js';
 import { Block } from './block.js';
 import { Dropout } from './dropout.js';
 import { Embedding } from './embedding.js';
 import { GPT2_INIT_STD, residualStd, type ParamOptions } from './init.js';
-import type { KVCache } from './kv_cache.js';
+import { KVCache } from './kv_cache.js';
 import { Linear } from './linear.js';
 import type { MLPActivation } from './mlp.js';
 import { Module, ModuleList } from './module.js';
 import { LayerNorm } from './norm.js';
+import { asMethod, checkConfig, options, PARAM_KEYS, paramOptions, relabel, size } from './validate.js';
+
+/** The keys of {@link GPTConfig}. */
+const GPT_KEYS = ['vocabSize', 'blockSize', 'nLayer', 'nHead', 'nEmbd', 'dropout', 'bias', 'rope', 'ropeBase', 'tiedHead', 'activation', 'layerNormEps'] as const;
 
 /** The shape of a {@link GPT}. */
 export interface GPTConfig {
@@ -69,29 +75,68 @@ export interface GPTOutput {
   loss?: Tensor;
 }
 
-function resolveConfig(c: GPTConfig): Required<GPTConfig> {
-  for (const k of ['vocabSize', 'blockSize', 'nLayer', 'nHead', 'nEmbd'] as const)
-    if (!Number.isInteger(c[k]) || c[k] < 1) throw new Error(`GPT: config.${k} must be a positive integer, got ${c[k]}`);
-  if (c.nEmbd % c.nHead !== 0) throw new Error(`GPT: nEmbd (${c.nEmbd}) must be divisible by nHead (${c.nHead})`);
-  const dropout = c.dropout ?? 0;
-  if (!(dropout >= 0 && dropout < 1)) throw new Error(`GPT: dropout must be in [0, 1), got ${dropout}`);
-  if (c.rope && (c.nEmbd / c.nHead) % 2 !== 0) throw new Error(`GPT: rope needs an even head size, got nEmbd/nHead = ${c.nEmbd / c.nHead}`);
+function resolveConfig(op: string, config: GPTConfig): Required<GPTConfig> {
+  const c = checkConfig(op, config, GPT_KEYS);
+  for (const k of ['vocabSize', 'blockSize', 'nLayer', 'nHead', 'nEmbd'] as const) size(op, `config.${k}`, c[k]);
+  if (c.nEmbd % c.nHead !== 0) throw new Error(`${op}: nEmbd (${c.nEmbd}) must be divisible by nHead (${c.nHead})`);
+  const flag = (k: 'bias' | 'rope' | 'tiedHead', dflt: boolean): boolean => (c[k] === undefined ? dflt : checkBoolean(op, `config.${k}`, c[k]));
+  // the attention weights' dropout, as scaledDotProductAttention's dropoutP, is below 1
+  const dropout = c.dropout === undefined ? 0 : checkNumber(op, 'config.dropout', c.dropout, { min: 0, max: 1, maxExclusive: true });
+  const rope = flag('rope', false);
+  if (rope && (c.nEmbd / c.nHead) % 2 !== 0) throw new Error(`${op}: rope needs an even head size, got nEmbd/nHead = ${c.nEmbd / c.nHead}`);
+  const ropeBase = c.ropeBase === undefined ? 10000 : checkNumber(op, 'config.ropeBase', c.ropeBase, { min: 0, minExclusive: true });
   const activation = c.activation ?? 'gelu_tanh';
   if (activation !== 'gelu' && activation !== 'gelu_tanh')
-    throw new Error(`GPT: config.activation must be 'gelu' or 'gelu_tanh', got '${String(activation)}'`);
+    throw new Error(`${op}: config.activation must be 'gelu' or 'gelu_tanh', got ${show(activation)}`);
   const layerNormEps = c.layerNormEps ?? 1e-5;
   if (typeof layerNormEps !== 'number' || !(layerNormEps > 0 && Number.isFinite(layerNormEps)))
-    throw new Error(`GPT: config.layerNormEps must be a positive finite number, got ${String(layerNormEps)}`);
+    throw new Error(`${op}: config.layerNormEps must be a positive finite number, got ${show(layerNormEps)}`);
   return {
-    ...c,
+    vocabSize: c.vocabSize,
+    blockSize: c.blockSize,
+    nLayer: c.nLayer,
+    nHead: c.nHead,
+    nEmbd: c.nEmbd,
     dropout,
-    bias: c.bias ?? true,
-    rope: c.rope ?? false,
-    ropeBase: c.ropeBase ?? 10000,
-    tiedHead: c.tiedHead ?? true,
+    bias: flag('bias', true),
+    rope,
+    ropeBase,
+    tiedHead: flag('tiedHead', true),
     activation,
     layerNormEps,
   };
+}
+
+function checkCache(op: string, cache: unknown, nLayer: number): KVCache | undefined {
+  if (cache === undefined || cache === null) return undefined;
+  if (!(cache instanceof KVCache)) throw new Error(`${op}: cache must be a KVCache, got ${show(cache)}`);
+  if (cache.layers.length !== nLayer) throw new Error(`${op}: the cache has ${cache.layers.length} layers, the model ${nLayer}`);
+  return cache;
+}
+
+// idx [B, T] i32 (only the new positions with a cache) → hidden [B, T, C] after ln_f, as the public method `op`
+function runTransformer(op: string, m: GPTTransformer, idx: Tensor, cache: KVCache | undefined): Tensor {
+  const c = m.config;
+  const t = idx.shape[1]!;
+  const past = cache?.length ?? 0;
+  if (t < 1) throw new Error(`${op}: idx ${fmt(idx.shape)} has no positions`);
+  if (past + t > c.blockSize) throw new Error(`${op}: ${t} positions${past ? ` after ${past} cached` : ''} exceed blockSize ${c.blockSize} (crop the input)`);
+  return asMethod(op, () => {
+    let x = m.wte.forward(idx); // [B, T, C]
+    if (m.wpe) {
+      const pos = arange(past, past + t, 1, { backend: idx.backend.name, dtype: 'i32' });
+      x = x.add(m.wpe.forward(pos)); // + [T, C]
+    }
+    x = m.drop.forward(x);
+    let i = 0;
+    for (const block of m.h) x = block.forward(x, cache?.layers[i++]);
+    return m.ln_f.forward(x);
+  });
+}
+
+function checkIdx(op: string, idx: Tensor): void {
+  live(op, idx);
+  if (idx.dtype !== 'i32' || idx.rank !== 2) throw new Error(`${op}: idx must be [B, T] i32 token ids, got ${fmt(idx.shape)} ${idx.dtype}`);
 }
 
 /**
@@ -109,55 +154,47 @@ export class GPTTransformer extends Module {
 
   constructor(config: GPTConfig, opts: ParamOptions = {}) {
     super();
-    const c = (this.config = resolveConfig(config));
-    const place = { ...(opts.dtype ? { dtype: opts.dtype } : {}), ...(opts.backend ? { backend: opts.backend } : {}) };
-    const gen = opts.generator ? { generator: opts.generator } : {};
-    this.wte = this.registerModule('wte', new Embedding(c.vocabSize, c.nEmbd, { ...opts, std: GPT2_INIT_STD }));
-    this.wpe = c.rope ? null : this.registerModule('wpe', new Embedding(c.blockSize, c.nEmbd, { ...opts, std: GPT2_INIT_STD }));
-    this.drop = this.registerModule('drop', new Dropout(c.dropout, gen));
-    const blocks: Block[] = [];
-    for (let i = 0; i < c.nLayer; i++)
-      blocks.push(
-        new Block({
-          ...opts,
-          nEmbd: c.nEmbd,
-          nHead: c.nHead,
-          bias: c.bias,
-          dropout: c.dropout,
-          rope: c.rope,
-          blockSize: c.blockSize,
-          ropeBase: c.ropeBase,
-          activation: c.activation,
-          layerNormEps: c.layerNormEps,
-          std: GPT2_INIT_STD,
-          projStd: residualStd(c.nLayer),
-        }),
-      );
-    this.h = this.registerModule('h', new ModuleList(blocks));
-    this.ln_f = this.registerModule('ln_f', new LayerNorm(c.nEmbd, { ...place, bias: c.bias, eps: c.layerNormEps }));
+    const op = 'GPTTransformer';
+    const c = (this.config = resolveConfig(op, config));
+    const o = paramOptions(op, options(op, opts, PARAM_KEYS));
+    const place = { ...(o.dtype ? { dtype: o.dtype } : {}), ...(o.backend ? { backend: o.backend } : {}) };
+    const gen = o.generator ? { generator: o.generator } : {};
+    // every option is checked: only an allocation can fail below
+    try {
+      this.wte = this.registerModule('wte', new Embedding(c.vocabSize, c.nEmbd, { ...o, std: GPT2_INIT_STD }));
+      this.wpe = c.rope ? null : this.registerModule('wpe', new Embedding(c.blockSize, c.nEmbd, { ...o, std: GPT2_INIT_STD }));
+      this.drop = this.registerModule('drop', new Dropout(c.dropout, gen));
+      const blocks: Block[] = [];
+      for (let i = 0; i < c.nLayer; i++)
+        blocks.push(
+          new Block({
+            ...o,
+            nEmbd: c.nEmbd,
+            nHead: c.nHead,
+            bias: c.bias,
+            dropout: c.dropout,
+            rope: c.rope,
+            blockSize: c.blockSize,
+            ropeBase: c.ropeBase,
+            activation: c.activation,
+            layerNormEps: c.layerNormEps,
+            std: GPT2_INIT_STD,
+            projStd: residualStd(c.nLayer),
+          }),
+        );
+      this.h = this.registerModule('h', new ModuleList(blocks));
+      this.ln_f = this.registerModule('ln_f', new LayerNorm(c.nEmbd, { ...place, bias: c.bias, eps: c.layerNormEps }));
+    } catch (e) {
+      this.dispose();
+      throw relabel(op, e);
+    }
   }
 
   /** idx `[B, T]` i32 (only the new positions with a cache) → hidden states `[B, T, C]` after `ln_f`. */
   forward(idx: Tensor, cache?: KVCache): Tensor {
-    const c = this.config;
-    if (idx.dtype !== 'i32' || idx.rank !== 2)
-      throw new Error(`GPT.forward: idx must be [B, T] i32 token ids, got ${fmt(idx.shape)} ${idx.dtype}`);
-    if (cache && cache.layers.length !== c.nLayer)
-      throw new Error(`GPT.forward: the cache has ${cache.layers.length} layers, the model ${c.nLayer}`);
-    const t = idx.shape[1]!;
-    const past = cache?.length ?? 0;
-    if (t < 1) throw new Error(`GPT.forward: idx ${fmt(idx.shape)} has no positions`);
-    if (past + t > c.blockSize)
-      throw new Error(`GPT.forward: ${t} positions${past ? ` after ${past} cached` : ''} exceed blockSize ${c.blockSize} (crop the input)`);
-    let x = this.wte.forward(idx); // [B, T, C]
-    if (this.wpe) {
-      const pos = arange(past, past + t, 1, { backend: idx.backend.name, dtype: 'i32' });
-      x = x.add(this.wpe.forward(pos)); // + [T, C]
-    }
-    x = this.drop.forward(x);
-    let i = 0;
-    for (const block of this.h) x = block.forward(x, cache?.layers[i++]);
-    return this.ln_f.forward(x);
+    const op = 'GPTTransformer.forward';
+    checkIdx(op, idx);
+    return runTransformer(op, this, idx, checkCache(op, cache, this.config.nLayer));
   }
 }
 
@@ -179,17 +216,29 @@ export class GPT extends Module {
 
   constructor(config: GPTConfig, opts: ParamOptions = {}) {
     super();
-    this.transformer = this.registerModule('transformer', new GPTTransformer(config, opts));
+    let transformer: GPTTransformer;
+    try {
+      transformer = new GPTTransformer(config, opts);
+    } catch (e) {
+      throw relabel('GPT', e);
+    }
+    this.transformer = this.registerModule('transformer', transformer);
     const c = (this.config = this.transformer.config);
-    this.lm_head = this.registerModule(
-      'lm_head',
-      new Linear(c.nEmbd, c.vocabSize, {
-        ...opts,
-        bias: false,
-        std: GPT2_INIT_STD,
-        ...(c.tiedHead ? { weight: this.transformer.wte.weight } : {}),
-      }),
-    );
+    const o = paramOptions('GPT', opts ?? {});
+    try {
+      this.lm_head = this.registerModule(
+        'lm_head',
+        new Linear(c.nEmbd, c.vocabSize, {
+          ...o,
+          bias: false,
+          std: GPT2_INIT_STD,
+          ...(c.tiedHead ? { weight: this.transformer.wte.weight } : {}),
+        }),
+      );
+    } catch (e) {
+      this.dispose();
+      throw relabel('GPT', e);
+    }
   }
 
   /**
@@ -197,12 +246,24 @@ export class GPT extends Module {
    * the mean cross-entropy. With `opts.cache`, idx holds only the positions after the cached ones.
    */
   forward(idx: Tensor, targets?: Tensor | null, opts: GPTForwardOptions = {}): GPTOutput {
-    if (targets && (targets.rank !== 2 || targets.shape[0] !== idx.shape[0] || targets.shape[1] !== idx.shape[1]))
-      throw new Error(`GPT.forward: targets ${fmt(targets.shape)} must match idx ${fmt(idx.shape)}`);
-    if (targets && opts.lastOnly) throw new Error('GPT.forward: lastOnly computes one position, so it cannot take targets');
-    let x = this.transformer.forward(idx, opts.cache);
-    if (opts.lastOnly) x = narrow(x, 1, x.shape[1]! - 1, 1);
-    const logits = this.lm_head.forward(x);
-    return targets ? { logits, loss: crossEntropy(logits, targets) } : { logits };
+    const op = 'GPT.forward';
+    checkIdx(op, idx);
+    const o = options(op, opts, ['cache', 'lastOnly']);
+    const lastOnly = o.lastOnly === undefined ? false : checkBoolean(op, 'lastOnly', o.lastOnly);
+    const cache = checkCache(op, o.cache, this.config.nLayer);
+    const hasTargets = targets !== undefined && targets !== null;
+    if (hasTargets) {
+      live(op, targets);
+      if (targets.dtype !== 'i32') throw new Error(`${op}: targets must be i32 token ids, got ${fmt(targets.shape)} ${targets.dtype}`);
+      if (targets.rank !== 2 || targets.shape[0] !== idx.shape[0] || targets.shape[1] !== idx.shape[1])
+        throw new Error(`${op}: targets ${fmt(targets.shape)} must match idx ${fmt(idx.shape)}`);
+      if (lastOnly) throw new Error(`${op}: lastOnly computes one position, so it cannot take targets`);
+    }
+    let x = runTransformer(op, this.transformer, idx, cache);
+    return asMethod(op, () => {
+      if (lastOnly) x = narrow(x, 1, x.shape[1]! - 1, 1);
+      const logits = this.lm_head.forward(x);
+      return hasTargets ? { logits, loss: crossEntropy(logits, targets) } : { logits };
+    });
   }
 }

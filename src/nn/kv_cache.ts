@@ -5,8 +5,10 @@
  */
 import { keep } from '../tensor/memory.js';
 import { concat } from '../tensor/ops/shape_ops.js';
+import { live } from '../tensor/ops/util.js';
 import { fmt } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { asMethod, size } from './validate.js';
 
 /** The cached keys and values of one attention layer, `[B, T, H, D]` each (the layout attention reads without copies). */
 export class LayerKVCache {
@@ -25,6 +27,9 @@ export class LayerKVCache {
    * new, `[B, Tpast+Tnew, H, D]`). The cache keeps detached copies outside every tidy scope.
    */
   append(k: Tensor, v: Tensor): [Tensor, Tensor] {
+    const op = 'LayerKVCache.append';
+    live(op, k, v);
+    if (k.dtype !== v.dtype) throw new Error(`${op}: k and v must have one dtype, got ${k.dtype} and ${v.dtype}`);
     if (k.rank !== 4 || v.rank !== 4 || k.shape[1] !== v.shape[1])
       throw new Error(`LayerKVCache.append: k and v must be [B, T, H, D] with one T, got ${fmt(k.shape)} and ${fmt(v.shape)}`);
     if (this.k && this.v) {
@@ -32,8 +37,7 @@ export class LayerKVCache {
       if ([0, 2, 3].some((i) => pk.shape[i] !== k.shape[i] || pv.shape[i] !== v.shape[i]))
         throw new Error(`LayerKVCache.append: new k ${fmt(k.shape)}, v ${fmt(v.shape)} do not match the cache's k ${fmt(pk.shape)}, v ${fmt(pv.shape)}`);
     }
-    const kAll = this.k ? concat([this.k, k], 1) : k;
-    const vAll = this.v ? concat([this.v, v], 1) : v;
+    const [kAll, vAll] = asMethod(op, () => [this.k ? concat([this.k, k], 1) : k, this.v ? concat([this.v, v], 1) : v]);
     this.clear();
     this.k = keep(kAll.detach());
     this.v = keep(vAll.detach());
@@ -54,7 +58,7 @@ export class KVCache implements Disposable {
   readonly layers: LayerKVCache[];
 
   constructor(nLayer: number) {
-    if (!Number.isInteger(nLayer) || nLayer < 1) throw new Error(`KVCache: nLayer must be a positive integer, got ${nLayer}`);
+    size('KVCache', 'nLayer', nLayer);
     this.layers = Array.from({ length: nLayer }, () => new LayerKVCache());
   }
 

@@ -1,9 +1,12 @@
 /** `Linear`: a fully connected layer, `y = x·Wᵀ + b`. @module */
+import { isFloat } from '../backend/dtype.js';
 import { linear } from '../tensor/ops/nn.js';
 import { fmt } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { constantParam, normalParam, uniformParam, type ParamOptions } from './init.js';
+import { checkBoolean, checkNumber } from '../tensor/validate.js';
+import { makeConstant, makeNormal, makeUniform, type ParamOptions } from './init.js';
 import { Module } from './module.js';
+import { asMethod, options, PARAM_KEYS, paramOptions, size, tensorArg } from './validate.js';
 
 /** Options of {@link Linear}. */
 export interface LinearOptions extends ParamOptions {
@@ -32,27 +35,34 @@ export class Linear extends Module {
 
   constructor(inFeatures: number, outFeatures: number, opts: LinearOptions = {}) {
     super();
-    for (const [n, v] of [['inFeatures', inFeatures], ['outFeatures', outFeatures]] as const)
-      if (!Number.isInteger(v) || v < 0) throw new Error(`Linear: ${n} must be a non-negative integer, got ${v}`);
-    this.inFeatures = inFeatures;
-    this.outFeatures = outFeatures;
+    const op = 'Linear';
+    // as PyTorch, a layer of zero features is allowed (an empty weight)
+    this.inFeatures = size(op, 'inFeatures', inFeatures, 0);
+    this.outFeatures = size(op, 'outFeatures', outFeatures, 0);
+    const o = options(op, opts, [...PARAM_KEYS, 'bias', 'std', 'weight']);
+    const place = paramOptions(op, o);
+    const bias = o.bias === undefined ? true : checkBoolean(op, 'bias', o.bias);
+    if (o.std !== undefined) checkNumber(op, 'std', o.std, { min: 0 });
     const bound = inFeatures > 0 ? 1 / Math.sqrt(inFeatures) : 0;
-    let weight = opts.weight;
-    if (weight) {
+    let weight = o.weight ?? undefined;
+    if (weight !== undefined) {
+      tensorArg(op, 'weight', weight);
+      if (!weight.isLeaf) throw new Error('Linear: weight must be a leaf tensor (use detach())');
       if (weight.rank !== 2 || weight.shape[0] !== outFeatures || weight.shape[1] !== inFeatures)
         throw new Error(`Linear: weight must be [${outFeatures}, ${inFeatures}], got ${fmt(weight.shape)}`);
+      if (!isFloat(weight.dtype)) throw new Error(`Linear: weight must be floating, got ${fmt(weight.shape)} ${weight.dtype}`);
     } else
       weight =
-        opts.std !== undefined
-          ? normalParam([outFeatures, inFeatures], opts.std, opts)
-          : uniformParam([outFeatures, inFeatures], -bound, bound, opts);
+        o.std !== undefined
+          ? makeNormal(op, [outFeatures, inFeatures], o.std, place)
+          : makeUniform(op, [outFeatures, inFeatures], -bound, bound, place);
     this.registerParameter('weight', weight);
-    if (opts.bias ?? true) {
+    if (bias) {
       // a bias beside a given weight takes that weight's dtype and backend
-      const place = { ...opts, dtype: weight.dtype, backend: weight.backend.name };
+      const beside = { ...place, dtype: weight.dtype, backend: weight.backend.name };
       this.registerParameter(
         'bias',
-        opts.std !== undefined || opts.weight ? constantParam([outFeatures], 0, place) : uniformParam([outFeatures], -bound, bound, place),
+        o.std !== undefined || o.weight ? makeConstant(op, [outFeatures], 0, beside) : makeUniform(op, [outFeatures], -bound, bound, beside),
       );
     }
   }
@@ -69,6 +79,6 @@ export class Linear extends Module {
 
   /** x `[..., in]` → `[..., out]`. */
   forward(x: Tensor): Tensor {
-    return linear(x, this.weight, this.bias);
+    return asMethod('Linear.forward', () => linear(x, this.weight, this.bias));
   }
 }

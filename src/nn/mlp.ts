@@ -1,10 +1,15 @@
 /** `MLP`: GPT-2's feed-forward block, c_fc → GELU (tanh by default) → c_proj → dropout. @module */
 import type { Tensor } from '../tensor/tensor.js';
+import { checkBoolean, checkChoice, checkNumber } from '../tensor/validate.js';
 import { GELU } from './activation.js';
 import { Dropout } from './dropout.js';
 import { GPT2_INIT_STD, type ParamOptions } from './init.js';
 import { Linear } from './linear.js';
 import { Module } from './module.js';
+import { asMethod, options, PARAM_KEYS, paramOptions, relabel, size } from './validate.js';
+
+/** The option names of {@link MLP}. */
+export const MLP_KEYS = [...PARAM_KEYS, 'hidden', 'bias', 'activation', 'dropout', 'std', 'projStd'] as const;
 
 /**
  * The GELU of an {@link MLP}: `'gelu_tanh'`, the tanh approximation
@@ -42,19 +47,30 @@ export class MLP extends Module {
 
   constructor(nEmbd: number, opts: MLPOptions = {}) {
     super();
-    const hidden = opts.hidden ?? 4 * nEmbd;
-    const bias = opts.bias ?? true;
-    const activation = opts.activation ?? 'gelu_tanh';
-    if (activation !== 'gelu' && activation !== 'gelu_tanh')
-      throw new Error(`MLP: activation must be 'gelu' or 'gelu_tanh', got '${String(activation)}'`);
-    this.c_fc = this.registerModule('c_fc', new Linear(nEmbd, hidden, { ...opts, bias, std: opts.std ?? GPT2_INIT_STD }));
-    this.act = this.registerModule('act', new GELU({ approximate: activation === 'gelu_tanh' ? 'tanh' : 'none' }));
-    this.c_proj = this.registerModule('c_proj', new Linear(hidden, nEmbd, { ...opts, bias, std: opts.projStd ?? GPT2_INIT_STD }));
-    this.dropout = this.registerModule('dropout', new Dropout(opts.dropout ?? 0, opts.generator ? { generator: opts.generator } : {}));
+    const op = 'MLP';
+    size(op, 'nEmbd', nEmbd);
+    const o = options(op, opts, MLP_KEYS);
+    const place = paramOptions(op, o);
+    const hidden = o.hidden === undefined ? 4 * nEmbd : size(op, 'hidden', o.hidden);
+    const bias = o.bias === undefined ? true : checkBoolean(op, 'bias', o.bias);
+    const activation = o.activation === undefined ? 'gelu_tanh' : checkChoice(op, 'activation', o.activation, ['gelu', 'gelu_tanh'] as const);
+    const p = o.dropout === undefined ? 0 : checkNumber(op, 'dropout', o.dropout, { min: 0, max: 1 });
+    const std = o.std === undefined ? GPT2_INIT_STD : checkNumber(op, 'std', o.std, { min: 0 });
+    const projStd = o.projStd === undefined ? GPT2_INIT_STD : checkNumber(op, 'projStd', o.projStd, { min: 0 });
+    // every option is checked: only an allocation can fail below
+    try {
+      this.c_fc = this.registerModule('c_fc', new Linear(nEmbd, hidden, { ...place, bias, std }));
+      this.act = this.registerModule('act', new GELU({ approximate: activation === 'gelu_tanh' ? 'tanh' : 'none' }));
+      this.c_proj = this.registerModule('c_proj', new Linear(hidden, nEmbd, { ...place, bias, std: projStd }));
+      this.dropout = this.registerModule('dropout', new Dropout(p, place.generator ? { generator: place.generator } : {}));
+    } catch (e) {
+      this.dispose();
+      throw relabel(op, e);
+    }
   }
 
   /** x `[..., nEmbd]` → `[..., nEmbd]`. */
   forward(x: Tensor): Tensor {
-    return this.dropout.forward(this.c_proj.forward(this.act.forward(this.c_fc.forward(x))));
+    return asMethod('MLP.forward', () => this.dropout.forward(this.c_proj.forward(this.act.forward(this.c_fc.forward(x)))));
   }
 }

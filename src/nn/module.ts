@@ -8,10 +8,13 @@
  * @module
  */
 import { isFloat } from '../backend/dtype.js';
+import { backendFor } from '../backend/registry.js';
 import { noGrad } from '../autograd/tape.js';
 import { keep } from '../tensor/memory.js';
 import { fmt } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
+import { checkBoolean, checkNumber, show } from '../tensor/validate.js';
+import { asMethod, options, relabel } from './validate.js';
 
 /** A state dict: dotted names to tensors, in registration order. */
 export type StateDict = Record<string, Tensor>;
@@ -46,7 +49,25 @@ interface BufferSlot {
 
 function checkName(owner: Module, kind: string, name: string): void {
   if (typeof name !== 'string' || name === '' || name.includes('.'))
-    throw new Error(`${owner.constructor.name}.${kind}: name must be a non-empty string without '.', got '${String(name)}'`);
+    throw new Error(`${owner.constructor.name}.${kind}: name must be a non-empty string without '.', got ${show(name)}`);
+}
+
+// a name to look up (a member, a dotted path)
+function checkString(op: string, what: string, value: unknown): string {
+  if (typeof value !== 'string') throw new Error(`${op}: ${what} must be a string, got ${show(value)}`);
+  return value;
+}
+
+// the optional flag of train(), requiresGrad_() and numParameters()
+function optionalFlag(op: string, name: string, value: unknown, fallback: boolean): boolean {
+  return value === undefined ? fallback : checkBoolean(op, name, value);
+}
+
+// a backend name for to() and toAsync(), checked before anything moves
+function checkBackendName(op: string, name: unknown): string {
+  if (typeof name !== 'string') throw new Error(`${op}: expected a backend's name, got ${show(name)}`);
+  backendFor(op, name);
+  return name;
 }
 
 /**
@@ -102,11 +123,12 @@ export abstract class Module {
    * `transformer.wte.weight`).
    */
   registerParameter(name: string, t: Tensor): Tensor {
+    const op = `${this.constructor.name}.registerParameter`;
     this.checkFree('registerParameter', name, 'parameter');
-    if (!(t instanceof Tensor)) throw new Error(`${this.constructor.name}.registerParameter: '${name}' must be a Tensor`);
-    t._storage('registerParameter');
-    if (!t.isLeaf) throw new Error(`${this.constructor.name}.registerParameter: '${name}' must be a leaf tensor (use detach())`);
-    if (!isFloat(t.dtype)) throw new Error(`${this.constructor.name}.registerParameter: '${name}' must be floating, got ${t.dtype}`);
+    if (!(t instanceof Tensor)) throw new Error(`${op}: '${name}' must be a Tensor, got ${show(t)}`);
+    t._storage(op);
+    if (!t.isLeaf) throw new Error(`${op}: '${name}' must be a leaf tensor (use detach())`);
+    if (!isFloat(t.dtype)) throw new Error(`${op}: '${name}' must be floating, got ${t.dtype}`);
     t.requiresGrad = true;
     this._parameters.set(name, keep(t));
     return t;
@@ -114,37 +136,42 @@ export abstract class Module {
 
   /** Register a buffer: state that moves with the module but is not trained (such as RoPE tables). */
   registerBuffer(name: string, t: Tensor, opts: BufferOptions = {}): Tensor {
+    const op = `${this.constructor.name}.registerBuffer`;
     this.checkFree('registerBuffer', name, 'buffer');
-    if (!(t instanceof Tensor)) throw new Error(`${this.constructor.name}.registerBuffer: '${name}' must be a Tensor`);
-    t._storage('registerBuffer');
-    this._buffers.set(name, { tensor: keep(t), persistent: opts.persistent ?? true });
+    if (!(t instanceof Tensor)) throw new Error(`${op}: '${name}' must be a Tensor, got ${show(t)}`);
+    t._storage(op);
+    const o = options(op, opts, ['persistent']);
+    const persistent = optionalFlag(op, 'persistent', o.persistent, true);
+    this._buffers.set(name, { tensor: keep(t), persistent });
     return t;
   }
 
   /** Register `m` as child `name` (its entries are named `name.…`) and return it. */
   registerModule<M extends Module>(name: string, m: M): M {
     this.checkFree('registerModule', name, 'module');
-    if (!(m instanceof Module)) throw new Error(`${this.constructor.name}.registerModule: '${name}' must be a Module`);
+    if (!(m instanceof Module)) throw new Error(`${this.constructor.name}.registerModule: '${name}' must be a Module, got ${show(m)}`);
     this._modules.set(name, m);
     return m;
   }
 
   /** This module's own parameter `name`; throws if there is none. */
   getParameter(name: string): Tensor {
-    const p = this._parameters.get(name);
-    if (!p) throw new Error(`${this.constructor.name}.getParameter: no parameter '${name}'`);
+    const op = `${this.constructor.name}.getParameter`;
+    const p = this._parameters.get(checkString(op, 'name', name));
+    if (!p) throw new Error(`${op}: no parameter '${name}'`);
     return p;
   }
 
   /** Whether this module has its own parameter `name`. */
   hasParameter(name: string): boolean {
-    return this._parameters.has(name);
+    return this._parameters.has(checkString(`${this.constructor.name}.hasParameter`, 'name', name));
   }
 
   /** This module's own buffer `name`; throws if there is none. */
   getBuffer(name: string): Tensor {
-    const b = this._buffers.get(name);
-    if (!b) throw new Error(`${this.constructor.name}.getBuffer: no buffer '${name}'`);
+    const op = `${this.constructor.name}.getBuffer`;
+    const b = this._buffers.get(checkString(op, 'name', name));
+    if (!b) throw new Error(`${op}: no buffer '${name}'`);
     return b.tensor;
   }
 
@@ -162,6 +189,7 @@ export abstract class Module {
 
   /** This module and all below it with dotted names (this one as `prefix`, '' by default); each module once. */
   namedModules(prefix = ''): [string, Module][] {
+    checkString(`${this.constructor.name}.namedModules`, 'prefix', prefix);
     const out: [string, Module][] = [];
     const seen = new Set<Module>();
     const walk = (m: Module, name: string): void => {
@@ -210,6 +238,7 @@ export abstract class Module {
 
   /** The number of parameter elements (tied ones once); only trainable ones with `trainableOnly`. */
   numParameters(trainableOnly = false): number {
+    optionalFlag(`${this.constructor.name}.numParameters`, 'trainableOnly', trainableOnly, false);
     return this.parameters()
       .filter((p) => !trainableOnly || p.requiresGrad)
       .reduce((n, p) => n + p.size, 0);
@@ -219,6 +248,7 @@ export abstract class Module {
 
   /** Set training mode on this module and every one below it. Returns this. */
   train(mode = true): this {
+    mode = optionalFlag(`${this.constructor.name}.train`, 'mode', mode, true);
     for (const m of this.modules()) m.training = mode;
     return this;
   }
@@ -235,6 +265,7 @@ export abstract class Module {
 
   /** Set `requiresGrad` on every parameter. Returns this. */
   requiresGrad_(flag = true): this {
+    flag = optionalFlag(`${this.constructor.name}.requiresGrad_`, 'flag', flag, true);
     for (const p of this.parameters()) setTrainable(p, flag);
     return this;
   }
@@ -255,14 +286,16 @@ export abstract class Module {
     return this;
   }
 
-  private select(op: string, names: string[]): Tensor[] {
+  private select(method: string, names: string[]): Tensor[] {
+    const op = `${this.constructor.name}.${method}`;
+    names.forEach((n, i) => checkString(op, names.length > 1 ? `name ${i}` : 'name', n));
     const all = this.namedStateEntries().filter(([, , kind]) => kind === 'parameter');
     if (names.length === 0) return all.map(([, p]) => p);
     const out = new Set<Tensor>();
     for (const name of names) {
       const hits = all.filter(([n]) => n === name || n.startsWith(`${name}.`));
       if (hits.length === 0)
-        throw new Error(`${this.constructor.name}.${op}: '${name}' names no parameter or module with parameters`);
+        throw new Error(`${op}: '${name}' names no parameter or module with parameters`);
       for (const [, p] of hits) out.add(p);
     }
     return [...out];
@@ -302,7 +335,9 @@ export abstract class Module {
    */
   loadStateDict(state: StateDict | Map<string, Tensor>, opts: LoadStateDictOptions = {}): LoadStateDictResult {
     const op = `${this.constructor.name}.loadStateDict`;
-    const strict = opts.strict ?? true;
+    const strict = optionalFlag(op, 'strict', options(op, opts, ['strict']).strict, true);
+    if (!(state instanceof Map) && (state === null || typeof state !== 'object' || Array.isArray(state) || state instanceof Tensor))
+      throw new Error(`${op}: expected a state dict (an object or a Map from names to tensors), got ${show(state)}`);
     const given = state instanceof Map ? new Map(state) : new Map(Object.entries(state));
     const entries = this.namedStateEntries();
     const own = new Map(entries.map(([n, t]) => [n, t]));
@@ -312,7 +347,7 @@ export abstract class Module {
     for (const [name, dst] of own) {
       const src = given.get(name);
       if (src === undefined) continue;
-      if (!(src instanceof Tensor)) throw new Error(`${op}: entry '${name}' is not a Tensor`);
+      if (!(src instanceof Tensor)) throw new Error(`${op}: entry '${name}' is not a Tensor, got ${show(src)}`);
       src._storage(op);
       if (src.rank !== dst.rank || src.shape.some((d, i) => d !== dst.shape[i]))
         mismatched.push(`${name} (state ${fmt(src.shape)}, module ${fmt(dst.shape)})`);
@@ -344,21 +379,30 @@ export abstract class Module {
    * move whole models: moving a submodule unties tensors it shares with modules outside it.
    */
   to(name: string): this {
-    this.moveAll((t) => t.to(name));
+    const op = `${this.constructor.name}.to`;
+    checkBackendName(op, name);
+    asMethod(op, () => this.moveAll((t) => t.to(name)));
     return this;
   }
 
   /** {@link to} for source backends that can only be read asynchronously. */
   async toAsync(name: string): Promise<this> {
+    const op = `${this.constructor.name}.toAsync`;
+    checkBackendName(op, name);
     const moved = new Map<Tensor, Tensor>();
     const all = new Set<Tensor>();
     for (const m of this.modules()) {
       for (const p of m._parameters.values()) all.add(p);
       for (const b of m._buffers.values()) all.add(b.tensor);
     }
-    for (const t of all) {
-      moved.set(t, await t.toAsync(name));
-      if (t.grad) moved.set(t.grad, await t.grad.toAsync(name));
+    try {
+      for (const t of all) {
+        moved.set(t, await t.toAsync(name));
+        if (t.grad) moved.set(t.grad, await t.grad.toAsync(name));
+      }
+    } catch (e) {
+      for (const [t, m] of moved) if (m !== t) m.dispose();
+      throw relabel(op, e);
     }
     this.moveAll((t) => moved.get(t)!);
     return this;
@@ -412,11 +456,19 @@ export class ModuleList<M extends Module = Module> extends Module implements Ite
 
   constructor(modules: Iterable<M> = []) {
     super();
-    for (const m of modules) this.append(m);
+    const op = 'ModuleList';
+    if (modules === null || typeof modules !== 'object' || typeof (modules as Partial<Iterable<M>>)[Symbol.iterator] !== 'function')
+      throw new Error(`${op}: modules must be an iterable of Modules, got ${show(modules)}`);
+    const list = [...modules];
+    list.forEach((m, i) => {
+      if (!(m instanceof Module)) throw new Error(`${op}: entry ${i} must be a Module, got ${show(m)}`);
+    });
+    for (const m of list) this.append(m);
   }
 
   /** Add `m` as the next entry. Returns this. */
   append(m: M): this {
+    if (!(m instanceof Module)) throw new Error(`ModuleList.append: expected a Module, got ${show(m)}`);
     this.registerModule(String(this.items.length), m);
     this.items.push(m);
     return this;
@@ -424,6 +476,7 @@ export class ModuleList<M extends Module = Module> extends Module implements Ite
 
   /** Entry `i` (negative counts from the end). */
   at(i: number): M {
+    checkNumber('ModuleList.at', 'index', i, { integer: true });
     const m = this.items.at(i);
     if (!m) throw new Error(`ModuleList.at: index ${i} is out of range for ${this.items.length} modules`);
     return m;

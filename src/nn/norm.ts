@@ -1,8 +1,10 @@
 /** Normalisation layers: `LayerNorm` and `RMSNorm` over the last axis. @module */
 import { layerNorm, rmsNorm } from '../tensor/ops/nn.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { constantParam, type ParamOptions } from './init.js';
+import { checkBoolean, checkNumber } from '../tensor/validate.js';
+import { makeConstant, type ParamOptions } from './init.js';
 import { Module } from './module.js';
+import { asMethod, options, PARAM_KEYS, paramOptions, size } from './validate.js';
 
 /** Options of {@link LayerNorm}. */
 export interface LayerNormOptions extends Omit<ParamOptions, 'generator'> {
@@ -14,9 +16,7 @@ export interface LayerNormOptions extends Omit<ParamOptions, 'generator'> {
   bias?: boolean;
 }
 
-function checkDim(op: string, dim: number): void {
-  if (!Number.isInteger(dim) || dim < 1) throw new Error(`${op}: dim must be a positive integer, got ${dim}`);
-}
+const flag = (op: string, name: string, v: unknown): boolean => (v === undefined ? true : checkBoolean(op, name, v));
 
 /**
  * Layer normalisation over the last axis of size `dim` (as `torch.nn.LayerNorm(dim)`):
@@ -28,12 +28,16 @@ export class LayerNorm extends Module {
 
   constructor(dim: number, opts: LayerNormOptions = {}) {
     super();
-    checkDim('LayerNorm', dim);
-    this.dim = dim;
-    this.eps = opts.eps ?? 1e-5;
-    if (opts.elementwiseAffine ?? true) {
-      this.registerParameter('weight', constantParam([dim], 1, opts));
-      if (opts.bias ?? true) this.registerParameter('bias', constantParam([dim], 0, opts));
+    const op = 'LayerNorm';
+    this.dim = size(op, 'dim', dim);
+    const o = options(op, opts, [...PARAM_KEYS, 'eps', 'elementwiseAffine', 'bias']);
+    this.eps = o.eps === undefined ? 1e-5 : checkNumber(op, 'eps', o.eps, { min: 0 });
+    const affine = flag(op, 'elementwiseAffine', o.elementwiseAffine);
+    const bias = flag(op, 'bias', o.bias);
+    const place = paramOptions(op, o);
+    if (affine) {
+      this.registerParameter('weight', makeConstant(op, [dim], 1, place));
+      if (bias) this.registerParameter('bias', makeConstant(op, [dim], 0, place));
     }
   }
 
@@ -49,7 +53,7 @@ export class LayerNorm extends Module {
 
   /** x `[..., dim]` → normalised, same shape. */
   forward(x: Tensor): Tensor {
-    return layerNorm(x, [this.dim], this.weight, this.bias, this.eps);
+    return asMethod('LayerNorm.forward', () => layerNorm(x, [this.dim], this.weight, this.bias, this.eps));
   }
 }
 
@@ -71,10 +75,12 @@ export class RMSNorm extends Module {
 
   constructor(dim: number, opts: RMSNormOptions = {}) {
     super();
-    checkDim('RMSNorm', dim);
-    this.dim = dim;
-    this.eps = opts.eps;
-    if (opts.elementwiseAffine ?? true) this.registerParameter('weight', constantParam([dim], 1, opts));
+    const op = 'RMSNorm';
+    this.dim = size(op, 'dim', dim);
+    const o = options(op, opts, [...PARAM_KEYS, 'eps', 'elementwiseAffine']);
+    this.eps = o.eps === undefined ? undefined : checkNumber(op, 'eps', o.eps, { min: 0 });
+    const affine = flag(op, 'elementwiseAffine', o.elementwiseAffine);
+    if (affine) this.registerParameter('weight', makeConstant(op, [dim], 1, paramOptions(op, o)));
   }
 
   /** `[dim]`, or null when not affine. */
@@ -84,6 +90,6 @@ export class RMSNorm extends Module {
 
   /** x `[..., dim]` → normalised, same shape. */
   forward(x: Tensor): Tensor {
-    return rmsNorm(x, [this.dim], this.weight, this.eps);
+    return asMethod('RMSNorm.forward', () => rmsNorm(x, [this.dim], this.weight, this.eps));
   }
 }

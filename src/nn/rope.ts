@@ -7,10 +7,13 @@
 import { add, mul, sub } from '../tensor/ops/elementwise.js';
 import { tensor } from '../tensor/ops/creation.js';
 import { concat, narrow, reshape } from '../tensor/ops/shape_ops.js';
+import { live } from '../tensor/ops/util.js';
 import { fmt, tryBroadcast } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { checkChoice, checkNumber, optionalNumber } from '../tensor/validate.js';
 import type { ParamOptions } from './init.js';
 import { Module } from './module.js';
+import { asMethod, options, PARAM_KEYS, paramOptions, relabel, size } from './validate.js';
 
 /** Options of {@link RotaryEmbedding}. */
 export interface RotaryOptions extends Omit<ParamOptions, 'generator'> {
@@ -25,6 +28,11 @@ export interface RotaryOptions extends Omit<ParamOptions, 'generator'> {
  * Differentiable.
  */
 export function applyRotary(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
+  return asMethod('applyRotary', () => rotate(x, cos, sin));
+}
+
+function rotate(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
+  live('applyRotary', x, cos, sin);
   const d = x.shape[x.rank - 1] ?? 0;
   const half = [...x.shape.slice(0, -1), d / 2];
   const fits = (c: Tensor): boolean => {
@@ -49,13 +57,15 @@ export class RotaryEmbedding extends Module {
 
   constructor(headDim: number, maxPositions: number, opts: RotaryOptions = {}) {
     super();
-    if (!Number.isInteger(headDim) || headDim < 2 || headDim % 2 !== 0)
-      throw new Error(`RotaryEmbedding: headDim must be a positive even integer, got ${headDim}`);
-    if (!Number.isInteger(maxPositions) || maxPositions < 1)
-      throw new Error(`RotaryEmbedding: maxPositions must be a positive integer, got ${maxPositions}`);
+    const op = 'RotaryEmbedding';
+    size(op, 'headDim', headDim, 2);
+    if (headDim % 2 !== 0) throw new Error(`${op}: headDim must be a positive even integer, got ${headDim}`);
+    size(op, 'maxPositions', maxPositions);
+    const o = options(op, opts, [...PARAM_KEYS, 'base']);
+    const place = paramOptions(op, o);
     this.headDim = headDim;
     this.maxPositions = maxPositions;
-    this.base = opts.base ?? 10000;
+    this.base = o.base === undefined ? 10000 : checkNumber(op, 'base', o.base, { min: 0, minExclusive: true });
     const half = headDim / 2;
     const cos = new Float64Array(maxPositions * half);
     const sin = new Float64Array(maxPositions * half);
@@ -66,9 +76,14 @@ export class RotaryEmbedding extends Module {
         cos[p * half + i] = Math.cos(angle);
         sin[p * half + i] = Math.sin(angle);
       }
-    const place = { dtype: opts.dtype ?? 'f32', ...(opts.backend !== undefined ? { backend: opts.backend } : {}) };
-    this.registerBuffer('cos', tensor(cos, [maxPositions, half], place), { persistent: false });
-    this.registerBuffer('sin', tensor(sin, [maxPositions, half], place), { persistent: false });
+    const table = { dtype: place.dtype ?? 'f32', ...(place.backend !== undefined ? { backend: place.backend } : {}) };
+    try {
+      this.registerBuffer('cos', tensor(cos, [maxPositions, half], table), { persistent: false });
+      this.registerBuffer('sin', tensor(sin, [maxPositions, half], table), { persistent: false });
+    } catch (e) {
+      this.dispose();
+      throw relabel(op, e);
+    }
   }
 
   /**
@@ -76,16 +91,20 @@ export class RotaryEmbedding extends Module {
    * the default) or `[B, T, H, D]` (layout 'bthd').
    */
   forward(x: Tensor, offset = 0, layout: 'bhtd' | 'bthd' = 'bhtd'): Tensor {
-    const bthd = layout === 'bthd';
+    const op = 'RotaryEmbedding.forward';
+    live(op, x);
+    optionalNumber(op, 'offset', offset, 0, { integer: true, min: 0 });
+    const bthd = checkChoice(op, 'layout', layout ?? 'bhtd', ['bhtd', 'bthd'] as const) === 'bthd';
     const t = x.shape[x.rank - (bthd ? 3 : 2)] ?? 0;
     if (x.rank < (bthd ? 4 : 2) || x.shape[x.rank - 1] !== this.headDim)
-      throw new Error(`RotaryEmbedding.forward: expected ${bthd ? '[B, T, H, ' : '[..., T, '}${this.headDim}], got ${fmt(x.shape)}`);
-    if (!Number.isInteger(offset) || offset < 0 || offset + t > this.maxPositions)
-      throw new Error(`RotaryEmbedding.forward: positions ${offset}..${offset + t - 1} exceed the table of ${this.maxPositions}`);
-    const table = (name: string): Tensor => {
-      const rows = narrow(this.getBuffer(name), 0, offset, t);
-      return bthd ? reshape(rows, [t, 1, this.headDim / 2]) : rows;
-    };
-    return applyRotary(x, table('cos'), table('sin'));
+      throw new Error(`${op}: expected ${bthd ? '[B, T, H, ' : '[..., T, '}${this.headDim}], got ${fmt(x.shape)}`);
+    if (offset + t > this.maxPositions) throw new Error(`${op}: positions ${offset}..${offset + t - 1} exceed the table of ${this.maxPositions}`);
+    return asMethod(op, () => {
+      const table = (name: string): Tensor => {
+        const rows = narrow(this.getBuffer(name), 0, offset, t);
+        return bthd ? reshape(rows, [t, 1, this.headDim / 2]) : rows;
+      };
+      return applyRotary(x, table('cos'), table('sin'));
+    });
   }
 }
