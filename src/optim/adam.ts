@@ -2,8 +2,10 @@
 import type { Tensor } from '../tensor/tensor.js';
 import { add, cast, div, maximum, mul, neg, sqrt, sub } from '../tensor/ops/elementwise.js';
 import { adamUpdate } from '../tensor/ops/optim.js';
-import { checkBoolean } from '../tensor/validate.js';
-import { checkAdamLike, Optimizer, stateDtype, type GroupItem, type OptimizerOptions, type ParamGroup, type Params, type ParamState } from './optimizer.js';
+import { checkBoolean, checkKeys, show } from '../tensor/validate.js';
+import { checkAdamLike, checkUpdateArgs, Optimizer, stateDtype, type GroupItem, type OptimizerOptions, type ParamGroup, type Params, type ParamState } from './optimizer.js';
+
+const ADAM_KEYS = ['lr', 'betas', 'eps', 'weightDecay', 'amsgrad', 'maximize'] as const;
 
 /** Options of {@link Adam} and {@link AdamW}. */
 export interface AdamOptions extends OptimizerOptions {
@@ -33,6 +35,17 @@ export function adamComposite(
   decoupled: boolean,
   stateTensor: (key: string) => Tensor,
 ): void {
+  const op = 'adamComposite';
+  const state_ = checkUpdateArgs(op, param, grad, state, stateTensor, 'stateTensor', 1);
+  if (o === null || typeof o !== 'object' || Array.isArray(o)) throw new Error(`${op}: options must be an object with ${ADAM_KEYS.join(', ')}, got ${show(o)}`);
+  checkKeys(op, o, ADAM_KEYS);
+  checkAdam(op, o);
+  checkBoolean(op, 'decoupled', decoupled);
+  adamStep(param, grad, state, o, decoupled, state_);
+}
+
+// the update of adamComposite, with checked arguments
+function adamStep(param: Tensor, grad: Tensor, state: ParamState, o: AdamOptions, decoupled: boolean, stateTensor: (key: string) => Tensor): void {
   const [beta1, beta2] = o.betas;
   const t = state.step;
   const dt = stateDtype(param);
@@ -79,7 +92,7 @@ abstract class AdamFamily extends Optimizer<AdamOptions> {
   }
 
   protected update(param: Tensor, grad: Tensor, state: ParamState, group: ParamGroup<AdamOptions>): void {
-    adamComposite(param, grad, state, group, this.decoupled, (key) => this.stateTensor(param, state, key));
+    adamStep(param, grad, state, group, this.decoupled, (key) => this.stateTensor(param, state, key));
   }
 
   // the backend's fused kernel over the whole group (one call per parameter dtype); the

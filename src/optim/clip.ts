@@ -9,11 +9,16 @@ import { add, cast, clamp, div, isfinite, minimum, where } from '../tensor/ops/e
 import { multiNorm, multiScale } from '../tensor/ops/optim.js';
 import { max, norm } from '../tensor/ops/reduce.js';
 import { concat } from '../tensor/ops/shape_ops.js';
+import { asOp } from '../tensor/ops/util.js';
+import { checkBoolean, checkKeys, checkNumber, show } from '../tensor/validate.js';
 
 function gradsOf(op: string, params: Iterable<Tensor> | Tensor): Tensor[] {
-  const list = params instanceof Tensor ? [params] : [...params];
+  const iterable = params !== null && typeof params === 'object' && typeof (params as Partial<Iterable<Tensor>>)[Symbol.iterator] === 'function';
+  if (!(params instanceof Tensor) && !iterable) throw new Error(`${op}: params must be a Tensor or an iterable of Tensors, got ${show(params)}`);
+  const list: unknown[] = params instanceof Tensor ? [params] : [...params];
   return list.flatMap((p, i) => {
-    if (!(p instanceof Tensor)) throw new Error(`${op}: parameter ${i} is not a Tensor`);
+    if (!(p instanceof Tensor)) throw new Error(`${op}: parameter ${i} is not a Tensor, got ${show(p)}`);
+    if (p.disposed) throw new Error(`${op}: parameter ${i} (${fmt(p.shape)} ${p.dtype}) was disposed`);
     if (p.grad?.disposed) throw new Error(`${op}: the gradient of parameter ${i} (${fmt(p.shape)} ${p.dtype}) was disposed`);
     return p.grad ? [p.grad] : [];
   });
@@ -45,39 +50,43 @@ export interface ClipGradNormOptions {
  * opt.step();
  */
 export function clipGradNorm(params: Iterable<Tensor> | Tensor, maxNorm: number, normType = 2, opts: ClipGradNormOptions = {}): Tensor {
-  if (!(maxNorm >= 0)) throw new Error(`clipGradNorm: maxNorm must be a non-negative number, got ${maxNorm}`);
-  if (!(normType > 0)) throw new Error(`clipGradNorm: normType must be positive (or Infinity), got ${normType}`);
+  const op = 'clipGradNorm';
+  if (typeof maxNorm !== 'number' || !(maxNorm >= 0)) throw new Error(`${op}: maxNorm must be a non-negative number, got ${show(maxNorm)}`);
+  checkNumber(op, 'normType', normType, { min: 0, minExclusive: true, infinity: true });
+  checkKeys(op, opts, ['errorIfNonfinite']);
+  const errorIfNonfinite = opts?.errorIfNonfinite === undefined ? false : checkBoolean(op, 'errorIfNonfinite', opts.errorIfNonfinite);
   const grads = gradsOf('clipGradNorm', params);
   const dtype = grads.some((g) => g.dtype === 'f64') ? 'f64' : 'f32';
   if (grads.length === 0) return zeros([], { dtype });
   const groups = byDtype(grads, (g) => g);
-  return noGrad(() =>
-    tidy(() => {
-      // ‖g‖ of every gradient (one call per dtype), then the norm of those norms (max for ∞)
-      const norms = concat(groups.map((gs) => cast(multiNorm(gs, normType), dtype)));
-      const total = normType === Infinity ? max(norms) : norm(norms, normType);
-      // scale = min(maxNorm / (total + 1e−6), 1), or 1 when the norm is not finite and that is an error
-      let scale = minimum(div(maxNorm, add(total, 1e-6)), 1);
-      if (opts.errorIfNonfinite) {
-        const finite = isfinite(total);
-        total.backend.check({
-          cond: finite._storage('clipGradNorm'),
-          values: total._storage('clipGradNorm'),
-          op: 'clipGradNorm',
-          message: `the total norm of order ${normType} is non-finite ({value}); pass errorIfNonfinite: false to clip anyway`,
-        });
-        scale = where(finite, scale, 1);
-      }
-      for (const gs of groups) multiScale(gs, scale);
-      return total;
-    }),
+  return asOp(op, () =>
+    noGrad(() =>
+      tidy(() => {
+        // ‖g‖ of every gradient (one call per dtype), then the norm of those norms (max for ∞)
+        const norms = concat(groups.map((gs) => cast(multiNorm(gs, normType), dtype)));
+        const total = normType === Infinity ? max(norms) : norm(norms, normType);
+        // scale = min(maxNorm / (total + 1e−6), 1), or 1 when the norm is not finite and that is an error
+        let scale = minimum(div(maxNorm, add(total, 1e-6)), 1);
+        if (errorIfNonfinite) {
+          const finite = isfinite(total);
+          total.backend.check({
+            cond: finite._storage(op),
+            values: total._storage(op),
+            op,
+            message: `the total norm of order ${normType} is non-finite ({value}); pass errorIfNonfinite: false to clip anyway`,
+          });
+          scale = where(finite, scale, 1);
+        }
+        for (const gs of groups) multiScale(gs, scale);
+        return total;
+      }),
+    ),
   );
 }
 
-
 /** Clamp every gradient of `params` into [−clip, clip] in place (`clip_grad_value_`). */
 export function clipGradValue(params: Iterable<Tensor> | Tensor, clip: number): void {
-  if (!(clip >= 0)) throw new Error(`clipGradValue: clip must be a non-negative number, got ${clip}`);
+  if (typeof clip !== 'number' || !(clip >= 0)) throw new Error(`clipGradValue: clip must be a non-negative number, got ${show(clip)}`);
   const grads = gradsOf('clipGradValue', params);
-  noGrad(() => tidy(() => grads.forEach((g) => g.copy_(clamp(g, -clip, clip)))));
+  asOp('clipGradValue', () => noGrad(() => tidy(() => grads.forEach((g) => g.copy_(clamp(g, -clip, clip))))));
 }

@@ -8,8 +8,16 @@ import type { Tensor } from '../tensor/tensor.js';
 import { add, cast, div, gt, logicalAnd, mul, neg, sqrt, sub, where } from '../tensor/ops/elementwise.js';
 import { norm } from '../tensor/ops/reduce.js';
 import { lambUpdate } from '../tensor/ops/optim.js';
-import { checkBoolean } from '../tensor/validate.js';
-import { checkAdamLike, Optimizer, stateDtype, type GroupItem, type OptimizerOptions, type ParamGroup, type Params, type ParamState } from './optimizer.js';
+import { checkBoolean, checkKeys, show } from '../tensor/validate.js';
+import { checkAdamLike, checkUpdateArgs, Optimizer, stateDtype, type GroupItem, type OptimizerOptions, type ParamGroup, type Params, type ParamState } from './optimizer.js';
+
+const LAMB_KEYS = ['lr', 'betas', 'eps', 'weightDecay', 'biasCorrection', 'maximize'] as const;
+
+function checkLAMB(name: string, o: LAMBOptions): void {
+  checkAdamLike(name, o);
+  checkBoolean(name, 'biasCorrection', o.biasCorrection);
+  checkBoolean(name, 'maximize', o.maximize);
+}
 
 /** Options of {@link LAMB}. */
 export interface LAMBOptions extends OptimizerOptions {
@@ -42,6 +50,16 @@ export interface LAMBOptions extends OptimizerOptions {
  * √v_t / √(1−β2^t), as Adam does. Norms are Euclidean over the whole tensor.
  */
 export function lambComposite(param: Tensor, grad: Tensor, state: ParamState, o: LAMBOptions, stateTensor: (key: string) => Tensor): void {
+  const op = 'lambComposite';
+  const state_ = checkUpdateArgs(op, param, grad, state, stateTensor, 'stateTensor', 1);
+  if (o === null || typeof o !== 'object' || Array.isArray(o)) throw new Error(`${op}: options must be an object with ${LAMB_KEYS.join(', ')}, got ${show(o)}`);
+  checkKeys(op, o, LAMB_KEYS);
+  checkLAMB(op, o);
+  lambStep(param, grad, state, o, state_);
+}
+
+// the update of lambComposite, with checked arguments
+function lambStep(param: Tensor, grad: Tensor, state: ParamState, o: LAMBOptions, stateTensor: (key: string) => Tensor): void {
   const [beta1, beta2] = o.betas;
   const t = state.step;
   const dt = stateDtype(param);
@@ -77,13 +95,11 @@ export class LAMB extends Optimizer<LAMBOptions> {
   }
 
   protected checkOptions(o: LAMBOptions): void {
-    checkAdamLike('LAMB', o);
-    checkBoolean('LAMB', 'biasCorrection', o.biasCorrection);
-    checkBoolean('LAMB', 'maximize', o.maximize);
+    checkLAMB('LAMB', o);
   }
 
   protected update(param: Tensor, grad: Tensor, state: ParamState, group: ParamGroup<LAMBOptions>): void {
-    lambComposite(param, grad, state, group, (key) => this.stateTensor(param, state, key));
+    lambStep(param, grad, state, group, (key) => this.stateTensor(param, state, key));
   }
 
   // the backend's fused kernel over the whole group (one call per parameter dtype); the

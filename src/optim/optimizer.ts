@@ -13,7 +13,8 @@ import { keep, tidy } from '../tensor/memory.js';
 import { fmt } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { zeros } from '../tensor/ops/creation.js';
-import { checkNumber } from '../tensor/validate.js';
+import { checkKeys, checkNumber, show } from '../tensor/validate.js';
+import { live } from '../tensor/ops/util.js';
 import { cast, clone } from '../tensor/ops/elementwise.js';
 
 /** A hyper-parameter value: a number, a flag, or a short tuple such as Adam's betas. */
@@ -71,9 +72,13 @@ export interface GroupItem {
 
 /** `items` split by the dtype of their tensor (a fused many-tensor kernel call takes one dtype), in order. */
 export function byDtype<T>(items: readonly T[], tensorOf: (item: T) => Tensor): T[][] {
+  if (!Array.isArray(items)) throw new Error(`byDtype: items must be an array, got ${show(items)}`);
+  if (typeof tensorOf !== 'function') throw new Error(`byDtype: tensorOf must be a function, got ${show(tensorOf)}`);
   const groups = new Map<string, T[]>();
-  for (const it of items) {
-    const dtype = tensorOf(it).dtype;
+  for (const [i, it] of items.entries()) {
+    const t = tensorOf(it);
+    if (!(t instanceof Tensor)) throw new Error(`byDtype: tensorOf(item ${i}) must return a Tensor, got ${show(t)}`);
+    const dtype = t.dtype;
     let g = groups.get(dtype);
     if (!g) groups.set(dtype, (g = []));
     g.push(it);
@@ -83,6 +88,7 @@ export function byDtype<T>(items: readonly T[], tensorOf: (item: T) => Tensor): 
 
 /** The dtype optimizer state is kept in for a parameter: f64 for f64, f32 for everything else. */
 export function stateDtype(param: Tensor): DType {
+  live('stateDtype', param);
   return param.dtype === 'f64' ? 'f64' : 'f32';
 }
 
@@ -95,10 +101,43 @@ export function checkOption(name: string, ok: boolean, message: string): void {
 export function checkAdamLike(name: string, o: { lr: number; eps: number; betas: readonly [number, number]; weightDecay: number }): void {
   checkNumber(name, 'lr', o.lr, { min: 0 });
   checkNumber(name, 'eps', o.eps, { min: 0 });
-  checkOption(name, Array.isArray(o.betas) && o.betas.length === 2, `betas must be [beta1, beta2], got ${JSON.stringify(o.betas)}`);
+  checkOption(name, Array.isArray(o.betas) && o.betas.length === 2, `betas must be [beta1, beta2], got ${show(o.betas)}`);
   checkNumber(name, 'beta1', o.betas[0], { min: 0, max: 1, maxExclusive: true });
   checkNumber(name, 'beta2', o.betas[1], { min: 0, max: 1, maxExclusive: true });
   checkNumber(name, 'weightDecay', o.weightDecay, { min: 0 });
+}
+
+/**
+ * Check the arguments of a public per-parameter update function (`sgdUpdate`, `adamComposite`,
+ * `lambComposite`) named `op`: a floating parameter and a gradient of its shape, a state
+ * `{ step, tensors }` (step ≥ `minStep`), and a callback that gives state tensors; returns the
+ * callback wrapped so that what it returns is checked too.
+ */
+export function checkUpdateArgs<F extends (key: string, ...rest: never[]) => Tensor>(
+  op: string,
+  param: Tensor,
+  grad: Tensor,
+  state: ParamState,
+  fn: F,
+  fnName: string,
+  minStep: number,
+): F {
+  live(op, param, grad);
+  if (!isFloat(param.dtype)) throw new Error(`${op}: param must be floating, got ${fmt(param.shape)} ${param.dtype}`);
+  if (grad.shape.length !== param.shape.length || grad.shape.some((d, i) => d !== param.shape[i]))
+    throw new Error(`${op}: grad ${fmt(grad.shape)} does not match param ${fmt(param.shape)}`);
+  if (state === null || typeof state !== 'object' || Array.isArray(state)) throw new Error(`${op}: state must be { step, tensors }, got ${show(state)}`);
+  checkNumber(op, 'state.step', state.step, { integer: true, min: minStep });
+  if (state.tensors === null || typeof state.tensors !== 'object') throw new Error(`${op}: state.tensors must be an object, got ${show(state.tensors)}`);
+  if (typeof fn !== 'function') throw new Error(`${op}: ${fnName} must be a function, got ${show(fn)}`);
+  return ((key: string, ...rest: never[]) => {
+    const t = fn(key, ...rest);
+    if (!(t instanceof Tensor)) throw new Error(`${op}: ${fnName}('${key}') must return a Tensor, got ${show(t)}`);
+    live(op, t);
+    if (t.shape.length !== param.shape.length || t.shape.some((d, i) => d !== param.shape[i]))
+      throw new Error(`${op}: ${fnName}('${key}') returned ${fmt(t.shape)}, the param is ${fmt(param.shape)}`);
+    return t;
+  }) as F;
 }
 
 /**
@@ -125,15 +164,17 @@ export abstract class Optimizer<O extends OptimizerOptions> {
     options: Partial<O> = {},
   ) {
     const merged = { ...defaults };
-    for (const [k, v] of Object.entries(options ?? {})) {
-      if (!(k in defaults)) throw new Error(`${name}: unknown option '${k}'`);
-      if (v !== undefined) (merged as Record<string, unknown>)[k] = v;
-    }
+    checkKeys(name, options, Object.keys(defaults));
+    for (const [k, v] of Object.entries(options ?? {})) if (v !== undefined) (merged as Record<string, unknown>)[k] = v;
     this.checkOptions(merged);
     this.defaults = Object.freeze(merged);
+    if (!isIterable(params) || params instanceof Tensor)
+      throw new Error(`${name}: params must be an iterable of Tensors or of parameter groups, got ${show(params)}`);
     const list = [...(params as Iterable<Tensor | ParamGroupSpec<O>>)];
-    if (list.length > 0 && !(list[0] instanceof Tensor)) for (const g of list) this.addParamGroup(g as ParamGroupSpec<O>);
-    else this.addParamGroup({ params: list as Tensor[] } as unknown as ParamGroupSpec<O>);
+    if (list.length === 0) throw new Error(`${name}: got an empty parameter list`);
+    const groups = list.length > 0 && !(list[0] instanceof Tensor);
+    if (groups) list.forEach((g, i) => this.addGroup(name, g as ParamGroupSpec<O>, i));
+    else this.addGroup(name, { params: list as Tensor[] } as unknown as ParamGroupSpec<O>);
     if (this.paramGroups.every((g) => g.params.length === 0)) throw new Error(`${name}: got an empty parameter list`);
   }
 
@@ -177,25 +218,36 @@ export abstract class Optimizer<O extends OptimizerOptions> {
 
   /** Add a group of parameters with options of its own (like `add_param_group`). */
   addParamGroup(spec: ParamGroupSpec<O>): void {
-    if (spec === null || typeof spec !== 'object' || !('params' in spec))
-      throw new Error(`${this.name}: a parameter group must be an object with 'params'`);
-    const params = spec.params instanceof Tensor ? [spec.params] : [...spec.params];
+    this.addGroup(`${this.name}.addParamGroup`, spec);
+  }
+
+  // add a group for the public function `op` (the constructor, or addParamGroup); `at` is its
+  // index in the constructor's list
+  private addGroup(op: string, spec: ParamGroupSpec<O>, at?: number): void {
+    const where = at === undefined ? '' : ` (group ${at})`;
+    if (spec === null || typeof spec !== 'object' || Array.isArray(spec) || spec instanceof Tensor || !('params' in spec))
+      throw new Error(`${op}: a parameter group must be an object with 'params'${where}, got ${show(spec)}`);
+    const given: unknown = spec.params;
+    if (!(given instanceof Tensor) && !isIterable(given))
+      throw new Error(`${op}: the group's params must be a Tensor or an iterable of Tensors${where}, got ${show(given)}`);
+    const params: unknown[] = given instanceof Tensor ? [given] : [...given];
     const seen = new Set(this.paramGroups.flatMap((g) => g.params));
+    const group = this.paramGroups.length;
     params.forEach((p, i) => {
-      if (!(p instanceof Tensor)) throw new Error(`${this.name}: parameter ${i} of group ${this.paramGroups.length} is not a Tensor`);
-      if (p.disposed) throw new Error(`${this.name}: parameter ${i} of group ${this.paramGroups.length} was disposed`);
-      if (!isFloat(p.dtype))
-        throw new Error(`${this.name}: parameter ${i} of group ${this.paramGroups.length} must be floating, got ${fmt(p.shape)} ${p.dtype}`);
-      if (seen.has(p)) throw new Error(`${this.name}: parameter ${i} (${fmt(p.shape)}) appears in more than one group`);
+      if (!(p instanceof Tensor)) throw new Error(`${op}: parameter ${i} of group ${group} is not a Tensor, got ${show(p)}`);
+      if (p.disposed) throw new Error(`${op}: parameter ${i} of group ${group} was disposed`);
+      if (!isFloat(p.dtype)) throw new Error(`${op}: parameter ${i} of group ${group} must be floating, got ${fmt(p.shape)} ${p.dtype}`);
+      if (seen.has(p)) throw new Error(`${op}: parameter ${i} (${fmt(p.shape)}) appears in more than one group`);
       seen.add(p);
     });
     const options = cloneOptions(this.defaults as unknown as Record<string, HyperParam>) as unknown as O;
     for (const [k, v] of Object.entries(spec)) {
       if (k === 'params') continue;
-      if (!(k in this.defaults)) throw new Error(`${this.name}: unknown option '${k}' in parameter group ${this.paramGroups.length}`);
-      (options as Record<string, unknown>)[k] = v;
+      if (!(k in this.defaults)) throw new Error(`${op}: unknown option '${k}' in parameter group ${group} (options: ${Object.keys(this.defaults).join(', ')})`);
+      // an option left undefined takes the default, as in the constructor
+      if (v !== undefined) (options as Record<string, unknown>)[k] = Array.isArray(v) ? [...v] : v;
     }
-    this.checkOptions(options);
+    relabelled(op, () => this.checkOptions(options));
     this.paramGroups.push({ ...options, params } as ParamGroup<O>);
   }
 
@@ -240,6 +292,7 @@ export abstract class Optimizer<O extends OptimizerOptions> {
 
   /** The state of `param` (undefined before its first update). */
   stateOf(param: Tensor): Readonly<ParamState> | undefined {
+    live(`${this.name}.stateOf`, param);
     return this._state.get(param);
   }
 
@@ -282,7 +335,7 @@ export abstract class Optimizer<O extends OptimizerOptions> {
   loadStateDict(sd: OptimizerStateDict): void {
     const op = `${this.name}.loadStateDict`;
     if (!sd || typeof sd !== 'object' || !Array.isArray(sd.paramGroups) || typeof sd.state !== 'object' || sd.state === null)
-      throw new Error(`${op}: expected { optimizer, paramGroups, state }`);
+      throw new Error(`${op}: expected { optimizer, paramGroups, state }, got ${show(sd)}`);
     if (sd.optimizer !== this.name) throw new Error(`${op}: the state dict is from a ${String(sd.optimizer)} optimizer`);
     if (sd.paramGroups.length !== this.paramGroups.length)
       throw new Error(`${op}: the state dict has ${sd.paramGroups.length} parameter groups, this optimizer ${this.paramGroups.length}`);
@@ -290,6 +343,7 @@ export abstract class Optimizer<O extends OptimizerOptions> {
     const newOptions: O[] = [];
     sd.paramGroups.forEach((g, i) => {
       const mine = this.paramGroups[i]!;
+      if (g === null || typeof g !== 'object') throw new Error(`${op}: group ${i} must be { params, options }, got ${show(g)}`);
       if (!Array.isArray(g.params) || g.params.length !== mine.params.length)
         throw new Error(`${op}: group ${i} has ${g.params?.length} parameters in the state dict, ${mine.params.length} here`);
       g.params.forEach((id, j) => {
@@ -297,11 +351,13 @@ export abstract class Optimizer<O extends OptimizerOptions> {
         params.push(mine.params[j]!);
       });
       const options = cloneOptions(this.defaults as unknown as Record<string, HyperParam>) as unknown as O;
+      if (g.options !== undefined && (g.options === null || typeof g.options !== 'object' || Array.isArray(g.options)))
+        throw new Error(`${op}: the options of group ${i} must be an object, got ${show(g.options)}`);
       for (const [k, v] of Object.entries(g.options ?? {})) {
         if (!(k in this.defaults)) throw new Error(`${op}: unknown option '${k}' in group ${i}`);
         (options as Record<string, unknown>)[k] = Array.isArray(v) ? [...v] : v;
       }
-      this.checkOptions(options);
+      relabelled(op, () => this.checkOptions(options));
       newOptions.push(options);
     });
     // validate every state entry before changing anything
@@ -309,7 +365,9 @@ export abstract class Optimizer<O extends OptimizerOptions> {
       const id = Number(key);
       const p = params[id];
       if (!Number.isInteger(id) || !p) throw new Error(`${op}: state for parameter ${key}, which does not exist (${params.length} parameters)`);
-      if (!st || !Number.isSafeInteger(st.step) || st.step < 0) throw new Error(`${op}: parameter ${id} has a bad step count ${String(st?.step)}`);
+      if (!st || !Number.isSafeInteger(st.step) || st.step < 0) throw new Error(`${op}: parameter ${id} has a bad step count ${show(st?.step)}`);
+      if (st.tensors !== undefined && (st.tensors === null || typeof st.tensors !== 'object'))
+        throw new Error(`${op}: the state tensors of parameter ${id} must be an object, got ${show(st.tensors)}`);
       for (const [name, t] of Object.entries(st.tensors ?? {})) {
         if (!(t instanceof Tensor) || t.disposed) throw new Error(`${op}: state '${name}' of parameter ${id} is not a live Tensor`);
         if (t.shape.length !== p.shape.length || t.shape.some((d, k) => d !== p.shape[k]))
@@ -332,6 +390,20 @@ export abstract class Optimizer<O extends OptimizerOptions> {
   disposeState(): void {
     for (const st of this._state.values()) for (const t of Object.values(st.tensors)) t.dispose();
     this._state.clear();
+  }
+}
+
+function isIterable(x: unknown): x is Iterable<unknown> {
+  return x !== null && typeof x === 'object' && typeof (x as Partial<Iterable<unknown>>)[Symbol.iterator] === 'function';
+}
+
+// run `check` (which throws `Name: …`) as the public method `op`
+function relabelled(op: string, check: () => void): void {
+  try {
+    check();
+  } catch (e) {
+    if (e instanceof Error && !e.message.startsWith(`${op}: `)) e.message = `${op}: ${e.message.replace(/^[A-Za-z_][A-Za-z0-9_.]*: /, '')}`;
+    throw e;
   }
 }
 

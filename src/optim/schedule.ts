@@ -8,7 +8,7 @@
  * @module
  */
 
-import { checkNumber } from '../tensor/validate.js';
+import { checkKeys, checkNumber, show } from '../tensor/validate.js';
 
 /** The learning rate at step `t` (0-based) for a group whose base rate is `baseLr`. */
 export type Schedule = (t: number, baseLr: number) => number;
@@ -30,6 +30,7 @@ export function constantLr(): Schedule {
  */
 export function linearWarmupLr(warmupSteps: number, after: Schedule = constantLr()): Schedule {
   checkNumber('linearWarmupLr', 'warmupSteps', warmupSteps, COUNT);
+  check('linearWarmupLr', typeof after === 'function', `after must be a schedule function, got ${show(after)}`);
   return (t, base) => (t < warmupSteps ? (base * (t + 1)) / warmupSteps : after(t - warmupSteps, base));
 }
 
@@ -44,6 +45,8 @@ export interface DecayOptions {
 }
 
 function decayArgs(name: string, o: DecayOptions): [number, number, number] {
+  check(name, o !== null && typeof o === 'object' && !Array.isArray(o), `options must be an object with totalSteps, got ${show(o)}`);
+  checkKeys(name, o, ['warmupSteps', 'totalSteps', 'minLr']);
   const w = o.warmupSteps ?? 0;
   const minLr = o.minLr ?? 0;
   checkNumber(name, 'warmupSteps', w, COUNT);
@@ -127,11 +130,18 @@ export class LRScheduler {
     readonly schedule: Schedule,
     opts: { baseLrs?: number[] } = {},
   ) {
-    const groups = optimizer?.paramGroups;
-    check('LRScheduler', Array.isArray(groups), 'expected an optimizer with paramGroups');
-    check('LRScheduler', typeof schedule === 'function', 'expected a schedule function');
-    this.baseLrs = [...(opts.baseLrs ?? groups.map((g) => g.lr))];
-    check('LRScheduler', this.baseLrs.length === groups.length, `got ${this.baseLrs.length} base rates for ${groups.length} parameter groups`);
+    const op = 'LRScheduler';
+    const groups = optimizer !== null && typeof optimizer === 'object' ? optimizer.paramGroups : undefined;
+    check(op, Array.isArray(groups), `expected an optimizer with paramGroups, got ${show(optimizer)}`);
+    check(op, typeof schedule === 'function', `expected a schedule function, got ${show(schedule)}`);
+    checkKeys(op, opts, ['baseLrs']);
+    const given = opts?.baseLrs;
+    if (given !== undefined) {
+      check(op, Array.isArray(given), `baseLrs must be an array of rates, got ${show(given)}`);
+      given.forEach((lr, i) => checkNumber(op, `baseLrs[${i}]`, lr, { min: 0 }));
+    }
+    this.baseLrs = [...(given ?? groups!.map((g) => g.lr))];
+    check(op, this.baseLrs.length === groups!.length, `got ${this.baseLrs.length} base rates for ${groups!.length} parameter groups`);
     this.apply();
   }
 
@@ -142,21 +152,35 @@ export class LRScheduler {
 
   /** The rate of group `group` at step `t`. */
   lr(t: number, group = 0): number {
-    checkNumber('LRScheduler.lr', 'step', t, COUNT);
-    const base = this.baseLrs[group];
-    check('LRScheduler.lr', base !== undefined, `no parameter group ${group} (${this.baseLrs.length} groups)`);
-    return this.schedule(t, base!);
+    return this.rate('LRScheduler.lr', t, group);
   }
 
   /** The rates of every group at step `t`. */
   lrs(t = this._step): number[] {
-    return this.baseLrs.map((_, i) => this.lr(t, i));
+    return this.baseLrs.map((_, i) => this.rate('LRScheduler.lrs', t, i));
+  }
+
+  // the rate of `group` at step `t`, for the public method `op`; what the schedule gives is checked
+  private rate(op: string, t: number, group: number): number {
+    checkNumber(op, 'step', t, COUNT);
+    checkNumber(op, 'group', group, { integer: true });
+    const base = this.baseLrs[group];
+    check(op, base !== undefined, `no parameter group ${group} (${this.baseLrs.length} groups)`);
+    const lr = this.schedule(t, base!);
+    if (typeof lr !== 'number' || !(lr >= 0) || lr === Infinity)
+      throw new Error(`${op}: the schedule gave ${show(lr)} at step ${t} (base rate ${base}); a rate must be a finite number ≥ 0`);
+    return lr;
   }
 
   /** Advance one step and set the groups' rates for it. */
   step(): void {
     this._step++;
-    this.apply();
+    try {
+      this.apply('LRScheduler.step');
+    } catch (e) {
+      this._step--;
+      throw e;
+    }
   }
 
   /** The step count and base rates (plain JSON). */
@@ -166,20 +190,30 @@ export class LRScheduler {
 
   /** Restore a saved step count and base rates, and set the groups' rates for that step. */
   loadStateDict(s: SchedulerStateDict): void {
-    check('LRScheduler.loadStateDict', !!s && Number.isSafeInteger(s.step) && s.step >= 0, `bad step ${String(s?.step)}`);
+    const op = 'LRScheduler.loadStateDict';
+    check(op, s !== null && typeof s === 'object' && !Array.isArray(s), `expected { step, baseLrs }, got ${show(s)}`);
+    check(op, Number.isSafeInteger(s.step) && s.step >= 0, `bad step ${show(s.step)}`);
     check(
-      'LRScheduler.loadStateDict',
-      Array.isArray(s.baseLrs) && s.baseLrs.length === this.baseLrs.length && s.baseLrs.every((x) => typeof x === 'number'),
-      `expected ${this.baseLrs.length} base rates, got ${JSON.stringify(s.baseLrs)}`,
+      op,
+      Array.isArray(s.baseLrs) && s.baseLrs.length === this.baseLrs.length && s.baseLrs.every((x) => typeof x === 'number' && x >= 0 && x !== Infinity),
+      `expected ${this.baseLrs.length} base rates (numbers ≥ 0), got ${show(s.baseLrs)}`,
     );
+    const [oldLrs, oldStep] = [[...this.baseLrs], this._step];
     this.baseLrs.splice(0, this.baseLrs.length, ...s.baseLrs);
     this._step = s.step;
-    this.apply();
+    try {
+      this.apply(op);
+    } catch (e) {
+      this.baseLrs.splice(0, this.baseLrs.length, ...oldLrs);
+      this._step = oldStep;
+      throw e;
+    }
   }
 
-  private apply(): void {
+  private apply(op = 'LRScheduler'): void {
     const groups = this.optimizer.paramGroups;
-    check('LRScheduler', groups.length === this.baseLrs.length, `the optimizer has ${groups.length} groups, the scheduler ${this.baseLrs.length}`);
-    groups.forEach((g, i) => (g.lr = this.lr(this._step, i)));
+    check(op, groups.length === this.baseLrs.length, `the optimizer has ${groups.length} groups, the scheduler ${this.baseLrs.length}`);
+    const rates = this.baseLrs.map((_, i) => this.rate(op, this._step, i));
+    groups.forEach((g, i) => (g.lr = rates[i]!));
   }
 }

@@ -1,8 +1,22 @@
 /** Stochastic gradient descent with momentum, dampening, Nesterov and weight decay. @module */
-import type { Tensor } from '../tensor/tensor.js';
+import { live } from '../tensor/ops/util.js';
+import { fmt } from '../tensor/shape.js';
+import { Tensor } from '../tensor/tensor.js';
 import { add, cast, mul, neg, sub } from '../tensor/ops/elementwise.js';
-import { checkBoolean, checkNumber } from '../tensor/validate.js';
-import { checkOption, Optimizer, stateDtype, type OptimizerOptions, type ParamGroup, type Params, type ParamState } from './optimizer.js';
+import { checkBoolean, checkKeys, checkNumber, show } from '../tensor/validate.js';
+import { checkOption, checkUpdateArgs, Optimizer, stateDtype, type OptimizerOptions, type ParamGroup, type Params, type ParamState } from './optimizer.js';
+
+const SGD_KEYS = ['lr', 'momentum', 'dampening', 'weightDecay', 'nesterov', 'maximize'] as const;
+
+function checkSGD(name: string, o: SGDOptions): void {
+  checkNumber(name, 'lr', o.lr, { min: 0 });
+  checkNumber(name, 'momentum', o.momentum, { min: 0 });
+  checkNumber(name, 'dampening', o.dampening);
+  checkNumber(name, 'weightDecay', o.weightDecay, { min: 0 });
+  checkBoolean(name, 'nesterov', o.nesterov);
+  checkBoolean(name, 'maximize', o.maximize);
+  checkOption(name, !o.nesterov || (o.momentum > 0 && o.dampening === 0), 'Nesterov momentum needs momentum > 0 and dampening 0');
+}
 
 /** Options of {@link SGD} (PyTorch's names in camelCase). */
 export interface SGDOptions extends OptimizerOptions {
@@ -29,6 +43,23 @@ export function sgdUpdate(
   o: SGDOptions,
   newState: (key: string, init: Tensor) => Tensor,
 ): void {
+  const op = 'sgdUpdate';
+  const make = checkUpdateArgs(op, param, grad, state, newState, 'newState', 0);
+  if (o === null || typeof o !== 'object' || Array.isArray(o)) throw new Error(`${op}: options must be an object with ${SGD_KEYS.join(', ')}, got ${show(o)}`);
+  checkKeys(op, o, SGD_KEYS);
+  checkSGD(op, o);
+  const buf: unknown = state.tensors.momentumBuffer;
+  if (buf !== undefined) {
+    if (!(buf instanceof Tensor)) throw new Error(`${op}: state.tensors.momentumBuffer must be a Tensor, got ${show(buf)}`);
+    live(op, param, buf);
+    if (buf.shape.length !== param.shape.length || buf.shape.some((d, i) => d !== param.shape[i]))
+      throw new Error(`${op}: state.tensors.momentumBuffer is ${fmt(buf.shape)}, the param ${fmt(param.shape)}`);
+  }
+  sgdStep(param, grad, state, o, make);
+}
+
+// the update of sgdUpdate, with checked arguments
+function sgdStep(param: Tensor, grad: Tensor, state: ParamState, o: SGDOptions, newState: (key: string, init: Tensor) => Tensor): void {
   const dt = stateDtype(param);
   const w = cast(param, dt);
   let d = cast(grad, dt);
@@ -57,21 +88,17 @@ export function sgdUpdate(
 export class SGD extends Optimizer<SGDOptions> {
   /** `lr` is required; the rest default to 0 / false. */
   constructor(params: Params<SGDOptions>, options: Partial<SGDOptions> & { lr: number }) {
+    checkKeys('SGD', options, SGD_KEYS);
+    // the rate has no default (the NaN below is never used)
+    if (options?.lr === undefined) throw new Error(`SGD: lr is required (options: ${SGD_KEYS.join(', ')})`);
     super('SGD', params, { lr: NaN, momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, maximize: false }, options);
   }
 
   protected checkOptions(o: SGDOptions): void {
-    checkOption('SGD', typeof o.lr === 'number' && !Number.isNaN(o.lr), 'lr is required');
-    checkNumber('SGD', 'lr', o.lr, { min: 0 });
-    checkNumber('SGD', 'momentum', o.momentum, { min: 0 });
-    checkNumber('SGD', 'dampening', o.dampening);
-    checkNumber('SGD', 'weightDecay', o.weightDecay, { min: 0 });
-    checkBoolean('SGD', 'nesterov', o.nesterov);
-    checkBoolean('SGD', 'maximize', o.maximize);
-    checkOption('SGD', !o.nesterov || (o.momentum > 0 && o.dampening === 0), 'Nesterov momentum needs momentum > 0 and dampening 0');
+    checkSGD('SGD', o);
   }
 
   protected update(param: Tensor, grad: Tensor, state: ParamState, group: ParamGroup<SGDOptions>): void {
-    sgdUpdate(param, grad, state, group, (key, init) => this.stateTensor(param, state, key, init));
+    sgdStep(param, grad, state, group, (key, init) => this.stateTensor(param, state, key, init));
   }
 }
