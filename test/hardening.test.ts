@@ -101,8 +101,8 @@ it('tokenizers given null or the wrong type throw Errors naming the method, not 
 });
 
 it('setNumThreads refuses counts the pool cannot take instead of wrapping them', () => {
-  expect(() => setNumThreads(2 ** 32 + 1)).toThrow(/^setNumThreads: expected an integer in \[1, 1024\], got 4294967297/);
-  expect(() => setNumThreads(1.5)).toThrow(/^setNumThreads: expected an integer/);
+  expect(() => setNumThreads(2 ** 32 + 1)).toThrow(/^setNumThreads: n must be an integer in \[1, 1024\], got 4294967297/);
+  expect(() => setNumThreads(1.5)).toThrow(/^setNumThreads: n must be an integer in \[1, 1024\], got 1.5/);
 });
 
 describeBackends('hardening: integer sums', (backend) => {

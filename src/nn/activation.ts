@@ -3,7 +3,8 @@ import { gelu, relu, silu } from '../tensor/ops/elementwise.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { checkChoice } from '../tensor/validate.js';
 import { Module } from './module.js';
-import { asMethod, options } from './validate.js';
+import { options } from './validate.js';
+import { asOp } from '../tensor/ops/util.js';
 
 /** GELU (as `torch.nn.GELU`): exact erf form, or GPT-2's tanh approximation with `{ approximate: 'tanh' }`. */
 export class GELU extends Module {
@@ -17,7 +18,7 @@ export class GELU extends Module {
 
   /** GELU of each element. */
   forward(x: Tensor): Tensor {
-    return asMethod('GELU.forward', () => gelu(x, { approximate: this.approximate }));
+    return asOp('GELU.forward', () => gelu(x, { approximate: this.approximate }));
   }
 }
 
@@ -25,7 +26,7 @@ export class GELU extends Module {
 export class SiLU extends Module {
   /** SiLU of each element. */
   forward(x: Tensor): Tensor {
-    return asMethod('SiLU.forward', () => silu(x));
+    return asOp('SiLU.forward', () => silu(x));
   }
 }
 
@@ -33,6 +34,6 @@ export class SiLU extends Module {
 export class ReLU extends Module {
   /** ReLU of each element. */
   forward(x: Tensor): Tensor {
-    return asMethod('ReLU.forward', () => relu(x));
+    return asOp('ReLU.forward', () => relu(x));
   }
 }

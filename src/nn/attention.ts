@@ -7,7 +7,7 @@
  */
 import { packedAttention, scaledDotProductAttention } from '../tensor/ops/attention.js';
 import { reshape, split } from '../tensor/ops/shape_ops.js';
-import { live } from '../tensor/ops/util.js';
+import { asOp, live, relabel } from '../tensor/ops/util.js';
 import { fmt } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { checkBoolean, checkNumber, show } from '../tensor/validate.js';
@@ -17,7 +17,7 @@ import { LayerKVCache } from './kv_cache.js';
 import { Linear } from './linear.js';
 import { Module } from './module.js';
 import { RotaryEmbedding } from './rope.js';
-import { asMethod, checkConfig, PARAM_KEYS, paramOptions, relabel, size } from './validate.js';
+import { checkConfig, PARAM_KEYS, paramOptions, size } from './validate.js';
 
 /** The keys of {@link AttentionConfig}. */
 export const ATTENTION_KEYS = [...PARAM_KEYS, 'nEmbd', 'nHead', 'bias', 'dropout', 'rope', 'blockSize', 'ropeBase', 'std', 'projStd'] as const;
@@ -142,7 +142,7 @@ export class CausalSelfAttention extends Module {
     live(op, x);
     cache = checkLayerCache(op, cache);
     if (x.rank !== 3 || x.shape[2] !== this.nEmbd) throw new Error(`${op}: expected x [B, T, ${this.nEmbd}], got ${fmt(x.shape)} ${x.dtype}`);
-    return asMethod(op, () => this.attendChecked(x, cache));
+    return asOp(op, () => this.attendChecked(x, cache));
   }
 
   private attendChecked(x: Tensor, cache: LayerKVCache | undefined): Tensor {

@@ -1,5 +1,5 @@
 /** `Block`: a pre-norm transformer layer, x + attn(ln_1(x)), then + mlp(ln_2(x)). @module */
-import { live } from '../tensor/ops/util.js';
+import { asOp, live, relabel } from '../tensor/ops/util.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { checkChoice, checkNumber } from '../tensor/validate.js';
 import { ATTENTION_KEYS, CausalSelfAttention, checkLayerCache, resolveAttention, type AttentionConfig } from './attention.js';
@@ -7,7 +7,7 @@ import type { LayerKVCache } from './kv_cache.js';
 import { MLP, type MLPActivation } from './mlp.js';
 import { Module } from './module.js';
 import { LayerNorm } from './norm.js';
-import { asMethod, checkConfig, relabel, size } from './validate.js';
+import { checkConfig, size } from './validate.js';
 
 /** The keys of {@link BlockConfig}. */
 export const BLOCK_KEYS = [...ATTENTION_KEYS, 'mlpHidden', 'activation', 'layerNormEps'] as const;
@@ -87,7 +87,7 @@ export class Block extends Module {
     const op = 'Block.forward';
     live(op, x);
     const layer = checkLayerCache(op, cache);
-    return asMethod(op, () => {
+    return asOp(op, () => {
       const a = x.add(this.attn.forward(this.ln_1.forward(x), layer));
       return a.add(this.mlp.forward(this.ln_2.forward(a)));
     });

@@ -4,7 +4,8 @@ import { defaultGenerator, type Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { optionalNumber } from '../tensor/validate.js';
 import { Module } from './module.js';
-import { asMethod, options, paramOptions } from './validate.js';
+import { options, paramOptions } from './validate.js';
+import { asOp } from '../tensor/ops/util.js';
 
 /**
  * Zero each element with probability `p` and scale the rest by 1/(1−p) while
@@ -23,6 +24,6 @@ export class Dropout extends Module {
 
   /** x → x with dropout applied when training (x itself otherwise). */
   forward(x: Tensor): Tensor {
-    return asMethod('Dropout.forward', () => dropout(x, this.p, this.training, this.generator));
+    return asOp('Dropout.forward', () => dropout(x, this.p, this.training, this.generator));
   }
 }

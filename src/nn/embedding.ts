@@ -4,7 +4,8 @@ import type { Tensor } from '../tensor/tensor.js';
 import { checkNumber } from '../tensor/validate.js';
 import { makeNormal, type ParamOptions } from './init.js';
 import { Module } from './module.js';
-import { asMethod, options, PARAM_KEYS, paramOptions, size } from './validate.js';
+import { options, PARAM_KEYS, paramOptions, size } from './validate.js';
+import { asOp } from '../tensor/ops/util.js';
 
 /** Options of {@link Embedding}. */
 export interface EmbeddingOptions extends ParamOptions {
@@ -38,6 +39,6 @@ export class Embedding extends Module {
 
   /** i32 ids `[...]` → vectors `[..., dim]`. */
   forward(ids: Tensor): Tensor {
-    return asMethod('Embedding.forward', () => embedding(ids, this.weight));
+    return asOp('Embedding.forward', () => embedding(ids, this.weight));
   }
 }

@@ -6,14 +6,14 @@
 import { noGrad } from '../autograd/tape.js';
 import { tidy } from '../tensor/memory.js';
 import { rand, tensor } from '../tensor/ops/creation.js';
-import { live } from '../tensor/ops/util.js';
+import { asOp, live } from '../tensor/ops/util.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
 import { fmt } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { checkBoolean, checkNumber, show } from '../tensor/validate.js';
 import { GPT } from './gpt.js';
 import { KVCache } from './kv_cache.js';
-import { asMethod, options, paramOptions } from './validate.js';
+import { options, paramOptions } from './validate.js';
 
 const SAMPLING_KEYS = ['temperature', 'topK', 'topP', 'greedy'] as const;
 
@@ -158,7 +158,7 @@ export async function generate(model: GPT, idx: Tensor, opts: GenerateOptions): 
       }
       const start = cache ? cache.length : Math.max(0, len - blockSize);
       const input = rows.flatMap((r) => r.slice(start));
-      const logits = asMethod(op, () =>
+      const logits = asOp(op, () =>
         tidy(() =>
           noGrad(() => {
             const ids = tensor(Int32Array.from(input), [b, len - start], { backend, dtype: 'i32' });

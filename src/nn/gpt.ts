@@ -7,7 +7,7 @@
 import { arange } from '../tensor/ops/creation.js';
 import { crossEntropy } from '../tensor/ops/nn.js';
 import { narrow } from '../tensor/ops/shape_ops.js';
-import { live } from '../tensor/ops/util.js';
+import { asOp, live, relabel } from '../tensor/ops/util.js';
 import { fmt } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { checkBoolean, checkNumber, show } from '../tensor/validate.js';
@@ -20,7 +20,7 @@ import { Linear } from './linear.js';
 import type { MLPActivation } from './mlp.js';
 import { Module, ModuleList } from './module.js';
 import { LayerNorm } from './norm.js';
-import { asMethod, checkConfig, options, PARAM_KEYS, paramOptions, relabel, size } from './validate.js';
+import { checkConfig, options, PARAM_KEYS, paramOptions, size } from './validate.js';
 
 /** The keys of {@link GPTConfig}. */
 const GPT_KEYS = ['vocabSize', 'blockSize', 'nLayer', 'nHead', 'nEmbd', 'dropout', 'bias', 'rope', 'ropeBase', 'tiedHead', 'activation', 'layerNormEps'] as const;
@@ -121,7 +121,7 @@ function runTransformer(op: string, m: GPTTransformer, idx: Tensor, cache: KVCac
   const past = cache?.length ?? 0;
   if (t < 1) throw new Error(`${op}: idx ${fmt(idx.shape)} has no positions`);
   if (past + t > c.blockSize) throw new Error(`${op}: ${t} positions${past ? ` after ${past} cached` : ''} exceed blockSize ${c.blockSize} (crop the input)`);
-  return asMethod(op, () => {
+  return asOp(op, () => {
     let x = m.wte.forward(idx); // [B, T, C]
     if (m.wpe) {
       const pos = arange(past, past + t, 1, { backend: idx.backend.name, dtype: 'i32' });
@@ -260,7 +260,7 @@ export class GPT extends Module {
       if (lastOnly) throw new Error(`${op}: lastOnly computes one position, so it cannot take targets`);
     }
     let x = runTransformer(op, this.transformer, idx, cache);
-    return asMethod(op, () => {
+    return asOp(op, () => {
       if (lastOnly) x = narrow(x, 1, x.shape[1]! - 1, 1);
       const logits = this.lm_head.forward(x);
       return hasTargets ? { logits, loss: crossEntropy(logits, targets) } : { logits };

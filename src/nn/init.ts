@@ -8,11 +8,11 @@
 import type { DType } from '../backend/dtype.js';
 import { noGrad } from '../autograd/tape.js';
 import { full, normal, uniform } from '../tensor/ops/creation.js';
-import { live } from '../tensor/ops/util.js';
+import { asOp, live } from '../tensor/ops/util.js';
 import { defaultGenerator, Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { checkNumber, optionalNumber, show } from '../tensor/validate.js';
-import { asMethod, options, PARAM_KEYS, paramOptions } from './validate.js';
+import { options, PARAM_KEYS, paramOptions } from './validate.js';
 
 /** Where and how a layer creates its parameters. */
 export interface ParamOptions {
@@ -40,17 +40,17 @@ function placement(opts: ParamOptions): { dtype: DType; backend?: string } {
 
 /** @internal {@link normalParam} for the public function or layer `op` (its errors start with `op: `); `opts` already checked. */
 export function makeNormal(op: string, shape: readonly number[], std: number, opts: ParamOptions, mean = 0): Tensor {
-  return asMethod(op, () => normal(shape, mean, std, { ...placement(opts), generator: opts.generator ?? defaultGenerator }));
+  return asOp(op, () => normal(shape, mean, std, { ...placement(opts), generator: opts.generator ?? defaultGenerator }));
 }
 
 /** @internal {@link uniformParam} for `op`; `opts` already checked. */
 export function makeUniform(op: string, shape: readonly number[], low: number, high: number, opts: ParamOptions): Tensor {
-  return asMethod(op, () => uniform(shape, low, high, { ...placement(opts), generator: opts.generator ?? defaultGenerator }));
+  return asOp(op, () => uniform(shape, low, high, { ...placement(opts), generator: opts.generator ?? defaultGenerator }));
 }
 
 /** @internal {@link constantParam} for `op`; `opts` already checked. */
 export function makeConstant(op: string, shape: readonly number[], value: number, opts: ParamOptions): Tensor {
-  return asMethod(op, () => full(shape, value, placement(opts)));
+  return asOp(op, () => full(shape, value, placement(opts)));
 }
 
 /** A new tensor of N(mean, std) samples, for a parameter. */
@@ -90,7 +90,7 @@ function checkGenerator(op: string, generator: unknown): Generator {
 
 // write fresh values into t in place, outside the graph
 function fillFrom(op: string, t: Tensor, make: () => Tensor): Tensor {
-  asMethod(op, () =>
+  asOp(op, () =>
     noGrad(() => {
       const src = make();
       t.copy_(src);
@@ -123,7 +123,7 @@ export function uniform_(t: Tensor, low = 0, high = 1, generator: Generator = de
 function fill(op: string, t: Tensor, value: number): Tensor {
   target(op, t);
   if (typeof value !== 'number') throw new Error(`${op}: value must be a number, got ${show(value)}`);
-  asMethod(op, () => noGrad(() => t.copy_(value)));
+  asOp(op, () => noGrad(() => t.copy_(value)));
   return t;
 }
 

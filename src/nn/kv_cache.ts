@@ -5,10 +5,10 @@
  */
 import { keep } from '../tensor/memory.js';
 import { concat } from '../tensor/ops/shape_ops.js';
-import { live } from '../tensor/ops/util.js';
+import { asOp, live } from '../tensor/ops/util.js';
 import { fmt } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { asMethod, size } from './validate.js';
+import { size } from './validate.js';
 
 /** The cached keys and values of one attention layer, `[B, T, H, D]` each (the layout attention reads without copies). */
 export class LayerKVCache {
@@ -37,7 +37,7 @@ export class LayerKVCache {
       if ([0, 2, 3].some((i) => pk.shape[i] !== k.shape[i] || pv.shape[i] !== v.shape[i]))
         throw new Error(`LayerKVCache.append: new k ${fmt(k.shape)}, v ${fmt(v.shape)} do not match the cache's k ${fmt(pk.shape)}, v ${fmt(pv.shape)}`);
     }
-    const [kAll, vAll] = asMethod(op, () => [this.k ? concat([this.k, k], 1) : k, this.v ? concat([this.v, v], 1) : v]);
+    const [kAll, vAll] = asOp(op, () => [this.k ? concat([this.k, k], 1) : k, this.v ? concat([this.v, v], 1) : v]);
     this.clear();
     this.k = keep(kAll.detach());
     this.v = keep(vAll.detach());

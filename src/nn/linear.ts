@@ -6,7 +6,8 @@ import type { Tensor } from '../tensor/tensor.js';
 import { checkBoolean, checkNumber } from '../tensor/validate.js';
 import { makeConstant, makeNormal, makeUniform, type ParamOptions } from './init.js';
 import { Module } from './module.js';
-import { asMethod, options, PARAM_KEYS, paramOptions, size, tensorArg } from './validate.js';
+import { options, PARAM_KEYS, paramOptions, size, tensorArg } from './validate.js';
+import { asOp } from '../tensor/ops/util.js';
 
 /** Options of {@link Linear}. */
 export interface LinearOptions extends ParamOptions {
@@ -79,6 +80,6 @@ export class Linear extends Module {
 
   /** x `[..., in]` → `[..., out]`. */
   forward(x: Tensor): Tensor {
-    return asMethod('Linear.forward', () => linear(x, this.weight, this.bias));
+    return asOp('Linear.forward', () => linear(x, this.weight, this.bias));
   }
 }

@@ -6,7 +6,8 @@ import { Dropout } from './dropout.js';
 import { GPT2_INIT_STD, type ParamOptions } from './init.js';
 import { Linear } from './linear.js';
 import { Module } from './module.js';
-import { asMethod, options, PARAM_KEYS, paramOptions, relabel, size } from './validate.js';
+import { options, PARAM_KEYS, paramOptions, size } from './validate.js';
+import { asOp, relabel } from '../tensor/ops/util.js';
 
 /** The option names of {@link MLP}. */
 export const MLP_KEYS = [...PARAM_KEYS, 'hidden', 'bias', 'activation', 'dropout', 'std', 'projStd'] as const;
@@ -71,6 +72,6 @@ export class MLP extends Module {
 
   /** x `[..., nEmbd]` → `[..., nEmbd]`. */
   forward(x: Tensor): Tensor {
-    return asMethod('MLP.forward', () => this.dropout.forward(this.c_proj.forward(this.act.forward(this.c_fc.forward(x)))));
+    return asOp('MLP.forward', () => this.dropout.forward(this.c_proj.forward(this.act.forward(this.c_fc.forward(x)))));
   }
 }

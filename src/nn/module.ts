@@ -14,7 +14,8 @@ import { keep } from '../tensor/memory.js';
 import { fmt } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkBoolean, checkNumber, show } from '../tensor/validate.js';
-import { asMethod, options, relabel } from './validate.js';
+import { options } from './validate.js';
+import { asOp, relabel } from '../tensor/ops/util.js';
 
 /** A state dict: dotted names to tensors, in registration order. */
 export type StateDict = Record<string, Tensor>;
@@ -381,7 +382,7 @@ export abstract class Module {
   to(name: string): this {
     const op = `${this.constructor.name}.to`;
     checkBackendName(op, name);
-    asMethod(op, () => this.moveAll((t) => t.to(name)));
+    asOp(op, () => this.moveAll((t) => t.to(name)));
     return this;
   }
 

@@ -4,7 +4,8 @@ import type { Tensor } from '../tensor/tensor.js';
 import { checkBoolean, checkNumber } from '../tensor/validate.js';
 import { makeConstant, type ParamOptions } from './init.js';
 import { Module } from './module.js';
-import { asMethod, options, PARAM_KEYS, paramOptions, size } from './validate.js';
+import { options, PARAM_KEYS, paramOptions, size } from './validate.js';
+import { asOp } from '../tensor/ops/util.js';
 
 /** Options of {@link LayerNorm}. */
 export interface LayerNormOptions extends Omit<ParamOptions, 'generator'> {
@@ -53,7 +54,7 @@ export class LayerNorm extends Module {
 
   /** x `[..., dim]` → normalised, same shape. */
   forward(x: Tensor): Tensor {
-    return asMethod('LayerNorm.forward', () => layerNorm(x, [this.dim], this.weight, this.bias, this.eps));
+    return asOp('LayerNorm.forward', () => layerNorm(x, [this.dim], this.weight, this.bias, this.eps));
   }
 }
 
@@ -90,6 +91,6 @@ export class RMSNorm extends Module {
 
   /** x `[..., dim]` → normalised, same shape. */
   forward(x: Tensor): Tensor {
-    return asMethod('RMSNorm.forward', () => rmsNorm(x, [this.dim], this.weight, this.eps));
+    return asOp('RMSNorm.forward', () => rmsNorm(x, [this.dim], this.weight, this.eps));
   }
 }

@@ -7,13 +7,13 @@
 import { add, mul, sub } from '../tensor/ops/elementwise.js';
 import { tensor } from '../tensor/ops/creation.js';
 import { concat, narrow, reshape } from '../tensor/ops/shape_ops.js';
-import { live } from '../tensor/ops/util.js';
+import { asOp, live, relabel } from '../tensor/ops/util.js';
 import { fmt, tryBroadcast } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { checkChoice, checkNumber, optionalNumber } from '../tensor/validate.js';
 import type { ParamOptions } from './init.js';
 import { Module } from './module.js';
-import { asMethod, options, PARAM_KEYS, paramOptions, relabel, size } from './validate.js';
+import { options, PARAM_KEYS, paramOptions, size } from './validate.js';
 
 /** Options of {@link RotaryEmbedding}. */
 export interface RotaryOptions extends Omit<ParamOptions, 'generator'> {
@@ -28,7 +28,7 @@ export interface RotaryOptions extends Omit<ParamOptions, 'generator'> {
  * Differentiable.
  */
 export function applyRotary(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
-  return asMethod('applyRotary', () => rotate(x, cos, sin));
+  return asOp('applyRotary', () => rotate(x, cos, sin));
 }
 
 function rotate(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
@@ -99,7 +99,7 @@ export class RotaryEmbedding extends Module {
     if (x.rank < (bthd ? 4 : 2) || x.shape[x.rank - 1] !== this.headDim)
       throw new Error(`${op}: expected ${bthd ? '[B, T, H, ' : '[..., T, '}${this.headDim}], got ${fmt(x.shape)}`);
     if (offset + t > this.maxPositions) throw new Error(`${op}: positions ${offset}..${offset + t - 1} exceed the table of ${this.maxPositions}`);
-    return asMethod(op, () => {
+    return asOp(op, () => {
       const table = (name: string): Tensor => {
         const rows = narrow(this.getBuffer(name), 0, offset, t);
         return bthd ? reshape(rows, [t, 1, this.headDim / 2]) : rows;

@@ -1,7 +1,7 @@
 /**
  * Argument checks the layers share, on top of `src/tensor/validate.ts`: option bags (unknown keys
  * are errors), where parameters are created (a floating dtype, a registered backend, a
- * Generator), layer sizes, and {@link asMethod}, which reports an error of an inner layer or op
+ * Generator), layer sizes, and {@link asOp}, which reports an error of an inner layer or op
  * under the public name the caller used (`MLP.forward: …`, not `linear: …`).
  * @module
  */
@@ -71,7 +71,7 @@ export function size(op: string, name: string, value: unknown, min = 1): number 
  * Run `fn` as the public method `op`: an error it throws that starts with another name (an op
  * such as `linear: `, or an inner layer such as `Linear.forward: `) is re-labelled `op: …`.
  */
-export function asMethod<T>(op: string, fn: () => T): T {
+export function asOp<T>(op: string, fn: () => T): T {
   try {
     return fn();
   } catch (e) {
@@ -79,7 +79,7 @@ export function asMethod<T>(op: string, fn: () => T): T {
   }
 }
 
-/** `e`, its message re-labelled `op: …` when it is an Error that starts with another name (for {@link asMethod} where a closure cannot be used: a constructor's fields). */
+/** `e`, its message re-labelled `op: …` when it is an Error that starts with another name (for {@link asOp} where a closure cannot be used: a constructor's fields). */
 export function relabel(op: string, e: unknown): unknown {
   if (e instanceof Error && !e.message.startsWith(`${op}: `)) e.message = `${op}: ${e.message.replace(/^[A-Za-z_][A-Za-z0-9_.]*: /, '')}`;
   return e;

@@ -14,7 +14,7 @@ import { fmt } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { zeros } from '../tensor/ops/creation.js';
 import { checkKeys, checkNumber, show } from '../tensor/validate.js';
-import { live } from '../tensor/ops/util.js';
+import { asOp, live } from '../tensor/ops/util.js';
 import { cast, clone } from '../tensor/ops/elementwise.js';
 
 /** A hyper-parameter value: a number, a flag, or a short tuple such as Adam's betas. */
@@ -247,7 +247,7 @@ export abstract class Optimizer<O extends OptimizerOptions> {
       // an option left undefined takes the default, as in the constructor
       if (v !== undefined) (options as Record<string, unknown>)[k] = Array.isArray(v) ? [...v] : v;
     }
-    relabelled(op, () => this.checkOptions(options));
+    asOp(op, () => this.checkOptions(options));
     this.paramGroups.push({ ...options, params } as ParamGroup<O>);
   }
 
@@ -357,7 +357,7 @@ export abstract class Optimizer<O extends OptimizerOptions> {
         if (!(k in this.defaults)) throw new Error(`${op}: unknown option '${k}' in group ${i}`);
         (options as Record<string, unknown>)[k] = Array.isArray(v) ? [...v] : v;
       }
-      relabelled(op, () => this.checkOptions(options));
+      asOp(op, () => this.checkOptions(options));
       newOptions.push(options);
     });
     // validate every state entry before changing anything
@@ -395,16 +395,6 @@ export abstract class Optimizer<O extends OptimizerOptions> {
 
 function isIterable(x: unknown): x is Iterable<unknown> {
   return x !== null && typeof x === 'object' && typeof (x as Partial<Iterable<unknown>>)[Symbol.iterator] === 'function';
-}
-
-// run `check` (which throws `Name: …`) as the public method `op`
-function relabelled(op: string, check: () => void): void {
-  try {
-    check();
-  } catch (e) {
-    if (e instanceof Error && !e.message.startsWith(`${op}: `)) e.message = `${op}: ${e.message.replace(/^[A-Za-z_][A-Za-z0-9_.]*: /, '')}`;
-    throw e;
-  }
 }
 
 function cloneOptions(o: Record<string, HyperParam>): Record<string, HyperParam> {

@@ -11,16 +11,22 @@ export function fail(op: string, message: string): never {
 }
 
 /**
- * Run `fn` as the public op `op`: an error thrown by an op it delegates to is re-labelled
- * `op: …`, so the message names the function the caller called.
+ * Run `fn` as the public function `op`: an error thrown by what it delegates to (an op such as
+ * `linear: `, an inner layer such as `Linear.forward: `) is re-labelled `op: …`, so the message
+ * names the function the caller called.
  */
 export function asOp<T>(op: string, fn: () => T): T {
   try {
     return fn();
   } catch (e) {
-    if (e instanceof Error && !e.message.startsWith(`${op}: `)) e.message = `${op}: ${e.message.replace(/^[A-Za-z_]+: /, '')}`;
-    throw e;
+    throw relabel(op, e);
   }
+}
+
+/** `e`, its message re-labelled `op: …` when it is an Error that starts with another name (for {@link asOp} where a closure does not fit). */
+export function relabel(op: string, e: unknown): unknown {
+  if (e instanceof Error && !e.message.startsWith(`${op}: `)) e.message = `${op}: ${e.message.replace(/^[A-Za-z_][A-Za-z0-9_.]*: /, '')}`;
+  return e;
 }
 
 /** `[2,3] f32` — how errors name a tensor. */
