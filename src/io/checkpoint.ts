@@ -24,6 +24,7 @@ import { clone } from '../tensor/ops/elementwise.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { OptimizerStateDict, HyperParam, ParamState } from '../optim/optimizer.js';
 import { writeFileAtomic, type AsyncWriter } from './atomic.js';
+import { describeJSON } from './describe.js';
 import { encodeRaw, loadSafetensors, parseSafetensorsHeader, readRaw } from './safetensors.js';
 
 /** Anything with a state dict of tensors: a Module, or a small wrapper. */
@@ -105,6 +106,8 @@ interface CheckpointInfo {
 const META_KEY = 'kiln.checkpoint';
 const CRC_KEY = 'kiln.crc32';
 const CRC_PLACEHOLDER = '00000000';
+/** How much of a target's error a load error quotes. */
+const MAX_QUOTE = 1000;
 /** The file name used when a checkpoint path names a directory. */
 export const CHECKPOINT_FILE = 'checkpoint.safetensors';
 
@@ -206,15 +209,22 @@ export async function loadCheckpoint(path: string, targets: CheckpointTargets): 
   if (targets.scheduler && info.scheduler === null) throw new Error(`${op}: ${where} has no scheduler state`);
   if (targets.generator && info.generator === null) throw new Error(`${op}: ${where} has no generator state`);
 
-  const { tensors } = loadSafetensors(bytes, { backend: targets.backend });
+  let tensors: Record<string, Tensor>;
   try {
-    const model: Record<string, Tensor> = {};
+    // a valid file can still hold what kiln cannot (an I64 past i32, an F8 dtype), or name no backend
+    ({ tensors } = loadSafetensors(bytes, { backend: targets.backend }));
+  } catch (e) {
+    throw new Error(`${op}: ${where} cannot be loaded: ${(e as Error).message}`);
+  }
+  try {
+    // no prototype: a tensor may be named 'model.__proto__'
+    const model: Record<string, Tensor> = Object.create(null) as Record<string, Tensor>;
     for (const [name, t] of Object.entries(tensors)) if (name.startsWith('model.')) model[name.slice(6)] = t;
     let optimizerState: OptimizerStateDict | null = null;
     if (targets.optimizer && info.optimizer) {
       const state: Record<number, ParamState> = {};
       for (const [id, st] of Object.entries(info.optimizer.state)) {
-        const ts: Record<string, Tensor> = {};
+        const ts: Record<string, Tensor> = Object.create(null) as Record<string, Tensor>;
         for (const key of st.tensors) {
           const t = tensors[`optimizer.${id}.${key}`];
           if (!t) throw new Error(`${op}: ${where} lacks the tensor 'optimizer.${id}.${key}' its metadata lists`);
@@ -270,8 +280,10 @@ function restoreAll(
     if (targets.generator) targets.generator.setState(info.generator as never);
   } catch (e) {
     for (const u of undo.reverse()) u();
-    const msg = (e as Error).message;
-    throw new Error(`${op}: ${where} does not fit the targets, which are unchanged: ${msg}`);
+    // a target may quote the file's value whole (a scheduler's 10,000 base rates): keep the start
+    const msg = String((e as Error)?.message ?? e);
+    const quoted = msg.length > MAX_QUOTE ? `${msg.slice(0, MAX_QUOTE)}… (${msg.length} characters)` : msg;
+    throw new Error(`${op}: ${where} does not fit the targets, which are unchanged: ${quoted}`);
   } finally {
     for (const t of held) t.dispose();
   }
@@ -286,12 +298,16 @@ function parseInfo(json: string): CheckpointInfo {
   }
   const i = info as CheckpointInfo;
   if (!i || typeof i !== 'object' || (i.version !== 1 && i.version !== 2))
-    throw new Error(`unsupported checkpoint version ${JSON.stringify((i as { version?: unknown })?.version)}`);
-  if (!Number.isSafeInteger(i.step) || i.step < 0) throw new Error(`bad step ${JSON.stringify(i.step)}`);
+    throw new Error(`unsupported checkpoint version ${describeJSON((i as { version?: unknown })?.version)}`);
+  if (!Number.isSafeInteger(i.step) || i.step < 0) throw new Error(`bad step ${describeJSON(i.step)}`);
   const o = i.optimizer;
   if (o !== null && (typeof o !== 'object' || typeof o.optimizer !== 'string' || !Array.isArray(o.paramGroups) || typeof o.state !== 'object' || o.state === null))
     throw new Error('malformed optimizer state');
-  if (o) for (const st of Object.values(o.state)) if (!st || !Array.isArray(st.tensors)) throw new Error('malformed optimizer state');
+  // the tensor keys name file entries (`optimizer.<id>.<key>`): strings only
+  if (o)
+    for (const [id, st] of Object.entries(o.state))
+      if (!st || !Array.isArray(st.tensors) || !st.tensors.every((k) => typeof k === 'string'))
+        throw new Error(`malformed optimizer state: parameter ${describeJSON(id)} must list its tensors as an array of names, got ${describeJSON(st?.tensors)}`);
   return i;
 }
 

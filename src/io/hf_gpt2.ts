@@ -29,7 +29,8 @@ import type { Tensor } from '../tensor/tensor.js';
 import { GPT, type GPTConfig } from '../nn/gpt.js';
 import type { MLPActivation } from '../nn/mlp.js';
 import { writeFileAtomic } from './atomic.js';
-import { loadSafetensors, parseSafetensorsHeader, saveSafetensors, type SafetensorsEntry, type SafetensorsMetadata } from './safetensors.js';
+import { describeJSON } from './describe.js';
+import { makeTensors, parseSafetensorsHeader, saveSafetensors, type SafetensorsEntry, type SafetensorsHeader, type SafetensorsMetadata } from './safetensors.js';
 
 /** Options of {@link loadHFGPT2}. */
 export interface LoadHFGPT2Options {
@@ -66,7 +67,8 @@ export interface HFGPT2StateDictOptions {
 
 /** kiln names (after `transformer.`) of the Conv1D weights, which Hugging Face stores `[in, out]`. */
 const CONV1D = ['attn.c_attn.weight', 'attn.c_proj.weight', 'mlp.c_fc.weight', 'mlp.c_proj.weight'];
-const BLOCK = /^h\.(\d+)\.(.+)$/;
+/** `h.<layer>.<entry>`, the layer written as PyTorch writes it (no sign, no leading zeros). */
+const BLOCK = /^h\.(0|[1-9]\d*)\.(.+)$/;
 const BLOCK_ENTRIES = [
   'ln_1.weight',
   'ln_1.bias',
@@ -160,8 +162,6 @@ interface HFConfigFile {
   nInner?: number;
 }
 
-const show = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v) : String(v));
-
 /**
  * Read and check the `config.json` in the folder of `weights`; null when there is none.
  * Values of the wrong type, sizes that are not positive integers, and settings kiln's GPT
@@ -183,14 +183,14 @@ function readHFConfigFile(op: string, weights: string): HFConfigFile | null {
     throw new Error(`${op}: '${file}' is not valid JSON: ${(e as Error).message}`);
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json))
-    throw new Error(`${op}: '${file}' must hold a JSON object (a Hugging Face GPT2Config), got ${Array.isArray(json) ? 'an array' : show(json)}`);
+    throw new Error(`${op}: '${file}' must hold a JSON object (a Hugging Face GPT2Config), got ${Array.isArray(json) ? 'an array' : describeJSON(json)}`);
   const j = json as Record<string, unknown>;
-  const bad = (field: string, want: string): Error => new Error(`${op}: '${file}': ${field} must be ${want}, got ${JSON.stringify(j[field])}`);
+  const bad = (field: string, want: string): Error => new Error(`${op}: '${file}': ${field} must be ${want}, got ${describeJSON(j[field])}`);
   const isSize = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 1;
   const out: HFConfigFile = { file, config: {}, source: new Map() };
   const set = <K extends HFKey>(key: K, value: Required<GPTConfig>[K], field: string): void => {
     out.config[key] = value;
-    out.source.set(key, `${field} ${show(j[field])}`);
+    out.source.set(key, `${field} ${describeJSON(j[field])}`);
   };
   for (const [field, key, kind] of HF_FIELDS) {
     const v = j[field];
@@ -206,7 +206,7 @@ function readHFConfigFile(op: string, weights: string): HFConfigFile | null {
       const a = HF_ACTIVATIONS.get(v);
       if (a === undefined)
         throw new Error(
-          `${op}: '${file}': activation_function ${show(v)} is not a GELU kiln's GPT has; expected one of ${[...HF_ACTIVATIONS.keys()].map(show).join(', ')}`,
+          `${op}: '${file}': activation_function ${describeJSON(v)} is not a GELU kiln's GPT has; expected one of ${[...HF_ACTIVATIONS.keys()].map((a) => describeJSON(a)).join(', ')}`,
         );
       set('activation', a, field);
     } else {
@@ -220,10 +220,10 @@ function readHFConfigFile(op: string, weights: string): HFConfigFile | null {
     out.nInner = j.n_inner;
   }
   if (j.scale_attn_weights !== undefined && j.scale_attn_weights !== true)
-    throw new Error(`${op}: '${file}': scale_attn_weights is ${JSON.stringify(j.scale_attn_weights)}; kiln's attention always scales by 1/√headSize`);
+    throw new Error(`${op}: '${file}': scale_attn_weights is ${describeJSON(j.scale_attn_weights)}; kiln's attention always scales by 1/√headSize`);
   if (j.scale_attn_by_inverse_layer_idx !== undefined && j.scale_attn_by_inverse_layer_idx !== false)
     throw new Error(
-      `${op}: '${file}': scale_attn_by_inverse_layer_idx is ${JSON.stringify(j.scale_attn_by_inverse_layer_idx)}; kiln's attention has no per-layer scaling`,
+      `${op}: '${file}': scale_attn_by_inverse_layer_idx is ${describeJSON(j.scale_attn_by_inverse_layer_idx)}; kiln's attention has no per-layer scaling`,
     );
   return out;
 }
@@ -241,6 +241,7 @@ function readSource(op: string, source: string | Uint8Array): Uint8Array {
 }
 
 interface HFPlan {
+  header: SafetensorsHeader;
   config: GPTConfig;
   /** Hugging Face name (as in the file) of each kiln state-dict name to load. */
   sources: Map<string, string>;
@@ -257,8 +258,8 @@ function hfConfigFile(op: string, source: string | Uint8Array, given: Partial<GP
       const g = given[key];
       const v = json.config[key];
       // an HF activation name that is not kiln's is followed by the kiln one it maps to
-      const kiln = key === 'activation' && from !== `activation_function ${show(v)}` ? ` (kiln's ${show(v)})` : '';
-      if (g !== undefined && g !== v) throw new Error(`${op}: config.${key} is ${show(g)} but '${json.file}' has ${from}${kiln}`);
+      const kiln = key === 'activation' && from !== `activation_function ${describeJSON(v)}` ? ` (kiln's ${describeJSON(v)})` : '';
+      if (g !== undefined && g !== v) throw new Error(`${op}: config.${key} is ${describeJSON(g)} but '${json.file}' has ${from}${kiln}`);
     }
   return json;
 }
@@ -266,7 +267,12 @@ function hfConfigFile(op: string, source: string | Uint8Array, given: Partial<GP
 // Read names, shapes and the config from the header (and config.json) alone; every check before
 // any allocation. `noJSON` says why there is no config.json, for the error when nHead is missing.
 function plan(op: string, bytes: Uint8Array, given: Partial<GPTConfig>, json: HFConfigFile | null, noJSON: string): HFPlan {
-  const header = parseSafetensorsHeader(bytes);
+  let header: SafetensorsHeader;
+  try {
+    header = parseSafetensorsHeader(bytes);
+  } catch (e) {
+    throw new Error(`${op}: ${(e as Error).message}`);
+  }
   // strip the GPT2LMHeadModel prefix; lm_head.weight has none either way
   const byName = new Map<string, SafetensorsEntry>();
   for (const e of header.entries) {
@@ -275,15 +281,28 @@ function plan(op: string, bytes: Uint8Array, given: Partial<GPTConfig>, json: HF
     byName.set(name, e);
   }
   const unexpected: string[] = [];
-  let layers = 0;
+  const blocks = new Set<number>();
+  // the highest layer index, and how the file writes it (past 2^53 a number would not say)
+  let top = -1;
+  let last = '';
   for (const name of byName.keys()) {
     const m = BLOCK.exec(name);
     if (m) {
-      layers = Math.max(layers, Number(m[1]) + 1);
+      const index = Number(m[1]);
+      blocks.add(index);
+      if (index > top) [top, last] = [index, m[1]!];
       if (!BLOCK_ENTRIES.includes(m[2]!) && !IGNORED.includes(m[2]!)) unexpected.push(name);
     } else if (!['wte.weight', 'wpe.weight', 'ln_f.weight', 'ln_f.bias', 'lm_head.weight'].includes(name)) unexpected.push(name);
   }
   if (unexpected.length) throw new Error(`${op}: entries that are not part of GPT-2: ${unexpected.join(', ')}`);
+  const layers = top + 1;
+  // a layer index past the entries (h.4294967295.attn.bias) names a layer the file lacks: found
+  // here, before the expected entries of every layer up to it are listed
+  if (layers > blocks.size) {
+    let gap = 0;
+    while (blocks.has(gap)) gap++;
+    throw new Error(`${op}: missing entries: no h.${gap}.* although the file has h.${last}.* (layers are numbered from 0 without gaps)`);
+  }
   const wte = byName.get('wte.weight');
   const wpe = byName.get('wpe.weight');
   if (!wte || wte.shape.length !== 2) throw new Error(`${op}: no 2-D 'wte.weight' (token embeddings) in the file; is it a GPT-2 checkpoint?`);
@@ -297,6 +316,10 @@ function plan(op: string, bytes: Uint8Array, given: Partial<GPTConfig>, json: HF
     if (given[k] !== undefined && given[k] !== found[k])
       throw new Error(`${op}: config.${k} is ${given[k]} but the file has ${k} ${found[k]}`);
   }
+  if (found.vocabSize < 1 || found.nEmbd < 1)
+    throw new Error(`${op}: '${wte.name}' is ${fmt(wte.shape)}; a GPT-2 has at least one token and one embedding channel`);
+  if (found.blockSize < 1) throw new Error(`${op}: '${wpe.name}' is ${fmt(wpe.shape)}; a GPT-2 has at least one position`);
+  if (found.nLayer < 1) throw new Error(`${op}: no blocks (h.0.*) in the file; a GPT-2 has at least one layer`);
   if (json?.nInner !== undefined && json.nInner !== 4 * found.nEmbd)
     throw new Error(`${op}: '${json.file}' has n_inner ${json.nInner}; kiln's GPT has an MLP of width 4·n_embd = ${4 * found.nEmbd}`);
   if (given.rope) throw new Error(`${op}: GPT-2 has learned position embeddings (wpe); config.rope must be false`);
@@ -306,6 +329,9 @@ function plan(op: string, bytes: Uint8Array, given: Partial<GPTConfig>, json: HF
     const why = json ? `'${json.file}' has no n_head` : noJSON;
     throw new Error(`${op}: the head count cannot be read from the weights (no tensor's size shows it) and ${why}; pass it as { config: { nHead } }`);
   }
+  const headFrom = given.nHead !== undefined ? `config.nHead ${describeJSON(nHead)}` : `'${json!.file}' has ${json!.source.get('nHead')!}`;
+  if (!Number.isSafeInteger(nHead) || nHead < 1) throw new Error(`${op}: ${headFrom}; the head count must be a positive integer`);
+  if (found.nEmbd % nHead !== 0) throw new Error(`${op}: ${headFrom}, which does not divide the weights' nEmbd ${found.nEmbd}`);
 
   // shapes and dtypes of every entry the model needs
   const expected = hfShapes(found);
@@ -353,7 +379,7 @@ function plan(op: string, bytes: Uint8Array, given: Partial<GPTConfig>, json: HF
     activation: given.activation ?? json?.config.activation ?? 'gelu_tanh',
     layerNormEps: given.layerNormEps ?? json?.config.layerNormEps ?? 1e-5,
   };
-  return { config, sources };
+  return { header, config, sources };
 }
 
 function equalBytes(bytes: Uint8Array, start: number, a: SafetensorsEntry, b: SafetensorsEntry): boolean {
@@ -409,7 +435,19 @@ export function loadHFGPT2(source: string | Uint8Array, opts: LoadHFGPT2Options 
     throw e;
   }
   const place = { ...(opts.backend !== undefined ? { backend: opts.backend } : {}) };
-  const file = loadSafetensors(bytes, place).tensors;
+  // the errors that only making the tensors finds (a backend that is not there, memory), with this op's name
+  const named = (e: unknown): Error => {
+    const message = (e as Error)?.message ?? String(e);
+    return message.startsWith(`${op}: `) ? (e as Error) : new Error(`${op}: ${message}`);
+  };
+  let file: Record<string, Tensor>;
+  try {
+    // only the entries the model takes: the ignored attn.bias buffers are neither read nor held
+    const wanted = new Set(p.sources.values());
+    file = makeTensors(bytes, p.header.dataStart, p.header.entries.filter((e) => wanted.has(e.name)), place);
+  } catch (e) {
+    throw named(e);
+  }
   let model: GPT | undefined;
   try {
     model = new GPT(p.config, {
@@ -429,7 +467,7 @@ export function loadHFGPT2(source: string | Uint8Array, opts: LoadHFGPT2Options 
     return model;
   } catch (e) {
     model?.dispose();
-    throw e;
+    throw named(e);
   } finally {
     for (const t of Object.values(file)) t.dispose();
   }

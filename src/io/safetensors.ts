@@ -12,15 +12,18 @@ import { hostFiles } from '../host.js';
 import type { StorageArray } from '../backend/dtype.js';
 import { itemSize, type DType } from '../backend/dtype.js';
 import { backendSync } from '../backend/registry.js';
-import { fmt, sizeOf } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
+import { describeJSON } from './describe.js';
 
 /** String metadata stored in the header under `__metadata__`. */
 export type SafetensorsMetadata = Record<string, string>;
 
 /** What {@link loadSafetensors} returns. */
 export interface SafetensorsFile {
-  /** The tensors, by name, in file order (the caller owns them). */
+  /**
+   * The tensors, by name, in file order (the caller owns them); as in any JS object, names that
+   * are array indices (`'0'`, `'12'`) come first, in numeric order.
+   */
   tensors: Record<string, Tensor>;
   /** The header's `__metadata__` (empty when absent). */
   metadata: SafetensorsMetadata;
@@ -223,17 +226,17 @@ export function parseSafetensorsHeader(bytes: Uint8Array): SafetensorsHeader {
     if (name === '__metadata__') continue;
     if (!isObject(info)) fail(`tensor '${name}': entry must be an object with dtype, shape and data_offsets`);
     const { dtype, shape, data_offsets: off } = info;
-    if (typeof dtype !== 'string') fail(`tensor '${name}': dtype must be a string, got ${JSON.stringify(dtype)}`);
+    if (typeof dtype !== 'string') fail(`tensor '${name}': dtype must be a string, got ${describeJSON(dtype)}`);
     if (!(dtype in FORMAT_SIZES)) fail(`tensor '${name}': unknown dtype '${dtype}'`);
-    if (!Array.isArray(shape) || !shape.every(isCount)) fail(`tensor '${name}': shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
+    if (!Array.isArray(shape) || !shape.every(isCount)) fail(`tensor '${name}': shape must be an array of non-negative integers, got ${describeJSON(shape)}`);
     if (!Array.isArray(off) || off.length !== 2 || !off.every(isCount) || off[0] > off[1])
-      fail(`tensor '${name}': data_offsets must be [begin, end] with 0 ≤ begin ≤ end, got ${JSON.stringify(off)}`);
+      fail(`tensor '${name}': data_offsets must be [begin, end] with 0 ≤ begin ≤ end, got ${describeJSON(off)}`);
     const [begin, end] = off as [number, number];
     if (end > dataLength) fail(`tensor '${name}': data_offsets [${begin}, ${end}] run past the ${dataLength}-byte data buffer`);
     const elements = (shape as number[]).reduce((p, d) => p * d, 1);
     const expected = elements * FORMAT_SIZES[dtype]!;
     if (!Number.isSafeInteger(expected) || expected !== end - begin)
-      fail(`tensor '${name}': ${dtype} ${fmt(shape as number[])} needs ${expected} bytes, data_offsets [${begin}, ${end}] hold ${end - begin}`);
+      fail(`tensor '${name}': ${dtype} ${describeJSON(shape)} needs ${expected} bytes, data_offsets [${begin}, ${end}] hold ${end - begin}`);
     entries.push({ name, dtype, shape: shape as number[], begin, end });
   }
   entries.sort((x, y) => x.begin - y.begin || x.end - y.end);
@@ -285,13 +288,22 @@ export function loadSafetensors(source: string | Uint8Array, opts: LoadSafetenso
 
 function decode(bytes: Uint8Array, opts: LoadSafetensorsOptions): SafetensorsFile {
   const { entries, metadata, dataStart } = parseSafetensorsHeader(bytes);
+  return { tensors: makeTensors(bytes, dataStart, entries, opts), metadata: { ...metadata } };
+}
+
+/**
+ * @internal The tensors of some `entries` of a parsed header of `bytes` (a reader that needs
+ * only some, such as {@link loadHFGPT2}, skips the rest: a buffer it ignores may hold a dtype
+ * kiln cannot load). Every one is converted before any is allocated, so a bad tensor leaves
+ * nothing behind, and running out of memory part-way frees what was made.
+ */
+export function makeTensors(bytes: Uint8Array, dataStart: number, entries: readonly SafetensorsEntry[], opts: LoadSafetensorsOptions): Record<string, Tensor> {
   let backend;
   try {
     backend = backendSync(opts.backend);
   } catch (e) {
     fail((e as Error).message);
   }
-  // convert everything first, so a bad tensor leaves nothing allocated
   const arrays = entries.map((e) => {
     if (!(e.dtype in FROM_FILE) && !(e.dtype in WIDENED))
       fail(`tensor '${e.name}' has dtype ${e.dtype}, which kiln cannot load (kiln has F64, F32, F16, BF16, I32, BOOL; I8, U8, I16, U16, U32, I64, U64 widen to i32)`);
@@ -299,12 +311,21 @@ function decode(bytes: Uint8Array, opts: LoadSafetensorsOptions): SafetensorsFil
   });
   // no prototype: a tensor may be named '__proto__' or 'constructor'
   const tensors: Record<string, Tensor> = Object.create(null) as Record<string, Tensor>;
-  for (const [e, [dtype, data]] of arrays) {
-    const s = backend.alloc(dtype, sizeOf(e.shape));
-    backend.write(s, data);
-    tensors[e.name] = Tensor._fromStorage(backend, s, e.shape);
+  const made: Tensor[] = [];
+  try {
+    for (const [e, [dtype, data]] of arrays) {
+      const t = Tensor._empty(backend, e.shape, dtype, 'safetensors');
+      made.push(t);
+      backend.write(t._storage('safetensors'), data);
+      tensors[e.name] = t;
+    }
+  } catch (err) {
+    // the device ran out of memory part-way: free what was made
+    for (const t of made) t.dispose();
+    const message = (err as Error).message;
+    throw message.startsWith('safetensors: ') ? err : new Error(`safetensors: ${message}`);
   }
-  return { tensors, metadata: { ...metadata } };
+  return tensors;
 }
 
 // The bytes of one tensor as kiln's storage array (copied, so it is aligned and owned).
