@@ -1,10 +1,11 @@
 /**
  * Each bug the parser fuzzers (`test/fuzz/`, `npm run fuzz`) found, as a fixed case: a
  * RangeError escaping from an error message that quoted deeply nested JSON, errors without the
- * API's prefix, a leak when memory runs out mid-load, a layer index that made the GPT-2 planner
- * list billions of entries, and readers that accepted what they could not use. Cases that used
- * to hang run under a time limit (node:vm interrupts them), so a regression fails instead of
- * stalling the suite.
+ * API's prefix, a leak when memory runs out mid-load, a hang on a pattern that matches the
+ * empty string, a layer index that made the GPT-2 planner list billions of entries, a
+ * `__proto__` token lost on save, and readers that accepted what they could not use. Cases that
+ * used to hang run under a time limit (node:vm interrupts them), so a regression fails instead
+ * of stalling the suite.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,14 +13,18 @@ import { join } from 'node:path';
 import { createContext, runInContext } from 'node:vm';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
+  BPETokenizer,
   Generator,
   Linear,
+  WordPieceTokenizer,
   backendSync,
   hfGPT2Config,
   loadCheckpoint,
   loadHFGPT2,
   loadSafetensors,
+  loadTokenizer,
   parseSafetensorsHeader,
+  pretokenize,
 } from '../src/index.js';
 import { buildCheckpoint } from './fuzz/checkpoint.fuzz.js';
 import { RawJSON, jsonText, safetensorsBytes } from './fuzz/common.js';
@@ -35,6 +40,7 @@ function within<R>(ms: number, fn: () => R): R {
 }
 
 const DEEP = new RawJSON(`${'['.repeat(20_000)}${']'.repeat(20_000)}`);
+const deep = (): unknown => JSON.parse(DEEP.text);
 /** An error that is an Error (not a RangeError) with this message start. */
 const named = (prefix: string): RegExp => new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`);
 
@@ -109,6 +115,58 @@ describe('loadCheckpoint', () => {
   it("reads an entry named 'model.__proto__' as an entry (the model refuses it), not as a prototype", async () => {
     writeFileSync(file, buildCheckpoint([{ kind: 'add', name: 'model.__proto__', dtype: 'F32', shape: [1], data: new Uint8Array(4) }], 'v2'));
     await expect(loadCheckpoint(file, { model, backend: 'ref' })).rejects.toThrow(/does not fit the targets, which are unchanged: Linear.loadStateDict: unexpected keys: __proto__/);
+  });
+});
+
+describe('tokenizer JSON and vocabulary files', () => {
+  it('a pattern that matches the empty string no longer loops forever on characters outside the BMP', () => {
+    expect(within(2000, () => pretokenize('a😀b', ''))).toEqual(['a😀b']);
+    expect(within(2000, () => pretokenize('😀a😀', 'a*'))).toEqual(['😀', 'a', '😀']);
+    const tok = within(2000, () => BPETokenizer.fromJSON({ ...BPETokenizer.train('', { vocabSize: 256 }).toJSON(), pattern: '' }));
+    expect(within(2000, () => tok.decode(tok.encode('emoji 😀 here')))).toBe('emoji 😀 here');
+  });
+
+  it("saves a token spelled '__proto__' as a vocabulary entry, so the file reads back", () => {
+    const tok = BPETokenizer.train('__proto__ '.repeat(8), { vocabSize: 270, pattern: '\\S+|\\s+' });
+    const json = JSON.parse(JSON.stringify(tok.toJSON())) as ReturnType<BPETokenizer['toJSON']>;
+    expect(Object.hasOwn(json.vocab, '__proto__')).toBe(true);
+    const again = BPETokenizer.fromJSON(json);
+    expect(again.encode('__proto__')).toEqual(tok.encode('__proto__'));
+    expect(tok.encode('__proto__')).toHaveLength(1);
+  });
+
+  it('writes the JSON of a tokenizer with an id near 2^26 from its defined ids only', () => {
+    const json = BPETokenizer.train('', { vocabSize: 256 }).toJSON();
+    const tok = within(1000, () => BPETokenizer.fromJSON({ ...json, specialTokens: { '<s>': 2 ** 26 - 1 } }));
+    expect(tok.vocabSize).toBe(2 ** 26);
+    expect(Object.keys(within(1000, () => tok.toJSON()).vocab)).toHaveLength(256);
+  });
+
+  it('BPETokenizer.fromJSON and loadTokenizer quote nested values and check every field type', () => {
+    const json = BPETokenizer.train('', { vocabSize: 256 }).toJSON();
+    expect(() => loadTokenizer({ type: deep() } as never)).toThrow(/^loadTokenizer: unknown tokenizer type \[\[\[\[…\]\]\]\]/);
+    expect(() => BPETokenizer.fromJSON({ ...json, version: deep() } as never)).toThrow(/^BPETokenizer.fromJSON: unsupported version \[\[\[\[…\]\]\]\]/);
+    expect(() => BPETokenizer.fromJSON({ ...json, vocab: { ...json.vocab, x: deep() } } as never)).toThrow(/^BPETokenizer.fromJSON: vocabulary token "x" has id \[\[\[\[…\]\]\]\]/);
+    expect(() => BPETokenizer.fromJSON({ ...json, pattern: 5 } as never)).toThrow(/^BPETokenizer.fromJSON: BPETokenizer: pattern must be a string/);
+    expect(() => BPETokenizer.fromJSON({ ...json, specialTokens: 'ab' } as never)).toThrow(/^BPETokenizer.fromJSON: BPETokenizer: specialTokens must be an object/);
+  });
+
+  it('WordPieceTokenizer.fromJSON names itself and checks every option type', () => {
+    const json = WordPieceTokenizer.fromVocab(['[UNK]', 'a']).toJSON();
+    expect(() => WordPieceTokenizer.fromJSON({ ...json, unkToken: 'x' })).toThrow(named('WordPieceTokenizer.fromJSON: WordPieceTokenizer: the unknown token "x"'));
+    expect(() => WordPieceTokenizer.fromJSON({ ...json, specialTokens: 5 } as never)).toThrow(named('WordPieceTokenizer.fromJSON: WordPieceTokenizer: specialTokens must be an array of strings, got 5'));
+    expect(() => WordPieceTokenizer.fromJSON({ ...json, lowercase: 'yes' } as never)).toThrow(named('WordPieceTokenizer.fromJSON: WordPieceTokenizer: lowercase must be true or false, got "yes"'));
+    expect(() => WordPieceTokenizer.fromJSON({ ...json, continuingSubwordPrefix: 5 } as never)).toThrow(/continuingSubwordPrefix must be a string/);
+    expect(() => WordPieceTokenizer.fromJSON({ ...json, type: deep() } as never)).toThrow(/^WordPieceTokenizer.fromJSON: not a WordPiece tokenizer \(type \[\[\[\[…\]\]\]\]\)/);
+    expect(() => WordPieceTokenizer.fromVocab(5 as never)).toThrow(named('WordPieceTokenizer: the vocabulary must be an array of strings, got 5'));
+  });
+
+  it('BPETokenizer.fromGPT2 checks what its two files hold, and only own entries are special tokens', () => {
+    const encoder = BPETokenizer.train('', { vocabSize: 256 }).toJSON().vocab;
+    expect(() => BPETokenizer.fromGPT2(encoder, 5 as never, [])).toThrow(named('BPETokenizer.fromGPT2: vocab.bpe must be text, got number'));
+    expect(() => BPETokenizer.fromGPT2(null as never, '', [])).toThrow(named('BPETokenizer.fromGPT2: encoder.json must hold an object of token → id, got null'));
+    expect(() => BPETokenizer.fromGPT2(encoder, '', ['constructor'])).toThrow(named('BPETokenizer.fromGPT2: special token "constructor" is not in encoder.json'));
+    expect(BPETokenizer.fromGPT2(encoder, '#version: 0.2\n', []).vocabSize).toBe(256);
   });
 });
 

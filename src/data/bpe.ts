@@ -28,6 +28,7 @@
  * @module
  */
 import { hostFiles } from '../host.js';
+import { describeJSON } from '../io/describe.js';
 import { idsArg, textArg } from './args.js';
 import type { Tokenizer } from './tokenizer.js';
 import { GPT2_PATTERN, compilePattern, splitByRegExp, splitGPT2 } from './pretokenize.js';
@@ -265,6 +266,8 @@ export class BPETokenizer implements Tokenizer {
   private readonly ranks: PairTable;
   /** id → bytes (specials: their UTF-8) */
   private readonly bytesById: (Uint8Array | undefined)[];
+  /** Every id that has bytes, ascending. */
+  private readonly definedIds: number[];
   private readonly specialIds: Set<number>;
   private readonly specialRe: RegExp | null;
   private readonly patternRe: RegExp | null;
@@ -279,11 +282,13 @@ export class BPETokenizer implements Tokenizer {
     const byteIds = config.byteIds ?? Array.from({ length: 256 }, (_, b) => b);
     if (byteIds.length !== 256) throw new Error(`BPETokenizer: byteIds must have 256 entries, got ${byteIds.length}`);
     const bytesById: (Uint8Array | undefined)[] = [];
+    const definedIds: number[] = [];
     let maxId = -1;
     const define = (id: number, bytes: Uint8Array, what: string): void => {
-      if (!Number.isInteger(id) || id < 0 || id >= MAX_ID) throw new Error(`BPETokenizer: ${what} has id ${id}; ids must be integers in [0, ${MAX_ID})`);
+      if (!Number.isInteger(id) || id < 0 || id >= MAX_ID) throw new Error(`BPETokenizer: ${what} has id ${describeJSON(id)}; ids must be integers in [0, ${MAX_ID})`);
       if (bytesById[id] !== undefined) throw new Error(`BPETokenizer: id ${id} of ${what} is already taken`);
       bytesById[id] = bytes;
+      definedIds.push(id);
       if (id > maxId) maxId = id;
     };
     this.byteIds = new Int32Array(256);
@@ -326,13 +331,17 @@ export class BPETokenizer implements Tokenizer {
       this.mergeRight[r] = b;
       this.mergeResult[r] = id;
     }
+    const specialTokens = config.specialTokens ?? {};
+    if (specialTokens === null || typeof specialTokens !== 'object' || Array.isArray(specialTokens))
+      throw new Error(`BPETokenizer: specialTokens must be an object of token → id, got ${describeJSON(specialTokens)}`);
     const specials = new Map<string, number>();
-    for (const [text, id] of Object.entries(config.specialTokens ?? {})) {
+    for (const [text, id] of Object.entries(specialTokens)) {
       if (text.length === 0) throw new Error('BPETokenizer: a special token must not be empty');
       define(id, utf8Bytes(text), `special token ${JSON.stringify(text)}`);
       specials.set(text, id);
     }
     this.bytesById = bytesById;
+    this.definedIds = definedIds.sort((x, y) => x - y);
     this.vocabSize = maxId + 1;
     this.specialTokens = specials;
     this.specialIds = new Set(specials.values());
@@ -347,6 +356,7 @@ export class BPETokenizer implements Tokenizer {
             'gu',
           );
     this.pattern = config.pattern ?? GPT2_PATTERN;
+    if (typeof this.pattern !== 'string') throw new Error(`BPETokenizer: pattern must be a string (a regular expression source), got ${describeJSON(this.pattern)}`);
     this.patternRe = this.pattern === GPT2_PATTERN ? null : compilePattern(this.pattern);
   }
 
@@ -591,11 +601,12 @@ export class BPETokenizer implements Tokenizer {
   toJSON(): BPETokenizerJSON {
     const vocab: Record<string, number> = {};
     const str: string[] = [];
-    for (let id = 0; id < this.bytesById.length; id++) {
-      const b = this.bytesById[id];
-      if (b === undefined || this.specialIds.has(id)) continue;
-      str[id] = bytesToTokenString(b);
-      vocab[str[id]!] = id;
+    // the defined ids only: one id near 2^26 must not cost 2^26 steps
+    for (const id of this.definedIds) {
+      if (this.specialIds.has(id)) continue;
+      str[id] = bytesToTokenString(this.bytesById[id]!);
+      // an own property even for a token spelled '__proto__' (plain assignment would set the prototype)
+      Object.defineProperty(vocab, str[id]!, { value: id, enumerable: true, writable: true, configurable: true });
     }
     const merges = Array.from(this.mergeLeft, (a, r) => `${str[a]} ${str[this.mergeRight[r]!]}`);
     return { type: 'bpe', version: 1, pattern: this.pattern, vocab, merges, specialTokens: Object.fromEntries(this.specialTokens) };
@@ -609,9 +620,9 @@ export class BPETokenizer implements Tokenizer {
   /** A tokenizer from its JSON form; throws naming the first inconsistency. */
   static fromJSON(json: BPETokenizerJSON): BPETokenizer {
     if (json === null || typeof json !== 'object' || json.type !== 'bpe') {
-      throw new Error(`BPETokenizer.fromJSON: not a BPE tokenizer (type ${JSON.stringify((json as { type?: unknown } | null)?.type)})`);
+      throw new Error(`BPETokenizer.fromJSON: not a BPE tokenizer (type ${describeJSON((json as { type?: unknown } | null)?.type)})`);
     }
-    if (json.version !== 1) throw new Error(`BPETokenizer.fromJSON: unsupported version ${JSON.stringify(json.version)} (this kiln reads version 1)`);
+    if (json.version !== 1) throw new Error(`BPETokenizer.fromJSON: unsupported version ${describeJSON(json.version)} (this kiln reads version 1)`);
     if (!Array.isArray(json.merges) || json.vocab === null || typeof json.vocab !== 'object') {
       throw new Error('BPETokenizer.fromJSON: vocab must be an object and merges an array');
     }
@@ -636,15 +647,20 @@ export class BPETokenizer implements Tokenizer {
    * (default `<|endoftext|>`, GPT-2's one special token, id 50256) become special tokens.
    */
   static fromGPT2(encoder: Readonly<Record<string, number>>, vocabBpe: string, specialTokens: readonly string[] = ['<|endoftext|>']): BPETokenizer {
+    const op = 'BPETokenizer.fromGPT2';
+    if (encoder === null || typeof encoder !== 'object' || Array.isArray(encoder))
+      throw new Error(`${op}: encoder.json must hold an object of token → id, got ${describeJSON(encoder)}`);
+    if (typeof vocabBpe !== 'string') throw new Error(`${op}: vocab.bpe must be text, got ${vocabBpe === null ? 'null' : typeof vocabBpe}`);
     const vocab: Record<string, number> = { ...encoder };
-    const specials: Record<string, number> = {};
+    // no prototype: a special token may be spelled '__proto__'
+    const specials: Record<string, number> = Object.create(null) as Record<string, number>;
     for (const s of specialTokens) {
-      if (!(s in vocab)) throw new Error(`BPETokenizer.fromGPT2: special token ${JSON.stringify(s)} is not in encoder.json`);
+      if (!Object.hasOwn(vocab, s)) throw new Error(`${op}: special token ${describeJSON(s)} is not in encoder.json`);
       specials[s] = vocab[s]!;
       delete vocab[s];
     }
     const merges = vocabBpe.split(/\r?\n/).filter((line, i) => line.length > 0 && !(i === 0 && line.startsWith('#version')));
-    return fromVocabAndMerges(vocab, merges, specials, GPT2_PATTERN, 'BPETokenizer.fromGPT2');
+    return fromVocabAndMerges(vocab, merges, specials, GPT2_PATTERN, op);
   }
 
   /**
@@ -743,6 +759,9 @@ function fromVocabAndMerges(
   who: string,
 ): BPETokenizer {
   const ids = new Map<string, number>(Object.entries(vocab));
+  for (const [token, id] of ids)
+    if (!Number.isInteger(id) || id < 0 || id >= MAX_ID)
+      throw new Error(`${who}: vocabulary token ${describeJSON(token)} has id ${describeJSON(id)}; ids must be integers in [0, ${MAX_ID})`);
   const byteIds: number[] = [];
   for (let b = 0; b < 256; b++) {
     const id = ids.get(BYTE_TO_UNICODE[b]!);

@@ -70,7 +70,12 @@ export function splitByRegExp(text: string, from: number, to: number, re: RegExp
   while ((m = re.exec(sub)) !== null) {
     const len = m[0].length;
     if (len === 0) {
-      re.lastIndex++;
+      // step over a whole code point: in unicode mode an index inside a surrogate pair matches at
+      // the pair's start again, so stepping one code unit would loop forever (AdvanceStringIndex)
+      const at = re.lastIndex;
+      const c = sub.charCodeAt(at);
+      const d = sub.charCodeAt(at + 1);
+      re.lastIndex = at + (c >= 0xd800 && c <= 0xdbff && d >= 0xdc00 && d <= 0xdfff ? 2 : 1);
       continue;
     }
     if (m.index > last) piece(from + last, from + m.index);

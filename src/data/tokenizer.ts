@@ -4,6 +4,7 @@
  * @module
  */
 import { hostFiles } from '../host.js';
+import { describeJSON } from '../io/describe.js';
 import { BPETokenizer, type BPETokenizerJSON } from './bpe.js';
 import { WordPieceTokenizer, type WordPieceTokenizerJSON } from './wordpiece.js';
 
@@ -55,7 +56,7 @@ export function loadTokenizer(source: string | TokenizerJSON): Tokenizer {
     case 'wordpiece':
       return WordPieceTokenizer.fromJSON(json as WordPieceTokenizerJSON);
     default:
-      throw new Error(`loadTokenizer: unknown tokenizer type ${JSON.stringify(type)} (expected 'bpe' or 'wordpiece')`);
+      throw new Error(`loadTokenizer: unknown tokenizer type ${describeJSON(type)} (expected 'bpe' or 'wordpiece')`);
   }
 }
 

@@ -29,6 +29,7 @@
  * @module
  */
 import { hostFiles } from '../host.js';
+import { describeJSON } from '../io/describe.js';
 import { idsArg, textArg } from './args.js';
 import type { Tokenizer } from './tokenizer.js';
 
@@ -128,6 +129,18 @@ export class WordPieceTokenizer implements Tokenizer {
 
   /** A tokenizer over `vocab` (token of id i at index i). */
   constructor(vocab: readonly string[], opts: WordPieceOptions = {}) {
+    // the options often come from a file (fromJSON): check every type, so a wrong one is named here
+    if (!Array.isArray(vocab) || !vocab.every((t) => typeof t === 'string'))
+      throw new Error(`WordPieceTokenizer: the vocabulary must be an array of strings, got ${describeJSON(vocab)}`);
+    if (opts === null || typeof opts !== 'object') throw new Error(`WordPieceTokenizer: options must be an object, got ${describeJSON(opts)}`);
+    const bad = (name: keyof WordPieceOptions, want: string): Error =>
+      new Error(`WordPieceTokenizer: ${name} must be ${want}, got ${describeJSON(opts[name])}`);
+    for (const name of ['lowercase', 'stripAccents'] as const)
+      if (opts[name] !== undefined && typeof opts[name] !== 'boolean') throw bad(name, 'true or false');
+    for (const name of ['unkToken', 'continuingSubwordPrefix'] as const)
+      if (opts[name] !== undefined && typeof opts[name] !== 'string') throw bad(name, 'a string');
+    if (opts.specialTokens !== undefined && (!Array.isArray(opts.specialTokens) || !opts.specialTokens.every((t) => typeof t === 'string')))
+      throw bad('specialTokens', 'an array of strings');
     this.vocab = [...vocab];
     this.ids = new Map();
     // a repeated line maps to its last id, as BERT's vocabulary loader does
@@ -136,18 +149,16 @@ export class WordPieceTokenizer implements Tokenizer {
     this.lowercase = opts.lowercase ?? true;
     this.stripAccents = opts.stripAccents ?? this.lowercase;
     this.maxInputCharsPerWord = opts.maxInputCharsPerWord ?? 100;
-    if (!Number.isInteger(this.maxInputCharsPerWord) || this.maxInputCharsPerWord < 1) {
-      throw new Error(`WordPieceTokenizer: maxInputCharsPerWord must be a positive integer, got ${this.maxInputCharsPerWord}`);
-    }
+    if (!Number.isSafeInteger(this.maxInputCharsPerWord) || this.maxInputCharsPerWord < 1) throw bad('maxInputCharsPerWord', 'a positive integer');
     this.unkToken = opts.unkToken ?? '[UNK]';
     this.continuingSubwordPrefix = opts.continuingSubwordPrefix ?? '##';
     const unk = this.ids.get(this.unkToken);
-    if (unk === undefined) throw new Error(`WordPieceTokenizer: the unknown token ${JSON.stringify(this.unkToken)} is not in the vocabulary`);
+    if (unk === undefined) throw new Error(`WordPieceTokenizer: the unknown token ${describeJSON(this.unkToken)} is not in the vocabulary`);
     this.unkId = unk;
     const specials = new Map<string, number>();
     for (const s of opts.specialTokens ?? BERT_SPECIALS.filter((t) => this.ids.has(t))) {
       const id = this.ids.get(s);
-      if (id === undefined) throw new Error(`WordPieceTokenizer: special token ${JSON.stringify(s)} is not in the vocabulary`);
+      if (id === undefined) throw new Error(`WordPieceTokenizer: special token ${describeJSON(s)} is not in the vocabulary`);
       if (s.length === 0) throw new Error('WordPieceTokenizer: a special token must not be empty');
       specials.set(s, id);
     }
@@ -313,21 +324,25 @@ export class WordPieceTokenizer implements Tokenizer {
     hostFiles('WordPieceTokenizer.save', 'tokenizer.toJSON()').writeText(path, JSON.stringify(this.toJSON()));
   }
 
-  /** A tokenizer from its JSON form. */
+  /** A tokenizer from its JSON form; throws `WordPieceTokenizer.fromJSON: …` naming the first field that does not fit. */
   static fromJSON(json: WordPieceTokenizerJSON): WordPieceTokenizer {
     if (json === null || typeof json !== 'object' || json.type !== 'wordpiece') {
-      throw new Error(`WordPieceTokenizer.fromJSON: not a WordPiece tokenizer (type ${JSON.stringify((json as { type?: unknown } | null)?.type)})`);
+      throw new Error(`WordPieceTokenizer.fromJSON: not a WordPiece tokenizer (type ${describeJSON((json as { type?: unknown } | null)?.type)})`);
     }
-    if (json.version !== 1) throw new Error(`WordPieceTokenizer.fromJSON: unsupported version ${JSON.stringify(json.version)} (this kiln reads version 1)`);
+    if (json.version !== 1) throw new Error(`WordPieceTokenizer.fromJSON: unsupported version ${describeJSON(json.version)} (this kiln reads version 1)`);
     if (!Array.isArray(json.vocab) || !json.vocab.every((t) => typeof t === 'string')) throw new Error('WordPieceTokenizer.fromJSON: vocab must be an array of strings');
-    return new WordPieceTokenizer(json.vocab, {
-      lowercase: json.lowercase,
-      stripAccents: json.stripAccents,
-      maxInputCharsPerWord: json.maxInputCharsPerWord,
-      unkToken: json.unkToken,
-      continuingSubwordPrefix: json.continuingSubwordPrefix,
-      specialTokens: json.specialTokens,
-    });
+    try {
+      return new WordPieceTokenizer(json.vocab, {
+        lowercase: json.lowercase,
+        stripAccents: json.stripAccents,
+        maxInputCharsPerWord: json.maxInputCharsPerWord,
+        unkToken: json.unkToken,
+        continuingSubwordPrefix: json.continuingSubwordPrefix,
+        specialTokens: json.specialTokens,
+      });
+    } catch (e) {
+      throw new Error(`WordPieceTokenizer.fromJSON: ${(e as Error).message}`);
+    }
   }
 
   /** Read a tokenizer written by {@link WordPieceTokenizer.save}. */
