@@ -202,7 +202,7 @@ describe('loadHFGPT2 / hfGPT2Config', () => {
     const bytes = buildFolder(0, [], false, [], []).weights;
     expect(() => hfGPT2Config(bytes, { nHead: 3 })).toThrow(named("hfGPT2Config: config.nHead 3, which does not divide the weights' nEmbd 4"));
     expect(() => loadHFGPT2(bytes, { ...opts, config: { nHead: 3 } })).toThrow(named("loadHFGPT2: config.nHead 3, which does not divide the weights' nEmbd 4"));
-    expect(() => loadHFGPT2(bytes, { ...opts, config: { nHead: 2, dropout: 2 } })).toThrow(named('loadHFGPT2: GPT: dropout must be in [0, 1), got 2'));
+    expect(() => loadHFGPT2(bytes, { ...opts, config: { nHead: 2, dropout: 2 } })).toThrow(named('loadHFGPT2: GPT: config.dropout must be a number in [0, 1), got 2'));
     expect(() => loadHFGPT2(bytes, { ...opts, backend: 'no-such-backend' })).toThrow(named('loadHFGPT2: safetensors: '));
   });
 
