@@ -421,9 +421,17 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
   const loopState = (): LoopState => ({ version: 1, history, evals, earlyStopping: stopper ? stopper.stateDict() : null, bestValLoss, bestStep });
   let lastSaved = resumedFrom ? step : -1;
+  let lastLr = optimizer.paramGroups[0]?.lr ?? NaN;
   const save = async (reason: CheckpointReason): Promise<void> => {
     if (!dir || lastSaved === step) return;
     const t0 = performance.now();
+    // a checkpoint holds finite weights only: an update can overflow while its step's loss was
+    // still finite (a huge lr), and the read saveCheckpoint makes raises this before it writes
+    for (const p of params) {
+      const finite = noGrad(() => isfinite(p));
+      p.backend.check({ cond: finite._storage('train'), values: p._storage('train'), op: 'train', message: `${DIVERGED} ${step} (lr ${lastLr}): a parameter is {value} after the update` });
+      finite.dispose();
+    }
     const path = await saveCheckpoint(checkpointPath(dir, step), {
       model,
       optimizer,
@@ -483,6 +491,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       }
       const ts = performance.now();
       const lr = optimizer.paramGroups[0]?.lr ?? NaN;
+      lastLr = lr;
       optimizer.zeroGrad();
       for (let micro = 0; micro < gradAccum; micro++) {
         const batch = trainData.batch(batchSize, blockSize, generator, { backend });
