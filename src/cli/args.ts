@@ -1,7 +1,9 @@
 /**
  * Command-line arguments: each command declares its options (name, type, default, help), and
  * {@link parseArgs} reads `--name value`, `--name=value` and `--flag`, rejecting unknown options,
- * missing values and values of the wrong type with a {@link UsageError} that names the option.
+ * missing values, values of the wrong type and values out of the option's range with a
+ * {@link UsageError} that names the option and the value: every check of a single option's value
+ * is here, so a command starts work only with values it can use.
  * {@link formatHelp} writes the command's `--help` from the same declaration.
  * @module
  */
@@ -31,6 +33,14 @@ export interface OptionSpec {
   choices?: readonly string[];
   /** The lower bound of a number (inclusive). */
   min?: number;
+  /** The upper bound of a number (inclusive); an `int` option without one is bounded by `Number.MAX_SAFE_INTEGER`. */
+  max?: number;
+  /** An exclusive lower bound (`--top-p` is in (0, 1]). */
+  above?: number;
+  /** An exclusive upper bound (`--dropout` is in [0, 1)). */
+  below?: number;
+  /** Whether a string option takes the empty string (`--prompt ''`); an empty path or name is an error otherwise. */
+  empty?: boolean;
 }
 
 /** A command: its name, what it does, how it is called, its options. */
@@ -55,16 +65,36 @@ export interface ParsedArgs {
 
 const camel = (s: string): string => s.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 
-function convert(o: OptionSpec, raw: string): string | number {
-  const flag = `--${o.name}`;
+/**
+ * A value as an error message shows it: control characters escaped (the message stays one line)
+ * and at most 60 characters (a pasted file is not echoed whole).
+ */
+export function shown(raw: string): string {
+  const s = JSON.stringify(raw).slice(1, -1).replace(/\\"/g, '"');
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
+/** A decimal number: digits, an optional fraction and exponent (no hex, octal, binary, Infinity or blanks). */
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+
+/**
+ * The value of option `o` from its text `raw`, checked against the option's type, choices and
+ * range; `label` names it in errors (`--steps`, or an environment variable).
+ */
+export function convert(o: OptionSpec, raw: string, label = `--${o.name}`): string | number {
   if (o.type === 'string') {
-    if (o.choices && !o.choices.includes(raw)) throw new UsageError(`${flag} must be one of ${o.choices.join(', ')}, got '${raw}'`);
+    if (raw === '' && !o.empty) throw new UsageError(`${label} needs a value (${placeholder(o)}), got ''`);
+    if (o.choices && !o.choices.includes(raw)) throw new UsageError(`${label} must be one of ${o.choices.join(', ')}, got '${shown(raw)}'`);
     return raw;
   }
-  const n = raw.trim() === '' ? NaN : Number(raw);
-  if (o.type === 'int' && !Number.isSafeInteger(n)) throw new UsageError(`${flag} expects an integer, got '${raw}'`);
-  if (!Number.isFinite(n)) throw new UsageError(`${flag} expects a number, got '${raw}'`);
-  if (o.min !== undefined && n < o.min) throw new UsageError(`${flag} must be ≥ ${o.min}, got ${raw}`);
+  const n = DECIMAL.test(raw) ? Number(raw) + 0 : NaN; // + 0: -0 is 0
+  if (o.type === 'int' && !Number.isInteger(n)) throw new UsageError(`${label} expects an integer, got '${shown(raw)}'`);
+  if (!Number.isFinite(n)) throw new UsageError(`${label} expects a number, got '${shown(raw)}'`);
+  const max = o.max ?? (o.type === 'int' ? Number.MAX_SAFE_INTEGER : undefined);
+  if (o.min !== undefined && n < o.min) throw new UsageError(`${label} must be ≥ ${o.min}, got ${shown(raw)}`);
+  if (o.above !== undefined && !(n > o.above)) throw new UsageError(`${label} must be > ${o.above}, got ${shown(raw)}`);
+  if (max !== undefined && n > max) throw new UsageError(`${label} must be ≤ ${max}, got ${shown(raw)}`);
+  if (o.below !== undefined && !(n < o.below)) throw new UsageError(`${label} must be < ${o.below}, got ${shown(raw)}`);
   return n;
 }
 
@@ -88,7 +118,7 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[]): ParsedArg
       continue;
     }
     if (arg === '--') {
-      if (!spec.positional && i + 1 < argv.length) throw new UsageError(`unexpected argument '${argv[i + 1]}'`);
+      if (!spec.positional && i + 1 < argv.length) throw new UsageError(`unexpected argument '${shown(argv[i + 1]!)}'`);
       out._.push(...argv.slice(i + 1));
       break;
     }
@@ -100,14 +130,14 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[]): ParsedArg
       if (eq >= 0) inline = arg.slice(eq + 1);
       opt = byName.get(name);
       if (!opt) {
-        const near = [...byName.keys()].find((k) => k.startsWith(name) || name.startsWith(k));
-        throw new UsageError(`unknown option '--${name}'${near ? ` (did you mean --${near}?)` : ''}`);
+        const near = name.length < 2 ? undefined : [...byName.keys()].find((k) => k.startsWith(name) || name.startsWith(k));
+        throw new UsageError(`unknown option '--${shown(name)}'${near ? ` (did you mean --${near}?)` : ''}`);
       }
     } else if (/^-[a-zA-Z]$/.test(arg)) {
       opt = byShort.get(arg.slice(1));
       if (!opt) throw new UsageError(`unknown option '${arg}'`);
     } else {
-      if (!spec.positional) throw new UsageError(`unexpected argument '${arg}'`);
+      if (!spec.positional) throw new UsageError(`unexpected argument '${shown(arg)}'`);
       out._.push(arg);
       continue;
     }
@@ -117,14 +147,14 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[]): ParsedArg
     if (opt.type === 'boolean') {
       if (inline === undefined) out[key] = true;
       else if (inline === 'true' || inline === 'false') out[key] = inline === 'true';
-      else throw new UsageError(`--${opt.name} is a flag; it takes no value (got '${inline}')`);
+      else throw new UsageError(`--${opt.name} is a flag; it takes no value (got '${shown(inline)}')`);
       continue;
     }
     let raw = inline;
     if (raw === undefined) {
       const next = argv[i + 1];
       // a value may start with '-' only when it is a number (--temperature -1 is caught by min)
-      if (next === undefined || (next.startsWith('-') && !/^-\d/.test(next))) throw new UsageError(`--${opt.name} needs a value (${placeholder(opt)})`);
+      if (next === undefined || (next.startsWith('-') && !/^-\.?\d/.test(next))) throw new UsageError(`--${opt.name} needs a value (${placeholder(opt)})`);
       raw = next;
       i++;
     }

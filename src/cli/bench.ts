@@ -5,10 +5,10 @@
  * @module
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import type { CommandSpec } from './args.js';
+import { UsageError, shown, type CommandSpec } from './args.js';
 
 /** The declaration of `kiln bench` (its arguments go to the bench unparsed). */
 export const benchSpec: CommandSpec = {
@@ -23,10 +23,24 @@ export const benchSpec: CommandSpec = {
 /** The repository root: two folders above this file (src/cli or dist/cli). */
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
+/** The benches in `dir`, as bench/index.ts finds them: every `.ts` file but index, util and names starting with `_`. */
+function benchNames(dir: string): string[] {
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))
+    .map((f) => f.slice(0, -3))
+    .filter((n) => n !== 'index' && n !== 'util' && !n.startsWith('_'))
+    .sort();
+}
+
 /** Run `kiln bench ARGS...`: spawns `tsx bench/index.ts ARGS...` and returns its exit status. */
 export async function benchCommand(argv: readonly string[]): Promise<number> {
   const index = `${root}bench/index.ts`;
   if (!existsSync(index)) throw new Error(`the benches are not here (${index} is missing): they ship with the source repository, not the package`);
+  const name = argv[0];
+  if (name !== undefined && !['--help', '-h', 'list'].includes(name)) {
+    const names = benchNames(`${root}bench`);
+    if (!names.includes(name)) throw new UsageError(`unknown bench '${shown(name)}'; available: ${names.join(', ')}`);
+  }
   let tsxCli: string;
   try {
     tsxCli = createRequire(import.meta.url).resolve('tsx/cli');

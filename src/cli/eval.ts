@@ -10,8 +10,8 @@ import { buildShards } from '../data/shards.js';
 import { evaluate, unigramEntropy } from '../train/loop.js';
 import { UsageError, type CommandSpec, type ParsedArgs } from './args.js';
 import { formatCount } from './progress.js';
-import { loadTrained } from './sample.js';
-import { EOT, describeBackend, loadCorpus, selectBackend, type CommandIO } from './train.js';
+import { loadTrained, resolveCheckpoint } from './sample.js';
+import { EOT, backendOption, corpusSources, describeBackend, loadCorpus, selectBackend, threadsOption, type CommandIO } from './train.js';
 
 /** The declaration of `kiln eval`. */
 export const evalSpec: CommandSpec = {
@@ -21,10 +21,10 @@ export const evalSpec: CommandSpec = {
   options: [
     { name: 'ckpt', type: 'string', placeholder: 'DIR|FILE', help: 'the output folder of kiln train (its newest checkpoint is used) or a checkpoint file' },
     { name: 'data', type: 'string', placeholder: 'PATH', help: 'a text file (one document per paragraph), a folder of text files or a .jsonl file' },
-    { name: 'batch-size', type: 'int', min: 1, help: 'windows per batch', defaultText: '8' },
+    { name: 'batch-size', type: 'int', min: 1, max: 2 ** 20, help: 'windows per batch', defaultText: '8' },
     { name: 'max-batches', type: 'int', min: 1, help: 'score only the first N batches', defaultText: 'all' },
-    { name: 'backend', type: 'string', placeholder: 'NAME', help: 'ref, cpu, ...', defaultText: 'the fastest available' },
-    { name: 'threads', type: 'int', min: 1, help: "the cpu backend's thread count" },
+    backendOption,
+    threadsOption,
     { name: 'json', type: 'boolean', help: 'print the results as JSON' },
   ],
 };
@@ -33,6 +33,9 @@ export const evalSpec: CommandSpec = {
 export async function evalCommand(args: ParsedArgs, io: CommandIO): Promise<number> {
   if (args.ckpt === undefined) throw new UsageError('--ckpt is required (the output folder of kiln train, or a checkpoint file)');
   if (args.data === undefined) throw new UsageError('--data is required (the text to evaluate on)');
+  // bad paths fail before the backend loads
+  await resolveCheckpoint(String(args.ckpt));
+  corpusSources(String(args.data));
   const backend = await selectBackend(args.backend === undefined ? undefined : String(args.backend), args.threads as number | undefined);
   const { model, tokenizer, config, file, dir, step } = await loadTrained(String(args.ckpt), backend);
   const corpus = await loadCorpus(String(args.data));

@@ -106,6 +106,8 @@ export async function main(argv: readonly string[], io: CommandIO = { stdout: pr
   } catch (e) {
     const err = e instanceof Error ? e : new Error(String(e));
     let message = oneLine(err.message);
+    // a library error named for this very command (`train: the loss diverged …`) reads `kiln train: the loss …`
+    if (message.startsWith(`${name}: `)) message = message.slice(name.length + 2);
     if (/is not in this build/.test(message)) message += " (this native build lacks a kernel; try '--backend ref', or rebuild with 'npm run build:native')";
     if (err instanceof UsageError) message += ` (see 'kiln ${name} --help')`;
     io.stderr.write(`kiln ${name}: ${message}\n`);

