@@ -139,7 +139,7 @@ describe('EarlyStopping', () => {
     copy.loadStateDict(JSON.parse(JSON.stringify(s.stateDict())));
     expect(copy.stateDict()).toEqual(s.stateDict());
     expect([copy.update(2.4), copy.update(2.3)]).toEqual([false, true]);
-    expect(() => new EarlyStopping({ patience: 0 })).toThrow(/patience must be a positive integer/);
+    expect(() => new EarlyStopping({ patience: 0 })).toThrow(/^EarlyStopping: patience must be an integer ≥ 1, got 0/);
     expect(() => new EarlyStopping({ patience: 1, minDelta: -1 })).toThrow(/minDelta/);
     expect(() => new EarlyStopping({ patience: 1, mode: 'up' as 'min' })).toThrow(/mode/);
     expect(() => copy.loadStateDict({ best: 'x' } as never)).toThrow(/malformed/);

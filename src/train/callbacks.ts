@@ -4,6 +4,7 @@
  * return a promise; the loop waits for it before going on.
  * @module
  */
+import { checkChoice, show } from '../tensor/validate.js';
 
 /** What `onStep` receives after each optimizer step. */
 export interface StepInfo {
@@ -82,6 +83,9 @@ export interface TrainCallbacks {
   onEnd?(info: EndInfo): void | Promise<void>;
 }
 
+/** The hooks of {@link TrainCallbacks}. */
+const HOOKS: readonly (keyof TrainCallbacks)[] = ['onStart', 'onStep', 'onEval', 'onCheckpoint', 'onEnd'];
+
 /** One callback object or several, as the loop and search take them. */
 export type CallbackList = TrainCallbacks | readonly TrainCallbacks[] | undefined;
 
@@ -90,7 +94,12 @@ export function callbackArray(cbs: CallbackList): TrainCallbacks[] {
   if (cbs === undefined) return [];
   const list = Array.isArray(cbs) ? [...(cbs as readonly TrainCallbacks[])] : [cbs as TrainCallbacks];
   list.forEach((c, i) => {
-    if (c === null || typeof c !== 'object') throw new Error(`callbacks: entry ${i} must be an object of hooks, got ${c === null ? 'null' : typeof c}`);
+    if (c === null || typeof c !== 'object' || Array.isArray(c)) throw new Error(`callbackArray: entry ${i} must be an object of hooks, got ${show(c)}`);
+    // a callback may be a class instance with fields of its own: only the hooks are checked
+    for (const k of HOOKS) {
+      const v = (c as Record<string, unknown>)[k];
+      if (v !== undefined && typeof v !== 'function') throw new Error(`callbackArray: hook ${k} of entry ${i} must be a function, got ${show(v)}`);
+    }
   });
   return list;
 }
@@ -103,6 +112,8 @@ export function callbackArray(cbs: CallbackList): TrainCallbacks[] {
  * await callAll(callbackArray([logger, plotter]), 'onEval', info);
  */
 export async function callAll<K extends keyof TrainCallbacks>(list: readonly TrainCallbacks[], name: K, info: Parameters<NonNullable<TrainCallbacks[K]>>[0]): Promise<void> {
+  if (!Array.isArray(list)) throw new Error(`callAll: list must be an array of callback objects (see callbackArray), got ${show(list)}`);
+  checkChoice('callAll', 'name', name, HOOKS);
   for (const cb of list) {
     const fn = cb[name] as ((i: typeof info) => void | Promise<void>) | undefined;
     if (fn) await fn.call(cb, info);

@@ -5,6 +5,8 @@
  * diverged run does not recover by waiting.
  * @module
  */
+import { describeJSON } from '../io/describe.js';
+import { checkBoolean, checkChoice, checkKeys, checkNumber, show } from '../tensor/validate.js';
 
 /** Options of {@link EarlyStopping}. */
 export interface EarlyStoppingOptions {
@@ -51,10 +53,14 @@ export class EarlyStopping {
   private state: EarlyStoppingState = { best: null, bestStep: null, wait: 0, stopped: false, reason: null };
 
   constructor(opts: EarlyStoppingOptions) {
-    const { patience, minDelta = 0, mode = 'min', stopOnNonFinite = true } = opts ?? ({} as EarlyStoppingOptions);
-    if (!Number.isInteger(patience) || patience < 1) throw new Error(`EarlyStopping: patience must be a positive integer, got ${patience}`);
-    if (!(Number.isFinite(minDelta) && minDelta >= 0)) throw new Error(`EarlyStopping: minDelta must be a finite number ≥ 0, got ${minDelta}`);
-    if (mode !== 'min' && mode !== 'max') throw new Error(`EarlyStopping: mode must be 'min' or 'max', got '${String(mode)}'`);
+    const op = 'EarlyStopping';
+    if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) throw new Error(`${op}: expected options { patience, minDelta?, mode?, stopOnNonFinite? }, got ${show(opts)}`);
+    checkKeys(op, opts, ['patience', 'minDelta', 'mode', 'stopOnNonFinite']);
+    const { patience, minDelta = 0, mode = 'min', stopOnNonFinite = true } = opts;
+    checkNumber(op, 'patience', patience, { integer: true, min: 1 });
+    checkNumber(op, 'minDelta', minDelta, { min: 0 });
+    checkChoice(op, 'mode', mode, ['min', 'max'] as const);
+    checkBoolean(op, 'stopOnNonFinite', stopOnNonFinite);
     this.patience = patience;
     this.minDelta = minDelta;
     this.mode = mode;
@@ -91,6 +97,7 @@ export class EarlyStopping {
    * `value > best + minDelta` in `'max'` mode; any finite value improves on nothing.
    */
   isImprovement(value: number): boolean {
+    if (typeof value !== 'number') throw new Error(`EarlyStopping.isImprovement: value must be a number, got ${show(value)}`);
     if (!Number.isFinite(value)) return false;
     const best = this.state.best;
     if (best === null) return true;
@@ -102,7 +109,8 @@ export class EarlyStopping {
    * returning true) until {@link reset}.
    */
   update(value: number, step: number | null = null): boolean {
-    if (typeof value !== 'number') throw new Error(`EarlyStopping.update: value must be a number, got ${typeof value}`);
+    if (typeof value !== 'number') throw new Error(`EarlyStopping.update: value must be a number, got ${show(value)}`);
+    if (step !== null) checkNumber('EarlyStopping.update', 'step', step);
     const s = this.state;
     if (s.stopped) return true;
     if (this.isImprovement(value)) {
@@ -138,12 +146,14 @@ export class EarlyStopping {
   loadStateDict(s: EarlyStoppingState): void {
     const ok =
       !!s &&
+      typeof s === 'object' &&
       (s.best === null || typeof s.best === 'number') &&
       (s.bestStep === null || typeof s.bestStep === 'number') &&
       Number.isInteger(s.wait) &&
       s.wait >= 0 &&
-      typeof s.stopped === 'boolean';
-    if (!ok) throw new Error(`EarlyStopping.loadStateDict: malformed state ${JSON.stringify(s)}`);
+      typeof s.stopped === 'boolean' &&
+      (s.reason === undefined || s.reason === null || s.reason === 'patience' || s.reason === 'non-finite');
+    if (!ok) throw new Error(`EarlyStopping.loadStateDict: malformed state ${describeJSON(s)} (expected { best, bestStep, wait, stopped, reason })`);
     this.state = { best: s.best, bestStep: s.bestStep, wait: s.wait, stopped: s.stopped, reason: s.reason ?? null };
   }
 }

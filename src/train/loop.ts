@@ -21,7 +21,10 @@ import type { LRScheduler } from '../optim/schedule.js';
 import { keep as keepTensor, tidy } from '../tensor/memory.js';
 import { tensor } from '../tensor/ops/creation.js';
 import { add, clone, isfinite } from '../tensor/ops/elementwise.js';
-import type { Generator } from '../tensor/random.js';
+import { Generator } from '../tensor/random.js';
+import { backendFor } from '../backend/registry.js';
+import { asOp } from '../tensor/ops/util.js';
+import { checkKeys, checkNumber, optionalNumber, show } from '../tensor/validate.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { callAll, callbackArray, type CallbackList, type CheckpointReason, type StopReason } from './callbacks.js';
 import { EarlyStopping, type EarlyStoppingOptions, type EarlyStoppingState } from './early_stopping.js';
@@ -164,17 +167,28 @@ const CKPT_RE = /^ckpt-(\d+)\.safetensors$/;
 
 /** The file name of the checkpoint of `step` in `dir`: `ckpt-<step, 8 digits>.safetensors`. */
 export function checkpointPath(dir: string, step: number): string {
+  checkDir('checkpointPath', dir);
+  checkNumber('checkpointPath', 'step', step, { integer: true, min: 0 });
   return join(dir, `ckpt-${String(step).padStart(8, '0')}.safetensors`);
 }
 
 /** The checkpoints {@link train} wrote in `dir`, oldest step first (an empty list when `dir` does not exist). */
 export async function listCheckpoints(dir: string): Promise<{ path: string; step: number }[]> {
+  return checkpointsIn('listCheckpoints', dir);
+}
+
+function checkDir(op: string, dir: unknown): asserts dir is string {
+  if (typeof dir !== 'string' || dir === '') throw new Error(`${op}: dir must be a folder's path, got ${show(dir)}`);
+}
+
+async function checkpointsIn(op: string, dir: string): Promise<{ path: string; step: number }[]> {
+  checkDir(op, dir);
   let names: string[];
   try {
     names = await readdir(dir);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw new Error(`listCheckpoints: cannot read '${dir}': ${(e as Error).message}`);
+    throw new Error(`${op}: cannot read '${dir}': ${(e as Error).message}`);
   }
   return names
     .map((n) => [n, CKPT_RE.exec(n)] as const)
@@ -185,7 +199,7 @@ export async function listCheckpoints(dir: string): Promise<{ path: string; step
 
 /** The newest checkpoint in `dir` (highest step), or null. */
 export async function latestCheckpoint(dir: string): Promise<{ path: string; step: number } | null> {
-  const all = await listCheckpoints(dir);
+  const all = await checkpointsIn('latestCheckpoint', dir);
   return all.length ? all[all.length - 1]! : null;
 }
 
@@ -248,11 +262,15 @@ export async function evaluate(
   opts: EvaluateOptions,
 ): Promise<PerplexityResult & { batches: number; seconds: number }> {
   const t0 = performance.now();
-  const batchSize = opts.batchSize ?? 8;
-  const maxBatches = opts.maxBatches ?? Infinity;
-  if (!Number.isInteger(opts.blockSize) || opts.blockSize < 1) throw new Error(`evaluate: blockSize must be a positive integer, got ${opts.blockSize}`);
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`evaluate: batchSize must be a positive integer, got ${batchSize}`);
-  if (!(maxBatches === Infinity || (Number.isInteger(maxBatches) && maxBatches >= 1))) throw new Error(`evaluate: maxBatches must be a positive integer, got ${maxBatches}`);
+  const op = 'evaluate';
+  if (!model || typeof model.forward !== 'function' || typeof model.train !== 'function') throw new Error(`${op}: model must have forward(idx, targets) and train(mode), got ${show(model)}`);
+  if (!data || typeof data.sequential !== 'function' || typeof data.window !== 'function') throw new Error(`${op}: data must be a TokenDataset, got ${show(data)}`);
+  if (opts === null || typeof opts !== 'object') throw new Error(`${op}: expected options { blockSize, batchSize?, maxBatches?, backend? }, got ${show(opts)}`);
+  checkKeys(op, opts, ['blockSize', 'batchSize', 'maxBatches', 'backend']);
+  checkNumber(op, 'blockSize', opts.blockSize, { integer: true, min: 1 });
+  const batchSize = optionalNumber(op, 'batchSize', opts.batchSize, 8, { integer: true, min: 1 });
+  const maxBatches = optionalNumber(op, 'maxBatches', opts.maxBatches, Infinity, { integer: true, min: 1, infinity: true });
+  if (opts.backend !== undefined) backendFor(op, opts.backend);
   if (data.length < 2) throw new Error(`evaluate: the stream has ${data.length} token(s); at least 2 are needed to score one`);
   const meter = new PerplexityMeter();
   const wasTraining = model.training;
@@ -293,8 +311,10 @@ export async function evaluate(
  * unigramEntropy([0, 0, 1, 1]); // ln 2
  */
 export function unigramEntropy(tokens: ArrayLike<number>): number {
+  if (!(Array.isArray(tokens) || ArrayBuffer.isView(tokens))) throw new Error(`unigramEntropy: tokens must be an array of token ids, got ${show(tokens)}`);
   const n = tokens.length;
   if (n === 0) throw new Error('unigramEntropy: no tokens');
+  for (let i = 0; i < n; i++) if (!Number.isInteger(tokens[i])) throw new Error(`unigramEntropy: tokens[${i}] must be an integer id, got ${show(tokens[i])}`);
   const counts = new Map<number, number>();
   for (let i = 0; i < n; i++) counts.set(tokens[i]!, (counts.get(tokens[i]!) ?? 0) + 1);
   let h = 0;
@@ -314,7 +334,8 @@ export function unigramEntropy(tokens: ArrayLike<number>): number {
  * const opt = new AdamW(weightDecayGroups(model, 0.1), { lr: 1e-3, betas: [0.9, 0.95] });
  */
 export function weightDecayGroups(model: { parameters(): Tensor[] }, weightDecay: number): [{ params: Tensor[]; weightDecay: number }, { params: Tensor[]; weightDecay: number }] {
-  if (!(Number.isFinite(weightDecay) && weightDecay >= 0)) throw new Error(`weightDecayGroups: weightDecay must be a finite number ≥ 0, got ${weightDecay}`);
+  if (!model || typeof model.parameters !== 'function') throw new Error(`weightDecayGroups: model must have parameters(), got ${show(model)}`);
+  checkNumber('weightDecayGroups', 'weightDecay', weightDecay, { min: 0 });
   const params = model.parameters().filter((p) => p.requiresGrad);
   return [
     { params: params.filter((p) => p.rank >= 2), weightDecay },
@@ -324,9 +345,13 @@ export function weightDecayGroups(model: { parameters(): Tensor[] }, weightDecay
 
 function checkCount(name: string, v: number | undefined, min: number): number {
   if (v === undefined) return min === 1 ? 1 : 0;
-  if (!Number.isSafeInteger(v) || v < min) throw new Error(`train: ${name} must be an integer ≥ ${min}, got ${v}`);
-  return v;
+  return checkNumber('train', name, v, { integer: true, min });
 }
+
+const TRAIN_KEYS = [
+  'model', 'optimizer', 'scheduler', 'data', 'steps', 'batchSize', 'blockSize', 'gradAccum', 'clip', 'logEvery', 'evalEvery', 'evalBatches',
+  'evalBatchSize', 'checkpointEvery', 'checkpointDir', 'keepCheckpoints', 'resume', 'generator', 'earlyStopping', 'callbacks', 'signal', 'backend', 'extra',
+] as const;
 
 function readLoopState(extra: unknown): LoopState | null {
   const s = (extra as { train?: LoopState } | null)?.train;
@@ -359,39 +384,47 @@ const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r)
  * result.bestValLoss;
  */
 export async function train(opts: TrainOptions): Promise<TrainResult> {
-  if (!opts || typeof opts !== 'object') throw new Error('train: expected an options object');
+  if (!opts || typeof opts !== 'object') throw new Error(`train: expected an options object, got ${show(opts)}`);
+  checkKeys('train', opts, TRAIN_KEYS);
   const { model, optimizer, scheduler, generator, signal } = opts;
-  if (!model || typeof model.forward !== 'function' || typeof model.parameters !== 'function') throw new Error('train: model must have forward(idx, targets) and parameters()');
-  if (!optimizer || typeof optimizer.step !== 'function') throw new Error('train: optimizer must be an optimizer (AdamW, ...)');
-  if (!generator || typeof generator.getState !== 'function') throw new Error('train: generator must be a Generator (it draws the batches)');
-  const trainData = opts.data?.train;
-  const valData = opts.data?.val ?? null;
-  if (!trainData || typeof trainData.batch !== 'function') throw new Error('train: data.train must be a TokenDataset');
-  const steps = checkCount('steps', opts.steps ?? NaN, 0);
-  const batchSize = checkCount('batchSize', opts.batchSize ?? NaN, 1);
-  const blockSize = checkCount('blockSize', opts.blockSize ?? NaN, 1);
+  if (!model || typeof model.forward !== 'function' || typeof model.parameters !== 'function') throw new Error(`train: model must have forward(idx, targets) and parameters(), got ${show(model)}`);
+  if (!optimizer || typeof optimizer.step !== 'function') throw new Error(`train: optimizer must be an optimizer (AdamW, ...), got ${show(optimizer)}`);
+  if (!(generator instanceof Generator)) throw new Error(`train: generator must be a Generator (it draws the batches), got ${show(generator)}`);
+  if (scheduler !== undefined && (scheduler === null || typeof scheduler.step !== 'function')) throw new Error(`train: scheduler must be an LRScheduler, got ${show(scheduler)}`);
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new Error(`train: signal must be an AbortSignal, got ${show(signal)}`);
+  if (opts.data === null || typeof opts.data !== 'object') throw new Error(`train: data must be { train, val? } TokenDatasets, got ${show(opts.data)}`);
+  checkKeys('train: data', opts.data, ['train', 'val']);
+  const trainData = opts.data.train;
+  const valData = opts.data.val ?? null;
+  if (!trainData || typeof trainData.batch !== 'function') throw new Error(`train: data.train must be a TokenDataset, got ${show(trainData)}`);
+  if (valData !== null && typeof valData.sequential !== 'function') throw new Error(`train: data.val must be a TokenDataset, got ${show(valData)}`);
+  const steps = checkNumber('train', 'steps', opts.steps, { integer: true, min: 0 });
+  const batchSize = checkNumber('train', 'batchSize', opts.batchSize, { integer: true, min: 1 });
+  const blockSize = checkNumber('train', 'blockSize', opts.blockSize, { integer: true, min: 1 });
   const gradAccum = checkCount('gradAccum', opts.gradAccum, 1);
   const evalEvery = checkCount('evalEvery', opts.evalEvery, 0);
   const logEvery = checkCount('logEvery', opts.logEvery, 1);
   const evalBatches = checkCount('evalBatches', opts.evalBatches ?? 8, 1);
   const evalBatchSize = checkCount('evalBatchSize', opts.evalBatchSize ?? batchSize, 1);
   const checkpointEvery = checkCount('checkpointEvery', opts.checkpointEvery, 0);
-  const keep = opts.keepCheckpoints ?? Infinity;
-  if (!(keep === Infinity || (Number.isSafeInteger(keep) && keep >= 1))) throw new Error(`train: keepCheckpoints must be a positive integer, got ${keep}`);
-  const clip = opts.clip ?? 0;
-  if (!(Number.isFinite(clip) && clip >= 0)) throw new Error(`train: clip must be a finite number ≥ 0, got ${clip}`);
+  const keep = optionalNumber('train', 'keepCheckpoints', opts.keepCheckpoints, Infinity, { integer: true, min: 1, infinity: true });
+  const clip = optionalNumber('train', 'clip', opts.clip, 0, { min: 0 });
+  if (opts.checkpointDir !== undefined) checkDir('train', opts.checkpointDir);
+  if (opts.resume !== undefined && typeof opts.resume !== 'boolean' && (typeof opts.resume !== 'string' || !opts.resume))
+    throw new Error(`train: resume must be true, false or a checkpoint's path, got ${show(opts.resume)}`);
+  if (opts.backend !== undefined) backendFor('train', opts.backend);
   const dir = opts.checkpointDir ?? null;
   if (checkpointEvery > 0 && !dir) throw new Error('train: checkpointEvery needs checkpointDir');
   if (opts.resume === true && !dir) throw new Error('train: resume: true needs checkpointDir (or pass the checkpoint path)');
   if (evalEvery > 0 && !valData) throw new Error('train: evalEvery needs data.val');
-  const stopper = opts.earlyStopping === undefined ? null : opts.earlyStopping instanceof EarlyStopping ? opts.earlyStopping : new EarlyStopping(opts.earlyStopping);
+  const stopper = opts.earlyStopping === undefined ? null : opts.earlyStopping instanceof EarlyStopping ? opts.earlyStopping : asOp('train', () => new EarlyStopping(opts.earlyStopping as EarlyStoppingOptions));
   if (stopper && (!valData || evalEvery === 0)) throw new Error('train: earlyStopping needs data.val and evalEvery > 0');
   if (trainData.validStarts(blockSize) < 1) throw new Error(`train: the training stream has ${trainData.length} tokens, fewer than blockSize + 1 = ${blockSize + 1}`);
   if (valData && valData.length < 2) throw new Error(`train: the validation stream has ${valData.length} token(s); at least 2 are needed`);
   const params = model.parameters();
   if (params.length === 0) throw new Error('train: the model has no parameters');
   const backend = opts.backend ?? params[0]!.backend.name;
-  const cbs = callbackArray(opts.callbacks);
+  const cbs = asOp('train', () => callbackArray(opts.callbacks));
 
   // ---- resume ----
   let step = 0;
@@ -443,7 +476,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     lastSaved = step;
     lastCheckpoint = path;
     if (keep !== Infinity) {
-      const all = await listCheckpoints(dir);
+      const all = await checkpointsIn('latestCheckpoint', dir);
       for (const old of all.slice(0, Math.max(0, all.length - keep))) await rm(old.path, { force: true });
     }
     await callAll(cbs, 'onCheckpoint', { step, path, reason, seconds: (performance.now() - t0) / 1000 });

@@ -8,6 +8,8 @@
  * @module
  */
 import { Generator } from '../tensor/random.js';
+import { asOp } from '../tensor/ops/util.js';
+import { checkBoolean, checkChoice, checkKeys, checkNumber, show } from '../tensor/validate.js';
 import { EarlyStopping, type EarlyStoppingOptions } from './early_stopping.js';
 
 /** A value a hyperparameter can take. */
@@ -114,22 +116,26 @@ export interface SearchResult {
   aborted: boolean;
 }
 
-function checkSpace(space: SearchSpace, strategy: 'grid' | 'random'): [string, ParamSpec][] {
-  if (!space || typeof space !== 'object') throw new Error('search: space must be an object of hyperparameters');
+function checkSpace(op: string, space: SearchSpace, strategy: 'grid' | 'random'): [string, ParamSpec][] {
+  if (!space || typeof space !== 'object' || Array.isArray(space)) throw new Error(`${op}: space must be an object of hyperparameters, got ${show(space)}`);
   const entries = Object.entries(space);
-  if (entries.length === 0) throw new Error('search: the space has no hyperparameters');
+  if (entries.length === 0) throw new Error(`${op}: the space has no hyperparameters`);
   for (const [name, spec] of entries) {
     if (Array.isArray(spec)) {
-      if (spec.length === 0) throw new Error(`search: '${name}' lists no values`);
+      if (spec.length === 0) throw new Error(`${op}: '${name}' lists no values`);
+      spec.forEach((v, i) => {
+        if (v !== null && !['number', 'string', 'boolean'].includes(typeof v)) throw new Error(`${op}: '${name}'[${i}] must be a number, string, boolean or null, got ${show(v)}`);
+      });
       continue;
     }
     const s = spec as Exclude<ParamSpec, readonly ParamValue[]>;
     if (!s || typeof s !== 'object' || !['uniform', 'logUniform', 'int'].includes(s.type))
-      throw new Error(`search: '${name}' must be a list of values or { type: 'uniform' | 'logUniform' | 'int', low, high }`);
-    if (strategy === 'grid') throw new Error(`search: grid search needs a list of values for '${name}', got a ${s.type} range (use strategy: 'random')`);
-    if (!(Number.isFinite(s.low) && Number.isFinite(s.high) && s.low <= s.high)) throw new Error(`search: '${name}' needs finite low ≤ high, got ${s.low}, ${s.high}`);
-    if (s.type === 'logUniform' && !(s.low > 0)) throw new Error(`search: '${name}' is logUniform, so low must be > 0, got ${s.low}`);
-    if (s.type === 'int' && !(Number.isInteger(s.low) && Number.isInteger(s.high))) throw new Error(`search: '${name}' is int, so low and high must be integers, got ${s.low}, ${s.high}`);
+      throw new Error(`${op}: '${name}' must be a list of values or { type: 'uniform' | 'logUniform' | 'int', low, high }, got ${show(s)}`);
+    checkKeys(`${op}: '${name}'`, s, ['type', 'low', 'high']);
+    if (strategy === 'grid') throw new Error(`${op}: grid search needs a list of values for '${name}', got a ${s.type} range (use strategy: 'random')`);
+    checkNumber(op, `'${name}'.low`, s.low, s.type === 'int' ? { integer: true } : {});
+    checkNumber(op, `'${name}'.high`, s.high, { min: s.low, ...(s.type === 'int' ? { integer: true } : {}) });
+    if (s.type === 'logUniform' && !(s.low > 0)) throw new Error(`${op}: '${name}' is logUniform, so low must be > 0, got ${s.low}`);
   }
   return entries;
 }
@@ -143,7 +149,7 @@ function checkSpace(space: SearchSpace, strategy: 'grid' | 'random'): [string, P
  * // [{ lr: 1e-3, layers: 2 }, { lr: 1e-3, layers: 4 }, { lr: 3e-3, layers: 2 }, { lr: 3e-3, layers: 4 }]
  */
 export function gridConfigs(space: SearchSpace): SearchConfig[] {
-  const entries = checkSpace(space, 'grid') as [string, readonly ParamValue[]][];
+  const entries = checkSpace('gridConfigs', space, 'grid') as [string, readonly ParamValue[]][];
   let out: SearchConfig[] = [{}];
   for (const [name, values] of entries) out = out.flatMap((c) => values.map((v) => ({ ...c, [name]: v })));
   return out;
@@ -156,8 +162,9 @@ export function gridConfigs(space: SearchSpace): SearchConfig[] {
  * the Philox stream of `seed`, so a seed gives the same draws everywhere.
  */
 export function randomConfigs(space: SearchSpace, n: number, seed = 0): SearchConfig[] {
-  const entries = checkSpace(space, 'random');
-  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`randomConfigs: n must be a non-negative integer, got ${n}`);
+  const entries = checkSpace('randomConfigs', space, 'random');
+  checkNumber('randomConfigs', 'n', n, { integer: true, min: 0 });
+  checkNumber('randomConfigs', 'seed', seed, { integer: true, min: 0 });
   if (n === 0) return [];
   const k = entries.length;
   const u = new Generator(seed).draw(n * k, { kind: 'uniform', low: 0, high: 1 });
@@ -184,7 +191,7 @@ function readOutcome(out: TrialOutcome): { value: number | null; steps: number |
     return { value: out.value, steps: out.steps ?? null, earlyStopped: out.earlyStopped ?? false };
   if (typeof out === 'object' && 'bestValLoss' in out && 'reason' in out)
     return { value: out.bestValLoss, steps: out.step, earlyStopped: out.reason === 'early-stopped' };
-  throw new Error(`search: run returned ${JSON.stringify(out)}; expected a number, { value }, or a train() result`);
+  throw new Error(`search: run returned ${show(out)}; expected a number, { value }, or a train() result`);
 }
 
 /** Compare two trials for ranking in `mode` (finite values first, better first, then by index). */
@@ -208,6 +215,14 @@ function fmt(v: ParamValue | undefined): string {
 
 /** The ranked trials as a Markdown table: rank, trial, each hyperparameter, the value, status, steps, seconds. */
 export function searchTable(ranked: readonly Trial[], names: readonly string[], metricName = 'value'): string {
+  const op = 'searchTable';
+  if (!Array.isArray(ranked)) throw new Error(`${op}: ranked must be an array of trials, got ${show(ranked)}`);
+  ranked.forEach((t, i) => {
+    if (t === null || typeof t !== 'object' || typeof t.index !== 'number' || typeof t.seconds !== 'number' || t.config === null || typeof t.config !== 'object')
+      throw new Error(`${op}: ranked[${i}] must be a trial (as search() returns), got ${show(t)}`);
+  });
+  if (!Array.isArray(names) || names.some((n) => typeof n !== 'string')) throw new Error(`${op}: names must be an array of strings, got ${show(names)}`);
+  if (typeof metricName !== 'string') throw new Error(`${op}: metricName must be a string, got ${show(metricName)}`);
   const header = ['rank', 'trial', ...names, metricName, 'status', 'steps', 'seconds'];
   const rows = ranked.map((t, i) => [
     String(i + 1),
@@ -237,15 +252,21 @@ export function searchTable(ranked: readonly Trial[], names: readonly string[], 
  * console.log(table); // ranked by best validation loss
  */
 export async function search(opts: SearchOptions): Promise<SearchResult> {
-  if (!opts || typeof opts.run !== 'function') throw new Error('search: expected { space, run(config, context) }');
-  const strategy = opts.strategy ?? 'grid';
-  if (strategy !== 'grid' && strategy !== 'random') throw new Error(`search: strategy must be 'grid' or 'random', got '${String(strategy)}'`);
-  const mode = opts.mode ?? 'min';
-  if (mode !== 'min' && mode !== 'max') throw new Error(`search: mode must be 'min' or 'max', got '${String(mode)}'`);
-  if (opts.trials !== undefined && !(Number.isSafeInteger(opts.trials) && opts.trials >= 1)) throw new Error(`search: trials must be a positive integer, got ${opts.trials}`);
+  if (!opts || typeof opts !== 'object') throw new Error(`search: expected { space, run(config, context) }, got ${show(opts)}`);
+  checkKeys('search', opts, ['space', 'strategy', 'trials', 'seed', 'run', 'mode', 'earlyStopping', 'signal', 'onTrial', 'failFast', 'metricName']);
+  if (typeof opts.run !== 'function') throw new Error(`search: run must be a function (config, context) => outcome, got ${show(opts.run)}`);
+  const strategy = checkChoice('search', 'strategy', opts.strategy ?? 'grid', ['grid', 'random'] as const);
+  const mode = checkChoice('search', 'mode', opts.mode ?? 'min', ['min', 'max'] as const);
+  if (opts.trials !== undefined) checkNumber('search', 'trials', opts.trials, { integer: true, min: 1 });
+  if (opts.seed !== undefined) checkNumber('search', 'seed', opts.seed, { integer: true, min: 0 });
+  if (opts.failFast !== undefined) checkBoolean('search', 'failFast', opts.failFast);
+  if (opts.metricName !== undefined && typeof opts.metricName !== 'string') throw new Error(`search: metricName must be a string, got ${show(opts.metricName)}`);
+  if (opts.onTrial !== undefined && typeof opts.onTrial !== 'function') throw new Error(`search: onTrial must be a function, got ${show(opts.onTrial)}`);
+  if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) throw new Error(`search: signal must be an AbortSignal, got ${show(opts.signal)}`);
   if (strategy === 'random' && opts.trials === undefined) throw new Error('search: random search needs trials (how many configurations to draw)');
-  if (opts.earlyStopping) new EarlyStopping({ ...opts.earlyStopping, mode }); // validate before any trial runs
-  const configs = strategy === 'grid' ? gridConfigs(opts.space).slice(0, opts.trials ?? Infinity) : randomConfigs(opts.space, opts.trials!, opts.seed ?? 0);
+  if (opts.earlyStopping !== undefined) checkKeys('search: earlyStopping', opts.earlyStopping, ['patience', 'minDelta', 'stopOnNonFinite']);
+  if (opts.earlyStopping !== undefined) asOp('search', () => new EarlyStopping({ ...opts.earlyStopping!, mode })); // validate before any trial runs
+  const configs = asOp('search', () => (strategy === 'grid' ? gridConfigs(opts.space).slice(0, opts.trials ?? Infinity) : randomConfigs(opts.space, opts.trials!, opts.seed ?? 0)));
   const names = Object.keys(opts.space);
   const trials: Trial[] = [];
   let aborted = false;
