@@ -37,7 +37,7 @@ import { AdamW } from '../optim/adam.js';
 import { LRScheduler, cosineLr } from '../optim/schedule.js';
 import { tensor } from '../tensor/ops/creation.js';
 import { Generator } from '../tensor/random.js';
-import { evaluate, latestCheckpoint, listCheckpoints, train, unigramEntropy, weightDecayGroups, type TrainResult } from '../train/loop.js';
+import { evaluate, latestCheckpoint, listCheckpoints, train, unigramEntropy, weightDecayGroups, type TrainOptions, type TrainResult } from '../train/loop.js';
 import { UsageError, convert, shown, type CommandSpec, type OptionSpec, type ParsedArgs } from './args.js';
 import { CONFIGS, getConfig, type RunConfig } from './configs.js';
 import { lossCurveSvg } from './plot.js';
@@ -337,6 +337,177 @@ export function checkRunSize(config: RunConfig, backend: Pick<Backend, 'name' | 
     );
 }
 
+// ---- the pipeline before the first step, shared with scripts (bench/soak.ts) ----------------------
+
+/** What {@link prepareRun} builds: the data, the tokenizer, the model and its optimizer, ready for `train()`. */
+export interface PreparedRun {
+  corpus: { documents: TextDocument[]; label: string; chars: number };
+  trainDocs: TextDocument[];
+  valDocs: TextDocument[];
+  tokenizer: BPETokenizer;
+  /** The `<|endoftext|>` id between documents, or null. */
+  eos: number | null;
+  trainData: TokenDataset;
+  valData: TokenDataset;
+  modelConfig: GPTConfig;
+  model: GPT;
+  optimizer: AdamW;
+  scheduler: LRScheduler;
+  /** Initialisation, dropout and batches: its state in a checkpoint resumes all of them. */
+  generator: Generator;
+  /** Seconds of each stage. */
+  seconds: { data: number; tokenizer: number; shards: number; model: number };
+}
+
+/**
+ * Everything `kiln train` does before its first step, for `config`: read and clean the corpus
+ * (`data`, or the default one), split it, train the BPE tokenizer (cached in `out/cache` by the
+ * training documents and the vocabulary size; a resumed run loads `out/tokenizer.json`), tokenise
+ * both splits into cached shards, and build the GPT, AdamW over nanoGPT's weight-decay groups and
+ * the warm-up + cosine schedule on `backend`. `log` gets one line per stage. Close
+ * `trainData`/`valData` when done.
+ *
+ * @example
+ * const config = { ...getConfig('tiny'), steps: 10 };
+ * const run = await prepareRun(config, { out: 'runs/a', backend: 'cpu' });
+ * const result = await train(trainOptions(config, run, { out: 'runs/a', backend: 'cpu' }));
+ */
+export async function prepareRun(
+  config: RunConfig,
+  opts: { data?: string | undefined; out: string; resume?: boolean; backend: string; log?: (line: string) => void },
+): Promise<PreparedRun> {
+  const { out, backend } = opts;
+  const log = opts.log ?? ((): void => {});
+  const cacheDir = join(out, 'cache');
+
+  // data
+  let t = performance.now();
+  const corpus = await loadCorpus(opts.data);
+  const { train: trainDocs, val: valDocs } = splitDocuments(corpus.documents, { valFraction: config.valFraction, seed: config.seed });
+  if (!valDocs.length)
+    throw new Error(`--data: the validation split is empty: ${corpus.label} has ${corpus.documents.length} document(s); give a text file with several paragraphs (separated by blank lines), a folder or a .jsonl file`);
+  const tData = seconds(t);
+  log(`data: ${corpus.label}: ${corpus.documents.length} documents, ${formatCount(corpus.chars)} characters; ${trainDocs.length} train / ${valDocs.length} validation (${fmtS(tData)})`);
+
+  // tokenizer (cached by the training documents and the vocabulary size)
+  t = performance.now();
+  const tokPath = join(out, 'tokenizer.json');
+  let tokenizer: BPETokenizer;
+  let tokCache: 'hit' | 'miss' | 'resumed';
+  if (opts.resume) {
+    if (!existsSync(tokPath)) throw new Error(`cannot resume: ${tokPath} is missing`);
+    tokenizer = BPETokenizer.load(tokPath);
+    tokCache = 'resumed';
+  } else {
+    const key = createHash('sha256').update(JSON.stringify({ kind: 'kiln-bpe', vocabSize: config.vocabSize, specials: [EOT] }));
+    for (const d of trainDocs) key.update(`\n${contentHash(d.text)}`);
+    const cached = join(cacheDir, `tokenizer-${key.digest('hex').slice(0, 24)}.json`);
+    if (existsSync(cached)) {
+      tokenizer = BPETokenizer.load(cached);
+      tokCache = 'hit';
+    } else {
+      tokenizer = BPETokenizer.train(
+        trainDocs.map((d) => d.text),
+        { vocabSize: config.vocabSize, specialTokens: [EOT] },
+      );
+      await mkdir(cacheDir, { recursive: true });
+      await writeFileAtomic(cached, new TextEncoder().encode(JSON.stringify(tokenizer.toJSON())));
+      tokCache = 'miss';
+    }
+    await writeFileAtomic(tokPath, new TextEncoder().encode(JSON.stringify(tokenizer.toJSON())));
+  }
+  const eos = tokenizer.specialTokens.get(EOT) ?? null;
+  const tTok = seconds(t);
+  log(`tokenizer: byte-level BPE, ${tokenizer.vocabSize} tokens (${tokCache === 'miss' ? 'trained' : tokCache === 'hit' ? 'cached' : "the run's"}) (${fmtS(tTok)})`);
+
+  // shards
+  t = performance.now();
+  const trainShards = await buildShards(trainDocs, tokenizer, { cacheDir, eos });
+  const valShards = await buildShards(valDocs, tokenizer, { cacheDir, eos });
+  const trainData = TokenDataset.open(trainShards);
+  const valData = TokenDataset.open(valShards);
+  const tShards = seconds(t);
+  log(`shards: ${formatCount(trainData.length)} train / ${formatCount(valData.length)} validation tokens (${trainShards.cache === 'hit' && valShards.cache === 'hit' ? 'cached' : 'tokenised'}) (${fmtS(tShards)})`);
+  try {
+    if (valData.length < 2) throw new Error(`--data: the validation split has ${valData.length} token(s); give more data`);
+    if (trainData.length < config.blockSize + 1)
+      throw new UsageError(`--block-size ${config.blockSize} is longer than the training split (${trainData.length} tokens): give a smaller --block-size or more --data`);
+
+    // model, optimizer, schedule
+    t = performance.now();
+    const modelConfig: GPTConfig = {
+      vocabSize: tokenizer.vocabSize,
+      blockSize: config.blockSize,
+      nLayer: config.nLayer,
+      nHead: config.nHead,
+      nEmbd: config.nEmbd,
+      dropout: config.dropout,
+      bias: true,
+      tiedHead: true,
+    };
+    const generator = new Generator(config.seed);
+    const model = new GPT(modelConfig, { backend, generator });
+    const optimizer = new AdamW(weightDecayGroups(model, config.weightDecay), { lr: config.lr, betas: config.betas, eps: 1e-8 });
+    const scheduler = new LRScheduler(optimizer, cosineLr({ warmupSteps: config.warmupSteps, totalSteps: config.steps, minLr: config.minLr }));
+    const tModel = seconds(t);
+    log(
+      `model: GPT ${config.nLayer} layers, ${config.nHead} heads, width ${config.nEmbd}, context ${config.blockSize}: ${formatCount(model.numParameters())} parameters; ` +
+        `AdamW lr ${config.lr} → ${config.minLr} (warm-up ${config.warmupSteps}, cosine), weight decay ${config.weightDecay} on matrices, clip ${config.clip}; ` +
+        `batch ${config.batchSize} × ${config.blockSize}${config.gradAccum > 1 ? ` × ${config.gradAccum} accumulation` : ''}, ${config.steps} steps`,
+    );
+    return {
+      corpus,
+      trainDocs,
+      valDocs,
+      tokenizer,
+      eos,
+      trainData,
+      valData,
+      modelConfig,
+      model,
+      optimizer,
+      scheduler,
+      generator,
+      seconds: { data: tData, tokenizer: tTok, shards: tShards, model: tModel },
+    };
+  } catch (e) {
+    trainData.close();
+    valData.close();
+    throw e;
+  }
+}
+
+/**
+ * The options of `train()` that `kiln train` passes for `config`: batch, accumulation, clipping,
+ * the intervals of evaluation, checkpoints (in `out`, the newest few kept) and loss reads, and the
+ * run's configuration in every checkpoint (what `kiln sample` and `kiln eval` rebuild the model
+ * from). Add `signal` and `callbacks`.
+ */
+export function trainOptions(config: RunConfig, run: PreparedRun, opts: { out: string; resume?: boolean; backend: string }): TrainOptions {
+  const extra: CheckpointUserExtra = { kind: 'kiln-train', model: run.modelConfig, config };
+  return {
+    model: run.model,
+    optimizer: run.optimizer,
+    scheduler: run.scheduler,
+    data: { train: run.trainData, val: run.valData },
+    steps: config.steps,
+    batchSize: config.batchSize,
+    blockSize: config.blockSize,
+    gradAccum: config.gradAccum,
+    clip: config.clip,
+    evalEvery: config.evalEvery,
+    evalBatches: config.evalBatches,
+    checkpointEvery: config.checkpointEvery,
+    checkpointDir: opts.out,
+    keepCheckpoints: config.keepCheckpoints,
+    resume: opts.resume ?? false,
+    generator: run.generator,
+    logEvery: config.logEvery,
+    backend: opts.backend,
+    extra,
+  };
+}
+
 // ---- the command --------------------------------------------------------------------------------
 
 /** Run `kiln train` with parsed arguments; returns the exit status (0, or 130 when interrupted). */
@@ -398,93 +569,20 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
     controller.abort();
     say(`${sig}: finishing the current step and saving a checkpoint (press Ctrl-C again to quit at once)`);
   };
+  let prepared: PreparedRun | null = null;
   try {
     for (const c of stale) await rm(c.path, { force: true }); // --overwrite
     await makeFolder(out);
-    const cacheDir = join(out, 'cache');
     log(`kiln train: config ${config.name}, backend ${describeBackend(backend)}, output ${out}`);
 
-    // data
-    let t = performance.now();
-    const corpus = await loadCorpus(data);
-    const { train: trainDocs, val: valDocs } = splitDocuments(corpus.documents, { valFraction: config.valFraction, seed: config.seed });
-    if (!valDocs.length)
-      throw new Error(`--data: the validation split is empty: ${corpus.label} has ${corpus.documents.length} document(s); give a text file with several paragraphs (separated by blank lines), a folder or a .jsonl file`);
-    const tData = seconds(t);
-    log(`data: ${corpus.label}: ${corpus.documents.length} documents, ${formatCount(corpus.chars)} characters; ${trainDocs.length} train / ${valDocs.length} validation (${fmtS(tData)})`);
-
-    // tokenizer (cached by the training documents and the vocabulary size)
-    t = performance.now();
-    const tokPath = join(out, 'tokenizer.json');
-    let tokenizer: BPETokenizer;
-    let tokCache: 'hit' | 'miss' | 'resumed';
-    if (resume) {
-      if (!existsSync(tokPath)) throw new Error(`cannot resume: ${tokPath} is missing`);
-      tokenizer = BPETokenizer.load(tokPath);
-      tokCache = 'resumed';
-    } else {
-      const key = createHash('sha256').update(JSON.stringify({ kind: 'kiln-bpe', vocabSize: config.vocabSize, specials: [EOT] }));
-      for (const d of trainDocs) key.update(`\n${contentHash(d.text)}`);
-      const cached = join(cacheDir, `tokenizer-${key.digest('hex').slice(0, 24)}.json`);
-      if (existsSync(cached)) {
-        tokenizer = BPETokenizer.load(cached);
-        tokCache = 'hit';
-      } else {
-        tokenizer = BPETokenizer.train(
-          trainDocs.map((d) => d.text),
-          { vocabSize: config.vocabSize, specialTokens: [EOT] },
-        );
-        await mkdir(cacheDir, { recursive: true });
-        await writeFileAtomic(cached, new TextEncoder().encode(JSON.stringify(tokenizer.toJSON())));
-        tokCache = 'miss';
-      }
-      await writeFileAtomic(tokPath, new TextEncoder().encode(JSON.stringify(tokenizer.toJSON())));
-    }
-    const eos = tokenizer.specialTokens.get(EOT) ?? null;
-    const tTok = seconds(t);
-    log(`tokenizer: byte-level BPE, ${tokenizer.vocabSize} tokens (${tokCache === 'miss' ? 'trained' : tokCache === 'hit' ? 'cached' : "the run's"}) (${fmtS(tTok)})`);
-
-    // shards
-    t = performance.now();
-    const trainShards = await buildShards(trainDocs, tokenizer, { cacheDir, eos });
-    const valShards = await buildShards(valDocs, tokenizer, { cacheDir, eos });
-    const trainData = TokenDataset.open(trainShards);
-    const valData = TokenDataset.open(valShards);
-    const tShards = seconds(t);
-    log(`shards: ${formatCount(trainData.length)} train / ${formatCount(valData.length)} validation tokens (${trainShards.cache === 'hit' && valShards.cache === 'hit' ? 'cached' : 'tokenised'}) (${fmtS(tShards)})`);
-    if (valData.length < 2) throw new Error(`--data: the validation split has ${valData.length} token(s); give more data`);
-    if (trainData.length < config.blockSize + 1)
-      throw new UsageError(`--block-size ${config.blockSize} is longer than the training split (${trainData.length} tokens): give a smaller --block-size or more --data`);
-
-    // model, optimizer, schedule
-    t = performance.now();
-    const modelConfig: GPTConfig = {
-      vocabSize: tokenizer.vocabSize,
-      blockSize: config.blockSize,
-      nLayer: config.nLayer,
-      nHead: config.nHead,
-      nEmbd: config.nEmbd,
-      dropout: config.dropout,
-      bias: true,
-      tiedHead: true,
-    };
-    // one generator for initialisation, dropout and batches: its state in the checkpoint resumes all of them
-    const generator = new Generator(config.seed);
-    const model = new GPT(modelConfig, { backend, generator });
-    const optimizer = new AdamW(weightDecayGroups(model, config.weightDecay), { lr: config.lr, betas: config.betas, eps: 1e-8 });
-    const scheduler = new LRScheduler(optimizer, cosineLr({ warmupSteps: config.warmupSteps, totalSteps: config.steps, minLr: config.minLr }));
+    prepared = await prepareRun(config, { data, out, resume, backend, log });
+    const { corpus, trainDocs, valDocs, tokenizer, eos, trainData, valData, model, modelConfig } = prepared;
+    const { data: tData, tokenizer: tTok, shards: tShards, model: tModel } = prepared.seconds;
     const run: RunFile = { kind: 'kiln-train-run', version: 1, config, data: data === undefined ? null : resolve(data), model: modelConfig };
     await writeJson(runPath, run);
-    const tModel = seconds(t);
-    log(
-      `model: GPT ${config.nLayer} layers, ${config.nHead} heads, width ${config.nEmbd}, context ${config.blockSize}: ${formatCount(model.numParameters())} parameters; ` +
-        `AdamW lr ${config.lr} → ${config.minLr} (warm-up ${config.warmupSteps}, cosine), weight decay ${config.weightDecay} on matrices, clip ${config.clip}; ` +
-        `batch ${config.batchSize} × ${config.blockSize}${config.gradAccum > 1 ? ` × ${config.gradAccum} accumulation` : ''}, ${config.steps} steps`,
-    );
 
     // training
-    t = performance.now();
-    const extra: CheckpointUserExtra = { kind: 'kiln-train', model: modelConfig, config };
+    let t = performance.now();
     // the handlers are on during training only: before it there is nothing to save, and after it
     // the checkpoint is written, so a signal then stops the process at once, as by default
     process.on('SIGINT', onSignal);
@@ -492,26 +590,8 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
     let result: TrainResult;
     try {
       result = await train({
-        model,
-        optimizer,
-        scheduler,
-        data: { train: trainData, val: valData },
-        steps: config.steps,
-        batchSize: config.batchSize,
-        blockSize: config.blockSize,
-        gradAccum: config.gradAccum,
-        clip: config.clip,
-        evalEvery: config.evalEvery,
-        evalBatches: config.evalBatches,
-        checkpointEvery: config.checkpointEvery,
-        checkpointDir: out,
-        keepCheckpoints: config.keepCheckpoints,
-        resume,
-        generator,
+        ...trainOptions(config, prepared, { out, resume, backend }),
         signal: controller.signal,
-        logEvery: config.logEvery,
-        backend,
-        extra,
         callbacks: {
           onStart: ({ step, totalSteps, resumedFrom }) => {
             if (resumedFrom) log(`resumed from step ${step} (${relative(process.cwd(), resumedFrom)})`);
@@ -569,8 +649,6 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
       const wall = seconds(tStart);
       await writeJson(join(out, 'metrics.json'), { ...metrics, interrupted: true, wallSeconds: wall });
       await writePlot();
-      trainData.close();
-      valData.close();
       const where = result.checkpoint ? `checkpoint ${relative(process.cwd(), result.checkpoint)}` : 'no checkpoint (no step had finished)';
       io.stdout.write(`interrupted at step ${result.step}: ${where}\ncontinue with: kiln train --resume --out ${relative(process.cwd(), out) || '.'}\n`);
       return 130;
@@ -610,8 +688,6 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
     await writeJson(join(out, 'metrics.json'), metrics);
     await writePlot(entropy);
     await writeFileAtomic(join(out, 'sample.txt'), new TextEncoder().encode(`${sample}\n`));
-    trainData.close();
-    valData.close();
 
     const rel = (p: string): string => relative(process.cwd(), p) || '.';
     const ms = result.msPerStep;
@@ -637,6 +713,8 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    prepared?.trainData.close();
+    prepared?.valData.close();
   }
 }
 
