@@ -151,7 +151,7 @@ describe('reading sources', () => {
     expect(docs.every((d) => d.source === dir && d.id.startsWith(dir))).toBe(true);
     // a path that is a folder is read as one
     expect((await readDocuments(dir)).length).toBe(6);
-    await expect(readDocuments({ type: 'folder', path: join(dir, 'b.txt') })).rejects.toThrow(/readFolder: '.*b\.txt' is not a folder/);
+    await expect(readDocuments({ type: 'folder', path: join(dir, 'b.txt') })).rejects.toThrow(/readDocuments: '.*b\.txt' is not a folder/);
   });
 
   const jsonl = [
@@ -204,7 +204,7 @@ describe('reading sources', () => {
       { id: 'g:1', text: 'y', source: 'g' },
     ]);
     await expect(readDocuments({ type: 'documents', documents: [{ id: 'z' } as never] })).rejects.toThrow(/document 0 of 'memory' has no string 'text'/);
-    await expect(readDocuments(join(root, 'nope'))).rejects.toThrow(/readSource: cannot read '.*nope': ENOENT/);
+    await expect(readDocuments(join(root, 'nope'))).rejects.toThrow(/readDocuments: cannot read '.*nope': ENOENT/);
   });
 });
 
@@ -277,7 +277,7 @@ describe('prepare', () => {
     ]);
     expect(stream.report.steps[4]!.examples.length).toBe(1); // capped at maxExamples
     expect(stream.report.documents.dropped).toEqual({ duplicate: 2 });
-    await expect(prepare(p)).rejects.toThrow(/readJsonl: .*:2: invalid JSON/);
+    await expect(prepare(p)).rejects.toThrow(/prepare: .*:2: invalid JSON/);
     await expect(prepare(t, { length: { minChars: 5, maxChars: 2 } })).rejects.toThrow(/prepare: length limits/);
     // minChars is 1 unless given: empty documents go even when only maxChars is set; minChars 0 keeps them
     const withEmpty = { type: 'documents', documents: ['a', ' ', 'bb'] } as const;
@@ -340,7 +340,7 @@ describe('splitDocuments', () => {
       { valFraction: 0.2, by: 'id', seed: 1 },
     );
     expect(ids(byId.val)).toEqual(ids(renamed.val));
-    expect(() => splitDocuments(docs, { valFraction: 1.5 })).toThrow(/splitDocuments: valFraction must be in \[0, 1\], got 1.5/);
+    expect(() => splitDocuments(docs, { valFraction: 1.5 })).toThrow(/splitDocuments: valFraction must be a number in \[0, 1\], got 1.5/);
     expect(() => splitDocuments(docs, { by: 'name' as never })).toThrow(/by must be/);
   });
 });

@@ -146,7 +146,7 @@ describe('buildShards', () => {
     writeFileSync(join(first.dir, 'index.json'), '{"version": 99}');
     const third = await buildShards(docs, bytesTokenizer(), { cacheDir, eos: EOS, maxShardBytes: 20 });
     expect(third.reason).toMatch(/format version 99, this reader knows 1/);
-    expect(() => TokenDataset.open(join(cacheDir, 'nothing'))).toThrow(/readShardIndex: cannot read/);
+    expect(() => TokenDataset.open(join(cacheDir, 'nothing'))).toThrow(/TokenDataset.open: cannot read/);
   });
 
   it('grows its buffer up to a shard for large documents', async () => {
@@ -198,7 +198,7 @@ describe('buildShards', () => {
     // an index cannot point outside its folder
     const idx = JSON.parse(readFileSync(join(empty.dir, 'index.json'), 'utf8')) as ShardIndex;
     writeFileSync(join(empty.dir, 'index.json'), JSON.stringify({ ...idx, shards: [{ file: '..', tokens: 0 }] }));
-    expect(() => TokenDataset.open(empty.dir)).toThrow(/readShardIndex: .*bad shard file name "\.\."/);
+    expect(() => TokenDataset.open(empty.dir)).toThrow(/TokenDataset.open: .*bad shard file name "\.\."/);
     let n = 0;
     const shifting = (): string[] => [`doc ${n++}`];
     await expect(buildShards(shifting, tok, { cacheDir: freshDir() })).rejects.toThrow(/documents changed between the two passes/);
@@ -281,7 +281,7 @@ describe('TokenDataset batches', () => {
       t.target.dispose();
     }
     expect(() => data.batch(1, stream.length)).toThrow(/blockSize \d+ needs at least \d+ tokens/);
-    expect(() => data.batch(0, 4)).toThrow(/batchSize and blockSize must be positive integers/);
+    expect(() => data.batch(0, 4)).toThrow(/TokenDataset.batch: batchSize must be an integer ≥ 1, got 0/);
   });
 
   it('iterates sequential windows that make every token after the first a target exactly once', async () => {

@@ -49,7 +49,7 @@ describe('safetensors', () => {
     for (const field of ['dtype', 'shape', 'data_offsets']) {
       const entry = { dtype: 'F32', shape: [0], data_offsets: [0, 0], [field]: DEEP };
       const bytes = safetensorsBytes(jsonText({ w: entry }), new Uint8Array(0));
-      expect(() => parseSafetensorsHeader(bytes)).toThrow(/^safetensors: tensor 'w': .* got \[\[\[\[…\]\]\]\]$/);
+      expect(() => parseSafetensorsHeader(bytes)).toThrow(/^parseSafetensorsHeader: tensor 'w': .* got \[\[\[\[…\]\]\]\]$/);
     }
   });
 
@@ -61,7 +61,7 @@ describe('safetensors', () => {
     } catch (e) {
       message = (e as Error).message;
     }
-    expect(message).toMatch(/^safetensors: tensor 'w': F32 \[2,2,.*…/);
+    expect(message).toMatch(/^parseSafetensorsHeader: tensor 'w': F32 \[2,2,.*…/);
     expect(message.length).toBeLessThan(300);
   });
 
@@ -79,7 +79,7 @@ describe('safetensors', () => {
     };
     const before = liveTensors();
     try {
-      expect(() => loadSafetensors(bytes, { backend: 'ref' })).toThrow(/^safetensors: cannot allocate \[1\] f32 .*out of memory \(simulated\)/);
+      expect(() => loadSafetensors(bytes, { backend: 'ref' })).toThrow(/^loadSafetensors: cannot allocate \[1\] f32 .*out of memory \(simulated\)/);
     } finally {
       ref.alloc = alloc;
     }
@@ -158,7 +158,7 @@ describe('tokenizer JSON and vocabulary files', () => {
     expect(() => WordPieceTokenizer.fromJSON({ ...json, lowercase: 'yes' } as never)).toThrow(named('WordPieceTokenizer.fromJSON: WordPieceTokenizer: lowercase must be true or false, got "yes"'));
     expect(() => WordPieceTokenizer.fromJSON({ ...json, continuingSubwordPrefix: 5 } as never)).toThrow(/continuingSubwordPrefix must be a string/);
     expect(() => WordPieceTokenizer.fromJSON({ ...json, type: deep() } as never)).toThrow(/^WordPieceTokenizer.fromJSON: not a WordPiece tokenizer \(type \[\[\[\[…\]\]\]\]\)/);
-    expect(() => WordPieceTokenizer.fromVocab(5 as never)).toThrow(named('WordPieceTokenizer: the vocabulary must be an array of strings, got 5'));
+    expect(() => WordPieceTokenizer.fromVocab(5 as never)).toThrow(named('WordPieceTokenizer.fromVocab: vocab must be the text of a vocabulary file or an array of tokens, got number 5'));
   });
 
   it('BPETokenizer.fromGPT2 checks what its two files hold, and only own entries are special tokens', () => {
@@ -202,7 +202,7 @@ describe('loadHFGPT2 / hfGPT2Config', () => {
     const bytes = buildFolder(0, [], false, [], []).weights;
     expect(() => hfGPT2Config(bytes, { nHead: 3 })).toThrow(named("hfGPT2Config: config.nHead 3, which does not divide the weights' nEmbd 4"));
     expect(() => loadHFGPT2(bytes, { ...opts, config: { nHead: 3 } })).toThrow(named("loadHFGPT2: config.nHead 3, which does not divide the weights' nEmbd 4"));
-    expect(() => loadHFGPT2(bytes, { ...opts, config: { nHead: 2, dropout: 2 } })).toThrow(named('loadHFGPT2: GPT: config.dropout must be a number in [0, 1), got 2'));
+    expect(() => loadHFGPT2(bytes, { ...opts, config: { nHead: 2, dropout: 2 } })).toThrow(named('loadHFGPT2: config.dropout must be a number in [0, 1), got 2'));
     expect(() => loadHFGPT2(bytes, { ...opts, backend: 'no-such-backend' })).toThrow(named('loadHFGPT2: safetensors: '));
   });
 
@@ -219,6 +219,6 @@ describe('loadHFGPT2 / hfGPT2Config', () => {
     const dir = mkdtempSync(join(scratch, 'hf-'));
     writeFileSync(join(dir, 'model.safetensors'), buildFolder(0, [], false, [], []).weights);
     writeFileSync(join(dir, 'config.json'), `{"n_head":${DEEP.text}}`);
-    expect(() => hfGPT2Config(join(dir, 'model.safetensors'))).toThrow(/^hfGPT2Config: '.*config\.json': n_head must be a positive integer, got \[\[\[\[…\]\]\]\]$/);
+    expect(() => hfGPT2Config(join(dir, 'model.safetensors'))).toThrow(/^hfGPT2Config: '.*config\.json': n_head must be a positive integer, got \[\[\[\[…\]\]\]\] \(in '.*model\.safetensors'\)$/);
   });
 });

@@ -1,7 +1,7 @@
 /**
  * safetensors and checkpoints: reading a file written by Python from the format's definition
  * (test/fixtures/make_safetensors.py), Python reading kiln's output, bit-exact round trips of
- * every dtype, validation of every header field (each a `safetensors: …` error, never a read
+ * every dtype, validation of every header field (each a `loadSafetensors: …` error, never a read
  * past the buffer, never a leak), atomic writes that survive a failure mid-write, and exact
  * resumption of training from a checkpoint.
  */
@@ -193,28 +193,28 @@ describeBackends('safetensors', (backend) => {
   const f32Entry = { dtype: 'F32', shape: [2], data_offsets: [0, 8] };
   const eight = new Uint8Array(8);
   const cases: [string, () => Uint8Array, RegExp][] = [
-    ['a file shorter than 8 bytes', () => new Uint8Array(5), /^safetensors: file is 5 bytes, too short for the 8-byte header length$/],
-    ['a header length past the end', () => craft({}, eight, 1000), /^safetensors: header length 1000 is larger than the 10 bytes that follow it/],
-    ['a header length of 2^64 − 1', () => craft({}, eight, Number.MAX_SAFE_INTEGER), /^safetensors: header length 9007199254740991 is larger than/],
-    ['invalid UTF-8', () => { const b = craft('{"a":1}'); b[10] = 0xff; return b; }, /^safetensors: header is not valid UTF-8$/],
-    ['invalid JSON', () => craft('{"a": {'), /^safetensors: header is not valid JSON/],
-    ['a JSON array', () => craft('[1,2]'), /^safetensors: header must be a JSON object, got an array/],
-    ['an entry that is not an object', () => craft({ w: 3 }), /^safetensors: tensor 'w': entry must be an object with dtype, shape and data_offsets/],
-    ['a missing dtype', () => craft({ w: { shape: [2], data_offsets: [0, 8] } }, eight), /^safetensors: tensor 'w': dtype must be a string, got undefined/],
-    ['an unknown dtype', () => craft({ w: { ...f32Entry, dtype: 'F33' } }, eight), /^safetensors: tensor 'w': unknown dtype 'F33'/],
-    ['a dtype kiln lacks', () => craft({ w: { dtype: 'F8_E4M3', shape: [8], data_offsets: [0, 8] } }, eight), /^safetensors: tensor 'w' has dtype F8_E4M3, which kiln cannot load/],
-    ['a negative dim', () => craft({ w: { ...f32Entry, shape: [-2] } }, eight), /^safetensors: tensor 'w': shape must be an array of non-negative integers, got \[-2\]/],
-    ['a fractional dim', () => craft({ w: { ...f32Entry, shape: [1.5] } }, eight), /^safetensors: tensor 'w': shape must be an array of non-negative integers/],
-    ['offsets not a pair', () => craft({ w: { ...f32Entry, data_offsets: [0] } }, eight), /^safetensors: tensor 'w': data_offsets must be \[begin, end\]/],
-    ['begin after end', () => craft({ w: { ...f32Entry, data_offsets: [8, 0] } }, eight), /^safetensors: tensor 'w': data_offsets must be \[begin, end\] with 0 ≤ begin ≤ end, got \[8,0\]/],
-    ['offsets past the buffer', () => craft({ w: { ...f32Entry, data_offsets: [0, 16] } }, eight), /^safetensors: tensor 'w': data_offsets \[0, 16\] run past the 8-byte data buffer/],
-    ['a size that disagrees with dtype × shape', () => craft({ w: { ...f32Entry, shape: [3] } }, eight), /^safetensors: tensor 'w': F32 \[3\] needs 12 bytes, data_offsets \[0, 8\] hold 8/],
-    ['a gap between tensors', () => craft({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] }, b: { dtype: 'U8', shape: [2], data_offsets: [6, 8] } }, eight), /^safetensors: tensor 'b' starts at byte 6, leaving a gap after byte 4/],
-    ['overlapping tensors', () => craft({ a: f32Entry, b: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, eight), /^safetensors: tensor 'b' starts at byte 4, overlapping the tensor that ends at byte 8/],
-    ['a first tensor not at 0', () => craft({ a: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, eight), /^safetensors: tensor 'a' starts at byte 4, leaving a gap after byte 0/],
-    ['bytes after the last tensor', () => craft({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, eight), /^safetensors: the tensors cover 4 bytes but the data buffer has 8 \(extra bytes at the end\)/],
-    ['non-string metadata', () => craft({ __metadata__: { a: 1 } }), /^safetensors: __metadata__ 'a' must be a string, got number/],
-    ['an I64 that does not fit i32', () => craft({ n: { dtype: 'I64', shape: [1], data_offsets: [0, 8] } }, new Uint8Array([0, 0, 0, 0, 1, 0, 0, 0])), /^safetensors: tensor 'n': I64 value 4294967296 at index 0 does not fit in i32/],
+    ['a file shorter than 8 bytes', () => new Uint8Array(5), /^loadSafetensors: file is 5 bytes, too short for the 8-byte header length$/],
+    ['a header length past the end', () => craft({}, eight, 1000), /^loadSafetensors: header length 1000 is larger than the 10 bytes that follow it/],
+    ['a header length of 2^64 − 1', () => craft({}, eight, Number.MAX_SAFE_INTEGER), /^loadSafetensors: header length 9007199254740991 is larger than/],
+    ['invalid UTF-8', () => { const b = craft('{"a":1}'); b[10] = 0xff; return b; }, /^loadSafetensors: header is not valid UTF-8$/],
+    ['invalid JSON', () => craft('{"a": {'), /^loadSafetensors: header is not valid JSON/],
+    ['a JSON array', () => craft('[1,2]'), /^loadSafetensors: header must be a JSON object, got an array/],
+    ['an entry that is not an object', () => craft({ w: 3 }), /^loadSafetensors: tensor 'w': entry must be an object with dtype, shape and data_offsets/],
+    ['a missing dtype', () => craft({ w: { shape: [2], data_offsets: [0, 8] } }, eight), /^loadSafetensors: tensor 'w': dtype must be a string, got undefined/],
+    ['an unknown dtype', () => craft({ w: { ...f32Entry, dtype: 'F33' } }, eight), /^loadSafetensors: tensor 'w': unknown dtype 'F33'/],
+    ['a dtype kiln lacks', () => craft({ w: { dtype: 'F8_E4M3', shape: [8], data_offsets: [0, 8] } }, eight), /^loadSafetensors: tensor 'w' has dtype F8_E4M3, which kiln cannot load/],
+    ['a negative dim', () => craft({ w: { ...f32Entry, shape: [-2] } }, eight), /^loadSafetensors: tensor 'w': shape must be an array of non-negative integers, got \[-2\]/],
+    ['a fractional dim', () => craft({ w: { ...f32Entry, shape: [1.5] } }, eight), /^loadSafetensors: tensor 'w': shape must be an array of non-negative integers/],
+    ['offsets not a pair', () => craft({ w: { ...f32Entry, data_offsets: [0] } }, eight), /^loadSafetensors: tensor 'w': data_offsets must be \[begin, end\]/],
+    ['begin after end', () => craft({ w: { ...f32Entry, data_offsets: [8, 0] } }, eight), /^loadSafetensors: tensor 'w': data_offsets must be \[begin, end\] with 0 ≤ begin ≤ end, got \[8,0\]/],
+    ['offsets past the buffer', () => craft({ w: { ...f32Entry, data_offsets: [0, 16] } }, eight), /^loadSafetensors: tensor 'w': data_offsets \[0, 16\] run past the 8-byte data buffer/],
+    ['a size that disagrees with dtype × shape', () => craft({ w: { ...f32Entry, shape: [3] } }, eight), /^loadSafetensors: tensor 'w': F32 \[3\] needs 12 bytes, data_offsets \[0, 8\] hold 8/],
+    ['a gap between tensors', () => craft({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] }, b: { dtype: 'U8', shape: [2], data_offsets: [6, 8] } }, eight), /^loadSafetensors: tensor 'b' starts at byte 6, leaving a gap after byte 4/],
+    ['overlapping tensors', () => craft({ a: f32Entry, b: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, eight), /^loadSafetensors: tensor 'b' starts at byte 4, overlapping the tensor that ends at byte 8/],
+    ['a first tensor not at 0', () => craft({ a: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } }, eight), /^loadSafetensors: tensor 'a' starts at byte 4, leaving a gap after byte 0/],
+    ['bytes after the last tensor', () => craft({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, eight), /^loadSafetensors: the tensors cover 4 bytes but the data buffer has 8 \(extra bytes at the end\)/],
+    ['non-string metadata', () => craft({ __metadata__: { a: 1 } }), /^loadSafetensors: __metadata__ 'a' must be a string, got number/],
+    ['an I64 that does not fit i32', () => craft({ n: { dtype: 'I64', shape: [1], data_offsets: [0, 8] } }, new Uint8Array([0, 0, 0, 0, 1, 0, 0, 0])), /^loadSafetensors: tensor 'n': I64 value 4294967296 at index 0 does not fit in i32/],
   ];
   for (const [what, bytes, message] of cases)
     it(`rejects ${what}, leaking nothing`, () => {
@@ -226,7 +226,7 @@ describeBackends('safetensors', (backend) => {
   it('every truncation and any corrupted byte of a valid file gives a safetensors error or a valid load, never another failure', () => {
     const file = readFileSync(new URL('sample.safetensors', FIXTURES));
     for (let n = 0; n < file.length; n++)
-      expect(() => loadSafetensors(file.subarray(0, n), { backend }), `truncated to ${n} bytes`).toThrow(/^safetensors: /);
+      expect(() => loadSafetensors(file.subarray(0, n), { backend }), `truncated to ${n} bytes`).toThrow(/^loadSafetensors: /);
     fc.assert(
       fc.property(fc.nat(file.length - 1), fc.integer({ min: 0, max: 255 }), (at, byte) => {
         const b = new Uint8Array(file);
@@ -234,7 +234,7 @@ describeBackends('safetensors', (backend) => {
         try {
           for (const t of Object.values(loadSafetensors(b, { backend }).tensors)) t.dispose();
         } catch (e) {
-          expect((e as Error).message).toMatch(/^safetensors: /);
+          expect((e as Error).message).toMatch(/^loadSafetensors: /);
         }
       }),
       { numRuns: 300 },
@@ -249,10 +249,10 @@ describeBackends('safetensors', (backend) => {
     const gone = tensor([1], { backend });
     gone.dispose();
     expect(() => saveSafetensorsSync({ gone })).toThrow(/^saveSafetensorsSync: tensor 'gone' was disposed/);
-    expect(() => loadSafetensors(join(scratch, 'missing.safetensors'))).toThrow(/^safetensors: cannot read '.*missing.safetensors'/);
+    expect(() => loadSafetensors(join(scratch, 'missing.safetensors'))).toThrow(/^loadSafetensors: cannot read '.*missing.safetensors'/);
     const bad = tmpFile();
     writeFileSync(bad, craft('nope'));
-    expect(() => loadSafetensors(bad)).toThrow(/^safetensors: header is not valid JSON .* \(in '.*f.safetensors'\)$/);
+    expect(() => loadSafetensors(bad)).toThrow(/^loadSafetensors: header is not valid JSON .* \(in '.*f.safetensors'\)$/);
   });
 });
 

@@ -92,7 +92,7 @@ describe('WordPiece', () => {
   it('decodes by gluing continuation pieces', () => {
     expect(tok.decode(tok.encode('Unaffable runs, hello!'))).toBe('unaffable runs , hello !');
     expect(tok.decode([])).toBe('');
-    expect(() => tok.decode([VOCAB.length])).toThrow(/WordPieceTokenizer: id 29 is not in the vocabulary/);
+    expect(() => tok.decode([VOCAB.length])).toThrow(/WordPieceTokenizer.decode: id 29 at position 0 is not in the vocabulary/);
   });
 
   it('pieces rebuild each word, and each is the longest match at its place', () => {

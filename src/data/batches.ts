@@ -10,8 +10,11 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
 import { tensor } from '../tensor/ops/creation.js';
-import { defaultGenerator, type Generator as RandomGenerator } from '../tensor/random.js';
+import { asOp } from '../tensor/ops/util.js';
+import { defaultGenerator, Generator as RandomGenerator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { checkBoolean, checkNumber } from '../tensor/validate.js';
+import { got, optionalString, optionsArg } from './args.js';
 import { readShardIndex, tokenBytes, type ShardIndex } from './shards.js';
 
 /** A batch of next-token prediction examples. */
@@ -62,20 +65,25 @@ export class TokenDataset {
   private scratch = new Uint8Array(0);
   private isClosed = false;
 
-  private constructor(dir: string, index: ShardIndex, opts: TokenDatasetOptions) {
+  private constructor(dir: string, index: ShardIndex, maxOpenFiles: number) {
     this.dir = dir;
     this.index = index;
     this.bytes = tokenBytes(index.dtype);
     this.starts = [0];
     for (const s of index.shards) this.starts.push(this.starts[this.starts.length - 1]! + s.tokens);
-    this.maxOpenFiles = opts.maxOpenFiles ?? 8;
-    if (!Number.isInteger(this.maxOpenFiles) || this.maxOpenFiles < 1) throw new Error(`TokenDataset: maxOpenFiles must be a positive integer, got ${opts.maxOpenFiles}`);
+    this.maxOpenFiles = maxOpenFiles;
   }
 
   /** Open a shard folder (or the result of `buildShards`); the index and file sizes are checked, no tokens are read. */
   static open(dir: string | { dir: string }, opts: TokenDatasetOptions = {}): TokenDataset {
+    const op = 'TokenDataset.open';
+    const inner = dir !== null && typeof dir === 'object' && !Array.isArray(dir) ? (dir as { dir?: unknown }).dir : undefined;
+    if (typeof dir !== 'string' && typeof inner !== 'string')
+      throw new Error(`${op}: dir must be a shard folder (a path, or the result of buildShards), got ${inner === undefined ? got(dir) : `{ dir: ${got(inner)} }`}`);
     const path = typeof dir === 'string' ? dir : dir.dir;
-    return new TokenDataset(path, readShardIndex(path), opts);
+    const o = optionsArg<TokenDatasetOptions>(op, opts, ['maxOpenFiles']);
+    const maxOpenFiles = o.maxOpenFiles === undefined ? 8 : checkNumber(op, 'maxOpenFiles', o.maxOpenFiles, { integer: true, min: 1 });
+    return new TokenDataset(path, asOp(op, () => readShardIndex(path)), maxOpenFiles);
   }
 
   /** Tokens in the stream. */
@@ -157,6 +165,8 @@ export class TokenDataset {
   /** Tokens [start, start + length) of the stream (across shard boundaries), read from disk. */
   window(start: number, length: number): Int32Array {
     this.check('window');
+    checkNumber('TokenDataset.window', 'start', start, { integer: true, min: 0 });
+    checkNumber('TokenDataset.window', 'length', length, { integer: true, min: 0 });
     if (!Number.isSafeInteger(start) || !Number.isSafeInteger(length) || start < 0 || length < 0 || start + length > this.length)
       throw new Error(`TokenDataset.window: [${start}, ${start + length}) is outside the stream [0, ${this.length})`);
     const out = new Int32Array(length);
@@ -166,11 +176,12 @@ export class TokenDataset {
 
   /** Number of windows of `blockSize` a random batch draws from: every start with `blockSize + 1` tokens after it. */
   validStarts(blockSize: number): number {
+    checkNumber('TokenDataset.validStarts', 'blockSize', blockSize, { integer: true, min: 1 });
     return Math.max(0, this.length - blockSize);
   }
 
   // windows [B, T + 1] at `starts` → input [B, T] and target [B, T]
-  private assemble(starts: number[], blockSize: number, opts: BatchOptions): TokenBatch {
+  private assemble(op: string, starts: number[], blockSize: number, opts: BatchOptions): TokenBatch {
     const b = starts.length;
     const T = blockSize;
     const rows = new Int32Array(T + 1);
@@ -182,7 +193,15 @@ export class TokenDataset {
       target.set(rows.subarray(1), i * T);
     });
     const o = opts.backend === undefined ? {} : { backend: opts.backend };
-    return { input: tensor(input, [b, T], o), target: tensor(target, [b, T], o), starts };
+    return asOp(op, () => {
+      const x = tensor(input, [b, T], o);
+      try {
+        return { input: x, target: tensor(target, [b, T], o), starts };
+      } catch (e) {
+        x.dispose();
+        throw e;
+      }
+    });
   }
 
   /**
@@ -191,19 +210,23 @@ export class TokenDataset {
    * would draw them, so one generator state gives one batch on every backend.
    */
   batch(batchSize: number, blockSize: number, generator?: RandomGenerator, opts: BatchOptions = {}): TokenBatch {
+    const op = 'TokenDataset.batch';
     this.check('batch');
-    if (!Number.isInteger(batchSize) || batchSize < 1 || !Number.isInteger(blockSize) || blockSize < 1)
-      throw new Error(`TokenDataset.batch: batchSize and blockSize must be positive integers, got ${batchSize}, ${blockSize}`);
-    const n = this.validStarts(blockSize);
+    checkNumber(op, 'batchSize', batchSize, { integer: true, min: 1 });
+    checkNumber(op, 'blockSize', blockSize, { integer: true, min: 1 });
+    if (generator !== undefined && generator !== null && !(generator instanceof RandomGenerator)) throw new Error(`${op}: generator must be a Generator, got ${got(generator)}`);
+    const o = batchOptions(op, opts, []);
+    const n = Math.max(0, this.length - blockSize);
     if (n < 1) throw new Error(`TokenDataset.batch: blockSize ${blockSize} needs at least ${blockSize + 1} tokens, the stream has ${this.length}`);
     if (n > 2 ** 31) throw new Error(`TokenDataset.batch: ${n} window starts exceed randint's range of 2^31; split the corpus into several datasets`);
     // drawn on the host (no device work, no sync): the integers a randint tensor would hold
     const starts = Array.from((generator ?? defaultGenerator).draw(batchSize, { kind: 'randint', low: 0, high: n }));
-    return this.assemble(starts, blockSize, opts);
+    return this.assemble(op, starts, blockSize, o);
   }
 
   /** Number of windows {@link TokenDataset.sequential} yields for `blockSize` (the last may be shorter). */
   sequentialWindows(blockSize: number): number {
+    checkNumber('TokenDataset.sequentialWindows', 'blockSize', blockSize, { integer: true, min: 1 });
     return this.length < 2 ? 0 : Math.ceil((this.length - 1) / blockSize);
   }
 
@@ -214,19 +237,26 @@ export class TokenDataset {
    * `blockSize`, comes alone as a `[1, r]` batch, or is left out with `dropLast`.
    */
   *sequential(blockSize: number, opts: BatchOptions & { batchSize?: number; dropLast?: boolean } = {}): IterableIterator<TokenBatch> {
+    const op = 'TokenDataset.sequential';
     this.check('sequential');
-    const batchSize = opts.batchSize ?? 1;
-    if (!Number.isInteger(batchSize) || batchSize < 1 || !Number.isInteger(blockSize) || blockSize < 1)
-      throw new Error(`TokenDataset.sequential: batchSize and blockSize must be positive integers, got ${batchSize}, ${blockSize}`);
+    checkNumber(op, 'blockSize', blockSize, { integer: true, min: 1 });
+    const o = batchOptions(op, opts, ['batchSize', 'dropLast']) as BatchOptions & { batchSize?: number; dropLast?: boolean };
+    const batchSize = o.batchSize === undefined ? 1 : checkNumber(op, 'batchSize', o.batchSize, { integer: true, min: 1 });
+    if (o.dropLast !== undefined) checkBoolean(op, 'dropLast', o.dropLast);
+    yield* this.windows(op, blockSize, batchSize, o);
+  }
+
+  private *windows(op: string, blockSize: number, batchSize: number, opts: BatchOptions & { dropLast?: boolean }): IterableIterator<TokenBatch> {
+    this.check('sequential');
     const predicted = Math.max(0, this.length - 1);
     const full = Math.floor(predicted / blockSize);
     for (let k = 0; k < full; k += batchSize) {
       const starts: number[] = [];
       for (let j = k; j < Math.min(full, k + batchSize); j++) starts.push(j * blockSize);
-      yield this.assemble(starts, blockSize, opts);
+      yield this.assemble(op, starts, blockSize, opts);
     }
     const rest = predicted - full * blockSize;
-    if (rest > 0 && !opts.dropLast) yield this.assemble([full * blockSize], rest, opts);
+    if (rest > 0 && !opts.dropLast) yield this.assemble(op, [full * blockSize], rest, opts);
   }
 
   /** Close the open shard files; the dataset cannot read afterwards. */
@@ -239,4 +269,11 @@ export class TokenDataset {
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+// The options of batch and sequential: a backend name, and `extra` keys.
+function batchOptions(op: string, opts: unknown, extra: readonly string[]): BatchOptions {
+  const o = optionsArg<BatchOptions>(op, opts, ['backend', ...extra]);
+  optionalString(op, 'backend', o.backend);
+  return o;
 }

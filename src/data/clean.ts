@@ -5,6 +5,9 @@
  * @module
  */
 import { createHash } from 'node:crypto';
+import { show } from '../tensor/validate.js';
+import { textArg } from './args.js';
+import { whitespaceAs } from './whitespace.js';
 
 /** A Unicode normalisation form (UAX #15). */
 export type NormalizationForm = 'NFC' | 'NFD' | 'NFKC' | 'NFKD';
@@ -14,8 +17,9 @@ export type NormalizationForm = 'NFC' | 'NFD' | 'NFKC' | 'NFKD';
  * becomes `é`, so one visible string has one encoding and one set of tokens).
  */
 export function normalizeUnicode(text: string, form: NormalizationForm = 'NFC'): string {
+  textArg('normalizeUnicode', text);
   if (form !== 'NFC' && form !== 'NFD' && form !== 'NFKC' && form !== 'NFKD')
-    throw new Error(`normalizeUnicode: unknown form '${String(form)}' (use 'NFC', 'NFD', 'NFKC' or 'NFKD')`);
+    throw new Error(`normalizeUnicode: unknown form ${typeof form === 'string' ? `'${form}'` : show(form)} (use 'NFC', 'NFD', 'NFKC' or 'NFKD')`);
   return text.normalize(form);
 }
 
@@ -30,6 +34,7 @@ const CONTROL = /[\u0000-\u0008\u000E-\u001F\u007F-\u009F]/g;
  * hyphens) are kept: they carry meaning in several scripts.
  */
 export function removeControlChars(text: string): string {
+  textArg('removeControlChars', text);
   return text.replace(CONTROL, '');
 }
 
@@ -39,26 +44,6 @@ export interface WhitespaceOptions {
   collapseSpaces?: boolean;
   /** The most consecutive blank lines kept; 1 by default (paragraphs stay apart); `Infinity` keeps all. */
   maxBlankLines?: number;
-}
-
-// CRLF, CR, VT, FF, LINE SEPARATOR, PARAGRAPH SEPARATOR
-const LINE_BREAK = /\r\n|[\r\u000B\u000C\u2028\u2029]/g;
-// TAB and Unicode category Zs (space separators)
-const HSPACE = '\\t \\u00A0\\u1680\\u2000-\\u200A\\u202F\\u205F\\u3000';
-const HSPACE_RUN = new RegExp(`[${HSPACE}]+`, 'g');
-const IS_HSPACE = new RegExp(`[${HSPACE}]`);
-
-// Each line without its trailing horizontal whitespace (a scan from the end: linear, where a
-// `[ ]+$` regex would backtrack quadratically over a long run of spaces inside a line).
-function trimLineEnds(t: string): string {
-  const lines = t.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!;
-    let e = line.length;
-    while (e > 0 && IS_HSPACE.test(line[e - 1]!)) e--;
-    if (e < line.length) lines[i] = line.slice(0, e);
-  }
-  return lines.join('\n');
 }
 
 /**
@@ -74,18 +59,12 @@ function trimLineEnds(t: string): string {
  * normalizeWhitespace('  a\t\tb \r\n\r\n\r\nc  '); // 'a b\n\nc'
  */
 export function normalizeWhitespace(text: string, opts: WhitespaceOptions = {}): string {
-  const maxBlank = opts.maxBlankLines ?? 1;
-  if (!(maxBlank >= 0) || (!Number.isInteger(maxBlank) && maxBlank !== Infinity))
-    throw new Error(`normalizeWhitespace: maxBlankLines must be a non-negative integer or Infinity, got ${maxBlank}`);
-  let t = text.replace(LINE_BREAK, '\n');
-  if (opts.collapseSpaces ?? true) t = t.replace(HSPACE_RUN, ' ').replace(/^ /gm, '');
-  t = trimLineEnds(t);
-  if (maxBlank !== Infinity) t = t.replace(new RegExp(`\\n{${maxBlank + 2},}`, 'g'), '\n'.repeat(maxBlank + 1));
-  return t.replace(/^\n+|\n+$/g, '');
+  return whitespaceAs('normalizeWhitespace', text, opts);
 }
 
 /** The number of Unicode code points in `text` (a surrogate pair counts once). */
 export function codePointLength(text: string): number {
+  textArg('codePointLength', text);
   let n = text.length;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -103,5 +82,6 @@ export function codePointLength(text: string): number {
 
 /** The SHA-256 of the text's UTF-8 bytes, as 64 lowercase hex digits: the identity of a document's content. */
 export function contentHash(text: string): string {
+  textArg('contentHash', text);
   return createHash('sha256').update(text, 'utf8').digest('hex');
 }

@@ -5,16 +5,19 @@
  * documents in and out, how many it changed, how many it dropped and why.
  * @module
  */
+import { checkBoolean, checkChoice, checkNumber } from '../tensor/validate.js';
+import { got, optionsArg } from './args.js';
 import {
   codePointLength,
   contentHash,
   normalizeUnicode,
-  normalizeWhitespace,
   removeControlChars,
   type NormalizationForm,
   type WhitespaceOptions,
 } from './clean.js';
-import { readSources, type TextDocument, type SourceIssue, type SourceSpec } from './sources.js';
+import { whitespaceAs, whitespaceOptions } from './whitespace.js';
+import { checkSources, sourcesDocuments } from './read.js';
+import type { TextDocument, SourceIssue, SourceSpec } from './sources.js';
 
 /** Options of {@link prepare}. Every step is on by default; `false` turns one off. */
 export interface PrepareOptions {
@@ -75,13 +78,30 @@ function step(name: StepReport['step'], enabled: boolean): StepReport {
   return { step: name, enabled, in: 0, out: 0, changed: 0, dropped: {}, examples: [] };
 }
 
-function checkOptions(o: PrepareOptions): void {
-  if (o.length) {
-    const { minChars = 1, maxChars = Infinity } = o.length;
-    if (!(minChars >= 0) || !(maxChars >= minChars)) throw new Error(`prepare: length limits need 0 ≤ minChars ≤ maxChars, got ${minChars}, ${maxChars}`);
+const OPTION_KEYS = ['normalize', 'controlChars', 'whitespace', 'length', 'dedup', 'onError', 'maxExamples'];
+const FORMS = ['NFC', 'NFD', 'NFKC', 'NFKD'] as const;
+
+function checkOptions(op: string, options: unknown): PrepareOptions {
+  const o = optionsArg<PrepareOptions>(op, options, OPTION_KEYS);
+  if (o.normalize !== undefined && o.normalize !== false) checkChoice(op, 'normalize', o.normalize, FORMS);
+  if (o.controlChars !== undefined) checkBoolean(op, 'controlChars', o.controlChars);
+  if (o.dedup !== undefined) checkBoolean(op, 'dedup', o.dedup);
+  if (o.whitespace !== undefined && o.whitespace !== false) {
+    if (o.whitespace === null || typeof o.whitespace !== 'object' || Array.isArray(o.whitespace))
+      throw new Error(`${op}: whitespace must be false or an object { collapseSpaces?, maxBlankLines? }, got ${got(o.whitespace)}`);
+    whitespaceOptions(op, o.whitespace, 'whitespace');
   }
-  if (o.maxExamples !== undefined && !(Number.isInteger(o.maxExamples) && o.maxExamples >= 0))
-    throw new Error(`prepare: maxExamples must be a non-negative integer, got ${o.maxExamples}`);
+  if (o.length !== undefined && o.length !== false) {
+    if (o.length === null || typeof o.length !== 'object' || Array.isArray(o.length))
+      throw new Error(`${op}: length must be false or an object { minChars?, maxChars? }, got ${got(o.length)}`);
+    const len = optionsArg<{ minChars: number; maxChars: number }>(op, o.length, ['minChars', 'maxChars']);
+    const minChars = len.minChars === undefined ? 1 : checkNumber(op, 'length.minChars', len.minChars, { min: 0 });
+    const maxChars = len.maxChars === undefined ? Infinity : checkNumber(op, 'length.maxChars', len.maxChars, { min: 0, infinity: true });
+    if (!(maxChars >= minChars)) throw new Error(`${op}: length limits need 0 ≤ minChars ≤ maxChars, got ${minChars}, ${maxChars}`);
+  }
+  if (o.onError !== undefined) checkChoice(op, 'onError', o.onError, ['throw', 'skip'] as const);
+  if (o.maxExamples !== undefined) checkNumber(op, 'maxExamples', o.maxExamples, { integer: true, min: 0 });
+  return o;
 }
 
 /**
@@ -90,7 +110,13 @@ function checkOptions(o: PrepareOptions): void {
  * documents seen (for deduplication), not the documents.
  */
 export function prepareStream(sources: SourceSpec | readonly SourceSpec[], options: PrepareOptions = {}): { documents: AsyncIterable<TextDocument>; report: PrepareReport } {
-  checkOptions(options);
+  return streamAs('prepareStream', sources, options);
+}
+
+// prepareStream as the public function `op`.
+function streamAs(op: string, sourceSpecs: unknown, opts: unknown): { documents: AsyncIterable<TextDocument>; report: PrepareReport } {
+  const sources = checkSources(op, sourceSpecs);
+  const options = checkOptions(op, opts);
   const maxExamples = options.maxExamples ?? 10;
   const form = options.normalize === undefined ? 'NFC' : options.normalize;
   const ws = options.whitespace === undefined ? {} : options.whitespace;
@@ -130,7 +156,7 @@ export function prepareStream(sources: SourceSpec | readonly SourceSpec[], optio
 
   async function* run(): AsyncGenerator<TextDocument> {
     const seen = new Map<string, string>(); // content hash → id of the first document with it
-    for await (const doc of readSources(sources, { onError: options.onError ?? 'throw', onSkip })) {
+    for await (const doc of sourcesDocuments(op, sources, { onError: options.onError ?? 'throw', onSkip })) {
       const last = report.sources[report.sources.length - 1];
       if (last?.source === doc.source) last.documents++;
       else report.sources.push({ source: doc.source, documents: 1 });
@@ -140,7 +166,7 @@ export function prepareStream(sources: SourceSpec | readonly SourceSpec[], optio
       let text = doc.text;
       text = transform(steps.normalize, text, (t) => normalizeUnicode(t, form || 'NFC'));
       text = transform(steps.controlChars, text, removeControlChars);
-      text = transform(steps.whitespace, text, (t) => normalizeWhitespace(t, ws || {}));
+      text = transform(steps.whitespace, text, (t) => whitespaceAs(op, t, ws || {}));
 
       steps.length.in++;
       if (len) {
@@ -191,7 +217,7 @@ export function prepareStream(sources: SourceSpec | readonly SourceSpec[], optio
  * console.log(formatReport(report));
  */
 export async function prepare(sources: SourceSpec | readonly SourceSpec[], options: PrepareOptions = {}): Promise<{ documents: TextDocument[]; report: PrepareReport }> {
-  const { documents: stream, report } = prepareStream(sources, options);
+  const { documents: stream, report } = streamAs('prepare', sources, options);
   const documents: TextDocument[] = [];
   for await (const d of stream) documents.push(d);
   return { documents, report };
@@ -204,6 +230,18 @@ const counts = (r: Record<string, number>): string =>
 
 /** The report as a few lines of text, for logs and the command line. */
 export function formatReport(report: PrepareReport): string {
+  const r = report as unknown as Record<string, unknown> | null;
+  const isObject = (v: unknown): boolean => v !== null && typeof v === 'object';
+  if (
+    !isObject(r) ||
+    !isObject(r!.documents) ||
+    !isObject(r!.chars) ||
+    !isObject(r!.skippedLines) ||
+    !Array.isArray(r!.sources) ||
+    !Array.isArray(r!.steps) ||
+    !(r!.steps as unknown[]).every((s) => isObject(s) && isObject((s as StepReport).dropped))
+  )
+    throw new Error(`formatReport: expected the report of prepare() or prepareStream(), got ${got(report)}`);
   const lines = [`read ${report.documents.in} documents from ${report.sources.length} source(s)`];
   if (report.skippedLines.count) lines.push(`skipped ${report.skippedLines.count} bad JSONL line(s), e.g. ${report.skippedLines.examples.map((e) => `${e.source}:${e.line} ${e.reason}`).join('; ')}`);
   for (const s of report.steps) {

@@ -23,6 +23,7 @@
  * several times faster than running the regular expression.
  * @module
  */
+import { got, textArg } from './args.js';
 
 /** GPT-2's pre-tokenisation pattern (the source of a regular expression; compile it with the `u` flag). */
 export const GPT2_PATTERN = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
@@ -36,14 +37,15 @@ export const GPT2_PATTERN = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s
  * pretokenize("Hello world, it's 2024!"); // ['Hello', ' world', ',', ' it', "'s", ' 2024', '!']
  */
 export function pretokenize(text: string, pattern: string = GPT2_PATTERN): string[] {
+  textArg('pretokenize', text);
   const out: string[] = [];
   if (pattern === GPT2_PATTERN) {
-    splitGPT2(text, 0, text.length, (s, e) => {
+    scanGPT2(text, 0, text.length, (s, e) => {
       out.push(text.slice(s, e));
     });
     return out;
   }
-  splitByRegExp(text, 0, text.length, compilePattern(pattern), (s, e) => {
+  scanRegExp(text, 0, text.length, patternRegExp('pretokenize', pattern), (s, e) => {
     out.push(text.slice(s, e));
   });
   return out;
@@ -51,11 +53,29 @@ export function pretokenize(text: string, pattern: string = GPT2_PATTERN): strin
 
 /** Compile a pre-tokenisation pattern as a global Unicode regular expression, with a named error. */
 export function compilePattern(pattern: string): RegExp {
+  return patternRegExp('compilePattern', pattern);
+}
+
+/** @internal {@link compilePattern} with errors named `op`. */
+export function patternRegExp(op: string, pattern: unknown): RegExp {
+  textArg(op, pattern, 'pattern');
   try {
-    return new RegExp(pattern, 'gu');
+    return new RegExp(pattern as string, 'gu');
   } catch (e) {
-    throw new Error(`pretokenize: invalid pattern ${JSON.stringify(pattern)}: ${(e as Error).message}`);
+    throw new Error(`${op}: invalid pattern ${JSON.stringify(pattern)}: ${(e as Error).message}`);
   }
+}
+
+// The checks of the public splitters: a string, a range inside it, a callback.
+function checkRange(op: string, text: unknown, from: unknown, to: unknown, piece: unknown): void {
+  const t = textArg(op, text);
+  const index = (name: string, v: unknown, min: number): void => {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > t.length)
+      throw new Error(`${op}: ${name} must be an integer in [${min}, ${t.length}] (the text has ${t.length} code units), got ${got(v)}`);
+  };
+  index('from', from, 0);
+  index('to', to, from as number);
+  if (typeof piece !== 'function') throw new Error(`${op}: piece must be a function (start, end) => void, got ${got(piece)}`);
 }
 
 /**
@@ -63,6 +83,16 @@ export function compilePattern(pattern: string): RegExp {
  * matches, in order, and for every gap between matches too; empty matches are skipped.
  */
 export function splitByRegExp(text: string, from: number, to: number, re: RegExp, piece: (start: number, end: number) => void): void {
+  const op = 'splitByRegExp';
+  checkRange(op, text, from, to, piece);
+  // a regular expression without the g (or y) flag would match at the same place forever
+  if (!(re instanceof RegExp)) throw new Error(`${op}: re must be a regular expression with the g flag, got ${got(re)}`);
+  if (!re.global && !re.sticky) throw new Error(`${op}: re must have the g flag (global), got ${String(re)}`);
+  scanRegExp(text, from, to, re, piece);
+}
+
+/** @internal {@link splitByRegExp} without the argument checks (the encoder's inner loop). */
+export function scanRegExp(text: string, from: number, to: number, re: RegExp, piece: (start: number, end: number) => void): void {
   const sub = from === 0 && to === text.length ? text : text.slice(from, to);
   re.lastIndex = 0;
   let last = 0;
@@ -129,6 +159,12 @@ function astral(cp: number): number {
  * {@link GPT2_PATTERN} run with the `u` flag.
  */
 export function splitGPT2(text: string, from: number, to: number, piece: (start: number, end: number) => void): void {
+  checkRange('splitGPT2', text, from, to, piece);
+  scanGPT2(text, from, to, piece);
+}
+
+/** @internal {@link splitGPT2} without the argument checks (the encoder's inner loop). */
+export function scanGPT2(text: string, from: number, to: number, piece: (start: number, end: number) => void): void {
   const tbl = bmpTable();
   // class of the code point at i and its length in code units, packed as cls | (len << 2)
   const at = (i: number): number => {

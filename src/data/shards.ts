@@ -19,6 +19,9 @@ import { mkdir } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
+import { relabel } from '../tensor/ops/util.js';
+import { checkChoice, show } from '../tensor/validate.js';
+import { got, optionalFunction, optionsArg, pathArg } from './args.js';
 import { contentHash } from './clean.js';
 import type { DocumentLike } from './sources.js';
 
@@ -50,13 +53,29 @@ export interface TokenizerLike {
  * Throws when it has neither.
  */
 export function tokenizerFingerprint(tokenizer: Pick<TokenizerLike, 'fingerprint' | 'toJSON'>): string {
-  if (typeof tokenizer.fingerprint === 'function') {
-    const f = tokenizer.fingerprint();
-    if (typeof f !== 'string' || !f) throw new Error('tokenizerFingerprint: fingerprint() must return a non-empty string');
+  return fingerprintAs('tokenizerFingerprint', tokenizer);
+}
+
+// tokenizerFingerprint as the public function `op`.
+function fingerprintAs(op: string, tokenizer: unknown): string {
+  if (tokenizer === null || typeof tokenizer !== 'object') throw new Error(`${op}: tokenizer must be an object with fingerprint() or toJSON(), got ${got(tokenizer)}`);
+  const t = tokenizer as Pick<TokenizerLike, 'fingerprint' | 'toJSON'>;
+  if (typeof t.fingerprint === 'function') {
+    const f = t.fingerprint();
+    if (typeof f !== 'string' || !f) throw new Error(`${op}: fingerprint() must return a non-empty string, got ${got(f)}`);
     return f;
   }
-  if (typeof tokenizer.toJSON === 'function') return createHash('sha256').update(JSON.stringify(tokenizer.toJSON())).digest('hex');
-  throw new Error('tokenizerFingerprint: the tokenizer has neither fingerprint() nor toJSON(), so the cache cannot tell tokenizers apart');
+  if (typeof t.toJSON === 'function') {
+    let json: string | undefined;
+    try {
+      json = JSON.stringify(t.toJSON());
+    } catch (e) {
+      throw new Error(`${op}: the tokenizer's toJSON() is not JSON-serialisable (${(e as Error)?.message ?? String(e)})`);
+    }
+    if (json === undefined) throw new Error(`${op}: the tokenizer's toJSON() returned nothing to hash`);
+    return createHash('sha256').update(json).digest('hex');
+  }
+  throw new Error(`${op}: the tokenizer has neither fingerprint() nor toJSON(), so the cache cannot tell tokenizers apart (got ${show(tokenizer)})`);
 }
 
 /** How token ids are stored: 2 or 4 bytes, little-endian. */
@@ -91,12 +110,19 @@ export const SHARD_FORMAT_VERSION = 1;
 export const SHARD_INDEX_FILE = 'index.json';
 
 /** Bytes per token of a dtype. */
-export const tokenBytes = (dtype: TokenDType): 2 | 4 => (dtype === 'uint16' ? 2 : 4);
+export function tokenBytes(dtype: TokenDType): 2 | 4 {
+  return checkChoice('tokenBytes', 'dtype', dtype, ['uint16', 'uint32'] as const) === 'uint16' ? 2 : 4;
+}
 
 /** uint16 when every id fits in 16 bits (vocabSize ≤ 65536), else uint32. */
 export function tokenDType(vocabSize: number): TokenDType {
-  if (!Number.isSafeInteger(vocabSize) || vocabSize < 1 || vocabSize > 2 ** 31)
-    throw new Error(`tokenDType: vocabSize must be an integer in [1, 2^31], got ${vocabSize}`);
+  return dtypeAs('tokenDType', vocabSize);
+}
+
+// tokenDType as the public function `op`.
+function dtypeAs(op: string, vocabSize: unknown, name = 'vocabSize'): TokenDType {
+  if (typeof vocabSize !== 'number' || !Number.isSafeInteger(vocabSize) || vocabSize < 1 || vocabSize > 2 ** 31)
+    throw new Error(`${op}: ${name} must be an integer in [1, 2^31], got ${got(vocabSize)}`);
   return vocabSize <= 65536 ? 'uint16' : 'uint32';
 }
 
@@ -133,20 +159,35 @@ export interface ShardResult {
   seconds: number;
 }
 
-const textOf = (d: DocumentLike): string => {
-  const t = typeof d === 'string' ? d : d?.text;
-  if (typeof t !== 'string') throw new Error('buildShards: a document has no string text');
+const textOf = (d: DocumentLike, i: number): string => {
+  const t = typeof d === 'string' ? d : d !== null && typeof d === 'object' ? d.text : undefined;
+  if (typeof t !== 'string') throw new Error(`buildShards: document ${i} has no string text (got ${show(d)})`);
   return t;
 };
 
+const isIterable = (x: unknown): boolean =>
+  x !== null && typeof x === 'object' && (typeof (x as Iterable<unknown>)[Symbol.iterator] === 'function' || typeof (x as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function');
+
 async function* iterate(input: ShardInput): AsyncGenerator<string> {
   const items = typeof input === 'function' ? input() : input;
-  for await (const d of items) yield textOf(d);
+  if (!isIterable(items)) throw new Error(`buildShards: the documents function must return an iterable of documents, got ${got(items)}`);
+  let i = 0;
+  for await (const d of items) yield textOf(d, i++);
 }
 
-function checkTokenizer(tok: TokenizerLike): void {
-  if (!tok || typeof tok.encode !== 'function') throw new Error('buildShards: tokenizer must have encode(text), vocabSize and fingerprint() or toJSON()');
-  tokenDType(tok.vocabSize);
+// The tokenizer's vocabulary size, checked for `op`.
+function checkVocab(op: string, tok: unknown): number {
+  if (tok === null || typeof tok !== 'object') throw new Error(`${op}: tokenizer must be an object with vocabSize and fingerprint() or toJSON(), got ${got(tok)}`);
+  const v = (tok as TokenizerLike).vocabSize;
+  dtypeAs(op, v, 'tokenizer.vocabSize');
+  return v;
+}
+
+// A separator id, checked for `op`.
+function checkEos(op: string, eos: unknown, vocabSize: number): number | null {
+  if (eos === undefined || eos === null) return null;
+  if (typeof eos !== 'number' || !Number.isInteger(eos) || eos < 0 || eos >= vocabSize) throw new Error(`${op}: eos must be an integer in [0, ${vocabSize}), got ${show(eos)}`);
+  return eos;
 }
 
 /**
@@ -154,8 +195,16 @@ function checkTokenizer(tok: TokenizerLike): void {
  * fingerprint and vocabulary size, the separator and the documents' content hashes in order.
  */
 export function shardKey(documentHashes: Iterable<string>, tokenizer: Pick<TokenizerLike, 'vocabSize' | 'fingerprint' | 'toJSON'>, eos: number | null = null): string {
-  const h = keyHash(tokenizerFingerprint(tokenizer), tokenizer.vocabSize, eos);
-  for (const d of documentHashes) h.update(`\n${d}`);
+  const op = 'shardKey';
+  if (typeof documentHashes === 'string' || !isIterable(documentHashes)) throw new Error(`${op}: documentHashes must be an iterable of content hashes (strings), got ${got(documentHashes)}`);
+  const vocabSize = checkVocab(op, tokenizer);
+  const h = keyHash(fingerprintAs(op, tokenizer), vocabSize, checkEos(op, eos, vocabSize));
+  let i = 0;
+  for (const d of documentHashes) {
+    if (typeof d !== 'string') throw new Error(`${op}: documentHashes[${i}] must be a string, got ${got(d)}`);
+    h.update(`\n${d}`);
+    i++;
+  }
   return h.digest('hex');
 }
 
@@ -171,20 +220,23 @@ function keyHash(fingerprint: string, vocabSize: number, eos: number | null): Re
  * problem.
  */
 export function readShardIndex(dir: string): ShardIndex {
+  const op = 'readShardIndex';
+  pathArg(op, dir, 'dir');
   const path = join(dir, SHARD_INDEX_FILE);
   let index: ShardIndex;
   try {
     index = JSON.parse(readFileSync(path, 'utf8')) as ShardIndex;
   } catch (e) {
-    throw new Error(`readShardIndex: cannot read ${path}: ${(e as Error).message}`);
+    throw new Error(`${op}: cannot read ${path}: ${(e as Error).message}`);
   }
   const bad = (msg: string): never => {
-    throw new Error(`readShardIndex: ${path}: ${msg}`);
+    throw new Error(`${op}: ${path}: ${msg}`);
   };
   if (typeof index !== 'object' || index === null) bad('not a JSON object');
   if (index.version !== SHARD_FORMAT_VERSION) bad(`format version ${String(index.version)}, this reader knows ${SHARD_FORMAT_VERSION}`);
   if (index.dtype !== 'uint16' && index.dtype !== 'uint32') bad(`unknown dtype '${String(index.dtype)}'`);
-  if (!Number.isSafeInteger(index.vocabSize) || tokenDType(index.vocabSize) !== index.dtype) bad(`dtype ${index.dtype} does not match vocabSize ${index.vocabSize}`);
+  if (!Number.isSafeInteger(index.vocabSize) || index.vocabSize < 1 || index.vocabSize > 2 ** 31 || tokenDType(index.vocabSize) !== index.dtype)
+    bad(`dtype ${index.dtype} does not match vocabSize ${String(index.vocabSize)}`);
   if (!Array.isArray(index.shards)) bad('shards is not an array');
   const bytes = tokenBytes(index.dtype);
   let total = 0;
@@ -231,17 +283,47 @@ function leBytes(buf: Uint16Array | Uint32Array, n: number): Uint8Array {
  * const data = TokenDataset.open(shards.dir);
  */
 export async function buildShards(documents: ShardInput, tokenizer: TokenizerLike, opts: ShardOptions): Promise<ShardResult> {
+  const op = 'buildShards';
   const t0 = performance.now();
-  checkTokenizer(tokenizer);
-  const fingerprint = tokenizerFingerprint(tokenizer);
-  const vocabSize = tokenizer.vocabSize;
-  const eos = opts.eos ?? null;
-  if (eos !== null && !(Number.isInteger(eos) && eos >= 0 && eos < vocabSize)) throw new Error(`buildShards: eos must be an integer in [0, ${vocabSize}), got ${eos}`);
+  if (!Array.isArray(documents) && typeof documents !== 'function')
+    throw new Error(`${op}: documents must be an array of documents or a function that returns an iterable of them, got ${got(documents)}`);
+  const vocabSize = checkVocab(op, tokenizer);
+  if (typeof tokenizer.encode !== 'function') throw new Error(`${op}: tokenizer must have encode(text), got ${show(tokenizer)} without it`);
+  const fingerprint = fingerprintAs(op, tokenizer);
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) throw new Error(`${op}: expected options { cacheDir, ... }, got ${got(opts)}`);
+  optionsArg(op, opts, ['cacheDir', 'eos', 'maxShardBytes', 'onProgress']);
+  const eos = checkEos(op, opts.eos, vocabSize);
   const dtype = tokenDType(vocabSize);
   const bytes = tokenBytes(dtype);
   const maxShardBytes = opts.maxShardBytes ?? 64 * 2 ** 20;
-  if (!Number.isSafeInteger(maxShardBytes) || maxShardBytes < bytes) throw new Error(`buildShards: maxShardBytes must be an integer ≥ ${bytes} (one ${dtype} token), got ${maxShardBytes}`);
-  if (typeof opts.cacheDir !== 'string' || !opts.cacheDir) throw new Error('buildShards: cacheDir is required');
+  if (typeof maxShardBytes !== 'number' || !Number.isSafeInteger(maxShardBytes) || maxShardBytes < bytes)
+    throw new Error(`${op}: maxShardBytes must be an integer ≥ ${bytes} (one ${dtype} token), got ${got(maxShardBytes)}`);
+  pathArg(op, opts.cacheDir, 'cacheDir');
+  optionalFunction(op, 'onProgress', opts.onProgress);
+  try {
+    return await shardsOf(documents, tokenizer, opts, { t0, vocabSize, fingerprint, eos, dtype, bytes, maxShardBytes });
+  } catch (e) {
+    // the file writes name writeFileAtomic; the rest (mkdir, the tokenizer's own errors) keep their words after `op`
+    if (e instanceof Error && !e.message.startsWith(`${op}: `)) {
+      if (e.message.startsWith('writeFileAtomic: ')) throw relabel(op, e);
+      e.message = `${op}: ${e.message}`;
+    }
+    throw e;
+  }
+}
+
+interface ShardPlan {
+  t0: number;
+  vocabSize: number;
+  fingerprint: string;
+  eos: number | null;
+  dtype: TokenDType;
+  bytes: 2 | 4;
+  maxShardBytes: number;
+}
+
+async function shardsOf(documents: ShardInput, tokenizer: TokenizerLike, opts: ShardOptions, plan: ShardPlan): Promise<ShardResult> {
+  const { t0, vocabSize, fingerprint, eos, dtype, bytes, maxShardBytes } = plan;
 
   // pass 1: the key, from the documents' content hashes (streamed: memory does not grow with the corpus)
   const pass1 = keyHash(fingerprint, vocabSize, eos);

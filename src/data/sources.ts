@@ -7,9 +7,21 @@
  * tokenisation; {@link readDocuments} collects one into an array when it fits.
  * @module
  */
-import { open, readdir, readFile, realpath, stat } from 'node:fs/promises';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
+import { got, pathArg } from './args.js';
+import {
+  checkSource,
+  checkSources,
+  filesOf,
+  folderDocuments,
+  folderOptions,
+  jsonlDocuments,
+  jsonlOptions,
+  readOptions,
+  sourceDocuments,
+  sourcesDocuments,
+  textDocuments,
+  textOptions,
+} from './read.js';
 
 /** One document of a corpus. */
 export interface TextDocument {
@@ -95,26 +107,6 @@ export interface ReadOptions {
   onSkip?: (issue: SourceIssue) => void;
 }
 
-const decoder = new TextDecoder('utf-8'); // strips a leading BOM; invalid bytes become U+FFFD
-
-const isBlank = (line: string): boolean => line.trim() === '';
-
-/** Lines of a file with 1-based numbers, streamed; a leading BOM is removed. */
-async function* lines(path: string): AsyncGenerator<[string, number]> {
-  const fh = await open(path, 'r'); // fails here, with the path, if the file cannot be opened
-  const rl = createInterface({ input: fh.createReadStream({ encoding: 'utf8' }), crlfDelay: Infinity });
-  try {
-    let n = 0;
-    for await (let line of rl) {
-      if (++n === 1 && line.charCodeAt(0) === 0xfeff) line = line.slice(1);
-      yield [line, n];
-    }
-  } finally {
-    rl.close();
-    await fh.close().catch(() => {});
-  }
-}
-
 /**
  * Documents of a plain-text file (UTF-8; a BOM is dropped, invalid bytes become U+FFFD).
  * Ids are the path (`'file'`) or `path:line` of the document's first line.
@@ -123,40 +115,10 @@ async function* lines(path: string): AsyncGenerator<[string, number]> {
  * for await (const doc of readText('corpus.txt', { split: 'paragraph' })) console.log(doc.id);
  */
 export async function* readText(path: string, opts: TextOptions = {}): AsyncGenerator<TextDocument> {
-  const split = opts.split ?? 'file';
-  const source = opts.label ?? path;
-  if (split === 'file') {
-    yield { id: path, text: decoder.decode(await readFile(path)), source };
-    return;
-  }
-  if (split !== 'line' && split !== 'paragraph') throw new Error(`readText: unknown split mode '${String(split)}' (use 'file', 'line' or 'paragraph')`);
-  let para: string[] = [];
-  let start = 0;
-  for await (const [line, n] of lines(path)) {
-    if (split === 'line') {
-      if (!isBlank(line)) yield { id: `${path}:${n}`, text: line, source };
-    } else if (isBlank(line)) {
-      if (para.length) yield { id: `${path}:${start}`, text: para.join('\n'), source };
-      para = [];
-    } else {
-      if (!para.length) start = n;
-      para.push(line);
-    }
-  }
-  if (para.length) yield { id: `${path}:${start}`, text: para.join('\n'), source };
+  const op = 'readText';
+  pathArg(op, path);
+  yield* textDocuments(op, path, textOptions(op, opts));
 }
-
-function extensionFilter(exts: readonly string[] | undefined): (name: string) => boolean {
-  if (!exts) return () => true;
-  const wanted = exts.map((e) => (e.startsWith('.') ? e : `.${e}`).toLowerCase());
-  return (name) => {
-    const lower = name.toLowerCase();
-    return wanted.some((e) => lower.endsWith(e));
-  };
-}
-
-// Code-unit order, not locale order: the same on every machine and in every locale.
-const byCodeUnits = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
  * The files of a folder, recursively, as paths joined onto `dir`, in a fixed order: depth first,
@@ -165,33 +127,9 @@ const byCodeUnits = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 
  * walked is skipped, so a cycle cannot loop.
  */
 export async function listFiles(dir: string, opts: FolderOptions = {}): Promise<string[]> {
-  const keep = extensionFilter(opts.extensions);
-  const out: string[] = [];
-  const walk = async (path: string, ancestors: Set<string>): Promise<void> => {
-    const real = await realpath(path);
-    if (ancestors.has(real)) return;
-    const inner = new Set(ancestors).add(real);
-    const entries = (await readdir(path, { withFileTypes: true })).sort((a, b) => byCodeUnits(a.name, b.name));
-    for (const e of entries) {
-      if (!opts.includeHidden && e.name.startsWith('.')) continue;
-      const child = join(path, e.name);
-      let isDir = e.isDirectory();
-      let isFile = e.isFile();
-      if (e.isSymbolicLink()) {
-        const s = await stat(child).catch(() => null); // a dangling link is skipped
-        isDir = s?.isDirectory() ?? false;
-        isFile = s?.isFile() ?? false;
-      }
-      if (isDir) await walk(child, inner);
-      else if (isFile && keep(e.name)) out.push(child);
-    }
-  };
-  const s = await stat(dir).catch((e: NodeJS.ErrnoException) => {
-    throw new Error(`readFolder: cannot read '${dir}': ${e.code ?? e.message}`);
-  });
-  if (!s.isDirectory()) throw new Error(`readFolder: '${dir}' is not a folder`);
-  await walk(dir, new Set());
-  return out;
+  const op = 'listFiles';
+  pathArg(op, dir, 'dir');
+  return filesOf(op, dir, folderOptions(op, opts));
 }
 
 /**
@@ -199,8 +137,9 @@ export async function listFiles(dir: string, opts: FolderOptions = {}): Promise<
  * order), each read as {@link readText} reads a file; their `source` is the folder.
  */
 export async function* readFolder(dir: string, opts: FolderOptions = {}): AsyncGenerator<TextDocument> {
-  const label = opts.label ?? dir;
-  for (const file of await listFiles(dir, opts)) yield* readText(file, { split: opts.split ?? 'file', label });
+  const op = 'readFolder';
+  pathArg(op, dir, 'dir');
+  yield* folderDocuments(op, dir, folderOptions(op, opts));
 }
 
 /**
@@ -214,51 +153,14 @@ export async function* readFolder(dir: string, opts: FolderOptions = {}): AsyncG
  * for await (const doc of readJsonl('data.jsonl', { field: 'content', onError: 'skip', onSkip: (i) => skipped.push(i) })) {}
  */
 export async function* readJsonl(path: string, opts: JsonlOptions = {}): AsyncGenerator<TextDocument> {
-  const field = opts.field ?? 'text';
-  const source = opts.label ?? path;
-  const mode = opts.onError ?? 'throw';
-  if (mode !== 'throw' && mode !== 'skip') throw new Error(`readJsonl: onError must be 'throw' or 'skip', got '${String(mode)}'`);
-  for await (const [line, n] of lines(path)) {
-    if (isBlank(line)) continue;
-    let reason: string | null = null;
-    let doc: TextDocument | null = null;
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch (e) {
-      reason = `invalid JSON (${(e as Error).message})`;
-    }
-    if (reason === null) {
-      if (typeof value !== 'object' || value === null || Array.isArray(value)) reason = `not an object (got ${Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value})`;
-      else {
-        const obj = value as Record<string, unknown>;
-        const text = obj[field];
-        const idValue = opts.idField === undefined ? undefined : obj[opts.idField];
-        if (!(field in obj)) reason = `field '${field}' missing`;
-        else if (typeof text !== 'string') reason = `field '${field}' is ${text === null ? 'null' : typeof text}, not a string`;
-        else if (opts.idField !== undefined && typeof idValue !== 'string' && typeof idValue !== 'number')
-          reason = `id field '${opts.idField}' missing or not a string or number`;
-        else doc = { id: idValue === undefined ? `${path}:${n}` : String(idValue), text, source };
-      }
-    }
-    if (doc) yield doc;
-    else if (mode === 'throw') throw new Error(`readJsonl: ${path}:${n}: ${reason}`);
-    else opts.onSkip?.({ source: path, line: n, reason: reason! });
-  }
-}
-
-async function* fromMemory(name: string, documents: Iterable<DocumentLike> | AsyncIterable<DocumentLike>): AsyncGenerator<TextDocument> {
-  let i = 0;
-  for await (const d of documents) {
-    if (typeof d === 'string') yield { id: `${name}:${i}`, text: d, source: name };
-    else if (d && typeof d.text === 'string') yield { id: d.id ?? `${name}:${i}`, text: d.text, source: d.source ?? name };
-    else throw new Error(`readSource: document ${i} of '${name}' has no string 'text'`);
-    i++;
-  }
+  const op = 'readJsonl';
+  pathArg(op, path);
+  yield* jsonlDocuments(op, path, jsonlOptions(op, opts));
 }
 
 /** The label a source's documents carry as `source`. */
 export function sourceLabel(spec: SourceSpec): string {
+  checkSource('sourceLabel', spec);
   if (typeof spec === 'string') return spec;
   if (spec.type === 'documents') return spec.name ?? 'memory';
   return spec.label ?? spec.path;
@@ -266,50 +168,26 @@ export function sourceLabel(spec: SourceSpec): string {
 
 /** Documents of one source (see {@link SourceSpec}). */
 export async function* readSource(spec: SourceSpec, opts: ReadOptions = {}): AsyncGenerator<TextDocument> {
-  if (typeof spec === 'string') {
-    const s = await stat(spec).catch((e: NodeJS.ErrnoException) => {
-      throw new Error(`readSource: cannot read '${spec}': ${e.code ?? e.message}`);
-    });
-    if (s.isDirectory()) spec = { type: 'folder', path: spec };
-    else if (/\.(jsonl|ndjson)$/i.test(spec)) spec = { type: 'jsonl', path: spec };
-    else spec = { type: 'text', path: spec };
-  }
-  switch (spec.type) {
-    case 'text':
-      yield* readText(spec.path, spec);
-      return;
-    case 'folder':
-      yield* readFolder(spec.path, spec);
-      return;
-    case 'jsonl': {
-      const own = spec.onSkip;
-      const onSkip = (issue: SourceIssue): void => {
-        own?.(issue);
-        opts.onSkip?.(issue);
-      };
-      yield* readJsonl(spec.path, { ...spec, onError: spec.onError ?? opts.onError ?? 'throw', onSkip });
-      return;
-    }
-    case 'documents':
-      yield* fromMemory(spec.name ?? 'memory', spec.documents);
-      return;
-    default:
-      throw new Error(`readSource: unknown source type '${String((spec as { type: unknown }).type)}' (use 'text', 'folder', 'jsonl' or 'documents')`);
-  }
+  const op = 'readSource';
+  yield* sourceDocuments(op, checkSource(op, spec), readOptions(op, opts));
 }
 
 /** Documents of several sources, one after another. */
 export async function* readSources(specs: SourceSpec | readonly SourceSpec[], opts: ReadOptions = {}): AsyncGenerator<TextDocument> {
-  for (const spec of Array.isArray(specs) ? (specs as readonly SourceSpec[]) : [specs as SourceSpec]) yield* readSource(spec, opts);
+  const op = 'readSources';
+  yield* sourcesDocuments(op, checkSources(op, specs), readOptions(op, opts));
 }
 
 /** Every document of the sources, as an array. */
 export async function readDocuments(specs: SourceSpec | readonly SourceSpec[], opts: ReadOptions = {}): Promise<TextDocument[]> {
-  return collect(readSources(specs, opts));
+  const op = 'readDocuments';
+  return collect(sourcesDocuments(op, checkSources(op, specs), readOptions(op, opts)));
 }
 
 /** The items of a (sync or async) iterable as an array. */
 export async function collect<T>(items: Iterable<T> | AsyncIterable<T>): Promise<T[]> {
+  if (items === null || (typeof items !== 'object' && typeof items !== 'string') || (typeof (items as Iterable<T>)[Symbol.iterator] !== 'function' && typeof (items as AsyncIterable<T>)[Symbol.asyncIterator] !== 'function'))
+    throw new Error(`collect: items must be an iterable or an async iterable, got ${got(items)}`);
   const out: T[] = [];
   for await (const x of items) out.push(x);
   return out;

@@ -7,6 +7,8 @@
  * @module
  */
 import { createHash } from 'node:crypto';
+import { checkChoice, checkNumber, show } from '../tensor/validate.js';
+import { got, optionsArg } from './args.js';
 
 /** Options of {@link splitDocuments}. */
 export interface SplitOptions {
@@ -33,12 +35,17 @@ export interface TrainValSplit<T> {
  * const { train, val } = splitDocuments(documents, { valFraction: 0.05, seed: 1 });
  */
 export function splitDocuments<T extends { id: string; text: string }>(documents: readonly T[], opts: SplitOptions = {}): TrainValSplit<T> {
-  const fraction = opts.valFraction ?? 0.1;
-  const seed = opts.seed ?? 0;
-  const by = opts.by ?? 'content';
-  if (!(fraction >= 0 && fraction <= 1)) throw new Error(`splitDocuments: valFraction must be in [0, 1], got ${fraction}`);
-  if (!Number.isSafeInteger(seed)) throw new Error(`splitDocuments: seed must be a safe integer, got ${seed}`);
-  if (by !== 'content' && by !== 'id') throw new Error(`splitDocuments: by must be 'content' or 'id', got '${String(by)}'`);
+  const op = 'splitDocuments';
+  if (!Array.isArray(documents)) throw new Error(`${op}: documents must be an array of { id, text }, got ${got(documents)}`);
+  const o = optionsArg<SplitOptions>(op, opts, ['valFraction', 'seed', 'by']);
+  const fraction = o.valFraction === undefined ? 0.1 : checkNumber(op, 'valFraction', o.valFraction, { min: 0, max: 1 });
+  const seed = o.seed === undefined ? 0 : checkNumber(op, 'seed', o.seed, { integer: true });
+  const by = o.by === undefined ? 'content' : checkChoice(op, 'by', o.by, ['content', 'id'] as const);
+  const field = by === 'content' ? 'text' : 'id';
+  documents.forEach((d, i) => {
+    if (d === null || typeof d !== 'object' || typeof (d as Record<string, unknown>)[field] !== 'string')
+      throw new Error(`${op}: document ${i} must be an object with a string ${field}, got ${d !== null && typeof d === 'object' && !Array.isArray(d) ? `${field} ${show((d as Record<string, unknown>)[field])}` : got(d)}`);
+  });
   const n = documents.length;
   let nVal = Math.round(n * fraction);
   if (fraction > 0 && fraction < 1) nVal = n >= 2 ? Math.min(n - 1, Math.max(1, nVal)) : 0; // a lone document trains

@@ -5,6 +5,7 @@
  */
 import { hostFiles } from '../host.js';
 import { describeJSON } from '../io/describe.js';
+import { got, pathArg } from './args.js';
 import { BPETokenizer, type BPETokenizerJSON } from './bpe.js';
 import { WordPieceTokenizer, type WordPieceTokenizerJSON } from './wordpiece.js';
 
@@ -42,7 +43,10 @@ export type TokenizerJSON = BPETokenizerJSON | WordPieceTokenizerJSON;
  */
 export function loadTokenizer(source: string | TokenizerJSON): Tokenizer {
   let json: unknown = source;
+  if (typeof source !== 'string' && (source === null || typeof source !== 'object' || Array.isArray(source)))
+    throw new Error(`loadTokenizer: expected a path or a tokenizer's JSON object, got ${Array.isArray(source) ? describeJSON(source) : got(source)}`);
   if (typeof source === 'string') {
+    pathArg('loadTokenizer', source);
     try {
       json = JSON.parse(hostFiles('loadTokenizer', 'the tokenizer JSON itself').readText(source));
     } catch (e) {

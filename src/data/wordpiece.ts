@@ -30,7 +30,7 @@
  */
 import { hostFiles } from '../host.js';
 import { describeJSON } from '../io/describe.js';
-import { idsArg, textArg } from './args.js';
+import { got, idsArg, optionsArg, pathArg, textArg } from './args.js';
 import type { Tokenizer } from './tokenizer.js';
 
 /** Options of {@link WordPieceTokenizer}. */
@@ -132,7 +132,8 @@ export class WordPieceTokenizer implements Tokenizer {
     // the options often come from a file (fromJSON): check every type, so a wrong one is named here
     if (!Array.isArray(vocab) || !vocab.every((t) => typeof t === 'string'))
       throw new Error(`WordPieceTokenizer: the vocabulary must be an array of strings, got ${describeJSON(vocab)}`);
-    if (opts === null || typeof opts !== 'object') throw new Error(`WordPieceTokenizer: options must be an object, got ${describeJSON(opts)}`);
+    if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) throw new Error(`WordPieceTokenizer: options must be an object, got ${describeJSON(opts)}`);
+    optionsArg('WordPieceTokenizer', opts, ['lowercase', 'stripAccents', 'maxInputCharsPerWord', 'unkToken', 'continuingSubwordPrefix', 'specialTokens']);
     const bad = (name: keyof WordPieceOptions, want: string): Error =>
       new Error(`WordPieceTokenizer: ${name} must be ${want}, got ${describeJSON(opts[name])}`);
     for (const name of ['lowercase', 'stripAccents'] as const)
@@ -148,8 +149,9 @@ export class WordPieceTokenizer implements Tokenizer {
     this.vocabSize = this.vocab.length;
     this.lowercase = opts.lowercase ?? true;
     this.stripAccents = opts.stripAccents ?? this.lowercase;
-    this.maxInputCharsPerWord = opts.maxInputCharsPerWord ?? 100;
-    if (!Number.isSafeInteger(this.maxInputCharsPerWord) || this.maxInputCharsPerWord < 1) throw bad('maxInputCharsPerWord', 'a positive integer');
+    const maxChars = opts.maxInputCharsPerWord ?? 100;
+    if (typeof maxChars !== 'number' || !Number.isSafeInteger(maxChars) || maxChars < 1) throw bad('maxInputCharsPerWord', 'a positive integer');
+    this.maxInputCharsPerWord = maxChars;
     this.unkToken = opts.unkToken ?? '[UNK]';
     this.continuingSubwordPrefix = opts.continuingSubwordPrefix ?? '##';
     const unk = this.ids.get(this.unkToken);
@@ -177,37 +179,41 @@ export class WordPieceTokenizer implements Tokenizer {
 
   /** A tokenizer from the text of a vocabulary file (one token per line) or its lines. */
   static fromVocab(vocab: string | readonly string[], opts?: WordPieceOptions): WordPieceTokenizer {
-    if (typeof vocab !== 'string') return new WordPieceTokenizer(vocab, opts);
-    const lines = vocab.split(/\r?\n/);
-    if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop(); // the final newline
-    return new WordPieceTokenizer(lines, opts);
+    return fromVocabAs('WordPieceTokenizer.fromVocab', vocab, opts);
   }
 
   /** A tokenizer from a vocabulary file (`vocab.txt`: one token per line, the line number is the id). */
   static fromVocabFile(path: string, opts?: WordPieceOptions): WordPieceTokenizer {
+    pathArg('WordPieceTokenizer.fromVocabFile', path);
     let text: string;
     try {
       text = hostFiles('WordPieceTokenizer.fromVocabFile', 'the text to WordPieceTokenizer.fromVocab').readText(path);
     } catch (e) {
       throw new Error(`WordPieceTokenizer.fromVocabFile: cannot read ${path}: ${(e as Error).message}`);
     }
-    return WordPieceTokenizer.fromVocab(text, opts);
+    return fromVocabAs('WordPieceTokenizer.fromVocabFile', text, opts);
   }
 
   /** The id of a token, or undefined. */
   tokenToId(token: string): number | undefined {
+    textArg('WordPieceTokenizer.tokenToId', token, 'token');
     return this.ids.get(token);
   }
 
   /** The token of an id; throws when out of range. */
   idToToken(id: number): string {
-    const t = Number.isInteger(id) ? this.vocab[id] : undefined;
-    if (t === undefined) throw new Error(`WordPieceTokenizer: id ${id} is not in the vocabulary (vocabSize ${this.vocabSize})`);
+    return this.tokenOf('WordPieceTokenizer.idToToken', id);
+  }
+
+  private tokenOf(op: string, id: unknown, at = ''): string {
+    const t = typeof id === 'number' && Number.isInteger(id) ? this.vocab[id] : undefined;
+    if (t === undefined) throw new Error(`${op}: id ${typeof id === 'number' ? id : got(id)}${at} is not in the vocabulary (vocabSize ${this.vocabSize})`);
     return t;
   }
 
   /** The words of `text` after basic tokenisation (steps 2–5 of the module comment), special tokens not treated apart. */
   basicTokenize(text: string): string[] {
+    textArg('WordPieceTokenizer.basicTokenize', text);
     // steps 2 and 3: clean, space out CJK
     let clean = '';
     for (const ch of text) {
@@ -238,6 +244,7 @@ export class WordPieceTokenizer implements Tokenizer {
 
   /** The WordPiece tokens of one word (greedy longest match first; `[UNK]` when it fails). */
   wordpiece(word: string): string[] {
+    textArg('WordPieceTokenizer.wordpiece', word, 'word');
     const chars = Array.from(word);
     if (chars.length > this.maxInputCharsPerWord) return [this.unkToken];
     const pieces: string[] = [];
@@ -297,7 +304,7 @@ export class WordPieceTokenizer implements Tokenizer {
     let s = '';
     const pre = this.continuingSubwordPrefix;
     for (let i = 0; i < ids.length; i++) {
-      const t = this.idToToken(ids[i]!);
+      const t = this.tokenOf('WordPieceTokenizer.decode', ids[i], ` at position ${i}`);
       if (pre !== '' && t.startsWith(pre) && s !== '') s += t.slice(pre.length);
       else s += s === '' ? t : ` ${t}`;
     }
@@ -321,12 +328,21 @@ export class WordPieceTokenizer implements Tokenizer {
 
   /** Write the JSON form to `path`. */
   save(path: string): void {
-    hostFiles('WordPieceTokenizer.save', 'tokenizer.toJSON()').writeText(path, JSON.stringify(this.toJSON()));
+    const op = 'WordPieceTokenizer.save';
+    pathArg(op, path);
+    const files = hostFiles(op, 'tokenizer.toJSON()');
+    try {
+      files.writeText(path, JSON.stringify(this.toJSON()));
+    } catch (e) {
+      throw new Error(`${op}: cannot write '${path}': ${(e as Error)?.message ?? String(e)}`);
+    }
   }
 
   /** A tokenizer from its JSON form; throws `WordPieceTokenizer.fromJSON: …` naming the first field that does not fit. */
   static fromJSON(json: WordPieceTokenizerJSON): WordPieceTokenizer {
-    if (json === null || typeof json !== 'object' || json.type !== 'wordpiece') {
+    if (json === null || typeof json !== 'object' || Array.isArray(json))
+      throw new Error(`WordPieceTokenizer.fromJSON: expected a WordPiece tokenizer's JSON object, got ${Array.isArray(json) ? describeJSON(json) : got(json)}`);
+    if (json.type !== 'wordpiece') {
       throw new Error(`WordPieceTokenizer.fromJSON: not a WordPiece tokenizer (type ${describeJSON((json as { type?: unknown } | null)?.type)})`);
     }
     if (json.version !== 1) throw new Error(`WordPieceTokenizer.fromJSON: unsupported version ${describeJSON(json.version)} (this kiln reads version 1)`);
@@ -347,6 +363,7 @@ export class WordPieceTokenizer implements Tokenizer {
 
   /** Read a tokenizer written by {@link WordPieceTokenizer.save}. */
   static load(path: string): WordPieceTokenizer {
+    pathArg('WordPieceTokenizer.load', path);
     let json: WordPieceTokenizerJSON;
     try {
       json = JSON.parse(hostFiles('WordPieceTokenizer.load', 'the JSON to WordPieceTokenizer.fromJSON').readText(path)) as WordPieceTokenizerJSON;
@@ -354,5 +371,22 @@ export class WordPieceTokenizer implements Tokenizer {
       throw new Error(`WordPieceTokenizer.load: cannot read ${path}: ${(e as Error).message}`);
     }
     return WordPieceTokenizer.fromJSON(json);
+  }
+}
+
+/** {@link WordPieceTokenizer.fromVocab} as the public method `op`: the constructor's errors are prefixed with `op`. */
+function fromVocabAs(op: string, vocab: unknown, opts: WordPieceOptions | undefined): WordPieceTokenizer {
+  if (typeof vocab !== 'string' && !Array.isArray(vocab)) throw new Error(`${op}: vocab must be the text of a vocabulary file or an array of tokens, got ${got(vocab)}`);
+  let lines = vocab as readonly string[];
+  if (typeof vocab === 'string') {
+    const split = vocab.split(/\r?\n/);
+    if (split.length > 0 && split[split.length - 1] === '') split.pop(); // the final newline
+    lines = split;
+  }
+  try {
+    return new WordPieceTokenizer(lines, opts);
+  } catch (e) {
+    if (e instanceof Error && !e.message.startsWith(`${op}: `)) e.message = `${op}: ${e.message}`;
+    throw e;
   }
 }

@@ -7,6 +7,7 @@
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import { checkKeys, show } from '../tensor/validate.js';
 
 /** Writes `data` to an open file; replace it to observe or break writes (tests inject failures). */
 export type AsyncWriter = (file: FileHandle, data: Uint8Array) => Promise<void>;
@@ -58,12 +59,25 @@ async function syncDir(dir: string): Promise<void> {
  * The directory must exist. On any error the temporary file is removed and `path` is untouched.
  */
 export async function writeFileAtomic(path: string, data: Uint8Array, opts: { write?: AsyncWriter } = {}): Promise<void> {
+  const op = 'writeFileAtomic';
+  const write = checkWrite(op, path, data, opts) as AsyncWriter | undefined;
   const tmp = tempPathFor(path);
   try {
-    await writeVia(tmp, path, data, opts.write);
+    await writeVia(tmp, path, data, write);
   } catch (e) {
-    throw named(e, tmp, path);
+    throw named(op, e, tmp, path);
   }
+}
+
+// The arguments of a write, checked for `op`; the writer option.
+function checkWrite(op: string, path: unknown, data: unknown, opts: unknown): unknown {
+  if (typeof path !== 'string' || path === '') throw new Error(`${op}: path must be a file path (a non-empty string), got ${show(path)}`);
+  if (path.includes('\0')) throw new Error(`${op}: path ${show(path.replace(/\0/g, '\\0'))} contains a NUL character`);
+  if (!(data instanceof Uint8Array)) throw new Error(`${op}: data must be a Uint8Array, got ${show(data)}`);
+  checkKeys(op, opts, ['write']);
+  const write = (opts as { write?: unknown } | null | undefined)?.write;
+  if (write !== undefined && typeof write !== 'function') throw new Error(`${op}: write must be a function, got ${show(write)}`);
+  return write;
 }
 
 async function writeVia(tmp: string, path: string, data: Uint8Array, write: AsyncWriter | undefined): Promise<void> {
@@ -89,19 +103,21 @@ async function writeVia(tmp: string, path: string, data: Uint8Array, write: Asyn
 
 /** {@link writeFileAtomic}, synchronously. */
 export function writeFileAtomicSync(path: string, data: Uint8Array, opts: { write?: SyncWriter } = {}): void {
+  const op = 'writeFileAtomicSync';
+  const write = checkWrite(op, path, data, opts) as SyncWriter | undefined;
   const tmp = tempPathFor(path);
   try {
-    writeViaSync(tmp, path, data, opts.write ?? writeAllSync);
+    writeViaSync(tmp, path, data, write ?? writeAllSync);
   } catch (e) {
-    throw named(e, tmp, path);
+    throw named(op, e, tmp, path);
   }
 }
 
 // An error of a write through `tmp` as the caller sees it: about `path`, the file it asked for
-// (the hidden temporary name means nothing to them).
-function named(e: unknown, tmp: string, path: string): Error {
+// (the hidden temporary name means nothing to them), named by the public function `op`.
+function named(op: string, e: unknown, tmp: string, path: string): Error {
   const err = e instanceof Error ? e : new Error(String(e));
-  err.message = `cannot write '${path}': ${err.message.split(tmp).join(path)}`;
+  err.message = `${op}: cannot write '${path}': ${err.message.split(tmp).join(path)}`;
   return err;
 }
 

@@ -24,8 +24,10 @@ import { clone } from '../tensor/ops/elementwise.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { OptimizerStateDict, HyperParam, ParamState } from '../optim/optimizer.js';
 import { writeFileAtomic, type AsyncWriter } from './atomic.js';
+import { relabel } from '../tensor/ops/util.js';
+import { checkKeys, show } from '../tensor/validate.js';
 import { describeJSON } from './describe.js';
-import { encodeRaw, loadSafetensors, parseSafetensorsHeader, readRaw } from './safetensors.js';
+import { encodeRaw, parseHeader, readRaw, readSafetensors } from './safetensors.js';
 
 /** Anything with a state dict of tensors: a Module, or a small wrapper. */
 export interface StateDictModel {
@@ -132,8 +134,15 @@ async function resolveFile(path: string): Promise<string> {
  */
 export async function saveCheckpoint(path: string, c: CheckpointContents, opts: SaveCheckpointOptions = {}): Promise<string> {
   const op = 'saveCheckpoint';
-  if (!c || typeof c.model?.stateDict !== 'function') throw new Error(`${op}: expected { model, step, ... } with a model that has stateDict()`);
-  if (!Number.isSafeInteger(c.step) || c.step < 0) throw new Error(`${op}: step must be a non-negative integer, got ${c.step}`);
+  checkPath(op, path);
+  if (c === null || typeof c !== 'object' || Array.isArray(c)) throw new Error(`${op}: expected { model, step, ... }, got ${show(c)}`);
+  checkKeys(op, c, ['model', 'optimizer', 'scheduler', 'generator', 'step', 'extra']);
+  if (typeof c.model?.stateDict !== 'function') throw new Error(`${op}: expected { model, step, ... } with a model that has stateDict(), got model ${show(c.model)}`);
+  checkParts(op, c, { optimizer: 'stateDict', scheduler: 'stateDict', generator: 'getState' });
+  if (typeof c.step !== 'number' || !Number.isSafeInteger(c.step) || c.step < 0) throw new Error(`${op}: step must be a non-negative integer, got ${show(c.step)}`);
+  checkKeys(op, opts, ['write']);
+  const write = (opts as SaveCheckpointOptions | null)?.write;
+  if (write !== undefined && typeof write !== 'function') throw new Error(`${op}: write must be a function, got ${show(write)}`);
   const tensors: Record<string, Tensor> = {};
   for (const [name, t] of Object.entries(c.model.stateDict())) tensors[`model.${name}`] = t;
   let optimizer: CheckpointInfo['optimizer'] = null;
@@ -163,13 +172,36 @@ export async function saveCheckpoint(path: string, c: CheckpointContents, opts: 
   }
   // the checksum key comes first in the header, so its placeholder is patched in place
   const bytes = encodeRaw(raw, { [CRC_KEY]: CRC_PLACEHOLDER, [META_KEY]: json });
-  const header = parseSafetensorsHeader(bytes);
+  const header = parseHeader(bytes);
   const at = indexOf(bytes.subarray(0, header.dataStart), new TextEncoder().encode(`"${CRC_KEY}":"${CRC_PLACEHOLDER}"`));
   bytes.set(new TextEncoder().encode(hex(checksum(json, bytes.subarray(header.dataStart)))), at + CRC_KEY.length + 4);
   const file = await resolveFile(path);
-  await mkdir(dirname(file), { recursive: true });
-  await writeFileAtomic(file, bytes, { write: opts.write });
+  try {
+    await mkdir(dirname(file), { recursive: true });
+  } catch (e) {
+    throw new Error(`${op}: cannot write '${file}': ${(e as Error)?.message ?? String(e)}`);
+  }
+  try {
+    await writeFileAtomic(file, bytes, { write });
+  } catch (e) {
+    throw relabel(op, e);
+  }
   return file;
+}
+
+// A path argument of `op`: a non-empty string.
+function checkPath(op: string, path: unknown): void {
+  if (typeof path !== 'string' || path === '') throw new Error(`${op}: path must be a file or folder path (a non-empty string), got ${show(path)}`);
+  if (path.includes('\0')) throw new Error(`${op}: path ${show(path.replace(/\0/g, '\\0'))} contains a NUL character`);
+}
+
+// The optional parts of a checkpoint (optimizer, scheduler, generator): absent, or with the method that reads their state.
+function checkParts(op: string, c: object, parts: Record<string, string>): void {
+  for (const [name, method] of Object.entries(parts)) {
+    const v = (c as Record<string, unknown>)[name];
+    if (v !== undefined && v !== null && (typeof v !== 'object' || typeof (v as Record<string, unknown>)[method] !== 'function'))
+      throw new Error(`${op}: ${name} must be an object with ${method}(), got ${show(v)}`);
+  }
 }
 
 /**
@@ -182,7 +214,12 @@ export async function saveCheckpoint(path: string, c: CheckpointContents, opts: 
  */
 export async function loadCheckpoint(path: string, targets: CheckpointTargets): Promise<LoadedCheckpoint> {
   const op = 'loadCheckpoint';
-  if (!targets || typeof targets.model?.loadStateDict !== 'function') throw new Error(`${op}: expected { model, ... } with a model that has loadStateDict()`);
+  checkPath(op, path);
+  if (targets === null || typeof targets !== 'object' || Array.isArray(targets)) throw new Error(`${op}: expected targets { model, ... }, got ${show(targets)}`);
+  checkKeys(op, targets, ['model', 'optimizer', 'scheduler', 'generator', 'backend']);
+  if (typeof targets.model?.loadStateDict !== 'function') throw new Error(`${op}: expected { model, ... } with a model that has loadStateDict(), got model ${show(targets.model)}`);
+  checkParts(op, targets, { optimizer: 'loadStateDict', scheduler: 'loadStateDict', generator: 'setState' });
+  if (targets.backend !== undefined && typeof targets.backend !== 'string') throw new Error(`${op}: backend must be a backend's name, got ${show(targets.backend)}`);
   const file = await resolveFile(path);
   let bytes: Uint8Array;
   try {
@@ -193,7 +230,7 @@ export async function loadCheckpoint(path: string, targets: CheckpointTargets): 
   const where = `'${file}'`;
   let info: CheckpointInfo;
   try {
-    const header = parseSafetensorsHeader(bytes);
+    const header = parseHeader(bytes);
     const json = header.metadata[META_KEY];
     if (json === undefined) throw new Error(`not a kiln checkpoint (no '${META_KEY}' metadata)`);
     info = parseInfo(json);
@@ -212,7 +249,7 @@ export async function loadCheckpoint(path: string, targets: CheckpointTargets): 
   let tensors: Record<string, Tensor>;
   try {
     // a valid file can still hold what kiln cannot (an I64 past i32, an F8 dtype), or name no backend
-    ({ tensors } = loadSafetensors(bytes, { backend: targets.backend }));
+    ({ tensors } = readSafetensors(bytes, { backend: targets.backend }));
   } catch (e) {
     throw new Error(`${op}: ${where} cannot be loaded: ${(e as Error).message}`);
   }
@@ -331,6 +368,7 @@ function crcUpdate(crc: number, bytes: Uint8Array): number {
 
 /** CRC-32 of `bytes` (the checksum zlib and gzip use). */
 export function crc32(bytes: Uint8Array): number {
+  if (!(bytes instanceof Uint8Array)) throw new Error(`crc32: bytes must be a Uint8Array, got ${show(bytes)}`);
   return (crcUpdate(0xffffffff, bytes) ^ 0xffffffff) >>> 0;
 }
 

@@ -28,9 +28,11 @@ import { fmt } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { GPT, type GPTConfig } from '../nn/gpt.js';
 import type { MLPActivation } from '../nn/mlp.js';
+import { relabel } from '../tensor/ops/util.js';
+import { checkBoolean, checkChoice, checkKeys, checkNumber, show } from '../tensor/validate.js';
 import { writeFileAtomic } from './atomic.js';
 import { describeJSON } from './describe.js';
-import { makeTensors, parseSafetensorsHeader, saveSafetensors, type SafetensorsEntry, type SafetensorsHeader, type SafetensorsMetadata } from './safetensors.js';
+import { makeTensors, parseHeader, saveSafetensors, type SafetensorsEntry, type SafetensorsHeader, type SafetensorsMetadata } from './safetensors.js';
 
 /** Options of {@link loadHFGPT2}. */
 export interface LoadHFGPT2Options {
@@ -230,14 +232,35 @@ function readHFConfigFile(op: string, weights: string): HFConfigFile | null {
 
 function readSource(op: string, source: string | Uint8Array): Uint8Array {
   if (typeof source === 'string') {
+    if (source === '' || source.includes('\0')) throw new Error(`${op}: expected a file path or the bytes of a safetensors file, got ${show(source.replace(/\0/g, '\\0'))}`);
     try {
       return readFileSync(source);
     } catch (e) {
       throw new Error(`${op}: cannot read '${source}': ${(e as Error).message}`);
     }
   }
-  if (!(source instanceof Uint8Array)) throw new Error(`${op}: expected a file path or the bytes of a safetensors file`);
+  if (!(source instanceof Uint8Array)) throw new Error(`${op}: expected a file path or the bytes of a safetensors file, got ${show(source)}`);
   return source;
+}
+
+const GPT_KEYS = ['vocabSize', 'blockSize', 'nLayer', 'nHead', 'nEmbd', 'dropout', 'bias', 'rope', 'ropeBase', 'tiedHead', 'activation', 'layerNormEps'];
+
+/**
+ * The caller's partial config, checked for `op` before the file is read: an object of GPTConfig
+ * keys with values of the right kinds (whether they fit the file is checked against it later).
+ */
+function checkGiven(op: string, config: unknown): Partial<GPTConfig> {
+  if (config === undefined) return {};
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new Error(`${op}: config must be an object (a partial GPTConfig), got ${show(config)}`);
+  checkKeys(op, config, GPT_KEYS);
+  const c = config as Record<string, unknown>;
+  for (const k of ['vocabSize', 'blockSize', 'nLayer', 'nHead', 'nEmbd']) if (c[k] !== undefined) checkNumber(op, `config.${k}`, c[k], { integer: true, min: 1 });
+  for (const k of ['bias', 'rope', 'tiedHead']) if (c[k] !== undefined) checkBoolean(op, `config.${k}`, c[k]);
+  if (c.dropout !== undefined) checkNumber(op, 'config.dropout', c.dropout, { min: 0, max: 1, maxExclusive: true });
+  if (c.ropeBase !== undefined) checkNumber(op, 'config.ropeBase', c.ropeBase, { min: 0, minExclusive: true });
+  if (c.layerNormEps !== undefined) checkNumber(op, 'config.layerNormEps', c.layerNormEps, { min: 0, minExclusive: true });
+  if (c.activation !== undefined) checkChoice(op, 'config.activation', c.activation, ['gelu_tanh', 'gelu']);
+  return config as Partial<GPTConfig>;
 }
 
 interface HFPlan {
@@ -269,7 +292,7 @@ function hfConfigFile(op: string, source: string | Uint8Array, given: Partial<GP
 function plan(op: string, bytes: Uint8Array, given: Partial<GPTConfig>, json: HFConfigFile | null, noJSON: string): HFPlan {
   let header: SafetensorsHeader;
   try {
-    header = parseSafetensorsHeader(bytes);
+    header = parseHeader(bytes);
   } catch (e) {
     throw new Error(`${op}: ${(e as Error).message}`);
   }
@@ -403,8 +426,14 @@ const noConfigFile = (source: string | Uint8Array): string =>
  */
 export function hfGPT2Config(source: string | Uint8Array, config: Partial<GPTConfig> = {}): GPTConfig {
   const op = 'hfGPT2Config';
+  const given = checkGiven(op, config);
   const bytes = readSource(op, source);
-  return plan(op, bytes, config, hfConfigFile(op, source, config), noConfigFile(source)).config;
+  try {
+    return plan(op, bytes, given, hfConfigFile(op, source, given), noConfigFile(source)).config;
+  } catch (e) {
+    if (typeof source === 'string' && e instanceof Error) e.message = `${e.message} (in '${source}')`;
+    throw e;
+  }
 }
 
 /**
@@ -425,10 +454,13 @@ export function hfGPT2Config(source: string | Uint8Array, config: Partial<GPTCon
  */
 export function loadHFGPT2(source: string | Uint8Array, opts: LoadHFGPT2Options = {}): GPT {
   const op = 'loadHFGPT2';
+  if (opts !== undefined && (opts === null || typeof opts !== 'object' || Array.isArray(opts))) throw new Error(`${op}: options must be an object, got ${show(opts)}`);
+  checkKeys(op, opts, ['config', 'backend', 'dtype', 'generator']);
+  const given = checkGiven(op, opts.config);
+  if (opts.backend !== undefined && typeof opts.backend !== 'string') throw new Error(`${op}: backend must be a backend's name, got ${show(opts.backend)}`);
   const bytes = readSource(op, source);
   let p: HFPlan;
   try {
-    const given = opts.config ?? {};
     p = plan(op, bytes, given, hfConfigFile(op, source, given), noConfigFile(source));
   } catch (e) {
     if (typeof source === 'string' && e instanceof Error) e.message = `${e.message} (in '${source}')`;
@@ -510,13 +542,15 @@ export function hfGPT2Gradients(model: GPT, opts: HFGPT2StateDictOptions = {}): 
  * The one mapping of kiln's parameters to Hugging Face GPT-2's names and layout: for each
  * parameter whose `pick` is not null, a copy of it under the HF name, transposed for Conv1D.
  */
-function hfLayout(op: string, model: GPT, opts: HFGPT2StateDictOptions, pick: (param: Tensor) => Tensor | null): Record<string, Tensor> {
-  if (!(model instanceof GPT)) throw new Error(`${op}: expected a GPT model`);
+function hfLayout(op: string, model: GPT, opts: HFGPT2StateDictOptions | undefined, pick: (param: Tensor) => Tensor | null): Record<string, Tensor> {
+  if (!(model instanceof GPT)) throw new Error(`${op}: expected a GPT model, got ${show(model)}`);
+  if (opts !== undefined && (opts === null || typeof opts !== 'object' || Array.isArray(opts))) throw new Error(`${op}: options must be an object, got ${show(opts)}`);
+  checkKeys(op, opts, ['prefix']);
   const c = model.config;
   if (c.rope) throw new Error(`${op}: the model uses rotary positions; GPT-2 has learned ones (wpe), so it has no Hugging Face GPT-2 layout`);
   if (!c.bias) throw new Error(`${op}: the model has no biases; Hugging Face GPT-2 has them in every projection and norm`);
-  const prefix = opts.prefix ?? '';
-  if (prefix !== '' && prefix !== 'transformer.') throw new Error(`${op}: prefix must be '' or 'transformer.', got '${String(prefix)}'`);
+  const prefix = opts?.prefix ?? '';
+  if (prefix !== '' && prefix !== 'transformer.') throw new Error(`${op}: prefix must be '' or 'transformer.', got ${show(prefix)}`);
   const out: Record<string, Tensor> = {};
   // a copy per entry: [out, in] → [in, out] for Conv1D, else a clone
   try {
@@ -576,15 +610,24 @@ export async function saveHFGPT2(
   b?: GPT | HFGPT2StateDictOptions,
   c?: HFGPT2StateDictOptions,
 ): Promise<void | Uint8Array> {
+  const op = 'saveHFGPT2';
+  if (typeof a !== 'string' && !(a instanceof GPT)) throw new Error(`${op}: expected a path or a GPT model, got ${show(a)}`);
+  if (a === '' || (typeof a === 'string' && a.includes('\0'))) throw new Error(`${op}: path must be a file path (a non-empty string), got ${show(a)}`);
   const [path, model, opts] = typeof a === 'string' ? [a, b as GPT, c] : [undefined, a, b as HFGPT2StateDictOptions | undefined];
-  const sd = hfGPT2StateDict(model, opts);
+  const sd = hfLayout(op, model, opts, (p) => p);
   const metadata: SafetensorsMetadata = { format: 'pt' };
   try {
     if (path === undefined) return await saveSafetensors(sd, metadata);
     await saveSafetensors(path, sd, metadata);
+  } catch (e) {
+    throw relabel(op, e);
   } finally {
     for (const t of Object.values(sd)) t.dispose();
   }
   const json = `${JSON.stringify(hfConfigJSON(model.config), null, 2)}\n`;
-  await writeFileAtomic(join(dirname(path), 'config.json'), new TextEncoder().encode(json));
+  try {
+    await writeFileAtomic(join(dirname(path), 'config.json'), new TextEncoder().encode(json));
+  } catch (e) {
+    throw relabel(op, e);
+  }
 }

@@ -5,7 +5,7 @@
  * then the data buffer, each tensor little-endian and row-major at its offsets (relative to the
  * start of the buffer). Reading validates everything before a tensor is made: a file kiln
  * accepts has a well-formed header, offsets that tile the buffer exactly, and sizes that match
- * dtype × shape. Errors read `safetensors: <problem>`.
+ * dtype × shape. Errors start with the function called (`loadSafetensors: <problem>`).
  * @module
  */
 import { hostFiles } from '../host.js';
@@ -13,6 +13,8 @@ import type { StorageArray } from '../backend/dtype.js';
 import { itemSize, type DType } from '../backend/dtype.js';
 import { backendSync } from '../backend/registry.js';
 import { Tensor } from '../tensor/tensor.js';
+import { relabel } from '../tensor/ops/util.js';
+import { checkKeys, show } from '../tensor/validate.js';
 import { describeJSON } from './describe.js';
 
 /** String metadata stored in the header under `__metadata__`. */
@@ -77,16 +79,29 @@ export interface RawTensor {
 }
 
 function checkInputs(op: string, tensors: Record<string, Tensor>, metadata: SafetensorsMetadata | undefined): [string, Tensor][] {
-  if (tensors === null || typeof tensors !== 'object') throw new Error(`${op}: expected a record of tensors`);
+  if (tensors === null || typeof tensors !== 'object' || Array.isArray(tensors) || tensors instanceof Tensor)
+    throw new Error(`${op}: expected a record of tensors { name: tensor }, got ${show(tensors)}`);
   const entries = Object.entries(tensors);
   for (const [name, t] of entries) {
     if (name === '__metadata__') throw new Error(`${op}: '__metadata__' is reserved and cannot name a tensor`);
-    if (!(t instanceof Tensor)) throw new Error(`${op}: '${name}' is not a Tensor`);
+    if (!(t instanceof Tensor)) throw new Error(`${op}: '${name}' is not a Tensor, got ${show(t)}`);
     if (t.disposed) throw new Error(`${op}: tensor '${name}' was disposed`);
   }
+  if (metadata !== undefined && (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)))
+    throw new Error(`${op}: metadata must be an object of strings { key: value }, got ${show(metadata)}`);
   for (const [k, v] of Object.entries(metadata ?? {}))
-    if (typeof v !== 'string') throw new Error(`${op}: metadata '${k}' must be a string, got ${typeof v}`);
+    if (typeof v !== 'string') throw new Error(`${op}: metadata '${k}' must be a string, got ${typeof v} ${show(v)}`);
   return entries;
+}
+
+// Write `bytes` to `path` for `op`: the writer's errors named by `op`.
+async function writeAs(op: string, path: string, bytes: Uint8Array): Promise<void> {
+  const files = hostFiles(op, 'no path, to get the bytes');
+  try {
+    await files.writeAtomic(path, bytes);
+  } catch (e) {
+    throw relabel(op, e);
+  }
 }
 
 /** @internal Raw storages of `tensors`, waiting for device work where needed. */
@@ -156,7 +171,7 @@ export async function saveSafetensors(
 ): Promise<void | Uint8Array> {
   if (typeof a === 'string') {
     const bytes = encodeRaw(await readRaw('saveSafetensors', b as Record<string, Tensor>, c), c);
-    await hostFiles('saveSafetensors', 'no path, to get the bytes').writeAtomic(a, bytes);
+    await writeAs('saveSafetensors', a, bytes);
     return;
   }
   return encodeRaw(await readRaw('saveSafetensors', a, b as SafetensorsMetadata | undefined), b as SafetensorsMetadata | undefined);
@@ -171,8 +186,14 @@ export function saveSafetensorsSync(
   c?: SafetensorsMetadata,
 ): void | Uint8Array {
   if (typeof a === 'string') {
-    const bytes = encodeRaw(readRawSync('saveSafetensorsSync', b as Record<string, Tensor>, c), c);
-    hostFiles('saveSafetensorsSync', 'no path, to get the bytes').writeAtomicSync(a, bytes);
+    const op = 'saveSafetensorsSync';
+    const bytes = encodeRaw(readRawSync(op, b as Record<string, Tensor>, c), c);
+    const files = hostFiles(op, 'no path, to get the bytes');
+    try {
+      files.writeAtomicSync(a, bytes);
+    } catch (e) {
+      throw relabel(op, e);
+    }
     return;
   }
   const meta = b as SafetensorsMetadata | undefined;
@@ -190,7 +211,22 @@ const isCount = (x: unknown): x is number => typeof x === 'number' && Number.isS
  * buffer exactly (contiguous, in order, no gaps or overlaps, nothing past the end).
  */
 export function parseSafetensorsHeader(bytes: Uint8Array): SafetensorsHeader {
-  if (!(bytes instanceof Uint8Array)) fail(`expected a Uint8Array, got ${bytes === null ? 'null' : typeof bytes}`);
+  return named('parseSafetensorsHeader', () => parseHeader(bytes));
+}
+
+// Run `fn` as the public function `op`: its `safetensors: …` errors read `op: …`.
+function named<T>(op: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof Error && e.message.startsWith('safetensors: ')) e.message = `${op}: ${e.message.slice('safetensors: '.length)}`;
+    throw e;
+  }
+}
+
+/** @internal {@link parseSafetensorsHeader} with errors `safetensors: …` (for the readers built on it, which quote them). */
+export function parseHeader(bytes: Uint8Array): SafetensorsHeader {
+  if (!(bytes instanceof Uint8Array)) fail(`expected a Uint8Array, got ${show(bytes)}`);
   if (bytes.length < 8) fail(`file is ${bytes.length} bytes, too short for the 8-byte header length`);
   const n64 = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
   if (n64 > BigInt(bytes.length - 8))
@@ -270,6 +306,17 @@ export interface LoadSafetensorsOptions {
  * const { tensors, metadata } = loadSafetensors('model.safetensors');
  */
 export function loadSafetensors(source: string | Uint8Array, opts: LoadSafetensorsOptions = {}): SafetensorsFile {
+  return named('loadSafetensors', () => {
+    checkKeys('safetensors', opts, ['backend']);
+    const backend = (opts as LoadSafetensorsOptions | null)?.backend;
+    if (backend !== undefined && typeof backend !== 'string') fail(`backend must be a backend's name, got ${show(backend)}`);
+    if (typeof source !== 'string' && !(source instanceof Uint8Array)) fail(`expected a file path or the bytes of a safetensors file (a Uint8Array), got ${show(source)}`);
+    return readSafetensors(source, { backend });
+  });
+}
+
+/** @internal {@link loadSafetensors} with errors `safetensors: …`. */
+export function readSafetensors(source: string | Uint8Array, opts: LoadSafetensorsOptions = {}): SafetensorsFile {
   let bytes: Uint8Array;
   if (typeof source === 'string') {
     try {
@@ -287,7 +334,7 @@ export function loadSafetensors(source: string | Uint8Array, opts: LoadSafetenso
 }
 
 function decode(bytes: Uint8Array, opts: LoadSafetensorsOptions): SafetensorsFile {
-  const { entries, metadata, dataStart } = parseSafetensorsHeader(bytes);
+  const { entries, metadata, dataStart } = parseHeader(bytes);
   return { tensors: makeTensors(bytes, dataStart, entries, opts), metadata: { ...metadata } };
 }
 

@@ -247,8 +247,8 @@ function vocabText(lines: readonly string[], edits: readonly VocabEdit[]): strin
   return out.join(eol) + (final ? eol : '');
 }
 
-const FROM_VOCAB = ['WordPieceTokenizer: '];
-const FROM_VOCAB_FILE = ['WordPieceTokenizer.fromVocabFile: ', 'WordPieceTokenizer: '];
+const FROM_VOCAB = ['WordPieceTokenizer.fromVocab: '];
+const FROM_VOCAB_FILE = ['WordPieceTokenizer.fromVocabFile: '];
 
 /** The lines `fromVocab` reads from `text`. */
 function linesOf(text: string): string[] {

@@ -239,7 +239,7 @@ const givenArb: fc.Arbitrary<Partial<GPTConfig>> = fc.oneof(
 );
 
 const sameMessage = (load: string, config: string): boolean =>
-  load.replace(/^loadHFGPT2: /, '').replace(/ \(in '[^']*'\)$/, '') === config.replace(/^hfGPT2Config: /, '');
+  load.replace(/^loadHFGPT2: /, '').replace(/ \(in '[^']*'\)$/, '') === config.replace(/^hfGPT2Config: /, '').replace(/ \(in '[^']*'\)$/, '');
 
 /** IEEE half-precision bits as a number. */
 function half(h: number): number {
