@@ -4,7 +4,7 @@
 //
 //   node scripts/gen-ops.mjs           write the generated files
 //   node scripts/gen-ops.mjs --check   fail (exit 1) when a generated file is out of date
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dtypes, enums, families, faults, kernels, recorded } from '../kernels/ops.mjs';
@@ -224,6 +224,28 @@ function genBindings() {
   return s;
 }
 
+// ---- WGSL sources ---------------------------------------------------------------------------------
+
+// kernels/wgsl/*.wgsl as one TypeScript module of strings, so the webgpu backend needs no file
+// access (it runs in browsers too). A line `// @kernel <entry>` starts the section of one entry
+// point; a module is compiled per entry from the text before the first section and that section.
+function genWgsl() {
+  const dir = join(root, 'kernels/wgsl');
+  const files = readdirSync(dir).filter((f) => f.endsWith('.wgsl')).sort();
+  let s = `// ${HEADER.replace('kernels/ops.mjs', 'kernels/wgsl/*.wgsl')}\n\n`;
+  s += '/** @internal Each file of kernels/wgsl: the text shared by its entry points, and each entry\'s section. */\n';
+  s += 'export const WGSL = {\n';
+  for (const f of files) {
+    const parts = readFileSync(join(dir, f), 'utf8').split(/^\/\/ @kernel (\w+)[^\n]*\n/m);
+    const entries = {};
+    for (let i = 1; i < parts.length; i += 2) entries[parts[i]] = parts[i + 1];
+    s += `  ${JSON.stringify(f.slice(0, -5))}: {\n    shared: ${JSON.stringify(parts[0])},\n    entries: {\n`;
+    for (const [k, v] of Object.entries(entries)) s += `      ${JSON.stringify(k)}: ${JSON.stringify(v)},\n`;
+    s += '    },\n  },\n';
+  }
+  return s + '} as const;\n';
+}
+
 // ---- write or check ------------------------------------------------------------------------------
 
 const outputs = {
@@ -231,6 +253,7 @@ const outputs = {
   'src/backend/cpu/marshal.gen.ts': genMarshal(),
   'kernels/ops.gen.h': genHeader(),
   'native/bindings.gen.cc': genBindings(),
+  'src/backend/webgpu/wgsl.gen.ts': genWgsl(),
 };
 
 const check = process.argv.includes('--check');

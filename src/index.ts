@@ -13,10 +13,13 @@
 import './node_host.js';
 import { cpuEntry } from './backend/cpu/cpu.js';
 import { registerBackend } from './backend/registry.js';
+import { webgpuEntry } from './backend/webgpu/node.js';
 
 registerBackend(cpuEntry());
+registerBackend(webgpuEntry());
 
 export * from './core.js';
+export { webgpuEntry } from './backend/webgpu/node.js';
 export { CpuBackend, cpuEntry, getNumThreads, setNumThreads, nativeCapabilities } from './backend/cpu/cpu.js';
 export type { NativeCapabilities, Addon, NativeBuffer } from './backend/cpu/addon.js';
 export type { NativeKernelFns, NativeResult } from './backend/cpu/marshal.gen.js';
