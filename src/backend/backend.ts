@@ -93,6 +93,11 @@ export interface Storage {
 export interface Backend extends Kernels {
   /** Registry name: `ref`, `cpu`, `cuda`, `webgpu`. */
   readonly name: string;
+  /**
+   * The preference of this backend once created, when it differs from its registry entry's: a
+   * WebGPU device on a CPU driver (lavapipe, SwiftShader) ranks below the native cpu backend.
+   */
+  readonly priority?: number;
   /** The dtypes this backend can store. Creating a tensor of another dtype on it is an Error. */
   readonly dtypes: readonly DType[];
   /**

@@ -88,13 +88,16 @@ function accept(s: Slot, b: Backend): Backend {
   return b;
 }
 
+// A created backend's own priority where it gives one (a GPU device on a CPU driver), else its entry's.
+const priorityOf = (s: Slot): number => s.backend?.priority ?? s.entry.priority;
+
 /** Every registered backend, most preferred first, with whether it can run here and why not. Creates nothing. */
 export function backends(): BackendInfo[] {
   return [...slots.values()]
-    .sort((a, b) => b.entry.priority - a.entry.priority)
+    .sort((a, b) => priorityOf(b) - priorityOf(a))
     .map((s) => {
       const reason = probeReason(s);
-      return { name: s.entry.name, available: reason === null, reason: reason ?? 'available', priority: s.entry.priority, created: s.backend !== null };
+      return { name: s.entry.name, available: reason === null, reason: reason ?? 'available', priority: priorityOf(s), created: s.backend !== null };
     });
 }
 
@@ -207,16 +210,23 @@ export function setBackend(name: string | null): void {
  * it the default, and return its name. Backends that fail to load are skipped (backends() says why).
  */
 export async function ready(): Promise<string> {
+  // A backend may rank lower once created (WebGPU on a CPU driver): keep trying those its entry
+  // ranked below it until none could beat the best found.
+  let best: { name: string; priority: number } | null = null;
   for (const info of backends()) {
     if (!info.available || info.priority < 0) continue;
+    if (best && info.priority <= best.priority) break;
     try {
-      await useBackend(info.name);
-      return info.name;
+      await loadBackend('ready', info.name);
+      const p = priorityOf(slots.get(info.name)!);
+      if (!best || p > best.priority) best = { name: info.name, priority: p };
     } catch {
       // failed to load: try the next
     }
   }
-  return defaultBackendName();
+  if (!best) return defaultBackendName();
+  chosen = best.name;
+  return best.name;
 }
 
 /**

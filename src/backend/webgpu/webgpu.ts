@@ -12,6 +12,7 @@
 import type { Backend, KernelFamily, KernelName, Kernels, Storage } from '../backend.js';
 import type { DType, StorageArray } from '../dtype.js';
 import { KERNEL_NAMES } from '../ops.gen.js';
+import { PRIORITY } from '../registry.js';
 import { GpuStorage, Runtime, type RuntimeStats } from './runtime.js';
 import { KERNELS } from './kernels/index.js';
 import { show } from '../../tensor/validate.js';
@@ -25,6 +26,8 @@ export interface AdapterInfo {
   device: string;
   description: string;
   features: string[];
+  /** A CPU implementation (lavapipe, SwiftShader, WARP), not a GPU. */
+  software: boolean;
 }
 
 export interface WebGPUBackend extends Kernels {}
@@ -33,6 +36,8 @@ export class WebGPUBackend implements Backend {
   readonly name: string = 'webgpu';
   readonly dtypes = DTYPES;
   readonly rt: Runtime;
+  /** Below the native cpu backend on a CPU driver (lavapipe, SwiftShader), else the entry's. */
+  readonly priority: number | undefined;
 
   /**
    * @param device a GPUDevice
@@ -45,6 +50,7 @@ export class WebGPUBackend implements Backend {
     private readonly keepAlive: unknown = null,
   ) {
     this.rt = new Runtime(device);
+    this.priority = adapter.software ? PRIORITY.cpu / 2 : undefined;
     for (const k of KERNEL_NAMES) {
       const run = KERNELS[k] as (rt: Runtime, a: object) => void;
       (this as unknown as Record<KernelName, (a: object) => void>)[k] = (a) => {
@@ -165,6 +171,8 @@ export async function requestWebGPU(gpu: GPU, keepAlive: unknown = null): Promis
     },
   });
   const i = adapter.info;
-  const info: AdapterInfo = { vendor: i.vendor, architecture: i.architecture, device: i.device, description: i.description, features: [...device.features].sort() };
+  const names = `${i.vendor} ${i.architecture} ${i.device} ${i.description}`;
+  const software = (i as { isFallbackAdapter?: boolean }).isFallbackAdapter === true || /llvmpipe|lavapipe|swiftshader|microsoft basic render|\bwarp\b/i.test(names);
+  const info: AdapterInfo = { vendor: i.vendor, architecture: i.architecture, device: i.device, description: i.description, features: [...device.features].sort(), software };
   return new WebGPUBackend(device, info, [gpu, adapter, keepAlive]);
 }
