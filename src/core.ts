@@ -13,6 +13,10 @@
  */
 import './autograd/grads.js';
 import './autograd/backward.js';
+import { registerBackend as register } from './backend/registry.js';
+import { browserWebgpuEntry } from './backend/webgpu/browser.js';
+
+register(browserWebgpuEntry());
 
 export { Tensor, type NestedArray } from './tensor/tensor.js';
 export type { DType, DataArray, StorageArray } from './backend/dtype.js';
@@ -38,6 +42,8 @@ export {
 } from './backend/registry.js';
 export { RefBackend } from './backend/ref/ref.js';
 export { AsyncRefBackend, asyncRefEntry } from './backend/ref/async_ref.js';
+export { WebGPUBackend, requestWebGPU, type AdapterInfo } from './backend/webgpu/webgpu.js';
+export { browserWebgpuEntry } from './backend/webgpu/browser.js';
 export { philox4x32, philoxFill, PhiloxWords, dropoutThreshold } from './backend/philox.js';
 
 export { tidy, keep, memory, type MemoryInfo, type BackendMemory, type Tracked } from './tensor/memory.js';

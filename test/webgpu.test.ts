@@ -40,6 +40,11 @@ describe('webgpu runtime helpers', () => {
   });
 });
 
+test('requestWebGPU refuses what is not a GPU object, naming itself', async () => {
+  for (const bad of [null, undefined, 3, 'gpu', {}, { requestAdapter: 1 }])
+    await expect(k.requestWebGPU(bad as never)).rejects.toThrow(/^requestWebGPU: expected a GPU object/);
+});
+
 describe.skipIf(!available)(`webgpu backend${available ? '' : `: unavailable, ${info?.reason}`}`, () => {
   const backend = (): WebGPUBackend => k.backendSync('webgpu') as WebGPUBackend;
 
@@ -51,7 +56,7 @@ describe.skipIf(!available)(`webgpu backend${available ? '' : `: unavailable, ${
       expect(k.backends().find((x) => x.name === 'webgpu')!.priority).toBe(b.priority);
     }
     expect(b.dtypes).not.toContain('f64');
-    expect(b.readSync).toBeUndefined();
+    expect('readSync' in b).toBe(false);
   });
 
   test('a run of kernels is one submit, at the read; nothing is submitted before', async () => {

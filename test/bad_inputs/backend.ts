@@ -71,6 +71,10 @@ export const BACKEND_TABLE: Table = {
   asyncRefEntry: { params: [str(() => 'async-probe', { optional: true }), dtypeList()] },
   CpuBackend: { exempt: 'constructed by cpuEntry() from the loaded native addon; not for users' },
   cpuEntry: { exempt: 'takes no arguments' },
+  webgpuEntry: { exempt: 'takes no arguments' },
+  browserWebgpuEntry: { exempt: 'takes no arguments' },
+  WebGPUBackend: { exempt: 'constructed by requestWebGPU from the device it requested; not for users' },
+  requestWebGPU: { exempt: 'its one argument is a GPU object (navigator.gpu); test/webgpu.test.ts refuses non-GPU values' },
   getNumThreads: { exempt: 'takes no arguments' },
   nativeCapabilities: { exempt: 'takes no arguments' },
   setNumThreads: {

@@ -150,8 +150,13 @@ function fromWords(words: Uint32Array, dtype: DType): StorageArray {
   }
 }
 
-/** Ask `gpu` for an adapter and a device with the adapter's limits and the features kiln uses. */
+/**
+ * Ask `gpu` for an adapter and a device with the adapter's limits and the features kiln uses: the
+ * backend, or why there is none.
+ */
 export async function requestWebGPU(gpu: GPU, keepAlive: unknown = null): Promise<WebGPUBackend | string> {
+  if (gpu === null || typeof gpu !== 'object' || typeof (gpu as Partial<GPU>).requestAdapter !== 'function')
+    throw new Error(`requestWebGPU: expected a GPU object (navigator.gpu, or the result of Dawn's create()), got ${show(gpu)}`);
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) return 'no WebGPU adapter was found';
   const L = adapter.limits;
