@@ -4,6 +4,11 @@
  * and pipelines cached, that faults name the op, that 16-bit casts round exactly as the reference
  * for every bit pattern, and that a CPU driver ranks below the native cpu backend.
  */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import * as k from '../src/index.js';
 import { PRIORITY } from '../src/backend/registry.js';
@@ -135,4 +140,25 @@ describe.skipIf(!available)(`webgpu backend${available ? '' : `: unavailable, ${
     const max = backend().maxElements('f32');
     expect(() => k.zeros([max + 1], { backend: 'webgpu' })).toThrow(/^zeros: /);
   });
+
+  test('kiln train --backend webgpu --steps 50 trains: the loss falls', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kiln-webgpu-train-'));
+    const words = ['the', 'cat', 'sat', 'on', 'a', 'mat', 'and', 'dog', 'ran', 'to', 'its', 'bed'];
+    let s = 7;
+    const text = Array.from({ length: 4000 }, () => words[(s = (s * 1103515245 + 12345) % 2147483648) % words.length]).join(' ');
+    writeFileSync(join(dir, 'corpus.txt'), text);
+    const bin = fileURLToPath(new URL('../bin/kiln.mjs', import.meta.url));
+    const r = spawnSync(process.execPath, [bin, 'train', '--data', 'corpus.txt', '--config', 'micro', '--backend', 'webgpu', '--steps', '50', '--log-every', '5', '--out', 'run'], {
+      cwd: dir,
+      encoding: 'utf8',
+      env: { ...process.env, KILN_DEBUG: '' },
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const losses = [...r.stderr.matchAll(/^step \d+\/50 \(\d+%\) loss (\d+\.\d+)/gm)].map((m) => Number(m[1]));
+    expect(losses.length).toBeGreaterThanOrEqual(5);
+    const m = JSON.parse(readFileSync(join(dir, 'run', 'metrics.json'), 'utf8'));
+    expect(m.backend).toBe('webgpu');
+    expect(losses.at(-1)!).toBeLessThan(losses[0]! * 0.8);
+    expect(m.valLoss).toBeLessThan(losses[0]!);
+  }, 300_000);
 });
