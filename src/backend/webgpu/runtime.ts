@@ -97,14 +97,18 @@ export function ld(name: string, dtype: DType, ct: ComputeType = computeType(dty
   return `fn ld_${name}(i: u32) -> ${ct} { return ${load}; }\n`;
 }
 
-/** The WGSL of `st_<name>(i, v)`, storing the compute-type value v as `dtype` (rounding as casts do). */
+/**
+ * The WGSL of `st_<name>(i, v)`, storing the compute-type value v as `dtype` (rounding as casts
+ * do). NaN is tested on the bits: drivers may compile float comparisons as ordered (lavapipe
+ * does), where `NaN != 0.0` is false.
+ */
 export function st(name: string, dtype: DType, ct: ComputeType = computeType(dtype)): string {
   let store: string;
   if (ct === 'f32')
     store =
       dtype === 'f32' ? 'bitcast<u32>(v)'
-      : dtype === 'i32' ? 'bitcast<u32>(select(i32(v), 0, v != v))'
-      : dtype === 'bool' ? 'select(0u, 1u, v != 0.0)'
+      : dtype === 'i32' ? 'bitcast<u32>(select(i32(v), 0, (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u))'
+      : dtype === 'bool' ? 'select(0u, 1u, (bitcast<u32>(v) << 1u) != 0u)'
       : dtype === 'f16' ? 'f32_to_f16(v)'
       : dtype === 'bf16' ? 'f32_to_bf16(v)'
       : unsupported(dtype);
