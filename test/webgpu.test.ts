@@ -93,8 +93,11 @@ describe.skipIf(!available)(`webgpu backend${available ? '' : `: unavailable, ${
 
   test('freed buffers are reused and pipelines compiled once: a repeated step creates nothing new', async () => {
     const b = backend();
-    const step = (): Promise<Float32Array | Int32Array | Uint8Array | Float64Array> =>
-      k.tidy(() => k.randn([64, 64], { backend: 'webgpu', generator: new k.Generator(3) }).matmul(k.ones([64, 32], { backend: 'webgpu' })).relu().sum()).data();
+    const step = async (): Promise<void> => {
+      const s = k.tidy(() => k.randn([64, 64], { backend: 'webgpu', generator: new k.Generator(3) }).matmul(k.ones([64, 32], { backend: 'webgpu' })).relu().sum());
+      await s.data();
+      s.dispose();
+    };
     await step();
     await step();
     const before = b.stats();
@@ -145,7 +148,8 @@ describe.skipIf(!available)(`webgpu backend${available ? '' : `: unavailable, ${
     const dir = mkdtempSync(join(tmpdir(), 'kiln-webgpu-train-'));
     const words = ['the', 'cat', 'sat', 'on', 'a', 'mat', 'and', 'dog', 'ran', 'to', 'its', 'bed'];
     let s = 7;
-    const text = Array.from({ length: 4000 }, () => words[(s = (s * 1103515245 + 12345) % 2147483648) % words.length]).join(' ');
+    const paragraph = (): string => Array.from({ length: 40 }, () => words[Math.floor((s = (s * 1103515245 + 12345) % 2147483648) / 65536) % words.length]).join(' ');
+    const text = Array.from({ length: 100 }, paragraph).join('\n\n');
     writeFileSync(join(dir, 'corpus.txt'), text);
     const bin = fileURLToPath(new URL('../bin/kiln.mjs', import.meta.url));
     const r = spawnSync(process.execPath, [bin, 'train', '--data', 'corpus.txt', '--config', 'micro', '--backend', 'webgpu', '--steps', '50', '--log-every', '5', '--out', 'run'], {

@@ -34,9 +34,10 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
       let p = k & 2u; // the pair (0, 1) or (2, 3)
       let u0 = f32(w[p] >> 8u) * 5.9604644775390625e-8;
       let u1 = f32(w[p + 1u] >> 8u) * 5.9604644775390625e-8;
-      let r = sqrt(-2.0 * log(1.0 - u0));
+      // the math library of unary.wgsl (in defs): WGSL's own log/sin/cos may be far less accurate
+      let r = m_sqrt(-2.0 * m_log(1.0 - u0));
       let t = 6.283185307179586 * u1;
-      v = pf(2u) + pf(3u) * r * select(cos(t), sin(t), (k & 1u) == 1u);
+      v = pf(2u) + pf(3u) * r * select(m_cos(t), m_sin(t), (k & 1u) == 1u);
     } else {
       st_out_int(i, pi(2u) + bitcast<i32>(mulhilo(w[k], pu(3u)).x));
       continue;

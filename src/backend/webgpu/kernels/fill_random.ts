@@ -2,6 +2,7 @@
 import type { FillArgs, RandomArgs } from '../../backend.js';
 import { encode } from '../../dtype.js';
 import { flat, g, params, st, type Runtime } from './common.js';
+import { F32_MATH } from './unary.js';
 
 export function fill(rt: Runtime, a: FillArgs): void {
   const out = g(a.out);
@@ -20,5 +21,5 @@ export function random(rt: Runtime, a: RandomArgs): void {
   p.u64(a.seed).u64(a.offset);
   // randint stores integers exactly; the other draws round from f32
   const intStore = out.dtype === 'i32' ? 'fn st_out_int(i: u32, v: i32) { out[i] = bitcast<u32>(v); }\n' : 'fn st_out_int(i: u32, v: i32) { st_out(i, f32(v)); }\n';
-  flat(rt, { module: 'fill_random', entry: 'random', defs: st('out', out.dtype, 'f32') + intStore, bindings: [out], params: p }, Math.ceil(out.size / 4));
+  flat(rt, { module: 'fill_random', entry: 'random', defs: st('out', out.dtype, 'f32') + intStore + F32_MATH, bindings: [out], params: p }, Math.ceil(out.size / 4));
 }
