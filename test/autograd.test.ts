@@ -30,35 +30,43 @@ import {
   tidy,
   type DType,
 } from '../src/index.js';
-import { describeBackends, expectClose, FC, floatsArb, shapeArb, size, tol, values, scoped } from './harness.js';
+import { describeBackends, expectClose, FC, floatDtype, floatsArb, shapeArb, size, stored, tol, values, scoped } from './harness.js';
 
-/** A shape (size-0 and size-1 dims included) with f64 values. */
-const caseArb = (maxRank = 4, maxDim = 4): fc.Arbitrary<{ shape: number[]; x: number[]; w: number[] }> =>
+/** A shape (size-0 and size-1 dims included) with values as `round` stores them (f64 by default: unrounded). */
+const caseArb = (maxRank = 4, maxDim = 4, round: (v: number) => number = (v) => v): fc.Arbitrary<{ shape: number[]; x: number[]; w: number[] }> =>
   shapeArb(maxRank, maxDim).chain((shape) =>
-    fc.record({ shape: fc.constant(shape), x: floatsArb(size(shape), 5), w: floatsArb(size(shape), 5) }),
+    fc.record({
+      shape: fc.constant(shape),
+      x: floatsArb(size(shape), 5).map((a) => a.map(round)),
+      w: floatsArb(size(shape), 5).map((a) => a.map(round)),
+    }),
   );
 
 const RUNS = { numRuns: Math.max(10, Math.round(FC.numRuns / 2)) };
 
 
 describeBackends('autograd', (backend) => {
-  const f64 = (data: readonly number[], shape: readonly number[], requiresGrad = false): Tensor =>
-    tensor(Float64Array.from(data), shape, { backend, dtype: 'f64', requiresGrad });
+  // the semantics are checked in f64 where the backend stores it, else in f32 (WebGPU)
+  const fdt = floatDtype(backend);
+  const asStored = stored(fdt);
+  const float = (data: readonly number[], shape: readonly number[], requiresGrad = false): Tensor =>
+    tensor(Float64Array.from(data), shape, { backend, dtype: fdt, requiresGrad });
+  const cases = (maxRank?: number, maxDim?: number): ReturnType<typeof caseArb> => caseArb(maxRank, maxDim, asStored);
   const live = (): number => memory().backends[backend]?.tensors ?? 0;
-  const { rtol, atol } = tol('f64');
+  const { rtol, atol } = tol(fdt);
 
   describe('leaves and graph nodes', () => {
     it('leaves requiring grad are leaves; op outputs carry a gradFn naming the op and its inputs', () => {
       fc.assert(
-        fc.property(caseArb(), ({ shape, x }) =>
+        fc.property(cases(), ({ shape, x }) =>
           tidy(() => {
-            const leaf = f64(x, shape, true);
+            const leaf = float(x, shape, true);
             expect(leaf.requiresGrad).toBe(true);
             expect(leaf.isLeaf).toBe(true);
             expect(leaf.gradFn).toBeNull();
             expect(leaf.grad).toBeNull();
 
-            const c = f64(x, shape);
+            const c = float(x, shape);
             expect(c.requiresGrad).toBe(false);
             expect(c.isLeaf).toBe(true);
 
@@ -109,11 +117,11 @@ describeBackends('autograd', (backend) => {
 
     it('backward on a tensor that does not require grad throws', () => {
       fc.assert(
-        fc.property(caseArb(), ({ shape, x }) =>
+        fc.property(cases(), ({ shape, x }) =>
           tidy(() => {
-            const c = f64(x, shape);
+            const c = float(x, shape);
             expect(() => sum(c).backward()).toThrow(/does not require grad/);
-            expect(() => c.backward(f64(x, shape))).toThrow(/does not require grad/);
+            expect(() => c.backward(float(x, shape))).toThrow(/does not require grad/);
           }),
         ),
         RUNS,
@@ -124,18 +132,18 @@ describeBackends('autograd', (backend) => {
   describe('backward', () => {
     it('a tensor used twice (x·x) gets the summed gradient 2x', async () => {
       await fc.assert(
-        fc.asyncProperty(caseArb(), async ({ shape, x }) =>
+        fc.asyncProperty(cases(), async ({ shape, x }) =>
           scoped(async (step) => {
             const leaf = step(() => {
-              const leaf = f64(x, shape, true);
+              const leaf = float(x, shape, true);
               sum(mul(leaf, leaf)).backward();
               return leaf;
             });
             expectClose(await values(leaf.grad!), x.map((v) => 2 * v), { rtol, atol }, 'd Σx²/dx');
             // fan-out through separate branches too: Σ(x·w) + Σ(x·x) + Σ x
             const other = step(() => {
-              const other = f64(x, shape, true);
-              const w = f64(x.map((v) => v + 1), shape);
+              const other = float(x, shape, true);
+              const w = float(x.map((v) => v + 1), shape);
               sum(mul(other, w)).add(sum(mul(other, other))).add(sum(other)).backward();
               return other;
             });
@@ -148,15 +156,15 @@ describeBackends('autograd', (backend) => {
 
     it('backward(grad) takes an explicit upstream gradient for a non-scalar output; without it, it throws', async () => {
       await fc.assert(
-        fc.asyncProperty(caseArb(), async ({ shape, x, w }) =>
+        fc.asyncProperty(cases(), async ({ shape, x, w }) =>
           scoped(async (step) => {
             const leaf = step(() => {
-              const leaf = f64(x, shape, true);
+              const leaf = float(x, shape, true);
               const y = mul(leaf, leaf);
               if (size(shape) !== 1) expect(() => y.backward()).toThrow(/pass grad/);
               // a wrong-shaped upstream gradient is refused
-              expect(() => y.backward(f64([...x, 0], [x.length + 1]), { retainGraph: true })).toThrow(/does not match/);
-              y.backward(f64(w, shape));
+              expect(() => y.backward(float([...x, 0], [x.length + 1]), { retainGraph: true })).toThrow(/does not match/);
+              y.backward(float(w, shape));
               return leaf;
             });
             expectClose(await values(leaf.grad!), x.map((v, i) => 2 * v * w[i]!), { rtol, atol }, 'd(x²)·g');
@@ -168,13 +176,13 @@ describeBackends('autograd', (backend) => {
 
     it('.grad never aliases the upstream gradient (leaf.backward(g), or through retainGrad), and a retained root gets ones', async () => {
       await fc.assert(
-        fc.asyncProperty(caseArb(), async ({ shape, x, w }) =>
+        fc.asyncProperty(cases(), async ({ shape, x, w }) =>
           scoped(async (step) => {
             const { leaf, mid, y } = step(() => {
-              const leaf = f64(x, shape, true);
-              const g = f64(w, shape);
+              const leaf = float(x, shape, true);
+              const g = float(w, shape);
               leaf.backward(g);
-              const mid = f64(x, shape, true);
+              const mid = float(x, shape, true);
               const y = mul(mid, 1).retainGrad();
               y.backward(g);
               noGrad(() => g.copy_(7));
@@ -198,10 +206,10 @@ describeBackends('autograd', (backend) => {
 
     it('a one-element output of any rank needs no explicit gradient (implied 1)', async () => {
       await fc.assert(
-        fc.asyncProperty(fc.integer({ min: 0, max: 3 }), floatsArb(1, 5), async (rank, [v]) =>
+        fc.asyncProperty(fc.integer({ min: 0, max: 3 }), floatsArb(1, 5).map((a) => a.map(asStored)), async (rank, [v]) =>
           scoped(async (step) => {
             const leaf = step(() => {
-              const leaf = f64([v!], Array(rank).fill(1), true);
+              const leaf = float([v!], Array(rank).fill(1), true);
               mul(leaf, leaf).backward();
               return leaf;
             });
@@ -214,21 +222,21 @@ describeBackends('autograd', (backend) => {
 
     it('gradients accumulate into .grad across backward calls (retainGraph, or a fresh forward)', async () => {
       await fc.assert(
-        fc.asyncProperty(caseArb(), async ({ shape, x, w }) =>
+        fc.asyncProperty(cases(), async ({ shape, x, w }) =>
           scoped(async (step) => {
             const once = x.map((v, i) => 2 * v * w[i]!);
             // the graph lives only inside one tidy, so .grad after the first backward is read
             // from a copy taken there (the second backward replaces .grad)
             const { a, first, b } = step(() => {
-              const wt = f64(w, shape);
+              const wt = float(w, shape);
               // the same graph twice, kept with retainGraph
-              const a = f64(x, shape, true);
+              const a = float(x, shape, true);
               const la = sum(mul(mul(a, a), wt));
               la.backward(undefined, { retainGraph: true });
               const first = a.grad!.clone();
               la.backward();
               // two fresh forwards
-              const b = f64(x, shape, true);
+              const b = float(x, shape, true);
               for (let k = 0; k < 3; k++) sum(mul(mul(b, b), wt)).backward();
               return { a, first, b };
             });
@@ -243,11 +251,11 @@ describeBackends('autograd', (backend) => {
 
     it('backward twice through one graph without retainGraph throws a clear Error; with retainGraph it works', async () => {
       await fc.assert(
-        fc.asyncProperty(caseArb(), async ({ shape, x, w }) =>
+        fc.asyncProperty(cases(), async ({ shape, x, w }) =>
           scoped(async (step) => {
             const leaf = step(() => {
-              const leaf = f64(x, shape, true);
-              const loss = sum(mul(mul(leaf, leaf), f64(w, shape)));
+              const leaf = float(x, shape, true);
+              const loss = sum(mul(mul(leaf, leaf), float(w, shape)));
               loss.backward();
               let err: unknown = null;
               try {
@@ -263,8 +271,8 @@ describeBackends('autograd', (backend) => {
             expectClose(await values(leaf.grad!), x.map((v, i) => 2 * v * w[i]!), { rtol, atol });
 
             const l2 = step(() => {
-              const l2 = f64(x, shape, true);
-              const loss2 = sum(mul(mul(l2, l2), f64(w, shape)));
+              const l2 = float(x, shape, true);
+              const loss2 = sum(mul(mul(l2, l2), float(w, shape)));
               for (let k = 0; k < 3; k++) loss2.backward(undefined, { retainGraph: true });
               loss2.backward(); // the last may free the graph
               return l2;
@@ -278,11 +286,11 @@ describeBackends('autograd', (backend) => {
 
     it('zeroGrad drops the gradient, and the next backward starts afresh', async () => {
       await fc.assert(
-        fc.asyncProperty(caseArb(), async ({ shape, x, w }) =>
+        fc.asyncProperty(cases(), async ({ shape, x, w }) =>
           scoped(async (step) => {
             const leaf = step(() => {
-              const leaf = f64(x, shape, true);
-              const wt = f64(w, shape);
+              const leaf = float(x, shape, true);
+              const wt = float(w, shape);
               sum(mul(leaf, wt)).backward();
               expect(leaf.grad).not.toBeNull();
               leaf.zeroGrad();
@@ -302,10 +310,10 @@ describeBackends('autograd', (backend) => {
   describe('cutting and controlling the graph', () => {
     it('detach cuts the graph (x·detach(x) has gradient x, not 2x) and shares the values', async () => {
       await fc.assert(
-        fc.asyncProperty(caseArb(), async ({ shape, x }) =>
+        fc.asyncProperty(cases(), async ({ shape, x }) =>
           scoped(async (step) => {
             const { leaf, d } = step(() => {
-              const leaf = f64(x, shape, true);
+              const leaf = float(x, shape, true);
               const d = leaf.detach();
               expect(d.requiresGrad).toBe(false);
               expect(d.isLeaf).toBe(true);
@@ -332,10 +340,10 @@ describeBackends('autograd', (backend) => {
 
     it('noGrad records nothing; enableGrad inside noGrad records again; the mode is restored, also after a throw', async () => {
       await fc.assert(
-        fc.asyncProperty(caseArb(), async ({ shape, x }) =>
+        fc.asyncProperty(cases(), async ({ shape, x }) =>
           scoped(async (step) => {
             const { leaf, plain } = step(() => {
-              const leaf = f64(x, shape, true);
+              const leaf = float(x, shape, true);
               expect(isGradEnabled()).toBe(true);
               const [plain, inner] = noGrad(() => {
                 expect(isGradEnabled()).toBe(false);
@@ -356,7 +364,7 @@ describeBackends('autograd', (backend) => {
               sum(inner!).backward();
               return { leaf, plain: plain! };
             });
-            expect(await values(plain)).toEqual(x.map((v) => v * v));
+            expect(await values(plain)).toEqual(x.map((v) => asStored(v * v)));
             expectClose(await values(leaf.grad!), x.map((v) => 2 * v), { rtol, atol }, 'through enableGrad');
 
             expect(() =>
@@ -381,18 +389,18 @@ describeBackends('autograd', (backend) => {
 
     it('retainGrad keeps an intermediate gradient; other intermediates keep none', async () => {
       await fc.assert(
-        fc.asyncProperty(caseArb(), async ({ shape, x, w }) =>
+        fc.asyncProperty(cases(), async ({ shape, x, w }) =>
           scoped(async (step) => {
             const { leaf, h } = step(() => {
-              const leaf = f64(x, shape, true);
+              const leaf = float(x, shape, true);
               const h = mul(leaf, 3).retainGrad(); // h = 3x
               const other = mul(leaf, 2); // not retained
-              const loss = sum(mul(mul(h, h), f64(w, shape))).add(sum(other)); // Σ w·h² + Σ 2x
+              const loss = sum(mul(mul(h, h), float(w, shape))).add(sum(other)); // Σ w·h² + Σ 2x
               loss.backward();
               expect(other.grad).toBeNull();
               expect(loss.grad).toBeNull();
               expect(h.grad).not.toBeNull();
-              expect(h.grad!.dtype).toBe('f64');
+              expect(h.grad!.dtype).toBe(fdt);
               return { leaf, h };
             });
             expectClose(await values(h.grad!), x.map((v, i) => 2 * w[i]! * 3 * v), { rtol, atol }, 'dL/dh = 2wh');
@@ -426,15 +434,15 @@ describeBackends('autograd', (backend) => {
               const wr = w.map(round);
               const { rtol: r, atol: a } = tol(dtype);
               expectClose(await values(leaf.grad!), xr.map((v, i) => 2 * v * wr[i]!), { rtol: 2 * r, atol: 2 * a }, `${dtype} grad`);
-              // an f64 leaf mixed into a half op (promotes to f64): each leaf's grad keeps its own dtype
+              // a wider leaf (f64, or f32 where f64 is not stored) mixed into the op promotes it: each leaf's grad keeps its own dtype
               const big = step(() => {
-                const big = f64(w, shape, true);
+                const big = float(w, shape, true);
                 sum(mul(leaf, big)).backward();
                 expect(leaf.grad!.dtype).toBe(dtype);
-                expect(big.grad!.dtype).toBe('f64');
+                expect(big.grad!.dtype).toBe(fdt);
                 return big;
               });
-              expectClose(await values(big.grad!), xr, { rtol, atol }, 'f64 grad of the mixed product');
+              expectClose(await values(big.grad!), xr, { rtol, atol }, `${fdt} grad of the mixed product`);
             }),
           ),
           { numRuns: Math.max(5, Math.round(RUNS.numRuns / 2)) },
@@ -443,11 +451,11 @@ describeBackends('autograd', (backend) => {
 
     it('copy_ into a leaf that requires grad throws outside noGrad and works inside', async () => {
       await fc.assert(
-        fc.asyncProperty(caseArb(), async ({ shape, x, w }) =>
+        fc.asyncProperty(cases(), async ({ shape, x, w }) =>
           scoped(async (step) => {
             const { leaf, src } = step(() => {
-              const leaf = f64(x, shape, true);
-              const src = f64(w, shape);
+              const leaf = float(x, shape, true);
+              const src = float(w, shape);
               expect(() => leaf.copy_(src)).toThrow(/noGrad/);
               expect(() => leaf.copy_(1.5)).toThrow(/noGrad/);
               return { leaf, src };
@@ -464,7 +472,7 @@ describeBackends('autograd', (backend) => {
             expectClose(await values(leaf.grad!), w.map((v) => 2 * v), { rtol, atol });
             // a leaf that does not require grad may be written anywhere
             const plain = step(() => {
-              const plain = f64(x, shape);
+              const plain = float(x, shape);
               plain.copy_(src);
               return plain;
             });
@@ -495,10 +503,10 @@ describeBackends('autograd', (backend) => {
       fc.assert(
         fc.property(arb, ({ n, d, c, retain, x, w, g, targets }) => {
           const before = live();
-          const xs = f64(x, [n, d], true);
-          const ws = f64(w, [d, c], true);
-          const gamma = f64(g, [d], true);
-          const constant = f64(g, [d]); // a leaf that needs no grad gets none
+          const xs = float(x, [n, d], true);
+          const ws = float(w, [d, c], true);
+          const gamma = float(g, [d], true);
+          const constant = float(g, [d]); // a leaf that needs no grad gets none
           const leaves = [xs, ws, gamma, constant];
           const baseline = live();
           expect(baseline - before).toBe(leaves.length);

@@ -20,7 +20,7 @@ import { Generator, memory, tensor, tidy, type Tensor } from '../src/index.js';
 import { loadSafetensors } from '../src/index.js';
 import { GPT, type GPTConfig } from '../src/nn/index.js';
 import { AdamW, LAMB, type Optimizer, type OptimizerOptions } from '../src/optim/index.js';
-import { describeBackends, expectClose, values } from './harness.js';
+import { describeBackends, expectClose, stores, values } from './harness.js';
 
 const DIR = new URL('./fixtures/gpt/', import.meta.url);
 const path = (name: string): string => fileURLToPath(new URL(name, DIR));
@@ -120,7 +120,8 @@ describeBackends('GPT parity with PyTorch', (backend) => {
   for (const dtype of ['f32', 'f64'] as const) {
     const tol = (kind: keyof typeof TOL.f32): Tol => (dtype === 'f32' ? TOL.f32[kind] : TOL.f64);
 
-    it(`forward [${dtype}]: logits and loss match`, async () => {
+    // the f64 claims (one f32 rounding from the reference) need f64: a backend without it skips them, saying so
+    it.skipIf(!stores(backend, dtype))(`forward [${dtype}]: logits and loss match`, async () => {
       const model = load(dtype);
       const { logits, loss } = tidy(() => {
         const { logits, loss } = model.forward(ids(META.idx), ids(META.targets));
@@ -135,7 +136,7 @@ describeBackends('GPT parity with PyTorch', (backend) => {
       model.dispose();
     });
 
-    it(`backward [${dtype}]: every parameter's gradient matches (the tied wte: embedding + head)`, async () => {
+    it.skipIf(!stores(backend, dtype))(`backward [${dtype}]: every parameter's gradient matches (the tied wte: embedding + head)`, async () => {
       const model = load(dtype);
       tidy(() => model.forward(ids(META.idx), ids(META.targets)).loss!.backward());
       for (const [name, p] of model.namedParameters()) {
@@ -166,7 +167,7 @@ describeBackends('GPT parity with PyTorch', (backend) => {
       ],
     ];
     for (const [title, key, makeOpt, losses] of steps)
-      it(`${META.steps} ${title} steps [${dtype}]: the losses and every parameter match`, async () => {
+      it.skipIf(!stores(backend, dtype))(`${META.steps} ${title} steps [${dtype}]: the losses and every parameter match`, async () => {
         const model = load(dtype);
         const opt = makeOpt(model);
         const lr = opt.paramGroups[0]!.lr;

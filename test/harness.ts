@@ -49,20 +49,55 @@ export function syncReadable(name: string): boolean {
   }
 }
 
-/** Whether backend `name` stores `dtype`; when not, says so once, so a skipped dtype is never silent. */
-export function stores(name: string, dtype: DType): boolean {
-  let ok = false;
+/** The dtypes backend `name` stores, or null when it is unavailable here (its blocks are skipped, and why is printed). */
+function dtypesOf(name: string): readonly DType[] | null {
   try {
-    ok = backendSync(name).dtypes.includes(dtype);
+    return backendSync(name).dtypes;
   } catch {
-    ok = false;
+    return null;
   }
+}
+
+/**
+ * Whether backend `name` stores `dtype`; when not, says so once, so a skipped dtype is never
+ * silent (an unavailable backend stores nothing, and is announced as unavailable instead).
+ */
+export function stores(name: string, dtype: DType): boolean {
+  const dtypes = dtypesOf(name);
+  const ok = dtypes?.includes(dtype) ?? false;
   const key = `${name}/${dtype}`;
-  if (!ok && !announced.has(key)) {
+  if (!ok && dtypes && !announced.has(key)) {
     announced.add(key);
     console.warn(`[kiln tests] ${dtype} tests skipped on backend '${name}': it cannot store ${dtype}`);
   }
   return ok;
+}
+
+/**
+ * The widest float dtype backend `name` stores: f64 where it can, else f32 (WebGPU has no f64).
+ * A test about behaviour rather than about f64 runs in it, with `tol(floatDtype(b))` and inputs
+ * rounded by `stored(floatDtype(b))`, so such a backend is still tested; a test about f64 itself
+ * (promotion to f64, finite differences, f64 precision) skips instead, through `stores`.
+ */
+export function floatDtype(name: string): 'f64' | 'f32' {
+  const dtypes = dtypesOf(name);
+  // an unavailable backend runs nothing: f64, quietly
+  const ok = dtypes?.includes('f64') ?? true;
+  const key = `${name}/f64→f32`;
+  if (!ok && !announced.has(key)) {
+    announced.add(key);
+    console.warn(`[kiln tests] backend '${name}' cannot store f64: tests of behaviour written in f64 run in f32 there, with f32 tolerances`);
+  }
+  return ok ? 'f64' : 'f32';
+}
+
+/**
+ * Those of `dtypes` that backend `name` stores (each one it cannot store is announced once, by
+ * `stores`). An unavailable backend gets them all back: its blocks are skipped, but they are
+ * still collected, and an empty list would break `fc.constantFrom(...)` there.
+ */
+export function storedDtypes<D extends DType>(name: string, dtypes: readonly D[]): D[] {
+  return dtypesOf(name) ? dtypes.filter((d) => stores(name, d)) : [...dtypes];
 }
 
 /** Tolerances by dtype: f64 is near-exact, f32 single rounding, halves their epsilon. */

@@ -10,3 +10,8 @@ import { asyncRefEntry, backends, getBackend, registerBackend } from '../src/ind
 registerBackend(asyncRefEntry());
 await getBackend('async-ref');
 for (const b of backends()) if (b.available && !b.created && b.name !== 'ref') await getBackend(b.name).catch(() => {});
+if (process.env.KILN_TEST_NOF64) {
+  const { AsyncRefBackend } = await import('../src/index.js');
+  registerBackend({ name: 'nof64', priority: -3, load: async () => new AsyncRefBackend('nof64', ['f32', 'i32', 'bf16', 'f16', 'bool']) });
+  await getBackend('nof64');
+}
