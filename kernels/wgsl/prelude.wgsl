@@ -8,7 +8,7 @@
 //
 // Parameters: each dispatch has 128 words of a uniform arena (P), read with pu/pi/pf; 64-bit
 // integers (seeds, offsets) are two words, low first.
-// Faults: binding 1 (kernels that fault): [taken, code, value bits, value kind, tag]; the first
+// Faults: binding 1 (kernels that fault): [taken, code, value bits, value kind, tag, high word]; the first
 // fault of a dispatch batch wins; the runtime maps the tag back to the public op's name.
 
 struct Params { v: array<vec4u, 32> }
@@ -95,12 +95,16 @@ fn philox(c0: u32, c1: u32, k0: u32, k1: u32) -> vec4u {
 @group(0) @binding(1) var<storage, read_write> F: array<atomic<u32>, 8>;
 
 // Report a fault (the first of the batch is kept): code (ops.gen.ts FAULTS), the bad value as
-// bits and its kind (0: i32, 1: f32, 2: u32); the runtime names the op from the dispatch's tag.
-fn report(code: u32, bits: u32, kind: u32) {
+// bits and its kind (0: i32, 1: f32, 2: u32, 3: i64 whose high word is `hi`); the runtime names
+// the op from the dispatch's tag.
+fn report_wide(code: u32, bits: u32, kind: u32, hi: u32) {
   if (atomicCompareExchangeWeak(&F[0], 0u, 1u).exchanged) {
     atomicStore(&F[1], code);
     atomicStore(&F[2], bits);
     atomicStore(&F[3], kind);
     atomicStore(&F[4], pu(127u));
+    atomicStore(&F[5], hi);
   }
 }
+
+fn report(code: u32, bits: u32, kind: u32) { report_wide(code, bits, kind, 0u); }

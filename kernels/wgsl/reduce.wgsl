@@ -159,21 +159,11 @@ fn main() {
 }
 
 // @kernel ovf_report
-// ovf_report: fault `overflow` with the sum of the lowest overflowing output (the one the
-// reference names). Between 2^31 and 2^32 it is exact, as a u32; elsewhere the fault's value has
-// only 32 bits, so it is the sum rounded to f32 (and never rounded into i32's range, where the
-// message would name a sum that fits).
+// ovf_report: fault `overflow` with the exact 64-bit sum of the lowest overflowing output (the
+// one the reference names).
 @compute @workgroup_size(1)
 fn main() {
   let k = atomicLoad(&ovf[0]);
   if (k == NONE) { return; }
-  let lo = out[k];
-  let hi = atomicLoad(&ovf[1u + k]);
-  if (hi == 0u) {
-    report(4u, lo, 2u);
-    return;
-  }
-  var v = f32(bitcast<i32>(hi)) * 4294967296.0 + f32(lo);
-  if (bitcast<i32>(hi) < 0) { v = min(v, -2147483904.0); } // the f32 below −2^31
-  report(4u, bitcast<u32>(v), 1u);
+  report_wide(4u, out[k], 3u, atomicLoad(&ovf[1u + k]));
 }

@@ -383,7 +383,12 @@ export class Runtime {
     staging.destroy();
     if (all[0]) {
       const info = this.tags.get(all[4]!) ?? { op: 'webgpu', limit: 0 };
-      const value = all[3] === 1 ? new Float32Array(all.buffer, 8, 1)[0]! : all[3] === 2 ? all[2]! : new Int32Array(all.buffer, 8, 1)[0]!;
+      const kind = all[3];
+      const value =
+        kind === 1 ? new Float32Array(all.buffer, 8, 1)[0]!
+        : kind === 2 ? all[2]!
+        : kind === 3 ? (all[5]! | 0) * 4294967296 + all[2]! // i64: exact below 2^53
+        : new Int32Array(all.buffer, 8, 1)[0]!;
       this.faults.record(all[1]!, info.op, value, info.limit, info.message);
     }
     for (const t of this.tags.keys()) if (t <= lastTag) this.tags.delete(t);
