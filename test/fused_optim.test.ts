@@ -53,7 +53,8 @@ function oracle(kind: 'adam' | 'lamb', p0: number[], grads: number[][], h: Hyper
       const wn = Math.sqrt(p.reduce((s, x) => s + x * x, 0));
       const rn = Math.sqrt(r.reduce((s, x) => s + x * x, 0));
       const trust = wn > 0 && rn > 0 ? wn / rn : 1;
-      trusts.push(trust);
+      // the stored ratio is f32 (f64 for f64 parameters): past f32's range it is Infinity there
+      trusts.push(dtype === 'f64' ? trust : Math.fround(trust));
       p = p.map((w, i) => rp(w - h.lr * trust * r[i]!));
     }
   });
