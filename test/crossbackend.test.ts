@@ -8,7 +8,7 @@ import { describe, expect, test } from 'vitest';
 import fc from 'fast-check';
 import * as k from '../src/index.js';
 import type { Tensor } from '../src/index.js';
-import { expectClose, FC, tol } from './harness.js';
+import { expectClose, FC, randnFromRef, tol } from './harness.js';
 
 type Case = { name: string; inputs: number[][]; run: (xs: Tensor[], backend: string) => Tensor };
 
@@ -53,14 +53,10 @@ async function evaluate(c: Case, backend: string, dtype: k.DType, seed: number):
   // the inputs are returned with the output: disposing an input disposes its gradient
   const { out, xs } = k.tidy(() => {
     k.manualSeed(seed);
-    // inputs drawn on ref and copied, so every backend computes from the same values (a GPU's
-    // f32 Box–Muller differs from ref's f64 one in the last bits)
-    const draw = (shape: readonly number[], dt: k.DType, requiresGrad: boolean): Tensor =>
-      k.tensor(k.randn(shape as number[], { backend: 'ref', dtype: dt }).dataSync(), shape as number[], { backend, dtype: dt, requiresGrad });
-    const xs = c.inputs.map((shape) => draw(shape, dtype, true));
+    const xs = c.inputs.map((shape) => randnFromRef(shape, { backend, dtype, requiresGrad: true }));
     const out = c.run(xs, backend);
     if (out.requiresGrad) {
-      const w = draw(out.shape, out.dtype, false);
+      const w = randnFromRef(out.shape, { backend, dtype: out.dtype });
       out.mul(w).sum().backward();
     }
     return { out, xs };

@@ -13,7 +13,7 @@ import { describe, test } from 'vitest';
 import fc from 'fast-check';
 import * as k from '../src/index.js';
 import type { Tensor } from '../src/index.js';
-import { expectClose, FC } from './harness.js';
+import { expectClose, FC, randnFromRef } from './harness.js';
 
 const others = k.backends().filter((b) => b.name !== 'ref');
 const RUNS = Math.max(3, Math.min(FC.numRuns, 8));
@@ -78,10 +78,10 @@ function runMatmul(c: MatmulCase, backend: string, dtype: k.DType): Tensor[] {
     const gen = new k.Generator(c.seed);
     const aShape = [...c.batchA, ...(c.transA ? [c.k, c.m] : [c.m, c.k])];
     const bShape = [...c.batchB, ...(c.transB ? [c.n, c.k] : [c.k, c.n])];
-    const a = k.randn(aShape, { backend, dtype, generator: gen });
-    const b = k.randn(bShape, { backend, dtype, generator: gen });
+    const a = randnFromRef(aShape, { backend, dtype, generator: gen });
+    const b = randnFromRef(bShape, { backend, dtype, generator: gen });
     if (c.bias) {
-      const bias = k.randn([c.n], { backend, dtype, generator: gen });
+      const bias = randnFromRef([c.n], { backend, dtype, generator: gen });
       // linear: x [m, k] @ wᵀ [n, k] + bias
       const x = c.transA ? a.mT : a;
       const w = c.transB ? b : b.mT;
@@ -149,14 +149,14 @@ function runAttention(c: AttnCase, backend: string): Tensor[] {
     let inputs: Tensor[];
     let out: Tensor;
     if (c.layout === 'packed') {
-      inputs = [k.randn([c.b, c.tq, 3 * c.h * c.d], o)];
+      inputs = [randnFromRef([c.b, c.tq, 3 * c.h * c.d], o)];
       out = k.packedAttention(inputs[0]!, c.h, opts);
     } else {
       const shape = (t: number, w: number): number[] => (c.layout === 'bthd' ? [c.b, t, c.h, w] : [c.b, c.h, t, w]);
-      inputs = [k.randn(shape(c.tq, c.d), o), k.randn(shape(c.tk, c.d), o), k.randn(shape(c.tk, c.dv), o)];
+      inputs = [randnFromRef(shape(c.tq, c.d), o), randnFromRef(shape(c.tk, c.d), o), randnFromRef(shape(c.tk, c.dv), o)];
       out = k.scaledDotProductAttention(inputs[0]!, inputs[1]!, inputs[2]!, { ...opts, layout: c.layout });
     }
-    const w = k.randn(out.shape as number[], { backend, generator: gen });
+    const w = randnFromRef(out.shape, { backend, generator: gen });
     out.mul(w).sum().backward();
     return [out, ...inputs.map((x) => x.grad!), ...inputs];
   });

@@ -5,7 +5,7 @@
  */
 import { describe, expect } from 'vitest';
 import fc from 'fast-check';
-import { backendSync, backends, bf16Bits, bf16Value, f16Bits, f16Value, memory, tidy, Tensor, type DType } from '../src/index.js';
+import { backendSync, backends, bf16Bits, bf16Value, f16Bits, f16Value, memory, randn as randnRef, tensor as tensorOf, tidy, Tensor, type DType } from '../src/index.js';
 
 const announced = new Set<string>();
 
@@ -311,4 +311,19 @@ export async function scoped(body: (step: Step) => Promise<void>): Promise<void>
   } finally {
     for (const t of held) t.dispose();
   }
+}
+
+/**
+ * `randn` drawn on `ref` and copied to `opts.backend`: the same values on every backend, where
+ * each backend's own `randn` agrees with ref's only to f32 rounding (a GPU's Box–Muller runs in
+ * f32). Cross-backend tests compare kernels, so they start from identical inputs.
+ */
+export function randnFromRef(
+  shape: readonly number[],
+  opts: { backend: string; dtype?: DType; generator?: import('../src/index.js').Generator; requiresGrad?: boolean },
+): Tensor {
+  const r = randnRef(shape as number[], { backend: 'ref', dtype: opts.dtype, generator: opts.generator });
+  const t = tensorOf(r.dataSync(), shape as number[], { backend: opts.backend, dtype: r.dtype, requiresGrad: opts.requiresGrad ?? false });
+  r.dispose();
+  return t;
 }
