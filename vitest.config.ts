@@ -7,7 +7,8 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     setupFiles: ['test/setup.ts'],
-    testTimeout: 60_000,
+    // generous: a first use of a WebGPU pipeline on a CPU Vulkan driver compiles it with LLVM (about a second)
+    testTimeout: 180_000,
     coverage: {
       provider: 'v8',
       include: ['src/**/*.ts'],
