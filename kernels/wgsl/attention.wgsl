@@ -1,0 +1,443 @@
+// attention and attentionBackward, flash-style (FlashAttention-2): a workgroup owns WG·RQ rows of
+// one (batch, head), RQ per invocation, and streams the rows of the other side in tiles of TS,
+// never forming the Tq×Tk scores.
+//   forward  rows: queries; tiles: keys and values. Online softmax: running max m, sum l and
+//            acc = Σ exp(s − m)·z·v, rescaled by exp(m − m') when the max grows; out = acc/l and
+//            lse = m + log l (lse before dropout; −∞ and out = 0 for a row with nothing to attend).
+//   dq       rows: queries; tiles: keys and values. P = exp(s − lse) recomputed,
+//            dS = P∘(dP∘Z − Dᵢ)·scale with dP = dO·vᵀ and Dᵢ = dOᵢ·Oᵢ; dq = Σⱼ dSᵢⱼ·kⱼ. Also
+//            writes Dᵢ to `delta` for dkdv, which runs after it.
+//   dkdv     rows: keys; tiles: queries with their dO, lse and Dᵢ. dv = Σᵢ Pᵢⱼ·Zᵢⱼ·dOᵢ,
+//            dk = Σᵢ dSᵢⱼ·qᵢ.
+// Each output element is written once, by the invocation owning its row: no atomics, and dq, dk,
+// dv may be views into one packed gradient. With causal masking, tiles wholly past the diagonal
+// are never visited (the forward and dq stop at the last visible key, dkdv starts at the first
+// query that sees its keys).
+//
+// The tile rows are read straight from the storage buffers, each element once per invocation
+// and used for its RQ rows: every invocation of the workgroup reads the same element at the same
+// time. On lavapipe (Mesa 25, LLVM 15) every load whose address is not a constant, from storage
+// or workgroup memory alike, becomes a branch and a scalar load per SIMD lane, so staging tiles
+// in workgroup memory only adds the barriers (measured: no faster than these direct reads, which
+// a GPU serves from cache as one broadcast), and the cost is set by the multiply-adds each
+// loaded element feeds: RQ. Only the dropout factors go through workgroup memory: one Philox
+// block serves four elements, so the workgroup computes each block once for the whole tile.
+//
+// Operands of any width: the per-row operands (q, or k and v; and dO for dq) sit in private
+// arrays of R1/R2 words per row when the host found them narrow enough (≤ 256), else are read
+// from memory; the accumulators hold the columns [c0, c0 + cn) (and [e0, e0 + en)) of one pass
+// of at most 256, the host running more passes for wider rows (each recomputes the scores).
+//
+// Specialisation (defs): WG, TS, RQ, R1, R2, A1, A2 (sizes above), CAUSAL, MASK (0 none, 1 bool
+// as u32 words 0/1, 2 float as f32 bits), DROPOUT, ZS (WG·RQ·TS with dropout, else 1).
+// Params: [0] heads, [1] tq, [2] tk, [3] qkDim, [4] vDim, [5] scale (f32), [6] causalOffset
+// (i32), [7] −∞ (f32; WGSL has no infinite literal), [8..9] seed, [10..11] dropoutOffset,
+// [12] dropoutThreshold (u32), [13] dropoutScale (f32), [14..17] mask strides, [18] c0, [19] cn,
+// [20] e0, [21] en, [22] batch·heads; views (offset, batch, head and row strides) of q [24],
+// k [28], v [32], out [36], dout [40], dq [44], dk [48], dv [52].
+// Workgroups: x the row tile, y + z·(groups in y) the batch·head.
+
+const VQ = 24u;
+const VK = 28u;
+const VV = 32u;
+const VO = 36u;
+const VG = 40u;
+const VDQ = 44u;
+const VDK = 48u;
+const VDV = 52u;
+
+fn heads() -> u32 { return pu(0u); }
+fn tq() -> u32 { return pu(1u); }
+fn tk() -> u32 { return pu(2u); }
+fn dqk() -> u32 { return pu(3u); }
+fn dvv() -> u32 { return pu(4u); }
+fn ninf() -> f32 { return pf(7u); }
+
+// The first element of row t of (b, h) in the view whose words start at w.
+fn row_at(w: u32, b: u32, h: u32, t: u32) -> u32 {
+  return pu(w) + b * pu(w + 1u) + h * pu(w + 2u) + t * pu(w + 3u);
+}
+
+// The row stride of the view at w.
+fn row_stride(w: u32) -> u32 { return pu(w + 3u); }
+
+// Keys past the last one the queries [i0, i0 + n) can see (causal), else tk.
+fn key_end(i0: u32, n: u32) -> u32 {
+  if (!CAUSAL) { return tk(); }
+  let last = min(i0 + n, tq()) - 1u;
+  return u32(clamp(i32(last) + pi(6u) + 1, 0, i32(tk())));
+}
+
+// The first query that can see key j0 (causal), else 0.
+fn query_start(j0: u32) -> u32 {
+  if (!CAUSAL) { return 0u; }
+  return u32(clamp(i32(j0) - pi(6u), 0, i32(tq())));
+}
+
+// The score of query i and key j from q·k: scaled, plus the float mask; −∞ where the bool mask or
+// causal masking hides the key, and outside [0, tq) × [0, tk) (the padding of the edge tiles).
+fn score(dot: f32, b: u32, h: u32, i: u32, j: u32) -> f32 {
+  if (i >= tq() || j >= tk()) { return ninf(); }
+  if (CAUSAL && i32(j) > i32(i) + pi(6u)) { return ninf(); }
+  var s = dot * pf(5u);
+  if (MASK != 0u) {
+    let m = mask[b * pu(14u) + h * pu(15u) + i * pu(16u) + j * pu(17u)];
+    if (MASK == 1u) {
+      if (m == 0u) { return ninf(); }
+    } else {
+      s += bitcast<f32>(m);
+    }
+  }
+  return s;
+}
+
+// Dropout factors (dropoutScale where the element's Philox word is ≥ the threshold, else 0) of
+// queries [qa, qa + nq) × keys [ka, ka + nk) of (b, h) = bh, into zs[r·nk + c], between two
+// barriers. Element e = (bh·tq + i)·tk + j (64-bit) takes word e mod 4 of block
+// dropoutOffset + ⌊e/4⌋; a row's nk keys span nk/4 + 1 blocks (nk a multiple of 4), which the
+// invocations share.
+var<workgroup> zs: array<f32, ZS>;
+
+fn dropout_tile(lid: u32, bh: u32, qa: u32, nq: u32, ka: u32, nk: u32) {
+  workgroupBarrier(); // the previous tile's factors are read
+  let nb = nk / 4u + 1u;
+  for (var t = lid; t < nq * nb; t += WG) {
+    let r = t / nb;
+    let blk = t % nb;
+    let rowk = mulhilo(bh * tq() + qa + r, tk()); // (hi, lo) of the row's first element
+    let lo = rowk.y + ka;
+    let hi = rowk.x + select(0u, 1u, lo < ka);
+    let phase = lo & 3u;
+    var c0 = ((lo >> 2u) | (hi << 30u)) + blk;
+    var c1 = (hi >> 2u) + select(0u, 1u, c0 < blk);
+    c0 += pu(10u);
+    c1 += pu(11u) + select(0u, 1u, c0 < pu(10u));
+    let w = philox(c0, c1, pu(8u), pu(9u));
+    for (var u = 0u; u < 4u; u++) {
+      let c = i32(blk * 4u + u) - i32(phase);
+      if (c >= 0 && c < i32(nk)) { zs[r * nk + u32(c)] = select(0.0, pf(13u), w[u] >= pu(12u)); }
+    }
+  }
+  workgroupBarrier();
+}
+
+// @kernel forward
+// Bindings: q, k, v, out, lse, mask. Invocation lid owns queries i0 + u·WG + lid, u < RQ: each
+// key and value element read serves RQ rows.
+@group(0) @binding(2) var<storage, read> q: array<f32>;
+@group(0) @binding(3) var<storage, read> k: array<f32>;
+@group(0) @binding(4) var<storage, read> v: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+@group(0) @binding(6) var<storage, read_write> lse: array<f32>;
+@group(0) @binding(7) var<storage, read> mask: array<u32>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let bh = wid.z * nwg.y + wid.y;
+  if (bh >= pu(22u)) { return; }
+  let b = bh / heads();
+  let h = bh % heads();
+  let Tq = tq();
+  let Tk = tk();
+  let D = dqk();
+  let i0 = wid.x * WG * RQ;
+  var qrow: array<u32, RQ>;
+  var qr: array<f32, RQ * R1>;
+  for (var u = 0u; u < RQ; u++) {
+    qrow[u] = row_at(VQ, b, h, min(i0 + u * WG + lid, Tq - 1u));
+    if (R1 > 1u) { for (var c = 0u; c < D; c++) { qr[u * R1 + c] = q[qrow[u] + c]; } }
+  }
+  let kb = row_at(VK, b, h, 0u);
+  let vb = row_at(VV, b, h, 0u);
+  let c0 = pu(18u);
+  let cn = pu(19u);
+  var acc: array<f32, RQ * A1>;
+  var m: array<f32, RQ>;
+  var l: array<f32, RQ>;
+  var alpha: array<f32, RQ>;
+  for (var u = 0u; u < RQ; u++) { m[u] = ninf(); }
+  let kend = key_end(i0, WG * RQ);
+  for (var j0 = 0u; j0 < kend; j0 += TS) {
+    if (DROPOUT) { dropout_tile(lid, bh, i0, WG * RQ, j0, TS); }
+    // s = q·kᵀ for the tile (rows past tk read the last row again; score() hides them)
+    var s: array<f32, RQ * TS>;
+    for (var t = 0u; t < RQ * TS; t++) { s[t] = 0.0; } // zeroed explicitly: on Dawn + lavapipe an array var declared without initialiser in a loop body keeps the last iteration's values
+    for (var c = 0u; c < D; c++) {
+      var kc: array<f32, TS>;
+      for (var r = 0u; r < TS; r++) { kc[r] = k[kb + min(j0 + r, Tk - 1u) * row_stride(VK) + c]; }
+      for (var u = 0u; u < RQ; u++) {
+        var x: f32;
+        if (R1 > 1u) { x = qr[u * R1 + c]; } else { x = q[qrow[u] + c]; }
+        for (var r = 0u; r < TS; r++) { s[u * TS + r] += x * kc[r]; }
+      }
+    }
+    for (var u = 0u; u < RQ; u++) {
+      let i = i0 + u * WG + lid;
+      var mt = ninf();
+      for (var r = 0u; r < TS; r++) {
+        s[u * TS + r] = score(s[u * TS + r], b, h, i, j0 + r);
+        mt = max(mt, s[u * TS + r]);
+      }
+      // m' = max(m, max s); l and acc rescale by exp(m − m') (1 while nothing is visible yet)
+      let mn = max(m[u], mt);
+      alpha[u] = select(exp(m[u] - mn), 1.0, m[u] == mn);
+      var rs = 0.0;
+      for (var r = 0u; r < TS; r++) {
+        let p = select(exp(s[u * TS + r] - mn), 0.0, s[u * TS + r] == ninf());
+        rs += p;
+        var z = 1.0;
+        if (DROPOUT) { z = zs[(u * WG + lid) * TS + r]; }
+        s[u * TS + r] = p * z;
+      }
+      l[u] = l[u] * alpha[u] + rs;
+      m[u] = mn;
+    }
+    for (var e = 0u; e < cn; e++) {
+      var ve: array<f32, TS>;
+      for (var r = 0u; r < TS; r++) { ve[r] = v[vb + min(j0 + r, Tk - 1u) * row_stride(VV) + c0 + e]; }
+      for (var u = 0u; u < RQ; u++) {
+        var a = acc[u * A1 + e] * alpha[u];
+        for (var r = 0u; r < TS; r++) { a += s[u * TS + r] * ve[r]; }
+        acc[u * A1 + e] = a;
+      }
+    }
+  }
+  for (var u = 0u; u < RQ; u++) {
+    let i = i0 + u * WG + lid;
+    if (i < Tq) {
+      let orow = row_at(VO, b, h, i) + c0;
+      let live = m[u] != ninf();
+      let inv = select(0.0, 1.0 / l[u], live);
+      for (var e = 0u; e < cn; e++) { out[orow + e] = acc[u * A1 + e] * inv; }
+      if (c0 == 0u) { lse[bh * Tq + i] = select(ninf(), m[u] + log(l[u]), live); }
+    }
+  }
+}
+
+// @kernel dq
+// Bindings: q, k, v, out, lse, dout, mask, dq, delta (Dᵢ, [batch·heads·tq], for dkdv). Invocation
+// lid owns queries i0 + u·WG + lid, u < RQ.
+@group(0) @binding(2) var<storage, read> q: array<f32>;
+@group(0) @binding(3) var<storage, read> k: array<f32>;
+@group(0) @binding(4) var<storage, read> v: array<f32>;
+@group(0) @binding(5) var<storage, read> out: array<f32>;
+@group(0) @binding(6) var<storage, read> lse: array<f32>;
+@group(0) @binding(7) var<storage, read> dout: array<f32>;
+@group(0) @binding(8) var<storage, read> mask: array<u32>;
+@group(0) @binding(9) var<storage, read_write> dq: array<f32>;
+@group(0) @binding(10) var<storage, read_write> delta: array<f32>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let bh = wid.z * nwg.y + wid.y;
+  if (bh >= pu(22u)) { return; }
+  let b = bh / heads();
+  let h = bh % heads();
+  let Tq = tq();
+  let Tk = tk();
+  let D = dqk();
+  let Dv = dvv();
+  let i0 = wid.x * WG * RQ;
+  var qrow: array<u32, RQ>;
+  var grow: array<u32, RQ>;
+  var qr: array<f32, RQ * R1>;
+  var gr: array<f32, RQ * R2>;
+  var di: array<f32, RQ>;
+  var L: array<f32, RQ>;
+  for (var u = 0u; u < RQ; u++) {
+    let i = i0 + u * WG + lid;
+    let ic = min(i, Tq - 1u);
+    qrow[u] = row_at(VQ, b, h, ic);
+    grow[u] = row_at(VG, b, h, ic);
+    let orow = row_at(VO, b, h, ic);
+    if (R1 > 1u) { for (var c = 0u; c < D; c++) { qr[u * R1 + c] = q[qrow[u] + c]; } }
+    if (R2 > 1u) { for (var c = 0u; c < Dv; c++) { gr[u * R2 + c] = dout[grow[u] + c]; } }
+    // Dᵢ = dOᵢ·Oᵢ (= Σⱼ Pᵢⱼ·Zᵢⱼ·dPᵢⱼ: out holds the kept, scaled terms)
+    var d = 0.0;
+    for (var c = 0u; c < Dv; c++) { d += dout[grow[u] + c] * out[orow + c]; }
+    di[u] = d;
+    // a row past tq or with nothing to attend gets P = 0
+    L[u] = select(lse[bh * Tq + ic], ninf(), i >= Tq);
+  }
+  let kb = row_at(VK, b, h, 0u);
+  let vb = row_at(VV, b, h, 0u);
+  let c0 = pu(18u);
+  let cn = pu(19u);
+  let scale = pf(5u);
+  var acc: array<f32, RQ * A1>;
+  let kend = key_end(i0, WG * RQ);
+  for (var j0 = 0u; j0 < kend; j0 += TS) {
+    if (DROPOUT) { dropout_tile(lid, bh, i0, WG * RQ, j0, TS); }
+    // s = q·kᵀ and dp = dO·vᵀ for the tile
+    var s: array<f32, RQ * TS>;
+    var dp: array<f32, RQ * TS>;
+    for (var t = 0u; t < RQ * TS; t++) { s[t] = 0.0; dp[t] = 0.0; } // explicitly: see the forward
+    for (var c = 0u; c < D; c++) {
+      var kc: array<f32, TS>;
+      for (var r = 0u; r < TS; r++) { kc[r] = k[kb + min(j0 + r, Tk - 1u) * row_stride(VK) + c]; }
+      for (var u = 0u; u < RQ; u++) {
+        var x: f32;
+        if (R1 > 1u) { x = qr[u * R1 + c]; } else { x = q[qrow[u] + c]; }
+        for (var r = 0u; r < TS; r++) { s[u * TS + r] += x * kc[r]; }
+      }
+    }
+    for (var c = 0u; c < Dv; c++) {
+      var vc: array<f32, TS>;
+      for (var r = 0u; r < TS; r++) { vc[r] = v[vb + min(j0 + r, Tk - 1u) * row_stride(VV) + c]; }
+      for (var u = 0u; u < RQ; u++) {
+        var x: f32;
+        if (R2 > 1u) { x = gr[u * R2 + c]; } else { x = dout[grow[u] + c]; }
+        for (var r = 0u; r < TS; r++) { dp[u * TS + r] += x * vc[r]; }
+      }
+    }
+    // s becomes dS = P∘(dP∘Z − Dᵢ)·scale
+    for (var u = 0u; u < RQ; u++) {
+      let i = i0 + u * WG + lid;
+      for (var r = 0u; r < TS; r++) {
+        let sc = score(s[u * TS + r], b, h, i, j0 + r);
+        let p = select(exp(sc - L[u]), 0.0, sc == ninf() || L[u] == ninf());
+        var z = 1.0;
+        if (DROPOUT) { z = zs[(u * WG + lid) * TS + r]; }
+        s[u * TS + r] = p * (dp[u * TS + r] * z - di[u]) * scale;
+      }
+    }
+    // dq += dS·K over this pass's columns
+    for (var c = 0u; c < cn; c++) {
+      var kc: array<f32, TS>;
+      for (var r = 0u; r < TS; r++) { kc[r] = k[kb + min(j0 + r, Tk - 1u) * row_stride(VK) + c0 + c]; }
+      for (var u = 0u; u < RQ; u++) {
+        var a = acc[u * A1 + c];
+        for (var r = 0u; r < TS; r++) { a += s[u * TS + r] * kc[r]; }
+        acc[u * A1 + c] = a;
+      }
+    }
+  }
+  for (var u = 0u; u < RQ; u++) {
+    let i = i0 + u * WG + lid;
+    if (i < Tq) {
+      let drow = row_at(VDQ, b, h, i) + c0;
+      for (var c = 0u; c < cn; c++) { dq[drow + c] = acc[u * A1 + c]; }
+      if (c0 == 0u) { delta[bh * Tq + i] = di[u]; }
+    }
+  }
+}
+
+// @kernel dkdv
+// Bindings: q, k, v, lse, dout, delta (written by dq), mask, dk, and dv (declared in defs, with
+// `st_dv`) unless dk and dv are one storage: two writable bindings of one buffer would alias,
+// which WebGPU forbids. 9 storage bindings: past WebGPU's default 8 per stage but within
+// lavapipe's 16 (the device asks for the adapter's limit). Invocation lid owns keys
+// j0 + u·WG + lid, u < RQ.
+@group(0) @binding(2) var<storage, read> q: array<f32>;
+@group(0) @binding(3) var<storage, read> k: array<f32>;
+@group(0) @binding(4) var<storage, read> v: array<f32>;
+@group(0) @binding(5) var<storage, read> lse: array<f32>;
+@group(0) @binding(6) var<storage, read> dout: array<f32>;
+@group(0) @binding(7) var<storage, read> delta: array<f32>;
+@group(0) @binding(8) var<storage, read> mask: array<u32>;
+@group(0) @binding(9) var<storage, read_write> dk: array<f32>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let bh = wid.z * nwg.y + wid.y;
+  if (bh >= pu(22u)) { return; }
+  let b = bh / heads();
+  let h = bh % heads();
+  let Tq = tq();
+  let Tk = tk();
+  let D = dqk();
+  let Dv = dvv();
+  let j0 = wid.x * WG * RQ;
+  var krow: array<u32, RQ>;
+  var vrow: array<u32, RQ>;
+  var kr: array<f32, RQ * R1>;
+  var vr: array<f32, RQ * R2>;
+  for (var u = 0u; u < RQ; u++) {
+    let jc = min(j0 + u * WG + lid, Tk - 1u);
+    krow[u] = row_at(VK, b, h, jc);
+    vrow[u] = row_at(VV, b, h, jc);
+    if (R1 > 1u) { for (var c = 0u; c < D; c++) { kr[u * R1 + c] = k[krow[u] + c]; } }
+    if (R2 > 1u) { for (var c = 0u; c < Dv; c++) { vr[u * R2 + c] = v[vrow[u] + c]; } }
+  }
+  let qb = row_at(VQ, b, h, 0u);
+  let gb = row_at(VG, b, h, 0u);
+  let c0 = pu(18u);
+  let cn = pu(19u);
+  let e0 = pu(20u);
+  let en = pu(21u);
+  let scale = pf(5u);
+  var dka: array<f32, RQ * A1>;
+  var dva: array<f32, RQ * A2>;
+  for (var i0 = query_start(j0); i0 < Tq; i0 += TS) {
+    if (DROPOUT) { dropout_tile(lid, bh, i0, TS, j0, WG * RQ); }
+    // s = q·kᵀ and dp = dO·vᵀ for the tile (rows past tq read the last row again)
+    var s: array<f32, RQ * TS>;
+    var dp: array<f32, RQ * TS>;
+    for (var t = 0u; t < RQ * TS; t++) { s[t] = 0.0; dp[t] = 0.0; } // explicitly: see the forward
+    for (var c = 0u; c < D; c++) {
+      var qc: array<f32, TS>;
+      for (var r = 0u; r < TS; r++) { qc[r] = q[qb + min(i0 + r, Tq - 1u) * row_stride(VQ) + c]; }
+      for (var u = 0u; u < RQ; u++) {
+        var x: f32;
+        if (R1 > 1u) { x = kr[u * R1 + c]; } else { x = k[krow[u] + c]; }
+        for (var r = 0u; r < TS; r++) { s[u * TS + r] += qc[r] * x; }
+      }
+    }
+    for (var c = 0u; c < Dv; c++) {
+      var gc: array<f32, TS>;
+      for (var r = 0u; r < TS; r++) { gc[r] = dout[gb + min(i0 + r, Tq - 1u) * row_stride(VG) + c]; }
+      for (var u = 0u; u < RQ; u++) {
+        var x: f32;
+        if (R2 > 1u) { x = vr[u * R2 + c]; } else { x = v[vrow[u] + c]; }
+        for (var r = 0u; r < TS; r++) { dp[u * TS + r] += gc[r] * x; }
+      }
+    }
+    // s becomes dS = P∘(dP∘Z − Dᵢ)·scale and dp becomes P∘Z
+    var L: array<f32, TS>;
+    var di: array<f32, TS>;
+    for (var r = 0u; r < TS; r++) {
+      let ir = min(i0 + r, Tq - 1u);
+      L[r] = lse[bh * Tq + ir];
+      di[r] = delta[bh * Tq + ir];
+    }
+    for (var u = 0u; u < RQ; u++) {
+      let j = j0 + u * WG + lid;
+      for (var r = 0u; r < TS; r++) {
+        let sc = score(s[u * TS + r], b, h, i0 + r, j);
+        let p = select(exp(sc - L[r]), 0.0, sc == ninf() || L[r] == ninf());
+        var z = 1.0;
+        if (DROPOUT) { z = zs[r * WG * RQ + u * WG + lid]; }
+        s[u * TS + r] = p * (dp[u * TS + r] * z - di[r]) * scale;
+        dp[u * TS + r] = p * z;
+      }
+    }
+    // dv += (P∘Z)ᵀ·dO and dk += dSᵀ·Q over this pass's columns
+    for (var c = 0u; c < en; c++) {
+      var gc: array<f32, TS>;
+      for (var r = 0u; r < TS; r++) { gc[r] = dout[gb + min(i0 + r, Tq - 1u) * row_stride(VG) + e0 + c]; }
+      for (var u = 0u; u < RQ; u++) {
+        var a = dva[u * A2 + c];
+        for (var r = 0u; r < TS; r++) { a += dp[u * TS + r] * gc[r]; }
+        dva[u * A2 + c] = a;
+      }
+    }
+    for (var c = 0u; c < cn; c++) {
+      var qc: array<f32, TS>;
+      for (var r = 0u; r < TS; r++) { qc[r] = q[qb + min(i0 + r, Tq - 1u) * row_stride(VQ) + c0 + c]; }
+      for (var u = 0u; u < RQ; u++) {
+        var a = dka[u * A1 + c];
+        for (var r = 0u; r < TS; r++) { a += s[u * TS + r] * qc[r]; }
+        dka[u * A1 + c] = a;
+      }
+    }
+  }
+  for (var u = 0u; u < RQ; u++) {
+    let j = j0 + u * WG + lid;
+    if (j < Tk) {
+      let krw = row_at(VDK, b, h, j) + c0;
+      for (var c = 0u; c < cn; c++) { dk[krw + c] = dka[u * A1 + c]; }
+      let vrw = row_at(VDV, b, h, j) + e0;
+      for (var c = 0u; c < en; c++) { st_dv(vrw + c, dva[u * A2 + c]); }
+    }
+  }
+}
