@@ -12,6 +12,7 @@ import { expectClose, rng, tol } from './harness.js';
 
 const info = k.backends().find((b) => b.name === 'webgpu');
 const available = !!info?.available;
+if (!available) console.warn(`[kiln tests] webgpu_optim.test.ts skipped: webgpu is unavailable: ${info?.reason ?? 'not registered'}`);
 
 const make = (backend: string, data: readonly number[]) => k.tensor(Float64Array.from(data), [data.length], { backend, dtype: 'f32' });
 

@@ -13,6 +13,7 @@ import { rng } from './harness.js';
 
 const info = k.backends().find((b) => b.name === 'webgpu');
 const available = !!info?.available;
+if (!available) console.warn(`[kiln tests] webgpu_reduce_index.test.ts skipped: webgpu is unavailable: ${info?.reason ?? 'not registered'}`);
 
 /** Run `fn` on a backend with fresh storages of `inputs`; the read outputs or the fault's message. */
 async function on(

@@ -14,6 +14,7 @@ import { expectClose, rng } from './harness.js';
 
 const info = k.backends().find((b) => b.name === 'webgpu');
 const available = !!info?.available;
+if (!available) console.warn(`[kiln tests] webgpu_rows.test.ts skipped: webgpu is unavailable: ${info?.reason ?? 'not registered'}`);
 
 type Out = { dtype: DType; size: number };
 
