@@ -15,26 +15,30 @@
 // query that sees its keys).
 //
 // The tile rows are read straight from the storage buffers, each element once per invocation
-// and used for its RQ rows: every invocation of the workgroup reads the same element at the same
-// time. On lavapipe (Mesa 25, LLVM 15) every load whose address is not a constant, from storage
-// or workgroup memory alike, becomes a branch and a scalar load per SIMD lane, so staging tiles
-// in workgroup memory only adds the barriers (measured: no faster than these direct reads, which
-// a GPU serves from cache as one broadcast), and the cost is set by the multiply-adds each
-// loaded element feeds: RQ. Only the dropout factors go through workgroup memory: one Philox
-// block serves four elements, so the workgroup computes each block once for the whole tile.
+// (or, with LANES, once per subgroup) and used for RQ rows. GPUs serve such reads from cache; on
+// lavapipe (Mesa 25, LLVM 15) every load whose address is not a constant, from storage or
+// workgroup memory alike, becomes a branch and a scalar load per SIMD lane, so staging tiles in
+// workgroup memory only adds barriers (measured: no faster than direct reads) and the cost is
+// set by the multiply-adds each loaded element feeds. With LANES (CPU drivers with subgroups:
+// WG = SG, one subgroup per workgroup) lane ℓ loads tile rows ℓ, ℓ + SG, … and `share` (in defs:
+// subgroupBroadcast from each of the SG lanes, a vector shuffle there) hands every row to every
+// lane: SG times fewer loads, and SG times fewer load sites for LLVM to compile. Only the dropout
+// factors go through workgroup memory: one Philox block serves four elements, so the workgroup
+// computes each block once for the whole tile.
 //
 // Operands of any width: the per-row operands (q, or k and v; and dO for dq) sit in private
 // arrays of R1/R2 words per row when the host found them narrow enough (≤ 256), else are read
 // from memory; the accumulators hold the columns [c0, c0 + cn) (and [e0, e0 + en)) of one pass
 // of at most 256, the host running more passes for wider rows (each recomputes the scores).
 //
-// Specialisation (defs): WG, TS, RQ, R1, R2, A1, A2 (sizes above), CAUSAL, MASK (0 none, 1 bool
-// as u32 words 0/1, 2 float as f32 bits), DROPOUT, ZS (WG·RQ·TS with dropout, else 1).
+// Specialisation (defs): WG, TS, RQ, R1, R2, A1, A2 (sizes above), LANES, SG and `share` (a
+// placeholder without LANES), CAUSAL, MASK (0 none, 1 bool as u32 words 0/1, 2 float as f32
+// bits), DROPOUT, ZS (WG·RQ·TS with dropout, else 1).
 // Params: [0] heads, [1] tq, [2] tk, [3] qkDim, [4] vDim, [5] scale (f32), [6] causalOffset
 // (i32), [7] −∞ (f32; WGSL has no infinite literal), [8..9] seed, [10..11] dropoutOffset,
 // [12] dropoutThreshold (u32), [13] dropoutScale (f32), [14..17] mask strides, [18] c0, [19] cn,
-// [20] e0, [21] en, [22] batch·heads; views (offset, batch, head and row strides) of q [24],
-// k [28], v [32], out [36], dout [40], dq [44], dk [48], dv [52].
+// [20] e0, [21] en, [22] batch·heads, [23] RQ·TS (see pairs()); views (offset, batch, head and
+// row strides) of q [24], k [28], v [32], out [36], dout [40], dq [44], dk [48], dv [52].
 // Workgroups: x the row tile, y + z·(groups in y) the batch·head.
 
 const VQ = 24u;
@@ -61,6 +65,10 @@ fn row_at(w: u32, b: u32, h: u32, t: u32) -> u32 {
 // The row stride of the view at w.
 fn row_stride(w: u32) -> u32 { return pu(w + 3u); }
 
+// Row t0 + g + lane of a tile, clamped: rows past `last` read row `last` again (bias() hides
+// them). With LANES, lane ℓ loads rows ℓ, ℓ + SG, … of the tile for the whole subgroup.
+fn tile_row(t0: u32, g: u32, lane: u32, last: u32) -> u32 { return min(t0 + g + lane, last); }
+
 // Keys past the last one the queries [i0, i0 + n) can see (causal), else tk.
 fn key_end(i0: u32, n: u32) -> u32 {
   if (!CAUSAL) { return tk(); }
@@ -74,22 +82,25 @@ fn query_start(j0: u32) -> u32 {
   return u32(clamp(i32(j0) - pi(6u), 0, i32(tq())));
 }
 
-// The score of query i and key j from q·k: scaled, plus the float mask; −∞ where the bool mask or
-// causal masking hides the key, and outside [0, tq) × [0, tk) (the padding of the edge tiles).
-fn score(dot: f32, b: u32, h: u32, i: u32, j: u32) -> f32 {
+// The additive bias of query i and key j: 0, or the float mask, or −∞ where the bool mask, causal
+// masking or the padding of an edge tile (past tq or tk) hides the key.
+fn bias(b: u32, h: u32, i: u32, j: u32) -> f32 {
   if (i >= tq() || j >= tk()) { return ninf(); }
   if (CAUSAL && i32(j) > i32(i) + pi(6u)) { return ninf(); }
-  var s = dot * pf(5u);
-  if (MASK != 0u) {
-    let m = mask[b * pu(14u) + h * pu(15u) + i * pu(16u) + j * pu(17u)];
-    if (MASK == 1u) {
-      if (m == 0u) { return ninf(); }
-    } else {
-      s += bitcast<f32>(m);
-    }
-  }
-  return s;
+  if (MASK == 0u) { return 0.0; }
+  let m = mask[b * pu(14u) + h * pu(15u) + i * pu(16u) + j * pu(17u)];
+  if (MASK == 1u) { return select(ninf(), 0.0, m != 0u); }
+  return bitcast<f32>(m);
 }
+
+// The score from q·k and the bias (a hidden key stays −∞ whatever q·k is, as in ref).
+fn score(dot: f32, bias: f32) -> f32 { return select(dot * pf(5u) + bias, ninf(), bias == ninf()); }
+
+// The biases and dropout factors of a tile's RQ·TS pairs are gathered by a loop whose trip count
+// comes from params ([23] = RQ·TS), so that the compiler keeps it rolled: a load whose address
+// differs per invocation is, on lavapipe, a branch and a scalar load per SIMD lane, and unrolled
+// across the tile those sites made the pipeline compile take 15–20 s (mask and dropout on).
+fn pairs() -> u32 { return pu(23u); }
 
 // Dropout factors (dropoutScale where the element's Philox word is ≥ the threshold, else 0) of
 // queries [qa, qa + nq) × keys [ka, ka + nk) of (b, h) = bh, into zs[r·nk + c], between two
@@ -131,6 +142,33 @@ fn dropout_tile(lid: u32, bh: u32, qa: u32, nq: u32, ka: u32, nk: u32) {
 @group(0) @binding(6) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(7) var<storage, read> mask: array<u32>;
 
+// Column c of key (value) rows j0 … j0 + TS − 1 of (b, h), whose rows start at kb (vb).
+fn k_col(kb: u32, j0: u32, c: u32, lane: u32) -> array<f32, TS> {
+  var x: array<f32, TS>;
+  if (LANES) {
+    for (var g = 0u; g < TS; g += SG) {
+      let y = share(k[kb + tile_row(j0, g, lane, tk() - 1u) * row_stride(VK) + c]);
+      for (var r = 0u; r < SG; r++) { x[g + r] = y[r]; }
+    }
+  } else {
+    for (var r = 0u; r < TS; r++) { x[r] = k[kb + tile_row(j0, r, 0u, tk() - 1u) * row_stride(VK) + c]; }
+  }
+  return x;
+}
+
+fn v_col(vb: u32, j0: u32, c: u32, lane: u32) -> array<f32, TS> {
+  var x: array<f32, TS>;
+  if (LANES) {
+    for (var g = 0u; g < TS; g += SG) {
+      let y = share(v[vb + tile_row(j0, g, lane, tk() - 1u) * row_stride(VV) + c]);
+      for (var r = 0u; r < SG; r++) { x[g + r] = y[r]; }
+    }
+  } else {
+    for (var r = 0u; r < TS; r++) { x[r] = v[vb + tile_row(j0, r, 0u, tk() - 1u) * row_stride(VV) + c]; }
+  }
+  return x;
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let bh = wid.z * nwg.y + wid.y;
@@ -138,7 +176,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let b = bh / heads();
   let h = bh % heads();
   let Tq = tq();
-  let Tk = tk();
   let D = dqk();
   let i0 = wid.x * WG * RQ;
   var qrow: array<u32, RQ>;
@@ -159,23 +196,28 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let kend = key_end(i0, WG * RQ);
   for (var j0 = 0u; j0 < kend; j0 += TS) {
     if (DROPOUT) { dropout_tile(lid, bh, i0, WG * RQ, j0, TS); }
-    // s = q·kᵀ for the tile (rows past tk read the last row again; score() hides them)
+    // s = q·kᵀ for the tile
     var s: array<f32, RQ * TS>;
     for (var t = 0u; t < RQ * TS; t++) { s[t] = 0.0; } // zeroed explicitly: on Dawn + lavapipe an array var declared without initialiser in a loop body keeps the last iteration's values
     for (var c = 0u; c < D; c++) {
-      var kc: array<f32, TS>;
-      for (var r = 0u; r < TS; r++) { kc[r] = k[kb + min(j0 + r, Tk - 1u) * row_stride(VK) + c]; }
+      let kc = k_col(kb, j0, c, lid);
       for (var u = 0u; u < RQ; u++) {
         var x: f32;
         if (R1 > 1u) { x = qr[u * R1 + c]; } else { x = q[qrow[u] + c]; }
         for (var r = 0u; r < TS; r++) { s[u * TS + r] += x * kc[r]; }
       }
     }
+    var mb: array<f32, RQ * TS>;
+    var zf: array<f32, RQ * TS>;
+    for (var t = 0u; t < pairs(); t++) {
+      let u = t / TS;
+      mb[t] = bias(b, h, i0 + u * WG + lid, j0 + t % TS);
+      if (DROPOUT) { zf[t] = zs[(u * WG + lid) * TS + t % TS]; }
+    }
     for (var u = 0u; u < RQ; u++) {
-      let i = i0 + u * WG + lid;
       var mt = ninf();
       for (var r = 0u; r < TS; r++) {
-        s[u * TS + r] = score(s[u * TS + r], b, h, i, j0 + r);
+        s[u * TS + r] = score(s[u * TS + r], mb[u * TS + r]);
         mt = max(mt, s[u * TS + r]);
       }
       // m' = max(m, max s); l and acc rescale by exp(m − m') (1 while nothing is visible yet)
@@ -186,15 +228,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
         let p = select(exp(s[u * TS + r] - mn), 0.0, s[u * TS + r] == ninf());
         rs += p;
         var z = 1.0;
-        if (DROPOUT) { z = zs[(u * WG + lid) * TS + r]; }
+        if (DROPOUT) { z = zf[u * TS + r]; }
         s[u * TS + r] = p * z;
       }
       l[u] = l[u] * alpha[u] + rs;
       m[u] = mn;
     }
     for (var e = 0u; e < cn; e++) {
-      var ve: array<f32, TS>;
-      for (var r = 0u; r < TS; r++) { ve[r] = v[vb + min(j0 + r, Tk - 1u) * row_stride(VV) + c0 + e]; }
+      let ve = v_col(vb, j0, c0 + e, lid);
       for (var u = 0u; u < RQ; u++) {
         var a = acc[u * A1 + e] * alpha[u];
         for (var r = 0u; r < TS; r++) { a += s[u * TS + r] * ve[r]; }
@@ -227,6 +268,33 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 @group(0) @binding(9) var<storage, read_write> dq: array<f32>;
 @group(0) @binding(10) var<storage, read_write> delta: array<f32>;
 
+// Column c of key (value) rows j0 … j0 + TS − 1 of (b, h), whose rows start at kb (vb).
+fn k_col(kb: u32, j0: u32, c: u32, lane: u32) -> array<f32, TS> {
+  var x: array<f32, TS>;
+  if (LANES) {
+    for (var g = 0u; g < TS; g += SG) {
+      let y = share(k[kb + tile_row(j0, g, lane, tk() - 1u) * row_stride(VK) + c]);
+      for (var r = 0u; r < SG; r++) { x[g + r] = y[r]; }
+    }
+  } else {
+    for (var r = 0u; r < TS; r++) { x[r] = k[kb + tile_row(j0, r, 0u, tk() - 1u) * row_stride(VK) + c]; }
+  }
+  return x;
+}
+
+fn v_col(vb: u32, j0: u32, c: u32, lane: u32) -> array<f32, TS> {
+  var x: array<f32, TS>;
+  if (LANES) {
+    for (var g = 0u; g < TS; g += SG) {
+      let y = share(v[vb + tile_row(j0, g, lane, tk() - 1u) * row_stride(VV) + c]);
+      for (var r = 0u; r < SG; r++) { x[g + r] = y[r]; }
+    }
+  } else {
+    for (var r = 0u; r < TS; r++) { x[r] = v[vb + tile_row(j0, r, 0u, tk() - 1u) * row_stride(VV) + c]; }
+  }
+  return x;
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let bh = wid.z * nwg.y + wid.y;
@@ -234,7 +302,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let b = bh / heads();
   let h = bh % heads();
   let Tq = tq();
-  let Tk = tk();
   let D = dqk();
   let Dv = dvv();
   let i0 = wid.x * WG * RQ;
@@ -273,8 +340,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     var dp: array<f32, RQ * TS>;
     for (var t = 0u; t < RQ * TS; t++) { s[t] = 0.0; dp[t] = 0.0; } // explicitly: see the forward
     for (var c = 0u; c < D; c++) {
-      var kc: array<f32, TS>;
-      for (var r = 0u; r < TS; r++) { kc[r] = k[kb + min(j0 + r, Tk - 1u) * row_stride(VK) + c]; }
+      let kc = k_col(kb, j0, c, lid);
       for (var u = 0u; u < RQ; u++) {
         var x: f32;
         if (R1 > 1u) { x = qr[u * R1 + c]; } else { x = q[qrow[u] + c]; }
@@ -282,8 +348,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
       }
     }
     for (var c = 0u; c < Dv; c++) {
-      var vc: array<f32, TS>;
-      for (var r = 0u; r < TS; r++) { vc[r] = v[vb + min(j0 + r, Tk - 1u) * row_stride(VV) + c]; }
+      let vc = v_col(vb, j0, c, lid);
       for (var u = 0u; u < RQ; u++) {
         var x: f32;
         if (R2 > 1u) { x = gr[u * R2 + c]; } else { x = dout[grow[u] + c]; }
@@ -291,20 +356,25 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
       }
     }
     // s becomes dS = P∘(dP∘Z − Dᵢ)·scale
+    var mb: array<f32, RQ * TS>;
+    var zf: array<f32, RQ * TS>;
+    for (var t = 0u; t < pairs(); t++) {
+      let u = t / TS;
+      mb[t] = bias(b, h, i0 + u * WG + lid, j0 + t % TS);
+      if (DROPOUT) { zf[t] = zs[(u * WG + lid) * TS + t % TS]; }
+    }
     for (var u = 0u; u < RQ; u++) {
-      let i = i0 + u * WG + lid;
       for (var r = 0u; r < TS; r++) {
-        let sc = score(s[u * TS + r], b, h, i, j0 + r);
+        let sc = score(s[u * TS + r], mb[u * TS + r]);
         let p = select(exp(sc - L[u]), 0.0, sc == ninf() || L[u] == ninf());
         var z = 1.0;
-        if (DROPOUT) { z = zs[(u * WG + lid) * TS + r]; }
+        if (DROPOUT) { z = zf[u * TS + r]; }
         s[u * TS + r] = p * (dp[u * TS + r] * z - di[u]) * scale;
       }
     }
     // dq += dS·K over this pass's columns
     for (var c = 0u; c < cn; c++) {
-      var kc: array<f32, TS>;
-      for (var r = 0u; r < TS; r++) { kc[r] = k[kb + min(j0 + r, Tk - 1u) * row_stride(VK) + c0 + c]; }
+      let kc = k_col(kb, j0, c0 + c, lid);
       for (var u = 0u; u < RQ; u++) {
         var a = acc[u * A1 + c];
         for (var r = 0u; r < TS; r++) { a += s[u * TS + r] * kc[r]; }
@@ -336,6 +406,33 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 @group(0) @binding(7) var<storage, read> delta: array<f32>;
 @group(0) @binding(8) var<storage, read> mask: array<u32>;
 @group(0) @binding(9) var<storage, read_write> dk: array<f32>;
+
+// Column c of query (dO) rows i0 … i0 + TS − 1 of (b, h), whose rows start at qb (gb).
+fn q_col(qb: u32, i0: u32, c: u32, lane: u32) -> array<f32, TS> {
+  var x: array<f32, TS>;
+  if (LANES) {
+    for (var g = 0u; g < TS; g += SG) {
+      let y = share(q[qb + tile_row(i0, g, lane, tq() - 1u) * row_stride(VQ) + c]);
+      for (var r = 0u; r < SG; r++) { x[g + r] = y[r]; }
+    }
+  } else {
+    for (var r = 0u; r < TS; r++) { x[r] = q[qb + tile_row(i0, r, 0u, tq() - 1u) * row_stride(VQ) + c]; }
+  }
+  return x;
+}
+
+fn g_col(gb: u32, i0: u32, c: u32, lane: u32) -> array<f32, TS> {
+  var x: array<f32, TS>;
+  if (LANES) {
+    for (var g = 0u; g < TS; g += SG) {
+      let y = share(dout[gb + tile_row(i0, g, lane, tq() - 1u) * row_stride(VG) + c]);
+      for (var r = 0u; r < SG; r++) { x[g + r] = y[r]; }
+    }
+  } else {
+    for (var r = 0u; r < TS; r++) { x[r] = dout[gb + tile_row(i0, r, 0u, tq() - 1u) * row_stride(VG) + c]; }
+  }
+  return x;
+}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -375,8 +472,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     var dp: array<f32, RQ * TS>;
     for (var t = 0u; t < RQ * TS; t++) { s[t] = 0.0; dp[t] = 0.0; } // explicitly: see the forward
     for (var c = 0u; c < D; c++) {
-      var qc: array<f32, TS>;
-      for (var r = 0u; r < TS; r++) { qc[r] = q[qb + min(i0 + r, Tq - 1u) * row_stride(VQ) + c]; }
+      let qc = q_col(qb, i0, c, lid);
       for (var u = 0u; u < RQ; u++) {
         var x: f32;
         if (R1 > 1u) { x = kr[u * R1 + c]; } else { x = k[krow[u] + c]; }
@@ -384,8 +480,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
       }
     }
     for (var c = 0u; c < Dv; c++) {
-      var gc: array<f32, TS>;
-      for (var r = 0u; r < TS; r++) { gc[r] = dout[gb + min(i0 + r, Tq - 1u) * row_stride(VG) + c]; }
+      let gc = g_col(gb, i0, c, lid);
       for (var u = 0u; u < RQ; u++) {
         var x: f32;
         if (R2 > 1u) { x = vr[u * R2 + c]; } else { x = v[vrow[u] + c]; }
@@ -395,26 +490,31 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     // s becomes dS = P∘(dP∘Z − Dᵢ)·scale and dp becomes P∘Z
     var L: array<f32, TS>;
     var di: array<f32, TS>;
-    for (var r = 0u; r < TS; r++) {
+    for (var r = 0u; r < pairs() / RQ; r++) { // TS, rolled: see pairs()
       let ir = min(i0 + r, Tq - 1u);
       L[r] = lse[bh * Tq + ir];
       di[r] = delta[bh * Tq + ir];
     }
+    var mb: array<f32, RQ * TS>;
+    var zf: array<f32, RQ * TS>;
+    for (var t = 0u; t < pairs(); t++) {
+      let u = t / TS;
+      mb[t] = bias(b, h, i0 + t % TS, j0 + u * WG + lid);
+      if (DROPOUT) { zf[t] = zs[(t % TS) * WG * RQ + u * WG + lid]; }
+    }
     for (var u = 0u; u < RQ; u++) {
-      let j = j0 + u * WG + lid;
       for (var r = 0u; r < TS; r++) {
-        let sc = score(s[u * TS + r], b, h, i0 + r, j);
+        let sc = score(s[u * TS + r], mb[u * TS + r]);
         let p = select(exp(sc - L[r]), 0.0, sc == ninf() || L[r] == ninf());
         var z = 1.0;
-        if (DROPOUT) { z = zs[r * WG * RQ + u * WG + lid]; }
+        if (DROPOUT) { z = zf[u * TS + r]; }
         s[u * TS + r] = p * (dp[u * TS + r] * z - di[r]) * scale;
         dp[u * TS + r] = p * z;
       }
     }
     // dv += (P∘Z)ᵀ·dO and dk += dSᵀ·Q over this pass's columns
     for (var c = 0u; c < en; c++) {
-      var gc: array<f32, TS>;
-      for (var r = 0u; r < TS; r++) { gc[r] = dout[gb + min(i0 + r, Tq - 1u) * row_stride(VG) + e0 + c]; }
+      let gc = g_col(gb, i0, e0 + c, lid);
       for (var u = 0u; u < RQ; u++) {
         var a = dva[u * A2 + c];
         for (var r = 0u; r < TS; r++) { a += dp[u * TS + r] * gc[r]; }
@@ -422,8 +522,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
       }
     }
     for (var c = 0u; c < cn; c++) {
-      var qc: array<f32, TS>;
-      for (var r = 0u; r < TS; r++) { qc[r] = q[qb + min(i0 + r, Tq - 1u) * row_stride(VQ) + c0 + c]; }
+      let qc = q_col(qb, i0, c0 + c, lid);
       for (var u = 0u; u < RQ; u++) {
         var a = dka[u * A1 + c];
         for (var r = 0u; r < TS; r++) { a += s[u * TS + r] * qc[r]; }
