@@ -25,7 +25,7 @@ sudo=""
 codename="${VERSION_CODENAME:?no VERSION_CODENAME in /etc/os-release}"
 
 # The Vulkan loader and the libraries lavapipe links against, from the system's own suite.
-$sudo apt-get update -qq
+$sudo apt-get update -qq >&2
 $sudo apt-get install -y -qq --no-install-recommends \
   libvulkan1 libllvm15 libdrm2 libelf1 libexpat1 libwayland-client0 libx11-xcb1 libxcb1 \
   libxcb-dri3-0 libxcb-present0 libxcb-randr0 libxcb-shm0 libxcb-sync1 libxcb-xfixes0 \
@@ -51,8 +51,8 @@ apt_opts=(
   -o "Dir::Cache::archives=$apt_dir/archives"
   -o "APT::Sandbox::User=root"
 )
-apt-get "${apt_opts[@]}" update -qq
-(cd "$apt_dir/archives" && apt-get "${apt_opts[@]}" download -qq mesa-vulkan-drivers)
+apt-get "${apt_opts[@]}" update -qq >&2
+(cd "$apt_dir/archives" && apt-get "${apt_opts[@]}" download -qq mesa-vulkan-drivers >&2)
 deb="$(ls "$apt_dir"/archives/mesa-vulkan-drivers_*.deb | head -1)"
 rm -rf "$dest/root"
 dpkg-deb -x "$deb" "$dest/root"

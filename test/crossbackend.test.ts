@@ -8,7 +8,7 @@ import { describe, expect, test } from 'vitest';
 import fc from 'fast-check';
 import * as k from '../src/index.js';
 import type { Tensor } from '../src/index.js';
-import { expectClose, FC, randnFromRef, tol } from './harness.js';
+import { expectClose, FC, randnFromRef, tol, testBackends } from './harness.js';
 
 type Case = { name: string; inputs: number[][]; run: (xs: Tensor[], backend: string) => Tensor };
 
@@ -42,7 +42,7 @@ const cases: Case[] = [
   { name: 'attention causal', inputs: [[2, 5, 4], [2, 7, 4], [2, 7, 3]], run: ([q, kk, v]) => k.scaledDotProductAttention(q!, kk!, v!, { isCausal: true }) },
 ];
 
-const others = k.backends().filter((b) => b.name !== 'ref');
+const others = testBackends().filter((b) => b.name !== 'ref');
 const available = others.filter((b) => b.available);
 if (available.length === 0)
   console.warn(

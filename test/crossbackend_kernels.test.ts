@@ -13,9 +13,9 @@ import { describe, test } from 'vitest';
 import fc from 'fast-check';
 import * as k from '../src/index.js';
 import type { Tensor } from '../src/index.js';
-import { expectClose, FC, randnFromRef } from './harness.js';
+import { expectClose, FC, randnFromRef, testBackends } from './harness.js';
 
-const others = k.backends().filter((b) => b.name !== 'ref');
+const others = testBackends().filter((b) => b.name !== 'ref');
 const RUNS = Math.max(3, Math.min(FC.numRuns, 8));
 
 /** Values read from a tidy-built tensor list, then disposed. */

@@ -5,7 +5,7 @@
  */
 import { describe, expect } from 'vitest';
 import fc from 'fast-check';
-import { backendSync, backends, bf16Bits, bf16Value, f16Bits, f16Value, memory, randn as randnRef, tensor as tensorOf, tidy, Tensor, type DType } from '../src/index.js';
+import { backendSync, backends, type BackendInfo, bf16Bits, bf16Value, f16Bits, f16Value, memory, randn as randnRef, tensor as tensorOf, tidy, Tensor, type DType } from '../src/index.js';
 
 const announced = new Set<string>();
 
@@ -25,11 +25,24 @@ for (const name of REQUIRED_BACKENDS) {
 }
 
 /**
+ * The backends the parameterised suite runs on: every registered one, or with
+ * `KILN_TEST_BACKENDS=cpu` only those named (ref stays the reference either way); the others are
+ * reported unavailable with that reason, so their blocks are skipped and say why. CI's per-ISA
+ * runs of the cpu kernels use it to leave out the other backends, which they do not change.
+ */
+export function testBackends(): BackendInfo[] {
+  const only = (process.env.KILN_TEST_BACKENDS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  return backends().map((b) =>
+    only.length === 0 || only.includes(b.name) || !b.available ? b : { ...b, available: false, reason: `not in KILN_TEST_BACKENDS=${only.join(',')}` },
+  );
+}
+
+/**
  * Run `fn(backendName)` inside a describe block for every registered backend. With `needs`, a
  * backend that cannot store one of those dtypes (WebGPU has no f64) skips the block, saying so.
  */
 export function describeBackends(title: string, fn: (backend: string) => void, opts: { needs?: readonly DType[] } = {}): void {
-  for (const b of backends()) {
+  for (const b of testBackends()) {
     if (!b.available && !announced.has(b.name)) {
       announced.add(b.name);
       console.warn(`[kiln tests] backend '${b.name}' skipped: ${b.reason}`);

@@ -257,7 +257,13 @@ function describeArg(v: unknown): string {
   if (v instanceof Tensor) return v.disposed ? 'a disposed tensor' : `a tensor [${v.shape.join(',')}] ${v.dtype}`;
   if (typeof v === 'number' || v === undefined) return String(v);
   try {
-    return JSON.stringify(v) ?? String(v);
+    // tensors and typed arrays summarised (a tensor reaches its backend, whose buffers can be
+    // megabytes: a webgpu uniform arena), and the whole cut to a readable length
+    const text =
+      JSON.stringify(v, (_k, x: unknown) =>
+        x instanceof Tensor ? describeArg(x) : ArrayBuffer.isView(x) ? `${x.constructor.name}(${(x as unknown as ArrayLike<number>).length ?? x.byteLength})` : x,
+      ) ?? String(v);
+    return text.length > 400 ? `${text.slice(0, 400)}…` : text;
   } catch {
     return String(v);
   }
