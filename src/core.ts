@@ -151,6 +151,8 @@ export { noGrad, enableGrad, isGradEnabled, hasGradRule, type Node, type GradRul
 export { adamUpdate, lambUpdate, multiNorm, multiScale, type OptimizerHyper, type TensorOrList } from './tensor/ops/optim.js';
 export * from './nn/index.js';
 export * from './optim/index.js';
+export { autocast, autocastScope, autocastDtype, AUTOCAST_OPS, type AutocastDtype, type AutocastOptions, type AutocastScope } from './amp/autocast.js';
+export { GradScaler, type GradScalerOptions, type GradScalerState, type ScalableOptimizer } from './amp/grad_scaler.js';
 export * from './io/index.js';
 export * from './metrics/index.js';
 export * from './data/index.js';

@@ -11,6 +11,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import * as ew from '../tensor/ops/elementwise.js';
 import { onesLike } from '../tensor/ops/creation.js';
 import { gradRule, installBackward, noGrad } from './tape.js';
+import { withAutocastState } from '../amp/autocast.js';
 
 // Tensors reachable from root through gradFn, parents before children (reverse topological).
 function topoOrder(root: Tensor): Tensor[] {
@@ -128,4 +129,5 @@ function accumulate(t: Tensor, g: Tensor): void {
   } else t.grad = keep(g._isShared() ? ew.clone(g) : g._view(g.shape));
 }
 
-installBackward(backward);
+// the backward runs in the dtypes the forward chose: an autocast region open around backward() does not apply to it
+installBackward((root, grad, retainGraph) => withAutocastState([], () => backward(root, grad, retainGraph)));

@@ -81,6 +81,7 @@ export const trainSpec: CommandSpec = {
     { name: 'n-head', type: 'int', min: 1, max: 1024, help: 'attention heads per layer' },
     { name: 'n-embd', type: 'int', min: 1, max: 2 ** 16, help: 'model width (a multiple of --n-head)' },
     { name: 'dropout', type: 'number', min: 0, below: 1, help: 'dropout probability' },
+    { name: 'precision', type: 'string', placeholder: 'DTYPE', choices: ['f32', 'bf16', 'f16'], help: 'mixed precision: matmuls and attention in bf16 or f16 under autocast (weights and optimizer state stay f32; f16 scales the loss)', defaultText: 'f32' },
     { name: 'seed', type: 'int', min: 0, max: Number.MAX_SAFE_INTEGER - 1, help: 'seed of initialisation, batches, split and sampling' },
     { name: 'eval-every', type: 'int', min: 0, max: 1e9, help: 'steps between evaluations (0: only at the end)' },
     { name: 'checkpoint-every', type: 'int', min: 0, max: 1e9, help: 'steps between checkpoints (0: only at the end)' },
@@ -453,7 +454,8 @@ export async function prepareRun(
     log(
       `model: GPT ${config.nLayer} layers, ${config.nHead} heads, width ${config.nEmbd}, context ${config.blockSize}: ${formatCount(model.numParameters())} parameters; ` +
         `AdamW lr ${config.lr} → ${config.minLr} (warm-up ${config.warmupSteps}, cosine), weight decay ${config.weightDecay} on matrices, clip ${config.clip}; ` +
-        `batch ${config.batchSize} × ${config.blockSize}${config.gradAccum > 1 ? ` × ${config.gradAccum} accumulation` : ''}, ${config.steps} steps`,
+        `batch ${config.batchSize} × ${config.blockSize}${config.gradAccum > 1 ? ` × ${config.gradAccum} accumulation` : ''}, ${config.steps} steps` +
+        (config.precision && config.precision !== 'f32' ? `, ${config.precision} autocast${config.precision === 'f16' ? ' with loss scaling' : ''}` : ''),
     );
     return {
       corpus,
@@ -495,6 +497,7 @@ export function trainOptions(config: RunConfig, run: PreparedRun, opts: { out: s
     blockSize: config.blockSize,
     gradAccum: config.gradAccum,
     clip: config.clip,
+    precision: config.precision ?? 'f32',
     evalEvery: config.evalEvery,
     evalBatches: config.evalBatches,
     checkpointEvery: config.checkpointEvery,
@@ -548,6 +551,7 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
     if (stale.length && !args.overwrite) throw new Error(`${out} holds checkpoints of an earlier run; pass --resume to continue it, --overwrite to start afresh, or another --out`);
   }
   for (const key of OVERRIDABLE) if (args[key] !== undefined) (config as unknown as Record<string, unknown>)[key] = args[key];
+  if (args.precision !== undefined) config.precision = args.precision as RunConfig['precision'];
   if (args.lr !== undefined && !resume) config.minLr = config.lr / 10;
   config.warmupSteps = Math.min(config.warmupSteps, config.steps);
   checkRunConfig(config);
