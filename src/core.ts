@@ -46,7 +46,7 @@ export { WebGPUBackend, requestWebGPU, type AdapterInfo } from './backend/webgpu
 export { browserWebgpuEntry } from './backend/webgpu/browser.js';
 export { philox4x32, philoxFill, PhiloxWords, dropoutThreshold } from './backend/philox.js';
 
-export { tidy, keep, memory, type MemoryInfo, type BackendMemory, type Tracked } from './tensor/memory.js';
+export { tidy, keep, memory, resetPeakMemory, type MemoryInfo, type BackendMemory, type Tracked } from './tensor/memory.js';
 export { Generator, defaultGenerator, manualSeed, type GeneratorState, type RandomDist } from './tensor/random.js';
 export {
   tensor,

@@ -188,6 +188,7 @@ export const TENSOR_TABLE: Table = {
   keep: { params: [T()] },
   isGradEnabled: { exempt: 'takes no arguments' },
   memory: { exempt: 'takes no arguments' },
+  resetPeakMemory: { exempt: 'takes no arguments' },
   Generator: { params: [int({ min: 0, good: 1, optional: true })], call: (seed: number) => new Generator(seed) },
 };
 
