@@ -106,10 +106,11 @@ function disposeAll(out: unknown, copies: readonly Tensor[]): void {
 
 function checkOutputs(op: string, out: unknown, cleanup: () => void): Tensor[] {
   const list = Array.isArray(out) ? out : [out];
-  const bad = Array.isArray(out) && out.length === 0 ? out : list.find((t) => !(t instanceof Tensor));
-  if (bad !== undefined) {
+  const i = list.findIndex((t) => !(t instanceof Tensor));
+  if (i >= 0 || list.length === 0) {
     cleanup();
-    throw new Error(`${op}: fn must return a Tensor or a non-empty array of Tensors, got ${show(out)}`);
+    const got = !Array.isArray(out) || i < 0 ? show(out) : `${show(list[i])} at index ${i} of the array`;
+    throw new Error(`${op}: fn must return a Tensor or a non-empty array of Tensors, got ${got}`);
   }
   return list as Tensor[];
 }
