@@ -220,7 +220,8 @@ describeBackends('checkpoint', (backend) => {
     const before = memory().tensors + memory().collected;
     expect(() => checkpoint(() => 3 as never, x)).toThrow(/^checkpoint: fn must return a Tensor or a non-empty array of Tensors, got 3/);
     expect(() => checkpoint(() => [] as never, x)).toThrow(/^checkpoint: fn must return .*got \[\]/);
-    expect(() => checkpoint((h) => [h.mul(2), 'y'] as never, x)).toThrow(/^checkpoint: fn must return .*'y'/);
+    expect(() => checkpoint((h) => [h.mul(2), 'y'] as never, x)).toThrow(/^checkpoint: fn must return .*got 'y' at index 1/);
+    expect(() => checkpoint((async (h: Tensor) => h.mul(2)) as never, x)).toThrow(/^checkpoint: fn returned a Promise/);
     // an error inside fn propagates, and nothing fn made survives it
     expect(() =>
       checkpoint((h) => {

@@ -64,7 +64,7 @@ export function checkpoint(fn: (...inputs: Tensor[]) => Tensor | Tensor[], ...in
   let generators: Map<Generator, GeneratorState>;
   try {
     ({ result: { result: out, read }, states: generators } = watchGenerators(() =>
-      watchGradInputs(() => noGrad(() => tidy(() => fn(...copies)))),
+      watchGradInputs(() => noGrad(() => tidy(() => synchronous(op, fn(...copies))))),
     ));
   } catch (e) {
     for (const c of copies) c.dispose();
@@ -88,6 +88,15 @@ export function checkpoint(fn: (...inputs: Tensor[]) => Tensor | Tensor[], ...in
     return record('checkpoint', nodeInputs, y, attrs as unknown as Record<string, unknown>);
   });
   return Array.isArray(out) ? recorded : recorded[0]!;
+}
+
+// tidy scopes, grad mode and the generator watch are synchronous: an async fn would escape them all
+function synchronous<T>(op: string, out: T): T {
+  if (out instanceof Promise) {
+    out.catch(() => undefined);
+    throw new Error(`${op}: fn returned a Promise; it must be synchronous (await outside checkpoint)`);
+  }
+  return out;
 }
 
 function detachAll(inputs: readonly Tensor[]): Tensor[] {
