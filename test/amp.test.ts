@@ -8,6 +8,7 @@
 import { expect, it } from 'vitest';
 import {
   AdamW,
+  checkpoint,
   autocast,
   autocastDtype,
   autocastScope,
@@ -272,4 +273,22 @@ describeBackends('mixed precision training', (backend) => {
       low.forEach((m, i) => expect(Math.abs(m - f32[i]!) / f32[i]!, `${precision} steps ${i * 25}–${i * 25 + 24}: ${m} vs f32 ${f32[i]}`).toBeLessThan(0.03));
     }
   }, 300_000);
+});
+
+describeBackends('autocast with gradient checkpointing', (backend) => {
+  it('the recomputation runs in the dtypes of the forward: gradients equal the uncheckpointed ones', async () => {
+    if (!stores(backend, 'bf16')) return;
+    const grads = async (ckpt: boolean): Promise<number[]> => {
+      const x = randn([3, 8], { backend, generator: new Generator(1) });
+      const w = randn([8, 8], { backend, generator: new Generator(2), requiresGrad: true });
+      const f = (t: Tensor): Tensor => linear(t, w).gelu();
+      const y = autocast({ dtype: 'bf16' }, () => (ckpt ? checkpoint(f, x) : f(x)));
+      expect(y.dtype).toBe('bf16');
+      y.cast('f32').sum().backward(); // outside the region, as usual
+      const g = Array.from(await w.grad!.data());
+      [x, w, y].forEach((t) => t.dispose());
+      return g;
+    };
+    expect(await grads(true)).toEqual(await grads(false));
+  });
 });

@@ -123,9 +123,12 @@ export function autocastDtype(): AutocastDtype | null {
   return top?.enabled ? top.dtype : null;
 }
 
-/** @internal The open regions (to re-enter them later, as checkpoint's recomputation does). */
+/**
+ * @internal The open regions, to re-enter later (checkpoint's recomputation runs in the dtypes of
+ * its forward); without their caches, which end with the regions.
+ */
 export function autocastState(): readonly Region[] {
-  return regions.slice();
+  return regions.map((r) => ({ ...r, cache: null }));
 }
 
 /** @internal Run `fn` with exactly `state`'s regions open (none for the backward pass). */
