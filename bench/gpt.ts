@@ -1,15 +1,18 @@
 /**
  * One GPT training step (forward, backward, AdamW) on kiln's `cpu` backend against the same
- * model in PyTorch CPU, at 1 and 2 threads: median step time, tokens/s and peak RSS.
- * Model: vocab 65, context 64, batch 16, width 128, 4 heads, 4 layers, MLP 4×, tied head.
+ * model in PyTorch CPU, at 1 and 2 threads: median step time, tokens/s and peak RSS, in f32 and
+ * (with `--precision f32,bf16`) under bf16 autocast in both (kiln's `autocast`, PyTorch's
+ * `torch.autocast('cpu', dtype=torch.bfloat16)`).
+ * Models (`--models`): `128x4` (default): vocab 65, context 64, batch 16, width 128, 4 heads,
+ * 4 layers; `512x8`: width 512, 8 heads, 8 layers; MLP 4×, tied head.
  * Each configuration runs in its own process, so peak RSS is that configuration's alone.
  *
- *   npm run bench -- gpt [--steps 20] [--threads 1,2] [--backend cpu]
+ *   npm run bench -- gpt [--steps 20] [--threads 1,2] [--backend cpu] [--precision f32,bf16] [--models 128x4,512x8]
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AdamW, GPT, Generator, backends, crossEntropy, getNumThreads, randint, setNumThreads, tidy, useBackend } from '../src/index.js';
+import { AdamW, GPT, Generator, autocast, backends, crossEntropy, getNumThreads, randint, setNumThreads, tidy, useBackend } from '../src/index.js';
 import { fmtNum, mdTable, median, parseArgs, printMachineInfo } from './util.js';
 
 export const description = 'GPT training step (fwd+bwd+AdamW), kiln cpu vs PyTorch, 1 and 2 threads';
@@ -17,9 +20,20 @@ export const description = 'GPT training step (fwd+bwd+AdamW), kiln cpu vs PyTor
 const V = 65;
 const T = 64;
 const B = 16;
-const C = 128;
-const H = 4;
-const L = 4;
+
+/** A model size: width C, heads H, layers L. */
+interface Size {
+  C: number;
+  H: number;
+  L: number;
+}
+
+function parseSize(s: string): Size {
+  const m = /^(\d+)x(\d+)$/.exec(s);
+  if (!m) throw new Error(`bench gpt: --models takes WIDTHxLAYERS (128x4), got '${s}'`);
+  const C = Number(m[1]);
+  return { C, H: Math.max(1, C / 64), L: Number(m[2]) };
+}
 
 interface Result {
   median_ms: number;
@@ -28,10 +42,11 @@ interface Result {
 }
 
 // The measured run, in a child process: `tsx bench/gpt.ts --worker <backend> <threads> <steps>`.
-async function worker(backend: string, threads: number, steps: number): Promise<void> {
+async function worker(backend: string, threads: number, steps: number, precision: string, size: Size): Promise<void> {
   await useBackend(backend);
   if (backend === 'cpu') setNumThreads(threads);
   const gen = new Generator(0);
+  const { C, H, L } = size;
   const model = new GPT({ vocabSize: V, blockSize: T, nLayer: L, nHead: H, nEmbd: C, dropout: 0, bias: true, tiedHead: true }, { backend, generator: gen });
   const opt = new AdamW(model.parameters(), { lr: 3e-4 });
   const idx = randint(0, V, [B, T], { backend, generator: gen });
@@ -41,8 +56,7 @@ async function worker(backend: string, threads: number, steps: number): Promise<
   for (let i = 0; i < steps + 3; i++) {
     const t0 = performance.now();
     const l = tidy(() => {
-      const { logits } = model.forward(idx, null);
-      const l = crossEntropy(logits, tgt);
+      const l = precision === 'bf16' ? autocast({ dtype: 'bf16' }, () => crossEntropy(model.forward(idx, null).logits, tgt)) : crossEntropy(model.forward(idx, null).logits, tgt);
       opt.zeroGrad();
       l.backward();
       opt.step();
@@ -61,9 +75,9 @@ async function worker(backend: string, threads: number, steps: number): Promise<
   console.log(JSON.stringify(result));
 }
 
-function runKiln(backend: string, threads: number, steps: number): Result {
+function runKiln(backend: string, threads: number, steps: number, precision: string, size: Size): Result {
   const self = fileURLToPath(import.meta.url);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', self, '--worker', backend, String(threads), String(steps)], {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', self, '--worker', backend, String(threads), String(steps), precision, `${size.C}x${size.L}`], {
     encoding: 'utf8',
     env: { ...process.env, KILN_NUM_THREADS: String(threads) },
   });
@@ -71,13 +85,13 @@ function runKiln(backend: string, threads: number, steps: number): Result {
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as Result;
 }
 
-function runTorch(threads: number, steps: number): Result | string {
+function runTorch(threads: number, steps: number, precision: string, size: Size): Result | string {
   const env: Record<string, string | undefined> = { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: '1' };
   // these overrides halve OpenBLAS on this CPU; the baseline runs without them
   delete env.OPENBLAS_CORETYPE;
   delete env.OPENBLAS_L2_SIZE;
   const script = join(fileURLToPath(new URL('.', import.meta.url)), 'gpt_torch.py');
-  const r = spawnSync('/usr/bin/python3', [script, String(threads), String(steps)], { encoding: 'utf8', env });
+  const r = spawnSync('/usr/bin/python3', [script, String(threads), String(steps), precision, String(size.C), String(size.H), String(size.L)], { encoding: 'utf8', env });
   if (r.error || r.status !== 0) return `PyTorch not run: ${r.error?.message ?? r.stderr.trim().split('\n').pop()}`;
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as Result;
 }
@@ -87,6 +101,9 @@ export function main(args: string[]): void {
   const steps = Number(opts.steps ?? 20);
   const threadList = String(opts.threads ?? '1,2').split(',').map(Number);
   const backend = String(opts.backend ?? 'cpu');
+  const precisions = String(opts.precision ?? 'f32').split(',');
+  for (const p of precisions) if (p !== 'f32' && p !== 'bf16') throw new Error(`bench gpt: --precision takes f32 and bf16, got '${p}'`);
+  const sizes = String(opts.models ?? '128x4').split(',').map(parseSize);
   const info = backends().find((b) => b.name === backend);
   if (!info?.available) {
     console.log(`backend '${backend}' is not available: ${info?.reason ?? 'not registered'}`);
@@ -94,15 +111,22 @@ export function main(args: string[]): void {
   }
   printMachineInfo();
   console.log(`- command: npm run bench -- gpt ${args.join(' ')}`);
-  console.log(`- model: V=${V} T=${T} B=${B} C=${C} H=${H} L=${L}, tied head; ${steps} timed steps after 3 warm-up, median\n`);
+  console.log(`- models: V=${V} T=${T} B=${B}, ${sizes.map((z) => `C=${z.C} H=${z.H} L=${z.L}`).join('; ')}, tied head; ${steps} timed steps after 3 warm-up, median\n`);
   const rows: (string | number)[][] = [];
-  for (const n of threadList) {
-    const k = runKiln(backend, n, steps);
-    const p = runTorch(n, steps);
+  const f32ms = new Map<string, number>();
+  const runs = sizes.flatMap((size) => precisions.flatMap((precision) => threadList.map((n) => ({ size, precision, n }))));
+  for (const { size, precision, n } of runs) {
+    const k = runKiln(backend, n, steps, precision, size);
+    const p = runTorch(n, steps, precision, size);
     const tok = (ms: number): string => fmtNum((B * T) / (ms / 1000), 4);
     if (typeof p === 'string') console.log(p);
     const pt = typeof p === 'string' ? null : p;
+    const key = `${size.C}x${size.L}/${n}`;
+    if (precision === 'f32') f32ms.set(key, k.median_ms);
+    const base = f32ms.get(key);
     rows.push([
+      `${size.C}x${size.L}`,
+      precision,
       n,
       fmtNum(k.median_ms),
       pt ? fmtNum(pt.median_ms) : '—',
@@ -111,13 +135,14 @@ export function main(args: string[]): void {
       fmtNum(k.max_rss_mib),
       pt ? fmtNum(pt.max_rss_mib) : '—',
       pt ? fmtNum(k.median_ms / pt.median_ms) : '—',
+      precision !== 'f32' && base ? fmtNum(base / k.median_ms) : '—',
     ]);
   }
-  console.log(mdTable(['threads', 'kiln ms/step', 'torch ms/step', 'kiln tok/s', 'torch tok/s', 'kiln peak RSS MiB', 'torch peak RSS MiB', 'kiln/torch time'], rows));
-  console.log('\nkiln/torch time ≤ 1.0 means kiln is at least as fast (the goal).');
+  console.log(mdTable(['model', 'precision', 'threads', 'kiln ms/step', 'torch ms/step', 'kiln tok/s', 'torch tok/s', 'kiln peak RSS MiB', 'torch peak RSS MiB', 'kiln/torch time', 'kiln speed-up over its f32'], rows));
+  console.log('\nkiln/torch time ≤ 1.0 means kiln is at least as fast (the goal); the bf16 rows compare autocast in both.');
 }
 
 if (process.argv.includes('--worker')) {
   const i = process.argv.indexOf('--worker');
-  await worker(process.argv[i + 1]!, Number(process.argv[i + 2]), Number(process.argv[i + 3]));
+  await worker(process.argv[i + 1]!, Number(process.argv[i + 2]), Number(process.argv[i + 3]), process.argv[i + 4] ?? 'f32', parseSize(process.argv[i + 5] ?? '128x4'));
 }

@@ -2,6 +2,8 @@
 
 The model is the same as kiln's GPT (nanoGPT layout: pre-norm blocks, tied head, GELU tanh),
 written here with an explicit causal mask since torch 1.13 has no scaled_dot_product_attention.
+Arguments: threads steps [precision f32|bf16] [C H L]; bf16 runs the forward under
+torch.autocast("cpu", dtype=torch.bfloat16).
 Prints one JSON line: {"median_ms", "steps", "max_rss_mib", "threads"}.
 """
 import json
@@ -15,9 +17,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-V, T, B, C, H, L = 65, 64, 16, 128, 4, 4
+V, T, B = 65, 64, 16
 threads = int(sys.argv[1]) if len(sys.argv) > 1 else 1
 steps = int(sys.argv[2]) if len(sys.argv) > 2 else 20
+precision = sys.argv[3] if len(sys.argv) > 3 else "f32"
+C, H, L = (int(a) for a in sys.argv[4:7]) if len(sys.argv) > 6 else (128, 4, 4)
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 
@@ -67,7 +71,11 @@ tgt = torch.randint(0, V, (B, T))
 times = []
 for i in range(steps + 3):
     t0 = time.perf_counter()
-    loss = model(idx, tgt)
+    if precision == "bf16":
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model(idx, tgt)
+    else:
+        loss = model(idx, tgt)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
