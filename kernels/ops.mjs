@@ -332,4 +332,6 @@ export const recorded = [
   'sum', 'max', 'min', 'norm',
   'reshape', 'permute', 'expand', 'slice', 'concat', 'indexSelect', 'gather', 'scatterAdd',
   'matmul', 'linear', 'softmax', 'logSoftmax', 'crossEntropy', 'layerNorm', 'rmsNorm', 'attention', 'packedAttention',
+  // a function run again in the backward (src/autograd/checkpoint.ts, which holds its rule)
+  'checkpoint',
 ];

@@ -46,7 +46,7 @@ export { WebGPUBackend, requestWebGPU, type AdapterInfo } from './backend/webgpu
 export { browserWebgpuEntry } from './backend/webgpu/browser.js';
 export { philox4x32, philoxFill, PhiloxWords, dropoutThreshold } from './backend/philox.js';
 
-export { tidy, keep, memory, type MemoryInfo, type BackendMemory, type Tracked } from './tensor/memory.js';
+export { tidy, keep, memory, resetPeakMemory, type MemoryInfo, type BackendMemory, type Tracked } from './tensor/memory.js';
 export { Generator, defaultGenerator, manualSeed, type GeneratorState, type RandomDist } from './tensor/random.js';
 export {
   tensor,
@@ -148,9 +148,12 @@ export {
 } from './tensor/ops/nn.js';
 export { scaledDotProductAttention, packedAttention, type AttentionOptions, type PackedAttentionOptions } from './tensor/ops/attention.js';
 export { noGrad, enableGrad, isGradEnabled, hasGradRule, type Node, type GradRule, type GradReads } from './autograd/tape.js';
+export { checkpoint } from './autograd/checkpoint.js';
 export { adamUpdate, lambUpdate, multiNorm, multiScale, type OptimizerHyper, type TensorOrList } from './tensor/ops/optim.js';
 export * from './nn/index.js';
 export * from './optim/index.js';
+export { autocast, autocastScope, autocastDtype, AUTOCAST_OPS, type AutocastDtype, type AutocastOptions, type AutocastScope } from './amp/autocast.js';
+export { GradScaler, type GradScalerOptions, type GradScalerState, type ScalableOptimizer } from './amp/grad_scaler.js';
 export * from './io/index.js';
 export * from './metrics/index.js';
 export * from './data/index.js';

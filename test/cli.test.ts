@@ -157,6 +157,19 @@ describe('kiln (child process)', () => {
       expect(trained.stderr).toMatch(/^step 20\/20 \(100%\) loss /m); // not a terminal: plain lines
     });
 
+    it('kiln train --checkpointing trains the same model (dropout on), recomputing the layers', async () => {
+      const args = (dir: string): string[] => ['train', '--data', corpusPath, '--steps', '4', '--config', 'micro', '--dropout', '0.1', '--eval-every', '0', '--sample-tokens', '8', '--backend', 'ref', '--out', join(root, dir)];
+      const [plain, ckpt] = await Promise.all([kiln(args('plain')), kiln([...args('ckpt'), '--checkpointing'])]);
+      expect(plain.status, plain.stderr).toBe(0);
+      expect(ckpt.status, ckpt.stderr).toBe(0);
+      expect(ckpt.stderr).toMatch(/^model: GPT .*; gradient checkpointing$/m);
+      expect(plain.stderr).not.toMatch(/checkpointing/);
+      const [a, b] = ['plain', 'ckpt'].map((d) => JSON.parse(readFileSync(join(root, d, 'metrics.json'), 'utf8')));
+      expect(b.model.gradientCheckpointing).toBe(true);
+      // the reference backend recomputes exactly: the same losses and the same sample
+      expect([b.trainLoss, b.valLoss, b.sample]).toEqual([a.trainLoss, a.valLoss, a.sample]);
+    });
+
     it('loss.svg is a valid SVG with axes, tick labels and a polyline per curve', () => {
       const svg = readFileSync(join(out, 'loss.svg'), 'utf8');
       expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);

@@ -327,6 +327,7 @@ describe('kiln train: combinations out of range', () => {
     ['logits past what one tensor holds', { 'batch-size': '65536', 'block-size': '65536' }, ['--batch-size 65536', '--block-size 65536']],
     ['a vocabulary whose logits do not fit', { 'vocab-size': '67108864' }, ['--vocab-size 67108864']],
     ['a model larger than the machine', { 'n-layer': '1024', 'n-embd': '65536', 'n-head': '1' }, ['--n-layer 1024', '--n-embd 65536', 'this machine has']],
+    ['a model larger than the machine even with --checkpointing', { 'n-layer': '1024', 'n-embd': '65536', 'n-head': '1', checkpointing: 'true' }, ['--n-layer 1024', '--checkpointing', 'this machine has']],
     ['a context longer than the data', { 'block-size': '5000' }, ['--block-size 5000', 'training split'], true],
     ['a dropout of 1', { dropout: '1' }, ['--dropout', 'got 1']],
     ['--resume with --overwrite', { resume: 'true', overwrite: 'true' }, ['--resume', '--overwrite']],

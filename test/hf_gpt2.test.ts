@@ -290,7 +290,7 @@ describeBackends('Hugging Face GPT-2', (backend) => {
     expect(hfGPT2Config(CFG_FILE)).toEqual({ ...CFG_CONFIG, bias: true, rope: false, tiedHead: true });
     for (const dtype of storedDtypes(backend, ['f32', 'f64'] as const)) {
       const model = loadHFGPT2(CFG_FILE, { backend, dtype });
-      expect(model.config).toEqual({ ...CFG_CONFIG, dropout: 0, bias: true, rope: false, ropeBase: 10000, tiedHead: true, kvHeads: CFG_CONFIG.nHead, window: null });
+      expect(model.config).toEqual({ ...CFG_CONFIG, dropout: 0, bias: true, rope: false, ropeBase: 10000, tiedHead: true, gradientCheckpointing: false, kvHeads: CFG_CONFIG.nHead, window: null });
       const blocks = [...model.transformer.h];
       expect(blocks.map((b) => b.mlp.act.approximate)).toEqual(['none', 'none']);
       expect([...blocks.flatMap((b) => [b.ln_1.eps, b.ln_2.eps]), model.transformer.ln_f.eps]).toEqual([0.1, 0.1, 0.1, 0.1, 0.1]);

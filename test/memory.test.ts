@@ -12,6 +12,7 @@ import {
   noGrad,
   ones,
   randn,
+  resetPeakMemory,
   tensor,
   tidy,
   zeros,
@@ -57,6 +58,52 @@ describeBackends('memory', (backend) => {
     const per = Object.values(m.backends);
     expect(m.tensors).toBe(per.reduce((p, b) => p + b.tensors, 0));
     expect(m.bytes).toBe(per.reduce((p, b) => p + b.bytes, 0));
+  });
+
+  it('peakBytes is the high-water mark of bytes, per backend and in total, until resetPeakMemory()', () => {
+    const peak = (): number => memory().backends[backend]?.peakBytes ?? 0;
+    resetPeakMemory();
+    const base = memory().backends[backend]?.bytes ?? 0;
+    expect(peak()).toBe(base);
+    expect(memory().peakBytes).toBe(memory().bytes);
+    const a = zeros([256], { backend }); // 1 KiB in f32
+    const b = zeros([512], { backend }); // 2 KiB
+    expect(peak()).toBe(base + 3072);
+    a.dispose();
+    b.dispose();
+    // freeing lowers bytes, never the peak
+    expect(memory().backends[backend]!.bytes).toBe(base);
+    expect(peak()).toBe(base + 3072);
+    const c = zeros([128], { backend });
+    expect(peak()).toBe(base + 3072); // below the mark
+    expect(memory().peakBytes).toBeGreaterThanOrEqual(memory().bytes + 3072 - 512);
+    // a view allocates nothing
+    const v = c.reshape([2, 64]);
+    expect(peak()).toBe(base + 3072);
+    resetPeakMemory();
+    expect(peak()).toBe(base + 512);
+    expect(memory().peakBytes).toBe(memory().bytes);
+    const d = zeros([1024], { backend });
+    expect(peak()).toBe(base + 512 + 4096);
+    expect(memory().peakBytes).toBe(memory().bytes);
+    for (const t of [c, v, d]) t.dispose();
+    expect(peak()).toBe(base + 512 + 4096);
+  });
+
+  it('the total peakBytes is the most held at one moment over all backends', () => {
+    resetPeakMemory();
+    const m0 = memory();
+    const a = zeros([100], { backend });
+    const b = zeros([50], { backend: 'ref' });
+    const m1 = memory();
+    expect(m1.peakBytes).toBe(m0.bytes + 600);
+    a.dispose();
+    b.dispose();
+    expect(memory().peakBytes).toBe(m0.bytes + 600);
+    // never more than the backends' peaks together, and at least each one
+    const per = Object.values(memory().backends);
+    expect(memory().peakBytes).toBeLessThanOrEqual(per.reduce((p, c) => p + c.peakBytes, 0));
+    for (const c of per) expect(memory().peakBytes).toBeGreaterThanOrEqual(c.peakBytes);
   });
 
   it('tidy disposes what fn created and keeps what it returns (alone, in arrays, in objects, in maps)', async () => {

@@ -13,7 +13,7 @@ import { describe, expect, test } from 'vitest';
 import * as k from '../src/index.js';
 import { PRIORITY } from '../src/backend/registry.js';
 import type { WebGPUBackend } from '../src/backend/webgpu/webgpu.js';
-import { sizeClass, grid } from '../src/backend/webgpu/runtime.js';
+import { MAX_UNTURNED, sizeClass, grid } from '../src/backend/webgpu/runtime.js';
 
 const info = k.backends().find((b) => b.name === 'webgpu');
 const available = !!info?.available;
@@ -62,6 +62,23 @@ describe.skipIf(!available)(`webgpu backend${available ? '' : `: unavailable, ${
     }
     expect(b.dtypes).not.toContain('f64');
     expect('readSync' in b).toBe(false);
+  });
+
+  test('a loop that queues kernels without ever awaiting gets an Error past MAX_UNTURNED, not a driver crash; an await resets it', async () => {
+    const x = k.ones([4], { backend: 'webgpu' });
+    await new Promise((r) => setTimeout(r, 0));
+    let thrown: unknown = null;
+    let n = 0;
+    try {
+      for (; n < MAX_UNTURNED + 10; n++) k.tidy(() => x.add(1));
+    } catch (e) {
+      thrown = e;
+    }
+    expect(String(thrown)).toContain(`${MAX_UNTURNED} kernels were queued without the event loop turning`);
+    expect(n).toBe(MAX_UNTURNED);
+    await new Promise((r) => setTimeout(r, 0));
+    expect(Array.from(await x.add(1).data())).toEqual([2, 2, 2, 2]);
+    x.dispose();
   });
 
   test('a run of kernels is one submit, at the read; nothing is submitted before', async () => {

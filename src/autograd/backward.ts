@@ -11,16 +11,18 @@ import type { Tensor } from '../tensor/tensor.js';
 import * as ew from '../tensor/ops/elementwise.js';
 import { onesLike } from '../tensor/ops/creation.js';
 import { gradRule, installBackward, noGrad } from './tape.js';
+import { withAutocastState } from '../amp/autocast.js';
 
-// Tensors reachable from root through gradFn, parents before children (reverse topological).
-function topoOrder(root: Tensor): Tensor[] {
+// Tensors reachable from root through gradFn, parents before children (reverse topological);
+// the walk goes no further than a tensor in `stops`.
+function topoOrder(root: Tensor, stops: ReadonlySet<Tensor>): Tensor[] {
   const order: Tensor[] = [];
   const seen = new Set<Tensor>([root]);
   const stack: [Tensor, number][] = [[root, 0]];
   while (stack.length) {
     const top = stack[stack.length - 1]!;
     const [t, i] = top;
-    const inputs = t.gradFn?.inputs ?? [];
+    const inputs = (!stops.has(t) && t.gradFn?.inputs) || [];
     if (i < inputs.length) {
       top[1]++;
       const child = inputs[i]!;
@@ -47,7 +49,24 @@ function backward(root: Tensor, grad: Tensor | undefined, retainGraph: boolean):
   } else if (root.size !== 1)
     throw new Error(`backward: grad can be implied only for a one-element tensor, got shape ${fmt(root.shape)}; pass grad`);
 
-  noGrad(() => {
+  run(root, grad, retainGraph, []);
+}
+
+/**
+ * @internal The gradients of `root` (given its gradient `grad`, of its shape) with respect to
+ * each of `stops`, returned instead of accumulated (null where none flows): the graph is walked
+ * from root as far as the stops and no further, as `torch.autograd.grad`. `.grad` of a leaf
+ * reached that is not a stop is accumulated as by `backward()`. Checkpointing backpropagates
+ * through a recomputed function this way, stopping at the tensors it read from outside.
+ */
+export function gradientsAt(root: Tensor, grad: Tensor, stops: readonly Tensor[], retainGraph = false): (Tensor | null)[] {
+  return run(root, grad, retainGraph, stops);
+}
+
+function run(root: Tensor, grad: Tensor | undefined, retainGraph: boolean, stops: readonly Tensor[]): (Tensor | null)[] {
+  const stopSet = new Set(stops);
+  const reached = new Map<Tensor, Tensor>();
+  return noGrad(() => {
     const grads = new Map<Tensor, Tensor>();
     const put = (t: Tensor, g: Tensor): void => {
       if (g.dtype !== t.dtype) {
@@ -68,15 +87,24 @@ function backward(root: Tensor, grad: Tensor | undefined, retainGraph: boolean):
     put(root, grad ? grad._view(grad.shape) : onesLike(root));
 
     try {
-      for (const t of topoOrder(root)) step(t);
+      for (const t of topoOrder(root, stopSet)) step(t);
+    } catch (e) {
+      for (const g of reached.values()) g.dispose();
+      throw e;
     } finally {
       // on success this is what reached no leaf; on an error, everything still pending
       for (const g of grads.values()) g.dispose();
     }
+    return stops.map((t) => reached.get(t) ?? null);
 
     function step(t: Tensor): void {
       const g = grads.get(t);
       if (!g) return;
+      if (stopSet.has(t)) {
+        reached.set(t, g);
+        grads.delete(t);
+        return;
+      }
       const node = t.gradFn;
       if (!node || t.retainsGrad) accumulate(t, g);
       if (node) {
@@ -128,4 +156,5 @@ function accumulate(t: Tensor, g: Tensor): void {
   } else t.grad = keep(g._isShared() ? ew.clone(g) : g._view(g.shape));
 }
 
-installBackward(backward);
+// the backward runs in the dtypes the forward chose: an autocast region open around backward() does not apply to it
+installBackward((root, grad, retainGraph) => withAutocastState([], () => backward(root, grad, retainGraph)));

@@ -101,6 +101,24 @@ export function needsGrad(inputs: readonly (Tensor | null | undefined)[]): boole
   return gradEnabled && inputs.some((t) => t?.requiresGrad);
 }
 
+// One set per checkpoint whose function is running without grad (checkpoint.ts): the tensors
+// requiring grad that its ops read, which the function's gradient must reach.
+const gradInputWatchers: Set<Tensor>[] = [];
+
+/**
+ * Run `fn` (with grad off) and return, with its result, every tensor requiring grad that an op
+ * recorded in `fn` read: what `fn`'s gradient depends on, closure captures (parameters) included.
+ */
+export function watchGradInputs<T>(fn: () => T): { result: T; read: Set<Tensor> } {
+  const read = new Set<Tensor>();
+  gradInputWatchers.push(read);
+  try {
+    return { result: fn(), read };
+  } finally {
+    gradInputWatchers.splice(gradInputWatchers.lastIndexOf(read), 1);
+  }
+}
+
 /**
  * Attach a node for `op` to `output` if any input requires grad (and grad mode is on); otherwise
  * dispose `saved`. Returns `output`.
@@ -113,6 +131,7 @@ export function record(
   saved: Tensor[] = [],
 ): Tensor {
   if (!needsGrad(inputs)) {
+    if (!gradEnabled) for (const w of gradInputWatchers) for (const t of inputs) if (t?.requiresGrad) w.add(t);
     for (const s of saved) s.dispose();
     return output;
   }

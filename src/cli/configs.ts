@@ -53,6 +53,8 @@ export interface RunConfig {
   sampleTokens: number;
   temperature: number;
   topK: number;
+  /** Mixed precision of the training steps (`train()`'s `precision`); f32 when absent. */
+  precision?: 'f32' | 'bf16' | 'f16';
 }
 
 const RECIPE = { dropout: 0, gradAccum: 1, weightDecay: 0.1, clip: 1.0, valFraction: 0.05, seed: 1337, temperature: 0.8, topK: 40, keepCheckpoints: 2 };

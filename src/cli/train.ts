@@ -81,6 +81,8 @@ export const trainSpec: CommandSpec = {
     { name: 'n-head', type: 'int', min: 1, max: 1024, help: 'attention heads per layer' },
     { name: 'n-embd', type: 'int', min: 1, max: 2 ** 16, help: 'model width (a multiple of --n-head)' },
     { name: 'dropout', type: 'number', min: 0, below: 1, help: 'dropout probability' },
+    { name: 'precision', type: 'string', placeholder: 'DTYPE', choices: ['f32', 'bf16', 'f16'], help: 'mixed precision: matmuls and attention in bf16 or f16 under autocast (weights and optimizer state stay f32; f16 scales the loss)', defaultText: 'f32' },
+    { name: 'checkpointing', type: 'boolean', help: "recompute each layer's activations in the backward instead of keeping them (gradient checkpointing): far less memory, one more forward per step" },
     { name: 'seed', type: 'int', min: 0, max: Number.MAX_SAFE_INTEGER - 1, help: 'seed of initialisation, batches, split and sampling' },
     { name: 'eval-every', type: 'int', min: 0, max: 1e9, help: 'steps between evaluations (0: only at the end)' },
     { name: 'checkpoint-every', type: 'int', min: 0, max: 1e9, help: 'steps between checkpoints (0: only at the end)' },
@@ -302,14 +304,16 @@ const bytesText = (b: number): string => (b >= 2 ** 30 ? `${(b / 2 ** 30).toPrec
 /**
  * A lower estimate of the memory one training step needs, in bytes (f32): the parameters with
  * their gradients and AdamW's two moments (16 bytes each), and the activations backward keeps for
- * one micro-batch: about 16 values per token, layer and channel, and the logits with their
+ * one micro-batch: about 16 values per token, layer and channel (with `checkpointing`, one per
+ * layer, the blocks' inputs, and 16 for the one layer being recomputed), and the logits with their
  * gradient (2 per token and vocabulary entry).
  */
-export function trainingBytes(c: Pick<RunConfig, 'vocabSize' | 'blockSize' | 'nLayer' | 'nEmbd' | 'batchSize'>): number {
+export function trainingBytes(c: Pick<RunConfig, 'vocabSize' | 'blockSize' | 'nLayer' | 'nEmbd' | 'batchSize'>, checkpointing = false): number {
   const C = c.nEmbd;
   const params = c.vocabSize * C + c.blockSize * C + c.nLayer * (12 * C * C + 13 * C) + 2 * C;
   const tokens = c.batchSize * c.blockSize;
-  return 16 * params + 4 * tokens * (16 * c.nLayer * C + 2 * c.vocabSize);
+  const activations = checkpointing ? c.nLayer + 16 : 16 * c.nLayer;
+  return 16 * params + 4 * tokens * (activations * C + 2 * c.vocabSize);
 }
 
 /**
@@ -318,7 +322,7 @@ export function trainingBytes(c: Pick<RunConfig, 'vocabSize' | 'blockSize' | 'nL
  * `backend` holds in one tensor, and {@link trainingBytes} within the machine's memory. Either
  * would otherwise fail as an allocation deep inside the first step, after data and tokenizer.
  */
-export function checkRunSize(config: RunConfig, backend: Pick<Backend, 'name' | 'maxElements'>, memory = totalmem()): void {
+export function checkRunSize(config: RunConfig, backend: Pick<Backend, 'name' | 'maxElements'>, memory = totalmem(), checkpointing = false): void {
   const { batchSize: B, blockSize: T, vocabSize: V, nEmbd: C } = config;
   const max = backend.maxElements('f32');
   const fix = 'lower --batch-size or --block-size (--grad-accum keeps the tokens per step)';
@@ -329,11 +333,11 @@ export function checkRunSize(config: RunConfig, backend: Pick<Backend, 'name' | 
   ];
   for (const [what, n, how] of tensors)
     if (n > max) throw new UsageError(`${what} would be ${n} elements, and backend '${backend.name}' holds at most ${max} in one tensor: ${how}`);
-  const need = trainingBytes(config);
+  const need = trainingBytes(config, checkpointing);
   if (need > memory)
     throw new UsageError(
-      `a training step needs at least ${bytesText(need)} (--n-layer ${config.nLayer}, --n-embd ${C}, --vocab-size ${V}, --batch-size ${B}, --block-size ${T}), ` +
-        `and this machine has ${bytesText(memory)}: ${fix}, or make the model smaller`,
+      `a training step needs at least ${bytesText(need)} (--n-layer ${config.nLayer}, --n-embd ${C}, --vocab-size ${V}, --batch-size ${B}, --block-size ${T}${checkpointing ? ', --checkpointing' : ''}), ` +
+        `and this machine has ${bytesText(memory)}: ${fix}${checkpointing ? '' : ', pass --checkpointing'}, or make the model smaller`,
     );
 }
 
@@ -374,7 +378,7 @@ export interface PreparedRun {
  */
 export async function prepareRun(
   config: RunConfig,
-  opts: { data?: string | undefined; out: string; resume?: boolean; backend: string; log?: (line: string) => void },
+  opts: { data?: string | undefined; out: string; resume?: boolean; backend: string; checkpointing?: boolean; log?: (line: string) => void },
 ): Promise<PreparedRun> {
   const { out, backend } = opts;
   const log = opts.log ?? ((): void => {});
@@ -444,6 +448,7 @@ export async function prepareRun(
       dropout: config.dropout,
       bias: true,
       tiedHead: true,
+      ...(opts.checkpointing ? { gradientCheckpointing: true } : {}),
     };
     const generator = new Generator(config.seed);
     const model = new GPT(modelConfig, { backend, generator });
@@ -453,7 +458,9 @@ export async function prepareRun(
     log(
       `model: GPT ${config.nLayer} layers, ${config.nHead} heads, width ${config.nEmbd}, context ${config.blockSize}: ${formatCount(model.numParameters())} parameters; ` +
         `AdamW lr ${config.lr} → ${config.minLr} (warm-up ${config.warmupSteps}, cosine), weight decay ${config.weightDecay} on matrices, clip ${config.clip}; ` +
-        `batch ${config.batchSize} × ${config.blockSize}${config.gradAccum > 1 ? ` × ${config.gradAccum} accumulation` : ''}, ${config.steps} steps`,
+        `batch ${config.batchSize} × ${config.blockSize}${config.gradAccum > 1 ? ` × ${config.gradAccum} accumulation` : ''}, ${config.steps} steps` +
+        (config.precision && config.precision !== 'f32' ? `, ${config.precision} autocast${config.precision === 'f16' ? ' with loss scaling' : ''}` : '') +
+        `${opts.checkpointing ? '; gradient checkpointing' : ''}`,
     );
     return {
       corpus,
@@ -495,6 +502,7 @@ export function trainOptions(config: RunConfig, run: PreparedRun, opts: { out: s
     blockSize: config.blockSize,
     gradAccum: config.gradAccum,
     clip: config.clip,
+    precision: config.precision ?? 'f32',
     evalEvery: config.evalEvery,
     evalBatches: config.evalBatches,
     checkpointEvery: config.checkpointEvery,
@@ -548,6 +556,7 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
     if (stale.length && !args.overwrite) throw new Error(`${out} holds checkpoints of an earlier run; pass --resume to continue it, --overwrite to start afresh, or another --out`);
   }
   for (const key of OVERRIDABLE) if (args[key] !== undefined) (config as unknown as Record<string, unknown>)[key] = args[key];
+  if (args.precision !== undefined) config.precision = args.precision as RunConfig['precision'];
   if (args.lr !== undefined && !resume) config.minLr = config.lr / 10;
   config.warmupSteps = Math.min(config.warmupSteps, config.steps);
   checkRunConfig(config);
@@ -555,7 +564,8 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
     throw new UsageError(`--steps ${config.steps}: the run in ${out} is already at step ${resumeStep}; pass a larger --steps to train on`);
   corpusSources(data); // a bad --data fails here, before anything is written or deleted
   const backend = await selectBackend(args.backend === undefined ? undefined : String(args.backend), args.threads as number | undefined);
-  checkRunSize(config, backendSync(backend));
+  const checkpointing = args.checkpointing === true;
+  checkRunSize(config, backendSync(backend), undefined, checkpointing);
 
   // Ctrl-C: finish the step, save, exit 130; a second Ctrl-C exits at once
   const controller = new AbortController();
@@ -575,7 +585,7 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
     await makeFolder(out);
     log(`kiln train: config ${config.name}, backend ${describeBackend(backend)}, output ${out}`);
 
-    prepared = await prepareRun(config, { data, out, resume, backend, log });
+    prepared = await prepareRun(config, { data, out, resume, backend, checkpointing, log });
     const { corpus, trainDocs, valDocs, tokenizer, eos, trainData, valData, model, modelConfig } = prepared;
     const { data: tData, tokenizer: tTok, shards: tShards, model: tModel } = prepared.seconds;
     const run: RunFile = { kind: 'kiln-train-run', version: 1, config, data: data === undefined ? null : resolve(data), model: modelConfig };

@@ -245,7 +245,7 @@ function readSource(op: string, source: string | Uint8Array): Uint8Array {
   return source;
 }
 
-const GPT_KEYS = ['vocabSize', 'blockSize', 'nLayer', 'nHead', 'nEmbd', 'dropout', 'bias', 'rope', 'ropeBase', 'tiedHead', 'activation', 'layerNormEps', 'window', 'kvHeads'];
+const GPT_KEYS = ['vocabSize', 'blockSize', 'nLayer', 'nHead', 'nEmbd', 'dropout', 'bias', 'rope', 'ropeBase', 'tiedHead', 'activation', 'layerNormEps', 'gradientCheckpointing', 'window', 'kvHeads'];
 
 /**
  * The caller's partial config, checked for `op` before the file is read: an object of GPTConfig
@@ -258,7 +258,7 @@ function checkGiven(op: string, config: unknown): Partial<GPTConfig> {
   const c = config as Record<string, unknown>;
   for (const k of ['vocabSize', 'blockSize', 'nLayer', 'nHead', 'nEmbd', 'kvHeads']) if (c[k] !== undefined) checkNumber(op, `config.${k}`, c[k], { integer: true, min: 1 });
   if (c.window !== undefined && c.window !== null) checkNumber(op, 'config.window', c.window, { integer: true, min: 1 });
-  for (const k of ['bias', 'rope', 'tiedHead']) if (c[k] !== undefined) checkBoolean(op, `config.${k}`, c[k]);
+  for (const k of ['bias', 'rope', 'tiedHead', 'gradientCheckpointing']) if (c[k] !== undefined) checkBoolean(op, `config.${k}`, c[k]);
   if (c.dropout !== undefined) checkNumber(op, 'config.dropout', c.dropout, { min: 0, max: 1, maxExclusive: true });
   if (c.ropeBase !== undefined) checkNumber(op, 'config.ropeBase', c.ropeBase, { min: 0, minExclusive: true });
   if (c.layerNormEps !== undefined) checkNumber(op, 'config.layerNormEps', c.layerNormEps, { min: 0, minExclusive: true });

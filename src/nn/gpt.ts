@@ -4,6 +4,8 @@
  * mlp.{c_fc, c_proj}}`, `transformer.ln_f`, `lm_head`), so PyTorch checkpoints map 1:1.
  * @module
  */
+import { checkpoint } from '../autograd/checkpoint.js';
+import { isGradEnabled } from '../autograd/tape.js';
 import { arange } from '../tensor/ops/creation.js';
 import { crossEntropy } from '../tensor/ops/nn.js';
 import { narrow } from '../tensor/ops/shape_ops.js';
@@ -24,7 +26,8 @@ import { LayerNorm } from './norm.js';
 import { checkConfig, options, PARAM_KEYS, paramOptions, size } from './validate.js';
 
 /** The keys of {@link GPTConfig}. */
-const GPT_KEYS = ['vocabSize', 'blockSize', 'nLayer', 'nHead', 'nEmbd', 'dropout', 'bias', 'rope', 'ropeBase', 'tiedHead', 'activation', 'layerNormEps', 'window', 'kvHeads'] as const;
+const GPT_KEYS = ['vocabSize', 'blockSize', 'nLayer', 'nHead', 'nEmbd', 'dropout', 'bias', 'rope', 'ropeBase', 'tiedHead', 'activation', 'layerNormEps',
+  'gradientCheckpointing', 'window', 'kvHeads'] as const;
 
 /** The shape of a {@link GPT}. */
 export interface GPTConfig {
@@ -58,6 +61,12 @@ export interface GPTConfig {
   activation?: MLPActivation;
   /** Epsilon of every layer norm (`ln_1`, `ln_2`, `ln_f`); default 1e-5, as GPT-2. */
   layerNormEps?: number;
+  /**
+   * Recompute each block's activations in the backward instead of keeping them
+   * ({@link checkpoint}), when training with grad on: less memory, one more forward per step
+   * (default false). The gradients are the same.
+   */
+  gradientCheckpointing?: boolean;
   /** Sliding-window attention in every layer: each position sees the `window` latest (itself included); null (default): all. */
   window?: number | null;
   /** Key/value heads of grouped-query attention (divides nHead; default nHead). */
@@ -84,7 +93,7 @@ function resolveConfig(op: string, config: GPTConfig): Required<GPTConfig> {
   const c = checkConfig(op, config, GPT_KEYS);
   for (const k of ['vocabSize', 'blockSize', 'nLayer', 'nHead', 'nEmbd'] as const) size(op, `config.${k}`, c[k]);
   if (c.nEmbd % c.nHead !== 0) throw new Error(`${op}: nEmbd (${c.nEmbd}) must be divisible by nHead (${c.nHead})`);
-  const flag = (k: 'bias' | 'rope' | 'tiedHead', dflt: boolean): boolean => (c[k] === undefined ? dflt : checkBoolean(op, `config.${k}`, c[k]));
+  const flag = (k: 'bias' | 'rope' | 'tiedHead' | 'gradientCheckpointing', dflt: boolean): boolean => (c[k] === undefined ? dflt : checkBoolean(op, `config.${k}`, c[k]));
   // the attention weights' dropout, as scaledDotProductAttention's dropoutP, is below 1
   const dropout = c.dropout === undefined ? 0 : checkNumber(op, 'config.dropout', c.dropout, { min: 0, max: 1, maxExclusive: true });
   const rope = flag('rope', false);
@@ -110,6 +119,7 @@ function resolveConfig(op: string, config: GPTConfig): Required<GPTConfig> {
     tiedHead: flag('tiedHead', true),
     activation,
     layerNormEps,
+    gradientCheckpointing: flag('gradientCheckpointing', false),
     window,
     kvHeads,
   };
@@ -137,7 +147,9 @@ function runTransformer(op: string, m: GPTTransformer, idx: Tensor, cache: KVCac
     }
     x = m.drop.forward(x);
     let i = 0;
-    for (const block of m.h) x = block.forward(x, cache?.layers[i++]);
+    // a cache means inference: nothing to recompute
+    const recompute = c.gradientCheckpointing && m.training && isGradEnabled() && !cache;
+    for (const block of m.h) x = recompute ? checkpoint((h) => block.forward(h), x) : block.forward(x, cache?.layers[i++]);
     return m.ln_f.forward(x);
   });
 }

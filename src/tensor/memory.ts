@@ -25,6 +25,9 @@ export class StorageRef {
     const c = counter(backend.name);
     c.bytes += this.bytes;
     c.storages++;
+    if (c.bytes > c.peakBytes) c.peakBytes = c.bytes;
+    totalBytes += this.bytes;
+    if (totalBytes > totalPeakBytes) totalPeakBytes = totalBytes;
   }
 
   retain(): this {
@@ -38,6 +41,7 @@ export class StorageRef {
     const c = counter(this.backend.name);
     c.bytes -= this.bytes;
     c.storages--;
+    totalBytes -= this.bytes;
     this.backend.free(this.storage);
     return this.bytes;
   }
@@ -52,6 +56,11 @@ export interface BackendMemory {
   /** Bytes held by those storages. */
   bytes: number;
   /**
+   * The most `bytes` ever held at once since the start or the last {@link resetPeakMemory}: the
+   * high-water mark (as `torch.cuda.max_memory_allocated`), updated at every storage allocation.
+   */
+  peakBytes: number;
+  /**
    * Tensors released by the garbage collector instead of `dispose` (or a tidy scope), since the
    * start: each was leaked for a while. `tensors + collected` does not change when the collector
    * runs, so tests compare it across awaits.
@@ -62,10 +71,13 @@ export interface BackendMemory {
 }
 
 const counters = new Map<string, BackendMemory>();
+// over all backends: the total's peak is the most held at one moment, not the sum of the backends' peaks
+let totalBytes = 0;
+let totalPeakBytes = 0;
 
 function counter(name: string): BackendMemory {
   let c = counters.get(name);
-  if (!c) counters.set(name, (c = { tensors: 0, storages: 0, bytes: 0, collected: 0, collectedBytes: 0 }));
+  if (!c) counters.set(name, (c = { tensors: 0, storages: 0, bytes: 0, peakBytes: 0, collected: 0, collectedBytes: 0 }));
   return c;
 }
 
@@ -75,6 +87,11 @@ export interface MemoryInfo {
   tensors: number;
   /** Bytes over all backends. */
   bytes: number;
+  /**
+   * The most bytes held at once over all backends since the start or the last
+   * {@link resetPeakMemory} (at most the sum of the backends' `peakBytes`, which may peak apart).
+   */
+  peakBytes: number;
   /** Tensors released by the garbage collector instead of dispose, over all backends (see {@link BackendMemory.collected}). */
   collected: number;
   /** Bytes those collected tensors freed. */
@@ -83,7 +100,7 @@ export interface MemoryInfo {
   backends: Record<string, BackendMemory>;
 }
 
-/** Live tensors and bytes, in total and per backend. */
+/** Live tensors and bytes (and their high-water mark), in total and per backend. */
 export function memory(): MemoryInfo {
   const backends: Record<string, BackendMemory> = {};
   let tensors = 0;
@@ -97,7 +114,21 @@ export function memory(): MemoryInfo {
     collected += c.collected;
     collectedBytes += c.collectedBytes;
   }
-  return { tensors, bytes, collected, collectedBytes, backends };
+  return { tensors, bytes, peakBytes: totalPeakBytes, collected, collectedBytes, backends };
+}
+
+/**
+ * Start measuring the high-water mark afresh: every `peakBytes` of {@link memory} (per backend and
+ * in total) becomes the bytes held now (as `torch.cuda.reset_peak_memory_stats`).
+ *
+ * @example
+ * resetPeakMemory();
+ * trainStep();
+ * console.log(memory().peakBytes); // the most the step held at once
+ */
+export function resetPeakMemory(): void {
+  for (const c of counters.values()) c.peakBytes = c.bytes;
+  totalPeakBytes = totalBytes;
 }
 
 /** What a tensor shares with the memory system. */

@@ -23,6 +23,28 @@ export interface GeneratorState {
   offset: number;
 }
 
+// One map per watchGenerators call in progress: each generator drawn from, with its state before the first draw.
+const watchers: Map<Generator, GeneratorState>[] = [];
+
+function drawing(g: Generator): void {
+  for (const w of watchers) if (!w.has(g)) w.set(g, g.getState());
+}
+
+/**
+ * @internal Run `fn` and return, with its result, the state each generator `fn` drew from had
+ * before its first draw: restoring those states replays `fn`'s random numbers exactly
+ * (checkpointing recomputes a forward with the same dropout masks this way).
+ */
+export function watchGenerators<T>(fn: () => T): { result: T; states: Map<Generator, GeneratorState> } {
+  const states = new Map<Generator, GeneratorState>();
+  watchers.push(states);
+  try {
+    return { result: fn(), states };
+  } finally {
+    watchers.splice(watchers.lastIndexOf(states), 1);
+  }
+}
+
 /** A stream of random numbers (like `torch.Generator`). */
 export class Generator {
   private _seed: number;
@@ -61,6 +83,7 @@ export class Generator {
    * itself (attention dropout); returns the seed and the first counter.
    */
   reserve(n: number): { seed: number; offset: number } {
+    drawing(this);
     const at = { seed: this._seed, offset: this._offset };
     this._offset += Math.ceil(n / 4);
     return at;
@@ -74,6 +97,7 @@ export class Generator {
   draw(n: number, dist: RandomDist): Float64Array {
     checkNumber('Generator.draw', 'n', n, { integer: true, min: 0 });
     checkChoice('Generator.draw', 'dist.kind', dist?.kind, ['uniform', 'normal', 'randint'] as const);
+    drawing(this);
     const out = new Float64Array(n);
     philoxFill(out, dist, this._seed, this._offset);
     this._offset += Math.ceil(n / 4);
@@ -82,6 +106,7 @@ export class Generator {
 
   /** @internal Fill a new tensor from the stream and advance it. */
   sample(backend: Backend, shape: readonly number[], dtype: DType, dist: RandomDist, op = 'random'): Tensor {
+    drawing(this);
     const out = Tensor._empty(backend, shape, dtype, op);
     const n = sizeOf(shape);
     if (n > 0) {

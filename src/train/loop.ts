@@ -15,6 +15,8 @@ import { noGrad } from '../autograd/tape.js';
 import type { TokenBatch, TokenDataset } from '../data/batches.js';
 import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
 import { PerplexityMeter, type PerplexityResult } from '../metrics/perplexity.js';
+import { autocast } from '../amp/autocast.js';
+import { GradScaler, type GradScalerState, type ScalableOptimizer } from '../amp/grad_scaler.js';
 import { clipGradNorm } from '../optim/clip.js';
 import type { OptimizerStateDict } from '../optim/optimizer.js';
 import type { LRScheduler } from '../optim/schedule.js';
@@ -24,7 +26,7 @@ import { add, clone, isfinite } from '../tensor/ops/elementwise.js';
 import { Generator } from '../tensor/random.js';
 import { backendFor } from '../backend/registry.js';
 import { asOp } from '../tensor/ops/util.js';
-import { checkKeys, checkNumber, optionalNumber, show } from '../tensor/validate.js';
+import { checkChoice, checkKeys, checkNumber, optionalNumber, show } from '../tensor/validate.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { callAll, callbackArray, type CallbackList, type CheckpointReason, type StopReason } from './callbacks.js';
 import { EarlyStopping, type EarlyStoppingOptions, type EarlyStoppingState } from './early_stopping.js';
@@ -45,7 +47,8 @@ export interface TrainableModel {
 export interface TrainOptimizer {
   step(): void;
   zeroGrad(): void;
-  paramGroups: { lr: number }[];
+  /** Each group's learning rate (and its parameters: f16 training's loss scaler unscales their gradients). */
+  paramGroups: { lr: number; params?: readonly Tensor[] }[];
   stateDict(): OptimizerStateDict;
   loadStateDict(state: OptimizerStateDict): void;
 }
@@ -68,6 +71,15 @@ export interface TrainOptions {
   gradAccum?: number;
   /** Clip the total gradient norm to this before each step (`clipGradNorm`); off when 0 or omitted. */
   clip?: number;
+  /**
+   * Mixed precision: 'bf16' or 'f16' runs each forward pass under {@link autocast} (weights,
+   * gradients and optimizer state stay f32; evaluation runs in f32), and 'f16' scales the loss
+   * with a {@link GradScaler} (`scaler`, or one with PyTorch's defaults), skipping a step whose
+   * gradients overflowed. 'f32' (default): no autocast.
+   */
+  precision?: 'f32' | 'bf16' | 'f16';
+  /** The loss scaler of an f16 run (its state is saved in checkpoints); only with precision 'f16'. */
+  scaler?: GradScaler;
   /**
    * Read the training loss (and gradient norm) every this many steps, and at the last step: the
    * losses in between are summed on the device, and `onStep` gets their mean at these steps only.
@@ -161,6 +173,8 @@ interface LoopState {
   earlyStopping: EarlyStoppingState | null;
   bestValLoss: number | null;
   bestStep: number | null;
+  /** The loss scaler's state (f16 runs). */
+  scaler?: GradScalerState | null;
 }
 
 const CKPT_RE = /^ckpt-(\d+)\.safetensors$/;
@@ -349,7 +363,7 @@ function checkCount(name: string, v: number | undefined, min: number): number {
 }
 
 const TRAIN_KEYS = [
-  'model', 'optimizer', 'scheduler', 'data', 'steps', 'batchSize', 'blockSize', 'gradAccum', 'clip', 'logEvery', 'evalEvery', 'evalBatches',
+  'model', 'optimizer', 'scheduler', 'data', 'steps', 'batchSize', 'blockSize', 'gradAccum', 'clip', 'precision', 'scaler', 'logEvery', 'evalEvery', 'evalBatches',
   'evalBatchSize', 'checkpointEvery', 'checkpointDir', 'keepCheckpoints', 'resume', 'generator', 'earlyStopping', 'callbacks', 'signal', 'backend', 'extra',
 ] as const;
 
@@ -409,6 +423,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const checkpointEvery = checkCount('checkpointEvery', opts.checkpointEvery, 0);
   const keep = optionalNumber('train', 'keepCheckpoints', opts.keepCheckpoints, Infinity, { integer: true, min: 1, infinity: true });
   const clip = optionalNumber('train', 'clip', opts.clip, 0, { min: 0 });
+  const precision = checkChoice('train', 'precision', opts.precision ?? 'f32', ['f32', 'bf16', 'f16'] as const);
+  if (opts.scaler !== undefined && !(opts.scaler instanceof GradScaler)) throw new Error(`train: scaler must be a GradScaler, got ${show(opts.scaler)}`);
+  if (opts.scaler !== undefined && precision !== 'f16') throw new Error(`train: a scaler is for precision 'f16', got precision '${precision}'`);
+  const scaler = precision === 'f16' ? (opts.scaler ?? new GradScaler()) : null;
+  if (scaler && !optimizer.paramGroups.every((g) => Array.isArray(g.params))) throw new Error("train: precision 'f16' needs an optimizer whose paramGroups list their params (the scaler unscales their gradients)");
   if (opts.checkpointDir !== undefined) checkDir('train', opts.checkpointDir);
   if (opts.resume !== undefined && typeof opts.resume !== 'boolean' && (typeof opts.resume !== 'string' || !opts.resume))
     throw new Error(`train: resume must be true, false or a checkpoint's path, got ${show(opts.resume)}`);
@@ -447,12 +466,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         bestValLoss = st.bestValLoss;
         bestStep = st.bestStep;
         if (stopper && st.earlyStopping) stopper.loadStateDict(st.earlyStopping);
+        if (scaler && st.scaler) scaler.loadStateDict(st.scaler);
       }
     }
   }
   const startStep = step;
 
-  const loopState = (): LoopState => ({ version: 1, history, evals, earlyStopping: stopper ? stopper.stateDict() : null, bestValLoss, bestStep });
+  const loopState = (): LoopState => ({ version: 1, history, evals, earlyStopping: stopper ? stopper.stateDict() : null, bestValLoss, bestStep, scaler: scaler?.stateDict() ?? null });
   let lastSaved = resumedFrom ? step : -1;
   let lastLr = optimizer.paramGroups[0]?.lr ?? NaN;
   const save = async (reason: CheckpointReason): Promise<void> => {
@@ -531,9 +551,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         let loss: Tensor;
         try {
           loss = tidy(() => {
-            const l = model.forward(batch.input, batch.target).loss;
+            const forward = (): Tensor | undefined => model.forward(batch.input, batch.target).loss;
+            const l = precision === 'f32' ? forward() : autocast({ dtype: precision }, forward);
             if (!l) throw new Error('train: model.forward(input, target) returned no loss');
-            (gradAccum > 1 ? l.div(gradAccum) : l).backward();
+            const scaled = gradAccum > 1 ? l.div(gradAccum) : l;
+            (scaler ? scaler.scale(scaled) : scaled).backward();
             return l.detach();
           });
         } finally {
@@ -546,8 +568,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         finite.dispose();
         lossSum = accumulate(lossSum, loss);
       }
+      if (scaler) scaler.unscale(optimizer as ScalableOptimizer); // clipping sees the true gradients
       if (clip > 0) normSum = accumulate(normSum, clipGradNorm(params, clip));
-      optimizer.step();
+      if (scaler) {
+        await scaler.step(optimizer as ScalableOptimizer); // skipped (and the scale lowered) when a gradient overflowed
+        scaler.update();
+      } else optimizer.step();
       optimizer.zeroGrad(); // gradients are not needed until the next backward: free them now
       scheduler?.step();
       params[0]!.backend.flush(); // a GPU backend submits the step's work now, without waiting

@@ -203,6 +203,7 @@ const hfConfig = (): Param =>
     bad({ nHead: 1, activation: 'relu' }, 'relu'),
     bad({ nHead: 1, layerNormEps: -1 }, '-1'),
     bad({ nHead: 1, tiedHead: 5 }, '5'),
+    bad({ nHead: 1, gradientCheckpointing: 'on' }, 'on'),
     bad({ nHead: 1, kvHeads: 2 }, 'kvHeads is 2'),
     bad({ nHead: 1, window: 0 }, '0'),
   ]);

@@ -110,6 +110,7 @@ const gptConfig = (): Param =>
       tiedHead: bool(OPTIONAL),
       activation: choice(['gelu_tanh', 'gelu'], OPTIONAL),
       layerNormEps: num({ min: 0, minExclusive: true, optional: true }),
+      gradientCheckpointing: bool(OPTIONAL),
       window: int({ min: 1, optional: true }),
       kvHeads: int({ min: 1, optional: true }),
     },

@@ -7,16 +7,18 @@
 import {
   Adam,
   AdamW,
+  GradScaler,
   LAMB,
   LRScheduler,
   SGD,
+  autocastScope,
   constantLr,
   rand,
   tensor,
   zeros,
   type Tensor,
 } from '../../src/index.js';
-import { T, bool, func, int, num, opts, type Bad, type Param, type Spec, type Table } from './sweep.js';
+import { T, bool, choice, func, int, num, opts, type Bad, type Param, type Spec, type Table } from './sweep.js';
 
 const OPTIONAL = { optional: true } as const;
 
@@ -299,4 +301,35 @@ export const OPTIM_TABLE: Table = {
     params: [withGrads(), num({ min: 0, infinity: true, good: 1 }), num({ min: 0, minExclusive: true, infinity: true, good: 2, optional: true }), opts({ errorIfNonfinite: bool(OPTIONAL) })],
   },
   clipGradValue: { params: [withGrads(), num({ min: 0, infinity: true, good: 0.5 })] },
+  // mixed precision
+  autocast: {
+    params: [
+      opts({ dtype: choice(['bf16', 'f16'], OPTIONAL), enabled: bool(OPTIONAL), cacheEnabled: bool(OPTIONAL) }, { good: () => ({ dtype: 'bf16' }), optional: false }),
+      { kind: 'function', good: () => () => 1, refuse: [{ value: 5, needle: '5' }, { value: null, needle: 'null' }, { value: 'fn', needle: 'fn' }] },
+    ],
+  },
+  autocastScope: {
+    params: [opts({ dtype: choice(['bf16', 'f16'], OPTIONAL), enabled: bool(OPTIONAL), cacheEnabled: bool(OPTIONAL) }, { good: () => ({ dtype: 'f16' }), optional: true })],
+    call: (o: never) => autocastScope(o).exit(),
+  },
+  autocastDtype: { exempt: 'takes no arguments' },
+  GradScaler: {
+    params: [
+      opts(
+        {
+          initScale: num({ min: 0, minExclusive: true, optional: true }),
+          growthFactor: num({ min: 1, minExclusive: true, optional: true }),
+          backoffFactor: num({ min: 0, max: 1, minExclusive: true, maxExclusive: true, optional: true }),
+          growthInterval: int({ min: 1, optional: true }),
+          enabled: bool(OPTIONAL),
+        },
+        { good: () => ({}), optional: true },
+      ),
+    ],
+    call: (o: never) => new GradScaler(o),
+  },
+  'GradScaler.scale': {
+    params: [{ kind: 'scaler', good: () => new GradScaler(), refuse: [] }, { kind: 'loss', good: () => tensor(2), refuse: [{ value: 5, needle: '5' }, { value: null, needle: 'null' }, { value: 'loss', needle: 'loss' }] }],
+    call: (s: GradScaler, l: Tensor) => s.scale(l),
+  },
 };

@@ -192,6 +192,13 @@ export const TENSOR_TABLE: Table = {
   keep: { params: [T()] },
   isGradEnabled: { exempt: 'takes no arguments' },
   memory: { exempt: 'takes no arguments' },
+  resetPeakMemory: { exempt: 'takes no arguments' },
+  checkpoint: {
+    params: [
+      { kind: 'function', good: () => (x: k.Tensor) => x.mul(2), refuse: [{ value: 5, needle: '5' }, { value: null, needle: 'null' }, { value: 'xyzzy', needle: 'xyzzy' }] },
+      T(() => rand([2, 3]).requiresGrad_()),
+    ],
+  },
   Generator: { params: [int({ min: 0, good: 1, optional: true })], call: (seed: number) => new Generator(seed) },
 };
 

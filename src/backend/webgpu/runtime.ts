@@ -21,6 +21,15 @@ export const PARAM_WORDS = 128;
 const PARAM_BYTES = PARAM_WORDS * 4;
 /** Dispatches recorded before the batch is submitted on its own. */
 const MAX_BATCH = 4096;
+
+/**
+ * The most kernels recorded while the event loop does not turn. Dawn frees finished work (bind
+ * groups, descriptor sets, command buffers) only when the event loop runs; a loop that queues
+ * steps without ever awaiting makes them pile up, and on lavapipe a few tens of thousands crashed
+ * the process inside the driver (vkCreateDescriptorPool). Past this many the next kernel throws
+ * instead, asking for an await (a read, `sync()`, or a timer) between steps.
+ */
+export const MAX_UNTURNED = 16384;
 /** Workgroup width of the flat kernels (the prelude's `flat_id`). */
 export const WG = 256;
 
@@ -193,6 +202,8 @@ export class Runtime {
   private readonly arena: Uint32Array;
   private readonly arenaBuffer: GPUBuffer;
   private slots = 0;
+  /** Kernels recorded since the event loop last turned (a timer resets it). */
+  private unturned = 0;
   private afterSubmit: GPUBuffer[] = [];
   private readonly faultBuffer: GPUBuffer;
   private readonly dummy: GPUBuffer;
@@ -298,6 +309,13 @@ export class Runtime {
 
   /** Record one dispatch. */
   run(d: Dispatch): void {
+    if (this.unturned++ === 0) setTimeout(() => (this.unturned = 0), 0);
+    else if (this.unturned > MAX_UNTURNED) {
+      this.unturned--;
+      throw new Error(
+        `webgpu: ${MAX_UNTURNED} kernels were queued without the event loop turning: the GPU's finished work is freed only when it runs, so await something between steps (a read, sync(), or a timer)`,
+      );
+    }
     if (this.slots >= MAX_BATCH) this.flush();
     const { pipeline, layout } = this.pipeline(d);
     const slot = this.slots++;

@@ -18,6 +18,7 @@ import { fmt, sizeOf, stridesOf, tryBroadcast } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { expand } from './shape_ops.js';
 import { computeDtype, desc, fail, inCompute, live, present, rawCast } from './util.js';
+import { autocastInputs } from '../../amp/autocast.js';
 
 /** Options of {@link scaledDotProductAttention} and {@link packedAttention}. */
 export interface AttentionOptions {
@@ -260,6 +261,7 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
   checkOptions(op, opts, false);
   const mask = opts?.attnMask ?? null;
   live(op, q, k, v, ...present(mask));
+  [q, k, v] = autocastInputs(op, q, k, v);
   const bthd = opts.layout === 'bthd';
   if (bthd ? q.rank !== 4 || k.rank !== 4 || v.rank !== 4 : q.rank < 2 || k.rank !== q.rank || v.rank !== q.rank)
     fail(op, `q, k, v must have ${bthd ? 'rank 4 ([B, T, H, D])' : 'one rank ≥ 2'}, got ${fmt(q.shape)}, ${fmt(k.shape)}, ${fmt(v.shape)}`);
@@ -326,6 +328,7 @@ export function packedAttention(qkv: Tensor, heads: number, opts: PackedAttentio
   const mask = opts?.attnMask ?? null;
   live(op, qkv, ...present(mask));
   if (!isFloat(qkv.dtype)) fail(op, `qkv must be floating, got ${desc(qkv)}`);
+  [qkv] = autocastInputs(op, qkv);
   checkNumber(op, 'heads', heads, { integer: true, min: 1 });
   const kvHeads = opts.kvHeads ?? heads;
   if (heads % kvHeads !== 0) fail(op, `kvHeads ${kvHeads} must divide heads ${heads}`);

@@ -13,6 +13,7 @@ import { defaultGenerator, Generator } from '../random.js';
 import { checkBoolean, checkChoice, checkKeys, checkNumber, optionalNumber, show } from '../validate.js';
 import { sum } from './reduce.js';
 import { expand, indexSelectAs, reshape, transpose } from './shape_ops.js';
+import { autocastInputs } from '../../amp/autocast.js';
 import { checkShape, computeDtype, desc, fail, freeTemps, inCompute, live, normAxis, present, rawCast } from './util.js';
 
 /** Options of {@link matmul}. */
@@ -41,6 +42,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   checkKeys('matmul', opts, ['transA', 'transB']);
   if (opts?.transA !== undefined) checkBoolean('matmul', 'transA', opts.transA);
   if (opts?.transB !== undefined) checkBoolean('matmul', 'transB', opts.transB);
+  [a, b] = autocastInputs('matmul', a, b);
   const dtype = floatPair('matmul', a, b);
   if (a.rank === 0 || b.rank === 0) fail('matmul', `both operands need at least 1 dimension, got ${fmt(a.shape)} @ ${fmt(b.shape)}`);
   if (a.rank === 1 || b.rank === 1) {
@@ -96,6 +98,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
 /** `x @ weightᵀ + bias` (as `torch.nn.functional.linear`): x [..., in], weight [out, in], bias [out]. */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
   live('linear', x, weight, ...present(bias));
+  [x, weight, bias] = autocastInputs('linear', x, weight, bias);
   const dtype = floatPair('linear', x, weight);
   if (weight.rank !== 2 || x.rank < 1 || x.shape[x.rank - 1] !== weight.shape[1])
     fail('linear', `input ${fmt(x.shape)} does not match weight ${fmt(weight.shape)} (expected [..., ${weight.shape[1]}] and [out, in])`);
@@ -141,6 +144,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
 function softmaxImpl(op: 'softmax' | 'logSoftmax', x: Tensor, axis: number): Tensor {
   live(op, x);
   if (!isFloat(x.dtype)) fail(op, `expected a floating tensor, got ${desc(x)}`);
+  [x] = autocastInputs(op, x);
   const a = normAxis(op, axis, x.rank);
   if (x.rank > 0 && a !== x.rank - 1) {
     const t = transpose(x, a, -1);
@@ -186,6 +190,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   const smoothing = optionalNumber('crossEntropy', 'labelSmoothing', opts?.labelSmoothing, 0, { min: 0, max: 1 });
   const reduction = checkChoice('crossEntropy', 'reduction', opts?.reduction ?? 'mean', ['mean', 'sum', 'none'] as const);
   if (!isFloat(logits.dtype)) fail('crossEntropy', `logits must be floating, got ${desc(logits)}`);
+  [logits] = autocastInputs('crossEntropy', logits);
   if (targets.dtype !== 'i32') fail('crossEntropy', `targets must be i32 class indices, got ${desc(targets)}`);
   if (logits.rank < 1 || logits.rank !== targets.rank + 1 || targets.shape.some((d, i) => d !== logits.shape[i]))
     fail('crossEntropy', `logits ${fmt(logits.shape)} must be targets ${fmt(targets.shape)} plus a class axis`);
@@ -246,6 +251,7 @@ function normImpl(
 ): Tensor {
   live(op, x, ...present(weight, bias));
   checkNumber(op, 'eps', eps, { min: 0 });
+  [x, weight, bias] = autocastInputs(op, x, weight, bias);
   const cols = checkNormShape(op, x, normalizedShape);
   for (const [name, p] of [['weight', weight], ['bias', bias]] as const)
     if (p && (p.dtype !== x.dtype || p.rank !== normalizedShape.length || p.shape.some((d, i) => d !== normalizedShape[i])))

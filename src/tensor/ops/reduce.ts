@@ -13,6 +13,7 @@ import { checkBoolean, checkKeys, checkNumber, optionalNumber } from '../validat
 import * as ew from './elementwise.js';
 import { reshape } from './shape_ops.js';
 import { asOp, computeDtype, desc, fail, freeTemps, inCompute, live, normAxes, normAxis } from './util.js';
+import { autocastInputs } from '../../amp/autocast.js';
 
 /** One axis, several, or all (null/undefined). Negative axes count from the end. */
 export type Axes = number | readonly number[] | null | undefined;
@@ -70,6 +71,7 @@ function finish(t: Tensor, shape: number[]): Tensor {
 export function sum(x: Tensor, axis?: Axes, keepdim = false): Tensor {
   live('sum', x);
   checkBoolean('sum', 'keepdim', keepdim);
+  [x] = autocastInputs('sum', x);
   const axes = normAxes('sum', axis, x.rank);
   const dtype: DType = isFloat(x.dtype) ? x.dtype : 'i32';
   const out = finish(reduceKernel('sum', x, axes, dtype), reducedShape(x.shape, axes, keepdim));
@@ -80,6 +82,7 @@ export function sum(x: Tensor, axis?: Axes, keepdim = false): Tensor {
 export function mean(x: Tensor, axis?: Axes, keepdim = false): Tensor {
   live('mean', x);
   checkBoolean('mean', 'keepdim', keepdim);
+  [x] = autocastInputs('mean', x);
   const axes = normAxes('mean', axis, x.rank);
   const n = axes.reduce((p, a) => p * x.shape[a]!, 1);
   const xf = isFloat(x.dtype) ? x : ew.cast(x, 'f32');
@@ -195,6 +198,7 @@ export function norm(x: Tensor, p = 2, axis?: Axes, keepdim = false): Tensor {
   checkNumber('norm', 'p', p, { min: 0, minExclusive: true, infinity: true });
   checkBoolean('norm', 'keepdim', keepdim);
   if (!isFloat(x.dtype)) fail('norm', `expected a floating tensor, got ${desc(x)}`);
+  [x] = autocastInputs('norm', x);
   const axes = normAxes('norm', axis, x.rank);
   const out = noGrad(() => {
     const a = ew.abs(x);
