@@ -6,9 +6,14 @@
  *
  *     npm run bench -- attention [--ts 256,1024,4096] [--backend cpu] [--heads 4] [--d 64]
  *                                [--reps N] [--warmup N] [--no-causal] [--max-naive-mb 8192]
+ *                                [--window W] [--kv-heads Hkv]
  *
  * Shapes: q, k, v [B·H, T, D] with B = 1, H = 4, D = 64, f32; causal by default. One
  * forward + backward is `out = attn(q, k, v)` then `out.backward(dout)` (dout random, fixed).
+ * `--window W` (causal only) gives each query the W latest keys: the kernel skips the key tiles
+ * outside the window (time O(T·W)), the naive composition masks them too (j ≤ i − W) and still
+ * computes all T² scores. `--kv-heads Hkv` makes k and v [Hkv, T, D] (grouped-query attention);
+ * the naive composition expands them to H heads first.
  *
  * Peak memory: every (implementation, T) runs in its own child process, which reports its
  * resident-set high-water mark (`process.resourceUsage().maxRSS`); a baseline child that builds
@@ -25,6 +30,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import {
   getNumThreads,
+  logicalOr,
   matmul,
   maskedFill,
   memory,
@@ -61,20 +67,23 @@ interface CaseResult {
 const MARK = '@@attention-bench ';
 
 /** Run one implementation at one T in this process and print the result for the parent. */
-async function child(impl: Impl, t: number, backend: string, heads: number, d: number, causal: boolean, warmup: number, reps: number): Promise<void> {
+async function child(impl: Impl, t: number, backend: string, heads: number, d: number, causal: boolean, warmup: number, reps: number, window: number | null, kvHeads: number): Promise<void> {
   manualSeed(1234);
   const shape = [heads, t, d];
   const q = randn(shape, { backend }).requiresGrad_();
-  const k = randn(shape, { backend }).requiresGrad_();
-  const v = randn(shape, { backend }).requiresGrad_();
+  const k = randn([kvHeads, t, d], { backend }).requiresGrad_();
+  const v = randn([kvHeads, t, d], { backend }).requiresGrad_();
   const dout = randn(shape, { backend });
   const scale = 1 / Math.sqrt(d);
-  // the causal mask is a constant of the model (as a registered buffer in PyTorch): built once
-  const hide = impl === 'naive' && causal ? ones([t, t], { backend, dtype: 'bool' }).triu(1) : null;
+  // the causal (and window) mask is a constant of the model (as a registered buffer in PyTorch): built once
+  let hide = impl === 'naive' && causal ? ones([t, t], { backend, dtype: 'bool' }).triu(1) : null;
+  if (hide && window !== null) hide = logicalOr(hide, ones([t, t], { backend, dtype: 'bool' }).tril(-window));
+  const g = heads / kvHeads;
+  const repeat = (x: Tensor): Tensor => (g === 1 ? x : x.reshape([kvHeads, 1, t, d]).expand([kvHeads, g, t, d]).reshape([heads, t, d]));
   const forward = (): Tensor => {
-    if (impl === 'flash') return scaledDotProductAttention(q, k, v, { isCausal: causal, scale });
-    const s = matmul(q, k, { transB: true }).mul(scale);
-    return matmul((hide ? maskedFill(s, hide, -Infinity) : s).softmax(-1), v);
+    if (impl === 'flash') return scaledDotProductAttention(q, k, v, { isCausal: causal, scale, window, enableGqa: true });
+    const s = matmul(q, repeat(k), { transB: true }).mul(scale);
+    return matmul((hide ? maskedFill(s, hide, -Infinity) : s).softmax(-1), repeat(v));
   };
   const fwdMs: number[] = [];
   const bwdMs: number[] = [];
@@ -128,11 +137,15 @@ export async function main(args: string[]): Promise<void> {
   const heads = numOpt(opts, 'heads', 4);
   const d = numOpt(opts, 'd', 64);
   const causal = opts['no-causal'] === undefined;
+  const window = opts.window === undefined ? null : numOpt(opts, 'window', 0);
+  const kvHeads = numOpt(opts, 'kv-heads', heads);
+  if (window !== null && (!causal || !(Number.isInteger(window) && window >= 1))) throw new Error('bench attention: --window needs a positive integer and causal masking');
+  if (!(Number.isInteger(kvHeads) && kvHeads >= 1 && heads % kvHeads === 0)) throw new Error(`bench attention: --kv-heads ${kvHeads} must divide --heads ${heads}`);
   if (typeof opts.child === 'string') {
     // --child <impl> <T> <warmup> <reps>: parseArgs takes <impl> as the value of --child
     const [t, warmup, reps] = parseArgs(args).positional;
     await useBackend(backend);
-    await child(opts.child as Impl, Number(t), backend, heads, d, causal, Number(warmup), Number(reps));
+    await child(opts.child as Impl, Number(t), backend, heads, d, causal, Number(warmup), Number(reps), window, kvHeads);
     return;
   }
   const ts = (typeof opts.ts === 'string' ? opts.ts : '256,1024,4096').split(',').map(Number);
@@ -143,7 +156,9 @@ export async function main(args: string[]): Promise<void> {
   const caps = nativeCapabilities();
   console.log(`- backend: ${backend}${'isa' in caps ? ` (ISA ${caps.isa}, ${getNumThreads()} threads)` : ''}`);
   console.log(`- load average at start: ${os.loadavg().map((x) => x.toFixed(2)).join(', ')} (other work on the machine inflates the times)`);
-  console.log(`- shapes: q, k, v [B·H = ${heads}, T, D = ${d}] f32, ${causal ? 'causal' : 'no mask'}; scale 1/√D`);
+  console.log(
+    `- shapes: q [B·H = ${heads}, T, D = ${d}], k, v [${kvHeads}, T, ${d}] f32, ${causal ? 'causal' : 'no mask'}${window !== null ? `, sliding window ${window}` : ''}; scale 1/√D`,
+  );
   console.log(
     '- naive: matmul(q, k, {transB}) · scale → maskedFill(triu(ones [T,T] bool, 1), −∞) → softmax → matmul(·, v), backward by autograd; flash: scaledDotProductAttention(q, k, v, {isCausal})',
   );
@@ -156,7 +171,10 @@ export async function main(args: string[]): Promise<void> {
   for (const t of ts) {
     const warmup = numOpt(opts, 'warmup', t >= 4096 ? 1 : 2);
     const reps = numOpt(opts, 'reps', t >= 4096 ? 3 : t >= 1024 ? 5 : 10);
-    const common = ['--backend', backend, '--heads', String(heads), '--d', String(d), ...(causal ? [] : ['--no-causal'])];
+    const common = [
+      '--backend', backend, '--heads', String(heads), '--d', String(d), '--kv-heads', String(kvHeads),
+      ...(causal ? [] : ['--no-causal']), ...(window !== null ? ['--window', String(window)] : []),
+    ];
     const base = spawnCase(['baseline', String(t), '0', '0', ...common]);
     const results: Partial<Record<Impl, CaseResult>> = {};
     for (const impl of ['flash', 'naive'] as const) {

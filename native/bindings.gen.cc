@@ -248,7 +248,7 @@ KILN_BIND(crossEntropyBackward) {
 }
 
 KILN_BIND(attention) {
-  bind::arity(info, 40);
+  bind::arity(info, 42);
   AttentionArgs a{};
   a.q = bind::buf(info, 0);
   a.q_offset = bind::i64(info, 3);
@@ -265,25 +265,27 @@ KILN_BIND(attention) {
   a.lse = bind::buf(info, 20);
   a.batch = bind::i64(info, 23);
   a.heads = bind::i64(info, 24);
-  a.tq = bind::i64(info, 25);
-  a.tk = bind::i64(info, 26);
-  a.qk_dim = bind::i64(info, 27);
-  a.v_dim = bind::i64(info, 28);
-  a.scale = bind::num(info, 29);
-  a.causal = bind::flag(info, 30);
-  a.causal_offset = bind::i64(info, 31);
-  a.mask = bind::buf(info, 32);
-  a.mask_strides = bind::ints(info, 35);
-  a.dropout_threshold = bind::i64(info, 36);
-  a.dropout_scale = bind::num(info, 37);
-  a.seed = bind::i64(info, 38);
-  a.dropout_offset = bind::i64(info, 39);
+  a.kv_heads = bind::i64(info, 25);
+  a.tq = bind::i64(info, 26);
+  a.tk = bind::i64(info, 27);
+  a.qk_dim = bind::i64(info, 28);
+  a.v_dim = bind::i64(info, 29);
+  a.scale = bind::num(info, 30);
+  a.causal = bind::flag(info, 31);
+  a.causal_offset = bind::i64(info, 32);
+  a.window = bind::i64(info, 33);
+  a.mask = bind::buf(info, 34);
+  a.mask_strides = bind::ints(info, 37);
+  a.dropout_threshold = bind::i64(info, 38);
+  a.dropout_scale = bind::num(info, 39);
+  a.seed = bind::i64(info, 40);
+  a.dropout_offset = bind::i64(info, 41);
   bind::kernel(info, kernels().attention, "attention")(a);
   return info.Env().Undefined();
 }
 
 KILN_BIND(attentionBackward) {
-  bind::arity(info, 60);
+  bind::arity(info, 62);
   AttentionBackwardArgs a{};
   a.q = bind::buf(info, 0);
   a.q_offset = bind::i64(info, 3);
@@ -312,19 +314,21 @@ KILN_BIND(attentionBackward) {
   a.dv_strides = bind::ints(info, 42);
   a.batch = bind::i64(info, 43);
   a.heads = bind::i64(info, 44);
-  a.tq = bind::i64(info, 45);
-  a.tk = bind::i64(info, 46);
-  a.qk_dim = bind::i64(info, 47);
-  a.v_dim = bind::i64(info, 48);
-  a.scale = bind::num(info, 49);
-  a.causal = bind::flag(info, 50);
-  a.causal_offset = bind::i64(info, 51);
-  a.mask = bind::buf(info, 52);
-  a.mask_strides = bind::ints(info, 55);
-  a.dropout_threshold = bind::i64(info, 56);
-  a.dropout_scale = bind::num(info, 57);
-  a.seed = bind::i64(info, 58);
-  a.dropout_offset = bind::i64(info, 59);
+  a.kv_heads = bind::i64(info, 45);
+  a.tq = bind::i64(info, 46);
+  a.tk = bind::i64(info, 47);
+  a.qk_dim = bind::i64(info, 48);
+  a.v_dim = bind::i64(info, 49);
+  a.scale = bind::num(info, 50);
+  a.causal = bind::flag(info, 51);
+  a.causal_offset = bind::i64(info, 52);
+  a.window = bind::i64(info, 53);
+  a.mask = bind::buf(info, 54);
+  a.mask_strides = bind::ints(info, 57);
+  a.dropout_threshold = bind::i64(info, 58);
+  a.dropout_scale = bind::num(info, 59);
+  a.seed = bind::i64(info, 60);
+  a.dropout_offset = bind::i64(info, 61);
   bind::kernel(info, kernels().attention_backward, "attentionBackward")(a);
   return info.Env().Undefined();
 }

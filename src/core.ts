@@ -146,7 +146,7 @@ export {
   type MatmulOptions,
   type CrossEntropyOptions,
 } from './tensor/ops/nn.js';
-export { scaledDotProductAttention, packedAttention, type AttentionOptions } from './tensor/ops/attention.js';
+export { scaledDotProductAttention, packedAttention, type AttentionOptions, type PackedAttentionOptions } from './tensor/ops/attention.js';
 export { noGrad, enableGrad, isGradEnabled, hasGradRule, type Node, type GradRule, type GradReads } from './autograd/tape.js';
 export { checkpoint } from './autograd/checkpoint.js';
 export { adamUpdate, lambUpdate, multiNorm, multiScale, type OptimizerHyper, type TensorOrList } from './tensor/ops/optim.js';

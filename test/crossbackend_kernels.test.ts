@@ -97,12 +97,16 @@ interface AttnCase {
   layout: 'bhtd' | 'bthd' | 'packed';
   b: number;
   h: number;
+  /** kv heads (grouped-query attention): h / group */
+  hkv: number;
   tq: number;
   tk: number;
   d: number;
   dv: number;
   causal: boolean;
   offset: number;
+  /** sliding window (with causal only), null for none */
+  window: number | null;
   mask: 'none' | 'bool' | 'float';
   dropout: number;
   seed: number;
@@ -112,13 +116,15 @@ const attnArb: fc.Arbitrary<AttnCase> = fc
   .record({
     layout: fc.constantFrom('bhtd', 'bthd', 'packed'),
     b: fc.integer({ min: 1, max: 2 }),
-    h: fc.integer({ min: 1, max: 2 }),
+    // [query heads, kv heads]: GQA in most cases, few heads in all (the property stays fast on lavapipe)
+    heads: fc.constantFrom([1, 1], [2, 2], [2, 1], [2, 1], [3, 1]),
     tq: fc.integer({ min: 1, max: 300 }),
     tk: fc.integer({ min: 1, max: 300 }),
     d: fc.integer({ min: 1, max: 130 }),
     dv: fc.integer({ min: 1, max: 130 }),
     causal: fc.boolean(),
     offset: fc.constantFrom(0, -3, 'bottom'),
+    window: fc.oneof(fc.constant(null), fc.constant(null), fc.integer({ min: 1, max: 150 })),
     mask: fc.constantFrom('none', 'bool', 'float'),
     dropout: fc.constantFrom(0, 0, 0.1, 0.5),
     seed: fc.nat(1e6),
@@ -126,8 +132,12 @@ const attnArb: fc.Arbitrary<AttnCase> = fc
   .map((r) => {
     const packed = r.layout === 'packed';
     const tk = packed ? r.tq : r.tk;
+    const { heads, ...rest } = r;
     return {
-      ...r,
+      ...rest,
+      h: heads[0]!,
+      hkv: heads[1]!,
+      window: r.causal ? r.window : null,
       layout: r.layout as AttnCase['layout'],
       mask: r.mask as AttnCase['mask'],
       tk,
@@ -145,16 +155,16 @@ function runAttention(c: AttnCase, backend: string): Tensor[] {
       const m = k.rand([c.b, 1, c.tq, c.tk], { backend, generator: gen }); // broadcast over heads
       return c.mask === 'bool' ? m.gt(0.2) : m.mul(-3);
     };
-    const opts = { isCausal: c.causal, causalOffset: c.offset, attnMask: maskOf(), dropoutP: c.dropout, generator: new k.Generator(c.seed + 1) };
+    const opts = { isCausal: c.causal, causalOffset: c.offset, window: c.window, attnMask: maskOf(), dropoutP: c.dropout, generator: new k.Generator(c.seed + 1) };
     let inputs: Tensor[];
     let out: Tensor;
     if (c.layout === 'packed') {
-      inputs = [randnFromRef([c.b, c.tq, 3 * c.h * c.d], o)];
-      out = k.packedAttention(inputs[0]!, c.h, opts);
+      inputs = [randnFromRef([c.b, c.tq, (c.h + 2 * c.hkv) * c.d], o)];
+      out = k.packedAttention(inputs[0]!, c.h, { ...opts, kvHeads: c.hkv });
     } else {
-      const shape = (t: number, w: number): number[] => (c.layout === 'bthd' ? [c.b, t, c.h, w] : [c.b, c.h, t, w]);
-      inputs = [randnFromRef(shape(c.tq, c.d), o), randnFromRef(shape(c.tk, c.d), o), randnFromRef(shape(c.tk, c.dv), o)];
-      out = k.scaledDotProductAttention(inputs[0]!, inputs[1]!, inputs[2]!, { ...opts, layout: c.layout });
+      const shape = (t: number, h: number, w: number): number[] => (c.layout === 'bthd' ? [c.b, t, h, w] : [c.b, h, t, w]);
+      inputs = [randnFromRef(shape(c.tq, c.h, c.d), o), randnFromRef(shape(c.tk, c.hkv, c.d), o), randnFromRef(shape(c.tk, c.hkv, c.dv), o)];
+      out = k.scaledDotProductAttention(inputs[0]!, inputs[1]!, inputs[2]!, { ...opts, layout: c.layout, enableGqa: true });
     }
     const w = randnFromRef(out.shape, { backend, generator: gen });
     out.mul(w).sum().backward();
@@ -190,7 +200,7 @@ for (const b of others) {
       );
     });
 
-    test('attention past the query and key tiles: layouts, causal offsets, masks, dropout, uneven T and D (forward and backward)', async () => {
+    test('attention past the query and key tiles: layouts, causal offsets, sliding windows, grouped-query heads, masks, dropout, uneven T and D (forward and backward)', async () => {
       await fc.assert(
         fc.asyncProperty(attnArb, async (c) => {
           const want = await read(runAttention(c, 'ref'));

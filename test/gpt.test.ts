@@ -7,6 +7,7 @@
  */
 import { expect, it } from 'vitest';
 import {
+  AdamW,
   Generator,
   keep,
   matmul,
@@ -302,6 +303,99 @@ describeBackends('GPT', (backend) => {
 
   it.skipIf(!stores(backend, 'f64'))('gradient check of a tiny RoPE GPT in f64 (no biases, untied head)', async () => {
     await gradCheck({ vocabSize: 7, blockSize: 6, nLayer: 1, nHead: 2, nEmbd: 8, rope: true, bias: false, tiedHead: false }, 22);
+  });
+
+  it.skipIf(!stores(backend, 'f64'))('gradient check of a tiny GPT in f64 with a sliding window and grouped-query heads', async () => {
+    await gradCheck({ vocabSize: 7, blockSize: 6, nLayer: 1, nHead: 4, nEmbd: 8, kvHeads: 2, window: 2 }, 23);
+  });
+
+  // ---- sliding window and grouped-query attention ---------------------------------------------
+
+  const GQA: Partial<GPTConfig> = { vocabSize: 16, blockSize: 12, nLayer: 2, nHead: 4, nEmbd: 16, kvHeads: 2, window: 3 };
+
+  it('window and kvHeads: config checked, c_attn shrinks to (H + 2·Hkv)·D outputs, the cache keeps Hkv heads', () => {
+    expect(() => model({ nHead: 2, kvHeads: 3 })).toThrow(/^GPT: config.kvHeads \(3\) must divide config.nHead \(2\)/);
+    expect(() => model({ kvHeads: 0 })).toThrow(/^GPT: config.kvHeads must be an integer ≥ 1, got 0/);
+    expect(() => model({ window: 0 })).toThrow(/^GPT: config.window .*0/);
+    expect(() => model({ window: 1.5 })).toThrow(/^GPT: config.window .*1\.5/);
+    const m = model(GQA);
+    expect(m.config.kvHeads).toBe(2);
+    expect(m.config.window).toBe(3);
+    expect(model().config).toMatchObject({ kvHeads: 2, window: null });
+    // D = 4: q 4 heads, k and v 2 each
+    expect(m.transformer.h.at(0).attn.c_attn.weight.shape).toEqual([(4 + 2 * 2) * 4, 16]);
+    const cache = new KVCache(2);
+    tidy(() => m.forward(randomIds(3, 5, 16, 1), null, { cache }));
+    expect(cache.layers[1]!.k!.shape).toEqual([3, 5, 2, 4]);
+    cache.dispose();
+    m.dispose();
+  });
+
+  for (const rope of [false, true]) {
+    it(`a GPT with window 3 and 2 kv heads for 4 query heads${rope ? ' and RoPE' : ''} trains (loss falls) and generates, the same with and without the cache`, async () => {
+      const m = model({ ...GQA, rope }, 13);
+      const x = randomIds(4, 12, 16, 20);
+      const y = randomIds(4, 12, 16, 21);
+      const opt = new AdamW(m.parameters(), { lr: 1e-2 });
+      const losses: number[] = [];
+      for (let step = 0; step < 15; step++) {
+        const loss = tidy(() => {
+          const { loss } = m.forward(x, y);
+          loss!.backward();
+          opt.step();
+          opt.zeroGrad();
+          return loss!;
+        });
+        losses.push(await loss.item());
+        loss.dispose();
+      }
+      expect(losses[14]!, `losses ${losses.map((l) => l.toFixed(3)).join(', ')}`).toBeLessThan(losses[0]! * 0.85);
+      const prompt = ids([[1, 2, 3, 4, 5], [6, 7, 8, 9, 10]]);
+      const cached = await values(await generate(m, prompt, { maxNewTokens: 6, greedy: true }));
+      const uncached = await values(await generate(m, prompt, { maxNewTokens: 6, greedy: true, useCache: false }));
+      expect(cached).toEqual(uncached);
+      expect(cached.length).toBe(22);
+      x.dispose();
+      y.dispose();
+      m.dispose();
+    });
+  }
+
+  it('window and kvHeads with dropout and gradientCheckpointing: the recomputed blocks give the same gradients', async () => {
+    const x = randomIds(2, 12, 16, 30);
+    const y = randomIds(2, 12, 16, 31);
+    const run = async (ckpt: boolean): Promise<number[][]> => {
+      const m = model({ ...GQA, dropout: 0.2, gradientCheckpointing: ckpt }, 15);
+      tidy(() => m.forward(x, y).loss!.backward());
+      const out = await Promise.all(m.parameters().map((p) => values(p.grad!)));
+      m.dispose();
+      return out;
+    };
+    const [plain, ckpt] = [await run(false), await run(true)];
+    plain.forEach((g, i) => expectClose(ckpt[i]!, g, tol('f32'), `parameter ${i}`));
+    x.dispose();
+    y.dispose();
+  });
+
+  it('generate prefills the whole prompt in one forward (causal offset 0), then runs one token per step after the cache', async () => {
+    const m = model({ ...GQA, rope: true }, 14);
+    const calls: { t: number; cached: number; after: number[] | null }[] = [];
+    const forward = m.forward.bind(m);
+    m.forward = (idx, targets, opts) => {
+      const cached = opts?.cache?.length ?? 0;
+      const out = forward(idx, targets, opts);
+      calls.push({ t: idx.shape[1]!, cached, after: opts?.cache ? [...opts.cache.layers[0]!.k!.shape] : null });
+      return out;
+    };
+    await generate(m, ids([[1, 2, 3, 4, 5, 6, 7]]), { maxNewTokens: 4, greedy: true });
+    // the fourth token needs no forward after it
+    expect(calls).toEqual([
+      { t: 7, cached: 0, after: [1, 7, 2, 4] },
+      { t: 1, cached: 7, after: [1, 8, 2, 4] },
+      { t: 1, cached: 8, after: [1, 9, 2, 4] },
+      { t: 1, cached: 9, after: [1, 10, 2, 4] },
+    ]);
+    m.dispose();
   });
 
   it('RoPE: scores q·k depend only on relative positions, and rotation keeps norms', async () => {

@@ -1078,6 +1078,44 @@ describeBackends('gradcheck', (backend) => {
           { numRuns: RUNS },
         );
       });
+
+      it('sliding window with grouped-query heads (k and v shared by 1–3 query heads; both layouts and packed; key padding; dropout)', async () => {
+        const arb = fc
+          .record({
+            layout: fc.constantFrom('bhtd', 'bthd', 'packed'),
+            hkv: fc.integer({ min: 1, max: 2 }),
+            g: fc.integer({ min: 1, max: 3 }),
+            tq: fc.integer({ min: 1, max: 4 }),
+            tk0: fc.integer({ min: 1, max: 4 }),
+            d: fc.integer({ min: 1, max: 2 }),
+            window: small,
+            offset: fc.constantFrom(0, 1, 'bottom'),
+            p: fc.constantFrom(0, 0, 0.3),
+          })
+          .map((r) => {
+            const tk = r.layout === 'packed' ? r.tq : r.tk0;
+            return { ...r, h: r.hkv * r.g, tk, offset: r.offset === 'bottom' ? tk - r.tq : (r.offset as number) };
+          })
+          .filter((r) => r.h * Math.max(r.tq, r.tk) * r.d <= 36)
+          .chain((r) => {
+            const shape = (t: number, heads: number): number[] => (r.layout === 'bthd' ? [1, t, heads, r.d] : [1, heads, t, r.d]);
+            const xs = r.layout === 'packed' ? [inputOf([1, r.tq, (r.h + 2 * r.hkv) * r.d])] : [inputOf(shape(r.tq, r.h)), inputOf(shape(r.tk, r.hkv)), inputOf(shape(r.tk, r.hkv))];
+            return fc.tuple(fc.constant(r), fc.tuple(...xs), valuesFor([1, 1, 1, r.tk], fc.boolean()));
+          });
+        await fc.assert(
+          fc.asyncProperty(arb, seedArb, async ([r, xs, pad], seed) => {
+            const attnMask = boolT(pad, [1, 1, 1, r.tk], backend);
+            const opts = { isCausal: true, causalOffset: r.offset, window: r.window, attnMask, dropoutP: r.p };
+            try {
+              if (r.layout === 'packed') await check((x) => packedAttention(x, r.h, { ...opts, kvHeads: r.hkv, generator: new Generator(seed) }), xs, seed);
+              else await check((a, b, c) => scaledDotProductAttention(a, b, c, { ...opts, layout: r.layout as 'bhtd' | 'bthd', enableGqa: true, generator: new Generator(seed) }), xs, seed);
+            } finally {
+              attnMask.dispose();
+            }
+          }),
+          { numRuns: RUNS },
+        );
+      });
     });
   });
 }, { needs: ['f64'] });

@@ -268,14 +268,20 @@ describeBackends('Hugging Face GPT-2', (backend) => {
     expect(live()).toBe(before);
   });
 
-  it('refuses to export models that GPT-2 cannot hold (rotary positions, no biases)', () => {
+  it('refuses to export models that GPT-2 cannot hold (rotary positions, no biases, grouped-query heads, a sliding window)', () => {
     const rope = new GPT({ ...ROUND_TRIP, rope: true }, { backend, generator: new Generator(1) });
     const nobias = new GPT({ ...ROUND_TRIP, bias: false }, { backend, generator: new Generator(1) });
+    const gqa = new GPT({ ...ROUND_TRIP, kvHeads: 1 }, { backend, generator: new Generator(1) });
+    const local = new GPT({ ...ROUND_TRIP, window: 2 }, { backend, generator: new Generator(1) });
     const before = live();
     expect(() => hfGPT2StateDict(rope)).toThrow(/hfGPT2StateDict: the model uses rotary positions/);
     expect(() => hfGPT2StateDict(nobias)).toThrow(/hfGPT2StateDict: the model has no biases/);
+    expect(() => hfGPT2StateDict(gqa)).toThrow(/hfGPT2StateDict: the model has 1 key\/value heads for \d+ query heads/);
+    expect(() => hfGPT2StateDict(local)).toThrow(/hfGPT2StateDict: the model attends through a sliding window of 2/);
     expect(() => hfGPT2StateDict(rope.transformer as unknown as GPT)).toThrow('hfGPT2StateDict: expected a GPT model');
     expect(live()).toBe(before);
+    gqa.dispose();
+    local.dispose();
     rope.dispose();
     nobias.dispose();
   });
@@ -284,7 +290,7 @@ describeBackends('Hugging Face GPT-2', (backend) => {
     expect(hfGPT2Config(CFG_FILE)).toEqual({ ...CFG_CONFIG, bias: true, rope: false, tiedHead: true });
     for (const dtype of storedDtypes(backend, ['f32', 'f64'] as const)) {
       const model = loadHFGPT2(CFG_FILE, { backend, dtype });
-      expect(model.config).toEqual({ ...CFG_CONFIG, dropout: 0, bias: true, rope: false, ropeBase: 10000, tiedHead: true, gradientCheckpointing: false });
+      expect(model.config).toEqual({ ...CFG_CONFIG, dropout: 0, bias: true, rope: false, ropeBase: 10000, tiedHead: true, gradientCheckpointing: false, kvHeads: CFG_CONFIG.nHead, window: null });
       const blocks = [...model.transformer.h];
       expect(blocks.map((b) => b.mlp.act.approximate)).toEqual(['none', 'none']);
       expect([...blocks.flatMap((b) => [b.ln_1.eps, b.ln_2.eps]), model.transformer.ln_f.eps]).toEqual([0.1, 0.1, 0.1, 0.1, 0.1]);

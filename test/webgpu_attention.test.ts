@@ -4,7 +4,8 @@
  * per invocation, CPU drivers without subgroups) and `gpu` (one row per invocation, 64 per
  * workgroup). The parameterised suite runs only the shape the adapter picks; this file runs the
  * others on the same device, forward and backward against ref, past their row tiles, with
- * causal offsets, masks, dropout and every layout, and rows wider than one pass of 256 columns.
+ * causal offsets, sliding windows, grouped-query heads (dk and dv summed over a kv head's query
+ * heads), masks, dropout and every layout, and rows wider than one pass of 256 columns.
  */
 import { afterAll, describe, expect, test } from 'vitest';
 import * as k from '../src/index.js';
@@ -20,12 +21,15 @@ interface Case {
   layout: 'bhtd' | 'bthd' | 'packed';
   b: number;
   h: number;
+  /** kv heads (omitted: h) */
+  hkv?: number;
   tq: number;
   tk: number;
   d: number;
   dv: number;
   causal: boolean;
   offset: number;
+  window?: number;
   mask: 'none' | 'bool' | 'float';
   dropout: number;
   seed: number;
@@ -33,8 +37,8 @@ interface Case {
 
 const CASES: Case[] = [
   { layout: 'bhtd', b: 2, h: 1, tq: 37, tk: 70, d: 16, dv: 24, causal: true, offset: 33, mask: 'bool', dropout: 0.3, seed: 1 },
-  { layout: 'bthd', b: 1, h: 2, tq: 70, tk: 33, d: 40, dv: 5, causal: false, offset: 0, mask: 'float', dropout: 0, seed: 2 },
-  { layout: 'packed', b: 1, h: 2, tq: 45, tk: 45, d: 12, dv: 12, causal: true, offset: -3, mask: 'none', dropout: 0.1, seed: 3 },
+  { layout: 'bthd', b: 1, h: 2, hkv: 1, tq: 70, tk: 33, d: 40, dv: 5, causal: false, offset: 0, mask: 'float', dropout: 0, seed: 2 },
+  { layout: 'packed', b: 1, h: 4, hkv: 2, tq: 85, tk: 85, d: 12, dv: 12, causal: true, offset: -3, window: 21, mask: 'none', dropout: 0.1, seed: 3 },
 ];
 
 /** Rows of v (and out) past one pass: the forward and dk/dv run two passes of columns. */
@@ -50,16 +54,17 @@ function run(c: Case, backend: string): Tensor[] {
       const m = randnFromRef([c.b, 1, c.tq, c.tk], { backend, generator: gen });
       attnMask = c.mask === 'bool' ? m.gt(-0.8) : m.mul(2);
     }
-    const opts = { isCausal: c.causal, causalOffset: c.offset, attnMask, dropoutP: c.dropout, generator: new k.Generator(c.seed + 1) };
+    const opts = { isCausal: c.causal, causalOffset: c.offset, window: c.window, attnMask, dropoutP: c.dropout, generator: new k.Generator(c.seed + 1) };
+    const hkv = c.hkv ?? c.h;
     let inputs: Tensor[];
     let out: Tensor;
     if (c.layout === 'packed') {
-      inputs = [randnFromRef([c.b, c.tq, 3 * c.h * c.d], o)];
-      out = k.packedAttention(inputs[0]!, c.h, opts);
+      inputs = [randnFromRef([c.b, c.tq, (c.h + 2 * hkv) * c.d], o)];
+      out = k.packedAttention(inputs[0]!, c.h, { ...opts, kvHeads: hkv });
     } else {
-      const shape = (t: number, w: number): number[] => (c.layout === 'bthd' ? [c.b, t, c.h, w] : [c.b, c.h, t, w]);
-      inputs = [randnFromRef(shape(c.tq, c.d), o), randnFromRef(shape(c.tk, c.d), o), randnFromRef(shape(c.tk, c.dv), o)];
-      out = k.scaledDotProductAttention(inputs[0]!, inputs[1]!, inputs[2]!, { ...opts, layout: c.layout });
+      const shape = (t: number, h: number, w: number): number[] => (c.layout === 'bthd' ? [c.b, t, h, w] : [c.b, h, t, w]);
+      inputs = [randnFromRef(shape(c.tq, c.h, c.d), o), randnFromRef(shape(c.tk, hkv, c.d), o), randnFromRef(shape(c.tk, hkv, c.dv), o)];
+      out = k.scaledDotProductAttention(inputs[0]!, inputs[1]!, inputs[2]!, { ...opts, layout: c.layout, enableGqa: true });
     }
     const w = randnFromRef(out.shape, { backend, generator: gen });
     out.mul(w).sum().backward();

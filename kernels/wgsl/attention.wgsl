@@ -12,7 +12,13 @@
 // Each output element is written once, by the invocation owning its row: no atomics, and dq, dk,
 // dv may be views into one packed gradient. With causal masking, tiles wholly past the diagonal
 // are never visited (the forward and dq stop at the last visible key, dkdv starts at the first
-// query that sees its keys).
+// query that sees its keys), and with a sliding window (params [57] > 0: query i sees keys
+// i + causalOffset − window < j ≤ i + causalOffset) neither are tiles wholly before it (the
+// forward and dq start at the first key the tile's first query sees, dkdv stops after the last
+// query whose window reaches its keys), so the work is O(Tq·window).
+// Grouped-query attention: k and v have heads/G heads (G = params [56]); query head h reads kv
+// head h / G. The forward and dq run a workgroup per query head as before; dkdv runs one per kv
+// head and loops over its G query heads, so dk and dv sum over the group with no race.
 //
 // The tile rows are read straight from the storage buffers, each element once per invocation
 // (or, with LANES, once per subgroup) and used for RQ rows. GPUs serve such reads from cache; on
@@ -37,9 +43,10 @@
 // Params: [0] heads, [1] tq, [2] tk, [3] qkDim, [4] vDim, [5] scale (f32), [6] causalOffset
 // (i32), [7] −∞ (f32; WGSL has no infinite literal), [8..9] seed, [10..11] dropoutOffset,
 // [12] dropoutThreshold (u32), [13] dropoutScale (f32), [14..17] mask strides, [18] c0, [19] cn,
-// [20] e0, [21] en, [22] batch·heads, [23] RQ·TS (see pairs()); views (offset, batch, head and
-// row strides) of q [24], k [28], v [32], out [36], dout [40], dq [44], dk [48], dv [52].
-// Workgroups: x the row tile, y + z·(groups in y) the batch·head.
+// [20] e0, [21] en, [22] batch·heads (batch·kv heads for dkdv), [23] RQ·TS (see pairs()); views
+// (offset, batch, head and row strides) of q [24], k [28], v [32], out [36], dout [40], dq [44],
+// dk [48], dv [52] (k, v, dk, dv indexed by kv head); [56] G, query heads per kv head; [57] window
+// (0: none). Workgroups: x the row tile, y + z·(groups in y) the batch·head (batch·kv head).
 
 const VQ = 24u;
 const VK = 28u;
@@ -56,6 +63,8 @@ fn tk() -> u32 { return pu(2u); }
 fn dqk() -> u32 { return pu(3u); }
 fn dvv() -> u32 { return pu(4u); }
 fn ninf() -> f32 { return pf(7u); }
+fn group() -> u32 { return pu(56u); }
+fn window() -> i32 { return pi(57u); }
 
 // The first element of row t of (b, h) in the view whose words start at w.
 fn row_at(w: u32, b: u32, h: u32, t: u32) -> u32 {
@@ -82,11 +91,24 @@ fn query_start(j0: u32) -> u32 {
   return u32(clamp(i32(j0) - pi(6u), 0, i32(tq())));
 }
 
+// The first key query i0 sees (a window), else 0.
+fn key_start(i0: u32) -> u32 {
+  if (!CAUSAL || window() == 0) { return 0u; }
+  return u32(clamp(i32(i0) + pi(6u) - window() + 1, 0, i32(tk())));
+}
+
+// Queries past the last one whose window reaches keys [j0, j0 + n), else tq.
+fn query_end(j0: u32, n: u32) -> u32 {
+  if (!CAUSAL || window() == 0) { return tq(); }
+  let last = min(j0 + n, tk()) - 1u;
+  return u32(clamp(i32(last) - pi(6u) + window(), 0, i32(tq())));
+}
+
 // The additive bias of query i and key j: 0, or the float mask, or −∞ where the bool mask, causal
-// masking or the padding of an edge tile (past tq or tk) hides the key.
+// masking, the window or the padding of an edge tile (past tq or tk) hides the key.
 fn bias(b: u32, h: u32, i: u32, j: u32) -> f32 {
   if (i >= tq() || j >= tk()) { return ninf(); }
-  if (CAUSAL && i32(j) > i32(i) + pi(6u)) { return ninf(); }
+  if (CAUSAL && (i32(j) > i32(i) + pi(6u) || (window() > 0 && i32(j) <= i32(i) + pi(6u) - window()))) { return ninf(); }
   if (MASK == 0u) { return 0.0; }
   let m = mask[b * pu(14u) + h * pu(15u) + i * pu(16u) + j * pu(17u)];
   if (MASK == 1u) { return select(ninf(), 0.0, m != 0u); }
@@ -184,8 +206,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     qrow[u] = row_at(VQ, b, h, min(i0 + u * WG + lid, Tq - 1u));
     if (R1 > 1u) { for (var c = 0u; c < D; c++) { qr[u * R1 + c] = q[qrow[u] + c]; } }
   }
-  let kb = row_at(VK, b, h, 0u);
-  let vb = row_at(VV, b, h, 0u);
+  let kb = row_at(VK, b, h / group(), 0u);
+  let vb = row_at(VV, b, h / group(), 0u);
   let c0 = pu(18u);
   let cn = pu(19u);
   var acc: array<f32, RQ * A1>;
@@ -194,7 +216,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   var alpha: array<f32, RQ>;
   for (var u = 0u; u < RQ; u++) { m[u] = ninf(); }
   let kend = key_end(i0, WG * RQ);
-  for (var j0 = 0u; j0 < kend; j0 += TS) {
+  for (var j0 = key_start(i0); j0 < kend; j0 += TS) {
     if (DROPOUT) { dropout_tile(lid, bh, i0, WG * RQ, j0, TS); }
     // s = q·kᵀ for the tile
     var s: array<f32, RQ * TS>;
@@ -326,14 +348,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     // a row past tq or with nothing to attend gets P = 0
     L[u] = select(lse[bh * Tq + ic], ninf(), i >= Tq);
   }
-  let kb = row_at(VK, b, h, 0u);
-  let vb = row_at(VV, b, h, 0u);
+  let kb = row_at(VK, b, h / group(), 0u);
+  let vb = row_at(VV, b, h / group(), 0u);
   let c0 = pu(18u);
   let cn = pu(19u);
   let scale = pf(5u);
   var acc: array<f32, RQ * A1>;
   let kend = key_end(i0, WG * RQ);
-  for (var j0 = 0u; j0 < kend; j0 += TS) {
+  for (var j0 = key_start(i0); j0 < kend; j0 += TS) {
     if (DROPOUT) { dropout_tile(lid, bh, i0, WG * RQ, j0, TS); }
     // s = q·kᵀ and dp = dO·vᵀ for the tile
     var s: array<f32, RQ * TS>;
@@ -436,10 +458,11 @@ fn g_col(gb: u32, i0: u32, c: u32, lane: u32) -> array<f32, TS> {
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let bh = wid.z * nwg.y + wid.y;
-  if (bh >= pu(22u)) { return; }
-  let b = bh / heads();
-  let h = bh % heads();
+  let bhk = wid.z * nwg.y + wid.y;
+  if (bhk >= pu(22u)) { return; }
+  let G = group();
+  let b = bhk / (heads() / G);
+  let hk = bhk % (heads() / G);
   let Tq = tq();
   let Tk = tk();
   let D = dqk();
@@ -451,13 +474,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   var vr: array<f32, RQ * R2>;
   for (var u = 0u; u < RQ; u++) {
     let jc = min(j0 + u * WG + lid, Tk - 1u);
-    krow[u] = row_at(VK, b, h, jc);
-    vrow[u] = row_at(VV, b, h, jc);
+    krow[u] = row_at(VK, b, hk, jc);
+    vrow[u] = row_at(VV, b, hk, jc);
     if (R1 > 1u) { for (var c = 0u; c < D; c++) { kr[u * R1 + c] = k[krow[u] + c]; } }
     if (R2 > 1u) { for (var c = 0u; c < Dv; c++) { vr[u * R2 + c] = v[vrow[u] + c]; } }
   }
-  let qb = row_at(VQ, b, h, 0u);
-  let gb = row_at(VG, b, h, 0u);
   let c0 = pu(18u);
   let cn = pu(19u);
   let e0 = pu(20u);
@@ -465,7 +486,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let scale = pf(5u);
   var dka: array<f32, RQ * A1>;
   var dva: array<f32, RQ * A2>;
-  for (var i0 = query_start(j0); i0 < Tq; i0 += TS) {
+  let iend = query_end(j0, WG * RQ);
+  for (var hq = 0u; hq < G; hq++) {
+  let h = hk * G + hq;
+  let bh = b * heads() + h;
+  let qb = row_at(VQ, b, h, 0u);
+  let gb = row_at(VG, b, h, 0u);
+  for (var i0 = query_start(j0); i0 < iend; i0 += TS) {
     if (DROPOUT) { dropout_tile(lid, bh, i0, TS, j0, WG * RQ); }
     // s = q·kᵀ and dp = dO·vᵀ for the tile (rows past tq read the last row again)
     var s: array<f32, RQ * TS>;
@@ -530,12 +557,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
       }
     }
   }
+  } // query heads of the group
   for (var u = 0u; u < RQ; u++) {
     let j = j0 + u * WG + lid;
     if (j < Tk) {
-      let krw = row_at(VDK, b, h, j) + c0;
+      let krw = row_at(VDK, b, hk, j) + c0;
       for (var c = 0u; c < cn; c++) { dk[krw + c] = dka[u * A1 + c]; }
-      let vrw = row_at(VDV, b, h, j) + e0;
+      let vrw = row_at(VDV, b, hk, j) + e0;
       for (var c = 0u; c < en; c++) { st_dv(vrw + c, dva[u * A2 + c]); }
     }
   }

@@ -362,6 +362,8 @@ export interface AttentionArgs {
   lse: Storage;
   batch: number;
   heads: number;
+  /** heads of k and v (divides heads) */
+  kvHeads: number;
   tq: number;
   tk: number;
   /** d: the width of q and k */
@@ -371,6 +373,8 @@ export interface AttentionArgs {
   scale: number;
   causal: boolean;
   causalOffset: number;
+  /** keys each query sees ending at its causal diagonal (0: all) */
+  window: number;
   mask: Storage | null;
   maskStrides: readonly number[];
   dropoutThreshold: number;
@@ -409,6 +413,7 @@ export interface AttentionBackwardArgs {
   dvStrides: readonly number[];
   batch: number;
   heads: number;
+  kvHeads: number;
   tq: number;
   tk: number;
   qkDim: number;
@@ -416,6 +421,7 @@ export interface AttentionBackwardArgs {
   scale: number;
   causal: boolean;
   causalOffset: number;
+  window: number;
   mask: Storage | null;
   maskStrides: readonly number[];
   dropoutThreshold: number;
@@ -535,15 +541,15 @@ export interface Kernels {
   /**
    * `out = dropout(softmax(q·kᵀ·scale + mask)) · v` per batch entry b and head h, and `lse` `[batch, heads, tq]` (contiguous; the log-sum-exp of each row of scores before dropout, −∞ for a row with nothing to attend, whose output is 0). Fast backends never materialise the `[tq, tk]` scores.
    *
-   * Layout: element (b, h, t, c) of q is at `qOffset + b·qStrides[0] + h·qStrides[1] + t·qStrides[2] + c` (the last axis is contiguous); k, v, out likewise (q and k have qkDim columns, v and out vDim). So q, k and v can be views into one packed projection `[B, T, 3·H·D]`, and out can be written as `[B, T, H·D]`, with no copies.
+   * Layout: element (b, h, t, c) of q is at `qOffset + b·qStrides[0] + h·qStrides[1] + t·qStrides[2] + c` (the last axis is contiguous); k, v, out likewise, except that k and v have `kvHeads` heads (dividing `heads`; grouped-query attention): query head h reads kv head ⌊h / (heads / kvHeads)⌋ (q and k have qkDim columns, v and out vDim). So q, k and v can be views into one packed projection `[B, T, 3·H·D]`, and out can be written as `[B, T, H·D]`, with no copies.
    *
-   * Masking: with `causal`, query i attends key j only where j ≤ i + causalOffset (0: top-left aligned, as PyTorch's is_causal; tk − tq: bottom-right, for a chunk of queries after cached keys). `mask` (bool: attend where true; float: added to the scores) is read at `b·maskStrides[0] + h·maskStrides[1] + i·maskStrides[2] + j·maskStrides[3]` (strides of 0 broadcast).
+   * Masking: with `causal`, query i attends key j only where j ≤ i + causalOffset (0: top-left aligned, as PyTorch's is_causal; tk − tq: bottom-right, for a chunk of queries after cached keys), and with `window` > 0 (sliding-window attention; only with `causal`) also only where j > i + causalOffset − window: the window keys ending at the diagonal (Mistral's sliding_window; flash-attention's window_size = (window − 1, 0)). Kernels skip key tiles wholly outside the window. `mask` (bool: attend where true; float: added to the scores) is read at `b·maskStrides[0] + h·maskStrides[1] + i·maskStrides[2] + j·maskStrides[3]` (strides of 0 broadcast).
    *
    * Dropout: the probability of key j for query i is kept, scaled by 1/(1 − p), where the Philox word for element e = ((b·heads + h)·tq + i)·tk + j (key `seed`, counter `dropoutOffset + ⌊e/4⌋`, word e mod 4) is ≥ `dropoutThreshold` (= ⌈p·2³²⌉; 0 turns dropout off).
    */
   attention(a: AttentionArgs): void;
   /**
-   * Backward of `attention` from its `out`, `lse` and the output gradient `dout` (laid out with doutOffset/doutStrides), with the same masking and dropout; writes dq, dk, dv (every element of their views, with their own offsets and strides, so they can be views into one packed gradient).
+   * Backward of `attention` from its `out`, `lse` and the output gradient `dout` (laid out with doutOffset/doutStrides), with the same masking and dropout; writes dq, dk, dv (dk and dv summed over the heads/kvHeads query heads of each kv head; every element of their views, with their own offsets and strides, so they can be views into one packed gradient).
    */
   attentionBackward(a: AttentionBackwardArgs): void;
   /**

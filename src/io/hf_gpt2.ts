@@ -45,8 +45,10 @@ export interface LoadHFGPT2Options {
    * match. `nHead`, which no tensor size shows, must come from config.json or from here.
    * Without either, `activation` is `'gelu_tanh'` and `layerNormEps` 1e-5 (GPT-2's) and
    * `tiedHead` is read from the file (tied when `lm_head.weight` is absent or equal to
-   * `wte.weight`). Only `dropout` is free to choose (config.json's `*_pdrop` are not read;
-   * default 0); `bias` must be true and `rope` false (GPT-2 has biases and learned positions).
+   * `wte.weight`). Only `dropout` and `window` are free to choose (config.json's `*_pdrop` are
+   * not read; default 0 and no window: a sliding window changes what the loaded model attends
+   * to, not its weights); `bias` must be true, `rope` false and `kvHeads`, when given, `nHead`
+   * (GPT-2 has biases, learned positions and a k and v head per query head).
    */
   config?: Partial<GPTConfig>;
   /** Backend of the model's parameters (the default backend when omitted). */
@@ -243,7 +245,7 @@ function readSource(op: string, source: string | Uint8Array): Uint8Array {
   return source;
 }
 
-const GPT_KEYS = ['vocabSize', 'blockSize', 'nLayer', 'nHead', 'nEmbd', 'dropout', 'bias', 'rope', 'ropeBase', 'tiedHead', 'activation', 'layerNormEps', 'gradientCheckpointing'];
+const GPT_KEYS = ['vocabSize', 'blockSize', 'nLayer', 'nHead', 'nEmbd', 'dropout', 'bias', 'rope', 'ropeBase', 'tiedHead', 'activation', 'layerNormEps', 'gradientCheckpointing', 'window', 'kvHeads'];
 
 /**
  * The caller's partial config, checked for `op` before the file is read: an object of GPTConfig
@@ -254,7 +256,8 @@ function checkGiven(op: string, config: unknown): Partial<GPTConfig> {
   if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new Error(`${op}: config must be an object (a partial GPTConfig), got ${show(config)}`);
   checkKeys(op, config, GPT_KEYS);
   const c = config as Record<string, unknown>;
-  for (const k of ['vocabSize', 'blockSize', 'nLayer', 'nHead', 'nEmbd']) if (c[k] !== undefined) checkNumber(op, `config.${k}`, c[k], { integer: true, min: 1 });
+  for (const k of ['vocabSize', 'blockSize', 'nLayer', 'nHead', 'nEmbd', 'kvHeads']) if (c[k] !== undefined) checkNumber(op, `config.${k}`, c[k], { integer: true, min: 1 });
+  if (c.window !== undefined && c.window !== null) checkNumber(op, 'config.window', c.window, { integer: true, min: 1 });
   for (const k of ['bias', 'rope', 'tiedHead', 'gradientCheckpointing']) if (c[k] !== undefined) checkBoolean(op, `config.${k}`, c[k]);
   if (c.dropout !== undefined) checkNumber(op, 'config.dropout', c.dropout, { min: 0, max: 1, maxExclusive: true });
   if (c.ropeBase !== undefined) checkNumber(op, 'config.ropeBase', c.ropeBase, { min: 0, minExclusive: true });
@@ -354,6 +357,8 @@ function plan(op: string, bytes: Uint8Array, given: Partial<GPTConfig>, json: HF
   }
   const headFrom = given.nHead !== undefined ? `config.nHead ${describeJSON(nHead)}` : `'${json!.file}' has ${json!.source.get('nHead')!}`;
   if (!Number.isSafeInteger(nHead) || nHead < 1) throw new Error(`${op}: ${headFrom}; the head count must be a positive integer`);
+  if (given.kvHeads !== undefined && given.kvHeads !== nHead)
+    throw new Error(`${op}: config.kvHeads is ${given.kvHeads} but GPT-2 has a key/value head per query head (${headFrom}): its c_attn makes 3·n_embd outputs`);
   if (found.nEmbd % nHead !== 0) throw new Error(`${op}: ${headFrom}, which does not divide the weights' nEmbd ${found.nEmbd}`);
 
   // shapes and dtypes of every entry the model needs
@@ -510,7 +515,7 @@ export function loadHFGPT2(source: string | Uint8Array, opts: LoadHFGPT2Options 
  * `transformer.`, see {@link HFGPT2StateDictOptions.prefix}), Conv1D weights transposed to
  * `[in, out]`, the tied head left out (an untied head is `lm_head.weight`). The tensors are new
  * copies that the caller owns: dispose them after saving. The model must be GPT-2 shaped:
- * learned positions (no `rope`) and biases.
+ * learned positions (no `rope`), biases, a key/value head per query head and no sliding window.
  *
  * @example
  * const sd = hfGPT2StateDict(model);
@@ -549,6 +554,9 @@ function hfLayout(op: string, model: GPT, opts: HFGPT2StateDictOptions | undefin
   const c = model.config;
   if (c.rope) throw new Error(`${op}: the model uses rotary positions; GPT-2 has learned ones (wpe), so it has no Hugging Face GPT-2 layout`);
   if (!c.bias) throw new Error(`${op}: the model has no biases; Hugging Face GPT-2 has them in every projection and norm`);
+  if (c.kvHeads !== c.nHead)
+    throw new Error(`${op}: the model has ${c.kvHeads} key/value heads for ${c.nHead} query heads (grouped-query attention); Hugging Face GPT-2 has one per query head`);
+  if (c.window !== null) throw new Error(`${op}: the model attends through a sliding window of ${c.window}; Hugging Face GPT-2 has no such setting, so it would attend to everything`);
   const prefix = opts?.prefix ?? '';
   if (prefix !== '' && prefix !== 'transformer.') throw new Error(`${op}: prefix must be '' or 'transformer.', got ${show(prefix)}`);
   const out: Record<string, Tensor> = {};

@@ -3,6 +3,8 @@
  * and v side by side, `[B, T, 3·C]`; the fused attention kernel reads the heads straight out of
  * it and writes `[B, T, C]` for `c_proj`, so training runs no split, transpose or merge copies.
  * With rotary embeddings or a KV cache, q, k and v are split once and kept `[B, T, H, D]`.
+ * Grouped-query attention (`kvHeads` < `nHead`) shrinks the projection to `(H + 2·Hkv)·D` outputs
+ * and the cache to Hkv heads; a sliding `window` bounds what each position attends to.
  * @module
  */
 import { packedAttention, scaledDotProductAttention } from '../tensor/ops/attention.js';
@@ -20,12 +22,14 @@ import { RotaryEmbedding } from './rope.js';
 import { checkConfig, PARAM_KEYS, paramOptions, size } from './validate.js';
 
 /** The keys of {@link AttentionConfig}. */
-export const ATTENTION_KEYS = [...PARAM_KEYS, 'nEmbd', 'nHead', 'bias', 'dropout', 'rope', 'blockSize', 'ropeBase', 'std', 'projStd'] as const;
+export const ATTENTION_KEYS = [...PARAM_KEYS, 'nEmbd', 'nHead', 'kvHeads', 'window', 'bias', 'dropout', 'rope', 'blockSize', 'ropeBase', 'std', 'projStd'] as const;
 
 /** An {@link AttentionConfig} with every option checked and resolved (for {@link CausalSelfAttention} and {@link Block}). */
 export interface ResolvedAttention {
   nEmbd: number;
   nHead: number;
+  kvHeads: number;
+  window: number | null;
   bias: boolean;
   dropout: number;
   rope: boolean;
@@ -34,6 +38,18 @@ export interface ResolvedAttention {
   std: number;
   projStd: number;
   place: ParamOptions;
+}
+
+/**
+ * Check grouped-query heads and the sliding window of an attention config under `op` (names
+ * prefixed with `prefix`, `config.` for a GPT's): kvHeads defaults to nHead and must divide it;
+ * window is null (none) or a positive integer.
+ */
+export function resolveAttentionVariant(op: string, nHead: number, kvHeads: unknown, window: unknown, prefix = ''): { kvHeads: number; window: number | null } {
+  const hkv = kvHeads === undefined ? nHead : size(op, `${prefix}kvHeads`, kvHeads);
+  if (nHead % hkv !== 0) throw new Error(`${op}: ${prefix}kvHeads (${hkv}) must divide ${prefix}nHead (${nHead})`);
+  const w = window === undefined || window === null ? null : checkNumber(op, `${prefix}window`, window, { integer: true, min: 1 });
+  return { kvHeads: hkv, window: w };
 }
 
 /** Check the attention options of `c` (a config already checked for unknown keys) under `op`. */
@@ -46,6 +62,7 @@ export function resolveAttention(op: string, c: AttentionConfig): ResolvedAttent
   const r: ResolvedAttention = {
     nEmbd,
     nHead,
+    ...resolveAttentionVariant(op, nHead, c.kvHeads, c.window),
     bias: flag('bias', c.bias, true),
     // the attention weights' dropout, as scaledDotProductAttention's dropoutP, is below 1
     dropout: opt('dropout', c.dropout, { min: 0, max: 1, maxExclusive: true }, 0),
@@ -76,6 +93,16 @@ export interface AttentionConfig extends ParamOptions {
   nEmbd: number;
   /** Number of heads H (C must be divisible by H). */
   nHead: number;
+  /**
+   * Key/value heads Hkv (grouped-query attention; divides H; default H): each kv head serves
+   * H/Hkv query heads, and `c_attn` makes `(H + 2·Hkv)·D` outputs.
+   */
+  kvHeads?: number;
+  /**
+   * Sliding-window attention: each position attends to the `window` most recent positions,
+   * itself included (Mistral's `sliding_window`); null or omitted: all earlier positions.
+   */
+  window?: number | null;
   /** Biases on the projections (default true). */
   bias?: boolean;
   /** Dropout on the attention weights and on the output projection (residual dropout), as nanoGPT (default 0). */
@@ -94,8 +121,9 @@ export interface AttentionConfig extends ParamOptions {
 
 /**
  * Causal multi-head self-attention, x `[B, T, C]` → `[B, T, C]`. Children `c_attn`
- * (Linear C → 3C), `c_proj` (Linear C → C), `resid_dropout`, and `rotary` with `rope`; dropout
- * on the attention weights (same p) while training.
+ * (Linear C → 3C, or C → (H + 2·Hkv)·D with `kvHeads`), `c_proj` (Linear C → C),
+ * `resid_dropout`, and `rotary` with `rope`; dropout on the attention weights (same p) while
+ * training; a sliding `window` when given.
  *
  * With a {@link LayerKVCache}, x holds only the new positions: their keys and values are
  * appended to the cache and the queries attend to everything cached, giving the same result as
@@ -104,6 +132,10 @@ export interface AttentionConfig extends ParamOptions {
 export class CausalSelfAttention extends Module {
   readonly nEmbd: number;
   readonly nHead: number;
+  /** Key/value heads (nHead unless grouped-query). */
+  readonly kvHeads: number;
+  /** Sliding window (positions each query sees), or null. */
+  readonly window: number | null;
   readonly headDim: number;
   readonly c_attn: Linear;
   readonly c_proj: Linear;
@@ -118,12 +150,15 @@ export class CausalSelfAttention extends Module {
     const r = resolveAttention(op, checkConfig(op, config, ATTENTION_KEYS));
     this.nEmbd = r.nEmbd;
     this.nHead = r.nHead;
+    this.kvHeads = r.kvHeads;
+    this.window = r.window;
     this.headDim = r.nEmbd / r.nHead;
     this.attnDropout = r.dropout;
     this.rotary = null;
     try {
       const { nEmbd, bias, place } = r;
-      this.c_attn = this.registerModule('c_attn', new Linear(nEmbd, 3 * nEmbd, { ...place, bias, std: r.std }));
+      const qkvWidth = nEmbd + 2 * r.kvHeads * this.headDim;
+      this.c_attn = this.registerModule('c_attn', new Linear(nEmbd, qkvWidth, { ...place, bias, std: r.std }));
       this.c_proj = this.registerModule('c_proj', new Linear(nEmbd, nEmbd, { ...place, bias, std: r.projStd }));
       this.resid_dropout = this.registerModule('resid_dropout', new Dropout(r.dropout, place.generator ? { generator: place.generator } : {}));
       if (r.rope) {
@@ -148,19 +183,21 @@ export class CausalSelfAttention extends Module {
   private attendChecked(x: Tensor, cache: LayerKVCache | undefined): Tensor {
     const [b, t, c] = x.shape as [number, number, number];
     const h = this.nHead;
+    const hkv = this.kvHeads;
     const past = cache?.length ?? 0;
-    const qkv = this.c_attn.forward(x); // [B, T, 3C]
-    const opts = { isCausal: true, dropoutP: this.training ? this.attnDropout : 0, generator: this.resid_dropout.generator };
+    const qkv = this.c_attn.forward(x); // [B, T, (H + 2·Hkv)·D]
+    const opts = { isCausal: true, window: this.window, dropoutP: this.training ? this.attnDropout : 0, generator: this.resid_dropout.generator };
     let y: Tensor;
-    if (!this.rotary && !cache) y = packedAttention(qkv, h, opts);
+    if (!this.rotary && !cache) y = packedAttention(qkv, h, { ...opts, kvHeads: hkv });
     else {
-      // [B, T, C] → [B, T, H, D] (a view)
-      const [q, k, v] = split(qkv, c, -1).map((z) => reshape(z, [b, t, h, this.headDim])) as [Tensor, Tensor, Tensor];
+      // → q [B, T, H, D], k and v [B, T, Hkv, D]
+      const kvc = hkv * this.headDim;
+      const [q, k, v] = split(qkv, [c, kvc, kvc], -1).map((z, i) => reshape(z, [b, t, i === 0 ? h : hkv, this.headDim])) as [Tensor, Tensor, Tensor];
       let [qr, kr, vr] = [q, k, v];
       if (this.rotary) [qr, kr] = [this.rotary.forward(q, past, 'bthd'), this.rotary.forward(k, past, 'bthd')];
       if (cache) [kr, vr] = cache.append(kr, vr);
       // the new queries follow the cached keys: causal from the bottom right
-      const o = scaledDotProductAttention(qr, kr, vr, { ...opts, causalOffset: past, layout: 'bthd' });
+      const o = scaledDotProductAttention(qr, kr, vr, { ...opts, causalOffset: past, layout: 'bthd', enableGqa: true });
       y = reshape(o, [b, t, c]);
     }
     return this.resid_dropout.forward(this.c_proj.forward(y));

@@ -51,6 +51,8 @@ export class Block extends Module {
       ...place,
       nEmbd: r.nEmbd,
       nHead: r.nHead,
+      kvHeads: r.kvHeads,
+      window: r.window,
       bias,
       dropout: r.dropout,
       rope: r.rope,

@@ -13,6 +13,7 @@ import { asOp, live, relabel } from '../tensor/ops/util.js';
 import { fmt } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { checkBoolean, checkNumber, show } from '../tensor/validate.js';
+import { resolveAttentionVariant } from './attention.js';
 import { Block } from './block.js';
 import { Dropout } from './dropout.js';
 import { Embedding } from './embedding.js';
@@ -26,7 +27,7 @@ import { checkConfig, options, PARAM_KEYS, paramOptions, size } from './validate
 
 /** The keys of {@link GPTConfig}. */
 const GPT_KEYS = ['vocabSize', 'blockSize', 'nLayer', 'nHead', 'nEmbd', 'dropout', 'bias', 'rope', 'ropeBase', 'tiedHead', 'activation', 'layerNormEps',
-  'gradientCheckpointing'] as const;
+  'gradientCheckpointing', 'window', 'kvHeads'] as const;
 
 /** The shape of a {@link GPT}. */
 export interface GPTConfig {
@@ -66,6 +67,10 @@ export interface GPTConfig {
    * (default false). The gradients are the same.
    */
   gradientCheckpointing?: boolean;
+  /** Sliding-window attention in every layer: each position sees the `window` latest (itself included); null (default): all. */
+  window?: number | null;
+  /** Key/value heads of grouped-query attention (divides nHead; default nHead). */
+  kvHeads?: number;
 }
 
 /** Options of {@link GPT.forward}. */
@@ -97,6 +102,7 @@ function resolveConfig(op: string, config: GPTConfig): Required<GPTConfig> {
   const activation = c.activation ?? 'gelu_tanh';
   if (activation !== 'gelu' && activation !== 'gelu_tanh')
     throw new Error(`${op}: config.activation must be 'gelu' or 'gelu_tanh', got ${show(activation)}`);
+  const { kvHeads, window } = resolveAttentionVariant(op, c.nHead, c.kvHeads, c.window, 'config.');
   const layerNormEps = c.layerNormEps ?? 1e-5;
   if (typeof layerNormEps !== 'number' || !(layerNormEps > 0 && Number.isFinite(layerNormEps)))
     throw new Error(`${op}: config.layerNormEps must be a positive finite number, got ${show(layerNormEps)}`);
@@ -114,6 +120,8 @@ function resolveConfig(op: string, config: GPTConfig): Required<GPTConfig> {
     activation,
     layerNormEps,
     gradientCheckpointing: flag('gradientCheckpointing', false),
+    window,
+    kvHeads,
   };
 }
 
@@ -190,6 +198,8 @@ export class GPTTransformer extends Module {
             ropeBase: c.ropeBase,
             activation: c.activation,
             layerNormEps: c.layerNormEps,
+            kvHeads: c.kvHeads,
+            window: c.window,
             std: GPT2_INIT_STD,
             projStd: residualStd(c.nLayer),
           }),

@@ -10,7 +10,12 @@ import { fmt } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { size } from './validate.js';
 
-/** The cached keys and values of one attention layer, `[B, T, H, D]` each (the layout attention reads without copies). */
+/**
+ * The cached keys and values of one attention layer, `[B, T, Hkv, D]` each (the layout attention
+ * reads without copies; Hkv, the key/value heads, is fewer than the query heads with grouped-query
+ * attention, which shrinks the cache by H/Hkv). Every position is kept, also with a sliding
+ * window (positions and the causal offset stay those of the whole sequence).
+ */
 export class LayerKVCache {
   /** Keys so far, or null when empty. */
   k: Tensor | null = null;
@@ -23,8 +28,8 @@ export class LayerKVCache {
   }
 
   /**
-   * Append the new positions' keys and values `[B, Tnew, H, D]`; return all of them (past and
-   * new, `[B, Tpast+Tnew, H, D]`). The cache keeps detached copies outside every tidy scope.
+   * Append the new positions' keys and values `[B, Tnew, Hkv, D]`; return all of them (past and
+   * new, `[B, Tpast+Tnew, Hkv, D]`). The cache keeps detached copies outside every tidy scope.
    */
   append(k: Tensor, v: Tensor): [Tensor, Tensor] {
     const op = 'LayerKVCache.append';

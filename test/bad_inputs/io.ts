@@ -204,6 +204,8 @@ const hfConfig = (): Param =>
     bad({ nHead: 1, layerNormEps: -1 }, '-1'),
     bad({ nHead: 1, tiedHead: 5 }, '5'),
     bad({ nHead: 1, gradientCheckpointing: 'on' }, 'on'),
+    bad({ nHead: 1, kvHeads: 2 }, 'kvHeads is 2'),
+    bad({ nHead: 1, window: 0 }, '0'),
   ]);
 
 /** Checkpoint contents: the Linear and a step. */

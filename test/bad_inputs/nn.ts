@@ -111,6 +111,8 @@ const gptConfig = (): Param =>
       activation: choice(['gelu_tanh', 'gelu'], OPTIONAL),
       layerNormEps: num({ min: 0, minExclusive: true, optional: true }),
       gradientCheckpointing: bool(OPTIONAL),
+      window: int({ min: 1, optional: true }),
+      kvHeads: int({ min: 1, optional: true }),
     },
     { good: () => ({ ...TINY }), optional: false },
   );
@@ -121,6 +123,8 @@ const attentionConfig = (extra: Record<string, Param> = {}): Param =>
     {
       nEmbd: int({ min: 1 }),
       nHead: int({ min: 1 }),
+      kvHeads: int({ min: 1, optional: true }),
+      window: int({ min: 1, optional: true }),
       bias: bool(OPTIONAL),
       dropout: num({ min: 0, max: 1, maxExclusive: true, optional: true }),
       rope: bool(OPTIONAL),

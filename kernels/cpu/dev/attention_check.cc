@@ -451,7 +451,7 @@ Errors run_case(const Case& c) {
   a.v = B_(qbuf(2)), a.v_offset = L[2].off, a.v_strides = ints({L[2].s0, L[2].s1, L[2].s2, 1});
   a.out = B_(outb), a.out_offset = LO[0].off, a.out_strides = ints({LO[0].s0, LO[0].s1, LO[0].s2, 1});
   a.lse = B_(lseb);
-  a.batch = B, a.heads = H, a.tq = Tq, a.tk = Tk, a.qk_dim = D, a.v_dim = Dv;
+  a.batch = B, a.heads = H, a.kv_heads = H, a.tq = Tq, a.tk = Tk, a.qk_dim = D, a.v_dim = Dv;
   a.scale = scale, a.causal = c.causal, a.causal_offset = c.coff;
   a.mask = mbuf, a.mask_strides = ints({ms[0], ms[1], ms[2], ms[3]});
   a.dropout_threshold = threshold, a.dropout_scale = dscale, a.seed = int64_t(dseed), a.dropout_offset = int64_t(doff);
@@ -483,7 +483,7 @@ Errors run_case(const Case& c) {
   g.dq = B_(gbuf(0)), g.dq_offset = LG[0].off, g.dq_strides = ints({LG[0].s0, LG[0].s1, LG[0].s2, 1});
   g.dk = B_(gbuf(1)), g.dk_offset = LG[1].off, g.dk_strides = ints({LG[1].s0, LG[1].s1, LG[1].s2, 1});
   g.dv = B_(gbuf(2)), g.dv_offset = LG[2].off, g.dv_strides = ints({LG[2].s0, LG[2].s1, LG[2].s2, 1});
-  g.batch = B, g.heads = H, g.tq = Tq, g.tk = Tk, g.qk_dim = D, g.v_dim = Dv;
+  g.batch = B, g.heads = H, g.kv_heads = H, g.tq = Tq, g.tk = Tk, g.qk_dim = D, g.v_dim = Dv;
   g.scale = scale, g.causal = c.causal, g.causal_offset = c.coff;
   g.mask = a.mask, g.mask_strides = a.mask_strides;
   g.dropout_threshold = threshold, g.dropout_scale = dscale, g.seed = a.seed, g.dropout_offset = a.dropout_offset;
@@ -788,7 +788,7 @@ void bench(int reps, const std::string& filter) {
       a.q_offset = off[0], a.k_offset = off[1], a.v_offset = off[2];
       a.q_strides = st[0], a.k_strides = st[1], a.v_strides = st[2];
       a.out = F(v.out), a.out_offset = 0, a.out_strides = ost, a.lse = F(v.lse);
-      a.batch = B, a.heads = H, a.tq = T, a.tk = T, a.qk_dim = D, a.v_dim = D;
+      a.batch = B, a.heads = H, a.kv_heads = H, a.tq = T, a.tk = T, a.qk_dim = D, a.v_dim = D;
       a.scale = 1 / std::sqrt(double(D)), a.causal = true, a.causal_offset = 0;
       a.mask = Buf{nullptr, 0, kiln::F32}, a.mask_strides = ints({0, 0, 0, 0});
       a.dropout_threshold = dropout_threshold(p), a.dropout_scale = 1 / (1 - p), a.seed = 1234, a.dropout_offset = 0;
@@ -801,7 +801,7 @@ void bench(int reps, const std::string& filter) {
       b.dq = b.dk = b.dv = F(v.g);
       b.dq_offset = off[0], b.dk_offset = off[1], b.dv_offset = off[2];
       b.dq_strides = st[0], b.dk_strides = st[1], b.dv_strides = st[2];
-      b.batch = B, b.heads = H, b.tq = T, b.tk = T, b.qk_dim = D, b.v_dim = D;
+      b.batch = B, b.heads = H, b.kv_heads = H, b.tq = T, b.tk = T, b.qk_dim = D, b.v_dim = D;
       b.scale = a.scale, b.causal = true, b.causal_offset = 0, b.mask = a.mask, b.mask_strides = a.mask_strides;
       b.dropout_threshold = a.dropout_threshold, b.dropout_scale = a.dropout_scale, b.seed = a.seed;
       b.dropout_offset = a.dropout_offset;

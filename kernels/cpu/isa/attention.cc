@@ -5,10 +5,12 @@
 // Semantics: the `attention` and `attentionBackward` entries of kernels/ops.mjs; the
 // specification is src/backend/ref/ref.ts. In short, per batch entry b and head h:
 //   s_ij = q_i·k_j·scale (+ float mask), −∞ where the bool mask is false or, with causal masking,
-//   where j > i + causal_offset; p_ij = exp(s_ij − lse_i); out_i = Σ_j p_ij·z_ij·v_j with the
+//   where j > i + causal_offset or (a window w > 0) j ≤ i + causal_offset − w; p_ij = exp(s_ij − lse_i); out_i = Σ_j p_ij·z_ij·v_j with the
 //   dropout factor z_ij (1, or 1/(1 − p) where the Philox word of element
 //   e = ((b·H + h)·Tq + i)·Tk + j is ≥ the threshold, else 0). A row with nothing to attend has
 //   lse = −∞ and out = 0.
+// Grouped-query attention: k and v have kv_heads heads, query head h reading kv head h / G with
+// G = heads / kv_heads; the backward sums dk and dv over the G query heads of each kv head.
 // Operands are strided views: row (b, h, t) of q at q_offset + b·qs[0] + h·qs[1] + t·qs[2], its
 // elements contiguous (q, k, v may be views into one packed projection [B, T, 3·H·D]; out and
 // the gradients likewise).
@@ -212,10 +214,11 @@ template <typename T>
 struct Problem {
   static constexpr int W = Vec<T>::W;
   View<const T> q, k, v;
-  int64_t B, H, Tq, Tk, D, Dv;
+  int64_t B, H, Hk, G, Tq, Tk, D, Dv;  // G = H / Hk query heads per kv head
   T scale;
   bool causal;
   int64_t causal_offset;
+  int64_t window;  // > 0: keys i + causal_offset − window < j only (with causal)
   const T* fmask = nullptr;
   const uint8_t* bmask = nullptr;
   int64_t ms0 = 0, ms1 = 0, ms2 = 0, ms3 = 0;
@@ -232,6 +235,8 @@ struct Problem {
         v(view_of<const T>(a.v, a.v_offset, a.v_strides)),
         B(a.batch),
         H(a.heads),
+        Hk(a.kv_heads),
+        G(a.heads / std::max<int64_t>(a.kv_heads, 1)),
         Tq(a.tq),
         Tk(a.tk),
         D(a.qk_dim),
@@ -239,6 +244,7 @@ struct Problem {
         scale(T(a.scale)),
         causal(a.causal),
         causal_offset(a.causal_offset),
+        window(a.causal ? a.window : 0),
         threshold(uint64_t(a.dropout_threshold)),
         dropout_scale(T(a.dropout_scale)),
         key(philox_key(uint64_t(a.seed))),
@@ -254,9 +260,21 @@ struct Problem {
     }
   }
 
-  // Keys j0 … j0 + nk − 1 of query i that causal masking leaves visible: the first `visible`.
+  // Keys j0 … j0 + nk − 1 of query i that causal masking leaves visible: the first `visible`,
+  // of which the window hides the first `hidden`.
   int64_t visible(int64_t i, int64_t j0, int64_t nk) const {
     return causal ? std::clamp<int64_t>(i + causal_offset - j0 + 1, 0, nk) : nk;
+  }
+  int64_t hidden(int64_t i, int64_t j0, int64_t nk) const {
+    return window > 0 ? std::clamp<int64_t>(i + causal_offset - window + 1 - j0, 0, nk) : 0;
+  }
+  // The first key any of queries i0 … i0 + n − 1 sees (0 without a window), and the end of the
+  // queries that see any of keys j0 … j0 + nk − 1 (Tq without a window).
+  int64_t key_start(int64_t i0) const {
+    return window > 0 ? std::clamp<int64_t>(i0 + causal_offset - window + 1, 0, Tk) : 0;
+  }
+  int64_t query_end(int64_t j0, int64_t nk) const {
+    return window > 0 ? std::clamp<int64_t>(j0 + nk - 1 - causal_offset + window, 0, Tq) : Tq;
   }
 
   // Scores of query i of (b, h) against keys j0 … j0 + nk − 1 in `row` (which holds q·kᵀ on
@@ -268,7 +286,7 @@ struct Problem {
   T scores(T* row, int64_t b, int64_t h, int64_t i, int64_t j0, int64_t nk, T lse = 0) const {
     using V = Vec<T>;
     const V vs = V::set1(scale), ninf = V::set1(-kInf<T>), vl = V::set1(lse);
-    const int64_t vis = visible(i, j0, nk), end = round_up(nk, W);
+    const int64_t vis = visible(i, j0, nk), hid = hidden(i, j0, nk), end = round_up(nk, W);
     // the mask's row segment, gathered (zero-padded to whole vectors) from its strides
     alignas(64) T fm[kMaxBk];
     alignas(64) uint8_t bm[kMaxBk + 64];
@@ -299,6 +317,7 @@ struct Problem {
       if (fmask) s = s + V::load(fm + c);
       if (bmask) s = V::select(V::nonzero_bytes(bm + c), s, ninf);
       if (lim < W) s = V::select(V::first_n(int(lim)), s, ninf);
+      if (hid > c) s = hid - c >= W ? ninf : V::select(V::first_n(int(hid - c)), ninf, s);
       if constexpr (kExp) {
         vexp(s - vl).store(row + c);
       } else {
@@ -356,7 +375,8 @@ T exp_row(T* row, int64_t n, T m) {
 // m' = max(m, max S), rescale l and acc by exp(m − m'), P = exp(S − m'), l += Σ P (before
 // dropout: lse is that of the scores), P ∘= z, acc += P·V (GEMM). Finally out = acc / l and
 // lse = m + log l; a row with nothing to attend (m = −∞) gets out = 0 and lse = −∞. With causal
-// masking, key tiles past the block's last visible key are never visited.
+// masking, key tiles past the block's last visible key are never visited, and with a window
+// neither are those before the block's first visible key: O(Tq·window) work.
 template <typename T>
 void forward(const AttentionArgs& args) {
   using V = Vec<T>;
@@ -390,14 +410,15 @@ void forward(const AttentionArgs& args) {
     const int64_t bh = it / nqb, b = bh / H, h = bh % H;
     const int64_t qb = nqb - 1 - it % nqb;
     const int64_t i0 = qb * kFwdBq, nq = std::min(kFwdBq, Tq - i0);
+    const int64_t hk = h / a.G;
     const T* qt = gemm_rows(a.q.row(b, h, i0), a.q.ld, nq, D, a.dp, qts[s].data());
     zero_n(acc, nq * dvp);
     for (int64_t i = 0; i < nq; i++) m[i] = -kInf<T>, l[i] = 0;
     // keys up to the last query's last visible one
     const int64_t kend = a.causal ? std::clamp<int64_t>(i0 + nq + a.causal_offset, 0, Tk) : Tk;
-    for (int64_t j0 = 0; j0 < kend; j0 += kFwdBk) {
+    for (int64_t j0 = a.key_start(i0); j0 < kend; j0 += kFwdBk) {
       const int64_t nk = std::min(kFwdBk, kend - j0), ncv = (nk + W - 1) / W;
-      transpose_rows(a.k.row(b, h, j0), a.k.ld, nk, D, kt, kFwdBk, ncv * W);
+      transpose_rows(a.k.row(b, hk, j0), a.k.ld, nk, D, kt, kFwdBk, ncv * W);
       gemm(false, S, kFwdBk, qt, a.dp, 1, kt, kFwdBk, nq, ncv, D);
       for (int64_t i = 0; i < nq; i++) {
         T* row = S + i * kFwdBk;
@@ -427,7 +448,7 @@ void forward(const AttentionArgs& args) {
           for (int64_t c = 0; c < ncv * W; c += W) (V::load(row + c) * V::load(z + c)).store(row + c);
         }
       }
-      const T* vt = gemm_rows(a.v.row(b, h, j0), a.v.ld, nk, Dv, dvp, vts[s].data());
+      const T* vt = gemm_rows(a.v.row(b, hk, j0), a.v.ld, nk, Dv, dvp, vts[s].data());
       gemm(true, acc, dvp, S, kFwdBk, 1, vt, dvp, nq, dvp / W, nk);
     }
     for (int64_t i = 0; i < nq; i++) {
@@ -453,21 +474,23 @@ void forward(const AttentionArgs& args) {
 // FlashAttention-2 with dropout: with Dᵢ = dOᵢ·Oᵢ, Pᵢⱼ = exp(sᵢⱼ − lseᵢ) recomputed tile by tile
 // and the dropout factors Z regenerated from the same Philox words,
 //   dV += (P∘Z)ᵀ·dO,  dP = dO·Vᵀ,  dS = P∘(dP∘Z − D)·scale,  dK += dSᵀ·Q,  dQ += dS·K.
-// Work items are (b, h, chunk of blocks of kBwdBk keys), the blocks dealt to the chunks back and
-// forth (so that causal chunks carry alike). An item owns its blocks' rows of dK and dV outright
-// and, per block, walks every query tile that can see its keys (with causal masking, queries
-// from j0 − causal_offset on). dQ gets contributions from every key block of its (b, h): with
-// one chunk per (b, h) (enough items for the workers) the item owns them too, in a buffer of the
-// worker's; else each chunk adds into a dQ buffer of its own, [Tq, D] per (b, h, chunk), summed
-// in chunk order at the end (so results do not depend on which worker ran what). Memory stays
-// O(workers·T·D) and tile-sized, never O(T²).
+// Work items are (b, kv head hk, chunk of blocks of kBwdBk keys), the blocks dealt to the chunks
+// back and forth (so that causal chunks carry alike). An item owns its blocks' rows of dK and dV
+// outright and, per block, walks the G query heads of hk and every query tile that can see its
+// keys (with causal masking, queries from j0 − causal_offset on; with a window, up to the last
+// query whose window reaches the block), so dK and dV sum over the group with no race. dQ gets
+// contributions from every key block of its (b, h): with one chunk per (b, hk) (enough items for
+// the workers) the item owns them too, in a buffer of the worker's ([G, Tq, D]); else each chunk
+// adds into a dQ buffer of its own, [G, Tq, D] per (b, hk, chunk), summed in chunk order at the
+// end (so results do not depend on which worker ran what). Memory stays O(workers·G·T·D) and
+// tile-sized, never O(T²).
 template <typename T>
 void backward(const AttentionBackwardArgs& args) {
   using V = Vec<T>;
   constexpr int W = V::W;
   const Problem<T> a(args);
   const int64_t H = a.H, Tq = a.Tq, Tk = a.Tk, D = a.D, Dv = a.Dv, dp = a.dp, dvp = a.dvp;
-  const int64_t BH = a.B * H;
+  const int64_t BH = a.B * H, BHk = a.B * a.Hk, G = a.G;
   if (BH == 0) return;
   const View<const T> out = view_of<const T>(args.out, args.out_offset, args.out_strides);
   const View<const T> dout = view_of<const T>(args.dout, args.dout_offset, args.dout_strides);
@@ -493,17 +516,18 @@ void backward(const AttentionBackwardArgs& args) {
 
   const int64_t nkb = (Tk + kBwdBk - 1) / kBwdBk;
   const int64_t nw = workers(BH * Tq * Tk * (D + Dv + 1));
-  // chunks per (b, h): enough items to keep every worker busy (two each), at most one per block
-  const int64_t nchunks = nw == 1 ? 1 : std::clamp<int64_t>((2 * nw + BH - 1) / BH, 1, std::max<int64_t>(nkb, 1));
-  const int64_t nitems = BH * nchunks;
+  // chunks per (b, hk): enough items to keep every worker busy (two each), at most one per block
+  const int64_t nchunks = nw == 1 ? 1 : std::clamp<int64_t>((2 * nw + BHk - 1) / BHk, 1, std::max<int64_t>(nkb, 1));
+  const int64_t nitems = BHk * nchunks;
   const int64_t nslots = std::max<int64_t>(1, std::min(nw, nitems));
-  const int64_t per_bh = Tq * dp;  // rows of one (b, h)'s dQ buffer
-  Scratch<T> partial(size_t(nchunks > 1 ? nitems * per_bh : 0), kUninit);
+  const int64_t per_bh = Tq * dp;           // rows of one (b, h)'s dQ buffer
+  const int64_t per_item = G * per_bh;      // an item's: its G query heads
+  Scratch<T> partial(size_t(nchunks > 1 ? nitems * per_item : 0), kUninit);
   // per worker: the tiles of one key block and one query tile
   std::vector<Scratch<T>> dQs, Ps, dSs, Zs, dKs, dVs, kts, vts, krs, qrs, dos;
   std::vector<Scratch<uint32_t>> words;
   for (int64_t s = 0; s < nslots; s++) {
-    if (nchunks == 1) dQs.emplace_back(per_bh, kUninit);
+    if (nchunks == 1) dQs.emplace_back(per_item, kUninit);
     Ps.emplace_back(kBwdBq * kBwdBk, kUninit);
     dSs.emplace_back(kBwdBq * kBwdBk, kUninit);
     dKs.emplace_back(kBwdBk * dp, kUninit);
@@ -522,9 +546,9 @@ void backward(const AttentionBackwardArgs& args) {
     T* dK = dKs[s].data();
     T* dV = dVs[s].data();
     bool dead[kBwdBq];
-    const int64_t bh = it / nchunks, chunk = it % nchunks, b = bh / H, h = bh % H;
-    T* dQ = nchunks == 1 ? dQs[s].data() : partial.data() + it * per_bh;
-    zero_n(dQ, per_bh);
+    const int64_t bhk = it / nchunks, chunk = it % nchunks, b = bhk / a.Hk, hk = bhk % a.Hk;
+    T* dQg = nchunks == 1 ? dQs[s].data() : partial.data() + it * per_item;
+    zero_n(dQg, per_item);
     for (int64_t kb = 0; kb < nkb; kb++) {
       // blocks are dealt to the chunks back and forth (0 … n−1, n−1 … 0, …), so that with
       // causal masking, where early blocks see more queries, the chunks carry alike
@@ -534,15 +558,19 @@ void backward(const AttentionBackwardArgs& args) {
       zero_n(dK, nk * dp);
       zero_n(dV, nk * dvp);
       const int64_t istart = a.causal ? std::clamp<int64_t>(j0 - a.causal_offset, 0, Tq) : 0;
-      if (istart < Tq) {
-        transpose_rows(a.k.row(b, h, j0), a.k.ld, nk, D, kts[s].data(), kBwdBk, ncv * W);
-        transpose_rows(a.v.row(b, h, j0), a.v.ld, nk, Dv, vts[s].data(), kBwdBk, ncv * W);
+      const int64_t iend = a.query_end(j0, nk);
+      if (istart < iend) {
+        transpose_rows(a.k.row(b, hk, j0), a.k.ld, nk, D, kts[s].data(), kBwdBk, ncv * W);
+        transpose_rows(a.v.row(b, hk, j0), a.v.ld, nk, Dv, vts[s].data(), kBwdBk, ncv * W);
       }
       const T* kt = kts[s].data();
       const T* vt = vts[s].data();
-      const T* kr = istart < Tq ? gemm_rows(a.k.row(b, h, j0), a.k.ld, nk, D, dp, krs[s].data()) : nullptr;
-      for (int64_t i0 = istart; i0 < Tq; i0 += kBwdBq) {
-        const int64_t nq = std::min(kBwdBq, Tq - i0);
+      const T* kr = istart < iend ? gemm_rows(a.k.row(b, hk, j0), a.k.ld, nk, D, dp, krs[s].data()) : nullptr;
+      for (int64_t g = 0; g < G; g++)
+      for (int64_t i0 = istart; i0 < iend; i0 += kBwdBq) {
+        const int64_t h = hk * G + g, bh = b * H + h;
+        T* dQ = dQg + g * per_bh;
+        const int64_t nq = std::min(kBwdBq, iend - i0);
         const T* qr = gemm_rows(a.q.row(b, h, i0), a.q.ld, nq, D, dp, qrs[s].data());
         const T* dor = gemm_rows(dout.row(b, h, i0), dout.ld, nq, Dv, dvp, dos[s].data());
         // P = exp(scores − lse), 0 for rows with nothing to attend
@@ -587,24 +615,26 @@ void backward(const AttentionBackwardArgs& args) {
         gemm(true, dQ + i0 * dp, dp, dS, kBwdBk, 1, kr, dp, nq, dp / W, nk);
       }
       for (int64_t r = 0; r < nk; r++) {
-        copy_n(dk.row(b, h, j0 + r), dK + r * dp, D);
-        copy_n(dv.row(b, h, j0 + r), dV + r * dvp, Dv);
+        copy_n(dk.row(b, hk, j0 + r), dK + r * dp, D);
+        copy_n(dv.row(b, hk, j0 + r), dV + r * dvp, Dv);
       }
     }
     if (nchunks == 1)
-      for (int64_t t = 0; t < Tq; t++) copy_n(dq.row(b, h, t), dQ + t * dp, D);
+      for (int64_t g = 0; g < G; g++)
+        for (int64_t t = 0; t < Tq; t++) copy_n(dq.row(b, hk * G + g, t), dQg + g * per_bh + t * dp, D);
   });
   if (nchunks == 1) return;
   // dq = Σ over the chunks' buffers, in chunk order
   parallel_for(BH * Tq, row_grain(D * nchunks), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
-      const int64_t bh = r / Tq, t = r % Tq;
-      T* o = dq.row(bh / H, bh % H, t);
-      const T* src = partial.data() + bh * nchunks * per_bh + t * dp;
+      const int64_t bh = r / Tq, t = r % Tq, b = bh / H, h = bh % H;
+      T* o = dq.row(b, h, t);
+      // item (b·Hk + h / G)·nchunks + chunk, head h % G of its G
+      const T* src = partial.data() + (b * a.Hk + h / G) * nchunks * per_item + (h % G) * per_bh + t * dp;
       int64_t c = 0;
       for (; c < D; c += W) {
         V acc = V::load(src + c);
-        for (int64_t k = 1; k < nchunks; k++) acc = acc + V::load(src + k * per_bh + c);
+        for (int64_t k = 1; k < nchunks; k++) acc = acc + V::load(src + k * per_item + c);
         if (c + W <= D)
           acc.store(o + c);
         else

@@ -72,6 +72,9 @@ function values(s: Storage): ArrayLike<number> {
 // Offset of (b, h, t) in a strided [B, H, T, ·] view.
 const at3 = (offset: number, st: readonly number[], b: number, h: number, t: number): number => offset + b * st[0]! + h * st[1]! + t * st[2]!;
 
+// The kv head that query head h reads (grouped-query attention: heads/kvHeads query heads each).
+const kvHead = (a: { heads: number; kvHeads: number }, h: number): number => Math.floor(h / (a.heads / a.kvHeads));
+
 export class RefBackend implements Backend {
   readonly dtypes: readonly DType[] = DTYPES;
   /** Faults found by kernels, thrown by the next read or sync. */
@@ -381,6 +384,8 @@ export class RefBackend implements Backend {
   }
 
   // ---- attention -----------------------------------------------------------------------------
+  // Query head h reads kv head ⌊h / (heads/kvHeads)⌋ (grouped-query attention); with causal
+  // masking and a window w > 0, query i sees keys i + causalOffset − w < j ≤ i + causalOffset.
 
   attention(a: AttentionArgs): void {
     const q = arr(a.q);
@@ -401,7 +406,7 @@ export class RefBackend implements Backend {
             for (let j = 0; j < a.tk; j++) {
               const pj = Math.exp(scores[j]! - z) * keep(row, j);
               if (pj === 0) continue;
-              const vRow = at3(a.vOffset, a.vStrides, b, h, j);
+              const vRow = at3(a.vOffset, a.vStrides, b, kvHead(a, h), j);
               for (let c = 0; c < a.vDim; c++) acc[c]! += pj * v[vRow + c]!;
             }
           store(a.out, acc, at3(a.outOffset, a.outStrides, b, h, i));
@@ -415,11 +420,12 @@ export class RefBackend implements Backend {
     const o = arr(a.out);
     const ls = arr(a.lse);
     const g = arr(a.dout);
-    const { batch: B, heads: H, tq, tk, qkDim: d, vDim: dv } = a;
-    // gradients accumulate in doubles, [B, H, T, ·], and are stored into their views at the end
+    const { batch: B, heads: H, kvHeads: Hk, tq, tk, qkDim: d, vDim: dv } = a;
+    // gradients accumulate in doubles, [B, H, Tq, ·] and [B, Hkv, Tk, ·] (dk, dv summed over the
+    // query heads of each kv head), and are stored into their views at the end
     const dQ = new Float64Array(B * H * tq * d);
-    const dK = new Float64Array(B * H * tk * d);
-    const dV = new Float64Array(B * H * tk * dv);
+    const dK = new Float64Array(B * Hk * tk * d);
+    const dV = new Float64Array(B * Hk * tk * dv);
     const scores = new Float64Array(tk);
     const keep = this.dropoutMask(a);
     for (let b = 0; b < B; b++)
@@ -435,35 +441,37 @@ export class RefBackend implements Backend {
           // Dᵢ = dOᵢ·Oᵢ = Σⱼ Pᵢⱼ·dPᵢⱼ (dropout included: O already holds the kept, scaled terms)
           let di = 0;
           for (let c = 0; c < dv; c++) di += g[gRow + c]! * o[oRow + c]!;
+          const hk = kvHead(a, h);
           for (let j = 0; j < tk; j++) {
             const pj = Math.exp(scores[j]! - z);
             if (pj === 0) continue;
             const zj = keep(row, j);
-            const vRow = at3(a.vOffset, a.vStrides, b, h, j);
-            const kRow = at3(a.kOffset, a.kStrides, b, h, j);
+            const vRow = at3(a.vOffset, a.vStrides, b, hk, j);
+            const kRow = at3(a.kOffset, a.kStrides, b, hk, j);
+            const kvRow = (b * Hk + hk) * tk + j;
             let dp = 0;
             for (let c = 0; c < dv; c++) {
-              dV[((b * H + h) * tk + j) * dv + c]! += pj * zj * g[gRow + c]!;
+              dV[kvRow * dv + c]! += pj * zj * g[gRow + c]!;
               dp += g[gRow + c]! * v[vRow + c]!;
             }
             const ds = pj * (dp * zj - di) * a.scale;
             for (let c = 0; c < d; c++) {
               dQ[row * d + c]! += ds * k[kRow + c]!;
-              dK[((b * H + h) * tk + j) * d + c]! += ds * q[qRow + c]!;
+              dK[kvRow * d + c]! += ds * q[qRow + c]!;
             }
           }
         }
-    const put = (dst: Storage, offset: number, st: readonly number[], src: Float64Array, t: number, w: number): void => {
+    const put = (dst: Storage, offset: number, st: readonly number[], src: Float64Array, heads: number, t: number, w: number): void => {
       for (let b = 0; b < B; b++)
-        for (let h = 0; h < H; h++)
+        for (let h = 0; h < heads; h++)
           for (let r = 0; r < t; r++) {
-            const from = ((b * H + h) * t + r) * w;
+            const from = ((b * heads + h) * t + r) * w;
             store(dst, src.subarray(from, from + w), at3(offset, st, b, h, r));
           }
     };
-    put(a.dq, a.dqOffset, a.dqStrides, dQ, tq, d);
-    put(a.dk, a.dkOffset, a.dkStrides, dK, tk, d);
-    put(a.dv, a.dvOffset, a.dvStrides, dV, tk, dv);
+    put(a.dq, a.dqOffset, a.dqStrides, dQ, H, tq, d);
+    put(a.dk, a.dkOffset, a.dkStrides, dK, Hk, tk, d);
+    put(a.dv, a.dvOffset, a.dvStrides, dV, Hk, tk, dv);
   }
 
   // The dropout factor of (row, key): 0 or 1/(1 − p) from the Philox word, or 1 without dropout.
@@ -480,12 +488,14 @@ export class RefBackend implements Backend {
     const ms = a.maskStrides;
     const mBase = mask ? b * ms[0]! + h * ms[1]! + i * ms[2]! : 0;
     const qRow = at3(a.qOffset, a.qStrides, b, h, i);
+    const hk = kvHead(a, h);
     for (let j = 0; j < a.tk; j++) {
-      if ((a.causal && j > i + a.causalOffset) || (boolMask && !mask![mBase + j * ms[3]!])) {
+      const hidden = a.causal && (j > i + a.causalOffset || (a.window > 0 && j <= i + a.causalOffset - a.window));
+      if (hidden || (boolMask && !mask![mBase + j * ms[3]!])) {
         scores[j] = -Infinity;
         continue;
       }
-      const kRow = at3(a.kOffset, a.kStrides, b, h, j);
+      const kRow = at3(a.kOffset, a.kStrides, b, hk, j);
       let s = 0;
       for (let c = 0; c < a.qkDim; c++) s += q[qRow + c]! * k[kRow + c]!;
       s *= a.scale;

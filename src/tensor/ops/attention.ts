@@ -1,6 +1,7 @@
 /**
  * Scaled dot-product attention as one fused kernel: `softmax(q·kᵀ·scale + mask)·v` with optional
- * causal masking (at any alignment), dropout on the weights, and q, k, v, out addressed through
+ * causal masking (at any alignment), a sliding window, grouped-query heads (k and v with fewer
+ * heads than q, never expanded), dropout on the weights, and q, k, v, out addressed through
  * strides, so a transformer needs no split or transpose copies around it:
  * {@link scaledDotProductAttention} takes PyTorch's `[..., T, D]` layout or flash-attention's
  * `[B, T, H, D]`, and {@link packedAttention} reads q, k and v straight out of one `[B, T, 3·H·D]`
@@ -29,6 +30,13 @@ export interface AttentionOptions {
   /** Causal masking: query i attends keys j ≤ i + causalOffset. */
   isCausal?: boolean;
   /**
+   * Sliding-window (local) attention, with `isCausal` only: each query attends the `window` keys
+   * ending at its causal diagonal, itself included: i + causalOffset − window < j ≤ i + causalOffset
+   * (Mistral's `sliding_window`; flash-attention's `window_size = (window − 1, 0)`). Kernels skip
+   * key tiles outside the window, so time is O(Tq·window). null or omitted: no window.
+   */
+  window?: number | null;
+  /**
    * Where the causal diagonal starts: 0 (default) aligns it top-left, as PyTorch's `is_causal`;
    * `Tk − Tq` aligns it bottom-right, for a chunk of new queries after cached keys.
    */
@@ -45,6 +53,22 @@ export interface AttentionOptions {
    * projection reshapes to it (and the output back) without copies.
    */
   layout?: 'bhtd' | 'bthd';
+  /**
+   * Grouped-query attention (PyTorch's `enable_gqa`): k and v may have fewer heads Hkv than q's H
+   * (Hkv dividing H); query head h reads kv head ⌊h / (H/Hkv)⌋, without expanding k and v, and
+   * their gradients sum over each group. {@link scaledDotProductAttention} only (packed attention
+   * takes `kvHeads`).
+   */
+  enableGqa?: boolean;
+}
+
+/** Options of {@link packedAttention}. */
+export interface PackedAttentionOptions extends Omit<AttentionOptions, 'layout' | 'enableGqa'> {
+  /**
+   * Heads of k and v (grouped-query attention; divides `heads`; default `heads`): the projection
+   * is then `[B, T, (H + 2·Hkv)·D]`, q's H heads, k's Hkv, v's Hkv side by side.
+   */
+  kvHeads?: number;
 }
 
 // A strided [batch, heads, T, width] view of a tensor's storage (the last axis contiguous).
@@ -57,6 +81,7 @@ interface View {
 interface Geometry {
   batch: number;
   heads: number;
+  kvHeads: number;
   tq: number;
   tk: number;
   qkDim: number;
@@ -68,6 +93,7 @@ interface Geometry {
   scale: number;
   causal: boolean;
   causalOffset: number;
+  window: number;
   maskStrides: number[];
   dropoutThreshold: number;
   dropoutScale: number;
@@ -75,10 +101,11 @@ interface Geometry {
   dropoutOffset: number;
 }
 
-// Leading dims → the kernel's (batch, heads): none → (1, 1), one → (B, 1), more → (Π all but last, last).
+// Leading dims → the kernel's (batch, heads): none → (1, 1), one → (1, H) (PyTorch's [H, T, D]),
+// more → (Π all but last, last). The dropout element index (b·heads + h) is the flat lead index
+// either way.
 function batchHeads(lead: readonly number[]): [number, number] {
   if (lead.length === 0) return [1, 1];
-  if (lead.length === 1) return [lead[0]!, 1];
   return [sizeOf(lead.slice(0, -1)), lead[lead.length - 1]!];
 }
 
@@ -93,17 +120,30 @@ function bthdView(t: number, h: number, w: number, offset = 0, rowWidth = h * w)
   return { offset, strides: [t * rowWidth, w, rowWidth] };
 }
 
-const OPTION_KEYS = ['attnMask', 'isCausal', 'causalOffset', 'scale', 'dropoutP', 'generator', 'layout'] as const;
+const COMMON_KEYS = ['attnMask', 'isCausal', 'causalOffset', 'window', 'scale', 'dropoutP', 'generator'] as const;
 
-function checkOptions(op: string, opts: AttentionOptions, packed: boolean): void {
-  checkKeys(op, opts, packed ? OPTION_KEYS.filter((k) => k !== 'layout') : OPTION_KEYS);
+function checkOptions(op: string, opts: AttentionOptions & PackedAttentionOptions, packed: boolean): void {
+  checkKeys(op, opts, packed ? [...COMMON_KEYS, 'kvHeads'] : [...COMMON_KEYS, 'layout', 'enableGqa']);
   if (!opts) return;
   if (opts.dropoutP !== undefined) checkNumber(op, 'dropoutP', opts.dropoutP, { min: 0, max: 1, maxExclusive: true });
   if (opts.causalOffset !== undefined) checkNumber(op, 'causalOffset', opts.causalOffset, { integer: true });
   if (opts.scale !== undefined) checkNumber(op, 'scale', opts.scale);
   if (opts.isCausal !== undefined) checkBoolean(op, 'isCausal', opts.isCausal);
+  if (opts.window !== undefined && opts.window !== null) {
+    checkNumber(op, 'window', opts.window, { integer: true, min: 1 });
+    if (opts.isCausal !== true) fail(op, `window ${opts.window} needs isCausal: true (the window ends at the causal diagonal)`);
+  }
   if (opts.layout !== undefined) checkChoice(op, 'layout', opts.layout, ['bhtd', 'bthd'] as const);
+  if (opts.enableGqa !== undefined) checkBoolean(op, 'enableGqa', opts.enableGqa);
+  if (opts.kvHeads !== undefined) checkNumber(op, 'kvHeads', opts.kvHeads, { integer: true, min: 1 });
   if (opts.generator !== undefined && !(opts.generator instanceof Generator)) fail(op, `generator must be a Generator, got ${show(opts.generator)}`);
+}
+
+// The kernel's window: 0 for none, and for one so wide that it hides nothing (no query i < tq
+// has a key j ≥ 0 at or before i + causalOffset − window), which also keeps it within an i32.
+function windowOf(opts: AttentionOptions, tq: number, causalOffset: number): number {
+  const w = opts.window ?? 0;
+  return w >= tq + Math.abs(causalOffset) ? 0 : w;
 }
 
 /**
@@ -133,8 +173,9 @@ function maskFor(op: string, mask: Tensor, lead: readonly number[], tq: number, 
     t = e;
     [shape, st] = stridesOfMask(t);
   }
-  const batchStride = l === 0 ? 0 : l === 1 ? st[0]! : st.slice(0, l - 1).every((s) => s === 0) ? 0 : st[l - 2]!;
-  const headStride = l < 2 ? 0 : st[l - 1]!;
+  // one leading dim is heads (batchHeads: [H, T, D] runs as batch 1)
+  const batchStride = l <= 1 ? 0 : st.slice(0, l - 1).every((s) => s === 0) ? 0 : st[l - 2]!;
+  const headStride = l === 0 ? 0 : st[l - 1]!;
   // keep an owned handle: the node saves it for the backward
   if (t === mask) t = mask._view(mask.shape);
   return { t, strides: [batchStride, headStride, st[l]!, st[l + 1]!] };
@@ -160,6 +201,7 @@ function kernelArgs(g: Geometry, q: Storage, k: Storage, v: Storage, mask: Tenso
     vStrides: g.v.strides,
     batch: g.batch,
     heads: g.heads,
+    kvHeads: g.kvHeads,
     tq: g.tq,
     tk: g.tk,
     qkDim: g.qkDim,
@@ -167,6 +209,7 @@ function kernelArgs(g: Geometry, q: Storage, k: Storage, v: Storage, mask: Tenso
     scale: g.scale,
     causal: g.causal,
     causalOffset: g.causalOffset,
+    window: g.window,
     mask: mask ? mask._storage(op) : null,
     maskStrides: g.maskStrides,
     dropoutThreshold: g.dropoutThreshold,
@@ -203,12 +246,15 @@ function forward(op: string, inputs: Tensor[], views: Tensor[], g: Geometry, out
  * `softmax(q·kᵀ·scale + mask)·v`, fused (as `torch.nn.functional.scaled_dot_product_attention`):
  * q `[..., Tq, D]`, k `[..., Tk, D]`, v `[..., Tk, Dv]` with equal leading dims → `[..., Tq, Dv]`;
  * or, with `layout: 'bthd'`, q `[B, Tq, H, D]`, k `[B, Tk, H, D]`, v `[B, Tk, H, Dv]` →
- * `[B, Tq, H, Dv]`. Fast backends never materialise the `[Tq, Tk]` scores. A query with nothing
- * to attend gets zeros.
+ * `[B, Tq, H, Dv]`. With `enableGqa`, k and v may have Hkv heads (dim −3, or 2 with 'bthd')
+ * where q has H, Hkv dividing H. Fast backends never materialise the `[Tq, Tk]` scores. A query
+ * with nothing to attend gets zeros.
  *
  * @example
  * // a chunk of 4 new queries after 12 cached keys, causal from the bottom right
  * const y = scaledDotProductAttention(q, k, v, { isCausal: true, causalOffset: 12, layout: 'bthd' });
+ * // Mistral-style: 8 query heads over 2 kv heads, each query seeing its last 256 keys
+ * const z = scaledDotProductAttention(q, k2, v2, { isCausal: true, window: 256, enableGqa: true });
  */
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
   const op = 'scaledDotProductAttention';
@@ -227,26 +273,35 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
   const [lead, tq, d] = dims(q);
   const [kLead, tk, dk] = dims(k);
   const [vLead, tv, dv] = dims(v);
-  if (kLead.some((s, i) => s !== lead[i]) || vLead.some((s, i) => s !== lead[i]) || dk !== d || tv !== tk)
-    fail(op, `shapes do not match: q ${fmt(q.shape)}, k ${fmt(k.shape)}, v ${fmt(v.shape)} (expected ${bthd ? '[B, Tq, H, D], [B, Tk, H, D], [B, Tk, H, Dv]' : '[..., Tq, D], [..., Tk, D], [..., Tk, Dv]'})`);
+  const gqa = opts.enableGqa === true;
+  // with enableGqa the heads dim (the last lead dim) of k and v may divide q's
+  const headsMatch = (l: number[]): boolean => l.every((s, i) => s === lead[i] || (gqa && i === lead.length - 1 && s > 0 && lead[i]! % s === 0));
+  if (kLead.length !== lead.length || !headsMatch(kLead) || kLead.some((s, i) => s !== vLead[i]) || dk !== d || tv !== tk) {
+    const heads = bthd || lead.length > 0 ? ` (${gqa ? `with enableGqa, k and v may have Hkv heads dividing q's ${lead[lead.length - 1]}` : 'pass enableGqa: true for k and v with fewer heads than q'})` : '';
+    fail(op, `shapes do not match: q ${fmt(q.shape)}, k ${fmt(k.shape)}, v ${fmt(v.shape)} (expected ${bthd ? '[B, Tq, H, D], [B, Tk, Hkv, D], [B, Tk, Hkv, Dv]' : '[..., H, Tq, D], [..., Hkv, Tk, D], [..., Hkv, Tk, Dv]'})${heads}`);
+  }
   const [batch, heads] = batchHeads(lead);
+  const kvHeads = batchHeads(kLead)[1];
   const cd = computeDtype(q.backend, 'attention', q.dtype);
   const m = mask ? maskFor(op, mask, lead, tq, tk, cd) : null;
-  const view = (t: number, w: number): View => (bthd ? bthdView(t, heads, w) : bhtdView(lead, t, w));
+  const view = (l: number[], t: number, w: number): View => (bthd ? bthdView(t, batchHeads(l)[1], w) : bhtdView(l, t, w));
+  const causalOffset = opts.causalOffset ?? 0;
   const g: Geometry = {
     batch,
     heads,
+    kvHeads,
     tq,
     tk,
     qkDim: d,
     vDim: dv,
-    q: view(tq, d),
-    k: view(tk, d),
-    v: view(tk, dv),
-    out: view(tq, dv),
+    q: view(lead, tq, d),
+    k: view(kLead, tk, d),
+    v: view(kLead, tk, dv),
+    out: view(lead, tq, dv),
     scale: opts.scale ?? 1 / Math.sqrt(d),
     causal: opts.isCausal ?? false,
-    causalOffset: opts.causalOffset ?? 0,
+    causalOffset,
+    window: windowOf(opts, tq, causalOffset),
     maskStrides: m?.strides ?? [0, 0, 0, 0],
     ...dropoutOf(opts, batch * heads * tq * tk),
   };
@@ -259,10 +314,15 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
  * Multi-head attention over one packed projection, with no copies around it: qkv `[B, T, 3·C]`
  * holds q, k and v side by side on its last axis (C = heads·D each, head-major: GPT-2's `c_attn`
  * output), and the result is `[B, T, C]`, heads merged (ready for the output projection). The
- * gradient is one `[B, T, 3·C]` tensor. Options as {@link scaledDotProductAttention} (the mask
- * broadcasts to `[B, H, T, T]`; the layout is fixed).
+ * gradient is one `[B, T, 3·C]` tensor. With `kvHeads` (grouped-query attention) the projection
+ * is `[B, T, (H + 2·Hkv)·D]`: q's H heads, then k's and v's Hkv each. Options as
+ * {@link scaledDotProductAttention} (the mask broadcasts to `[B, H, T, T]`; the layout is fixed).
+ *
+ * @example
+ * // GQA with a sliding window: 4 query heads over 1 kv head of D = 16, qkv [B, T, 96]
+ * const y = packedAttention(qkv, 4, { kvHeads: 1, isCausal: true, window: 128 }); // [B, T, 64]
  */
-export function packedAttention(qkv: Tensor, heads: number, opts: Omit<AttentionOptions, 'layout'> = {}): Tensor {
+export function packedAttention(qkv: Tensor, heads: number, opts: PackedAttentionOptions = {}): Tensor {
   const op = 'packedAttention';
   checkOptions(op, opts, true);
   const mask = opts?.attnMask ?? null;
@@ -270,27 +330,34 @@ export function packedAttention(qkv: Tensor, heads: number, opts: Omit<Attention
   if (!isFloat(qkv.dtype)) fail(op, `qkv must be floating, got ${desc(qkv)}`);
   [qkv] = autocastInputs(op, qkv);
   checkNumber(op, 'heads', heads, { integer: true, min: 1 });
-  if (qkv.rank !== 3 || qkv.shape[2]! % (3 * heads) !== 0)
-    fail(op, `qkv must be [B, T, 3·C] with C a multiple of ${heads} heads, got ${fmt(qkv.shape)}`);
-  const [b, t, c3] = qkv.shape as [number, number, number];
-  const c = c3 / 3;
-  const d = c / heads;
+  const kvHeads = opts.kvHeads ?? heads;
+  if (heads % kvHeads !== 0) fail(op, `kvHeads ${kvHeads} must divide heads ${heads}`);
+  const parts = heads + 2 * kvHeads;
+  if (qkv.rank !== 3 || qkv.shape[2]! % parts !== 0)
+    fail(op, `qkv must be [B, T, (H + 2·Hkv)·D] with H = ${heads}, Hkv = ${kvHeads}: a last dim that is a multiple of ${parts}, got ${fmt(qkv.shape)}`);
+  const [b, t, width] = qkv.shape as [number, number, number];
+  const d = width / parts;
+  const c = heads * d;
+  const ckv = kvHeads * d;
   const cd = computeDtype(qkv.backend, 'attention', qkv.dtype);
   const m = mask ? maskFor(op, mask, [b, heads], t, t, cd) : null;
+  const causalOffset = opts.causalOffset ?? 0;
   const g: Geometry = {
     batch: b,
     heads,
+    kvHeads,
     tq: t,
     tk: t,
     qkDim: d,
     vDim: d,
-    q: bthdView(t, heads, d, 0, c3),
-    k: bthdView(t, heads, d, c, c3),
-    v: bthdView(t, heads, d, 2 * c, c3),
+    q: bthdView(t, heads, d, 0, width),
+    k: bthdView(t, kvHeads, d, c, width),
+    v: bthdView(t, kvHeads, d, c + ckv, width),
     out: bthdView(t, heads, d),
     scale: opts.scale ?? 1 / Math.sqrt(d),
     causal: opts.isCausal ?? false,
-    causalOffset: opts.causalOffset ?? 0,
+    causalOffset,
+    window: windowOf(opts, t, causalOffset),
     maskStrides: m?.strides ?? [0, 0, 0, 0],
     ...dropoutOf(opts, b * heads * t * t),
   };

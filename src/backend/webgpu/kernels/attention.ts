@@ -1,8 +1,9 @@
 /**
  * @internal attention and attentionBackward on webgpu (kernels/wgsl/attention.wgsl): flash-style,
  * a workgroup per (row tile, batch·head) streaming the other side in tiles; the backward as
- * FlashAttention-2's two passes (dq per query tile, then dk and dv per key tile), so every
- * gradient element is written once and no atomics are needed.
+ * FlashAttention-2's two passes (dq per query tile, then dk and dv per key tile of each kv head,
+ * looping over its query heads for grouped-query attention), so every gradient element is written
+ * once and no atomics are needed. Sliding windows skip the key tiles outside them.
  * @module
  */
 import type { AttentionArgs, AttentionBackwardArgs } from '../../backend.js';
@@ -126,8 +127,11 @@ interface View {
   strides: readonly number[];
 }
 
-/** The params of one pass (layout in the .wgsl header): columns [c0, c0 + cn) and [e0, e0 + en). */
-function params(a: Common, c0: number, cn: number, e0: number, en: number, pl: Plan, views: readonly View[]): Params {
+/**
+ * The params of one pass (layout in the .wgsl header): columns [c0, c0 + cn) and [e0, e0 + en);
+ * `bh` workgroup rows of batch·heads (batch·kvHeads for dkdv).
+ */
+function params(a: Common, c0: number, cn: number, e0: number, en: number, pl: Plan, views: readonly View[], bh: number): Params {
   const drop = a.dropoutThreshold > 0;
   // p = 1 has threshold 2³², past every word: keep all at scale 0 instead (the same zeros)
   const all = a.dropoutThreshold > 0xffffffff;
@@ -149,10 +153,10 @@ function params(a: Common, c0: number, cn: number, e0: number, en: number, pl: P
     .u32(cn)
     .u32(e0)
     .u32(en)
-    .u32(a.batch * a.heads)
+    .u32(bh)
     .u32(pl.pairs);
-  for (const v of views) p.u32(v.offset).ints(v.strides.slice(0, 3), 3);
-  return p;
+  for (let i = 0; i < 8; i++) p.u32(views[i]?.offset ?? 0).ints(views[i]?.strides.slice(0, 3) ?? [], 3);
+  return p.u32(a.heads / a.kvHeads).i32(a.causal ? a.window : 0);
 }
 
 /** Workgroups: x the tiles of `per` rows, y and z the batch·head. */
@@ -177,7 +181,7 @@ export function attention(rt: Runtime, a: AttentionArgs): void {
   // each pass recomputes the softmax for its columns of out; the first writes lse
   for (let pass = 0; pass < passes(a.vDim); pass++) {
     const [c0, cn] = cols(a.vDim, pass);
-    rt.run({ module: 'attention', entry: 'forward', defs: p.defs, bindings, params: params(a, c0, cn, 0, 0, p, views), groups: groups(rt, a.tq, p.rows, bh, 'attention') });
+    rt.run({ module: 'attention', entry: 'forward', defs: p.defs, bindings, params: params(a, c0, cn, 0, 0, p, views, bh), groups: groups(rt, a.tq, p.rows, bh, 'attention') });
   }
 }
 
@@ -205,7 +209,7 @@ export function attentionBackward(rt: Runtime, a: AttentionBackwardArgs): void {
   const qBindings = [q, k, v, out, lse, dout, mask, g(a.dq), delta];
   for (let pass = 0; pass < passes(a.qkDim); pass++) {
     const [c0, cn] = cols(a.qkDim, pass);
-    rt.run({ module: 'attention', entry: 'dq', defs: pq.defs, bindings: qBindings, params: params(a, c0, cn, 0, 0, pq, views), groups: groups(rt, a.tq, pq.rows, bh, 'attentionBackward') });
+    rt.run({ module: 'attention', entry: 'dq', defs: pq.defs, bindings: qBindings, params: params(a, c0, cn, 0, 0, pq, views, bh), groups: groups(rt, a.tq, pq.rows, bh, 'attentionBackward') });
   }
 
   // dk, dv: a workgroup per key tile
@@ -217,10 +221,12 @@ export function attentionBackward(rt: Runtime, a: AttentionBackwardArgs): void {
     : '@group(0) @binding(10) var<storage, read_write> dv: array<f32>;\nfn st_dv(i: u32, x: f32) { dv[i] = x; }\n';
   const pkv = plan(rt, a, reg(a.qkDim), reg(a.vDim), accWords(a.qkDim), accWords(a.vDim));
   const kvBindings = [q, k, v, lse, dout, delta, mask, dk, ...(one ? [] : [dv])];
+  // a workgroup per kv head's key tile, looping over the kv head's query heads
+  const bhk = a.batch * a.kvHeads;
   for (let pass = 0; pass < passes(a.qkDim, a.vDim); pass++) {
     const [c0, cn] = cols(a.qkDim, pass);
     const [e0, en] = cols(a.vDim, pass);
-    rt.run({ module: 'attention', entry: 'dkdv', defs: pkv.defs + dvDecl, bindings: kvBindings, params: params(a, c0, cn, e0, en, pkv, views), groups: groups(rt, a.tk, pkv.rows, bh, 'attentionBackward') });
+    rt.run({ module: 'attention', entry: 'dkdv', defs: pkv.defs + dvDecl, bindings: kvBindings, params: params(a, c0, cn, e0, en, pkv, views, bhk), groups: groups(rt, a.tk, pkv.rows, bhk, 'attentionBackward') });
   }
   rt.release(delta.buffer);
 }
