@@ -27,6 +27,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 #include <thread>
 #include <type_traits>
@@ -709,13 +710,38 @@ void matmul_typed(const MatmulArgs& p) {
   tl_scratch.trim();
 }
 
+#if KILN_ISA_avx512
+// Whether bf16 products use vdpbf16ps (else bf16 → f32 in packing and the f32 FMA kernel). One
+// vdpbf16ps does twice an FMA's multiply-adds, so it wins where it issues as often as an FMA:
+// AMD Zen 4/5 (one 512-bit instruction of either kind per cycle). Intel cores with two 512-bit
+// FMA units issue it at a quarter of their FMA rate (measured on a Sapphire-Rapids-class Xeon:
+// 1.8 G vdpbf16ps/s against 7.3 G FMA/s, i.e. 116 against 232 GFLOP/s), so there the f32
+// kernel is twice as fast. KILN_CPU_BF16_MATMUL=dpbf16|f32 forces one (tests, benches); it is
+// read per call, so a bench can time both in one process.
+bool bf16_pairs() {
+  static const bool amd = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_is("amd");
+  }();
+  const char* want = std::getenv("KILN_CPU_BF16_MATMUL");
+  if (want && std::strcmp(want, "dpbf16") == 0) return true;
+  if (want && std::strcmp(want, "f32") == 0) return false;
+  return amd;
+}
+#endif
+
 // a, b, out and bias share a dtype: F32, F64, or BF16 / F16 (accumulated in f32, rounded once)
 void matmul(const MatmulArgs& p) {
   switch (p.a.dtype) {
     case F32: matmul_typed<Direct<VecF32>, float, float>(p); break;
     case F64: matmul_typed<Direct<VecF64>, double, double>(p); break;
 #if KILN_ISA_avx512
-    case BF16: matmul_typed<PairsBF16, uint16_t, uint16_t>(p); break;
+    case BF16:
+      if (bf16_pairs())
+        matmul_typed<PairsBF16, uint16_t, uint16_t>(p);
+      else
+        matmul_typed<Direct<VecF32>, uint16_t, uint16_t>(p);
+      break;
 #else
     case BF16: matmul_typed<Direct<VecF32>, uint16_t, uint16_t>(p); break;
 #endif
