@@ -6,8 +6,11 @@
 //      NR-wide column panels, per k block, zero-padded to whole panels:
 //        Ap[kb][ip][p][0..MR) = op(A)[ip·MR + i, kb·KC + p]
 //        Bp[kb][jp][p][0..NR) = op(B)[kb·KC + p, jp·NR + j]
-//      Packing absorbs trans_a / trans_b, the batch offsets and the bf16 → f32 conversion, so
-//      the microkernel only ever reads unit-stride panels (matmul_pack.h).
+//      Packing absorbs trans_a / trans_b, the batch offsets and the bf16/f16 → f32 conversion
+//      (F16C for f16 in the avx2/avx512 tables), so the microkernel only ever reads unit-stride
+//      panels (matmul_pack.h). bf16 with vdpbf16ps (avx512 table, see bf16_pairs) packs bf16
+//      pairs instead: step q of a panel holds k = 2q and 2q + 1 in one 32-bit word, zero past
+//      an odd k, and a k block is twice as long (KC·2) for the same panel bytes.
 //   2. C is cut into tasks of row panels × up to NC columns. A task takes, per k block, the
 //      panels it needs (packing those no other task has claimed yet, waiting for the rest), then
 //      multiplies each A panel with each B panel of its columns. Tasks are handed out one at a
@@ -17,8 +20,9 @@
 //      value into NV fused multiply-adds. The first k block overwrites C, later ones add to it;
 //      the last one adds the bias. Edge tiles use instances with fewer rows / vectors and masked
 //      loads and stores of the last vector, so nothing outside C is read or written.
-//   4. Finished rows get the activation (vecmath.h for f32) and, for bf16, are rounded to bf16
-//      (nearest even) from the f32 accumulator.
+//      With pairs, one vdpbf16ps per (row, vector) adds both products of a step.
+//   4. Finished rows get the activation (vecmath.h for f32) and, for bf16/f16, are rounded to the
+//      half (nearest even, as dtype.ts) from the f32 accumulator.
 // Register tiles: AVX-512 14×32 f32 / 14×16 f64 (28 zmm accumulators), AVX2 6×16 / 6×8,
 // portable 6×8 / 6×4 (GCC vector extensions). Products with m = 1 or n = 1 (f32/f64) skip
 // packing: dot products or row sums straight from the operands. Many small products (batched
