@@ -80,6 +80,15 @@ const halfMatmulArb: fc.Arbitrary<MatmulCase> = fc
   .tuple(matmulArb, fc.constantFrom(null, null, null, 1, 2, 3, 2047, 2049, 4111))
   .map(([c, k]) => (k === null ? c : { ...c, k, m: k > 1000 ? Math.min(c.m, 37) : c.m, n: k > 1000 ? Math.min(c.n, 45) : c.n }));
 
+// Run every time, besides the random ones: three k blocks with an odd tail and a bias, k = 1
+// (one zero-padded pair) transposed and broadcast, k just past one block, a tall thin product
+const HALF_MATMUL_EXAMPLES: [MatmulCase][] = [
+  [{ m: 37, n: 45, k: 4111, transA: false, transB: true, batchA: [], batchB: [], bias: true, seed: 1 }],
+  [{ m: 31, n: 33, k: 1, transA: true, transB: false, batchA: [2], batchB: [1], bias: false, seed: 2 }],
+  [{ m: 15, n: 70, k: 2049, transA: true, transB: true, batchA: [3, 1], batchB: [2], bias: false, seed: 3 }],
+  [{ m: 320, n: 5, k: 3, transA: false, transB: false, batchA: [], batchB: [], bias: true, seed: 4 }],
+];
+
 /**
  * The most a bf16/f16 matmul entry may differ from ref's, derived. Both read the same inputs,
  * exact in f32, and a product of two halves is exact in f32 (2·8 or 2·11 significant bits ≤ 24),
@@ -210,7 +219,7 @@ for (const b of others) {
               if (!(Math.abs(got![i]! - want![i]!) <= bound)) throw new Error(`${dtype} matmul [${i}]: ${got![i]} vs ${want![i]} (bound ${bound}) ${JSON.stringify(c)}`);
             }
           }),
-          { numRuns: RUNS },
+          { numRuns: RUNS, examples: HALF_MATMUL_EXAMPLES },
         );
       });
     }
