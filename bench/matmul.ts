@@ -33,6 +33,11 @@ import { fileURLToPath } from 'node:url';
 import { matmul, nativeCapabilities, setNumThreads, getNumThreads, tensor, tidy, type Tensor } from '../src/index.js';
 import { keepAlive, mdTable, median, numOpt, parseArgs, printMachineInfo, randomF32, time, type TimeOptions } from './util.js';
 
+const USAGE = `npm run bench -- matmul [sizes...] [--threads 1,2] [--reps N] [--warmup N] [--min-ms T] [--rounds R]
+                        [--transb] [--no-numpy] [--no-wasm]        f32: kiln vs OpenBLAS (numpy) and tfjs-wasm (sizes 256 1024 2048)
+npm run bench -- matmul --dtype bf16 [sizes...] [--threads 1,2] [--rounds R] [--no-torch]
+                                                                   bf16: kiln (vdpbf16ps and via f32) vs kiln f32 vs torch bf16 (256 512 1024 2048)`;
+
 export const description = 'cpu backend f32 matmul vs OpenBLAS (numpy) and tfjs-wasm, 1 and 2 threads; --dtype bf16: kiln bf16 vs f32 vs PyTorch bf16 (GFLOP/s, ratios)';
 
 const PYTHON = '/usr/bin/python3';
@@ -413,6 +418,10 @@ export interface MatmulBenchRow {
 
 export async function main(args: string[]): Promise<MatmulBenchRow[] | MatmulBf16Row[]> {
   const { positional, opts } = parseArgs(args);
+  if (opts.help || opts.h) {
+    console.log(USAGE);
+    return [];
+  }
   if (opts.dtype === 'bf16') return mainBf16(args, positional, opts);
   if (opts.dtype !== undefined && opts.dtype !== 'f32') throw new Error(`--dtype is f32 (the default) or bf16, got ${String(opts.dtype)}`);
   const sizes = positional.length ? positional.map(Number) : [256, 1024, 2048];
