@@ -16,6 +16,13 @@
  * The OpenBLAS baseline runs with OPENBLAS_NUM_THREADS = the thread count and with
  * OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed from that child's environment only, so OpenBLAS
  * picks its kernel and blocking for this CPU itself.
+ *
+ * With `--dtype bf16` (sizes default to 256 512 1024 2048): kiln bf16, kiln f32 and PyTorch's
+ * `torch.matmul` on bf16 CPU tensors (a child `/usr/bin/python3`, torch.set_num_threads, the
+ * same environment scrubbing), interleaved the same way; prints GFLOP/s and the ratios
+ * kiln bf16 / kiln f32 and kiln bf16 / torch bf16.
+ *
+ *     npm run bench -- matmul --dtype bf16 [sizes...] [--threads 1,2] [--rounds R] ...
  * @module
  */
 import { spawnSync } from 'node:child_process';
@@ -26,7 +33,12 @@ import { fileURLToPath } from 'node:url';
 import { matmul, nativeCapabilities, setNumThreads, getNumThreads, tensor, tidy, type Tensor } from '../src/index.js';
 import { keepAlive, mdTable, median, numOpt, parseArgs, printMachineInfo, randomF32, time, type TimeOptions } from './util.js';
 
-export const description = 'cpu backend f32 matmul vs OpenBLAS (numpy) and tfjs-wasm, 1 and 2 threads (GFLOP/s, ratios)';
+const USAGE = `npm run bench -- matmul [sizes...] [--threads 1,2] [--reps N] [--warmup N] [--min-ms T] [--rounds R]
+                        [--transb] [--no-numpy] [--no-wasm]        f32: kiln vs OpenBLAS (numpy) and tfjs-wasm (sizes 256 1024 2048)
+npm run bench -- matmul --dtype bf16 [sizes...] [--threads 1,2] [--rounds R] [--no-torch]
+                                                                   bf16: kiln (vdpbf16ps and via f32) vs kiln f32 vs torch bf16 (256 512 1024 2048)`;
+
+export const description = 'cpu backend f32 matmul vs OpenBLAS (numpy) and tfjs-wasm, 1 and 2 threads; --dtype bf16: kiln bf16 vs f32 vs PyTorch bf16 (GFLOP/s, ratios)';
 
 const PYTHON = '/usr/bin/python3';
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -202,6 +214,193 @@ function wasmCase(n: number, transB: boolean, threads: number, topts: TimeOption
   };
 }
 
+// ---- bf16: kiln bf16 and f32 against PyTorch's bf16 (child python) ------------------------------
+
+/**
+ * kiln's `dtype` product of two n×n matrices with entries in [−1, 1), checked, then timed;
+ * `bf16Kernel` forces the avx512 table's bf16 kernel (KILN_CPU_BF16_MATMUL, read per call).
+ */
+function kilnDtypeCase(n: number, dtype: 'f32' | 'bf16', threads: number, topts: TimeOptions, bf16Kernel?: 'dpbf16' | 'f32'): [() => EngineResult, () => void] {
+  const withKernel = <R>(f: () => R): R => {
+    const before = process.env.KILN_CPU_BF16_MATMUL;
+    if (bf16Kernel) process.env.KILN_CPU_BF16_MATMUL = bf16Kernel;
+    try {
+      return f();
+    } finally {
+      if (before === undefined) delete process.env.KILN_CPU_BF16_MATMUL;
+      else process.env.KILN_CPU_BF16_MATMUL = before;
+    }
+  };
+  setNumThreads(threads);
+  const a = tensor(randomF32(n * n, 1), [n, n], { backend: 'cpu', dtype });
+  const b = tensor(randomF32(n * n, 2), [n, n], { backend: 'cpu', dtype });
+  const run = (): Tensor => withKernel(() => matmul(a, b));
+  // the oracle takes the stored (rounded) inputs; bf16 output may be off by its rounding
+  // (2^-8 relative) plus the f32 accumulation (n·2^-23, as |a·b| ≤ 1)
+  const [av, bv] = [Float32Array.from(a.dataSync()), Float32Array.from(b.dataSync())];
+  const r = run();
+  const got = r.dataSync();
+  r.dispose();
+  for (const i of [0, n >> 1, n - 1])
+    for (let j = 0; j < n; j += Math.max(1, n >> 6)) {
+      let s = 0;
+      for (let p = 0; p < n; p++) s += av[i * n + p]! * bv[p * n + j]!;
+      const bound = (dtype === 'bf16' ? 2 ** -8 * Math.abs(s) * 1.01 : 0) + n * 2 ** -23 * 4;
+      if (!(Math.abs(got[i * n + j]! - s) <= bound)) throw new Error(`kiln ${dtype} matmul ${n}³ [${i}, ${j}]: ${got[i * n + j]} vs ${s} (bound ${bound})`);
+    }
+  const bench = (): EngineResult => {
+    setNumThreads(threads);
+    const t = time(() => tidy(() => void run()), topts);
+    return { ms: t.median, info: `${getNumThreads()} threads` };
+  };
+  return [bench, () => (a.dispose(), b.dispose())];
+}
+
+const TORCH_SCRIPT = String.raw`
+import json, sys, time
+import torch
+n, threads, warmup, reps, min_ms, max_reps = (int(x) for x in sys.argv[1:7])
+torch.set_num_threads(threads)
+g = torch.Generator().manual_seed(1)
+a = (torch.rand((n, n), generator=g) * 2 - 1).to(torch.bfloat16)
+b = (torch.rand((n, n), generator=g) * 2 - 1).to(torch.bfloat16)
+with torch.no_grad():
+    for _ in range(warmup):
+        torch.matmul(a, b)
+    samples = []
+    total = 0.0
+    while len(samples) < reps or (total < min_ms and len(samples) < max_reps):
+        t0 = time.perf_counter()
+        torch.matmul(a, b)
+        ms = (time.perf_counter() - t0) * 1e3
+        samples.append(ms)
+        total += ms
+info = 'torch %s, %d threads, mkldnn %s' % (torch.__version__, torch.get_num_threads(), torch.backends.mkldnn.is_available())
+print(json.dumps({'samples': samples, 'info': info}))
+`;
+
+function torchAvailable(): string | null {
+  if (!existsSync(PYTHON)) return `${PYTHON} not found`;
+  const r = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
+  if (r.status !== 0) return `torch is not importable by ${PYTHON} (install Debian's python3-torch)`;
+  return null;
+}
+
+function torchCase(n: number, threads: number, topts: TimeOptions): () => EngineResult {
+  return () => {
+    const env: NodeJS.ProcessEnv = { ...process.env, OMP_NUM_THREADS: String(threads) };
+    // these slow OpenBLAS (and PyTorch with it) when set for another purpose
+    delete env.OPENBLAS_CORETYPE;
+    delete env.OPENBLAS_L2_SIZE;
+    const args = [n, threads, topts.warmup ?? 3, topts.reps ?? 10, topts.minTimeMs ?? 0, topts.maxReps ?? 1000].map(String);
+    const r = spawnSync(PYTHON, ['-c', TORCH_SCRIPT, ...args], { encoding: 'utf8', env, maxBuffer: 1 << 24 });
+    if (r.status !== 0) return { ms: null, reason: `python failed: ${(r.stderr || r.error?.message || '').trim().split('\n').pop()}` };
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { samples: number[]; info: string };
+    return { ms: median(out.samples), info: out.info };
+  };
+}
+
+/** One (size, threads) row of the bf16 table. */
+export interface MatmulBf16Row {
+  n: number;
+  threads: number;
+  /** kiln bf16 with vdpbf16ps, and with bf16 → f32 packing and the f32 kernel */
+  dpbf16Ms: number;
+  viaF32Ms: number;
+  f32Ms: number;
+  torchMs: number | null;
+  dpbf16Gflops: number;
+  viaF32Gflops: number;
+  f32Gflops: number;
+  torchGflops: number | null;
+  /** GFLOP/s ratios: kiln bf16 (each kernel) over kiln f32, and kiln bf16 (the faster kernel) over torch bf16. */
+  dpbf16OverF32: number;
+  viaF32OverF32: number;
+  bf16OverTorch: number | null;
+}
+
+async function mainBf16(args: string[], positional: string[], opts: Record<string, string | true>): Promise<MatmulBf16Row[]> {
+  const sizes = positional.length ? positional.map(Number) : [256, 512, 1024, 2048];
+  if (sizes.some((s) => !Number.isInteger(s) || s < 1)) throw new Error(`sizes must be positive integers, got ${positional.join(' ')}`);
+  const threadList = typeof opts.threads === 'string' ? opts.threads.split(',').map(Number) : [1, 2];
+  if (threadList.some((t) => !Number.isInteger(t) || t < 1)) throw new Error(`--threads needs positive integers, got ${String(opts.threads)}`);
+  const topts: TimeOptions = { warmup: numOpt(opts, 'warmup', 3), reps: numOpt(opts, 'reps', 10), minTimeMs: numOpt(opts, 'min-ms', 1000), maxReps: 500 };
+  const rounds = Math.max(1, numOpt(opts, 'rounds', 2));
+  const caps = nativeCapabilities();
+  if ('unavailable' in caps) throw new Error(`the cpu backend is not available: ${caps.unavailable}`);
+  const noTorch = opts['no-torch'] ? '--no-torch' : torchAvailable();
+  const threadsBefore = getNumThreads();
+
+  console.log('# matmul bf16: kiln cpu bf16 vs kiln f32 vs PyTorch bf16 (torch.matmul, CPU), a @ b\n');
+  printMachineInfo();
+  console.log(`- kiln native: isa ${caps.isa}, matmul computes ${caps.computes.matmul?.join(', ')}`);
+  if (caps.isa !== 'avx512') console.log(`- the ${caps.isa} table has no vdpbf16ps: both kiln bf16 columns are its f32-converting kernel`);
+  console.log(`- command: npm run bench -- matmul ${args.join(' ')}`.trimEnd());
+  console.log(`- timing: ${topts.warmup} warm-up calls, then ≥ ${topts.reps} reps and ≥ ${topts.minTimeMs} ms; ${rounds} interleaved rounds per engine, median of the faster round`);
+  if (noTorch) console.log(`- torch column skipped: ${noTorch}`);
+
+  const rows: MatmulBf16Row[] = [];
+  const infos = new Set<string>();
+  try {
+    for (const n of sizes)
+      for (const threads of threadList) {
+        const [dp, disposeDp] = kilnDtypeCase(n, 'bf16', threads, topts, 'dpbf16');
+        const [via, disposeVia] = kilnDtypeCase(n, 'bf16', threads, topts, 'f32');
+        const [f32, disposeF32] = kilnDtypeCase(n, 'f32', threads, topts);
+        const engines: [string, () => EngineResult][] = [['kiln bf16 dpbf16', dp], ['kiln bf16 via f32', via], ['kiln f32', f32]];
+        if (!noTorch) engines.push(['torch bf16', torchCase(n, threads, topts)]);
+        const best = new Map<string, EngineResult>();
+        for (let r = 0; r < rounds; r++)
+          for (const [name, run] of engines) {
+            const res = run();
+            if (res.info && name.startsWith('torch')) infos.add(`${name}: ${res.info}`);
+            const prev = best.get(name);
+            if (!prev || prev.ms === null || (res.ms !== null && res.ms < prev.ms)) best.set(name, res);
+          }
+        disposeDp();
+        disposeVia();
+        disposeF32();
+        for (const [name, res] of best) if (res.ms === null) console.log(`- ${name} ${n}³ ${threads}T: ${res.reason}`);
+        const gf = (ms: number | null | undefined): number | null => (ms ? (2 * n * n * n) / (ms * 1e6) : null);
+        const dpbf16Ms = best.get('kiln bf16 dpbf16')!.ms!;
+        const viaF32Ms = best.get('kiln bf16 via f32')!.ms!;
+        const f32Ms = best.get('kiln f32')!.ms!;
+        const torchMs = best.get('torch bf16')?.ms ?? null;
+        const row: MatmulBf16Row = {
+          n,
+          threads,
+          dpbf16Ms,
+          viaF32Ms,
+          f32Ms,
+          torchMs,
+          dpbf16Gflops: gf(dpbf16Ms)!,
+          viaF32Gflops: gf(viaF32Ms)!,
+          f32Gflops: gf(f32Ms)!,
+          torchGflops: gf(torchMs),
+          dpbf16OverF32: f32Ms / dpbf16Ms,
+          viaF32OverF32: f32Ms / viaF32Ms,
+          bf16OverTorch: torchMs ? torchMs / Math.min(dpbf16Ms, viaF32Ms) : null,
+        };
+        rows.push(row);
+        keepAlive(row);
+      }
+  } finally {
+    setNumThreads(threadsBefore);
+  }
+  for (const i of [...infos].sort()) console.log(`- ${i}`);
+  console.log('');
+  const cell = (x: number | null): string | number => (x === null ? '—' : x);
+  console.log(
+    mdTable(
+      ['n (m=n=k)', 'threads', 'kiln bf16 dpbf16 GFLOP/s', 'kiln bf16 via f32 GFLOP/s', 'kiln f32 GFLOP/s', 'torch bf16 GFLOP/s', 'dpbf16/f32', 'via-f32/f32', 'kiln bf16 (faster)/torch bf16'],
+      rows.map((r) => [`${r.n}`, r.threads, r.dpbf16Gflops, r.viaF32Gflops, r.f32Gflops, cell(r.torchGflops), r.dpbf16OverF32, r.viaF32OverF32, cell(r.bf16OverTorch)]),
+    ),
+  );
+  console.log('\nratios are of GFLOP/s (2·n³ / median time): > 1 means the first is faster. "dpbf16": vdpbf16ps on bf16 pairs;');
+  console.log('"via f32": bf16 widened to f32 while packing, the f32 kernel (the avx2/base path, and the avx512 default on Intel).');
+  return rows;
+}
+
 // ---- main -----------------------------------------------------------------------------------
 
 export interface MatmulBenchRow {
@@ -217,8 +416,14 @@ export interface MatmulBenchRow {
   kilnOverWasm: number | null;
 }
 
-export async function main(args: string[]): Promise<MatmulBenchRow[]> {
+export async function main(args: string[]): Promise<MatmulBenchRow[] | MatmulBf16Row[]> {
   const { positional, opts } = parseArgs(args);
+  if (opts.help || opts.h) {
+    console.log(USAGE);
+    return [];
+  }
+  if (opts.dtype === 'bf16') return mainBf16(args, positional, opts);
+  if (opts.dtype !== undefined && opts.dtype !== 'f32') throw new Error(`--dtype is f32 (the default) or bf16, got ${String(opts.dtype)}`);
   const sizes = positional.length ? positional.map(Number) : [256, 1024, 2048];
   if (sizes.some((s) => !Number.isInteger(s) || s < 1)) throw new Error(`sizes must be positive integers, got ${positional.join(' ')}`);
   const threadList = typeof opts.threads === 'string' ? opts.threads.split(',').map(Number) : [1, 2];

@@ -37,6 +37,28 @@ inline size_t item_size(DType d) {
   return 1;
 }
 
+// Kernel families (Backend.computes): a Table's `computes` has one dtype mask per family.
+enum KernelFamily : int { FAMILY_ELEMENTWISE = 0, FAMILY_REDUCE = 1, FAMILY_MATMUL = 2, FAMILY_SOFTMAX = 3, FAMILY_NORM = 4, FAMILY_CROSS_ENTROPY = 5, FAMILY_ATTENTION = 6, FAMILY_OPTIM = 7 };
+
+constexpr int kNumFamilies = 8;
+
+inline const char* family_name(KernelFamily f) {
+  switch (f) {
+    case FAMILY_ELEMENTWISE: return "elementwise";
+    case FAMILY_REDUCE: return "reduce";
+    case FAMILY_MATMUL: return "matmul";
+    case FAMILY_SOFTMAX: return "softmax";
+    case FAMILY_NORM: return "norm";
+    case FAMILY_CROSS_ENTROPY: return "crossEntropy";
+    case FAMILY_ATTENTION: return "attention";
+    case FAMILY_OPTIM: return "optim";
+  }
+  return "?";
+}
+
+// The bit of dtype d in a dtype mask.
+constexpr uint32_t dtype_bit(DType d) { return uint32_t(1) << int(d); }
+
 // Elementwise functions of one argument.
 enum UnaryOp : int { U_NEG, U_ABS, U_SIGN, U_EXP, U_LOG, U_SQRT, U_RSQRT, U_SIN, U_COS, U_TANH, U_SIGMOID, U_RELU, U_GELU, U_GELU_TANH, U_SILU, U_ERF, U_FLOOR, U_CEIL, U_ROUND, U_ISFINITE };
 
@@ -417,6 +439,8 @@ struct LambUpdateArgs {
 // than virtuals: the table is plain data.
 struct Table {
   const char* isa;
+  // per family, the dtypes its kernels compute in natively (dtype_bit masks; others go through f32)
+  uint32_t computes[kNumFamilies];
   void (*fill)(const FillArgs& a);
   void (*random)(const RandomArgs& a);
   void (*cast)(const CastArgs& a);

@@ -87,11 +87,20 @@ KILN_BIND(setNumThreads) {
   return info.Env().Undefined();
 }
 
-// capabilities() → { isa, threads, cuda: { compiled, devices, error } }
+// capabilities() → { isa, computes: { family: dtype names }, threads, cuda: { compiled, devices, error } }
 KILN_BIND(capabilities) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
   o.Set("isa", kernels().isa);
+  Napi::Object computes = Napi::Object::New(env);
+  for (int f = 0; f < kNumFamilies; f++) {
+    Napi::Array names = Napi::Array::New(env);
+    uint32_t at = 0;
+    for (int d = 0; d < kNumDTypes; d++)
+      if (kernels().computes[f] & dtype_bit(DType(d))) names.Set(at++, dtype_name(DType(d)));
+    computes.Set(family_name(KernelFamily(f)), names);
+  }
+  o.Set("computes", computes);
   o.Set("threads", num_threads());
   Napi::Object cuda = Napi::Object::New(env);
   std::string err;

@@ -165,6 +165,10 @@ function genHeader() {
   s += `constexpr int kNumDTypes = ${dtypes.length};\n\n`;
   s += `inline const char* dtype_name(DType d) {\n  switch (d) {\n${dtypes.map((d) => `    case ${d.name.toUpperCase()}: return "${d.name}";`).join('\n')}\n  }\n  return "?";\n}\n\n`;
   s += `inline size_t item_size(DType d) {\n  switch (d) {\n${dtypes.map((d) => `    case ${d.name.toUpperCase()}: return ${d.bytes};`).join('\n')}\n  }\n  return 1;\n}\n\n`;
+  s += `// Kernel families (Backend.computes): a Table's \`computes\` has one dtype mask per family.\nenum KernelFamily : int { ${families.map((f, i) => `FAMILY_${constName(f.name)} = ${i}`).join(', ')} };\n\n`;
+  s += `constexpr int kNumFamilies = ${families.length};\n\n`;
+  s += `inline const char* family_name(KernelFamily f) {\n  switch (f) {\n${families.map((f) => `    case FAMILY_${constName(f.name)}: return "${f.name}";`).join('\n')}\n  }\n  return "?";\n}\n\n`;
+  s += `// The bit of dtype d in a dtype mask.\nconstexpr uint32_t dtype_bit(DType d) { return uint32_t(1) << int(d); }\n\n`;
   for (const [name, e] of Object.entries(enums)) {
     s += `${cComment(e.doc)}\nenum ${name} : int { ${e.values.map((v) => `${e.prefix}${constName(v.name)}`).join(', ')} };\n\n`;
   }
@@ -183,7 +187,7 @@ function genHeader() {
     }
     s += '};\n\n';
   }
-  s += `// One implementation's kernels (an instruction set's, or a device's). Function pointers rather\n// than virtuals: the table is plain data.\nstruct Table {\n  const char* isa;\n`;
+  s += `// One implementation's kernels (an instruction set's, or a device's). Function pointers rather\n// than virtuals: the table is plain data.\nstruct Table {\n  const char* isa;\n  // per family, the dtypes its kernels compute in natively (dtype_bit masks; others go through f32)\n  uint32_t computes[kNumFamilies];\n`;
   for (const k of kernels) s += `  ${k.faults ? 'Fault' : 'void'} (*${snake(k.name)})(const ${argsType(k)}& a);\n`;
   s += '};\n\n}  // namespace kiln\n';
   return s;

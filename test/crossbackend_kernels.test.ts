@@ -7,7 +7,8 @@
  * (KILN_CPU_ISA=avx2, =base, and the machine's own), so each kernel table is checked every run.
  *
  * Tolerances come from error bounds, not fixed constants: a matmul entry may differ from the
- * f64-accumulated reference by a few units of f32 rounding times Σ|a·b| over its k products.
+ * f64-accumulated reference by a few units of f32 rounding times Σ|a·b| over its k products
+ * (bf16 and f16: see halfMatmulBound).
  */
 import { describe, test } from 'vitest';
 import fc from 'fast-check';
@@ -72,6 +73,37 @@ const matmulArb: fc.Arbitrary<MatmulCase> = fc
     bias: bias && batch[0].length === 0 && batch[1].length === 0,
     seed,
   }));
+
+// Halves: the same, with k also past the bf16-pair kernel's k block (2048; 3 blocks above
+// 4096), and k = 1, 2, 3 (one zero-padded pair, one whole pair, one and a half)
+const halfMatmulArb: fc.Arbitrary<MatmulCase> = fc
+  .tuple(matmulArb, fc.constantFrom(null, null, null, 1, 2, 3, 2047, 2049, 4111))
+  .map(([c, k]) => (k === null ? c : { ...c, k, m: k > 1000 ? Math.min(c.m, 37) : c.m, n: k > 1000 ? Math.min(c.n, 45) : c.n }));
+
+// Run every time, besides the random ones: three k blocks with an odd tail and a bias, k = 1
+// (one zero-padded pair) transposed and broadcast, k just past one block, a tall thin product
+const HALF_MATMUL_EXAMPLES: [MatmulCase][] = [
+  [{ m: 37, n: 45, k: 4111, transA: false, transB: true, batchA: [], batchB: [], bias: true, seed: 1 }],
+  [{ m: 31, n: 33, k: 1, transA: true, transB: false, batchA: [2], batchB: [1], bias: false, seed: 2 }],
+  [{ m: 15, n: 70, k: 2049, transA: true, transB: true, batchA: [3, 1], batchB: [2], bias: false, seed: 3 }],
+  [{ m: 320, n: 5, k: 3, transA: false, transB: false, batchA: [], batchB: [], bias: true, seed: 4 }],
+];
+
+/**
+ * The most a bf16/f16 matmul entry may differ from ref's, derived. Both read the same inputs,
+ * exact in f32, and a product of two halves is exact in f32 (2·8 or 2·11 significant bits ≤ 24),
+ * so only the additions differ: the kernel adds k products and the bias in f32, in its own
+ * order (error ≤ (k + 1)·u·S, u = 2^-24, S = Σ|a·b| + |bias|), ref adds them in f64 and rounds
+ * to f32 once (≤ u·|s|). Each result is then rounded to the half once, which moves it by at most
+ * half a unit of the half: ≤ 2^-p·|x|/(1 − 2^-p) (p = 8 for bf16, 11 for f16) for each of got
+ * and want, plus 2^-25 each in f16's subnormal range. `scale` (S, computed in the half by ref)
+ * is itself rounded, hence the 1.01. vdpbf16ps flushes results below 2^-126: 2^-126 per step.
+ */
+function halfMatmulBound(dtype: 'bf16' | 'f16', kk: number, got: number, want: number, scale: number): number {
+  const p = dtype === 'bf16' ? 8 : 11;
+  const rounding = (2 ** -p / (1 - 2 ** -p)) * (Math.abs(got) + Math.abs(want)) + (dtype === 'f16' ? 2 ** -24 : 0);
+  return (kk + 2) * 2 ** -24 * scale * 1.01 + rounding + kk * 2 ** -126;
+}
 
 function runMatmul(c: MatmulCase, backend: string, dtype: k.DType): Tensor[] {
   return k.tidy(() => {
@@ -186,19 +218,21 @@ for (const b of others) {
       );
     });
 
-    test('matmul in bf16 (computes in f32, rounds once): within a bf16 rounding of ref', async () => {
-      await fc.assert(
-        fc.asyncProperty(matmulArb, async (c) => {
-          const [want, scale] = await read(runMatmul(c, 'ref', 'bf16'));
-          const [got] = await read(runMatmul(c, b.name, 'bf16'));
-          for (let i = 0; i < want!.length; i++) {
-            const bound = 2 ** -7 * Math.abs(want![i]!) + (c.k + 2) * 2 ** -23 * scale![i]!;
-            if (!(Math.abs(got![i]! - want![i]!) <= bound)) throw new Error(`bf16 matmul [${i}]: ${got![i]} vs ${want![i]} (bound ${bound}) ${JSON.stringify(c)}`);
-          }
-        }),
-        { numRuns: RUNS },
-      );
-    });
+    for (const dtype of ['bf16', 'f16'] as const) {
+      test(`matmul in ${dtype} (f32 accumulation, rounded once) past every tile and k block: within the derived bound of ref`, async () => {
+        await fc.assert(
+          fc.asyncProperty(halfMatmulArb, async (c) => {
+            const [want, scale] = await read(runMatmul(c, 'ref', dtype));
+            const [got] = await read(runMatmul(c, b.name, dtype));
+            for (let i = 0; i < want!.length; i++) {
+              const bound = halfMatmulBound(dtype, c.k, got![i]!, want![i]!, scale![i]!);
+              if (!(Math.abs(got![i]! - want![i]!) <= bound)) throw new Error(`${dtype} matmul [${i}]: ${got![i]} vs ${want![i]} (bound ${bound}) ${JSON.stringify(c)}`);
+            }
+          }),
+          { numRuns: RUNS, examples: HALF_MATMUL_EXAMPLES },
+        );
+      });
+    }
 
     test('attention past the query and key tiles: layouts, causal offsets, sliding windows, grouped-query heads, masks, dropout, uneven T and D (forward and backward)', async () => {
       await fc.assert(

@@ -2,12 +2,16 @@
  * matmul's fused epilogue (bias, then relu / gelu / gelu_tanh / silu), which the tensor layer
  * does not call yet: each backend's kernel against ref's `linear` followed by the activation op,
  * on a ragged transposed problem and on pre-activations swept across [−14, 14] — through gelu's
- * switch from erf to erfc at |x/√2| = 1 and its tail, where 1 + erf would cancel.
+ * switch from erf to erfc at |x/√2| = 1 and its tail, where 1 + erf would cancel. And in bf16
+ * and f16, on backends that compute matmul in them, past every tile, against ref's f32 kernel
+ * on the same values rounded once.
  */
 import { expect, test } from 'vitest';
 import * as k from '../src/index.js';
 import type { Activation, Backend, Tensor } from '../src/index.js';
 import { describeBackends, expectClose } from './harness.js';
+
+type Storage = ReturnType<Backend['alloc']>;
 
 const ACTS: [Activation, (t: Tensor) => Tensor][] = [
   ['none', (t) => t],
@@ -68,4 +72,62 @@ describeBackends('matmul epilogue', (backend) => {
       expect(sweep.every((v, i) => Number.isFinite(v) || !Number.isFinite(want[i]!))).toBe(true);
     }
   });
+});
+
+/** f32 values as a half's bits (the storage layout halves are written in). */
+const halfBits = (dtype: 'bf16' | 'f16', xs: Float32Array): Uint16Array => Uint16Array.from(xs, (x) => (dtype === 'bf16' ? k.bf16Bits(x) : k.f16Bits(x)));
+const halfValue = (dtype: 'bf16' | 'f16', h: number): number => (dtype === 'bf16' ? k.bf16Value(h) : k.f16Value(h));
+
+describeBackends('matmul epilogue in halves', (backend) => {
+  // Past every register tile (m 31 > 2·14 rows, n 45 > 32 and 2·16 columns), k odd (a
+  // zero-padded bf16 pair), 1 and even, transposes, a broadcast batch, the bias and each
+  // activation: the kernel on half storages against ref's f32 kernel on the same (exact)
+  // values, rounded once. Bound: the f32 sums differ by ≤ (k + 2)·2^-24·Σ|a·b| + |bias| (see
+  // halfMatmulBound in crossbackend_kernels.test.ts), the activations are 1.13-Lipschitz (gelu's
+  // largest slope) and evaluated within a few f32 units, and each side's rounding to the half
+  // moves it ≤ 2^-p·|x|/(1 − 2^-p), p = 8 (bf16) or 11 (f16), plus 2^-25 in f16's subnormals.
+  for (const dtype of ['bf16', 'f16'] as const) {
+    test(`${dtype}: bias and each activation, ragged, transposed, batched, against ref in f32 rounded once`, async (ctx) => {
+      const be = await k.getBackend(backend);
+      if (!be.computes('matmul', dtype)) ctx.skip(); // the tensor layer casts to f32 for it
+      const ref = await k.getBackend('ref');
+      const gen = new k.Generator(11);
+      const draw = async (size: number): Promise<Float32Array> => Float32Array.from(await k.randn([size], { backend: 'ref', generator: gen }).data());
+      const p = dtype === 'bf16' ? 8 : 11;
+      for (const [m, n, kk, transA, transB] of [[31, 45, 37, false, true], [15, 33, 1, true, false], [29, 17, 64, true, true], [3, 70, 5, false, false]] as const) {
+        const batch = 2;
+        // a broadcast over the batch (stride 0), b one matrix per item
+        const a = await draw(m * kk);
+        const b = await draw(batch * n * kk);
+        const bias = await draw(n);
+        // the values as stored in the half, exactly
+        const [ah, bh, ch] = [a, b, bias].map((x) => halfBits(dtype, x));
+        const [av, bv, cv] = [ah!, bh!, ch!].map((h) => Float32Array.from(h, (x) => halfValue(dtype, x)));
+        const args = (A: Storage, B: Storage, C: Storage, O: Storage, activation: Activation): Parameters<Backend['matmul']>[0] => ({
+          a: A, b: B, out: O, bias: C, batchShape: [batch], aBatchStrides: [0], bBatchStrides: [n * kk], m, n, k: kk, transA, transB, activation,
+        });
+        const run = async (bk: Backend, dt: 'f32' | 'bf16' | 'f16', xs: ArrayLike<number>[], activation: Activation): Promise<number[]> => {
+          const st = [bk.alloc(dt, m * kk), bk.alloc(dt, batch * n * kk), bk.alloc(dt, n), bk.alloc(dt, batch * m * n)];
+          try {
+            xs.forEach((x, i) => bk.write(st[i]!, x as never));
+            bk.matmul(args(st[0]!, st[1]!, st[2]!, st[3]!, activation));
+            const o = await bk.read(st[3]!);
+            return dt === 'f32' ? Array.from(o as Float32Array) : Array.from(o as Uint16Array, (h) => halfValue(dtype, h));
+          } finally {
+            for (const x of st) bk.free(x);
+          }
+        };
+        const scale = await run(ref, 'f32', [av!.map(Math.abs), bv!.map(Math.abs), cv!.map(Math.abs)], 'none');
+        for (const [act] of ACTS) {
+          const got = await run(be, dtype, [ah!, bh!, ch!], act);
+          const want = (await run(ref, 'f32', [av!, bv!, cv!], act)).map((x) => halfValue(dtype, Number(halfBits(dtype, Float32Array.of(x))[0])));
+          for (let i = 0; i < want.length; i++) {
+            const [g, w] = [got[i]!, want[i]!];
+            const bound = 1.13 * (kk + 2) * 2 ** -24 * scale[i]! + 8e-6 * (Math.abs(g) + Math.abs(w)) + (2 ** -p / (1 - 2 ** -p)) * (Math.abs(g) + Math.abs(w)) + (dtype === 'f16' ? 2 ** -24 : 0) + 1e-30;
+            if (!(Math.abs(g - w) <= bound)) expect.fail(`${dtype} ${act} ${m}×${kk}${transA ? 'ᵀ' : ''} @ ${kk}×${n}${transB ? 'ᵀ' : ''} [${i}]: got ${g}, expected ${w} (bound ${bound})`);
+          }
+        }
+      }
+    });
+  }
 });

@@ -9,7 +9,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { backends, gelu, getNumThreads, linear, matmul, nativeCapabilities, randn, relu, setNumThreads, silu, tidy, type Tensor } from '../src/index.js';
+import { backends, gelu, getBackend, getNumThreads, linear, matmul, nativeCapabilities, randn, relu, setNumThreads, silu, tidy, type Tensor } from '../src/index.js';
+import { KERNEL_FAMILIES } from '../src/backend/ops.gen.js';
 import { expectClose } from './harness.js';
 
 const root = join(import.meta.dirname, '..');
@@ -74,6 +75,19 @@ describe.skipIf(!cpu.available)(`cpu backend${cpu.available ? '' : `: unavailabl
     expect(typeof caps.cuda.compiled).toBe('boolean');
     // without a driver or device, CUDA is "no device" with the runtime's reason, never a crash
     if (caps.cuda.devices === 0 && caps.cuda.compiled) expect(caps.cuda.error).toMatch(/cudaGetDeviceCount|no CUDA device/);
+  });
+
+  test('computes() is what the running kernel table reports: every family f32/f64, matmul also bf16 and f16', async () => {
+    const caps = nativeCapabilities();
+    if ('unavailable' in caps) throw new Error(caps.unavailable);
+    const be = await getBackend('cpu');
+    for (const family of KERNEL_FAMILIES) {
+      expect(caps.computes[family], family).toEqual(expect.arrayContaining(['f32', 'f64']));
+      for (const dtype of ['f32', 'f64', 'i32', 'bf16', 'f16', 'bool'] as const) expect(be.computes(family, dtype), `${family} ${dtype}`).toBe(caps.computes[family]!.includes(dtype));
+    }
+    // every table (avx512: bf16 by vdpbf16ps; avx2 and base: converted to f32 while packing)
+    expect(caps.computes.matmul).toEqual(['f32', 'f64', 'bf16', 'f16']);
+    expect(caps.computes.attention).toEqual(['f32', 'f64']);
   });
 
   test('setNumThreads resizes the pool, and a matmul gives the same result on 1, 2 and 3 threads', async () => {

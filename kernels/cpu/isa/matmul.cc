@@ -6,8 +6,11 @@
 //      NR-wide column panels, per k block, zero-padded to whole panels:
 //        Ap[kb][ip][p][0..MR) = op(A)[ip·MR + i, kb·KC + p]
 //        Bp[kb][jp][p][0..NR) = op(B)[kb·KC + p, jp·NR + j]
-//      Packing absorbs trans_a / trans_b, the batch offsets and the bf16 → f32 conversion, so
-//      the microkernel only ever reads unit-stride panels (matmul_pack.h).
+//      Packing absorbs trans_a / trans_b, the batch offsets and the bf16/f16 → f32 conversion
+//      (F16C for f16 in the avx2/avx512 tables), so the microkernel only ever reads unit-stride
+//      panels (matmul_pack.h). bf16 with vdpbf16ps (avx512 table, see bf16_pairs) packs bf16
+//      pairs instead: step q of a panel holds k = 2q and 2q + 1 in one 32-bit word, zero past
+//      an odd k, and a k block is twice as long (KC·2) for the same panel bytes.
 //   2. C is cut into tasks of row panels × up to NC columns. A task takes, per k block, the
 //      panels it needs (packing those no other task has claimed yet, waiting for the rest), then
 //      multiplies each A panel with each B panel of its columns. Tasks are handed out one at a
@@ -17,8 +20,9 @@
 //      value into NV fused multiply-adds. The first k block overwrites C, later ones add to it;
 //      the last one adds the bias. Edge tiles use instances with fewer rows / vectors and masked
 //      loads and stores of the last vector, so nothing outside C is read or written.
-//   4. Finished rows get the activation (vecmath.h for f32) and, for bf16, are rounded to bf16
-//      (nearest even) from the f32 accumulator.
+//      With pairs, one vdpbf16ps per (row, vector) adds both products of a step.
+//   4. Finished rows get the activation (vecmath.h for f32) and, for bf16/f16, are rounded to the
+//      half (nearest even, as dtype.ts) from the f32 accumulator.
 // Register tiles: AVX-512 14×32 f32 / 14×16 f64 (28 zmm accumulators), AVX2 6×16 / 6×8,
 // portable 6×8 / 6×4 (GCC vector extensions). Products with m = 1 or n = 1 (f32/f64) skip
 // packing: dot products or row sums straight from the operands. Many small products (batched
@@ -27,6 +31,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 #include <thread>
 #include <type_traits>
@@ -46,10 +51,12 @@ namespace kiln {
 namespace KILN_ISA {
 namespace {
 
+using mm::Half;
 using mm::VecF32;
 using mm::VecF64;
 using mm::pack_contig;
 using mm::pack_strided;
+using mm::store_out;
 using mm::to_compute;
 
 // ---- blocking -----------------------------------------------------------------------------------
@@ -91,14 +98,33 @@ struct Blocking<VecF64> {
 #endif
 
 // ---- microkernel --------------------------------------------------------------------------------
-// C[R×ncols] (+)= A·B over kc steps, where A is a packed panel (row i of step p at A[p·MR + i])
-// and B a packed panel (column j of step p at B[p·NR + j]). R ≤ MR rows and NVC ≤ NV vectors
-// are computed; ncols ∈ ((NVC−1)·L, NVC·L] columns are stored. `accumulate` adds C's old
-// values; `bias` (null, or the ncols bias values of these columns) is added last.
-template <class S, int MR, int NV, int R, int NVC>
-void ukernel(int64_t kc, const typename S::T* __restrict A, const typename S::T* __restrict B,
-             typename S::T* __restrict C, int64_t ldc, int ncols, bool accumulate, const typename S::T* bias) {
+// What the microkernel multiplies, per packed step: U::P elements (U::KU values of k each), B
+// loaded as vectors, A broadcast, multiplied into U::Acc accumulators. Direct<S>: one k per
+// step in the compute type (an FMA); PairsBF16 (AVX-512): two k per step in bf16 (vdpbf16ps).
+template <class S>
+struct Direct {
+  using Acc = S;
+  using P = typename S::T;
+  using BV = typename S::V;
+  static constexpr int KU = 1;
+  static BV loadb(const P* p) { return S::load(p); }
+  static BV bcasta(const P* p) { return S::bcast(p); }
+  static typename S::V madd(BV a, BV b, typename S::V c) { return S::fma(a, b, c); }
+};
+#if KILN_ISA_avx512
+using mm::PairsBF16;
+#endif
+
+// C[R×ncols] (+)= A·B over `steps` packed steps, where A is a packed panel (row i of step p at
+// A[p·MR + i]) and B a packed panel (column j of step p at B[p·NR + j]). R ≤ MR rows and
+// NVC ≤ NV vectors are computed; ncols ∈ ((NVC−1)·L, NVC·L] columns are stored. `accumulate`
+// adds C's old values; `bias` (null, or the ncols bias values of these columns) is added last.
+template <class U, int MR, int NV, int R, int NVC>
+void ukernel(int64_t steps, const typename U::P* __restrict A, const typename U::P* __restrict B,
+             typename U::Acc::T* __restrict C, int64_t ldc, int ncols, bool accumulate, const typename U::Acc::T* bias) {
+  using S = typename U::Acc;
   using V = typename S::V;
+  using BV = typename U::BV;
   constexpr int L = S::L;
   constexpr int NR = NV * L;
   // C is needed only at the end: start fetching its rows (both ends of each row segment) now
@@ -111,15 +137,15 @@ void ukernel(int64_t kc, const typename S::T* __restrict A, const typename S::T*
   for (int i = 0; i < R; i++)
 #pragma GCC unroll 4
     for (int v = 0; v < NVC; v++) c[i][v] = S::zero();
-  for (int64_t p = 0; p < kc; p++) {
-    V b[NVC];
+  for (int64_t p = 0; p < steps; p++) {
+    BV b[NVC];
 #pragma GCC unroll 4
-    for (int v = 0; v < NVC; v++) b[v] = S::load(B + v * L);
+    for (int v = 0; v < NVC; v++) b[v] = U::loadb(B + v * L);
 #pragma GCC unroll 16
     for (int i = 0; i < R; i++) {
-      V a = S::bcast(A + i);
+      BV a = U::bcasta(A + i);
 #pragma GCC unroll 4
-      for (int v = 0; v < NVC; v++) c[i][v] = S::fma(a, b[v], c[i][v]);
+      for (int v = 0; v < NVC; v++) c[i][v] = U::madd(a, b[v], c[i][v]);
     }
     A += MR;
     B += NR;
@@ -144,19 +170,19 @@ void ukernel(int64_t kc, const typename S::T* __restrict A, const typename S::T*
   }
 }
 
-template <class S>
-using UkernelFn = void (*)(int64_t, const typename S::T*, const typename S::T*, typename S::T*, int64_t, int, bool,
-                           const typename S::T*);
+template <class U>
+using UkernelFn = void (*)(int64_t, const typename U::P*, const typename U::P*, typename U::Acc::T*, int64_t, int,
+                           bool, const typename U::Acc::T*);
 
 // kernels[r − 1][nv − 1]: the instance for r rows and nv vectors
-template <class S>
+template <class U>
 struct Kernels {
-  static constexpr int MR = Blocking<S>::MR, NV = Blocking<S>::NV;
-  UkernelFn<S> fn[MR][NV];
+  static constexpr int MR = Blocking<typename U::Acc>::MR, NV = Blocking<typename U::Acc>::NV;
+  UkernelFn<U> fn[MR][NV];
 
   template <int R, int NVC>
   void set() {
-    fn[R - 1][NVC - 1] = &ukernel<S, MR, NV, R, NVC>;
+    fn[R - 1][NVC - 1] = &ukernel<U, MR, NV, R, NVC>;
   }
   template <int R, int... NVs>
   void set_row(std::integer_sequence<int, NVs...>) {
@@ -169,9 +195,9 @@ struct Kernels {
   Kernels() { set_all(std::make_integer_sequence<int, MR>{}); }
 };
 
-template <class S>
-const Kernels<S>& kernels_for() {
-  static const Kernels<S> k;
+template <class U>
+const Kernels<U>& kernels_for() {
+  static const Kernels<U> k;
   return k;
 }
 
@@ -364,15 +390,20 @@ void for_each_dynamic(int threads, int64_t ntasks, const F& f) {
 }
 
 // ---- one product ----------------------------------------------------------------------------------
-// C = op(A)·op(B) (+ bias, activation) for one batch item. Out is T (f32/f64) or uint16_t (bf16,
-// with T = float accumulated in scratch).
-template <class S, typename In, typename Out>
+// C = op(A)·op(B) (+ bias, activation) for one batch item, multiplied as U says (Direct<S> or
+// PairsBF16). Out is T (f32/f64), or a half (uint16_t bf16, Half f16) with T = float
+// accumulated in scratch.
+template <class U, typename In, typename Out>
 struct Gemm {
+  using S = typename U::Acc;
   using T = typename S::T;
-  static constexpr int MR = Blocking<S>::MR, NV = Blocking<S>::NV, L = S::L, NR = NV * L;
-  static constexpr int KCMAX = Blocking<S>::KC, NC = Blocking<S>::NC;
+  using P = typename U::P;  // packed element
+  static constexpr int MR = Blocking<S>::MR, NV = Blocking<S>::NV, L = S::L, NR = NV * L, KU = U::KU;
+  // k per block: a bf16 pair step is as many bytes as an f32 step, so pairs take twice the k
+  static constexpr int KCMAX = Blocking<S>::KC * KU, NC = Blocking<S>::NC;
   static constexpr bool kDirect = std::is_same_v<Out, T>;  // accumulate straight into out
   static_assert(NC % NR == 0, "NC must be whole panels");
+  static_assert(KU == 1 || !kDirect, "pairs are for halves");
 
   int64_t m, n, k;
   bool ta, tb;
@@ -385,43 +416,68 @@ struct Gemm {
   Gemm(int64_t m_, int64_t n_, int64_t k_, bool ta_, bool tb_, const T* bias_, Activation act_)
       : m(m_), n(n_), k(k_), ta(ta_), tb(tb_), bias(bias_), act(act_) {
     nkb = ceil_div(k, KCMAX);
-    kc = ceil_div(k, nkb);  // equal blocks: the last is never tiny
+    kc = ceil_div(ceil_div(k, nkb), KU) * KU;  // equal blocks (the last is never tiny), whole steps
+    nkb = ceil_div(k, kc);
     mp = ceil_div(m, MR);
     np = ceil_div(n, NR);
   }
 
-  size_t a_pack_elems() const { return size_t(mp) * MR * size_t(k); }
-  size_t b_pack_elems() const { return size_t(np) * NR * size_t(k); }
+  // packed steps: every block but the last holds kc / KU; the last is zero-padded to whole steps
+  size_t a_pack_elems() const { return size_t(mp) * MR * size_t(ceil_div(k, KU)); }
+  size_t b_pack_elems() const { return size_t(np) * NR * size_t(ceil_div(k, KU)); }
   size_t acc_elems() const { return kDirect ? 0 : size_t(m) * size_t(n); }
 
   int64_t kblock(int64_t kb) const { return std::min(kc, k - kb * kc); }
-  // panel offsets inside the packed buffers
-  size_t a_off(int64_t kb, int64_t ip) const { return size_t(kb * kc) * size_t(mp * MR) + size_t(ip * MR * kblock(kb)); }
-  size_t b_off(int64_t kb, int64_t jp) const { return size_t(kb * kc) * size_t(np * NR) + size_t(jp * NR * kblock(kb)); }
+  int64_t ksteps(int64_t kb) const { return ceil_div(kblock(kb), KU); }
+  // panel offsets inside the packed buffers (in P elements)
+  size_t a_off(int64_t kb, int64_t ip) const { return size_t(kb * kc / KU) * size_t(mp * MR) + size_t(ip * MR * ksteps(kb)); }
+  size_t b_off(int64_t kb, int64_t jp) const { return size_t(kb * kc / KU) * size_t(np * NR) + size_t(jp * NR * ksteps(kb)); }
+
+  // W-wide panels from adjacent lines / from lines along k, as U packs them
+  template <int W>
+  static void contig(const In* src, int64_t sp, int64_t w, int64_t panels, int64_t kcb, P* dst) {
+#if KILN_ISA_avx512
+    if constexpr (KU == 2) {
+      mm::pack_pairs_contig<W>(src, sp, w, panels, kcb, dst);
+      return;
+    }
+#endif
+    if constexpr (KU == 1) pack_contig<W>(src, sp, w, panels, kcb, dst);
+  }
+  template <int W>
+  static void strided(const In* src, int64_t sx, int w, int64_t kcb, P* dst) {
+#if KILN_ISA_avx512
+    if constexpr (KU == 2) {
+      mm::pack_pairs_strided<W>(src, sx, w, kcb, dst);
+      return;
+    }
+#endif
+    if constexpr (KU == 1) pack_strided<W>(src, sx, w, kcb, dst);
+  }
 
   // A panels [ip0, ip1) of k block kb
-  void pack_a(const In* a, int64_t kb, int64_t ip0, int64_t ip1, T* ap) const {
+  void pack_a(const In* a, int64_t kb, int64_t ip0, int64_t ip1, P* ap) const {
     const int64_t p0 = kb * kc, kcb = kblock(kb);
     if (ta) {  // op(A)[i, p] = a[p·m + i]: the panel's rows are adjacent
-      pack_contig<MR>(a + p0 * m + ip0 * MR, m, m - ip0 * MR, ip1 - ip0, kcb, ap + a_off(kb, ip0));
+      contig<MR>(a + p0 * m + ip0 * MR, m, m - ip0 * MR, ip1 - ip0, kcb, ap + a_off(kb, ip0));
     } else {  // op(A)[i, p] = a[i·k + p]
       for (int64_t ip = ip0; ip < ip1; ip++) {
         const int64_t i0 = ip * MR;
-        pack_strided<MR>(a + i0 * k + p0, k, int(std::min<int64_t>(MR, m - i0)), kcb, ap + a_off(kb, ip));
+        strided<MR>(a + i0 * k + p0, k, int(std::min<int64_t>(MR, m - i0)), kcb, ap + a_off(kb, ip));
       }
     }
   }
 
   // B panels [jp0, jp1) of k block kb
-  void pack_b(const In* b, int64_t kb, int64_t jp0, int64_t jp1, T* bp) const {
+  void pack_b(const In* b, int64_t kb, int64_t jp0, int64_t jp1, P* bp) const {
     const int64_t p0 = kb * kc, kcb = kblock(kb);
     if (tb) {  // op(B)[p, j] = b[j·k + p]
       for (int64_t jp = jp0; jp < jp1; jp++) {
         const int64_t j0 = jp * NR;
-        pack_strided<NR>(b + j0 * k + p0, k, int(std::min<int64_t>(NR, n - j0)), kcb, bp + b_off(kb, jp));
+        strided<NR>(b + j0 * k + p0, k, int(std::min<int64_t>(NR, n - j0)), kcb, bp + b_off(kb, jp));
       }
     } else {  // op(B)[p, j] = b[p·n + j]: the panel's columns are adjacent
-      pack_contig<NR>(b + p0 * n + jp0 * NR, n, n - jp0 * NR, jp1 - jp0, kcb, bp + b_off(kb, jp0));
+      contig<NR>(b + p0 * n + jp0 * NR, n, n - jp0 * NR, jp1 - jp0, kcb, bp + b_off(kb, jp0));
     }
   }
 
@@ -460,9 +516,9 @@ struct Gemm {
     const In* a;
     const In* b;
     Out* out;
-    T* ap;           // packed A: [nkb][mp] panels
-    T* bp;           // packed B: [nkb][np] panels
-    T* acc;          // C as accumulated: out itself, or f32 scratch for bf16
+    P* ap;           // packed A: [nkb][mp] panels
+    P* bp;           // packed B: [nkb][np] panels
+    T* acc;          // C as accumulated: out itself, or f32 scratch for halves
     Flag* a_flags;   // [nkb][mp]
     Flag* b_flags;   // [nkb][np]
   };
@@ -471,21 +527,21 @@ struct Gemm {
   // needs are packed (by whichever task gets there first), then every MR×NR tile is updated;
   // the last k block also applies the epilogue.
   void task(const Work& w, int64_t ip0, int64_t ip1, int64_t jp0, int64_t jp1) const {
-    const Kernels<S>& K = kernels_for<S>();
+    const Kernels<U>& K = kernels_for<U>();
     for (int64_t kb = 0; kb < nkb; kb++) {
       ensure(w.b_flags + kb * np, jp0, jp1, [&](int64_t jp) { pack_b(w.b, kb, jp, jp + 1, w.bp); });
       ensure(w.a_flags + kb * mp, ip0, ip1, [&](int64_t ip) { pack_a(w.a, kb, ip, ip + 1, w.ap); });
-      const int64_t kcb = kblock(kb);
+      const int64_t steps = ksteps(kb);
       const bool last = kb == nkb - 1;
       for (int64_t ip = ip0; ip < ip1; ip++) {
         const int64_t i0 = ip * MR;
         const int r = int(std::min<int64_t>(MR, m - i0));
-        const T* a_panel = w.ap + a_off(kb, ip);
+        const P* a_panel = w.ap + a_off(kb, ip);
         for (int64_t jp = jp0; jp < jp1; jp++) {
           const int64_t j0 = jp * NR;
           const int c = int(std::min<int64_t>(NR, n - j0));
           T* ct = w.acc + i0 * n + j0;
-          K.fn[r - 1][(c + L - 1) / L - 1](kcb, a_panel, w.bp + b_off(kb, jp), ct, n, c, kb > 0,
+          K.fn[r - 1][(c + L - 1) / L - 1](steps, a_panel, w.bp + b_off(kb, jp), ct, n, c, kb > 0,
                                             last && bias ? bias + j0 : nullptr);
         }
         if (last) finish_rows(w, i0, r, jp0 * NR, std::min(n, jp1 * NR));
@@ -494,7 +550,7 @@ struct Gemm {
   }
 
   // The epilogue of finished rows [i0, i0 + r) × columns [j0, j1), while they are in cache: the
-  // activation, then (bf16) rounding into out. The bias was added by the microkernel.
+  // activation, then (halves) rounding into out. The bias was added by the microkernel.
   void finish_rows(const Work& w, int64_t i0, int r, int64_t j0, int64_t j1) const {
     if (act == ACT_NONE && kDirect) return;
     for (int i = 0; i < r; i++) {
@@ -502,7 +558,7 @@ struct Gemm {
       if (act != ACT_NONE) apply_act(row, int(j1 - j0), act);
       if constexpr (!kDirect) {
         Out* o = w.out + (i0 + i) * n + j0;
-        for (int64_t j = 0; j < j1 - j0; j++) o[j] = f32_to_bf16(row[j]);
+        for (int64_t j = 0; j < j1 - j0; j++) store_out(o[j], row[j]);
       }
     }
   }
@@ -542,7 +598,7 @@ struct Gemm {
         if constexpr (kDirect)
           out[i * n + j] = v;
         else
-          out[i * n + j] = f32_to_bf16(v);
+          store_out(out[i * n + j], v);
       }
     }
   }
@@ -556,7 +612,7 @@ struct Gemm {
         return;
       }
     }
-    const size_t a_bytes = round64(a_pack_elems() * sizeof(T)), b_bytes = round64(b_pack_elems() * sizeof(T));
+    const size_t a_bytes = round64(a_pack_elems() * sizeof(P)), b_bytes = round64(b_pack_elems() * sizeof(P));
     const size_t acc_bytes = round64(acc_elems() * sizeof(T));
     const size_t nflags = size_t(nkb * (mp + np));
     char* s = static_cast<char*>(tl_scratch.get(a_bytes + b_bytes + acc_bytes + nflags));
@@ -570,8 +626,8 @@ struct Gemm {
     w.a = a;
     w.b = b;
     w.out = out;
-    w.ap = reinterpret_cast<T*>(s);
-    w.bp = reinterpret_cast<T*>(s + a_bytes);
+    w.ap = reinterpret_cast<P*>(s);
+    w.bp = reinterpret_cast<P*>(s + a_bytes);
     w.acc = kDirect ? reinterpret_cast<T*>(out) : reinterpret_cast<T*>(s + a_bytes + b_bytes);
     w.a_flags = flags;
     w.b_flags = flags + nkb * mp;
@@ -595,15 +651,15 @@ struct Gemm {
 // waking the pool costs more than it saves.
 constexpr int64_t kParallelMacs = int64_t(1) << 21;
 
-template <class S, typename In, typename Out>
+template <class U, typename In, typename Out>
 void matmul_typed(const MatmulArgs& p) {
-  using T = typename S::T;
+  using T = typename U::Acc::T;
   if (p.m <= 0 || p.n <= 0 || p.k <= 0) return;
   int64_t nb = 1;
   for (int d = 0; d < p.batch_shape.rank; d++) nb *= p.batch_shape[d];
   if (nb <= 0) return;
 
-  // bias in the compute type (bf16 → f32 once)
+  // bias in the compute type (halves → f32 once)
   std::vector<T> bias_conv;
   const T* bias = nullptr;
   if (p.bias.data) {
@@ -616,7 +672,7 @@ void matmul_typed(const MatmulArgs& p) {
       bias = bias_conv.data();
     }
   }
-  const Gemm<S, In, Out> g(p.m, p.n, p.k, p.trans_a, p.trans_b, bias, p.activation);
+  const Gemm<U, In, Out> g(p.m, p.n, p.k, p.trans_a, p.trans_b, bias, p.activation);
   const In* a = static_cast<const In*>(p.a.data);
   const In* b = static_cast<const In*>(p.b.data);
   Out* out = static_cast<Out*>(p.out.data);
@@ -658,19 +714,52 @@ void matmul_typed(const MatmulArgs& p) {
   tl_scratch.trim();
 }
 
-// a, b, out and bias share a dtype: F32, F64 or BF16 (accumulated in f32)
+#if KILN_ISA_avx512
+// Whether bf16 products use vdpbf16ps (else bf16 → f32 in packing and the f32 FMA kernel). One
+// vdpbf16ps does twice an FMA's multiply-adds, so it wins where it issues as often as an FMA:
+// AMD Zen 4/5 (one 512-bit instruction of either kind per cycle). Intel cores with two 512-bit
+// FMA units issue it at a quarter of their FMA rate (measured on a Sapphire-Rapids-class Xeon:
+// 1.8 G vdpbf16ps/s against 7.3 G FMA/s, i.e. 116 against 232 GFLOP/s), so there the f32
+// kernel is twice as fast. KILN_CPU_BF16_MATMUL=dpbf16|f32 forces one (tests, benches); it is
+// read per call, so a bench can time both in one process.
+bool bf16_pairs() {
+  static const bool amd = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_is("amd");
+  }();
+  const char* want = std::getenv("KILN_CPU_BF16_MATMUL");
+  if (want && std::strcmp(want, "dpbf16") == 0) return true;
+  if (want && std::strcmp(want, "f32") == 0) return false;
+  return amd;
+}
+#endif
+
+// a, b, out and bias share a dtype: F32, F64, or BF16 / F16 (accumulated in f32, rounded once)
 void matmul(const MatmulArgs& p) {
   switch (p.a.dtype) {
-    case F32: matmul_typed<VecF32, float, float>(p); break;
-    case F64: matmul_typed<VecF64, double, double>(p); break;
-    case BF16: matmul_typed<VecF32, uint16_t, uint16_t>(p); break;
+    case F32: matmul_typed<Direct<VecF32>, float, float>(p); break;
+    case F64: matmul_typed<Direct<VecF64>, double, double>(p); break;
+#if KILN_ISA_avx512
+    case BF16:
+      if (bf16_pairs())
+        matmul_typed<PairsBF16, uint16_t, uint16_t>(p);
+      else
+        matmul_typed<Direct<VecF32>, uint16_t, uint16_t>(p);
+      break;
+#else
+    case BF16: matmul_typed<Direct<VecF32>, uint16_t, uint16_t>(p); break;
+#endif
+    case F16: matmul_typed<Direct<VecF32>, Half, Half>(p); break;
     default: break;
   }
 }
 
 }  // namespace
 
-void add_matmul(Table& t) { t.matmul = &matmul; }
+void add_matmul(Table& t) {
+  t.matmul = &matmul;
+  t.computes[FAMILY_MATMUL] = dtype_bit(F32) | dtype_bit(F64) | dtype_bit(BF16) | dtype_bit(F16);
+}
 
 }  // namespace KILN_ISA
 }  // namespace kiln

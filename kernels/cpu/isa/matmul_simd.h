@@ -7,6 +7,7 @@
 //   avx512: 16 floats / 8 doubles (zmm), masked edges through k-registers
 //   avx2:    8 floats / 4 doubles (ymm), masked edges through vmaskmov
 //   base:    4 floats / 2 doubles as GCC vector extensions (SSE2 on x86-64, scalar elsewhere)
+// and, for AVX-512 only, `PairsBF16`: bf16 pairs multiplied into f32 by vdpbf16ps.
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -51,6 +52,21 @@ struct VecF64 {
   static __mmask8 mask(int n) { return __mmask8((1u << n) - 1u); }
   static V loadn(const T* p, int n) { return _mm512_maskz_loadu_pd(mask(n), p); }
   static void storen(T* p, V v, int n) { _mm512_mask_storeu_pd(p, mask(n), v); }
+};
+
+// bf16 operands for vdpbf16ps (AVX512_BF16): each 32-bit lane of a packed panel holds two
+// bf16 values at consecutive k (the even k in the low half), and one instruction adds both
+// products of a lane to its f32 accumulator: c[j] += a[2j]·b[2j] + a[2j+1]·b[2j+1]. The
+// products of two bf16 are exact in f32, so only the additions round (to nearest even; the
+// instruction treats subnormal inputs and results as zero).
+struct PairsBF16 {
+  using Acc = VecF32;  // accumulators, loads and stores of C
+  using P = uint32_t;  // a packed pair
+  using BV = __m512bh;
+  static constexpr int KU = 2;  // k values per packed step
+  static BV loadb(const P* p) { return (__m512bh)_mm512_loadu_si512(p); }
+  static BV bcasta(const P* p) { return (__m512bh)_mm512_set1_epi32(int(*p)); }
+  static __m512 madd(BV a, BV b, __m512 c) { return _mm512_dpbf16_ps(c, a, b); }
 };
 
 #elif KILN_ISA_avx2

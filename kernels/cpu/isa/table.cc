@@ -11,6 +11,11 @@ const Table* table() {
   static const Table t = [] {
     Table x{};
     x.isa = KILN_STR(KILN_ISA);
+    // what every family computes in unless its add_* says more (Backend.computes; the tensor
+    // layer runs other dtypes through f32)
+    for (uint32_t& c : x.computes) c = dtype_bit(F32) | dtype_bit(F64);
+    x.computes[FAMILY_ELEMENTWISE] |= dtype_bit(I32) | dtype_bit(BOOL);
+    x.computes[FAMILY_REDUCE] |= dtype_bit(I32) | dtype_bit(BOOL);
     add_fill_random(x);
     add_cast_copy(x);
     add_unary(x);

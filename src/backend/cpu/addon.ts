@@ -16,6 +16,8 @@ export type NativeBuffer = ArrayBuffer;
 export interface NativeCapabilities {
   /** The kernel table in use: 'avx512', 'avx2' or 'base'. */
   isa: string;
+  /** Per kernel family, the dtypes that table's kernels compute in natively (`Backend.computes`). */
+  computes: Record<string, string[]>;
   threads: number;
   cuda: { compiled: boolean; devices: number; error: string };
 }

@@ -64,6 +64,7 @@ export class CpuBackend extends NativeKernels implements Backend {
   // first step no new native memory (and no new ArrayBuffer) is made.
   private readonly cache = new Map<number, NativeBuffer[]>();
   private cachedBytes = 0;
+  private computeDtypes: Record<string, string[]> | undefined;
 
   constructor(private readonly addon: Addon) {
     super(addon);
@@ -139,10 +140,10 @@ export class CpuBackend extends NativeKernels implements Backend {
     return settled(() => this.faults.throwIfAny());
   }
 
+  /** What the running kernel table computes in natively, as the addon reports it. */
   computes(family: KernelFamily, dtype: DType): boolean {
-    if (dtype === 'f32' || dtype === 'f64') return true;
-    if (dtype === 'bf16') return family === 'matmul';
-    return (family === 'elementwise' || family === 'reduce') && (dtype === 'i32' || dtype === 'bool');
+    this.computeDtypes ??= this.addon.capabilities().computes;
+    return this.computeDtypes[family]?.includes(dtype) ?? false;
   }
 }
 
