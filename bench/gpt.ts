@@ -32,7 +32,7 @@ function parseSize(s: string): Size {
   const m = /^(\d+)x(\d+)$/.exec(s);
   if (!m) throw new Error(`bench gpt: --models takes WIDTHxLAYERS (128x4), got '${s}'`);
   const C = Number(m[1]);
-  return { C, H: Math.max(1, C / 64), L: Number(m[2]) };
+  return { C, H: Math.max(1, C / 32), L: Number(m[2]) }; // 128 → 4 heads (the default model), 512 → 16
 }
 
 interface Result {
