@@ -6,13 +6,15 @@
  * Models (`--models`): `128x4` (default): vocab 65, context 64, batch 16, width 128, 4 heads,
  * 4 layers; `512x8`: width 512, 8 heads, 8 layers; MLP 4×, tied head.
  * Each configuration runs in its own process, so peak RSS is that configuration's alone.
+ * `--profile` prints, per configuration, where kiln's step goes: ms and calls per step of each
+ * kernel (`profileKernels`) and the time outside kernels.
  *
- *   npm run bench -- gpt [--steps 20] [--threads 1,2] [--backend cpu] [--precision f32,bf16] [--models 128x4,512x8]
+ *   npm run bench -- gpt [--steps 20] [--threads 1,2] [--backend cpu] [--precision f32,bf16] [--models 128x4,512x8] [--profile]
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AdamW, GPT, Generator, autocast, backends, crossEntropy, getNumThreads, randint, setNumThreads, tidy, useBackend } from '../src/index.js';
+import { AdamW, GPT, Generator, autocast, backends, profileKernels, type KernelProfile, crossEntropy, getNumThreads, randint, setNumThreads, tidy, useBackend } from '../src/index.js';
 import { fmtNum, mdTable, median, parseArgs, printMachineInfo } from './util.js';
 
 export const description = 'GPT training step (fwd+bwd+AdamW), kiln cpu vs PyTorch, 1 and 2 threads';
@@ -39,10 +41,12 @@ interface Result {
   median_ms: number;
   max_rss_mib: number;
   threads: number;
+  /** With --profile: per kernel, ms per step and calls per step, over the timed steps. */
+  profile?: { kernel: string; ms: number; calls: number }[];
 }
 
 // The measured run, in a child process: `tsx bench/gpt.ts --worker <backend> <threads> <steps>`.
-async function worker(backend: string, threads: number, steps: number, precision: string, size: Size): Promise<void> {
+async function worker(backend: string, threads: number, steps: number, precision: string, size: Size, profile: boolean): Promise<void> {
   await useBackend(backend);
   if (backend === 'cpu') setNumThreads(threads);
   const gen = new Generator(0);
@@ -53,7 +57,9 @@ async function worker(backend: string, threads: number, steps: number, precision
   const tgt = randint(0, V, [B, T], { backend, generator: gen });
   const times: number[] = [];
   let loss = 0;
+  let prof: KernelProfile | null = null;
   for (let i = 0; i < steps + 3; i++) {
+    if (profile && i === 3) prof = profileKernels(backend);
     const t0 = performance.now();
     const l = tidy(() => {
       const l = precision === 'bf16' ? autocast({ dtype: 'bf16' }, () => crossEntropy(model.forward(idx, null).logits, tgt)) : crossEntropy(model.forward(idx, null).logits, tgt);
@@ -66,18 +72,20 @@ async function worker(backend: string, threads: number, steps: number, precision
     l.dispose();
     if (i >= 3) times.push(performance.now() - t0);
   }
+  const rows = prof?.stop();
   const result: Result & { loss: number } = {
     median_ms: median(times),
     max_rss_mib: process.resourceUsage().maxRSS / 1024,
     threads: backend === 'cpu' ? getNumThreads() : 1,
     loss,
+    ...(rows ? { profile: rows.map((r) => ({ kernel: r.kernel, ms: r.ms / steps, calls: r.calls / steps })) } : {}),
   };
   console.log(JSON.stringify(result));
 }
 
-function runKiln(backend: string, threads: number, steps: number, precision: string, size: Size): Result {
+function runKiln(backend: string, threads: number, steps: number, precision: string, size: Size, profile: boolean): Result {
   const self = fileURLToPath(import.meta.url);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', self, '--worker', backend, String(threads), String(steps), precision, `${size.C}x${size.L}`], {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', self, '--worker', backend, String(threads), String(steps), precision, `${size.C}x${size.L}`, profile ? 'profile' : ''], {
     encoding: 'utf8',
     env: { ...process.env, KILN_NUM_THREADS: String(threads) },
   });
@@ -96,12 +104,25 @@ function runTorch(threads: number, steps: number, precision: string, size: Size)
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as Result;
 }
 
+/**
+ * The per-kernel profile of one configuration: ms and calls per step, and the rest of the step
+ * (JS: validation, autograd, allocation; and the read's wait), against the median step time.
+ */
+function printProfile(title: string, r: Result): void {
+  const inKernels = r.profile!.reduce((a, p) => a + p.ms, 0);
+  const rows = r.profile!.map((p) => [p.kernel, fmtNum(p.calls), fmtNum(p.ms), `${fmtNum((100 * p.ms) / r.median_ms)}%`]);
+  rows.push(['(outside kernels)', '', fmtNum(r.median_ms - inKernels), `${fmtNum((100 * (r.median_ms - inKernels)) / r.median_ms)}%`]);
+  console.log(`\nprofile, ${title}: ${fmtNum(r.median_ms)} ms per step (median)`);
+  console.log(mdTable(['kernel', 'calls/step', 'ms/step', 'share'], rows));
+}
+
 export function main(args: string[]): void {
   const { opts } = parseArgs(args);
   const steps = Number(opts.steps ?? 20);
   const threadList = String(opts.threads ?? '1,2').split(',').map(Number);
   const backend = String(opts.backend ?? 'cpu');
   const precisions = String(opts.precision ?? 'f32').split(',');
+  const profile = opts.profile !== undefined;
   for (const p of precisions) if (p !== 'f32' && p !== 'bf16') throw new Error(`bench gpt: --precision takes f32 and bf16, got '${p}'`);
   const sizes = String(opts.models ?? '128x4').split(',').map(parseSize);
   const info = backends().find((b) => b.name === backend);
@@ -116,7 +137,8 @@ export function main(args: string[]): void {
   const f32ms = new Map<string, number>();
   const runs = sizes.flatMap((size) => precisions.flatMap((precision) => threadList.map((n) => ({ size, precision, n }))));
   for (const { size, precision, n } of runs) {
-    const k = runKiln(backend, n, steps, precision, size);
+    const k = runKiln(backend, n, steps, precision, size, profile);
+    if (k.profile) printProfile(`${size.C}x${size.L} ${precision}, ${n} thread(s)`, k);
     const p = runTorch(n, steps, precision, size);
     const tok = (ms: number): string => fmtNum((B * T) / (ms / 1000), 4);
     if (typeof p === 'string') console.log(p);
@@ -144,5 +166,5 @@ export function main(args: string[]): void {
 
 if (process.argv.includes('--worker')) {
   const i = process.argv.indexOf('--worker');
-  await worker(process.argv[i + 1]!, Number(process.argv[i + 2]), Number(process.argv[i + 3]), process.argv[i + 4] ?? 'f32', parseSize(process.argv[i + 5] ?? '128x4'));
+  await worker(process.argv[i + 1]!, Number(process.argv[i + 2]), Number(process.argv[i + 3]), process.argv[i + 4] ?? 'f32', parseSize(process.argv[i + 5] ?? '128x4'), process.argv[i + 6] === 'profile');
 }

@@ -1,5 +1,5 @@
 /** Bad-input table: the backend registry, the backends' constructors, dtypes, Philox, faults and host files. */
-import { AsyncRefBackend, FaultLatch, PhiloxWords, RefBackend, defaultBackendName, getNumThreads, setBackend, setNumThreads, useBackend } from '../../src/index.js';
+import { AsyncRefBackend, FaultLatch, PhiloxWords, RefBackend, defaultBackendName, profileKernels, getNumThreads, setBackend, setNumThreads, useBackend } from '../../src/index.js';
 import { hostFiles } from '../../src/host.js';
 import { choice, func, int, num, opts, scalar, str, type Param, type Table } from './sweep.js';
 
@@ -65,6 +65,7 @@ export const BACKEND_TABLE: Table = {
   ready: { exempt: 'takes no arguments' },
   sync: { params: [backendName({ optional: true })] },
   flush: { params: [backendName({ optional: true })] },
+  profileKernels: { params: [backendName({ optional: true })], call: (name?: string) => profileKernels(name).stop() },
   defaultBackendName: { exempt: 'takes no arguments' },
   RefBackend: { params: [str(() => 'ref-probe', { optional: true })], call: (name?: string) => new RefBackend(name) },
   AsyncRefBackend: { params: [str(() => 'async-probe', { optional: true }), dtypeList()], call: (name?: string, d?: never) => new AsyncRefBackend(name, d) },
