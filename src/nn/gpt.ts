@@ -63,8 +63,9 @@ export interface GPTConfig {
   layerNormEps?: number;
   /**
    * Recompute each block's activations in the backward instead of keeping them
-   * ({@link checkpoint}), when training with grad on: less memory, one more forward per step
-   * (default false). The gradients are the same.
+   * ({@link checkpoint}), when training with grad on: less memory, one more forward of the
+   * blocks per step (default false). The gradients are the same. The last block is not
+   * recomputed (the backward starts with it): its activations are kept instead.
    */
   gradientCheckpointing?: boolean;
   /** Sliding-window attention in every layer: each position sees the `window` latest (itself included); null (default): all. */
@@ -149,7 +150,14 @@ function runTransformer(op: string, m: GPTTransformer, idx: Tensor, cache: KVCac
     let i = 0;
     // a cache means inference: nothing to recompute
     const recompute = c.gradientCheckpointing && m.training && isGradEnabled() && !cache;
-    for (const block of m.h) x = recompute ? checkpoint((h) => block.forward(h), x) : block.forward(x, cache?.layers[i++]);
+    // the last block is not checkpointed: the backward starts with it, so it would be recomputed
+    // at once; keeping its activations through the head instead costs one block's worth of peak
+    // memory (8-layer test model: 64% less than plain instead of 74%) for 1/L of the recompute
+    const last = m.h.length - 1;
+    for (const block of m.h) {
+      const j = i++;
+      x = recompute && j < last ? checkpoint((h) => block.forward(h), x) : block.forward(x, cache?.layers[j]);
+    }
     return m.ln_f.forward(x);
   });
 }
