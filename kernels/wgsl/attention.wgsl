@@ -154,17 +154,8 @@ fn dropout_tile(lid: u32, bh: u32, qa: u32, nq: u32, ka: u32, nk: u32) {
   workgroupBarrier();
 }
 
-// @kernel forward
-// Bindings: q, k, v, out, lse, mask. Invocation lid owns queries i0 + u·WG + lid, u < RQ: each
-// key and value element read serves RQ rows.
-@group(0) @binding(2) var<storage, read> q: array<f32>;
-@group(0) @binding(3) var<storage, read> k: array<f32>;
-@group(0) @binding(4) var<storage, read> v: array<f32>;
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;
-@group(0) @binding(6) var<storage, read_write> lse: array<f32>;
-@group(0) @binding(7) var<storage, read> mask: array<u32>;
-
-// Column c of key (value) rows j0 … j0 + TS − 1 of (b, h), whose rows start at kb (vb).
+// Column c of key (value) rows j0 … j0 + TS − 1 of (b, h), whose rows start at kb (vb), for the
+// forward and dq kernels (every kernel binds q, k and v; dkdv streams q and dO instead: q_col, g_col).
 fn k_col(kb: u32, j0: u32, c: u32, lane: u32) -> array<f32, TS> {
   var x: array<f32, TS>;
   if (LANES) {
@@ -190,6 +181,16 @@ fn v_col(vb: u32, j0: u32, c: u32, lane: u32) -> array<f32, TS> {
   }
   return x;
 }
+
+// @kernel forward
+// Bindings: q, k, v, out, lse, mask. Invocation lid owns queries i0 + u·WG + lid, u < RQ: each
+// key and value element read serves RQ rows.
+@group(0) @binding(2) var<storage, read> q: array<f32>;
+@group(0) @binding(3) var<storage, read> k: array<f32>;
+@group(0) @binding(4) var<storage, read> v: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+@group(0) @binding(6) var<storage, read_write> lse: array<f32>;
+@group(0) @binding(7) var<storage, read> mask: array<u32>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -289,33 +290,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 @group(0) @binding(8) var<storage, read> mask: array<u32>;
 @group(0) @binding(9) var<storage, read_write> dq: array<f32>;
 @group(0) @binding(10) var<storage, read_write> delta: array<f32>;
-
-// Column c of key (value) rows j0 … j0 + TS − 1 of (b, h), whose rows start at kb (vb).
-fn k_col(kb: u32, j0: u32, c: u32, lane: u32) -> array<f32, TS> {
-  var x: array<f32, TS>;
-  if (LANES) {
-    for (var g = 0u; g < TS; g += SG) {
-      let y = share(k[kb + tile_row(j0, g, lane, tk() - 1u) * row_stride(VK) + c]);
-      for (var r = 0u; r < SG; r++) { x[g + r] = y[r]; }
-    }
-  } else {
-    for (var r = 0u; r < TS; r++) { x[r] = k[kb + tile_row(j0, r, 0u, tk() - 1u) * row_stride(VK) + c]; }
-  }
-  return x;
-}
-
-fn v_col(vb: u32, j0: u32, c: u32, lane: u32) -> array<f32, TS> {
-  var x: array<f32, TS>;
-  if (LANES) {
-    for (var g = 0u; g < TS; g += SG) {
-      let y = share(v[vb + tile_row(j0, g, lane, tk() - 1u) * row_stride(VV) + c]);
-      for (var r = 0u; r < SG; r++) { x[g + r] = y[r]; }
-    }
-  } else {
-    for (var r = 0u; r < TS; r++) { x[r] = v[vb + tile_row(j0, r, 0u, tk() - 1u) * row_stride(VV) + c]; }
-  }
-  return x;
-}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
