@@ -54,18 +54,33 @@ interface EngineResult {
 
 // ---- kiln ----------------------------------------------------------------------------------
 
-/** Check kiln's product against an f64 oracle on a sample of entries (full rows and columns). */
-function checkKiln(a: Float32Array, b: Float32Array, out: ArrayLike<number>, n: number, transB: boolean): number {
-  let worst = 0;
-  const rows = [0, n >> 1, n - 1];
-  for (const i of rows)
+/** The f64 oracle's entry (i, j) of a·b (or a·bᵀ) at a sample of entries: three rows, every (n/64)th column. */
+function sampleProduct(a: Float32Array, b: Float32Array, n: number, transB: boolean, each: (i: number, j: number, s: number) => void): void {
+  for (const i of [0, n >> 1, n - 1])
     for (let j = 0; j < n; j += Math.max(1, n >> 6)) {
       let s = 0;
       for (let p = 0; p < n; p++) s += a[i * n + p]! * (transB ? b[j * n + p]! : b[p * n + j]!);
-      const e = Math.abs(out[i * n + j]! - s);
-      if (!(e <= worst)) worst = e;
+      each(i, j, s);
     }
+}
+
+/** Check kiln's product against an f64 oracle on a sample of entries: the worst error. */
+function checkKiln(a: Float32Array, b: Float32Array, out: ArrayLike<number>, n: number, transB: boolean): number {
+  let worst = 0;
+  sampleProduct(a, b, n, transB, (i, j, s) => {
+    const e = Math.abs(out[i * n + j]! - s);
+    if (!(e <= worst)) worst = e;
+  });
   return worst;
+}
+
+/** Time `run` at `threads` cpu threads (one case's timer). */
+function kilnTimer(run: () => Tensor, threads: number, topts: TimeOptions): () => EngineResult {
+  return () => {
+    setNumThreads(threads);
+    const t = time(() => tidy(() => void run()), topts);
+    return { ms: t.median, info: `${getNumThreads()} threads` };
+  };
 }
 
 function kilnCase(n: number, transB: boolean, threads: number, topts: TimeOptions): [() => EngineResult, () => void] {
@@ -80,12 +95,7 @@ function kilnCase(n: number, transB: boolean, threads: number, topts: TimeOption
   r.dispose();
   const atol = 2 ** -23 * n * 4;
   if (!(err <= atol)) throw new Error(`kiln matmul ${n}³ off by ${err} (tolerance ${atol})`);
-  const bench = (): EngineResult => {
-    setNumThreads(threads);
-    const t = time(() => tidy(() => void run()), topts);
-    return { ms: t.median, info: `${getNumThreads()} threads` };
-  };
-  return [bench, () => (a.dispose(), b.dispose())];
+  return [kilnTimer(run, threads, topts), () => (a.dispose(), b.dispose())];
 }
 
 // ---- OpenBLAS through numpy -----------------------------------------------------------------
@@ -241,19 +251,11 @@ function kilnDtypeCase(n: number, dtype: 'f32' | 'bf16', threads: number, topts:
   const r = run();
   const got = r.dataSync();
   r.dispose();
-  for (const i of [0, n >> 1, n - 1])
-    for (let j = 0; j < n; j += Math.max(1, n >> 6)) {
-      let s = 0;
-      for (let p = 0; p < n; p++) s += av[i * n + p]! * bv[p * n + j]!;
-      const bound = (dtype === 'bf16' ? 2 ** -8 * Math.abs(s) * 1.01 : 0) + n * 2 ** -23 * 4;
-      if (!(Math.abs(got[i * n + j]! - s) <= bound)) throw new Error(`kiln ${dtype} matmul ${n}³ [${i}, ${j}]: ${got[i * n + j]} vs ${s} (bound ${bound})`);
-    }
-  const bench = (): EngineResult => {
-    setNumThreads(threads);
-    const t = time(() => tidy(() => void run()), topts);
-    return { ms: t.median, info: `${getNumThreads()} threads` };
-  };
-  return [bench, () => (a.dispose(), b.dispose())];
+  sampleProduct(av, bv, n, false, (i, j, s) => {
+    const bound = (dtype === 'bf16' ? 2 ** -8 * Math.abs(s) * 1.01 : 0) + n * 2 ** -23 * 4;
+    if (!(Math.abs(got[i * n + j]! - s) <= bound)) throw new Error(`kiln ${dtype} matmul ${n}³ [${i}, ${j}]: ${got[i * n + j]} vs ${s} (bound ${bound})`);
+  });
+  return [kilnTimer(run, threads, topts), () => (a.dispose(), b.dispose())];
 }
 
 const TORCH_SCRIPT = String.raw`
