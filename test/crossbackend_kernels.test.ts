@@ -15,6 +15,7 @@ import fc from 'fast-check';
 import * as k from '../src/index.js';
 import type { Tensor } from '../src/index.js';
 import { expectClose, FC, randnFromRef, testBackends } from './harness.js';
+import { runAttention, type AttnCase } from './attention_case.js';
 
 const others = testBackends().filter((b) => b.name !== 'ref');
 const RUNS = Math.max(3, Math.min(FC.numRuns, 8));
@@ -124,26 +125,6 @@ function runMatmul(c: MatmulCase, backend: string, dtype: k.DType): Tensor[] {
   });
 }
 
-/** A random attention problem in one of the three layouts, with its gradient seed. */
-interface AttnCase {
-  layout: 'bhtd' | 'bthd' | 'packed';
-  b: number;
-  h: number;
-  /** kv heads (grouped-query attention): h / group */
-  hkv: number;
-  tq: number;
-  tk: number;
-  d: number;
-  dv: number;
-  causal: boolean;
-  offset: number;
-  /** sliding window (with causal only), null for none */
-  window: number | null;
-  mask: 'none' | 'bool' | 'float';
-  dropout: number;
-  seed: number;
-}
-
 const attnArb: fc.Arbitrary<AttnCase> = fc
   .record({
     layout: fc.constantFrom('bhtd', 'bthd', 'packed'),
@@ -177,32 +158,6 @@ const attnArb: fc.Arbitrary<AttnCase> = fc
       offset: r.offset === 'bottom' ? tk - r.tq : (r.offset as number),
     };
   });
-
-function runAttention(c: AttnCase, backend: string): Tensor[] {
-  return k.tidy(() => {
-    const gen = new k.Generator(c.seed);
-    const o = { backend, generator: gen, requiresGrad: true } as const;
-    const maskOf = (): Tensor | null => {
-      if (c.mask === 'none') return null;
-      const m = k.rand([c.b, 1, c.tq, c.tk], { backend, generator: gen }); // broadcast over heads
-      return c.mask === 'bool' ? m.gt(0.2) : m.mul(-3);
-    };
-    const opts = { isCausal: c.causal, causalOffset: c.offset, window: c.window, attnMask: maskOf(), dropoutP: c.dropout, generator: new k.Generator(c.seed + 1) };
-    let inputs: Tensor[];
-    let out: Tensor;
-    if (c.layout === 'packed') {
-      inputs = [randnFromRef([c.b, c.tq, (c.h + 2 * c.hkv) * c.d], o)];
-      out = k.packedAttention(inputs[0]!, c.h, { ...opts, kvHeads: c.hkv });
-    } else {
-      const shape = (t: number, h: number, w: number): number[] => (c.layout === 'bthd' ? [c.b, t, h, w] : [c.b, h, t, w]);
-      inputs = [randnFromRef(shape(c.tq, c.h, c.d), o), randnFromRef(shape(c.tk, c.hkv, c.d), o), randnFromRef(shape(c.tk, c.hkv, c.dv), o)];
-      out = k.scaledDotProductAttention(inputs[0]!, inputs[1]!, inputs[2]!, { ...opts, layout: c.layout, enableGqa: true });
-    }
-    const w = randnFromRef(out.shape, { backend, generator: gen });
-    out.mul(w).sum().backward();
-    return [out, ...inputs.map((x) => x.grad!), ...inputs];
-  });
-}
 
 for (const b of others) {
   describe.skipIf(!b.available)(`${b.name}: kernels past every tile agree with ref${b.available ? '' : `: unavailable, ${b.reason}`}`, () => {

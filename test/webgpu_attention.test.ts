@@ -12,28 +12,13 @@ import * as k from '../src/index.js';
 import type { Tensor } from '../src/index.js';
 import type { WebGPUBackend } from '../src/backend/webgpu/webgpu.js';
 import { attentionShapeFor, useAttentionShape } from '../src/backend/webgpu/kernels/attention.js';
-import { expectClose, randnFromRef } from './harness.js';
+import { expectClose } from './harness.js';
+import { runAttention, type AttnCase } from './attention_case.js';
 
 const info = k.backends().find((b) => b.name === 'webgpu');
 const available = !!info?.available;
 
-interface Case {
-  layout: 'bhtd' | 'bthd' | 'packed';
-  b: number;
-  h: number;
-  /** kv heads (omitted: h) */
-  hkv?: number;
-  tq: number;
-  tk: number;
-  d: number;
-  dv: number;
-  causal: boolean;
-  offset: number;
-  window?: number;
-  mask: 'none' | 'bool' | 'float';
-  dropout: number;
-  seed: number;
-}
+type Case = AttnCase;
 
 const CASES: Case[] = [
   { layout: 'bhtd', b: 2, h: 1, tq: 37, tk: 70, d: 16, dv: 24, causal: true, offset: 33, mask: 'bool', dropout: 0.3, seed: 1 },
@@ -43,35 +28,6 @@ const CASES: Case[] = [
 
 /** Rows of v (and out) past one pass: the forward and dk/dv run two passes of columns. */
 const WIDE: Case = { layout: 'bhtd', b: 1, h: 1, tq: 9, tk: 20, d: 3, dv: 260, causal: true, offset: 11, mask: 'none', dropout: 0.5, seed: 4 };
-
-function run(c: Case, backend: string): Tensor[] {
-  return k.tidy(() => {
-    const gen = new k.Generator(c.seed);
-    const o = { backend, generator: gen, requiresGrad: true } as const;
-    let attnMask: Tensor | null = null;
-    if (c.mask !== 'none') {
-      // drawn on ref and copied, as the inputs: identical on both backends
-      const m = randnFromRef([c.b, 1, c.tq, c.tk], { backend, generator: gen });
-      attnMask = c.mask === 'bool' ? m.gt(-0.8) : m.mul(2);
-    }
-    const opts = { isCausal: c.causal, causalOffset: c.offset, window: c.window, attnMask, dropoutP: c.dropout, generator: new k.Generator(c.seed + 1) };
-    const hkv = c.hkv ?? c.h;
-    let inputs: Tensor[];
-    let out: Tensor;
-    if (c.layout === 'packed') {
-      inputs = [randnFromRef([c.b, c.tq, (c.h + 2 * hkv) * c.d], o)];
-      out = k.packedAttention(inputs[0]!, c.h, { ...opts, kvHeads: hkv });
-    } else {
-      const shape = (t: number, h: number, w: number): number[] => (c.layout === 'bthd' ? [c.b, t, h, w] : [c.b, h, t, w]);
-      inputs = [randnFromRef(shape(c.tq, c.h, c.d), o), randnFromRef(shape(c.tk, hkv, c.d), o), randnFromRef(shape(c.tk, hkv, c.dv), o)];
-      out = k.scaledDotProductAttention(inputs[0]!, inputs[1]!, inputs[2]!, { ...opts, layout: c.layout, enableGqa: true });
-    }
-    const w = randnFromRef(out.shape, { backend, generator: gen });
-    out.mul(w).sum().backward();
-    // the inputs are returned too: a gradient lives as long as its tensor
-    return [out, ...inputs.map((x) => x.grad!), ...inputs];
-  });
-}
 
 /** The values of the first `n` tensors; all are disposed. */
 async function read(ts: Tensor[], n: number): Promise<number[][]> {
@@ -84,8 +40,8 @@ async function read(ts: Tensor[], n: number): Promise<number[][]> {
 
 async function agree(c: Case): Promise<void> {
   const n = c.layout === 'packed' ? 1 : 3;
-  const want = await read(run(c, 'ref'), 1 + n);
-  const got = await read(run(c, 'webgpu'), 1 + n);
+  const want = await read(runAttention(c, 'ref'), 1 + n);
+  const got = await read(runAttention(c, 'webgpu'), 1 + n);
   const what = JSON.stringify(c);
   expectClose(got[0]!, want[0]!, { rtol: 2e-4, atol: 2e-5 }, `out ${what}`);
   for (let i = 1; i <= n; i++) expectClose(got[i]!, want[i]!, { rtol: 1e-3, atol: 1e-4 * Math.sqrt(c.tk) }, `grad ${i - 1} ${what}`);
@@ -98,8 +54,11 @@ describe.skipIf(!available)(`webgpu attention shapes${available ? '' : `: unavai
   });
 
   for (const kind of ['regs', 'gpu', 'lanes'] as const) {
-    test(`${kind}: forward and backward agree with ref past the row tiles, in every layout`, async () => {
-      if (kind === 'lanes' && attentionShapeFor(rt()) !== 'lanes') return; // needs subgroups of 8 or 16
+    test(`${kind}: forward and backward agree with ref past the row tiles, in every layout`, async (ctx) => {
+      if (kind === 'lanes' && attentionShapeFor(rt()) !== 'lanes') {
+        console.warn('[kiln tests] webgpu attention shape lanes skipped: it needs a fixed subgroup size of 8 or 16, which this adapter lacks');
+        ctx.skip();
+      }
       useAttentionShape(rt(), kind);
       try {
         for (const c of kind === attentionShapeFor(rt()) ? [WIDE] : [...CASES, WIDE]) await agree(c);
@@ -112,7 +71,7 @@ describe.skipIf(!available)(`webgpu attention shapes${available ? '' : `: unavai
   test('rows that see no key get zeros, and keys no row sees zero gradients', async () => {
     // query i sees keys j ≤ i − 3: queries 0..2 none, keys 2..6 by no query
     const c: Case = { layout: 'bhtd', b: 1, h: 1, tq: 5, tk: 7, d: 4, dv: 4, causal: true, offset: -3, mask: 'none', dropout: 0, seed: 5 };
-    const [out, dq, dk, dv] = await read(run(c, 'webgpu'), 4);
+    const [out, dq, dk, dv] = await read(runAttention(c, 'webgpu'), 4);
     const zeros = (xs: number[]): boolean => xs.every((x) => x === 0);
     expect(zeros(out!.slice(0, 12)) && zeros(dq!.slice(0, 12)) && zeros(dk!.slice(8)) && zeros(dv!.slice(8))).toBe(true);
     await agree(c);
