@@ -82,11 +82,10 @@ export function sum(x: Tensor, axis?: Axes, keepdim = false): Tensor {
 export function mean(x: Tensor, axis?: Axes, keepdim = false): Tensor {
   live('mean', x);
   checkBoolean('mean', 'keepdim', keepdim);
-  [x] = autocastInputs('mean', x);
   const axes = normAxes('mean', axis, x.rank);
   const n = axes.reduce((p, a) => p * x.shape[a]!, 1);
   const xf = isFloat(x.dtype) ? x : ew.cast(x, 'f32');
-  const s = sum(xf, axes, keepdim);
+  const s = sum(xf, axes, keepdim); // under autocast, sum runs in f32: so does mean
   const out = ew.div(s, n);
   freeTemps(out, s, ...(xf !== x ? [xf] : []));
   return out;
