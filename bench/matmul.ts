@@ -36,7 +36,7 @@ import { keepAlive, mdTable, median, numOpt, parseArgs, printMachineInfo, random
 const USAGE = `npm run bench -- matmul [sizes...] [--threads 1,2] [--reps N] [--warmup N] [--min-ms T] [--rounds R]
                         [--transb] [--no-numpy] [--no-wasm]        f32: kiln vs OpenBLAS (numpy) and tfjs-wasm (sizes 256 1024 2048)
 npm run bench -- matmul --dtype bf16 [sizes...] [--threads 1,2] [--rounds R] [--no-torch]
-                                                                   bf16: kiln (vdpbf16ps and via f32) vs kiln f32 vs torch bf16 (256 512 1024 2048)`;
+                                                                   bf16: kiln (AMX, vdpbf16ps, via f32) vs kiln f32 vs torch bf16 (256 512 1024 2048)`;
 
 export const description = 'cpu backend f32 matmul vs OpenBLAS (numpy) and tfjs-wasm, 1 and 2 threads; --dtype bf16: kiln bf16 vs f32 vs PyTorch bf16 (GFLOP/s, ratios)';
 
@@ -230,7 +230,7 @@ function wasmCase(n: number, transB: boolean, threads: number, topts: TimeOption
  * kiln's `dtype` product of two n×n matrices with entries in [−1, 1), checked, then timed;
  * `bf16Kernel` forces the avx512 table's bf16 kernel (KILN_CPU_BF16_MATMUL, read per call).
  */
-function kilnDtypeCase(n: number, dtype: 'f32' | 'bf16', threads: number, topts: TimeOptions, bf16Kernel?: 'dpbf16' | 'f32'): [() => EngineResult, () => void] {
+function kilnDtypeCase(n: number, dtype: 'f32' | 'bf16', threads: number, topts: TimeOptions, bf16Kernel?: Bf16Kernel): [() => EngineResult, () => void] {
   const withKernel = <R>(f: () => R): R => {
     const before = process.env.KILN_CPU_BF16_MATMUL;
     if (bf16Kernel) process.env.KILN_CPU_BF16_MATMUL = bf16Kernel;
@@ -302,22 +302,20 @@ function torchCase(n: number, threads: number, topts: TimeOptions): () => Engine
   };
 }
 
+/** The avx512 table's bf16 kernels (KILN_CPU_BF16_MATMUL): AMX tiles, vdpbf16ps pairs, widened to f32. */
+type Bf16Kernel = 'amx' | 'dpbf16' | 'f32';
+
 /** One (size, threads) row of the bf16 table. */
 export interface MatmulBf16Row {
   n: number;
   threads: number;
-  /** kiln bf16 with vdpbf16ps, and with bf16 → f32 packing and the f32 kernel */
-  dpbf16Ms: number;
-  viaF32Ms: number;
+  /** per bf16 kernel this CPU runs: median ms, GFLOP/s and GFLOP/s over kiln f32's */
+  kernels: { kernel: Bf16Kernel; ms: number; gflops: number; overF32: number }[];
   f32Ms: number;
   torchMs: number | null;
-  dpbf16Gflops: number;
-  viaF32Gflops: number;
   f32Gflops: number;
   torchGflops: number | null;
-  /** GFLOP/s ratios: kiln bf16 (each kernel) over kiln f32, and kiln bf16 (the faster kernel) over torch bf16. */
-  dpbf16OverF32: number;
-  viaF32OverF32: number;
+  /** kiln bf16 (the CPU's default kernel) over torch bf16, in GFLOP/s */
   bf16OverTorch: number | null;
 }
 
@@ -332,11 +330,15 @@ async function mainBf16(args: string[], positional: string[], opts: Record<strin
   if ('unavailable' in caps) throw new Error(`the cpu backend is not available: ${caps.unavailable}`);
   const noTorch = opts['no-torch'] ? '--no-torch' : torchAvailable();
   const threadsBefore = getNumThreads();
+  // AMX only where the default is AMX (the CPU has it and the OS granted it); the other two run
+  // on any avx512 table; avx2 and base have the f32 path only
+  const kernels: Bf16Kernel[] = caps.isa !== 'avx512' ? ['f32'] : caps.bf16Matmul === 'amx' ? ['amx', 'dpbf16', 'f32'] : ['dpbf16', 'f32'];
 
   console.log('# matmul bf16: kiln cpu bf16 vs kiln f32 vs PyTorch bf16 (torch.matmul, CPU), a @ b\n');
   printMachineInfo();
-  console.log(`- kiln native: isa ${caps.isa}, matmul computes ${caps.computes.matmul?.join(', ')}`);
-  if (caps.isa !== 'avx512') console.log(`- the ${caps.isa} table has no vdpbf16ps: both kiln bf16 columns are its f32-converting kernel`);
+  console.log(`- kiln native: isa ${caps.isa}, matmul computes ${caps.computes.matmul?.join(', ')}; bf16 kernel by default: ${caps.bf16Matmul}`);
+  if (caps.isa !== 'avx512') console.log(`- the ${caps.isa} table has neither AMX nor vdpbf16ps: kiln bf16 is its f32-converting kernel`);
+  else if (caps.bf16Matmul !== 'amx') console.log('- no AMX column: this CPU (or its OS) does not offer AMX tiles');
   console.log(`- command: npm run bench -- matmul ${args.join(' ')}`.trimEnd());
   console.log(`- timing: ${topts.warmup} warm-up calls, then ≥ ${topts.reps} reps and ≥ ${topts.minTimeMs} ms; ${rounds} interleaved rounds per engine, median of the faster round`);
   if (noTorch) console.log(`- torch column skipped: ${noTorch}`);
@@ -346,10 +348,10 @@ async function mainBf16(args: string[], positional: string[], opts: Record<strin
   try {
     for (const n of sizes)
       for (const threads of threadList) {
-        const [dp, disposeDp] = kilnDtypeCase(n, 'bf16', threads, topts, 'dpbf16');
-        const [via, disposeVia] = kilnDtypeCase(n, 'bf16', threads, topts, 'f32');
+        const cases = kernels.map((k) => kilnDtypeCase(n, 'bf16', threads, topts, k));
         const [f32, disposeF32] = kilnDtypeCase(n, 'f32', threads, topts);
-        const engines: [string, () => EngineResult][] = [['kiln bf16 dpbf16', dp], ['kiln bf16 via f32', via], ['kiln f32', f32]];
+        const engines: [string, () => EngineResult][] = kernels.map((k, i) => [`kiln bf16 ${k}`, cases[i]![0]]);
+        engines.push(['kiln f32', f32]);
         if (!noTorch) engines.push(['torch bf16', torchCase(n, threads, topts)]);
         const best = new Map<string, EngineResult>();
         for (let r = 0; r < rounds; r++)
@@ -359,29 +361,26 @@ async function mainBf16(args: string[], positional: string[], opts: Record<strin
             const prev = best.get(name);
             if (!prev || prev.ms === null || (res.ms !== null && res.ms < prev.ms)) best.set(name, res);
           }
-        disposeDp();
-        disposeVia();
+        for (const [, dispose] of cases) dispose();
         disposeF32();
         for (const [name, res] of best) if (res.ms === null) console.log(`- ${name} ${n}³ ${threads}T: ${res.reason}`);
         const gf = (ms: number | null | undefined): number | null => (ms ? (2 * n * n * n) / (ms * 1e6) : null);
-        const dpbf16Ms = best.get('kiln bf16 dpbf16')!.ms!;
-        const viaF32Ms = best.get('kiln bf16 via f32')!.ms!;
         const f32Ms = best.get('kiln f32')!.ms!;
         const torchMs = best.get('torch bf16')?.ms ?? null;
+        const perKernel = kernels.map((kernel) => {
+          const ms = best.get(`kiln bf16 ${kernel}`)!.ms!;
+          return { kernel, ms, gflops: gf(ms)!, overF32: f32Ms / ms };
+        });
+        const dflt = perKernel.find((k) => k.kernel === (caps.isa === 'avx512' ? caps.bf16Matmul : 'f32'))!;
         const row: MatmulBf16Row = {
           n,
           threads,
-          dpbf16Ms,
-          viaF32Ms,
+          kernels: perKernel,
           f32Ms,
           torchMs,
-          dpbf16Gflops: gf(dpbf16Ms)!,
-          viaF32Gflops: gf(viaF32Ms)!,
           f32Gflops: gf(f32Ms)!,
           torchGflops: gf(torchMs),
-          dpbf16OverF32: f32Ms / dpbf16Ms,
-          viaF32OverF32: f32Ms / viaF32Ms,
-          bf16OverTorch: torchMs ? torchMs / Math.min(dpbf16Ms, viaF32Ms) : null,
+          bf16OverTorch: torchMs ? torchMs / dflt.ms : null,
         };
         rows.push(row);
         keepAlive(row);
@@ -394,12 +393,12 @@ async function mainBf16(args: string[], positional: string[], opts: Record<strin
   const cell = (x: number | null): string | number => (x === null ? '—' : x);
   console.log(
     mdTable(
-      ['n (m=n=k)', 'threads', 'kiln bf16 dpbf16 GFLOP/s', 'kiln bf16 via f32 GFLOP/s', 'kiln f32 GFLOP/s', 'torch bf16 GFLOP/s', 'dpbf16/f32', 'via-f32/f32', 'kiln bf16 (faster)/torch bf16'],
-      rows.map((r) => [`${r.n}`, r.threads, r.dpbf16Gflops, r.viaF32Gflops, r.f32Gflops, cell(r.torchGflops), r.dpbf16OverF32, r.viaF32OverF32, cell(r.bf16OverTorch)]),
+      ['n (m=n=k)', 'threads', ...kernels.map((k) => `kiln bf16 ${k} GFLOP/s`), 'kiln f32 GFLOP/s', 'torch bf16 GFLOP/s', ...kernels.map((k) => `${k}/f32`), 'kiln bf16 (default)/torch bf16'],
+      rows.map((r) => [`${r.n}`, r.threads, ...r.kernels.map((k) => k.gflops), r.f32Gflops, cell(r.torchGflops), ...r.kernels.map((k) => k.overF32), cell(r.bf16OverTorch)]),
     ),
   );
-  console.log('\nratios are of GFLOP/s (2·n³ / median time): > 1 means the first is faster. "dpbf16": vdpbf16ps on bf16 pairs;');
-  console.log('"via f32": bf16 widened to f32 while packing, the f32 kernel (the avx2/base path, and the avx512 default on Intel).');
+  console.log('\nratios are of GFLOP/s (2·n³ / median time): > 1 means the first is faster. "amx": AMX tiles (tdpbf16ps);');
+  console.log('"dpbf16": vdpbf16ps on bf16 pairs; "f32": bf16 widened to f32 while packing, the f32 kernel (the avx2/base path).');
   return rows;
 }
 

@@ -1,6 +1,7 @@
 // The kiln addon: storage (64-byte-aligned native memory exposed as external ArrayBuffers),
 // threads, the capability report, and every binding registered with KILN_BIND.
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <new>
 #include <string>
@@ -87,11 +88,13 @@ KILN_BIND(setNumThreads) {
   return info.Env().Undefined();
 }
 
-// capabilities() → { isa, computes: { family: dtype names }, threads, cuda: { compiled, devices, error } }
+// capabilities() → { isa, bf16Matmul, computes: { family: dtype names }, threads, cuda: { compiled, devices, error } }
 KILN_BIND(capabilities) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
   o.Set("isa", kernels().isa);
+  const bool avx512 = std::strcmp(kernels().isa, "avx512") == 0;
+  o.Set("bf16Matmul", avx512 ? bf16_matmul_name(bf16_matmul()) : "f32");
   Napi::Object computes = Napi::Object::New(env);
   for (int f = 0; f < kNumFamilies; f++) {
     Napi::Array names = Napi::Array::New(env);

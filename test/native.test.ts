@@ -77,6 +77,23 @@ describe.skipIf(!cpu.available)(`cpu backend${cpu.available ? '' : `: unavailabl
     if (caps.cuda.devices === 0 && caps.cuda.compiled) expect(caps.cuda.error).toMatch(/cudaGetDeviceCount|no CUDA device/);
   });
 
+  test('the bf16 matmul kernel is the one KILN_CPU_BF16_MATMUL asks for (avx512 table), else the CPU default', () => {
+    const caps = nativeCapabilities();
+    if ('unavailable' in caps) throw new Error(caps.unavailable);
+    const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+    const want = process.env.KILN_CPU_BF16_MATMUL;
+    if (caps.isa !== 'avx512') {
+      expect(caps.bf16Matmul).toBe('f32'); // the avx2 and base tables convert to f32 while packing
+    } else if (want) {
+      // asked for amx on a CPU without it, this fails: CI asks only where cpuinfo lists amx_bf16
+      expect(caps.bf16Matmul).toBe(want);
+    } else {
+      const amx = /\bamx_bf16\b/.test(cpuinfo) && /\bamx_tile\b/.test(cpuinfo);
+      const amd = /AuthenticAMD/.test(cpuinfo);
+      expect(caps.bf16Matmul).toBe(amx ? 'amx' : amd ? 'dpbf16' : 'f32');
+    }
+  });
+
   test('computes() is what the running kernel table reports: every family f32/f64, matmul also bf16 and f16', async () => {
     const caps = nativeCapabilities();
     if ('unavailable' in caps) throw new Error(caps.unavailable);
@@ -85,7 +102,7 @@ describe.skipIf(!cpu.available)(`cpu backend${cpu.available ? '' : `: unavailabl
       expect(caps.computes[family], family).toEqual(expect.arrayContaining(['f32', 'f64']));
       for (const dtype of ['f32', 'f64', 'i32', 'bf16', 'f16', 'bool'] as const) expect(be.computes(family, dtype), `${family} ${dtype}`).toBe(caps.computes[family]!.includes(dtype));
     }
-    // every table (avx512: bf16 by vdpbf16ps; avx2 and base: converted to f32 while packing)
+    // every table (avx512: bf16 by AMX or vdpbf16ps where they pay; avx2 and base: converted to f32 while packing)
     expect(caps.computes.matmul).toEqual(['f32', 'f64', 'bf16', 'f16']);
     expect(caps.computes.attention).toEqual(['f32', 'f64']);
   });

@@ -37,6 +37,15 @@ namespace base { KILN_EXPORT const Table* table(); }
 // The table for this CPU (AVX-512 > AVX2 > base), or the one named by KILN_CPU_ISA.
 const Table& kernels();
 
+// How the avx512 table multiplies bf16 matrices (the others convert to f32 while packing):
+// AMX tiles (tdpbf16ps) where the CPU has them and the OS grants their state, else vdpbf16ps
+// pairs on AMD, else f32 (see the reasons in kernels/cpu/isa/matmul.cc). KILN_CPU_BF16_MATMUL=
+// amx|dpbf16|f32 asks for one (tests, benches; read per call); amx where it is unusable gives the
+// default, which capabilities() shows.
+enum Bf16Matmul { BF16_MATMUL_F32, BF16_MATMUL_DPBF16, BF16_MATMUL_AMX };
+Bf16Matmul bf16_matmul();
+const char* bf16_matmul_name(Bf16Matmul k);
+
 // The shared thread pool (native/threadpool.cc). parallel_for splits [0, n) into chunks of at
 // least `grain` items and runs fn(begin, end) on the pool; it returns when all are done. Work
 // too small for two chunks runs on the calling thread.

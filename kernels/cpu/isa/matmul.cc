@@ -8,9 +8,10 @@
 //        Bp[kb][jp][p][0..NR) = op(B)[kb·KC + p, jp·NR + j]
 //      Packing absorbs trans_a / trans_b, the batch offsets and the bf16/f16 → f32 conversion
 //      (F16C for f16 in the avx2/avx512 tables), so the microkernel only ever reads unit-stride
-//      panels (matmul_pack.h). bf16 with vdpbf16ps (avx512 table, see bf16_pairs) packs bf16
-//      pairs instead: step q of a panel holds k = 2q and 2q + 1 in one 32-bit word, zero past
-//      an odd k, and a k block is twice as long (KC·2) for the same panel bytes.
+//      panels (matmul_pack.h). bf16 with vdpbf16ps or AMX (avx512 table, see bf16_matmul) packs
+//      bf16 pairs instead: step q of a panel holds k = 2q and 2q + 1 in one 32-bit word, zero
+//      past an odd k, and a k block is twice as long (KC·2) for the same panel bytes. AMX A
+//      panels are cut into granules of 16 steps stored row-major (TilesBF16).
 //   2. C is cut into tasks of row panels × up to NC columns. A task takes, per k block, the
 //      panels it needs (packing those no other task has claimed yet, waiting for the rest), then
 //      multiplies each A panel with each B panel of its columns. Tasks are handed out one at a
@@ -20,7 +21,8 @@
 //      value into NV fused multiply-adds. The first k block overwrites C, later ones add to it;
 //      the last one adds the bias. Edge tiles use instances with fewer rows / vectors and masked
 //      loads and stores of the last vector, so nothing outside C is read or written.
-//      With pairs, one vdpbf16ps per (row, vector) adds both products of a step.
+//      With pairs, one vdpbf16ps per (row, vector) adds both products of a step. AMX keeps a
+//      32×32 tile of C in four tile registers (tile_kernel).
 //   4. Finished rows get the activation (vecmath.h for f32) and, for bf16/f16, are rounded to the
 //      half (nearest even, as dtype.ts) from the f32 accumulator.
 // Register tiles: AVX-512 14×32 f32 / 14×16 f64 (28 zmm accumulators), AVX2 6×16 / 6×8,
@@ -107,12 +109,26 @@ struct Direct {
   using P = typename S::T;
   using BV = typename S::V;
   static constexpr int KU = 1;
+  static constexpr int SG = 1;
   static BV loadb(const P* p) { return S::load(p); }
   static BV bcasta(const P* p) { return S::bcast(p); }
   static typename S::V madd(BV a, BV b, typename S::V c) { return S::fma(a, b, c); }
 };
 #if KILN_ISA_avx512
 using mm::PairsBF16;
+using mm::TilesBF16;
+#endif
+
+// The blocking of a multiplication U: its accumulator type's, except for AMX tiles (a 32×32
+// block of C in four tile registers; a k block of 256 steps keeps the A panel, 32 KiB, in L1
+// while B panels stream from L2).
+template <class U>
+struct BlockingOf : Blocking<typename U::Acc> {};
+#if KILN_ISA_avx512
+template <>
+struct BlockingOf<TilesBF16> {
+  static constexpr int MR = 32, NV = 2, KC = 256, NC = 512;
+};
 #endif
 
 // C[R×ncols] (+)= A·B over `steps` packed steps, where A is a packed panel (row i of step p at
@@ -177,7 +193,7 @@ using UkernelFn = void (*)(int64_t, const typename U::P*, const typename U::P*, 
 // kernels[r − 1][nv − 1]: the instance for r rows and nv vectors
 template <class U>
 struct Kernels {
-  static constexpr int MR = Blocking<typename U::Acc>::MR, NV = Blocking<typename U::Acc>::NV;
+  static constexpr int MR = BlockingOf<U>::MR, NV = BlockingOf<U>::NV;
   UkernelFn<U> fn[MR][NV];
 
   template <int R, int NVC>
@@ -200,6 +216,91 @@ const Kernels<U>& kernels_for() {
   static const Kernels<U> k;
   return k;
 }
+
+#if KILN_ISA_avx512
+// ---- AMX microkernel ------------------------------------------------------------------------------
+// C[r×ncols] (+)= A·B for a 32×32 block (r, ncols ≤ 32) over `steps` packed steps (a multiple
+// of 16; TilesBF16 layouts), as ukernel. Tiles 0–3 hold C (rows 0–15 / 16–31 × columns 0–15 /
+// 16–31), 4–5 the two A tiles and 6–7 the two B tiles of a granule; every tile is 16 rows of 64
+// bytes, so one configuration serves all, loaded once per thread. A whole block is loaded from
+// and stored to C directly; an edge block goes through a local 32×32 buffer.
+struct alignas(64) TileConfig {
+  uint8_t palette, start_row, reserved[14];
+  uint16_t colsb[16];
+  uint8_t rows[16];
+};
+
+__attribute__((target("amx-tile,amx-bf16"))) void tile_kernel(int64_t steps, const uint32_t* __restrict A,
+                                                               const uint32_t* __restrict B, float* __restrict C,
+                                                               int64_t ldc, int r, int ncols, bool accumulate,
+                                                               const float* bias) {
+  thread_local bool configured = false;
+  if (!configured) {
+    TileConfig cfg{};
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) {
+      cfg.rows[t] = 16;
+      cfg.colsb[t] = 64;
+    }
+    _tile_loadconfig(&cfg);
+    configured = true;
+  }
+  const bool whole = r == 32 && ncols == 32;
+  const int64_t ldb = ldc * int64_t(sizeof(float));
+  if (whole && accumulate) {
+    _tile_loadd(0, C, ldb);
+    _tile_loadd(1, C + 16, ldb);
+    _tile_loadd(2, C + 16 * ldc, ldb);
+    _tile_loadd(3, C + 16 * ldc + 16, ldb);
+  } else {
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+  }
+  for (int64_t q = 0; q < steps; q += 16) {
+    const uint32_t* a = A + q * 32;  // granule q/16: 32 rows of 16 pairs
+    const uint32_t* b = B + q * 32;  // steps q..q+15, 32 columns each
+    _tile_loadd(4, a, 64);
+    _tile_loadd(5, a + 16 * 16, 64);
+    _tile_loadd(6, b, 128);
+    _tile_loadd(7, b + 16, 128);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  float* out = C;
+  int64_t ld = ldc;
+  alignas(64) float buf[32 * 32];
+  if (!whole) {
+    out = buf;
+    ld = 32;
+  }
+  const int64_t ldo = ld * int64_t(sizeof(float));
+  _tile_stored(0, out, ldo);
+  _tile_stored(1, out + 16, ldo);
+  _tile_stored(2, out + 16 * ld, ldo);
+  _tile_stored(3, out + 16 * ld + 16, ldo);
+  if (whole) {
+    if (bias)
+      for (int i = 0; i < 32; i++)
+        for (int v = 0; v < 2; v++)
+          VecF32::store(C + i * ldc + 16 * v, VecF32::add(VecF32::load(C + i * ldc + 16 * v), VecF32::load(bias + 16 * v)));
+    return;
+  }
+  for (int i = 0; i < r; i++)
+    for (int v = 0; v < 2; v++) {
+      const int w = std::max(0, std::min(16, ncols - 16 * v));
+      if (w == 0) break;
+      float* ci = C + i * ldc + 16 * v;
+      __m512 x = VecF32::load(buf + i * 32 + 16 * v);
+      if (accumulate) x = VecF32::add(x, VecF32::loadn(ci, w));
+      if (bias) x = VecF32::add(x, VecF32::loadn(bias + 16 * v, w));
+      VecF32::storen(ci, x, w);
+    }
+}
+#endif
 
 // ---- activation epilogue ------------------------------------------------------------------------
 // As src/backend/ref/kernels.ts unaryFn. f32 through vecmath.h's branch-free functions (the
@@ -398,9 +499,15 @@ struct Gemm {
   using S = typename U::Acc;
   using T = typename S::T;
   using P = typename U::P;  // packed element
-  static constexpr int MR = Blocking<S>::MR, NV = Blocking<S>::NV, L = S::L, NR = NV * L, KU = U::KU;
+  static constexpr int MR = BlockingOf<U>::MR, NV = BlockingOf<U>::NV, L = S::L, NR = NV * L, KU = U::KU;
+  static constexpr int SG = U::SG;  // a k block's steps are padded to whole granules of SG
   // k per block: a bf16 pair step is as many bytes as an f32 step, so pairs take twice the k
-  static constexpr int KCMAX = Blocking<S>::KC * KU, NC = Blocking<S>::NC;
+  static constexpr int KCMAX = BlockingOf<U>::KC * KU, NC = BlockingOf<U>::NC;
+#if KILN_ISA_avx512
+  static constexpr bool kTiles = std::is_same_v<U, TilesBF16>;
+#else
+  static constexpr bool kTiles = false;
+#endif
   static constexpr bool kDirect = std::is_same_v<Out, T>;  // accumulate straight into out
   static_assert(NC % NR == 0, "NC must be whole panels");
   static_assert(KU == 1 || !kDirect, "pairs are for halves");
@@ -416,19 +523,20 @@ struct Gemm {
   Gemm(int64_t m_, int64_t n_, int64_t k_, bool ta_, bool tb_, const T* bias_, Activation act_)
       : m(m_), n(n_), k(k_), ta(ta_), tb(tb_), bias(bias_), act(act_) {
     nkb = ceil_div(k, KCMAX);
-    kc = ceil_div(ceil_div(k, nkb), KU) * KU;  // equal blocks (the last is never tiny), whole steps
+    kc = ceil_div(ceil_div(k, nkb), KU * SG) * KU * SG;  // equal blocks (the last is never tiny), whole granules
     nkb = ceil_div(k, kc);
     mp = ceil_div(m, MR);
     np = ceil_div(n, NR);
   }
 
-  // packed steps: every block but the last holds kc / KU; the last is zero-padded to whole steps
-  size_t a_pack_elems() const { return size_t(mp) * MR * size_t(ceil_div(k, KU)); }
-  size_t b_pack_elems() const { return size_t(np) * NR * size_t(ceil_div(k, KU)); }
+  // packed steps: every block but the last holds kc / KU; the last is zero-padded to whole granules
+  size_t steps_total() const { return size_t((nkb - 1) * (kc / KU) + ksteps(nkb - 1)); }
+  size_t a_pack_elems() const { return size_t(mp) * MR * steps_total(); }
+  size_t b_pack_elems() const { return size_t(np) * NR * steps_total(); }
   size_t acc_elems() const { return kDirect ? 0 : size_t(m) * size_t(n); }
 
   int64_t kblock(int64_t kb) const { return std::min(kc, k - kb * kc); }
-  int64_t ksteps(int64_t kb) const { return ceil_div(kblock(kb), KU); }
+  int64_t ksteps(int64_t kb) const { return ceil_div(ceil_div(kblock(kb), KU), SG) * SG; }
   // panel offsets inside the packed buffers (in P elements)
   size_t a_off(int64_t kb, int64_t ip) const { return size_t(kb * kc / KU) * size_t(mp * MR) + size_t(ip * MR * ksteps(kb)); }
   size_t b_off(int64_t kb, int64_t jp) const { return size_t(kb * kc / KU) * size_t(np * NR) + size_t(jp * NR * ksteps(kb)); }
@@ -458,6 +566,19 @@ struct Gemm {
   // A panels [ip0, ip1) of k block kb
   void pack_a(const In* a, int64_t kb, int64_t ip0, int64_t ip1, P* ap) const {
     const int64_t p0 = kb * kc, kcb = kblock(kb);
+#if KILN_ISA_avx512
+    if constexpr (kTiles) {
+      for (int64_t ip = ip0; ip < ip1; ip++) {
+        const int64_t i0 = ip * MR;
+        const int w = int(std::min<int64_t>(MR, m - i0));
+        if (ta)
+          mm::pack_tiles_contig<MR>(a + p0 * m + i0, m, w, kcb, ksteps(kb), ap + a_off(kb, ip));
+        else
+          mm::pack_tiles_strided<MR>(a + i0 * k + p0, k, w, kcb, ksteps(kb), ap + a_off(kb, ip));
+      }
+      return;
+    }
+#endif
     if (ta) {  // op(A)[i, p] = a[p·m + i]: the panel's rows are adjacent
       contig<MR>(a + p0 * m + ip0 * MR, m, m - ip0 * MR, ip1 - ip0, kcb, ap + a_off(kb, ip0));
     } else {  // op(A)[i, p] = a[i·k + p]
@@ -476,8 +597,15 @@ struct Gemm {
         const int64_t j0 = jp * NR;
         strided<NR>(b + j0 * k + p0, k, int(std::min<int64_t>(NR, n - j0)), kcb, bp + b_off(kb, jp));
       }
-    } else {  // op(B)[p, j] = b[p·n + j]: the panel's columns are adjacent
+    } else if constexpr (SG == 1) {  // op(B)[p, j] = b[p·n + j]: the panel's columns are adjacent
       contig<NR>(b + p0 * n + jp0 * NR, n, n - jp0 * NR, jp1 - jp0, kcb, bp + b_off(kb, jp0));
+    } else {  // one panel at a time: padded panels are longer than contig's
+      for (int64_t jp = jp0; jp < jp1; jp++) contig<NR>(b + p0 * n + jp * NR, n, n - jp * NR, 1, kcb, bp + b_off(kb, jp));
+    }
+    if constexpr (SG > 1) {  // zero steps past the k block, to the end of its last granule
+      const int64_t filled = ceil_div(kcb, KU);
+      for (int64_t jp = jp0; jp < jp1; jp++)
+        std::memset(bp + b_off(kb, jp) + filled * NR, 0, size_t(ksteps(kb) - filled) * NR * sizeof(P));
     }
   }
 
@@ -527,7 +655,6 @@ struct Gemm {
   // needs are packed (by whichever task gets there first), then every MR×NR tile is updated;
   // the last k block also applies the epilogue.
   void task(const Work& w, int64_t ip0, int64_t ip1, int64_t jp0, int64_t jp1) const {
-    const Kernels<U>& K = kernels_for<U>();
     for (int64_t kb = 0; kb < nkb; kb++) {
       ensure(w.b_flags + kb * np, jp0, jp1, [&](int64_t jp) { pack_b(w.b, kb, jp, jp + 1, w.bp); });
       ensure(w.a_flags + kb * mp, ip0, ip1, [&](int64_t ip) { pack_a(w.a, kb, ip, ip + 1, w.ap); });
@@ -541,8 +668,13 @@ struct Gemm {
           const int64_t j0 = jp * NR;
           const int c = int(std::min<int64_t>(NR, n - j0));
           T* ct = w.acc + i0 * n + j0;
-          K.fn[r - 1][(c + L - 1) / L - 1](steps, a_panel, w.bp + b_off(kb, jp), ct, n, c, kb > 0,
-                                            last && bias ? bias + j0 : nullptr);
+          const T* bias_j = last && bias ? bias + j0 : nullptr;
+#if KILN_ISA_avx512
+          if constexpr (kTiles)
+            tile_kernel(steps, a_panel, w.bp + b_off(kb, jp), ct, n, r, c, kb > 0, bias_j);
+          else
+#endif
+            kernels_for<U>().fn[r - 1][(c + L - 1) / L - 1](steps, a_panel, w.bp + b_off(kb, jp), ct, n, c, kb > 0, bias_j);
         }
         if (last) finish_rows(w, i0, r, jp0 * NR, std::min(n, jp1 * NR));
       }
@@ -715,23 +847,13 @@ void matmul_typed(const MatmulArgs& p) {
 }
 
 #if KILN_ISA_avx512
-// Whether bf16 products use vdpbf16ps (else bf16 → f32 in packing and the f32 FMA kernel). One
-// vdpbf16ps does twice an FMA's multiply-adds, so it wins where it issues as often as an FMA:
-// AMD Zen 4/5 (one 512-bit instruction of either kind per cycle). Intel cores with two 512-bit
-// FMA units issue it at a quarter of their FMA rate (measured on a Sapphire-Rapids-class Xeon:
-// 1.8 G vdpbf16ps/s against 7.3 G FMA/s, i.e. 116 against 232 GFLOP/s), so there the f32
-// kernel is twice as fast. KILN_CPU_BF16_MATMUL=dpbf16|f32 forces one (tests, benches); it is
-// read per call, so a bench can time both in one process.
-bool bf16_pairs() {
-  static const bool amd = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_is("amd");
-  }();
-  const char* want = std::getenv("KILN_CPU_BF16_MATMUL");
-  if (want && std::strcmp(want, "dpbf16") == 0) return true;
-  if (want && std::strcmp(want, "f32") == 0) return false;
-  return amd;
-}
+// The bf16 kernel is picked per call by bf16_matmul() (dispatch.cc): AMX tiles where usable (a
+// tdpbf16ps is 8192 multiply-adds; measured 3.3 TFLOP/s of it on one Sapphire-Rapids-class
+// core), else vdpbf16ps pairs where they issue as often as an FMA (AMD Zen 4/5: one 512-bit
+// instruction of either kind per cycle, so pairs double the rate), else bf16 → f32 in packing and
+// the f32 FMA kernel: Intel cores with two 512-bit FMA units issue vdpbf16ps at a quarter of
+// their FMA rate (measured: 1.8 G vdpbf16ps/s against 7.3 G FMA/s, i.e. 116 against 232
+// GFLOP/s), so there the f32 kernel is twice as fast as pairs.
 #endif
 
 // a, b, out and bias share a dtype: F32, F64, or BF16 / F16 (accumulated in f32, rounded once)
@@ -741,10 +863,11 @@ void matmul(const MatmulArgs& p) {
     case F64: matmul_typed<Direct<VecF64>, double, double>(p); break;
 #if KILN_ISA_avx512
     case BF16:
-      if (bf16_pairs())
-        matmul_typed<PairsBF16, uint16_t, uint16_t>(p);
-      else
-        matmul_typed<Direct<VecF32>, uint16_t, uint16_t>(p);
+      switch (bf16_matmul()) {
+        case BF16_MATMUL_AMX: matmul_typed<TilesBF16, uint16_t, uint16_t>(p); break;
+        case BF16_MATMUL_DPBF16: matmul_typed<PairsBF16, uint16_t, uint16_t>(p); break;
+        default: matmul_typed<Direct<VecF32>, uint16_t, uint16_t>(p); break;
+      }
       break;
 #else
     case BF16: matmul_typed<Direct<VecF32>, uint16_t, uint16_t>(p); break;

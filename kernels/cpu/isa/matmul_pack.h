@@ -221,6 +221,47 @@ void pack_pairs_strided(const uint16_t* src, int64_t sx, int w, int64_t kc, uint
     for (int x = w; x < W; x++) d[x] = 0;
   }
 }
+
+// AMX A panels (TilesBF16): granule g of a panel is dst[(g·W + x)·16 + s] = line x at step
+// 16g + s (a pair, as above), zero for x ≥ w and for steps past the k block. `steps` is the
+// padded step count (a multiple of 16).
+// Lines along k (A plain: line x at src + x·sx): each line's 32 values of a granule are one
+// masked 64-byte copy.
+template <int W>
+void pack_tiles_strided(const uint16_t* src, int64_t sx, int w, int64_t kc, int64_t steps, uint32_t* __restrict dst) {
+  for (int64_t g = 0; g < steps / 16; g++) {
+    const int64_t k0 = 32 * g;
+    const int left = int(std::max<int64_t>(0, std::min<int64_t>(32, kc - k0)));
+    const __mmask32 m = left == 32 ? ~__mmask32(0) : __mmask32((1u << left) - 1u);
+    uint32_t* d = dst + g * W * 16;
+    for (int x = 0; x < W; x++) {
+      const __m512i v = x < w ? _mm512_maskz_loadu_epi16(m, src + x * sx + k0) : _mm512_setzero_si512();
+      _mm512_storeu_si512(d + x * 16, v);
+    }
+  }
+}
+
+// Adjacent lines (A transposed: line x at src + x, step rows sp apart): packed as pairs
+// (pack_pairs_contig) into a step-major scratch panel, then each granule's 16×W block of words
+// transposed into place.
+template <int W>
+void pack_tiles_contig(const uint16_t* src, int64_t sp, int w, int64_t kc, int64_t steps, uint32_t* __restrict dst) {
+  constexpr int64_t kChunk = 16 * 16;  // steps per scratch round: 16 granules (16 KiB at W = 32)
+  alignas(64) uint32_t tmp[kChunk * W];
+  for (int64_t q0 = 0; q0 < steps; q0 += kChunk) {
+    const int64_t nq = std::min(kChunk, steps - q0);
+    const int64_t kq = std::max<int64_t>(0, std::min<int64_t>(2 * nq, kc - 2 * q0));  // k values present
+    const int64_t filled = (kq + 1) / 2;
+    if (kq > 0) pack_pairs_contig<W>(src + 2 * q0 * sp, sp, w, 1, kq, tmp);
+    std::memset(tmp + filled * W, 0, size_t(nq - filled) * W * sizeof(uint32_t));
+    for (int64_t g = 0; g < nq / 16; g++) {
+      uint32_t* d = dst + ((q0 / 16) + g) * W * 16;
+      const uint32_t* t = tmp + g * 16 * W;
+      for (int x = 0; x < W; x++)
+        for (int s = 0; s < 16; s++) d[x * 16 + s] = t[s * W + x];
+    }
+  }
+}
 #endif
 
 }  // namespace mm

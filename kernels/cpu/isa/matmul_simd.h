@@ -7,7 +7,8 @@
 //   avx512: 16 floats / 8 doubles (zmm), masked edges through k-registers
 //   avx2:    8 floats / 4 doubles (ymm), masked edges through vmaskmov
 //   base:    4 floats / 2 doubles as GCC vector extensions (SSE2 on x86-64, scalar elsewhere)
-// and, for AVX-512 only, `PairsBF16`: bf16 pairs multiplied into f32 by vdpbf16ps.
+// and, for AVX-512 only, `PairsBF16`: bf16 pairs multiplied into f32 by vdpbf16ps, and
+// `TilesBF16`: the same pairs through AMX tiles.
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -67,6 +68,23 @@ struct PairsBF16 {
   static BV loadb(const P* p) { return (__m512bh)_mm512_loadu_si512(p); }
   static BV bcasta(const P* p) { return (__m512bh)_mm512_set1_epi32(int(*p)); }
   static __m512 madd(BV a, BV b, __m512 c) { return _mm512_dpbf16_ps(c, a, b); }
+  static constexpr int SG = 1;  // steps per packing granule (see TilesBF16)
+};
+
+// bf16 operands for AMX (AMX-TILE, AMX-BF16: Sapphire Rapids and later Xeons). tdpbf16ps
+// multiplies a 16×32 bf16 tile of A by a 32×16 one of B (stored as 16 rows of 16 pairs, the
+// pair layout above) into a 16×16 f32 tile of C: 8192 multiply-adds per instruction, the
+// products exact and the additions rounded to nearest even with subnormals as zero, as
+// vdpbf16ps. The microkernel (tile_kernel in matmul.cc) keeps a 32×32 block of C in four tile
+// registers. B panels are packed as for PairsBF16 (step q is row q of a B tile); A panels are
+// cut into granules of SG = 16 steps (32 k), each stored row-major, MR rows of 16 pairs, so
+// that a tile of A is 16 consecutive 64-byte rows. A k block's steps are padded with zeros to
+// whole granules.
+struct TilesBF16 {
+  using Acc = VecF32;
+  using P = uint32_t;
+  static constexpr int KU = 2;
+  static constexpr int SG = 16;
 };
 
 #elif KILN_ISA_avx2

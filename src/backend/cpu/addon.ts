@@ -16,6 +16,11 @@ export type NativeBuffer = ArrayBuffer;
 export interface NativeCapabilities {
   /** The kernel table in use: 'avx512', 'avx2' or 'base'. */
   isa: string;
+  /**
+   * How bf16 matrices are multiplied: 'amx' (tile instructions, recent Xeons), 'dpbf16'
+   * (AVX-512 BF16 pairs, AMD) or 'f32' (converted while packing). `KILN_CPU_BF16_MATMUL` asks for one.
+   */
+  bf16Matmul: 'amx' | 'dpbf16' | 'f32';
   /** Per kernel family, the dtypes that table's kernels compute in natively (`Backend.computes`). */
   computes: Record<string, string[]>;
   threads: number;
