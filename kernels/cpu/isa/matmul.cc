@@ -804,11 +804,18 @@ void matmul_typed(const MatmulArgs& p) {
       bias = bias_conv.data();
     }
   }
-  const Gemm<U, In, Out> g(p.m, p.n, p.k, p.trans_a, p.trans_b, bias, p.activation);
+  // A batch that shares one B (b's batch strides all 0, as x @ W for x of rank 3) with A plain
+  // and its items adjacent is one product nb·m tall: B is packed once, not once per item.
+  bool fold = nb > 1 && !p.trans_a;
+  for (int64_t d = int64_t(p.batch_shape.rank) - 1, adjacent = p.m * p.k; d >= 0 && fold; adjacent *= p.batch_shape[d], d--)
+    fold = p.b_batch_strides[d] == 0 && (p.batch_shape[d] == 1 || p.a_batch_strides[d] == adjacent);
+  const int64_t m = fold ? nb * p.m : p.m;
+  if (fold) nb = 1;
+  const Gemm<U, In, Out> g(m, p.n, p.k, p.trans_a, p.trans_b, bias, p.activation);
   const In* a = static_cast<const In*>(p.a.data);
   const In* b = static_cast<const In*>(p.b.data);
   Out* out = static_cast<Out*>(p.out.data);
-  const int64_t mn = p.m * p.n;
+  const int64_t mn = m * p.n;
 
   // batch item t → element offsets of its a and b (row-major over batch_shape)
   auto item = [&](int64_t t, const In*& ai, const In*& bi) {
@@ -824,7 +831,7 @@ void matmul_typed(const MatmulArgs& p) {
   };
 
   const int threads = num_threads();
-  const double macs = double(p.m) * double(p.n) * double(p.k);  // per item (double: no overflow)
+  const double macs = double(m) * double(p.n) * double(p.k);  // per item (double: no overflow)
   auto run_item = [&](int64_t t, int th) {
     const In *ai, *bi;
     item(t, ai, bi);
