@@ -12,6 +12,7 @@
  *   npm run bench -- gpt [--steps 20] [--threads 1,2] [--backend cpu] [--precision f32,bf16] [--models 128x4,512x8] [--profile]
  */
 import { spawnSync } from 'node:child_process';
+import { realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AdamW, GPT, Generator, autocast, backends, profileKernels, type KernelProfile, crossEntropy, getNumThreads, randint, setNumThreads, tidy, useBackend } from '../src/index.js';
@@ -105,6 +106,23 @@ function runTorch(threads: number, steps: number, precision: string, size: Size)
 }
 
 /**
+ * Which BLAS Debian's PyTorch (built with BLAS_INFO=generic) loads for its f32 matmuls: the
+ * libblas.so.3 alternative. With only the reference BLAS installed (no libopenblas0), its f32
+ * step is 20–30× slower than with OpenBLAS and is no baseline (measured: 30.6 s against 1.20 s
+ * per 512x8 step).
+ */
+function torchBlas(): string {
+  let path: string;
+  try {
+    path = realpathSync('/usr/lib/x86_64-linux-gnu/libblas.so.3');
+  } catch {
+    return 'unknown (no /usr/lib/x86_64-linux-gnu/libblas.so.3)';
+  }
+  if (/\/blas\/libblas\.so/.test(path)) return `${path}: the unoptimised reference BLAS, so the torch f32 rows are no baseline (apt-get install libopenblas0-pthread)`;
+  return path;
+}
+
+/**
  * The per-kernel profile of one configuration: ms and calls per step, and the rest of the step
  * (JS: validation, autograd, allocation; and the read's wait), against the median step time.
  */
@@ -131,6 +149,7 @@ export function main(args: string[]): void {
     return;
   }
   printMachineInfo();
+  console.log(`- PyTorch's BLAS: ${torchBlas()}`);
   console.log(`- command: npm run bench -- gpt ${args.join(' ')}`);
   console.log(`- models: V=${V} T=${T} B=${B}, ${sizes.map((z) => `C=${z.C} H=${z.H} L=${z.L}`).join('; ')}, tied head; ${steps} timed steps after 3 warm-up, median\n`);
   const rows: (string | number)[][] = [];
