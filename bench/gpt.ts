@@ -7,9 +7,11 @@
  * 4 layers; `512x8`: width 512, 8 heads, 8 layers; MLP 4×, tied head.
  * Each configuration runs in its own process, so peak RSS is that configuration's alone.
  * `--profile` prints, per configuration, where kiln's step goes: ms and calls per step of each
- * kernel (`profileKernels`) and the time outside kernels.
+ * kernel (`profileKernels`) and the time outside kernels. `--checkpointing` also times kiln with
+ * `gradientCheckpointing` (every block but the last recomputed in the backward pass) and prints
+ * its cost over the plain step.
  *
- *   npm run bench -- gpt [--steps 20] [--threads 1,2] [--backend cpu] [--precision f32,bf16] [--models 128x4,512x8] [--profile]
+ *   npm run bench -- gpt [--steps 20] [--threads 1,2] [--backend cpu] [--precision f32,bf16] [--models 128x4,512x8] [--profile] [--checkpointing]
  */
 import { spawnSync } from 'node:child_process';
 import { realpathSync } from 'node:fs';
@@ -47,12 +49,12 @@ interface Result {
 }
 
 // The measured run, in a child process: `tsx bench/gpt.ts --worker <backend> <threads> <steps>`.
-async function worker(backend: string, threads: number, steps: number, precision: string, size: Size, profile: boolean): Promise<void> {
+async function worker(backend: string, threads: number, steps: number, precision: string, size: Size, profile: boolean, checkpointing: boolean): Promise<void> {
   await useBackend(backend);
   if (backend === 'cpu') setNumThreads(threads);
   const gen = new Generator(0);
   const { C, H, L } = size;
-  const model = new GPT({ vocabSize: V, blockSize: T, nLayer: L, nHead: H, nEmbd: C, dropout: 0, bias: true, tiedHead: true }, { backend, generator: gen });
+  const model = new GPT({ vocabSize: V, blockSize: T, nLayer: L, nHead: H, nEmbd: C, dropout: 0, bias: true, tiedHead: true, gradientCheckpointing: checkpointing }, { backend, generator: gen });
   const opt = new AdamW(model.parameters(), { lr: 3e-4 });
   const idx = randint(0, V, [B, T], { backend, generator: gen });
   const tgt = randint(0, V, [B, T], { backend, generator: gen });
@@ -84,9 +86,10 @@ async function worker(backend: string, threads: number, steps: number, precision
   console.log(JSON.stringify(result));
 }
 
-function runKiln(backend: string, threads: number, steps: number, precision: string, size: Size, profile: boolean): Result {
+function runKiln(backend: string, threads: number, steps: number, precision: string, size: Size, profile: boolean, checkpointing = false): Result {
   const self = fileURLToPath(import.meta.url);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', self, '--worker', backend, String(threads), String(steps), precision, `${size.C}x${size.L}`, profile ? 'profile' : ''], {
+  const flags = [profile ? 'profile' : '', checkpointing ? 'checkpointing' : ''].join(',');
+  const r = spawnSync(process.execPath, ['--import', 'tsx', self, '--worker', backend, String(threads), String(steps), precision, `${size.C}x${size.L}`, flags], {
     encoding: 'utf8',
     env: { ...process.env, KILN_NUM_THREADS: String(threads) },
   });
@@ -141,6 +144,7 @@ export function main(args: string[]): void {
   const backend = String(opts.backend ?? 'cpu');
   const precisions = String(opts.precision ?? 'f32').split(',');
   const profile = opts.profile !== undefined;
+  const checkpointing = opts.checkpointing !== undefined;
   for (const p of precisions) if (p !== 'f32' && p !== 'bf16') throw new Error(`bench gpt: --precision takes f32 and bf16, got '${p}'`);
   const sizes = String(opts.models ?? '128x4').split(',').map(parseSize);
   const info = backends().find((b) => b.name === backend);
@@ -158,6 +162,7 @@ export function main(args: string[]): void {
   for (const { size, precision, n } of runs) {
     const k = runKiln(backend, n, steps, precision, size, profile);
     if (k.profile) printProfile(`${size.C}x${size.L} ${precision}, ${n} thread(s)`, k);
+    const ck = checkpointing ? runKiln(backend, n, steps, precision, size, false, true) : null;
     const p = runTorch(n, steps, precision, size);
     const tok = (ms: number): string => fmtNum((B * T) / (ms / 1000), 4);
     if (typeof p === 'string') console.log(p);
@@ -177,13 +182,15 @@ export function main(args: string[]): void {
       pt ? fmtNum(pt.max_rss_mib) : '—',
       pt ? fmtNum(k.median_ms / pt.median_ms) : '—',
       precision !== 'f32' && base ? fmtNum(base / k.median_ms) : '—',
+      ...(ck ? [fmtNum(ck.median_ms), `${fmtNum(100 * (ck.median_ms / k.median_ms - 1))}%`, fmtNum(ck.max_rss_mib)] : []),
     ]);
   }
-  console.log(mdTable(['model', 'precision', 'threads', 'kiln ms/step', 'torch ms/step', 'kiln tok/s', 'torch tok/s', 'kiln peak RSS MiB', 'torch peak RSS MiB', 'kiln/torch time', 'kiln speed-up over its f32'], rows));
+  console.log(mdTable(['model', 'precision', 'threads', 'kiln ms/step', 'torch ms/step', 'kiln tok/s', 'torch tok/s', 'kiln peak RSS MiB', 'torch peak RSS MiB', 'kiln/torch time', 'kiln speed-up over its f32', ...(checkpointing ? ['kiln checkpointed ms/step', 'checkpointing cost', 'kiln checkpointed peak RSS MiB'] : [])], rows));
   console.log('\nkiln/torch time ≤ 1.0 means kiln is at least as fast (the goal); the bf16 rows compare autocast in both.');
 }
 
 if (process.argv.includes('--worker')) {
   const i = process.argv.indexOf('--worker');
-  await worker(process.argv[i + 1]!, Number(process.argv[i + 2]), Number(process.argv[i + 3]), process.argv[i + 4] ?? 'f32', parseSize(process.argv[i + 5] ?? '128x4'), process.argv[i + 6] === 'profile');
+  const flags = (process.argv[i + 6] ?? '').split(',');
+  await worker(process.argv[i + 1]!, Number(process.argv[i + 2]), Number(process.argv[i + 3]), process.argv[i + 4] ?? 'f32', parseSize(process.argv[i + 5] ?? '128x4'), flags.includes('profile'), flags.includes('checkpointing'));
 }
