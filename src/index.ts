@@ -26,3 +26,4 @@ export type { NativeKernelFns, NativeResult } from './backend/cpu/marshal.gen.js
 export * from './io/node.js';
 export * from './data/node.js';
 export * from './train/node.js';
+export { saveAdapters, loadAdapters, ADAPTER_WEIGHTS, ADAPTER_CONFIG } from './finetune/node.js';

@@ -91,7 +91,21 @@ export class Block extends Module {
     const layer = checkLayerCache(op, cache);
     return asOp(op, () => {
       const a = x.add(this.attn.forward(this.ln_1.forward(x), layer));
-      return a.add(this.mlp.forward(this.ln_2.forward(a)));
+      const y = a.add(this.mlp.forward(this.ln_2.forward(a)));
+      const adapter = this.getModule('adapter') as { forward(t: Tensor): Tensor } | null;
+      return adapter ? adapter.forward(y) : y;
     });
+  }
+
+  /**
+   * Put `m` after this block (child `adapter`: its `forward` maps the block's output
+   * `[B, T, C]` to the next block's input), replacing one there; null removes it and returns
+   * the removed module (not disposed). Bottleneck adapters between blocks use this.
+   */
+  setAdapter(m: Module | null): Module | null {
+    const old = this.getModule('adapter');
+    if (old) this.unregisterModule('adapter');
+    if (m) this.registerModule('adapter', m);
+    return old;
   }
 }

@@ -24,7 +24,7 @@ export {
   ones_,
   type ParamOptions,
 } from './init.js';
-export { Linear, type LinearOptions } from './linear.js';
+export { Linear, type LinearOptions, type LoRAOptions, type LoRAState } from './linear.js';
 export { Embedding, type EmbeddingOptions } from './embedding.js';
 export { LayerNorm, RMSNorm, type LayerNormOptions, type RMSNormOptions } from './norm.js';
 export { Dropout } from './dropout.js';

@@ -1,9 +1,12 @@
-/** `Linear`: a fully connected layer, `y = x·Wᵀ + b`. @module */
+/** `Linear`: a fully connected layer, `y = x·Wᵀ + b`, optionally with a LoRA adapter. @module */
+import { noGrad } from '../autograd/tape.js';
 import { isFloat } from '../backend/dtype.js';
 import { linear } from '../tensor/ops/nn.js';
+import type { Generator } from '../tensor/random.js';
 import { fmt } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { checkBoolean, checkNumber } from '../tensor/validate.js';
+import { Dropout } from './dropout.js';
 import { makeConstant, makeNormal, makeUniform, type ParamOptions } from './init.js';
 import { Module } from './module.js';
 import { options, PARAM_KEYS, paramOptions, size, tensorArg } from './validate.js';
@@ -22,6 +25,33 @@ export interface LinearOptions extends ParamOptions {
   weight?: Tensor;
 }
 
+/** Options of {@link Linear.addLoRA}. */
+export interface LoRAOptions {
+  /** Rank r of the update: A `[r, in]`, B `[out, r]`. */
+  rank: number;
+  /** The update B·A is scaled by alpha / rank (default alpha = rank: a scale of 1). */
+  alpha?: number;
+  /** Dropout on the adapter's input, as PEFT's `lora_dropout` (default 0). */
+  dropout?: number;
+  /** The stream of A's initial values and of the adapter's dropout masks. */
+  generator?: Generator;
+}
+
+/** A Linear layer's LoRA adapter (see {@link Linear.addLoRA}). */
+export interface LoRAState {
+  /** `[rank, in]` */
+  A: Tensor;
+  /** `[out, rank]` */
+  B: Tensor;
+  rank: number;
+  alpha: number;
+  dropout: number;
+  /** alpha / rank */
+  scale: number;
+  /** Whether scale·B·A is folded into the weight (the forward pass then skips the adapter). */
+  merged: boolean;
+}
+
 /**
  * A fully connected layer (as `torch.nn.Linear`): x `[..., in]` → `[..., out]`, with parameters
  * `weight` `[out, in]` and `bias` `[out]`.
@@ -33,6 +63,7 @@ export interface LinearOptions extends ParamOptions {
 export class Linear extends Module {
   readonly inFeatures: number;
   readonly outFeatures: number;
+  private _lora: { rank: number; alpha: number; dropout: number; merged: boolean } | null = null;
 
   constructor(inFeatures: number, outFeatures: number, opts: LinearOptions = {}) {
     super();
@@ -78,8 +109,97 @@ export class Linear extends Module {
     return this.hasParameter('bias') ? this.getParameter('bias') : null;
   }
 
-  /** x `[..., in]` → `[..., out]`. */
+  /** x `[..., in]` → `[..., out]` (plus the LoRA update scale·x·Aᵀ·Bᵀ while one is attached and not merged). */
   forward(x: Tensor): Tensor {
-    return asOp('Linear.forward', () => linear(x, this.weight, this.bias));
+    return asOp('Linear.forward', () => {
+      const y = linear(x, this.weight, this.bias);
+      const l = this._lora;
+      if (!l || l.merged) return y;
+      const A = this.getModule('lora_A') as Linear;
+      const B = this.getModule('lora_B') as Linear;
+      const drop = this.getModule('lora_dropout') as Dropout;
+      const delta = B.forward(A.forward(drop.forward(x)));
+      return y.add(l.alpha === l.rank ? delta : delta.mul(l.alpha / l.rank));
+    });
+  }
+
+  /**
+   * Attach a LoRA adapter (Hu et al., "LoRA: Low-Rank Adaptation of Large Language Models"):
+   * y = x·Wᵀ + b + (alpha/rank)·dropout(x)·Aᵀ·Bᵀ, with children `lora_A` and `lora_B` (Linear
+   * layers without bias, so their parameters are `lora_A.weight` `[rank, in]` and
+   * `lora_B.weight` `[out, rank]`, PEFT's names) and `lora_dropout`. As PEFT initialises them: A
+   * from U(−1/√in, 1/√in) (kaiming-uniform with a = √5), B zero, so the layer's output is
+   * unchanged until B trains. The adapter takes the weight's dtype and backend. Returns this.
+   */
+  addLoRA(opts: LoRAOptions): this {
+    const op = 'Linear.addLoRA';
+    return asOp(op, () => {
+      const o = options(op, opts, ['rank', 'alpha', 'dropout', 'generator']);
+      if (this._lora) throw new Error(`${op}: this layer already has a LoRA adapter (rank ${this._lora.rank})`);
+      const rank = size(op, 'rank', o.rank, 1);
+      const alpha = o.alpha === undefined ? rank : checkNumber(op, 'alpha', o.alpha, { min: 0, minExclusive: true });
+      const p = o.dropout === undefined ? 0 : checkNumber(op, 'dropout', o.dropout, { min: 0, max: 1, maxExclusive: true });
+      const w = this.weight;
+      const place = { dtype: w.dtype, backend: w.backend.name, ...(o.generator ? { generator: o.generator } : {}) };
+      const a = new Linear(this.inFeatures, rank, { ...place, bias: false });
+      let b: Linear;
+      try {
+        b = new Linear(rank, this.outFeatures, { bias: false, weight: makeConstant(op, [this.outFeatures, rank], 0, place) });
+      } catch (e) {
+        a.dispose();
+        throw e;
+      }
+      this.registerModule('lora_dropout', new Dropout(p, o.generator ? { generator: o.generator } : {}));
+      this.registerModule('lora_A', a);
+      this.registerModule('lora_B', b);
+      this._lora = { rank, alpha, dropout: p, merged: false };
+      return this;
+    });
+  }
+
+  /** The attached LoRA adapter, or null. */
+  get lora(): LoRAState | null {
+    const l = this._lora;
+    if (!l) return null;
+    return { ...l, scale: l.alpha / l.rank, A: (this.getModule('lora_A') as Linear).weight, B: (this.getModule('lora_B') as Linear).weight };
+  }
+
+  // W ± scale·B·A, in place and untracked
+  private foldLoRA(op: string, sign: 1 | -1): void {
+    const l = this.lora;
+    if (!l) throw new Error(`${op}: this layer has no LoRA adapter (addLoRA first)`);
+    if (l.merged === (sign === 1)) throw new Error(`${op}: the adapter is ${l.merged ? 'already' : 'not'} merged`);
+    noGrad(() => {
+      const w = this.weight;
+      const upd = l.B.matmul(l.A).mul(sign * l.scale).cast(w.dtype);
+      const next = w.add(upd);
+      w.copy_(next);
+      upd.dispose();
+      next.dispose();
+    });
+    this._lora!.merged = sign === 1;
+  }
+
+  /** Fold scale·B·A into the weight (inference without the adapter's extra matmuls). Returns this. */
+  mergeLoRA(): this {
+    this.foldLoRA('Linear.mergeLoRA', 1);
+    return this;
+  }
+
+  /** Take scale·B·A back out of the weight (equal to the unmerged weight up to rounding). Returns this. */
+  unmergeLoRA(): this {
+    this.foldLoRA('Linear.unmergeLoRA', -1);
+    return this;
+  }
+
+  /**
+   * Detach and dispose the adapter. A merged adapter's update stays in the weight (PEFT's
+   * `merge_and_unload`); an unmerged one is simply dropped. Returns this.
+   */
+  removeLoRA(): this {
+    if (!this._lora) throw new Error('Linear.removeLoRA: this layer has no LoRA adapter');
+    for (const name of ['lora_A', 'lora_B', 'lora_dropout']) this.unregisterModule(name).dispose();
+    this._lora = null;
+    return this;
   }
 }

@@ -155,6 +155,23 @@ export abstract class Module {
     return m;
   }
 
+  /**
+   * Remove child `name` and return it (as `del module.name` in PyTorch): its entries leave this
+   * module's parameters and state; the child itself is not disposed.
+   */
+  unregisterModule(name: string): Module {
+    const op = `${this.constructor.name}.unregisterModule`;
+    const m = this._modules.get(checkString(op, 'name', name));
+    if (!m) throw new Error(`${op}: no child module '${name}'`);
+    this._modules.delete(name);
+    return m;
+  }
+
+  /** This module's own child `name`, or null. */
+  getModule(name: string): Module | null {
+    return this._modules.get(checkString(`${this.constructor.name}.getModule`, 'name', name)) ?? null;
+  }
+
   /** This module's own parameter `name`; throws if there is none. */
   getParameter(name: string): Tensor {
     const op = `${this.constructor.name}.getParameter`;

@@ -1,0 +1,17 @@
+/** Fine-tuning: parameter-efficient adapters (LoRA, bottleneck adapters) and their files. @module */
+export {
+  PEFT_PREFIX,
+  applyLoRA,
+  applyAdapters,
+  loraLayers,
+  mergeLoRA,
+  unmergeLoRA,
+  removeLoRA,
+  peftStateDict,
+  peftConfig,
+  loadPeftState,
+  BottleneckAdapter,
+  type LoRAConfig,
+  type AdapterConfig,
+  type PeftConfigJSON,
+} from './peft.js';
