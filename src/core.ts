@@ -152,6 +152,7 @@ export { checkpoint } from './autograd/checkpoint.js';
 export { adamUpdate, lambUpdate, multiNorm, multiScale, type OptimizerHyper, type TensorOrList } from './tensor/ops/optim.js';
 export * from './nn/index.js';
 export * from './finetune/index.js';
+export * from './align/index.js';
 export * from './optim/index.js';
 export { profileKernels, type KernelProfile, type KernelProfileRow } from './backend/profile.js';
 export { autocast, autocastScope, autocastDtype, AUTOCAST_OPS, type AutocastDtype, type AutocastOptions, type AutocastScope } from './amp/autocast.js';

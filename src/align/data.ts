@@ -1,0 +1,137 @@
+/**
+ * Fine-tuning and preference data: JSONL records (instructions as `{prompt, response}` or
+ * `{messages: [{role, content}]}`, preference pairs as `{prompt, chosen, rejected}`, what a
+ * labelling tool writes), checked line by line (a bad line is an Error naming the source, the
+ * line and the problem: nothing is skipped silently), and batches of prompt + response tokens
+ * whose labels score the response only.
+ * @module
+ */
+import { tensor } from '../tensor/ops/creation.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { show } from '../tensor/validate.js';
+import { IGNORE_INDEX } from './losses.js';
+
+/** One turn of a conversation. */
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+/** A preference pair: two responses to one prompt, the first preferred. */
+export interface PreferencePair {
+  prompt: string;
+  chosen: string;
+  rejected: string;
+}
+
+/** An instruction example as a conversation (a `{prompt, response}` record becomes user + assistant). */
+export interface InstructionExample {
+  messages: ChatMessage[];
+}
+
+// Each non-blank line of `text` parsed as JSON and checked by `check`; errors name source:line.
+function parseJsonl<T>(text: string, source: string, check: (rec: Record<string, unknown>, where: string) => T): T[] {
+  if (typeof text !== 'string') throw new Error(`${source}: expected the file's text, got ${show(text)}`);
+  const out: T[] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    if (line === '') continue;
+    const where = `${source}:${i + 1}`;
+    let rec: unknown;
+    try {
+      rec = JSON.parse(line);
+    } catch (e) {
+      throw new Error(`${where}: not JSON (${(e as Error).message})`);
+    }
+    if (rec === null || typeof rec !== 'object' || Array.isArray(rec)) throw new Error(`${where}: expected a JSON object, got ${show(rec)}`);
+    out.push(check(rec as Record<string, unknown>, where));
+  }
+  if (out.length === 0) throw new Error(`${source}: no records (every line is blank)`);
+  return out;
+}
+
+function text(rec: Record<string, unknown>, key: string, where: string): string {
+  const v = rec[key];
+  if (typeof v !== 'string') throw new Error(`${where}: '${key}' must be a string, got ${v === undefined ? 'nothing' : show(v)}`);
+  if (v.trim() === '') throw new Error(`${where}: '${key}' is empty`);
+  return v;
+}
+
+/** Preference pairs from JSONL (`{"prompt": …, "chosen": …, "rejected": …}` per line). */
+export function parsePreferencePairs(jsonl: string, source = 'pairs'): PreferencePair[] {
+  return parseJsonl(jsonl, source, (rec, where) => {
+    const pair = { prompt: text(rec, 'prompt', where), chosen: text(rec, 'chosen', where), rejected: text(rec, 'rejected', where) };
+    if (pair.chosen === pair.rejected) throw new Error(`${where}: 'chosen' and 'rejected' are the same response`);
+    return pair;
+  });
+}
+
+/** Instruction examples from JSONL: `{"prompt", "response"}` or `{"messages": [{role, content}, …]}` ending with the assistant. */
+export function parseInstructions(jsonl: string, source = 'instructions'): InstructionExample[] {
+  return parseJsonl(jsonl, source, (rec, where) => {
+    if ('messages' in rec) {
+      const ms = rec.messages;
+      if (!Array.isArray(ms) || ms.length === 0) throw new Error(`${where}: 'messages' must be a non-empty array, got ${show(ms)}`);
+      const messages = ms.map((m, j) => {
+        if (m === null || typeof m !== 'object') throw new Error(`${where}: messages[${j}] must be an object, got ${show(m)}`);
+        const r = (m as Record<string, unknown>).role;
+        if (r !== 'system' && r !== 'user' && r !== 'assistant') throw new Error(`${where}: messages[${j}].role must be system, user or assistant, got ${show(r)}`);
+        return { role: r, content: text(m as Record<string, unknown>, 'content', `${where}: messages[${j}]`) } as ChatMessage;
+      });
+      if (messages[messages.length - 1]!.role !== 'assistant') throw new Error(`${where}: the last message must be the assistant's (the response to learn)`);
+      return { messages };
+    }
+    if (!('response' in rec)) throw new Error(`${where}: a record needs 'prompt' and 'response', or 'messages'; it has ${Object.keys(rec).join(', ') || 'no keys'}`);
+    return { messages: [{ role: 'user', content: text(rec, 'prompt', where) }, { role: 'assistant', content: text(rec, 'response', where) }] };
+  });
+}
+
+/** A tokenized example: the prompt's tokens, then the response's (the part that is scored). */
+export interface TokenizedExample {
+  prompt: number[];
+  response: number[];
+}
+
+/** What {@link batchExamples} returns: inputs, next-token labels and each row's length. */
+export interface ExampleBatch {
+  /** `[B, T]` i32: prompt + response, right-padded with `pad`. */
+  idx: Tensor;
+  /** `[B, T]` i32: labels[t] = the token after position t where it is a response token, else {@link IGNORE_INDEX}. */
+  labels: Tensor;
+  /** Tokens per row before padding (the reward model reads its last token). */
+  lengths: number[];
+}
+
+/**
+ * Examples as one batch of width `T` = the longest row (at most `blockSize`): each row is prompt +
+ * response, its prompt cut from the left when the row is longer than blockSize (the response is
+ * kept whole; a response that alone does not fit, with a token of prompt before it, is an
+ * error), then right-padded. Row b's labels score its response tokens: labels[b, t] is token t + 1
+ * where that is a response token.
+ */
+export function batchExamples(examples: readonly TokenizedExample[], opts: { blockSize: number; pad?: number; backend?: string }): ExampleBatch {
+  const op = 'batchExamples';
+  const { blockSize, pad = 0 } = opts;
+  if (!Number.isInteger(blockSize) || blockSize < 1) throw new Error(`${op}: blockSize must be a positive integer, got ${show(blockSize)}`);
+  if (examples.length === 0) throw new Error(`${op}: no examples`);
+  const rows = examples.map((e, i) => {
+    if (e.response.length === 0) throw new Error(`${op}: example ${i} has an empty response`);
+    if (e.prompt.length === 0) throw new Error(`${op}: example ${i} has an empty prompt (the first response token needs a token before it)`);
+    if (e.response.length >= blockSize) throw new Error(`${op}: example ${i}'s response has ${e.response.length} tokens; with a token of prompt it does not fit blockSize ${blockSize}`);
+    const keep = Math.min(e.prompt.length, blockSize - e.response.length);
+    const toks = [...e.prompt.slice(e.prompt.length - keep), ...e.response];
+    return { toks, start: keep }; // tokens at index ≥ start are the response
+  });
+  const T = Math.max(...rows.map((r) => r.toks.length));
+  const idx = new Int32Array(rows.length * T).fill(pad);
+  const labels = new Int32Array(rows.length * T).fill(IGNORE_INDEX);
+  const lengths: number[] = [];
+  rows.forEach(({ toks, start }, b) => {
+    for (let t = 0; t < toks.length; t++) idx[b * T + t] = toks[t]!;
+    for (let t = start - 1; t + 1 < toks.length; t++) labels[b * T + t] = toks[t + 1]!;
+    lengths.push(toks.length);
+  });
+  const place = { dtype: 'i32' as const, ...(opts.backend ? { backend: opts.backend } : {}) };
+  return { idx: tensor(idx, [rows.length, T], place), labels: tensor(labels, [rows.length, T], place), lengths };
+}

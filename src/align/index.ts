@@ -1,0 +1,13 @@
+/** Alignment: preference data, a reward model, DPO, and distillation objectives. @module */
+export { IGNORE_INDEX, logSigmoid, sequenceLogProbs, bradleyTerryLoss, dpoLoss, distillationLoss, type DPOOptions, type DPOResult, type DistillationOptions } from './losses.js';
+export { RewardModel, pairAccuracy } from './reward.js';
+export {
+  parsePreferencePairs,
+  parseInstructions,
+  batchExamples,
+  type ChatMessage,
+  type PreferencePair,
+  type InstructionExample,
+  type TokenizedExample,
+  type ExampleBatch,
+} from './data.js';
