@@ -18,6 +18,7 @@ import {
   logSigmoid,
   noGrad,
   pairAccuracy,
+  packExamples,
   parseInstructions,
   parsePreferencePairs,
   randint,
@@ -123,6 +124,34 @@ describe('preference and instruction data', () => {
     expect(Array.from(await b.idx.data())).toEqual([2, 3, 4, 5, 9, 8, 0, 0]);
     expect(Array.from(await b.labels.data())).toEqual([-100, 4, 5, -100, 8, -100, -100, -100]);
     expect(() => batchExamples([{ prompt: [1], response: [1, 2, 3, 4] }], { blockSize: 4 })).toThrow(/^batchExamples: example 0's response has 4 tokens; with a token of prompt it does not fit blockSize 4/);
+  });
+});
+
+describeBackends('packed examples', (backend) => {
+  it('packExamples fills rows in order, and the model sees each example as if it were alone', async () => {
+    const ex = [
+      { prompt: [1, 2, 3], response: [4, 5] },
+      { prompt: [6], response: [7, 8, 9] },
+      { prompt: [10, 11], response: [12] },
+    ];
+    const p = packExamples(ex, { blockSize: 8, pad: 0, backend });
+    expect(p.rows).toEqual([[0], [1, 2]]);
+    expect(Array.from(await p.idx.data())).toEqual([1, 2, 3, 4, 5, 0, 0, 0, 6, 7, 8, 9, 10, 11, 12, 0]);
+    expect(Array.from(await p.positions.data())).toEqual([0, 1, 2, 3, 4, 0, 0, 0, 0, 1, 2, 3, 0, 1, 2, 0]);
+    expect(Array.from(await p.labels.data())).toEqual([-100, -100, 4, 5, -100, -100, -100, -100, 7, 8, 9, -100, -100, 12, -100, -100]);
+    const m = new GPT({ vocabSize: 16, blockSize: 8, nLayer: 2, nHead: 2, nEmbd: 16, dropout: 0, bias: true, tiedHead: true }, { backend, generator: new Generator(3) });
+    m.eval();
+    const packed = await vals(tidy(() => m.forward(p.idx, null, { positions: p.positions, attnMask: p.attnMask }).logits));
+    const spans: [number, number, number][] = [[0, 0, 5], [1, 0, 4], [1, 4, 3]]; // row, start, length of each example
+    for (const [e, [row, start, len]] of spans.entries()) {
+      const toks = [...ex[e]!.prompt, ...ex[e]!.response];
+      const alone = await vals(tidy(() => m.forward(tensor(toks, [1, len], { dtype: 'i32', backend }), null).logits));
+      const got = packed.slice((row * 8 + start) * 16, (row * 8 + start + len) * 16);
+      expectClose(got, alone, { rtol: 1e-4, atol: 1e-5 });
+    }
+    expect(() => m.forward(p.idx, null, { positions: p.positions.narrow(1, 0, 4) })).toThrow(/^GPT\.forward: positions must be \[2, 8\] i32 like idx, got \[2,4\] i32/);
+    for (const t of [p.idx, p.labels, p.positions, p.attnMask]) t.dispose();
+    m.dispose();
   });
 });
 

@@ -135,3 +135,77 @@ export function batchExamples(examples: readonly TokenizedExample[], opts: { blo
   const place = { dtype: 'i32' as const, ...(opts.backend ? { backend: opts.backend } : {}) };
   return { idx: tensor(idx, [rows.length, T], place), labels: tensor(labels, [rows.length, T], place), lengths };
 }
+
+/** What {@link packExamples} returns: full rows of several examples each, for `GPT.forward(idx, null, { positions, attnMask })`. */
+export interface PackedBatch {
+  /** `[R, T]` i32, T = blockSize; the tail of a row is `pad`. */
+  idx: Tensor;
+  /** `[R, T]` i32: the next token where it is a response token of the same example, else {@link IGNORE_INDEX}. */
+  labels: Tensor;
+  /** `[R, T]` i32: positions restart at 0 with each example. */
+  positions: Tensor;
+  /** `[R, 1, T, T]` bool: a token sees only tokens of its own example (causality is the model's). */
+  attnMask: Tensor;
+  /** The examples (their indices) in each row. */
+  rows: number[][];
+}
+
+/**
+ * Pack short examples into full rows of `blockSize` tokens, in order, starting a new row when
+ * the next example does not fit (an example longer than blockSize is cut as in
+ * {@link batchExamples}). The positions and the mask keep examples apart: the model sees each
+ * as if it were alone in its row (a test checks the logits), so packing wastes no compute on
+ * padding without mixing examples.
+ */
+export function packExamples(examples: readonly TokenizedExample[], opts: { blockSize: number; pad?: number; backend?: string }): PackedBatch {
+  const op = 'packExamples';
+  const { blockSize, pad = 0 } = opts;
+  if (!Number.isInteger(blockSize) || blockSize < 1) throw new Error(`${op}: blockSize must be a positive integer, got ${show(blockSize)}`);
+  if (examples.length === 0) throw new Error(`${op}: no examples`);
+  const rows: { toks: number[]; start: number; ex: number }[][] = [];
+  let row: { toks: number[]; start: number; ex: number }[] = [];
+  let used = 0;
+  examples.forEach((e, i) => {
+    if (e.prompt.length === 0 || e.response.length === 0) throw new Error(`${op}: example ${i} has an empty ${e.prompt.length === 0 ? 'prompt' : 'response'}`);
+    if (e.response.length >= blockSize) throw new Error(`${op}: example ${i}'s response has ${e.response.length} tokens; with a token of prompt it does not fit blockSize ${blockSize}`);
+    const keep = Math.min(e.prompt.length, blockSize - e.response.length);
+    const toks = [...e.prompt.slice(e.prompt.length - keep), ...e.response];
+    if (used + toks.length > blockSize && row.length) {
+      rows.push(row);
+      row = [];
+      used = 0;
+    }
+    row.push({ toks, start: keep, ex: i });
+    used += toks.length;
+  });
+  rows.push(row);
+  const R = rows.length, T = blockSize;
+  const idx = new Int32Array(R * T).fill(pad);
+  const labels = new Int32Array(R * T).fill(IGNORE_INDEX);
+  const positions = new Int32Array(R * T);
+  const seg = new Int32Array(R * T).fill(-1);
+  rows.forEach((r, b) => {
+    let at = b * T;
+    r.forEach(({ toks, start }, k) => {
+      for (let t = 0; t < toks.length; t++) {
+        idx[at + t] = toks[t]!;
+        positions[at + t] = t;
+        seg[at + t] = k;
+        if (t >= start - 1 && t + 1 < toks.length) labels[at + t] = toks[t + 1]!;
+      }
+      at += toks.length;
+    });
+  });
+  const mask = new Uint8Array(R * T * T);
+  for (let b = 0; b < R; b++)
+    for (let i = 0; i < T; i++)
+      for (let j = 0; j < T; j++) mask[(b * T + i) * T + j] = seg[b * T + i] === seg[b * T + j] ? 1 : 0;
+  const place = opts.backend ? { backend: opts.backend } : {};
+  return {
+    idx: tensor(idx, [R, T], { ...place, dtype: 'i32' }),
+    labels: tensor(labels, [R, T], { ...place, dtype: 'i32' }),
+    positions: tensor(positions, [R, T], { ...place, dtype: 'i32' }),
+    attnMask: tensor(mask, [R, 1, T, T], { ...place, dtype: 'bool' }),
+    rows: rows.map((r) => r.map((x) => x.ex)),
+  };
+}

@@ -5,6 +5,8 @@ export {
   parsePreferencePairs,
   parseInstructions,
   batchExamples,
+  packExamples,
+  type PackedBatch,
   type ChatMessage,
   type PreferencePair,
   type InstructionExample,

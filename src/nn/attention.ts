@@ -171,22 +171,25 @@ export class CausalSelfAttention extends Module {
     }
   }
 
-  /** x `[B, T, C]` (only the new positions when a cache is given) → `[B, T, C]`. */
-  forward(x: Tensor, cache?: LayerKVCache): Tensor {
+  /**
+   * x `[B, T, C]` (only the new positions when a cache is given) → `[B, T, C]`. `attnMask`
+   * (bool, broadcast to `[B, H, T, T]`) hides keys besides causality (packed sequences).
+   */
+  forward(x: Tensor, cache?: LayerKVCache, attnMask?: Tensor): Tensor {
     const op = 'CausalSelfAttention.forward';
     live(op, x);
     cache = checkLayerCache(op, cache);
     if (x.rank !== 3 || x.shape[2] !== this.nEmbd) throw new Error(`${op}: expected x [B, T, ${this.nEmbd}], got ${fmt(x.shape)} ${x.dtype}`);
-    return asOp(op, () => this.attendChecked(x, cache));
+    return asOp(op, () => this.attendChecked(x, cache, attnMask));
   }
 
-  private attendChecked(x: Tensor, cache: LayerKVCache | undefined): Tensor {
+  private attendChecked(x: Tensor, cache: LayerKVCache | undefined, attnMask: Tensor | undefined): Tensor {
     const [b, t, c] = x.shape as [number, number, number];
     const h = this.nHead;
     const hkv = this.kvHeads;
     const past = cache?.length ?? 0;
     const qkv = this.c_attn.forward(x); // [B, T, (H + 2·Hkv)·D]
-    const opts = { isCausal: true, window: this.window, dropoutP: this.training ? this.attnDropout : 0, generator: this.resid_dropout.generator };
+    const opts = { isCausal: true, window: this.window, dropoutP: this.training ? this.attnDropout : 0, generator: this.resid_dropout.generator, ...(attnMask ? { attnMask } : {}) };
     let y: Tensor;
     if (!this.rotary && !cache) y = packedAttention(qkv, h, { ...opts, kvHeads: hkv });
     else {

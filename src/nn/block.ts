@@ -84,13 +84,13 @@ export class Block extends Module {
     }
   }
 
-  /** x `[B, T, C]` (the new positions when a cache is given) → `[B, T, C]`. */
-  forward(x: Tensor, cache?: LayerKVCache): Tensor {
+  /** x `[B, T, C]` (the new positions when a cache is given) → `[B, T, C]`; `attnMask` as the attention's. */
+  forward(x: Tensor, cache?: LayerKVCache, attnMask?: Tensor): Tensor {
     const op = 'Block.forward';
     live(op, x);
     const layer = checkLayerCache(op, cache);
     return asOp(op, () => {
-      const a = x.add(this.attn.forward(this.ln_1.forward(x), layer));
+      const a = x.add(this.attn.forward(this.ln_1.forward(x), layer, attnMask));
       const y = a.add(this.mlp.forward(this.ln_2.forward(a)));
       const adapter = this.getModule('adapter') as { forward(t: Tensor): Tensor } | null;
       return adapter ? adapter.forward(y) : y;

@@ -80,6 +80,40 @@ export interface GPTForwardOptions {
   cache?: KVCache;
   /** Compute logits for the last position only (`[B, 1, V]`), as generation needs. */
   lastOnly?: boolean;
+  /**
+   * Position of each token `[B, T]` i32 (Hugging Face's `position_ids`; default 0, 1, …): packed
+   * examples restart at 0. Learned position embeddings only (not with `rope` or a cache).
+   */
+  positions?: Tensor;
+  /**
+   * Which keys each query may see besides causality, bool `[B, 1, T, T]` (true: visible), as
+   * {@link packedAttention}'s `attnMask`: packed examples see only their own tokens.
+   */
+  attnMask?: Tensor;
+}
+
+/** The layout extras of a forward pass (packed sequences). */
+interface Layout {
+  positions?: Tensor;
+  attnMask?: Tensor;
+}
+
+function checkLayout(op: string, idx: Tensor, o: { positions?: Tensor; attnMask?: Tensor }, c: Required<GPTConfig>, cached: boolean): Layout {
+  const [b, t] = idx.shape as [number, number];
+  const out: Layout = {};
+  if (o.positions !== undefined && o.positions !== null) {
+    live(op, o.positions);
+    if (c.rope || cached) throw new Error(`${op}: positions need learned position embeddings and no cache${c.rope ? ' (this model uses rope)' : ''}`);
+    if (o.positions.dtype !== 'i32' || fmt(o.positions.shape) !== fmt([b, t])) throw new Error(`${op}: positions must be [${b}, ${t}] i32 like idx, got ${fmt(o.positions.shape)} ${o.positions.dtype}`);
+    out.positions = o.positions;
+  }
+  if (o.attnMask !== undefined && o.attnMask !== null) {
+    live(op, o.attnMask);
+    if (cached) throw new Error(`${op}: attnMask cannot be used with a cache`);
+    if (o.attnMask.dtype !== 'bool' || fmt(o.attnMask.shape) !== fmt([b, 1, t, t])) throw new Error(`${op}: attnMask must be [${b}, 1, ${t}, ${t}] bool, got ${fmt(o.attnMask.shape)} ${o.attnMask.dtype}`);
+    out.attnMask = o.attnMask;
+  }
+  return out;
 }
 
 /** What {@link GPT.forward} returns. */
@@ -134,7 +168,7 @@ function checkCache(op: string, cache: unknown, nLayer: number): KVCache | undef
 }
 
 // idx [B, T] i32 (only the new positions with a cache) → hidden [B, T, C] after ln_f, as the public method `op`
-function runTransformer(op: string, m: GPTTransformer, idx: Tensor, cache: KVCache | undefined): Tensor {
+function runTransformer(op: string, m: GPTTransformer, idx: Tensor, cache: KVCache | undefined, layout: Layout = {}): Tensor {
   const c = m.config;
   const t = idx.shape[1]!;
   const past = cache?.length ?? 0;
@@ -143,8 +177,8 @@ function runTransformer(op: string, m: GPTTransformer, idx: Tensor, cache: KVCac
   return asOp(op, () => {
     let x = m.wte.forward(idx); // [B, T, C]
     if (m.wpe) {
-      const pos = arange(past, past + t, 1, { backend: idx.backend.name, dtype: 'i32' });
-      x = x.add(m.wpe.forward(pos)); // + [T, C]
+      const pos = layout.positions ?? arange(past, past + t, 1, { backend: idx.backend.name, dtype: 'i32' });
+      x = x.add(m.wpe.forward(pos)); // + [T, C] (or [B, T, C])
     }
     x = m.drop.forward(x);
     let i = 0;
@@ -156,7 +190,8 @@ function runTransformer(op: string, m: GPTTransformer, idx: Tensor, cache: KVCac
     const last = m.h.length - 1;
     for (const block of m.h) {
       const j = i++;
-      x = recompute && j < last ? checkpoint((h) => block.forward(h), x) : block.forward(x, cache?.layers[j]);
+      const mask = layout.attnMask;
+      x = recompute && j < last ? checkpoint((h) => block.forward(h, undefined, mask), x) : block.forward(x, cache?.layers[j], mask);
     }
     return m.ln_f.forward(x);
   });
@@ -278,7 +313,7 @@ export class GPT extends Module {
   forward(idx: Tensor, targets?: Tensor | null, opts: GPTForwardOptions = {}): GPTOutput {
     const op = 'GPT.forward';
     checkIdx(op, idx);
-    const o = options(op, opts, ['cache', 'lastOnly']);
+    const o = options(op, opts, ['cache', 'lastOnly', 'positions', 'attnMask']);
     const lastOnly = o.lastOnly === undefined ? false : checkBoolean(op, 'lastOnly', o.lastOnly);
     const cache = checkCache(op, o.cache, this.config.nLayer);
     const hasTargets = targets !== undefined && targets !== null;
@@ -289,7 +324,7 @@ export class GPT extends Module {
         throw new Error(`${op}: targets ${fmt(targets.shape)} must match idx ${fmt(idx.shape)}`);
       if (lastOnly) throw new Error(`${op}: lastOnly computes one position, so it cannot take targets`);
     }
-    let x = runTransformer(op, this.transformer, idx, cache);
+    let x = runTransformer(op, this.transformer, idx, cache, checkLayout(op, idx, o, this.config, cache !== undefined));
     return asOp(op, () => {
       if (lastOnly) x = narrow(x, 1, x.shape[1]! - 1, 1);
       const logits = this.lm_head.forward(x);
