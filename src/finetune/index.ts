@@ -15,3 +15,4 @@ export {
   type AdapterConfig,
   type PeftConfigJSON,
 } from './peft.js';
+export { CHAT_TOKENS, addSpecialTokens, resizeTokenEmbeddings, chatExample, chatPrompt, evaluateResponses, type ResponseEval } from './sft.js';
