@@ -188,6 +188,34 @@ describe('kiln (child process)', () => {
       expect(svg).toMatch(/>20<\/text>/); // the last x tick
     });
 
+    it('kiln finetune trains LoRA adapters on JSONL instructions, writes what kiln sample reads, and names a bad line', async () => {
+      const data = join(root, 'sft.jsonl');
+      const pairs = [['hi', 'yes'], ['go', 'no'], ['up', 'down'], ['in', 'out'], ['on', 'off'], ['the cat', 'the dog'], ['a', 'b']];
+      writeFileSync(data, pairs.map(([p, r]) => JSON.stringify({ prompt: p, response: r })).join('\n'));
+      const fout = join(root, 'ft');
+      const r = await kiln(['finetune', '--ckpt', out, '--data', data, '--lora', '4', '--steps', '10', '--backend', 'ref', '--out', fout]);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/^data: 3 training and 4 held-out examples \(.*sft\.jsonl\)$/m);
+      expect(r.stderr).toMatch(/^held-out before: exact match \d+\.\d%, ROUGE-L \d\.\d{3}$/m);
+      expect(r.stdout).toMatch(/^kiln finetune: 3 examples, 10 steps in .*; trained \d+ of \d+ parameters$/m);
+      const m = JSON.parse(readFileSync(join(fout, 'metrics.json'), 'utf8'));
+      expect(m.losses).toHaveLength(10);
+      expect(m.losses[9]).toBeLessThan(m.losses[0]);
+      // LoRA on c_attn, the two c_proj and c_fc, and the embeddings (the chat tokens' rows are new: 300 + 4 of width 32)
+      expect(m.trainableParameters).toBe(2 * 4 * ((32 + 96) + (32 + 32) + (32 + 128) + (128 + 32)) + 304 * 32);
+      expect(JSON.parse(readFileSync(join(fout, 'adapter', 'adapter_config.json'), 'utf8')).modules_to_save).toEqual(['transformer.wte']);
+      expect(existsSync(join(fout, 'adapter', 'adapter_model.safetensors'))).toBe(true);
+      expect(JSON.parse(readFileSync(join(fout, 'adapter', 'adapter_config.json'), 'utf8'))).toMatchObject({ peft_type: 'LORA', r: 4, lora_alpha: 8 });
+      // the merged model with the chat tokens is a kiln checkpoint
+      const s = await kiln(['sample', '--ckpt', fout, '--prompt', '<|user|>hi<|end|><|assistant|>', '--tokens', '4', '--backend', 'ref']);
+      expect(s.status, s.stderr).toBe(0);
+      expect(s.stderr).toMatch(/sampled 4 tokens from .*ckpt-00000010\.safetensors/);
+      writeFileSync(data, '{"prompt":"hi","response":"yes"}\n{"prompt":"go"}\n');
+      const bad = await kiln(['finetune', '--ckpt', out, '--data', data, '--backend', 'ref', '--out', join(root, 'ft-bad')]);
+      expect(bad.status).toBe(1);
+      expect(bad.stderr).toMatch(/sft\.jsonl:2: a record needs 'prompt' and 'response', or 'messages'; it has prompt/);
+    });
+
     it('kiln sample --ckpt prints a continuation of the prompt, the same for the same seed', async () => {
       const args = ['sample', '--ckpt', out, '--prompt', 'the cat', '--tokens', '20', '--seed', '5', '--backend', 'ref'];
       const [a, b] = await Promise.all([kiln(args), kiln(args)]);

@@ -158,20 +158,21 @@ describeBackends('LoRA', (backend) => {
     const fresh = model(backend); // the same seed: the same base weights
     const [idx, tgt] = await task(backend, 8, 2);
     try {
-      applyLoRA(m, { rank: 4, alpha: 4, dropout: 0.1, targets: ['c_attn'], generator: new Generator(4) });
+      applyLoRA(m, { rank: 4, alpha: 4, dropout: 0.1, targets: ['c_attn'], generator: new Generator(4), trainable: ['transformer.wte'] });
       applyAdapters(m, { bottleneck: 8, generator: new Generator(4) });
       await trainSteps(m, idx, tgt, 3);
       m.eval();
       await saveAdapters(dir, m);
       const cfg = JSON.parse(readFileSync(join(dir, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
-      expect(cfg).toMatchObject({ peft_type: 'LORA', task_type: 'CAUSAL_LM', r: 4, lora_alpha: 4, lora_dropout: 0.1, bias: 'none', bottleneck: 8 });
+      expect(cfg).toMatchObject({ peft_type: 'LORA', task_type: 'CAUSAL_LM', r: 4, lora_alpha: 4, lora_dropout: 0.1, bias: 'none', bottleneck: 8, modules_to_save: ['transformer.wte'] });
       expect(cfg.target_modules).toEqual(['transformer.h.0.attn.c_attn', 'transformer.h.1.attn.c_attn']);
       const file = loadSafetensors(join(dir, 'adapter_model.safetensors'));
       const keys = Object.keys(file.tensors).sort();
       expect(keys).toContain(`${PEFT_PREFIX}transformer.h.0.attn.c_attn.lora_A.weight`);
       expect(keys).toContain(`${PEFT_PREFIX}transformer.h.1.adapter.up.weight`);
       expect(keys.every((k) => k.startsWith(PEFT_PREFIX))).toBe(true);
-      expect(keys).toHaveLength(4 + 2 * 4);
+      expect(keys).toContain(`${PEFT_PREFIX}transformer.wte.weight`); // trained with the adapters
+      expect(keys).toHaveLength(4 + 2 * 4 + 1);
       for (const t of Object.values(file.tensors)) t.dispose();
 
       loadAdapters(dir, fresh);

@@ -12,6 +12,7 @@ import { backends } from '../backend/registry.js';
 import { UsageError, formatHelp, parseArgs, type CommandSpec, type ParsedArgs } from './args.js';
 import { benchCommand, benchSpec } from './bench.js';
 import { evalCommand, evalSpec } from './eval.js';
+import { finetuneCommand, finetuneSpec } from './finetune.js';
 import { sampleCommand, sampleSpec } from './sample.js';
 import { trainCommand, trainSpec, type CommandIO } from './train.js';
 
@@ -24,6 +25,7 @@ const COMMANDS: Record<string, Command> = {
   train: { spec: trainSpec, run: trainCommand },
   sample: { spec: sampleSpec, run: sampleCommand },
   eval: { spec: evalSpec, run: evalCommand },
+  finetune: { spec: finetuneSpec, run: finetuneCommand },
   bench: { spec: benchSpec, run: (_a, _io, argv) => benchCommand(argv) },
 };
 

@@ -32,6 +32,12 @@ export interface LoRAConfig extends Omit<LoRAOptions, 'generator'> {
    * `['c_attn']` (PEFT's default for GPT-2).
    */
   targets?: (string | RegExp)[];
+  /**
+   * Modules (or parameters) of the base that train too and are saved with the adapters, PEFT's
+   * `modules_to_save`: `['transformer.wte']` when new tokens were added, since their embedding
+   * rows would otherwise stay at their initial values.
+   */
+  trainable?: string[];
 }
 
 /** The bottleneck adapter settings (Houlsby et al. 2019; one adapter after each block, as Pfeiffer et al. 2020). */
@@ -53,6 +59,16 @@ export interface PeftConfigJSON {
   fan_in_fan_out: false;
   /** kiln: the bottleneck adapters' width, when the model has them. */
   bottleneck?: number;
+  /** Base modules trained and saved beside the adapters (their full weights). */
+  modules_to_save?: string[];
+}
+
+// the modules_to_save of each model that has adapters
+const saved = new WeakMap<Module, string[]>();
+
+function savedParams(model: Module): [string, Tensor][] {
+  const names = saved.get(model) ?? [];
+  return model.namedParameters().filter(([n]) => names.some((m) => n === m || n.startsWith(`${m}.`)));
 }
 
 function matches(name: string, targets: (string | RegExp)[]): boolean {
@@ -78,7 +94,11 @@ export function applyLoRA(model: Module, config: LoRAConfig & { generator?: Gene
   const op = 'applyLoRA';
   return asOp(op, () => {
     if (!(model instanceof Module)) throw new Error(`${op}: model must be a Module, got ${show(model)}`);
-    const o = options(op, config, ['rank', 'alpha', 'dropout', 'targets', 'generator']);
+    const o = options(op, config, ['rank', 'alpha', 'dropout', 'targets', 'generator', 'trainable']);
+    const extra = o.trainable ?? [];
+    if (!Array.isArray(extra) || extra.some((n) => typeof n !== 'string')) throw new Error(`${op}: trainable must be an array of module or parameter names, got ${show(o.trainable)}`);
+    for (const n of extra)
+      if (!model.namedParameters().some(([p]) => p === n || p.startsWith(`${n}.`))) throw new Error(`${op}: trainable '${n}' names no parameter or module with parameters`);
     const targets = o.targets ?? ['c_attn'];
     if (!Array.isArray(targets) || targets.length === 0 || targets.some((t) => typeof t !== 'string' && !(t instanceof RegExp)))
       throw new Error(`${op}: targets must be a non-empty array of module names and RegExps, got ${show(o.targets)}`);
@@ -86,17 +106,20 @@ export function applyLoRA(model: Module, config: LoRAConfig & { generator?: Gene
     const chosen = linears.filter(([n]) => matches(n, targets));
     if (chosen.length === 0)
       throw new Error(`${op}: targets ${targets.map(String).join(', ')} match none of the model's Linear layers (${linears.map(([n]) => n).join(', ') || 'none'})`);
-    const { targets: _t, ...layerOpts } = o;
+    const { targets: _t, trainable: _x, ...layerOpts } = o;
     void _t;
+    void _x;
     for (const [, l] of chosen) l.addLoRA(layerOpts as LoRAOptions);
+    saved.set(model, [...new Set([...(saved.get(model) ?? []), ...extra])]);
     freezeBase(model);
     return chosen.map(([n]) => n);
   });
 }
 
-// Every parameter trains iff it belongs to an adapter (LoRA or bottleneck).
+// Every parameter trains iff it belongs to an adapter (LoRA or bottleneck) or to modules_to_save.
 function freezeBase(model: Module): void {
   for (const [name, p] of model.namedParameters()) p.requiresGrad = isAdapterParam(name);
+  for (const [, p] of savedParams(model)) p.requiresGrad = true;
 }
 
 function isAdapterParam(name: string): boolean {
@@ -125,6 +148,7 @@ export function removeLoRA(model: Module, opts: { merge?: boolean } = {}): void 
     l.removeLoRA();
   }
   for (const p of model.parameters()) p.requiresGrad = true;
+  saved.delete(model);
 }
 
 /**
@@ -180,6 +204,7 @@ export function applyAdapters(model: GPT, config: AdapterConfig & { generator?: 
 export function peftStateDict(model: Module): StateDict {
   const out: StateDict = {};
   for (const [name, p] of model.namedParameters()) if (isAdapterParam(name)) out[PEFT_PREFIX + name] = p;
+  for (const [name, p] of savedParams(model)) out[PEFT_PREFIX + name] = p;
   if (Object.keys(out).length === 0) throw new Error('peftStateDict: the model has no adapters (applyLoRA or applyAdapters first)');
   return out;
 }
@@ -200,6 +225,8 @@ export function peftConfig(model: Module): PeftConfigJSON {
     Object.assign(cfg, { r: l.rank, lora_alpha: l.alpha, lora_dropout: l.dropout, target_modules: layers.map(([n]) => n) });
   }
   if (blocks.length) cfg.bottleneck = blocks[0]![1].down.outFeatures;
+  const keep = saved.get(model);
+  if (keep?.length) cfg.modules_to_save = [...keep];
   return cfg;
 }
 
@@ -220,6 +247,7 @@ export function loadPeftState(model: Module, config: PeftConfigJSON, tensors: Re
       alpha: checkNumber(op, 'config.lora_alpha', config.lora_alpha ?? rank, { min: 0, minExclusive: true }),
       dropout: checkNumber(op, 'config.lora_dropout', config.lora_dropout ?? 0, { min: 0, max: 1, maxExclusive: true }),
       targets: config.target_modules.map((n) => new RegExp(n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))),
+      ...(config.modules_to_save ? { trainable: config.modules_to_save } : {}),
     });
   }
   if (config.bottleneck !== undefined) {
