@@ -21,6 +21,7 @@ import {
   packExamples,
   parseInstructions,
   parsePreferencePairs,
+  ppo,
   randint,
   sequenceLogProbs,
   tensor,
@@ -289,5 +290,31 @@ describeBackends('distillation', (backend) => {
     expect(d).toBeLessThan(a - 0.05);
     for (const x of [bigX, bigY, smallX, smallY, valX, valY]) x.dispose();
     for (const m of [teacher, alone, distilled]) m.dispose();
+  });
+});
+
+describeBackends('PPO', (backend) => {
+  it('raises a known reward (responses that use token 3); the KL penalty keeps the policy near the reference', async () => {
+    const cfg = { vocabSize: 16, blockSize: 16, nLayer: 1, nHead: 2, nEmbd: 32, dropout: 0, bias: true, tiedHead: true };
+    const prompts = Array.from({ length: 8 }, (_, i) => [i, (i * 5) % 16, (i * 7 + 1) % 16, 9]);
+    const rule = (_p: readonly number[], r: readonly number[]): number => r.filter((t) => t === 3).length / r.length;
+    const run = async (klCoef: number): Promise<{ rewards: number[]; kls: number[] }> => {
+      const policy = new GPT(cfg, { backend, generator: new Generator(7) });
+      const reference = new GPT(cfg, { backend, generator: new Generator(7) });
+      const r = await ppo({ policy, reference, prompts, reward: rule, responseLength: 6, iterations: 12, batchSize: 16, epochs: 4, lr: 3e-3, klCoef, generator: new Generator(1) });
+      for (const s of r.iterations) expect(Number.isFinite(s.policyLoss) && Number.isFinite(s.valueLoss)).toBe(true);
+      r.valueHead.dispose();
+      policy.dispose();
+      reference.dispose();
+      return { rewards: r.iterations.map((s) => s.reward), kls: r.iterations.map((s) => s.kl) };
+    };
+    const weak = await run(0.02);
+    const strong = await run(0.3);
+    for (const [name, x] of [['β 0.02', weak], ['β 0.3', strong]] as const)
+      console.log(`[ppo] ${backend} ${name}: reward ${x.rewards.map((v) => v.toFixed(2)).join(' ')}; KL ${x.kls.map((v) => v.toFixed(2)).join(' ')}`);
+    const ends = (v: number[]): [number, number] => [(v[0]! + v[1]!) / 2, (v[10]! + v[11]!) / 2];
+    const [w0, w1] = ends(weak.rewards);
+    expect(w1).toBeGreaterThan(w0 + 0.5); // the reward is learnt
+    expect(ends(strong.kls)[1]).toBeLessThan(ends(weak.kls)[1] / 2); // which holds the policy nearer the reference
   });
 });

@@ -13,3 +13,4 @@ export {
   type TokenizedExample,
   type ExampleBatch,
 } from './data.js';
+export { ppo, type PPOOptions, type PPOIteration, type PPOResult } from './ppo.js';
