@@ -216,6 +216,36 @@ describe('kiln (child process)', () => {
       expect(bad.stderr).toMatch(/sft\.jsonl:2: a record needs 'prompt' and 'response', or 'messages'; it has prompt/);
     });
 
+    it('kiln reward, kiln align --method dpo and --method ppo run on JSONL pairs and write what kiln sample reads', async () => {
+      const data = join(root, 'pairs.jsonl');
+      const words = ['cat', 'dog', 'farmer', 'sister', 'river', 'bird', 'house', 'field'];
+      const lines = words.map((w, i) => JSON.stringify({ prompt: `the ${w}`, chosen: 'yes', rejected: words[(i + 1) % words.length] }));
+      writeFileSync(data, lines.join('\n'));
+      const rw = join(root, 'rw');
+      const r = await kiln(['reward', '--ckpt', out, '--data', data, '--steps', '6', '--backend', 'ref', '--out', rw]);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/^data: 4 training and 4 held-out pairs \(.*pairs\.jsonl\)$/m);
+      expect(r.stdout).toMatch(/^kiln reward: 4 pairs, 6 steps in .*; held-out accuracy \d+\.\d% → \d+\.\d% \(4 pairs\); wrote .*ckpt-00000006\.safetensors$/m);
+      const dpo = await kiln(['align', '--ckpt', out, '--method', 'dpo', '--data', data, '--steps', '4', '--backend', 'ref', '--out', join(root, 'dpo')]);
+      expect(dpo.status, dpo.stderr).toBe(0);
+      expect(dpo.stdout).toMatch(/held-out after {3}likelihoodAccuracy \d\.\d{4}, rewardMargin -?\d\.\d{4}, marginAccuracy \d\.\d{4}/);
+      const m = JSON.parse(readFileSync(join(root, 'dpo', 'metrics.json'), 'utf8'));
+      expect(m.losses).toHaveLength(4);
+      expect(m.losses[0]).toBeCloseTo(Math.log(2), 4); // the policy starts as the reference
+      const ppoRun = await kiln(['align', '--ckpt', out, '--method', 'ppo', '--reward', rw, '--data', data, '--steps', '2', '--backend', 'ref', '--out', join(root, 'ppo')]);
+      expect(ppoRun.status, ppoRun.stderr).toBe(0);
+      expect(ppoRun.stdout).toMatch(/held-out after {3}meanReward -?\d+\.\d{4}, kl -?\d+\.\d{4}/);
+      const s = await kiln(['sample', '--ckpt', join(root, 'ppo'), '--prompt', 'the', '--tokens', '3', '--backend', 'ref']);
+      expect(s.status, s.stderr).toBe(0);
+      // usage errors and bad data
+      expect((await kiln(['align', '--ckpt', out, '--backend', 'ref'])).stderr).toMatch(/--method is required \(dpo or ppo\)/);
+      expect((await kiln(['align', '--ckpt', out, '--method', 'ppo', '--backend', 'ref'])).stderr).toMatch(/--method ppo needs --reward/);
+      writeFileSync(data, `${lines[0]}\n{"prompt":"a","chosen":"b","rejected":"b"}\n`);
+      const bad = await kiln(['reward', '--ckpt', out, '--data', data, '--backend', 'ref', '--out', join(root, 'rw-bad')]);
+      expect(bad.status).toBe(1);
+      expect(bad.stderr).toMatch(/pairs\.jsonl:2: 'chosen' and 'rejected' are the same response/);
+    });
+
     it('kiln sample --ckpt prints a continuation of the prompt, the same for the same seed', async () => {
       const args = ['sample', '--ckpt', out, '--prompt', 'the cat', '--tokens', '20', '--seed', '5', '--backend', 'ref'];
       const [a, b] = await Promise.all([kiln(args), kiln(args)]);
