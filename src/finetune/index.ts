@@ -16,3 +16,4 @@ export {
   type PeftConfigJSON,
 } from './peft.js';
 export { CHAT_TOKENS, addSpecialTokens, resizeTokenEmbeddings, chatExample, chatPrompt, evaluateResponses, type ResponseEval } from './sft.js';
+export { parseStyleGuide, styleSystemPrompt, describeRule, followsRule, styleScore, styleReport, applyStyle, type StyleGuide, type StyleRule } from './style.js';

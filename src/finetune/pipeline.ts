@@ -30,6 +30,7 @@ import { checkpointPath } from '../train/loop.js';
 import { saveAdapters } from './node.js';
 import { applyLoRA, removeLoRA } from './peft.js';
 import { addSpecialTokens, chatExample, evaluateResponses, resizeTokenEmbeddings, type ResponseEval } from './sft.js';
+import { applyStyle, parseStyleGuide, styleReport, styleSystemPrompt, type StyleGuide } from './style.js';
 
 /** Options of {@link finetune}. */
 export interface FinetuneOptions {
@@ -54,6 +55,12 @@ export interface FinetuneOptions {
   evalFraction?: number;
   /** Most held-out examples evaluated (default 40). */
   evalExamples?: number;
+  /**
+   * A style guide (JSON file, see parseStyleGuide): its system prompt goes before every
+   * conversation, every response is rewritten to follow it, and the style score of the
+   * held-out answers is reported before and after.
+   */
+  style?: string;
   backend: string;
   seed?: number;
   /** The built-in set's source documents (the default corpus), needed when `data` is absent. */
@@ -64,14 +71,16 @@ export interface FinetuneOptions {
 
 /** What {@link finetune} reports as it goes. */
 export type FinetuneEvent =
-  | { type: 'data'; train: number; heldOut: number; source: string }
-  | { type: 'eval'; when: 'before' | 'after'; result: ResponseEval }
+  | { type: 'data'; train: number; heldOut: number; source: string; skipped: number }
+  | { type: 'eval'; when: 'before' | 'after'; result: ResponseEval; style?: number }
   | { type: 'step'; step: number; loss: number; lr: number };
 
 /** What {@link finetune} returns (also written to `metrics.json`). */
 export interface FinetuneResult {
-  before: { exactMatch: number; rougeL: number };
-  after: { exactMatch: number; rougeL: number };
+  before: { exactMatch: number; rougeL: number; style?: number };
+  after: { exactMatch: number; rougeL: number; style?: number };
+  /** With a style guide: each rule's pass rate on the held-out answers after fine-tuning. */
+  styleRules?: { rule: string; passRate: number }[];
   losses: number[];
   trainExamples: number;
   heldOutExamples: number;
@@ -165,16 +174,35 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
     all = builtinInstructions(options.documents, { seed });
     source = 'built-in instructions from the default corpus';
   }
+  let guide: StyleGuide | undefined;
+  if (options.style !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(options.style, 'utf8');
+    } catch (e) {
+      throw new Error(`--style: cannot read '${options.style}': ${(e as Error).message}`);
+    }
+    const g = (guide = parseStyleGuide(text, options.style));
+    const system = styleSystemPrompt(g);
+    all = all.map((e) => ({
+      messages: [
+        { role: 'system' as const, content: system },
+        ...e.messages.filter((m) => m.role !== 'system').map((m, i, ms) => (i === ms.length - 1 ? { ...m, content: applyStyle(g, m.content) } : m)),
+      ],
+    }));
+  }
   const block = model.config.blockSize;
   const encoded = all.map((e) => ({ e, t: chatExample(tokenizer, e.messages) }));
   const fits = encoded.filter(({ t }) => t.prompt.length + t.response.length <= block);
-  if (fits.length < all.length)
-    throw new Error(`finetune: ${all.length - fits.length} of ${all.length} examples do not fit the model's context of ${block} tokens (shorten them; none is dropped silently)`);
+  // a user's file is never shortened silently; the built-in set drops what does not fit, and says so
+  const skipped = all.length - fits.length;
+  if (skipped && options.data !== undefined)
+    throw new Error(`finetune: ${skipped} of ${all.length} examples do not fit the model's context of ${block} tokens (shorten them; none is dropped silently)`);
   const heldOut = Math.max(4, Math.round(fits.length * (options.evalFraction ?? 0.1)));
   if (fits.length - heldOut < 1) throw new Error(`finetune: ${fits.length} examples leave none to train on after holding out ${heldOut}`);
   const evalSet = fits.slice(0, Math.min(heldOut, options.evalExamples ?? 40)).map(({ e }) => e);
   const train = fits.slice(heldOut).map(({ t }) => t);
-  emit({ type: 'data', train: train.length, heldOut: evalSet.length, source });
+  emit({ type: 'data', train: train.length, heldOut: evalSet.length, source, skipped });
 
   if (options.lora) {
     // the chat tokens' embedding rows are new: they train with the adapters (PEFT's modules_to_save)
@@ -184,7 +212,8 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   }
   const params = model.parameters().filter((p) => p.requiresGrad);
   const before = await evaluateResponses(model, tokenizer, evalSet, { maxNewTokens: 24 });
-  emit({ type: 'eval', when: 'before', result: before });
+  const styleBefore = guide ? styleReport(guide, before.predictions).score : undefined;
+  emit({ type: 'eval', when: 'before', result: before, ...(styleBefore !== undefined ? { style: styleBefore } : {}) });
 
   const opt = new AdamW(params, { lr, weightDecay: 0, betas: [0.9, 0.99] });
   const sched = new LRScheduler(opt, cosineLr({ warmupSteps: Math.min(20, Math.floor(steps / 10)), totalSteps: steps, minLr: lr / 10 }));
@@ -230,7 +259,8 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   }
 
   const after = await evaluateResponses(model, tokenizer, evalSet, { maxNewTokens: 24 });
-  emit({ type: 'eval', when: 'after', result: after });
+  const styleAfter = guide ? styleReport(guide, after.predictions) : undefined;
+  emit({ type: 'eval', when: 'after', result: after, ...(styleAfter ? { style: styleAfter.score } : {}) });
 
   // results: adapters as trained, then the merged model as a kiln checkpoint
   await mkdir(out, { recursive: true });
@@ -247,8 +277,9 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   const checkpoint = await saveCheckpoint(checkpointPath(out, steps), { model, step: steps, extra: { user: extra } });
   tokenizer.save(join(out, 'tokenizer.json'));
   const result: FinetuneResult = {
-    before: { exactMatch: before.exactMatch, rougeL: before.rougeL },
-    after: { exactMatch: after.exactMatch, rougeL: after.rougeL },
+    before: { exactMatch: before.exactMatch, rougeL: before.rougeL, ...(styleBefore !== undefined ? { style: styleBefore } : {}) },
+    after: { exactMatch: after.exactMatch, rougeL: after.rougeL, ...(styleAfter ? { style: styleAfter.score } : {}) },
+    ...(styleAfter ? { styleRules: styleAfter.rules } : {}),
     losses,
     trainExamples: train.length,
     heldOutExamples: evalSet.length,
