@@ -27,3 +27,7 @@ export * from './io/node.js';
 export * from './data/node.js';
 export * from './train/node.js';
 export { saveAdapters, loadAdapters, ADAPTER_WEIGHTS, ADAPTER_CONFIG } from './finetune/node.js';
+// the pipelines behind kiln train, finetune, reward and align: one path for scripts and the CLI
+export { pretrain, type PretrainOptions, type PretrainResult } from './cli/train.js';
+export { finetune, builtinInstructions, type FinetuneOptions, type FinetuneResult, type FinetuneEvent } from './finetune/pipeline.js';
+export { trainReward, align, loadReward, builtinPreferencePairs, type PreferenceRunOptions, type RewardResult, type AlignOptions, type AlignResult } from './align/pipeline.js';

@@ -15,6 +15,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UsageError, formatHelp, parseArgs, type CommandSpec } from '../src/cli/args.js';
 import { main } from '../src/cli/main.js';
+import { getConfig } from '../src/cli/configs.js';
+import { pretrain } from '../src/index.js';
 import { downsample, escapeXml, lineChartSvg, niceTicks, smooth, tickStep } from '../src/cli/plot.js';
 import { ProgressBar, formatCount, formatDuration } from '../src/cli/progress.js';
 
@@ -244,6 +246,18 @@ describe('kiln (child process)', () => {
       const bad = await kiln(['reward', '--ckpt', out, '--data', data, '--backend', 'ref', '--out', join(root, 'rw-bad')]);
       expect(bad.status).toBe(1);
       expect(bad.stderr).toMatch(/pairs\.jsonl:2: 'chosen' and 'rejected' are the same response/);
+    });
+
+    it('pretrain(options) is kiln train as a library function: the same files and results', async () => {
+      const dir = join(root, 'pretrain');
+      const steps: number[] = [];
+      const r = await pretrain({ config: { ...getConfig('micro'), steps: 6, evalEvery: 3, checkpointEvery: 6 }, out: dir, data: corpusPath, backend: 'ref', callbacks: { onStep: (s) => void steps.push(s.step) } });
+      expect(r.interrupted).toBe(false);
+      expect(steps).toEqual([1, 2, 3, 4, 5, 6]);
+      expect(r.result.step).toBe(6);
+      expect(r.final!.perplexity).toBeCloseTo(Math.exp(r.final!.valLoss), 6);
+      for (const f of ['run.json', 'metrics.json', 'loss.svg', 'sample.txt', 'tokenizer.json', 'ckpt-00000006.safetensors']) expect(existsSync(join(dir, f)), f).toBe(true);
+      expect(JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8'))).toMatchObject({ steps: 6, stopReason: 'completed', sample: r.sample });
     });
 
     it('kiln sample --ckpt prints a continuation of the prompt, the same for the same seed', async () => {

@@ -38,6 +38,7 @@ import { LRScheduler, cosineLr } from '../optim/schedule.js';
 import { tensor } from '../tensor/ops/creation.js';
 import { Generator } from '../tensor/random.js';
 import { evaluate, latestCheckpoint, listCheckpoints, train, unigramEntropy, weightDecayGroups, type TrainOptions, type TrainResult } from '../train/loop.js';
+import type { TrainCallbacks } from '../train/callbacks.js';
 import { UsageError, convert, shown, type CommandSpec, type OptionSpec, type ParsedArgs } from './args.js';
 import { CONFIGS, getConfig, type RunConfig } from './configs.js';
 import { lossCurveSvg } from './plot.js';
@@ -531,7 +532,6 @@ export function trainOptions(config: RunConfig, run: PreparedRun, opts: { out: s
 
 /** Run `kiln train` with parsed arguments; returns the exit status (0, or 130 when interrupted). */
 export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<number> {
-  const tStart = performance.now();
   const log = (s: string): void => void io.stderr.write(`${s}\n`);
   const out = resolve(String(args.out ?? 'kiln-out'));
   const runPath = join(out, 'run.json');
@@ -593,47 +593,140 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
     controller.abort();
     say(`${sig}: finishing the current step and saving a checkpoint (press Ctrl-C again to quit at once)`);
   };
-  let prepared: PreparedRun | null = null;
   try {
     for (const c of stale) await rm(c.path, { force: true }); // --overwrite
     await makeFolder(out);
     log(`kiln train: config ${config.name}, backend ${describeBackend(backend)}, output ${out}`);
+    // the handlers are on during training only (from onStart to afterTraining): before it there is
+    // nothing to save, and after it the checkpoint is written, so a signal then stops the process
+    // at once, as by default
+    const r = await pretrain({
+      config,
+      out,
+      backend,
+      resume,
+      checkpointing,
+      log,
+      prompt: args.prompt === undefined ? null : String(args.prompt),
+      ...(data !== undefined ? { data } : {}),
+      signal: controller.signal,
+      callbacks: {
+        onStart: ({ step, totalSteps, resumedFrom }) => {
+          if (resumedFrom) log(`resumed from step ${step} (${relative(process.cwd(), resumedFrom)})`);
+          bar = new ProgressBar({ total: totalSteps, start: step, stream: io.stderr, every: config.logEvery });
+          process.on('SIGINT', onSignal);
+          process.on('SIGTERM', onSignal);
+        },
+        onStep: (s) => bar!.update(s),
+        onEval: (e) => say(`step ${e.step}: validation loss ${e.valLoss.toFixed(4)}, perplexity ${e.perplexity.toFixed(2)}${e.improved ? ' (best)' : ''}`),
+        onCheckpoint: (c) => say(`step ${c.step}: checkpoint ${relative(process.cwd(), c.path)}${c.reason === 'abort' ? ' (interrupted)' : ''}`),
+      },
+      afterTraining: () => {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        (bar as ProgressBar | null)?.done(); // a terminal's bar line ends before any error line
+        bar = null;
+      },
+    });
+    const { result } = r;
+    if (r.interrupted) {
+      const where = result.checkpoint ? `checkpoint ${relative(process.cwd(), result.checkpoint)}` : 'no checkpoint (no step had finished)';
+      io.stdout.write(`interrupted at step ${result.step}: ${where}\ncontinue with: kiln train --resume --out ${relative(process.cwd(), out) || '.'}\n`);
+      return 130;
+    }
+    const t = r.timings;
+    const final = r.final!;
+    const rel = (p: string): string => relative(process.cwd(), p) || '.';
+    log(
+      `time: data ${fmtS(t.data)} · tokenizer ${fmtS(t.tokenizer)} · shards ${fmtS(t.shards)} · model ${fmtS(t.model)} · ` +
+        `training ${fmtS(t.training)} (${result.step - result.startStep} steps, ${result.msPerStep.toFixed(1)} ms/step, ${formatCount(result.tokensPerSecond)} tok/s) · ` +
+        `evaluation ${fmtS(t.evaluation!)} · sampling ${fmtS(t.sampling!)} · total ${fmtS(t.total)}`,
+    );
+    io.stdout.write(
+      [
+        `kiln train: ${result.reason === 'early-stopped' ? 'stopped early' : 'done'}: ${config.name}, backend ${backend}, step ${result.step}, ${fmtS(t.total)}`,
+        `  train loss       ${result.loss === null ? '—' : result.loss.toFixed(4)}`,
+        `  val loss         ${final.valLoss.toFixed(4)}  (perplexity ${final.perplexity.toFixed(2)}, ${formatCount(final.tokens)} tokens)`,
+        `  unigram entropy  ${final.unigramEntropy.toFixed(4)}  (perplexity ${Math.exp(final.unigramEntropy).toFixed(2)}): ${final.unigramEntropy > final.valLoss ? `the model is ${(final.unigramEntropy - final.valLoss).toFixed(3)} nats/token below` : `the model is not below`} this context-free baseline`,
+        `  saved            ${result.checkpoint ? rel(result.checkpoint) : '(no checkpoint)'}, ${rel(join(out, 'metrics.json'))}, ${rel(join(out, 'loss.svg'))}, ${rel(join(out, 'sample.txt'))}`,
+        '',
+        `sample (temperature ${config.temperature}, top-k ${config.topK}):`,
+        r.sample!,
+        '',
+      ].join('\n'),
+    );
+    return 0;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
 
-    prepared = await prepareRun(config, { data, out, resume, backend, checkpointing, log });
+/** Options of {@link pretrain}. */
+export interface PretrainOptions {
+  /** The run's configuration (a named one from configs.ts, with any overrides; checked). */
+  config: RunConfig;
+  /** The output folder (checkpoints, run.json, metrics.json, loss.svg, sample.txt, tokenizer.json). */
+  out: string;
+  /** The corpus: a file, folder or .jsonl (the default corpus when absent). */
+  data?: string;
+  backend: string;
+  /** Continue the run in `out` from its newest checkpoint. */
+  resume?: boolean;
+  checkpointing?: boolean;
+  /** The text the final sample continues (default: the start of a document). */
+  prompt?: string | null;
+  /** Stop after the current step and save (Ctrl-C). */
+  signal?: AbortSignal;
+  /** Progress lines (data, tokenizer, model); training reports through `callbacks`. */
+  log?: (line: string) => void;
+  /** The training loop's hooks (progress, evaluations, checkpoints). */
+  callbacks?: TrainCallbacks;
+  /** Called when the training loop has returned or thrown, before the final evaluation. */
+  afterTraining?: () => void;
+}
+
+/** What {@link pretrain} returns; `metrics` is also written to `metrics.json`. */
+export interface PretrainResult {
+  result: TrainResult;
+  /** Stopped by `signal` before the last step (a checkpoint was saved). */
+  interrupted: boolean;
+  /** The final evaluation on the whole validation split, and the unigram baseline. */
+  final?: { valLoss: number; perplexity: number; tokens: number; unigramEntropy: number };
+  sample?: string;
+  metrics: Record<string, unknown>;
+  timings: { data: number; tokenizer: number; shards: number; model: number; training: number; evaluation?: number; sampling?: number; total: number };
+}
+
+/**
+ * Pre-train a GPT as `kiln train` does (the command is this plus its arguments, progress and
+ * Ctrl-C): prepare the corpus, tokenizer and shards, train with evaluation and checkpoints,
+ * evaluate on the whole validation split against the unigram baseline, sample, and write
+ * run.json, metrics.json, loss.svg and sample.txt in `out`.
+ */
+export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
+  const tStart = performance.now();
+  const { config, out, backend } = o;
+  const resume = o.resume ?? false;
+  const log = o.log ?? ((): void => {});
+  checkRunConfig(config);
+  let prepared: PreparedRun | null = null;
+  try {
+    await makeFolder(out);
+    prepared = await prepareRun(config, { data: o.data, out, resume, backend, checkpointing: o.checkpointing ?? false, log });
     const { corpus, trainDocs, valDocs, tokenizer, eos, trainData, valData, model, modelConfig } = prepared;
     const { data: tData, tokenizer: tTok, shards: tShards, model: tModel } = prepared.seconds;
-    const run: RunFile = { kind: 'kiln-train-run', version: 1, config, data: data === undefined ? null : resolve(data), model: modelConfig };
-    await writeJson(runPath, run);
+    const run: RunFile = { kind: 'kiln-train-run', version: 1, config, data: o.data === undefined ? null : resolve(o.data), model: modelConfig };
+    await writeJson(join(out, 'run.json'), run);
 
-    // training
     let t = performance.now();
-    // the handlers are on during training only: before it there is nothing to save, and after it
-    // the checkpoint is written, so a signal then stops the process at once, as by default
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
     let result: TrainResult;
     try {
-      result = await train({
-        ...trainOptions(config, prepared, { out, resume, backend }),
-        signal: controller.signal,
-        callbacks: {
-          onStart: ({ step, totalSteps, resumedFrom }) => {
-            if (resumedFrom) log(`resumed from step ${step} (${relative(process.cwd(), resumedFrom)})`);
-            bar = new ProgressBar({ total: totalSteps, start: step, stream: io.stderr, every: config.logEvery });
-          },
-          onStep: (s) => bar!.update(s),
-          onEval: (e) => say(`step ${e.step}: validation loss ${e.valLoss.toFixed(4)}, perplexity ${e.perplexity.toFixed(2)}${e.improved ? ' (best)' : ''}`),
-          onCheckpoint: (c) => say(`step ${c.step}: checkpoint ${relative(process.cwd(), c.path)}${c.reason === 'abort' ? ' (interrupted)' : ''}`),
-        },
-      });
+      result = await train({ ...trainOptions(config, prepared, { out, resume, backend }), ...(o.signal ? { signal: o.signal } : {}), callbacks: o.callbacks ?? {} });
     } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      (bar as ProgressBar | null)?.done(); // a terminal's bar line ends before any error line
-      bar = null;
+      o.afterTraining?.();
     }
     const tTrain = seconds(t);
-
     const metrics: Record<string, unknown> = {
       kind: 'kiln-train-metrics',
       config: config.name,
@@ -673,9 +766,7 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
       const wall = seconds(tStart);
       await writeJson(join(out, 'metrics.json'), { ...metrics, interrupted: true, wallSeconds: wall });
       await writePlot();
-      const where = result.checkpoint ? `checkpoint ${relative(process.cwd(), result.checkpoint)}` : 'no checkpoint (no step had finished)';
-      io.stdout.write(`interrupted at step ${result.step}: ${where}\ncontinue with: kiln train --resume --out ${relative(process.cwd(), out) || '.'}\n`);
-      return 130;
+      return { result, interrupted: true, metrics, timings: { data: tData, tokenizer: tTok, shards: tShards, model: tModel, training: tTrain, total: wall } };
     }
 
     // final evaluation on the whole validation split, and the context-free baseline
@@ -686,7 +777,7 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
 
     // a sample
     t = performance.now();
-    const prompt = args.prompt === undefined ? null : String(args.prompt);
+    const prompt = o.prompt ?? null;
     const promptIds = prompt ? tokenizer.encode(prompt) : eos !== null ? [eos] : [0];
     const idx = tensor(Int32Array.from(promptIds), [1, promptIds.length], { backend, dtype: 'i32' });
     const outIds = await generate(model, idx, { maxNewTokens: config.sampleTokens, temperature: config.temperature, topK: config.topK, generator: new Generator(config.seed + 1) });
@@ -712,31 +803,8 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
     await writeJson(join(out, 'metrics.json'), metrics);
     await writePlot(entropy);
     await writeFileAtomic(join(out, 'sample.txt'), new TextEncoder().encode(`${sample}\n`));
-
-    const rel = (p: string): string => relative(process.cwd(), p) || '.';
-    const ms = result.msPerStep;
-    log(
-      `time: data ${fmtS(tData)} · tokenizer ${fmtS(tTok)} · shards ${fmtS(tShards)} · model ${fmtS(tModel)} · ` +
-        `training ${fmtS(tTrain)} (${result.step - result.startStep} steps, ${ms.toFixed(1)} ms/step, ${formatCount(result.tokensPerSecond)} tok/s) · ` +
-        `evaluation ${fmtS(tEval)} · sampling ${fmtS(tSample)} · total ${fmtS(wall)}`,
-    );
-    io.stdout.write(
-      [
-        `kiln train: ${result.reason === 'early-stopped' ? 'stopped early' : 'done'}: ${config.name}, backend ${backend}, step ${result.step}, ${fmtS(wall)}`,
-        `  train loss       ${result.loss === null ? '—' : result.loss.toFixed(4)}`,
-        `  val loss         ${final.nll.toFixed(4)}  (perplexity ${final.perplexity.toFixed(2)}, ${formatCount(final.tokens)} tokens)`,
-        `  unigram entropy  ${entropy.toFixed(4)}  (perplexity ${Math.exp(entropy).toFixed(2)}): ${entropy > final.nll ? `the model is ${(entropy - final.nll).toFixed(3)} nats/token below` : `the model is not below`} this context-free baseline`,
-        `  saved            ${result.checkpoint ? rel(result.checkpoint) : '(no checkpoint)'}, ${rel(join(out, 'metrics.json'))}, ${rel(join(out, 'loss.svg'))}, ${rel(join(out, 'sample.txt'))}`,
-        '',
-        `sample (temperature ${config.temperature}, top-k ${config.topK}):`,
-        sample,
-        '',
-      ].join('\n'),
-    );
-    return 0;
+    return { result, interrupted: false, final: { valLoss: final.nll, perplexity: final.perplexity, tokens: final.tokens, unigramEntropy: entropy }, sample, metrics, timings };
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
     prepared?.trainData.close();
     prepared?.valData.close();
   }
