@@ -1,6 +1,9 @@
 // The kiln addon: storage (64-byte-aligned native memory exposed as external ArrayBuffers),
 // threads, the capability report, and every binding registered with KILN_BIND.
 #include <cstdlib>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <cstring>
 #include <mutex>
 #include <new>
@@ -116,6 +119,15 @@ KILN_BIND(capabilities) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+#if defined(__GLIBC__)
+  // Storages are large and come and go with shapes that vary (batches of varying length): with
+  // glibc's dynamic threshold, the first free of an mmap'd block raises the threshold to its
+  // size, later ones come from the heap, and its fragments are never returned (measured: RSS
+  // 1.7 → 3.7 GB over 200 DPO steps with 21 MB of live tensors). A fixed threshold keeps every
+  // block of 256 KiB or more in its own mapping, returned to the system when freed (RSS flat at
+  // 1.3 GB, the caching allocator's 1 GiB included).
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+#endif
   for (auto& [name, fn] : bind::registry()) {
     bind::Fn f = fn;
     const char* n = name;

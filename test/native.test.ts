@@ -10,6 +10,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { backends, gelu, getBackend, getNumThreads, linear, matmul, nativeCapabilities, randn, relu, setNumThreads, silu, tidy, type Tensor } from '../src/index.js';
+import { CpuBackend } from '../src/backend/cpu/cpu.js';
+import { loadAddon } from '../src/backend/cpu/addon.js';
+import type { Storage } from '../src/backend/backend.js';
 import { KERNEL_FAMILIES } from '../src/backend/ops.gen.js';
 import { expectClose } from './harness.js';
 
@@ -75,6 +78,41 @@ describe.skipIf(!cpu.available)(`cpu backend${cpu.available ? '' : `: unavailabl
     expect(typeof caps.cuda.compiled).toBe('boolean');
     // without a driver or device, CUDA is "no device" with the runtime's reason, never a crash
     if (caps.cuda.devices === 0 && caps.cuda.compiled) expect(caps.cuda.error).toMatch(/cudaGetDeviceCount|no CUDA device/);
+  });
+
+  test('the caching allocator reuses freed buffers by size and, when full, drops the sizes freed longest ago', () => {
+    const addon = loadAddon();
+    if ('unavailable' in addon) throw new Error(addon.unavailable);
+    const KB64 = 65536;
+    const be = new CpuBackend(addon, { cacheLimit: 3 * KB64 });
+    const buf = (s: Storage): ArrayBuffer => (s as unknown as { buf: ArrayBuffer }).buf;
+    const a = be.alloc('f32', KB64 / 4); // one 64 KiB buffer
+    const first = buf(a);
+    be.free(a);
+    expect(be.cacheBytes).toBe(KB64);
+    const b = be.alloc('i32', KB64 / 4 - 5); // the same size class: the same memory again
+    expect(buf(b)).toBe(first);
+    expect(be.cacheBytes).toBe(0);
+    // sizes freed in the order 64, 128 KiB, then 64 KiB again (most recent): the cache holds 192 KiB
+    const c = be.alloc('f32', (2 * KB64) / 4);
+    be.free(b);
+    be.free(c);
+    expect(be.cacheBytes).toBe(3 * KB64);
+    const d = be.alloc('f32', KB64 / 4);
+    be.free(d); // 64 KiB is now the newest size
+    const e = be.alloc('f32', (2 * KB64) / 4);
+    const eBuf = buf(e);
+    be.free(e); // then 128 KiB
+    // a new size that needs room: the 64 KiB buffer (freed before the 128 KiB one) goes, and only it
+    const f = be.alloc('f32', (KB64 - 4096) / 4); // a 60 KiB class
+    be.free(f);
+    expect(be.cacheBytes).toBe(2 * KB64 + KB64 - 4096);
+    expect(buf(be.alloc('f32', (2 * KB64) / 4))).toBe(eBuf); // the most recent sizes stayed
+    // a buffer larger than the whole cache is released at once
+    be.free(be.alloc('f32', KB64));
+    expect(be.cacheBytes).toBeLessThanOrEqual(3 * KB64);
+    be.emptyCache();
+    expect(be.cacheBytes).toBe(0);
   });
 
   test('the bf16 matmul kernel is the one KILN_CPU_BF16_MATMUL asks for (avx512 table), else the CPU default', () => {

@@ -66,8 +66,15 @@ export class CpuBackend extends NativeKernels implements Backend {
   private cachedBytes = 0;
   private computeDtypes: Record<string, string[]> | undefined;
 
-  constructor(private readonly addon: Addon) {
+  private readonly cacheLimit: number;
+
+  /** `opts.cacheLimit`: bytes of freed storage kept for reuse (default KILN_CPU_CACHE_MB, 1 GiB). */
+  constructor(
+    private readonly addon: Addon,
+    opts: { cacheLimit?: number } = {},
+  ) {
     super(addon);
+    this.cacheLimit = opts.cacheLimit ?? CACHE_LIMIT;
   }
 
   /** Release every cached buffer to the system (like `torch.cuda.empty_cache`). */
@@ -111,12 +118,25 @@ export class CpuBackend extends NativeKernels implements Backend {
   free(s: Storage): void {
     const buf = (s as CpuStorage).buf;
     const bytes = buf.byteLength;
-    if (this.cachedBytes + bytes > CACHE_LIMIT) {
+    if (bytes > this.cacheLimit) {
       this.addon.free(buf);
       return;
     }
+    // the size freed last is the one most likely wanted next: sizes are kept in the order they
+    // were last freed, and when the cache is full the sizes freed longest ago go first (shapes
+    // that vary, as batches of varying length, would otherwise fill it with sizes never reused)
     let list = this.cache.get(bytes);
-    if (!list) this.cache.set(bytes, (list = []));
+    if (list) this.cache.delete(bytes);
+    else list = [];
+    this.cache.set(bytes, list);
+    for (const [size, old] of this.cache) {
+      if (this.cachedBytes + bytes <= this.cacheLimit) break;
+      while (old.length && this.cachedBytes + bytes > this.cacheLimit) {
+        this.addon.free(old.pop()!);
+        this.cachedBytes -= size;
+      }
+      if (!old.length && old !== list) this.cache.delete(size);
+    }
     list.push(buf);
     this.cachedBytes += bytes;
   }
