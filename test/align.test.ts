@@ -14,6 +14,8 @@ import {
   bradleyTerryLoss,
   crossEntropy,
   distillationLoss,
+  hiddenStateLoss,
+  Linear,
   dpoLoss,
   logSigmoid,
   noGrad,
@@ -97,6 +99,16 @@ describe('alignment objectives match their formulas', () => {
     const all = distillationLoss(tensor(s.flat(), [2, 3], f64), tensor(t.flat(), [2, 3], f64), null, { temperature: T });
     expectClose(await vals(all), [(T * T * (kl(0) + kl(1))) / 2], { rtol: 1e-12, atol: 1e-12 });
     expect(() => distillationLoss(tensor(s.flat(), [2, 3], f64), tensor(t.flat(), [2, 3], f64), null, { alpha: 0.5 })).toThrow(/^distillationLoss: alpha 0\.5 weighs hard labels, but no targets were given/);
+  });
+
+  it('hiddenStateLoss is the mean squared error of the projected student states against the teacher\'s', async () => {
+    const hs = tensor([1, 2, 3, 4], [2, 2], f64), ht = tensor([1, 0, 0, 1, 2, 2], [2, 3], f64);
+    const proj = new Linear(2, 3, { ...f64, bias: false, weight: tensor([1, 0, 0, 1, 1, 1], [3, 2], f64) });
+    // projected: [1, 2, 3] and [3, 4, 7]
+    const want = ([0, 2, 3, 2, 2, 5].reduce((a, d) => a + d * d, 0)) / 6;
+    expectClose(await vals(hiddenStateLoss(hs, ht, proj)), [want], { rtol: 1e-12, atol: 1e-12 });
+    expect(() => hiddenStateLoss(hs, ht)).toThrow(/^hiddenStateLoss: the student's width 2 differs from the teacher's 3: pass a projection/);
+    expect(() => hiddenStateLoss(hs, tensor([1, 2, 3], [1, 3], f64), proj)).toThrow(/^hiddenStateLoss: student \[2,2\] and teacher \[1,3\] states must agree on every axis but the last/);
   });
 });
 
@@ -262,12 +274,15 @@ describeBackends('distillation', (backend) => {
     const [bigX, bigY] = await noisy(64, 1); // the teacher's data
     const [smallX, smallY] = await noisy(4, 2); // the student's
     const [valX, valY] = await noisy(64, 3);
-    const fit = async (m: GPT, x: Tensor, y: Tensor, steps: number, lr: number, teacher?: GPT): Promise<void> => {
-      const opt = new AdamW(m.parameters(), { lr, weightDecay: 0 });
+    const fit = async (m: GPT, x: Tensor, y: Tensor, steps: number, lr: number, teacher?: GPT, proj?: Linear): Promise<void> => {
+      const opt = new AdamW([...m.parameters(), ...(proj ? proj.parameters() : [])], { lr, weightDecay: 0 });
       for (let s = 0; s < steps; s++) {
         const l = tidy(() => {
-          const logits = m.forward(x, null).logits;
-          const loss = teacher ? distillationLoss(logits, noGrad(() => teacher.forward(x, null).logits), y, { temperature: 2, alpha: 0.9 }) : crossEntropy(logits, y);
+          const hidden = m.transformer.forward(x);
+          const logits = m.lm_head.forward(hidden);
+          let loss = teacher ? distillationLoss(logits, noGrad(() => teacher.forward(x, null).logits), y, { temperature: 2, alpha: 0.9 }) : crossEntropy(logits, y);
+          // with a projection, also match the teacher's last hidden states
+          if (teacher && proj) loss = loss.add(hiddenStateLoss(hidden, noGrad(() => teacher.transformer.forward(x)), proj).mul(0.5));
           opt.zeroGrad();
           loss.backward();
           opt.step();
@@ -283,13 +298,17 @@ describeBackends('distillation', (backend) => {
     teacher.eval();
     const alone = new GPT(cfg(16, 1), { backend, generator: new Generator(5) });
     const distilled = new GPT(cfg(16, 1), { backend, generator: new Generator(5) });
+    const matched = new GPT(cfg(16, 1), { backend, generator: new Generator(5) });
+    const proj = new Linear(16, 48, { backend, generator: new Generator(6) });
     await fit(alone, smallX, smallY, 60, 1e-2);
     await fit(distilled, smallX, smallY, 60, 1e-2, teacher);
-    const [t, a, d] = [await valLoss(teacher), await valLoss(alone), await valLoss(distilled)];
-    console.log(`[distill] ${backend}: validation loss teacher ${t.toFixed(4)}, student alone ${a.toFixed(4)}, distilled ${d.toFixed(4)}`);
+    await fit(matched, smallX, smallY, 60, 1e-2, teacher, proj);
+    const [t, a, d, h] = [await valLoss(teacher), await valLoss(alone), await valLoss(distilled), await valLoss(matched)];
+    console.log(`[distill] ${backend}: validation loss teacher ${t.toFixed(4)}, student alone ${a.toFixed(4)}, distilled ${d.toFixed(4)}, distilled with hidden-state matching ${h.toFixed(4)}`);
     expect(d).toBeLessThan(a - 0.05);
+    expect(h).toBeLessThan(a - 0.05);
     for (const x of [bigX, bigY, smallX, smallY, valX, valY]) x.dispose();
-    for (const m of [teacher, alone, distilled]) m.dispose();
+    for (const m of [teacher, alone, distilled, matched, proj]) m.dispose();
   });
 });
 

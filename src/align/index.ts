@@ -1,5 +1,5 @@
 /** Alignment: preference data, a reward model, DPO, and distillation objectives. @module */
-export { IGNORE_INDEX, logSigmoid, sequenceLogProbs, bradleyTerryLoss, dpoLoss, distillationLoss, type DPOOptions, type DPOResult, type DistillationOptions } from './losses.js';
+export { IGNORE_INDEX, logSigmoid, sequenceLogProbs, bradleyTerryLoss, dpoLoss, distillationLoss, hiddenStateLoss, type DPOOptions, type DPOResult, type DistillationOptions } from './losses.js';
 export { RewardModel, pairAccuracy } from './reward.js';
 export {
   parsePreferencePairs,

@@ -145,3 +145,23 @@ export function distillationLoss(studentLogits: Tensor, teacherLogits: Tensor, t
     return soft.add(crossEntropy(studentLogits, targets, { ignoreIndex: ignore }).mul(1 - alpha));
   });
 }
+
+/**
+ * Hidden-state matching for distillation (as FitNets and TinyBERT): the mean squared error
+ * between the student's hidden states, mapped to the teacher's width by `proj` (a Linear trained
+ * with the student; omit it when the widths agree), and the teacher's (detached). States
+ * `[..., C_student]` and `[..., C_teacher]` with equal leading shapes.
+ */
+export function hiddenStateLoss(student: Tensor, teacher: Tensor, proj?: { forward(x: Tensor): Tensor } | null): Tensor {
+  const op = 'hiddenStateLoss';
+  live(op, student, teacher);
+  if (fmt(student.shape.slice(0, -1)) !== fmt(teacher.shape.slice(0, -1)))
+    fail(op, `student ${fmt(student.shape)} and teacher ${fmt(teacher.shape)} states must agree on every axis but the last`);
+  if (!proj && student.shape[student.rank - 1] !== teacher.shape[teacher.rank - 1])
+    fail(op, `the student's width ${student.shape[student.rank - 1]} differs from the teacher's ${teacher.shape[teacher.rank - 1]}: pass a projection`);
+  return asOp(op, () => {
+    const s = proj ? proj.forward(student) : student;
+    if (fmt(s.shape) !== fmt(teacher.shape)) fail(op, `the projection gives ${fmt(s.shape)}, the teacher's states are ${fmt(teacher.shape)}`);
+    return s.sub(teacher.detach()).pow(2).mean();
+  });
+}
