@@ -30,7 +30,7 @@ import {
   tidy,
   type Tensor,
 } from '../src/index.js';
-import { describeBackends, expectClose } from './harness.js';
+import { describeBackends, expectClose, optimize } from './harness.js';
 
 const f64 = { dtype: 'f64' as const, backend: 'ref' };
 
@@ -203,21 +203,11 @@ describeBackends('alignment effects', (backend) => {
     };
     const before = await margin();
     expect(before.margin).toBe(0); // the policy is the reference
-    const opt = new AdamW(policy.parameters(), { lr: 3e-3, weightDecay: 0 });
-    const losses: number[] = [];
-    for (let step = 0; step < 15; step++) {
-      const loss = tidy(() => {
-        const refC = noGrad(() => logp(ref, trainC));
-        const refR = noGrad(() => logp(ref, trainR));
-        const l = dpoLoss(logp(policy, trainC), logp(policy, trainR), refC, refR, { beta: 0.5 }).loss;
-        opt.zeroGrad();
-        l.backward();
-        opt.step();
-        return l;
-      });
-      losses.push(await loss.item());
-      loss.dispose();
-    }
+    const losses = await optimize(new AdamW(policy.parameters(), { lr: 3e-3, weightDecay: 0 }), 15, () => {
+      const refC = noGrad(() => logp(ref, trainC));
+      const refR = noGrad(() => logp(ref, trainR));
+      return dpoLoss(logp(policy, trainC), logp(policy, trainR), refC, refR, { beta: 0.5 }).loss;
+    });
     const after = await margin();
     console.log(`[align] ${backend}: DPO loss ${losses[0]!.toFixed(4)} → ${losses[losses.length - 1]!.toFixed(4)}; held-out margin ${after.margin.toFixed(3)}, chosen reward ${after.chosen.toFixed(3)}`);
     expect(losses[0]!).toBeCloseTo(Math.log(2), 5);
@@ -237,18 +227,7 @@ describeBackends('alignment effects', (backend) => {
     const trainP = prompts(16, 5), testP = prompts(16, 99);
     const [tc, tr, vc, vr] = [make(trainP, 7), make(trainP, 9), make(testP, 7), make(testP, 9)];
     const before = await pairAccuracy(rm, vc, vr);
-    const opt = new AdamW(rm.parameters(), { lr: 3e-3, weightDecay: 0 });
-    for (let step = 0; step < 25; step++) {
-      const l = tidy(() => {
-        const loss = bradleyTerryLoss(rm.forward(tc.idx, tc.lengths), rm.forward(tr.idx, tr.lengths));
-        opt.zeroGrad();
-        loss.backward();
-        opt.step();
-        return loss;
-      });
-      await l.item();
-      l.dispose();
-    }
+    await optimize(new AdamW(rm.parameters(), { lr: 3e-3, weightDecay: 0 }), 25, () => bradleyTerryLoss(rm.forward(tc.idx, tc.lengths), rm.forward(tr.idx, tr.lengths)));
     const after = await pairAccuracy(rm, vc, vr);
     console.log(`[align] ${backend}: reward model held-out accuracy ${before.toFixed(3)} → ${after.toFixed(3)}`);
     expect(after).toBe(1);
@@ -275,22 +254,13 @@ describeBackends('distillation', (backend) => {
     const [smallX, smallY] = await noisy(4, 2); // the student's
     const [valX, valY] = await noisy(64, 3);
     const fit = async (m: GPT, x: Tensor, y: Tensor, steps: number, lr: number, teacher?: GPT, proj?: Linear): Promise<void> => {
-      const opt = new AdamW([...m.parameters(), ...(proj ? proj.parameters() : [])], { lr, weightDecay: 0 });
-      for (let s = 0; s < steps; s++) {
-        const l = tidy(() => {
-          const hidden = m.transformer.forward(x);
-          const logits = m.lm_head.forward(hidden);
-          let loss = teacher ? distillationLoss(logits, noGrad(() => teacher.forward(x, null).logits), y, { temperature: 2, alpha: 0.9 }) : crossEntropy(logits, y);
-          // with a projection, also match the teacher's last hidden states
-          if (teacher && proj) loss = loss.add(hiddenStateLoss(hidden, noGrad(() => teacher.transformer.forward(x)), proj).mul(0.5));
-          opt.zeroGrad();
-          loss.backward();
-          opt.step();
-          return loss;
-        });
-        await l.item(); // a read per step, as a training loop: the webgpu queue drains
-        l.dispose();
-      }
+      await optimize(new AdamW([...m.parameters(), ...(proj ? proj.parameters() : [])], { lr, weightDecay: 0 }), steps, () => {
+        const hidden = m.transformer.forward(x);
+        const logits = m.lm_head.forward(hidden);
+        const loss = teacher ? distillationLoss(logits, noGrad(() => teacher.forward(x, null).logits), y, { temperature: 2, alpha: 0.9 }) : crossEntropy(logits, y);
+        // with a projection, also match the teacher's last hidden states
+        return teacher && proj ? loss.add(hiddenStateLoss(hidden, noGrad(() => teacher.transformer.forward(x)), proj).mul(0.5)) : loss;
+      });
     };
     const valLoss = async (m: GPT): Promise<number> => (await vals(tidy(() => noGrad(() => crossEntropy(m.forward(valX, null).logits, valY)))))[0]!;
     const teacher = new GPT(cfg(48, 2), { backend, generator: new Generator(4) });

@@ -340,3 +340,23 @@ export function randnFromRef(
   r.dispose();
   return t;
 }
+
+/**
+ * `steps` optimizer steps, each minimising `lossOf()` (built inside a tidy scope), with a read of
+ * the loss per step as a training loop has (on webgpu the queue drains); returns the losses.
+ */
+export async function optimize(opt: { zeroGrad(): void; step(): void }, steps: number, lossOf: () => Tensor): Promise<number[]> {
+  const losses: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    const l = tidy(() => {
+      const loss = lossOf();
+      opt.zeroGrad();
+      loss.backward();
+      opt.step();
+      return loss;
+    });
+    losses.push(await l.item());
+    l.dispose();
+  }
+  return losses;
+}

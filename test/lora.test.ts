@@ -35,7 +35,7 @@ import {
   tensor,
   type Tensor,
 } from '../src/index.js';
-import { describeBackends, expectClose, floatDtype } from './harness.js';
+import { describeBackends, expectClose, floatDtype, optimize } from './harness.js';
 
 const V = 40;
 const config = { vocabSize: V, blockSize: 16, nLayer: 2, nHead: 4, nEmbd: 32, dropout: 0, bias: true, tiedHead: true };
@@ -71,21 +71,8 @@ async function logits(m: GPT, idx: Tensor): Promise<Float64Array> {
 }
 
 // a few AdamW steps on the trainable parameters; returns the losses
-async function trainSteps(m: GPT, idx: Tensor, tgt: Tensor, steps: number, lr = 5e-2): Promise<number[]> {
-  const opt = new AdamW(m.parameters().filter((p) => p.requiresGrad), { lr, weightDecay: 0 });
-  const losses: number[] = [];
-  for (let i = 0; i < steps; i++) {
-    const l = tidy(() => {
-      const loss = crossEntropy(m.forward(idx, null).logits, tgt);
-      opt.zeroGrad();
-      loss.backward();
-      opt.step();
-      return loss;
-    });
-    losses.push(await l.item());
-    l.dispose();
-  }
-  return losses;
+function trainSteps(m: GPT, idx: Tensor, tgt: Tensor, steps: number, lr = 5e-2): Promise<number[]> {
+  return optimize(new AdamW(m.parameters().filter((p) => p.requiresGrad), { lr, weightDecay: 0 }), steps, () => crossEntropy(m.forward(idx, null).logits, tgt));
 }
 
 describeBackends('LoRA', (backend) => {

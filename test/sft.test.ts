@@ -24,7 +24,7 @@ import {
   tidy,
   type ChatMessage,
 } from '../src/index.js';
-import { describeBackends } from './harness.js';
+import { describeBackends, optimize } from './harness.js';
 
 const corpus = ['the cat sat on the mat', 'a dog ran in the park', 'what is the colour of the sky', 'the sky is blue', 'grass is green'].join('\n');
 const base = BPETokenizer.train(corpus, { vocabSize: 300 });
@@ -84,19 +84,10 @@ describeBackends('supervised fine-tuning', (backend) => {
     const packed = packExamples(examples, { blockSize: 32, backend });
     const before = await evaluateResponses(m, tok, conversations, { maxNewTokens: 6 });
     expect(before.exactMatch).toBe(0);
-    const opt = new AdamW(m.parameters(), { lr: 1e-2, weightDecay: 0 });
-    for (let step = 0; step < 60; step++) {
-      const l = tidy(() => {
-        const logits = m.forward(packed.idx, null, { positions: packed.positions, attnMask: packed.attnMask }).logits;
-        const loss = sequenceLogProbs(logits, packed.labels).sum().neg().div(examples.reduce((n, e) => n + e.response.length, 0));
-        opt.zeroGrad();
-        loss.backward();
-        opt.step();
-        return loss;
-      });
-      await l.item();
-      l.dispose();
-    }
+    const scored = examples.reduce((n, e) => n + e.response.length, 0);
+    await optimize(new AdamW(m.parameters(), { lr: 1e-2, weightDecay: 0 }), 60, () =>
+      sequenceLogProbs(m.forward(packed.idx, null, { positions: packed.positions, attnMask: packed.attnMask }).logits, packed.labels).sum().neg().div(scored),
+    );
     const after = await evaluateResponses(m, tok, conversations, { maxNewTokens: 6 });
     console.log(`[sft] ${backend}: exact match ${before.exactMatch} → ${after.exactMatch}, ROUGE-L ${before.rougeL.toFixed(3)} → ${after.rougeL.toFixed(3)}; ${JSON.stringify(after.predictions)}`);
     expect(after.predictions).toEqual(['blue', 'green', 'in the park', 'on the mat']);

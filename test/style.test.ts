@@ -21,12 +21,11 @@ import {
   styleReport,
   styleScore,
   styleSystemPrompt,
-  tidy,
   type ChatMessage,
   type StyleGuide,
   type StyleRule,
 } from '../src/index.js';
-import { describeBackends } from './harness.js';
+import { describeBackends, optimize } from './harness.js';
 
 const terse: StyleGuide = parseStyleGuide(
   '{"name":"terse","tone":"plain and brief","rules":[{"kind":"case","value":"lower"},{"kind":"endsWith","value":"."},{"kind":"maxWords","value":4},{"kind":"forbid","words":["very","really"]},{"kind":"replace","from":"utilize","to":"use"}]}',
@@ -89,18 +88,9 @@ describeBackends('style-guide fine-tuning', (backend) => {
     const m = new GPT({ vocabSize: tok.vocabSize, blockSize: 32, nLayer: 1, nHead: 2, nEmbd: 32, dropout: 0, bias: true, tiedHead: true }, { backend, generator: new Generator(4) });
     const packed = packExamples(train.map((c) => chatExample(tok, c.messages)), { blockSize: 32, backend });
     const before = styleReport(guide, (await evaluateResponses(m, tok, held, { maxNewTokens: 6 })).predictions).score;
-    const opt = new AdamW(m.parameters(), { lr: 1e-2, weightDecay: 0 });
-    for (let step = 0; step < 40; step++) {
-      const l = tidy(() => {
-        const loss = sequenceLogProbs(m.forward(packed.idx, null, { positions: packed.positions, attnMask: packed.attnMask }).logits, packed.labels).sum().neg().div(20);
-        opt.zeroGrad();
-        loss.backward();
-        opt.step();
-        return loss;
-      });
-      await l.item();
-      l.dispose();
-    }
+    await optimize(new AdamW(m.parameters(), { lr: 1e-2, weightDecay: 0 }), 40, () =>
+      sequenceLogProbs(m.forward(packed.idx, null, { positions: packed.positions, attnMask: packed.attnMask }).logits, packed.labels).sum().neg().div(20),
+    );
     const preds = (await evaluateResponses(m, tok, held, { maxNewTokens: 6 })).predictions;
     const after = styleReport(guide, preds).score;
     console.log(`[style] ${backend}: held-out style score ${before.toFixed(3)} → ${after.toFixed(3)} ${JSON.stringify(preds)}`);

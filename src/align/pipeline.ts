@@ -17,12 +17,12 @@ import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { noGrad } from '../autograd/tape.js';
-import { loadTrained, readCheckpointInfo } from '../cli/sample.js';
+import { readCheckpointInfo } from '../cli/sample.js';
 import type { CheckpointUserExtra } from '../cli/train.js';
 import { BPETokenizer } from '../data/bpe.js';
 import type { TextDocument } from '../data/sources.js';
-import { builtinInstructions } from '../finetune/pipeline.js';
-import { addSpecialTokens, chatExample, chatPrompt, resizeTokenEmbeddings } from '../finetune/sft.js';
+import { builtinInstructions, loadChatModel, readArgFile } from '../finetune/pipeline.js';
+import { chatExample, chatPrompt } from '../finetune/sft.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
 import { GPT } from '../nn/gpt.js';
@@ -85,23 +85,11 @@ interface Prepared {
 }
 
 async function prepare(o: PreferenceRunOptions, op: string): Promise<Prepared> {
-  const trained = await loadTrained(o.ckpt, o.backend);
-  if (!(trained.tokenizer instanceof BPETokenizer)) throw new Error(`${op}: the model's tokenizer is ${trained.tokenizer.type}; the chat template needs a BPE tokenizer`);
-  const tokenizer = addSpecialTokens(trained.tokenizer);
-  const model = tokenizer.vocabSize === trained.config.vocabSize ? trained.model : resizeTokenEmbeddings(trained.model, tokenizer.vocabSize);
-  if (model !== trained.model) trained.model.dispose();
-  const baseUser = ((await readCheckpointInfo(trained.file)).extra as { user?: CheckpointUserExtra } | null)?.user;
-  if (!baseUser) throw new Error(`${op}: '${trained.file}' has no kiln run metadata`);
+  const { model, tokenizer, baseUser } = await loadChatModel(o.ckpt, o.backend, op);
   let pairs: PreferencePair[];
   let source: string;
   if (o.data !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(o.data, 'utf8');
-    } catch (e) {
-      throw new Error(`--data: cannot read '${o.data}': ${(e as Error).message}`);
-    }
-    pairs = parsePreferencePairs(text, o.data);
+    pairs = parsePreferencePairs(readArgFile(o.data, '--data'), o.data);
     source = o.data;
   } else {
     if (!o.documents) throw new Error(`${op}: without data, the built-in pairs need the corpus documents`);
@@ -162,6 +150,29 @@ async function writeOut(dir: string, model: GPT | RewardModel, tokenizer: BPETok
   return file;
 }
 
+// `steps` optimizer steps over shuffled minibatches of the training pairs, each minimising
+// lossOf(chosen batch, rejected batch); returns the losses
+async function pairSteps(p: Prepared, o: PreferenceRunOptions, steps: number, opt: AdamW, block: number, lossOf: (c: ExampleBatch, r: ExampleBatch) => Tensor): Promise<number[]> {
+  const losses: number[] = [];
+  let step = 0;
+  for (const mb of minibatches(p.train, o.batchPairs ?? 16, steps, o.seed ?? 0)) {
+    const [c, r] = pairBatches(p.tokenizer, mb, block, o.backend);
+    const l = tidy(() => {
+      const loss = lossOf(c, r);
+      opt.zeroGrad();
+      loss.backward();
+      opt.step();
+      return loss;
+    });
+    const v = await l.item();
+    l.dispose();
+    dispose(c, r);
+    losses.push(v);
+    o.onEvent?.({ type: 'step', step: ++step, loss: v });
+  }
+  return losses;
+}
+
 /** What {@link trainReward} returns. */
 export interface RewardResult {
   accuracyBefore: number;
@@ -194,23 +205,7 @@ export async function trainReward(o: PreferenceRunOptions): Promise<RewardResult
   o.onEvent?.({ type: 'eval', when: 'before', metrics: { accuracy: before } });
   const steps = o.steps ?? 200;
   const opt = new AdamW(rm.parameters(), { lr: o.lr ?? 3e-4, weightDecay: 0 });
-  const losses: number[] = [];
-  let step = 0;
-  for (const mb of minibatches(p.train, o.batchPairs ?? 16, steps, o.seed ?? 0)) {
-    const [c, r] = pairBatches(p.tokenizer, mb, block, o.backend);
-    const l = tidy(() => {
-      const loss = bradleyTerryLoss(rm.forward(c.idx, c.lengths), rm.forward(r.idx, r.lengths));
-      opt.zeroGrad();
-      loss.backward();
-      opt.step();
-      return loss;
-    });
-    const v = await l.item();
-    l.dispose();
-    dispose(c, r);
-    losses.push(v);
-    o.onEvent?.({ type: 'step', step: ++step, loss: v });
-  }
+  const losses = await pairSteps(p, o, steps, opt, block, (c, r) => bradleyTerryLoss(rm.forward(c.idx, c.lengths), rm.forward(r.idx, r.lengths)));
   const after = await rewardAccuracy(rm, hc, hr);
   o.onEvent?.({ type: 'eval', when: 'after', metrics: { accuracy: after } });
   dispose(hc, hr);
@@ -290,24 +285,13 @@ export async function align(o: AlignOptions): Promise<AlignResult> {
       before = { likelihoodAccuracy: await likelihoodAccuracy(policy), rewardMargin: 0 };
       o.onEvent?.({ type: 'eval', when: 'before', metrics: before });
       const opt = new AdamW(policy.parameters(), { lr: o.lr ?? 1e-4, weightDecay: 0 });
-      let step = 0;
-      for (const mb of minibatches(p.train, o.batchPairs ?? 16, steps, o.seed ?? 0)) {
-        const [c, r] = pairBatches(p.tokenizer, mb, block, o.backend);
-        const l = tidy(() => {
+      losses.push(
+        ...(await pairSteps(p, o, steps, opt, block, (c, r) => {
           const rc = noGrad(() => logp(reference, c));
           const rr = noGrad(() => logp(reference, r));
-          const loss = dpoLoss(logp(policy, c), logp(policy, r), rc, rr, { beta }).loss;
-          opt.zeroGrad();
-          loss.backward();
-          opt.step();
-          return loss;
-        });
-        const v = await l.item();
-        l.dispose();
-        dispose(c, r);
-        losses.push(v);
-        o.onEvent?.({ type: 'step', step: ++step, loss: v });
-      }
+          return dpoLoss(logp(policy, c), logp(policy, r), rc, rr, { beta }).loss;
+        })),
+      );
       const [margin, marginAcc] = tidy(() =>
         noGrad(() => {
           const d = dpoLoss(logp(policy, hc), logp(policy, hr), logp(reference, hc), logp(reference, hr), { beta });

@@ -19,7 +19,7 @@ import { BPETokenizer } from '../data/bpe.js';
 import type { TextDocument } from '../data/sources.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { saveCheckpoint } from '../io/checkpoint.js';
-import type { GPT } from '../nn/gpt.js';
+import type { GPT, GPTConfig } from '../nn/gpt.js';
 import { AdamW } from '../optim/adam.js';
 import { LRScheduler, cosineLr } from '../optim/schedule.js';
 import { tidy } from '../tensor/memory.js';
@@ -140,6 +140,43 @@ export function builtinInstructions(documents: readonly TextDocument[], opts: { 
   return out;
 }
 
+/** @internal The text of the file a flag names, the flag naming it in the error. */
+export function readArgFile(path: string, flag: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new Error(`${flag}: cannot read '${path}': ${(e as Error).message}`);
+  }
+}
+
+/** @internal A `kiln train` model made ready for the chat template, and its run's metadata. */
+export interface ChatModel {
+  /** The model with its embeddings resized for the chat tokens (a copy: the loaded one is disposed). */
+  model: GPT;
+  /** The run's tokenizer with {@link CHAT_TOKENS} added. */
+  tokenizer: BPETokenizer;
+  /** The loaded model's configuration (its vocabulary before the chat tokens). */
+  config: GPTConfig;
+  /** The checkpoint read, and the configuration of the run that wrote it. */
+  file: string;
+  baseUser: CheckpointUserExtra;
+}
+
+/** @internal Load a `kiln train` output (`ckpt`) for fine-tuning or alignment; errors start with `op`. */
+export async function loadChatModel(ckpt: string, backend: string, op: string): Promise<ChatModel> {
+  const trained = await loadTrained(ckpt, backend);
+  if (!(trained.tokenizer instanceof BPETokenizer)) {
+    trained.model.dispose();
+    throw new Error(`${op}: the model's tokenizer is ${trained.tokenizer.type}; the chat template needs a BPE tokenizer`);
+  }
+  const tokenizer = addSpecialTokens(trained.tokenizer);
+  const model = tokenizer.vocabSize === trained.config.vocabSize ? trained.model : resizeTokenEmbeddings(trained.model, tokenizer.vocabSize);
+  if (model !== trained.model) trained.model.dispose();
+  const baseUser = ((await readCheckpointInfo(trained.file)).extra as { user?: CheckpointUserExtra } | null)?.user;
+  if (!baseUser) throw new Error(`${op}: '${trained.file}' has no kiln run metadata`);
+  return { model, tokenizer, config: trained.config, file: trained.file, baseUser };
+}
+
 /** Fine-tune a `kiln train` model on instructions (see the module comment). */
 export async function finetune(options: FinetuneOptions): Promise<FinetuneResult> {
   const t0 = performance.now();
@@ -151,23 +188,14 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   const lr = options.lr ?? (options.lora ? 3e-3 : 1e-3);
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`finetune: steps must be a positive integer, got ${steps}`);
 
-  const trained = await loadTrained(options.ckpt, backend);
-  if (!(trained.tokenizer instanceof BPETokenizer)) throw new Error(`finetune: the model's tokenizer is ${trained.tokenizer.type}; the chat template needs a BPE tokenizer`);
-  const tokenizer = addSpecialTokens(trained.tokenizer);
-  const model: GPT = resizeTokenEmbeddings(trained.model, tokenizer.vocabSize);
-  trained.model.dispose();
+  const trained = await loadChatModel(options.ckpt, backend, 'finetune');
+  const { model, tokenizer } = trained;
 
   // data: examples that fit the context, split into train and held-out
   let all: InstructionExample[];
   let source: string;
   if (options.data !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(options.data, 'utf8');
-    } catch (e) {
-      throw new Error(`--data: cannot read '${options.data}': ${(e as Error).message}`);
-    }
-    all = parseInstructions(text, options.data);
+    all = parseInstructions(readArgFile(options.data, '--data'), options.data);
     source = options.data;
   } else {
     if (!options.documents) throw new Error('finetune: without data, the built-in set needs the corpus documents');
@@ -176,13 +204,7 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   }
   let guide: StyleGuide | undefined;
   if (options.style !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(options.style, 'utf8');
-    } catch (e) {
-      throw new Error(`--style: cannot read '${options.style}': ${(e as Error).message}`);
-    }
-    const g = (guide = parseStyleGuide(text, options.style));
+    const g = (guide = parseStyleGuide(readArgFile(options.style, '--style'), options.style));
     const system = styleSystemPrompt(g);
     all = all.map((e) => ({
       messages: [
@@ -272,8 +294,7 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
     removeLoRA(model, { merge: true });
   }
   // the base run's configuration rides along, so kiln sample and kiln eval read the result as theirs
-  const base = ((await readCheckpointInfo(trained.file)).extra as { user?: CheckpointUserExtra } | null)?.user;
-  const extra: CheckpointUserExtra = { kind: 'kiln-train', model: { ...trained.config, vocabSize: tokenizer.vocabSize }, config: base!.config };
+  const extra: CheckpointUserExtra = { kind: 'kiln-train', model: { ...trained.config, vocabSize: tokenizer.vocabSize }, config: trained.baseUser.config };
   const checkpoint = await saveCheckpoint(checkpointPath(out, steps), { model, step: steps, extra: { user: extra } });
   tokenizer.save(join(out, 'tokenizer.json'));
   const result: FinetuneResult = {
