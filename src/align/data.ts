@@ -8,7 +8,8 @@
  */
 import { tensor } from '../tensor/ops/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { show } from '../tensor/validate.js';
+import { checkNumber, show } from '../tensor/validate.js';
+import { options } from '../nn/validate.js';
 import { IGNORE_INDEX } from './losses.js';
 
 /** One turn of a conversation. */
@@ -30,8 +31,9 @@ export interface InstructionExample {
 }
 
 // Each non-blank line of `text` parsed as JSON and checked by `check`; errors name source:line.
-function parseJsonl<T>(text: string, source: string, check: (rec: Record<string, unknown>, where: string) => T): T[] {
-  if (typeof text !== 'string') throw new Error(`${source}: expected the file's text, got ${show(text)}`);
+function parseJsonl<T>(op: string, text: string, source: string, check: (rec: Record<string, unknown>, where: string) => T): T[] {
+  if (typeof text !== 'string') throw new Error(`${op}: expected the file's text (a string), got ${show(text)}`);
+  if (typeof source !== 'string' || source === '') throw new Error(`${op}: source must be a non-empty string (the file's name), got ${show(source)}`);
   const out: T[] = [];
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
@@ -59,8 +61,8 @@ function text(rec: Record<string, unknown>, key: string, where: string): string 
 }
 
 /** Preference pairs from JSONL (`{"prompt": …, "chosen": …, "rejected": …}` per line). */
-export function parsePreferencePairs(jsonl: string, source = 'pairs'): PreferencePair[] {
-  return parseJsonl(jsonl, source, (rec, where) => {
+export function parsePreferencePairs(jsonl: string, source = 'parsePreferencePairs'): PreferencePair[] {
+  return parseJsonl('parsePreferencePairs', jsonl, source, (rec, where) => {
     const pair = { prompt: text(rec, 'prompt', where), chosen: text(rec, 'chosen', where), rejected: text(rec, 'rejected', where) };
     if (pair.chosen === pair.rejected) throw new Error(`${where}: 'chosen' and 'rejected' are the same response`);
     return pair;
@@ -68,8 +70,8 @@ export function parsePreferencePairs(jsonl: string, source = 'pairs'): Preferenc
 }
 
 /** Instruction examples from JSONL: `{"prompt", "response"}` or `{"messages": [{role, content}, …]}` ending with the assistant. */
-export function parseInstructions(jsonl: string, source = 'instructions'): InstructionExample[] {
-  return parseJsonl(jsonl, source, (rec, where) => {
+export function parseInstructions(jsonl: string, source = 'parseInstructions'): InstructionExample[] {
+  return parseJsonl('parseInstructions', jsonl, source, (rec, where) => {
     if ('messages' in rec) {
       const ms = rec.messages;
       if (!Array.isArray(ms) || ms.length === 0) throw new Error(`${where}: 'messages' must be a non-empty array, got ${show(ms)}`);
@@ -93,6 +95,28 @@ export interface TokenizedExample {
   response: number[];
 }
 
+// blockSize, pad and backend of batchExamples and packExamples, checked
+function layoutOptions(op: string, opts: unknown): { blockSize: number; pad: number } {
+  const o = options(op, opts as Record<string, unknown>, ['blockSize', 'pad', 'backend']);
+  const blockSize = checkNumber(op, 'blockSize', o.blockSize, { integer: true, min: 1 });
+  const pad = o.pad === undefined ? 0 : checkNumber(op, 'pad', o.pad, { integer: true, min: 0, max: 2 ** 31 - 1 });
+  if (o.backend !== undefined && typeof o.backend !== 'string') throw new Error(`${op}: backend must be a backend's name, got ${show(o.backend)}`);
+  return { blockSize, pad };
+}
+
+// examples: a non-empty array of { prompt, response } lists of token ids
+function checkExamples(op: string, examples: unknown): void {
+  if (!Array.isArray(examples)) throw new Error(`${op}: examples must be an array of { prompt, response } token lists, got ${show(examples)}`);
+  if (examples.length === 0) throw new Error(`${op}: no examples`);
+  examples.forEach((e, i) => {
+    if (e === null || typeof e !== 'object') throw new Error(`${op}: example ${i} must be { prompt, response }, got ${show(e)}`);
+    for (const k of ['prompt', 'response'] as const) {
+      const v = (e as Record<string, unknown>)[k];
+      if (!Array.isArray(v) || v.some((t) => !Number.isInteger(t) || t < 0 || t > 2 ** 31 - 1)) throw new Error(`${op}: example ${i}'s ${k} must be a list of token ids, got ${show(v)}`);
+    }
+  });
+}
+
 /** What {@link batchExamples} returns: inputs, next-token labels and each row's length. */
 export interface ExampleBatch {
   /** `[B, T]` i32: prompt + response, right-padded with `pad`. */
@@ -112,9 +136,8 @@ export interface ExampleBatch {
  */
 export function batchExamples(examples: readonly TokenizedExample[], opts: { blockSize: number; pad?: number; backend?: string }): ExampleBatch {
   const op = 'batchExamples';
-  const { blockSize, pad = 0 } = opts;
-  if (!Number.isInteger(blockSize) || blockSize < 1) throw new Error(`${op}: blockSize must be a positive integer, got ${show(blockSize)}`);
-  if (examples.length === 0) throw new Error(`${op}: no examples`);
+  const { blockSize, pad } = layoutOptions(op, opts);
+  checkExamples(op, examples);
   const rows = examples.map((e, i) => {
     if (e.response.length === 0) throw new Error(`${op}: example ${i} has an empty response`);
     if (e.prompt.length === 0) throw new Error(`${op}: example ${i} has an empty prompt (the first response token needs a token before it)`);
@@ -159,9 +182,8 @@ export interface PackedBatch {
  */
 export function packExamples(examples: readonly TokenizedExample[], opts: { blockSize: number; pad?: number; backend?: string }): PackedBatch {
   const op = 'packExamples';
-  const { blockSize, pad = 0 } = opts;
-  if (!Number.isInteger(blockSize) || blockSize < 1) throw new Error(`${op}: blockSize must be a positive integer, got ${show(blockSize)}`);
-  if (examples.length === 0) throw new Error(`${op}: no examples`);
+  const { blockSize, pad } = layoutOptions(op, opts);
+  checkExamples(op, examples);
   const rows: { toks: number[]; start: number; ex: number }[][] = [];
   let row: { toks: number[]; start: number; ex: number }[] = [];
   let used = 0;

@@ -8,7 +8,7 @@ import { concat, narrow } from '../tensor/ops/shape_ops.js';
 import { crossEntropy, logSoftmax, softmax } from '../tensor/ops/nn.js';
 import { fmt } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { checkBoolean, checkNumber } from '../tensor/validate.js';
+import { checkBoolean, checkNumber, show } from '../tensor/validate.js';
 import { asOp, fail, live } from '../tensor/ops/util.js';
 import { zerosLike } from '../tensor/ops/creation.js';
 import { options } from '../nn/validate.js';
@@ -18,6 +18,7 @@ export const IGNORE_INDEX = -100;
 
 /** log σ(x), elementwise and stable for any x: the log-softmax of (0, x), second entry. */
 export function logSigmoid(x: Tensor): Tensor {
+  live('logSigmoid', x);
   return asOp('logSigmoid', () => {
     const pair = concat([zerosLike(x).unsqueeze(-1), x.unsqueeze(-1)], -1);
     return narrow(logSoftmax(pair, -1), -1, 1, 1).squeeze(-1);
@@ -89,15 +90,17 @@ export function dpoLoss(policyChosen: Tensor, policyRejected: Tensor, refChosen:
   const o = options(op, opts, ['beta', 'labelSmoothing']);
   const beta = o.beta === undefined ? 0.1 : checkNumber(op, 'beta', o.beta, { min: 0, minExclusive: true });
   const eps = o.labelSmoothing === undefined ? 0 : checkNumber(op, 'labelSmoothing', o.labelSmoothing, { min: 0, max: 0.5 });
-  if ((refChosen === null) !== (refRejected === null)) fail(op, 'pass both reference log-likelihoods, or neither (reference-free)');
-  const all = [policyChosen, policyRejected, ...(refChosen ? [refChosen, refRejected!] : [])];
+  const noRef = (t: Tensor | null | undefined): boolean => t === null || t === undefined;
+  if (noRef(refChosen) !== noRef(refRejected))
+    fail(op, `pass both reference log-likelihoods, or neither (reference-free); got refChosen ${noRef(refChosen) ? String(refChosen) : 'a tensor'} and refRejected ${noRef(refRejected) ? String(refRejected) : 'a tensor'}`);
+  const all = [policyChosen, policyRejected, ...(noRef(refChosen) ? [] : [refChosen!, refRejected!])];
   for (const t of all) {
     live(op, t);
     if (t.rank !== 1 || t.shape[0] !== policyChosen.shape[0]) fail(op, `log-likelihoods must all be [N] with one N, got ${all.map((x) => fmt(x.shape)).join(', ')}`);
   }
   return asOp(op, () => {
-    const chosen = refChosen ? policyChosen.sub(refChosen.detach()) : policyChosen;
-    const rejected = refRejected ? policyRejected.sub(refRejected.detach()) : policyRejected;
+    const chosen = noRef(refChosen) ? policyChosen : policyChosen.sub(refChosen!.detach());
+    const rejected = noRef(refRejected) ? policyRejected : policyRejected.sub(refRejected!.detach());
     const z = chosen.sub(rejected).mul(beta);
     let loss = logSigmoid(z).mul(1 - eps);
     if (eps > 0) loss = loss.add(logSigmoid(z.neg()).mul(eps));
@@ -155,6 +158,8 @@ export function distillationLoss(studentLogits: Tensor, teacherLogits: Tensor, t
 export function hiddenStateLoss(student: Tensor, teacher: Tensor, proj?: { forward(x: Tensor): Tensor } | null): Tensor {
   const op = 'hiddenStateLoss';
   live(op, student, teacher);
+  if (proj !== undefined && proj !== null && typeof (proj as { forward?: unknown }).forward !== 'function')
+    fail(op, `proj must be a module with a forward (a Linear), got ${show(proj)}`);
   if (fmt(student.shape.slice(0, -1)) !== fmt(teacher.shape.slice(0, -1)))
     fail(op, `student ${fmt(student.shape)} and teacher ${fmt(teacher.shape)} states must agree on every axis but the last`);
   if (!proj && student.shape[student.rank - 1] !== teacher.shape[teacher.rank - 1])

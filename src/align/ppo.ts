@@ -8,7 +8,9 @@
  */
 import { noGrad } from '../autograd/tape.js';
 import { generate } from '../nn/generate.js';
-import type { GPT } from '../nn/gpt.js';
+import { GPT } from '../nn/gpt.js';
+import { options } from '../nn/validate.js';
+import { checkNumber, show } from '../tensor/validate.js';
 import { Linear } from '../nn/linear.js';
 import { AdamW } from '../optim/adam.js';
 import { tidy } from '../tensor/memory.js';
@@ -93,8 +95,33 @@ async function host(t: Tensor): Promise<Float64Array> {
  */
 export async function ppo(o: PPOOptions): Promise<PPOResult> {
   const op = 'ppo';
+  options(op, o, ['policy', 'reference', 'prompts', 'reward', 'responseLength', 'iterations', 'batchSize', 'epochs', 'clip', 'klCoef', 'gamma', 'lambda', 'vfCoef', 'lr', 'temperature', 'generator', 'onIteration']);
   const { policy, reference, prompts } = o;
+  if (!(policy instanceof GPT)) throw new Error(`${op}: policy must be a GPT, got ${show(policy)}`);
+  if (!(reference instanceof GPT)) throw new Error(`${op}: reference must be a GPT, got ${show(reference)}`);
+  if (typeof o.reward !== 'function') throw new Error(`${op}: reward must be a function (prompt, response) → number, got ${show(o.reward)}`);
+  if (o.onIteration !== undefined && typeof o.onIteration !== 'function') throw new Error(`${op}: onIteration must be a function, got ${show(o.onIteration)}`);
+  if (!Array.isArray(prompts)) throw new Error(`${op}: prompts must be an array of token id arrays, got ${show(prompts)}`);
+  prompts.forEach((p, i) => {
+    if (!Array.isArray(p)) throw new Error(`${op}: prompts[${i}] must be an array of token ids, got ${show(p)}`);
+    const t = p.find((x) => !Number.isInteger(x) || x < 0 || x >= policy.config.vocabSize);
+    if (t !== undefined) throw new Error(`${op}: prompts[${i}] has token ${show(t)}, not an id in [0, ${policy.config.vocabSize})`);
+  });
   if (prompts.length === 0) throw new Error(`${op}: no prompts`);
+  const int = (k: keyof PPOOptions, min: number): void => void (o[k] === undefined || checkNumber(op, k, o[k], { integer: true, min }));
+  const real = (k: keyof PPOOptions, r: { min?: number; max?: number; minExclusive?: boolean }): void => void (o[k] === undefined || checkNumber(op, k, o[k], r));
+  int('responseLength', 1);
+  int('iterations', 1);
+  int('batchSize', 1);
+  int('epochs', 1);
+  real('clip', { min: 0, minExclusive: true });
+  real('klCoef', { min: 0 });
+  real('gamma', { min: 0, max: 1 });
+  real('lambda', { min: 0, max: 1 });
+  real('vfCoef', { min: 0 });
+  real('lr', { min: 0, minExclusive: true });
+  real('temperature', { min: 0 });
+  if (o.generator !== undefined && !(o.generator instanceof Generator)) throw new Error(`${op}: generator must be a Generator, got ${show(o.generator)}`);
   const P = prompts[0]!.length;
   if (P < 1 || prompts.some((p) => p.length !== P)) throw new Error(`${op}: prompts must be non-empty and of one length (got lengths ${[...new Set(prompts.map((p) => p.length))].join(', ')})`);
   const L = o.responseLength ?? 8;

@@ -9,7 +9,8 @@ import { tensor } from '../tensor/ops/creation.js';
 import { tidy } from '../tensor/memory.js';
 import { fmt } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { asOp, fail, live } from '../tensor/ops/util.js';
+import { asOp, fail, live, relabel } from '../tensor/ops/util.js';
+import { show } from '../tensor/validate.js';
 import { GPT, GPTTransformer, type GPTConfig } from '../nn/gpt.js';
 import type { ParamOptions } from '../nn/init.js';
 import { Linear } from '../nn/linear.js';
@@ -27,13 +28,19 @@ export class RewardModel extends Module {
 
   constructor(config: GPTConfig, opts: ParamOptions = {}) {
     super();
-    this.transformer = this.registerModule('transformer', new GPTTransformer(config, opts));
-    this.config = this.transformer.config;
-    this.score = this.registerModule('score', new Linear(this.config.nEmbd, 1, { ...opts, bias: false, std: 1 / Math.sqrt(this.config.nEmbd + 1) }));
+    try {
+      this.transformer = this.registerModule('transformer', new GPTTransformer(config, opts));
+      this.config = this.transformer.config;
+      this.score = this.registerModule('score', new Linear(this.config.nEmbd, 1, { ...opts, bias: false, std: 1 / Math.sqrt(this.config.nEmbd + 1) }));
+    } catch (e) {
+      this.dispose();
+      throw relabel('RewardModel', e);
+    }
   }
 
   /** A reward model whose body starts as a copy of `gpt`'s (its weights are copied, not shared). */
   static fromGPT(gpt: GPT, opts: Omit<ParamOptions, 'dtype' | 'backend'> = {}): RewardModel {
+    if (!(gpt instanceof GPT)) throw new Error(`RewardModel.fromGPT: expected a GPT, got ${show(gpt)}`);
     const p = gpt.parameters()[0]!;
     const rm = new RewardModel(gpt.config, { ...opts, dtype: p.dtype, backend: p.backend.name });
     rm.transformer.loadStateDict(gpt.transformer.stateDict());
@@ -64,6 +71,10 @@ export class RewardModel extends Module {
 
 /** The fraction of pairs whose chosen response scores above the rejected one, under `noGrad`. */
 export async function pairAccuracy(model: RewardModel, chosen: { idx: Tensor; lengths: number[] }, rejected: { idx: Tensor; lengths: number[] }): Promise<number> {
+  const op = 'pairAccuracy';
+  if (!(model instanceof RewardModel)) throw new Error(`${op}: model must be a RewardModel, got ${show(model)}`);
+  for (const [name, b] of [['chosen', chosen], ['rejected', rejected]] as const)
+    if (b === null || typeof b !== 'object' || !Array.isArray((b as { lengths?: unknown }).lengths)) throw new Error(`${op}: ${name} must be a batch { idx, lengths } (batchExamples), got ${show(b)}`);
   const diff = tidy(() => noGrad(() => model.forward(chosen.idx, chosen.lengths).sub(model.forward(rejected.idx, rejected.lengths))));
   const d = await diff.data();
   diff.dispose();

@@ -8,7 +8,8 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
-import type { Module } from '../nn/module.js';
+import { Module as ModuleClass, type Module } from '../nn/module.js';
+import { show } from '../tensor/validate.js';
 import { relabel } from '../tensor/ops/util.js';
 import { loadPeftState, peftConfig, peftStateDict, type PeftConfigJSON } from './peft.js';
 
@@ -20,6 +21,7 @@ export const ADAPTER_CONFIG = 'adapter_config.json';
 /** Write `model`'s adapters (LoRA and bottleneck) to the folder `dir` (created if needed). */
 export async function saveAdapters(dir: string, model: Module): Promise<void> {
   const op = 'saveAdapters';
+  if (typeof dir !== 'string' || dir === '') throw new Error(`${op}: dir must be a folder path, got ${show(dir)}`);
   try {
     const cfg = peftConfig(model);
     const sd = peftStateDict(model);
@@ -37,6 +39,8 @@ export async function saveAdapters(dir: string, model: Module): Promise<void> {
  */
 export function loadAdapters(dir: string, model: Module): PeftConfigJSON {
   const op = 'loadAdapters';
+  if (typeof dir !== 'string' || dir === '') throw new Error(`${op}: dir must be a folder path, got ${show(dir)}`);
+  if (!(model instanceof ModuleClass)) throw new Error(`${op}: model must be a Module, got ${show(model)}`);
   let cfg: PeftConfigJSON;
   const cfgPath = join(dir, ADAPTER_CONFIG);
   try {

@@ -12,14 +12,15 @@ import { gelu } from '../tensor/ops/elementwise.js';
 import { fmt } from '../tensor/shape.js';
 import type { Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { checkChoice, checkNumber, show } from '../tensor/validate.js';
+import { checkBoolean, checkChoice, checkNumber, show } from '../tensor/validate.js';
+import { Tensor as TensorClass } from '../tensor/tensor.js';
 import { asOp } from '../tensor/ops/util.js';
 import { Block } from '../nn/block.js';
 import { GPT } from '../nn/gpt.js';
 import { makeConstant } from '../nn/init.js';
 import { Linear, type LoRAOptions } from '../nn/linear.js';
 import { Module, type StateDict } from '../nn/module.js';
-import { options, size } from '../nn/validate.js';
+import { options, paramOptions, PARAM_KEYS, size } from '../nn/validate.js';
 
 /** PEFT's prefix of every adapter tensor name (its `PeftModel` wraps the base model twice). */
 export const PEFT_PREFIX = 'base_model.model.';
@@ -75,9 +76,16 @@ function matches(name: string, targets: (string | RegExp)[]): boolean {
   return targets.some((t) => (typeof t === 'string' ? name === t || name.endsWith(`.${t}`) : new RegExp(`^(?:${t.source})$`, t.flags).test(name)));
 }
 
+// a Module argument (errors start with `op`)
+function moduleArg(op: string, model: unknown): Module {
+  if (!(model instanceof Module)) throw new Error(`${op}: model must be a Module, got ${show(model)}`);
+  return model;
+}
+
 /** The model's Linear layers that carry a LoRA adapter, with their dotted names. */
 export function loraLayers(model: Module): [string, Linear][] {
-  return model.namedModules().filter((e): e is [string, Linear] => e[1] instanceof Linear && e[1].lora !== null);
+  return moduleArg('loraLayers', model)
+    .namedModules().filter((e): e is [string, Linear] => e[1] instanceof Linear && e[1].lora !== null);
 }
 
 /**
@@ -128,11 +136,13 @@ function isAdapterParam(name: string): boolean {
 
 /** Fold every LoRA update into its layer's weight ({@link Linear.mergeLoRA}). */
 export function mergeLoRA(model: Module): void {
+  moduleArg('mergeLoRA', model);
   for (const [, l] of loraLayers(model)) if (!l.lora!.merged) l.mergeLoRA();
 }
 
 /** Take every merged LoRA update back out ({@link Linear.unmergeLoRA}). */
 export function unmergeLoRA(model: Module): void {
+  moduleArg('unmergeLoRA', model);
   for (const [, l] of loraLayers(model)) if (l.lora!.merged) l.unmergeLoRA();
 }
 
@@ -141,7 +151,9 @@ export function unmergeLoRA(model: Module): void {
  * folded into the weights, else they are dropped. The model's parameters train again.
  */
 export function removeLoRA(model: Module, opts: { merge?: boolean } = {}): void {
-  const merge = options('removeLoRA', opts, ['merge']).merge ?? false;
+  moduleArg('removeLoRA', model);
+  const o = options('removeLoRA', opts, ['merge']);
+  const merge = o.merge === undefined ? false : checkBoolean('removeLoRA', 'merge', o.merge);
   for (const [, l] of loraLayers(model)) {
     if (merge && !l.lora!.merged) l.mergeLoRA();
     if (!merge && l.lora!.merged) l.unmergeLoRA();
@@ -164,6 +176,7 @@ export class BottleneckAdapter extends Module {
     const op = 'BottleneckAdapter';
     size(op, 'width', width, 1);
     size(op, 'bottleneck', bottleneck, 1);
+    opts = paramOptions(op, options(op, opts, PARAM_KEYS));
     this.down = this.registerModule('down', new Linear(width, bottleneck, opts));
     const place = { ...(opts.dtype ? { dtype: opts.dtype } : {}), ...(opts.backend ? { backend: opts.backend } : {}) };
     this.up = this.registerModule('up', new Linear(bottleneck, width, { ...place, weight: makeConstant(op, [width, bottleneck], 0, place) }));
@@ -202,6 +215,7 @@ export function applyAdapters(model: GPT, config: AdapterConfig & { generator?: 
  * `….adapter.down.weight` etc. The entries are the model's own tensors (do not dispose them).
  */
 export function peftStateDict(model: Module): StateDict {
+  moduleArg('peftStateDict', model);
   const out: StateDict = {};
   for (const [name, p] of model.namedParameters()) if (isAdapterParam(name)) out[PEFT_PREFIX + name] = p;
   for (const [name, p] of savedParams(model)) out[PEFT_PREFIX + name] = p;
@@ -211,7 +225,7 @@ export function peftStateDict(model: Module): StateDict {
 
 /** The `adapter_config.json` that describes `model`'s adapters. */
 export function peftConfig(model: Module): PeftConfigJSON {
-  const layers = loraLayers(model);
+  const layers = loraLayers(moduleArg('peftConfig', model));
   const blocks = model.namedModules().filter(([, m]) => m instanceof BottleneckAdapter) as [string, BottleneckAdapter][];
   if (layers.length === 0 && blocks.length === 0) throw new Error('peftConfig: the model has no adapters (applyLoRA or applyAdapters first)');
   const cfg: PeftConfigJSON = { peft_type: layers.length ? 'LORA' : 'BOTTLENECK', task_type: 'CAUSAL_LM', bias: 'none', fan_in_fan_out: false };
@@ -237,6 +251,9 @@ export function peftConfig(model: Module): PeftConfigJSON {
  */
 export function loadPeftState(model: Module, config: PeftConfigJSON, tensors: Record<string, Tensor>): void {
   const op = 'loadPeftState';
+  moduleArg(op, model);
+  if (tensors === null || typeof tensors !== 'object' || Array.isArray(tensors)) throw new Error(`${op}: tensors must be an object of name → Tensor, got ${show(tensors)}`);
+  for (const [k, t] of Object.entries(tensors)) if (!(t instanceof TensorClass) || t.disposed) throw new Error(`${op}: tensors['${k}'] must be a live Tensor, got ${show(t)}`);
   if (config === null || typeof config !== 'object') throw new Error(`${op}: config must be an adapter_config object, got ${show(config)}`);
   checkChoice(op, 'config.peft_type', config.peft_type, ['LORA', 'BOTTLENECK'] as const);
   if (config.peft_type === 'LORA') {

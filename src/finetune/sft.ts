@@ -11,7 +11,8 @@ import type { TokenizedExample } from '../align/data.js';
 import { BPETokenizer } from '../data/bpe.js';
 import { tidy } from '../tensor/memory.js';
 import { concat } from '../tensor/ops/shape_ops.js';
-import { show } from '../tensor/validate.js';
+import { checkNumber, show } from '../tensor/validate.js';
+import { options } from '../nn/validate.js';
 import { GPT } from '../nn/gpt.js';
 import { generate } from '../nn/generate.js';
 import { exactMatch } from '../metrics/qa.js';
@@ -32,6 +33,7 @@ export const CHAT_TOKENS = {
  */
 export function addSpecialTokens(tokenizer: BPETokenizer, tokens: readonly string[] = Object.values(CHAT_TOKENS)): BPETokenizer {
   if (!(tokenizer instanceof BPETokenizer)) throw new Error(`addSpecialTokens: expected a BPETokenizer, got ${show(tokenizer)}`);
+  if (!Array.isArray(tokens)) throw new Error(`addSpecialTokens: tokens must be an array of strings, got ${show(tokens)}`);
   const json = tokenizer.toJSON();
   let next = tokenizer.vocabSize;
   for (const t of tokens) {
@@ -72,8 +74,21 @@ export function resizeTokenEmbeddings(model: GPT, vocabSize: number): GPT {
  * header `<|assistant|>`, the response its content and `<|end|>` (so the model learns to stop).
  * The tokenizer must have {@link CHAT_TOKENS} (see {@link addSpecialTokens}).
  */
+// messages: a list of { role, content } turns
+function messagesArg(op: string, messages: unknown): ChatMessage[] {
+  if (!Array.isArray(messages)) throw new Error(`${op}: messages must be an array of { role, content }, got ${show(messages)}`);
+  messages.forEach((m, i) => {
+    const r = (m as ChatMessage | null)?.role;
+    if (r !== 'system' && r !== 'user' && r !== 'assistant') throw new Error(`${op}: messages[${i}].role must be system, user or assistant, got ${show(m === null || typeof m !== 'object' ? m : r)}`);
+    if (typeof (m as ChatMessage).content !== 'string') throw new Error(`${op}: messages[${i}].content must be a string, got ${show((m as ChatMessage).content)}`);
+  });
+  return messages as ChatMessage[];
+}
+
 export function chatExample(tokenizer: BPETokenizer, messages: readonly ChatMessage[]): TokenizedExample {
   const op = 'chatExample';
+  if (!(tokenizer instanceof BPETokenizer)) throw new Error(`${op}: expected a BPETokenizer, got ${show(tokenizer)}`);
+  messagesArg(op, messages);
   for (const t of Object.values(CHAT_TOKENS))
     if (!tokenizer.specialTokens.has(t)) throw new Error(`${op}: the tokenizer lacks the special token ${t} (addSpecialTokens first)`);
   if (messages.length === 0 || messages[messages.length - 1]!.role !== 'assistant') throw new Error(`${op}: the conversation must end with an assistant turn`);
@@ -85,7 +100,7 @@ export function chatExample(tokenizer: BPETokenizer, messages: readonly ChatMess
 
 /** The text of a prompt for generation under the template: the turns, then the assistant's header. */
 export function chatPrompt(messages: readonly ChatMessage[]): string {
-  return messages.map((m) => `${CHAT_TOKENS[m.role]}${m.content}${CHAT_TOKENS.end}`).join('') + CHAT_TOKENS.assistant;
+  return messagesArg('chatPrompt', messages).map((m) => `${CHAT_TOKENS[m.role]}${m.content}${CHAT_TOKENS.end}`).join('') + CHAT_TOKENS.assistant;
 }
 
 /** What {@link evaluateResponses} returns. */
@@ -105,6 +120,12 @@ export interface ResponseEval {
  */
 export async function evaluateResponses(model: GPT, tokenizer: BPETokenizer, conversations: readonly { messages: ChatMessage[] }[], opts: { maxNewTokens?: number } = {}): Promise<ResponseEval> {
   const op = 'evaluateResponses';
+  if (!(model instanceof GPT)) throw new Error(`${op}: model must be a GPT, got ${show(model)}`);
+  if (!(tokenizer instanceof BPETokenizer)) throw new Error(`${op}: expected a BPETokenizer, got ${show(tokenizer)}`);
+  if (!Array.isArray(conversations)) throw new Error(`${op}: conversations must be an array of { messages }, got ${show(conversations)}`);
+  conversations.forEach((c, i) => messagesArg(`${op}: conversations[${i}]`, (c as { messages?: unknown } | null)?.messages));
+  const o = options(op, opts, ['maxNewTokens']);
+  const maxNew = o.maxNewTokens === undefined ? 64 : checkNumber(op, 'maxNewTokens', o.maxNewTokens, { integer: true, min: 1 });
   if (conversations.length === 0) throw new Error(`${op}: no conversations`);
   const end = tokenizer.specialTokens.get(CHAT_TOKENS.end);
   if (end === undefined) throw new Error(`${op}: the tokenizer lacks ${CHAT_TOKENS.end} (addSpecialTokens first)`);
@@ -122,7 +143,7 @@ export async function evaluateResponses(model: GPT, tokenizer: BPETokenizer, con
       const room = model.config.blockSize - ids.length;
       if (room < 1) throw new Error(`${op}: a prompt of ${ids.length} tokens leaves no room in blockSize ${model.config.blockSize}`);
       const idx = tensor(ids, [1, ids.length], { dtype: 'i32', backend });
-      const out = await generate(model, idx, { maxNewTokens: Math.min(opts.maxNewTokens ?? 64, room), greedy: true, eos: end });
+      const out = await generate(model, idx, { maxNewTokens: Math.min(maxNew, room), greedy: true, eos: end });
       const toks = Array.from(await out.data()).slice(ids.length);
       idx.dispose();
       out.dispose();

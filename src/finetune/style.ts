@@ -33,7 +33,8 @@ export interface StyleGuide {
 const KINDS = ['case', 'startsWith', 'endsWith', 'maxWords', 'forbid', 'replace'] as const;
 
 /** A style guide from its JSON (text or parsed); errors name the source and the rule. */
-export function parseStyleGuide(json: string | unknown, source = 'style guide'): StyleGuide {
+export function parseStyleGuide(json: string | unknown, source = 'parseStyleGuide'): StyleGuide {
+  if (typeof source !== 'string' || source === '') throw new Error(`parseStyleGuide: source must be a non-empty string (the file's name), got ${show(source)}`);
   let g: unknown = json;
   if (typeof json === 'string') {
     try {
@@ -81,8 +82,22 @@ export function parseStyleGuide(json: string | unknown, source = 'style guide'):
 const words = (text: string): string[] => text.trim().split(/\s+/).filter(Boolean);
 const wordRe = (w: string): RegExp => new RegExp(`(^|[^\\p{L}\\p{N}])${w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?=$|[^\\p{L}\\p{N}])`, 'iu');
 
+// a guide argument, checked as parseStyleGuide checks a file (errors start with `op`)
+function guideArg(op: string, g: unknown): StyleGuide {
+  if (typeof g === 'string') throw new Error(`${op}: expected a style guide object (parseStyleGuide reads JSON text), got a string`);
+  return parseStyleGuide(g, op);
+}
+function ruleArg(op: string, r: unknown): StyleRule {
+  return parseStyleGuide({ name: 'rule', rules: [r] }, op).rules[0]!;
+}
+function textArg(op: string, t: unknown, what = 'text'): string {
+  if (typeof t !== 'string') throw new Error(`${op}: ${what} must be a string, got ${show(t)}`);
+  return t;
+}
+
 /** The rule in words, for the system prompt and reports. */
-export function describeRule(r: StyleRule): string {
+export function describeRule(rule: StyleRule): string {
+  const r = ruleArg('describeRule', rule);
   switch (r.kind) {
     case 'case':
       return `write in ${r.value}case`;
@@ -100,12 +115,19 @@ export function describeRule(r: StyleRule): string {
 }
 
 /** The system prompt that states the guide. */
-export function styleSystemPrompt(g: StyleGuide): string {
+export function styleSystemPrompt(guide: StyleGuide): string {
+  const g = guideArg('styleSystemPrompt', guide);
   return `Style: ${g.name}${g.tone ? `, ${g.tone}` : ''}. Rules: ${g.rules.map(describeRule).join('; ')}.`;
 }
 
 /** Whether `text` follows rule `r`. */
-export function followsRule(r: StyleRule, text: string): boolean {
+export function followsRule(rule: StyleRule, text: string): boolean {
+  const r = ruleArg('followsRule', rule);
+  textArg('followsRule', text);
+  return follows(r, text);
+}
+
+function follows(r: StyleRule, text: string): boolean {
   const t = text.trim();
   switch (r.kind) {
     case 'case':
@@ -124,16 +146,22 @@ export function followsRule(r: StyleRule, text: string): boolean {
 }
 
 /** The fraction of the guide's rules that `text` follows (1: all). */
-export function styleScore(g: StyleGuide, text: string): number {
-  return g.rules.filter((r) => followsRule(r, text)).length / g.rules.length;
+export function styleScore(guide: StyleGuide, text: string): number {
+  const g = guideArg('styleScore', guide);
+  textArg('styleScore', text);
+  return g.rules.filter((r) => follows(r, text)).length / g.rules.length;
 }
 
 /** Mean score over texts, and each rule's pass rate. */
-export function styleReport(g: StyleGuide, texts: readonly string[]): { score: number; rules: { rule: string; passRate: number }[] } {
-  if (texts.length === 0) throw new Error('styleReport: no texts');
+export function styleReport(guide: StyleGuide, texts: readonly string[]): { score: number; rules: { rule: string; passRate: number }[] } {
+  const op = 'styleReport';
+  const g = guideArg(op, guide);
+  if (!Array.isArray(texts)) throw new Error(`${op}: texts must be an array of strings, got ${show(texts)}`);
+  texts.forEach((t, i) => textArg(op, t, `texts[${i}]`));
+  if (texts.length === 0) throw new Error(`${op}: no texts`);
   return {
-    score: texts.reduce((a, t) => a + styleScore(g, t), 0) / texts.length,
-    rules: g.rules.map((r) => ({ rule: describeRule(r), passRate: texts.filter((t) => followsRule(r, t)).length / texts.length })),
+    score: texts.reduce((a, t) => a + g.rules.filter((r) => follows(r, t)).length / g.rules.length, 0) / texts.length,
+    rules: g.rules.map((r) => ({ rule: describeRule(r), passRate: texts.filter((t) => follows(r, t)).length / texts.length })),
   };
 }
 
@@ -142,8 +170,9 @@ export function styleReport(g: StyleGuide, texts: readonly string[]): { score: n
  * limit, the case, and the prefix and suffix. Every rule kind has a rewrite, so the result
  * follows every rule (a test checks it).
  */
-export function applyStyle(g: StyleGuide, text: string): string {
-  let t = text.trim();
+export function applyStyle(guide: StyleGuide, text: string): string {
+  const g = guideArg('applyStyle', guide);
+  let t = textArg('applyStyle', text).trim();
   for (const r of g.rules) {
     if (r.kind === 'replace') t = t.replace(new RegExp(wordRe(r.from).source, 'giu'), (_m: string, pre: string) => `${pre}${r.to}`);
     if (r.kind === 'forbid') for (const w of r.words) t = t.replace(new RegExp(wordRe(w).source, 'giu'), (_m: string, pre: string) => pre).replace(/\s+/g, ' ').trim();
