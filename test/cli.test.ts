@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UsageError, formatHelp, parseArgs, type CommandSpec } from '../src/cli/args.js';
 import { main } from '../src/cli/main.js';
 import { getConfig } from '../src/cli/configs.js';
-import { pretrain } from '../src/index.js';
+import { align, finetune, pretrain, trainReward } from '../src/index.js';
 import { downsample, escapeXml, lineChartSvg, niceTicks, smooth, tickStep } from '../src/cli/plot.js';
 import { ProgressBar, formatCount, formatDuration } from '../src/cli/progress.js';
 
@@ -258,6 +258,31 @@ describe('kiln (child process)', () => {
       expect(r.final!.perplexity).toBeCloseTo(Math.exp(r.final!.valLoss), 6);
       for (const f of ['run.json', 'metrics.json', 'loss.svg', 'sample.txt', 'tokenizer.json', 'ckpt-00000006.safetensors']) expect(existsSync(join(dir, f)), f).toBe(true);
       expect(JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8'))).toMatchObject({ steps: 6, stopReason: 'completed', sample: r.sample });
+    });
+
+    it('finetune, trainReward and align (dpo, ppo) as library functions, with their events', async () => {
+      const sft = join(root, 'lib-sft.jsonl');
+      writeFileSync(sft, [['hi', 'yes'], ['go', 'no'], ['up', 'down'], ['in', 'out'], ['on', 'off'], ['a', 'b']].map(([p, r]) => JSON.stringify({ prompt: p, response: r })).join('\n'));
+      const guide = join(root, 'lib-style.json');
+      writeFileSync(guide, JSON.stringify({ name: 'caps', rules: [{ kind: 'case', value: 'upper' }] }));
+      // the guide's system prompt does not fit this model's 16-token context: an error, not a silently shortened set
+      await expect(finetune({ ckpt: out, out: join(root, 'lib-x'), data: sft, style: guide, backend: 'ref' })).rejects.toThrow(/^finetune: 6 of 6 examples do not fit the model's context of 16 tokens/);
+      const events: string[] = [];
+      const ft = await finetune({ ckpt: out, out: join(root, 'lib-ft'), data: sft, lora: 2, steps: 3, backend: 'ref', onEvent: (e) => void events.push(e.type) });
+      expect(ft.losses).toHaveLength(3);
+      expect(ft.adapters).toBe(join(root, 'lib-ft', 'adapter'));
+      expect(events).toEqual(['data', 'eval', 'step', 'step', 'step', 'eval']);
+      const pairs = join(root, 'lib-pairs.jsonl');
+      writeFileSync(pairs, ['cat', 'dog', 'farmer', 'sister', 'river', 'bird'].map((w, i, ws) => JSON.stringify({ prompt: `the ${w}`, chosen: 'yes', rejected: ws[(i + 1) % ws.length] })).join('\n'));
+      const rw = await trainReward({ ckpt: out, out: join(root, 'lib-rw'), data: pairs, steps: 2, backend: 'ref' });
+      expect(rw.losses).toHaveLength(2);
+      expect(rw.heldOutPairs).toBe(4);
+      const dpo = await align({ ckpt: out, out: join(root, 'lib-dpo'), data: pairs, method: 'dpo', steps: 2, backend: 'ref' });
+      expect(Object.keys(dpo.after)).toEqual(['likelihoodAccuracy', 'rewardMargin', 'marginAccuracy']);
+      const ppoRun = await align({ ckpt: out, out: join(root, 'lib-ppo'), data: pairs, method: 'ppo', reward: join(root, 'lib-rw'), steps: 1, batchPairs: 2, backend: 'ref' });
+      expect(Object.keys(ppoRun.after)).toEqual(['meanReward', 'kl']);
+      await expect(align({ ckpt: out, out: join(root, 'x'), data: pairs, method: 'ppo', backend: 'ref' })).rejects.toThrow(/^align: ppo needs --reward/);
+      await expect(finetune({ ckpt: out, out: join(root, 'x'), data: join(root, 'none.jsonl'), backend: 'ref' })).rejects.toThrow(/^--data: cannot read/);
     });
 
     it('kiln sample --ckpt prints a continuation of the prompt, the same for the same seed', async () => {
