@@ -27,6 +27,8 @@ export * from './io/node.js';
 export * from './data/node.js';
 export * from './train/node.js';
 export { saveAdapters, loadAdapters, ADAPTER_WEIGHTS, ADAPTER_CONFIG } from './finetune/node.js';
+export { communicator, findMpiAddon, type Communicator, type ReduceOp } from './distributed/mpi.js';
+export { DistributedDataParallel, type DDPOptions } from './distributed/ddp.js';
 // the pipelines behind kiln train, finetune, reward and align: one path for scripts and the CLI
 export { pretrain, type PretrainOptions, type PretrainResult } from './cli/train.js';
 export { finetune, builtinInstructions, type FinetuneOptions, type FinetuneResult, type FinetuneEvent } from './finetune/pipeline.js';

@@ -1,0 +1,254 @@
+/**
+ * Communicators: collectives across processes, on MPI (Open MPI from Debian; the addon
+ * `kiln_mpi.node` is built where CMake finds MPI and loaded only here), or a single-process one
+ * whose collectives are the identity. Every collective works in place on a tensor of any dtype
+ * (halves are reduced in f32 and rounded back, as the tensor layer computes them), first checking
+ * that all ranks pass the same shape and dtype: a mismatch is an Error on every rank, naming each
+ * rank's tensor, instead of a hang or garbage. Launch with `mpirun -np N node script.js`.
+ * @module
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { decode, encode, type DType, type StorageArray } from '../backend/dtype.js';
+import { fmt } from '../tensor/shape.js';
+import { Tensor } from '../tensor/tensor.js';
+import { show } from '../tensor/validate.js';
+import { options } from '../nn/validate.js';
+
+/** How a reduction combines the ranks' values. */
+export type ReduceOp = 'sum' | 'mean' | 'max' | 'min';
+
+/** Collectives across the processes of one job (the ranks). */
+export interface Communicator {
+  /** This process's index, 0 … size − 1. */
+  readonly rank: number;
+  readonly size: number;
+  /** Where the collectives run: 'mpi', or 'local' (one process). */
+  readonly kind: 'mpi' | 'local';
+  /** Reduce `t` over the ranks, in place, every rank getting the result. */
+  allReduce(t: Tensor, op?: ReduceOp): Promise<void>;
+  /** Copy `root`'s `t` into every rank's `t`. */
+  broadcast(t: Tensor, root?: number): Promise<void>;
+  /** The ranks' `t` stacked along a new first axis: `[size, ...t.shape]`. */
+  allGather(t: Tensor): Promise<Tensor>;
+  /** The reduction of the ranks' `t` (first axis a multiple of size), block `rank` of it: `[n/size, ...]`. */
+  reduceScatter(t: Tensor, op?: ReduceOp): Promise<Tensor>;
+  /** Point to point: `t` to rank `dest`, and into `t` from rank `source`. */
+  send(t: Tensor, dest: number, tag?: number): Promise<void>;
+  recv(t: Tensor, source: number, tag?: number): Promise<void>;
+  barrier(): Promise<void>;
+}
+
+interface MpiAddon {
+  init(): { rank: number; size: number };
+  allReduce(buf: ArrayBufferView, dtype: number, op: number): void;
+  broadcast(buf: ArrayBufferView, dtype: number, root: number): void;
+  allGather(send: ArrayBufferView, recv: ArrayBufferView, dtype: number): void;
+  reduceScatter(send: ArrayBufferView, recv: ArrayBufferView, dtype: number, op: number): void;
+  send(buf: ArrayBufferView, dtype: number, dest: number, tag: number): void;
+  recv(buf: ArrayBufferView, dtype: number, source: number, tag: number): void;
+  barrier(): void;
+  finalize(): void;
+}
+
+const DTYPE_CODE: Record<'f32' | 'f64' | 'i32' | 'u8', number> = { f32: 0, f64: 1, i32: 2, u8: 3 };
+const OP_CODE: Record<'sum' | 'max' | 'min', number> = { sum: 0, max: 1, min: 2 };
+const DTYPE_ID: Record<DType, number> = { f32: 0, f64: 1, i32: 2, bf16: 3, f16: 4, bool: 5 };
+
+/** Where `kiln_mpi.node` is, or why it is not there. */
+export function findMpiAddon(): { file: string } | { unavailable: string } {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'CMakeLists.txt'))) break;
+    const up = dirname(dir);
+    if (up === dir) return { unavailable: "kiln's package folder was not found" };
+    dir = up;
+  }
+  const file = join(resolve(dir, process.env.KILN_NATIVE_BUILD ?? 'build'), 'Release', 'kiln_mpi.node');
+  if (!existsSync(file)) return { unavailable: 'kiln_mpi.node was not built: MPI was not found when the addon was built (apt-get install openmpi-bin libopenmpi-dev, then npm run build:native)' };
+  return { file };
+}
+
+let addon: MpiAddon | null = null;
+
+// what a collective needs of a tensor: its storage's host values in a dtype MPI reduces
+function hostValues(op: string, t: unknown): { t: Tensor; dtype: DType } {
+  if (!(t instanceof Tensor)) throw new Error(`${op}: expected a Tensor, got ${show(t)}`);
+  if (t.disposed) throw new Error(`${op}: the tensor was disposed`);
+  return { t, dtype: t.dtype };
+}
+
+async function read(t: Tensor, op: string): Promise<{ raw: StorageArray; work: Float32Array | Float64Array | Int32Array | Uint8Array; code: number }> {
+  const raw = await t.backend.read(t._storage(op));
+  const data = raw.length === t.size ? raw : raw.subarray(0, t.size);
+  if (t.dtype === 'bf16' || t.dtype === 'f16') return { raw: data, work: decode(data, t.dtype) as Float32Array, code: DTYPE_CODE.f32 };
+  const code = t.dtype === 'f32' ? DTYPE_CODE.f32 : t.dtype === 'f64' ? DTYPE_CODE.f64 : t.dtype === 'i32' ? DTYPE_CODE.i32 : DTYPE_CODE.u8;
+  return { raw: data, work: data as Float32Array | Float64Array | Int32Array | Uint8Array, code };
+}
+
+function write(t: Tensor, work: ArrayLike<number>, op: string): void {
+  const data = t.dtype === 'bf16' || t.dtype === 'f16' ? encode(work, t.dtype) : (work as StorageArray);
+  t.backend.write(t._storage(op), data);
+}
+
+class MpiCommunicator implements Communicator {
+  readonly kind = 'mpi' as const;
+  constructor(
+    private readonly mpi: MpiAddon,
+    readonly rank: number,
+    readonly size: number,
+  ) {}
+
+  // every rank passes the same shape and dtype, or every rank throws naming them all
+  private agree(op: string, t: Tensor, extra = 0): void {
+    const mine = new Int32Array(4 + 8);
+    mine[0] = DTYPE_ID[t.dtype];
+    mine[1] = t.rank;
+    mine[2] = extra;
+    t.shape.slice(0, 8).forEach((d, i) => (mine[4 + i] = d));
+    const all = new Int32Array(mine.length * this.size);
+    this.mpi.allGather(mine, all, DTYPE_CODE.i32);
+    const rows = Array.from({ length: this.size }, (_, r) => all.subarray(r * mine.length, (r + 1) * mine.length));
+    if (rows.every((row) => row.every((v, i) => v === mine[i]))) return;
+    const name = Object.keys(DTYPE_ID) as DType[];
+    const desc = rows.map((row, r) => `rank ${r} ${fmt(Array.from(row.subarray(4, 4 + row[1]!)))} ${name[row[0]!] ?? '?'}${extra ? ` (${row[2]})` : ''}`);
+    throw new Error(`${op}: the ranks disagree on the tensor: ${desc.join(', ')}`);
+  }
+
+  private rankArg(op: string, what: string, r: unknown): number {
+    if (!Number.isInteger(r) || (r as number) < 0 || (r as number) >= this.size) throw new Error(`${op}: ${what} must be a rank in [0, ${this.size}), got ${show(r)}`);
+    return r as number;
+  }
+
+  async allReduce(x: Tensor, op: ReduceOp = 'sum'): Promise<void> {
+    const name = 'allReduce';
+    const { t } = hostValues(name, x);
+    if (op !== 'sum' && op !== 'mean' && op !== 'max' && op !== 'min') throw new Error(`${name}: op must be sum, mean, max or min, got ${show(op)}`);
+    if (op === 'mean' && (t.dtype === 'i32' || t.dtype === 'bool')) throw new Error(`${name}: mean of ${t.dtype} values is not ${t.dtype}; use sum`);
+    this.agree(name, t);
+    const { work, code } = await read(t, name);
+    this.mpi.allReduce(work, code, OP_CODE[op === 'mean' ? 'sum' : op]);
+    if (op === 'mean') for (let i = 0; i < work.length; i++) work[i] = work[i]! / this.size;
+    write(t, work, name);
+  }
+
+  async broadcast(x: Tensor, root = 0): Promise<void> {
+    const name = 'broadcast';
+    const { t } = hostValues(name, x);
+    this.rankArg(name, 'root', root);
+    this.agree(name, t, root + 1);
+    const raw = await t.backend.read(t._storage(name));
+    const data = raw.length === t.size ? raw : raw.subarray(0, t.size);
+    // the stored bits travel as they are (halves and bools as bytes)
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    this.mpi.broadcast(bytes, DTYPE_CODE.u8, root);
+    t.backend.write(t._storage(name), data);
+  }
+
+  async allGather(x: Tensor): Promise<Tensor> {
+    const name = 'allGather';
+    const { t } = hostValues(name, x);
+    this.agree(name, t);
+    const raw = await t.backend.read(t._storage(name));
+    const data = raw.length === t.size ? raw : raw.subarray(0, t.size);
+    const mine = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const all = new Uint8Array(mine.length * this.size);
+    this.mpi.allGather(mine, all, DTYPE_CODE.u8);
+    const out = Tensor._empty(t.backend, [this.size, ...t.shape], t.dtype);
+    const Ctor = data.constructor as new (b: ArrayBuffer, o: number, n: number) => StorageArray;
+    t.backend.write(out._storage(name), new Ctor(all.buffer, 0, t.size * this.size));
+    return out;
+  }
+
+  async reduceScatter(x: Tensor, op: ReduceOp = 'sum'): Promise<Tensor> {
+    const name = 'reduceScatter';
+    const { t } = hostValues(name, x);
+    if (op !== 'sum' && op !== 'mean' && op !== 'max' && op !== 'min') throw new Error(`${name}: op must be sum, mean, max or min, got ${show(op)}`);
+    if (t.rank < 1 || t.shape[0]! % this.size !== 0) throw new Error(`${name}: the first axis of ${fmt(t.shape)} must be a multiple of the ${this.size} ranks`);
+    this.agree(name, t);
+    const { work, code } = await read(t, name);
+    const n = work.length / this.size;
+    const recv = new (work.constructor as new (n: number) => typeof work)(n);
+    this.mpi.reduceScatter(work, recv, code, OP_CODE[op === 'mean' ? 'sum' : op]);
+    if (op === 'mean') for (let i = 0; i < recv.length; i++) recv[i] = recv[i]! / this.size;
+    const out = Tensor._empty(t.backend, [t.shape[0]! / this.size, ...t.shape.slice(1)], t.dtype);
+    write(out, recv, name);
+    return out;
+  }
+
+  async send(x: Tensor, dest: number, tag = 0): Promise<void> {
+    const name = 'send';
+    const { t } = hostValues(name, x);
+    this.rankArg(name, 'dest', dest);
+    const raw = await t.backend.read(t._storage(name));
+    const data = raw.length === t.size ? raw : raw.subarray(0, t.size);
+    this.mpi.send(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), DTYPE_CODE.u8, dest, tag);
+  }
+
+  async recv(x: Tensor, source: number, tag = 0): Promise<void> {
+    const name = 'recv';
+    const { t } = hostValues(name, x);
+    this.rankArg(name, 'source', source);
+    const raw = await t.backend.read(t._storage(name));
+    const data = raw.length === t.size ? raw : raw.subarray(0, t.size);
+    this.mpi.recv(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), DTYPE_CODE.u8, source, tag);
+    t.backend.write(t._storage(name), data);
+  }
+
+  async barrier(): Promise<void> {
+    this.mpi.barrier();
+  }
+}
+
+class LocalCommunicator implements Communicator {
+  readonly kind = 'local' as const;
+  readonly rank = 0;
+  readonly size = 1;
+  async allReduce(t: Tensor, op: ReduceOp = 'sum'): Promise<void> {
+    hostValues('allReduce', t);
+    if (op !== 'sum' && op !== 'mean' && op !== 'max' && op !== 'min') throw new Error(`allReduce: op must be sum, mean, max or min, got ${show(op)}`);
+  }
+  async broadcast(t: Tensor, root = 0): Promise<void> {
+    hostValues('broadcast', t);
+    if (root !== 0) throw new Error(`broadcast: root must be a rank in [0, 1), got ${show(root)}`);
+  }
+  async allGather(t: Tensor): Promise<Tensor> {
+    hostValues('allGather', t);
+    return t.unsqueeze(0).clone();
+  }
+  async reduceScatter(t: Tensor): Promise<Tensor> {
+    hostValues('reduceScatter', t);
+    return t.clone();
+  }
+  async send(): Promise<void> {
+    throw new Error('send: a single-process communicator has no other rank');
+  }
+  async recv(): Promise<void> {
+    throw new Error('recv: a single-process communicator has no other rank');
+  }
+  async barrier(): Promise<void> {}
+}
+
+/**
+ * The communicator of this job: MPI when the process was started by mpirun (or `kind: 'mpi'`
+ * is asked for), else a single-process one. Asking for MPI where kiln_mpi.node was not built is
+ * an Error saying why.
+ */
+export function communicator(opts: { kind?: 'mpi' | 'local' } = {}): Communicator {
+  const underMpirun = process.env.OMPI_COMM_WORLD_SIZE !== undefined || process.env.PMI_SIZE !== undefined;
+  const o = options('communicator', opts, ['kind']);
+  if (o.kind === null) throw new Error('communicator: kind must be mpi or local, got null');
+  const kind = o.kind ?? (underMpirun ? 'mpi' : 'local');
+  if (kind === 'local') return new LocalCommunicator();
+  if (kind !== 'mpi') throw new Error(`communicator: kind must be mpi or local, got ${show(kind)}`);
+  if (!addon) {
+    const found = findMpiAddon();
+    if ('unavailable' in found) throw new Error(`communicator: MPI is not available: ${found.unavailable}`);
+    addon = createRequire(import.meta.url)(found.file) as MpiAddon;
+    process.once('exit', () => addon?.finalize());
+  }
+  const { rank, size } = addon.init();
+  return new MpiCommunicator(addon, rank, size);
+}

@@ -1,0 +1,93 @@
+/**
+ * Distributed training on MPI: test/mpi/ddp_check.mts runs under `mpirun -np 2` and checks the
+ * collectives on every dtype (and that ranks passing different shapes get an Error, not a hang),
+ * then trains a GPT with DistributedDataParallel, each rank on half of a batch; its parameters
+ * after 5 AdamW steps must equal one process's on the whole batch. Without mpirun or the MPI addon
+ * this file says why and skips, unless KILN_REQUIRE_MPI=1 (CI), where that is a failure.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { AdamW, GPT, Generator, communicator, crossEntropy, findMpiAddon, randint, tensor, tidy } from '../src/index.js';
+import { DDP_BATCH, DDP_CONFIG, DDP_STEPS } from './mpi/ddp_config.js';
+
+const script = fileURLToPath(new URL('./mpi/ddp_check.mts', import.meta.url));
+const mpirun = spawnSync('mpirun', ['--version'], { encoding: 'utf8' });
+const addon = findMpiAddon();
+const missing = mpirun.status !== 0 ? 'mpirun was not found (apt-get install openmpi-bin libopenmpi-dev)' : 'unavailable' in addon ? addon.unavailable : null;
+if (missing && process.env.KILN_REQUIRE_MPI !== '1') console.warn(`[kiln tests] distributed (MPI) skipped: ${missing}`);
+
+describe('a single-process communicator', () => {
+  it('is the identity, and names what it cannot do', async () => {
+    const c = communicator({ kind: 'local' });
+    expect([c.rank, c.size, c.kind]).toEqual([0, 1, 'local']);
+    const t = tensor([1, 2], [2]);
+    await c.allReduce(t, 'mean');
+    expect(Array.from(await t.data())).toEqual([1, 2]);
+    expect((await c.allGather(t)).shape).toEqual([1, 2]);
+    await expect(c.send(t, 0)).rejects.toThrow(/^send: a single-process communicator has no other rank/);
+    await expect(c.allReduce(5 as never)).rejects.toThrow(/^allReduce: expected a Tensor, got 5/);
+    expect(() => communicator({ kind: 'nccl' as never })).toThrow(/^communicator: kind must be mpi or local, got 'nccl'/);
+  });
+});
+
+describe.skipIf(missing !== null && process.env.KILN_REQUIRE_MPI !== '1')(`MPI, 2 processes${missing ? `: ${missing}` : ''}`, () => {
+  it('collectives, a shape mismatch, and data parallel training equal to one process on the whole batch', async () => {
+    if (missing) throw new Error(`KILN_REQUIRE_MPI=1 but ${missing}`);
+    const out = mkdtempSync(join(tmpdir(), 'kiln-mpi-'));
+    try {
+      const r = spawnSync(
+        'mpirun',
+        ['--allow-run-as-root', '--oversubscribe', '--bind-to', 'none', '--mca', 'btl', 'self,vader', '-np', '2', process.execPath, '--import', 'tsx', script, out],
+        { encoding: 'utf8', env: { ...process.env, KILN_NUM_THREADS: '1' }, timeout: 180_000 },
+      );
+      expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
+      const ranks = [0, 1].map((i) => JSON.parse(readFileSync(join(out, `rank${i}.json`), 'utf8')) as Record<string, unknown>);
+      for (const [i, s] of ranks.entries()) {
+        expect(s).toMatchObject({ rank: i, size: 2, kind: 'mpi', sum: [3, 6, -1], max: [1, 5], meanBf16: [1, 1], broadcast: [11, 12], allGather: [0, 0.25, 1, 1.25] });
+        expect(s.mismatch).toBe('allReduce: the ranks disagree on the tensor: rank 0 [2] f32, rank 1 [3] f32');
+      }
+      expect(ranks.map((s) => s.reduceScatter)).toEqual([
+        [3, 6],
+        [9, 12],
+      ]);
+      // the ranks end equal, and equal to one process on the whole batch
+      const [p0, p1] = ranks.map((s) => s.params as Record<string, number[]>);
+      expect(p1).toEqual(p0);
+      const model = new GPT(DDP_CONFIG, { generator: new Generator(100) }); // rank 0's initial weights
+      const gen = new Generator(5);
+      const idx = randint(0, DDP_CONFIG.vocabSize, [DDP_BATCH, DDP_CONFIG.blockSize], { generator: gen });
+      const tgt = randint(0, DDP_CONFIG.vocabSize, [DDP_BATCH, DDP_CONFIG.blockSize], { generator: gen });
+      const opt = new AdamW(model.parameters(), { lr: 1e-2 });
+      for (let s = 0; s < DDP_STEPS; s++) {
+        const l = tidy(() => {
+          const loss = crossEntropy(model.forward(idx, null).logits, tgt);
+          opt.zeroGrad();
+          loss.backward();
+          opt.step();
+          return loss;
+        });
+        await l.item();
+        l.dispose();
+      }
+      // |got − want| ≤ 1e-4 + 1e-3·|want|: the keys' bias has a zero gradient up to rounding (softmax
+      // ignores a constant added to every score), and Adam normalises that noise into steps of up
+      // to lr, so those entries differ by ~2e-5 whatever the summation order; the rest by ~1e-7
+      let worst = 0;
+      for (const [name, p] of model.namedParameters()) {
+        const want = Array.from(await p.data());
+        const got = p0![name]!;
+        expect(got.length, name).toBe(want.length);
+        for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!) / (1e-4 + 1e-3 * Math.abs(want[i]!)));
+      }
+      console.log(`[mpi] data parallel on 2 ranks against 1 process, after ${DDP_STEPS} AdamW steps: worst difference ${worst.toFixed(3)} of the tolerance`);
+      expect(worst).toBeLessThan(1);
+      model.dispose();
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 200_000);
+});

@@ -1,0 +1,71 @@
+/**
+ * Run by test/distributed.test.ts under `mpirun -np 2`: each rank checks the collectives and
+ * trains the shared model on its half of a batch with DistributedDataParallel; rank 0 writes what
+ * it saw (and the final parameters) to OUT/rank0.json, rank 1 to OUT/rank1.json.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { AdamW, DistributedDataParallel, GPT, Generator, communicator, crossEntropy, narrow, randint, tensor, tidy } from '../../src/index.js';
+import { DDP_BATCH, DDP_CONFIG, DDP_STEPS } from './ddp_config.js';
+
+const out = process.argv[2]!;
+const comm = communicator();
+const { rank, size } = comm;
+const seen: Record<string, unknown> = { rank, size, kind: comm.kind };
+const vals = async (t: { data(): Promise<ArrayLike<number>>; dispose(): void }): Promise<number[]> => {
+  const v = Array.from(await t.data());
+  t.dispose();
+  return v;
+};
+
+// collectives on small tensors of each dtype
+const s = tensor([rank + 1, 2 * (rank + 1), -rank], [3]);
+await comm.allReduce(s, 'sum');
+seen.sum = await vals(s);
+const m = tensor([rank, 5 - rank], [2], { dtype: 'i32' });
+await comm.allReduce(m, 'max');
+seen.max = await vals(m);
+const mean = tensor([rank + 0.5, 1], [2], { dtype: 'bf16' });
+await comm.allReduce(mean, 'mean');
+seen.meanBf16 = await vals(mean);
+const b = tensor([rank * 10 + 1, rank * 10 + 2], [2], { dtype: 'f64' });
+await comm.broadcast(b, 1);
+seen.broadcast = await vals(b);
+seen.allGather = await vals(await comm.allGather(tensor([rank, rank + 0.25], [2])));
+seen.reduceScatter = await vals(await comm.reduceScatter(tensor([1, 2, 3, 4], [4]).mul(rank + 1)));
+try {
+  await comm.allReduce(tensor(new Array(rank + 2).fill(1), [rank + 2]));
+  seen.mismatch = 'accepted';
+} catch (e) {
+  seen.mismatch = (e as Error).message;
+}
+
+// data parallel: the same model (rank 0's weights), each rank on its half of one batch
+const model = new GPT(DDP_CONFIG, { generator: new Generator(100 + rank) }); // different on purpose: create() broadcasts rank 0's
+const ddp = await DistributedDataParallel.create(model, comm, { bucketBytes: 4096 });
+const gen = new Generator(5);
+const idx = randint(0, DDP_CONFIG.vocabSize, [DDP_BATCH, DDP_CONFIG.blockSize], { generator: gen });
+const tgt = randint(0, DDP_CONFIG.vocabSize, [DDP_BATCH, DDP_CONFIG.blockSize], { generator: gen });
+const half = DDP_BATCH / size;
+const myIdx = narrow(idx, 0, rank * half, half);
+const myTgt = narrow(tgt, 0, rank * half, half);
+const opt = new AdamW(model.parameters(), { lr: 1e-2 });
+const losses: number[] = [];
+for (let step = 0; step < DDP_STEPS; step++) {
+  const l = tidy(() => {
+    const loss = crossEntropy(model.forward(myIdx, null).logits, myTgt);
+    opt.zeroGrad();
+    loss.backward();
+    return loss;
+  });
+  await ddp.syncGradients();
+  opt.step();
+  losses.push(await l.item());
+  l.dispose();
+}
+seen.losses = losses;
+const params: Record<string, number[]> = {};
+for (const [name, p] of model.namedParameters()) params[name] = Array.from(await p.data());
+seen.params = params;
+writeFileSync(join(out, `rank${rank}.json`), JSON.stringify(seen));
+await comm.barrier();
