@@ -54,6 +54,12 @@ void check(const Napi::CallbackInfo& info, int rc, const char* what) {
 
 int code_arg(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().Int32Value(); }
 
+int world_size() {
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  return size;
+}
+
 // init() → { rank, size }: MPI_Init_thread (funneled: only the JS thread calls MPI) once
 Napi::Value Init(const Napi::CallbackInfo& info) {
   int inited = 0;
@@ -97,9 +103,7 @@ Napi::Value AllGather(const Napi::CallbackInfo& info) {
   int64_t n = 0, m = 0;
   void* s = bytes(info, 0, dt, &n);
   void* r = bytes(info, 1, dt, &m);
-  int size = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  if (m != n * size) throw Napi::Error::New(info.Env(), "mpi: allGather's output must hold size × the input's elements");
+  if (m != n * world_size()) throw Napi::Error::New(info.Env(), "mpi: allGather's output must hold size × the input's elements");
   check(info, MPI_Allgather(s, int(n), datatype(info, dt), r, int(n), datatype(info, dt), MPI_COMM_WORLD), "MPI_Allgather");
   return info.Env().Undefined();
 }
@@ -110,9 +114,7 @@ Napi::Value ReduceScatter(const Napi::CallbackInfo& info) {
   int64_t n = 0, m = 0;
   void* s = bytes(info, 0, dt, &n);
   void* r = bytes(info, 1, dt, &m);
-  int size = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  if (n != m * size) throw Napi::Error::New(info.Env(), "mpi: reduceScatter's input must hold size × the output's elements");
+  if (n != m * world_size()) throw Napi::Error::New(info.Env(), "mpi: reduceScatter's input must hold size × the output's elements");
   check(info, MPI_Reduce_scatter_block(s, r, int(m), datatype(info, dt), reduction(info, code_arg(info, 3)), MPI_COMM_WORLD), "MPI_Reduce_scatter_block");
   return info.Env().Undefined();
 }

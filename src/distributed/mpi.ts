@@ -88,6 +88,13 @@ async function read(t: Tensor, op: string): Promise<{ raw: StorageArray; work: F
   return { raw: data, work: data as Float32Array | Float64Array | Int32Array | Uint8Array, code };
 }
 
+// the stored elements of `t` (a host copy), and their bytes: what travels when nothing is reduced
+async function storedBytes(t: Tensor, op: string): Promise<{ data: StorageArray; bytes: Uint8Array }> {
+  const raw = await t.backend.read(t._storage(op));
+  const data = raw.length === t.size ? raw : raw.subarray(0, t.size);
+  return { data, bytes: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+}
+
 function write(t: Tensor, work: ArrayLike<number>, op: string): void {
   const data = t.dtype === 'bf16' || t.dtype === 'f16' ? encode(work, t.dtype) : (work as StorageArray);
   t.backend.write(t._storage(op), data);
@@ -139,10 +146,8 @@ class MpiCommunicator implements Communicator {
     const { t } = hostValues(name, x);
     this.rankArg(name, 'root', root);
     this.agree(name, t, root + 1);
-    const raw = await t.backend.read(t._storage(name));
-    const data = raw.length === t.size ? raw : raw.subarray(0, t.size);
     // the stored bits travel as they are (halves and bools as bytes)
-    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const { data, bytes } = await storedBytes(t, name);
     this.mpi.broadcast(bytes, DTYPE_CODE.u8, root);
     t.backend.write(t._storage(name), data);
   }
@@ -151,9 +156,7 @@ class MpiCommunicator implements Communicator {
     const name = 'allGather';
     const { t } = hostValues(name, x);
     this.agree(name, t);
-    const raw = await t.backend.read(t._storage(name));
-    const data = raw.length === t.size ? raw : raw.subarray(0, t.size);
-    const mine = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const { data, bytes: mine } = await storedBytes(t, name);
     const all = new Uint8Array(mine.length * this.size);
     this.mpi.allGather(mine, all, DTYPE_CODE.u8);
     const out = Tensor._empty(t.backend, [this.size, ...t.shape], t.dtype);
@@ -182,18 +185,15 @@ class MpiCommunicator implements Communicator {
     const name = 'send';
     const { t } = hostValues(name, x);
     this.rankArg(name, 'dest', dest);
-    const raw = await t.backend.read(t._storage(name));
-    const data = raw.length === t.size ? raw : raw.subarray(0, t.size);
-    this.mpi.send(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), DTYPE_CODE.u8, dest, tag);
+    this.mpi.send((await storedBytes(t, name)).bytes, DTYPE_CODE.u8, dest, tag);
   }
 
   async recv(x: Tensor, source: number, tag = 0): Promise<void> {
     const name = 'recv';
     const { t } = hostValues(name, x);
     this.rankArg(name, 'source', source);
-    const raw = await t.backend.read(t._storage(name));
-    const data = raw.length === t.size ? raw : raw.subarray(0, t.size);
-    this.mpi.recv(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), DTYPE_CODE.u8, source, tag);
+    const { data, bytes } = await storedBytes(t, name);
+    this.mpi.recv(bytes, DTYPE_CODE.u8, source, tag);
     t.backend.write(t._storage(name), data);
   }
 
