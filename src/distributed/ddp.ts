@@ -8,7 +8,9 @@
  */
 import { noGrad } from '../autograd/tape.js';
 import type { Module } from '../nn/module.js';
-import { tensor } from '../tensor/ops/creation.js';
+import { keep, tidy } from '../tensor/memory.js';
+import { zeros } from '../tensor/ops/creation.js';
+import { concat, narrow } from '../tensor/ops/shape_ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { checkNumber, show } from '../tensor/validate.js';
 import type { Communicator } from './mpi.js';
@@ -67,33 +69,29 @@ export class DistributedDataParallel {
     await flush();
   }
 
-  // one allreduce of the bucket's gradients, flattened into a host buffer and written back
+  // one allreduce of the bucket's gradients: flattened on the device into one tensor (a missing
+  // gradient as zeros), summed over the ranks, and copied back scaled by 1/size
   private async reduceBucket(params: Tensor[]): Promise<void> {
-    const total = params.reduce((n, p) => n + p.size, 0);
     const dtype = params[0]!.dtype === 'f64' ? 'f64' : 'f32';
-    const flat = dtype === 'f64' ? new Float64Array(total) : new Float32Array(total);
-    let at = 0;
-    for (const p of params) {
-      if (p.grad) flat.set(await p.grad.cast(dtype).data(), at);
-      at += p.size;
-    }
-    const buf = tensor(flat, [total], { dtype, backend: params[0]!.backend.name });
+    const flat = noGrad(() => tidy(() => concat(params.map((p) => (p.grad ? p.grad.cast(dtype) : zeros([...p.shape], { dtype, backend: p.backend.name })).reshape([p.size])), 0)));
     try {
-      await this.comm.allReduce(buf, 'mean');
-      const avg = await buf.data();
-      at = 0;
+      await this.comm.allReduce(flat, 'sum');
+      let at = 0;
+      const scale = 1 / this.comm.size;
       for (const p of params) {
-        const part = tensor(avg.subarray(at, at + p.size), [...p.shape], { dtype, backend: p.backend.name });
-        at += p.size;
-        noGrad(() => {
-          if (p.grad) {
-            p.grad.copy_(part);
-            part.dispose();
-          } else p.grad = part.cast(p.dtype);
-        });
+        const n = p.size;
+        const start = at;
+        noGrad(() =>
+          tidy(() => {
+            const avg = narrow(flat, 0, start, n).reshape([...p.shape]).mul(scale).cast(p.dtype);
+            if (p.grad) p.grad.copy_(avg);
+            else p.grad = keep(avg.clone());
+          }),
+        );
+        at += n;
       }
     } finally {
-      buf.dispose();
+      flat.dispose();
     }
   }
 }

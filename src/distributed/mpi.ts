@@ -12,6 +12,8 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decode, encode, type DType, type StorageArray } from '../backend/dtype.js';
+import { noGrad } from '../autograd/tape.js';
+import { tidy } from '../tensor/memory.js';
 import { fmt } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { show } from '../tensor/validate.js';
@@ -80,6 +82,13 @@ function hostValues(op: string, t: unknown): { t: Tensor; dtype: DType } {
   return { t, dtype: t.dtype };
 }
 
+// the storage's own memory where the backend can hand it out (cpu), for f32/f64/i32: no copies
+function hostView(t: Tensor, op: string): Float32Array | Float64Array | Int32Array | null {
+  if (t.dtype !== 'f32' && t.dtype !== 'f64' && t.dtype !== 'i32') return null;
+  const view = (t.backend as { hostView?(s: unknown): StorageArray }).hostView?.(t._storage(op));
+  return view ? (view.subarray(0, t.size) as Float32Array | Float64Array | Int32Array) : null;
+}
+
 async function read(t: Tensor, op: string): Promise<{ raw: StorageArray; work: Float32Array | Float64Array | Int32Array | Uint8Array; code: number }> {
   const raw = await t.backend.read(t._storage(op));
   const data = raw.length === t.size ? raw : raw.subarray(0, t.size);
@@ -135,6 +144,12 @@ class MpiCommunicator implements Communicator {
     if (op !== 'sum' && op !== 'mean' && op !== 'max' && op !== 'min') throw new Error(`${name}: op must be sum, mean, max or min, got ${show(op)}`);
     if (op === 'mean' && (t.dtype === 'i32' || t.dtype === 'bool')) throw new Error(`${name}: mean of ${t.dtype} values is not ${t.dtype}; use sum`);
     this.agree(name, t);
+    const direct = hostView(t, name);
+    if (direct) {
+      this.mpi.allReduce(direct, t.dtype === 'f32' ? DTYPE_CODE.f32 : t.dtype === 'f64' ? DTYPE_CODE.f64 : DTYPE_CODE.i32, OP_CODE[op === 'mean' ? 'sum' : op]);
+      if (op === 'mean') noGrad(() => tidy(() => void t.copy_(t.mul(1 / this.size))));
+      return;
+    }
     const { work, code } = await read(t, name);
     this.mpi.allReduce(work, code, OP_CODE[op === 'mean' ? 'sum' : op]);
     if (op === 'mean') for (let i = 0; i < work.length; i++) work[i] = work[i]! / this.size;

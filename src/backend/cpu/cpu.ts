@@ -84,6 +84,15 @@ export class CpuBackend extends NativeKernels implements Backend {
     this.cachedBytes = 0;
   }
 
+  /**
+   * The storage's own memory as a typed array (the StorageArray layout: halves as bits), for
+   * handing to a native library without a copy (MPI's collectives). Writes through it are seen by
+   * the kernels; work runs at once here, so there is nothing to wait for.
+   */
+  hostView(s: Storage): StorageArray {
+    return (s as CpuStorage).view;
+  }
+
   /** Bytes held in the cache of freed buffers. */
   get cacheBytes(): number {
     return this.cachedBytes;
