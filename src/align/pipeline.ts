@@ -13,26 +13,23 @@
  *   responses to held-out prompts, and the KL to the starting model.
  * @module
  */
-import { readFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { noGrad } from '../autograd/tape.js';
 import { readCheckpointInfo } from '../cli/sample.js';
 import type { CheckpointUserExtra } from '../cli/train.js';
 import { BPETokenizer } from '../data/bpe.js';
 import type { TextDocument } from '../data/sources.js';
-import { builtinInstructions, loadChatModel, readArgFile } from '../finetune/pipeline.js';
+import { builtinInstructions, loadChatModel, readArgFile, shuffledBatches, writeRun } from '../finetune/pipeline.js';
 import { chatExample, chatPrompt } from '../finetune/sft.js';
-import { writeFileAtomic } from '../io/atomic.js';
-import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
+import { loadCheckpoint } from '../io/checkpoint.js';
 import { GPT } from '../nn/gpt.js';
 import { AdamW } from '../optim/adam.js';
 import { tidy } from '../tensor/memory.js';
 import { Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { checkpointPath, latestCheckpoint } from '../train/loop.js';
 import { generate } from '../nn/generate.js';
 import { tensor } from '../tensor/ops/creation.js';
+import { latestCheckpoint } from '../train/loop.js';
 import { batchExamples, parsePreferencePairs, type ExampleBatch, type PreferencePair, type TokenizedExample } from './data.js';
 import { bradleyTerryLoss, dpoLoss, sequenceLogProbs } from './losses.js';
 import { ppo } from './ppo.js';
@@ -125,37 +122,12 @@ function dispose(...bs: ExampleBatch[]): void {
   for (const b of bs) (b.idx.dispose(), b.labels.dispose());
 }
 
-// steps over the training pairs in shuffled minibatches
-function* minibatches<T>(items: readonly T[], size: number, steps: number, seed: number): IterableIterator<T[]> {
-  let order: number[] = [];
-  let s = seed * 2654435761 + 7;
-  for (let step = 0; step < steps; step++) {
-    if (order.length < Math.min(size, items.length)) {
-      order = Array.from({ length: items.length }, (_, i) => i);
-      for (let i = order.length - 1; i > 0; i--) {
-        s = (s * 1103515245 + 12345) % 2147483648;
-        const j = s % (i + 1);
-        [order[i], order[j]] = [order[j]!, order[i]!];
-      }
-    }
-    yield order.splice(0, Math.min(size, items.length)).map((i) => items[i]!);
-  }
-}
-
-async function writeOut(dir: string, model: GPT | RewardModel, tokenizer: BPETokenizer, step: number, user: unknown, metrics: unknown): Promise<string> {
-  await mkdir(dir, { recursive: true });
-  const file = await saveCheckpoint(checkpointPath(dir, step), { model, step, extra: { user } });
-  tokenizer.save(join(dir, 'tokenizer.json'));
-  await writeFileAtomic(join(dir, 'metrics.json'), new TextEncoder().encode(`${JSON.stringify(metrics, null, 2)}\n`));
-  return file;
-}
-
 // `steps` optimizer steps over shuffled minibatches of the training pairs, each minimising
 // lossOf(chosen batch, rejected batch); returns the losses
 async function pairSteps(p: Prepared, o: PreferenceRunOptions, steps: number, opt: AdamW, block: number, lossOf: (c: ExampleBatch, r: ExampleBatch) => Tensor): Promise<number[]> {
   const losses: number[] = [];
   let step = 0;
-  for (const mb of minibatches(p.train, o.batchPairs ?? 16, steps, o.seed ?? 0)) {
+  for (const mb of shuffledBatches(p.train, o.batchPairs ?? 16, steps, (o.seed ?? 0) * 2654435761 + 7)) {
     const [c, r] = pairBatches(p.tokenizer, mb, block, o.backend);
     const l = tidy(() => {
       const loss = lossOf(c, r);
@@ -210,9 +182,11 @@ export async function trainReward(o: PreferenceRunOptions): Promise<RewardResult
   o.onEvent?.({ type: 'eval', when: 'after', metrics: { accuracy: after } });
   dispose(hc, hr);
   const user = { kind: 'kiln-reward', model: { ...rm.config } };
-  const result: RewardResult = { accuracyBefore: before, accuracyAfter: after, losses, trainPairs: p.train.length, heldOutPairs: p.heldOut.length, checkpoint: '', seconds: 0 };
-  result.checkpoint = await writeOut(o.out, rm, p.tokenizer, steps, user, { ...result, source: p.source });
-  result.seconds = (performance.now() - t0) / 1000;
+  let result!: RewardResult;
+  await writeRun(o.out, rm, p.tokenizer, steps, user, (checkpoint) => {
+    result = { accuracyBefore: before, accuracyAfter: after, losses, trainPairs: p.train.length, heldOutPairs: p.heldOut.length, checkpoint, seconds: (performance.now() - t0) / 1000 };
+    return { ...result, source: p.source };
+  });
   rm.dispose();
   return result;
 }
@@ -227,8 +201,7 @@ export async function loadReward(dir: string, backend: string): Promise<{ model:
   const model = new RewardModel(user.model as ConstructorParameters<typeof RewardModel>[0], { backend });
   await loadCheckpoint(latest.path, { model, backend });
   model.eval();
-  const json = JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8')) as Parameters<typeof BPETokenizer.fromJSON>[0];
-  return { model, tokenizer: BPETokenizer.fromJSON(json) };
+  return { model, tokenizer: BPETokenizer.load(join(dir, 'tokenizer.json')) };
 }
 
 /** Options of {@link align}. */
@@ -360,9 +333,11 @@ export async function align(o: AlignOptions): Promise<AlignResult> {
     }
     o.onEvent?.({ type: 'eval', when: 'after', metrics: after });
     const user: CheckpointUserExtra = { ...p.baseUser, model: { ...policy.config } };
-    const result: AlignResult = { method: o.method, before, after, losses, checkpoint: '', seconds: 0 };
-    result.checkpoint = await writeOut(o.out, policy, p.tokenizer, steps, user, { ...result, source: p.source });
-    result.seconds = (performance.now() - t0) / 1000;
+    let result!: AlignResult;
+    await writeRun(o.out, policy, p.tokenizer, steps, user, (checkpoint) => {
+      result = { method: o.method, before, after, losses, checkpoint, seconds: (performance.now() - t0) / 1000 };
+      return { ...result, source: p.source };
+    });
     return result;
   } finally {
     policy.dispose();

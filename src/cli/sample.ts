@@ -41,6 +41,8 @@ export interface TrainedModel {
   model: GPT;
   tokenizer: Tokenizer;
   config: GPTConfig;
+  /** The run's metadata in the checkpoint (its model and run configuration). */
+  run: CheckpointUserExtra;
   /** The checkpoint file read, and its folder. */
   file: string;
   dir: string;
@@ -136,7 +138,7 @@ async function loadTrainedFrom({ file, dir }: { file: string; dir: string }, bac
   if (tokenizer.vocabSize !== user.model.vocabSize)
     throw new Error(`${tokPath} has ${tokenizer.vocabSize} tokens, the model ${user.model.vocabSize}: they are not from the same run`);
   model.eval();
-  return { model, tokenizer, config: user.model, file, dir, step: loaded.step };
+  return { model, tokenizer, config: user.model, run: user, file, dir, step: loaded.step };
 }
 
 /** Run `kiln sample`; returns the exit status. */

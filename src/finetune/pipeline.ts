@@ -12,14 +12,15 @@ import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { packExamples, parseInstructions, type InstructionExample } from '../align/data.js';
-import { sequenceLogProbs } from '../align/losses.js';
-import { loadTrained, readCheckpointInfo } from '../cli/sample.js';
+import { IGNORE_INDEX, sequenceLogProbs } from '../align/losses.js';
+import { loadTrained } from '../cli/sample.js';
 import type { CheckpointUserExtra } from '../cli/train.js';
 import { BPETokenizer } from '../data/bpe.js';
 import type { TextDocument } from '../data/sources.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { saveCheckpoint } from '../io/checkpoint.js';
 import type { GPT, GPTConfig } from '../nn/gpt.js';
+import type { Module } from '../nn/module.js';
 import { AdamW } from '../optim/adam.js';
 import { LRScheduler, cosineLr } from '../optim/schedule.js';
 import { tidy } from '../tensor/memory.js';
@@ -140,6 +141,39 @@ export function builtinInstructions(documents: readonly TextDocument[], opts: { 
   return out;
 }
 
+/**
+ * @internal `steps` batches of `size` items (all of them when fewer), drawn without replacement
+ * from a fresh Fisher–Yates shuffle each epoch (an LCG from `state`).
+ */
+export function* shuffledBatches<T>(items: readonly T[], size: number, steps: number, state: number): IterableIterator<T[]> {
+  let order: number[] = [];
+  let s = state;
+  for (let step = 0; step < steps; step++) {
+    if (order.length < Math.min(size, items.length)) {
+      order = Array.from({ length: items.length }, (_, i) => i);
+      for (let i = order.length - 1; i > 0; i--) {
+        s = (s * 1103515245 + 12345) % 2147483648;
+        const j = s % (i + 1);
+        [order[i], order[j]] = [order[j]!, order[i]!];
+      }
+    }
+    yield order.splice(0, Math.min(size, items.length)).map((i) => items[i]!);
+  }
+}
+
+/**
+ * @internal Write a run's results to `dir` (created): the checkpoint at `step` (with `user` as
+ * its run metadata), the tokenizer, and metrics.json, made from the checkpoint's path once it
+ * is written. Returns that path.
+ */
+export async function writeRun(dir: string, model: Module, tokenizer: BPETokenizer, step: number, user: unknown, metrics: (checkpoint: string) => unknown): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  const file = await saveCheckpoint(checkpointPath(dir, step), { model, step, extra: { user } });
+  tokenizer.save(join(dir, 'tokenizer.json'));
+  await writeFileAtomic(join(dir, 'metrics.json'), new TextEncoder().encode(`${JSON.stringify(metrics(file), null, 2)}\n`));
+  return file;
+}
+
 /** @internal The text of the file a flag names, the flag naming it in the error. */
 export function readArgFile(path: string, flag: string): string {
   try {
@@ -172,9 +206,7 @@ export async function loadChatModel(ckpt: string, backend: string, op: string): 
   const tokenizer = addSpecialTokens(trained.tokenizer);
   const model = tokenizer.vocabSize === trained.config.vocabSize ? trained.model : resizeTokenEmbeddings(trained.model, tokenizer.vocabSize);
   if (model !== trained.model) trained.model.dispose();
-  const baseUser = ((await readCheckpointInfo(trained.file)).extra as { user?: CheckpointUserExtra } | null)?.user;
-  if (!baseUser) throw new Error(`${op}: '${trained.file}' has no kiln run metadata`);
-  return { model, tokenizer, config: trained.config, file: trained.file, baseUser };
+  return { model, tokenizer, config: trained.config, file: trained.file, baseUser: trained.run };
 }
 
 /** Fine-tune a `kiln train` model on instructions (see the module comment). */
@@ -242,27 +274,15 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   const packed = packExamples(train, { blockSize: block, backend });
   const nRows = packed.rows.length;
   const losses: number[] = [];
-  let order: number[] = [];
-  let rng = seed + 1;
   try {
-    for (let step = 0; step < steps; step++) {
-      if (order.length < Math.min(rowsPerStep, nRows)) {
-        // a fresh shuffle of the rows each epoch
-        const perm = Array.from({ length: nRows }, (_, i) => i);
-        for (let i = nRows - 1; i > 0; i--) {
-          rng = (rng * 1103515245 + 12345) % 2147483648;
-          const j = rng % (i + 1);
-          [perm[i], perm[j]] = [perm[j]!, perm[i]!];
-        }
-        order = perm;
-      }
-      const pick = order.splice(0, Math.min(rowsPerStep, nRows));
+    let step = 0;
+    for (const pick of shuffledBatches(Array.from({ length: nRows }, (_, i) => i), rowsPerStep, steps, seed + 1)) {
       const l = tidy(() => {
         const rows = tensor(pick, [pick.length], { dtype: 'i32', backend });
         const sel = (t: Tensor): Tensor => t.indexSelect(0, rows);
         const labels = sel(packed.labels);
         const logits = model.forward(sel(packed.idx), null, { positions: sel(packed.positions), attnMask: sel(packed.attnMask) }).logits;
-        const scored = labels.ne(-100).cast('f32').sum().maximum(1);
+        const scored = labels.ne(IGNORE_INDEX).cast('f32').sum().maximum(1);
         const loss = sequenceLogProbs(logits, labels).sum().neg().div(scored);
         opt.zeroGrad();
         loss.backward();
@@ -274,7 +294,7 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
       l.dispose();
       if (!Number.isFinite(v)) throw new Error(`finetune: the loss is ${v} at step ${step + 1}; lower --lr`);
       losses.push(v);
-      emit({ type: 'step', step: step + 1, loss: v, lr: opt.paramGroups[0]!.lr });
+      emit({ type: 'step', step: ++step, loss: v, lr: opt.paramGroups[0]!.lr });
     }
   } finally {
     for (const t of [packed.idx, packed.labels, packed.positions, packed.attnMask]) t.dispose();
@@ -285,7 +305,6 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   emit({ type: 'eval', when: 'after', result: after, ...(styleAfter ? { style: styleAfter.score } : {}) });
 
   // results: adapters as trained, then the merged model as a kiln checkpoint
-  await mkdir(out, { recursive: true });
   let adapters: string | undefined;
   const trainable = params.reduce((n, p) => n + p.size, 0);
   if (options.lora) {
@@ -295,22 +314,24 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   }
   // the base run's configuration rides along, so kiln sample and kiln eval read the result as theirs
   const extra: CheckpointUserExtra = { kind: 'kiln-train', model: { ...trained.config, vocabSize: tokenizer.vocabSize }, config: trained.baseUser.config };
-  const checkpoint = await saveCheckpoint(checkpointPath(out, steps), { model, step: steps, extra: { user: extra } });
-  tokenizer.save(join(out, 'tokenizer.json'));
-  const result: FinetuneResult = {
-    before: { exactMatch: before.exactMatch, rougeL: before.rougeL, ...(styleBefore !== undefined ? { style: styleBefore } : {}) },
-    after: { exactMatch: after.exactMatch, rougeL: after.rougeL, ...(styleAfter ? { style: styleAfter.score } : {}) },
-    ...(styleAfter ? { styleRules: styleAfter.rules } : {}),
-    losses,
-    trainExamples: train.length,
-    heldOutExamples: evalSet.length,
-    trainableParameters: trainable,
-    parameters: model.numParameters(),
-    checkpoint,
-    ...(adapters ? { adapters } : {}),
-    seconds: (performance.now() - t0) / 1000,
-  };
-  await writeFileAtomic(join(out, 'metrics.json'), new TextEncoder().encode(`${JSON.stringify({ ...result, samples: evalSet.slice(0, 8).map((e, i) => ({ prompt: e.messages[0]!.content, reference: e.messages[e.messages.length - 1]!.content, before: before.predictions[i], after: after.predictions[i] })) }, null, 2)}\n`));
+  let result!: FinetuneResult;
+  await writeRun(out, model, tokenizer, steps, extra, (checkpoint) => {
+    result = {
+      before: { exactMatch: before.exactMatch, rougeL: before.rougeL, ...(styleBefore !== undefined ? { style: styleBefore } : {}) },
+      after: { exactMatch: after.exactMatch, rougeL: after.rougeL, ...(styleAfter ? { style: styleAfter.score } : {}) },
+      ...(styleAfter ? { styleRules: styleAfter.rules } : {}),
+      losses,
+      trainExamples: train.length,
+      heldOutExamples: evalSet.length,
+      trainableParameters: trainable,
+      parameters: model.numParameters(),
+      checkpoint,
+      ...(adapters ? { adapters } : {}),
+      seconds: (performance.now() - t0) / 1000,
+    };
+    const samples = evalSet.slice(0, 8).map((e, i) => ({ prompt: e.messages[0]!.content, reference: e.messages[e.messages.length - 1]!.content, before: before.predictions[i], after: after.predictions[i] }));
+    return { ...result, samples };
+  });
   model.dispose();
   return result;
 }
