@@ -7,6 +7,7 @@
  * @module
  */
 import { noGrad } from '../autograd/tape.js';
+import { itemSize } from '../backend/dtype.js';
 import type { Module } from '../nn/module.js';
 import { keep, tidy } from '../tensor/memory.js';
 import { zeros } from '../tensor/ops/creation.js';
@@ -62,9 +63,10 @@ export class DistributedDataParallel {
       bytes = 0;
     };
     for (const p of params) {
-      if (bucket.length && (bucket[0]!.dtype !== p.dtype || bytes + p.size * 4 > this.bucketBytes)) await flush();
+      const size = p.size * itemSize(p.dtype);
+      if (bucket.length && (bucket[0]!.dtype !== p.dtype || bytes + size > this.bucketBytes)) await flush();
       bucket.push(p);
-      bytes += p.size * 4;
+      bytes += size;
     }
     await flush();
   }

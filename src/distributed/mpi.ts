@@ -9,8 +9,8 @@
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { nativeBuildDir } from '../backend/cpu/addon.js';
 import { decode, encode, type DType, type StorageArray } from '../backend/dtype.js';
 import { noGrad } from '../autograd/tape.js';
 import { tidy } from '../tensor/memory.js';
@@ -61,25 +61,30 @@ const DTYPE_ID: Record<DType, number> = { f32: 0, f64: 1, i32: 2, bf16: 3, f16: 
 
 /** Where `kiln_mpi.node` is, or why it is not there. */
 export function findMpiAddon(): { file: string } | { unavailable: string } {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'CMakeLists.txt'))) break;
-    const up = dirname(dir);
-    if (up === dir) return { unavailable: "kiln's package folder was not found" };
-    dir = up;
-  }
-  const file = join(resolve(dir, process.env.KILN_NATIVE_BUILD ?? 'build'), 'Release', 'kiln_mpi.node');
+  const out = nativeBuildDir();
+  if (!out) return { unavailable: "kiln's package folder was not found" };
+  const file = join(out, 'Release', 'kiln_mpi.node');
   if (!existsSync(file)) return { unavailable: 'kiln_mpi.node was not built: MPI was not found when the addon was built (apt-get install openmpi-bin libopenmpi-dev, then npm run build:native)' };
   return { file };
 }
 
 let addon: MpiAddon | null = null;
 
-// what a collective needs of a tensor: its storage's host values in a dtype MPI reduces
-function hostValues(op: string, t: unknown): { t: Tensor; dtype: DType } {
+// a collective's tensor argument, checked
+function tensorArg(op: string, t: unknown): Tensor {
   if (!(t instanceof Tensor)) throw new Error(`${op}: expected a Tensor, got ${show(t)}`);
   if (t.disposed) throw new Error(`${op}: the tensor was disposed`);
-  return { t, dtype: t.dtype };
+  return t;
+}
+
+function reduceOpArg(name: string, op: unknown): ReduceOp {
+  if (op !== 'sum' && op !== 'mean' && op !== 'max' && op !== 'min') throw new Error(`${name}: op must be sum, mean, max or min, got ${show(op)}`);
+  return op;
+}
+
+// the MPI datatype code of values stored as `dtype` (halves reduce as f32 after decoding)
+function codeOf(dtype: DType): number {
+  return dtype === 'f64' ? DTYPE_CODE.f64 : dtype === 'i32' ? DTYPE_CODE.i32 : dtype === 'bool' ? DTYPE_CODE.u8 : DTYPE_CODE.f32;
 }
 
 // the storage's own memory where the backend can hand it out (cpu), for f32/f64/i32: no copies
@@ -89,12 +94,10 @@ function hostView(t: Tensor, op: string): Float32Array | Float64Array | Int32Arr
   return view ? (view.subarray(0, t.size) as Float32Array | Float64Array | Int32Array) : null;
 }
 
-async function read(t: Tensor, op: string): Promise<{ raw: StorageArray; work: Float32Array | Float64Array | Int32Array | Uint8Array; code: number }> {
-  const raw = await t.backend.read(t._storage(op));
-  const data = raw.length === t.size ? raw : raw.subarray(0, t.size);
-  if (t.dtype === 'bf16' || t.dtype === 'f16') return { raw: data, work: decode(data, t.dtype) as Float32Array, code: DTYPE_CODE.f32 };
-  const code = t.dtype === 'f32' ? DTYPE_CODE.f32 : t.dtype === 'f64' ? DTYPE_CODE.f64 : t.dtype === 'i32' ? DTYPE_CODE.i32 : DTYPE_CODE.u8;
-  return { raw: data, work: data as Float32Array | Float64Array | Int32Array | Uint8Array, code };
+// a host copy of `t`'s values in the type MPI reduces them in (halves widened to f32)
+async function read(t: Tensor, op: string): Promise<Float32Array | Float64Array | Int32Array | Uint8Array> {
+  const { data } = await storedBytes(t, op);
+  return (t.dtype === 'bf16' || t.dtype === 'f16' ? decode(data, t.dtype) : data) as Float32Array | Float64Array | Int32Array | Uint8Array;
 }
 
 // the stored elements of `t` (a host copy), and their bytes: what travels when nothing is reduced
@@ -140,25 +143,25 @@ class MpiCommunicator implements Communicator {
 
   async allReduce(x: Tensor, op: ReduceOp = 'sum'): Promise<void> {
     const name = 'allReduce';
-    const { t } = hostValues(name, x);
-    if (op !== 'sum' && op !== 'mean' && op !== 'max' && op !== 'min') throw new Error(`${name}: op must be sum, mean, max or min, got ${show(op)}`);
+    const t = tensorArg(name, x);
+    reduceOpArg(name, op);
     if (op === 'mean' && (t.dtype === 'i32' || t.dtype === 'bool')) throw new Error(`${name}: mean of ${t.dtype} values is not ${t.dtype}; use sum`);
     this.agree(name, t);
     const direct = hostView(t, name);
     if (direct) {
-      this.mpi.allReduce(direct, t.dtype === 'f32' ? DTYPE_CODE.f32 : t.dtype === 'f64' ? DTYPE_CODE.f64 : DTYPE_CODE.i32, OP_CODE[op === 'mean' ? 'sum' : op]);
+      this.mpi.allReduce(direct, codeOf(t.dtype), OP_CODE[op === 'mean' ? 'sum' : op]);
       if (op === 'mean') noGrad(() => tidy(() => void t.copy_(t.mul(1 / this.size))));
       return;
     }
-    const { work, code } = await read(t, name);
-    this.mpi.allReduce(work, code, OP_CODE[op === 'mean' ? 'sum' : op]);
+    const work = await read(t, name);
+    this.mpi.allReduce(work, codeOf(t.dtype), OP_CODE[op === 'mean' ? 'sum' : op]);
     if (op === 'mean') for (let i = 0; i < work.length; i++) work[i] = work[i]! / this.size;
     write(t, work, name);
   }
 
   async broadcast(x: Tensor, root = 0): Promise<void> {
     const name = 'broadcast';
-    const { t } = hostValues(name, x);
+    const t = tensorArg(name, x);
     this.rankArg(name, 'root', root);
     this.agree(name, t, root + 1);
     // the stored bits travel as they are (halves and bools as bytes)
@@ -169,7 +172,7 @@ class MpiCommunicator implements Communicator {
 
   async allGather(x: Tensor): Promise<Tensor> {
     const name = 'allGather';
-    const { t } = hostValues(name, x);
+    const t = tensorArg(name, x);
     this.agree(name, t);
     const { data, bytes: mine } = await storedBytes(t, name);
     const all = new Uint8Array(mine.length * this.size);
@@ -182,14 +185,14 @@ class MpiCommunicator implements Communicator {
 
   async reduceScatter(x: Tensor, op: ReduceOp = 'sum'): Promise<Tensor> {
     const name = 'reduceScatter';
-    const { t } = hostValues(name, x);
-    if (op !== 'sum' && op !== 'mean' && op !== 'max' && op !== 'min') throw new Error(`${name}: op must be sum, mean, max or min, got ${show(op)}`);
+    const t = tensorArg(name, x);
+    reduceOpArg(name, op);
     if (t.rank < 1 || t.shape[0]! % this.size !== 0) throw new Error(`${name}: the first axis of ${fmt(t.shape)} must be a multiple of the ${this.size} ranks`);
     this.agree(name, t);
-    const { work, code } = await read(t, name);
+    const work = await read(t, name);
     const n = work.length / this.size;
     const recv = new (work.constructor as new (n: number) => typeof work)(n);
-    this.mpi.reduceScatter(work, recv, code, OP_CODE[op === 'mean' ? 'sum' : op]);
+    this.mpi.reduceScatter(work, recv, codeOf(t.dtype), OP_CODE[op === 'mean' ? 'sum' : op]);
     if (op === 'mean') for (let i = 0; i < recv.length; i++) recv[i] = recv[i]! / this.size;
     const out = Tensor._empty(t.backend, [t.shape[0]! / this.size, ...t.shape.slice(1)], t.dtype);
     write(out, recv, name);
@@ -198,14 +201,14 @@ class MpiCommunicator implements Communicator {
 
   async send(x: Tensor, dest: number, tag = 0): Promise<void> {
     const name = 'send';
-    const { t } = hostValues(name, x);
+    const t = tensorArg(name, x);
     this.rankArg(name, 'dest', dest);
     this.mpi.send((await storedBytes(t, name)).bytes, DTYPE_CODE.u8, dest, tag);
   }
 
   async recv(x: Tensor, source: number, tag = 0): Promise<void> {
     const name = 'recv';
-    const { t } = hostValues(name, x);
+    const t = tensorArg(name, x);
     this.rankArg(name, 'source', source);
     const { data, bytes } = await storedBytes(t, name);
     this.mpi.recv(bytes, DTYPE_CODE.u8, source, tag);
@@ -222,19 +225,19 @@ class LocalCommunicator implements Communicator {
   readonly rank = 0;
   readonly size = 1;
   async allReduce(t: Tensor, op: ReduceOp = 'sum'): Promise<void> {
-    hostValues('allReduce', t);
-    if (op !== 'sum' && op !== 'mean' && op !== 'max' && op !== 'min') throw new Error(`allReduce: op must be sum, mean, max or min, got ${show(op)}`);
+    tensorArg('allReduce', t);
+    reduceOpArg('allReduce', op);
   }
   async broadcast(t: Tensor, root = 0): Promise<void> {
-    hostValues('broadcast', t);
+    tensorArg('broadcast', t);
     if (root !== 0) throw new Error(`broadcast: root must be a rank in [0, 1), got ${show(root)}`);
   }
   async allGather(t: Tensor): Promise<Tensor> {
-    hostValues('allGather', t);
+    tensorArg('allGather', t);
     return t.unsqueeze(0).clone();
   }
   async reduceScatter(t: Tensor): Promise<Tensor> {
-    hostValues('reduceScatter', t);
+    tensorArg('reduceScatter', t);
     return t.clone();
   }
   async send(): Promise<void> {

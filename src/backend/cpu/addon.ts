@@ -63,12 +63,17 @@ export function loadAddon(): Addon | { unavailable: string } {
   return cached;
 }
 
+/** The folder the native addons are built into (`build`, or KILN_NATIVE_BUILD), or null without a package folder. */
+export function nativeBuildDir(): string | null {
+  const root = packageRoot();
+  return root ? resolve(root, process.env.KILN_NATIVE_BUILD ?? 'build') : null;
+}
+
 /** Where the addon is, or why it is not there, without loading it. */
 export function findAddon(): { file: string } | { unavailable: string } {
   if (process.env.KILN_DISABLE_NATIVE === '1') return { unavailable: 'disabled by KILN_DISABLE_NATIVE=1' };
-  const root = packageRoot();
-  if (!root) return { unavailable: "kiln's package folder was not found" };
-  const out = resolve(root, process.env.KILN_NATIVE_BUILD ?? 'build');
+  const out = nativeBuildDir();
+  if (!out) return { unavailable: "kiln's package folder was not found" };
   const file = join(out, 'Release', 'kiln.node');
   if (!existsSync(file)) {
     let why = 'the native addon was not built';
