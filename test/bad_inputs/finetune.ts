@@ -25,7 +25,7 @@ import {
   type StyleGuide,
   type Tensor,
 } from '../../src/index.js';
-import { T, bool, choice, fixed, func, ids, int, num, opts, str, type Bad, type Param, type Table } from './sweep.js';
+import { T, bool, choice, construct, fixed, func, ids, instance, int, num, opts, str, type Bad, type Param, type Table } from './sweep.js';
 
 const OPTIONAL = { optional: true } as const;
 const root = mkdtempSync(join(tmpdir(), 'kiln-bad-finetune-'));
@@ -40,10 +40,6 @@ const base = BPETokenizer.train('a b c a b c abc', { vocabSize: 262 });
 const chatTokenizer = addSpecialTokens(base);
 
 const bad = (value: unknown, needle: string | string[]): Bad => ({ value, needle });
-/** An argument that must be an instance of something (a model, a tokenizer). */
-function instance(kind: string, good: () => unknown): Param {
-  return { kind, good, refuse: [bad(5, '5'), bad('xyzzy', 'xyzzy'), bad({}, 'object'), bad(null, 'null'), bad(undefined, 'undefined')] };
-}
 const model = (good: () => unknown = gpt): Param => instance('model', good);
 const tokenizer = (good: () => unknown = () => base): Param => instance('tokenizer', good);
 
@@ -70,7 +66,6 @@ const labels = (): Param => ids([2, 3], 5);
 const vec = (): Param => T(() => rand([3]));
 const place = (): Param => opts({ dtype: choice(['f32', 'f64'], OPTIONAL), backend: str(() => defaultBackendName(), OPTIONAL), generator: fixed(() => new Generator(0)) });
 const gptConfig = (): Param => opts({ vocabSize: int({ min: 1 }), blockSize: int({ min: 1 }), nLayer: int({ min: 1 }), nHead: int({ min: 1 }), nEmbd: int({ min: 1 }) }, { good: () => ({ ...TINY }), optional: false });
-const disposeAfter = (make: () => { dispose(): void }): void => make().dispose();
 const batch = (): { idx: Tensor; labels: Tensor; lengths: number[] } =>
   batchExamples(
     [
@@ -98,7 +93,7 @@ export const FINETUNE_TABLE: Table = {
     params: [T(() => rand([2, 4])), T(() => rand([2, 6])), { kind: 'projection', good: () => new Linear(4, 6), refuse: [bad(5, '5'), bad({}, 'object')] }],
   },
   // ---- models and PEFT
-  RewardModel: { params: [gptConfig(), place()], call: (c: never, o: never) => disposeAfter(() => new RewardModel(c, o)) },
+  RewardModel: { params: [gptConfig(), place()], call: construct((c, o) => new RewardModel(c, o)) },
   pairAccuracy: {
     params: [
       instance('reward model', () => new RewardModel(TINY, { backend: defaultBackendName() })),
@@ -116,7 +111,7 @@ export const FINETUNE_TABLE: Table = {
     ],
   },
   applyAdapters: { params: [model(), opts({ bottleneck: int({ min: 1 }), generator: fixed(() => new Generator(1)) }, { good: () => ({ bottleneck: 2 }), optional: false })] },
-  BottleneckAdapter: { params: [int({ min: 1, good: 8 }), int({ min: 1, good: 2 }), place()], call: (w: never, b: never, o: never) => disposeAfter(() => new BottleneckAdapter(w, b, o)) },
+  BottleneckAdapter: { params: [int({ min: 1, good: 8 }), int({ min: 1, good: 2 }), place()], call: construct((w, b, o) => new BottleneckAdapter(w, b, o)) },
   loraLayers: { params: [model(withLoRA)] },
   mergeLoRA: { params: [model(withLoRA)] },
   unmergeLoRA: { params: [model(withLoRA)] },

@@ -27,7 +27,7 @@ import {
   rand,
   type Tensor,
 } from '../../src/index.js';
-import { T, bool, choice, fixed, generator, ids, int, num, opts, scalar, shape, str, type Bad, type Param, type Spec, type Table } from './sweep.js';
+import { bool, choice, construct, fixed, generator, ids, instance, int, num, opts, type Param, scalar, shape, type Spec, str, T, type Table } from './sweep.js';
 
 // ---- kinds of the nn layer -------------------------------------------------------------------
 
@@ -52,13 +52,6 @@ function backendArg(): Param {
   return { kind: 'backend', good: () => defaultBackendName(), refuse: [{ value: 'bogus', needle: 'bogus' }, { value: 5, needle: '5' }, { value: null, needle: 'null' }, { value: undefined, needle: 'undefined' }, { value: {}, needle: 'object' }] };
 }
 
-/** A value of one class (a cache, a module); `good` makes one, or passes nothing. */
-function instance(kind: string, good: () => unknown, o: { optional?: boolean } = {}): Param {
-  const refuse: Bad[] = [5, 'xyzzy', {}].map((v) => ({ value: v, needle: typeof v === 'object' ? 'object' : String(v) }));
-  if (!o.optional) refuse.push({ value: null, needle: 'null' }, { value: undefined, needle: 'undefined' });
-  return { kind, good, refuse, tolerate: o.optional ? [undefined, null] : [] };
-}
-
 const disposed = (): Tensor => {
   const t = rand([2]);
   t.dispose();
@@ -79,13 +72,6 @@ function then(run: () => unknown, cleanup: () => void): unknown {
   if (r instanceof Promise) return r.finally(cleanup);
   cleanup();
   return r;
-}
-
-/** A constructor call whose instance is disposed at once (the sweep only asks whether it was made). */
-function construct(make: (...a: any[]) => { dispose(): void }): (...a: any[]) => void {
-  return (...a) => {
-    make(...a).dispose();
-  };
 }
 
 /** A spec of `Class.method` on a fresh instance from `make`, cleaned up after the call. */

@@ -194,6 +194,20 @@ export function shape(good: number[] = [2, 3], o: { allocates?: boolean } = {}):
   return { kind: 'shape', good: () => [...good], refuse };
 }
 
+/** A value of one class (a cache, a module, a tokenizer); `good` makes one, or passes nothing. */
+export function instance(kind: string, good: () => unknown, o: Optional = {}): Param {
+  const refuse: Bad[] = [5, 'xyzzy', {}].map((v) => ({ value: v, needle: typeof v === 'object' ? 'object' : String(v) }));
+  if (!o.optional) refuse.push({ value: null, needle: 'null' }, { value: undefined, needle: 'undefined' });
+  return { kind, good, refuse, tolerate: o.optional ? [undefined, null] : [] };
+}
+
+/** A constructor call whose instance is disposed at once (the sweep only asks whether it was made). */
+export function construct(make: (...a: any[]) => { dispose(): void }): (...a: any[]) => void {
+  return (...a) => {
+    make(...a).dispose();
+  };
+}
+
 /** A function argument. */
 export function func(good: () => (...args: any[]) => unknown): Param {
   return { kind: 'function', good, refuse: plain([5, 'xyzzy', {}, null, undefined]) };
