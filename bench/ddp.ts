@@ -58,7 +58,7 @@ async function stepWorker(steps: number, C: number, L: number): Promise<void> {
   const part = B / comm.size;
   const x = narrow(idx, 0, comm.rank * part, part), y = narrow(tgt, 0, comm.rank * part, part);
   const opt = new AdamW(model.parameters(), { lr: 3e-4 });
-  const times: number[] = [];
+  const times: number[] = [], compute: number[] = [], sync: number[] = [];
   for (let i = 0; i < steps + 3; i++) {
     const t0 = performance.now();
     const l = tidy(() => {
@@ -67,14 +67,20 @@ async function stepWorker(steps: number, C: number, L: number): Promise<void> {
       loss.backward();
       return loss;
     });
+    const t1 = performance.now();
     await ddp.syncGradients();
+    const t2 = performance.now();
     opt.step();
     await l.item();
     l.dispose();
-    if (i >= 3) times.push(performance.now() - t0);
+    if (i >= 3) {
+      times.push(performance.now() - t0);
+      compute.push(t1 - t0);
+      sync.push(t2 - t1);
+    }
   }
   await comm.barrier();
-  if (comm.rank === 0) console.log(JSON.stringify({ size: comm.size, median_ms: median(times), tokens: B * T }));
+  if (comm.rank === 0 || process.env.ALLRANKS) console.log(JSON.stringify({ rank: comm.rank, size: comm.size, median_ms: median(times), compute_ms: median(compute), sync_ms: median(sync), tokens: B * T }));
 }
 
 // ---- the driver ------------------------------------------------------------------------------

@@ -334,4 +334,6 @@ export const recorded = [
   'matmul', 'linear', 'softmax', 'logSoftmax', 'crossEntropy', 'layerNorm', 'rmsNorm', 'attention', 'packedAttention',
   // a function run again in the backward (src/autograd/checkpoint.ts, which holds its rule)
   'checkpoint',
+  // a function with a backward of its own (src/autograd/function.ts)
+  'function',
 ];

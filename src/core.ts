@@ -13,6 +13,7 @@
  */
 import './autograd/grads.js';
 import './autograd/backward.js';
+import './autograd/function.js';
 import { registerBackend as register } from './backend/registry.js';
 import { browserWebgpuEntry } from './backend/webgpu/browser.js';
 
@@ -149,6 +150,7 @@ export {
 export { scaledDotProductAttention, packedAttention, type AttentionOptions, type PackedAttentionOptions } from './tensor/ops/attention.js';
 export { noGrad, enableGrad, isGradEnabled, hasGradRule, type Node, type GradRule, type GradReads } from './autograd/tape.js';
 export { checkpoint } from './autograd/checkpoint.js';
+export { customFunction } from './autograd/function.js';
 export { adamUpdate, lambUpdate, multiNorm, multiScale, type OptimizerHyper, type TensorOrList } from './tensor/ops/optim.js';
 export * from './nn/index.js';
 export * from './finetune/index.js';

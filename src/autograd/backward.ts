@@ -154,6 +154,7 @@ function accumulate(t: Tensor, g: Tensor): void {
     t.grad.dispose();
     t.grad = sum;
   } else t.grad = keep(g._isShared() ? ew.clone(g) : g._view(g.shape));
+  for (const hook of t._postAccumulateGradHooks) hook(t);
 }
 
 // the backward runs in the dtypes the forward chose: an autocast region open around backward() does not apply to it

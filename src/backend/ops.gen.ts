@@ -660,7 +660,8 @@ export type RecordedOp =
   | 'rmsNorm'
   | 'attention'
   | 'packedAttention'
-  | 'checkpoint';
+  | 'checkpoint'
+  | 'function';
 
 /** Every {@link RecordedOp}. */
-export const RECORDED_OPS: readonly RecordedOp[] = ['neg', 'abs', 'sign', 'exp', 'log', 'sqrt', 'rsqrt', 'sin', 'cos', 'tanh', 'sigmoid', 'relu', 'gelu', 'gelu_tanh', 'silu', 'erf', 'floor', 'ceil', 'round', 'add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'where', 'cast', 'clone', 'to', 'sum', 'max', 'min', 'norm', 'reshape', 'permute', 'expand', 'slice', 'concat', 'indexSelect', 'gather', 'scatterAdd', 'matmul', 'linear', 'softmax', 'logSoftmax', 'crossEntropy', 'layerNorm', 'rmsNorm', 'attention', 'packedAttention', 'checkpoint'];
+export const RECORDED_OPS: readonly RecordedOp[] = ['neg', 'abs', 'sign', 'exp', 'log', 'sqrt', 'rsqrt', 'sin', 'cos', 'tanh', 'sigmoid', 'relu', 'gelu', 'gelu_tanh', 'silu', 'erf', 'floor', 'ceil', 'round', 'add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'where', 'cast', 'clone', 'to', 'sum', 'max', 'min', 'norm', 'reshape', 'permute', 'expand', 'slice', 'concat', 'indexSelect', 'gather', 'scatterAdd', 'matmul', 'linear', 'softmax', 'logSoftmax', 'crossEntropy', 'layerNorm', 'rmsNorm', 'attention', 'packedAttention', 'checkpoint', 'function'];

@@ -31,6 +31,12 @@ export interface Communicator {
   readonly kind: 'mpi' | 'local';
   /** Reduce `t` over the ranks, in place, every rank getting the result. */
   allReduce(t: Tensor, op?: ReduceOp): Promise<void>;
+  /**
+   * {@link allReduce} done before returning, for code that cannot await (the backward of
+   * tensor parallelism's layers): where the communicator reaches the tensor's memory directly
+   * (MPI with a cpu tensor of f32, f64 or i32; one process always). Elsewhere an Error says so.
+   */
+  allReduceNow(t: Tensor, op?: ReduceOp): void;
   /** Copy `root`'s `t` into every rank's `t`. */
   broadcast(t: Tensor, root?: number): Promise<void>;
   /** The ranks' `t` stacked along a new first axis: `[size, ...t.shape]`. */
@@ -141,18 +147,28 @@ class MpiCommunicator implements Communicator {
     return r as number;
   }
 
-  async allReduce(x: Tensor, op: ReduceOp = 'sum'): Promise<void> {
-    const name = 'allReduce';
+  // checks allReduce's arguments, and reduces `t` where its memory is reachable (true), else false
+  private reduceDirect(name: string, x: Tensor, op: ReduceOp): boolean {
     const t = tensorArg(name, x);
     reduceOpArg(name, op);
     if (op === 'mean' && (t.dtype === 'i32' || t.dtype === 'bool')) throw new Error(`${name}: mean of ${t.dtype} values is not ${t.dtype}; use sum`);
     this.agree(name, t);
     const direct = hostView(t, name);
-    if (direct) {
-      this.mpi.allReduce(direct, codeOf(t.dtype), OP_CODE[op === 'mean' ? 'sum' : op]);
-      if (op === 'mean') noGrad(() => tidy(() => void t.copy_(t.mul(1 / this.size))));
-      return;
-    }
+    if (!direct) return false;
+    this.mpi.allReduce(direct, codeOf(t.dtype), OP_CODE[op === 'mean' ? 'sum' : op]);
+    if (op === 'mean') noGrad(() => tidy(() => void t.copy_(t.mul(1 / this.size))));
+    return true;
+  }
+
+  allReduceNow(x: Tensor, op: ReduceOp = 'sum'): void {
+    if (!this.reduceDirect('allReduceNow', x, op))
+      throw new Error(`allReduceNow: MPI reaches the memory of cpu tensors of f32, f64 or i32 only, not a ${x.backend.name} ${x.dtype} tensor ${fmt(x.shape)}; await allReduce instead`);
+  }
+
+  async allReduce(x: Tensor, op: ReduceOp = 'sum'): Promise<void> {
+    const name = 'allReduce';
+    if (this.reduceDirect(name, x, op)) return;
+    const t = x;
     const work = await read(t, name);
     this.mpi.allReduce(work, codeOf(t.dtype), OP_CODE[op === 'mean' ? 'sum' : op]);
     if (op === 'mean') for (let i = 0; i < work.length; i++) work[i] = work[i]! / this.size;
@@ -225,8 +241,11 @@ class LocalCommunicator implements Communicator {
   readonly rank = 0;
   readonly size = 1;
   async allReduce(t: Tensor, op: ReduceOp = 'sum'): Promise<void> {
-    tensorArg('allReduce', t);
-    reduceOpArg('allReduce', op);
+    this.allReduceNow(t, op, 'allReduce');
+  }
+  allReduceNow(t: Tensor, op: ReduceOp = 'sum', name = 'allReduceNow'): void {
+    tensorArg(name, t);
+    reduceOpArg(name, op);
   }
   async broadcast(t: Tensor, root = 0): Promise<void> {
     tensorArg('broadcast', t);

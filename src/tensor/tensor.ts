@@ -35,6 +35,7 @@ export class Tensor implements Tracked, Disposable {
   private _requiresGrad = false;
   private _gradFn: Node | null = null;
   private _retainsGrad = false;
+  private _gradHooks: ((t: Tensor) => void)[] | null = null;
   // identity handed to the FinalizationRegistry (never the tensor itself, so it can be collected)
   private readonly _token = {};
 
@@ -184,6 +185,26 @@ export class Tensor implements Tracked, Disposable {
   /** @internal */
   get retainsGrad(): boolean {
     return this._retainsGrad;
+  }
+
+  /**
+   * Call `hook(this)` each time a backward has accumulated into this tensor's `.grad` (as
+   * `torch.Tensor.register_post_accumulate_grad_hook`): its gradient for that backward is then
+   * complete. Data parallelism starts reducing a bucket of gradients here, while the backward goes
+   * on. Returns a function that removes the hook.
+   */
+  registerPostAccumulateGradHook(hook: (t: Tensor) => void): () => void {
+    if (typeof hook !== 'function') throw new Error(`registerPostAccumulateGradHook: hook must be a function, got ${show(hook)}`);
+    (this._gradHooks ??= []).push(hook);
+    return () => {
+      const i = this._gradHooks?.indexOf(hook) ?? -1;
+      if (i >= 0) this._gradHooks!.splice(i, 1);
+    };
+  }
+
+  /** @internal The hooks of {@link registerPostAccumulateGradHook}. */
+  get _postAccumulateGradHooks(): readonly ((t: Tensor) => void)[] {
+    return this._gradHooks ?? [];
   }
 
   /**
