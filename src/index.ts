@@ -29,6 +29,7 @@ export * from './train/node.js';
 export { saveAdapters, loadAdapters, ADAPTER_WEIGHTS, ADAPTER_CONFIG } from './finetune/node.js';
 export { communicator, findMpiAddon, type Communicator, type ReduceOp } from './distributed/mpi.js';
 export { DistributedDataParallel, type DDPOptions } from './distributed/ddp.js';
+export { ZeroRedundancyOptimizer, type ZeroOptions } from './distributed/zero.js';
 // the pipelines behind kiln train, finetune, reward and align: one path for scripts and the CLI
 export { pretrain, type PretrainOptions, type PretrainResult } from './cli/train.js';
 export { finetune, builtinInstructions, type FinetuneOptions, type FinetuneResult, type FinetuneEvent } from './finetune/pipeline.js';

@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { AdamW, GPT, Generator, communicator, crossEntropy, findMpiAddon, randint, tensor, tidy } from '../src/index.js';
-import { DDP_BATCH, DDP_CONFIG, DDP_STEPS } from './mpi/ddp_config.js';
+import { AdamW, GPT, Generator, communicator, findMpiAddon, randint, tensor } from '../src/index.js';
+import { DDP_BATCH, DDP_CONFIG, groupedAdamW, trainWhole } from './mpi/ddp_config.js';
 
 const script = fileURLToPath(new URL('./mpi/ddp_check.mts', import.meta.url));
 const mpirun = spawnSync('mpirun', ['--version'], { encoding: 'utf8' });
@@ -57,35 +57,50 @@ describe.skipIf(missing !== null && process.env.KILN_REQUIRE_MPI !== '1')(`MPI, 
       // the ranks end equal, and equal to one process on the whole batch
       const [p0, p1] = ranks.map((s) => s.params as Record<string, number[]>);
       expect(p1).toEqual(p0);
-      const model = new GPT(DDP_CONFIG, { generator: new Generator(100) }); // rank 0's initial weights
       const gen = new Generator(5);
       const idx = randint(0, DDP_CONFIG.vocabSize, [DDP_BATCH, DDP_CONFIG.blockSize], { generator: gen });
       const tgt = randint(0, DDP_CONFIG.vocabSize, [DDP_BATCH, DDP_CONFIG.blockSize], { generator: gen });
-      const opt = new AdamW(model.parameters(), { lr: 1e-2 });
-      for (let s = 0; s < DDP_STEPS; s++) {
-        const l = tidy(() => {
-          const loss = crossEntropy(model.forward(idx, null).logits, tgt);
-          opt.zeroGrad();
-          loss.backward();
-          opt.step();
-          return loss;
-        });
-        await l.item();
-        l.dispose();
-      }
       // |got − want| ≤ 1e-4 + 1e-3·|want|: the keys' bias has a zero gradient up to rounding (softmax
       // ignores a constant added to every score), and Adam normalises that noise into steps of up
       // to lr, so those entries differ by ~2e-5 whatever the summation order; the rest by ~1e-7
-      let worst = 0;
-      for (const [name, p] of model.namedParameters()) {
-        const want = Array.from(await p.data());
-        const got = p0![name]!;
-        expect(got.length, name).toBe(want.length);
-        for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!) / (1e-4 + 1e-3 * Math.abs(want[i]!)));
-      }
-      console.log(`[mpi] data parallel on 2 ranks against 1 process, after ${DDP_STEPS} AdamW steps: worst difference ${worst.toFixed(3)} of the tolerance`);
+      const worstAgainst = async (model: GPT, got: Record<string, number[]>): Promise<number> => {
+        let worst = 0;
+        for (const [name, p] of model.namedParameters()) {
+          const want = Array.from(await p.data());
+          expect(got[name]!.length, name).toBe(want.length);
+          for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[name]![i]! - want[i]!) / (1e-4 + 1e-3 * Math.abs(want[i]!)));
+        }
+        return worst;
+      };
+      const model = new GPT(DDP_CONFIG, { generator: new Generator(100) }); // rank 0's initial weights
+      await trainWhole(model, new AdamW(model.parameters(), { lr: 1e-2 }), idx, tgt);
+      const worst = await worstAgainst(model, p0!);
+      console.log(`[mpi] data parallel on 2 ranks against 1 process, after 5 AdamW steps: worst difference ${worst.toFixed(3)} of the tolerance`);
       expect(worst).toBeLessThan(1);
       model.dispose();
+
+      // ZeRO 1 and 2 (two parameter groups): the ranks agree, and equal one process with those groups
+      const grouped = new GPT(DDP_CONFIG, { generator: new Generator(100) });
+      await trainWhole(grouped, groupedAdamW(grouped), idx, tgt);
+      for (const stage of [1, 2]) {
+        const [z0, z1] = ranks.map((s) => s[`zero${stage}`] as Record<string, number[]>);
+        expect(z1).toEqual(z0);
+        const w = await worstAgainst(grouped, z0!);
+        console.log(`[mpi] ZeRO stage ${stage} on 2 ranks against 1 process, after 5 AdamW steps: worst difference ${w.toFixed(3)} of the tolerance`);
+        expect(w).toBeLessThan(1);
+      }
+      grouped.dispose();
+      // memory per rank: Adam's state (m and v, 2N values) against ZeRO's (m, v and the f32 copy
+      // of 1/size of the parameters each: 3N/2 here), and the most a step holds at once
+      const mem = ranks[0]!.memory as Record<string, { state: number; peak: number }>;
+      console.log(`[mpi] memory per rank (bytes): optimizer state ddp ${mem.ddp!.state}, zero1 ${mem.zero1!.state}, zero2 ${mem.zero2!.state}; step peak ddp ${mem.ddp!.peak}, zero1 ${mem.zero1!.peak}, zero2 ${mem.zero2!.peak}`);
+      const n = mem.ddp!.state / 8; // parameters: Adam keeps two f32 values of each
+      for (const z of [mem.zero1!, mem.zero2!]) {
+        expect(z.state).toBeGreaterThanOrEqual((3 * n * 4) / 2);
+        expect(z.state).toBeLessThan((3 * n * 4) / 2 + 3 * 4 * 16); // + the padding: under size elements per bucket
+      }
+      expect(mem.zero1!.peak).toBeLessThan(mem.ddp!.peak);
+      expect(mem.zero2!.peak).toBeLessThan(mem.zero1!.peak);
     } finally {
       rmSync(out, { recursive: true, force: true });
     }

@@ -18,7 +18,7 @@ export interface Bucket {
   /** Element offset of each parameter's gradient in `flat`. */
   readonly offsets: readonly number[];
   /** The buffer: f32 (f64 for f64 parameters), `total` elements (ZeRO pads it). */
-  readonly flat: Tensor;
+  flat: Tensor;
   /** Elements of real gradients (the rest is padding). */
   readonly used: number;
   /** Parameters whose gradient for the current backward has been copied in. */

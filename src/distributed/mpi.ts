@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { nativeBuildDir } from '../backend/cpu/addon.js';
 import { decode, encode, type DType, type StorageArray } from '../backend/dtype.js';
 import { noGrad } from '../autograd/tape.js';
-import { tidy } from '../tensor/memory.js';
+import { keep, tidy } from '../tensor/memory.js';
 import { fmt } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { show } from '../tensor/validate.js';
@@ -39,7 +39,11 @@ export interface Communicator {
   allReduceNow(t: Tensor, op?: ReduceOp): void;
   /** Copy `root`'s `t` into every rank's `t`. */
   broadcast(t: Tensor, root?: number): Promise<void>;
-  /** The ranks' `t` stacked along a new first axis: `[size, ...t.shape]`. */
+  /**
+   * The ranks' `t` stacked along a new first axis: `[size, ...t.shape]`. The results of
+   * allGather and reduceScatter arrive through a Promise, so no tidy scope holds them: the caller
+   * disposes them.
+   */
   allGather(t: Tensor): Promise<Tensor>;
   /** The reduction of the ranks' `t` (first axis a multiple of size), block `rank` of it: `[n/size, ...]`. */
   reduceScatter(t: Tensor, op?: ReduceOp): Promise<Tensor>;
@@ -190,13 +194,21 @@ class MpiCommunicator implements Communicator {
     const name = 'allGather';
     const t = tensorArg(name, x);
     this.agree(name, t);
+    const direct = hostView(t, name);
+    if (direct) {
+      // straight into the output's memory (before any await: a caller's next op sees it done)
+      const out = Tensor._empty(t.backend, [this.size, ...t.shape], t.dtype);
+      this.mpi.allGather(direct, hostView(out, name)!, codeOf(t.dtype));
+      out._bumpVersion();
+      return keep(out);
+    }
     const { data, bytes: mine } = await storedBytes(t, name);
     const all = new Uint8Array(mine.length * this.size);
     this.mpi.allGather(mine, all, DTYPE_CODE.u8);
     const out = Tensor._empty(t.backend, [this.size, ...t.shape], t.dtype);
     const Ctor = data.constructor as new (b: ArrayBuffer, o: number, n: number) => StorageArray;
     t.backend.write(out._storage(name), new Ctor(all.buffer, 0, t.size * this.size));
-    return out;
+    return keep(out);
   }
 
   async reduceScatter(x: Tensor, op: ReduceOp = 'sum'): Promise<Tensor> {
@@ -205,6 +217,14 @@ class MpiCommunicator implements Communicator {
     reduceOpArg(name, op);
     if (t.rank < 1 || t.shape[0]! % this.size !== 0) throw new Error(`${name}: the first axis of ${fmt(t.shape)} must be a multiple of the ${this.size} ranks`);
     this.agree(name, t);
+    const direct = hostView(t, name);
+    if (direct) {
+      const out = Tensor._empty(t.backend, [t.shape[0]! / this.size, ...t.shape.slice(1)], t.dtype);
+      this.mpi.reduceScatter(direct, hostView(out, name)!, codeOf(t.dtype), OP_CODE[op === 'mean' ? 'sum' : op]);
+      out._bumpVersion();
+      if (op === 'mean') noGrad(() => tidy(() => void out.copy_(out.mul(1 / this.size))));
+      return keep(out);
+    }
     const work = await read(t, name);
     const n = work.length / this.size;
     const recv = new (work.constructor as new (n: number) => typeof work)(n);
@@ -212,7 +232,7 @@ class MpiCommunicator implements Communicator {
     if (op === 'mean') for (let i = 0; i < recv.length; i++) recv[i] = recv[i]! / this.size;
     const out = Tensor._empty(t.backend, [t.shape[0]! / this.size, ...t.shape.slice(1)], t.dtype);
     write(out, recv, name);
-    return out;
+    return keep(out);
   }
 
   async send(x: Tensor, dest: number, tag = 0): Promise<void> {
@@ -253,11 +273,11 @@ class LocalCommunicator implements Communicator {
   }
   async allGather(t: Tensor): Promise<Tensor> {
     tensorArg('allGather', t);
-    return t.unsqueeze(0).clone();
+    return keep(noGrad(() => t.unsqueeze(0).clone()));
   }
   async reduceScatter(t: Tensor): Promise<Tensor> {
     tensorArg('reduceScatter', t);
-    return t.clone();
+    return keep(noGrad(() => t.clone()));
   }
   async send(): Promise<void> {
     throw new Error('send: a single-process communicator has no other rank');

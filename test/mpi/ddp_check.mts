@@ -5,8 +5,8 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AdamW, DistributedDataParallel, GPT, Generator, communicator, crossEntropy, narrow, randint, tensor, tidy } from '../../src/index.js';
-import { DDP_BATCH, DDP_CONFIG, DDP_STEPS } from './ddp_config.js';
+import { AdamW, DistributedDataParallel, GPT, Generator, ZeroRedundancyOptimizer, communicator, crossEntropy, memory, narrow, randint, resetPeakMemory, tensor, tidy } from '../../src/index.js';
+import { DDP_BATCH, DDP_CONFIG, DDP_STEPS, groupedAdamW } from './ddp_config.js';
 
 const out = process.argv[2]!;
 const comm = communicator();
@@ -64,8 +64,61 @@ for (let step = 0; step < DDP_STEPS; step++) {
   l.dispose();
 }
 seen.losses = losses;
-const params: Record<string, number[]> = {};
-for (const [name, p] of model.namedParameters()) params[name] = Array.from(await p.data());
-seen.params = params;
+seen.params = await paramsOf(model);
+ddp.dispose();
+
+// ZeRO stages 1 and 2, from the same initial weights and with two parameter groups
+for (const stage of [1, 2] as const) {
+  const m = new GPT(DDP_CONFIG, { generator: new Generator(100 + rank) });
+  const zero = await ZeroRedundancyOptimizer.create(m, groupedAdamW(m), comm, { stage, bucketBytes: 4096 });
+  for (let i = 0; i < DDP_STEPS; i++) await stepOf(m, zero)();
+  seen[`zero${stage}`] = await paramsOf(m);
+  zero.dispose();
+  m.dispose();
+}
+
+// memory per rank: the optimizer state, and the most a step holds at once (everything of the
+// setup: parameters, state, buckets, gradients, activations), for DDP and ZeRO 1 and 2
+const mem: Record<string, { state: number; peak: number }> = {};
+for (const kind of ['ddp', 'zero1', 'zero2'] as const) {
+  const base = memory().bytes;
+  const m = new GPT(DDP_CONFIG, { generator: new Generator(7) });
+  const o = groupedAdamW(m);
+  const wrapped = kind === 'ddp' ? await DistributedDataParallel.create(m, comm, { bucketBytes: 4096 }) : await ZeroRedundancyOptimizer.create(m, o, comm, { stage: kind === 'zero1' ? 1 : 2, bucketBytes: 4096 });
+  const opt = wrapped instanceof ZeroRedundancyOptimizer ? wrapped : { zeroGrad: () => o.zeroGrad(), step: async () => { await wrapped.syncGradients(); o.step(); } };
+  const step = stepOf(m, opt);
+  await step();
+  for (const p of m.parameters()) p.zeroGrad();
+  resetPeakMemory();
+  await step();
+  const peak = memory().peakBytes - base;
+  let state = 0;
+  if (wrapped instanceof ZeroRedundancyOptimizer) state = wrapped.stateBytes();
+  else for (const p of m.parameters()) for (const t of Object.values(o.stateOf(p)?.tensors ?? {})) state += t.size * 4;
+  mem[kind] = { state, peak };
+  for (const p of m.parameters()) for (const t of Object.values(o.stateOf(p)?.tensors ?? {})) t.dispose();
+  wrapped.dispose();
+  m.dispose();
+}
+seen.memory = mem;
+
+async function paramsOf(m: GPT): Promise<Record<string, number[]>> {
+  const out: Record<string, number[]> = {};
+  for (const [name, p] of m.namedParameters()) out[name] = Array.from(await p.data());
+  return out;
+}
+
+function stepOf(m: GPT, opt: { zeroGrad(): void; step(): void | Promise<void> }): () => Promise<void> {
+  return async () => {
+    const l = tidy(() => {
+      const loss = crossEntropy(m.forward(myIdx, null).logits, myTgt);
+      opt.zeroGrad();
+      loss.backward();
+      return loss;
+    });
+    await opt.step();
+    l.dispose();
+  };
+}
 writeFileSync(join(out, `rank${rank}.json`), JSON.stringify(seen));
 await comm.barrier();
