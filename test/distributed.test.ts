@@ -6,7 +6,7 @@
  * this file says why and skips, unless KILN_REQUIRE_MPI=1 (CI), where that is a failure.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -103,6 +103,45 @@ describe.skipIf(missing !== null && process.env.KILN_REQUIRE_MPI !== '1')(`MPI, 
       expect(mem.zero2!.peak).toBeLessThan(mem.zero1!.peak);
     } finally {
       rmSync(out, { recursive: true, force: true });
+    }
+  }, 200_000);
+
+  it('kiln train --nproc 2, resumed by one process, ends where one process alone does', () => {
+    if (missing) throw new Error(`KILN_REQUIRE_MPI=1 but ${missing}`);
+    const dir = mkdtempSync(join(tmpdir(), 'kiln-nproc-'));
+    try {
+      const words = 'the quick brown fox jumps over a lazy dog while seven bold kings sing of rivers and stone'.split(' ');
+      const paragraphs = Array.from({ length: 60 }, (_, i) => Array.from({ length: 40 }, (_, j) => words[(i * 7 + j * 3 + ((i * j) % 5)) % words.length]).join(' '));
+      writeFileSync(join(dir, 'corpus.txt'), paragraphs.join('\n\n'));
+      const bin = fileURLToPath(new URL('../bin/kiln.mjs', import.meta.url));
+      const common = ['--data', join(dir, 'corpus.txt'), '--vocab-size', '300', '--n-layer', '1', '--n-head', '2', '--n-embd', '32', '--block-size', '16', '--batch-size', '4', '--dropout', '0', '--precision', 'f32', '--eval-every', '0', '--sample-tokens', '4', '--backend', 'cpu', '--log-every', '1'];
+      const kiln = (args: string[]): string => {
+        const r = spawnSync(process.execPath, [bin, 'train', ...args], { encoding: 'utf8', env: { ...process.env, KILN_NUM_THREADS: '1' }, timeout: 180_000 });
+        expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
+        return r.stdout + r.stderr;
+      };
+      const metrics = (d: string): { trainLoss: number; valLoss: number } => JSON.parse(readFileSync(join(dir, d, 'metrics.json'), 'utf8'));
+      const close = (what: string, a: { trainLoss: number; valLoss: number }, b: { trainLoss: number; valLoss: number }): void => {
+        console.log(`[mpi] kiln train, ${what}: val loss ${a.valLoss.toFixed(6)} vs ${b.valLoss.toFixed(6)}, train loss ${a.trainLoss} vs ${b.trainLoss}`);
+        expect(Math.abs(a.valLoss - b.valLoss)).toBeLessThan(1e-4);
+        expect(Math.abs(a.trainLoss - b.trainLoss)).toBeLessThan(1e-4);
+      };
+      // 6 steps with a checkpoint at 3: on 2 ranks (a) and on one process (b)
+      const two = kiln([...common, '--nproc', '2', '--steps', '6', '--checkpoint-every', '3', '--out', join(dir, 'a')]);
+      expect(two).toMatch(/data parallel over 2 processes \(MPI\)/);
+      kiln([...common, '--steps', '6', '--checkpoint-every', '3', '--out', join(dir, 'b')]);
+      const [a, b] = [metrics('a'), metrics('b')];
+      close('2 ranks against 1 process', a, b);
+      // each resumed from its step-3 checkpoint on the other number of processes
+      const resume = ['--resume', '--backend', 'cpu', '--sample-tokens', '4'];
+      rmSync(join(dir, 'a', 'ckpt-00000006.safetensors'));
+      kiln([...resume, '--out', join(dir, 'a')]);
+      close('2 ranks to step 3, then 1 process, against 1 process', metrics('a'), b);
+      rmSync(join(dir, 'b', 'ckpt-00000006.safetensors'));
+      kiln([...resume, '--nproc', '2', '--out', join(dir, 'b')]);
+      close('1 process to step 3, then 2 ranks, against 2 ranks', metrics('b'), a);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   }, 200_000);
 });

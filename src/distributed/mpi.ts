@@ -288,16 +288,20 @@ class LocalCommunicator implements Communicator {
   async barrier(): Promise<void> {}
 }
 
+/** Whether this process was started by mpirun (Open MPI's or a PMI launcher's environment). */
+export function underMpirun(): boolean {
+  return process.env.OMPI_COMM_WORLD_SIZE !== undefined || process.env.PMI_SIZE !== undefined;
+}
+
 /**
  * The communicator of this job: MPI when the process was started by mpirun (or `kind: 'mpi'`
  * is asked for), else a single-process one. Asking for MPI where kiln_mpi.node was not built is
  * an Error saying why.
  */
 export function communicator(opts: { kind?: 'mpi' | 'local' } = {}): Communicator {
-  const underMpirun = process.env.OMPI_COMM_WORLD_SIZE !== undefined || process.env.PMI_SIZE !== undefined;
   const o = options('communicator', opts, ['kind']);
   if (o.kind === null) throw new Error('communicator: kind must be mpi or local, got null');
-  const kind = o.kind ?? (underMpirun ? 'mpi' : 'local');
+  const kind = o.kind ?? (underMpirun() ? 'mpi' : 'local');
   if (kind === 'local') return new LocalCommunicator();
   if (kind !== 'mpi') throw new Error(`communicator: kind must be mpi or local, got ${show(kind)}`);
   if (!addon) {

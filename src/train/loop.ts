@@ -28,6 +28,9 @@ import { backendFor } from '../backend/registry.js';
 import { asOp } from '../tensor/ops/util.js';
 import { checkChoice, checkKeys, checkNumber, optionalNumber, show } from '../tensor/validate.js';
 import type { Tensor } from '../tensor/tensor.js';
+import type { Module } from '../nn/module.js';
+import { DistributedDataParallel } from '../distributed/ddp.js';
+import type { Communicator } from '../distributed/mpi.js';
 import { callAll, callbackArray, type CallbackList, type CheckpointReason, type StopReason } from './callbacks.js';
 import { EarlyStopping, type EarlyStoppingOptions, type EarlyStoppingState } from './early_stopping.js';
 
@@ -114,6 +117,14 @@ export interface TrainOptions {
   backend?: string;
   /** Any JSON to keep in every checkpoint (the run's configuration, say); read back as `extra.user`. */
   extra?: unknown;
+  /**
+   * Data parallelism over these ranks (`communicator()` under mpirun): the model is wrapped in
+   * {@link DistributedDataParallel}, `batchSize` is the whole batch (a multiple of the ranks),
+   * each rank computing its rows of it; losses are averaged over the ranks; rank 0 writes the
+   * checkpoints, which any number of ranks resumes from (every rank reads it). Every rank
+   * evaluates the whole validation set. A stop (the signal) on any rank stops them all at the same step.
+   */
+  comm?: Communicator;
 }
 
 /** One logged step in a run's history: the mean loss since the previous logged step. */
@@ -364,7 +375,7 @@ function checkCount(name: string, v: number | undefined, min: number): number {
 
 const TRAIN_KEYS = [
   'model', 'optimizer', 'scheduler', 'data', 'steps', 'batchSize', 'blockSize', 'gradAccum', 'clip', 'precision', 'scaler', 'logEvery', 'evalEvery', 'evalBatches',
-  'evalBatchSize', 'checkpointEvery', 'checkpointDir', 'keepCheckpoints', 'resume', 'generator', 'earlyStopping', 'callbacks', 'signal', 'backend', 'extra',
+  'evalBatchSize', 'checkpointEvery', 'checkpointDir', 'keepCheckpoints', 'resume', 'generator', 'earlyStopping', 'callbacks', 'signal', 'backend', 'extra', 'comm',
 ] as const;
 
 function readLoopState(extra: unknown): LoopState | null {
@@ -444,6 +455,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   if (params.length === 0) throw new Error('train: the model has no parameters');
   const backend = opts.backend ?? params[0]!.backend.name;
   const cbs = asOp('train', () => callbackArray(opts.callbacks));
+  if (opts.comm !== undefined && (opts.comm === null || typeof opts.comm !== 'object' || typeof opts.comm.allReduce !== 'function'))
+    throw new Error(`train: comm must be a Communicator, got ${show(opts.comm)}`);
+  const dp = opts.comm && opts.comm.size > 1 ? opts.comm : null;
+  if (dp && batchSize % dp.size !== 0) throw new Error(`train: batchSize ${batchSize} is not a multiple of the ${dp.size} ranks (batchSize is the whole batch, shared by the ranks)`);
+  const shard = dp ? { shard: { rank: dp.rank, size: dp.size } } : {};
 
   // ---- resume ----
   let step = 0;
@@ -471,12 +487,21 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     }
   }
   const startStep = step;
+  // after loading: rank 0's weights become every rank's (they are equal already, from one seed or one checkpoint)
+  const ddp = dp ? await DistributedDataParallel.create(model as unknown as Module, dp) : null;
 
   const loopState = (): LoopState => ({ version: 1, history, evals, earlyStopping: stopper ? stopper.stateDict() : null, bestValLoss, bestStep, scaler: scaler?.stateDict() ?? null });
   let lastSaved = resumedFrom ? step : -1;
   let lastLr = optimizer.paramGroups[0]?.lr ?? NaN;
   const save = async (reason: CheckpointReason): Promise<void> => {
     if (!dir || lastSaved === step) return;
+    if (dp && dp.rank !== 0) {
+      // rank 0 writes it; the others go on once it is on disk
+      await dp.barrier();
+      lastSaved = step;
+      lastCheckpoint = checkpointPath(dir, step);
+      return;
+    }
     const t0 = performance.now();
     // a checkpoint holds finite weights only: an update can overflow while its step's loss was
     // still finite (a huge lr), and the read saveCheckpoint makes raises this before it writes
@@ -499,6 +524,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const all = await checkpointsIn('latestCheckpoint', dir);
       for (const old of all.slice(0, Math.max(0, all.length - keep))) await rm(old.path, { force: true });
     }
+    await dp?.barrier();
     await callAll(cbs, 'onCheckpoint', { step, path, reason, seconds: (performance.now() - t0) / 1000 });
   };
 
@@ -524,7 +550,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const wasTraining = model.training;
   let reason: StopReason = stopper?.stopped ? 'early-stopped' : 'completed';
   // Σ of the micro-batch losses and of the gradient norms since the last read, on the device
-  let lossSum: Tensor | null = null;
+  let lossSum = null as Tensor | null; // (assigned in microStep, which flow analysis does not follow)
   let normSum: Tensor | null = null;
   let sinceLog = 0;
   const accumulate = (sum: Tensor | null, x: Tensor): Tensor => {
@@ -536,9 +562,44 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   await callAll(cbs, 'onStart', { step, totalSteps: steps, resumedFrom });
   model.train(true);
   let diverged = false;
+  // a stop asked for on any rank stops every rank at the same step
+  let stopping: boolean;
+  const agreeStop = async (): Promise<boolean> => {
+    if (!dp) return signal?.aborted ?? false;
+    const flag = tensor([signal?.aborted ? 1 : 0], [1], { dtype: 'i32', backend });
+    try {
+      await dp.allReduce(flag, 'max');
+      return (await flag.item()) > 0;
+    } finally {
+      flag.dispose();
+    }
+  };
+  const microStep = (lr: number): void => {
+    const batch = trainData.batch(batchSize, blockSize, generator, { backend, ...shard });
+    let loss: Tensor;
+    try {
+      loss = tidy(() => {
+        const forward = (): Tensor | undefined => model.forward(batch.input, batch.target).loss;
+        const l = precision === 'f32' ? forward() : autocast({ dtype: precision }, forward);
+        if (!l) throw new Error('train: model.forward(input, target) returned no loss');
+        const scaled = gradAccum > 1 ? l.div(gradAccum) : l;
+        (scaler ? scaler.scale(scaled) : scaled).backward();
+        return l.detach();
+      });
+    } finally {
+      batch.input.dispose();
+      batch.target.dispose();
+    }
+    // a non-finite loss is caught on the device (a fault, read at the next sync) naming this step
+    const finite = noGrad(() => isfinite(loss));
+    loss.backend.check({ cond: finite._storage('train'), values: loss._storage('train'), op: 'train', message: `${DIVERGED} ${step + 1} (lr ${lr}): the loss is {value}` });
+    finite.dispose();
+    lossSum = accumulate(lossSum, loss);
+  };
   try {
     while (step < steps && reason === 'completed') {
-      if (signal?.aborted) {
+      stopping = await agreeStop();
+      if (stopping) {
         reason = 'aborted';
         break;
       }
@@ -547,27 +608,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       lastLr = lr;
       optimizer.zeroGrad();
       for (let micro = 0; micro < gradAccum; micro++) {
-        const batch = trainData.batch(batchSize, blockSize, generator, { backend });
-        let loss: Tensor;
-        try {
-          loss = tidy(() => {
-            const forward = (): Tensor | undefined => model.forward(batch.input, batch.target).loss;
-            const l = precision === 'f32' ? forward() : autocast({ dtype: precision }, forward);
-            if (!l) throw new Error('train: model.forward(input, target) returned no loss');
-            const scaled = gradAccum > 1 ? l.div(gradAccum) : l;
-            (scaler ? scaler.scale(scaled) : scaled).backward();
-            return l.detach();
-          });
-        } finally {
-          batch.input.dispose();
-          batch.target.dispose();
-        }
-        // a non-finite loss is caught on the device (a fault, read at the next sync) naming this step
-        const finite = noGrad(() => isfinite(loss));
-        loss.backend.check({ cond: finite._storage('train'), values: loss._storage('train'), op: 'train', message: `${DIVERGED} ${step + 1} (lr ${lr}): the loss is {value}` });
-        finite.dispose();
-        lossSum = accumulate(lossSum, loss);
+        // data parallel: the micro-batches before the last reduce nothing; the last one's backward reduces the sums
+        if (ddp && micro < gradAccum - 1) await ddp.noSync(() => microStep(lr));
+        else microStep(lr);
       }
+      await ddp?.syncGradients();
       if (scaler) scaler.unscale(optimizer as ScalableOptimizer); // clipping sees the true gradients
       if (clip > 0) normSum = accumulate(normSum, clipGradNorm(params, clip));
       if (scaler) {
@@ -579,10 +624,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       params[0]!.backend.flush(); // a GPU backend submits the step's work now, without waiting
       step++;
       sinceLog++;
-      // a read (a sync) only at log steps: the mean of the steps since the last one
+      // a read (a sync) only at log steps: the mean of the steps since the last one (over the ranks;
+      // one process also reads when a stop was asked for, which the ranks agree on only at the next step)
       let loss: number | undefined;
       let gradNorm: number | undefined;
-      if (step % logEvery === 0 || step === steps || signal?.aborted) {
+      if (step % logEvery === 0 || step === steps || (!dp && signal?.aborted)) {
+        if (dp) await dp.allReduce(lossSum!, 'mean');
         loss = (await lossSum!.item()) / (gradAccum * sinceLog);
         if (normSum) gradNorm = (await normSum.item()) / sinceLog;
         lossSum!.dispose();
@@ -627,6 +674,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     if (diverged) reason = 'aborted';
     lossSum?.dispose();
     normSum?.dispose();
+    ddp?.dispose();
     model.train(wasTraining);
   }
 
