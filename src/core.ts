@@ -151,6 +151,31 @@ export { scaledDotProductAttention, packedAttention, type AttentionOptions, type
 export { noGrad, enableGrad, isGradEnabled, hasGradRule, type Node, type GradRule, type GradReads } from './autograd/tape.js';
 export { checkpoint } from './autograd/checkpoint.js';
 export { customFunction } from './autograd/function.js';
+export {
+  estimate,
+  memoryPerRank,
+  stepTime,
+  gptParamCount,
+  flopsPerToken,
+  collectiveTime,
+  ASSUMED_MFU,
+  ASSUMED_HBM_EFFICIENCY,
+  H100_SXM,
+  H200_SXM,
+  KILN_CPU_2PROC,
+  GPT2_SIZES,
+  type Collective,
+  type CostEstimate,
+  type DeviceSpec,
+  type GPTRunConfig,
+  type LinkSpec,
+  type MemoryBreakdown,
+  type ParallelLayout,
+  type ParamCount,
+  type Precision,
+  type StepTimeBreakdown,
+  type ZeroStage,
+} from './distributed/cost_model.js';
 export { adamUpdate, lambUpdate, multiNorm, multiScale, type OptimizerHyper, type TensorOrList } from './tensor/ops/optim.js';
 export * from './nn/index.js';
 export * from './finetune/index.js';

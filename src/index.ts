@@ -30,6 +30,20 @@ export { saveAdapters, loadAdapters, ADAPTER_WEIGHTS, ADAPTER_CONFIG } from './f
 export { communicator, findMpiAddon, type Communicator, type ReduceOp } from './distributed/mpi.js';
 export { DistributedDataParallel, type DDPOptions } from './distributed/ddp.js';
 export { ZeroRedundancyOptimizer, type ZeroOptions } from './distributed/zero.js';
+export {
+  ColumnParallelLinear,
+  RowParallelLinear,
+  TensorParallelBlock,
+  TensorParallelGPT,
+  copyToTensorParallel,
+  reduceFromTensorParallel,
+  scatterToTensorParallel,
+  gatherFromTensorParallel,
+  type ParallelLinearOptions,
+  type ColumnParallelOptions,
+  type RowParallelOptions,
+} from './distributed/tensor_parallel.js';
+export { PipelineParallel, GPTPipelineStage, type PipelineStage, type PipelineSchedule, type PipelineOptions, type TiedParameter, type GPTPipelineOptions } from './distributed/pipeline.js';
 // the pipelines behind kiln train, finetune, reward and align: one path for scripts and the CLI
 export { pretrain, type PretrainOptions, type PretrainResult } from './cli/train.js';
 export { finetune, builtinInstructions, type FinetuneOptions, type FinetuneResult, type FinetuneEvent } from './finetune/pipeline.js';

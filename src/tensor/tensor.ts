@@ -194,6 +194,7 @@ export class Tensor implements Tracked, Disposable {
    * on. Returns a function that removes the hook.
    */
   registerPostAccumulateGradHook(hook: (t: Tensor) => void): () => void {
+    if (this.disposed) throw new Error(`registerPostAccumulateGradHook: the tensor was disposed (${this.toString()})`);
     if (typeof hook !== 'function') throw new Error(`registerPostAccumulateGradHook: hook must be a function, got ${show(hook)}`);
     (this._gradHooks ??= []).push(hook);
     return () => {

@@ -1,6 +1,7 @@
 /** Every bad-input table, by module (coverage.test.ts checks that together they cover every export). */
 import { BACKEND_TABLE } from './backend.js';
 import { DATA_TABLE } from './data.js';
+import { DISTRIBUTED_TABLE } from './distributed.js';
 import { FINETUNE_TABLE } from './finetune.js';
 import { IO_TABLE } from './io.js';
 import { METRICS_TABLE } from './metrics.js';
@@ -20,4 +21,5 @@ export const TABLES: Record<string, Table> = {
   train: TRAIN_TABLE,
   backend: BACKEND_TABLE,
   finetune: FINETUNE_TABLE,
+  distributed: DISTRIBUTED_TABLE,
 };

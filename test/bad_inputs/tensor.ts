@@ -1,7 +1,7 @@
 /** Bad-input table: tensor creation, elementwise, reduction, shape, index, nn and optimizer ops. */
 import * as k from '../../src/index.js';
 import { Generator, rand, tensor, zeros } from '../../src/index.js';
-import { T, Ts, axis, bool, choice, dtype, generator, ids, int, num, operand, opts, scalar, shape, str, type Param, type Spec, type Table } from './sweep.js';
+import { T, Ts, axis, bool, choice, dtype, func, generator, ids, int, num, operand, opts, scalar, shape, str, type Param, type Spec, type Table } from './sweep.js';
 
 const backendName = (): Param => ({ kind: 'backend', good: () => undefined, refuse: [{ value: 'bogus', needle: 'bogus' }, { value: 5, needle: '5' }], tolerate: [undefined] });
 
@@ -193,6 +193,15 @@ export const TENSOR_TABLE: Table = {
   isGradEnabled: { exempt: 'takes no arguments' },
   memory: { exempt: 'takes no arguments' },
   resetPeakMemory: { exempt: 'takes no arguments' },
+  customFunction: {
+    params: [
+      str(() => 'twice'),
+      Ts(() => [rand([2, 3])]),
+      func(() => (x: k.Tensor) => x.mul(2)),
+      func(() => (dy: k.Tensor) => [dy.mul(2)]),
+    ],
+    prefix: ['customFunction', 'twice'],
+  },
   checkpoint: {
     params: [
       { kind: 'function', good: () => (x: k.Tensor) => x.mul(2), refuse: [{ value: 5, needle: '5' }, { value: null, needle: 'null' }, { value: 'xyzzy', needle: 'xyzzy' }] },
@@ -251,6 +260,7 @@ Object.assign(TENSOR_TABLE, methodSpecs(), {
   'Tensor.toAsync': { params: [self(), backendArg()], call: (t: k.Tensor, name: string) => t.toAsync(name === 'own' ? t.backend.name : name), prefix: 'toAsync' },
   'Tensor.copy_': { params: [self(), operand(() => rand([2, 3]))], call: (t: k.Tensor, src: k.Tensor) => t.copy_(src), prefix: 'copy_' },
   'Tensor.requiresGrad_': { params: [self(), bool({ optional: true })], call: (t: k.Tensor, v: boolean) => t.requiresGrad_(v), prefix: 'requiresGrad' },
+  'Tensor.registerPostAccumulateGradHook': { params: [self(), func(() => () => undefined)], call: (t: k.Tensor, f: () => void) => t.registerPostAccumulateGradHook(f)(), prefix: 'registerPostAccumulateGradHook' },
   'Tensor.backward': {
     params: [self(() => rand([1], { requiresGrad: true })), T(() => rand([1]), { optional: true }), opts({ retainGraph: bool({ optional: true }) })],
     call: (t: k.Tensor, g: k.Tensor | undefined, o: { retainGraph?: boolean }) => t.mul(2).backward(g, o),
