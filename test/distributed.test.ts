@@ -144,4 +144,28 @@ describe.skipIf(missing !== null && process.env.KILN_REQUIRE_MPI !== '1')(`MPI, 
       rmSync(dir, { recursive: true, force: true });
     }
   }, 200_000);
+
+  it('a rank that dies, throws or leaves early ends the job with a message instead of a hang', () => {
+    if (missing) throw new Error(`KILN_REQUIRE_MPI=1 but ${missing}`);
+    const dead = fileURLToPath(new URL('./mpi/dead_rank.mts', import.meta.url));
+    const expectations: [string, RegExp][] = [
+      ['exits', /rank 0: MPI_\w+ has waited 2 s for the other ranks: another rank has died, hangs, or is not making the same call/],
+      ['killed', /signal 9|Killed/i],
+      ['throws', /rank 1 failed on purpose/],
+    ];
+    for (const [mode, message] of expectations) {
+      const t0 = Date.now();
+      const r = spawnSync(
+        'mpirun',
+        ['--allow-run-as-root', '--oversubscribe', '--bind-to', 'none', '--mca', 'btl', 'self,vader', '-np', '2', process.execPath, '--import', 'tsx', dead, mode],
+        { encoding: 'utf8', env: { ...process.env, KILN_NUM_THREADS: '1', KILN_MPI_TIMEOUT: '2' }, timeout: 60_000 },
+      );
+      const seconds = (Date.now() - t0) / 1000;
+      console.log(`[mpi] rank 1 ${mode}: the job ended in ${seconds.toFixed(1)} s with status ${r.status}`);
+      expect(r.signal, `mpirun hung (${mode})`).toBeNull();
+      expect(r.status, `${r.stdout}\n${r.stderr}`).not.toBe(0);
+      expect(`${r.stdout}\n${r.stderr}`).toMatch(message);
+      expect(r.stdout).not.toMatch(/should not have/);
+    }
+  }, 200_000);
 });

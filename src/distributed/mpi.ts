@@ -54,7 +54,7 @@ export interface Communicator {
 }
 
 interface MpiAddon {
-  init(): { rank: number; size: number };
+  init(timeoutSeconds: number): { rank: number; size: number };
   allReduce(buf: ArrayBufferView, dtype: number, op: number): void;
   broadcast(buf: ArrayBufferView, dtype: number, root: number): void;
   allGather(send: ArrayBufferView, recv: ArrayBufferView, dtype: number): void;
@@ -288,6 +288,18 @@ class LocalCommunicator implements Communicator {
   async barrier(): Promise<void> {}
 }
 
+/**
+ * Seconds a collective waits for the other ranks before it throws (a rank that died or hangs):
+ * KILN_MPI_TIMEOUT, 600 by default (PyTorch's NCCL default is of the same order).
+ */
+function mpiTimeout(): number {
+  const v = process.env.KILN_MPI_TIMEOUT;
+  if (v === undefined || v === '') return 600;
+  const n = Number(v);
+  if (!(n > 0)) throw new Error(`communicator: KILN_MPI_TIMEOUT must be a number of seconds > 0, got '${v}'`);
+  return n;
+}
+
 /** Whether this process was started by mpirun (Open MPI's or a PMI launcher's environment). */
 export function underMpirun(): boolean {
   return process.env.OMPI_COMM_WORLD_SIZE !== undefined || process.env.PMI_SIZE !== undefined;
@@ -308,8 +320,11 @@ export function communicator(opts: { kind?: 'mpi' | 'local' } = {}): Communicato
     const found = findMpiAddon();
     if ('unavailable' in found) throw new Error(`communicator: MPI is not available: ${found.unavailable}`);
     addon = createRequire(import.meta.url)(found.file) as MpiAddon;
-    process.once('exit', () => addon?.finalize());
+    // a clean exit finalizes; an exit on an error does not (a finalize would wait for the other
+    // ranks, which may be waiting in a collective for this one): mpirun sees a rank exit with an
+    // error and ends the job, and this rank's error message reaches the terminal first
+    process.once('exit', (code) => void (code === 0 && addon?.finalize()));
   }
-  const { rank, size } = addon.init();
+  const { rank, size } = addon.init(mpiTimeout());
   return new MpiCommunicator(addon, rank, size);
 }
