@@ -16,6 +16,8 @@ import { noGrad } from '../autograd/tape.js';
 import { keep, tidy } from '../tensor/memory.js';
 import { fmt } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
+import { tensor } from '../tensor/ops/creation.js';
+import { multiScale } from '../tensor/ops/optim.js';
 import { show } from '../tensor/validate.js';
 import { options } from '../nn/validate.js';
 
@@ -151,6 +153,16 @@ class MpiCommunicator implements Communicator {
     return r as number;
   }
 
+  // t /= size in place, in one pass (a sum becomes the mean)
+  private divide(t: Tensor): void {
+    noGrad(() =>
+      tidy(() => {
+        const scale = tensor([1 / this.size], [1], { backend: t.backend.name, dtype: t.dtype === 'f64' ? 'f64' : 'f32' });
+        multiScale([t], scale);
+      }),
+    );
+  }
+
   // checks allReduce's arguments, and reduces `t` where its memory is reachable (true), else false
   private reduceDirect(name: string, x: Tensor, op: ReduceOp): boolean {
     const t = tensorArg(name, x);
@@ -160,7 +172,8 @@ class MpiCommunicator implements Communicator {
     const direct = hostView(t, name);
     if (!direct) return false;
     this.mpi.allReduce(direct, codeOf(t.dtype), OP_CODE[op === 'mean' ? 'sum' : op]);
-    if (op === 'mean') noGrad(() => tidy(() => void t.copy_(t.mul(1 / this.size))));
+    t._bumpVersion();
+    if (op === 'mean') this.divide(t);
     return true;
   }
 
@@ -222,7 +235,7 @@ class MpiCommunicator implements Communicator {
       const out = Tensor._empty(t.backend, [t.shape[0]! / this.size, ...t.shape.slice(1)], t.dtype);
       this.mpi.reduceScatter(direct, hostView(out, name)!, codeOf(t.dtype), OP_CODE[op === 'mean' ? 'sum' : op]);
       out._bumpVersion();
-      if (op === 'mean') noGrad(() => tidy(() => void out.copy_(out.mul(1 / this.size))));
+      if (op === 'mean') this.divide(out);
       return keep(out);
     }
     const work = await read(t, name);
