@@ -39,6 +39,10 @@ export interface Communicator {
    * (MPI with a cpu tensor of f32, f64 or i32; one process always). Elsewhere an Error says so.
    */
   allReduceNow(t: Tensor, op?: ReduceOp): void;
+  /** {@link reduceScatter} done before returning, where {@link reachesNow} says it can be. */
+  reduceScatterNow(t: Tensor, op?: ReduceOp): Tensor;
+  /** Whether the `…Now` collectives take `t` (its memory is reachable without a wait). */
+  reachesNow(t: Tensor): boolean;
   /** Copy `root`'s `t` into every rank's `t`. */
   broadcast(t: Tensor, root?: number): Promise<void>;
   /**
@@ -224,20 +228,36 @@ class MpiCommunicator implements Communicator {
     return keep(out);
   }
 
-  async reduceScatter(x: Tensor, op: ReduceOp = 'sum'): Promise<Tensor> {
-    const name = 'reduceScatter';
+  reachesNow(t: Tensor): boolean {
+    return hostView(tensorArg('reachesNow', t), 'reachesNow') !== null;
+  }
+
+  // checks reduceScatter's arguments; the result where t's memory is reachable, else null
+  private scatterDirect(name: string, x: Tensor, op: ReduceOp): Tensor | null {
     const t = tensorArg(name, x);
     reduceOpArg(name, op);
     if (t.rank < 1 || t.shape[0]! % this.size !== 0) throw new Error(`${name}: the first axis of ${fmt(t.shape)} must be a multiple of the ${this.size} ranks`);
     this.agree(name, t);
     const direct = hostView(t, name);
-    if (direct) {
-      const out = Tensor._empty(t.backend, [t.shape[0]! / this.size, ...t.shape.slice(1)], t.dtype);
-      this.mpi.reduceScatter(direct, hostView(out, name)!, codeOf(t.dtype), OP_CODE[op === 'mean' ? 'sum' : op]);
-      out._bumpVersion();
-      if (op === 'mean') this.divide(out);
-      return keep(out);
-    }
+    if (!direct) return null;
+    const out = Tensor._empty(t.backend, [t.shape[0]! / this.size, ...t.shape.slice(1)], t.dtype);
+    this.mpi.reduceScatter(direct, hostView(out, name)!, codeOf(t.dtype), OP_CODE[op === 'mean' ? 'sum' : op]);
+    out._bumpVersion();
+    if (op === 'mean') this.divide(out);
+    return keep(out);
+  }
+
+  reduceScatterNow(x: Tensor, op: ReduceOp = 'sum'): Tensor {
+    const out = this.scatterDirect('reduceScatterNow', x, op);
+    if (!out) throw new Error(`reduceScatterNow: MPI reaches the memory of cpu tensors of f32, f64 or i32 only, not a ${x.backend.name} ${x.dtype} tensor ${fmt(x.shape)}; await reduceScatter instead`);
+    return out;
+  }
+
+  async reduceScatter(x: Tensor, op: ReduceOp = 'sum'): Promise<Tensor> {
+    const name = 'reduceScatter';
+    const direct = this.scatterDirect(name, x, op);
+    if (direct) return direct;
+    const t = x;
     const work = await read(t, name);
     const n = work.length / this.size;
     const recv = new (work.constructor as new (n: number) => typeof work)(n);
@@ -288,9 +308,17 @@ class LocalCommunicator implements Communicator {
     tensorArg('allGather', t);
     return keep(noGrad(() => t.unsqueeze(0).clone()));
   }
-  async reduceScatter(t: Tensor): Promise<Tensor> {
-    tensorArg('reduceScatter', t);
+  async reduceScatter(t: Tensor, op: ReduceOp = 'sum'): Promise<Tensor> {
+    return this.reduceScatterNow(t, op, 'reduceScatter');
+  }
+  reduceScatterNow(t: Tensor, op: ReduceOp = 'sum', name = 'reduceScatterNow'): Tensor {
+    tensorArg(name, t);
+    reduceOpArg(name, op);
     return keep(noGrad(() => t.clone()));
+  }
+  reachesNow(t: Tensor): boolean {
+    tensorArg('reachesNow', t);
+    return true;
   }
   async send(): Promise<void> {
     throw new Error('send: a single-process communicator has no other rank');

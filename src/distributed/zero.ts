@@ -8,7 +8,8 @@
  * state), and all-gathers the updated blocks back into every rank's parameters.
  *
  * - Stage 1 shards the optimizer state: 2·N values of Adam's moments (and the f32 copy) become
- *   N/size per rank; the full gradients live until the step.
+ *   N/size per rank; the full gradients live until the step (and `zeroGrad`), so they can be
+ *   read or clipped before it.
  * - Stage 2 shards the gradients too: a bucket is reduce-scattered from the backward pass as soon
  *   as its last gradient is final, and those gradients are dropped there, so the full gradient
  *   never exists at once.
@@ -43,7 +44,7 @@ interface Shard {
   bucket: Bucket;
   group: number;
   block: Tensor;
-  // stage 2: the bucket's buffer exists only while its gradients are being gathered
+  // the bucket's buffer exists only while its gradients are gathered and reduced
   live: boolean;
 }
 
@@ -85,7 +86,7 @@ export class ZeroRedundancyOptimizer {
         );
         block.requiresGrad = true;
         const shard: Shard = { bucket, group: gi, block, live: true };
-        if (stage === 2) this.release(shard);
+        this.release(shard);
         this.shards.push(shard);
         bucket.params.forEach((p, i) => this.removeHooks.push(p.registerPostAccumulateGradHook(() => this.onGradient(shard, i))));
       }
@@ -137,23 +138,25 @@ export class ZeroRedundancyOptimizer {
     if (!s.live) this.revive(s);
     if (b.ready.has(b.params[i]!)) throw new Error(`ZeroRedundancyOptimizer: a second backward before step() (stage 2 drops gradients as it reduces them); accumulate with stage 1`);
     fillSlot(b, i);
+    b.params[i]!.zeroGrad(); // its values are in the bucket now
     if (b.ready.size === b.params.length) this.launch(s);
   }
 
   private launch(s: Shard): void {
     const b = s.bucket;
     b.launched = true;
-    if (this.stage === 2) for (const p of b.params) p.zeroGrad();
-    this.pending.push(
-      this.comm.reduceScatter(b.flat, 'mean').then((avg) => {
-        s.block.grad?.dispose();
-        s.block.grad = keep(avg);
-        if (this.stage === 2) this.release(s);
-      }),
-    );
+    const done = (avg: Tensor): void => {
+      s.block.grad?.dispose();
+      s.block.grad = keep(avg);
+      this.release(s);
+    };
+    // at once where the communicator reaches the memory (the buffer is freed before the backward
+    // goes on), else when the collective is done
+    if (this.comm.reachesNow(b.flat)) done(this.comm.reduceScatterNow(b.flat, 'mean'));
+    else this.pending.push(this.comm.reduceScatter(b.flat, 'mean').then(done));
   }
 
-  // stage 2 frees a bucket's buffer between uses (the cpu backend's cache hands the same memory back)
+  // a bucket's buffer is freed between uses (the cpu backend's cache hands the same memory back)
   private release(s: Shard): void {
     s.bucket.flat.dispose();
     s.live = false;
