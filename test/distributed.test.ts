@@ -77,7 +77,15 @@ describe.skipIf(missing !== null && process.env.KILN_REQUIRE_MPI !== '1')(`MPI, 
       const worst = await worstAgainst(model, p0!);
       console.log(`[mpi] data parallel on 2 ranks against 1 process, after 5 AdamW steps: worst difference ${worst.toFixed(3)} of the tolerance`);
       expect(worst).toBeLessThan(1);
-      model.dispose();
+
+      // accumulation over two micro-batches per rank, the first without a reduction
+      const acc = ranks.map((s) => s.accumulated as Record<string, number[]>);
+      expect(acc[1]).toEqual(acc[0]);
+      expect(ranks[0]!.reductionsInNoSync).toEqual([0, 0, 0, 0, 0]);
+      expect(ranks[0]!.reductionsPerStep).toBeGreaterThan(1); // one per bucket, from the last micro-batch's backward
+      const wAcc = await worstAgainst(model, acc[0]!);
+      console.log(`[mpi] data parallel with 2 accumulated micro-batches per rank (noSync) against 1 process: worst difference ${wAcc.toFixed(3)} of the tolerance`);
+      expect(wAcc).toBeLessThan(1);
 
       // ZeRO 1 and 2 (two parameter groups): the ranks agree, and equal one process with those groups
       const grouped = new GPT(DDP_CONFIG, { generator: new Generator(100) });
@@ -90,6 +98,7 @@ describe.skipIf(missing !== null && process.env.KILN_REQUIRE_MPI !== '1')(`MPI, 
         expect(w).toBeLessThan(1);
       }
       grouped.dispose();
+      model.dispose();
       // memory per rank: Adam's state (m and v, 2N values) against ZeRO's (m, v and the f32 copy
       // of 1/size of the parameters each: 3N/2 here), and the most a step holds at once
       const mem = ranks[0]!.memory as Record<string, { state: number; peak: number }>;

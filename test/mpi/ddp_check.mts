@@ -67,6 +67,39 @@ seen.losses = losses;
 seen.params = await paramsOf(model);
 ddp.dispose();
 
+// gradient accumulation: each rank's half in two micro-batches, the first under noSync
+{
+  const m = new GPT(DDP_CONFIG, { generator: new Generator(100 + rank) });
+  // counts the allreduces, to see that noSync makes none
+  let reductions = 0;
+  const counting = new Proxy(comm, {
+    get: (target, key) => (key === 'allReduce' ? (...a: Parameters<typeof comm.allReduce>) => (reductions++, target.allReduce(...a)) : Reflect.get(target, key)),
+  });
+  const d = await DistributedDataParallel.create(m, counting, { bucketBytes: 4096 });
+  const o = new AdamW(m.parameters(), { lr: 1e-2 });
+  const quarter = half / 2;
+  const inNoSync: number[] = [];
+  const micro = (j: number): void =>
+    tidy(() => {
+      const x = narrow(myIdx, 0, j * quarter, quarter), y = narrow(myTgt, 0, j * quarter, quarter);
+      crossEntropy(m.forward(x, null).logits, y).div(2).backward();
+    });
+  for (let step = 0; step < DDP_STEPS; step++) {
+    o.zeroGrad();
+    const before = reductions;
+    await d.noSync(() => micro(0));
+    inNoSync.push(reductions - before);
+    micro(1);
+    await d.syncGradients();
+    o.step();
+  }
+  seen.accumulated = await paramsOf(m);
+  seen.reductionsInNoSync = inNoSync;
+  seen.reductionsPerStep = reductions / DDP_STEPS;
+  d.dispose();
+  m.dispose();
+}
+
 // ZeRO stages 1 and 2, from the same initial weights and with two parameter groups
 for (const stage of [1, 2] as const) {
   const m = new GPT(DDP_CONFIG, { generator: new Generator(100 + rank) });
