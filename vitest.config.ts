@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   // examples import the package by name, as users do
-  resolve: { alias: { kiln: fileURLToPath(new URL('./src/index.ts', import.meta.url)) } },
+  resolve: { alias: { kilnjs: fileURLToPath(new URL('./src/index.ts', import.meta.url)) } },
   test: {
     include: ['test/**/*.test.ts'],
     setupFiles: ['test/setup.ts'],

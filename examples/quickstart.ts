@@ -1,4 +1,4 @@
-import { tensor, randn, zeros, tidy, noGrad, manualSeed, mean, memory } from 'kiln';
+import { tensor, randn, zeros, tidy, noGrad, manualSeed, mean, memory } from 'kilnjs';
 
 manualSeed(0);
 // data: y = 3·x₀ − 2·x₁ + 1 plus a little noise

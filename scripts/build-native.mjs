@@ -48,6 +48,21 @@ function newest(dir) {
 }
 
 if (process.env.KILN_SKIP_NATIVE === '1') skip('KILN_SKIP_NATIVE=1');
+
+// A published package ships a prebuilt addon for Linux x64 (scripts/release.mjs; Node-API 8, so one
+// binary serves every Node >= 20): when it loads here, nothing is compiled, unless --force, or MPI
+// is installed and a compiler is at hand (the MPI addon links this machine's MPI, so it is built
+// from source, and the CPU addon with it).
+const prebuilt = join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'kiln.node');
+if (!args.has('--force') && !sanitize && existsSync(prebuilt)) {
+  const probe = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(prebuilt)}).capabilities()`], { encoding: 'utf8' });
+  if (probe.status !== 0) log(`the prebuilt addon does not load here (${(probe.stderr || '').trim().split('\n').slice(-1)[0]}); building from source`);
+  else if (!(which('mpicc') && which('cmake'))) {
+    status(true, 'prebuilt', { file: prebuilt });
+    log(`using the prebuilt native addon (${prebuilt})`);
+    process.exit(0);
+  } else log('MPI is installed: building the addons from source (the MPI addon links this machine\'s MPI)');
+}
 if (!which('cmake')) skip('cmake was not found on PATH');
 const cxx = process.env.CXX || which('c++') || which('g++') || which('clang++');
 if (!cxx) skip('no C++ compiler (c++, g++ or clang++) was found on PATH');

@@ -5,7 +5,7 @@
  * backend, files, data preparation, the training loop and the CLI.
  *
  * @example
- * import { tensor, randn, tidy } from 'kiln';
+ * import { tensor, randn, tidy } from 'kilnjs';
  * const w = randn([3, 1], { requiresGrad: true });
  * const loss = tidy(() => tensor([[1, 2, 3]]).matmul(w).pow(2).sum());
  * loss.backward(); // w.grad

@@ -34,6 +34,6 @@ export function installHostFiles(f: HostFiles | null): void {
 
 /** File access for `op`, or an Error naming `op` and what to pass instead of a path. */
 export function hostFiles(op: string, instead: string): HostFiles {
-  if (!files) throw new Error(`${op}: reading and writing files needs kiln's Node entry point ('kiln' in Node); here pass ${instead}`);
+  if (!files) throw new Error(`${op}: reading and writing files needs kiln's Node entry point ('kilnjs' in Node); here pass ${instead}`);
   return files;
 }

@@ -1,10 +1,10 @@
 /**
  * kiln: tensors, autograd and backends for training language models in TypeScript — the Node
- * entry point: the browser-safe core (`kiln/core`), plus the native `cpu` backend, file access,
+ * entry point: the browser-safe core (`kilnjs/core`), plus the native `cpu` backend, file access,
  * data preparation, checkpoints and the training loop.
  *
  * @example
- * import { tensor, randn, tidy } from 'kiln';
+ * import { tensor, randn, tidy } from 'kilnjs';
  * const w = randn([3, 1], { requiresGrad: true });
  * const loss = tidy(() => tensor([[1, 2, 3]]).matmul(w).pow(2).sum());
  * loss.backward(); // w.grad

@@ -1,5 +1,5 @@
 /**
- * The entry points: the browser-safe core (`kiln/core`) reaches no `node:` module through its
+ * The entry points: the browser-safe core (`kilnjs/core`) reaches no `node:` module through its
  * import graph, and the Node entry adds the native backend, files, data and the training loop on
  * top of everything the core exports.
  */
@@ -55,7 +55,7 @@ describe('entry points', () => {
     installHostFiles(null);
     try {
       expect(() => core.BPETokenizer.load('tok.json')).toThrow(/^BPETokenizer.load: cannot read tok.json: BPETokenizer.load: reading and writing files needs kiln's Node entry point/);
-      expect(() => core.loadSafetensors('m.safetensors')).toThrow(/cannot read 'm.safetensors': loadSafetensors: reading and writing files needs kiln's Node entry point \('kiln' in Node\); here pass the file's bytes/);
+      expect(() => core.loadSafetensors('m.safetensors')).toThrow(/cannot read 'm.safetensors': loadSafetensors: reading and writing files needs kiln's Node entry point \('kilnjs' in Node\); here pass the file's bytes/);
     } finally {
       installHostFiles(saved);
     }

@@ -36,14 +36,14 @@ export interface Addon extends NativeKernelFns {
   setNumThreads(n: number): void;
 }
 
-// The package root: the nearest folder above this module with kiln's package.json.
+// The package root: the nearest folder above this module with kiln's package.json (named kilnjs on npm).
 function packageRoot(): string | null {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     const pj = join(dir, 'package.json');
     if (existsSync(pj)) {
       try {
-        if (JSON.parse(readFileSync(pj, 'utf8')).name === 'kiln') return dir;
+        if (JSON.parse(readFileSync(pj, 'utf8')).name === 'kilnjs') return dir;
       } catch {
         // unreadable package.json: keep looking upwards
       }
@@ -69,32 +69,49 @@ export function nativeBuildDir(): string | null {
   return root ? resolve(root, process.env.KILN_NATIVE_BUILD ?? 'build') : null;
 }
 
-/** Where the addon is, or why it is not there, without loading it. */
+/** The prebuilt addon the package ships for this platform (built by scripts/release.mjs), if any. */
+export function prebuiltAddon(): string | null {
+  const root = packageRoot();
+  const file = root ? join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'kiln.node') : null;
+  return file && existsSync(file) ? file : null;
+}
+
+/**
+ * Where the addon is, or why it is not there, without loading it: the one built on this machine
+ * (`build/Release`, made when the prebuilt one did not load, or on request), else the prebuilt one.
+ */
 export function findAddon(): { file: string } | { unavailable: string } {
+  const files = addonFiles();
+  return 'unavailable' in files ? files : { file: files.files[0]! };
+}
+
+function addonFiles(): { files: string[] } | { unavailable: string } {
   if (process.env.KILN_DISABLE_NATIVE === '1') return { unavailable: 'disabled by KILN_DISABLE_NATIVE=1' };
   const out = nativeBuildDir();
   if (!out) return { unavailable: "kiln's package folder was not found" };
-  const file = join(out, 'Release', 'kiln.node');
-  if (!existsSync(file)) {
-    let why = 'the native addon was not built';
-    try {
-      const status = JSON.parse(readFileSync(join(out, 'kiln-status.json'), 'utf8')) as { reason?: string };
-      if (status.reason) why += `: ${status.reason}`;
-    } catch {
-      why += ' (run npm install, or npm run build:native)';
-    }
-    return { unavailable: why };
+  const files = [join(out, 'Release', 'kiln.node'), prebuiltAddon()].filter((f): f is string => f !== null && existsSync(f));
+  if (files.length) return { files };
+  let why = 'the native addon was not built';
+  try {
+    const status = JSON.parse(readFileSync(join(out, 'kiln-status.json'), 'utf8')) as { reason?: string };
+    if (status.reason) why += `: ${status.reason}`;
+  } catch {
+    why += ' (run npm install, or npm run build:native)';
   }
-  return { file };
+  return { unavailable: why };
 }
 
+// the first addon that loads, in findAddon's order
 function load(): Addon | { unavailable: string } {
-  const found = findAddon();
+  const found = addonFiles();
   if ('unavailable' in found) return found;
-  const { file } = found;
-  try {
-    return createRequire(import.meta.url)(file) as Addon;
-  } catch (e) {
-    return { unavailable: `the native addon failed to load: ${(e as Error).message}` };
+  const errors: string[] = [];
+  for (const file of found.files) {
+    try {
+      return createRequire(import.meta.url)(file) as Addon;
+    } catch (e) {
+      errors.push(`${file}: ${(e as Error).message}`);
+    }
   }
+  return { unavailable: `the native addon failed to load: ${errors.join('; ')}` };
 }
