@@ -28,6 +28,7 @@ export { Linear, type LinearOptions, type LoRAOptions, type LoRAState } from './
 export { Embedding, type EmbeddingOptions } from './embedding.js';
 export { LayerNorm, RMSNorm, type LayerNormOptions, type RMSNormOptions } from './norm.js';
 export { Dropout } from './dropout.js';
+export { LSTM, GRU, type RNNOptions, type RNNForwardOptions } from './rnn.js';
 export { GELU, SiLU, ReLU } from './activation.js';
 export { MLP, type MLPActivation, type MLPOptions } from './mlp.js';
 export { RotaryEmbedding, applyRotary, type RotaryOptions } from './rope.js';

@@ -17,6 +17,8 @@ import {
   LayerKVCache,
   LayerNorm,
   Linear,
+  LSTM,
+  GRU,
   MLP,
   ModuleList,
   RMSNorm,
@@ -32,6 +34,13 @@ import { bool, choice, construct, fixed, generator, ids, instance, int, num, opt
 // ---- kinds of the nn layer -------------------------------------------------------------------
 
 const OPTIONAL = { optional: true } as const;
+const rnnKeys = (): Record<string, Param> => ({
+  numLayers: int({ min: 1, optional: true }),
+  bias: bool(OPTIONAL),
+  batchFirst: bool(OPTIONAL),
+  dropout: num({ min: 0, max: 1, optional: true }),
+  bidirectional: bool(OPTIONAL),
+});
 
 /** A dtype for parameters: floating ones only. */
 function floatDtype(): Param {
@@ -232,6 +241,16 @@ export const NN_TABLE: Table = {
   },
   'Linear.forward': method(linear, (m, x) => m.forward(x), [T(() => rand([4, 3]))], 'Linear.forward'),
   Embedding: { params: [int({ min: 0, good: 4 }), int({ min: 0, good: 5 }), paramOpts({ std: num({ min: 0, optional: true }) })], call: construct((a, b, o) => new Embedding(a, b, o)) },
+  LSTM: {
+    params: [int({ min: 1, good: 3 }), int({ min: 1, good: 4 }), paramOpts(rnnKeys())],
+    call: construct((a, b, o) => new LSTM(a, b, o)),
+  },
+  GRU: {
+    params: [int({ min: 1, good: 3 }), int({ min: 1, good: 4 }), paramOpts(rnnKeys())],
+    call: construct((a, b, o) => new GRU(a, b, o)),
+  },
+  'LSTM.forward': method(() => new LSTM(3, 4, { batchFirst: true }), (m, x, h, c, o) => m.forward(x, h, c, o), [T(() => rand([2, 5, 3])), T(() => rand([1, 2, 4]), OPTIONAL), T(() => rand([1, 2, 4]), OPTIONAL), opts({ lengths: { kind: 'lengths', good: () => undefined, refuse: [{ value: [5], needle: '[5]' }, { value: [0, 5], needle: '0' }, { value: 'x', needle: 'x' }] } })], 'LSTM.forward'),
+  'GRU.forward': method(() => new GRU(3, 4, { batchFirst: true }), (m, x, h, o) => m.forward(x, h, o), [T(() => rand([2, 5, 3])), T(() => rand([1, 2, 4]), OPTIONAL), opts({ lengths: { kind: 'lengths', good: () => undefined, refuse: [{ value: [6, 1], needle: '6' }] } })], 'GRU.forward'),
   'Embedding.forward': method(() => new Embedding(4, 5), (m, x) => m.forward(x), [ids([2, 3], 4)], 'Embedding.forward'),
   LayerNorm: {
     params: [int({ min: 1, good: 3 }), paramOpts({ eps: num({ min: 0, optional: true }), elementwiseAffine: bool(OPTIONAL), bias: bool(OPTIONAL) })],
