@@ -4,7 +4,7 @@
 // <out>/kiln-status.json, and kiln runs on the reference backend (backends() says why).
 //
 //   node scripts/build-native.mjs [--force] [--sanitize]
-//   KILN_SKIP_NATIVE=1 skips the build.
+//   KILN_SKIP_NATIVE=1 skips the build; KILN_NO_PREBUILT=1 ignores a shipped prebuilt addon.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync, readdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -54,7 +54,7 @@ if (process.env.KILN_SKIP_NATIVE === '1') skip('KILN_SKIP_NATIVE=1');
 // is installed and a compiler is at hand (the MPI addon links this machine's MPI, so it is built
 // from source, and the CPU addon with it).
 const prebuilt = join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'kiln.node');
-if (!args.has('--force') && !sanitize && existsSync(prebuilt)) {
+if (!args.has('--force') && !sanitize && process.env.KILN_NO_PREBUILT !== '1' && existsSync(prebuilt)) {
   const probe = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(prebuilt)}).capabilities()`], { encoding: 'utf8' });
   if (probe.status !== 0) log(`the prebuilt addon does not load here (${(probe.stderr || '').trim().split('\n').slice(-1)[0]}); building from source`);
   else if (!(which('mpicc') && which('cmake'))) {

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Makes the npm package: builds dist/ (tsup: ESM, CJS, types), makes sure the native addon is
+// Makes the npm package: builds dist/ (tsup: ESM, CJS, types; the browser bundle), makes sure the native addon is
 // built and current (cmake), copies it to prebuilds/<platform>-<arch>/kiln.node (the binary the
 // package ships, loaded before any source build; Node-API 8, so one binary serves every
 // Node >= 20), and runs `npm pack` into --out (default: the repository folder). Prints the
@@ -22,8 +22,11 @@ function run(cmd, args, opts = {}) {
   return r.stdout;
 }
 
-if (!argv.includes('--skip-dist')) run(process.execPath, [join(root, 'node_modules', 'tsup', 'dist', 'cli-default.js')]);
-for (const f of ['dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/core.js', 'dist/cli/main.js'])
+if (!argv.includes('--skip-dist')) {
+  run(process.execPath, [join(root, 'node_modules', 'tsup', 'dist', 'cli-default.js')]);
+  run(process.execPath, [join(root, 'scripts', 'build-browser.mjs')]); // the one-file ES module for browsers (after tsup, whose clean empties dist/)
+}
+for (const f of ['dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/core.js', 'dist/cli/main.js', 'dist/browser/kiln.js'])
   if (!existsSync(join(root, f))) throw new Error(`release: ${f} is missing after the build`);
 
 // the addon, current with the sources (the install script rebuilds only what changed)

@@ -30,6 +30,7 @@ export { saveAdapters, loadAdapters, ADAPTER_WEIGHTS, ADAPTER_CONFIG } from './f
 export { communicator, findMpiAddon, type Communicator, type ReduceOp } from './distributed/mpi.js';
 export { DistributedDataParallel, type DDPOptions } from './distributed/ddp.js';
 export { ZeroRedundancyOptimizer, type ZeroOptions } from './distributed/zero.js';
+export { pretrainBert, type PretrainBertResult } from './cli/train.js';
 export {
   ColumnParallelLinear,
   RowParallelLinear,

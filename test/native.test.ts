@@ -55,14 +55,14 @@ test('a missing build is reported with the reason the build script recorded', ()
     const out = join(dir, 'out');
     const r = spawnSync(process.execPath, [join(root, 'scripts', 'build-native.mjs')], {
       cwd: root,
-      env: { ...process.env, PATH: '/nonexistent', KILN_NATIVE_BUILD: out },
+      env: { ...process.env, PATH: '/nonexistent', KILN_NATIVE_BUILD: out, KILN_NO_PREBUILT: '1' },
       encoding: 'utf8',
     });
     expect(r.status).toBe(0);
     expect(r.stderr).toMatch(/WARNING: the native addon was not built \(cmake was not found on PATH\)/);
     const status = JSON.parse(readFileSync(join(out, 'kiln-status.json'), 'utf8')) as { ok: boolean; reason: string };
     expect(status).toMatchObject({ ok: false, reason: 'cmake was not found on PATH' });
-    const list = JSON.parse(runKiln({ KILN_NATIVE_BUILD: out })) as { name: string; available: boolean; reason: string }[];
+    const list = JSON.parse(runKiln({ KILN_NATIVE_BUILD: out, KILN_NO_PREBUILT: '1' })) as { name: string; available: boolean; reason: string }[];
     expect(list.find((b) => b.name === 'cpu')!.reason).toBe('the native addon was not built: cmake was not found on PATH');
   } finally {
     rmSync(dir, { recursive: true, force: true });

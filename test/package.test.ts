@@ -34,7 +34,7 @@ describe('the npm package', () => {
     files = sh('tar', ['-tzf', tarball]).split('\n').filter(Boolean).map((f) => f.replace(/^package\//, ''));
     for (const f of [
       'package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'bin/kiln.mjs',
-      'dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts', 'dist/core.js', 'dist/core.d.ts', 'dist/cli/main.js',
+      'dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts', 'dist/core.js', 'dist/core.d.ts', 'dist/cli/main.js', 'dist/browser/kiln.js',
       'native/addon.cc', 'native/mpi/mpi_addon.cc', 'kernels/ops.gen.h', 'CMakeLists.txt', 'scripts/build-native.mjs', 'prebuilds/linux-x64/kiln.node',
     ])
       expect(files, f).toContain(f);

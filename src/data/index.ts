@@ -14,3 +14,4 @@ export * from './tokenizer.js';
 export * from './bpe.js';
 export * from './wordpiece.js';
 export { GPT2_PATTERN, pretokenize, splitGPT2, splitByRegExp, compilePattern } from './pretokenize.js';
+export { maskTokens, maskTokensTensor, trainWordPiece, type MaskTokensOptions, type MaskedTokens, type MaskedTokensTensor, type TrainWordPieceOptions } from './mlm.js';

@@ -27,7 +27,8 @@ import { writeFileAtomic, type AsyncWriter } from './atomic.js';
 import { relabel } from '../tensor/ops/util.js';
 import { checkKeys, show } from '../tensor/validate.js';
 import { describeJSON } from './describe.js';
-import { encodeRaw, parseHeader, readRaw, readSafetensors } from './safetensors.js';
+import { parseHeader, readSafetensors } from './safetensors.js';
+import { checksum, crc32, encodeCheckpoint, hex } from './checkpoint_bytes.js';
 
 /** Anything with a state dict of tensors: a Module, or a small wrapper. */
 export interface StateDictModel {
@@ -107,7 +108,6 @@ interface CheckpointInfo {
 
 const META_KEY = 'kiln.checkpoint';
 const CRC_KEY = 'kiln.crc32';
-const CRC_PLACEHOLDER = '00000000';
 /** How much of a target's error a load error quotes. */
 const MAX_QUOTE = 1000;
 /** The file name used when a checkpoint path names a directory. */
@@ -143,38 +143,7 @@ export async function saveCheckpoint(path: string, c: CheckpointContents, opts: 
   checkKeys(op, opts, ['write']);
   const write = (opts as SaveCheckpointOptions | null)?.write;
   if (write !== undefined && typeof write !== 'function') throw new Error(`${op}: write must be a function, got ${show(write)}`);
-  const tensors: Record<string, Tensor> = {};
-  for (const [name, t] of Object.entries(c.model.stateDict())) tensors[`model.${name}`] = t;
-  let optimizer: CheckpointInfo['optimizer'] = null;
-  if (c.optimizer) {
-    const sd = c.optimizer.stateDict();
-    const state: Record<string, { step: number; tensors: string[] }> = {};
-    for (const [id, st] of Object.entries(sd.state)) {
-      state[id] = { step: st.step, tensors: Object.keys(st.tensors) };
-      for (const [key, t] of Object.entries(st.tensors)) tensors[`optimizer.${id}.${key}`] = t;
-    }
-    optimizer = { optimizer: sd.optimizer, paramGroups: sd.paramGroups, state };
-  }
-  const raw = await readRaw(op, tensors);
-  const info: CheckpointInfo = {
-    version: 2,
-    step: c.step,
-    extra: c.extra ?? null,
-    generator: c.generator ? c.generator.getState() : null,
-    scheduler: c.scheduler ? c.scheduler.stateDict() : null,
-    optimizer,
-  };
-  let json: string;
-  try {
-    json = JSON.stringify(info);
-  } catch (e) {
-    throw new Error(`${op}: extra, scheduler or generator state is not JSON-serialisable (${(e as Error).message})`);
-  }
-  // the checksum key comes first in the header, so its placeholder is patched in place
-  const bytes = encodeRaw(raw, { [CRC_KEY]: CRC_PLACEHOLDER, [META_KEY]: json });
-  const header = parseHeader(bytes);
-  const at = indexOf(bytes.subarray(0, header.dataStart), new TextEncoder().encode(`"${CRC_KEY}":"${CRC_PLACEHOLDER}"`));
-  bytes.set(new TextEncoder().encode(hex(checksum(json, bytes.subarray(header.dataStart)))), at + CRC_KEY.length + 4);
+  const bytes = await encodeCheckpoint(op, c);
   const file = await resolveFile(path);
   try {
     await mkdir(dirname(file), { recursive: true });
@@ -348,41 +317,3 @@ function parseInfo(json: string): CheckpointInfo {
   return i;
 }
 
-// ---- CRC-32 (IEEE 802.3, as zlib) --------------------------------------------------------------
-
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-function crcUpdate(crc: number, bytes: Uint8Array): number {
-  let c = crc;
-  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
-  return c;
-}
-
-/** CRC-32 of `bytes` (the checksum zlib and gzip use). */
-export function crc32(bytes: Uint8Array): number {
-  if (!(bytes instanceof Uint8Array)) throw new Error(`crc32: bytes must be a Uint8Array, got ${show(bytes)}`);
-  return (crcUpdate(0xffffffff, bytes) ^ 0xffffffff) >>> 0;
-}
-
-// CRC-32 of the checkpoint's JSON metadata (UTF-8) followed by its data buffer.
-function checksum(json: string, data: Uint8Array): number {
-  return (crcUpdate(crcUpdate(0xffffffff, new TextEncoder().encode(json)), data) ^ 0xffffffff) >>> 0;
-}
-
-function indexOf(hay: Uint8Array, needle: Uint8Array): number {
-  outer: for (let i = 0; i + needle.length <= hay.length; i++) {
-    for (let j = 0; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
-    return i;
-  }
-  throw new Error('saveCheckpoint: internal error, checksum placeholder not found');
-}
-
-const hex = (n: number): string => n.toString(16).padStart(8, '0');

@@ -15,3 +15,4 @@ export {
   type SafetensorsHeader,
   type LoadSafetensorsOptions,
 } from './safetensors.js';
+export { checkpointBytes, crc32, type CheckpointBytesContents } from './checkpoint_bytes.js';

@@ -7,7 +7,6 @@ export { writeFileAtomic, writeFileAtomicSync, type AsyncWriter, type SyncWriter
 export {
   saveCheckpoint,
   loadCheckpoint,
-  crc32,
   CHECKPOINT_FILE,
   type CheckpointContents,
   type CheckpointTargets,

@@ -67,3 +67,4 @@ export {
   type ThroughputSummary,
   type StepTimes,
 } from './throughput.js';
+export { ensembleLogits, evaluateEnsemble, type EnsembleMode, type EnsembleMember, type EvaluableMember, type EnsembleOptions, type EvaluateEnsembleOptions, type EnsembleResult, type TokenStream } from './ensemble.js';

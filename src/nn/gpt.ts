@@ -1,7 +1,8 @@
 /**
  * `GPT`: a GPT-2 style decoder-only language model, named as nanoGPT and Hugging Face GPT-2
  * (`transformer.wte`, `transformer.wpe`, `transformer.h.N.{ln_1, attn.{c_attn, c_proj}, ln_2,
- * mlp.{c_fc, c_proj}}`, `transformer.ln_f`, `lm_head`), so PyTorch checkpoints map 1:1.
+ * mlp.{c_fc, c_proj}}`, `transformer.ln_f`, `lm_head`), so PyTorch checkpoints map 1:1. With
+ * `moe`, a block's feed-forward is `moe.{router, experts.E.{c_fc, c_proj}}` instead of `mlp`.
  * @module
  */
 import { checkpoint } from '../autograd/checkpoint.js';
@@ -22,12 +23,39 @@ import { KVCache } from './kv_cache.js';
 import { Linear } from './linear.js';
 import type { MLPActivation } from './mlp.js';
 import { Module, ModuleList } from './module.js';
+import { MOE_CONFIG_KEYS, resolveMoEConfig, type MoEConfig, type ResolvedMoEConfig } from './moe.js';
 import { LayerNorm } from './norm.js';
 import { checkConfig, options, PARAM_KEYS, paramOptions, size } from './validate.js';
 
 /** The keys of {@link GPTConfig}. */
 const GPT_KEYS = ['vocabSize', 'blockSize', 'nLayer', 'nHead', 'nEmbd', 'dropout', 'bias', 'rope', 'ropeBase', 'tiedHead', 'activation', 'layerNormEps',
-  'gradientCheckpointing', 'window', 'kvHeads'] as const;
+  'gradientCheckpointing', 'window', 'kvHeads', 'moe'] as const;
+
+/** The keys of {@link GPTMoEConfig}. */
+const GPT_MOE_KEYS = [...MOE_CONFIG_KEYS, 'auxLossWeight', 'every', 'hidden'] as const;
+
+/** Mixture-of-experts feed-forwards in a {@link GPT}: the routing of {@link MoE}, and where and how much. */
+export interface GPTMoEConfig extends MoEConfig {
+  /**
+   * The coefficient α of the blocks' mean load-balancing loss in `GPT.forward`'s loss while
+   * training: loss = cross-entropy + α · mean aux loss (default 0.01, as Switch).
+   */
+  auxLossWeight?: number;
+  /**
+   * 1 (default): every block's feed-forward is a mixture of experts; 2: every other block's,
+   * blocks 1, 3, 5, … (as Switch and GShard), the others keep their MLP.
+   */
+  every?: 1 | 2;
+  /** Each expert's hidden width (4·nEmbd by default). */
+  hidden?: number;
+}
+
+/** A checked {@link GPTMoEConfig} with its defaults filled in. */
+export interface ResolvedGPTMoEConfig extends ResolvedMoEConfig {
+  auxLossWeight: number;
+  every: 1 | 2;
+  hidden: number;
+}
 
 /** The shape of a {@link GPT}. */
 export interface GPTConfig {
@@ -72,6 +100,12 @@ export interface GPTConfig {
   window?: number | null;
   /** Key/value heads of grouped-query attention (divides nHead; default nHead). */
   kvHeads?: number;
+  /**
+   * Mixture-of-experts feed-forwards ({@link MoE}) in every block or every other one, and the
+   * weight of their load-balancing loss. A model without (the default) has no `moe` entry in its
+   * resolved `config`, so its config and checkpoints are as before.
+   */
+  moe?: GPTMoEConfig;
 }
 
 /** Options of {@link GPT.forward}. */
@@ -120,9 +154,29 @@ function checkLayout(op: string, idx: Tensor, o: { positions?: Tensor; attnMask?
 export interface GPTOutput {
   /** `[B, T, V]` (`[B, 1, V]` with `lastOnly`). */
   logits: Tensor;
-  /** Mean cross-entropy over the targets that are not −100, when targets were given. */
+  /**
+   * Mean cross-entropy over the targets that are not −100, when targets were given; for a model
+   * with experts in training mode, plus `moe.auxLossWeight` · {@link auxLoss}.
+   */
   loss?: Tensor;
+  /** With experts: the mean over the MoE blocks of their load-balancing losses (not weighted). */
+  auxLoss?: Tensor;
 }
+
+function resolveMoE(op: string, value: unknown, nLayer: number, nEmbd: number): ResolvedGPTMoEConfig | null {
+  if (value === undefined || value === null) return null;
+  const m = value as GPTMoEConfig;
+  const base = resolveMoEConfig(op, m, GPT_MOE_KEYS, 'config.moe.');
+  const auxLossWeight = m.auxLossWeight === undefined ? 0.01 : checkNumber(op, 'config.moe.auxLossWeight', m.auxLossWeight, { min: 0 });
+  if (m.every !== undefined && m.every !== 1 && m.every !== 2) throw new Error(`${op}: config.moe.every must be 1 or 2, got ${show(m.every)}`);
+  const every = m.every ?? 1;
+  if (every > nLayer) throw new Error(`${op}: config.moe.every is ${every} (experts in blocks 1, 3, …) but nLayer is ${nLayer}: no block would have experts`);
+  const hidden = m.hidden === undefined ? 4 * nEmbd : size(op, 'config.moe.hidden', m.hidden);
+  return { ...base, auxLossWeight, every, hidden };
+}
+
+// whether block i of a model has experts
+const isMoEBlock = (moe: ResolvedGPTMoEConfig | null, i: number): moe is ResolvedGPTMoEConfig => moe !== null && i % moe.every === moe.every - 1;
 
 function resolveConfig(op: string, config: GPTConfig): Required<GPTConfig> {
   const c = checkConfig(op, config, GPT_KEYS);
@@ -141,7 +195,9 @@ function resolveConfig(op: string, config: GPTConfig): Required<GPTConfig> {
   const layerNormEps = c.layerNormEps ?? 1e-5;
   if (typeof layerNormEps !== 'number' || !(layerNormEps > 0 && Number.isFinite(layerNormEps)))
     throw new Error(`${op}: config.layerNormEps must be a positive finite number, got ${show(layerNormEps)}`);
-  return {
+  const moe = resolveMoE(op, c.moe, c.nLayer, c.nEmbd);
+  // the entry is absent without experts, so a plain model's config (and what is saved of it) is unchanged
+  const resolved: GPTConfig = {
     vocabSize: c.vocabSize,
     blockSize: c.blockSize,
     nLayer: c.nLayer,
@@ -157,7 +213,9 @@ function resolveConfig(op: string, config: GPTConfig): Required<GPTConfig> {
     gradientCheckpointing: flag('gradientCheckpointing', false),
     window,
     kvHeads,
+    ...(moe ? { moe } : {}),
   };
+  return resolved as Required<GPTConfig>;
 }
 
 function checkCache(op: string, cache: unknown, nLayer: number): KVCache | undefined {
@@ -167,8 +225,9 @@ function checkCache(op: string, cache: unknown, nLayer: number): KVCache | undef
   return cache;
 }
 
-// idx [B, T] i32 (only the new positions with a cache) → hidden [B, T, C] after ln_f, as the public method `op`
-function runTransformer(op: string, m: GPTTransformer, idx: Tensor, cache: KVCache | undefined, layout: Layout = {}): Tensor {
+// idx [B, T] i32 (only the new positions with a cache) → hidden [B, T, C] after ln_f, as the public
+// method `op`; the load-balancing losses of the MoE blocks are pushed onto `aux`
+function runTransformer(op: string, m: GPTTransformer, idx: Tensor, cache: KVCache | undefined, layout: Layout = {}, aux: Tensor[] = []): Tensor {
   const c = m.config;
   const t = idx.shape[1]!;
   const past = cache?.length ?? 0;
@@ -191,7 +250,16 @@ function runTransformer(op: string, m: GPTTransformer, idx: Tensor, cache: KVCac
     for (const block of m.h) {
       const j = i++;
       const mask = layout.attnMask;
-      x = recompute && j < last ? checkpoint((h) => block.forward(h, undefined, mask), x) : block.forward(x, cache?.layers[j], mask);
+      const moe = block.moe;
+      if (!(recompute && j < last)) {
+        x = block.forward(x, cache?.layers[j], mask);
+        if (moe) aux.push(moe.lastAuxLoss!);
+      } else if (moe) {
+        // the aux loss is a second output of the checkpoint, so its gradient reaches the router
+        const [y, a] = checkpoint((h) => [block.forward(h, undefined, mask), moe.lastAuxLoss!], x);
+        x = y!;
+        aux.push(a!);
+      } else x = checkpoint((h) => block.forward(h, undefined, mask), x);
     }
     return m.ln_f.forward(x);
   });
@@ -228,6 +296,7 @@ export class GPTTransformer extends Module {
       this.wpe = c.rope ? null : this.registerModule('wpe', new Embedding(c.blockSize, c.nEmbd, { ...o, std: GPT2_INIT_STD }));
       this.drop = this.registerModule('drop', new Dropout(c.dropout, gen));
       const blocks: Block[] = [];
+      const moe = (c.moe as ResolvedGPTMoEConfig | undefined) ?? null;
       for (let i = 0; i < c.nLayer; i++)
         blocks.push(
           new Block({
@@ -245,6 +314,20 @@ export class GPTTransformer extends Module {
             window: c.window,
             std: GPT2_INIT_STD,
             projStd: residualStd(c.nLayer),
+            ...(isMoEBlock(moe, i)
+              ? {
+                  mlpHidden: moe.hidden,
+                  moe: {
+                    experts: moe.experts,
+                    topK: moe.topK,
+                    capacityFactor: moe.capacityFactor,
+                    evalCapacityFactor: moe.evalCapacityFactor,
+                    noisyGating: moe.noisyGating,
+                    renormalize: moe.renormalize,
+                    routerStd: moe.routerStd,
+                  },
+                }
+              : {}),
           }),
         );
       this.h = this.registerModule('h', new ModuleList(blocks));
@@ -324,11 +407,17 @@ export class GPT extends Module {
         throw new Error(`${op}: targets ${fmt(targets.shape)} must match idx ${fmt(idx.shape)}`);
       if (lastOnly) throw new Error(`${op}: lastOnly computes one position, so it cannot take targets`);
     }
-    let x = runTransformer(op, this.transformer, idx, cache, checkLayout(op, idx, o, this.config, cache !== undefined));
+    const aux: Tensor[] = [];
+    let x = runTransformer(op, this.transformer, idx, cache, checkLayout(op, idx, o, this.config, cache !== undefined), aux);
     return asOp(op, () => {
       if (lastOnly) x = narrow(x, 1, x.shape[1]! - 1, 1);
       const logits = this.lm_head.forward(x);
-      return hasTargets ? { logits, loss: crossEntropy(logits, targets) } : { logits };
+      if (aux.length === 0) return hasTargets ? { logits, loss: crossEntropy(logits, targets) } : { logits };
+      const auxLoss = aux.length === 1 ? aux[0]!.mul(1) : aux.reduce((a, b) => a.add(b)).div(aux.length);
+      if (!hasTargets) return { logits, auxLoss };
+      const ce = crossEntropy(logits, targets);
+      const weight = (this.config.moe as ResolvedGPTMoEConfig).auxLossWeight;
+      return { logits, loss: this.training && weight > 0 ? ce.add(auxLoss.mul(weight)) : ce, auxLoss };
     });
   }
 }

@@ -35,5 +35,33 @@ export { RotaryEmbedding, applyRotary, type RotaryOptions } from './rope.js';
 export { LayerKVCache, KVCache } from './kv_cache.js';
 export { CausalSelfAttention, type AttentionConfig } from './attention.js';
 export { Block, type BlockConfig } from './block.js';
-export { GPT, GPTTransformer, type GPTConfig, type GPTForwardOptions, type GPTOutput } from './gpt.js';
+export { GPT, GPTTransformer, type GPTConfig, type GPTForwardOptions, type GPTOutput, type GPTMoEConfig, type ResolvedGPTMoEConfig } from './gpt.js';
+export { MoE, type MoEConfig, type MoEOptions, type MoEStats, type MoEStatsTensors, type ResolvedMoEConfig } from './moe.js';
+export { prune, sparsity, Pruner, type PruneMethod, type PruneOptions, type PruneSelection, type ParamSparsity, type SparsityReport, type SteppableOptimizer } from './prune.js';
+export {
+  BertModel,
+  BertForMaskedLM,
+  BertForSequenceClassification,
+  BertForTokenClassification,
+  MaskedLMPretraining,
+  evaluateMaskedLM,
+  encodeForBert,
+  evaluateBertClassifier,
+  finetuneBertClassifier,
+  type BertConfig,
+  type ResolvedBertConfig,
+  type BertModelOptions,
+  type BertForwardOptions,
+  type BertModelOutput,
+  type BertHeadOutput,
+  type BertClassifierOptions,
+  type MLMMaskingOptions,
+  type EvaluateMaskedLMOptions,
+  type MaskedLMEvaluation,
+  type BertEncoding,
+  type ClassifierScores,
+  type EvaluateBertClassifierOptions,
+  type FinetuneBertClassifierOptions,
+  type FinetuneBertClassifierResult,
+} from './bert.js';
 export { generate, sampleLogits, type GenerateOptions, type SamplingOptions } from './generate.js';

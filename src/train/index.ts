@@ -32,3 +32,4 @@ export {
   type TrialOutcome,
   type TrialStatus,
 } from './search.js';
+export { EMA, type EMAOptions } from './ema.js';

@@ -20,3 +20,4 @@ export {
   type EvalRecord,
   type EvaluateOptions,
 } from './loop.js';
+export { averageCheckpoints, averageCheckpointsInto, saveAveragedCheckpoint, type AverageCheckpointsOptions, type SaveAveragedCheckpointOptions, type AveragedCheckpoint } from './average.js';

@@ -11,6 +11,7 @@ import { Generator } from '../tensor/random.js';
 import { asOp } from '../tensor/ops/util.js';
 import { checkBoolean, checkChoice, checkKeys, checkNumber, show } from '../tensor/validate.js';
 import { EarlyStopping, type EarlyStoppingOptions } from './early_stopping.js';
+import { tpeSuggest, type TPEOptions } from './tpe.js';
 
 /** A value a hyperparameter can take. */
 export type ParamValue = number | string | boolean | null;
@@ -58,8 +59,8 @@ export type TrialOutcome =
   | { value: number; steps?: number; earlyStopped?: boolean }
   | { bestValLoss: number | null; step: number; reason: string };
 
-/** How a trial ended. */
-export type TrialStatus = 'ok' | 'early-stopped' | 'failed' | 'aborted';
+/** How a trial ended ('pruned': stopped by the search's pruner as worse than the median). */
+export type TrialStatus = 'ok' | 'early-stopped' | 'pruned' | 'failed' | 'aborted';
 
 /** One trial of a search. */
 export interface Trial {
@@ -80,10 +81,23 @@ export interface Trial {
 /** Options of {@link search}. */
 export interface SearchOptions {
   space: SearchSpace;
-  /** `'grid'` (default): every combination; `'random'`: `trials` seeded draws. */
-  strategy?: 'grid' | 'random';
-  /** Number of configurations to draw (random search), or the most to try (grid). */
+  /**
+   * `'grid'` (default): every combination; `'random'`: `trials` seeded draws; `'tpe'`: `trials`
+   * configurations chosen one after another by the tree-structured Parzen estimator from the
+   * trials before (Bayesian optimisation; random for the first `tpe.startup`).
+   */
+  strategy?: 'grid' | 'random' | 'tpe';
+  /** Number of configurations to draw (random search, TPE), or the most to try (grid). */
   trials?: number;
+  /** The TPE sampler's settings. */
+  tpe?: TPEOptions;
+  /**
+   * Stop bad trials early (as Vizier's and Optuna's median rule): at a `report` from step
+   * `warmupSteps` on, once `startupTrials` trials have finished, a trial whose best value so far is
+   * worse than the median of the finished trials' best values up to the same step stops
+   * (`report` returns true) and is marked 'pruned'.
+   */
+  pruner?: { type: 'median'; startupTrials?: number; warmupSteps?: number };
   /** Seed of the random draws; 0 by default. */
   seed?: number;
   /** Runs one trial: a short training of `config`, returning its value (see {@link TrialOutcome}). */
@@ -184,6 +198,54 @@ export function randomConfigs(space: SearchSpace, n: number, seed = 0): SearchCo
   });
 }
 
+function tpeOptions(o: TPEOptions | undefined, strategy: string): TPEOptions {
+  if (o === undefined) return {};
+  if (strategy !== 'tpe') throw new Error(`search: tpe options are for strategy 'tpe', got strategy '${strategy}'`);
+  checkKeys('search: tpe', o, ['startup', 'gamma', 'candidates']);
+  if (o.startup !== undefined) checkNumber('search', 'tpe.startup', o.startup, { integer: true, min: 1 });
+  if (o.gamma !== undefined) checkNumber('search', 'tpe.gamma', o.gamma, { min: 0, minExclusive: true, max: 1, maxExclusive: true });
+  if (o.candidates !== undefined) checkNumber('search', 'tpe.candidates', o.candidates, { integer: true, min: 1 });
+  return o;
+}
+
+interface Pruner {
+  startupTrials: number;
+  warmupSteps: number;
+}
+
+function prunerOptions(o: SearchOptions['pruner']): Pruner | null {
+  if (o === undefined) return null;
+  if (o === null || typeof o !== 'object') throw new Error(`search: pruner must be { type: 'median', startupTrials?, warmupSteps? }, got ${show(o)}`);
+  checkKeys('search: pruner', o, ['type', 'startupTrials', 'warmupSteps']);
+  if (o.type !== 'median') throw new Error(`search: pruner.type must be 'median', got ${show(o.type)}`);
+  return {
+    startupTrials: o.startupTrials === undefined ? 3 : checkNumber('search', 'pruner.startupTrials', o.startupTrials, { integer: true, min: 1 }),
+    warmupSteps: o.warmupSteps === undefined ? 0 : checkNumber('search', 'pruner.warmupSteps', o.warmupSteps, { integer: true, min: 0 }),
+  };
+}
+
+// the median rule at this trial's latest report: its best so far against the median of the
+// finished trials' best values reported up to the same step (the report's index when no step is given)
+function shouldPrune(p: Pruner, reports: Trial['reports'], done: readonly Trial[], mode: 'min' | 'max'): boolean {
+  const at = reports.length - 1;
+  const step = reports[at]!.step ?? at;
+  if (step < p.warmupSteps) return false;
+  const better = (a: number, b: number): boolean => (mode === 'min' ? a < b : a > b);
+  const bestUpTo = (rs: Trial['reports']): number | null => {
+    let best: number | null = null;
+    rs.forEach((r, i) => {
+      if ((r.step ?? i) <= step && Number.isFinite(r.value) && (best === null || better(r.value, best))) best = r.value;
+    });
+    return best;
+  };
+  const others = done.map((t) => bestUpTo(t.reports)).filter((v): v is number => v !== null);
+  if (others.length < p.startupTrials) return false;
+  const sorted = others.sort((a, b) => a - b);
+  const median = sorted.length % 2 ? sorted[(sorted.length - 1) / 2]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
+  const mine = bestUpTo(reports);
+  return mine === null || better(median, mine);
+}
+
 function readOutcome(out: TrialOutcome): { value: number | null; steps: number | null; earlyStopped: boolean } {
   if (out === undefined || out === null) return { value: null, steps: null, earlyStopped: false };
   if (typeof out === 'number') return { value: out, steps: null, earlyStopped: false };
@@ -253,9 +315,9 @@ export function searchTable(ranked: readonly Trial[], names: readonly string[], 
  */
 export async function search(opts: SearchOptions): Promise<SearchResult> {
   if (!opts || typeof opts !== 'object') throw new Error(`search: expected { space, run(config, context) }, got ${show(opts)}`);
-  checkKeys('search', opts, ['space', 'strategy', 'trials', 'seed', 'run', 'mode', 'earlyStopping', 'signal', 'onTrial', 'failFast', 'metricName']);
+  checkKeys('search', opts, ['space', 'strategy', 'trials', 'seed', 'run', 'mode', 'earlyStopping', 'signal', 'onTrial', 'failFast', 'metricName', 'tpe', 'pruner']);
   if (typeof opts.run !== 'function') throw new Error(`search: run must be a function (config, context) => outcome, got ${show(opts.run)}`);
-  const strategy = checkChoice('search', 'strategy', opts.strategy ?? 'grid', ['grid', 'random'] as const);
+  const strategy = checkChoice('search', 'strategy', opts.strategy ?? 'grid', ['grid', 'random', 'tpe'] as const);
   const mode = checkChoice('search', 'mode', opts.mode ?? 'min', ['min', 'max'] as const);
   if (opts.trials !== undefined) checkNumber('search', 'trials', opts.trials, { integer: true, min: 1 });
   if (opts.seed !== undefined) checkNumber('search', 'seed', opts.seed, { integer: true, min: 0 });
@@ -263,31 +325,39 @@ export async function search(opts: SearchOptions): Promise<SearchResult> {
   if (opts.metricName !== undefined && typeof opts.metricName !== 'string') throw new Error(`search: metricName must be a string, got ${show(opts.metricName)}`);
   if (opts.onTrial !== undefined && typeof opts.onTrial !== 'function') throw new Error(`search: onTrial must be a function, got ${show(opts.onTrial)}`);
   if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) throw new Error(`search: signal must be an AbortSignal, got ${show(opts.signal)}`);
-  if (strategy === 'random' && opts.trials === undefined) throw new Error('search: random search needs trials (how many configurations to draw)');
+  if (strategy !== 'grid' && opts.trials === undefined) throw new Error(`search: ${strategy} search needs trials (how many configurations to draw)`);
   if (opts.earlyStopping !== undefined) checkKeys('search: earlyStopping', opts.earlyStopping, ['patience', 'minDelta', 'stopOnNonFinite']);
   if (opts.earlyStopping !== undefined) asOp('search', () => new EarlyStopping({ ...opts.earlyStopping!, mode })); // validate before any trial runs
-  const configs = asOp('search', () => (strategy === 'grid' ? gridConfigs(opts.space).slice(0, opts.trials ?? Infinity) : randomConfigs(opts.space, opts.trials!, opts.seed ?? 0)));
+  const tpe = tpeOptions(opts.tpe, strategy);
+  const pruner = prunerOptions(opts.pruner);
+  // grid and random configurations are known up front; TPE's come one at a time from the trials before
+  const fixed = strategy === 'tpe' ? null : asOp('search', () => (strategy === 'grid' ? gridConfigs(opts.space).slice(0, opts.trials ?? Infinity) : randomConfigs(opts.space, opts.trials!, opts.seed ?? 0)));
+  if (strategy === 'tpe') asOp('search', () => checkSpace('search', opts.space, 'random'));
+  const total = fixed ? fixed.length : opts.trials!;
+  const gen = new Generator(opts.seed ?? 0);
   const names = Object.keys(opts.space);
   const trials: Trial[] = [];
   let aborted = false;
-  for (let index = 0; index < configs.length; index++) {
+  for (let index = 0; index < total; index++) {
     if (opts.signal?.aborted) {
       aborted = true;
       break;
     }
-    const config = configs[index]!;
+    const config = fixed ? fixed[index]! : tpeSuggest(opts.space, trials, gen, mode, tpe);
     const controller = new AbortController();
     const forward = (): void => controller.abort(opts.signal?.reason);
     opts.signal?.addEventListener('abort', forward, { once: true });
     const earlyStopping = opts.earlyStopping ? new EarlyStopping({ ...opts.earlyStopping, mode }) : null;
     const reports: Trial['reports'] = [];
+    let pruned = false;
     const context: TrialContext = {
       index,
       signal: controller.signal,
       earlyStopping,
       report(value, step) {
         reports.push({ step: step ?? null, value });
-        return earlyStopping ? earlyStopping.update(value, step ?? null) : false;
+        if (pruner && !pruned && shouldPrune(pruner, reports, trials, mode)) pruned = true;
+        return (earlyStopping ? earlyStopping.update(value, step ?? null) : false) || pruned;
       },
     };
     const t0 = performance.now();
@@ -299,7 +369,7 @@ export async function search(opts: SearchOptions): Promise<SearchResult> {
         const finite = reports.map((r) => r.value).filter(Number.isFinite);
         value = finite.length ? (mode === 'min' ? Math.min(...finite) : Math.max(...finite)) : null;
       }
-      const status: TrialStatus = controller.signal.aborted ? 'aborted' : out.earlyStopped || earlyStopping?.stopped ? 'early-stopped' : 'ok';
+      const status: TrialStatus = controller.signal.aborted ? 'aborted' : pruned ? 'pruned' : out.earlyStopped || earlyStopping?.stopped ? 'early-stopped' : 'ok';
       trial = { index, config, value, status, steps: out.steps, reports, seconds: (performance.now() - t0) / 1000 };
     } catch (e) {
       if (opts.failFast) throw e;
@@ -310,7 +380,7 @@ export async function search(opts: SearchOptions): Promise<SearchResult> {
     trials.push(trial);
     await opts.onTrial?.(trial);
   }
-  if (trials.length < configs.length) aborted = true;
+  if (trials.length < total) aborted = true;
   const ranked = [...trials].sort(rankOrder(mode));
   const best = ranked[0] && ranked[0].value !== null && Number.isFinite(ranked[0].value) ? ranked[0] : null;
   return { trials, ranked, best, table: searchTable(ranked, names, opts.metricName), aborted };

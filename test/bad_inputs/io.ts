@@ -289,6 +289,7 @@ export const IO_TABLE: Table = {
 
   // checkpoints
   crc32: { params: [bytes()] },
+  checkpointBytes: { params: [contents()] },
   saveCheckpoint: {
     params: [outPath(() => join(OUT, 'ckpt.safetensors'), [bad(UNDER_FILE, TEXT)], { folders: false }), contents(), opts({ write: func(() => async (fh: { writeFile(d: Uint8Array): Promise<void> }, d: Uint8Array) => fh.writeFile(d)) })],
   },

@@ -2,6 +2,9 @@
 import { BACKEND_TABLE } from './backend.js';
 import { DATA_TABLE } from './data.js';
 import { DISTRIBUTED_TABLE } from './distributed.js';
+import { MOE_TABLE } from './moe.js';
+import { COMPRESS_TABLE } from './compress.js';
+import { BERT_TABLE } from './bert.js';
 import { FINETUNE_TABLE } from './finetune.js';
 import { IO_TABLE } from './io.js';
 import { METRICS_TABLE } from './metrics.js';
@@ -22,4 +25,7 @@ export const TABLES: Record<string, Table> = {
   backend: BACKEND_TABLE,
   finetune: FINETUNE_TABLE,
   distributed: DISTRIBUTED_TABLE,
+  moe: MOE_TABLE,
+  compress: COMPRESS_TABLE,
+  bert: BERT_TABLE,
 };

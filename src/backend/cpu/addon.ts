@@ -69,8 +69,9 @@ export function nativeBuildDir(): string | null {
   return root ? resolve(root, process.env.KILN_NATIVE_BUILD ?? 'build') : null;
 }
 
-/** The prebuilt addon the package ships for this platform (built by scripts/release.mjs), if any. */
+/** The prebuilt addon the package ships for this platform (built by scripts/release.mjs), if any (KILN_NO_PREBUILT=1: none). */
 export function prebuiltAddon(): string | null {
+  if (process.env.KILN_NO_PREBUILT === '1') return null;
   const root = packageRoot();
   const file = root ? join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'kiln.node') : null;
   return file && existsSync(file) ? file : null;
