@@ -378,6 +378,55 @@ export interface PreparedRun {
   seconds: { data: number; tokenizer: number; shards: number; model: number };
 }
 
+// the corpus (`data`, or the default one), cleaned and split as `config` says, with a progress line
+async function loadSplit(
+  config: RunConfig,
+  data: string | undefined,
+  log: (line: string) => void,
+): Promise<{ corpus: PreparedRun['corpus']; trainDocs: TextDocument[]; valDocs: TextDocument[]; seconds: number }> {
+  const t = performance.now();
+  const corpus = await loadCorpus(data);
+  const { train: trainDocs, val: valDocs } = splitDocuments(corpus.documents, { valFraction: config.valFraction, seed: config.seed });
+  if (!valDocs.length)
+    throw new Error(`--data: the validation split is empty: ${corpus.label} has ${corpus.documents.length} document(s); give a text file with several paragraphs (separated by blank lines), a folder or a .jsonl file`);
+  const tData = seconds(t);
+  log(`data: ${corpus.label}: ${corpus.documents.length} documents, ${formatCount(corpus.chars)} characters; ${trainDocs.length} train / ${valDocs.length} validation (${fmtS(tData)})`);
+  return { corpus, trainDocs, valDocs, seconds: tData };
+}
+
+// The run's tokenizer: out/tokenizer.json when resuming; else the one cached in out/cache under a
+// hash of `key` and the training documents, or one trained now (and cached); written to
+// out/tokenizer.json either way.
+async function cachedTokenizer<T extends { toJSON(): unknown }>(
+  out: string,
+  resume: boolean,
+  trainDocs: readonly TextDocument[],
+  how: { key: object; prefix: string; load(path: string): T; train(texts: string[]): T },
+): Promise<{ tokenizer: T; cache: 'hit' | 'miss' | 'resumed' }> {
+  const tokPath = join(out, 'tokenizer.json');
+  if (resume) {
+    if (!existsSync(tokPath)) throw new Error(`cannot resume: ${tokPath} is missing`);
+    return { tokenizer: how.load(tokPath), cache: 'resumed' };
+  }
+  const cacheDir = join(out, 'cache');
+  const key = createHash('sha256').update(JSON.stringify(how.key));
+  for (const d of trainDocs) key.update(`\n${contentHash(d.text)}`);
+  const cached = join(cacheDir, `${how.prefix}-${key.digest('hex').slice(0, 24)}.json`);
+  let tokenizer: T;
+  let cache: 'hit' | 'miss';
+  if (existsSync(cached)) {
+    tokenizer = how.load(cached);
+    cache = 'hit';
+  } else {
+    tokenizer = how.train(trainDocs.map((d) => d.text));
+    await mkdir(cacheDir, { recursive: true });
+    await writeFileAtomic(cached, new TextEncoder().encode(JSON.stringify(tokenizer.toJSON())));
+    cache = 'miss';
+  }
+  await writeFileAtomic(tokPath, new TextEncoder().encode(JSON.stringify(tokenizer.toJSON())));
+  return { tokenizer, cache };
+}
+
 /**
  * Everything `kiln train` does before its first step, for `config`: read and clean the corpus
  * (`data`, or the default one), split it, train the BPE tokenizer (cached in `out/cache` by the
@@ -400,41 +449,16 @@ export async function prepareRun(
   const cacheDir = join(out, 'cache');
 
   // data
-  let t = performance.now();
-  const corpus = await loadCorpus(opts.data);
-  const { train: trainDocs, val: valDocs } = splitDocuments(corpus.documents, { valFraction: config.valFraction, seed: config.seed });
-  if (!valDocs.length)
-    throw new Error(`--data: the validation split is empty: ${corpus.label} has ${corpus.documents.length} document(s); give a text file with several paragraphs (separated by blank lines), a folder or a .jsonl file`);
-  const tData = seconds(t);
-  log(`data: ${corpus.label}: ${corpus.documents.length} documents, ${formatCount(corpus.chars)} characters; ${trainDocs.length} train / ${valDocs.length} validation (${fmtS(tData)})`);
+  const { corpus, trainDocs, valDocs, seconds: tData } = await loadSplit(config, opts.data, log);
 
   // tokenizer (cached by the training documents and the vocabulary size)
-  t = performance.now();
-  const tokPath = join(out, 'tokenizer.json');
-  let tokenizer: BPETokenizer;
-  let tokCache: 'hit' | 'miss' | 'resumed';
-  if (opts.resume) {
-    if (!existsSync(tokPath)) throw new Error(`cannot resume: ${tokPath} is missing`);
-    tokenizer = BPETokenizer.load(tokPath);
-    tokCache = 'resumed';
-  } else {
-    const key = createHash('sha256').update(JSON.stringify({ kind: 'kiln-bpe', vocabSize: config.vocabSize, specials: [EOT] }));
-    for (const d of trainDocs) key.update(`\n${contentHash(d.text)}`);
-    const cached = join(cacheDir, `tokenizer-${key.digest('hex').slice(0, 24)}.json`);
-    if (existsSync(cached)) {
-      tokenizer = BPETokenizer.load(cached);
-      tokCache = 'hit';
-    } else {
-      tokenizer = BPETokenizer.train(
-        trainDocs.map((d) => d.text),
-        { vocabSize: config.vocabSize, specialTokens: [EOT] },
-      );
-      await mkdir(cacheDir, { recursive: true });
-      await writeFileAtomic(cached, new TextEncoder().encode(JSON.stringify(tokenizer.toJSON())));
-      tokCache = 'miss';
-    }
-    await writeFileAtomic(tokPath, new TextEncoder().encode(JSON.stringify(tokenizer.toJSON())));
-  }
+  let t = performance.now();
+  const { tokenizer, cache: tokCache } = await cachedTokenizer(out, opts.resume ?? false, trainDocs, {
+    key: { kind: 'kiln-bpe', vocabSize: config.vocabSize, specials: [EOT] },
+    prefix: 'tokenizer',
+    load: (path) => BPETokenizer.load(path),
+    train: (texts) => BPETokenizer.train(texts, { vocabSize: config.vocabSize, specialTokens: [EOT] }),
+  });
   const eos = tokenizer.specialTokens.get(EOT) ?? null;
   const tTok = seconds(t);
   log(`tokenizer: byte-level BPE, ${tokenizer.vocabSize} tokens (${tokCache === 'miss' ? 'trained' : tokCache === 'hit' ? 'cached' : "the run's"}) (${fmtS(tTok)})`);
@@ -956,37 +980,16 @@ export async function prepareBertRun(
   const { out, backend } = opts;
   const log = opts.log ?? ((): void => {});
   const cacheDir = join(out, 'cache');
-  let t = performance.now();
-  const corpus = await loadCorpus(opts.data);
-  const { train: trainDocs, val: valDocs } = splitDocuments(corpus.documents, { valFraction: config.valFraction, seed: config.seed });
-  if (!valDocs.length)
-    throw new Error(`--data: the validation split is empty: ${corpus.label} has ${corpus.documents.length} document(s); give a text file with several paragraphs (separated by blank lines), a folder or a .jsonl file`);
-  const tData = seconds(t);
-  log(`data: ${corpus.label}: ${corpus.documents.length} documents, ${formatCount(corpus.chars)} characters; ${trainDocs.length} train / ${valDocs.length} validation (${fmtS(tData)})`);
+  const { corpus, trainDocs, valDocs, seconds: tData } = await loadSplit(config, opts.data, log);
 
-  t = performance.now();
+  let t = performance.now();
   const tokPath = join(out, 'tokenizer.json');
-  let tokenizer: WordPieceTokenizer;
-  let tokCache: 'hit' | 'miss' | 'resumed';
-  if (opts.resume) {
-    if (!existsSync(tokPath)) throw new Error(`cannot resume: ${tokPath} is missing`);
-    tokenizer = WordPieceTokenizer.load(tokPath);
-    tokCache = 'resumed';
-  } else {
-    const key = createHash('sha256').update(JSON.stringify({ kind: 'kiln-wordpiece', vocabSize: config.vocabSize }));
-    for (const d of trainDocs) key.update(`\n${contentHash(d.text)}`);
-    const cached = join(cacheDir, `wordpiece-${key.digest('hex').slice(0, 24)}.json`);
-    if (existsSync(cached)) {
-      tokenizer = WordPieceTokenizer.load(cached);
-      tokCache = 'hit';
-    } else {
-      tokenizer = trainWordPiece(trainDocs.map((d) => d.text), { vocabSize: config.vocabSize });
-      await mkdir(cacheDir, { recursive: true });
-      await writeFileAtomic(cached, new TextEncoder().encode(JSON.stringify(tokenizer.toJSON())));
-      tokCache = 'miss';
-    }
-    await writeFileAtomic(tokPath, new TextEncoder().encode(JSON.stringify(tokenizer.toJSON())));
-  }
+  const { tokenizer, cache: tokCache } = await cachedTokenizer(out, opts.resume ?? false, trainDocs, {
+    key: { kind: 'kiln-wordpiece', vocabSize: config.vocabSize },
+    prefix: 'wordpiece',
+    load: (path) => WordPieceTokenizer.load(path),
+    train: (texts) => trainWordPiece(texts, { vocabSize: config.vocabSize }),
+  });
   const special = (name: string): number => {
     const id = tokenizer.specialTokens.get(name);
     if (id === undefined) throw new Error(`${tokPath}: the WordPiece vocabulary has no ${name} token`);
