@@ -11,13 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { AdamW, GPT, Generator, communicator, findMpiAddon, randint, tensor } from '../src/index.js';
+import { AdamW, GPT, Generator, communicator, randint, tensor } from '../src/index.js';
 import { DDP_BATCH, DDP_CONFIG, groupedAdamW, trainWhole } from './mpi/ddp_config.js';
+import { mpiMissing, mpirun2 } from './mpi/launch.js';
 
 const script = fileURLToPath(new URL('./mpi/ddp_check.mts', import.meta.url));
-const mpirun = spawnSync('mpirun', ['--version'], { encoding: 'utf8' });
-const addon = findMpiAddon();
-const missing = mpirun.status !== 0 ? 'mpirun was not found (apt-get install openmpi-bin libopenmpi-dev)' : 'unavailable' in addon ? addon.unavailable : null;
+const missing = mpiMissing();
 if (missing && process.env.KILN_REQUIRE_MPI !== '1') console.warn(`[kiln tests] distributed (MPI) skipped: ${missing}`);
 
 describe('a single-process communicator', () => {
@@ -39,11 +38,7 @@ describe.skipIf(missing !== null && process.env.KILN_REQUIRE_MPI !== '1')(`MPI, 
     if (missing) throw new Error(`KILN_REQUIRE_MPI=1 but ${missing}`);
     const out = mkdtempSync(join(tmpdir(), 'kiln-mpi-'));
     try {
-      const r = spawnSync(
-        'mpirun',
-        ['--allow-run-as-root', '--oversubscribe', '--bind-to', 'none', '--mca', 'btl', 'self,vader', '-np', '2', process.execPath, '--import', 'tsx', script, out],
-        { encoding: 'utf8', env: { ...process.env, KILN_NUM_THREADS: '1' }, timeout: 180_000 },
-      );
+      const r = mpirun2(script, [out], {}, 180_000);
       expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
       const ranks = [0, 1].map((i) => JSON.parse(readFileSync(join(out, `rank${i}.json`), 'utf8')) as Record<string, unknown>);
       for (const [i, s] of ranks.entries()) {
@@ -164,11 +159,7 @@ describe.skipIf(missing !== null && process.env.KILN_REQUIRE_MPI !== '1')(`MPI, 
     ];
     for (const [mode, message] of expectations) {
       const t0 = Date.now();
-      const r = spawnSync(
-        'mpirun',
-        ['--allow-run-as-root', '--oversubscribe', '--bind-to', 'none', '--mca', 'btl', 'self,vader', '-np', '2', process.execPath, '--import', 'tsx', dead, mode],
-        { encoding: 'utf8', env: { ...process.env, KILN_NUM_THREADS: '1', KILN_MPI_TIMEOUT: '2' }, timeout: 60_000 },
-      );
+      const r = mpirun2(dead, [mode], { KILN_MPI_TIMEOUT: '2' }, 60_000);
       const seconds = (Date.now() - t0) / 1000;
       console.log(`[mpi] rank 1 ${mode}: the job ended in ${seconds.toFixed(1)} s with status ${r.status}`);
       expect(r.signal, `mpirun hung (${mode})`).toBeNull();

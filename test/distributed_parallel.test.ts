@@ -7,13 +7,12 @@
  * the MPI addon those say why and skip, unless KILN_REQUIRE_MPI=1. The single-process paths
  * (one rank) and the bad-input errors run everywhere.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { AdamW, GPT, Generator, Linear, communicator, crossEntropy, findMpiAddon, gelu, memory, normal, randint, tensor, tidy, type Communicator, type Tensor } from '../src/index.js';
+import { AdamW, GPT, Generator, Linear, communicator, crossEntropy, gelu, memory, normal, randint, tensor, tidy, type Communicator, type Tensor } from '../src/index.js';
 import { GPTPipelineStage, PipelineParallel } from '../src/distributed/pipeline.js';
 import {
   ColumnParallelLinear,
@@ -29,11 +28,10 @@ import {
   scatterToTensorParallel,
 } from '../src/distributed/tensor_parallel.js';
 import { BATCH, DATA_SEED, LINEAR, LR, MICRO_BATCHES, PP_CONFIG, PP_SEED, PP_TIED_CONFIG, STEPS, TP_CONFIG, TP_SEED } from './mpi/parallel_config.js';
+import { mpiMissing, mpirun2 } from './mpi/launch.js';
 
 const script = fileURLToPath(new URL('./mpi/parallel_check.mts', import.meta.url));
-const mpirun = spawnSync('mpirun', ['--version'], { encoding: 'utf8' });
-const addon = findMpiAddon();
-const missing = mpirun.status !== 0 ? 'mpirun was not found (apt-get install openmpi-bin libopenmpi-dev)' : 'unavailable' in addon ? addon.unavailable : null;
+const missing = mpiMissing();
 if (missing && process.env.KILN_REQUIRE_MPI !== '1') console.warn(`[kiln tests] tensor/pipeline parallel (MPI) skipped: ${missing}`);
 
 const vals = async (t: Tensor): Promise<number[]> => Array.from(await t.data());
@@ -245,11 +243,7 @@ describe.skipIf(missing !== null && process.env.KILN_REQUIRE_MPI !== '1')(`tenso
     if (missing) throw new Error(`KILN_REQUIRE_MPI=1 but ${missing}`);
     const out = mkdtempSync(join(tmpdir(), 'kiln-mpi-parallel-'));
     try {
-      const r = spawnSync(
-        'mpirun',
-        ['--allow-run-as-root', '--oversubscribe', '--bind-to', 'none', '--mca', 'btl', 'self,vader', '-np', '2', process.execPath, '--import', 'tsx', script, out],
-        { encoding: 'utf8', env: { ...process.env, KILN_NUM_THREADS: '1' }, timeout: 180_000 },
-      );
+      const r = mpirun2(script, [out], {}, 180_000);
       expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
       type Run = { y: number[]; dx: number[]; grads: number[][] };
       type Params = { losses: number[]; params: Record<string, number[]>; blocks?: number; shardShape?: number[] };
