@@ -242,6 +242,22 @@ struct MatmulArgs {
   Activation activation;
 };
 
+// Dynamically quantized product with int8 weights (inference): `out = quant(a) @ Wᵀ · scales + bias` for a `[m, k]` f32, W `[n, k]` int8 in [−127, 127], scale and bias `[n]` f32, out `[m, n]` f32.
+//
+// W is packed four to a word: w is i32 `[⌈k/4⌉, n]`, word (q, j) holding W[j, 4q + b] in its byte b (two's complement, little-endian; 0 past k), so each step q of four k reads one contiguous row of words.
+//
+// Each row i of a is quantized on its own, symmetrically: amax = max_p |a[i, p]|, inv = 127/amax (an f32 division; 0 when amax is 0), x_p = round-half-even(a[i, p]·inv) (an f32 product), integers in [−127, 127]; acc_j = Σ_p x_p·W[j, p], exact in 32-bit integers (k ≤ 131072); `out[i, j] = f32(acc_j)·(amax/127·scale[j]) + bias[j]` in f32. A row with a non-finite element is NaN throughout.
+struct MatmulInt8Args {
+  Buf a;
+  Buf w;
+  Buf scale;
+  Buf out;
+  Buf bias;
+  int64_t m;
+  int64_t n;
+  int64_t k;
+};
+
 // Softmax (or log-softmax) of each row of x `[rows, cols]`.
 struct SoftmaxArgs {
   Buf x;
@@ -454,6 +470,7 @@ struct Table {
   Fault (*check)(const CheckArgs& a);
   Fault (*reduce)(const ReduceArgs& a);
   void (*matmul)(const MatmulArgs& a);
+  void (*matmul_int8)(const MatmulInt8Args& a);
   void (*softmax)(const SoftmaxArgs& a);
   void (*layer_norm)(const LayerNormArgs& a);
   void (*layer_norm_backward)(const LayerNormBackwardArgs& a);

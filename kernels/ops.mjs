@@ -219,6 +219,16 @@ export const kernels = [
     doc: 'Batched matrix product: for each batch index (row-major over `batchShape`), `out[b] = act(op(a[b]) @ op(b[b]) + bias)`, where op transposes when asked and a[b] starts at `Σ b_d·aBatchStrides[d]` (0 broadcasts). op(a) is `[m, k]` (stored `[k, m]` when transA), op(b) is `[k, n]` (stored `[n, k]` when transB); out is contiguous `[...batchShape, m, n]`; bias has n elements. a, b, out and bias share a dtype.',
     args: [['a', 'in'], ['b', 'in'], ['out', 'out'], ['bias', 'in?'], ['batchShape', 'ints'], ['aBatchStrides', 'ints'], ['bBatchStrides', 'ints'], ['m', 'int'], ['n', 'int'], ['k', 'int'], ['transA', 'bool'], ['transB', 'bool'], ['activation', 'Activation']],
   },
+  {
+    name: 'matmulInt8',
+    family: 'matmul',
+    doc: [
+      'Dynamically quantized product with int8 weights (inference): `out = quant(a) @ Wᵀ · scales + bias` for a `[m, k]` f32, W `[n, k]` int8 in [−127, 127], scale and bias `[n]` f32, out `[m, n]` f32.',
+      'W is packed four to a word: w is i32 `[⌈k/4⌉, n]`, word (q, j) holding W[j, 4q + b] in its byte b (two\'s complement, little-endian; 0 past k), so each step q of four k reads one contiguous row of words.',
+      'Each row i of a is quantized on its own, symmetrically: amax = max_p |a[i, p]|, inv = 127/amax (an f32 division; 0 when amax is 0), x_p = round-half-even(a[i, p]·inv) (an f32 product), integers in [−127, 127]; acc_j = Σ_p x_p·W[j, p], exact in 32-bit integers (k ≤ 131072); `out[i, j] = f32(acc_j)·(amax/127·scale[j]) + bias[j]` in f32. A row with a non-finite element is NaN throughout.',
+    ].join('\n\n'),
+    args: [['a', 'in'], ['w', 'in'], ['scale', 'in'], ['out', 'out'], ['bias', 'in?'], ['m', 'int'], ['n', 'int'], ['k', 'int']],
+  },
   // ---- softmax, norm, cross-entropy -----------------------------------------------------------
   {
     name: 'softmax',

@@ -147,6 +147,7 @@ export {
   type MatmulOptions,
   type CrossEntropyOptions,
 } from './tensor/ops/nn.js';
+export { quantizeInt8, dequantizeInt8, linearInt8, MAX_INT8_IN_FEATURES, type Int8Weight } from './tensor/ops/quantized.js';
 export { scaledDotProductAttention, packedAttention, type AttentionOptions, type PackedAttentionOptions } from './tensor/ops/attention.js';
 export { noGrad, enableGrad, isGradEnabled, hasGradRule, type Node, type GradRule, type GradReads } from './autograd/tape.js';
 export { checkpoint } from './autograd/checkpoint.js';

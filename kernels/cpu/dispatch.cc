@@ -17,7 +17,8 @@ static const Table* choose() {
   __builtin_cpu_init();
   bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                 __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
-                __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("fma");
+                __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512vnni") &&
+                __builtin_cpu_supports("fma");
   bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c") &&
               __builtin_cpu_supports("bmi2");
   if (want && std::strcmp(want, "base") == 0) return base::table();

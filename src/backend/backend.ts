@@ -66,6 +66,7 @@ export type {
   CheckArgs,
   ReduceArgs,
   MatmulArgs,
+  MatmulInt8Args,
   SoftmaxArgs,
   LayerNormArgs,
   LayerNormBackwardArgs,

@@ -280,6 +280,18 @@ export interface MatmulArgs {
   activation: Activation;
 }
 
+/** Arguments of {@link Kernels.matmulInt8}. */
+export interface MatmulInt8Args {
+  a: Storage;
+  w: Storage;
+  scale: Storage;
+  out: Storage;
+  bias: Storage | null;
+  m: number;
+  n: number;
+  k: number;
+}
+
 /** Arguments of {@link Kernels.softmax}. */
 export interface SoftmaxArgs {
   x: Storage;
@@ -522,6 +534,14 @@ export interface Kernels {
    * Batched matrix product: for each batch index (row-major over `batchShape`), `out[b] = act(op(a[b]) @ op(b[b]) + bias)`, where op transposes when asked and a[b] starts at `Σ b_d·aBatchStrides[d]` (0 broadcasts). op(a) is `[m, k]` (stored `[k, m]` when transA), op(b) is `[k, n]` (stored `[n, k]` when transB); out is contiguous `[...batchShape, m, n]`; bias has n elements. a, b, out and bias share a dtype.
    */
   matmul(a: MatmulArgs): void;
+  /**
+   * Dynamically quantized product with int8 weights (inference): `out = quant(a) @ Wᵀ · scales + bias` for a `[m, k]` f32, W `[n, k]` int8 in [−127, 127], scale and bias `[n]` f32, out `[m, n]` f32.
+   *
+   * W is packed four to a word: w is i32 `[⌈k/4⌉, n]`, word (q, j) holding W[j, 4q + b] in its byte b (two's complement, little-endian; 0 past k), so each step q of four k reads one contiguous row of words.
+   *
+   * Each row i of a is quantized on its own, symmetrically: amax = max_p |a[i, p]|, inv = 127/amax (an f32 division; 0 when amax is 0), x_p = round-half-even(a[i, p]·inv) (an f32 product), integers in [−127, 127]; acc_j = Σ_p x_p·W[j, p], exact in 32-bit integers (k ≤ 131072); `out[i, j] = f32(acc_j)·(amax/127·scale[j]) + bias[j]` in f32. A row with a non-finite element is NaN throughout.
+   */
+  matmulInt8(a: MatmulInt8Args): void;
   /** Softmax (or log-softmax) of each row of x `[rows, cols]`. */
   softmax(a: SoftmaxArgs): void;
   /**
@@ -574,7 +594,7 @@ export interface Kernels {
 export type KernelName = keyof Kernels;
 
 /** Every kernel, in table order. */
-export const KERNEL_NAMES: readonly KernelName[] = ['fill', 'random', 'cast', 'copy', 'unary', 'unaryGrad', 'binary', 'where', 'gather', 'scatterAdd', 'check', 'reduce', 'matmul', 'softmax', 'layerNorm', 'layerNormBackward', 'crossEntropy', 'crossEntropyBackward', 'attention', 'attentionBackward', 'multiNorm', 'multiScale', 'adamUpdate', 'lambUpdate'];
+export const KERNEL_NAMES: readonly KernelName[] = ['fill', 'random', 'cast', 'copy', 'unary', 'unaryGrad', 'binary', 'where', 'gather', 'scatterAdd', 'check', 'reduce', 'matmul', 'matmulInt8', 'softmax', 'layerNorm', 'layerNormBackward', 'crossEntropy', 'crossEntropyBackward', 'attention', 'attentionBackward', 'multiNorm', 'multiScale', 'adamUpdate', 'lambUpdate'];
 
 /** The family of each kernel. */
 export const KERNEL_FAMILY: Readonly<Record<KernelName, KernelFamily>> = {
@@ -591,6 +611,7 @@ export const KERNEL_FAMILY: Readonly<Record<KernelName, KernelFamily>> = {
   check: 'elementwise',
   reduce: 'reduce',
   matmul: 'matmul',
+  matmulInt8: 'matmul',
   softmax: 'softmax',
   layerNorm: 'norm',
   layerNormBackward: 'norm',

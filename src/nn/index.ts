@@ -37,6 +37,7 @@ export { CausalSelfAttention, type AttentionConfig } from './attention.js';
 export { Block, type BlockConfig } from './block.js';
 export { GPT, GPTTransformer, type GPTConfig, type GPTForwardOptions, type GPTOutput, type GPTMoEConfig, type ResolvedGPTMoEConfig } from './gpt.js';
 export { MoE, type MoEConfig, type MoEOptions, type MoEStats, type MoEStatsTensors, type ResolvedMoEConfig } from './moe.js';
+export { quantizeDynamic, type QuantizeDynamicOptions, type QuantizeReport } from './quantize.js';
 export { prune, sparsity, Pruner, type PruneMethod, type PruneOptions, type PruneSelection, type ParamSparsity, type SparsityReport, type SteppableOptimizer } from './prune.js';
 export {
   BertModel,

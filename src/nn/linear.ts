@@ -1,7 +1,8 @@
-/** `Linear`: a fully connected layer, `y = x·Wᵀ + b`, optionally with a LoRA adapter. @module */
+/** `Linear`: a fully connected layer, `y = x·Wᵀ + b`, optionally with a LoRA adapter or int8 weights for inference. @module */
 import { noGrad } from '../autograd/tape.js';
 import { isFloat } from '../backend/dtype.js';
 import { linear } from '../tensor/ops/nn.js';
+import { linearInt8, quantizeInt8, type Int8Weight } from '../tensor/ops/quantized.js';
 import type { Generator } from '../tensor/random.js';
 import { fmt } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -64,6 +65,7 @@ export class Linear extends Module {
   readonly inFeatures: number;
   readonly outFeatures: number;
   private _lora: { rank: number; alpha: number; dropout: number; merged: boolean } | null = null;
+  private _int8 = false;
 
   constructor(inFeatures: number, outFeatures: number, opts: LinearOptions = {}) {
     super();
@@ -112,7 +114,7 @@ export class Linear extends Module {
   /** x `[..., in]` → `[..., out]` (plus the LoRA update scale·x·Aᵀ·Bᵀ while one is attached and not merged). */
   forward(x: Tensor): Tensor {
     return asOp('Linear.forward', () => {
-      const y = linear(x, this.weight, this.bias);
+      const y = this._int8 ? linearInt8(x, this.int8Weight!, this.bias) : linear(x, this.weight, this.bias);
       const l = this._lora;
       if (!l || l.merged) return y;
       const A = this.getModule('lora_A') as Linear;
@@ -201,5 +203,39 @@ export class Linear extends Module {
     for (const name of ['lora_A', 'lora_B', 'lora_dropout']) this.unregisterModule(name).dispose();
     this._lora = null;
     return this;
+  }
+
+  /**
+   * Multiply by an int8 copy of the weight from now on (inference: the forward pass then refuses
+   * inputs that require grad while gradients are on). The copy ({@link quantizeInt8}: per output
+   * channel, symmetric) is kept in two non-persistent buffers, `weight_int8` and `weight_scale`, so
+   * it moves with the module and stays out of the state dict; the float weight is kept (a tied
+   * embedding still reads it). Quantize again after the weight changes. Returns this.
+   */
+  quantize(): this {
+    const op = 'Linear.quantize';
+    asOp(op, () => {
+      if (this._lora && !this._lora.merged) throw new Error('an unmerged LoRA adapter would be added in float: mergeLoRA() first');
+      const q = quantizeInt8(this.weight);
+      if (this._int8) this.unquantize();
+      this.registerBuffer('weight_int8', q.packed, { persistent: false });
+      this.registerBuffer('weight_scale', q.scale, { persistent: false });
+      this._int8 = true;
+    });
+    return this;
+  }
+
+  /** Go back to the float weight and free the int8 copy. Returns this. */
+  unquantize(): this {
+    if (!this._int8) throw new Error('Linear.unquantize: this layer is not quantized');
+    for (const name of ['weight_int8', 'weight_scale']) this.unregisterBuffer(name).dispose();
+    this._int8 = false;
+    return this;
+  }
+
+  /** The int8 weight {@link quantize} made, or null. */
+  get int8Weight(): Int8Weight | null {
+    if (!this._int8) return null;
+    return { packed: this.getBuffer('weight_int8'), scale: this.getBuffer('weight_scale'), inFeatures: this.inFeatures, outFeatures: this.outFeatures };
   }
 }

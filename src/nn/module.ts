@@ -167,6 +167,18 @@ export abstract class Module {
     return m;
   }
 
+  /**
+   * Remove buffer `name` and return its tensor (as `del module.name` in PyTorch); the tensor is
+   * no longer owned by the module: dispose it when done.
+   */
+  unregisterBuffer(name: string): Tensor {
+    const op = `${this.constructor.name}.unregisterBuffer`;
+    const b = this._buffers.get(checkString(op, 'name', name));
+    if (!b) throw new Error(`${op}: no buffer '${name}'`);
+    this._buffers.delete(name);
+    return b.tensor;
+  }
+
   /** This module's own child `name`, or null. */
   getModule(name: string): Module | null {
     return this._modules.get(checkString(`${this.constructor.name}.getModule`, 'name', name)) ?? null;

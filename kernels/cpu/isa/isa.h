@@ -22,6 +22,7 @@ void add_reduce(Table& t);
 void add_index(Table& t);
 void add_check(Table& t);
 void add_matmul(Table& t);
+void add_quantized(Table& t);
 void add_softmax(Table& t);
 void add_norm(Table& t);
 void add_cross_entropy(Table& t);

@@ -24,6 +24,7 @@ const Table* table() {
     add_index(x);
     add_check(x);
     add_matmul(x);
+    add_quantized(x);
     add_softmax(x);
     add_norm(x);
     add_cross_entropy(x);

@@ -28,6 +28,7 @@ import {
   type CheckArgs,
   type ReduceArgs,
   type MatmulArgs,
+  type MatmulInt8Args,
   type SoftmaxArgs,
   type LayerNormArgs,
   type LayerNormBackwardArgs,
@@ -118,6 +119,10 @@ export abstract class NativeKernels implements Kernels {
 
   matmul(a: MatmulArgs): void {
     this.native.matmul(this.handle(a.a), a.a.size, DTYPE_CODE[a.a.dtype], this.handle(a.b), a.b.size, DTYPE_CODE[a.b.dtype], this.handle(a.out), a.out.size, DTYPE_CODE[a.out.dtype], this.handle(a.bias), a.bias?.size ?? 0, a.bias ? DTYPE_CODE[a.bias.dtype] : 0, a.batchShape, a.aBatchStrides, a.bBatchStrides, a.m, a.n, a.k, a.transA, a.transB, ACTIVATION_CODE[a.activation]);
+  }
+
+  matmulInt8(a: MatmulInt8Args): void {
+    this.native.matmulInt8(this.handle(a.a), a.a.size, DTYPE_CODE[a.a.dtype], this.handle(a.w), a.w.size, DTYPE_CODE[a.w.dtype], this.handle(a.scale), a.scale.size, DTYPE_CODE[a.scale.dtype], this.handle(a.out), a.out.size, DTYPE_CODE[a.out.dtype], this.handle(a.bias), a.bias?.size ?? 0, a.bias ? DTYPE_CODE[a.bias.dtype] : 0, a.m, a.n, a.k);
   }
 
   softmax(a: SoftmaxArgs): void {

@@ -336,3 +336,37 @@ export function matmulRef(
     }
   }
 }
+
+/**
+ * The `matmulInt8` kernel: each row of a `[m, k]` quantized to int8 with its own scale (f32
+ * arithmetic, as the kernel's doc says), exact integer dot products with the packed weights
+ * (w `[⌈k/4⌉, n]`, four int8 to a word), then dequantized in f32 and biased.
+ */
+export function matmulInt8Ref(a: Num, w: Num, scale: Num, out: Num, bias: Num | null, m: number, n: number, k: number): void {
+  const f = Math.fround;
+  const kq = Math.ceil(k / 4);
+  const x = new Int32Array(kq * 4);
+  const roundEven = unaryFn('round');
+  for (let i = 0; i < m; i++) {
+    let amax = 0;
+    for (let p = 0; p < k; p++) {
+      const v = Math.abs(a[i * k + p]!);
+      amax = v > amax || v !== v ? v : amax;
+    }
+    if (!Number.isFinite(amax)) {
+      for (let j = 0; j < n; j++) out[i * n + j] = NaN;
+      continue;
+    }
+    const inv = amax === 0 ? 0 : f(127 / amax);
+    for (let p = 0; p < k; p++) x[p] = roundEven(f(a[i * k + p]! * inv));
+    const sa = f(amax / 127);
+    for (let j = 0; j < n; j++) {
+      let acc = 0;
+      for (let q = 0; q < kq; q++) {
+        const word = w[q * n + j]!;
+        acc += x[4 * q]! * ((word << 24) >> 24) + x[4 * q + 1]! * ((word << 16) >> 24) + x[4 * q + 2]! * ((word << 8) >> 24) + x[4 * q + 3]! * (word >> 24);
+      }
+      out[i * n + j] = f(f(acc) * f(sa * scale[j]!)) + (bias ? bias[j]! : 0);
+    }
+  }
+}

@@ -23,6 +23,7 @@ import type {
   LayerNormArgs,
   LayerNormBackwardArgs,
   MatmulArgs,
+  MatmulInt8Args,
   MultiNormArgs,
   MultiScaleArgs,
   RandomArgs,
@@ -37,7 +38,7 @@ import type {
 import { DTYPES, decode, encode, isHalf, storageArray, type DType, type StorageArray } from '../dtype.js';
 import { FaultLatch, settled } from '../faults.js';
 import { philoxFill, PhiloxWords } from '../philox.js';
-import { binaryFn, forEachStrided, matmulRef, reduceRef, unaryDerivative, unaryFn } from './kernels.js';
+import { binaryFn, forEachStrided, matmulInt8Ref, matmulRef, reduceRef, unaryDerivative, unaryFn } from './kernels.js';
 import { show } from '../../tensor/validate.js';
 
 type Num = { [i: number]: number; readonly length: number };
@@ -245,6 +246,10 @@ export class RefBackend implements Backend {
       const f = unaryFn(p.activation);
       for (let i = 0; i < p.out.size; i++) out[i] = f(out[i]!);
     }
+  }
+
+  matmulInt8(p: MatmulInt8Args): void {
+    matmulInt8Ref(arr(p.a), arr(p.w), arr(p.scale), arr(p.out), p.bias ? arr(p.bias) : null, p.m, p.n, p.k);
   }
 
   // ---- softmax, norm, cross-entropy ----------------------------------------------------------

@@ -12,6 +12,7 @@ import * as binary from './binary.js';
 import * as index from './index_ops.js';
 import * as reduce from './reduce.js';
 import * as matmul from './matmul.js';
+import * as quantized from './quantized.js';
 import * as softmax from './softmax.js';
 import * as norm from './norm.js';
 import * as crossEntropy from './cross_entropy.js';
@@ -34,6 +35,7 @@ export const KERNELS: Impl = {
   check: index.check,
   reduce: reduce.reduce,
   matmul: matmul.matmul,
+  matmulInt8: quantized.matmulInt8,
   softmax: softmax.softmax,
   layerNorm: norm.layerNorm,
   layerNormBackward: norm.layerNormBackward,
