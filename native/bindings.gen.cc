@@ -171,6 +171,21 @@ KILN_BIND(matmul) {
   return info.Env().Undefined();
 }
 
+KILN_BIND(matmulInt8) {
+  bind::arity(info, 18);
+  MatmulInt8Args a{};
+  a.a = bind::buf(info, 0);
+  a.w = bind::buf(info, 3);
+  a.scale = bind::buf(info, 6);
+  a.out = bind::buf(info, 9);
+  a.bias = bind::buf(info, 12);
+  a.m = bind::i64(info, 15);
+  a.n = bind::i64(info, 16);
+  a.k = bind::i64(info, 17);
+  bind::kernel(info, kernels().matmul_int8, "matmulInt8")(a);
+  return info.Env().Undefined();
+}
+
 KILN_BIND(softmax) {
   bind::arity(info, 9);
   SoftmaxArgs a{};

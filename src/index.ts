@@ -49,3 +49,5 @@ export { PipelineParallel, GPTPipelineStage, type PipelineStage, type PipelineSc
 export { pretrain, type PretrainOptions, type PretrainResult } from './cli/train.js';
 export { finetune, builtinInstructions, type FinetuneOptions, type FinetuneResult, type FinetuneEvent } from './finetune/pipeline.js';
 export { trainReward, align, loadReward, builtinPreferencePairs, type PreferenceRunOptions, type RewardResult, type AlignOptions, type AlignResult } from './align/pipeline.js';
+export { evalReport, type EvalReportData } from './cli/report.js';
+export { startLabelServer, type LabelItem, type LabelServer } from './cli/label.js';

@@ -1,23 +1,31 @@
 /**
  * `kiln eval`: the perplexity of a model saved by `kiln train` on a corpus, with its tokens per
  * second, and the unigram entropy of the corpus's tokens as the context-free baseline. The text
- * is tokenised with the run's tokenizer into shards cached beside the checkpoint.
+ * is tokenised with the run's tokenizer into shards cached beside the checkpoint. With
+ * `--report FILE`, also one offline HTML page (see report.ts): the run's loss curves from the
+ * checkpoint's history, these results and the run's metrics.json as tables, and text samples.
  * @module
  */
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { TokenDataset } from '../data/batches.js';
 import { buildShards } from '../data/shards.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { generate } from '../nn/generate.js';
+import { tensor } from '../tensor/ops/creation.js';
+import { Generator } from '../tensor/random.js';
 import { evaluate, unigramEntropy } from '../train/loop.js';
 import { UsageError, type CommandSpec, type ParsedArgs } from './args.js';
 import { formatCount } from './progress.js';
-import { loadTrained, resolveCheckpoint } from './sample.js';
-import { EOT, backendOption, corpusSources, describeBackend, loadCorpus, selectBackend, threadsOption, type CommandIO } from './train.js';
+import { evalReport, type ReportTable } from './report.js';
+import { loadTrained, readCheckpointInfo, resolveCheckpoint, type TrainedModel } from './sample.js';
+import { EOT, backendOption, checkOutFolder, corpusSources, describeBackend, loadCorpus, makeFolder, selectBackend, threadsOption, type CommandIO } from './train.js';
 
 /** The declaration of `kiln eval`. */
 export const evalSpec: CommandSpec = {
   name: 'eval',
   summary: 'perplexity and throughput of a model saved by kiln train on a corpus',
-  usage: ['eval --ckpt DIR|FILE --data PATH [--batch-size N] [--max-batches N] [--json]'],
+  usage: ['eval --ckpt DIR|FILE --data PATH [--batch-size N] [--max-batches N] [--json] [--report FILE]'],
   options: [
     { name: 'ckpt', type: 'string', placeholder: 'DIR|FILE', help: 'the output folder of kiln train (its newest checkpoint is used) or a checkpoint file' },
     { name: 'data', type: 'string', placeholder: 'PATH', help: 'a text file (one document per paragraph), a folder of text files or a .jsonl file' },
@@ -26,6 +34,8 @@ export const evalSpec: CommandSpec = {
     backendOption,
     threadsOption,
     { name: 'json', type: 'boolean', help: 'print the results as JSON' },
+    { name: 'report', type: 'string', placeholder: 'FILE', help: "also write an offline HTML report: the run's loss curves, these results and its metrics.json as tables, and samples" },
+    { name: 'report-samples', type: 'int', min: 0, max: 16, help: 'samples the report generates (seeds 0, 1, …), beside the run\'s sample.txt', defaultText: '2' },
   ],
 };
 
@@ -36,8 +46,12 @@ export async function evalCommand(args: ParsedArgs, io: CommandIO): Promise<numb
   // bad paths fail before the backend loads
   await resolveCheckpoint(String(args.ckpt));
   corpusSources(String(args.data));
+  const reportPath = args.report === undefined ? null : resolve(String(args.report));
+  if (reportPath !== null) checkOutFolder(dirname(reportPath), '--report');
+  if (reportPath === null && args.reportSamples !== undefined) throw new UsageError('--report-samples applies with --report FILE');
   const backend = await selectBackend(args.backend === undefined ? undefined : String(args.backend), args.threads as number | undefined);
-  const { model, tokenizer, config, file, dir, step } = await loadTrained(String(args.ckpt), backend);
+  const trained = await loadTrained(String(args.ckpt), backend);
+  const { model, tokenizer, config, file, dir, step } = trained;
   const corpus = await loadCorpus(String(args.data));
   const eos = tokenizer.specialTokens.get(EOT) ?? null;
   const shards = await buildShards(corpus.documents, tokenizer, { cacheDir: join(dir, 'cache'), eos });
@@ -66,6 +80,12 @@ export async function evalCommand(args: ParsedArgs, io: CommandIO): Promise<numb
       seconds: r.seconds,
       tokensPerSecond: r.tokens / r.seconds,
     };
+    if (reportPath !== null) {
+      const html = await reportOf(trained, result, (args.reportSamples as number | undefined) ?? 2, backend);
+      await makeFolder(dirname(reportPath), '--report');
+      await writeFileAtomic(reportPath, new TextEncoder().encode(html));
+      io.stderr.write(`report: ${reportPath}\n`);
+    }
     if (args.json) io.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     else
       io.stdout.write(
@@ -83,4 +103,64 @@ export async function evalCommand(args: ParsedArgs, io: CommandIO): Promise<numb
   } finally {
     data.close();
   }
+}
+
+/** The run's metrics.json beside the checkpoint, or null (a checkpoint copied on its own has none). */
+function runMetrics(dir: string): Record<string, unknown> | null {
+  const path = join(dir, 'metrics.json');
+  if (!existsSync(path)) return null;
+  try {
+    const m = JSON.parse(readFileSync(path, 'utf8')) as unknown;
+    return m !== null && typeof m === 'object' && !Array.isArray(m) ? (m as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+type Scalar = string | number | boolean | null;
+const isScalar = (v: unknown): v is Scalar => v === null || ['string', 'number', 'boolean'].includes(typeof v);
+
+// metrics.json's scalars (the sample is shown as a sample; nested objects one level deep, as a.b)
+function metricRows(m: Record<string, unknown>): [string, Scalar][] {
+  const rows: [string, Scalar][] = [];
+  for (const [k, v] of Object.entries(m)) {
+    if (k === 'sample' || k === 'kind') continue;
+    if (isScalar(v)) rows.push([k, v]);
+    else if (v !== null && typeof v === 'object' && !Array.isArray(v))
+      for (const [k2, v2] of Object.entries(v as Record<string, unknown>)) if (isScalar(v2)) rows.push([`${k}.${k2}`, v2]);
+  }
+  return rows;
+}
+
+// the HTML report of `kiln eval --report`: history from the checkpoint, tables, samples
+async function reportOf(t: TrainedModel, result: Record<string, unknown> & { loss: number; perplexity: number; unigramEntropy: number }, nSamples: number, backend: string): Promise<string> {
+  const info = await readCheckpointInfo(t.file);
+  const loop = (info.extra as { train?: { history?: unknown; evals?: unknown } } | null)?.train;
+  const history = Array.isArray(loop?.history) ? (loop!.history as unknown[]) : [];
+  const evals = Array.isArray(loop?.evals) ? (loop!.evals as unknown[]) : [];
+  const train = history.filter((h): h is [number, number] => Array.isArray(h) && typeof h[0] === 'number' && typeof h[1] === 'number').map(([step, loss]) => ({ step, loss }));
+  const val = evals.filter((e): e is [number, number] => Array.isArray(e) && typeof e[0] === 'number' && typeof e[1] === 'number').map(([step, valLoss]) => ({ step, valLoss }));
+  const tables: ReportTable[] = [{ title: 'Evaluation', rows: Object.entries(result).filter((e): e is [string, Scalar] => isScalar(e[1])) }];
+  const metrics = runMetrics(t.dir);
+  if (metrics) tables.push({ title: "The run's metrics.json", rows: metricRows(metrics) });
+  const samples: { label: string; prompt: string; text: string }[] = [];
+  if (typeof metrics?.sample === 'string') samples.push({ label: "kiln train's sample (metrics.json)", prompt: '', text: metrics.sample });
+  const eos = t.tokenizer.specialTokens.get(EOT) ?? 0;
+  for (let seed = 0; seed < nSamples; seed++) {
+    const idx = tensor(Int32Array.from([eos]), [1, 1], { backend, dtype: 'i32' });
+    const ids = await generate(t.model, idx, { maxNewTokens: Math.min(80, t.config.blockSize * 4), temperature: 0.8, topK: 40, generator: new Generator(seed) });
+    const text = t.tokenizer.decode(Array.from(await ids.data()).slice(1));
+    idx.dispose();
+    ids.dispose();
+    samples.push({ label: `seed ${seed} (temperature 0.8, top-k 40)`, prompt: '', text });
+  }
+  return evalReport({
+    title: `kiln eval: ${t.file}`,
+    subtitle: [`step ${t.step}; data ${String(result.data)}; backend ${backend}`, `written ${new Date().toISOString()}`],
+    train,
+    val,
+    baseline: { value: result.unigramEntropy, label: `unigram entropy ${result.unigramEntropy.toFixed(3)}` },
+    tables,
+    samples,
+  });
 }

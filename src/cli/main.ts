@@ -1,6 +1,6 @@
 /**
  * The `kiln` command: `kiln train`, `kiln sample`, `kiln eval`, `kiln finetune`, `kiln reward`,
- * `kiln align`, `kiln bench`, with `--help` for each. {@link main} never throws: a bad argument prints one line and returns 2, any other
+ * `kiln align`, `kiln bench`, `kiln audit`, `kiln label`, with `--help` for each. {@link main} never throws: a bad argument prints one line and returns 2, any other
  * error (a missing file, a corrupt checkpoint) one line and returns 1; `KILN_DEBUG=1` adds the
  * stack trace.
  * @module
@@ -14,6 +14,8 @@ import { benchCommand, benchSpec } from './bench.js';
 import { evalCommand, evalSpec } from './eval.js';
 import { finetuneCommand, finetuneSpec } from './finetune.js';
 import { alignCommand, alignSpec, rewardCommand, rewardSpec } from './align.js';
+import { auditCommand, auditSpec } from './audit.js';
+import { labelCommand, labelSpec } from './label.js';
 import { sampleCommand, sampleSpec } from './sample.js';
 import { trainCommand, trainSpec, type CommandIO } from './train.js';
 
@@ -30,6 +32,8 @@ const COMMANDS: Record<string, Command> = {
   reward: { spec: rewardSpec, run: rewardCommand },
   align: { spec: alignSpec, run: alignCommand },
   bench: { spec: benchSpec, run: (_a, _io, argv) => benchCommand(argv) },
+  audit: { spec: auditSpec, run: auditCommand },
+  label: { spec: labelSpec, run: labelCommand },
 };
 
 function version(): string {

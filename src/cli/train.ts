@@ -8,7 +8,8 @@
  *
  * - `run.json`: the configuration (what `--resume` continues with);
  * - `tokenizer.json`; `ckpt-<step>.safetensors` (the newest few);
- * - `metrics.json`, `loss.svg`, `sample.txt`; `cache/`: shards and tokenizers by content.
+ * - `metrics.json` (with `energy`: joules, kWh and gCO2e of the run, see {@link EnergyMeter}),
+ *   `loss.svg`, `sample.txt`; `cache/`: shards and tokenizers by content.
  *
  * With `--model bert` ({@link pretrainBert}) the same pipeline trains a WordPiece vocabulary and
  * pre-trains a BERT encoder by masked-language modelling, and reports masked-token accuracy on
@@ -48,6 +49,7 @@ import { Generator } from '../tensor/random.js';
 import { evaluate, latestCheckpoint, listCheckpoints, train, unigramEntropy, weightDecayGroups, type TrainOptions, type TrainResult } from '../train/loop.js';
 import type { TrainCallbacks } from '../train/callbacks.js';
 import { communicator, findMpiAddon, underMpirun, type Communicator } from '../distributed/mpi.js';
+import { DEFAULT_GRID_INTENSITY, DEFAULT_WATTS_PER_CORE, EnergyMeter, formatEnergy, type EnergyMeterOptions, type EnergyReport } from '../train/energy.js';
 import { UsageError, convert, shown, type CommandSpec, type OptionSpec, type ParsedArgs } from './args.js';
 import { CONFIGS, getConfig, type RunConfig } from './configs.js';
 import { lossCurveSvg } from './plot.js';
@@ -107,6 +109,8 @@ export const trainSpec: CommandSpec = {
     { name: 'out', type: 'string', short: 'o', placeholder: 'DIR', help: 'output folder', defaultText: './kiln-out' },
     { name: 'resume', type: 'boolean', help: "continue the run in --out from its newest checkpoint, with that run's configuration" },
     { name: 'overwrite', type: 'boolean', help: 'delete the checkpoints of an earlier run in --out and start afresh' },
+    { name: 'watts-per-core', type: 'number', min: 0, max: 1000, placeholder: 'W', help: "the energy estimate's draw of one busy core where RAPL counters cannot be read (Green Algorithms' TDP per core)", defaultText: String(DEFAULT_WATTS_PER_CORE) },
+    { name: 'grid-intensity', type: 'number', min: 0, max: 10000, placeholder: 'G', help: "gCO2e per kWh of the grid, for the run's carbon estimate (Ember's world average for 2023)", defaultText: String(DEFAULT_GRID_INTENSITY) },
   ],
   notes: [
     `configs: ${Object.values(CONFIGS)
@@ -659,6 +663,10 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
       resume,
       checkpointing,
       log,
+      energy: {
+        ...(args.wattsPerCore === undefined ? {} : { wattsPerCore: args.wattsPerCore as number }),
+        ...(args.gridIntensity === undefined ? {} : { gridIntensity: args.gridIntensity as number }),
+      },
       ...(comm ? { comm } : {}),
       ...(data !== undefined ? { data } : {}),
       signal: controller.signal,
@@ -703,6 +711,7 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
         `  train loss       ${result.loss === null ? '—' : result.loss.toFixed(4)}`,
         `  val loss         ${final.valLoss.toFixed(4)}  (perplexity ${final.perplexity.toFixed(2)}, ${formatCount(final.tokens)} tokens)`,
         `  unigram entropy  ${final.unigramEntropy.toFixed(4)}  (perplexity ${Math.exp(final.unigramEntropy).toFixed(2)}): ${final.unigramEntropy > final.valLoss ? `the model is ${(final.unigramEntropy - final.valLoss).toFixed(3)} nats/token below` : `the model is not below`} this context-free baseline`,
+        `  energy           ${formatEnergy(r.energy!)}`,
         `  saved            ${result.checkpoint ? rel(result.checkpoint) : '(no checkpoint)'}, ${rel(join(out, 'metrics.json'))}, ${rel(join(out, 'loss.svg'))}, ${rel(join(out, 'sample.txt'))}`,
         '',
         `sample (temperature ${config.temperature}, top-k ${config.topK}):`,
@@ -769,6 +778,8 @@ export interface PretrainOptions {
   callbacks?: TrainCallbacks;
   /** Called when the training loop has returned or thrown, before the final evaluation. */
   afterTraining?: () => void;
+  /** How the run's energy is measured and its carbon estimated (written to metrics.json as `energy`). */
+  energy?: EnergyMeterOptions;
   /**
    * Data parallel over these ranks (see `train`'s `comm`): rank 0 prepares the data first (the
    * others then find it in the cache), writes the checkpoints and the run's files, and alone runs
@@ -787,6 +798,8 @@ export interface PretrainResult {
   sample?: string;
   metrics: Record<string, unknown>;
   timings: { data: number; tokenizer: number; shards: number; model: number; training: number; evaluation?: number; sampling?: number; total: number };
+  /** The run's energy and carbon (also metrics.json's `energy`), from the start of data preparation to the sample. */
+  energy?: EnergyReport;
 }
 
 /**
@@ -801,6 +814,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   const resume = o.resume ?? false;
   const log = o.log ?? ((): void => {});
   checkRunConfig(config);
+  const meter = new EnergyMeter(o.energy ?? {}).start();
   let prepared: PreparedRun | null = null;
   try {
     await makeFolder(out);
@@ -861,9 +875,10 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
 
     if (result.reason === 'aborted') {
       const wall = seconds(tStart);
+      metrics.energy = meter.stop();
       await writeJson(join(out, 'metrics.json'), { ...metrics, interrupted: true, wallSeconds: wall });
       await writePlot();
-      return { result, interrupted: true, metrics, timings: { data: tData, tokenizer: tTok, shards: tShards, model: tModel, training: tTrain, total: wall } };
+      return { result, interrupted: true, metrics, timings: { data: tData, tokenizer: tTok, shards: tShards, model: tModel, training: tTrain, total: wall }, energy: metrics.energy as EnergyReport };
     }
 
     // final evaluation on the whole validation split, and the context-free baseline
@@ -896,12 +911,14 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
       wallSeconds: wall,
       timings,
       sample,
+      energy: meter.stop(),
     });
     await writeJson(join(out, 'metrics.json'), metrics);
     await writePlot(entropy);
     await writeFileAtomic(join(out, 'sample.txt'), new TextEncoder().encode(`${sample}\n`));
-    return { result, interrupted: false, final: { valLoss: final.nll, perplexity: final.perplexity, tokens: final.tokens, unigramEntropy: entropy }, sample, metrics, timings };
+    return { result, interrupted: false, final: { valLoss: final.nll, perplexity: final.perplexity, tokens: final.tokens, unigramEntropy: entropy }, sample, metrics, timings, energy: metrics.energy as EnergyReport };
   } finally {
+    meter.stop();
     prepared?.trainData.close();
     prepared?.valData.close();
   }

@@ -15,6 +15,7 @@ import { defaultGenerator, Generator as RandomGenerator } from '../tensor/random
 import type { Tensor } from '../tensor/tensor.js';
 import { checkBoolean, checkNumber } from '../tensor/validate.js';
 import { got, optionalString, optionsArg } from './args.js';
+import { checkRows, type BatchTransform } from './augment.js';
 import { readShardIndex, tokenBytes, type ShardIndex } from './shards.js';
 
 /** A batch of next-token prediction examples. */
@@ -48,6 +49,13 @@ export interface RandomBatchOptions extends BatchOptions {
    * `[rank·batchSize/size, (rank+1)·batchSize/size)`; batchSize must be a multiple of size.
    */
   shard?: { rank: number; size: number };
+  /**
+   * Augment the batch's token rows on the host before they become tensors (see `augment.ts`).
+   * Its draws come from a generator seeded by one draw from the batch generator, so the batch
+   * generator advances the same with any transform; with `shard`, each rank's rows are
+   * transformed with that seed plus the rank.
+   */
+  transform?: BatchTransform;
 }
 
 const littleEndian = endianness() === 'LE';
@@ -192,17 +200,18 @@ export class TokenDataset {
   }
 
   // windows [B, T + 1] at `starts` → input [B, T] and target [B, T]
-  private assemble(op: string, starts: number[], blockSize: number, opts: BatchOptions): TokenBatch {
+  private assemble(op: string, starts: number[], blockSize: number, opts: BatchOptions, transform?: (input: Int32Array, target: Int32Array) => { input: Int32Array; target: Int32Array }): TokenBatch {
     const b = starts.length;
     const T = blockSize;
     const rows = new Int32Array(T + 1);
-    const input = new Int32Array(b * T);
-    const target = new Int32Array(b * T);
+    let input: Int32Array = new Int32Array(b * T);
+    let target: Int32Array = new Int32Array(b * T);
     starts.forEach((s, i) => {
       this.readInto(rows, 0, s, T + 1);
       input.set(rows.subarray(0, T), i * T);
       target.set(rows.subarray(1), i * T);
     });
+    if (transform) ({ input, target } = transform(input, target));
     const o = opts.backend === undefined ? {} : { backend: opts.backend };
     return asOp(op, () => {
       const x = tensor(input, [b, T], o);
@@ -226,15 +235,51 @@ export class TokenDataset {
     checkNumber(op, 'batchSize', batchSize, { integer: true, min: 1 });
     checkNumber(op, 'blockSize', blockSize, { integer: true, min: 1 });
     if (generator !== undefined && generator !== null && !(generator instanceof RandomGenerator)) throw new Error(`${op}: generator must be a Generator, got ${got(generator)}`);
-    const o = batchOptions(op, opts, ['shard']) as RandomBatchOptions;
+    const o = batchOptions(op, opts, ['shard', 'transform']) as RandomBatchOptions;
     const shard = o.shard === undefined ? null : shardArg(op, o.shard, batchSize);
+    const transform = transformArg(op, o.transform);
     const n = Math.max(0, this.length - blockSize);
     if (n < 1) throw new Error(`TokenDataset.batch: blockSize ${blockSize} needs at least ${blockSize + 1} tokens, the stream has ${this.length}`);
     if (n > 2 ** 31) throw new Error(`TokenDataset.batch: ${n} window starts exceed randint's range of 2^31; split the corpus into several datasets`);
     // drawn on the host (no device work, no sync): the integers a randint tensor would hold
-    const starts = Array.from((generator ?? defaultGenerator).draw(batchSize, { kind: 'randint', low: 0, high: n }));
-    const rows = shard ? batchSize / shard.size : batchSize;
-    return this.assemble(op, shard ? starts.slice(shard.rank * rows, (shard.rank + 1) * rows) : starts, blockSize, o);
+    const g = generator ?? defaultGenerator;
+    const starts = Array.from(g.draw(batchSize, { kind: 'randint', low: 0, high: n }));
+    return this.rows(op, starts, blockSize, g, shard, transform, o);
+  }
+
+  /**
+   * The batch of the windows at `starts` (each `blockSize + 1` tokens of the stream), as
+   * {@link TokenDataset.batch} assembles its random ones; `shard` keeps this rank's rows of them
+   * and `transform` augments them (its draws seeded from `generator`). A curriculum picks its
+   * windows and reads them this way.
+   */
+  batchAt(starts: readonly number[], blockSize: number, generator?: RandomGenerator, opts: RandomBatchOptions = {}): TokenBatch {
+    const op = 'TokenDataset.batchAt';
+    this.check('batchAt');
+    checkNumber(op, 'blockSize', blockSize, { integer: true, min: 1 });
+    if (!Array.isArray(starts) || starts.length === 0) throw new Error(`${op}: starts must be a non-empty array of window starts, got ${got(starts)}`);
+    const last = this.length - blockSize - 1;
+    starts.forEach((s, i) => {
+      checkNumber(op, `starts[${i}]`, s, { integer: true, min: 0 });
+      if (s > last) throw new Error(`${op}: starts[${i}] = ${s}: a window of blockSize ${blockSize} + 1 tokens there passes the end of the stream (${this.length} tokens)`);
+    });
+    if (generator !== undefined && generator !== null && !(generator instanceof RandomGenerator)) throw new Error(`${op}: generator must be a Generator, got ${got(generator)}`);
+    const o = batchOptions(op, opts, ['shard', 'transform']) as RandomBatchOptions;
+    const shard = o.shard === undefined ? null : shardArg(op, o.shard, starts.length);
+    return this.rows(op, [...starts], blockSize, generator ?? defaultGenerator, shard, transformArg(op, o.transform), o);
+  }
+
+  private rows(op: string, starts: number[], blockSize: number, g: RandomGenerator, shard: { rank: number; size: number } | null, transform: BatchTransform | undefined, o: BatchOptions): TokenBatch {
+    const n = shard ? starts.length / shard.size : starts.length;
+    const mine = shard ? starts.slice(shard.rank * n, (shard.rank + 1) * n) : starts;
+    if (!transform) return this.assemble(op, mine, blockSize, o);
+    // one draw (one stream position) whatever the transform draws, so every rank stays in step
+    const seed = g.draw(1, { kind: 'randint', low: 0, high: 2 ** 31 - 1 })[0]! + (shard?.rank ?? 0);
+    return this.assemble(op, mine, blockSize, o, (input, target) => {
+      const out = asOp(op, () => checkRows(`${op}: transform`, transform({ input, target, shape: [mine.length, blockSize] }, new RandomGenerator(seed))));
+      if (out.shape[0] !== mine.length || out.shape[1] !== blockSize) throw new Error(`${op}: transform returned rows of shape [${out.shape.join(', ')}], expected [${mine.length}, ${blockSize}]`);
+      return out;
+    });
   }
 
   /** Number of windows {@link TokenDataset.sequential} yields for `blockSize` (the last may be shorter). */
@@ -291,6 +336,11 @@ function shardArg(op: string, shard: unknown, batchSize: number): { rank: number
   const rank = checkNumber(op, 'shard.rank', s.rank, { integer: true, min: 0, max: size - 1 });
   if (batchSize % size !== 0) throw new Error(`${op}: batchSize ${batchSize} is not a multiple of the ${size} ranks sharing it`);
   return { rank, size };
+}
+
+function transformArg(op: string, t: unknown): BatchTransform | undefined {
+  if (t !== undefined && typeof t !== 'function') throw new Error(`${op}: transform must be a function (rows, generator) → rows, got ${got(t)}`);
+  return t as BatchTransform | undefined;
 }
 
 function batchOptions(op: string, opts: unknown, extra: readonly string[]): BatchOptions {

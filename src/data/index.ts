@@ -15,3 +15,17 @@ export * from './bpe.js';
 export * from './wordpiece.js';
 export { GPT2_PATTERN, pretokenize, splitGPT2, splitByRegExp, compilePattern } from './pretokenize.js';
 export { maskTokens, maskTokensTensor, trainWordPiece, type MaskTokensOptions, type MaskedTokens, type MaskedTokensTensor, type TrainWordPieceOptions } from './mlm.js';
+export {
+  tokenDropout,
+  spanMask,
+  randomSwap,
+  synonymReplace,
+  composeTransforms,
+  type BatchTransform,
+  type TokenRows,
+  type TokenDropoutOptions,
+  type SpanMaskOptions,
+  type RandomSwapOptions,
+  type SynonymReplaceOptions,
+  type SynonymTokenizer,
+} from './augment.js';

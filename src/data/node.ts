@@ -10,3 +10,4 @@ export * from './prepare.js';
 export * from './split.js';
 export * from './shards.js';
 export * from './batches.js';
+export { Curriculum, lengthCurriculum, lossCurriculum, type CurriculumOptions, type LengthCurriculumOptions, type LossCurriculumOptions, type Pacing, type ScoringModel } from './curriculum.js';

@@ -68,3 +68,22 @@ export {
   type StepTimes,
 } from './throughput.js';
 export { ensembleLogits, evaluateEnsemble, type EnsembleMode, type EnsembleMember, type EvaluableMember, type EnsembleOptions, type EvaluateEnsembleOptions, type EnsembleResult, type TokenStream } from './ensemble.js';
+export { meteorScore, meteorAlign, corpusMeteor, type MeteorOptions, type MeteorAlignment, type MeteorSynonyms, type MeteorStemmer } from './meteor.js';
+export {
+  demographicParityDifference,
+  demographicParityRatio,
+  equalizedOddsDifference,
+  equalizedOddsRatio,
+  counterfactualSwaps,
+  type FairnessLabel,
+  type DisparityMethod,
+  type DemographicParityOptions,
+  type EqualizedOddsOptions,
+  type CounterfactualModel,
+  type CounterfactualTokenizer,
+  type CounterfactualOptions,
+  type CounterfactualItem,
+  type CounterfactualPairSummary,
+  type CounterfactualResult,
+} from './fairness.js';
+export { auditTokens, tokenCounts, escapeToken, type TokenAudit, type TokenAuditEntry, type TokenAuditOptions, type TokenAuditModel, type TokenAuditTokenizer } from './token_audit.js';

@@ -12,7 +12,8 @@ import { crossEntropy } from '../tensor/ops/nn.js';
 import { narrow } from '../tensor/ops/shape_ops.js';
 import { asOp, live, relabel } from '../tensor/ops/util.js';
 import { fmt } from '../tensor/shape.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
+import { isFloat } from '../backend/dtype.js';
 import { checkBoolean, checkNumber, show } from '../tensor/validate.js';
 import { resolveAttentionVariant } from './attention.js';
 import { Block } from './block.js';
@@ -124,12 +125,19 @@ export interface GPTForwardOptions {
    * {@link packedAttention}'s `attnMask`: packed examples see only their own tokens.
    */
   attnMask?: Tensor;
+  /**
+   * Added to the token embeddings `wte(idx)`, `[B, T, C]` floating (before the position
+   * embeddings and dropout): the perturbation of adversarial training on embeddings
+   * (`train({ adversarial })`); gradients flow into it when it requires grad.
+   */
+  embeddingDelta?: Tensor;
 }
 
-/** The layout extras of a forward pass (packed sequences). */
+/** The layout extras of a forward pass (packed sequences), and the embedding perturbation. */
 interface Layout {
   positions?: Tensor;
   attnMask?: Tensor;
+  embeddingDelta?: Tensor;
 }
 
 function checkLayout(op: string, idx: Tensor, o: { positions?: Tensor; attnMask?: Tensor }, c: Required<GPTConfig>, cached: boolean): Layout {
@@ -148,6 +156,16 @@ function checkLayout(op: string, idx: Tensor, o: { positions?: Tensor; attnMask?
     out.attnMask = o.attnMask;
   }
   return out;
+}
+
+function checkDelta(op: string, idx: Tensor, delta: unknown, nEmbd: number): Tensor | undefined {
+  if (delta === undefined || delta === null) return undefined;
+  if (!(delta instanceof Tensor)) throw new Error(`${op}: embeddingDelta must be a [B, T, C] floating tensor, got ${show(delta)}`);
+  live(op, delta);
+  const [b, t] = idx.shape as [number, number];
+  if (!isFloat(delta.dtype) || fmt(delta.shape) !== fmt([b, t, nEmbd]))
+    throw new Error(`${op}: embeddingDelta must be [${b}, ${t}, ${nEmbd}] floating like the token embeddings, got ${fmt(delta.shape)} ${delta.dtype}`);
+  return delta;
 }
 
 /** What {@link GPT.forward} returns. */
@@ -235,6 +253,7 @@ function runTransformer(op: string, m: GPTTransformer, idx: Tensor, cache: KVCac
   if (past + t > c.blockSize) throw new Error(`${op}: ${t} positions${past ? ` after ${past} cached` : ''} exceed blockSize ${c.blockSize} (crop the input)`);
   return asOp(op, () => {
     let x = m.wte.forward(idx); // [B, T, C]
+    if (layout.embeddingDelta) x = x.add(layout.embeddingDelta);
     if (m.wpe) {
       const pos = layout.positions ?? arange(past, past + t, 1, { backend: idx.backend.name, dtype: 'i32' });
       x = x.add(m.wpe.forward(pos)); // + [T, C] (or [B, T, C])
@@ -396,7 +415,7 @@ export class GPT extends Module {
   forward(idx: Tensor, targets?: Tensor | null, opts: GPTForwardOptions = {}): GPTOutput {
     const op = 'GPT.forward';
     checkIdx(op, idx);
-    const o = options(op, opts, ['cache', 'lastOnly', 'positions', 'attnMask']);
+    const o = options(op, opts, ['cache', 'lastOnly', 'positions', 'attnMask', 'embeddingDelta']);
     const lastOnly = o.lastOnly === undefined ? false : checkBoolean(op, 'lastOnly', o.lastOnly);
     const cache = checkCache(op, o.cache, this.config.nLayer);
     const hasTargets = targets !== undefined && targets !== null;
@@ -408,7 +427,10 @@ export class GPT extends Module {
       if (lastOnly) throw new Error(`${op}: lastOnly computes one position, so it cannot take targets`);
     }
     const aux: Tensor[] = [];
-    let x = runTransformer(op, this.transformer, idx, cache, checkLayout(op, idx, o, this.config, cache !== undefined), aux);
+    const layout = checkLayout(op, idx, o, this.config, cache !== undefined);
+    const delta = checkDelta(op, idx, o.embeddingDelta, this.config.nEmbd);
+    if (delta) layout.embeddingDelta = delta;
+    let x = runTransformer(op, this.transformer, idx, cache, layout, aux);
     return asOp(op, () => {
       if (lastOnly) x = narrow(x, 1, x.shape[1]! - 1, 1);
       const logits = this.lm_head.forward(x);

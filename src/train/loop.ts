@@ -13,6 +13,9 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { noGrad } from '../autograd/tape.js';
 import type { TokenBatch, TokenDataset } from '../data/batches.js';
+import type { BatchTransform } from '../data/augment.js';
+import { Curriculum } from '../data/curriculum.js';
+import { adversarialBackward, resolveAdversarial, type AdversarialOptions, type PerturbableModel } from './adversarial.js';
 import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
 import { PerplexityMeter, type PerplexityResult } from '../metrics/perplexity.js';
 import { autocast } from '../amp/autocast.js';
@@ -125,6 +128,26 @@ export interface TrainOptions {
    * evaluates the whole validation set. A stop (the signal) on any rank stops them all at the same step.
    */
   comm?: Communicator;
+  /**
+   * Augment each training batch's token rows (`augment.ts`: tokenDropout, spanMask, randomSwap,
+   * synonymReplace, composeTransforms) before it becomes tensors; validation batches never are.
+   * Its draws are seeded from `generator`, so a resumed run augments as the uninterrupted one.
+   */
+  transform?: BatchTransform;
+  /**
+   * Draw training batches from this curriculum (easiest windows first, the pool growing with
+   * the step: {@link Curriculum}) instead of uniformly over `data.train`; it must read
+   * `data.train` and have been built for `blockSize`.
+   */
+  curriculum?: Curriculum;
+  /**
+   * Adversarial training on the token embeddings (`adversarial.ts`): each micro-batch's gradient
+   * is that of L(x) + L(x + r), r the FGM or PGD perturbation of the embeddings within an L2 ball of
+   * radius `epsilon` (per sequence, or per token with `scope: 'token'`). The model must take
+   * `forward(idx, targets, { embeddingDelta })` and have `config.nEmbd` (a {@link GPT} does).
+   * The logged loss is the clean L(x). Not with `comm` (data parallelism).
+   */
+  adversarial?: AdversarialOptions;
 }
 
 /** One logged step in a run's history: the mean loss since the previous logged step. */
@@ -376,6 +399,7 @@ function checkCount(name: string, v: number | undefined, min: number): number {
 const TRAIN_KEYS = [
   'model', 'optimizer', 'scheduler', 'data', 'steps', 'batchSize', 'blockSize', 'gradAccum', 'clip', 'precision', 'scaler', 'logEvery', 'evalEvery', 'evalBatches',
   'evalBatchSize', 'checkpointEvery', 'checkpointDir', 'keepCheckpoints', 'resume', 'generator', 'earlyStopping', 'callbacks', 'signal', 'backend', 'extra', 'comm',
+  'transform', 'curriculum', 'adversarial',
 ] as const;
 
 function readLoopState(extra: unknown): LoopState | null {
@@ -460,6 +484,20 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const dp = opts.comm && opts.comm.size > 1 ? opts.comm : null;
   if (dp && batchSize % dp.size !== 0) throw new Error(`train: batchSize ${batchSize} is not a multiple of the ${dp.size} ranks (batchSize is the whole batch, shared by the ranks)`);
   const shard = dp ? { shard: { rank: dp.rank, size: dp.size } } : {};
+  if (opts.transform !== undefined && typeof opts.transform !== 'function') throw new Error(`train: transform must be a function (rows, generator) → rows, got ${show(opts.transform)}`);
+  const curriculum = opts.curriculum ?? null;
+  if (curriculum !== null) {
+    if (!(curriculum instanceof Curriculum)) throw new Error(`train: curriculum must be a Curriculum, got ${show(curriculum)}`);
+    if (curriculum.data !== trainData) throw new Error('train: curriculum reads another dataset than data.train');
+    if (curriculum.blockSize !== blockSize) throw new Error(`train: curriculum was built for blockSize ${curriculum.blockSize}, the run's blockSize is ${blockSize}`);
+  }
+  const adversarial = opts.adversarial === undefined ? null : resolveAdversarial('train', opts.adversarial);
+  if (adversarial) {
+    const nEmbd = (model as unknown as { config?: { nEmbd?: unknown } }).config?.nEmbd;
+    if (typeof nEmbd !== 'number') throw new Error(`train: adversarial needs a model with config.nEmbd and forward(idx, targets, { embeddingDelta }) (a GPT), got ${show(model)}`);
+    if (dp) throw new Error('train: adversarial is not supported with data parallelism (comm with more than one rank)');
+  }
+  const batchOpts = { backend, ...shard, ...(opts.transform ? { transform: opts.transform } : {}) };
 
   // ---- resume ----
   let step = 0;
@@ -575,17 +613,28 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     }
   };
   const microStep = (lr: number): void => {
-    const batch = trainData.batch(batchSize, blockSize, generator, { backend, ...shard });
+    const batch = curriculum ? curriculum.batch(batchSize, step, generator, batchOpts) : trainData.batch(batchSize, blockSize, generator, batchOpts);
     let loss: Tensor;
     try {
-      loss = tidy(() => {
-        const forward = (): Tensor | undefined => model.forward(batch.input, batch.target).loss;
-        const l = precision === 'f32' ? forward() : autocast({ dtype: precision }, forward);
-        if (!l) throw new Error('train: model.forward(input, target) returned no loss');
-        const scaled = gradAccum > 1 ? l.div(gradAccum) : l;
-        (scaler ? scaler.scale(scaled) : scaled).backward();
-        return l.detach();
-      });
+      if (adversarial) {
+        const scale = (l: Tensor): Tensor => {
+          const scaled = gradAccum > 1 ? l.div(gradAccum) : l;
+          return scaler ? scaler.scale(scaled) : scaled;
+        };
+        const fwd = <R>(f: () => R): R => (precision === 'f32' ? f() : autocast({ dtype: precision }, f));
+        const r = adversarialBackward('train', model as unknown as PerturbableModel, batch.input, batch.target, adversarial, scale, fwd);
+        r.advLoss.dispose();
+        loss = r.loss;
+      } else {
+        loss = tidy(() => {
+          const forward = (): Tensor | undefined => model.forward(batch.input, batch.target).loss;
+          const l = precision === 'f32' ? forward() : autocast({ dtype: precision }, forward);
+          if (!l) throw new Error('train: model.forward(input, target) returned no loss');
+          const scaled = gradAccum > 1 ? l.div(gradAccum) : l;
+          (scaler ? scaler.scale(scaled) : scaled).backward();
+          return l.detach();
+        });
+      }
     } finally {
       batch.input.dispose();
       batch.target.dispose();

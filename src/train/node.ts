@@ -21,3 +21,4 @@ export {
   type EvaluateOptions,
 } from './loop.js';
 export { averageCheckpoints, averageCheckpointsInto, saveAveragedCheckpoint, type AverageCheckpointsOptions, type SaveAveragedCheckpointOptions, type AveragedCheckpoint } from './average.js';
+export { EnergyMeter, formatEnergy, DEFAULT_WATTS_PER_CORE, DEFAULT_GRID_INTENSITY, type EnergyMeterOptions, type EnergyReport, type RaplZone, type GpuEnergy } from './energy.js';

@@ -13,6 +13,12 @@ import { OPTIM_TABLE } from './optim.js';
 import type { Table } from './sweep.js';
 import { TENSOR_TABLE } from './tensor.js';
 import { TRAIN_TABLE } from './train.js';
+import { QUANTIZE_TABLE } from './quantize.js';
+import { EVAL18_TABLE } from './eval18.js';
+import { TOOLS18_TABLE } from './tools18.js';
+import { SEARCH18_TABLE } from './search18.js';
+import { DATA18_TABLE } from './data18.js';
+import { LEARN18_TABLE } from './learn18.js';
 
 export const TABLES: Record<string, Table> = {
   tensor: TENSOR_TABLE,
@@ -28,4 +34,10 @@ export const TABLES: Record<string, Table> = {
   moe: MOE_TABLE,
   compress: COMPRESS_TABLE,
   bert: BERT_TABLE,
+  quantize: QUANTIZE_TABLE,
+  eval18: EVAL18_TABLE,
+  tools18: TOOLS18_TABLE,
+  search18: SEARCH18_TABLE,
+  data18: DATA18_TABLE,
+  learn18: LEARN18_TABLE,
 };

@@ -4,7 +4,7 @@
 //   1. Each row of a is quantized on its own (symmetric, 127/amax) into int8 packed four to a
 //      word, xq[i][q] holding x[i, 4q … 4q + 3], with its dequantization factor amax/127 and the
 //      sum of its integers.
-//   2. Tiles of up to MB rows × 64 columns keep their 32-bit sums in registers and walk the k
+//   2. Tiles of up to 6 rows × 64 columns keep their 32-bit sums in registers and walk the k
 //      quads: per quad, four vectors of 16 weight words (one 64-byte load each: word (q, j) holds
 //      W[j, 4q … 4q + 3]) and, per row, one broadcast word of x.
 // With AVX-512 VNNI, vpdpbusd adds four u8×s8 products per lane into a 32-bit sum in one
@@ -33,8 +33,9 @@ namespace kiln {
 namespace KILN_ISA {
 namespace {
 
-constexpr int64_t kCols = 64;  // output columns per tile: four 16-lane vectors
-constexpr int kRows = 4;       // rows per tile (4 × 4 accumulators, 4 weight vectors, 1 broadcast)
+constexpr int64_t kCols = 64;   // output columns per tile: four 16-lane vectors
+constexpr int kRows = 6;        // rows per tile (6 × 4 accumulators, 4 weight vectors, 1 broadcast)
+constexpr int64_t kChunk = 48;  // rows per task: its tiles reuse one column panel of W from cache
 // Below this many multiply-adds a product stays on the calling thread.
 constexpr int64_t kParallelMacs = int64_t(1) << 21;
 
@@ -149,7 +150,9 @@ void run_tile(const Product& P, int64_t i0, int64_t j0) {
     case 1: tile<1>(P, i0, j0, cols); break;
     case 2: tile<2>(P, i0, j0, cols); break;
     case 3: tile<3>(P, i0, j0, cols); break;
-    default: tile<4>(P, i0, j0, cols); break;
+    case 4: tile<4>(P, i0, j0, cols); break;
+    case 5: tile<5>(P, i0, j0, cols); break;
+    default: tile<6>(P, i0, j0, cols); break;
   }
 }
 
@@ -173,16 +176,20 @@ void matmul_int8(const MatmulInt8Args& p) {
     quantize(0, m);
   const Product P{xq.data(), factor.data(), xsum.data(), static_cast<const int32_t*>(p.w.data), static_cast<const float*>(p.scale.data),
                   p.bias.data ? static_cast<const float*>(p.bias.data) : nullptr, static_cast<float*>(p.out.data), m, n, kq};
-  const int64_t rowTiles = (m + kRows - 1) / kRows, colTiles = (n + kCols - 1) / kCols;
-  // column tiles vary fastest: consecutive tasks share their rows of x, and one decode row's
-  // weight columns are spread over the threads
+  // a task is one column panel (64 columns of W, ⌈k/4⌉·256 bytes) × up to kChunk rows, its row
+  // tiles one after another over the panel while it is in cache; row chunks vary fastest, so
+  // consecutive tasks share the panel too. One decode row: one task per panel.
+  const int64_t chunks = (m + kChunk - 1) / kChunk, panels = (n + kCols - 1) / kCols;
   auto run = [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; t++) run_tile(P, (t / colTiles) * kRows, (t % colTiles) * kCols);
+    for (int64_t t = b; t < e; t++) {
+      const int64_t i0 = (t % chunks) * kChunk, i1 = std::min(m, i0 + kChunk), j0 = (t / chunks) * kCols;
+      for (int64_t i = i0; i < i1; i += kRows) run_tile(P, i, j0);
+    }
   };
   if (parallel)
-    parallel_for(rowTiles * colTiles, 1, run);
+    parallel_for(chunks * panels, 1, run);
   else
-    run(0, rowTiles * colTiles);
+    run(0, chunks * panels);
 }
 
 }  // namespace
