@@ -12,6 +12,7 @@ import { TokenDataset } from '../data/batches.js';
 import { buildShards } from '../data/shards.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { generate } from '../nn/generate.js';
+import { quantizeDynamic } from '../nn/quantize.js';
 import { tensor } from '../tensor/ops/creation.js';
 import { Generator } from '../tensor/random.js';
 import { evaluate, unigramEntropy } from '../train/loop.js';
@@ -25,12 +26,13 @@ import { EOT, backendOption, checkOutFolder, corpusSources, describeBackend, loa
 export const evalSpec: CommandSpec = {
   name: 'eval',
   summary: 'perplexity and throughput of a model saved by kiln train on a corpus',
-  usage: ['eval --ckpt DIR|FILE --data PATH [--batch-size N] [--max-batches N] [--json] [--report FILE]'],
+  usage: ['eval --ckpt DIR|FILE --data PATH [--batch-size N] [--max-batches N] [--int8] [--json] [--report FILE]'],
   options: [
     { name: 'ckpt', type: 'string', placeholder: 'DIR|FILE', help: 'the output folder of kiln train (its newest checkpoint is used) or a checkpoint file' },
     { name: 'data', type: 'string', placeholder: 'PATH', help: 'a text file (one document per paragraph), a folder of text files or a .jsonl file' },
     { name: 'batch-size', type: 'int', min: 1, max: 2 ** 20, help: 'windows per batch', defaultText: '8' },
     { name: 'max-batches', type: 'int', min: 1, help: 'score only the first N batches', defaultText: 'all' },
+    { name: 'int8', type: 'boolean', help: 'evaluate again with int8 Linear weights (dynamic quantization) and report the perplexity change and the speed-up against f32' },
     backendOption,
     threadsOption,
     { name: 'json', type: 'boolean', help: 'print the results as JSON' },
@@ -58,12 +60,14 @@ export async function evalCommand(args: ParsedArgs, io: CommandIO): Promise<numb
   const data = TokenDataset.open(shards);
   try {
     if (data.length < 2) throw new Error(`--data: '${corpus.label}' tokenises to ${data.length} token(s); at least 2 are needed`);
-    const r = await evaluate(model, data, {
+    const evalOptions = {
       blockSize: config.blockSize,
       batchSize: (args.batchSize as number | undefined) ?? 8,
       ...(args.maxBatches === undefined ? {} : { maxBatches: args.maxBatches as number }),
       backend,
-    });
+    };
+    const r = await evaluate(model, data, evalOptions);
+    const q8 = args.int8 ? await int8Evaluation(trained, () => evaluate(model, data, evalOptions), r) : null;
     const entropy = unigramEntropy(data.window(0, data.length));
     const result = {
       checkpoint: file,
@@ -79,6 +83,7 @@ export async function evalCommand(args: ParsedArgs, io: CommandIO): Promise<numb
       batches: r.batches,
       seconds: r.seconds,
       tokensPerSecond: r.tokens / r.seconds,
+      ...q8,
     };
     if (reportPath !== null) {
       const html = await reportOf(trained, result, (args.reportSamples as number | undefined) ?? 2, backend);
@@ -96,6 +101,13 @@ export async function evalCommand(args: ParsedArgs, io: CommandIO): Promise<numb
           `  perplexity       ${r.perplexity.toFixed(2)}`,
           `  unigram entropy  ${entropy.toFixed(4)} (perplexity ${Math.exp(entropy).toFixed(2)})`,
           `  throughput       ${formatCount(result.tokensPerSecond)} tokens/s (${r.batches} batches in ${r.seconds.toFixed(2)}s)`,
+          ...(q8
+            ? [
+                `  int8             ${q8.int8Layers} Linear layers, weights ${mib(q8.floatWeightBytes)} → ${mib(q8.int8WeightBytes)} MiB`,
+                `  int8 perplexity  ${q8.int8Perplexity.toFixed(2)} (${signed(100 * q8.int8PerplexityChange)}% against f32)`,
+                `  int8 throughput  ${formatCount(q8.int8TokensPerSecond)} tokens/s (${q8.int8Speedup.toFixed(2)}× f32)`,
+              ]
+            : []),
           '',
         ].join('\n'),
       );
@@ -104,6 +116,28 @@ export async function evalCommand(args: ParsedArgs, io: CommandIO): Promise<numb
     data.close();
   }
 }
+
+/**
+ * Quantize the model's Linear layers to int8 and evaluate again (`again`): the int8 perplexity,
+ * its relative change and the speed-up against the f32 result `f32`.
+ */
+async function int8Evaluation(t: TrainedModel, again: () => ReturnType<typeof evaluate>, f32: Awaited<ReturnType<typeof evaluate>>) {
+  const q = quantizeDynamic(t.model);
+  const r = await again();
+  return {
+    int8Layers: q.layers.length,
+    floatWeightBytes: q.floatBytes,
+    int8WeightBytes: q.int8Bytes,
+    int8Loss: r.nll,
+    int8Perplexity: r.perplexity,
+    int8PerplexityChange: r.perplexity / f32.perplexity - 1,
+    int8TokensPerSecond: r.tokens / r.seconds,
+    int8Speedup: f32.seconds / r.seconds,
+  };
+}
+
+const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(2);
+const signed = (x: number): string => `${x >= 0 ? '+' : ''}${x.toFixed(2)}`;
 
 /** The run's metrics.json beside the checkpoint, or null (a checkpoint copied on its own has none). */
 function runMetrics(dir: string): Record<string, unknown> | null {

@@ -40,15 +40,21 @@ constexpr int64_t kChunk = 48;  // rows per task: its tiles reuse one column pan
 constexpr int64_t kParallelMacs = int64_t(1) << 21;
 
 // Row i of a → xq (kq words), its factor amax/127 (NaN when the row has a non-finite element)
-// and the sum of its integers.
+// and the sum of its integers. x = round-half-even(a·inv): cvtps rounds by MXCSR (nearest even)
+// and nearbyint by the current mode (the same), so both builds give the same integers.
 void quantize_row(const float* a, int64_t k, int64_t kq, int32_t* xq, float& factor, int32_t& sum) {
   float amax = 0.0f;
   bool finite = true;
-  for (int64_t p = 0; p < k; p++) {
-    const float v = std::fabs(a[p]);
-    finite &= v <= 3.402823466e38f;  // false for ∞ and NaN
-    amax = v > amax ? v : amax;
+  int64_t p = 0;
+#if KILN_ISA_avx512
+  {
+    __m512 m = _mm512_setzero_ps();
+    for (; p + 16 <= k; p += 16) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(a + p)));  // NaN lanes: m keeps its value
+    amax = _mm512_reduce_max_ps(m);
   }
+#endif
+  for (; p < k; p++) amax = std::max(amax, std::fabs(a[p]));
+  for (p = 0; p < k; p++) finite &= std::fabs(a[p]) <= 3.402823466e38f;  // false for ∞ and NaN
   std::memset(xq, 0, size_t(kq) * sizeof(int32_t));
   sum = 0;
   if (!finite) {
@@ -56,13 +62,25 @@ void quantize_row(const float* a, int64_t k, int64_t kq, int32_t* xq, float& fac
     return;
   }
   const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-  uint8_t* bytes = reinterpret_cast<uint8_t*>(xq);
+  int8_t* bytes = reinterpret_cast<int8_t*>(xq);  // little-endian: byte b of word q is element 4q + b
   int32_t s = 0;
-  for (int64_t p = 0; p < k; p++) {
-    // nearbyint: the current rounding mode, round half to even
+  p = 0;
+#if KILN_ISA_avx512
+  {
+    const __m512 vinv = _mm512_set1_ps(inv);
+    __m512i vs = _mm512_setzero_si512();
+    for (; p + 16 <= k; p += 16) {
+      const __m512i x = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(a + p), vinv));
+      vs = _mm512_add_epi32(vs, x);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(bytes + p), _mm512_cvtepi32_epi8(x));
+    }
+    s = _mm512_reduce_add_epi32(vs);
+  }
+#endif
+  for (; p < k; p++) {
     const int32_t x = int32_t(std::nearbyint(a[p] * inv));
     s += x;
-    bytes[p] = uint8_t(int8_t(x));  // little-endian: byte b of word q is element 4q + b
+    bytes[p] = int8_t(x);
   }
   sum = s;
   factor = amax / 127.0f;
@@ -84,7 +102,9 @@ struct Product {
 template <int MB>
 void tile(const Product& P, int64_t i0, int64_t j0, int64_t cols) {
   __m512i acc[MB][4];
+#pragma GCC unroll 8
   for (int r = 0; r < MB; r++)
+#pragma GCC unroll 4
     for (int v = 0; v < 4; v++) acc[r][v] = _mm512_setzero_si512();
   __mmask16 mask[4];
   for (int v = 0; v < 4; v++) {
@@ -96,19 +116,24 @@ void tile(const Product& P, int64_t i0, int64_t j0, int64_t cols) {
   const int32_t* wq = P.w + j0;
   for (int64_t q = 0; q < P.kq; q++, wq += P.n) {
     __m512i wv[4];
+#pragma GCC unroll 4
     for (int v = 0; v < 4; v++) wv[v] = _mm512_xor_si512(_mm512_maskz_loadu_epi32(mask[v], wq + 16 * v), flip);
+#pragma GCC unroll 8
     for (int r = 0; r < MB; r++) {
       const __m512i xb = _mm512_set1_epi32(x[r * P.kq + q]);
+#pragma GCC unroll 4
       for (int v = 0; v < 4; v++) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], wv[v], xb);
     }
   }
+#pragma GCC unroll 8
   for (int r = 0; r < MB; r++) {
     const int64_t i = i0 + r;
     const __m512i corr = _mm512_set1_epi32(int32_t(uint32_t(P.xsum[i]) << 7));  // 128·Σx, wrapping
     const __m512 f = _mm512_set1_ps(P.factor[i]);
     float* o = P.out + i * P.n + j0;
+#pragma GCC unroll 4
     for (int v = 0; v < 4; v++) {
-      if (!mask[v]) break;
+      if (!mask[v]) continue;
       const __m512 s = _mm512_mul_ps(f, _mm512_maskz_loadu_ps(mask[v], P.scale + j0 + 16 * v));
       __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][v], corr)), s);
       if (P.bias) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask[v], P.bias + j0 + 16 * v));
