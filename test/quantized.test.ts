@@ -4,8 +4,10 @@
  * for bit, since the kernel's arithmetic is specified to the rounding; webgpu within one
  * quantization step of a few elements, as its f32 division is not correctly rounded), ref
  * against the error bound of quantization itself (|Δy| ≤ Σ ½·sx·|w| + ½·sw·|x| + ¼·sx·sw), and
- * a quantized GPT against its float self.
+ * a quantized GPT against its float self; and PyTorch's own per-channel and per-tensor int8
+ * quantization (fixtures from test/fixtures/int8/gen.py): the same integers and scales.
  */
+import { readFileSync } from 'node:fs';
 import { expect, it } from 'vitest';
 import fc from 'fast-check';
 import * as k from '../src/index.js';
@@ -129,7 +131,41 @@ for (const b of others)
     );
   });
 
+interface TorchCase {
+  m: number;
+  n: number;
+  k: number;
+  w: number[];
+  x: number[];
+  bias: number[];
+  wq: number[];
+  scale: number[];
+  y: number[];
+}
+const TORCH = JSON.parse(readFileSync(new URL('./fixtures/int8/int8.json', import.meta.url), 'utf8')) as { torch: string; cases: TorchCase[] };
+
 describeBackends('int8 linear layers', (backend) => {
+  it(`matches PyTorch ${TORCH.torch}: quantize_per_channel's integers and scales, and the product of its per-row quantized inputs`, async () => {
+    for (const c of TORCH.cases) {
+      const w = k.tensor(c.w, [c.n, c.k], { backend });
+      const q = k.quantizeInt8(w);
+      expect(await values(q.scale)).toEqual(c.scale.map(Math.fround));
+      const words = await values(q.packed);
+      const ints = Array.from({ length: c.n * c.k }, (_, e) => {
+        const [j, p] = [Math.floor(e / c.k), e % c.k];
+        return (words[(p >> 2) * c.n + j]! << (24 - 8 * (p & 3))) >> 24;
+      });
+      expect(ints).toEqual(c.wq);
+      const x = k.tensor(c.x, [c.m, c.k], { backend });
+      const bias = k.tensor(c.bias, [c.n], { backend });
+      const y = await values(k.noGrad(() => k.linearInt8(x, q, bias)));
+      // the same integers on both sides (exact sums): only f32 rounding of the scaling differs
+      for (let i = 0; i < y.length; i++) expect(Math.abs(y[i]! - c.y[i]!), `case ${c.m}×${c.n}×${c.k} y[${i}]`).toBeLessThanOrEqual(4e-7 * (Math.abs(c.y[i]!) + Math.abs(c.bias[i % c.n]!)) + 1e-7);
+      for (const t of [w, x, bias, q.packed, q.scale]) t.dispose();
+    }
+  });
+
+
   it('rows of zeros, non-finite rows, k = 0 and batched inputs', async () => {
     const w = k.tensor([[1, 2, 3], [-1, 0, 1]], { backend });
     const q = k.quantizeInt8(w);
