@@ -10,17 +10,16 @@
  *   npm run bench -- ddp [--sizes 262144,1048576,4194304] [--steps 20] [--model 128x4] [--batch 16]
  * @module
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AdamW, DistributedDataParallel, GPT, Generator, ZeroRedundancyOptimizer, communicator, crossEntropy, memory, narrow, randint, resetPeakMemory, setNumThreads, tensor, tidy, useBackend } from '../src/index.js';
+import { lastJson, mpirunCommand, mpirunVersion, runChecked, runMpi, workerArgv } from './_mpi.js';
 import { fmtNum, mdTable, median, parseArgs, printMachineInfo } from './util.js';
 
 export const description = 'MPI allreduce (kiln vs raw MPI) and 2-process data-parallel GPT step scaling';
 
-const MPIRUN = ['--allow-run-as-root', '--oversubscribe', '--bind-to', 'none', '--mca', 'btl', 'self,vader', '-np'];
 const self = fileURLToPath(import.meta.url);
 
 function parseModel(s: string): { C: number; L: number } {
@@ -101,18 +100,6 @@ async function stepWorker(steps: number, C: number, L: number, mode: 'ddp' | 'ze
 
 // ---- the driver ------------------------------------------------------------------------------
 
-function lastJson(out: string): Record<string, number> {
-  const line = out.trim().split('\n').reverse().find((l) => l.startsWith('{'));
-  if (!line) throw new Error(`bench ddp: a worker printed no result:\n${out.slice(-2000)}`);
-  return JSON.parse(line) as Record<string, number>;
-}
-
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): string {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', env: { ...process.env, KILN_NUM_THREADS: '1', ...env }, maxBuffer: 1 << 26 });
-  if (r.status !== 0) throw new Error(`bench ddp: ${cmd} ${args.join(' ')} failed (${r.status}): ${(r.stderr || r.stdout).slice(-2000)}`);
-  return r.stdout;
-}
-
 export async function main(args: string[]): Promise<void> {
   const { opts } = parseArgs(args);
   const sizes = String(opts.sizes ?? '262144,1048576,4194304').split(',').map(Number);
@@ -120,32 +107,33 @@ export async function main(args: string[]): Promise<void> {
   const { C, L } = parseModel(String(opts.model ?? '128x4'));
   const batch = Number(opts.batch ?? 16);
   if (!Number.isInteger(batch) || batch < 2 || batch % 2) throw new Error(`bench ddp: --batch takes an even number of sequences, got '${opts.batch}'`);
-  if (spawnSync('mpirun', ['--version']).status !== 0) {
+  const version = mpirunVersion();
+  if (version === null) {
     console.log('mpirun was not found: apt-get install openmpi-bin libopenmpi-dev');
     return;
   }
   printMachineInfo();
-  console.log(`- mpirun: ${spawnSync('mpirun', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0]}, ${MPIRUN.join(' ')} 2`);
+  console.log(`- mpirun: ${version}, ${mpirunCommand(2)}`);
   console.log(`- command: npm run bench -- ddp ${args.join(' ')}`.trimEnd());
   const dir = mkdtempSync(join(tmpdir(), 'kiln-bench-ddp-'));
   const peer = join(dir, 'allreduce');
-  run('mpicc', ['-O2', fileURLToPath(new URL('./native/allreduce.c', import.meta.url)), '-o', peer]);
+  runChecked('ddp', 'mpicc', ['-O2', fileURLToPath(new URL('./native/allreduce.c', import.meta.url)), '-o', peer]);
 
   const rows: (string | number)[][] = [];
   for (const n of sizes) {
     const reps = String(n >= 1 << 22 ? 20 : 40);
-    const k = lastJson(run('mpirun', [...MPIRUN, '2', process.execPath, '--import', 'tsx', self, '--worker', 'allreduce', String(n), reps]));
-    const c = lastJson(run('mpirun', [...MPIRUN, '2', peer, String(n), reps]));
+    const k = lastJson('ddp', runMpi('ddp', 2, workerArgv(self, ['allreduce', n, reps])));
+    const c = lastJson('ddp', runMpi('ddp', 2, [peer, String(n), reps]));
     const mb = (n * 4) / 2 ** 20;
     rows.push([n, fmtNum(mb, 3), fmtNum(k.median_ms!), fmtNum(c.median_ms!), fmtNum(mb / 1024 / (k.median_ms! / 1e3), 3), fmtNum(mb / 1024 / (c.median_ms! / 1e3), 3), fmtNum(k.median_ms! / c.median_ms!)]);
   }
   console.log('\n## allReduce (sum, in place, 2 ranks)\n');
   console.log(mdTable(['f32 values', 'MiB', 'kiln ms', 'MPI (C) ms', 'kiln GiB/s', 'MPI GiB/s', 'kiln/MPI time'], rows));
 
-  const worker = (mode: string): string[] => [process.execPath, '--import', 'tsx', self, '--worker', 'step', String(steps), String(C), String(L), mode, String(batch)];
-  const one = lastJson(run(process.execPath, worker('ddp').slice(1)));
+  const worker = (mode: string): string[] => workerArgv(self, ['step', steps, C, L, mode, batch]);
+  const one = lastJson('ddp', runChecked('ddp', process.execPath, worker('ddp').slice(1)));
   const two: Record<string, Record<string, number>> = {};
-  for (const mode of ['ddp', 'zero1', 'zero2']) two[mode] = lastJson(run('mpirun', [...MPIRUN, '2', ...worker(mode)]));
+  for (const mode of ['ddp', 'zero1', 'zero2']) two[mode] = lastJson('ddp', runMpi('ddp', 2, worker(mode)));
   const tok = (r: Record<string, number>): number => r.tokens! / (r.median_ms! / 1e3);
   const mib = (b: number): string => fmtNum(b / 2 ** 20, 3);
   console.log(`\n## GPT ${C}x${L} training step (batch ${batch} × 64, ${fmtNum(one.params! / 1e6, 3)}M parameters, AdamW), one thread per process\n`);

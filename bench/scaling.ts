@@ -12,7 +12,6 @@
  *   npm run bench -- scaling [--models 128x4,256x4] [--steps 10] [--no-check]
  * @module
  */
-import { spawnSync } from 'node:child_process';
 import { availableParallelism, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import {
@@ -32,13 +31,11 @@ import {
   type ParallelLayout,
 } from '../src/distributed/cost_model.js';
 import { AdamW, DistributedDataParallel, GPT, Generator, communicator, crossEntropy, memory, narrow, randint, resetPeakMemory, setNumThreads, tensor, tidy, useBackend } from '../src/index.js';
+import { lastJson, mpirunCommand, mpirunVersion, runChecked, runMpi, workerArgv } from './_mpi.js';
 import { fmtNum, mdTable, median, parseArgs, printMachineInfo } from './util.js';
 
 export const description = 'cost model: GPT-2 124M–1.5B on 1–64 H100s (memory, step time), checked against 1/2-process kiln runs';
 
-// The flags of bench/ddp.ts: run as root in containers, more ranks than cores allowed, no
-// pinning (the cores are shared), shared memory between the processes.
-const MPIRUN = ['--allow-run-as-root', '--oversubscribe', '--bind-to', 'none', '--mca', 'btl', 'self,vader', '-np'];
 const self = fileURLToPath(import.meta.url);
 const GiB = 2 ** 30;
 
@@ -236,29 +233,18 @@ interface Measured {
   allreduce: Record<string, number>;
 }
 
-function lastJson(out: string): Measured {
-  const line = out.trim().split('\n').reverse().find((l) => l.startsWith('{'));
-  if (!line) throw new Error(`bench scaling: a worker printed no result:\n${out.slice(-2000)}`);
-  return JSON.parse(line) as Measured;
-}
-
-function run(cmd: string, args: string[]): string {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', env: { ...process.env, KILN_NUM_THREADS: '1' }, maxBuffer: 1 << 26 });
-  if (r.status !== 0) throw new Error(`bench scaling: ${cmd} ${args.join(' ')} failed (${r.status}): ${(r.stderr || r.stdout).slice(-2000)}`);
-  return r.stdout;
-}
-
 function pct(model: number, measured: number): string {
   const e = (model - measured) / measured;
   return `${e >= 0 ? '+' : ''}${(e * 100).toFixed(1)}%`;
 }
 
 function check(C: number, L: number, steps: number): { device: DeviceSpec; lines: (string | number)[][] } {
-  const workerArgs = (b: number, sync = true): string[] => [process.execPath, '--import', 'tsx', self, '--worker', String(steps), String(C), String(L), String(b), sync ? 'sync' : 'nosync'];
-  const one8 = lastJson(run(workerArgs(8)[0]!, workerArgs(8).slice(1)));
-  const one16 = lastJson(run(workerArgs(16)[0]!, workerArgs(16).slice(1)));
-  const two8 = lastJson(run('mpirun', [...MPIRUN, '2', ...workerArgs(8)]));
-  const alone8 = lastJson(run('mpirun', [...MPIRUN, '2', ...workerArgs(8, false)]));
+  const workerArgs = (b: number, sync = true): string[] => workerArgv(self, [steps, C, L, b, sync ? 'sync' : 'nosync']);
+  const oneProcess = (b: number): Measured => lastJson<Measured>('scaling', runChecked('scaling', process.execPath, workerArgs(b).slice(1)));
+  const one8 = oneProcess(8);
+  const one16 = oneProcess(16);
+  const two8 = lastJson<Measured>('scaling', runMpi('scaling', 2, workerArgs(8)));
+  const alone8 = lastJson<Measured>('scaling', runMpi('scaling', 2, workerArgs(8, false)));
 
   const shape = { nLayer: L, nEmbd: C, nHead: C / 32, vocabSize: V, seqLen: T };
   const n = gptParamCount(shape).total;
@@ -313,12 +299,13 @@ export async function main(args: string[]): Promise<void> {
   console.log(`- command: npm run bench -- scaling ${args.join(' ')}`.trimEnd());
   printTables();
   if (opts['no-check']) return;
-  if (spawnSync('mpirun', ['--version']).status !== 0) {
+  const version = mpirunVersion();
+  if (version === null) {
     console.log('\n(ii) skipped: mpirun was not found (apt-get install openmpi-bin libopenmpi-dev)');
     return;
   }
   console.log(`\n## (ii) The model against kiln on this machine (cpu backend, 1 thread per process, f32, GPT vocab ${V}, context ${T})\n`);
-  console.log(`- mpirun: ${spawnSync('mpirun', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0]}, ${MPIRUN.join(' ')} 2; ${steps} timed steps after 3, median, the slower rank`);
+  console.log(`- mpirun: ${version}, ${mpirunCommand(2)}; ${steps} timed steps after 3, median, the slower rank`);
   const rows: (string | number)[][] = [];
   const load0 = loadavg()[0]!;
   for (const { C, L } of models) rows.push(...check(C, L, steps).lines);

@@ -17,7 +17,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { getEncoding } from 'js-tiktoken';
-import { BPETokenizer } from '../src/data/bpe.js';
+import { BPETokenizer } from '../src/index.js';
 import { keepAlive, mdTable, numOpt, parseArgs, printMachineInfo, time } from './util.js';
 
 /** One line for the bench listing. */

@@ -92,14 +92,31 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 describe('kiln (child process)', () => {
   it('prints help for the command and each subcommand', async () => {
-    const [top, trainHelp, sampleHelp, benchHelp] = await Promise.all([kiln(['--help']), kiln(['train', '--help']), kiln(['help', 'sample']), kiln(['bench', '--help'])]);
+    const [top, trainHelp, sampleHelp, benchHelp, auditHelp, auditTokensHelp, labelHelp, evalHelp] = await Promise.all([
+      kiln(['--help']),
+      kiln(['train', '--help']),
+      kiln(['help', 'sample']),
+      kiln(['bench', '--help']),
+      kiln(['audit', '--help']),
+      kiln(['audit', 'tokens', '--help']),
+      kiln(['help', 'label']),
+      kiln(['eval', '--help']),
+    ]);
     expect(top.status).toBe(0);
-    for (const cmd of ['train', 'sample', 'eval', 'bench']) expect(top.stdout).toContain(`  ${cmd} `);
+    for (const cmd of ['train', 'sample', 'eval', 'finetune', 'reward', 'align', 'bench', 'audit', 'label']) expect(top.stdout).toMatch(new RegExp(`^  ${cmd} +\\S`, 'm'));
     expect(top.stdout).toMatch(/ref\s+available/);
     expect(trainHelp.status).toBe(0);
     for (const opt of ['--data PATH', '--config NAME', '--backend NAME', '--steps N', '--out DIR', '--resume']) expect(trainHelp.stdout).toContain(opt);
     expect(sampleHelp.stdout).toContain('--top-k N');
     expect(benchHelp.stdout).toContain('kiln bench NAME');
+    for (const r of [auditHelp, auditTokensHelp, labelHelp, evalHelp]) expect([r.status, r.stderr]).toEqual([0, '']);
+    expect(auditTokensHelp.stdout).toBe(auditHelp.stdout);
+    expect(auditHelp.stdout).toMatch(/^kiln audit: /);
+    for (const opt of ['kiln audit tokens --ckpt DIR|FILE', '--top N', '--data PATH', '--matrix unembedding|embedding', '--backend NAME', '--json']) expect(auditHelp.stdout).toContain(opt);
+    expect(labelHelp.stdout).toMatch(/^kiln label: /);
+    for (const opt of ['kiln label --pairs IN.jsonl --out OUT.jsonl', 'kiln label --ckpt DIR --prompts FILE', '--pairs IN.jsonl', '--prompts FILE', '-o, --out OUT.jsonl', '--port N', '--tokens N', '--temperature T']) expect(labelHelp.stdout).toContain(opt);
+    for (const opt of ['--report FILE', '--report-samples N']) expect(evalHelp.stdout).toContain(opt);
+    for (const opt of ['--watts-per-core W', '--grid-intensity G']) expect(trainHelp.stdout).toContain(opt);
   });
 
   it('rejects bad arguments and missing files with one line on stderr and a non-zero status', async () => {
@@ -114,6 +131,12 @@ describe('kiln (child process)', () => {
       [['frob'], 2, /^kiln: unknown command 'frob'/],
       [['sample'], 2, /--ckpt is required/],
       [['eval', '--ckpt', 'x'], 2, /--data is required/],
+      [['audit'], 2, /^kiln audit: which audit\? \(tokens\)/],
+      [['audit', 'weights'], 2, /^kiln audit: unknown audit 'weights'; the audits are tokens/],
+      [['audit', 'tokens'], 2, /^kiln audit: --ckpt is required/],
+      [['label', '--pairs', 'p.jsonl'], 2, /^kiln label: --out is required/],
+      [['label', '--out', 'x.jsonl'], 2, /^kiln label: give either --pairs IN\.jsonl, or --ckpt DIR with --prompts FILE/],
+      [['label', '--pairs', 'missing.jsonl', '--out', 'x.jsonl'], 1, /^kiln label: --pairs: cannot read 'missing\.jsonl': no such file or directory/],
       [['train', '--data', 'missing.txt', '--backend', 'ref', '--out', 'never'], 1, /--data: cannot read 'missing.txt': no such file or directory/],
       [['sample', '--ckpt', 'missing-dir'], 1, /--ckpt: cannot read 'missing-dir': no such file or directory/],
       [['train', '--resume', '--out', 'empty-out', '--backend', 'ref'], 1, /nothing to resume/],
@@ -307,6 +330,29 @@ describe('kiln (child process)', () => {
       expect(r.tokens).toBe(4 * 8 * 16);
       expect(r.perplexity).toBeCloseTo(Math.exp(r.loss), 9);
       expect(r.step).toBe(20);
+    });
+
+    it('kiln eval --int8 and kiln sample --int8: int8 Linear layers, the perplexity change and speed-up against f32', async () => {
+      const [ev, sample] = await Promise.all([
+        kiln(['eval', '--ckpt', out, '--data', corpusPath, '--backend', 'ref', '--max-batches', '4', '--int8', '--json']),
+        kiln(['sample', '--ckpt', out, '--prompt', 'the cat', '--tokens', '20', '--backend', 'ref', '--int8']),
+      ]);
+      expect(ev.status, ev.stderr).toBe(0);
+      const r = JSON.parse(ev.stdout);
+      expect(r.int8Layers).toBe(2 * 4 + 1); // per layer c_attn, attn.c_proj, c_fc, mlp.c_proj; lm_head
+      expect(Math.abs(r.int8PerplexityChange)).toBeLessThan(0.01);
+      expect(r.int8Perplexity).toBeCloseTo(r.perplexity * (1 + r.int8PerplexityChange), 6);
+      expect(r.int8Speedup).toBeGreaterThan(0);
+      expect(sample.status, sample.stderr).toBe(0);
+      expect(sample.stdout.startsWith('the cat')).toBe(true);
+      expect(sample.stderr).toMatch(/^int8: \d+ Linear layers quantized, weights [\d.]+ → [\d.]+ MiB$/m);
+      expect(sample.stderr).toMatch(/tokens\/s, int8\)/);
+    });
+
+    it('kiln eval --report refuses a folder or a device before evaluating', async () => {
+      const r = await kiln(['eval', '--ckpt', out, '--data', corpusPath, '--backend', 'ref', '--report', root]);
+      expect(r.status).toBe(1);
+      expect(r.stderr.trim()).toMatch(/^kiln eval: --report: '.*' is a folder, not a file$/);
     });
 
     it('a corrupt or truncated checkpoint gives one clear line and status 1', async () => {

@@ -11,6 +11,7 @@
  * value wrongly accepted costs one training step, not a run.
  */
 import { execFileSync, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +20,9 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends } from '../src/backend/registry.js';
 import { shown, type CommandSpec, type OptionSpec } from '../src/cli/args.js';
+import { auditSpec } from '../src/cli/audit.js';
 import { evalSpec } from '../src/cli/eval.js';
+import { labelSpec } from '../src/cli/label.js';
 import { main } from '../src/cli/main.js';
 import { sampleSpec } from '../src/cli/sample.js';
 import { trainSpec } from '../src/cli/train.js';
@@ -44,11 +47,30 @@ interface Result {
   ms: number;
 }
 
+/**
+ * Skip every item of the `kiln label` page at `url`, so the server stops: a value wrongly accepted
+ * then fails its case at once (status 0) instead of leaving a server waiting for a browser.
+ */
+async function skipAll(url: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const html = await (await fetch(url)).text();
+    const token = /name="token" value="([0-9a-f]+)"/.exec(html)?.[1];
+    const index = /name="index" value="(\d+)"/.exec(html)?.[1];
+    if (token === undefined || index === undefined) return;
+    await fetch(new URL('/choose', url), { method: 'POST', body: new URLSearchParams({ token, index, choice: 'skip' }), redirect: 'manual' });
+  }
+}
+
 /** Run `main(args)` in this process with captured streams and a time limit. */
 async function inProcess(args: string[]): Promise<Result> {
   let stdout = '';
   let stderr = '';
-  const io = { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) } };
+  const write = (s: string): void => {
+    stderr += s;
+    const served = /^kiln label: open (http:\/\/127\.0\.0\.1:\d+\/)/m.exec(s);
+    if (served) void skipAll(served[1]!).catch(() => {});
+  };
+  const io = { stdout: { write: (s: string) => (stdout += s) }, stderr: { write } };
   const t0 = performance.now();
   let timer: NodeJS.Timeout | undefined;
   const limit = new Promise<never>((_, reject) => {
@@ -98,6 +120,7 @@ function expectRefused(r: Result, command: string, mentions: string[], label: st
   const last = lines[lines.length - 1] ?? '';
   expect(last.startsWith(`kiln ${command}: `), `${label}: ${r.stderr}`).toBe(true);
   for (const m of mentions) expect(last, label).toContain(m);
+  expect(last, `${label}: a prefix said twice`).not.toMatch(/(--[a-z-]+): \1: /);
   expect(r.stderr, label).not.toMatch(/^\s+at /m);
   expect(r.ms, label).toBeLessThan(TIME_BOX_MS);
 }
@@ -122,17 +145,28 @@ let outCount = 0;
 /** A fresh output folder for each train run, so a wrongly accepted value is not masked by an earlier run's checkpoints. */
 const freshOut = (): string => join(root, 'outs', String(outCount++));
 
-/** Arguments that make a command valid, by flag; the flag under test replaces its own. */
-const BASE: Record<string, () => Record<string, string>> = {
+/**
+ * Arguments that make a command valid; the flag under test replaces its own. `kiln label` has two
+ * forms: from a model (`--ckpt --prompts`, the base) and, when `--pairs` is the flag, from a pairs
+ * file. Its port is 0, so a value wrongly accepted serves on a free port (and `inProcess` ends it).
+ */
+const BASE: Record<string, (flags: string[]) => Record<string, string>> = {
   train: () => ({ data: corpus, config: 'micro', backend: 'ref', out: freshOut(), steps: '1', 'sample-tokens': '2' }),
   sample: () => ({ ckpt: trained, tokens: '2', backend: 'ref' }),
   eval: () => ({ ckpt: trained, data: corpus, backend: 'ref', 'max-batches': '1' }),
+  audit: () => ({ ckpt: trained, backend: 'ref', top: '3' }),
+  label: (flags): Record<string, string> =>
+    flags.includes('pairs')
+      ? { out: join(freshOut(), 'prefs.jsonl'), port: '0' }
+      : { ckpt: trained, prompts: paths.prompts, out: join(freshOut(), 'prefs.jsonl'), backend: 'ref', tokens: '2', port: '0' },
 };
-const SPECS: CommandSpec[] = [trainSpec, sampleSpec, evalSpec];
+/** Positional arguments a command needs before its options (`kiln audit tokens`). */
+const LEAD: Record<string, string[]> = { audit: ['tokens'] };
+const SPECS: CommandSpec[] = [trainSpec, sampleSpec, evalSpec, auditSpec, labelSpec];
 
 function argsFor(command: string, override: Record<string, string | null>, extra: string[] = []): string[] {
-  const args = { ...BASE[command]!(), ...override };
-  const argv = [command];
+  const args = { ...BASE[command]!(Object.keys(override)), ...override };
+  const argv = [command, ...(LEAD[command] ?? [])];
   for (const [k, v] of Object.entries(args)) if (v !== null) argv.push(`--${k}=${v}`);
   return [...argv, ...extra];
 }
@@ -172,9 +206,30 @@ const paths = {
   fifo: join(root, 'fifo'),
   noTokenizer: join(root, 'no-tokenizer'),
   unreadable: join(root, 'unreadable.txt'),
+  /** Prompts for `kiln label --ckpt`, one a line. */
+  prompts: join(root, 'prompts.txt'),
+  /** Pairs for `kiln label --pairs`: two completions per prompt. */
+  pairs: join(root, 'pairs.jsonl'),
+  /** JSON lines that are not what their flag reads. */
+  notPairs: join(root, 'not-pairs.jsonl'),
+  notPrompts: join(root, 'not-prompts.jsonl'),
 };
+/** Bad files for `kiln label --out` (a file it appends to; a missing one is made) and its inputs `--pairs` and `--prompts`. */
+function badLabelFiles(flag: string): fc.Arbitrary<string> {
+  const missing = fc.stringMatching(/^[a-z0-9]{1,12}$/).map((n) => join(root, 'no-such', n));
+  // FIFOs as inputs are tried in a child process: a read that blocks would stop this one
+  const fixed: Record<string, string[]> = {
+    // lines that are not pairs (the input given as --out), a folder, a path under a file, a device
+    out: [corpus, paths.pairs, paths.emptyDir, paths.underFile, ...(linux ? ['/dev/null', paths.fifo, '/proc/kiln-out.jsonl', '/proc/self/kiln-out.jsonl'] : [])],
+    pairs: [corpus, paths.prompts, paths.notPairs, paths.emptyFile, paths.emptyDir, paths.underFile, ...(linux ? ['/dev/null', '/proc/self/mem'] : [])],
+    prompts: [paths.notPrompts, paths.emptyFile, paths.emptyDir, paths.underFile, ...(linux ? ['/dev/null', '/proc/self/mem'] : [])],
+  };
+  return flag === 'out' ? fc.constantFrom(...fixed[flag]!) : fc.oneof(missing, fc.constantFrom(...fixed[flag]!));
+}
+
 /** Bad paths for `--data`, `--out` and `--ckpt` of `command` (the ones the platform can make). */
 function badPaths(flag: string, command: string): fc.Arbitrary<string> {
+  if (command === 'label' && flag !== 'ckpt') return badLabelFiles(flag);
   // a missing --out is made; a missing --data or --ckpt is an error
   const missing = fc.stringMatching(/^[a-z0-9]{1,12}$/).map((n) => join(root, 'no-such', n));
   const fixed: Record<string, string[]> = {
@@ -193,6 +248,7 @@ function badValues(o: OptionSpec, command: string): fc.Arbitrary<string> | null 
   if (o.choices) return fc.oneof(fc.constant(''), plainText.filter((v) => !o.choices!.includes(v)));
   if (o.name === 'backend') return fc.oneof(fc.constant(''), plainText.filter((v) => !backends().some((b) => b.name === v)));
   if (o.name === 'data' || o.name === 'out' || o.name === 'ckpt') return badPaths(o.name, command);
+  if (command === 'label' && (o.name === 'pairs' || o.name === 'prompts')) return badPaths(o.name, command);
   return null;
 }
 
@@ -202,6 +258,10 @@ beforeAll(async () => {
   mkdirSync(paths.emptyDir);
   writeFileSync(paths.oneParagraph, 'a single paragraph, so nothing is left for validation.\n');
   if (linux) execFileSync('mkfifo', [paths.fifo]);
+  writeFileSync(paths.prompts, 'the cat\na dog sees\n');
+  writeFileSync(paths.pairs, `${JSON.stringify({ prompt: 'the cat', a: 'sees', b: 'likes' })}\n`);
+  writeFileSync(paths.notPairs, `${JSON.stringify({ prompt: 'the cat', chosen: 'sees', rejected: 'likes' })}\n`);
+  writeFileSync(paths.notPrompts, `${JSON.stringify({ text: 'the cat' })}\n`);
   const r = await inProcess(['train', '--data', corpus, '--config', 'micro', '--backend', 'ref', '--steps', '2', '--sample-tokens', '2', '--out', trained]);
   expect(r.code, r.stderr).toBe(0);
   mkdirSync(paths.noTokenizer);
@@ -304,6 +364,77 @@ describe('kiln: forms of values', () => {
   });
 });
 
+// ---- kiln audit and kiln label: their subcommand and their combinations of flags --------------------------
+
+describe('kiln audit, kiln label: what the declarations do not say', () => {
+  const labelOut = (): string => join(freshOut(), 'prefs.jsonl');
+  const cases: [string, string[], 1 | 2, string[]][] = [
+    ['audit without a subcommand', ['audit', '--ckpt', trained], 2, ['which audit?', 'tokens']],
+    ['an unknown audit', ['audit', 'weights', '--ckpt', trained], 2, ["unknown audit 'weights'", 'the audits are tokens']],
+    ['an audit in another case', ['audit', 'Tokens', '--ckpt', trained], 2, ["unknown audit 'Tokens'"]],
+    ['two subcommands', ['audit', 'tokens', 'tokens', '--ckpt', trained], 2, ["unexpected argument 'tokens'"]],
+    ['audit tokens without --ckpt', ['audit', 'tokens', '--backend', 'ref'], 2, ['--ckpt is required']],
+    ['audit --top 0', ['audit', 'tokens', '--ckpt', trained, '--top', '0'], 2, ['--top must be ≥ 1, got 0']],
+    ['audit --top 2.5', ['audit', 'tokens', '--ckpt', trained, '--top', '2.5'], 2, ['--top expects an integer', "'2.5'"]],
+    ['a text file as the checkpoint', ['audit', 'tokens', '--ckpt', corpus, '--backend', 'ref'], 1, ['--ckpt', corpus, 'not a kiln checkpoint']],
+    ['a folder without a checkpoint', ['audit', 'tokens', '--ckpt', paths.emptyDir, '--backend', 'ref'], 1, ['--ckpt', paths.emptyDir, 'no checkpoint']],
+    ['a missing --data', ['audit', 'tokens', '--ckpt', trained, '--data', join(root, 'none.txt'), '--backend', 'ref'], 1, ['--data', join(root, 'none.txt'), 'no such file']],
+    ['label with neither --pairs nor --ckpt', ['label', '--out', 'x.jsonl'], 2, ['give either --pairs', '--ckpt']],
+    ['label with both --pairs and --ckpt', ['label', '--pairs', 'p.jsonl', '--ckpt', trained, '--out', 'x.jsonl'], 2, ['give either --pairs', '--ckpt']],
+    ['label --ckpt without --prompts', ['label', '--ckpt', trained, '--out', 'x.jsonl'], 2, ['--ckpt needs --prompts']],
+    ['label without --out', ['label', '--pairs', 'p.jsonl'], 2, ['--out is required']],
+    ['label --pairs with --tokens', ['label', '--pairs', 'p.jsonl', '--out', 'x.jsonl', '--tokens', '3'], 2, ['--tokens applies with --ckpt, not --pairs']],
+    ['label --pairs with --backend', ['label', '--pairs', 'p.jsonl', '--out', 'x.jsonl', '--backend', 'ref'], 2, ['--backend applies with --ckpt, not --pairs']],
+    ['a port past 65535', ['label', '--pairs', 'p.jsonl', '--out', 'x.jsonl', '--port', '65536'], 2, ['--port must be ≤ 65535, got 65536']],
+    ['a negative port', ['label', '--pairs', 'p.jsonl', '--out', 'x.jsonl', '--port', '-1'], 2, ['--port must be ≥ 0, got -1']],
+    ['a missing --prompts file', ['label', '--ckpt', trained, '--prompts', join(root, 'none.txt'), '--out', 'x.jsonl', '--backend', 'ref'], 1, ['--prompts', join(root, 'none.txt'), 'no such file']],
+    ['a missing --pairs file', ['label', '--pairs', join(root, 'none.jsonl'), '--out', 'x.jsonl'], 1, ['--pairs', join(root, 'none.jsonl'), 'no such file']],
+    ['prompts, not pairs, as --pairs', ['label', '--pairs', paths.notPairs, '--out', 'x.jsonl'], 1, ['--pairs', `${paths.notPairs}:1: expected two completions`]],
+    ['the input as --out', ['label', '--pairs', paths.pairs, '--out', paths.pairs], 1, ['--out', `line 1 of '${paths.pairs}' is not a {"prompt", "chosen", "rejected"} pair`]],
+    ['a folder as --out', ['label', '--pairs', paths.pairs, '--out', paths.emptyDir], 1, ['--out', `'${paths.emptyDir}' is a folder`]],
+    ['a checkpoint that is not one, with prompts', ['label', '--ckpt', corpus, '--prompts', paths.prompts, '--out', 'x.jsonl', '--backend', 'ref'], 1, ['--ckpt', corpus, 'not a kiln checkpoint']],
+    ['an unknown backend', ['label', '--ckpt', trained, '--prompts', paths.prompts, '--out', 'x.jsonl', '--backend', 'nope'], 2, ['--backend', "unknown backend 'nope'"]],
+  ];
+  it.each(cases)('refuses %s', async (what, args, status, mentions) => {
+    const r = await inProcess(args.map((a) => (a === 'x.jsonl' ? labelOut() : a)));
+    expectRefused(r, args[0]!, mentions, what);
+    expect(r.code, `${what}: ${r.stderr}`).toBe(status);
+  });
+
+  it('a refused kiln label writes nothing: no output file and no folder for it', async () => {
+    const dir = freshOut();
+    for (const args of [
+      ['label', '--ckpt', trained, '--prompts', join(root, 'none.txt'), '--out', join(dir, 'prefs.jsonl'), '--backend', 'ref'],
+      ['label', '--pairs', paths.notPairs, '--out', join(dir, 'prefs.jsonl')],
+      ['label', '--pairs', paths.pairs, '--out', join(dir, 'prefs.jsonl'), '--port', '65536'],
+    ]) {
+      expectRefused(await inProcess(args), 'label', [], args.join(' '));
+      expect(existsSync(dir), args.join(' ')).toBe(false);
+    }
+  });
+
+  it('refuses a port in use, naming it, before any completion is generated', async () => {
+    const busy = createServer();
+    await new Promise<void>((done) => busy.listen(0, '127.0.0.1', () => done()));
+    const port = (busy.address() as { port: number }).port;
+    const dir = freshOut();
+    try {
+      for (const args of [
+        ['label', '--pairs', paths.pairs, '--out', join(dir, 'a.jsonl'), '--port', String(port)],
+        ['label', '--ckpt', trained, '--prompts', paths.prompts, '--out', join(dir, 'b.jsonl'), '--backend', 'ref', '--port', String(port)],
+      ]) {
+        const r = await inProcess(args);
+        expectRefused(r, 'label', [`--port ${port}`, 'in use'], args.join(' '));
+        expect(r.code).toBe(1);
+        expect(r.stderr, 'nothing generated').not.toContain('generated two completions');
+      }
+      expect(existsSync(dir)).toBe(false);
+    } finally {
+      await new Promise<void>((done) => busy.close(() => done()));
+    }
+  });
+});
+
 // ---- combinations that cannot run ------------------------------------------------------------------------
 
 describe('kiln train: combinations out of range', () => {
@@ -344,7 +475,7 @@ describe('kiln train: combinations out of range', () => {
       const saved = process.env.KILN_NUM_THREADS;
       process.env.KILN_NUM_THREADS = env;
       try {
-        for (const command of ['train', 'sample', 'eval']) {
+        for (const command of ['train', 'sample', 'eval', 'audit', 'label']) {
           const r = await inProcess(argsFor(command, {}));
           expectRefused(r, command, ['KILN_NUM_THREADS', `'${env}'`.replace(/^'(\d+)'$/, '$1')], `KILN_NUM_THREADS=${env} ${command}`);
         }
@@ -421,12 +552,19 @@ describe('kiln (child process): refusals end the process at once', () => {
     ['a hex step count', ['train', '--steps', '0x10', '--out', out('hex')], {}, ['--steps', '0x10']],
     ['KILN_NUM_THREADS=abc', ['train', '--data', corpus, '--config', 'micro', '--out', out('env')], { KILN_NUM_THREADS: 'abc' }, ['KILN_NUM_THREADS', 'abc']],
     ['an unknown bench', ['bench', '--steps'], {}, ["unknown bench '--steps'"]],
+    ['an unknown audit', ['audit', 'glitch'], {}, ["unknown audit 'glitch'"]],
+    ['label without --out', ['label', '--pairs', 'p.jsonl'], {}, ['--out is required']],
     ['a backend this process cannot load (native kernels off)', ['sample', '--ckpt', trained, '--backend', 'cpu'], {}, ['--backend', "'cpu' is not available here"]],
     ...(linux
       ? ([
           // mkdir -p of a path under /proc never returns in Node 20
           ['an output folder that cannot be made', ['train', '--data', corpus, '--config', 'micro', '--backend', 'ref', '--out', '/proc/kiln-out'], {}, ['--out', '/proc/kiln-out']],
           ['a FIFO as data', ['train', '--data', join(root, 'fifo'), '--config', 'micro', '--backend', 'ref', '--out', out('fifo')], {}, ['--data', 'not a file or a folder']],
+          // a read of a FIFO blocks until a writer comes: these would never end
+          ['a FIFO as --pairs', ['label', '--pairs', join(root, 'fifo'), '--out', out('fifo-pairs.jsonl'), '--port', '0'], {}, ['--pairs', join(root, 'fifo'), 'not a regular file']],
+          ['a FIFO as --prompts', ['label', '--ckpt', trained, '--prompts', join(root, 'fifo'), '--out', out('fifo-prompts.jsonl'), '--backend', 'ref', '--port', '0'], {}, ['--prompts', join(root, 'fifo'), 'not a regular file']],
+          ['a FIFO as --out', ['label', '--pairs', join(root, 'pairs.jsonl'), '--out', join(root, 'fifo'), '--port', '0'], {}, ['--out', join(root, 'fifo'), 'not a regular file']],
+          ['a FIFO as audit --data', ['audit', 'tokens', '--ckpt', trained, '--data', join(root, 'fifo'), '--backend', 'ref'], {}, ['--data', 'not a file or a folder']],
         ] as [string, string[], Record<string, string>, string[]][])
       : []),
   ];

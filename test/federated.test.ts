@@ -28,7 +28,7 @@ describe('averageStates', () => {
     const equal = averageStates([a, b]);
     expect(Array.from(await equal.w!.data())).toEqual([3, 4, 2, 2.5]);
     for (const t of [...Object.values(mean), ...Object.values(equal)]) t.dispose();
-    expect(() => averageStates([a, { w: a.w, d: a.d }])).toThrow(/^averageStates: states\[1\]'s entries differ from the first state's \(missing n\)/);
+    expect(() => averageStates([a, { w: a.w, d: a.d }])).toThrow(/^averageStates: states\[1\]: its entries differ from the first state's \(missing n\)/);
     expect(() => averageStates([a, { ...b, w: tensor([1, 2], [2], { backend: 'ref' }) }])).toThrow(/'w' is \[2\] f32, in the first state \[2,2\] f32/);
     expect(() => averageStates([a, b], [0, 0])).toThrow(/^averageStates: weights must not all be 0/);
     for (const t of [...Object.values(a), ...Object.values(b)]) t.dispose();

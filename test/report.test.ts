@@ -90,6 +90,6 @@ describe('kiln eval --report', () => {
     stderr = '';
     expect(await main(['eval', '--ckpt', out, '--data', corpus, '--report-samples', '1'], io)).toBe(2);
     expect(await main(['eval', '--ckpt', out, '--data', corpus, '--report', join(corpus, 'x.html')], io)).toBe(1);
-    expect(stderr).toMatch(/kiln eval: --report-samples applies with --report FILE.*\nkiln eval: --report: '.*corpus.txt' is not a folder/);
+    expect(stderr).toMatch(/kiln eval: --report-samples applies with --report FILE.*\nkiln eval: --report: cannot use '.*corpus.txt\/x.html': a parent is not a folder/);
   }, 120_000);
 });

@@ -20,7 +20,7 @@ import { UsageError, type CommandSpec, type ParsedArgs } from './args.js';
 import { formatCount } from './progress.js';
 import { evalReport, type ReportTable } from './report.js';
 import { loadTrained, readCheckpointInfo, resolveCheckpoint, type TrainedModel } from './sample.js';
-import { EOT, backendOption, checkOutFolder, corpusSources, describeBackend, loadCorpus, makeFolder, selectBackend, threadsOption, type CommandIO } from './train.js';
+import { EOT, backendOption, checkOutFile, corpusSources, describeBackend, loadCorpus, makeFolder, selectBackend, threadsOption, type CommandIO } from './train.js';
 
 /** The declaration of `kiln eval`. */
 export const evalSpec: CommandSpec = {
@@ -49,7 +49,7 @@ export async function evalCommand(args: ParsedArgs, io: CommandIO): Promise<numb
   await resolveCheckpoint(String(args.ckpt));
   corpusSources(String(args.data));
   const reportPath = args.report === undefined ? null : resolve(String(args.report));
-  if (reportPath !== null) checkOutFolder(dirname(reportPath), '--report');
+  if (reportPath !== null) checkOutFile(reportPath, '--report');
   if (reportPath === null && args.reportSamples !== undefined) throw new UsageError('--report-samples applies with --report FILE');
   const backend = await selectBackend(args.backend === undefined ? undefined : String(args.backend), args.threads as number | undefined);
   const trained = await loadTrained(String(args.ckpt), backend);

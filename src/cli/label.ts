@@ -12,8 +12,8 @@
  * a crash leaves whole lines; a restart skips the items already in the output file.
  * @module
  */
-import { readFileSync } from 'node:fs';
-import { appendFile, readFile } from 'node:fs/promises';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { appendFile, open, readFile, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -24,7 +24,7 @@ import { Generator } from '../tensor/random.js';
 import { UsageError, type CommandSpec, type ParsedArgs } from './args.js';
 import { escapeHtml } from './report.js';
 import { loadTrained, resolveCheckpoint, type TrainedModel } from './sample.js';
-import { EOT, MAX_SAMPLE_TOKENS, backendOption, checkOutFolder, fsReason, makeFolder, selectBackend, type CommandIO } from './train.js';
+import { EOT, MAX_SAMPLE_TOKENS, backendOption, checkOutFile, fsReason, makeFolder, selectBackend, type CommandIO } from './train.js';
 
 /** The declaration of `kiln label`. */
 export const labelSpec: CommandSpec = {
@@ -38,7 +38,7 @@ export const labelSpec: CommandSpec = {
     { name: 'out', type: 'string', short: 'o', placeholder: 'OUT.jsonl', help: 'where choices are appended as {"prompt", "chosen", "rejected"}' },
     { name: 'port', type: 'int', min: 0, max: 65535, help: 'the port on 127.0.0.1 (0: any free one)', defaultText: '8377' },
     { name: 'tokens', type: 'int', min: 1, max: MAX_SAMPLE_TOKENS, help: 'with --ckpt: tokens per completion', defaultText: '60' },
-    { name: 'temperature', type: 'number', above: 0, max: 100, help: 'with --ckpt: softmax temperature', defaultText: '0.9' },
+    { name: 'temperature', type: 'number', placeholder: 'T', above: 0, max: 100, help: 'with --ckpt: softmax temperature', defaultText: '0.9' },
     backendOption,
   ],
   notes: ['The page serves on 127.0.0.1 only. It stops by itself once every item is labelled or skipped, or with Ctrl-C; run it again to continue (items already in --out are skipped).'],
@@ -239,7 +239,7 @@ export async function startLabelServer(opts: LabelServerOptions): Promise<LabelS
     handle(req, res).catch((e) => send(res, 500, `${(e as Error).message}\n`, 'text/plain'));
   });
   await new Promise<void>((done, fail) => {
-    server.once('error', (e: NodeJS.ErrnoException) => fail(new Error(`${OP}: cannot listen on 127.0.0.1:${port}: ${e.code === 'EADDRINUSE' ? 'the port is in use (pick another --port, or 0)' : e.message}`)));
+    server.once('error', (e: NodeJS.ErrnoException) => fail(new Error(`${OP}: cannot listen on 127.0.0.1:${port}: ${portReason(e)}`)));
     server.listen(port, '127.0.0.1', () => done());
   });
   const actual = (server.address() as AddressInfo).port;
@@ -311,13 +311,79 @@ async function complete(t: TrainedModel, prompt: string, seed: number, tokens: n
   return text;
 }
 
+// a FIFO or a device would block readFileSync (and the whole process) or never end it
 function readText(path: string, flag: string): string {
+  let st;
+  try {
+    st = statSync(path);
+  } catch (e) {
+    throw new Error(`${flag}: cannot read '${path}': ${fsReason(e)}`);
+  }
+  if (st.isDirectory()) throw new Error(`${flag}: '${path}' is a folder, not a file`);
+  if (!st.isFile()) throw new Error(`${flag}: '${path}' is not a regular file`);
   try {
     return readFileSync(path, 'utf8');
   } catch (e) {
     throw new Error(`${flag}: cannot read '${path}': ${fsReason(e)}`);
   }
 }
+
+// a message of the parsers (`in.jsonl:3: not JSON`) with the flag it came from in front
+function withFlag<T>(flag: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    const message = (e as Error).message;
+    throw message.startsWith(`${flag}: `) ? e : new Error(`${flag}: ${message}`);
+  }
+}
+
+/**
+ * Check `--out` before any work: a regular file whose lines are all preference pairs (an earlier
+ * session's), or a path that can be made. A file of other lines is refused: appending to it would
+ * corrupt it (the usual cause is `--out` naming the input).
+ */
+function checkLabelOut(raw: string, out: string): void {
+  if (!checkOutFile(out, '--out')) return;
+  const lines = readText(out, '--out').split('\n');
+  const bad = lines.findIndex((l) => l.trim() !== '' && !isPairLine(l));
+  if (bad >= 0)
+    throw new Error(`--out: line ${bad + 1} of '${raw}' is not a {"prompt", "chosen", "rejected"} pair; give a new file, or one kiln label wrote (not the input)`);
+}
+
+function isPairLine(line: string): boolean {
+  try {
+    const r = JSON.parse(line) as { prompt?: unknown; chosen?: unknown; rejected?: unknown } | null;
+    return r !== null && typeof r === 'object' && typeof r.prompt === 'string' && typeof r.chosen === 'string' && typeof r.rejected === 'string';
+  } catch {
+    return false;
+  }
+}
+
+// open `out` for appending once (then leave things as they were), so a file that cannot be written fails now, not at the first choice
+async function probeWrite(raw: string, out: string): Promise<void> {
+  const existed = existsSync(out);
+  try {
+    await (await open(out, 'a')).close();
+  } catch (e) {
+    throw new Error(`--out: cannot write '${raw}': ${fsReason(e)}`);
+  }
+  if (!existed) await rm(out, { force: true });
+}
+
+// bind the port once before the completions are generated, so a port in use fails before minutes of work
+async function probePort(port: number): Promise<void> {
+  if (port === 0) return;
+  const probe = createServer();
+  await new Promise<void>((done, fail) => {
+    probe.once('error', (e: NodeJS.ErrnoException) => fail(new Error(`--port ${port}: cannot listen on 127.0.0.1:${port}: ${portReason(e)}`)));
+    probe.listen(port, '127.0.0.1', () => done());
+  });
+  await new Promise<void>((done) => probe.close(() => done()));
+}
+
+const portReason = (e: NodeJS.ErrnoException): string =>
+  e.code === 'EADDRINUSE' ? 'the port is in use (pick another --port, or 0 for any free one)' : e.code === 'EACCES' ? 'permission denied (ports below 1024 need privileges; pick another --port)' : e.message;
 
 /** Run `kiln label`; returns the exit status once every item is done (or 130 on Ctrl-C). */
 export async function labelCommand(args: ParsedArgs, io: CommandIO): Promise<number> {
@@ -326,13 +392,19 @@ export async function labelCommand(args: ParsedArgs, io: CommandIO): Promise<num
   if (args.ckpt !== undefined && args.prompts === undefined) throw new UsageError('--ckpt needs --prompts FILE (the prompts to complete)');
   if (fromPairs) for (const k of ['prompts', 'tokens', 'temperature', 'backend']) if (args[k] !== undefined) throw new UsageError(`--${k} applies with --ckpt, not --pairs`);
   if (args.out === undefined) throw new UsageError('--out is required (the JSONL file the pairs are appended to)');
-  const out = resolve(String(args.out));
-  checkOutFolder(dirname(out));
-  let items: LabelItem[];
-  if (fromPairs) items = parseLabelItems(readText(String(args.pairs), '--pairs'), String(args.pairs));
-  else {
-    const prompts = parsePrompts(readText(String(args.prompts), '--prompts'), String(args.prompts));
-    await resolveCheckpoint(String(args.ckpt));
+  const rawOut = String(args.out);
+  const out = resolve(rawOut);
+  checkLabelOut(rawOut, out);
+  const port = (args.port as number | undefined) ?? 8377;
+  const pairsPath = String(args.pairs);
+  const promptsPath = String(args.prompts);
+  let items: LabelItem[] = fromPairs ? withFlag('--pairs', () => parseLabelItems(readText(pairsPath, '--pairs'), pairsPath)) : [];
+  const prompts = fromPairs ? [] : withFlag('--prompts', () => parsePrompts(readText(promptsPath, '--prompts'), promptsPath));
+  if (!fromPairs) await resolveCheckpoint(String(args.ckpt)); // bad paths fail before the backend loads
+  await probePort(port);
+  await makeFolder(dirname(out));
+  await probeWrite(rawOut, out);
+  if (!fromPairs) {
     const backend = await selectBackend(args.backend === undefined ? undefined : String(args.backend));
     const t = await loadTrained(String(args.ckpt), backend);
     const tokens = (args.tokens as number | undefined) ?? 60;
@@ -344,12 +416,21 @@ export async function labelCommand(args: ParsedArgs, io: CommandIO): Promise<num
     }
     io.stderr.write(`kiln label: generated two completions for each of ${prompts.length} prompt(s) from ${t.file}\n`);
   }
-  await makeFolder(dirname(out));
-  const server = await startLabelServer({ items, out, port: (args.port as number | undefined) ?? 8377, onChoice: (c) => io.stderr.write(`prompt ${c.index + 1}: ${c.choice === 'skip' ? 'skipped' : `${c.choice.toUpperCase()} better`}\n`) });
+  let server: LabelServer;
+  try {
+    server = await startLabelServer({ items, out, port, onChoice: (c) => io.stderr.write(`prompt ${c.index + 1}: ${c.choice === 'skip' ? 'skipped' : `${c.choice.toUpperCase()} better`}\n`) });
+  } catch (e) {
+    // taken between the probe and now
+    throw new Error((e as Error).message.replace(new RegExp(`^${OP}: (?=cannot listen)`), `--port ${port}: `));
+  }
   io.stderr.write(`kiln label: open ${server.url} (127.0.0.1 only); pairs go to ${out}; Ctrl-C stops\n`);
   let result: { labelled: number; skipped: number } | null = null;
   const stop = new Promise<void>((done) => {
-    const on = (): void => done();
+    const on = (): void => {
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+      done();
+    };
     process.once('SIGINT', on);
     process.once('SIGTERM', on);
     void server.finished.then(async (c) => {

@@ -250,6 +250,30 @@ export function checkOutFolder(dir: string, flag = '--out'): void {
 }
 
 /**
+ * Check that `path` can be written as a file before any work runs: an existing regular file
+ * (replaced), or a new one in a folder that can be made and written. A folder, a device or a
+ * FIFO is refused (an atomic write would replace a device node with a file). Returns whether the
+ * file exists.
+ */
+export function checkOutFile(path: string, flag: string): boolean {
+  let st;
+  try {
+    st = statSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`${flag}: cannot use '${path}': ${fsReason(e)}`);
+    try {
+      checkOutFolder(dirname(path), flag);
+    } catch (f) {
+      throw new Error(`${flag}: cannot write '${path}': ${(f as Error).message.replace(`${flag}: `, '')}`);
+    }
+    return false;
+  }
+  if (st.isDirectory()) throw new Error(`${flag}: '${path}' is a folder, not a file`);
+  if (!st.isFile()) throw new Error(`${flag}: '${path}' is not a regular file`);
+  return true;
+}
+
+/**
  * Make the folder `dir` and its missing parents, one level at a time: `mkdir(…, { recursive })`
  * never returns for some paths (`/proc/x` in Node 20), where a plain mkdir fails at once.
  */

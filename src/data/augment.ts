@@ -86,6 +86,21 @@ class Uniforms {
 
 const copyRows = (r: TokenRows): TokenRows => ({ input: r.input.slice(), target: r.target.slice(), shape: [r.shape[0], r.shape[1]] });
 
+/**
+ * The transform `op`: checks the rows and the generator, copies the rows, and lets `apply` change
+ * the copy `out` (reading `r`, drawing from `u`); with `follow`, the targets then follow the inputs.
+ */
+function rowTransform(op: string, apply: (r: TokenRows, out: TokenRows, u: Uniforms) => void, follow = false): BatchTransform {
+  return (rows, generator) => {
+    const r = checkRows(op, rows);
+    const u = new Uniforms(checkGenerator(op, generator), 256);
+    const out = copyRows(r);
+    apply(r, out, u);
+    if (follow) followTargets(out, r);
+    return out;
+  };
+}
+
 /** The window `[T + 1]` of row b, rebuilt from the inputs and the last target (`target[t] = input[t + 1]` in the stream). */
 function followTargets(out: TokenRows, src: TokenRows): void {
   const [b, t] = out.shape;
@@ -139,10 +154,7 @@ export function tokenDropout(opts: TokenDropoutOptions): BatchTransform {
   if (mode === 'delete' && o.replaceId !== undefined) throw new Error(`${op}: replaceId ${show(o.replaceId)} is for mode 'replace'; mode 'delete' uses padId`);
   const fill = mode === 'replace' ? tokenId(op, 'replaceId', o.replaceId) : tokenId(op, 'padId', o.padId);
   const keep = idSet(op, 'keep', o.keep ?? []);
-  return (rows, generator) => {
-    const r = checkRows(op, rows);
-    const u = new Uniforms(checkGenerator(op, generator), 256);
-    const out = copyRows(r);
+  return rowTransform(op, (r, out, u) => {
     const [b, t] = r.shape;
     for (let i = 0; i < b; i++) {
       const o0 = i * t;
@@ -165,8 +177,7 @@ export function tokenDropout(opts: TokenDropoutOptions): BatchTransform {
           out.target[o0 + w] = IGNORE_INDEX;
         }
     }
-    return out;
-  };
+  });
 }
 
 function idSet(op: string, name: string, ids: unknown): Set<number> {
@@ -205,10 +216,7 @@ export function spanMask(opts: SpanMaskOptions): BatchTransform {
   const meanSpan = o.meanSpan === undefined ? 3 : checkNumber(op, 'meanSpan', o.meanSpan, { min: 1 });
   const maxSpan = o.maxSpan === undefined ? 10 : checkNumber(op, 'maxSpan', o.maxSpan, { integer: true, min: 1 });
   const q = 1 / meanSpan; // success probability of the geometric distribution: mean 1/q
-  return (rows, generator) => {
-    const r = checkRows(op, rows);
-    const u = new Uniforms(checkGenerator(op, generator), 256);
-    const out = copyRows(r);
+  return rowTransform(op, (r, out, u) => {
     const [b, t] = r.shape;
     const masked = new Uint8Array(t);
     for (let i = 0; i < b; i++) {
@@ -234,8 +242,7 @@ export function spanMask(opts: SpanMaskOptions): BatchTransform {
       }
       for (let j = 0; j < t; j++) if (masked[j]) out.input[i * t + j] = maskId;
     }
-    return out;
-  };
+  });
 }
 
 // ---- swaps -------------------------------------------------------------------------------------
@@ -265,10 +272,7 @@ export function randomSwap(opts: RandomSwapOptions): BatchTransform {
   const p = probability(op, 'p', o.p);
   const distance = o.distance === undefined ? 1 : checkNumber(op, 'distance', o.distance, { integer: true, min: 1 });
   const follow = o.targets !== undefined && checkChoice(op, 'targets', o.targets, ['clean', 'follow'] as const) === 'follow';
-  return (rows, generator) => {
-    const r = checkRows(op, rows);
-    const u = new Uniforms(checkGenerator(op, generator), 256);
-    const out = copyRows(r);
+  return rowTransform(op, (r, out, u) => {
     const [b, t] = r.shape;
     for (let i = 0; i < b; i++)
       for (let j = 0; j < t; j++) {
@@ -281,9 +285,7 @@ export function randomSwap(opts: RandomSwapOptions): BatchTransform {
         out.input[a] = out.input[a + d]!;
         out.input[a + d] = tmp;
       }
-    if (follow) followTargets(out, r);
-    return out;
-  };
+  }, follow);
 }
 
 // ---- synonyms ----------------------------------------------------------------------------------
@@ -326,10 +328,7 @@ export function synonymReplace(opts: SynonymReplaceOptions): BatchTransform {
   if (o.tokenizer !== undefined && (o.tokenizer === null || typeof o.tokenizer !== 'object' || typeof o.tokenizer.encode !== 'function'))
     throw new Error(`${op}: tokenizer must have encode(text), got ${got(o.tokenizer)}`);
   const table = synonymTable(op, o.table, o.tokenizer);
-  return (rows, generator) => {
-    const r = checkRows(op, rows);
-    const u = new Uniforms(checkGenerator(op, generator), 256);
-    const out = copyRows(r);
+  return rowTransform(op, (r, out, u) => {
     for (let k = 0; k < r.input.length; k++) {
       // two draws per position, whatever the token, so the stream does not depend on the content
       const hit = u.next() < p;
@@ -337,9 +336,7 @@ export function synonymReplace(opts: SynonymReplaceOptions): BatchTransform {
       const syn = table.get(r.input[k]!);
       if (hit && syn) out.input[k] = syn[Math.min(syn.length - 1, Math.floor(pick * syn.length))]!;
     }
-    if (follow) followTargets(out, r);
-    return out;
-  };
+  }, follow);
 }
 
 function synonymTable(op: string, table: unknown, tokenizer: SynonymTokenizer | undefined): Map<number, number[]> {

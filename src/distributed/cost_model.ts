@@ -445,7 +445,11 @@ function stageMemory(cfg: GPTRunConfig, r: Resolved, stage: 'first' | 'last'): M
 
 /**
  * Memory of the rank that holds the most, broken down (see {@link MemoryBreakdown}). Activations
- * follow {@link activationBytesPerLayer}; model state follows ZeRO's accounting. Not counted:
+ * follow Korthikanti et al. 2022: per block and micro-batch s·b·h·(34 + 5·a·s/h) bytes with
+ * 16-bit values (s·b·h·(10 + 24/t) + 5·a·s²·b/t with tensor parallelism t, all of it over t with
+ * sequence parallelism; a fused attention keeps a row logsumexp instead of the s×s scores; full
+ * recomputation keeps only each block's input), times the micro-batches in flight, plus the
+ * output layer; model state follows ZeRO's accounting. Not counted:
  * the CUDA context and library workspaces (about 0.5–1 GiB), allocator fragmentation,
  * communication buffers (DDP's buckets), and temporary buffers of the backward pass.
  */

@@ -617,26 +617,27 @@ export class BertForMaskedLM extends Module {
 export type BertClassifierOptions = ParamOptions;
 
 /**
- * BERT with a sequence classifier (Hugging Face's `BertForSequenceClassification`): the pooler's
- * `[CLS]` vector, dropout (`classifierDropout`), then `classifier` (Linear C → numLabels). The
- * loss is the mean cross-entropy over labels `[B]` that are not −100.
+ * What the two classifiers share (Hugging Face's `BertFor{Sequence,Token}Classification`):
+ * `bert`, `dropout` (`classifierDropout`) and `classifier` (Linear C → numLabels, N(0,
+ * initializerRange), bias 0), registered in that order; the subclass says whether `bert` has a
+ * pooler and which hidden states, labelled how, reach the classifier.
  */
-export class BertForSequenceClassification extends Module {
+abstract class BertClassifierBase extends Module {
   readonly config: ResolvedBertConfig;
   readonly bert: BertModel;
   readonly dropout: Dropout;
   readonly classifier: Linear;
 
-  constructor(config: BertConfig, opts: BertClassifierOptions = {}) {
+  protected constructor(op: string, config: BertConfig, opts: BertClassifierOptions, addPoolingLayer: boolean) {
     super();
-    const op = 'BertForSequenceClassification';
     const place = placeOf(op, opts);
     try {
-      this.bert = this.registerModule('bert', new BertModel(config, place));
+      this.bert = this.registerModule('bert', new BertModel(config, { ...place, addPoolingLayer }));
     } catch (e) {
       throw relabel(op, e);
     }
     const c = (this.config = this.bert.config);
+    // the encoder exists: a failure below must free it
     try {
       this.dropout = this.registerModule('dropout', new Dropout(c.classifierDropout, genOf(place)));
       this.classifier = this.registerModule('classifier', new Linear(c.hiddenSize, c.numLabels, { ...place, std: c.initializerRange }));
@@ -646,16 +647,43 @@ export class BertForSequenceClassification extends Module {
     }
   }
 
+  /**
+   * @internal `classifier(dropout(pick(bert(inputIds))))`, with the loss when labels are given; their
+   * shape follows from the checked inputIds, `what` describes them in errors.
+   */
+  protected classify(
+    op: string,
+    inputIds: Tensor,
+    labels: Tensor | null | undefined,
+    opts: BertForwardOptions,
+    labelShape: (ids: Tensor) => readonly number[],
+    what: string,
+    pick: (out: BertModelOutput) => Tensor,
+  ): BertHeadOutput {
+    checkInputIds(op, inputIds, this.config);
+    const l = checkLabels(op, labels, labelShape(inputIds), what);
+    const out = this.bert.run(op, inputIds, opts);
+    return asOp(op, () => {
+      const logits = this.classifier.forward(this.dropout.forward(pick(out)));
+      return l ? { logits, loss: maskedMeanCrossEntropy(logits, l) } : { logits };
+    });
+  }
+}
+
+/**
+ * BERT with a sequence classifier (Hugging Face's `BertForSequenceClassification`): the pooler's
+ * `[CLS]` vector, dropout (`classifierDropout`), then `classifier` (Linear C → numLabels). The
+ * loss is the mean cross-entropy over labels `[B]` that are not −100.
+ */
+export class BertForSequenceClassification extends BertClassifierBase {
+  constructor(config: BertConfig, opts: BertClassifierOptions = {}) {
+    super('BertForSequenceClassification', config, opts, true);
+  }
+
   /** inputIds `[B, T]` i32, labels `[B]` i32 class ids → `{ logits [B, numLabels], loss? }`. */
   forward(inputIds: Tensor, labels?: Tensor | null, opts: BertForwardOptions = {}): BertHeadOutput {
     const op = 'BertForSequenceClassification.forward';
-    checkInputIds(op, inputIds, this.config);
-    const l = checkLabels(op, labels, [inputIds.shape[0]!], `class ids in [0, ${this.config.numLabels})`);
-    const { poolerOutput } = this.bert.run(op, inputIds, opts);
-    return asOp(op, () => {
-      const logits = this.classifier.forward(this.dropout.forward(poolerOutput!));
-      return l ? { logits, loss: maskedMeanCrossEntropy(logits, l) } : { logits };
-    });
+    return this.classify(op, inputIds, labels, opts, (ids) => [ids.shape[0]!], `class ids in [0, ${this.config.numLabels})`, (o) => o.poolerOutput!);
   }
 }
 
@@ -663,41 +691,15 @@ export class BertForSequenceClassification extends Module {
  * BERT with a per-token classifier (Hugging Face's `BertForTokenClassification`, tagging):
  * `bert` (no pooler), dropout, `classifier` on every position. Labels `[B, T]`, −100 ignored.
  */
-export class BertForTokenClassification extends Module {
-  readonly config: ResolvedBertConfig;
-  readonly bert: BertModel;
-  readonly dropout: Dropout;
-  readonly classifier: Linear;
-
+export class BertForTokenClassification extends BertClassifierBase {
   constructor(config: BertConfig, opts: BertClassifierOptions = {}) {
-    super();
-    const op = 'BertForTokenClassification';
-    const place = placeOf(op, opts);
-    try {
-      this.bert = this.registerModule('bert', new BertModel(config, { ...place, addPoolingLayer: false }));
-    } catch (e) {
-      throw relabel(op, e);
-    }
-    const c = (this.config = this.bert.config);
-    try {
-      this.dropout = this.registerModule('dropout', new Dropout(c.classifierDropout, genOf(place)));
-      this.classifier = this.registerModule('classifier', new Linear(c.hiddenSize, c.numLabels, { ...place, std: c.initializerRange }));
-    } catch (e) {
-      this.dispose();
-      throw relabel(op, e);
-    }
+    super('BertForTokenClassification', config, opts, false);
   }
 
   /** inputIds `[B, T]` i32, labels `[B, T]` i32 (−100 ignored) → `{ logits [B, T, numLabels], loss? }`. */
   forward(inputIds: Tensor, labels?: Tensor | null, opts: BertForwardOptions = {}): BertHeadOutput {
     const op = 'BertForTokenClassification.forward';
-    checkInputIds(op, inputIds, this.config);
-    const l = checkLabels(op, labels, inputIds.shape, `class ids in [0, ${this.config.numLabels}) or −100`);
-    const { lastHiddenState } = this.bert.run(op, inputIds, opts);
-    return asOp(op, () => {
-      const logits = this.classifier.forward(this.dropout.forward(lastHiddenState));
-      return l ? { logits, loss: maskedMeanCrossEntropy(logits, l) } : { logits };
-    });
+    return this.classify(op, inputIds, labels, opts, (ids) => ids.shape, `class ids in [0, ${this.config.numLabels}) or −100`, (o) => o.lastHiddenState);
   }
 }
 

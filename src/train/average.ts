@@ -6,16 +6,12 @@
  * checked as for a resume. Node-only: it reads and writes files.
  * @module
  */
-import { noGrad } from '../autograd/tape.js';
-import { isFloat } from '../backend/dtype.js';
 import { backendFor } from '../backend/registry.js';
 import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
 import type { Module } from '../nn/module.js';
-import { keep, tidy } from '../tensor/memory.js';
-import { add, cast, clone, mul } from '../tensor/ops/elementwise.js';
-import { fmt } from '../tensor/shape.js';
-import { Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { checkKeys, checkNumber, show } from '../tensor/validate.js';
+import { WeightedSum, normalisedWeights } from './federated.js';
 
 /** Options of {@link averageCheckpoints}. */
 export interface AverageCheckpointsOptions {
@@ -57,15 +53,7 @@ function checkAverageOptions(op: string, opts: unknown, n: number, keys: readonl
   if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) throw new Error(`${op}: options must be an object, got ${show(opts)}`);
   checkKeys(op, opts, keys);
   const o = opts as AverageCheckpointsOptions;
-  let weights = Array.from({ length: n }, () => 1 / n);
-  if (o.weights !== undefined) {
-    if (!Array.isArray(o.weights)) throw new Error(`${op}: weights must be an array of ${n} numbers ≥ 0, got ${show(o.weights)}`);
-    if (o.weights.length !== n) throw new Error(`${op}: weights has ${o.weights.length} entries for ${n} checkpoints`);
-    o.weights.forEach((w, i) => checkNumber(op, `weights[${i}]`, w, { min: 0 }));
-    const total = o.weights.reduce((a, b) => a + b, 0);
-    if (!(total > 0)) throw new Error(`${op}: weights must not all be 0, got ${show(o.weights)}`);
-    weights = o.weights.map((w) => w / total);
-  }
+  const weights = normalisedWeights(op, 'weights', o.weights, n, 'checkpoints');
   if (o.backend !== undefined) {
     if (typeof o.backend !== 'string') throw new Error(`${op}: backend must be a backend's name, got ${show(o.backend)}`);
     backendFor(op, o.backend);
@@ -74,48 +62,19 @@ function checkAverageOptions(op: string, opts: unknown, n: number, keys: readonl
 }
 
 /**
- * Read every checkpoint's model state and sum `wᵢ · xᵢ` in f32 (f64 for f64 entries) on the
- * device. Floating entries are averaged; others (integer buffers) are taken from the first file. Every file must hold the same names and shapes.
+ * Read every checkpoint's model state and add `wᵢ · xᵢ` to one {@link WeightedSum} (f32, f64 for
+ * f64 entries, on the device). Floating entries are averaged; others (integer buffers) are taken
+ * from the first file. Every file must hold the same names and shapes.
  */
 async function average(op: string, paths: string[], weights: number[], backend: string | undefined): Promise<AveragedCheckpoint> {
-  const sums = new Map<string, { t: Tensor; dtype: Tensor['dtype']; shape: number[] }>();
+  const sum = new WeightedSum('the first checkpoint');
   const steps: number[] = [];
   const files: string[] = [];
   let index = 0;
   // a loadCheckpoint target that adds what it is given (loadCheckpoint frees the tensors after)
   const collector = {
     stateDict: (): Record<string, Tensor> => ({}),
-    loadStateDict: (state: Record<string, Tensor>): void => {
-      const names = Object.keys(state);
-      const w = weights[index]!;
-      if (index === 0) {
-        if (names.length === 0) throw new Error('it holds no model tensors');
-        for (const name of names) {
-          const t = state[name]!;
-          const sum = keep(noGrad(() => tidy(() => (isFloat(t.dtype) ? mul(cast(t, t.dtype === 'f64' ? 'f64' : 'f32'), w) : clone(t)))));
-          sums.set(name, { t: sum, dtype: t.dtype, shape: [...t.shape] });
-        }
-        return;
-      }
-      const missing = [...sums.keys()].filter((n) => !(n in state));
-      const extra = names.filter((n) => !sums.has(n));
-      if (missing.length || extra.length)
-        throw new Error(`its model tensors differ from the first checkpoint's (${[missing.length ? `missing ${missing.join(', ')}` : '', extra.length ? `extra ${extra.join(', ')}` : ''].filter(Boolean).join('; ')})`);
-      for (const name of names) {
-        const t = state[name]!;
-        const s = sums.get(name)!;
-        if (t.rank !== s.shape.length || t.shape.some((d, i) => d !== s.shape[i]) || t.dtype !== s.dtype)
-          throw new Error(`'${name}' is ${fmt(t.shape)} ${t.dtype}, in the first checkpoint ${fmt(s.shape)} ${s.dtype}`);
-      }
-      for (const name of names) {
-        const t = state[name]!;
-        const s = sums.get(name)!;
-        if (!isFloat(t.dtype)) continue;
-        const next = keep(noGrad(() => tidy(() => add(s.t, mul(cast(t, s.t.dtype), w)))));
-        s.t.dispose();
-        s.t = next;
-      }
-    },
+    loadStateDict: (state: Record<string, Tensor>): void => sum.add(state, weights[index]!),
   };
   try {
     for (; index < paths.length; index++) {
@@ -129,15 +88,9 @@ async function average(op: string, paths: string[], weights: number[], backend: 
       steps.push(loaded.step);
       files.push(loaded.path);
     }
-    const state: Record<string, Tensor> = {};
-    for (const [name, s] of sums) {
-      state[name] = s.t.dtype === s.dtype ? s.t : keep(noGrad(() => cast(s.t, s.dtype)));
-      if (state[name] !== s.t) s.t.dispose();
-    }
-    sums.clear();
-    return { state, steps, paths: files };
+    return { state: sum.result(), steps, paths: files };
   } finally {
-    for (const s of sums.values()) s.t.dispose();
+    sum.dispose();
   }
 }
 

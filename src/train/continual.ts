@@ -202,7 +202,7 @@ export class ReplayBuffer {
   }
 }
 
-// ---- batches, steps and evaluation (shared with federated.ts) ----------------------------------
+// ---- batches, steps and evaluation (shared with federated.ts, and with loop.ts's train() and evaluate()) ----
 
 /** A batch as host arrays: input and target `[B, T]`, row-major. */
 interface HostBatch {
@@ -232,7 +232,8 @@ export function drawWindows(sources: readonly TokenSource[], rows: number, block
   }
 }
 
-function putWindow(out: HostBatch, row: number, w: Int32Array, blockSize: number): void {
+/** @internal Write the window `w` of `blockSize + 1` tokens into row `row` of `out` (inputs, and targets one later). */
+export function putWindow(out: HostBatch, row: number, w: Int32Array, blockSize: number): void {
   out.input.set(w.subarray(0, blockSize), row * blockSize);
   out.target.set(w.subarray(1, blockSize + 1), row * blockSize);
 }
@@ -240,6 +241,48 @@ function putWindow(out: HostBatch, row: number, w: Int32Array, blockSize: number
 /** @internal An empty host batch of `rows` × `blockSize`. */
 export function hostBatch(rows: number, blockSize: number): HostBatch {
   return { input: new Int32Array(rows * blockSize), target: new Int32Array(rows * blockSize), rows };
+}
+
+/** @internal A host batch of `rows` windows drawn by {@link drawWindows}. */
+export function drawBatch(sources: readonly TokenSource[], rows: number, blockSize: number, generator: Generator): HostBatch {
+  const b = hostBatch(rows, blockSize);
+  drawWindows(sources, rows, blockSize, generator, b);
+  return b;
+}
+
+/** @internal `model.forward(input, target).loss`, or an error naming `op` when the model returned none. */
+export function forwardLoss(op: string, model: Pick<LearnerModel, 'forward'>, input: Tensor, target: Tensor): Tensor {
+  const l = model.forward(input, target).loss;
+  if (!l) throw new Error(`${op}: model.forward(input, target) returned no loss`);
+  return l;
+}
+
+/**
+ * @internal One micro-step's gradients: the loss of `model` on the batch (the forward pass run
+ * through `forward`: autocast, say), backward of `scale(loss)` (gradient accumulation, a loss
+ * scaler); returns the unscaled loss, detached, the graph freed.
+ */
+export function backwardLoss(
+  op: string,
+  model: Pick<LearnerModel, 'forward'>,
+  input: Tensor,
+  target: Tensor,
+  scale: (loss: Tensor) => Tensor = (l) => l,
+  forward: <R>(f: () => R) => R = (f) => f(),
+): Tensor {
+  return tidy(() => {
+    const l = forward(() => forwardLoss(op, model, input, target));
+    scale(l).backward();
+    return l.detach();
+  });
+}
+
+/** @internal `sum + x` on the device (`x` itself cloned when `sum` is null), kept; `sum` and `x` are disposed. */
+export function accumulate(sum: Tensor | null, x: Tensor): Tensor {
+  const next = keep(noGrad(() => (sum ? add(sum, x) : clone(x))));
+  sum?.dispose();
+  x.dispose();
+  return next;
 }
 
 /**
@@ -269,12 +312,7 @@ export async function runSteps(
       const target = tensor(b.target, [b.rows, blockSize], { backend });
       let loss: Tensor;
       try {
-        loss = tidy(() => {
-          const l = model.forward(input, target).loss;
-          if (!l) throw new Error(`${op}: model.forward(input, target) returned no loss`);
-          l.backward();
-          return l.detach();
-        });
+        loss = backwardLoss(op, model, input, target);
       } finally {
         input.dispose();
         target.dispose();
@@ -282,10 +320,7 @@ export async function runSteps(
       if (clip > 0) clipGradNorm(params, clip).dispose();
       optimizer.step();
       optimizer.zeroGrad();
-      const prev: Tensor | null = sum;
-      sum = keep(noGrad(() => (prev ? add(prev, loss) : clone(loss))));
-      prev?.dispose();
-      loss.dispose();
+      sum = accumulate(sum, loss);
     }
     if (!sum) return NaN;
     const mean = (await sum.item()) / steps;
@@ -358,18 +393,7 @@ export async function scoreStream(op: string, model: LearnerModel, src: TokenSou
       const input = tensor(b.input, [rows, blockSize], { backend });
       const target = tensor(b.target, [rows, blockSize], { backend });
       try {
-        const prev: Tensor | null = sum;
-        sum = keep(
-          tidy(() =>
-            noGrad(() => {
-              const l = model.forward(input, target).loss;
-              if (!l) throw new Error(`${op}: model.forward(input, target) returned no loss`);
-              const part = l.mul(rows);
-              return prev ? add(prev, part) : part;
-            }),
-          ),
-        );
-        prev?.dispose();
+        sum = accumulate(sum, tidy(() => noGrad(() => forwardLoss(op, model, input, target).mul(rows))));
       } finally {
         input.dispose();
         target.dispose();

@@ -24,8 +24,7 @@ import {
   backendOf,
   checkModel,
   checkOptimizer,
-  drawWindows,
-  hostBatch,
+  drawBatch,
   runSteps,
   scoreStream,
   sourceOf,
@@ -45,24 +44,29 @@ export interface FederatedModel extends LearnerModel {
 // ---- the weighted mean of states ---------------------------------------------------------------
 
 /**
- * Σ wᵢ · stateᵢ, entry by entry, added one state at a time (so a round holds one sum, not every
- * client's weights), in f32 (f64 for f64 entries) on the device; integer entries are the first state's.
+ * @internal Σ wᵢ · stateᵢ, entry by entry, added one state at a time (so a round, or a list of
+ * checkpoints, holds one sum, not every state), in f32 (f64 for f64 entries) on the device;
+ * integer entries are the first state's. `first` names the first state in errors
+ * ('the first state', 'the first checkpoint'). Shared by {@link averageStates}, FedAvg's server
+ * and checkpoint averaging (`average.ts`).
  */
-class WeightedSum {
+export class WeightedSum {
   private readonly sums = new Map<string, { t: Tensor; dtype: Tensor['dtype']; shape: readonly number[] }>();
   private count = 0;
 
-  constructor(private readonly op: string) {}
+  constructor(private readonly first = 'the first state') {}
 
-  add(state: Record<string, Tensor>, w: number, label: string): void {
+  /** Add w · state; an error starts with `where: ` when given. */
+  add(state: Record<string, Tensor>, w: number, where?: string): void {
+    const fail = (problem: string): Error => new Error(where ? `${where}: ${problem}` : problem);
     const names = Object.keys(state);
     for (const name of names) {
       const t = state[name];
-      if (!(t instanceof Tensor)) throw new Error(`${this.op}: ${label}: entry '${name}' is not a Tensor, got ${show(t)}`);
-      if (t.disposed) throw new Error(`${this.op}: ${label}: entry '${name}' was disposed`);
+      if (!(t instanceof Tensor)) throw fail(`entry '${name}' is not a Tensor, got ${show(t)}`);
+      if (t.disposed) throw fail(`entry '${name}' was disposed`);
     }
     if (this.count === 0) {
-      if (names.length === 0) throw new Error(`${this.op}: ${label} has no entries`);
+      if (names.length === 0) throw fail('it has no entries');
       for (const name of names) {
         const t = state[name]!;
         const s = keep(noGrad(() => tidy(() => (isFloat(t.dtype) ? mul(cast(t, t.dtype === 'f64' ? 'f64' : 'f32'), w) : clone(t)))));
@@ -72,12 +76,12 @@ class WeightedSum {
       const missing = [...this.sums.keys()].filter((n) => !(n in state));
       const extra = names.filter((n) => !this.sums.has(n));
       if (missing.length || extra.length)
-        throw new Error(`${this.op}: ${label}'s entries differ from the first state's (${[missing.length ? `missing ${missing.join(', ')}` : '', extra.length ? `extra ${extra.join(', ')}` : ''].filter(Boolean).join('; ')})`);
+        throw fail(`its entries differ from ${this.first}'s (${[missing.length ? `missing ${missing.join(', ')}` : '', extra.length ? `extra ${extra.join(', ')}` : ''].filter(Boolean).join('; ')})`);
       for (const name of names) {
         const t = state[name]!;
         const s = this.sums.get(name)!;
         if (t.rank !== s.shape.length || t.shape.some((d, i) => d !== s.shape[i]) || t.dtype !== s.dtype)
-          throw new Error(`${this.op}: ${label}: '${name}' is ${fmt(t.shape)} ${t.dtype}, in the first state ${fmt(s.shape)} ${s.dtype}`);
+          throw fail(`'${name}' is ${fmt(t.shape)} ${t.dtype}, in ${this.first} ${fmt(s.shape)} ${s.dtype}`);
       }
       for (const name of names) {
         const t = state[name]!;
@@ -108,11 +112,11 @@ class WeightedSum {
   }
 }
 
-/** Weights ≥ 0, not all 0, one per item, normalised to sum to 1 (equal when omitted). */
-function normalisedWeights(op: string, name: string, weights: unknown, n: number): number[] {
+/** @internal Weights ≥ 0, not all 0, one per item (`items` names them in errors), normalised to sum to 1 (equal when omitted). */
+export function normalisedWeights(op: string, name: string, weights: unknown, n: number, items = 'states'): number[] {
   if (weights === undefined) return Array.from({ length: n }, () => 1 / n);
   if (!Array.isArray(weights)) throw new Error(`${op}: ${name} must be an array of ${n} numbers ≥ 0, got ${show(weights)}`);
-  if (weights.length !== n) throw new Error(`${op}: ${name} has ${weights.length} entries for ${n} states`);
+  if (weights.length !== n) throw new Error(`${op}: ${name} has ${weights.length} entries for ${n} ${items}`);
   weights.forEach((w, i) => checkNumber(op, `${name}[${i}]`, w, { min: 0 }));
   const total = (weights as number[]).reduce((a, b) => a + b, 0);
   if (!(total > 0) || !Number.isFinite(total)) throw new Error(`${op}: ${name} must not all be 0, got ${show(weights)}`);
@@ -136,9 +140,9 @@ export function averageStates(states: readonly Record<string, Tensor>[], weights
     if (s === null || typeof s !== 'object' || Array.isArray(s) || s instanceof Tensor) throw new Error(`${op}: states[${i}] must be a state dict (names to tensors), got ${show(s)}`);
   });
   const w = normalisedWeights(op, 'weights', weights, states.length);
-  const sum = new WeightedSum(op);
+  const sum = new WeightedSum();
   try {
-    states.forEach((s, i) => sum.add(s, w[i]!, `states[${i}]`));
+    states.forEach((s, i) => sum.add(s, w[i]!, `${op}: states[${i}]`));
     return sum.result();
   } finally {
     sum.dispose();
@@ -428,7 +432,7 @@ async function runFederated(op: string, plan: FederatedPlan): Promise<FederatedR
     const chosen = sampleClients(clients.length, plan.sampled, g);
     const weights = normalisedWeights(op, 'weights', chosen.map((k) => (plan.weighting === 'samples' ? clients[k]!.length : 1)), chosen.length);
     const global = snapshot(model);
-    const sum = new WeightedSum(op);
+    const sum = new WeightedSum();
     let steps = 0;
     let trainLoss = 0;
     try {
@@ -436,15 +440,11 @@ async function runFederated(op: string, plan: FederatedPlan): Promise<FederatedR
         const k = chosen[i]!;
         if (i > 0) model.loadStateDict(global); // every client starts from the global weights
         const n = plan.stepsOf(k);
-        const next = (): ReturnType<typeof hostBatch> => {
-          const b = hostBatch(batchSize, blockSize);
-          drawWindows([clients[k]!], batchSize, blockSize, g, b);
-          return b;
-        };
+        const next = (): ReturnType<typeof drawBatch> => drawBatch([clients[k]!], batchSize, blockSize, g);
         const loss = await runSteps(`${op}: round ${round}, client ${k}`, model, fresh(op, plan), next, n, blockSize, plan.clip, backend);
         trainLoss += weights[i]! * loss;
         steps += n;
-        sum.add(model.stateDict(), weights[i]!, `client ${k}'s weights`);
+        sum.add(model.stateDict(), weights[i]!, `${op}: client ${k}'s weights`);
       }
       const mean = sum.result();
       try {
@@ -519,11 +519,7 @@ export async function federatedGap(opts: FederatedOptions & { val: TokenInput })
     fedState = snapshot(model);
     model.loadStateDict(start);
     const g = new Generator(plan.seed);
-    const next = (): ReturnType<typeof hostBatch> => {
-      const b = hostBatch(batchSize, blockSize);
-      drawWindows(plan.clients, batchSize, blockSize, g, b);
-      return b;
-    };
+    const next = (): ReturnType<typeof drawBatch> => drawBatch(plan.clients, batchSize, blockSize, g);
     if (validStarts(plan.clients, blockSize) < 1) throw new Error(`${op}: the clients hold no window of blockSize + 1 tokens`);
     const centralisedTrainLoss = await runSteps(`${op}: centralised`, model, fresh(op, plan), next, federated.steps, blockSize, plan.clip, backend);
     const centralisedLoss = (await scoreStream(`${op}: val`, model, plan.val, blockSize, batchSize, plan.evalWindows, backend)).loss;

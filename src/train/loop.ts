@@ -23,9 +23,9 @@ import { GradScaler, type GradScalerState, type ScalableOptimizer } from '../amp
 import { clipGradNorm } from '../optim/clip.js';
 import type { OptimizerStateDict } from '../optim/optimizer.js';
 import type { LRScheduler } from '../optim/schedule.js';
-import { keep as keepTensor, tidy } from '../tensor/memory.js';
+import { tidy } from '../tensor/memory.js';
 import { tensor } from '../tensor/ops/creation.js';
-import { add, clone, isfinite } from '../tensor/ops/elementwise.js';
+import { isfinite } from '../tensor/ops/elementwise.js';
 import { Generator } from '../tensor/random.js';
 import { backendFor } from '../backend/registry.js';
 import { asOp } from '../tensor/ops/util.js';
@@ -36,23 +36,14 @@ import { DistributedDataParallel } from '../distributed/ddp.js';
 import type { Communicator } from '../distributed/mpi.js';
 import { callAll, callbackArray, type CallbackList, type CheckpointReason, type StopReason } from './callbacks.js';
 import { EarlyStopping, type EarlyStoppingOptions, type EarlyStoppingState } from './early_stopping.js';
+import { accumulate, backwardLoss, forwardLoss, hostBatch, putWindow, type LearnerOptimizer } from './continual.js';
+import type { FederatedModel } from './federated.js';
 
-/** What the loop needs of a model: a GPT, or anything shaped like one. */
-export interface TrainableModel {
-  /** idx `[B, T]` i32, targets `[B, T]` i32 → the mean cross-entropy as `loss`. */
-  forward(idx: Tensor, targets: Tensor): { loss?: Tensor };
-  parameters(): Tensor[];
-  /** Training mode on or off (dropout). */
-  train(mode?: boolean): unknown;
-  readonly training: boolean;
-  stateDict(): Record<string, Tensor>;
-  loadStateDict(state: Record<string, Tensor>): unknown;
-}
+/** What the loop needs of a model: a GPT, or anything shaped like one (what federated training needs too). */
+export type TrainableModel = FederatedModel;
 
 /** What the loop needs of an optimizer (every kiln optimizer fits). */
-export interface TrainOptimizer {
-  step(): void;
-  zeroGrad(): void;
+export interface TrainOptimizer extends LearnerOptimizer {
   /** Each group's learning rate (and its parameters: f16 training's loss scaler unscales their gradients). */
   paramGroups: { lr: number; params?: readonly Tensor[] }[];
   stateDict(): OptimizerStateDict;
@@ -281,17 +272,14 @@ function* evalBatchesOf(data: TokenDataset, blockSize: number, batchSize: number
   }
   for (let j0 = 0; j0 < wanted; j0 += batchSize) {
     const n = Math.min(batchSize, wanted - j0);
-    const input = new Int32Array(n * blockSize);
-    const target = new Int32Array(n * blockSize);
+    const b = hostBatch(n, blockSize);
     const starts: number[] = [];
     for (let i = 0; i < n; i++) {
       const start = Math.floor(((j0 + i) * full) / wanted) * blockSize;
-      const w = data.window(start, blockSize + 1);
-      input.set(w.subarray(0, blockSize), i * blockSize);
-      target.set(w.subarray(1), i * blockSize);
+      putWindow(b, i, data.window(start, blockSize + 1), blockSize);
       starts.push(start);
     }
-    yield { input: tensor(input, [n, blockSize], place), target: tensor(target, [n, blockSize], place), starts };
+    yield { input: tensor(b.input, [n, blockSize], place), target: tensor(b.target, [n, blockSize], place), starts };
   }
 }
 
@@ -327,13 +315,7 @@ export async function evaluate(
   try {
     for (const b of evalBatchesOf(data, opts.blockSize, batchSize, maxBatches, opts.backend)) {
       try {
-        const loss = tidy(() =>
-          noGrad(() => {
-            const l = model.forward(b.input, b.target).loss;
-            if (!l) throw new Error('evaluate: model.forward(input, target) returned no loss');
-            return l;
-          }),
-        );
+        const loss = tidy(() => noGrad(() => forwardLoss(op, model, b.input, b.target)));
         // summed on the device: the one read is meter.result()
         meter.addMean(loss, b.target.size);
         loss.dispose();
@@ -591,12 +573,6 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let lossSum = null as Tensor | null; // (assigned in microStep, which flow analysis does not follow)
   let normSum: Tensor | null = null;
   let sinceLog = 0;
-  const accumulate = (sum: Tensor | null, x: Tensor): Tensor => {
-    const next = keepTensor(noGrad(() => (sum ? add(sum, x) : clone(x))));
-    sum?.dispose();
-    x.dispose();
-    return next;
-  };
   await callAll(cbs, 'onStart', { step, totalSteps: steps, resumedFrom });
   model.train(true);
   let diverged = false;
@@ -612,29 +588,21 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       flag.dispose();
     }
   };
+  // each micro-batch's loss is divided by gradAccum (and scaled by an f16 run's scaler) before its backward
+  const scaleLoss = (l: Tensor): Tensor => {
+    const scaled = gradAccum > 1 ? l.div(gradAccum) : l;
+    return scaler ? scaler.scale(scaled) : scaled;
+  };
+  const forwardIn = <R>(f: () => R): R => (precision === 'f32' ? f() : autocast({ dtype: precision }, f));
   const microStep = (lr: number): void => {
     const batch = curriculum ? curriculum.batch(batchSize, step, generator, batchOpts) : trainData.batch(batchSize, blockSize, generator, batchOpts);
     let loss: Tensor;
     try {
       if (adversarial) {
-        const scale = (l: Tensor): Tensor => {
-          const scaled = gradAccum > 1 ? l.div(gradAccum) : l;
-          return scaler ? scaler.scale(scaled) : scaled;
-        };
-        const fwd = <R>(f: () => R): R => (precision === 'f32' ? f() : autocast({ dtype: precision }, f));
-        const r = adversarialBackward('train', model as unknown as PerturbableModel, batch.input, batch.target, adversarial, scale, fwd);
+        const r = adversarialBackward('train', model as unknown as PerturbableModel, batch.input, batch.target, adversarial, scaleLoss, forwardIn);
         r.advLoss.dispose();
         loss = r.loss;
-      } else {
-        loss = tidy(() => {
-          const forward = (): Tensor | undefined => model.forward(batch.input, batch.target).loss;
-          const l = precision === 'f32' ? forward() : autocast({ dtype: precision }, forward);
-          if (!l) throw new Error('train: model.forward(input, target) returned no loss');
-          const scaled = gradAccum > 1 ? l.div(gradAccum) : l;
-          (scaler ? scaler.scale(scaled) : scaled).backward();
-          return l.detach();
-        });
-      }
+      } else loss = backwardLoss('train', model, batch.input, batch.target, scaleLoss, forwardIn);
     } finally {
       batch.input.dispose();
       batch.target.dispose();

@@ -17,7 +17,7 @@ import { Module } from '../nn/module.js';
 import { Optimizer, type OptimizerOptions } from '../optim/optimizer.js';
 import { Generator } from '../tensor/random.js';
 import { checkChoice, checkKeys, checkNumber, show } from '../tensor/validate.js';
-import { checkSpace, drawValue, fmt, type ParamSpec, type ParamValue, type SearchConfig, type SearchSpace } from './search.js';
+import { checkSpace, drawValue, fmt, rankOrder, type ParamSpec, type ParamValue, type SearchConfig, type SearchSpace } from './search.js';
 
 /** What {@link PBTOptions.train} receives besides the member's state and hyperparameters. */
 export interface PBTContext {
@@ -161,16 +161,6 @@ function copyModelState(op: string, target: PBTModelState, source: PBTModelState
   else if (target.optimizer || source.optimizer) throw new Error(`${op}: one member's state has an optimizer and another's none`);
 }
 
-function orderBy(mode: 'min' | 'max'): (a: { index: number; value: number | null }, b: { index: number; value: number | null }) => number {
-  return (a, b) => {
-    const fa = a.value !== null && Number.isFinite(a.value);
-    const fb = b.value !== null && Number.isFinite(b.value);
-    if (fa !== fb) return fa ? -1 : 1;
-    if (fa && fb && a.value !== b.value) return mode === 'min' ? a.value! - b.value! : b.value! - a.value!;
-    return a.index - b.index;
-  };
-}
-
 /**
  * Run population-based training.
  *
@@ -252,7 +242,7 @@ export async function pbt<S>(opts: PBTOptions<S>): Promise<PBTResult<S>> {
     if (aborted) break;
     done = round + 1;
     nextCopied = members.map(() => null);
-    const ranked = [...members].sort(orderBy(mode));
+    const ranked = [...members].sort(rankOrder(mode));
     if (fraction > 0 && round < rounds - 1) {
       const n = Math.max(1, Math.floor(fraction * population + 1e-9));
       const top = ranked.slice(0, n);
@@ -274,7 +264,7 @@ export async function pbt<S>(opts: PBTOptions<S>): Promise<PBTResult<S>> {
     await opts.onRound?.(round, ranked);
   }
 
-  const ranked = [...members].sort(orderBy(mode));
+  const ranked = [...members].sort(rankOrder(mode));
   const best = ranked[0] && ranked[0].value !== null && Number.isFinite(ranked[0].value) ? ranked[0] : null;
   const schedule: PBTResult<S>['schedule'] = [];
   if (best) {

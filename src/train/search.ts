@@ -404,8 +404,14 @@ function readOutcome(out: TrialOutcome): { value: number | null; steps: number |
   throw new Error(`search: run returned ${show(out)}; expected a number, { value }, or a train() result`);
 }
 
-/** Compare two trials for ranking in `mode` (finite values first, better first, then by index). */
-function rankOrder(mode: 'min' | 'max'): (a: Trial, b: Trial) => number {
+/** @internal What {@link rankOrder} ranks: a trial, a PBT member. */
+export interface Ranked {
+  index: number;
+  value: number | null;
+}
+
+/** @internal Compare two trials (or PBT members) for ranking in `mode` (finite values first, better first, then by index). */
+export function rankOrder(mode: 'min' | 'max'): (a: Ranked, b: Ranked) => number {
   return (a, b) => {
     const fa = a.value !== null && Number.isFinite(a.value);
     const fb = b.value !== null && Number.isFinite(b.value);

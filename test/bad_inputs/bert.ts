@@ -16,7 +16,7 @@ import {
   evaluateMaskedLM,
   finetuneBertClassifier,
 } from '../../src/nn/bert.js';
-import { bool, choice, fixed, func, generator, instance, int, num, opts, type Param, type Spec, T, type Table } from './sweep.js';
+import { backendName, bool, choice, construct, floatDtype, func, generator, instance, int, method, num, opts, type Param, T, type Table } from './sweep.js';
 
 const OPTIONAL = { optional: true } as const;
 
@@ -45,17 +45,6 @@ const bertConfig = (): Param =>
     { good: () => ({ ...TINY }), optional: false },
   );
 
-/** A dtype for parameters: floating ones only. */
-function floatDtype(): Param {
-  const p = choice(['f32', 'f64', 'bf16', 'f16'], OPTIONAL);
-  return { ...p, refuse: [...p.refuse, { value: 'i32', needle: 'i32' }, { value: 'bool', needle: 'bool' }] };
-}
-
-/** A backend's name (absent: the default backend). */
-function backendName(): Param {
-  return { kind: 'backend', good: () => undefined, refuse: [{ value: 'bogus', needle: 'bogus' }, { value: 5, needle: '5' }, { value: {}, needle: 'object' }], tolerate: [undefined] };
-}
-
 const paramOpts = (extra: Record<string, Param> = {}): Param => opts({ dtype: floatDtype(), backend: backendName(), generator: generator(), ...extra });
 
 /** Token ids `[B, T]` i32 in [0, 10). */
@@ -79,32 +68,6 @@ function likeIds(make: () => Tensor = ids(), i32 = true): Param {
   return { ...p, refuse: [...p.refuse, { value: ids(2, 3), needle: '[2,3]' }, ...(i32 ? [{ value: () => rand([2, 4]), needle: 'f32' }] : [])] };
 }
 const forwardOpts = (): Param => opts({ attentionMask: likeIds(() => tensor([[1, 1, 1, 0], [1, 1, 0, 0]], { dtype: 'i32' }), false), tokenTypeIds: likeIds(), positionIds: likeIds() });
-
-/** Call `run` on a fresh instance, then dispose it (after the promise settles for async calls). */
-function method<M extends { dispose(): void }>(make: () => M, call: (m: M, ...a: any[]) => unknown, params: Param[], prefix: string): Spec {
-  return {
-    params: [fixed(make), ...params],
-    call: (m: M, ...a: unknown[]) => {
-      let r: unknown;
-      try {
-        r = call(m, ...a);
-      } catch (e) {
-        m.dispose();
-        throw e;
-      }
-      if (r instanceof Promise) return r.finally(() => m.dispose());
-      m.dispose();
-      return r;
-    },
-    prefix,
-  };
-}
-
-const construct =
-  (make: (...a: any[]) => { dispose(): void }) =>
-  (...a: any[]): void => {
-    make(...a).dispose();
-  };
 
 // ---- masking, vocabulary, tokenizer ---------------------------------------------------------------
 

@@ -7,7 +7,7 @@
  */
 import { AdamW, GPT, Generator, defaultBackendName, rand, type Tensor } from '../../src/index.js';
 import { ReplayBuffer } from '../../src/train/continual.js';
-import { fixed, int, num, opts, choice, type Param, type Table } from './sweep.js';
+import { backendName, fixed, int, num, opts, choice, type Param, type Table } from './sweep.js';
 
 const OPTIONAL = { optional: true } as const;
 const T = 4;
@@ -32,10 +32,6 @@ function stream(n = 20, o: { optional?: boolean; min?: number } = {}): Param {
   if (!o.optional) refuse.push({ value: null, needle: 'null' });
   if (o.min !== undefined) refuse.push({ value: tokens(o.min - 1), needle: `${o.min - 1} tokens` });
   return { kind: 'tokens', good: () => tokens(n), refuse, tolerate: o.optional ? [undefined] : [] };
-}
-
-function backendName(): Param {
-  return { kind: 'backend', good: () => undefined, refuse: [{ value: 'bogus', needle: 'bogus' }, { value: 5, needle: '5' }, { value: {}, needle: 'object' }], tolerate: [undefined] };
 }
 
 function modelParam(): Param {

@@ -7,21 +7,10 @@
  */
 import { Block, GPT, rand, tensor, type Tensor } from '../../src/index.js';
 import { MoE } from '../../src/nn/moe.js';
-import { bool, choice, construct, fixed, generator, int, num, opts, type Param, type Spec, T, type Table } from './sweep.js';
+import { backendName, bool, choice, construct, floatDtype, generator, int, method, num, opts, type Param, T, type Table } from './sweep.js';
 
 const OPTIONAL = { optional: true } as const;
 const E = 4;
-
-/** A parameter dtype: floating ones only. */
-function paramDtype(): Param {
-  const p = choice(['f32', 'f64', 'bf16', 'f16'], OPTIONAL);
-  return { ...p, refuse: [...p.refuse, { value: 'i32', needle: 'i32' }, { value: 'bool', needle: 'bool' }] };
-}
-
-/** A backend's name (absent: the default backend). */
-function backendName(): Param {
-  return { kind: 'backend', good: () => undefined, refuse: [{ value: 'bogus', needle: 'bogus' }, { value: 5, needle: '5' }, { value: {}, needle: 'object' }], tolerate: [undefined] };
-}
 
 /** The routing keys every form of the MoE config has (with `experts` experts). */
 const routingKeys = (experts: number): Record<string, Param> => ({
@@ -63,26 +52,6 @@ function tokens(): Param {
   };
 }
 
-/** Call `run` on a fresh `make()`, then dispose it (after the promise settles, for async calls). */
-function method<M extends { dispose(): void }>(make: () => M, call: (m: M, ...a: any[]) => unknown, params: Param[], prefix: string): Spec {
-  return {
-    params: [fixed(make), ...params],
-    call: (m: M, ...a: unknown[]) => {
-      let r: unknown;
-      try {
-        r = call(m, ...a);
-      } catch (e) {
-        m.dispose();
-        throw e;
-      }
-      if (r instanceof Promise) return r.finally(() => m.dispose());
-      m.dispose();
-      return r;
-    },
-    prefix,
-  };
-}
-
 const TINY = { vocabSize: 8, blockSize: 4, nLayer: 1, nHead: 2, nEmbd: 8 };
 const small = (): MoE => new MoE(8, { experts: E, hidden: 8 });
 
@@ -99,7 +68,7 @@ export const MOE_TABLE: Table = {
           dropout: num({ min: 0, max: 1, optional: true }),
           std: num({ min: 0, optional: true }),
           projStd: num({ min: 0, optional: true }),
-          dtype: paramDtype(),
+          dtype: floatDtype(),
           backend: backendName(),
           generator: generator(),
         },

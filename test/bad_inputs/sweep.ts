@@ -223,6 +223,47 @@ export function generator(): Param {
   return { kind: 'generator', good: () => undefined, refuse: plain([5, 'xyzzy', {}]), tolerate: [undefined] };
 }
 
+/** A parameter dtype (optional): the floating ones; `i32` and `bool` are refused. */
+export function floatDtype(): Param {
+  const p = choice(['f32', 'f64', 'bf16', 'f16'], { optional: true });
+  return { ...p, refuse: [...p.refuse, { value: 'i32', needle: 'i32' }, { value: 'bool', needle: 'bool' }] };
+}
+
+/** A backend's name (optional: absent is the default backend). */
+export function backendName(): Param {
+  return { kind: 'backend', good: () => undefined, refuse: [{ value: 'bogus', needle: 'bogus' }, { value: 5, needle: '5' }, { value: {}, needle: 'object' }], tolerate: [undefined] };
+}
+
+/**
+ * A method swept on a fresh instance: `make()` is passed as the first argument, `call(m, ...)`
+ * runs the method, and `cleanup(m)` (default `m.dispose()`) runs after it returns, throws, or
+ * its promise settles.
+ */
+export function method<M>(
+  make: () => M,
+  call: (m: M, ...a: any[]) => unknown,
+  params: Param[],
+  prefix: string,
+  cleanup: (m: M) => void = (m) => (m as { dispose(): void }).dispose(),
+): Spec {
+  return {
+    params: [fixed(make), ...params],
+    call: (m: M, ...a: unknown[]) => {
+      let r: unknown;
+      try {
+        r = call(m, ...a);
+      } catch (e) {
+        cleanup(m);
+        throw e;
+      }
+      if (r instanceof Promise) return r.finally(() => cleanup(m));
+      cleanup(m);
+      return r;
+    },
+    prefix,
+  };
+}
+
 export interface OptionsKind extends Optional {
   /** Valid option values to pass (default: none). */
   good?: () => Record<string, unknown>;
