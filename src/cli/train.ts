@@ -979,7 +979,7 @@ export interface BertCheckpointUserExtra {
   config: RunConfig;
 }
 
-/** What {@link prepareBertRun} builds, ready for `train()`. */
+/** What `prepareBertRun` builds, ready for `train()`. */
 export interface PreparedBertRun {
   corpus: { documents: TextDocument[]; label: string; chars: number };
   trainDocs: TextDocument[];
@@ -1097,7 +1097,7 @@ export interface PretrainBertResult {
   result: TrainResult;
   interrupted: boolean;
   /**
-   * The final evaluation on up to {@link FINAL_EVAL_TOKENS} validation tokens (windows spread
+   * The final evaluation on up to `FINAL_EVAL_TOKENS` (65536) validation tokens (windows spread
    * evenly over the split, masked from a fixed seed): masked-token accuracy and loss, and the
    * accuracy of always predicting the most frequent (non-special) training token.
    */
@@ -1108,7 +1108,7 @@ export interface PretrainBertResult {
 
 /**
  * Pre-train a BERT encoder by masked-language modelling as `kiln train --model bert` does:
- * {@link prepareBertRun}, `train()` on its {@link MaskedLMPretraining} objective (validation
+ * `prepareBertRun`, `train()` on its {@link MaskedLMPretraining} objective (validation
  * loss: the MLM loss on freshly masked windows), then the masked-token accuracy on the whole
  * validation split against the most-frequent-token baseline; writes run.json, metrics.json
  * (`mlmAccuracy`) and loss.svg in `out`, and checkpoints holding the BertForMaskedLM under

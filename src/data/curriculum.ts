@@ -17,6 +17,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { checkChoice, checkNumber, show } from '../tensor/validate.js';
 import { got, optionsArg } from './args.js';
 import { TokenDataset, type RandomBatchOptions, type TokenBatch } from './batches.js';
+import { backendFor } from '../backend/registry.js';
 
 /** How competence grows with the step: a name, or c(step) ∈ (0, 1] itself. */
 export type Pacing = 'linear' | 'root' | ((step: number) => number);
@@ -219,6 +220,7 @@ export async function lossCurriculum(data: TokenDataset, model: ScoringModel, op
   pacingArgs(op, o);
   const batchSize = o.batchSize === undefined ? 16 : checkNumber(op, 'batchSize', o.batchSize, { integer: true, min: 1 });
   if (o.backend !== undefined && typeof o.backend !== 'string') throw new Error(`${op}: backend must be a string, got ${got(o.backend)}`);
+  if (o.backend !== undefined) backendFor(op, o.backend); // an unknown name is refused here, under this function's name
   const full = Math.floor((data.length - 1) / blockSize);
   if (full < 1 || data.length < blockSize + 1) throw new Error(`${op}: the stream has ${data.length} tokens, fewer than blockSize + 1 = ${blockSize + 1}`);
   let starts: number[];

@@ -12,7 +12,7 @@ import { GPT, Generator, TokenDataset, buildShards, embedding, rand, tensor, typ
 import { composeTransforms, randomSwap, spanMask, synonymReplace, tokenDropout, type TokenRows } from '../../src/data/augment.js';
 import { Curriculum, lengthCurriculum, lossCurriculum } from '../../src/data/curriculum.js';
 import { embeddingPerturbation } from '../../src/train/adversarial.js';
-import { bool, choice, func, generator, int, method, num, opts, T, type Param, type Spec, type Table } from './sweep.js';
+import { backendName, bool, choice, func, generator, int, method, num, opts, T, type Param, type Spec, type Table } from './sweep.js';
 
 const OPTIONAL = { optional: true } as const;
 const root = mkdtempSync(join(tmpdir(), 'kiln-bad-data18-'));
@@ -74,8 +74,6 @@ const pacing = (): Param => ({ kind: 'pacing', good: () => undefined, refuse: [{
 const pacingKeys = (): Record<string, Param> => ({ steps: int({ min: 0 }), pacing: pacing(), initial: num({ min: 0, max: 1, minExclusive: true, optional: true }) });
 const curriculum = (): Curriculum => new Curriculum(dataset(), { starts: [0, 3, 5], difficulty: [3, 1, 2], blockSize: 4, steps: 10 });
 
-// not sweep's backendName: lossCurriculum reports an unknown backend ('bogus') from tensor(), not under its own name
-const backendName = (): Param => ({ kind: 'backend', good: () => undefined, refuse: [{ value: 5, needle: '5' }, { value: {}, needle: 'object' }], tolerate: [undefined] });
 
 const TINY = { vocabSize: 8, blockSize: 4, nLayer: 1, nHead: 2, nEmbd: 8 };
 const gpt = (): GPT => new GPT(TINY, { generator: new Generator(0) });
