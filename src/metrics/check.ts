@@ -71,3 +71,4 @@ export function optionalFunction<F extends (...args: never[]) => unknown>(op: st
   if (typeof value !== 'function') throw new Error(`${op}: ${name} must be a function, got ${show(value)}`);
   return value as F;
 }
+

@@ -29,7 +29,7 @@
  */
 import { checkNumber, show } from '../tensor/validate.js';
 import { checkOptions, checkString, optionalFunction } from './check.js';
-import { porterStem } from './porter.js';
+import { stemmerOption } from './porter.js';
 
 /**
  * Synonyms for the synonym stage: a map or a plain object from a token to its synonyms, or a
@@ -77,7 +77,7 @@ interface Resolved {
   beta: number;
   gamma: number;
   pre: (token: string) => string;
-  stem: ((token: string) => string) | null;
+  stem: ((token: string) => string) | undefined;
   syn: ((token: string) => ReadonlySet<string>) | null;
 }
 
@@ -95,18 +95,6 @@ function checkReferenceTokens(op: string, name: string, value: unknown): readonl
   if (!Array.isArray(value) || value.length === 0)
     throw new Error(`${op}: ${name} must be a non-empty array of token lists (string[][]), got ${show(value)}`);
   return value.map((r, i) => checkTokens(op, `${name}[${i}]`, r));
-}
-
-function stemmerOf(op: string, stemmer: unknown): ((token: string) => string) | null {
-  if (stemmer === undefined || stemmer === true || stemmer === 'porter') return porterStem;
-  if (stemmer === false) return null;
-  if (typeof stemmer === 'function')
-    return (token) => {
-      const out: unknown = stemmer(token);
-      if (typeof out !== 'string') throw new Error(`${op}: the stemmer must return a string, got ${show(out)} for '${token}'`);
-      return out;
-    };
-  throw new Error(`${op}: stemmer must be 'porter', true, false or a function (token: string) => string, got ${show(stemmer)}`);
 }
 
 function synonymSet(op: string, token: string, value: unknown): ReadonlySet<string> {
@@ -153,7 +141,7 @@ function resolve(op: string, opts: MeteorOptions | undefined): Resolved {
         return out;
       }
     : (token: string) => token.toLowerCase();
-  return { alpha, beta, gamma, pre, stem: stemmerOf(op, o.stemmer), syn: synonymsOf(op, o.synonyms) };
+  return { alpha, beta, gamma, pre, stem: stemmerOption(op, o.stemmer, true), syn: synonymsOf(op, o.synonyms) };
 }
 
 interface Tok {

@@ -34,6 +34,7 @@
  * @module
  */
 import { checkString } from './check.js';
+import { show } from '../tensor/validate.js';
 
 /** A word as a sequence of code points (Python's indexing of str). */
 type Word = readonly string[];
@@ -235,4 +236,21 @@ export function porterStem(word: string): string {
   w = step5a(w);
   w = applyRules(w, STEP5B);
   return w.join('');
+}
+
+/**
+ * The `stemmer` option of the text metrics: 'porter' or true for NLTK's Porter stemmer, false for
+ * none, a function (its results checked to be strings), or, when undefined, `byDefault`'s choice.
+ */
+export function stemmerOption(op: string, stemmer: unknown, byDefault: boolean): ((token: string) => string) | undefined {
+  if (stemmer === undefined) stemmer = byDefault;
+  if (stemmer === false) return undefined;
+  if (stemmer === true || stemmer === 'porter') return porterStem;
+  if (typeof stemmer === 'function')
+    return (token) => {
+      const out: unknown = (stemmer as (t: string) => unknown)(token);
+      if (typeof out !== 'string') throw new Error(`${op}: the stemmer must return a string, got ${show(out)} for '${token}'`);
+      return out;
+    };
+  throw new Error(`${op}: stemmer must be 'porter', true, false or a function (token: string) => string, got ${show(stemmer)}`);
 }

@@ -22,7 +22,7 @@
  */
 import { show } from '../tensor/validate.js';
 import { checkCorpus, checkOptions, checkReferences, checkString, checkStrings, optionalFunction } from './check.js';
-import { porterStem } from './porter.js';
+import { stemmerOption } from './porter.js';
 
 /** A ROUGE type: 'rouge1' … 'rouge9' (n-gram), 'rougeL' (sentence LCS) or 'rougeLsum' (summary LCS). */
 export type RougeType = `rouge${1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9}` | 'rougeL' | 'rougeLsum';
@@ -56,18 +56,6 @@ export interface RougeOptions {
 const NON_ALNUM = /[^a-z0-9]+/g;
 const TOKEN = /^[a-z0-9]+$/;
 
-function stemmerFn(op: string, stemmer: unknown): ((token: string) => string) | undefined {
-  if (stemmer === undefined || stemmer === false) return undefined;
-  if (stemmer === true || stemmer === 'porter') return porterStem;
-  if (typeof stemmer === 'function')
-    return (token) => {
-      const out: unknown = stemmer(token);
-      if (typeof out !== 'string') throw new Error(`${op}: the stemmer must return a string, got ${show(out)} for '${token}'`);
-      return out;
-    };
-  throw new Error(`${op}: stemmer must be 'porter', true, false or a function (token: string) => string, got ${show(stemmer)}`);
-}
-
 /**
  * rouge-score's default tokeniser (see the module comment), with an optional stemmer.
  *
@@ -76,7 +64,7 @@ function stemmerFn(op: string, stemmer: unknown): ((token: string) => string) | 
  */
 export function rougeTokenize(text: string, stemmer?: RougeStemmer): string[] {
   checkString('rougeTokenize', 'text', text);
-  return tokenize(text, stemmerFn('rougeTokenize', stemmer));
+  return tokenize(text, stemmerOption('rougeTokenize', stemmer, false));
 }
 
 function tokenize(text: string, stem: ((token: string) => string) | undefined): string[] {
@@ -205,7 +193,7 @@ interface ResolvedRouge {
 function resolve(op: string, opts: RougeOptions | undefined): ResolvedRouge {
   const o = checkOptions(op, opts, ['types', 'stemmer', 'tokenizer']);
   const types = checkTypes(op, o.types === undefined ? DEFAULT_TYPES : o.types);
-  const stem = stemmerFn(op, o.stemmer);
+  const stem = stemmerOption(op, o.stemmer, false);
   const custom = optionalFunction<(text: string) => string[]>(op, 'tokenizer', o.tokenizer);
   const tok = custom
     ? (text: string): string[] => {

@@ -29,7 +29,7 @@ import {
   readText,
   type PrepareReport,
 } from '../../src/index.js';
-import { bool, choice, fixed, func, generator, int, num, opts, str, type Bad, type Param, type Spec, type Table } from './sweep.js';
+import { bool, choice, func, generator, int, method as sweepMethod, num, opts, str, type Bad, type Param, type Spec, type Table } from './sweep.js';
 
 // ---- fixtures --------------------------------------------------------------------------------
 
@@ -148,24 +148,8 @@ const backendName = (): Param => kind('backend', () => undefined, [bad('bogus', 
 /** A function that a refused value must not reach. */
 const callback = (): Param => func(() => () => {});
 
-/** A spec of `Class.method` on `make()`'s instance, `cleanup` after the call (or after its promise). */
-function method<M>(make: () => M, call: (m: M, ...a: any[]) => unknown, params: Param[], cleanup?: (m: M) => void): Spec {
-  return {
-    params: [fixed(make), ...params],
-    call: (m: M, ...a: unknown[]) => {
-      let r: unknown;
-      try {
-        r = call(m, ...a);
-      } catch (e) {
-        cleanup?.(m);
-        throw e;
-      }
-      if (r instanceof Promise) return r.finally(() => cleanup?.(m));
-      cleanup?.(m);
-      return r;
-    },
-  };
-}
+/** A spec of `Class.method` on `make()`'s instance, `cleanup` (default: none) after the call. */
+const method = <M>(make: () => M, call: (m: M, ...a: any[]) => unknown, params: Param[], cleanup: (m: M) => void = () => {}): Spec => sweepMethod(make, call, params, undefined, cleanup);
 
 // -- tokenizers
 

@@ -8,24 +8,18 @@
 import { Linear, SGD, search, type SearchConfig, type TrialContext } from '../../src/index.js';
 import { pbt, type PBTModelState } from '../../src/train/pbt.js';
 import { choice, fixed, func, int, num, opts, type Param, type Table } from './sweep.js';
+import { space as trainSpace } from './train.js';
 
 const OPTIONAL = { optional: true } as const;
 
 /** A search space: an object of lists or ranges. */
+/** A search space (train.ts's refusals, and the ranges' bounds). */
 function space(): Param {
+  const p = trainSpace();
   return {
-    kind: 'space',
+    ...p,
     good: () => undefined,
-    refuse: [
-      { value: null, needle: 'null' },
-      { value: 5, needle: '5' },
-      { value: {}, needle: 'no hyperparameters' },
-      { value: { lr: [] }, needle: 'lr' },
-      { value: { lr: [{}] }, needle: 'object' },
-      { value: { lr: { type: 'uniform', low: 1, high: 0 } }, needle: 'high' },
-      { value: { lr: { type: 'logUniform', low: 0, high: 1 } }, needle: 'low' },
-      { value: { lr: { type: 'gamma', low: 0, high: 1 } }, needle: 'gamma' },
-    ],
+    refuse: [...p.refuse, { value: { lr: { type: 'uniform', low: 1, high: 0 } }, needle: 'high' }, { value: { lr: { type: 'logUniform', low: 0, high: 1 } }, needle: 'low' }, { value: { lr: { type: 'gamma', low: 0, high: 1 } }, needle: 'gamma' }],
   };
 }
 

@@ -243,7 +243,7 @@ export function method<M>(
   make: () => M,
   call: (m: M, ...a: any[]) => unknown,
   params: Param[],
-  prefix: string,
+  prefix?: string,
   cleanup: (m: M) => void = (m) => (m as { dispose(): void }).dispose(),
 ): Spec {
   return {
@@ -260,7 +260,7 @@ export function method<M>(
       cleanup(m);
       return r;
     },
-    prefix,
+    ...(prefix === undefined ? {} : { prefix }),
   };
 }
 

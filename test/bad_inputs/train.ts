@@ -29,7 +29,7 @@ const trainOptions = (): Record<string, unknown> => {
   return { model: m, optimizer: new AdamW(m.parameters(), { lr: 1e-3 }), data: { train: data }, steps: 1, batchSize: 2, blockSize: 4, generator: new Generator(1) };
 };
 const dir = (): Param => ({ ...str(() => root), refuse: [...str().refuse, { value: '', needle: "''" }] });
-const space = (): Param => ({
+export const space = (): Param => ({
   kind: 'space',
   good: () => ({ lr: [1e-3, 3e-3], layers: [1, 2] }),
   refuse: [
