@@ -7,6 +7,7 @@
 //   src/backend/cpu/marshal.gen.ts  each kernel's arguments in the order the addon reads them
 //   kernels/ops.gen.h               C++ enums, one Args struct per kernel, the kernel Table
 //   native/bindings.gen.cc          one N-API binding per kernel: positional arguments → Args struct
+//   native/cuda/bindings.gen.cc     the same for the CUDA table (device storages, on addon.cuda)
 //
 // Adding a kernel: add it to `kernels` below, run `npm run gen`, implement it in the reference
 // backend (src/backend/ref), in kernels/cpu/isa/<family>.cc (and set it in that family's fill_*),

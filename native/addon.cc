@@ -16,12 +16,18 @@
 
 namespace kiln::bind {
 
-static std::vector<std::pair<const char*, Fn>>& registry() {
-  static std::vector<std::pair<const char*, Fn>> r;
+struct Entry {
+  const char* name;
+  Fn fn;
+  const char* group;  // null: on the exports themselves
+};
+
+static std::vector<Entry>& registry() {
+  static std::vector<Entry> r;
   return r;
 }
 
-Registrar::Registrar(const char* name, Fn fn) { registry().emplace_back(name, fn); }
+Registrar::Registrar(const char* name, Fn fn, const char* group) { registry().push_back({name, fn, group}); }
 
 }  // namespace kiln::bind
 
@@ -114,6 +120,58 @@ KILN_BIND(setNumThreads) {
   return info.Env().Undefined();
 }
 
+// _testCachingAllocator(capacity, ops) → { results, stats }: the CUDA backend's caching allocator
+// (caching_allocator.h) over a fake device of `capacity` bytes, for the CPU tests. ops: ['alloc',
+// bytes] (result: the block's index, or null when out of memory), ['free', index] (result: true
+// when it was live), ['size', index] (its usable bytes), ['empty'].
+struct FakeDevice {
+  uint64_t capacity, used = 0;
+  void* allocate(size_t bytes) {
+    if (used + bytes > capacity) return nullptr;
+    used += bytes;
+    return std::malloc(bytes);
+  }
+  void release(void* p, size_t bytes) {
+    used -= bytes;
+    std::free(p);
+  }
+};
+
+KILN_BIND(_testCachingAllocator) {
+  bind::arity(info, 2);
+  Napi::Env env = info.Env();
+  CachingAllocator<FakeDevice> a(FakeDevice{uint64_t(bind::i64(info, 0))});
+  Napi::Array ops = bind::as_array(info, info[1], "ops");
+  Napi::Array results = Napi::Array::New(env, ops.Length());
+  std::vector<void*> blocks;
+  for (uint32_t i = 0; i < ops.Length(); i++) {
+    Napi::Array op = ops.Get(i).As<Napi::Array>();
+    const std::string kind = op.Get(uint32_t(0)).As<Napi::String>().Utf8Value();
+    const int64_t arg = op.Length() > 1 ? bind::as_int(info, op.Get(uint32_t(1)), "op argument") : 0;
+    if (kind == "alloc") {
+      void* p = a.allocate(size_t(arg));
+      if (p) blocks.push_back(p);
+      results.Set(i, p ? Napi::Value(Napi::Number::New(env, double(blocks.size() - 1))) : env.Null());
+    } else if (kind == "free" || kind == "size") {
+      if (arg < 0 || uint64_t(arg) >= blocks.size()) throw bind::error(info, "no block " + std::to_string(arg));
+      if (kind == "free") results.Set(i, Napi::Boolean::New(env, a.free(blocks[size_t(arg)])));
+      else results.Set(i, Napi::Number::New(env, double(a.block_size(blocks[size_t(arg)]))));
+    } else if (kind == "empty") {
+      a.empty_cache();
+      results.Set(i, env.Null());
+    } else {
+      throw bind::error(info, "unknown op '" + kind + "'");
+    }
+  }
+  Napi::Object stats = bind::allocator_stats(env, a.stats(), a.cached());
+  stats.Set("deviceUsed", double(a.device().used));
+  for (void* p : blocks) a.free(p);  // the destructor releases the cache
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("results", results);
+  r.Set("stats", stats);
+  return r;
+}
+
 // capabilities() → { isa, bf16Matmul, computes: { family: dtype names }, threads, cuda: { compiled, devices, error } }
 KILN_BIND(capabilities) {
   Napi::Env env = info.Env();
@@ -121,15 +179,7 @@ KILN_BIND(capabilities) {
   o.Set("isa", kernels().isa);
   const bool avx512 = std::strcmp(kernels().isa, "avx512") == 0;
   o.Set("bf16Matmul", avx512 ? bf16_matmul_name(bf16_matmul()) : "f32");
-  Napi::Object computes = Napi::Object::New(env);
-  for (int f = 0; f < kNumFamilies; f++) {
-    Napi::Array names = Napi::Array::New(env);
-    uint32_t at = 0;
-    for (int d = 0; d < kNumDTypes; d++)
-      if (kernels().computes[f] & dtype_bit(DType(d))) names.Set(at++, dtype_name(DType(d)));
-    computes.Set(family_name(KernelFamily(f)), names);
-  }
-  o.Set("computes", computes);
+  o.Set("computes", bind::computes(env, kernels()));
   o.Set("threads", num_threads());
   Napi::Object cuda = Napi::Object::New(env);
   std::string err;
@@ -142,10 +192,15 @@ KILN_BIND(capabilities) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  for (auto& [name, fn] : bind::registry()) {
-    bind::Fn f = fn;
-    const char* n = name;
-    exports.Set(name, Napi::Function::New(
+  for (const bind::Entry& e : bind::registry()) {
+    bind::Fn f = e.fn;
+    const char* n = e.name;
+    Napi::Object target = exports;
+    if (e.group) {
+      if (!exports.Has(e.group)) exports.Set(e.group, Napi::Object::New(env));
+      target = exports.Get(e.group).As<Napi::Object>();
+    }
+    target.Set(n, Napi::Function::New(
                           env,
                           [f, n](const Napi::CallbackInfo& info) -> Napi::Value {
                             bind::current = n;  // errors name the binding
@@ -159,7 +214,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
                               throw bind::error(info, e.what());
                             }
                           },
-                          name));
+                          n));
   }
   return exports;
 }

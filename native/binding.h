@@ -14,15 +14,17 @@
 #include <string>
 #include <vector>
 
+#include "caching_allocator.h"
 #include "kernels.h"
 
 namespace kiln::bind {
 
 using Fn = Napi::Value (*)(const Napi::CallbackInfo&);
 
-// Adds a binding to the addon's exports (registered at static-initialisation time).
+// Adds a binding to the addon's exports (registered at static-initialisation time), or to the
+// exports' object `group` (the CUDA bindings are `addon.cuda.<name>`).
 struct Registrar {
-  Registrar(const char* name, Fn fn);
+  Registrar(const char* name, Fn fn, const char* group = nullptr);
 };
 
 // The binding being called (addon.cc sets it around each call), for error messages.
@@ -62,16 +64,23 @@ inline int as_code(const Napi::CallbackInfo& info, const Napi::Value& v, int cou
   return int(c);
 }
 
-// A storage from its handle (ArrayBuffer or null), element count and dtype code.
-inline Buf as_buf(const Napi::CallbackInfo& info, const Napi::Value& h, const Napi::Value& size, const Napi::Value& code,
-                  const std::string& what) {
+// A storage's element count and dtype code, checked; data null (the caller reads the handle,
+// unless it is null, which must claim no elements).
+inline Buf buf_shape(const Napi::CallbackInfo& info, const Napi::Value& h, const Napi::Value& size, const Napi::Value& code, const std::string& what) {
   const int64_t n = as_int(info, size, what + "'s size");
   const DType dt = DType(as_code(info, code, kNumDTypes, what + "'s dtype"));
   if (n < 0) throw error(info, what + ": a storage cannot have " + std::to_string(n) + " elements");
-  if (h.IsNull() || h.IsUndefined()) {
-    if (n != 0) throw error(info, what + " is null but claims " + std::to_string(n) + " elements");
-    return Buf{nullptr, 0, dt};
-  }
+  if ((h.IsNull() || h.IsUndefined()) && n != 0) throw error(info, what + " is null but claims " + std::to_string(n) + " elements");
+  return Buf{nullptr, n, dt};
+}
+
+// A storage from its handle (ArrayBuffer or null), element count and dtype code.
+inline Buf as_buf(const Napi::CallbackInfo& info, const Napi::Value& h, const Napi::Value& size, const Napi::Value& code,
+                  const std::string& what) {
+  const Buf b = buf_shape(info, h, size, code, what);
+  const int64_t n = b.size;
+  const DType dt = b.dtype;
+  if (h.IsNull() || h.IsUndefined()) return b;
   if (!h.IsArrayBuffer()) throw error(info, what + " must be a storage (an ArrayBuffer) or null");
   Napi::ArrayBuffer ab = h.As<Napi::ArrayBuffer>();
   if (ab.IsDetached()) throw error(info, what + " is a freed storage (its buffer is detached)");
@@ -110,8 +119,11 @@ inline int code(const Napi::CallbackInfo& info, size_t i, int count) { return as
 // A storage at i, i + 1, i + 2: handle (ArrayBuffer or null), element count, dtype code.
 inline Buf buf(const Napi::CallbackInfo& info, size_t i) { return as_buf(info, info[i], info[i + 1], info[i + 2], arg_name(i)); }
 
-// A list of storages at i, i + 1, i + 2: arrays of handles, element counts and dtype codes.
-inline std::vector<Buf> bufs(const Napi::CallbackInfo& info, size_t i) {
+using BufReader = Buf (*)(const Napi::CallbackInfo&, const Napi::Value&, const Napi::Value&, const Napi::Value&, const std::string&);
+
+// A list of storages at i, i + 1, i + 2: arrays of handles, element counts and dtype codes, each
+// read by `read` (host storages; the CUDA bindings pass their device reader).
+inline std::vector<Buf> bufs(const Napi::CallbackInfo& info, size_t i, BufReader read = as_buf) {
   Napi::Array hs = as_array(info, info[i], arg_name(i));
   Napi::Array ns = as_array(info, info[i + 1], arg_name(i + 1));
   Napi::Array cs = as_array(info, info[i + 2], arg_name(i + 2));
@@ -122,7 +134,7 @@ inline std::vector<Buf> bufs(const Napi::CallbackInfo& info, size_t i) {
   std::vector<Buf> out;
   out.reserve(n);
   for (uint32_t k = 0; k < n; k++)
-    out.push_back(as_buf(info, hs.Get(k), ns.Get(k), cs.Get(k), arg_name(i) + "[" + std::to_string(k) + "]"));
+    out.push_back(read(info, hs.Get(k), ns.Get(k), cs.Get(k), arg_name(i) + "[" + std::to_string(k) + "]"));
   return out;
 }
 
@@ -152,6 +164,35 @@ F kernel(const Napi::CallbackInfo& info, F f, const char* name) {
   return f;
 }
 
+// A table's `computes` masks as { family: dtype names } (Backend.computes answers from it).
+inline Napi::Object computes(Napi::Env env, const Table& t) {
+  Napi::Object o = Napi::Object::New(env);
+  for (int f = 0; f < kNumFamilies; f++) {
+    Napi::Array names = Napi::Array::New(env);
+    uint32_t at = 0;
+    for (int d = 0; d < kNumDTypes; d++)
+      if (t.computes[f] & dtype_bit(DType(d))) names.Set(at++, dtype_name(DType(d)));
+    o.Set(family_name(KernelFamily(f)), names);
+  }
+  return o;
+}
+
+// A caching allocator's statistics as a JS object (the CUDA backend's memoryStats, and the CPU
+// addon's test of the allocator).
+inline Napi::Object allocator_stats(Napi::Env env, const AllocatorStats& st, uint64_t cached) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("allocated", double(st.allocated));
+  o.Set("reserved", double(st.reserved));
+  o.Set("cached", double(cached));
+  o.Set("peakAllocated", double(st.peakAllocated));
+  o.Set("deviceAllocs", double(st.deviceAllocs));
+  o.Set("deviceFrees", double(st.deviceFrees));
+  o.Set("cacheHits", double(st.cacheHits));
+  o.Set("oomRetries", double(st.oomRetries));
+  o.Set("blocks", double(st.blocks));
+  return o;
+}
+
 // A faulting kernel's result for marshal.gen.ts: null, or [code, value, limit].
 inline Napi::Value fault(const Napi::CallbackInfo& info, const Fault& f) {
   if (f.code == FAULT_NONE) return info.Env().Null();
@@ -169,3 +210,9 @@ inline Napi::Value fault(const Napi::CallbackInfo& info, const Fault& f) {
   static Napi::Value bind_##name(const Napi::CallbackInfo& info);      \
   static ::kiln::bind::Registrar reg_##name(#name, &bind_##name);      \
   static Napi::Value bind_##name(const Napi::CallbackInfo& info)
+
+// The same, into the exports' object `group`.
+#define KILN_BIND_IN(group, name)                                               \
+  static Napi::Value bind_##group##_##name(const Napi::CallbackInfo& info);      \
+  static ::kiln::bind::Registrar reg_##group##_##name(#name, &bind_##group##_##name, #group); \
+  static Napi::Value bind_##group##_##name(const Napi::CallbackInfo& info)

@@ -74,7 +74,8 @@ if (!args.has('--force') && existsSync(addon) && statSync(addon).mtimeMs > sourc
   process.exit(0);
 }
 
-const nvcc = which('nvcc') || (existsSync('/usr/local/cuda/bin/nvcc') ? '/usr/local/cuda/bin/nvcc' : null);
+// KILN_NO_CUDA=1: a CPU-only build even where nvcc is found (quicker; no cuda backend)
+const nvcc = process.env.KILN_NO_CUDA === '1' ? null : which('nvcc') || (existsSync('/usr/local/cuda/bin/nvcc') ? '/usr/local/cuda/bin/nvcc' : null);
 const require = createRequire(import.meta.url);
 let cmakeJs;
 try {
@@ -94,7 +95,7 @@ const cmakeArgs = [
   nvcc && !sanitize ? `--CDCMAKE_CUDA_COMPILER=${nvcc}` : '--CDKILN_CUDA=OFF',
 ];
 if (sanitize) cmakeArgs.push('--CDKILN_SANITIZE=ON', '--config', 'Release');
-log(`building the native addon (${sanitize ? 'AddressSanitizer + UBSan, ' : ''}CUDA ${nvcc ? `with ${nvcc}` : 'not found, CPU only'}) ...`);
+log(`building the native addon (${sanitize ? 'AddressSanitizer + UBSan, ' : ''}CUDA ${nvcc ? `with ${nvcc}` : process.env.KILN_NO_CUDA === '1' ? 'off (KILN_NO_CUDA=1), CPU only' : 'not found, CPU only'}) ...`);
 const started = Date.now();
 // a full log can run to megabytes of compiler notes: room for it all (the default 1 MB kills the build)
 const r = spawnSync(process.execPath, cmakeArgs, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', maxBuffer: 256 * 2 ** 20 });

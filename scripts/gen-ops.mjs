@@ -193,10 +193,22 @@ function genHeader() {
   return s;
 }
 
-// ---- C++: native/bindings.gen.cc -----------------------------------------------------------------
+// ---- C++: native/bindings.gen.cc and native/cuda/bindings.gen.cc ---------------------------------
 
-function genBindings() {
-  let s = `// ${HEADER}\n//\n// One N-API binding per kernel: positional arguments (in the order src/backend/cpu/marshal.gen.ts\n// passes them) into the kernel's Args struct, then the current table's kernel.\n#include "binding.h"\n\nnamespace {\n\nusing namespace kiln;\n\n`;
+/**
+ * One N-API binding per kernel, for a target: `cpu` (native/bindings.gen.cc: host storages, the
+ * CPU table picked by cpuid) or `cuda` (native/cuda/bindings.gen.cc: device storages checked
+ * against the caching allocator, the CUDA table, bindings on `addon.cuda`). The argument order is
+ * marshal.gen.ts's, which both backends share.
+ */
+function genBindings(target) {
+  const cuda = target === 'cuda';
+  const [buf, bufs, kernel, table, bind] = cuda
+    ? ['bind::dbuf', 'bind::dbufs', 'bind::dkernel', 'cuda::kernel_table()', (n) => `KILN_BIND_IN(cuda, ${n})`]
+    : ['bind::buf', 'bind::bufs', 'bind::kernel', 'kernels()', (n) => `KILN_BIND(${n})`];
+  let s = `// ${HEADER}\n//\n// One N-API binding per kernel: positional arguments (in the order src/backend/cpu/marshal.gen.ts\n// passes them) into the kernel's Args struct, then the ${cuda ? 'CUDA' : 'current'} table's kernel.\n`;
+  s += cuda ? '#include "cuda_binding.h"\n\n' : '#include "binding.h"\n\n';
+  s += 'namespace {\n\nusing namespace kiln;\n\n';
   for (const k of kernels) {
     let i = 0;
     const lines = [];
@@ -204,10 +216,10 @@ function genBindings() {
       const f = snake(name);
       if (type === 'label') continue;
       if (isStorage(type)) {
-        lines.push(`a.${f} = bind::buf(info, ${i});`);
+        lines.push(`a.${f} = ${buf}(info, ${i});`);
         i += 3;
       } else if (isList(type)) {
-        lines.push(`std::vector<Buf> ${f}_ = bind::bufs(info, ${i});`, `a.${f} = Bufs{${f}_.data(), int64_t(${f}_.size())};`);
+        lines.push(`std::vector<Buf> ${f}_ = ${bufs}(info, ${i});`, `a.${f} = Bufs{${f}_.data(), int64_t(${f}_.size())};`);
         i += 3;
       } else if (isEnum(type)) {
         lines.push(`a.${f} = ${type}(bind::code(info, ${i}, ${enums[type].values.length}));`);
@@ -220,9 +232,10 @@ function genBindings() {
         lines.push(`std::vector<int64_t> ${f}_ = bind::intlist(info, ${i++});`, `a.${f} = IntList{${f}_.data(), int64_t(${f}_.size())};`);
       }
     }
-    s += `KILN_BIND(${k.name}) {\n  bind::arity(info, ${i});\n  ${argsType(k)} a{};\n${lines.map((l) => `  ${l}\n`).join('')}`;
-    if (k.faults) s += `  return bind::fault(info, bind::kernel(info, kernels().${snake(k.name)}, "${k.name}")(a));\n}\n\n`;
-    else s += `  bind::kernel(info, kernels().${snake(k.name)}, "${k.name}")(a);\n  return info.Env().Undefined();\n}\n\n`;
+    s += `${bind(k.name)} {\n  bind::arity(info, ${i});\n  ${argsType(k)} a{};\n${lines.map((l) => `  ${l}\n`).join('')}`;
+    const call = `${kernel}(info, ${table}.${snake(k.name)}, "${k.name}")(a)`;
+    if (k.faults) s += `  return bind::fault(info, ${call});\n}\n\n`;
+    else s += `  ${call};\n  return info.Env().Undefined();\n}\n\n`;
   }
   s += '}  // namespace\n';
   return s;
@@ -256,7 +269,8 @@ const outputs = {
   'src/backend/ops.gen.ts': genTs(),
   'src/backend/cpu/marshal.gen.ts': genMarshal(),
   'kernels/ops.gen.h': genHeader(),
-  'native/bindings.gen.cc': genBindings(),
+  'native/bindings.gen.cc': genBindings('cpu'),
+  'native/cuda/bindings.gen.cc': genBindings('cuda'),
   'src/backend/webgpu/wgsl.gen.ts': genWgsl(),
 };
 

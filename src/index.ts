@@ -14,13 +14,16 @@ import './node_host.js';
 import { cpuEntry } from './backend/cpu/cpu.js';
 import { registerBackend } from './backend/registry.js';
 import { webgpuEntry } from './backend/webgpu/node.js';
+import { cudaEntry } from './backend/cuda/cuda.js';
 
 registerBackend(cpuEntry());
 registerBackend(webgpuEntry());
+registerBackend(cudaEntry());
 
 export * from './core.js';
 export { webgpuEntry } from './backend/webgpu/node.js';
 export { CpuBackend, cpuEntry, getNumThreads, setNumThreads, nativeCapabilities } from './backend/cpu/cpu.js';
+export { CudaBackend, cudaEntry, type CudaDeviceInfo, type CudaMemoryStats, type CudaAddon } from './backend/cuda/cuda.js';
 export type { NativeCapabilities, Addon, NativeBuffer } from './backend/cpu/addon.js';
 export type { NativeKernelFns, NativeResult } from './backend/cpu/marshal.gen.js';
 export * from './io/node.js';

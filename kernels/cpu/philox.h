@@ -7,11 +7,27 @@
 //
 // philox_words draws a run of consecutive words (attention dropout: one key row at a time),
 // evaluating many blocks at once in SIMD lanes. Header only, inline functions.
+//
+// philox_key and philox4x32_10 are also device functions under nvcc (kernels/cuda/common.cuh
+// uses them); the SIMD parts are host code only, never seen by nvcc's device pass.
 #pragma once
 #include <cstdint>
 #include <cstring>
 
-#if defined(__AVX2__) || defined(__AVX512F__)
+#if defined(__CUDACC__)
+#define KILN_HD __host__ __device__
+#else
+#define KILN_HD
+#endif
+
+// The SIMD paths: on the host, where the build's -m flags allow them (not in a device pass).
+#if !defined(__CUDA_ARCH__) && defined(__AVX512F__)
+#define KILN_PHILOX_AVX512 1
+#elif !defined(__CUDA_ARCH__) && defined(__AVX2__)
+#define KILN_PHILOX_AVX2 1
+#endif
+
+#if defined(KILN_PHILOX_AVX512) || defined(KILN_PHILOX_AVX2)
 #include <immintrin.h>
 #endif
 
@@ -25,10 +41,10 @@ struct PhiloxKey {
 };
 
 // The key of a seed (a non-negative integer below 2⁵³, as philox.ts seedKey).
-inline PhiloxKey philox_key(uint64_t seed) { return {uint32_t(seed), uint32_t(seed >> 32)}; }
+KILN_HD inline PhiloxKey philox_key(uint64_t seed) { return {uint32_t(seed), uint32_t(seed >> 32)}; }
 
 // Ten rounds on the counter (c0, c1, c2, c3) under `key`; the four words into out.
-inline void philox4x32_10(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, PhiloxKey key, uint32_t out[4]) {
+KILN_HD inline void philox4x32_10(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, PhiloxKey key, uint32_t out[4]) {
   uint32_t k0 = key.k0, k1 = key.k1;
   for (int r = 0; r < 10; r++) {
     const uint64_t p0 = uint64_t(kPhiloxM0) * c0;
@@ -63,9 +79,9 @@ inline void philox_block(uint64_t ctr, PhiloxKey key, uint32_t out[4]) {
 // ISA's objects keep their own copy), plain scalar code without AVX2. Two vectors per state word
 // (kPhiloxLanes blocks) keep enough multiplies in flight to hide their latency. Measured on an
 // AMD EPYC core with AVX-512: about 1.2 ns per word with AVX2, 0.6–0.9 with AVX-512, 3.6 scalar.
-#if defined(__AVX512F__)
+#if defined(KILN_PHILOX_AVX512)
 constexpr int kPhiloxVecLanes = 16;
-#elif defined(__AVX2__)
+#elif defined(KILN_PHILOX_AVX2)
 constexpr int kPhiloxVecLanes = 8;
 #else
 constexpr int kPhiloxVecLanes = 2;  // plain scalar code
@@ -74,7 +90,7 @@ constexpr int kPhiloxLanes = 2 * kPhiloxVecLanes;
 
 namespace philox_detail {
 
-#if defined(__AVX512F__)
+#if defined(KILN_PHILOX_AVX512)
 using VI = __m512i;
 inline VI splat(uint32_t x) { return _mm512_set1_epi32(int(x)); }
 inline VI xor3(VI a, VI b, VI c) { return _mm512_ternarylogic_epi32(a, b, c, 0x96); }
@@ -106,7 +122,7 @@ inline VI counters_hi(uint64_t ctr0) {  // their high words (carry where the low
   const __mmask16 carry = _mm512_cmplt_epu32_mask(lo, splat(uint32_t(ctr0)));
   return _mm512_mask_add_epi32(splat(uint32_t(ctr0 >> 32)), carry, splat(uint32_t(ctr0 >> 32)), splat(1));
 }
-#elif defined(__AVX2__)
+#elif defined(KILN_PHILOX_AVX2)
 using VI = __m256i;
 inline VI splat(uint32_t x) { return _mm256_set1_epi32(int(x)); }
 inline VI xor3(VI a, VI b, VI c) { return _mm256_xor_si256(_mm256_xor_si256(a, b), c); }
@@ -145,7 +161,7 @@ inline VI counters_hi(uint64_t ctr0) {
 template <int NV>
 inline void philox_blocks(uint64_t ctr0, PhiloxKey key, uint32_t* out) {
   constexpr int kVecLanes = kPhiloxVecLanes;
-#if defined(__AVX512F__) || defined(__AVX2__)
+#if defined(KILN_PHILOX_AVX512) || defined(KILN_PHILOX_AVX2)
   using namespace philox_detail;
   VI c0[NV], c1[NV], c2[NV], c3[NV];
   for (int v = 0; v < NV; v++) {

@@ -42,19 +42,21 @@ export type StorageArray = Float32Array | Float64Array | Int32Array | Uint16Arra
 /** Typed array a caller reads back: halves are widened to Float32Array. */
 export type DataArray = Float32Array | Float64Array | Int32Array | Uint8Array;
 
-export function storageArray(dtype: DType, n: number): StorageArray {
+/** A new zeroed storage array of `n` elements, or, with `buffer`, a view of its first `n` elements. */
+export function storageArray(dtype: DType, n: number, buffer?: ArrayBufferLike): StorageArray {
+  const b = buffer ?? new ArrayBuffer(n * itemSize(dtype));
   switch (dtype) {
     case 'f32':
-      return new Float32Array(n);
+      return new Float32Array(b, 0, n);
     case 'f64':
-      return new Float64Array(n);
+      return new Float64Array(b, 0, n);
     case 'i32':
-      return new Int32Array(n);
+      return new Int32Array(b, 0, n);
     case 'bf16':
     case 'f16':
-      return new Uint16Array(n);
+      return new Uint16Array(b, 0, n);
     case 'bool':
-      return new Uint8Array(n);
+      return new Uint8Array(b, 0, n);
   }
 }
 

@@ -73,6 +73,8 @@ export const BACKEND_TABLE: Table = {
   CpuBackend: { exempt: 'constructed by cpuEntry() from the loaded native addon; not for users' },
   cpuEntry: { exempt: 'takes no arguments' },
   webgpuEntry: { exempt: 'takes no arguments' },
+  CudaBackend: { exempt: 'constructed by cudaEntry() on a machine with a CUDA device; its kernels are checked by test/gpu/ there' },
+  cudaEntry: { exempt: 'takes no arguments' },
   browserWebgpuEntry: { exempt: 'takes no arguments' },
   WebGPUBackend: { exempt: 'constructed by requestWebGPU from the device it requested; not for users' },
   requestWebGPU: { exempt: 'its one argument is a GPU object (navigator.gpu); test/webgpu.test.ts refuses non-GPU values' },

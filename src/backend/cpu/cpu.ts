@@ -8,7 +8,7 @@
  */
 import { constants } from 'node:buffer';
 import type { Backend, KernelFamily, KernelName, Storage } from '../backend.js';
-import { DTYPES, itemSize, type DType, type StorageArray } from '../dtype.js';
+import { DTYPES, itemSize, storageArray, type DType, type StorageArray } from '../dtype.js';
 import { FaultLatch, settled } from '../faults.js';
 import { PRIORITY, type BackendEntry } from '../registry.js';
 import { findAddon, loadAddon, type Addon, type NativeBuffer, type NativeCapabilities } from './addon.js';
@@ -23,22 +23,6 @@ export class CpuStorage implements Storage {
     readonly buf: NativeBuffer,
     readonly view: StorageArray,
   ) {}
-}
-
-function view(dtype: DType, buf: ArrayBuffer, size: number): StorageArray {
-  switch (dtype) {
-    case 'f32':
-      return new Float32Array(buf, 0, size);
-    case 'f64':
-      return new Float64Array(buf, 0, size);
-    case 'i32':
-      return new Int32Array(buf, 0, size);
-    case 'bf16':
-    case 'f16':
-      return new Uint16Array(buf, 0, size);
-    case 'bool':
-      return new Uint8Array(buf, 0, size);
-  }
 }
 
 const MAX_LENGTH = constants.MAX_LENGTH;
@@ -121,7 +105,7 @@ export class CpuBackend extends NativeKernels implements Backend {
     const reused = this.cache.get(bytes)?.pop();
     if (reused) this.cachedBytes -= bytes;
     const buf = reused ?? this.addon.alloc(bytes);
-    return new CpuStorage(dtype, size, buf, view(dtype, buf, size));
+    return new CpuStorage(dtype, size, buf, storageArray(dtype, size, buf));
   }
 
   free(s: Storage): void {
