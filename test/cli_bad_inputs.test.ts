@@ -449,7 +449,26 @@ describe('kiln train: combinations out of range', () => {
     );
   });
 
+  // llm.c token files (issue 13): 1024 header bytes (magic 20240520, version 1, count), then uint16 ids
+  const tokenFile = (name: string, ids: number[], cut = 0): string => {
+    const bytes = Buffer.alloc(1024 + 2 * ids.length);
+    bytes.writeInt32LE(20240520, 0);
+    bytes.writeInt32LE(1, 4);
+    bytes.writeInt32LE(ids.length, 8);
+    ids.forEach((t, i) => bytes.writeUInt16LE(t, 1024 + 2 * i));
+    writeFileSync(join(root, name), bytes.subarray(0, bytes.length - cut));
+    return join(root, name);
+  };
+  const tokens = tokenFile('tokens.bin', Array.from({ length: 2000 }, (_, i) => i % 299));
   const cases: [string, Record<string, string | null>, string[], boolean?][] = [
+    ['a text file named .bin as --data', { data: (writeFileSync(join(root, 'text.bin'), 'hello world\n'.repeat(200)), join(root, 'text.bin')) }, ['--data', join(root, 'text.bin'), 'magic']],
+    ['a token file cut short as --data', { data: tokenFile('short.bin', [1, 2, 3, 4], 3) }, ['--data', join(root, 'short.bin'), 'truncated']],
+    ['--val-data with a text corpus', { 'val-data': tokens }, ['--val-data', 'is text']],
+    ['--val-data that is not a token file', { data: tokens, 'vocab-size': '300', 'val-data': corpus }, ['--val-data', corpus]],
+    ['--val-data of another format', { data: tokens, 'vocab-size': '300', 'val-data': (writeFileSync(join(root, 'wide.bin'), Buffer.concat([Buffer.from(new Int32Array([20240801, 7, 2, ...new Array(253).fill(0)]).buffer), Buffer.alloc(8)])), join(root, 'wide.bin')) }, ['--val-data', 'llama-3', 'gpt-2'], true],
+    ['token ids past --vocab-size', { data: tokens, 'vocab-size': '257' }, ['--data', 'token id 298', '257'], true],
+    ['--prompt on a token file', { data: tokens, 'vocab-size': '300', prompt: 'the' }, ['--prompt', 'token file']],
+    ['--model bert on a token file', { data: tokens, model: 'bert' }, ['--model bert', 'token file']],
     ['a context of 10⁸ tokens', { 'block-size': '100000000' }, ['--block-size', '100000000']],
     ['a micro-batch of 10⁹ sequences', { 'batch-size': '1e9' }, ['--batch-size', '1e9']],
     ['no steps', { steps: '0' }, ['--steps', '0']],

@@ -3,7 +3,7 @@
  * batch, schedule and the intervals of evaluation, checkpoints and logging. Every one uses the
  * recipe of nanoGPT and GPT-2 training: AdamW (β₂ 0.95 or 0.99) with weight decay on the
  * matrices only, linear warm-up then cosine decay to a tenth of the peak rate, gradient clipping
- * at 1.0.
+ * at 1.0. `gpt2-124m` is GPT-2 small with the recipe of Karpathy's reproduction (see its entry).
  * @module
  */
 
@@ -128,6 +128,38 @@ export const CONFIGS: Readonly<Record<string, RunConfig>> = Object.freeze({
     checkpointEvery: 500,
     logEvery: 50,
     sampleTokens: 300,
+  },
+  // GPT-2 small as OpenAI released it (Radford et al. 2019: 12 layers, 12 heads, width 768,
+  // context 1024, GPT-2's 50257 tokens, tied head, GPT-2's initialisation: kiln's GPT defaults),
+  // trained with the recipe of Karpathy's GPT-2 (124M) reproduction, build-nanogpt's
+  // train_gpt2.py (the recipe llm.c's train_gpt2.cu runs for its 124M model): AdamW β (0.9, 0.95),
+  // eps 1e-8, weight decay 0.1 on the matrices, clip 1.0, 524288 = 2^19 tokens per step, peak lr
+  // 6e-4 after 715 linear warm-up steps, cosine to 6e-5 at step 19073 (one pass over FineWeb's
+  // 10B tokens at that batch). The micro-batch of 16 × 1024 with 32 accumulation steps makes the
+  // 2^19 tokens; a GPU with the memory can take --batch-size 32 --grad-accum 16 (or 64 × 8, as
+  // llm.c on an 80 GB GPU).
+  'gpt2-124m': {
+    ...RECIPE,
+    name: 'gpt2-124m',
+    description: "GPT-2 small (124M): 12 layers, 12 heads, width 768, context 1024, GPT-2's 50257 tokens; build-nanogpt's recipe (lr 6e-4, warm-up 715, cosine to step 19073, 2^19 tokens a step), bf16; for --backend cuda and llm.c token files (--data FILE.bin)",
+    vocabSize: 50257,
+    blockSize: 1024,
+    nLayer: 12,
+    nHead: 12,
+    nEmbd: 768,
+    batchSize: 16,
+    gradAccum: 32,
+    steps: 19073,
+    lr: 6e-4,
+    minLr: 6e-5,
+    warmupSteps: 715,
+    betas: [0.9, 0.95],
+    evalEvery: 250,
+    evalBatches: 20,
+    checkpointEvery: 5000,
+    logEvery: 10,
+    sampleTokens: 64,
+    precision: 'bf16',
   },
 });
 

