@@ -96,8 +96,14 @@ void cast(const CastArgs& a) {
     const uint16_t* s = static_cast<const uint16_t*>(x);
     uint16_t* d = static_cast<uint16_t*>(out);
     const uint16_t inf = xd == BF16 ? 0x7f80 : 0x7c00, qnan = xd == BF16 ? 0x7fc0 : 0x7e00;
-    parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; i++) d[i] = (s[i] & 0x7fff) > inf ? qnan : s[i];
+    parallel_for(n, kGrain, [s, d, inf, qnan](int64_t b, int64_t e) {
+      // locals and restrict: the loop vectorises (32 halves per AVX-512 compare and blend)
+      const uint16_t* __restrict sp = s + b;
+      uint16_t* __restrict dp = d + b;
+      for (int64_t i = 0; i < e - b; i++) {
+        const uint16_t v = sp[i];
+        dp[i] = uint16_t(v & 0x7fff) > inf ? qnan : v;
+      }
     });
     return;
   }
