@@ -124,32 +124,13 @@ export function linearInt8(x: Tensor, weight: Int8Weight, bias?: Tensor | null):
   const xc = rawCast(x, 'f32');
   const bc = bias ? rawCast(bias, 'f32') : null;
   const out = Tensor._empty(backend, [...x.shape.slice(0, -1), n], 'f32');
-  if (out.size > 0) {
-    if (k === 0) backend.fill({ out: out._storage(op), value: 0 });
-    backend.matmulInt8({
-      a: xc._storage(op),
-      w: w.packed._storage(op),
-      scale: w.scale._storage(op),
-      out: out._storage(op),
-      bias: k === 0 ? null : bc ? bc._storage(op) : null,
-      m: k === 0 ? 0 : rows,
-      n,
-      k,
-    });
-    if (k === 0 && bc) {
-      const y = noGrad(() => add(out, bc));
-      out.dispose();
-      return finish(y);
-    }
-  }
-  return finish(out);
-
-  function finish(y: Tensor): Tensor {
-    if (xc !== x) xc.dispose();
-    if (bc && bc !== bias) bc.dispose();
-    if (y.dtype === x.dtype) return y;
-    const r = rawCast(y, x.dtype);
-    y.dispose();
-    return r;
-  }
+  // k = 0 needs no case of its own: every row's amax is 0, so each output is bias (or 0)
+  if (out.size > 0)
+    backend.matmulInt8({ a: xc._storage(op), w: w.packed._storage(op), scale: w.scale._storage(op), out: out._storage(op), bias: bc ? bc._storage(op) : null, m: rows, n, k });
+  if (xc !== x) xc.dispose();
+  if (bc && bc !== bias) bc.dispose();
+  if (out.dtype === x.dtype) return out;
+  const r = rawCast(out, x.dtype);
+  out.dispose();
+  return r;
 }
