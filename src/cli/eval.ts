@@ -19,7 +19,7 @@ import { evaluate, unigramEntropy } from '../train/loop.js';
 import { UsageError, type CommandSpec, type ParsedArgs } from './args.js';
 import { formatCount } from './progress.js';
 import { evalReport, type ReportTable } from './report.js';
-import { loadTrained, readCheckpointInfo, resolveCheckpoint, type TrainedModel } from './sample.js';
+import { loadTrained, readCheckpointInfo, resolveCheckpoint, weightBytesChange, type TrainedModel } from './sample.js';
 import { EOT, backendOption, checkOutFile, corpusSources, describeBackend, loadCorpus, makeFolder, selectBackend, threadsOption, type CommandIO } from './train.js';
 
 /** The declaration of `kiln eval`. */
@@ -103,7 +103,7 @@ export async function evalCommand(args: ParsedArgs, io: CommandIO): Promise<numb
           `  throughput       ${formatCount(result.tokensPerSecond)} tokens/s (${r.batches} batches in ${r.seconds.toFixed(2)}s)`,
           ...(q8
             ? [
-                `  int8             ${q8.int8Layers} Linear layers, weights ${mib(q8.floatWeightBytes)} → ${mib(q8.int8WeightBytes)} MiB`,
+                `  int8             ${q8.int8Layers} Linear layers, ${weightBytesChange(q8.floatWeightBytes, q8.int8WeightBytes)}`,
                 `  int8 perplexity  ${q8.int8Perplexity.toFixed(2)} (${signed(100 * q8.int8PerplexityChange)}% against f32)`,
                 `  int8 throughput  ${formatCount(q8.int8TokensPerSecond)} tokens/s (${q8.int8Speedup.toFixed(2)}× f32)`,
               ]
@@ -136,7 +136,6 @@ async function int8Evaluation(t: TrainedModel, again: () => ReturnType<typeof ev
   };
 }
 
-const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(2);
 const signed = (x: number): string => `${x >= 0 ? '+' : ''}${x.toFixed(2)}`;
 
 /** The run's metrics.json beside the checkpoint, or null (a checkpoint copied on its own has none). */

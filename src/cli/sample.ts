@@ -163,7 +163,7 @@ export async function sampleCommand(args: ParsedArgs, io: CommandIO): Promise<nu
   const { model, tokenizer, config, file, step } = await loadTrained(String(args.ckpt), backend);
   if (args.int8) {
     const q = quantizeDynamic(model);
-    io.stderr.write(`int8: ${q.layers.length} Linear layers quantized, weights ${mib(q.floatBytes)} → ${mib(q.int8Bytes)} MiB\n`);
+    io.stderr.write(`int8: ${q.layers.length} Linear layers quantized, ${weightBytesChange(q.floatBytes, q.int8Bytes)}\n`);
   }
   const prompt = args.prompt === undefined ? '' : String(args.prompt);
   const eos = tokenizer.specialTokens.get(EOT);
@@ -188,4 +188,8 @@ export async function sampleCommand(args: ParsedArgs, io: CommandIO): Promise<nu
   return 0;
 }
 
-const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(2);
+/** `weights 4.00 → 1.03 MiB`: the f32 and int8 sizes of the quantized weights (kiln sample and eval --int8). */
+export function weightBytesChange(floatBytes: number, int8Bytes: number): string {
+  const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(2);
+  return `weights ${mib(floatBytes)} → ${mib(int8Bytes)} MiB`;
+}
