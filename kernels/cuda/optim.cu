@@ -107,6 +107,21 @@ __host__ __device__ __forceinline__ int tensor_of(const C& c, int b) {
   return lo;
 }
 
+// What block blockIdx.x of a chunk's launch works on: tensor ti, as the lb-th of that tensor's nb
+// blocks, and its elements' grid-stride start and step.
+struct Share {
+  int b, ti, lb, nb;
+  __device__ int64_t first() const { return int64_t(lb) * kThreads + threadIdx.x; }
+  __device__ int64_t step() const { return int64_t(nb) * kThreads; }
+};
+
+template <class C>
+__device__ __forceinline__ Share share_of(const C& c) {
+  const int b = int(blockIdx.x);
+  const int ti = tensor_of(c, b);
+  return Share{b, ti, b - c.block0[ti], c.block0[ti + 1] - c.block0[ti]};
+}
+
 template <int A>
 __device__ __forceinline__ bool all_aligned16(void* const (&ps)[A]) {
   uintptr_t bits = 0;
@@ -208,13 +223,11 @@ struct NormTensor {
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
     norm_partials(const __grid_constant__ Chunk<NormTensor> c, int kind, double ord, double* partials, Range* ranges) {
-  const int b = int(blockIdx.x);
-  const int ti = tensor_of(c, b);
-  const NormTensor& d = c.t[ti];
-  const int lb = b - c.block0[ti], nb = c.block0[ti + 1] - c.block0[ti];
+  const Share sh = share_of(c);
+  const NormTensor& d = c.t[sh.ti];
   void* const ps[1] = {const_cast<void*>(d.x)};
   double acc = 0;
-  for_elements<0, T>(ps, d.n, int64_t(lb) * kThreads + threadIdx.x, int64_t(nb) * kThreads, all_aligned16(ps), [&](T (&e)[1]) {
+  for_elements<0, T>(ps, d.n, sh.first(), sh.step(), all_aligned16(ps), [&](T (&e)[1]) {
     const double x = double(e[0]);
     const double m = fabs(x);
     switch (kind) {
@@ -226,8 +239,8 @@ __global__ void __launch_bounds__(kThreads)
   });
   acc = kind == NORM_INF ? block_reduce(acc, NanMax{}) : block_reduce(acc, Sum{});
   if (threadIdx.x == 0) {
-    partials[c.partial0 + b] = acc;
-    if (lb == 0) ranges[d.index] = Range{c.partial0 + c.block0[ti], nb};
+    partials[c.partial0 + sh.b] = acc;
+    if (sh.lb == 0) ranges[d.index] = Range{c.partial0 + c.block0[sh.ti], sh.nb};
   }
 }
 
@@ -309,12 +322,10 @@ struct ScaleTensor {
 template <typename T>
 __global__ void __launch_bounds__(kThreads) scale_tensors(const __grid_constant__ Chunk<ScaleTensor> c, const void* scale, bool scale64) {
   const double s = scale64 ? *static_cast<const double*>(scale) : double(*static_cast<const float*>(scale));
-  const int b = int(blockIdx.x);
-  const int ti = tensor_of(c, b);
-  const ScaleTensor& d = c.t[ti];
-  const int lb = b - c.block0[ti], nb = c.block0[ti + 1] - c.block0[ti];
+  const Share sh = share_of(c);
+  const ScaleTensor& d = c.t[sh.ti];
   void* const ps[1] = {d.x};
-  for_elements<1, T>(ps, d.n, int64_t(lb) * kThreads + threadIdx.x, int64_t(nb) * kThreads, all_aligned16(ps),
+  for_elements<1, T>(ps, d.n, sh.first(), sh.step(), all_aligned16(ps),
                      [&](T (&e)[1]) { e[0] = T(double(e[0]) * s); });
 }
 
@@ -387,13 +398,11 @@ std::vector<OptTensor> opt_tensors(const Bufs& params, const Bufs& grads, const 
 // p ← p − lr·(m̂)/(√v̂ + ε) from the moments as stored.
 template <typename T>
 __global__ void __launch_bounds__(kThreads) adam_tensors(const __grid_constant__ Chunk<OptTensor> c, const Hyper h) {
-  const int b = int(blockIdx.x);
-  const int ti = tensor_of(c, b);
-  const OptTensor& d = c.t[ti];
-  const int lb = b - c.block0[ti], nb = c.block0[ti + 1] - c.block0[ti];
+  const Share sh = share_of(c);
+  const OptTensor& d = c.t[sh.ti];
   const double bc1 = d.bc1, bc2 = d.bc2;
   void* const ps[4] = {d.p, const_cast<void*>(d.g), d.m, d.v};
-  for_elements<0b1101, T>(ps, d.n, int64_t(lb) * kThreads + threadIdx.x, int64_t(nb) * kThreads, all_aligned16(ps), [&](T (&e)[4]) {
+  for_elements<0b1101, T>(ps, d.n, sh.first(), sh.step(), all_aligned16(ps), [&](T (&e)[4]) {
     double w = double(e[0]);
     double g = double(e[1]);
     if (h.decoupled) w = __dsub_rn(w, __dmul_rn(h.lrwd, w));
@@ -425,14 +434,12 @@ __device__ __forceinline__ double lamb_r(const Hyper& h, double p, double m, dou
 // Pass 1, e = {p, g, m, v}: the moments, and the block's Σp², Σr² to partials[2·block], [2·block + 1].
 template <typename T>
 __global__ void __launch_bounds__(kThreads) lamb_moments(const __grid_constant__ Chunk<OptTensor> c, const Hyper h, double* partials, Range* ranges) {
-  const int b = int(blockIdx.x);
-  const int ti = tensor_of(c, b);
-  const OptTensor& d = c.t[ti];
-  const int lb = b - c.block0[ti], nb = c.block0[ti + 1] - c.block0[ti];
+  const Share sh = share_of(c);
+  const OptTensor& d = c.t[sh.ti];
   const double bc1 = d.bc1, bc2 = d.bc2;
   void* const ps[4] = {d.p, const_cast<void*>(d.g), d.m, d.v};
   double w2 = 0, r2 = 0;
-  for_elements<0b1100, T>(ps, d.n, int64_t(lb) * kThreads + threadIdx.x, int64_t(nb) * kThreads, all_aligned16(ps), [&](T (&e)[4]) {
+  for_elements<0b1100, T>(ps, d.n, sh.first(), sh.step(), all_aligned16(ps), [&](T (&e)[4]) {
     const double g = double(e[1]);
     e[2] = T(moment1(h, double(e[2]), g));
     e[3] = T(moment2(h, double(e[3]), g));
@@ -444,9 +451,9 @@ __global__ void __launch_bounds__(kThreads) lamb_moments(const __grid_constant__
   w2 = block_reduce(w2, Sum{});
   r2 = block_reduce(r2, Sum{});
   if (threadIdx.x == 0) {
-    partials[2 * (c.partial0 + b)] = w2;
-    partials[2 * (c.partial0 + b) + 1] = r2;
-    if (lb == 0) ranges[d.index] = Range{c.partial0 + c.block0[ti], nb};
+    partials[2 * (c.partial0 + sh.b)] = w2;
+    partials[2 * (c.partial0 + sh.b) + 1] = r2;
+    if (sh.lb == 0) ranges[d.index] = Range{c.partial0 + c.block0[sh.ti], sh.nb};
   }
 }
 
@@ -476,14 +483,12 @@ __global__ void lamb_trust(const double* partials, const Range* ranges, int64_t 
 // Pass 2, e = {p, m, v}: p ← p − (lr·φ)·r, r recomputed from the stored moments and the old p.
 template <typename T>
 __global__ void __launch_bounds__(kThreads) lamb_step(const __grid_constant__ Chunk<OptTensor> c, const Hyper h, const double* lr_trust) {
-  const int b = int(blockIdx.x);
-  const int ti = tensor_of(c, b);
-  const OptTensor& d = c.t[ti];
-  const int lb = b - c.block0[ti], nb = c.block0[ti + 1] - c.block0[ti];
+  const Share sh = share_of(c);
+  const OptTensor& d = c.t[sh.ti];
   const double bc1 = d.bc1, bc2 = d.bc2;
   const double lt = lr_trust[d.index];
   void* const ps[3] = {d.p, d.m, d.v};
-  for_elements<0b001, T>(ps, d.n, int64_t(lb) * kThreads + threadIdx.x, int64_t(nb) * kThreads, all_aligned16(ps), [&](T (&e)[3]) {
+  for_elements<0b001, T>(ps, d.n, sh.first(), sh.step(), all_aligned16(ps), [&](T (&e)[3]) {
     const double p = double(e[0]);
     e[0] = T(__dsub_rn(p, __dmul_rn(lt, lamb_r(h, p, double(e[1]), double(e[2]), bc1, bc2))));
   });

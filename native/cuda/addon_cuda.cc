@@ -16,14 +16,7 @@ int64_t bytes_arg(const Napi::CallbackInfo& info, size_t i) {
   return n;
 }
 
-void* address(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsBigInt()) throw bind::error(info, bind::arg_name(i) + " must be a device address (BigInt)");
-  bool lossless = false;
-  const uint64_t a = info[i].As<Napi::BigInt>().Uint64Value(&lossless);
-  void* p = reinterpret_cast<void*>(uintptr_t(a));
-  if (!lossless || cuda::block_size(p) == 0) throw bind::error(info, bind::arg_name(i) + " is not a live cuda storage");
-  return p;
-}
+void* address(const Napi::CallbackInfo& info, size_t i) { return bind::device_address(info, info[i], bind::arg_name(i)); }
 
 Napi::Value fault_value(Napi::Env env, const cuda::FaultRecord& f) {
   if (f.code == FAULT_NONE) return env.Null();

@@ -7,17 +7,23 @@
 
 namespace kiln::bind {
 
+// A live block of the caching allocator from its address (a BigInt); `what` names the argument,
+// `alternative` what else it may be (" or null").
+inline void* device_address(const Napi::CallbackInfo& info, const Napi::Value& h, const std::string& what, const char* alternative = "") {
+  if (!h.IsBigInt()) throw error(info, what + " must be a cuda storage (a device address as a BigInt)" + alternative);
+  bool lossless = false;
+  void* p = reinterpret_cast<void*>(uintptr_t(h.As<Napi::BigInt>().Uint64Value(&lossless)));
+  if (!lossless || cuda::block_size(p) == 0) throw error(info, what + " is not a live cuda storage (freed, or not allocated by this backend)");
+  return p;
+}
+
 inline Buf as_dbuf(const Napi::CallbackInfo& info, const Napi::Value& h, const Napi::Value& size, const Napi::Value& code, const std::string& what) {
   const Buf b = buf_shape(info, h, size, code, what);
   const int64_t n = b.size;
   const DType dt = b.dtype;
   if (h.IsNull() || h.IsUndefined()) return b;
-  if (!h.IsBigInt()) throw error(info, what + " must be a cuda storage (a device address as a BigInt) or null");
-  bool lossless = false;
-  const uint64_t addr = h.As<Napi::BigInt>().Uint64Value(&lossless);
-  void* p = reinterpret_cast<void*>(uintptr_t(addr));
+  void* p = device_address(info, h, what, " or null");
   const size_t bytes = cuda::block_size(p);
-  if (!lossless || bytes == 0) throw error(info, what + " is not a live cuda storage (freed, or not allocated by this backend)");
   if (uint64_t(n) > bytes / item_size(dt))
     throw error(info, what + ": " + std::to_string(n) + " " + dtype_name(dt) + " elements do not fit its block of " + std::to_string(bytes) + " bytes");
   return Buf{p, n, dt};
