@@ -225,7 +225,9 @@ struct ReduceArgs {
   Buf out;
 };
 
-// Batched matrix product: for each batch index (row-major over `batchShape`), `out[b] = act(op(a[b]) @ op(b[b]) + bias)`, where op transposes when asked and a[b] starts at `Σ b_d·aBatchStrides[d]` (0 broadcasts). op(a) is `[m, k]` (stored `[k, m]` when transA), op(b) is `[k, n]` (stored `[n, k]` when transB); out is contiguous `[...batchShape, m, n]`; bias has n elements. a, b, out and bias share a dtype.
+// Batched matrix product: for each batch index (row-major over `batchShape`), `out[b] = act(op(a[b]) @ op(b[b]) + bias)`, or with accumulate `out[b] = act(out[b] + op(a[b]) @ op(b[b]) + bias)` (BLAS's β = 1: a sum of products built in place), where op transposes when asked and a[b] starts at `Σ b_d·aBatchStrides[d]` (0 broadcasts). op(a) is `[m, k]` (stored `[k, m]` when transA), op(b) is `[k, n]` (stored `[n, k]` when transB); out is contiguous `[...batchShape, m, n]`; bias has n elements. k ≥ 1.
+//
+// a and b share a dtype; out and bias have it too, or are f32 when a and b are bf16/f16 (the f32 sums stored without rounding, as a weight gradient summed over chunks wants). Halves are summed in f32 and rounded once, after the old out (read in f32) is added.
 struct MatmulArgs {
   Buf a;
   Buf b;
@@ -240,6 +242,7 @@ struct MatmulArgs {
   bool trans_a;
   bool trans_b;
   Activation activation;
+  bool accumulate;
 };
 
 // Dynamically quantized product with int8 weights (inference): `out = quant(a) @ Wᵀ · scales + bias` for a `[m, k]` f32, W `[n, k]` int8 in [−127, 127], scale and bias `[n]` f32, out `[m, n]` f32.

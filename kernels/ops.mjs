@@ -217,8 +217,11 @@ export const kernels = [
   {
     name: 'matmul',
     family: 'matmul',
-    doc: 'Batched matrix product: for each batch index (row-major over `batchShape`), `out[b] = act(op(a[b]) @ op(b[b]) + bias)`, where op transposes when asked and a[b] starts at `Σ b_d·aBatchStrides[d]` (0 broadcasts). op(a) is `[m, k]` (stored `[k, m]` when transA), op(b) is `[k, n]` (stored `[n, k]` when transB); out is contiguous `[...batchShape, m, n]`; bias has n elements. a, b, out and bias share a dtype.',
-    args: [['a', 'in'], ['b', 'in'], ['out', 'out'], ['bias', 'in?'], ['batchShape', 'ints'], ['aBatchStrides', 'ints'], ['bBatchStrides', 'ints'], ['m', 'int'], ['n', 'int'], ['k', 'int'], ['transA', 'bool'], ['transB', 'bool'], ['activation', 'Activation']],
+    doc: [
+      'Batched matrix product: for each batch index (row-major over `batchShape`), `out[b] = act(op(a[b]) @ op(b[b]) + bias)`, or with accumulate `out[b] = act(out[b] + op(a[b]) @ op(b[b]) + bias)` (BLAS\'s β = 1: a sum of products built in place), where op transposes when asked and a[b] starts at `Σ b_d·aBatchStrides[d]` (0 broadcasts). op(a) is `[m, k]` (stored `[k, m]` when transA), op(b) is `[k, n]` (stored `[n, k]` when transB); out is contiguous `[...batchShape, m, n]`; bias has n elements. k ≥ 1.',
+      'a and b share a dtype; out and bias have it too, or are f32 when a and b are bf16/f16 (the f32 sums stored without rounding, as a weight gradient summed over chunks wants). Halves are summed in f32 and rounded once, after the old out (read in f32) is added.',
+    ].join('\n\n'),
+    args: [['a', 'in'], ['b', 'in'], ['out', 'inout'], ['bias', 'in?'], ['batchShape', 'ints'], ['aBatchStrides', 'ints'], ['bBatchStrides', 'ints'], ['m', 'int'], ['n', 'int'], ['k', 'int'], ['transA', 'bool'], ['transB', 'bool'], ['activation', 'Activation'], ['accumulate', 'bool']],
   },
   {
     name: 'matmulInt8',
@@ -342,7 +345,7 @@ export const recorded = [
   'where', 'cast', 'clone', 'to',
   'sum', 'max', 'min', 'norm',
   'reshape', 'permute', 'expand', 'slice', 'concat', 'indexSelect', 'gather', 'scatterAdd',
-  'matmul', 'linear', 'softmax', 'logSoftmax', 'crossEntropy', 'layerNorm', 'rmsNorm', 'attention', 'packedAttention',
+  'matmul', 'linear', 'softmax', 'logSoftmax', 'crossEntropy', 'linearCrossEntropy', 'layerNorm', 'rmsNorm', 'attention', 'packedAttention',
   // a function run again in the backward (src/autograd/checkpoint.ts, which holds its rule)
   'checkpoint',
   // a function with a backward of its own (src/autograd/function.ts)

@@ -140,12 +140,14 @@ export {
   softmax,
   logSoftmax,
   crossEntropy,
+  linearCrossEntropy,
   layerNorm,
   rmsNorm,
   dropout,
   embedding,
   type MatmulOptions,
   type CrossEntropyOptions,
+  type LinearCrossEntropyOptions,
 } from './tensor/ops/nn.js';
 export { quantizeInt8, dequantizeInt8, linearInt8, MAX_INT8_IN_FEATURES, type Int8Weight } from './tensor/ops/quantized.js';
 export { scaledDotProductAttention, packedAttention, type AttentionOptions, type PackedAttentionOptions } from './tensor/ops/attention.js';

@@ -33,6 +33,7 @@ import {
   indexSelect,
   layerNorm,
   linear,
+  linearCrossEntropy,
   log,
   logSoftmax,
   logsumexp,
@@ -905,6 +906,33 @@ describeBackends('gradcheck', (backend) => {
           }
         }),
         { numRuns: 2 * RUNS },
+      );
+    });
+
+    it('linearCrossEntropy (chunks of rows, bias, ignored entries, label smoothing; mean and sum)', async () => {
+      const arb = fc
+        .tuple(smallShape(2, 3, 1).filter((s) => size(s) <= 5), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 4 }), fc.constantFrom(-100, 0), fc.constantFrom(0, 0.2), fc.integer({ min: 1, max: 4 }))
+        .chain(([tshape, c, v, ignoreIndex, labelSmoothing, chunkRows]) =>
+          fc.tuple(
+            inputOf([...tshape, c], real(2)),
+            inputOf([v, c], real(2)),
+            inputOf([v], real(1)),
+            fc.constant(tshape),
+            valuesFor(tshape, fc.oneof({ arbitrary: fc.integer({ min: 0, max: v - 1 }), weight: 3 }, { arbitrary: fc.constant(ignoreIndex), weight: 1 })),
+            fc.constant({ ignoreIndex, labelSmoothing, chunkRows }),
+          ),
+        )
+        .filter(([, , , , t, o]) => t.some((v) => v !== o.ignoreIndex));
+      await fc.assert(
+        fc.asyncProperty(arb, seedArb, async ([x, w, b, tshape, t, o], seed) => {
+          const targets = i32(t, tshape, backend);
+          try {
+            await check((xt, wt, bt) => [linearCrossEntropy(xt, wt, targets, { ...o, bias: bt }), linearCrossEntropy(xt, wt, targets, { ...o, bias: bt, reduction: 'sum' })], [x, w, b], seed);
+          } finally {
+            targets.dispose();
+          }
+        }),
+        { numRuns: RUNS },
       );
     });
 

@@ -28,7 +28,7 @@ async function fused(be: Backend, a: Float32Array, w: Float32Array, bias: Float3
     be.write(A, a);
     be.write(W, w);
     be.write(C, bias);
-    be.matmul({ a: A, b: W, out: O, bias: C, batchShape: [], aBatchStrides: [], bBatchStrides: [], m, n, k: kk, transA: false, transB: true, activation });
+    be.matmul({ a: A, b: W, out: O, bias: C, batchShape: [], aBatchStrides: [], bBatchStrides: [], m, n, k: kk, transA: false, transB: true, activation, accumulate: false });
     return Float32Array.from(await be.read(O));
   } finally {
     for (const s of [A, W, C, O]) be.free(s);
@@ -108,7 +108,7 @@ describeBackends('matmul epilogue in halves', (backend) => {
         const [ah, bh, ch] = [a, b, bias].map((x) => halfBits(dtype, x));
         const [av, bv, cv] = [ah!, bh!, ch!].map((h) => Float32Array.from(h, (x) => halfValue(dtype, x)));
         const args = (A: Storage, B: Storage, C: Storage, O: Storage, activation: Activation): Parameters<Backend['matmul']>[0] => ({
-          a: A, b: B, out: O, bias: C, batchShape: [batch], aBatchStrides: [0], bBatchStrides: [n * kk], m, n, k: kk, transA, transB, activation,
+          a: A, b: B, out: O, bias: C, batchShape: [batch], aBatchStrides: [0], bBatchStrides: [n * kk], m, n, k: kk, transA, transB, activation, accumulate: false,
         });
         const run = async (bk: Backend, dt: 'f32' | 'bf16' | 'f16', xs: ArrayLike<number>[], activation: Activation): Promise<number[]> => {
           const st = [bk.alloc(dt, m * kk), bk.alloc(dt, batch * n * kk), bk.alloc(dt, n), bk.alloc(dt, batch * m * n)];
@@ -134,4 +134,65 @@ describeBackends('matmul epilogue in halves', (backend) => {
       }
     });
   }
+});
+
+/**
+ * accumulate (out += op(a) @ op(b) + bias, then the activation): each backend against ref on
+ * shapes past the tiles (both transposes, a broadcast batch), out starting from random values; and
+ * where a backend computes matmul in halves, half operands summed into an f32 out unrounded (what
+ * linearCrossEntropy's weight gradient does under autocast), against ref on the same values.
+ */
+describeBackends('matmul accumulate', (backend) => {
+  const shapes = [[31, 45, 37, false, true], [15, 70, 1, true, false], [7, 130, 64, true, true], [66, 9, 5, false, false]] as const;
+  const run = async (bk: Backend, dt: 'f32' | 'bf16' | 'f16', outDt: 'f32' | 'bf16' | 'f16', xs: ArrayLike<number>[], shape: (typeof shapes)[number], activation: Activation): Promise<number[]> => {
+    const [m, n, kk, transA, transB] = shape;
+    const batch = 2;
+    const st = [bk.alloc(dt, m * kk), bk.alloc(dt, batch * n * kk), bk.alloc(outDt, n), bk.alloc(outDt, batch * m * n)];
+    try {
+      xs.forEach((x, i) => bk.write(st[i]!, x as never));
+      bk.matmul({ a: st[0]!, b: st[1]!, out: st[3]!, bias: st[2]!, batchShape: [batch], aBatchStrides: [0], bBatchStrides: [n * kk], m, n, k: kk, transA, transB, activation, accumulate: true });
+      return Array.from(await bk.read(st[3]!), Number);
+    } finally {
+      for (const x of st) bk.free(x);
+    }
+  };
+  const inputs = async (shape: (typeof shapes)[number], seed: number): Promise<Float32Array[]> => {
+    const [m, n, kk] = shape;
+    const gen = new k.Generator(seed);
+    const draw = async (size: number): Promise<Float32Array> => Float32Array.from(await k.randn([size], { backend: 'ref', generator: gen }).data());
+    return [await draw(m * kk), await draw(2 * n * kk), await draw(n), await draw(2 * m * n)];
+  };
+
+  test('out += op(a) @ op(b) + bias, then the activation, as ref', async () => {
+    const [be, ref] = [await k.getBackend(backend), await k.getBackend('ref')];
+    for (const [i, shape] of shapes.entries()) {
+      const xs = await inputs(shape, 20 + i);
+      for (const act of ['none', 'gelu_tanh'] as const)
+        expectClose(await run(be, 'f32', 'f32', xs, shape, act), await run(ref, 'f32', 'f32', xs, shape, act), { rtol: 1e-5, atol: 1e-5 }, `${act} ${shape.join(' ')}`);
+      // and the old values count: not accumulating differs
+      const plain = await run(ref, 'f32', 'f32', [xs[0]!, xs[1]!, xs[2]!, new Float32Array(xs[3]!.length)], shape, 'none');
+      const acc = await run(be, 'f32', 'f32', xs, shape, 'none');
+      expectClose(acc.map((v, j) => v - xs[3]![j]!), plain, { rtol: 1e-5, atol: 1e-5 }, `minus the old out ${shape.join(' ')}`);
+    }
+  });
+
+  for (const dtype of ['bf16', 'f16'] as const)
+    test(`${dtype} operands into an f32 out, unrounded, as ref on the same values`, async (ctx) => {
+      const be = await k.getBackend(backend);
+      if (!be.computes('matmul', dtype)) {
+        console.warn(`[kiln tests] ${dtype} → f32 accumulate skipped on backend '${backend}': it does not compute matmul in ${dtype} (the tensor layer casts to f32)`);
+        ctx.skip();
+      }
+      const ref = await k.getBackend('ref');
+      for (const [i, shape] of shapes.entries()) {
+        const [a, b, bias, out] = await inputs(shape, 40 + i);
+        const bits = (x: Float32Array): Uint16Array => Uint16Array.from(x, (v) => (dtype === 'bf16' ? k.bf16Bits(v) : k.f16Bits(v)));
+        const [ah, bh] = [bits(a!), bits(b!)];
+        const value = (h: Uint16Array): Float32Array => Float32Array.from(h, (v) => (dtype === 'bf16' ? k.bf16Value(v) : k.f16Value(v)));
+        const got = await run(be, dtype, 'f32', [ah, bh, bias!, out!], shape, 'none');
+        const want = await run(ref, 'f32', 'f32', [value(ah), value(bh), bias!, out!], shape, 'none');
+        // both are f32 sums of the same exact products (no rounding to the half anywhere)
+        expectClose(got, want, { rtol: 1e-5, atol: 1e-5 }, `${dtype} ${shape.join(' ')}`);
+      }
+    });
 });

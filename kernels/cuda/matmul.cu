@@ -27,8 +27,9 @@
 // come from batchShape and the batch strides, passed by value (BatchIndex). A batch that shares
 // one b (x @ W for x of rank 3) with a plain, adjacent a is folded into one product nb·m tall.
 //
-// Epilogue everywhere: acc + bias[j] in the compute type (f32 for halves), the activation, one
-// rounding into the output dtype.
+// Epilogue everywhere: acc (+ the old out with accumulate) + bias[j] in the compute type (f32
+// for halves), the activation, one rounding into the output dtype (the operands' own, or f32 for
+// halves summed into an f32 out).
 //
 // matmulInt8: a quantization pass (one block per row) writes int8 rows and their scales into
 // scratch(); then exact int32 products with __dp4a (a 64×64-tiled kernel, or a column-per-thread
@@ -88,6 +89,7 @@ struct Problem {
   long long lda, ldb;
   bool ta, tb;        // transA, transB (v2 and v3 take them as template arguments)
   int act;            // Activation
+  bool accumulate;    // out += the product (the old value read in the compute type)
   bool pair_store;    // out rows may be written two elements at a time (n even, out aligned)
   long long items;    // batch items (1 when folded)
   long long tiles_m;  // m tiles of the launching kernel
@@ -138,12 +140,14 @@ __device__ inline double activate(double x, int act) {
   }
 }
 
-// out[row, col] = act(acc + bias[col]), rounded once to S.
-template <typename S>
-__device__ inline void store_out(S* out, long long row, int col, typename Storage<S>::T acc, const Problem& p) {
-  using T = typename Storage<S>::T;
-  if (p.bias) acc += Storage<S>::load(static_cast<const S*>(p.bias), col);
-  Storage<S>::store(out, row * p.n + col, activate(T(acc), p.act));
+// out[row, col] = act(acc (+ out[row, col]) + bias[col]), rounded once to Out (the operands'
+// storage type, or float for halves summed into f32); bias is in Out.
+template <typename Out, typename T>
+__device__ inline void store_out(Out* out, long long row, int col, T acc, const Problem& p) {
+  const long long o = row * p.n + col;
+  if (p.accumulate) acc += T(Storage<Out>::load(out, o));
+  if (p.bias) acc += T(Storage<Out>::load(static_cast<const Out*>(p.bias), col));
+  Storage<Out>::store(out, o, activate(acc, p.act));
 }
 
 // =============================================================================================
@@ -152,7 +156,7 @@ __device__ inline void store_out(S* out, long long row, int col, typename Storag
 
 constexpr int kV1Tile = 16;
 
-template <typename S>
+template <typename S, typename Out>
 __global__ void matmul_v1(Problem p) {
   using T = typename Storage<S>::T;
   const int col = blockIdx.x * kV1Tile + threadIdx.x;
@@ -170,7 +174,7 @@ __global__ void matmul_v1(Problem p) {
     const S* bc = b + (p.tb ? (long long)col * p.ldb : (long long)col);
     T acc = T(0);
     for (int q = 0; q < p.k; q++) acc += Storage<S>::load(ar, q * as) * Storage<S>::load(bc, q * bs);
-    store_out<S>(static_cast<S*>(p.out) + item * p.m * p.n, row, col, acc, p);
+    store_out(static_cast<Out*>(p.out) + item * p.m * p.n, row, col, acc, p);
   }
 }
 
@@ -189,7 +193,7 @@ template <> struct V2Tile<double> { static constexpr int BM = 64, BN = 64, BK = 
 constexpr int kV2Threads = 256;
 constexpr int kV2Pad = 4;
 
-template <typename S, bool TA, bool TB>
+template <typename S, bool TA, bool TB, typename Out>
 __global__ void __launch_bounds__(kV2Threads) matmul_v2(Problem p) {
   using T = typename Storage<S>::T;
   using C = V2Tile<T>;
@@ -275,7 +279,7 @@ __global__ void __launch_bounds__(kV2Threads) matmul_v2(Problem p) {
       __syncthreads();
     }
 
-    S* out = static_cast<S*>(p.out) + item * p.m * p.n;
+    Out* out = static_cast<Out*>(p.out) + item * p.m * p.n;
 #pragma unroll
     for (int i = 0; i < TM; i++) {
       const int row = m0 + ty * TM + i;
@@ -283,7 +287,7 @@ __global__ void __launch_bounds__(kV2Threads) matmul_v2(Problem p) {
 #pragma unroll
       for (int j = 0; j < TN; j++) {
         const int col = n0 + tx * TN + j;
-        if (col < p.n) store_out<S>(out, row, col, acc[i][j], p);
+        if (col < p.n) store_out(out, row, col, acc[i][j], p);
       }
     }
   }
@@ -415,7 +419,7 @@ __device__ inline void load_tile(Elem* smem, const Elem* g, long long ld, int r0
   }
 }
 
-template <typename S, bool TA, bool TB, bool kAligned>
+template <typename S, bool TA, bool TB, bool kAligned, typename Out>
 __global__ void __launch_bounds__(kMmaThreads, 2) matmul_v3(Problem p) {
   using O = MmaOp<S>;
   using Elem = typename O::Elem;
@@ -531,7 +535,7 @@ __global__ void __launch_bounds__(kMmaThreads, 2) matmul_v3(Problem p) {
     __syncthreads();  // the next tile's prologue overwrites stages this one may still be reading
 
     // epilogue straight from the accumulators: row pairs of adjacent columns
-    S* out = static_cast<S*>(p.out) + item * p.m * p.n;
+    Out* out = static_cast<Out*>(p.out) + item * p.m * p.n;
 #pragma unroll
     for (int i = 0; i < kMi; i++) {
 #pragma unroll
@@ -543,24 +547,28 @@ __global__ void __launch_bounds__(kMmaThreads, 2) matmul_v3(Problem p) {
           const int col = n0 + wn * kWarpN + j * 8 + 2 * c;
           float v0 = acc[i][j][2 * h], v1 = acc[i][j][2 * h + 1];
           if (p.pair_store && col + 1 < p.n) {
+            const long long o = (long long)row * p.n + col;
+            if (p.accumulate) {
+              v0 += Storage<Out>::load(out, o);
+              v1 += Storage<Out>::load(out, o + 1);
+            }
             if (p.bias) {
-              v0 += Storage<S>::load(static_cast<const S*>(p.bias), col);
-              v1 += Storage<S>::load(static_cast<const S*>(p.bias), col + 1);
+              v0 += Storage<Out>::load(static_cast<const Out*>(p.bias), col);
+              v1 += Storage<Out>::load(static_cast<const Out*>(p.bias), col + 1);
             }
             v0 = activate(v0, p.act);
             v1 = activate(v1, p.act);
-            const long long o = (long long)row * p.n + col;
-            if constexpr (std::is_same_v<S, float>) {
+            if constexpr (std::is_same_v<Out, float>) {
               *reinterpret_cast<float2*>(out + o) = make_float2(v0, v1);
             } else {
-              S pair[2];
-              Storage<S>::store(pair, 0, v0);
-              Storage<S>::store(pair, 1, v1);
+              Out pair[2];
+              Storage<Out>::store(pair, 0, v0);
+              Storage<Out>::store(pair, 1, v1);
               *reinterpret_cast<uint32_t*>(out + o) = uint32_t(pair[0].bits) | uint32_t(pair[1].bits) << 16;
             }
           } else {
-            if (col < p.n) store_out<S>(out, row, col, v0, p);
-            if (col + 1 < p.n) store_out<S>(out, row, col + 1, v1, p);
+            if (col < p.n) store_out(out, row, col, v0, p);
+            if (col + 1 < p.n) store_out(out, row, col + 1, v1, p);
           }
         }
       }
@@ -579,56 +587,67 @@ int forced_version() {
   return v;
 }
 
-template <typename S>
+template <typename S, typename Out>
 void launch_v1(Problem p) {
   p.tiles_m = (p.m + kV1Tile - 1) / kV1Tile;
   const dim3 grid = grid_for_tiles((p.n + kV1Tile - 1) / kV1Tile, p.tiles_m, p.items);
-  matmul_v1<S><<<grid, dim3(kV1Tile, kV1Tile), 0, stream()>>>(p);
+  matmul_v1<S, Out><<<grid, dim3(kV1Tile, kV1Tile), 0, stream()>>>(p);
   check_launch("matmul_v1");
 }
 
-template <typename S, bool TA, bool TB>
+template <typename S, bool TA, bool TB, typename Out>
 void launch_v2_t(Problem p) {
   using C = V2Tile<typename Storage<S>::T>;
   p.tiles_m = (p.m + C::BM - 1) / C::BM;
   const dim3 grid = grid_for_tiles((p.n + C::BN - 1) / C::BN, p.tiles_m, p.items);
-  matmul_v2<S, TA, TB><<<grid, kV2Threads, 0, stream()>>>(p);
+  matmul_v2<S, TA, TB, Out><<<grid, kV2Threads, 0, stream()>>>(p);
   check_launch("matmul_v2");
 }
 
-template <typename S>
+template <typename S, typename Out>
 void launch_v2(const Problem& p, bool ta, bool tb) {
-  if (ta) tb ? launch_v2_t<S, true, true>(p) : launch_v2_t<S, true, false>(p);
-  else tb ? launch_v2_t<S, false, true>(p) : launch_v2_t<S, false, false>(p);
+  if (ta) tb ? launch_v2_t<S, true, true, Out>(p) : launch_v2_t<S, true, false, Out>(p);
+  else tb ? launch_v2_t<S, false, true, Out>(p) : launch_v2_t<S, false, false, Out>(p);
 }
 
-template <typename S, bool TA, bool TB, bool kAligned>
+template <typename S, bool TA, bool TB, bool kAligned, typename Out>
 void launch_v3_t(Problem p) {
   using G = MmaSmem<S, TA, TB>;
   p.tiles_m = (p.m + kMmaBM - 1) / kMmaBM;
   const dim3 grid = grid_for_tiles((p.n + kMmaBN - 1) / kMmaBN, p.tiles_m, p.items);
-  auto kernel = matmul_v3<S, TA, TB, kAligned>;
+  auto kernel = matmul_v3<S, TA, TB, kAligned, Out>;
   KILN_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(G::kBytes)), "matmul_v3 shared memory");
   kernel<<<grid, kMmaThreads, G::kBytes, stream()>>>(p);
   check_launch("matmul_v3");
 }
 
-template <typename S, bool kAligned>
+template <typename S, bool kAligned, typename Out>
 void launch_v3_a(const Problem& p, bool ta, bool tb) {
-  if (ta) tb ? launch_v3_t<S, true, true, kAligned>(p) : launch_v3_t<S, true, false, kAligned>(p);
-  else tb ? launch_v3_t<S, false, true, kAligned>(p) : launch_v3_t<S, false, false, kAligned>(p);
+  if (ta) tb ? launch_v3_t<S, true, true, kAligned, Out>(p) : launch_v3_t<S, true, false, kAligned, Out>(p);
+  else tb ? launch_v3_t<S, false, true, kAligned, Out>(p) : launch_v3_t<S, false, false, kAligned, Out>(p);
 }
 
 // v3 needs every 16-byte chunk of a tile row to start 16-byte aligned: the bases, the leading
 // dimensions and every batch stride (of a dimension longer than 1) in whole chunks.
-template <typename S>
+template <typename S, typename Out>
 void launch_v3(const Problem& p, bool ta, bool tb) {
   constexpr long long kChunk = 16 / sizeof(typename MmaOp<S>::Elem);
   bool ok = aligned16(p.a) && aligned16(p.b) && p.lda % kChunk == 0 && p.ldb % kChunk == 0;
   for (int d = 0; d < p.batch.rank && ok; d++)
     if (p.batch.shape[d] > 1) ok = p.batch.a_stride[d] % kChunk == 0 && p.batch.b_stride[d] % kChunk == 0;
-  if (ok) launch_v3_a<S, true>(p, ta, tb);
-  else launch_v3_a<S, false>(p, ta, tb);
+  if (ok) launch_v3_a<S, true, Out>(p, ta, tb);
+  else launch_v3_a<S, false, Out>(p, ta, tb);
+}
+
+// halves S into Out (S itself, or float: f32 sums stored unrounded)
+template <typename S, typename Out>
+void launch_half(const Problem& p, bool ta, bool tb) {
+  // v4 (wgmma + TMA, sm_90a) would be chosen here: props().major == 9, aligned operands,
+  // and a product large enough to fill 128×256 tiles; v3 otherwise.
+  const int force = forced_version();
+  if (force == 1) launch_v1<S, Out>(p);
+  else if (force == 2) launch_v2<S, Out>(p, ta, tb);
+  else launch_v3<S, Out>(p, ta, tb);
 }
 
 void matmul(const MatmulArgs& args) {
@@ -660,6 +679,7 @@ void matmul(const MatmulArgs& args) {
   p.ta = args.trans_a;
   p.tb = args.trans_b;
   p.act = int(args.activation);
+  p.accumulate = args.accumulate;
   p.items = fold ? 1 : nb;
   p.batch.rank = fold ? 0 : int(args.batch_shape.rank);
   for (int d = 0; d < p.batch.rank; d++) {
@@ -667,35 +687,24 @@ void matmul(const MatmulArgs& args) {
     p.batch.a_stride[d] = args.a_batch_strides[d];
     p.batch.b_stride[d] = args.b_batch_strides[d];
   }
-  const size_t esize = args.a.dtype == F64 ? 8 : args.a.dtype == F32 ? 4 : 2;
+  const size_t esize = args.out.dtype == F64 ? 8 : args.out.dtype == F32 ? 4 : 2;
   p.pair_store = p.n % 2 == 0 && (reinterpret_cast<uintptr_t>(p.out) % (2 * esize)) == 0;
 
   const bool ta = args.trans_a, tb = args.trans_b;
   const int force = forced_version();
+  const bool f32_out = args.out.dtype == F32;
   switch (args.a.dtype) {
     case F64:
-      if (force == 1) launch_v1<double>(p);
-      else launch_v2<double>(p, ta, tb);  // no tensor-core rung for f64 (DMMA would be a v3 of its own)
+      if (force == 1) launch_v1<double, double>(p);
+      else launch_v2<double, double>(p, ta, tb);  // no tensor-core rung for f64 (DMMA would be a v3 of its own)
       break;
     case F32:
-      if (force == 1) launch_v1<float>(p);
-      else if (force == 2 || (force != 3 && !allow_tf32())) launch_v2<float>(p, ta, tb);
-      else launch_v3<float>(p, ta, tb);
+      if (force == 1) launch_v1<float, float>(p);
+      else if (force == 2 || (force != 3 && !allow_tf32())) launch_v2<float, float>(p, ta, tb);
+      else launch_v3<float, float>(p, ta, tb);
       break;
-    case BF16:
-    case F16:
-      // v4 (wgmma + TMA, sm_90a) would be chosen here: props().major == 9, aligned operands,
-      // and a product large enough to fill 128×256 tiles; v3 otherwise.
-      if (args.a.dtype == BF16) {
-        if (force == 1) launch_v1<Bf16Bits>(p);
-        else if (force == 2) launch_v2<Bf16Bits>(p, ta, tb);
-        else launch_v3<Bf16Bits>(p, ta, tb);
-      } else {
-        if (force == 1) launch_v1<F16Bits>(p);
-        else if (force == 2) launch_v2<F16Bits>(p, ta, tb);
-        else launch_v3<F16Bits>(p, ta, tb);
-      }
-      break;
+    case BF16: f32_out ? launch_half<Bf16Bits, float>(p, ta, tb) : launch_half<Bf16Bits, Bf16Bits>(p, ta, tb); break;
+    case F16: f32_out ? launch_half<F16Bits, float>(p, ta, tb) : launch_half<F16Bits, F16Bits>(p, ta, tb); break;
     default: throw std::runtime_error("matmul: the cuda backend has no matmul for dtype code " + std::to_string(int(args.a.dtype)));
   }
 }

@@ -1,4 +1,4 @@
-// Batched matmul (kernels/ops.mjs `matmul`), f32 only: out[z] = act(op(a[z]) @ op(b[z]) + bias)
+// Batched matmul (kernels/ops.mjs `matmul`), f32 only: out[z] = act((out[z] +) op(a[z]) @ op(b[z]) + bias)
 // for each batch index z, op(a) [m, k] (stored [k, m] when TRANS_A), op(b) [k, n] (stored [n, k]
 // when TRANS_B), out contiguous [batch, m, n]. Every output is one f32 sum over p = 0..k−1.
 //
@@ -14,8 +14,9 @@
 // over), so the CPU kernels have no barriers and count elements loaded per lane per product.
 //
 // Specialisation (defs): TRANS_A, TRANS_B; A_VEC, B_VEC (the operand's stored rows are whole,
-// aligned vec4s: one load per four elements, else four scalar loads); HAS_BIAS; ACT (0 none,
-// 1 relu, 2 gelu, 3 gelu_tanh, 4 silu); lanes: WG, R; regs: WG_X, WG_Y, RM, RN.
+// aligned vec4s: one load per four elements, else four scalar loads); ACCUMULATE (the old out
+// is added); HAS_BIAS; ACT (0 none, 1 relu, 2 gelu, 3 gelu_tanh, 4 silu); lanes: WG, R; regs:
+// WG_X, WG_Y, RM, RN.
 // Grid: x counts row tiles, y column tiles, z batches. Row tiles vary fastest so that workgroups
 // run one after another share op(b)'s columns, which stay in cache (1024³ on lavapipe: 6.7
 // GFLOP/s against 4.4 with columns fastest).
@@ -126,15 +127,16 @@ fn activate(x: vec4f) -> vec4f {
   return x;
 }
 
-// out[z, i, j..j+3] = act(v + bias[j..j+3]), the parts inside the matrix.
+// out[z, i, j..j+3] = act(v (+ the old out[z, i, j..j+3]) + bias[j..j+3]), the parts inside the matrix.
 fn store4(zbase: u32, i: u32, j: u32, v: vec4f) {
   let m = pu(0u);
   let n = pu(1u);
   if (i >= m) { return; }
   var y = v;
+  let o = zbase + i * n + j;
+  if (ACCUMULATE) { y += vec4f(out[o], select(0.0, out[o + 1u], j + 1u < n), select(0.0, out[o + 2u], j + 2u < n), select(0.0, out[o + 3u], j + 3u < n)); }
   if (HAS_BIAS) { y += vec4f(bias[min(j, n - 1u)], bias[min(j + 1u, n - 1u)], bias[min(j + 2u, n - 1u)], bias[min(j + 3u, n - 1u)]); }
   y = activate(y);
-  let o = zbase + i * n + j;
   if (j < n) { out[o] = y.x; }
   if (j + 1u < n) { out[o + 1u] = y.y; }
   if (j + 2u < n) { out[o + 2u] = y.z; }

@@ -206,6 +206,13 @@ defineGrad('crossEntropy', (g, n) => [
   nn.crossEntropyBackward(n.inputs[0]!, n.attrs.targets as Tensor, n.saved[0]!, g, n.attrs.ignoreIndex as number, n.attrs.smoothing as number),
 ]);
 
+// The gradients were computed in the forward, chunk by chunk (the logits are gone): scale them by
+// the loss's gradient (a scalar). `want` says which inputs got one, in order.
+defineGrad('linearCrossEntropy', (g, n) => {
+  const saved = [...n.saved];
+  return (n.attrs.want as boolean[]).slice(0, n.inputs.length).map((w) => (w ? ew.mul(saved.shift()!, g) : null));
+}, { inputs: 'none' });
+
 function normRule(g: Tensor, n: Node, rms: boolean): (Tensor | null)[] {
   const hasW = n.attrs.hasWeight as boolean;
   const hasB = n.attrs.hasBias as boolean;

@@ -278,6 +278,7 @@ export interface MatmulArgs {
   transA: boolean;
   transB: boolean;
   activation: Activation;
+  accumulate: boolean;
 }
 
 /** Arguments of {@link Kernels.matmulInt8}. */
@@ -531,7 +532,9 @@ export interface Kernels {
    */
   reduce(a: ReduceArgs): void;
   /**
-   * Batched matrix product: for each batch index (row-major over `batchShape`), `out[b] = act(op(a[b]) @ op(b[b]) + bias)`, where op transposes when asked and a[b] starts at `Σ b_d·aBatchStrides[d]` (0 broadcasts). op(a) is `[m, k]` (stored `[k, m]` when transA), op(b) is `[k, n]` (stored `[n, k]` when transB); out is contiguous `[...batchShape, m, n]`; bias has n elements. a, b, out and bias share a dtype.
+   * Batched matrix product: for each batch index (row-major over `batchShape`), `out[b] = act(op(a[b]) @ op(b[b]) + bias)`, or with accumulate `out[b] = act(out[b] + op(a[b]) @ op(b[b]) + bias)` (BLAS's β = 1: a sum of products built in place), where op transposes when asked and a[b] starts at `Σ b_d·aBatchStrides[d]` (0 broadcasts). op(a) is `[m, k]` (stored `[k, m]` when transA), op(b) is `[k, n]` (stored `[n, k]` when transB); out is contiguous `[...batchShape, m, n]`; bias has n elements. k ≥ 1.
+   *
+   * a and b share a dtype; out and bias have it too, or are f32 when a and b are bf16/f16 (the f32 sums stored without rounding, as a weight gradient summed over chunks wants). Halves are summed in f32 and rounded once, after the old out (read in f32) is added.
    */
   matmul(a: MatmulArgs): void;
   /**
@@ -677,6 +680,7 @@ export type RecordedOp =
   | 'softmax'
   | 'logSoftmax'
   | 'crossEntropy'
+  | 'linearCrossEntropy'
   | 'layerNorm'
   | 'rmsNorm'
   | 'attention'
@@ -685,4 +689,4 @@ export type RecordedOp =
   | 'function';
 
 /** Every {@link RecordedOp}. */
-export const RECORDED_OPS: readonly RecordedOp[] = ['neg', 'abs', 'sign', 'exp', 'log', 'sqrt', 'rsqrt', 'sin', 'cos', 'tanh', 'sigmoid', 'relu', 'gelu', 'gelu_tanh', 'silu', 'erf', 'floor', 'ceil', 'round', 'add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'where', 'cast', 'clone', 'to', 'sum', 'max', 'min', 'norm', 'reshape', 'permute', 'expand', 'slice', 'concat', 'indexSelect', 'gather', 'scatterAdd', 'matmul', 'linear', 'softmax', 'logSoftmax', 'crossEntropy', 'layerNorm', 'rmsNorm', 'attention', 'packedAttention', 'checkpoint', 'function'];
+export const RECORDED_OPS: readonly RecordedOp[] = ['neg', 'abs', 'sign', 'exp', 'log', 'sqrt', 'rsqrt', 'sin', 'cos', 'tanh', 'sigmoid', 'relu', 'gelu', 'gelu_tanh', 'silu', 'erf', 'floor', 'ceil', 'round', 'add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'where', 'cast', 'clone', 'to', 'sum', 'max', 'min', 'norm', 'reshape', 'permute', 'expand', 'slice', 'concat', 'indexSelect', 'gather', 'scatterAdd', 'matmul', 'linear', 'softmax', 'logSoftmax', 'crossEntropy', 'linearCrossEntropy', 'layerNorm', 'rmsNorm', 'attention', 'packedAttention', 'checkpoint', 'function'];

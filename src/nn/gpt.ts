@@ -8,7 +8,7 @@
 import { checkpoint } from '../autograd/checkpoint.js';
 import { isGradEnabled } from '../autograd/tape.js';
 import { arange } from '../tensor/ops/creation.js';
-import { crossEntropy } from '../tensor/ops/nn.js';
+import { crossEntropy, type LinearCrossEntropyOptions } from '../tensor/ops/nn.js';
 import { narrow } from '../tensor/ops/shape_ops.js';
 import { asOp, live, relabel } from '../tensor/ops/util.js';
 import { fmt } from '../tensor/shape.js';
@@ -131,6 +131,12 @@ export interface GPTForwardOptions {
    * (`train({ adversarial })`); gradients flow into it when it requires grad.
    */
   embeddingDelta?: Tensor;
+}
+
+/** Options of {@link GPT.loss}: those of {@link GPTForwardOptions} that apply to training, and the chunk size. */
+export interface GPTLossOptions extends Pick<GPTForwardOptions, 'positions' | 'attnMask' | 'embeddingDelta'> {
+  /** Rows of logits computed at a time ({@link LinearCrossEntropyOptions.chunkRows}; default: about as many logits as the hidden states have elements). */
+  chunkRows?: number;
 }
 
 /** The layout extras of a forward pass (packed sequences), and the embedding perturbation. */
@@ -284,6 +290,12 @@ function runTransformer(op: string, m: GPTTransformer, idx: Tensor, cache: KVCac
   });
 }
 
+// the mean of the MoE blocks' load-balancing losses (a tensor of its own), or null without experts
+function meanOf(aux: readonly Tensor[]): Tensor | null {
+  if (aux.length === 0) return null;
+  return aux.length === 1 ? aux[0]!.mul(1) : aux.reduce((a, b) => a.add(b)).div(aux.length);
+}
+
 function checkIdx(op: string, idx: Tensor): void {
   live(op, idx);
   if (idx.dtype !== 'i32' || idx.rank !== 2) throw new Error(`${op}: idx must be [B, T] i32 token ids, got ${fmt(idx.shape)} ${idx.dtype}`);
@@ -411,35 +423,63 @@ export class GPT extends Module {
   /**
    * idx `[B, T]` i32 → `{ logits [B, T, V], loss? }`; with targets `[B, T]` i32 (−100 ignored),
    * the mean cross-entropy. With `opts.cache`, idx holds only the positions after the cached ones.
+   * Where only the loss is wanted, {@link GPT.loss} gives it without the logits.
    */
   forward(idx: Tensor, targets?: Tensor | null, opts: GPTForwardOptions = {}): GPTOutput {
     const op = 'GPT.forward';
-    checkIdx(op, idx);
     const o = options(op, opts, ['cache', 'lastOnly', 'positions', 'attnMask', 'embeddingDelta']);
     const lastOnly = o.lastOnly === undefined ? false : checkBoolean(op, 'lastOnly', o.lastOnly);
-    const cache = checkCache(op, o.cache, this.config.nLayer);
     const hasTargets = targets !== undefined && targets !== null;
-    if (hasTargets) {
+    if (hasTargets && lastOnly) throw new Error(`${op}: lastOnly computes one position, so it cannot take targets`);
+    const { x: h, aux } = this.hidden(op, idx, targets, o);
+    return asOp(op, () => {
+      const x = lastOnly ? narrow(h, 1, h.shape[1]! - 1, 1) : h;
+      const logits = this.lm_head.forward(x);
+      const auxLoss = meanOf(aux);
+      const out: GPTOutput = auxLoss ? { logits, auxLoss } : { logits };
+      if (hasTargets) out.loss = this.withAux(crossEntropy(logits, targets), auxLoss);
+      return out;
+    });
+  }
+
+  /**
+   * `forward(idx, targets).loss` without the logits: the head and the cross-entropy are one
+   * {@link linearCrossEntropy}, a chunk of rows at a time, so the `[B, T, V]` logits (and their
+   * gradient) never exist whole: at GPT-2's vocabulary, most of a step's activation memory. The
+   * same value as `forward`'s loss up to the order of its sums, and the same gradients. The
+   * training loops ({@link train}, evaluation) call this when a model has it.
+   */
+  loss(idx: Tensor, targets: Tensor, opts: GPTLossOptions = {}): Tensor {
+    const op = 'GPT.loss';
+    const o = options(op, opts, ['positions', 'attnMask', 'embeddingDelta', 'chunkRows']);
+    if (targets === undefined || targets === null) throw new Error(`${op}: targets [B, T] i32 are required`);
+    const { x, aux } = this.hidden(op, idx, targets, o);
+    return asOp(op, () => this.withAux(this.lm_head.crossEntropy(x, targets, o.chunkRows === undefined ? {} : { chunkRows: o.chunkRows }), meanOf(aux)));
+  }
+
+  // the checks both entry points share, then the transformer: hidden states [B, T, C] after ln_f
+  // and the MoE blocks' load-balancing losses
+  private hidden(op: string, idx: Tensor, targets: Tensor | null | undefined, o: GPTForwardOptions): { x: Tensor; aux: Tensor[] } {
+    checkIdx(op, idx);
+    const cache = checkCache(op, o.cache, this.config.nLayer);
+    if (targets !== undefined && targets !== null) {
       live(op, targets);
       if (targets.dtype !== 'i32') throw new Error(`${op}: targets must be i32 token ids, got ${fmt(targets.shape)} ${targets.dtype}`);
       if (targets.rank !== 2 || targets.shape[0] !== idx.shape[0] || targets.shape[1] !== idx.shape[1])
         throw new Error(`${op}: targets ${fmt(targets.shape)} must match idx ${fmt(idx.shape)}`);
-      if (lastOnly) throw new Error(`${op}: lastOnly computes one position, so it cannot take targets`);
     }
     const aux: Tensor[] = [];
     const layout = checkLayout(op, idx, o, this.config, cache !== undefined);
     const delta = checkDelta(op, idx, o.embeddingDelta, this.config.nEmbd);
     if (delta) layout.embeddingDelta = delta;
-    let x = runTransformer(op, this.transformer, idx, cache, layout, aux);
-    return asOp(op, () => {
-      if (lastOnly) x = narrow(x, 1, x.shape[1]! - 1, 1);
-      const logits = this.lm_head.forward(x);
-      if (aux.length === 0) return hasTargets ? { logits, loss: crossEntropy(logits, targets) } : { logits };
-      const auxLoss = aux.length === 1 ? aux[0]!.mul(1) : aux.reduce((a, b) => a.add(b)).div(aux.length);
-      if (!hasTargets) return { logits, auxLoss };
-      const ce = crossEntropy(logits, targets);
-      const weight = (this.config.moe as ResolvedGPTMoEConfig).auxLossWeight;
-      return { logits, loss: this.training && weight > 0 ? ce.add(auxLoss.mul(weight)) : ce, auxLoss };
-    });
+    return { x: runTransformer(op, this.transformer, idx, cache, layout, aux), aux };
+  }
+
+  // the training loss: the cross-entropy, plus moe.auxLossWeight · the load-balancing loss in
+  // training mode
+  private withAux(ce: Tensor, auxLoss: Tensor | null): Tensor {
+    if (!auxLoss) return ce;
+    const weight = (this.config.moe as ResolvedGPTMoEConfig).auxLossWeight;
+    return this.training && weight > 0 ? ce.add(auxLoss.mul(weight)) : ce;
   }
 }

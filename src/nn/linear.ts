@@ -1,7 +1,7 @@
 /** `Linear`: a fully connected layer, `y = x·Wᵀ + b`, optionally with a LoRA adapter or int8 weights for inference. @module */
 import { noGrad } from '../autograd/tape.js';
 import { isFloat } from '../backend/dtype.js';
-import { linear } from '../tensor/ops/nn.js';
+import { crossEntropy, linear, linearCrossEntropy, type LinearCrossEntropyOptions } from '../tensor/ops/nn.js';
 import { linearInt8, quantizeInt8, type Int8Weight } from '../tensor/ops/quantized.js';
 import type { Generator } from '../tensor/random.js';
 import { fmt } from '../tensor/shape.js';
@@ -122,6 +122,21 @@ export class Linear extends Module {
       const drop = this.getModule('lora_dropout') as Dropout;
       const delta = B.forward(A.forward(drop.forward(x)));
       return y.add(l.alpha === l.rank ? delta : delta.mul(l.alpha / l.rank));
+    });
+  }
+
+  /**
+   * The cross-entropy of this layer's outputs, taken as logits, against `targets` (x `[..., in]`,
+   * targets `[...]` i32): {@link linearCrossEntropy} on the weight and bias, the logits made a
+   * chunk of rows at a time. An int8 or LoRA layer, whose outputs are not x·Wᵀ + b alone, computes
+   * its logits whole and then the loss.
+   */
+  crossEntropy(x: Tensor, targets: Tensor, opts: Omit<LinearCrossEntropyOptions, 'bias'> = {}): Tensor {
+    const op = 'Linear.crossEntropy';
+    const { chunkRows, ...ce } = options(op, opts, ['ignoreIndex', 'labelSmoothing', 'reduction', 'chunkRows']);
+    return asOp(op, () => {
+      if (this._int8 || (this._lora && !this._lora.merged)) return crossEntropy(this.forward(x), targets, ce);
+      return linearCrossEntropy(x, this.weight, targets, { ...ce, bias: this.bias, ...(chunkRows === undefined ? {} : { chunkRows }) });
     });
   }
 

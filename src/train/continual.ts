@@ -39,6 +39,8 @@ export type TokenInput = TokenSource | readonly number[] | Int32Array | Uint32Ar
 export interface LearnerModel {
   /** idx `[B, T]` i32, targets `[B, T]` i32 → the mean cross-entropy as `loss`. */
   forward(idx: Tensor, targets: Tensor): { loss?: Tensor };
+  /** The same loss without the logits, where the model can (GPT's fused head and cross-entropy); the loops prefer it. */
+  loss?(idx: Tensor, targets: Tensor): Tensor;
   parameters(): Tensor[];
   /** Training mode on or off (dropout). */
   train(mode?: boolean): unknown;
@@ -250,9 +252,12 @@ export function drawBatch(sources: readonly TokenSource[], rows: number, blockSi
   return b;
 }
 
-/** @internal `model.forward(input, target).loss`, or an error naming `op` when the model returned none. */
-export function forwardLoss(op: string, model: Pick<LearnerModel, 'forward'>, input: Tensor, target: Tensor): Tensor {
-  const l = model.forward(input, target).loss;
+/**
+ * @internal `model.loss(input, target)` where the model has it (a {@link GPT}: no logits made),
+ * else `model.forward(input, target).loss`, or an error naming `op` when the model returned none.
+ */
+export function forwardLoss(op: string, model: Pick<LearnerModel, 'forward' | 'loss'>, input: Tensor, target: Tensor): Tensor {
+  const l = typeof model.loss === 'function' ? model.loss(input, target) : model.forward(input, target).loss;
   if (!l) throw new Error(`${op}: model.forward(input, target) returned no loss`);
   return l;
 }
@@ -264,7 +269,7 @@ export function forwardLoss(op: string, model: Pick<LearnerModel, 'forward'>, in
  */
 export function backwardLoss(
   op: string,
-  model: Pick<LearnerModel, 'forward'>,
+  model: Pick<LearnerModel, 'forward' | 'loss'>,
   input: Tensor,
   target: Tensor,
   scale: (loss: Tensor) => Tensor = (l) => l,

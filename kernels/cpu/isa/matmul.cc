@@ -491,9 +491,9 @@ void for_each_dynamic(int threads, int64_t ntasks, const F& f) {
 }
 
 // ---- one product ----------------------------------------------------------------------------------
-// C = op(A)·op(B) (+ bias, activation) for one batch item, multiplied as U says (Direct<S> or
-// PairsBF16). Out is T (f32/f64), or a half (uint16_t bf16, Half f16) with T = float
-// accumulated in scratch.
+// C = op(A)·op(B) (+ C's old values with accum) (+ bias, activation) for one batch item,
+// multiplied as U says (Direct<S> or PairsBF16). Out is T (f32/f64, or f32 for halves In), or a
+// half (uint16_t bf16, Half f16) with T = float accumulated in scratch.
 template <class U, typename In, typename Out>
 struct Gemm {
   using S = typename U::Acc;
@@ -510,18 +510,19 @@ struct Gemm {
 #endif
   static constexpr bool kDirect = std::is_same_v<Out, T>;  // accumulate straight into out
   static_assert(NC % NR == 0, "NC must be whole panels");
-  static_assert(KU == 1 || !kDirect, "pairs are for halves");
+  static_assert(KU == 1 || !std::is_same_v<In, T>, "pairs are for halves");
 
   int64_t m, n, k;
   bool ta, tb;
   const T* bias;  // n values in T, or null
   Activation act;
+  bool accum;  // out += the product (the old values read in T)
 
   // derived
   int64_t kc, nkb, mp, np;  // k block size, k blocks, A panels, B panels
 
-  Gemm(int64_t m_, int64_t n_, int64_t k_, bool ta_, bool tb_, const T* bias_, Activation act_)
-      : m(m_), n(n_), k(k_), ta(ta_), tb(tb_), bias(bias_), act(act_) {
+  Gemm(int64_t m_, int64_t n_, int64_t k_, bool ta_, bool tb_, const T* bias_, Activation act_, bool accum_)
+      : m(m_), n(n_), k(k_), ta(ta_), tb(tb_), bias(bias_), act(act_), accum(accum_) {
     nkb = ceil_div(k, KCMAX);
     kc = ceil_div(ceil_div(k, nkb), KU * SG) * KU * SG;  // equal blocks (the last is never tiny), whole granules
     nkb = ceil_div(k, kc);
@@ -669,24 +670,33 @@ struct Gemm {
           const int c = int(std::min<int64_t>(NR, n - j0));
           T* ct = w.acc + i0 * n + j0;
           const T* bias_j = last && bias ? bias + j0 : nullptr;
+          // the first k block starts from C's old values when accumulating straight into out
+          const bool add_c = kb > 0 || (kDirect && accum);
 #if KILN_ISA_avx512
           if constexpr (kTiles)
-            tile_kernel(steps, a_panel, w.bp + b_off(kb, jp), ct, n, r, c, kb > 0, bias_j);
+            tile_kernel(steps, a_panel, w.bp + b_off(kb, jp), ct, n, r, c, add_c, bias_j);
           else
 #endif
-            kernels_for<U>().fn[r - 1][(c + L - 1) / L - 1](steps, a_panel, w.bp + b_off(kb, jp), ct, n, c, kb > 0, bias_j);
+            kernels_for<U>().fn[r - 1][(c + L - 1) / L - 1](steps, a_panel, w.bp + b_off(kb, jp), ct, n, c, add_c, bias_j);
         }
         if (last) finish_rows(w, i0, r, jp0 * NR, std::min(n, jp1 * NR));
       }
     }
   }
 
-  // The epilogue of finished rows [i0, i0 + r) × columns [j0, j1), while they are in cache: the
-  // activation, then (halves) rounding into out. The bias was added by the microkernel.
+  // The epilogue of finished rows [i0, i0 + r) × columns [j0, j1), while they are in cache:
+  // (halves, accumulating) out's old values, the activation, then (halves) rounding into out.
+  // The bias was added by the microkernel.
   void finish_rows(const Work& w, int64_t i0, int r, int64_t j0, int64_t j1) const {
     if (act == ACT_NONE && kDirect) return;
     for (int i = 0; i < r; i++) {
       T* row = w.acc + (i0 + i) * n + j0;
+      if constexpr (!kDirect) {
+        if (accum) {
+          const Out* o = w.out + (i0 + i) * n + j0;
+          for (int64_t j = 0; j < j1 - j0; j++) row[j] += to_compute<T>(o[j]);
+        }
+      }
       if (act != ACT_NONE) apply_act(row, int(j1 - j0), act);
       if constexpr (!kDirect) {
         Out* o = w.out + (i0 + i) * n + j0;
@@ -722,10 +732,11 @@ struct Gemm {
   void run_unpacked(const In* a, const In* b, Out* out) const {
     for (int64_t i = 0; i < m; i++) {
       for (int64_t j = 0; j < n; j++) {
-        T sum = bias ? bias[j] : T(0);
+        T sum = T(0);
         for (int64_t p = 0; p < k; p++)
           sum += to_compute<T>(a[ta ? p * m + i : i * k + p]) * to_compute<T>(b[tb ? j * k + p : p * n + j]);
-        T v = sum;
+        if (accum) sum += to_compute<T>(out[i * n + j]);
+        T v = sum + (bias ? bias[j] : T(0));
         apply_act(&v, 1, act);
         if constexpr (kDirect)
           out[i * n + j] = v;
@@ -738,8 +749,8 @@ struct Gemm {
   // The product, on this thread (threads = 1) or split into C blocks over the pool. Scratch is
   // the calling thread's; packing happens inside the tasks, so there is one parallel_for.
   void run(const In* a, const In* b, Out* out, int threads) const {
-    if constexpr (kDirect) {
-      if (m == 1 || n == 1) {
+    if constexpr (kDirect && std::is_same_v<In, T>) {
+      if ((m == 1 || n == 1) && !accum) {
         run_gemv(a, b, out, threads);
         return;
       }
@@ -791,15 +802,15 @@ void matmul_typed(const MatmulArgs& p) {
   for (int d = 0; d < p.batch_shape.rank; d++) nb *= p.batch_shape[d];
   if (nb <= 0) return;
 
-  // bias in the compute type (halves → f32 once)
+  // bias (out's dtype) in the compute type (halves → f32 once)
   std::vector<T> bias_conv;
   const T* bias = nullptr;
   if (p.bias.data) {
-    if constexpr (std::is_same_v<In, T>) {
+    if constexpr (std::is_same_v<Out, T>) {
       bias = static_cast<const T*>(p.bias.data);
     } else {
       bias_conv.resize(size_t(p.n));
-      const In* bsrc = static_cast<const In*>(p.bias.data);
+      const Out* bsrc = static_cast<const Out*>(p.bias.data);
       for (int64_t j = 0; j < p.n; j++) bias_conv[size_t(j)] = to_compute<T>(bsrc[j]);
       bias = bias_conv.data();
     }
@@ -811,7 +822,7 @@ void matmul_typed(const MatmulArgs& p) {
     fold = p.b_batch_strides[d] == 0 && (p.batch_shape[d] == 1 || p.a_batch_strides[d] == adjacent);
   const int64_t m = fold ? nb * p.m : p.m;
   if (fold) nb = 1;
-  const Gemm<U, In, Out> g(m, p.n, p.k, p.trans_a, p.trans_b, bias, p.activation);
+  const Gemm<U, In, Out> g(m, p.n, p.k, p.trans_a, p.trans_b, bias, p.activation, p.accumulate);
   const In* a = static_cast<const In*>(p.a.data);
   const In* b = static_cast<const In*>(p.b.data);
   Out* out = static_cast<Out*>(p.out.data);
@@ -863,23 +874,30 @@ void matmul_typed(const MatmulArgs& p) {
 // GFLOP/s), so there the f32 kernel is twice as fast as pairs.
 #endif
 
-// a, b, out and bias share a dtype: F32, F64, or BF16 / F16 (accumulated in f32, rounded once)
+// One instantiation per (In, Out): halves into f32 out (no rounding) or into their own dtype.
+template <typename In, typename Out>
+void matmul_half(const MatmulArgs& p) {
+#if KILN_ISA_avx512
+  if constexpr (std::is_same_v<In, uint16_t>) {
+    switch (bf16_matmul()) {
+      case BF16_MATMUL_AMX: matmul_typed<TilesBF16, In, Out>(p); return;
+      case BF16_MATMUL_DPBF16: matmul_typed<PairsBF16, In, Out>(p); return;
+      default: break;
+    }
+  }
+#endif
+  matmul_typed<Direct<VecF32>, In, Out>(p);
+}
+
+// a and b share a dtype: F32, F64, or BF16 / F16 (summed in f32, rounded once); out and bias
+// have it too, or are F32 for halves
 void matmul(const MatmulArgs& p) {
+  const bool f32_out = p.out.dtype == F32;
   switch (p.a.dtype) {
     case F32: matmul_typed<Direct<VecF32>, float, float>(p); break;
     case F64: matmul_typed<Direct<VecF64>, double, double>(p); break;
-#if KILN_ISA_avx512
-    case BF16:
-      switch (bf16_matmul()) {
-        case BF16_MATMUL_AMX: matmul_typed<TilesBF16, uint16_t, uint16_t>(p); break;
-        case BF16_MATMUL_DPBF16: matmul_typed<PairsBF16, uint16_t, uint16_t>(p); break;
-        default: matmul_typed<Direct<VecF32>, uint16_t, uint16_t>(p); break;
-      }
-      break;
-#else
-    case BF16: matmul_typed<Direct<VecF32>, uint16_t, uint16_t>(p); break;
-#endif
-    case F16: matmul_typed<Direct<VecF32>, Half, Half>(p); break;
+    case BF16: f32_out ? matmul_half<uint16_t, float>(p) : matmul_half<uint16_t, uint16_t>(p); break;
+    case F16: f32_out ? matmul_half<Half, float>(p) : matmul_half<Half, Half>(p); break;
     default: break;
   }
 }

@@ -270,8 +270,9 @@ export function reduceRef(op: ReduceOp, x: Num, outer: number, r: number, inner:
 }
 
 /**
- * Batched matmul on one (a, b, out) triple at offsets: out[m×n] = op(a)[m×k] @ op(b)[k×n] (+ bias).
- * Every output is one f64 sum over p = 0..k−1 in order, rounded once when stored. For speed the
+ * Batched matmul on one (a, b, out) triple at offsets: out[m×n] = op(a)[m×k] @ op(b)[k×n] (+ bias),
+ * or with `accumulate` out[m×n] + op(a) @ op(b) (+ bias). Every output is one f64 sum over
+ * p = 0..k−1 in order (then the old out, then the bias), rounded once when stored. For speed the
  * sums are done 2 rows × 4 columns at a time in locals (8 products per 6 loads), reading both
  * operands in place through their strides, so transposes cost nothing and no scratch is needed.
  */
@@ -288,6 +289,7 @@ export function matmulRef(
   transA: boolean,
   transB: boolean,
   bias: Num | null,
+  accumulate = false,
 ): void {
   const ars = transA ? 1 : k; // op(a)[i, p] = a[aOff + i·ars + p·acs]
   const acs = transA ? m : 1;
@@ -315,23 +317,32 @@ export function matmulRef(
       }
       const o0 = outOff + i * n + j;
       const o1 = outOff + i1 * n + j;
+      // every old value is read before the first store (odd m: o1 may be o0)
+      let u00 = 0, u01 = 0, u02 = 0, u03 = 0, u10 = 0, u11 = 0, u12 = 0, u13 = 0;
+      if (accumulate) {
+        u00 = out[o0]!;
+        u10 = out[o1]!;
+        if (w > 1) (u01 = out[o0 + 1]!), (u11 = out[o1 + 1]!);
+        if (w > 2) (u02 = out[o0 + 2]!), (u12 = out[o1 + 2]!);
+        if (w > 3) (u03 = out[o0 + 3]!), (u13 = out[o1 + 3]!);
+      }
       const c0 = bias ? bias[j]! : 0;
-      out[o0] = s00 + c0;
-      out[o1] = s10 + c0;
+      out[o0] = s00 + u00 + c0;
+      out[o1] = s10 + u10 + c0;
       if (w > 1) {
         const c = bias ? bias[j + 1]! : 0;
-        out[o0 + 1] = s01 + c;
-        out[o1 + 1] = s11 + c;
+        out[o0 + 1] = s01 + u01 + c;
+        out[o1 + 1] = s11 + u11 + c;
       }
       if (w > 2) {
         const c = bias ? bias[j + 2]! : 0;
-        out[o0 + 2] = s02 + c;
-        out[o1 + 2] = s12 + c;
+        out[o0 + 2] = s02 + u02 + c;
+        out[o1 + 2] = s12 + u12 + c;
       }
       if (w > 3) {
         const c = bias ? bias[j + 3]! : 0;
-        out[o0 + 3] = s03 + c;
-        out[o1 + 3] = s13 + c;
+        out[o0 + 3] = s03 + u03 + c;
+        out[o1 + 3] = s13 + u13 + c;
       }
     }
   }

@@ -240,7 +240,7 @@ export class RefBackend implements Backend {
     const bias = p.bias ? arr(p.bias) : null;
     const zeros = p.batchShape.map(() => 0);
     forEachStrided(p.batchShape, p.aBatchStrides, p.bBatchStrides, zeros, (bi, ao, bo) => {
-      matmulRef(a, ao, b, bo, out, bi * p.m * p.n, p.m, p.n, p.k, p.transA, p.transB, bias);
+      matmulRef(a, ao, b, bo, out, bi * p.m * p.n, p.m, p.n, p.k, p.transA, p.transB, bias, p.accumulate);
     });
     if (p.activation !== 'none') {
       const f = unaryFn(p.activation);

@@ -93,7 +93,7 @@ export function matmul(rt: Runtime, a: MatmulArgs): void {
   let defs =
     `const TRANS_A = ${transA};\nconst TRANS_B = ${transB};\n` +
     `const A_VEC = ${aligned(transA ? m : k, batch.sa)};\nconst B_VEC = ${aligned(transB ? k : n, batch.sb)};\n` +
-    `const HAS_BIAS = ${bias !== null};\nconst ACT = ${ACT[a.activation]}u;\n`;
+    `const ACCUMULATE = ${a.accumulate};\nconst HAS_BIAS = ${bias !== null};\nconst ACT = ${ACT[a.activation]}u;\n`;
   // output rows × columns per workgroup, and rows per invocation (the epilogue's trip count)
   let tileRows: number, tileCols: number, rowsEach: number;
   if (variant === 'lanes') {
