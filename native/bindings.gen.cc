@@ -152,7 +152,7 @@ KILN_BIND(reduce) {
 }
 
 KILN_BIND(matmul) {
-  bind::arity(info, 22);
+  bind::arity(info, 25);
   MatmulArgs a{};
   a.a = bind::buf(info, 0);
   a.b = bind::buf(info, 3);
@@ -168,6 +168,7 @@ KILN_BIND(matmul) {
   a.trans_b = bind::flag(info, 19);
   a.activation = Activation(bind::code(info, 20, 5));
   a.accumulate = bind::flag(info, 21);
+  a.preact = bind::buf(info, 22);
   bind::kernel(info, kernels().matmul, "matmul")(a);
   return info.Env().Undefined();
 }

@@ -846,6 +846,19 @@ describeBackends('gradcheck', (backend) => {
       );
     });
 
+    it('linear with a fused activation (the smooth ones; with and without bias; zero input features)', async () => {
+      // relu's kink at 0 is where shrinking goes (zero weights); its fused backward is checked
+      // against the unfused one in matmul_epilogue.test.ts
+      const acts = fc.constantFrom('gelu' as const, 'gelu_tanh' as const, 'silu' as const);
+      await fc.assert(
+        fc.asyncProperty(linearCase(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 1, max: 3 })), acts, seedArb, async ([x, w, b], activation, seed) => {
+          await check((xt, wt, bt) => linear(xt, wt, bt, { activation }), [x, w, b], seed);
+          await check((xt, wt) => linear(xt, wt, null, { activation }), [x, w], seed);
+        }),
+        { numRuns: RUNS },
+      );
+    });
+
     it('linear with zero input features (output = bias; bias gets the summed upstream gradient)', async () => {
       await fc.assert(
         fc.asyncProperty(linearCase(fc.constant(0), fc.integer({ min: 1, max: 3 })), seedArb, async ([x, w, b], seed) => {

@@ -28,7 +28,7 @@ async function fused(be: Backend, a: Float32Array, w: Float32Array, bias: Float3
     be.write(A, a);
     be.write(W, w);
     be.write(C, bias);
-    be.matmul({ a: A, b: W, out: O, bias: C, batchShape: [], aBatchStrides: [], bBatchStrides: [], m, n, k: kk, transA: false, transB: true, activation, accumulate: false });
+    be.matmul({ a: A, b: W, out: O, bias: C, batchShape: [], aBatchStrides: [], bBatchStrides: [], m, n, k: kk, transA: false, transB: true, activation, accumulate: false, preact: null });
     return Float32Array.from(await be.read(O));
   } finally {
     for (const s of [A, W, C, O]) be.free(s);
@@ -108,7 +108,7 @@ describeBackends('matmul epilogue in halves', (backend) => {
         const [ah, bh, ch] = [a, b, bias].map((x) => halfBits(dtype, x));
         const [av, bv, cv] = [ah!, bh!, ch!].map((h) => Float32Array.from(h, (x) => halfValue(dtype, x)));
         const args = (A: Storage, B: Storage, C: Storage, O: Storage, activation: Activation): Parameters<Backend['matmul']>[0] => ({
-          a: A, b: B, out: O, bias: C, batchShape: [batch], aBatchStrides: [0], bBatchStrides: [n * kk], m, n, k: kk, transA, transB, activation, accumulate: false,
+          a: A, b: B, out: O, bias: C, batchShape: [batch], aBatchStrides: [0], bBatchStrides: [n * kk], m, n, k: kk, transA, transB, activation, accumulate: false, preact: null,
         });
         const run = async (bk: Backend, dt: 'f32' | 'bf16' | 'f16', xs: ArrayLike<number>[], activation: Activation): Promise<number[]> => {
           const st = [bk.alloc(dt, m * kk), bk.alloc(dt, batch * n * kk), bk.alloc(dt, n), bk.alloc(dt, batch * m * n)];
@@ -150,7 +150,7 @@ describeBackends('matmul accumulate', (backend) => {
     const st = [bk.alloc(dt, m * kk), bk.alloc(dt, batch * n * kk), bk.alloc(outDt, n), bk.alloc(outDt, batch * m * n)];
     try {
       xs.forEach((x, i) => bk.write(st[i]!, x as never));
-      bk.matmul({ a: st[0]!, b: st[1]!, out: st[3]!, bias: st[2]!, batchShape: [batch], aBatchStrides: [0], bBatchStrides: [n * kk], m, n, k: kk, transA, transB, activation, accumulate: true });
+      bk.matmul({ a: st[0]!, b: st[1]!, out: st[3]!, bias: st[2]!, batchShape: [batch], aBatchStrides: [0], bBatchStrides: [n * kk], m, n, k: kk, transA, transB, activation, accumulate: true, preact: null });
       return Array.from(await bk.read(st[3]!), Number);
     } finally {
       for (const x of st) bk.free(x);
@@ -196,3 +196,65 @@ describeBackends('matmul accumulate', (backend) => {
       }
     });
 });
+
+/**
+ * preact: the kernel stores the value before the activation beside act(·) in one pass (the MLP's
+ * bias+GELU), as ref on shapes past the tiles; and the tensor op `linear(x, w, b, { activation })`
+ * equals the activation of `linear`, values and gradients, on every backend.
+ */
+describeBackends('matmul preact', (backend) => {
+  test('the kernel stores op(a) @ op(b) + bias in preact and its activation in out', async () => {
+    const [be, ref] = [await k.getBackend(backend), await k.getBackend('ref')];
+    for (const [m, n, kk] of [[13, 37, 21], [70, 130, 64], [1, 65, 9], [9, 1, 33]] as const) {
+      const gen = new k.Generator(m * n);
+      const draw = async (size: number): Promise<Float32Array> => Float32Array.from(await k.randn([size], { backend: 'ref', generator: gen }).data());
+      const [a, w, bias] = [await draw(m * kk), await draw(n * kk), await draw(n)];
+      const run = async (bk: Backend, act: Activation): Promise<[number[], number[]]> => {
+        const st = [bk.alloc('f32', m * kk), bk.alloc('f32', n * kk), bk.alloc('f32', n), bk.alloc('f32', m * n), bk.alloc('f32', m * n)];
+        try {
+          [a, w, bias].forEach((x, i) => bk.write(st[i]!, x));
+          bk.matmul({ a: st[0]!, b: st[1]!, out: st[3]!, bias: st[2]!, batchShape: [], aBatchStrides: [], bBatchStrides: [], m, n, k: kk, transA: false, transB: true, activation: act, accumulate: false, preact: st[4]! });
+          return [Array.from(await bk.read(st[3]!), Number), Array.from(await bk.read(st[4]!), Number)];
+        } finally {
+          for (const x of st) bk.free(x);
+        }
+      };
+      const plain = Array.from(await unfused((t) => t, a, w, bias, m, n, kk));
+      for (const act of ['relu', 'gelu', 'gelu_tanh', 'silu'] as const) {
+        const [out, pre] = await run(be, act);
+        const [refOut] = await run(ref, act);
+        expectClose(pre, plain, { rtol: 1e-5, atol: 1e-5 }, `${act} preact ${m}×${n}×${kk}`);
+        expectClose(out, refOut, { rtol: 1e-4, atol: 1e-5 }, `${act} out ${m}×${n}×${kk}`);
+      }
+    }
+  });
+
+  test('linear(x, w, b, { activation }) is the activation of linear, with the same gradients', async () => {
+    for (const [act, f] of ACTS) {
+      const gen = new k.Generator(3);
+      const x = randnOn(backend, [2, 7, 19], gen);
+      const w = randnOn(backend, [45, 19], gen);
+      const b = randnOn(backend, [45], gen);
+      const g = randnOn(backend, [2, 7, 45], gen);
+      const grads = async (fused: boolean): Promise<number[][]> => {
+        for (const t of [x, w, b]) t.grad = null;
+        k.tidy(() => (fused ? k.linear(x, w, b, { activation: act }) : f(k.linear(x, w, b))).mul(g).sum().backward());
+        const out = k.tidy(() => k.noGrad(() => (fused ? k.linear(x, w, b, { activation: act }) : f(k.linear(x, w, b)))));
+        const r = [Array.from(await out.data()), ...(await Promise.all([x, w, b].map(async (t) => Array.from(await t.grad!.data()))))];
+        out.dispose();
+        for (const t of [x, w, b]) t.grad?.dispose();
+        return r;
+      };
+      const [fu, un] = [await grads(true), await grads(false)];
+      fu.forEach((v, i) => expectClose(v, un[i]!, { rtol: 1e-4, atol: 1e-5 }, `${act} ${['out', 'dx', 'dw', 'db'][i]}`));
+      for (const t of [x, w, b, g]) t.dispose();
+    }
+  });
+});
+
+function randnOn(backend: string, shape: number[], gen: k.Generator): k.Tensor {
+  const r = k.randn(shape, { backend: 'ref', generator: gen });
+  const t = k.tensor(r.dataSync(), shape, { backend }).requiresGrad_();
+  r.dispose();
+  return t;
+}

@@ -208,7 +208,7 @@ describe.skipIf(!cpu.available)(`cpu backend${cpu.available ? '' : `: unavailabl
     for (const [act, f] of acts) {
       const out = k.alloc!(m * n * 4) as ArrayBuffer;
       // out = a @ wᵀ + bias, then the activation, in the kernel's epilogue (storages as handle, size, dtype code)
-      k.matmul!(await buf(a), m * kk, 0, await buf(w), n * kk, 0, out, m * n, 0, await buf(bias), n, 0, [], [], [], m, n, kk, false, true, act, false);
+      k.matmul!(await buf(a), m * kk, 0, await buf(w), n * kk, 0, out, m * n, 0, await buf(bias), n, 0, [], [], [], m, n, kk, false, true, act, false, null, 0, 0);
       const want = f(linear(a, w, bias));
       expectClose(new Float32Array(out), await want.data(), { rtol: 1e-4, atol: 1e-5 }, `act ${act}`);
     }

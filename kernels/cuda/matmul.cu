@@ -85,6 +85,7 @@ struct Problem {
   const void* b;
   void* out;
   const void* bias;  // n elements or null
+  void* preact;      // null, or where the value before the activation also goes (out's dtype and layout)
   int m, n, k;
   long long lda, ldb;
   bool ta, tb;        // transA, transB (v2 and v3 take them as template arguments)
@@ -142,11 +143,13 @@ __device__ inline double activate(double x, int act) {
 
 // out[row, col] = act(acc (+ out[row, col]) + bias[col]), rounded once to Out (the operands'
 // storage type, or float for halves summed into f32); bias is in Out.
+// With preact, the value before the activation is stored there too (same offset in the item).
 template <typename Out, typename T>
 __device__ inline void store_out(Out* out, long long row, int col, T acc, const Problem& p) {
   const long long o = row * p.n + col;
   if (p.accumulate) acc += T(Storage<Out>::load(out, o));
   if (p.bias) acc += T(Storage<Out>::load(static_cast<const Out*>(p.bias), col));
+  if (p.preact) Storage<Out>::store(static_cast<Out*>(p.preact) + (out - static_cast<Out*>(p.out)), o, acc);
   Storage<Out>::store(out, o, activate(acc, p.act));
 }
 
@@ -556,6 +559,11 @@ __global__ void __launch_bounds__(kMmaThreads, 2) matmul_v3(Problem p) {
               v0 += Storage<Out>::load(static_cast<const Out*>(p.bias), col);
               v1 += Storage<Out>::load(static_cast<const Out*>(p.bias), col + 1);
             }
+            if (p.preact) {
+              Out* q = static_cast<Out*>(p.preact) + (out - static_cast<Out*>(p.out));
+              Storage<Out>::store(q, o, v0);
+              Storage<Out>::store(q, o + 1, v1);
+            }
             v0 = activate(v0, p.act);
             v1 = activate(v1, p.act);
             if constexpr (std::is_same_v<Out, float>) {
@@ -671,6 +679,7 @@ void matmul(const MatmulArgs& args) {
   p.b = args.b.data;
   p.out = args.out.data;
   p.bias = args.bias.data;
+  p.preact = args.preact.data;
   p.m = int(m);
   p.n = int(args.n);
   p.k = int(args.k);

@@ -15,7 +15,7 @@
 //
 // Specialisation (defs): TRANS_A, TRANS_B; A_VEC, B_VEC (the operand's stored rows are whole,
 // aligned vec4s: one load per four elements, else four scalar loads); ACCUMULATE (the old out
-// is added); HAS_BIAS; ACT (0 none, 1 relu, 2 gelu, 3 gelu_tanh, 4 silu); lanes: WG, R; regs:
+// is added); HAS_BIAS; HAS_PREACT (the value before the activation is stored in preact too); ACT (0 none, 1 relu, 2 gelu, 3 gelu_tanh, 4 silu); lanes: WG, R; regs:
 // WG_X, WG_Y, RM, RN.
 // Grid: x counts row tiles, y column tiles, z batches. Row tiles vary fastest so that workgroups
 // run one after another share op(b)'s columns, which stay in cache (1024³ on lavapipe: 6.7
@@ -32,6 +32,7 @@
 @group(0) @binding(3) var<storage, read> b: array<vec4f>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read> bias: array<f32>;
+@group(0) @binding(6) var<storage, read_write> preact: array<f32>;
 
 fn ae(i: u32) -> f32 { return a[i >> 2u][i & 3u]; }
 fn be(i: u32) -> f32 { return b[i >> 2u][i & 3u]; }
@@ -127,7 +128,8 @@ fn activate(x: vec4f) -> vec4f {
   return x;
 }
 
-// out[z, i, j..j+3] = act(v (+ the old out[z, i, j..j+3]) + bias[j..j+3]), the parts inside the matrix.
+// out[z, i, j..j+3] = act(v (+ the old out[z, i, j..j+3]) + bias[j..j+3]), the parts inside the
+// matrix; with HAS_PREACT the value before act also goes to preact.
 fn store4(zbase: u32, i: u32, j: u32, v: vec4f) {
   let m = pu(0u);
   let n = pu(1u);
@@ -136,6 +138,12 @@ fn store4(zbase: u32, i: u32, j: u32, v: vec4f) {
   let o = zbase + i * n + j;
   if (ACCUMULATE) { y += vec4f(out[o], select(0.0, out[o + 1u], j + 1u < n), select(0.0, out[o + 2u], j + 2u < n), select(0.0, out[o + 3u], j + 3u < n)); }
   if (HAS_BIAS) { y += vec4f(bias[min(j, n - 1u)], bias[min(j + 1u, n - 1u)], bias[min(j + 2u, n - 1u)], bias[min(j + 3u, n - 1u)]); }
+  if (HAS_PREACT) {
+    if (j < n) { preact[o] = y.x; }
+    if (j + 1u < n) { preact[o + 1u] = y.y; }
+    if (j + 2u < n) { preact[o + 2u] = y.z; }
+    if (j + 3u < n) { preact[o + 3u] = y.w; }
+  }
   y = activate(y);
   if (j < n) { out[o] = y.x; }
   if (j + 1u < n) { out[o + 1u] = y.y; }

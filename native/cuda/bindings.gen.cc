@@ -152,7 +152,7 @@ KILN_BIND_IN(cuda, reduce) {
 }
 
 KILN_BIND_IN(cuda, matmul) {
-  bind::arity(info, 22);
+  bind::arity(info, 25);
   MatmulArgs a{};
   a.a = bind::dbuf(info, 0);
   a.b = bind::dbuf(info, 3);
@@ -168,6 +168,7 @@ KILN_BIND_IN(cuda, matmul) {
   a.trans_b = bind::flag(info, 19);
   a.activation = Activation(bind::code(info, 20, 5));
   a.accumulate = bind::flag(info, 21);
+  a.preact = bind::dbuf(info, 22);
   bind::dkernel(info, cuda::kernel_table().matmul, "matmul")(a);
   return info.Env().Undefined();
 }

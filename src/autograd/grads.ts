@@ -6,7 +6,7 @@
  * through their parts.
  * @module
  */
-import { UNARY_GRAD_OPS } from '../backend/ops.gen.js';
+import { UNARY_GRAD_OPS, type Activation } from '../backend/ops.gen.js';
 import type { Tensor } from '../tensor/tensor.js';
 import * as ew from '../tensor/ops/elementwise.js';
 import * as nn from '../tensor/ops/nn.js';
@@ -180,6 +180,9 @@ defineGrad('matmul', (g, n) => {
 
 defineGrad('linear', (g, n) => {
   const [x, w] = n.inputs as [Tensor, Tensor];
+  // a fused activation: back through it first, at the pre-activation its forward kept
+  const act = n.attrs.activation as Exclude<Activation, 'none'> | undefined;
+  if (act) g = ew.unaryBackward(act, n.saved[0]!, g);
   const rows = x.shape.slice(0, -1).reduce((p, d) => p * d, 1);
   const g2 = sh.reshape(g, [rows, w.shape[0]!]);
   const x2 = sh.reshape(x, [rows, w.shape[1]!]);

@@ -279,6 +279,7 @@ export interface MatmulArgs {
   transB: boolean;
   activation: Activation;
   accumulate: boolean;
+  preact: Storage | null;
 }
 
 /** Arguments of {@link Kernels.matmulInt8}. */
@@ -535,6 +536,8 @@ export interface Kernels {
    * Batched matrix product: for each batch index (row-major over `batchShape`), `out[b] = act(op(a[b]) @ op(b[b]) + bias)`, or with accumulate `out[b] = act(out[b] + op(a[b]) @ op(b[b]) + bias)` (BLAS's β = 1: a sum of products built in place), where op transposes when asked and a[b] starts at `Σ b_d·aBatchStrides[d]` (0 broadcasts). op(a) is `[m, k]` (stored `[k, m]` when transA), op(b) is `[k, n]` (stored `[n, k]` when transB); out is contiguous `[...batchShape, m, n]`; bias has n elements. k ≥ 1.
    *
    * a and b share a dtype; out and bias have it too, or are f32 when a and b are bf16/f16 (the f32 sums stored without rounding, as a weight gradient summed over chunks wants). Halves are summed in f32 and rounded once, after the old out (read in f32) is added.
+   *
+   * preact (with an activation other than none): also store the value before the activation, `op(a) @ op(b) + bias` (plus the old out), in out's dtype and layout, each rounded on its own from the same f32 (or f64) value: what the activation's backward needs, written in the same pass (bias+GELU fused into the MLP's first projection).
    */
   matmul(a: MatmulArgs): void;
   /**

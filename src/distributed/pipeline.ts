@@ -29,7 +29,6 @@ import { Module, ModuleList } from '../nn/module.js';
 import { options } from '../nn/validate.js';
 import { tidy } from '../tensor/memory.js';
 import { arange, tensor, zeros } from '../tensor/ops/creation.js';
-import { crossEntropy } from '../tensor/ops/nn.js';
 import { narrow } from '../tensor/ops/shape_ops.js';
 import { asOp, desc, live } from '../tensor/ops/util.js';
 import { fmt } from '../tensor/shape.js';
@@ -483,7 +482,7 @@ export class GPTPipelineStage extends Module implements PipelineStage {
       const recompute = c.gradientCheckpointing && this.training && isGradEnabled();
       for (const block of this.blocks) h = recompute ? checkpoint((z) => block.forward(z), h) : block.forward(h);
       if (this.comm.rank !== this.comm.size - 1) return h;
-      return crossEntropy(this.model.lm_head.forward(m.ln_f.forward(h)), targets);
+      return this.model.lm_head.crossEntropy(m.ln_f.forward(h), targets);
     });
   }
 

@@ -1,5 +1,7 @@
 /** `Linear`: a fully connected layer, `y = x·Wᵀ + b`, optionally with a LoRA adapter or int8 weights for inference. @module */
 import { noGrad } from '../autograd/tape.js';
+import type { Activation } from '../backend/ops.gen.js';
+import { activate } from '../tensor/ops/elementwise.js';
 import { isFloat } from '../backend/dtype.js';
 import { crossEntropy, linear, linearCrossEntropy, type LinearCrossEntropyOptions } from '../tensor/ops/nn.js';
 import { linearInt8, quantizeInt8, type Int8Weight } from '../tensor/ops/quantized.js';
@@ -122,6 +124,18 @@ export class Linear extends Module {
       const drop = this.getModule('lora_dropout') as Dropout;
       const delta = B.forward(A.forward(drop.forward(x)));
       return y.add(l.alpha === l.rank ? delta : delta.mul(l.alpha / l.rank));
+    });
+  }
+
+  /**
+   * `act(forward(x))`, the activation in the matmul's epilogue (one pass over the output, its
+   * pre-activation kept for the backward) where the layer is plain; an int8 or LoRA layer applies
+   * it after its own forward.
+   */
+  forwardActivated(x: Tensor, activation: Activation): Tensor {
+    return asOp('Linear.forward', () => {
+      if (this._int8 || (this._lora && !this._lora.merged)) return activate(activation, this.forward(x));
+      return linear(x, this.weight, this.bias, { activation });
     });
   }
 

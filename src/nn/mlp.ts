@@ -72,6 +72,8 @@ export class MLP extends Module {
 
   /** x `[..., nEmbd]` → `[..., nEmbd]`. */
   forward(x: Tensor): Tensor {
-    return asOp('MLP.forward', () => this.dropout.forward(this.c_proj.forward(this.act.forward(this.c_fc.forward(x)))));
+    // bias + GELU in c_fc's matmul epilogue (the `act` child names the variant)
+    const act = this.act.approximate === 'tanh' ? 'gelu_tanh' : 'gelu';
+    return asOp('MLP.forward', () => this.dropout.forward(this.c_proj.forward(this.c_fc.forwardActivated(x, act))));
   }
 }

@@ -491,6 +491,15 @@ void for_each_dynamic(int threads, int64_t ntasks, const F& f) {
 }
 
 // ---- one product ----------------------------------------------------------------------------------
+// x (the compute type) stored as Out: itself, or rounded once to a half.
+template <typename Out, typename T>
+inline void store_as(Out& o, T x) {
+  if constexpr (std::is_same_v<Out, T>)
+    o = x;
+  else
+    store_out(o, x);
+}
+
 // C = op(A)·op(B) (+ C's old values with accum) (+ bias, activation) for one batch item,
 // multiplied as U says (Direct<S> or PairsBF16). Out is T (f32/f64, or f32 for halves In), or a
 // half (uint16_t bf16, Half f16) with T = float accumulated in scratch.
@@ -645,6 +654,7 @@ struct Gemm {
     const In* a;
     const In* b;
     Out* out;
+    Out* pre;        // the pre-activation's copy of out, or null
     P* ap;           // packed A: [nkb][mp] panels
     P* bp;           // packed B: [nkb][np] panels
     T* acc;          // C as accumulated: out itself, or f32 scratch for halves
@@ -697,6 +707,10 @@ struct Gemm {
           for (int64_t j = 0; j < j1 - j0; j++) row[j] += to_compute<T>(o[j]);
         }
       }
+      if (w.pre) {
+        Out* q = w.pre + (i0 + i) * n + j0;
+        for (int64_t j = 0; j < j1 - j0; j++) store_as(q[j], row[j]);
+      }
       if (act != ACT_NONE) apply_act(row, int(j1 - j0), act);
       if constexpr (!kDirect) {
         Out* o = w.out + (i0 + i) * n + j0;
@@ -706,7 +720,7 @@ struct Gemm {
   }
 
   // m = 1 or n = 1 (f32/f64): matrix-vector product in place, then bias and activation.
-  void run_gemv(const In* a, const In* b, Out* out, int threads) const {
+  void run_gemv(const In* a, const In* b, Out* out, Out* pre, int threads) const {
     // out[i] (n = 1) = Σ_p op(A)[i, p]·b[p], or out[j] (m = 1) = Σ_p a[p]·op(B)[p, j]
     const bool col = n == 1;
     const int64_t len = col ? m : n;
@@ -720,6 +734,7 @@ struct Gemm {
       else
         gemv_axpy<S>(M + lo, ld, x, k, out + lo, hi - lo);
       for (int64_t i = lo; i < hi; i++) out[i] += bias ? bias[col ? 0 : i] : T(0);
+      if (pre) std::memcpy(pre + lo, out + lo, size_t(hi - lo) * sizeof(T));
       if (act != ACT_NONE) apply_act(out + lo, int(hi - lo), act);
     };
     // tasks of whole 8-vector strips, each some 2^18 multiply-adds
@@ -729,7 +744,7 @@ struct Gemm {
   }
 
   // out = op(A)·op(B) (+ bias, activation) by plain loops, needing no scratch memory.
-  void run_unpacked(const In* a, const In* b, Out* out) const {
+  void run_unpacked(const In* a, const In* b, Out* out, Out* pre) const {
     for (int64_t i = 0; i < m; i++) {
       for (int64_t j = 0; j < n; j++) {
         T sum = T(0);
@@ -737,6 +752,7 @@ struct Gemm {
           sum += to_compute<T>(a[ta ? p * m + i : i * k + p]) * to_compute<T>(b[tb ? j * k + p : p * n + j]);
         if (accum) sum += to_compute<T>(out[i * n + j]);
         T v = sum + (bias ? bias[j] : T(0));
+        if (pre) store_as(pre[i * n + j], v);
         apply_act(&v, 1, act);
         if constexpr (kDirect)
           out[i * n + j] = v;
@@ -748,10 +764,10 @@ struct Gemm {
 
   // The product, on this thread (threads = 1) or split into C blocks over the pool. Scratch is
   // the calling thread's; packing happens inside the tasks, so there is one parallel_for.
-  void run(const In* a, const In* b, Out* out, int threads) const {
+  void run(const In* a, const In* b, Out* out, Out* pre, int threads) const {
     if constexpr (kDirect && std::is_same_v<In, T>) {
       if ((m == 1 || n == 1) && !accum) {
-        run_gemv(a, b, out, threads);
+        run_gemv(a, b, out, pre, threads);
         return;
       }
     }
@@ -760,7 +776,7 @@ struct Gemm {
     const size_t nflags = size_t(nkb * (mp + np));
     char* s = static_cast<char*>(tl_scratch.get(a_bytes + b_bytes + acc_bytes + nflags));
     if (!s) {  // no memory for the packed operands: the plain loops still give the result
-      run_unpacked(a, b, out);
+      run_unpacked(a, b, out, pre);
       return;
     }
     Flag* flags = reinterpret_cast<Flag*>(s + a_bytes + b_bytes + acc_bytes);
@@ -769,6 +785,7 @@ struct Gemm {
     w.a = a;
     w.b = b;
     w.out = out;
+    w.pre = pre;
     w.ap = reinterpret_cast<P*>(s);
     w.bp = reinterpret_cast<P*>(s + a_bytes);
     w.acc = kDirect ? reinterpret_cast<T*>(out) : reinterpret_cast<T*>(s + a_bytes + b_bytes);
@@ -826,6 +843,7 @@ void matmul_typed(const MatmulArgs& p) {
   const In* a = static_cast<const In*>(p.a.data);
   const In* b = static_cast<const In*>(p.b.data);
   Out* out = static_cast<Out*>(p.out.data);
+  Out* pre = static_cast<Out*>(p.preact.data);  // null unless asked (with an activation)
   const int64_t mn = m * p.n;
 
   // batch item t → element offsets of its a and b (row-major over batch_shape)
@@ -846,7 +864,7 @@ void matmul_typed(const MatmulArgs& p) {
   auto run_item = [&](int64_t t, int th) {
     const In *ai, *bi;
     item(t, ai, bi);
-    g.run(ai, bi, out + t * mn, th);
+    g.run(ai, bi, out + t * mn, pre ? pre + t * mn : nullptr, th);
   };
   if (threads <= 1 || macs * double(nb) < double(kParallelMacs)) {
     for (int64_t t = 0; t < nb; t++) run_item(t, 1);

@@ -118,7 +118,7 @@ export abstract class NativeKernels implements Kernels {
   }
 
   matmul(a: MatmulArgs): void {
-    this.native.matmul(this.handle(a.a), a.a.size, DTYPE_CODE[a.a.dtype], this.handle(a.b), a.b.size, DTYPE_CODE[a.b.dtype], this.handle(a.out), a.out.size, DTYPE_CODE[a.out.dtype], this.handle(a.bias), a.bias?.size ?? 0, a.bias ? DTYPE_CODE[a.bias.dtype] : 0, a.batchShape, a.aBatchStrides, a.bBatchStrides, a.m, a.n, a.k, a.transA, a.transB, ACTIVATION_CODE[a.activation], a.accumulate);
+    this.native.matmul(this.handle(a.a), a.a.size, DTYPE_CODE[a.a.dtype], this.handle(a.b), a.b.size, DTYPE_CODE[a.b.dtype], this.handle(a.out), a.out.size, DTYPE_CODE[a.out.dtype], this.handle(a.bias), a.bias?.size ?? 0, a.bias ? DTYPE_CODE[a.bias.dtype] : 0, a.batchShape, a.aBatchStrides, a.bBatchStrides, a.m, a.n, a.k, a.transA, a.transB, ACTIVATION_CODE[a.activation], a.accumulate, this.handle(a.preact), a.preact?.size ?? 0, a.preact ? DTYPE_CODE[a.preact.dtype] : 0);
   }
 
   matmulInt8(a: MatmulInt8Args): void {

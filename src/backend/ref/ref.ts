@@ -243,6 +243,10 @@ export class RefBackend implements Backend {
       matmulRef(a, ao, b, bo, out, bi * p.m * p.n, p.m, p.n, p.k, p.transA, p.transB, bias, p.accumulate);
     });
     if (p.activation !== 'none') {
+      if (p.preact) {
+        const pre = arr(p.preact);
+        for (let i = 0; i < p.out.size; i++) pre[i] = out[i]!;
+      }
       const f = unaryFn(p.activation);
       for (let i = 0; i < p.out.size; i++) out[i] = f(out[i]!);
     }

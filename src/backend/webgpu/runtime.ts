@@ -206,7 +206,9 @@ export class Runtime {
   private unturned = 0;
   private afterSubmit: GPUBuffer[] = [];
   private readonly faultBuffer: GPUBuffer;
-  private readonly dummy: GPUBuffer;
+  // the stand-ins of absent optional bindings, one per binding slot: Dawn refuses a buffer bound
+  // twice when either binding is writable, so a read-only and a writable stand-in must differ
+  private readonly dummies: GPUBuffer[] = [];
   private nextTag = 1;
   private readonly tags = new Map<number, { op: string; limit: number; message?: string }>();
   private lost: string | null = null;
@@ -223,7 +225,6 @@ export class Runtime {
     this.arena = new Uint32Array(MAX_BATCH * PARAM_WORDS);
     this.arenaBuffer = device.createBuffer({ size: MAX_BATCH * PARAM_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     this.faultBuffer = device.createBuffer({ size: 32, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
-    this.dummy = device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE });
     device.onuncapturederror = (e: GPUUncapturedErrorEvent) => this.faults.recordError(new Error(`webgpu: ${e.error.message}`));
     void device.lost.then((info) => {
       this.lost = `the device was lost (${info.reason}): ${info.message}`;
@@ -327,13 +328,17 @@ export class Runtime {
     this.arena.set(d.params.words, slot * PARAM_WORDS);
     const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.arenaBuffer, offset: slot * PARAM_BYTES, size: PARAM_BYTES } }];
     if (d.fault) entries.push({ binding: 1, resource: { buffer: this.faultBuffer } });
-    d.bindings.forEach((s, i) => entries.push({ binding: i + 2, resource: { buffer: s ? s.buffer : this.dummy } }));
+    d.bindings.forEach((s, i) => entries.push({ binding: i + 2, resource: { buffer: s ? s.buffer : this.dummyAt(i) } }));
     const group = this.device.createBindGroup({ layout, entries });
     this.pass ??= this.enc().beginComputePass();
     this.pass.setPipeline(pipeline);
     this.pass.setBindGroup(0, group);
     this.pass.dispatchWorkgroups(d.groups[0], d.groups[1], d.groups[2]);
     this.stats.dispatches++;
+  }
+
+  private dummyAt(i: number): GPUBuffer {
+    return (this.dummies[i] ??= this.device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE }));
   }
 
   /** Queue `words` into `dst` from word 0, ordered after everything recorded so far. */

@@ -4,7 +4,7 @@
  * @module
  */
 import type { BinaryOp, UnaryOp } from '../../backend/backend.js';
-import { BINARY_BOOL_OPS, UNARY_INTEGRAL_OPS, type RecordedOp } from '../../backend/ops.gen.js';
+import { BINARY_BOOL_OPS, UNARY_INTEGRAL_OPS, type Activation, type RecordedOp } from '../../backend/ops.gen.js';
 import { isFloat, isHalf, promoteTypes, type DType } from '../../backend/dtype.js';
 import { noGrad, record } from '../../autograd/tape.js';
 import { tidy } from '../memory.js';
@@ -209,6 +209,11 @@ export function gelu(x: Tensor, opts: { approximate?: 'none' | 'tanh' } = {}): T
   checkKeys('gelu', opts, ['approximate']);
   const a = checkChoice('gelu', 'approximate', opts?.approximate ?? 'none', ['none', 'tanh'] as const);
   return asOp('gelu', () => unary(a === 'tanh' ? 'gelu_tanh' : 'gelu', x));
+}
+
+/** @internal A matmul epilogue's activation as an elementwise op (the UnaryOp of the same name; 'none' is x itself). */
+export function activate(act: Activation, x: Tensor): Tensor {
+  return act === 'none' ? x : unary(act, x);
 }
 
 /** Logical not, as bool. */

@@ -5,6 +5,7 @@
  * @module
  */
 import { isFloat, isHalf, promoteTypes, type DType } from '../../backend/dtype.js';
+import { ACTIVATIONS, type Activation } from '../../backend/ops.gen.js';
 import { needsGrad, noGrad, record } from '../../autograd/tape.js';
 import { broadcastStrides, fmt, sizeOf, tryBroadcast } from '../shape.js';
 import { Tensor } from '../tensor.js';
@@ -91,15 +92,32 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       transB,
       activation: 'none',
       accumulate: false,
+      preact: null,
     });
     return o;
   });
   return record('matmul', [a, b], out, { transA, transB });
 }
 
-/** `x @ weightᵀ + bias` (as `torch.nn.functional.linear`): x [..., in], weight [out, in], bias [out]. */
-export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+/** Options of {@link linear}. */
+export interface LinearOptions {
+  /**
+   * An activation applied in the matmul's epilogue (default 'none'): `act(x @ weightᵀ + bias)`
+   * in one pass over the output instead of a second kernel reading it back (bias+GELU in a
+   * transformer MLP). Where a gradient will be wanted, the same pass also stores the
+   * pre-activation the activation's backward reads.
+   */
+  activation?: Activation;
+}
+
+/**
+ * `x @ weightᵀ + bias` (as `torch.nn.functional.linear`): x [..., in], weight [out, in], bias
+ * [out]; with `opts.activation`, that activation of it, fused.
+ */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: LinearOptions = {}): Tensor {
   live('linear', x, weight, ...present(bias));
+  checkKeys('linear', opts, ['activation']);
+  const activation = checkChoice('linear', 'activation', opts?.activation ?? 'none', ACTIVATIONS);
   [x, weight, bias] = autocastInputs('linear', x, weight, bias);
   const dtype = floatPair('linear', x, weight);
   if (weight.rank !== 2 || x.rank < 1 || x.shape[x.rank - 1] !== weight.shape[1])
@@ -109,19 +127,24 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     fail('linear', `bias must be [${outF}] ${weight.dtype}, got ${desc(bias)}`);
   const rows = sizeOf(x.shape.slice(0, -1));
   const k = weight.shape[1]!;
+  // nothing to multiply: the activation as an op of its own after the bias
+  if (activation !== 'none' && (k === 0 || rows * outF === 0)) return ew.activate(activation, linear(x, weight, bias));
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  const keepPre = activation !== 'none' && needsGrad(inputs);
   const backend = x.backend;
   const cd = computeDtype(backend, 'matmul', dtype);
   const ins = [rawCast(x, dtype), rawCast(weight, dtype), ...(bias ? [rawCast(bias, dtype)] : [])];
-  const out = inCompute(ins, cd, dtype, ([xc, wc, bc]) => {
+  const [out, pre] = inCompute(ins, cd, dtype, ([xc, wc, bc]) => {
     const o = Tensor._empty(backend, [...x.shape.slice(0, -1), outF], cd);
-    if (o.size === 0) return o;
+    const p = keepPre ? Tensor._empty(backend, o.shape, cd) : null;
+    if (o.size === 0) return [o];
     if (k === 0) {
       if (bc) {
         const z = noGrad(() => expand(bc, o.shape));
         backend.cast({ x: z._storage('linear'), out: o._storage('linear') });
         if (z !== bc) z.dispose();
       } else backend.fill({ out: o._storage('linear'), value: 0 });
-      return o;
+      return [o];
     }
     backend.matmul({
       a: xc!._storage('linear'),
@@ -136,12 +159,14 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
       k,
       transA: false,
       transB: true,
-      activation: 'none',
+      activation,
       accumulate: false,
+      preact: p ? p._storage('linear') : null,
     });
-    return o;
-  });
-  return record('linear', bias ? [x, weight, bias] : [x, weight], out);
+    return p ? [o, p] : [o];
+  }, 1);
+  // the pre-activation stays in the compute dtype for the backward (as layer norm's statistics)
+  return record('linear', inputs, out!, activation === 'none' ? {} : { activation }, pre ? [pre] : []);
 }
 
 /**
@@ -185,6 +210,7 @@ export function matmulInto(out: Tensor, a: Tensor, b: Tensor, opts: MatmulOption
       transB,
       activation: 'none',
       accumulate: opts.accumulate ?? false,
+      preact: null,
     });
   if (ac !== a) ac.dispose();
   if (bc !== b) bc.dispose();

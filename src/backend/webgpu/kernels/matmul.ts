@@ -81,7 +81,8 @@ export function matmul(rt: Runtime, a: MatmulArgs): void {
   const B = g(a.b);
   const out = g(a.out);
   const bias = g(a.bias);
-  for (const s of [A, B, out, ...(bias ? [bias] : [])])
+  const preact = g(a.preact);
+  for (const s of [A, B, out, ...(bias ? [bias] : []), ...(preact ? [preact] : [])])
     if (s.dtype !== 'f32') throw new Error(`webgpu: matmul computes in f32 only, got ${s.dtype} (the tensor layer casts to f32 first)`);
   const { m, n, k, transA, transB } = a;
   const batch = collapse(a.batchShape, a.aBatchStrides, a.bBatchStrides);
@@ -93,7 +94,7 @@ export function matmul(rt: Runtime, a: MatmulArgs): void {
   let defs =
     `const TRANS_A = ${transA};\nconst TRANS_B = ${transB};\n` +
     `const A_VEC = ${aligned(transA ? m : k, batch.sa)};\nconst B_VEC = ${aligned(transB ? k : n, batch.sb)};\n` +
-    `const ACCUMULATE = ${a.accumulate};\nconst HAS_BIAS = ${bias !== null};\nconst ACT = ${ACT[a.activation]}u;\n`;
+    `const ACCUMULATE = ${a.accumulate};\nconst HAS_PREACT = ${preact !== null};\nconst HAS_BIAS = ${bias !== null};\nconst ACT = ${ACT[a.activation]}u;\n`;
   // output rows × columns per workgroup, and rows per invocation (the epilogue's trip count)
   let tileRows: number, tileCols: number, rowsEach: number;
   if (variant === 'lanes') {
@@ -124,7 +125,7 @@ export function matmul(rt: Runtime, a: MatmulArgs): void {
           module: 'matmul',
           entry: variant,
           defs,
-          bindings: [A, B, out, bias],
+          bindings: [A, B, out, bias, preact],
           params,
           groups: [Math.min(max, rowTiles - r0), Math.min(max, colTiles - c0), Math.min(max, batches - z0)],
         });
