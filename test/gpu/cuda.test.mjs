@@ -106,6 +106,34 @@ test('matmul and linear (every dtype, transposes, batches, bias, activation) at 
   }
 });
 
+test('fused epilogues: linear with an activation (pre-activation kept for the backward), linearCrossEntropy (chunks summed by matmul accumulate, f32 sums of bf16 products) match ref', { skip }, async () => {
+  // gradients of x, w, b through `f` on backend b: [out, dx, dw, db]
+  const grads = (make, f) => (b) => {
+    const [x, w, bias, ...rest] = make(b);
+    for (const t of [x, w, bias]) t.requiresGrad_();
+    const out = f(x, w, bias, rest, b);
+    tidy(() => (out.rank === 0 ? out : out.mul(rest[0])).sum().backward());
+    return [out.detach(), x.grad, w.grad, bias.grad];
+  };
+  for (const [m, n, k] of [[37, 129, 65], [1, 4097, 17], [300, 3072, 768]]) {
+    const make = inputs(m + n, [[m, k], [n, k], [n], [m, n]]);
+    for (const activation of ['gelu_tanh', 'gelu', 'relu', 'silu'])
+      // dx sums n products of unit size, dw m: an absolute bound growing with them (f32 sums in any order)
+      await against(`linear ${activation} ${m}×${n}×${k}`, grads(make, (x, w, bias) => kiln.linear(x, w, bias, { activation })), { rtol: 1e-4, atol: 1e-6 * (n + m + k) });
+  }
+  for (const [rows, v, c, chunkRows] of [[130, 257, 33, 7], [2048, 50257, 64, 1024]]) {
+    const make = (b) => {
+      const [x, w, bias] = inputs(rows + v, [[rows, c], [v, c], [v]])(b);
+      const t = tensor(Int32Array.from({ length: rows }, (_, i) => (i * 7919) % (v + 20) < v ? (i * 7919) % (v + 20) : -100), [rows], { backend: b, dtype: 'i32' });
+      return [x, w, bias, t];
+    };
+    const loss = (x, w, bias, [t]) => kiln.linearCrossEntropy(x, w, t, { bias, chunkRows });
+    await against(`linearCrossEntropy ${rows}×${v}×${c}`, grads(make, loss), { rtol: 1e-4, atol: 1e-5 });
+    // bf16 autocast: the head in bf16, dweight summed in f32 (an f32 out for bf16 operands)
+    await against(`linearCrossEntropy bf16 ${rows}×${v}×${c}`, grads(make, (...a) => kiln.autocast({ dtype: 'bf16' }, () => loss(...a))), { rtol: 3e-2, atol: 3e-3 });
+  }
+});
+
 test('int8 linear equals ref bit for bit', { skip }, async () => {
   for (const [m, n, k] of [[1, 2304, 768], [37, 129, 257], [256, 64, 4]]) {
     const make = inputs(m + n + k, [[m, k], [n, k], [n]]);
