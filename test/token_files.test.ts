@@ -114,6 +114,26 @@ describe('kiln train on token files', () => {
     expect(r.stderr).not.toContain('MFU');
   });
 
+  it('kiln eval --data FILE.bin scores a token-file run without a tokenizer (its val loss again); kiln sample says why it cannot', async () => {
+    const out = join(root, 'run-a'); // trained by the test above
+    const m = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8'));
+    // the held-out tokens as a file of their own: the same windows the run's validation scored
+    const heldOut = join(root, 'heldout.bin');
+    await writeTokenFile(heldOut, pattern(4000, 300).slice(3600));
+    const r = await run(['eval', '--ckpt', out, '--data', heldOut, '--backend', 'cpu', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const e = JSON.parse(r.stdout);
+    expect(e.data).toBe(heldOut);
+    expect(e.documents).toBeUndefined();
+    expect(e.tokens).toBeGreaterThan(0);
+    expect(e.perplexity).toBeCloseTo(Math.exp(e.loss), 6);
+    // the run's own validation loss came from these tokens (its windows may differ at the ends)
+    expect(Math.abs(e.loss - m.valLoss)).toBeLessThan(0.25);
+    const s = await run(['sample', '--ckpt', out, '--backend', 'cpu']);
+    expect(s.code).not.toBe(0);
+    expect(s.stderr).toMatch(/no tokenizer\.json beside the checkpoint .*llm\.c token files has none: kiln eval --data FILE\.bin/);
+  });
+
   it('--val-data reads the validation split from its own file; ids past the vocabulary are refused', async () => {
     await writeTokenFile(val, pattern(500, 300));
     const out = join(root, 'run-b');

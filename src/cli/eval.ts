@@ -1,7 +1,9 @@
 /**
  * `kiln eval`: the perplexity of a model saved by `kiln train` on a corpus, with its tokens per
  * second, and the unigram entropy of the corpus's tokens as the context-free baseline. The text
- * is tokenised with the run's tokenizer into shards cached beside the checkpoint. With
+ * is tokenised with the run's tokenizer into shards cached beside the checkpoint; an llm.c token
+ * file (`--data FILE.bin`) is read as it is, and needs no tokenizer (a run trained on token files
+ * has none). With
  * `--report FILE`, also one offline HTML page (see report.ts): the run's loss curves from the
  * checkpoint's history, these results and the run's metrics.json as tables, and text samples.
  * @module
@@ -19,8 +21,9 @@ import { evaluate, unigramEntropy } from '../train/loop.js';
 import { UsageError, type CommandSpec, type ParsedArgs } from './args.js';
 import { formatCount } from './progress.js';
 import { evalReport, type ReportTable } from './report.js';
-import { loadTrained, readCheckpointInfo, resolveCheckpoint, weightBytesChange, type TrainedModel } from './sample.js';
-import { EOT, backendOption, checkOutFile, corpusSources, describeBackend, loadCorpus, makeFolder, selectBackend, threadsOption, type CommandIO } from './train.js';
+import { loadTrained, loadTrainedWeights, readCheckpointInfo, resolveCheckpoint, weightBytesChange, type TrainedModel, type TrainedWeights } from './sample.js';
+import { EOT, backendOption, checkOutFile, corpusSources, describeBackend, loadCorpus, makeFolder, selectBackend, threadsOption, tokenFileOf, type CommandIO } from './train.js';
+import { openTokenFile } from '../data/token_files.js';
 
 /** The declaration of `kiln eval`. */
 export const evalSpec: CommandSpec = {
@@ -29,7 +32,7 @@ export const evalSpec: CommandSpec = {
   usage: ['eval --ckpt DIR|FILE --data PATH [--batch-size N] [--max-batches N] [--int8] [--json] [--report FILE]'],
   options: [
     { name: 'ckpt', type: 'string', placeholder: 'DIR|FILE', help: 'the output folder of kiln train (its newest checkpoint is used) or a checkpoint file' },
-    { name: 'data', type: 'string', placeholder: 'PATH', help: 'a text file (one document per paragraph), a folder of text files or a .jsonl file' },
+    { name: 'data', type: 'string', placeholder: 'PATH', help: 'a text file (one document per paragraph), a folder of text files, a .jsonl file, or an llm.c token file (.bin: scored as its tokens are)' },
     { name: 'batch-size', type: 'int', min: 1, max: 2 ** 20, help: 'windows per batch', defaultText: '8' },
     { name: 'max-batches', type: 'int', min: 1, help: 'score only the first N batches', defaultText: 'all' },
     { name: 'int8', type: 'boolean', help: 'evaluate again with int8 Linear weights (dynamic quantization) and report the perplexity change and the speed-up against f32' },
@@ -47,19 +50,18 @@ export async function evalCommand(args: ParsedArgs, io: CommandIO): Promise<numb
   if (args.data === undefined) throw new UsageError('--data is required (the text to evaluate on)');
   // bad paths fail before the backend loads
   await resolveCheckpoint(String(args.ckpt));
-  corpusSources(String(args.data));
+  const dataPath = String(args.data);
+  const tokenFile = tokenFileOf('--data', dataPath) !== null;
+  if (!tokenFile) corpusSources(dataPath);
   const reportPath = args.report === undefined ? null : resolve(String(args.report));
   if (reportPath !== null) checkOutFile(reportPath, '--report');
   if (reportPath === null && args.reportSamples !== undefined) throw new UsageError('--report-samples applies with --report FILE');
   const backend = await selectBackend(args.backend === undefined ? undefined : String(args.backend), args.threads as number | undefined);
-  const trained = await loadTrained(String(args.ckpt), backend);
-  const { model, tokenizer, config, file, dir, step } = trained;
-  const corpus = await loadCorpus(String(args.data));
-  const eos = tokenizer.specialTokens.get(EOT) ?? null;
-  const shards = await buildShards(corpus.documents, tokenizer, { cacheDir: join(dir, 'cache'), eos });
-  const data = TokenDataset.open(shards);
+  const trained = tokenFile ? await loadTrainedWeights(String(args.ckpt), backend) : await loadTrained(String(args.ckpt), backend);
+  const { model, config, file, step } = trained;
+  const { data, label, documents } = tokenFile ? openTokens(dataPath, config.vocabSize) : await tokenizeCorpus(trained as TrainedModel, dataPath);
   try {
-    if (data.length < 2) throw new Error(`--data: '${corpus.label}' tokenises to ${data.length} token(s); at least 2 are needed`);
+    if (data.length < 2) throw new Error(`--data: '${label}' has ${data.length} token(s); at least 2 are needed`);
     const evalOptions = {
       blockSize: config.blockSize,
       batchSize: (args.batchSize as number | undefined) ?? 8,
@@ -72,8 +74,8 @@ export async function evalCommand(args: ParsedArgs, io: CommandIO): Promise<numb
     const result = {
       checkpoint: file,
       step,
-      data: corpus.label,
-      documents: corpus.documents.length,
+      data: label,
+      ...(documents === null ? {} : { documents }),
       backend,
       tokens: r.tokens,
       loss: r.nll,
@@ -95,7 +97,7 @@ export async function evalCommand(args: ParsedArgs, io: CommandIO): Promise<numb
     else
       io.stdout.write(
         [
-          `kiln eval: ${file} (step ${step}) on ${corpus.label}, backend ${describeBackend(backend)}`,
+          `kiln eval: ${file} (step ${step}) on ${label}, backend ${describeBackend(backend)}`,
           `  tokens           ${r.tokens}`,
           `  loss             ${r.nll.toFixed(4)} nats/token`,
           `  perplexity       ${r.perplexity.toFixed(2)}`,
@@ -117,11 +119,28 @@ export async function evalCommand(args: ParsedArgs, io: CommandIO): Promise<numb
   }
 }
 
+// the text at `path` as the run's tokens: shards cached beside the checkpoint
+async function tokenizeCorpus(t: TrainedModel, path: string): Promise<{ data: TokenDataset; label: string; documents: number }> {
+  const corpus = await loadCorpus(path);
+  const eos = t.tokenizer.specialTokens.get(EOT) ?? null;
+  const shards = await buildShards(corpus.documents, t.tokenizer, { cacheDir: join(t.dir, 'cache'), eos });
+  return { data: TokenDataset.open(shards), label: corpus.label, documents: corpus.documents.length };
+}
+
+// an llm.c token file as it is; its ids must fit the model's vocabulary (checked as batches read them)
+function openTokens(path: string, vocabSize: number): { data: TokenDataset; label: string; documents: null } {
+  try {
+    return { data: openTokenFile(path, { vocabSize }), label: path, documents: null };
+  } catch (e) {
+    throw new Error(`--data: ${(e as Error).message.replace(/^openTokenFile: /, '')}`);
+  }
+}
+
 /**
  * Quantize the model's Linear layers to int8 and evaluate again (`again`): the int8 perplexity,
  * its relative change and the speed-up against the f32 result `f32`.
  */
-async function int8Evaluation(t: TrainedModel, again: () => ReturnType<typeof evaluate>, f32: Awaited<ReturnType<typeof evaluate>>) {
+async function int8Evaluation(t: TrainedWeights, again: () => ReturnType<typeof evaluate>, f32: Awaited<ReturnType<typeof evaluate>>) {
   const q = quantizeDynamic(t.model);
   const r = await again();
   return {
@@ -166,7 +185,7 @@ function metricRows(m: Record<string, unknown>): [string, Scalar][] {
 }
 
 // the HTML report of `kiln eval --report`: history from the checkpoint, tables, samples
-async function reportOf(t: TrainedModel, result: Record<string, unknown> & { loss: number; perplexity: number; unigramEntropy: number }, nSamples: number, backend: string): Promise<string> {
+async function reportOf(t: TrainedWeights, result: Record<string, unknown> & { loss: number; perplexity: number; unigramEntropy: number }, nSamples: number, backend: string): Promise<string> {
   const info = await readCheckpointInfo(t.file);
   const loop = (info.extra as { train?: { history?: unknown; evals?: unknown } } | null)?.train;
   const history = Array.isArray(loop?.history) ? (loop!.history as unknown[]) : [];
@@ -178,11 +197,13 @@ async function reportOf(t: TrainedModel, result: Record<string, unknown> & { los
   if (metrics) tables.push({ title: "The run's metrics.json", rows: metricRows(metrics) });
   const samples: { label: string; prompt: string; text: string }[] = [];
   if (typeof metrics?.sample === 'string') samples.push({ label: "kiln train's sample (metrics.json)", prompt: '', text: metrics.sample });
-  const eos = t.tokenizer.specialTokens.get(EOT) ?? 0;
-  for (let seed = 0; seed < nSamples; seed++) {
+  const tok = t.tokenizer;
+  const eos = tok?.specialTokens.get(EOT) ?? 0;
+  // without a tokenizer (a token-file run) there is no text to show
+  for (let seed = 0; tok && seed < nSamples; seed++) {
     const idx = tensor(Int32Array.from([eos]), [1, 1], { backend, dtype: 'i32' });
     const ids = await generate(t.model, idx, { maxNewTokens: Math.min(80, t.config.blockSize * 4), temperature: 0.8, topK: 40, generator: new Generator(seed) });
-    const text = t.tokenizer.decode(Array.from(await ids.data()).slice(1));
+    const text = tok.decode(Array.from(await ids.data()).slice(1));
     idx.dispose();
     ids.dispose();
     samples.push({ label: `seed ${seed} (temperature 0.8, top-k 40)`, prompt: '', text });

@@ -114,6 +114,17 @@ export async function readCheckpointInfo(file: string): Promise<{ step: number; 
  * sample and eval) onto `backend`; every error names `--ckpt`.
  */
 export async function loadTrained(ckpt: string, backend: string): Promise<TrainedModel> {
+  const t = await loadTrainedWeights(ckpt, backend);
+  if (t.tokenizer) return t as TrainedModel;
+  t.model.dispose();
+  throw new Error(`--ckpt: ${t.noTokenizer}`);
+}
+
+/** A run's model, and its tokenizer where it has one (a run trained on llm.c token files has none: `noTokenizer` says why). */
+export type TrainedWeights = Omit<TrainedModel, 'tokenizer'> & { tokenizer: Tokenizer | null; noTokenizer?: string };
+
+/** {@link loadTrained} for what needs no tokenizer (scoring a token file): the model loads without one. */
+export async function loadTrainedWeights(ckpt: string, backend: string): Promise<TrainedWeights> {
   try {
     return await loadTrainedFrom(await resolveCheckpoint(ckpt), backend);
   } catch (e) {
@@ -122,7 +133,7 @@ export async function loadTrained(ckpt: string, backend: string): Promise<Traine
   }
 }
 
-async function loadTrainedFrom({ file, dir }: { file: string; dir: string }, backend: string): Promise<TrainedModel> {
+async function loadTrainedFrom({ file, dir }: { file: string; dir: string }, backend: string): Promise<TrainedWeights> {
   let info;
   try {
     info = await readCheckpointInfo(file);
@@ -137,7 +148,8 @@ async function loadTrainedFrom({ file, dir }: { file: string; dir: string }, bac
   const tokPath = join(dir, 'tokenizer.json');
   // a checkpoint saved on its own (the browser example's) carries its tokenizer's JSON in its metadata
   const embedded = (user as CheckpointUserExtra & { tokenizer?: unknown }).tokenizer;
-  let tokenizer: Tokenizer;
+  let tokenizer: Tokenizer | null = null;
+  let noTokenizer: string | undefined;
   let tokSource = tokPath;
   if (existsSync(tokPath)) tokenizer = loadTokenizer(tokPath);
   else if (embedded !== undefined && embedded !== null) {
@@ -147,11 +159,13 @@ async function loadTrainedFrom({ file, dir }: { file: string; dir: string }, bac
     } catch (e) {
       throw new Error(`no tokenizer.json beside the checkpoint in ${dir}, and ${tokSource} cannot be read: ${(e as Error).message}`);
     }
-  } else throw new Error(`no tokenizer.json beside the checkpoint in ${dir} (kiln train writes one in its output folder)`);
-  if (tokenizer.vocabSize !== user.model.vocabSize)
+  } else {
+    noTokenizer = `no tokenizer.json beside the checkpoint in ${dir} (kiln train writes one in its output folder; a run trained on llm.c token files has none: kiln eval --data FILE.bin scores it on a token file)`;
+  }
+  if (tokenizer && tokenizer.vocabSize !== user.model.vocabSize)
     throw new Error(`${tokSource} has ${tokenizer.vocabSize} tokens, the model ${user.model.vocabSize}: they are not from the same run`);
   model.eval();
-  return { model, tokenizer, config: user.model, run: user, file, dir, step: loaded.step };
+  return { model, tokenizer, ...(noTokenizer ? { noTokenizer } : {}), config: user.model, run: user, file, dir, step: loaded.step };
 }
 
 /** Run `kiln sample`; returns the exit status. */
