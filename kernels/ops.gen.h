@@ -273,7 +273,7 @@ struct SoftmaxArgs {
   bool log;
 };
 
-// Layer norm of each row of x `[rows, cols]`: `y = (x − μ)·rstd·w + b`, rstd = 1/√(var + eps) (biased variance); writes mean and rstd `[rows]` for the backward. With `rms`, μ is 0 (RMSNorm) and `mean` is left untouched.
+// Layer norm of each row of x `[rows, cols]`: `y = (x − μ)·rstd·w + b`, rstd = 1/√(var + eps) (biased variance); writes mean and rstd `[rows]` for the backward. With `rms`, μ is 0 (RMSNorm) and `mean` is left untouched. With residual (and sum), the rows normalized are `sum = x + residual` (each element one rounding of the add), stored in sum in the same pass: a transformer's residual add fused with the next norm.
 struct LayerNormArgs {
   Buf x;
   Buf weight;
@@ -285,6 +285,8 @@ struct LayerNormArgs {
   int64_t cols;
   double eps;
   bool rms;
+  Buf residual;
+  Buf sum;
 };
 
 // Backward of `layerNorm`: writes dx, and dWeight/dBias (summed over rows) when given.

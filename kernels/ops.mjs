@@ -244,8 +244,8 @@ export const kernels = [
   {
     name: 'layerNorm',
     family: 'norm',
-    doc: 'Layer norm of each row of x `[rows, cols]`: `y = (x − μ)·rstd·w + b`, rstd = 1/√(var + eps) (biased variance); writes mean and rstd `[rows]` for the backward. With `rms`, μ is 0 (RMSNorm) and `mean` is left untouched.',
-    args: [['x', 'in'], ['weight', 'in?'], ['bias', 'in?'], ['out', 'out'], ['mean', 'out'], ['rstd', 'out'], ['rows', 'int'], ['cols', 'int'], ['eps', 'float'], ['rms', 'bool']],
+    doc: 'Layer norm of each row of x `[rows, cols]`: `y = (x − μ)·rstd·w + b`, rstd = 1/√(var + eps) (biased variance); writes mean and rstd `[rows]` for the backward. With `rms`, μ is 0 (RMSNorm) and `mean` is left untouched. With residual (and sum), the rows normalized are `sum = x + residual` (each element one rounding of the add), stored in sum in the same pass: a transformer\'s residual add fused with the next norm.',
+    args: [['x', 'in'], ['weight', 'in?'], ['bias', 'in?'], ['out', 'out'], ['mean', 'out'], ['rstd', 'out'], ['rows', 'int'], ['cols', 'int'], ['eps', 'float'], ['rms', 'bool'], ['residual', 'in?'], ['sum', 'out?']],
   },
   {
     name: 'layerNormBackward',

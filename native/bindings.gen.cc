@@ -201,7 +201,7 @@ KILN_BIND(softmax) {
 }
 
 KILN_BIND(layerNorm) {
-  bind::arity(info, 22);
+  bind::arity(info, 28);
   LayerNormArgs a{};
   a.x = bind::buf(info, 0);
   a.weight = bind::buf(info, 3);
@@ -213,6 +213,8 @@ KILN_BIND(layerNorm) {
   a.cols = bind::i64(info, 19);
   a.eps = bind::num(info, 20);
   a.rms = bind::flag(info, 21);
+  a.residual = bind::buf(info, 22);
+  a.sum = bind::buf(info, 25);
   bind::kernel(info, kernels().layer_norm, "layerNorm")(a);
   return info.Env().Undefined();
 }

@@ -3,8 +3,9 @@
 # PyTorch, no Node and no network there): node from .device/ (bash ../shared/device/prepare.sh
 # packs it here), dist/ and build/ carried from here (npm run build; npm run build:native with
 # nvcc). Runs the kernel tests (test/gpu/), compute-sanitizer's memcheck over the quick ones
-# where it is installed, and the matmul bench against PyTorch; prints a short table last. Logs go
-# to $OUT when it is set. Aim: under 8 minutes on an H200.
+# where it is installed, and the benches against PyTorch (matmul, bandwidth, attention, the GPT-2
+# 124M step); prints a short table last. Logs go
+# to $OUT when it is set. Aim: under 10 minutes on an H200.
 #
 #   bash scripts/gpu-check.sh
 set -uo pipefail
@@ -45,8 +46,19 @@ t0=$(date +%s)
 timeout -k 10 240 node bench/gpu/bandwidth.mjs 2>&1 | tee "$out/bench-bandwidth.log"
 summary+=("bandwidth bench: $(( $(date +%s) - t0 )) s, table in bench-bandwidth.log")
 
+# issue 13's tables: attention against torch's flash backend, and the GPT-2 124M step against
+# torch eager and torch.compile (tokens/s, MFU)
+t0=$(date +%s)
+timeout -k 10 180 node bench/gpu/attention.mjs 2>&1 | tee "$out/bench-attention.log"
+summary+=("attention bench: $(( $(date +%s) - t0 )) s, table in bench-attention.log")
+t0=$(date +%s)
+timeout -k 10 300 node bench/gpu/gpt2.mjs 2>&1 | tee "$out/bench-gpt2.log"
+summary+=("gpt2 bench: $(( $(date +%s) - t0 )) s, table in bench-gpt2.log")
+
 echo
 echo "== gpu-check summary ($(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1))"
 printf '%s\n' "${summary[@]}"
 grep -E '^\| (bf16|f16|f32|tf32) ' "$out/bench-matmul.log" || true
 sed -n '/^copy rate: /,$p' "$out/bench-bandwidth.log"
+grep -E '^\| [0-9]+ \| (64|128) ' "$out/bench-attention.log" || true
+grep -E '^\| (kiln|torch)' "$out/bench-gpt2.log" || true

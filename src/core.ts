@@ -142,6 +142,7 @@ export {
   crossEntropy,
   linearCrossEntropy,
   layerNorm,
+  addLayerNorm,
   rmsNorm,
   dropout,
   embedding,

@@ -12,6 +12,7 @@ import fc from 'fast-check';
 import {
   abs,
   add,
+  addLayerNorm,
   cast,
   ceil,
   chunk,
@@ -944,6 +945,18 @@ describeBackends('gradcheck', (backend) => {
           } finally {
             targets.dispose();
           }
+        }),
+        { numRuns: RUNS },
+      );
+    });
+
+    it('addLayerNorm (both outputs: the sum and its layer norm)', async () => {
+      const arb = fc
+        .tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 2, max: 5 }))
+        .chain(([rows, cols]) => fc.tuple(inputOf([rows, cols]), inputOf([rows, cols]), inputOf([cols]), inputOf([cols]), fc.constant(cols)));
+      await fc.assert(
+        fc.asyncProperty(arb, seedArb, async ([x, r, w, b, cols], seed) => {
+          await check((xt, rt, wt, bt) => addLayerNorm(xt, rt, [cols], wt, bt), [x, r, w, b], seed);
         }),
         { numRuns: RUNS },
       );

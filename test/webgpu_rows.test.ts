@@ -115,13 +115,13 @@ describe.skipIf(!available)('webgpu softmax, norm and cross-entropy kernels agai
             await agree(
               [f32(x), f32(w), f32(bias)],
               [out(rows * cols), out(rows), out(rows)],
-              (b, [xs, ws, bs], [o, mean, rstd]) => b.layerNorm({ x: xs!, weight: hasW ? ws! : null, bias: hasB ? bs! : null, out: o!, mean: mean!, rstd: rstd!, rows, cols, eps, rms }),
+              (b, [xs, ws, bs], [o, mean, rstd]) => b.layerNorm({ x: xs!, weight: hasW ? ws! : null, bias: hasB ? bs! : null, out: o!, mean: mean!, rstd: rstd!, rows, cols, eps, rms, residual: null, sum: null }),
               `layerNorm ${what}`,
               t,
             );
             // the backward from the reference's statistics, so both see the same mean and rstd
             const ref = k.backendSync('ref');
-            const stats = await on(ref, [f32(x)], [out(rows * cols), out(rows), out(rows)], ([xs], [o, mean, rstd]) => ref.layerNorm({ x: xs!, weight: null, bias: null, out: o!, mean: mean!, rstd: rstd!, rows, cols, eps, rms }));
+            const stats = await on(ref, [f32(x)], [out(rows * cols), out(rows), out(rows)], ([xs], [o, mean, rstd]) => ref.layerNorm({ x: xs!, weight: null, bias: null, out: o!, mean: mean!, rstd: rstd!, rows, cols, eps, rms, residual: null, sum: null }));
             if ('error' in stats) throw new Error(stats.error);
             const [, mean, rstd] = stats.outs;
             await agree(
@@ -192,7 +192,7 @@ describe.skipIf(!available)('webgpu softmax, norm and cross-entropy kernels agai
     const r = rng(14);
     const x = logits(r, rows, cols, 0, false);
     await agree([f32(x)], [out(rows * cols)], (b, [xs], [o]) => b.softmax({ x: xs!, out: o!, rows, cols, log: false }), 'softmax 65600 rows');
-    await agree([f32(x)], [out(rows * cols), out(rows), out(rows)], (b, [xs], [o, m, s]) => b.layerNorm({ x: xs!, weight: null, bias: null, out: o!, mean: m!, rstd: s!, rows, cols, eps: 1e-5, rms: false }), 'layerNorm 65600 rows', { rtol: 1e-4, atol: 1e-5 });
+    await agree([f32(x)], [out(rows * cols), out(rows), out(rows)], (b, [xs], [o, m, s]) => b.layerNorm({ x: xs!, weight: null, bias: null, out: o!, mean: m!, rstd: s!, rows, cols, eps: 1e-5, rms: false, residual: null, sum: null }), 'layerNorm 65600 rows', { rtol: 1e-4, atol: 1e-5 });
     const tv = Array.from({ length: rows }, (_, i) => i % cols);
     await agree([f32(x), i32(tv)], [out(rows), out(rows)], (b, [xs, ts], [l, z]) => b.crossEntropy({ logits: xs!, targets: ts!, loss: l!, lse: z!, rows, classes: cols, ignoreIndex: -100, smoothing: 0, op: 'crossEntropy' }), 'crossEntropy 65600 rows');
   }, 120_000);

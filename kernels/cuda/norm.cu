@@ -52,11 +52,24 @@ struct AddTwo {
 
 template <typename T, int LANES>
 __global__ void __launch_bounds__(block_threads(LANES))
-    layer_norm_rows(const T* x, const T* w, const T* b, T* out, T* mean, T* rstd, int64_t rows, int64_t cols, double eps, bool rms, bool vec) {
+    layer_norm_rows(const T* x, const T* w, const T* b, T* out, T* mean, T* rstd, int64_t rows, int64_t cols, double eps, bool rms, bool vec,
+                    const T* res, T* sum) {
   constexpr int kRows = block_threads(LANES) / LANES;
   const int lane = int(threadIdx.x) % LANES;
   for (int64_t r = int64_t(blockIdx.x) * kRows + int(threadIdx.x) / LANES; r < rows; r += int64_t(gridDim.x) * kRows) {
     const T* xr = x + r * cols;
+    if (res) {
+      // the row is x + res: written to sum, made visible to the row's other lanes (a warp's row:
+      // its warp; a block's row: every thread of the block runs the same rows), then read back
+      const T* rr = res + r * cols;
+      T* sr = sum + r * cols;
+      for (int64_t c = lane; c < cols; c += LANES) sr[c] = xr[c] + rr[c];
+      if constexpr (LANES == kWarp)
+        __syncwarp();
+      else
+        __syncthreads();
+      xr = sr;
+    }
     T* yr = out + r * cols;
     T m = T(0);
     if (!rms) {
@@ -93,11 +106,13 @@ void layer_norm_as(const LayerNormArgs& a) {
   const T* b = ptr<const T>(a.bias);
   T* mean = ptr<T>(a.mean);
   T* rstd = ptr<T>(a.rstd);
-  const bool vec = aligned16(x) && aligned16(out) && a.cols % Pack<T>::N == 0;
+  const T* res = a.sum.data ? ptr<const T>(a.residual) : nullptr;
+  T* sum = res ? ptr<T>(a.sum) : nullptr;
+  const bool vec = aligned16(res ? sum : x) && aligned16(out) && a.cols % Pack<T>::N == 0;
   if (a.cols <= kWarpCols)
-    layer_norm_rows<T, kWarp><<<row_grid(a.rows, kWarpBlock / kWarp), kWarpBlock, 0, stream()>>>(x, w, b, out, mean, rstd, a.rows, a.cols, a.eps, a.rms, vec);
+    layer_norm_rows<T, kWarp><<<row_grid(a.rows, kWarpBlock / kWarp), kWarpBlock, 0, stream()>>>(x, w, b, out, mean, rstd, a.rows, a.cols, a.eps, a.rms, vec, res, sum);
   else
-    layer_norm_rows<T, kRowBlock><<<row_grid(a.rows, 1), kRowBlock, 0, stream()>>>(x, w, b, out, mean, rstd, a.rows, a.cols, a.eps, a.rms, vec);
+    layer_norm_rows<T, kRowBlock><<<row_grid(a.rows, 1), kRowBlock, 0, stream()>>>(x, w, b, out, mean, rstd, a.rows, a.cols, a.eps, a.rms, vec, res, sum);
   check_launch("layerNorm");
 }
 

@@ -1,7 +1,7 @@
 // layerNorm (and RMSNorm) of each row of x [rows, cols] and its backward (the `norm` family),
-// in f32. Defs: RMS (μ = 0), HAS_W, HAS_B / HAS_DW, HAS_DB (optional bindings: a false one is
-// bound to a dummy and never touched; colsum_final has none); the row kernels also WGS and
-// LANES as softmax.wgsl (LANES invocations share a row, WGS / LANES rows per workgroup, a 2-D
+// in f32. Defs: RMS (μ = 0), HAS_W, HAS_B, HAS_RES (the rows are x + residual, stored in sum) /
+// HAS_DW, HAS_DB (optional bindings: a false one is bound to a dummy and never touched;
+// colsum_final has none); the row kernels also WGS and LANES as softmax.wgsl (LANES invocations share a row, WGS / LANES rows per workgroup, a 2-D
 // grid of workgroups).
 
 fn is_finite(v: f32) -> bool { return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000u; }
@@ -20,8 +20,18 @@ fn is_finite(v: f32) -> bool { return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 @group(0) @binding(6) var<storage, read_write> mean: array<f32>;
 @group(0) @binding(7) var<storage, read_write> rstd: array<f32>;
+@group(0) @binding(8) var<storage, read> residual: array<f32>;
+@group(0) @binding(9) var<storage, read_write> sum: array<f32>;
 
 var<workgroup> tsum: array<f32, WGS>;
+
+// Element i of the row being normalized: x, or with HAS_RES x + residual. The first pass writes
+// the sums, each lane its own columns; later passes read them back (the same invocation's writes:
+// no barrier), so the sum is read from memory the add just wrote rather than by a second kernel.
+fn xs(i: u32) -> f32 {
+  if (HAS_RES) { return sum[i]; }
+  return x[i];
+}
 
 // The sum over the row's lanes of each lane's v (every lane gets it; no barrier for one lane).
 fn row_sum(lid: u32, lane: u32, v: f32) -> f32 {
@@ -50,15 +60,23 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     var p = 0.0;
     var sd = 0.0;
     if (live && cols > 0u) {
-      p = select(0.0, x[base], is_finite(x[base]));
-      for (var c = lane; c < cols; c += LANES) { sd += x[base + c] - p; }
+      // the pivot from column 0, which another lane sums: formed here the same way
+      var x0 = x[base];
+      if (HAS_RES) { x0 += residual[base]; }
+      p = select(0.0, x0, is_finite(x0));
+      for (var c = lane; c < cols; c += LANES) {
+        if (HAS_RES) { sum[base + c] = x[base + c] + residual[base + c]; }
+        sd += xs(base + c) - p;
+      }
     }
     mu = p + row_sum(lid, lane, sd) / fc;
   }
   var sq = 0.0;
   if (live) {
+    // RMS skips the first pass: the sums are written here
+    if (RMS && HAS_RES) { for (var c = lane; c < cols; c += LANES) { sum[base + c] = x[base + c] + residual[base + c]; } }
     for (var c = lane; c < cols; c += LANES) {
-      let d = x[base + c] - mu;
+      let d = xs(base + c) - mu;
       sq += d * d;
     }
   }
@@ -69,7 +87,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     rstd[row] = r;
   }
   for (var c = lane; c < cols; c += LANES) {
-    var y = (x[base + c] - mu) * r;
+    var y = (xs(base + c) - mu) * r;
     if (HAS_W) { y *= weight[c]; }
     if (HAS_B) { y += bias[c]; }
     out[base + c] = y;

@@ -201,7 +201,7 @@ KILN_BIND_IN(cuda, softmax) {
 }
 
 KILN_BIND_IN(cuda, layerNorm) {
-  bind::arity(info, 22);
+  bind::arity(info, 28);
   LayerNormArgs a{};
   a.x = bind::dbuf(info, 0);
   a.weight = bind::dbuf(info, 3);
@@ -213,6 +213,8 @@ KILN_BIND_IN(cuda, layerNorm) {
   a.cols = bind::i64(info, 19);
   a.eps = bind::num(info, 20);
   a.rms = bind::flag(info, 21);
+  a.residual = bind::dbuf(info, 22);
+  a.sum = bind::dbuf(info, 25);
   bind::dkernel(info, cuda::kernel_table().layer_norm, "layerNorm")(a);
   return info.Env().Undefined();
 }

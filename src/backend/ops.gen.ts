@@ -315,6 +315,8 @@ export interface LayerNormArgs {
   cols: number;
   eps: number;
   rms: boolean;
+  residual: Storage | null;
+  sum: Storage | null;
 }
 
 /** Arguments of {@link Kernels.layerNormBackward}. */
@@ -551,7 +553,7 @@ export interface Kernels {
   /** Softmax (or log-softmax) of each row of x `[rows, cols]`. */
   softmax(a: SoftmaxArgs): void;
   /**
-   * Layer norm of each row of x `[rows, cols]`: `y = (x − μ)·rstd·w + b`, rstd = 1/√(var + eps) (biased variance); writes mean and rstd `[rows]` for the backward. With `rms`, μ is 0 (RMSNorm) and `mean` is left untouched.
+   * Layer norm of each row of x `[rows, cols]`: `y = (x − μ)·rstd·w + b`, rstd = 1/√(var + eps) (biased variance); writes mean and rstd `[rows]` for the backward. With `rms`, μ is 0 (RMSNorm) and `mean` is left untouched. With residual (and sum), the rows normalized are `sum = x + residual` (each element one rounding of the add), stored in sum in the same pass: a transformer's residual add fused with the next norm.
    */
   layerNorm(a: LayerNormArgs): void;
   /** Backward of `layerNorm`: writes dx, and dWeight/dBias (summed over rows) when given. */

@@ -105,8 +105,9 @@ export class Block extends Module {
     live(op, x);
     const layer = checkLayerCache(op, cache);
     return asOp(op, () => {
-      const a = x.add(this.attn.forward(this.ln_1.forward(x), layer, attnMask));
-      const h = this.ln_2.forward(a);
+      const attn = this.attn.forward(this.ln_1.forward(x), layer, attnMask);
+      // the residual add and ln_2 in one pass
+      const [a, h] = this.ln_2.forwardAdd(x, attn);
       const y = a.add(this.moe ? this.moe.forward(h) : this._mlp!.forward(h));
       const adapter = this.getModule('adapter') as { forward(t: Tensor): Tensor } | null;
       return adapter ? adapter.forward(y) : y;

@@ -1,5 +1,5 @@
 /** Normalisation layers: `LayerNorm` and `RMSNorm` over the last axis. @module */
-import { layerNorm, rmsNorm } from '../tensor/ops/nn.js';
+import { addLayerNorm, layerNorm, rmsNorm } from '../tensor/ops/nn.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { checkBoolean, checkNumber } from '../tensor/validate.js';
 import { makeConstant, type ParamOptions } from './init.js';
@@ -55,6 +55,11 @@ export class LayerNorm extends Module {
   /** x `[..., dim]` → normalised, same shape. */
   forward(x: Tensor): Tensor {
     return asOp('LayerNorm.forward', () => layerNorm(x, [this.dim], this.weight, this.bias, this.eps));
+  }
+
+  /** `[x + residual, forward(x + residual)]`, the add and the norm in one pass ({@link addLayerNorm}). */
+  forwardAdd(x: Tensor, residual: Tensor): [Tensor, Tensor] {
+    return asOp('LayerNorm.forward', () => addLayerNorm(x, residual, [this.dim], this.weight, this.bias, this.eps));
   }
 }
 

@@ -18,14 +18,23 @@ namespace {
 
 // y = (x − μ)·rstd·w + b, rstd = 1/√(var + eps), var = mean((x − μ)²) (biased); with rms, μ = 0
 // and `mean` is not written.
+// With res (and sum): the row normalized is x + res, written to sum first and read back from cache.
 template <typename T>
 void layer_norm_t(const T* x, const T* w, const T* b, T* out, T* mean, T* rstd, int64_t rows, int64_t cols,
-                  double eps, bool rms) {
+                  double eps, bool rms, const T* res, T* sum) {
   using V = Vec<T>;
   constexpr int W = V::W;
   parallel_for(rows, row_grain(cols), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       const T* xr = x + r * cols;
+      if (res) {
+        const T* rr = res + r * cols;
+        T* sr = sum + r * cols;
+        int64_t c = 0;
+        for (; c + W <= cols; c += W) (V::load(xr + c) + V::load(rr + c)).store(sr + c);
+        for (; c < cols; c++) sr[c] = xr[c] + rr[c];
+        xr = sr;
+      }
       T* yr = out + r * cols;
       T m = 0;
       if (!rms) {
@@ -64,7 +73,7 @@ template <typename T>
 void layer_norm_as(const LayerNormArgs& a) {
   layer_norm_t(static_cast<const T*>(a.x.data), static_cast<const T*>(a.weight.data), static_cast<const T*>(a.bias.data),
                static_cast<T*>(a.out.data), static_cast<T*>(a.mean.data), static_cast<T*>(a.rstd.data), a.rows, a.cols,
-               a.eps, a.rms);
+               a.eps, a.rms, static_cast<const T*>(a.residual.data), static_cast<T*>(a.sum.data));
 }
 void layer_norm(const LayerNormArgs& a) { a.x.dtype == F64 ? layer_norm_as<double>(a) : layer_norm_as<float>(a); }
 

@@ -130,7 +130,7 @@ export abstract class NativeKernels implements Kernels {
   }
 
   layerNorm(a: LayerNormArgs): void {
-    this.native.layerNorm(this.handle(a.x), a.x.size, DTYPE_CODE[a.x.dtype], this.handle(a.weight), a.weight?.size ?? 0, a.weight ? DTYPE_CODE[a.weight.dtype] : 0, this.handle(a.bias), a.bias?.size ?? 0, a.bias ? DTYPE_CODE[a.bias.dtype] : 0, this.handle(a.out), a.out.size, DTYPE_CODE[a.out.dtype], this.handle(a.mean), a.mean.size, DTYPE_CODE[a.mean.dtype], this.handle(a.rstd), a.rstd.size, DTYPE_CODE[a.rstd.dtype], a.rows, a.cols, a.eps, a.rms);
+    this.native.layerNorm(this.handle(a.x), a.x.size, DTYPE_CODE[a.x.dtype], this.handle(a.weight), a.weight?.size ?? 0, a.weight ? DTYPE_CODE[a.weight.dtype] : 0, this.handle(a.bias), a.bias?.size ?? 0, a.bias ? DTYPE_CODE[a.bias.dtype] : 0, this.handle(a.out), a.out.size, DTYPE_CODE[a.out.dtype], this.handle(a.mean), a.mean.size, DTYPE_CODE[a.mean.dtype], this.handle(a.rstd), a.rstd.size, DTYPE_CODE[a.rstd.dtype], a.rows, a.cols, a.eps, a.rms, this.handle(a.residual), a.residual?.size ?? 0, a.residual ? DTYPE_CODE[a.residual.dtype] : 0, this.handle(a.sum), a.sum?.size ?? 0, a.sum ? DTYPE_CODE[a.sum.dtype] : 0);
   }
 
   layerNormBackward(a: LayerNormBackwardArgs): void {

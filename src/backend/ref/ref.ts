@@ -273,7 +273,13 @@ export class RefBackend implements Backend {
 
   layerNorm(a: LayerNormArgs): void {
     const { rows, cols, rms } = a;
-    const xs = arr(a.x);
+    let xs = arr(a.x);
+    if (a.residual && a.sum) {
+      // the rows normalized are x + residual, each rounded once into sum
+      const [x0, res, sm] = [xs, arr(a.residual), arr(a.sum)];
+      for (let i = 0; i < rows * cols; i++) sm[i] = x0[i]! + res[i]!;
+      xs = sm;
+    }
     const w = a.weight ? arr(a.weight) : null;
     const b = a.bias ? arr(a.bias) : null;
     const o = arr(a.out);

@@ -15,7 +15,7 @@ import { checkBoolean, checkChoice, checkKeys, checkNumber, optionalNumber, show
 import { sum } from './reduce.js';
 import { concat, expand, indexSelectAs, narrow, reshape, transpose } from './shape_ops.js';
 import { tidy } from '../memory.js';
-import { autocastInputs } from '../../amp/autocast.js';
+import { autocastDtype, autocastInputs } from '../../amp/autocast.js';
 import { checkShape, computeDtype, desc, fail, freeTemps, inCompute, live, normAxis, present, rawCast, scalarTensor } from './util.js';
 
 /** Options of {@link matmul}. */
@@ -458,7 +458,8 @@ function normImpl(
   weight: Tensor | null,
   bias: Tensor | null,
   eps: number,
-): Tensor {
+  residual: Tensor | null = null,
+): Tensor[] {
   live(op, x, ...present(weight, bias));
   checkNumber(op, 'eps', eps, { min: 0 });
   [x, weight, bias] = autocastInputs(op, x, weight, bias);
@@ -471,6 +472,9 @@ function normImpl(
   const rms = op === 'rmsNorm';
   const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
   const cd = computeDtype(backend, 'norm', x.dtype);
+  // with a residual (addLayerNorm: only where the norm computes in x's dtype), the kernel also
+  // writes x + residual, which the graph then records as an add feeding the norm
+  const sum = residual ? Tensor._empty(backend, x.shape, x.dtype) : null;
   const [y, mean, rstd] = inCompute(inputs, cd, x.dtype, (xs) => {
     const [xc, wc, bc] = [xs[0]!, weight ? xs[1]! : null, bias ? xs[xs.length - 1]! : null];
     const o = Tensor._empty(backend, x.shape, cd);
@@ -489,11 +493,15 @@ function normImpl(
         cols,
         eps,
         rms,
+        residual: residual ? residual._storage(op) : null,
+        sum: sum ? sum._storage(op) : null,
       });
     return [o, mu, rs];
   }, 1);
+  const normed = sum ? [record('add', [x, residual!], sum), ...inputs.slice(1)] : inputs;
   // mean and rstd stay in the compute dtype for the backward (cast back only if they were cast)
-  return record(op, inputs, y!, { hasWeight: !!weight, hasBias: !!bias, rows, cols }, [mean!, rstd!]);
+  const out = record(op, normed, y!, { hasWeight: !!weight, hasBias: !!bias, rows, cols }, [mean!, rstd!]);
+  return sum ? [normed[0]!, out] : [out];
 }
 
 /**
@@ -507,14 +515,42 @@ export function layerNorm(
   bias?: Tensor | null,
   eps = 1e-5,
 ): Tensor {
-  return normImpl('layerNorm', x, normalizedShape, weight ?? null, bias ?? null, eps);
+  return normImpl('layerNorm', x, normalizedShape, weight ?? null, bias ?? null, eps)[0]!;
+}
+
+/**
+ * `[s, layerNorm(s, ...)]` for `s = x + residual`: a transformer's residual add and the next
+ * layer norm in one kernel pass, the sum written once and normalised while its row is in cache
+ * (llm.c's fused residual forward). The graph is the unfused one (an add, then the norm), so the
+ * gradients are too. Where the norm would not compute in x's dtype (halves, or autocast) or the
+ * dtypes differ, the add (promoting) and the norm run as two ops.
+ */
+export function addLayerNorm(
+  x: Tensor,
+  residual: Tensor,
+  normalizedShape: readonly number[],
+  weight?: Tensor | null,
+  bias?: Tensor | null,
+  eps = 1e-5,
+): [Tensor, Tensor] {
+  live('addLayerNorm', x, residual, ...present(weight, bias));
+  if (fmt(x.shape) !== fmt(residual.shape)) fail('addLayerNorm', `x ${desc(x)} and residual ${desc(residual)} must have one shape`);
+  // one kernel where the add and the norm would both run in x's dtype (under autocast the stream
+  // is f32 and a block's output bf16: the add promotes, as unfused)
+  const fused = x.dtype === residual.dtype && isFloat(x.dtype) && computeDtype(x.backend, 'norm', x.dtype) === x.dtype && !(autocastDtype() !== null && isHalf(x.dtype));
+  if (!fused) {
+    const s = ew.add(x, residual);
+    return [s, layerNorm(s, normalizedShape, weight, bias, eps)];
+  }
+  const [s, y] = normImpl('layerNorm', x, normalizedShape, weight ?? null, bias ?? null, eps, residual);
+  return [s!, y!];
 }
 
 /** Root-mean-square normalisation (as `torch.nn.functional.rms_norm`): `x/√(mean(x²) + eps)·weight`. eps defaults to the dtype's machine epsilon. */
 export function rmsNorm(x: Tensor, normalizedShape: readonly number[], weight?: Tensor | null, eps?: number): Tensor {
   live('rmsNorm', x);
   const machineEps = x.dtype === 'f64' ? 2 ** -52 : x.dtype === 'bf16' ? 2 ** -7 : x.dtype === 'f16' ? 2 ** -10 : 2 ** -23;
-  return normImpl('rmsNorm', x, normalizedShape, weight ?? null, null, eps ?? machineEps);
+  return normImpl('rmsNorm', x, normalizedShape, weight ?? null, null, eps ?? machineEps)[0]!;
 }
 
 /**

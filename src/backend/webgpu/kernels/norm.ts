@@ -14,8 +14,8 @@ export function layerNorm(rt: Runtime, a: LayerNormArgs): void {
   rt.run({
     module: 'norm',
     entry: 'forward',
-    defs: `${defs}const RMS = ${a.rms};\nconst HAS_W = ${!!a.weight};\nconst HAS_B = ${!!a.bias};\n`,
-    bindings: [g(a.x), g(a.weight), g(a.bias), g(a.out), g(a.mean), g(a.rstd)],
+    defs: `${defs}const RMS = ${a.rms};\nconst HAS_W = ${!!a.weight};\nconst HAS_B = ${!!a.bias};\nconst HAS_RES = ${!!(a.residual && a.sum)};\n`,
+    bindings: [g(a.x), g(a.weight), g(a.bias), g(a.out), g(a.mean), g(a.rstd), a.sum ? g(a.residual) : null, a.residual ? g(a.sum) : null],
     params: params(a.rows).u32(a.cols).f32(a.eps),
     groups,
   });
