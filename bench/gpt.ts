@@ -17,7 +17,7 @@ import { spawnSync } from 'node:child_process';
 import { realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AdamW, GPT, Generator, autocast, backends, profileKernels, type KernelProfile, crossEntropy, getNumThreads, randint, setNumThreads, tidy, useBackend } from '../src/index.js';
+import { AdamW, GPT, Generator, autocast, backends, profileKernels, type KernelProfile, getNumThreads, randint, setNumThreads, tidy, useBackend } from '../src/index.js';
 import { fmtNum, mdTable, median, parseArgs, printMachineInfo } from './util.js';
 
 export const description = 'GPT training step (fwd+bwd+AdamW), kiln cpu vs PyTorch, 1 and 2 threads';
@@ -65,7 +65,7 @@ async function worker(backend: string, threads: number, steps: number, precision
     if (profile && i === 3) prof = profileKernels(backend);
     const t0 = performance.now();
     const l = tidy(() => {
-      const l = precision === 'bf16' ? autocast({ dtype: 'bf16' }, () => crossEntropy(model.forward(idx, null).logits, tgt)) : crossEntropy(model.forward(idx, null).logits, tgt);
+      const l = precision === 'bf16' ? autocast({ dtype: 'bf16' }, () => model.loss(idx, tgt)) : model.loss(idx, tgt);
       opt.zeroGrad();
       l.backward();
       opt.step();

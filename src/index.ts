@@ -34,7 +34,7 @@ export { communicator, findMpiAddon, type Communicator, type ReduceOp } from './
 export { DistributedDataParallel, type DDPOptions } from './distributed/ddp.js';
 export { ZeroRedundancyOptimizer, type ZeroOptions } from './distributed/zero.js';
 export { pretrainBert, type PretrainBertResult } from './cli/train.js';
-export { gpuPeakFlops, modelFlopsUtilization } from './cli/progress.js';
+export { gpuPeakFlops } from './cli/progress.js';
 export {
   ColumnParallelLinear,
   RowParallelLinear,

@@ -7,6 +7,7 @@
  * @module
  */
 import { H100_SXM } from '../distributed/cost_model.js';
+import { show } from '../tensor/validate.js';
 
 /** The stream a {@link ProgressBar} writes to: a writable with optional terminal facts. */
 export interface ProgressStream {
@@ -71,6 +72,7 @@ export const GPU_PEAKS: readonly { pattern: RegExp; name: string; peakFlops: num
 
 /** The dense bf16/f16 peak of the GPU CUDA calls `deviceName` ({@link GPU_PEAKS}), or null when it is not in the table. */
 export function gpuPeakFlops(deviceName: string): { name: string; peakFlops: number } | null {
+  if (typeof deviceName !== 'string') throw new Error(`gpuPeakFlops: deviceName must be a string (the name CUDA reports), got ${show(deviceName)}`);
   const hit = GPU_PEAKS.find((g) => g.pattern.test(deviceName));
   return hit ? { name: hit.name, peakFlops: hit.peakFlops } : null;
 }

@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { packExamples, parseInstructions, type InstructionExample } from '../align/data.js';
-import { IGNORE_INDEX, sequenceLogProbs } from '../align/losses.js';
+import { IGNORE_INDEX } from '../align/losses.js';
 import { loadTrained } from '../cli/sample.js';
 import type { CheckpointUserExtra } from '../cli/train.js';
 import { BPETokenizer } from '../data/bpe.js';
@@ -281,9 +281,11 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
         const rows = tensor(pick, [pick.length], { dtype: 'i32', backend });
         const sel = (t: Tensor): Tensor => t.indexSelect(0, rows);
         const labels = sel(packed.labels);
-        const logits = model.forward(sel(packed.idx), null, { positions: sel(packed.positions), attnMask: sel(packed.attnMask) }).logits;
+        // the summed negative log-likelihood of the scored tokens over their count, the head and
+        // the loss fused (no [rows, T, V] logits)
         const scored = labels.ne(IGNORE_INDEX).cast('f32').sum().maximum(1);
-        const loss = sequenceLogProbs(logits, labels).sum().neg().div(scored);
+        const nll = model.loss(sel(packed.idx), labels, { positions: sel(packed.positions), attnMask: sel(packed.attnMask), reduction: 'sum' });
+        const loss = nll.div(scored);
         opt.zeroGrad();
         loss.backward();
         opt.step();

@@ -135,8 +135,10 @@ export interface GPTForwardOptions {
 
 /** Options of {@link GPT.loss}: those of {@link GPTForwardOptions} that apply to training, and the chunk size. */
 export interface GPTLossOptions extends Pick<GPTForwardOptions, 'positions' | 'attnMask' | 'embeddingDelta'> {
-  /** Rows of logits computed at a time ({@link LinearCrossEntropyOptions.chunkRows}; default: about as many logits as the hidden states have elements). */
+  /** Rows of logits computed at a time ({@link LinearCrossEntropyOptions.chunkRows}). */
   chunkRows?: number;
+  /** 'mean' over the targets that are not −100 (default), or their 'sum' (a caller dividing by its own count). */
+  reduction?: 'mean' | 'sum';
 }
 
 /** The layout extras of a forward pass (packed sequences), and the embedding perturbation. */
@@ -451,10 +453,11 @@ export class GPT extends Module {
    */
   loss(idx: Tensor, targets: Tensor, opts: GPTLossOptions = {}): Tensor {
     const op = 'GPT.loss';
-    const o = options(op, opts, ['positions', 'attnMask', 'embeddingDelta', 'chunkRows']);
-    if (targets === undefined || targets === null) throw new Error(`${op}: targets [B, T] i32 are required`);
+    const o = options(op, opts, ['positions', 'attnMask', 'embeddingDelta', 'chunkRows', 'reduction']);
+    if (targets === undefined || targets === null) throw new Error(`${op}: targets [B, T] i32 are required, got ${show(targets)}`);
+    const ce = { ...(o.chunkRows === undefined ? {} : { chunkRows: o.chunkRows }), ...(o.reduction === undefined ? {} : { reduction: o.reduction }) };
     const { x, aux } = this.hidden(op, idx, targets, o);
-    return asOp(op, () => this.withAux(this.lm_head.crossEntropy(x, targets, o.chunkRows === undefined ? {} : { chunkRows: o.chunkRows }), meanOf(aux)));
+    return asOp(op, () => this.withAux(this.lm_head.crossEntropy(x, targets, ce), meanOf(aux)));
   }
 
   // the checks both entry points share, then the transformer: hidden states [B, T, C] after ln_f

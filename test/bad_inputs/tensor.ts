@@ -133,7 +133,23 @@ export const TENSOR_TABLE: Table = {
   embedding: { params: [ids([2, 3], 4), T(() => rand([4, 5]))] },
   // nn
   matmul: { params: [T(() => rand([2, 3])), T(() => rand([3, 4])), opts({ transA: bool({ optional: true }), transB: bool({ optional: true }) })] },
-  linear: { params: [T(() => rand([2, 3])), T(() => rand([4, 3])), T(() => rand([4]), { optional: true })] },
+  linear: { params: [T(() => rand([2, 3])), T(() => rand([4, 3])), T(() => rand([4]), { optional: true }), opts({ activation: choice(['gelu_tanh', 'none', 'relu', 'gelu', 'silu'], { optional: true }) })] },
+  linearCrossEntropy: {
+    params: [
+      T(() => rand([3, 4])),
+      T(() => rand([5, 4])),
+      ids([3], 5),
+      opts({
+        bias: T(() => rand([5]), { optional: true }),
+        ignoreIndex: int({ optional: true }),
+        labelSmoothing: num({ min: 0, max: 1, optional: true }),
+        reduction: choice(['mean', 'sum'], { optional: true }),
+        chunkRows: int({ min: 1, good: 2, optional: true }),
+      }),
+    ],
+  },
+  addLayerNorm: { params: [T(), T(), shape([3], { allocates: false }), T(() => rand([3]), { optional: true }), T(() => rand([3]), { optional: true }), num({ min: 0, good: 1e-5, optional: true })] },
+  gpuPeakFlops: { params: [str(() => 'NVIDIA H200')] },
   softmax: { params: [T(), axis(2, { optional: true })] },
   logSoftmax: { params: [T(), axis(2, { optional: true })] },
   crossEntropy: {

@@ -8,8 +8,12 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
-import { TokenDataset, openTokenFile, type ShardIndex } from '../../src/index.js';
-import { choice, int, method, opts, type Bad, type Param, type Table } from './sweep.js';
+import { GPT, Generator, TokenDataset, openTokenFile, rand, tensor, type ShardIndex, type Tensor } from '../../src/index.js';
+import { T, choice, int, method, opts, type Bad, type Param, type Table } from './sweep.js';
+
+const ids32 = (shape: number[]): Tensor => tensor(Array.from({ length: shape[0]! * shape[1]! }, (_, i) => i % 4), shape, { dtype: 'i32' });
+/** [2, 3] i32 token ids; refused: f32 values, another shape. */
+const ids = (name: string): Param => ({ ...T(() => ids32([2, 3])), kind: name, refuse: [...T(() => ids32([2, 3])).refuse, { value: () => rand([2, 3]), needle: 'f32' }, { value: () => ids32([2, 2]), needle: '[2,2]' }] });
 
 const ROOT = mkdtempSync(join(tmpdir(), 'kiln-bad-tokens-'));
 afterAll(() => rmSync(ROOT, { recursive: true, force: true }));
@@ -113,4 +117,16 @@ export const TOKENS13_TABLE: Table = {
     call: (d, i, o) => TokenDataset.fromIndex(d, i, o).close(),
   },
   'TokenDataset.slice': method(dataset, (d, s, e) => d.slice(s, e).close(), [int({ min: 0, max: STREAM, good: 0 }), int({ min: 0, max: STREAM, good: STREAM })], 'TokenDataset.slice', (d) => d.close()),
+  // the fused head and loss: idx and targets as GPT.forward's, and its options
+  'GPT.loss': method(
+    () => new GPT({ vocabSize: 8, blockSize: 4, nLayer: 1, nHead: 2, nEmbd: 8 }, { generator: new Generator(0) }),
+    (m, idx, t, o) => m.loss(idx, t, o),
+    [
+      ids('idx'),
+      ids('targets'),
+      opts({ chunkRows: int({ min: 1, good: 2, optional: true }), reduction: choice(['mean', 'sum'], { optional: true }), positions: T(() => ids32([2, 3]), { optional: true }) }),
+    ],
+    'GPT.loss',
+    (m) => m.dispose(),
+  ),
 };

@@ -16,7 +16,7 @@ import { sum } from './reduce.js';
 import { concat, expand, indexSelectAs, narrow, reshape, transpose } from './shape_ops.js';
 import { tidy } from '../memory.js';
 import { autocastDtype, autocastInputs } from '../../amp/autocast.js';
-import { checkShape, computeDtype, desc, fail, freeTemps, inCompute, live, normAxis, present, rawCast, scalarTensor } from './util.js';
+import { asOp, checkShape, computeDtype, desc, fail, freeTemps, inCompute, live, normAxis, present, rawCast, scalarTensor } from './util.js';
 
 /** Options of {@link matmul}. */
 export interface MatmulOptions {
@@ -538,12 +538,14 @@ export function addLayerNorm(
   // one kernel where the add and the norm would both run in x's dtype (under autocast the stream
   // is f32 and a block's output bf16: the add promotes, as unfused)
   const fused = x.dtype === residual.dtype && isFloat(x.dtype) && computeDtype(x.backend, 'norm', x.dtype) === x.dtype && !(autocastDtype() !== null && isHalf(x.dtype));
-  if (!fused) {
-    const s = ew.add(x, residual);
-    return [s, layerNorm(s, normalizedShape, weight, bias, eps)];
-  }
-  const [s, y] = normImpl('layerNorm', x, normalizedShape, weight ?? null, bias ?? null, eps, residual);
-  return [s!, y!];
+  return asOp('addLayerNorm', () => {
+    if (!fused) {
+      const s = ew.add(x, residual);
+      return [s, layerNorm(s, normalizedShape, weight, bias, eps)];
+    }
+    const [s, y] = normImpl('layerNorm', x, normalizedShape, weight ?? null, bias ?? null, eps, residual);
+    return [s!, y!];
+  });
 }
 
 /** Root-mean-square normalisation (as `torch.nn.functional.rms_norm`): `x/√(mean(x²) + eps)·weight`. eps defaults to the dtype's machine epsilon. */
