@@ -70,7 +70,7 @@ export const GPU_PEAKS: readonly { pattern: RegExp; name: string; peakFlops: num
   { pattern: /V100/i, name: 'V100 SXM2', peakFlops: 125e12 },
 ];
 
-/** The dense bf16/f16 peak of the GPU CUDA calls `deviceName` ({@link GPU_PEAKS}), or null when it is not in the table. */
+/** The dense bf16/f16 peak of the GPU CUDA calls `deviceName` (from a table of NVIDIA data-center and workstation cards, by name), or null when it is not in the table. */
 export function gpuPeakFlops(deviceName: string): { name: string; peakFlops: number } | null {
   if (typeof deviceName !== 'string') throw new Error(`gpuPeakFlops: deviceName must be a string (the name CUDA reports), got ${show(deviceName)}`);
   const hit = GPU_PEAKS.find((g) => g.pattern.test(deviceName));
