@@ -10,13 +10,11 @@
  *     npm run bench -- int8 [--threads 1,2] [--reps N] [--no-torch]
  * @module
  */
-import { spawnSync } from 'node:child_process';
 import { Generator, linear, linearInt8, noGrad, quantizeInt8, randn, setNumThreads, tidy, type Tensor } from '../src/index.js';
-import { mdTable, numOpt, parseArgs, printMachineInfo, time } from './util.js';
+import { mdTable, numOpt, parseArgs, printMachineInfo, time, pythonJson } from './util.js';
 
 export const description = 'cpu int8 linear (VNNI) vs f32 linear, and PyTorch quantize_dynamic Linear vs f32 (ms, speed-ups)';
 
-const PYTHON = '/usr/bin/python3';
 
 /** [rows, out, in]: GPT-2 small's projections and head. */
 const SHAPES: [number, number, number][] = [
@@ -52,12 +50,9 @@ print(json.dumps(out))
 `;
 
 function torchTimes(threads: number[], reps: number): { rows: Map<string, [number, number]>; info: string } | { reason: string } {
-  const env = { ...process.env };
-  delete env.OPENBLAS_CORETYPE;
-  delete env.OPENBLAS_L2_SIZE;
-  const r = spawnSync(PYTHON, ['-c', TORCH, JSON.stringify(SHAPES), JSON.stringify(threads), String(reps)], { env, encoding: 'utf8', timeout: 600_000 });
-  if (r.status !== 0) return { reason: (r.stderr || r.error?.message || 'failed').trim().split('\n').pop()! };
-  const o = JSON.parse(r.stdout) as { engine: string; version: string; rows: [number, number, number, number, number, number][] };
+  const r = pythonJson<{ engine: string; version: string; rows: [number, number, number, number, number, number][] }>(TORCH, [JSON.stringify(SHAPES), JSON.stringify(threads), String(reps)], 600_000);
+  if ('reason' in r) return r;
+  const o = r.value;
   return { rows: new Map(o.rows.map(([th, m, n, k, f, q]) => [`${th} ${m} ${n} ${k}`, [f, q]])), info: `torch ${o.version}, quantized engine ${o.engine}` };
 }
 

@@ -10,13 +10,11 @@
  *     npm run bench -- lm_head [--rows 1024,4096] [--threads 2] [--reps N] [--no-torch]
  * @module
  */
-import { spawnSync } from 'node:child_process';
 import { crossEntropy, Generator, linear, linearCrossEntropy, memory, randn, resetPeakMemory, setNumThreads, tensor, tidy, type Tensor } from '../src/index.js';
-import { mdTable, numOpt, parseArgs, printMachineInfo, time } from './util.js';
+import { mdTable, numOpt, parseArgs, printMachineInfo, time, pythonJson } from './util.js';
 
 export const description = 'GPT-2 head + cross-entropy fwd+bwd: fused linearCrossEntropy vs unfused vs PyTorch (ms, peak MiB)';
 
-const PYTHON = '/usr/bin/python3';
 const [C, V] = [768, 50257];
 
 const TORCH = String.raw`
@@ -41,12 +39,9 @@ print(json.dumps(out))
 `;
 
 function torchTimes(rows: number[], threads: number, reps: number): { ms: Map<number, number>; info: string } | { reason: string } {
-  const env = { ...process.env };
-  delete env.OPENBLAS_CORETYPE;
-  delete env.OPENBLAS_L2_SIZE;
-  const r = spawnSync(PYTHON, ['-c', TORCH, JSON.stringify(rows), String(C), String(V), String(threads), String(reps)], { env, encoding: 'utf8', timeout: 900_000 });
-  if (r.status !== 0) return { reason: (r.stderr || r.error?.message || 'failed').trim().split('\n').pop()! };
-  const o = JSON.parse(r.stdout) as { version: string; rows: [number, number][] };
+  const r = pythonJson<{ version: string; rows: [number, number][] }>(TORCH, [JSON.stringify(rows), String(C), String(V), String(threads), String(reps)], 900_000);
+  if ('reason' in r) return r;
+  const o = r.value;
   return { ms: new Map(o.rows), info: `torch ${o.version}, ${threads} thread(s)` };
 }
 

@@ -10,13 +10,11 @@
  *     npm run bench -- mlp [--rows 256,2048] [--threads 2] [--reps N] [--no-torch]
  * @module
  */
-import { spawnSync } from 'node:child_process';
 import { gelu, Generator, linear, noGrad, randn, setNumThreads, tidy, type Tensor } from '../src/index.js';
-import { mdTable, numOpt, parseArgs, printMachineInfo, time } from './util.js';
+import { mdTable, numOpt, parseArgs, printMachineInfo, time, pythonJson } from './util.js';
 
 export const description = 'MLP c_fc + GELU fwd / fwd+bwd: GELU in the matmul epilogue vs a separate kernel vs PyTorch (ms)';
 
-const PYTHON = '/usr/bin/python3';
 const [C, H] = [768, 3072];
 
 const TORCH = String.raw`
@@ -45,12 +43,9 @@ print(json.dumps(out))
 `;
 
 function torchTimes(rows: number[], threads: number, reps: number): { ms: Map<number, [number, number]>; info: string } | { reason: string } {
-  const env = { ...process.env };
-  delete env.OPENBLAS_CORETYPE;
-  delete env.OPENBLAS_L2_SIZE;
-  const r = spawnSync(PYTHON, ['-c', TORCH, JSON.stringify(rows), String(C), String(H), String(threads), String(reps)], { env, encoding: 'utf8', timeout: 600_000 });
-  if (r.status !== 0) return { reason: (r.stderr || r.error?.message || 'failed').trim().split('\n').pop()! };
-  const o = JSON.parse(r.stdout) as { version: string; rows: [number, number, number][] };
+  const r = pythonJson<{ version: string; rows: [number, number, number][] }>(TORCH, [JSON.stringify(rows), String(C), String(H), String(threads), String(reps)], 600_000);
+  if ('reason' in r) return r;
+  const o = r.value;
   return { ms: new Map(o.rows.map(([n, i, t]) => [n, [i, t]])), info: `torch ${o.version}, ${threads} thread(s)` };
 }
 

@@ -3,6 +3,7 @@
  * of the reference machine is noisy), markdown tables, machine info and seeded random data.
  * @module
  */
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 
@@ -175,4 +176,18 @@ export function numOpt(opts: Record<string, string | true>, name: string, dflt: 
   const x = Number(v);
   if (v === true || !Number.isFinite(x)) throw new Error(`--${name} needs a number, got ${String(v)}`);
   return x;
+}
+
+/**
+ * Run a Python `script` (a `-c` string) under Debian's `/usr/bin/python3` with `args`, the
+ * OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE overrides removed (they slow OpenBLAS, so PyTorch), and
+ * parse the JSON its last line prints; or say why it did not run.
+ */
+export function pythonJson<T>(script: string, args: readonly string[], timeoutMs = 600_000): { value: T } | { reason: string } {
+  const env = { ...process.env };
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  const r = spawnSync('/usr/bin/python3', ['-c', script, ...args], { env, encoding: 'utf8', timeout: timeoutMs });
+  if (r.status !== 0) return { reason: (r.stderr || r.error?.message || 'failed').trim().split('\n').pop()! };
+  return { value: JSON.parse(r.stdout.trim().split('\n').pop()!) as T };
 }
