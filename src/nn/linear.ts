@@ -127,6 +127,11 @@ export class Linear extends Module {
     });
   }
 
+  // whether forward is x·Wᵀ + b alone (no int8 weights, no unmerged LoRA): what the fused ops compute
+  private get plain(): boolean {
+    return !this._int8 && !(this._lora && !this._lora.merged);
+  }
+
   /**
    * `act(forward(x))`, the activation in the matmul's epilogue (one pass over the output, its
    * pre-activation kept for the backward) where the layer is plain; an int8 or LoRA layer applies
@@ -134,7 +139,7 @@ export class Linear extends Module {
    */
   forwardActivated(x: Tensor, activation: Activation): Tensor {
     return asOp('Linear.forward', () => {
-      if (this._int8 || (this._lora && !this._lora.merged)) return activate(activation, this.forward(x));
+      if (!this.plain) return activate(activation, this.forward(x));
       return linear(x, this.weight, this.bias, { activation });
     });
   }
@@ -149,7 +154,7 @@ export class Linear extends Module {
     const op = 'Linear.crossEntropy';
     const { chunkRows, ...ce } = options(op, opts, ['ignoreIndex', 'labelSmoothing', 'reduction', 'chunkRows']);
     return asOp(op, () => {
-      if (this._int8 || (this._lora && !this._lora.merged)) return crossEntropy(this.forward(x), targets, ce);
+      if (!this.plain) return crossEntropy(this.forward(x), targets, ce);
       return linearCrossEntropy(x, this.weight, targets, { ...ce, bias: this.bias, ...(chunkRows === undefined ? {} : { chunkRows }) });
     });
   }

@@ -15,6 +15,7 @@ import { checkBoolean, checkChoice, checkKeys, checkNumber, optionalNumber, show
 import { sum } from './reduce.js';
 import { concat, expand, indexSelectAs, narrow, reshape, transpose } from './shape_ops.js';
 import { tidy } from '../memory.js';
+import { full } from './creation.js';
 import { autocastDtype, autocastInputs } from '../../amp/autocast.js';
 import { asOp, checkShape, computeDtype, desc, fail, freeTemps, inCompute, live, normAxis, present, rawCast, scalarTensor } from './util.js';
 
@@ -388,6 +389,9 @@ export function linearCrossEntropy(x: Tensor, weight: Tensor, targets: Tensor, o
       const x2 = reshape(xl, [N, C]);
       const t1 = reshape(targets, [N]);
       const count = reduction === 'mean' ? rawCast(sum(ew.ne(targets, ignoreIndex)), 'f32') : null;
+      const lossDtype = promoteTypes(x.dtype, weight.dtype) === 'f64' ? 'f64' : 'f32';
+      // ∂loss/∂logits per kept row: 1/count for the mean, 1 for the sum (cast to each chunk's loss dtype)
+      const perRow = want.some(Boolean) ? (count ? ew.div(scalarTensor(x.backend, 1, lossDtype), ew.cast(count, lossDtype)) : scalarTensor(x.backend, 1, lossDtype)) : null;
       let total: Tensor | null = null;
       let db: Tensor | null = null;
       // dweight's total: in the weight's dtype where the head's product can sum into it (f32
@@ -414,10 +418,8 @@ export function linearCrossEntropy(x: Tensor, weight: Tensor, targets: Tensor, o
           const [lc] = autocastInputs('crossEntropy', logits);
           const [losses, lse] = crossEntropyRows(lc, tc, ignoreIndex, smoothing);
           const out: Record<string, Tensor> = { loss: sum(losses) };
-          if (want.some(Boolean)) {
-            // ∂loss/∂logits of this chunk: 1/count per kept row for the mean, 1 for the sum
-            const perRow = count ? ew.div(scalarTensor(lc.backend, 1, lc.dtype), ew.cast(count, lc.dtype)) : scalarTensor(lc.backend, 1, lc.dtype);
-            const d = ew.cast(crossEntropyBackward(lc, tc, lse, expand(reshape(perRow, [1]), [r]), ignoreIndex, smoothing), logits.dtype);
+          if (perRow) {
+            const d = ew.cast(crossEntropyBackward(lc, tc, lse, expand(reshape(ew.cast(perRow, lc.dtype), [1]), [r]), ignoreIndex, smoothing), logits.dtype);
             if (want[0]) out.dx = matmul(d, wl!);
             // dweight: each chunk's product summed into the total in place
             if (dw) matmulInto(dw, d, xc, { transA: true, accumulate: r0 > 0 });
@@ -429,10 +431,9 @@ export function linearCrossEntropy(x: Tensor, weight: Tensor, targets: Tensor, o
         if (part.dx) dxs.push(part.dx);
         if (part.db) db = add(db, part.db, bias!.dtype);
       }
-      const lossDtype = promoteTypes(x.dtype, weight.dtype) === 'f64' ? 'f64' : 'f32';
       if (!total) total = scalarTensor(x.backend, 0, lossDtype);
       const loss = count ? ew.div(total, ew.cast(count, total.dtype)) : total;
-      const zeros = (shape: readonly number[], dtype: DType): Tensor => ew.mul(expand(scalarTensor(x.backend, 0, dtype), shape), 1);
+      const zeros = (shape: readonly number[], dtype: DType): Tensor => full(shape, 0, { dtype, backend: x.backend.name });
       const dx = want[0] ? (dxs.length > 0 ? ew.cast(reshape(dxs.length === 1 ? dxs[0]! : concat(dxs, 0), x.shape), x.dtype) : zeros(x.shape, x.dtype)) : null;
       const dW = want[1] ? (dw ? ew.cast(dw, weight.dtype) : zeros(weight.shape, weight.dtype)) : null;
       const dB = want[2] ? db ?? zeros(bias!.shape, bias!.dtype) : null;
