@@ -53,7 +53,7 @@ struct AddTwo {
 template <typename T, int LANES>
 __global__ void __launch_bounds__(block_threads(LANES))
     layer_norm_rows(const T* x, const T* w, const T* b, T* out, T* mean, T* rstd, int64_t rows, int64_t cols, double eps, bool rms, bool vec,
-                    const T* res, T* sum) {
+                    const T* res, T* sum, bool vec_res) {
   constexpr int kRows = block_threads(LANES) / LANES;
   const int lane = int(threadIdx.x) % LANES;
   for (int64_t r = int64_t(blockIdx.x) * kRows + int(threadIdx.x) / LANES; r < rows; r += int64_t(gridDim.x) * kRows) {
@@ -61,9 +61,8 @@ __global__ void __launch_bounds__(block_threads(LANES))
     if (res) {
       // the row is x + res: written to sum, made visible to the row's other lanes (a warp's row:
       // its warp; a block's row: every thread of the block runs the same rows), then read back
-      const T* rr = res + r * cols;
       T* sr = sum + r * cols;
-      for (int64_t c = lane; c < cols; c += LANES) sr[c] = xr[c] + rr[c];
+      row_map2<LANES>(xr, res + r * cols, sr, cols, lane, vec_res, [](int64_t, T a, T c) { return a + c; });
       if constexpr (LANES == kWarp)
         __syncwarp();
       else
@@ -109,10 +108,11 @@ void layer_norm_as(const LayerNormArgs& a) {
   const T* res = a.sum.data ? ptr<const T>(a.residual) : nullptr;
   T* sum = res ? ptr<T>(a.sum) : nullptr;
   const bool vec = aligned16(res ? sum : x) && aligned16(out) && a.cols % Pack<T>::N == 0;
+  const bool vec_res = res && aligned16(x) && aligned16(res) && aligned16(sum) && a.cols % Pack<T>::N == 0;
   if (a.cols <= kWarpCols)
-    layer_norm_rows<T, kWarp><<<row_grid(a.rows, kWarpBlock / kWarp), kWarpBlock, 0, stream()>>>(x, w, b, out, mean, rstd, a.rows, a.cols, a.eps, a.rms, vec, res, sum);
+    layer_norm_rows<T, kWarp><<<row_grid(a.rows, kWarpBlock / kWarp), kWarpBlock, 0, stream()>>>(x, w, b, out, mean, rstd, a.rows, a.cols, a.eps, a.rms, vec, res, sum, vec_res);
   else
-    layer_norm_rows<T, kRowBlock><<<row_grid(a.rows, 1), kRowBlock, 0, stream()>>>(x, w, b, out, mean, rstd, a.rows, a.cols, a.eps, a.rms, vec, res, sum);
+    layer_norm_rows<T, kRowBlock><<<row_grid(a.rows, 1), kRowBlock, 0, stream()>>>(x, w, b, out, mean, rstd, a.rows, a.cols, a.eps, a.rms, vec, res, sum, vec_res);
   check_launch("layerNorm");
 }
 
