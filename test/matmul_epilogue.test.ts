@@ -89,11 +89,10 @@ describeBackends('matmul epilogue in halves', (backend) => {
   for (const dtype of ['bf16', 'f16'] as const) {
     test(`${dtype}: bias and each activation, ragged, transposed, batched, against ref in f32 rounded once`, async (ctx) => {
       const be = await k.getBackend(backend);
-      if (!be.computes('matmul', dtype)) {
-        // the tensor layer casts to f32 for it: the f32 tests above cover that path
-        console.warn(`[kiln tests] ${dtype} matmul epilogue skipped on backend '${backend}': it does not compute matmul in ${dtype}`);
-        ctx.skip();
-      }
+      // the tensor layer casts to f32 for it: the f32 tests above cover that path
+      const why = `${dtype} matmul epilogue skipped on backend '${backend}': it does not compute matmul in ${dtype}`;
+      if (!be.computes('matmul', dtype)) console.warn(`[kiln tests] ${why}`);
+      ctx.skip(!be.computes('matmul', dtype), why);
       const ref = await k.getBackend('ref');
       const gen = new k.Generator(11);
       const draw = async (size: number): Promise<Float32Array> => Float32Array.from(await k.randn([size], { backend: 'ref', generator: gen }).data());
@@ -179,10 +178,9 @@ describeBackends('matmul accumulate', (backend) => {
   for (const dtype of ['bf16', 'f16'] as const)
     test(`${dtype} operands into an f32 out, unrounded, as ref on the same values`, async (ctx) => {
       const be = await k.getBackend(backend);
-      if (!be.computes('matmul', dtype)) {
-        console.warn(`[kiln tests] ${dtype} → f32 accumulate skipped on backend '${backend}': it does not compute matmul in ${dtype} (the tensor layer casts to f32)`);
-        ctx.skip();
-      }
+      const why = `${dtype} → f32 accumulate skipped on backend '${backend}': it does not compute matmul in ${dtype} (the tensor layer casts to f32)`;
+      if (!be.computes('matmul', dtype)) console.warn(`[kiln tests] ${why}`);
+      ctx.skip(!be.computes('matmul', dtype), why);
       const ref = await k.getBackend('ref');
       for (const [i, shape] of shapes.entries()) {
         const [a, b, bias, out] = await inputs(shape, 40 + i);
